@@ -1,0 +1,178 @@
+-- ipamd schema: the only source of the database's tables.
+--
+-- Each section starts with a `-- migration: N` line. At start the server applies, in one transaction each, every
+-- section whose N is above `PRAGMA user_version`, then sets user_version to N. Never edit a released section: add
+-- a new one.
+--
+-- Conventions: ids are INTEGER PRIMARY KEY; times are unix seconds; addresses are 16-byte big-endian BLOBs with
+-- IPv4 stored IPv4-mapped (::ffff:a.b.c.d), so one index orders and range-scans both families. Every row that
+-- belongs to an org carries org_id (directly or through its parent) and every query filters by it. Stamps:
+-- modby_id / modby_name name the last modifier (modby_id is NULL for API_TOKENS operator tokens).
+
+-- migration: 1
+
+CREATE TABLE orgs (
+    id          INTEGER PRIMARY KEY,
+    identifier  TEXT NOT NULL COLLATE NOCASE UNIQUE,
+    description TEXT NOT NULL DEFAULT '',
+    operator    INTEGER NOT NULL DEFAULT 0,
+    created     INTEGER NOT NULL
+);
+
+CREATE TABLE users (
+    id        INTEGER PRIMARY KEY,
+    org_id    INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    username  TEXT NOT NULL COLLATE NOCASE,
+    email     TEXT NOT NULL,
+    realname  TEXT,
+    level     TEXT NOT NULL CHECK (level IN ('readonly', 'standard', 'admin')),
+    disabled  INTEGER NOT NULL DEFAULT 0,
+    -- argon2id PHC string over the hex sha1 of lowercase(username) + '-' + password.
+    phc       TEXT NOT NULL,
+    created   INTEGER NOT NULL,
+    lastlogin INTEGER,
+    UNIQUE (org_id, username)
+);
+
+CREATE TABLE appkeys (
+    id             INTEGER PRIMARY KEY,
+    org_id         INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    owner_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name           TEXT NOT NULL,
+    description    TEXT,
+    -- SHA-256 (hex) of the lower-cased key; the key itself is never stored.
+    digest         TEXT NOT NULL UNIQUE,
+    prefix         TEXT NOT NULL,
+    enabled        INTEGER NOT NULL DEFAULT 1,
+    disabledreason TEXT,
+    created        INTEGER NOT NULL,
+    lastused       INTEGER
+);
+CREATE INDEX appkeys_org ON appkeys (org_id, id);
+
+CREATE TABLE tokens (
+    id          INTEGER PRIMARY KEY,
+    org_id      INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    description TEXT,
+    -- SHA-256 (hex) of the token; the token itself is never stored.
+    digest      TEXT NOT NULL UNIQUE,
+    prefix      TEXT NOT NULL,
+    created     INTEGER NOT NULL,
+    expires     INTEGER,
+    lastused    INTEGER
+);
+CREATE INDEX tokens_org ON tokens (org_id, id);
+
+CREATE TABLE groups (
+    id          INTEGER PRIMARY KEY,
+    org_id      INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    parent_id   INTEGER REFERENCES groups(id) ON DELETE CASCADE,
+    description TEXT NOT NULL,
+    created     INTEGER NOT NULL,
+    modifiedat  INTEGER NOT NULL,
+    modby_id    INTEGER,
+    modby_name  TEXT NOT NULL
+);
+CREATE INDEX groups_org ON groups (org_id, parent_id);
+CREATE INDEX groups_parent ON groups (parent_id);
+
+CREATE TABLE subnets (
+    id          INTEGER PRIMARY KEY,
+    org_id      INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    group_id    INTEGER REFERENCES groups(id) ON DELETE CASCADE,
+    family      INTEGER NOT NULL CHECK (family IN (4, 6)),
+    -- First and last address of the block (keys, see the conventions above); prefix is the family's own length.
+    net_start   BLOB NOT NULL,
+    net_end     BLOB NOT NULL,
+    prefix      INTEGER NOT NULL,
+    name        TEXT,
+    description TEXT,
+    domain      TEXT,
+    vlan_id     INTEGER CHECK (vlan_id BETWEEN 1 AND 4094),
+    location    TEXT,
+    -- Number of address records, kept by the handlers so lists never recount.
+    used        INTEGER NOT NULL DEFAULT 0,
+    created     INTEGER NOT NULL,
+    modifiedat  INTEGER NOT NULL,
+    modby_id    INTEGER,
+    modby_name  TEXT NOT NULL
+);
+CREATE INDEX subnets_org ON subnets (org_id, net_start);
+CREATE INDEX subnets_group ON subnets (group_id);
+
+CREATE TABLE fields (
+    id          INTEGER PRIMARY KEY,
+    subnet_id   INTEGER NOT NULL REFERENCES subnets(id) ON DELETE CASCADE,
+    name        TEXT NOT NULL COLLATE NOCASE,
+    description TEXT,
+    type        TEXT NOT NULL CHECK (type IN ('text', 'number', 'boolean', 'select')),
+    options     TEXT,
+    dflt        TEXT,
+    required    INTEGER NOT NULL DEFAULT 0,
+    position    INTEGER NOT NULL DEFAULT 0,
+    created     INTEGER NOT NULL,
+    modifiedat  INTEGER NOT NULL,
+    modby_id    INTEGER,
+    modby_name  TEXT NOT NULL,
+    UNIQUE (subnet_id, name)
+);
+
+CREATE TABLE addresses (
+    id               INTEGER PRIMARY KEY,
+    subnet_id        INTEGER NOT NULL REFERENCES subnets(id) ON DELETE CASCADE,
+    ip               BLOB NOT NULL,
+    hostname         TEXT,
+    cname            TEXT,
+    mac_address      TEXT,
+    status           TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'inactive', 'reserved')),
+    is_assigned      INTEGER NOT NULL DEFAULT 1,
+    last_seen        INTEGER,
+    discovery_source TEXT,
+    description      TEXT,
+    created          INTEGER NOT NULL,
+    modifiedat       INTEGER NOT NULL,
+    modby_id         INTEGER,
+    modby_name       TEXT NOT NULL,
+    -- The backstop of allocation: one record per address per subnet, whatever the handlers do.
+    UNIQUE (subnet_id, ip)
+);
+CREATE INDEX addresses_ip ON addresses (ip);
+
+CREATE TABLE field_values (
+    address_id INTEGER NOT NULL REFERENCES addresses(id) ON DELETE CASCADE,
+    field_id   INTEGER NOT NULL REFERENCES fields(id) ON DELETE CASCADE,
+    value      TEXT NOT NULL,
+    PRIMARY KEY (address_id, field_id)
+) WITHOUT ROWID;
+CREATE INDEX field_values_field ON field_values (field_id);
+
+CREATE TABLE dhcp_ranges (
+    id          INTEGER PRIMARY KEY,
+    subnet_id   INTEGER NOT NULL REFERENCES subnets(id) ON DELETE CASCADE,
+    start_ip    BLOB NOT NULL,
+    end_ip      BLOB NOT NULL,
+    description TEXT,
+    is_active   INTEGER NOT NULL DEFAULT 1,
+    created     INTEGER NOT NULL,
+    modifiedat  INTEGER NOT NULL,
+    modby_id    INTEGER,
+    modby_name  TEXT NOT NULL
+);
+CREATE INDEX dhcp_ranges_subnet ON dhcp_ranges (subnet_id, start_ip);
+
+CREATE TABLE logs (
+    id          INTEGER PRIMARY KEY,
+    org_id      INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    time        INTEGER NOT NULL,
+    userid      INTEGER,
+    user        TEXT NOT NULL,
+    application TEXT NOT NULL,
+    respid      TEXT NOT NULL,
+    method      TEXT NOT NULL,
+    objecttype  TEXT NOT NULL,
+    objectid    INTEGER,
+    summary     TEXT NOT NULL,
+    changes     TEXT
+);
+CREATE INDEX logs_org ON logs (org_id, id);

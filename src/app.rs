@@ -1,0 +1,40 @@
+//! The shared application state: one cheap-to-clone handle given to every connection and every call.
+
+use std::sync::Arc;
+
+use crate::auth::{self, Auth};
+use crate::config::Settings;
+use crate::error::Result;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct App {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+    pub auth: Arc<Auth>,
+    /// SHA-256 digests of the `API_TOKENS` operator tokens; the tokens themselves are not kept.
+    pub operator_tokens: Arc<Vec<String>>,
+}
+
+impl App {
+    /// Opens the store (creating and migrating it) and prepares the authentication state.
+    pub fn open(settings: Settings) -> Result<App> {
+        let store = Store::open(&settings.db)?;
+        let auth = Auth::new(
+            settings.auth_cache_ttl(),
+            settings.lockout_attempts,
+            settings.lockout_window(),
+        )?;
+        let operator_tokens = settings
+            .operator_tokens()
+            .iter()
+            .map(|t| auth::digest(t))
+            .collect();
+        Ok(App {
+            store,
+            settings: Arc::new(settings),
+            auth: Arc::new(auth),
+            operator_tokens: Arc::new(operator_tokens),
+        })
+    }
+}

@@ -1,0 +1,365 @@
+//! Credentials: the `userdata` sha1, argon2id password hashes, app key and token digests, the verification cache
+//! and the failed-login lockout. Everything here is blocking (argon2) and runs on the blocking pool.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Code, Error, Result};
+
+/// Most entries the verification cache and the lockout table keep before they drop expired ones.
+const TABLE_LIMIT: usize = 10_000;
+
+/// Process-wide authentication state: the verification cache and the lockout table.
+pub struct Auth {
+    /// Random per process: cache keys mean nothing outside it and nothing secret is kept in memory.
+    hmac_key: [u8; 32],
+    /// A real argon2id hash of a random value, verified against for unknown users so timing reveals nothing.
+    dummy_phc: String,
+    cache_ttl: Duration,
+    cache: Mutex<HashMap<[u8; 32], Instant>>,
+    lockout_attempts: u32,
+    lockout_window: Duration,
+    failures: Mutex<HashMap<String, Failures>>,
+}
+
+#[derive(Default)]
+struct Failures {
+    times: VecDeque<Instant>,
+    locked_until: Option<Instant>,
+}
+
+/// The result of a password check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    /// Verified earlier and remembered: no argon2 ran.
+    Cached,
+    /// Verified now with argon2.
+    Fresh,
+    Failed,
+}
+
+/// The parts of `userdata` = `org/user:sha1hex`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Userdata {
+    pub org: String,
+    pub username: String,
+    pub sha1: String,
+}
+
+impl Auth {
+    pub fn new(
+        cache_ttl: Duration,
+        lockout_attempts: u32,
+        lockout_window: Duration,
+    ) -> Result<Auth> {
+        let dummy_phc = hash_password(&random_hex(20)?)?;
+        let mut hmac_key = [0u8; 32];
+        fill_random(&mut hmac_key)?;
+        Ok(Auth {
+            hmac_key,
+            dummy_phc,
+            cache_ttl,
+            cache: Mutex::new(HashMap::new()),
+            lockout_attempts,
+            lockout_window,
+            failures: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Checks `sha1` against the stored `phc` (or the dummy when the user does not exist), cache first.
+    ///
+    /// The cache key covers the PHC string itself, so a password change (a new salt) can never hit an old entry.
+    pub fn verify(&self, phc: Option<&str>, sha1: &str) -> Verified {
+        let Some(phc) = phc else {
+            verify_password(&self.dummy_phc, sha1);
+            return Verified::Failed;
+        };
+        let key = self.cache_key(phc, sha1);
+        let now = Instant::now();
+        if let Ok(cache) = self.cache.lock() {
+            if cache.get(&key).is_some_and(|expires| *expires > now) {
+                return Verified::Cached;
+            }
+        }
+        if !verify_password(phc, sha1) {
+            return Verified::Failed;
+        }
+        if !self.cache_ttl.is_zero() {
+            if let Ok(mut cache) = self.cache.lock() {
+                if cache.len() >= TABLE_LIMIT {
+                    cache.retain(|_, expires| *expires > now);
+                    if cache.len() >= TABLE_LIMIT {
+                        cache.clear();
+                    }
+                }
+                cache.insert(key, now + self.cache_ttl);
+            }
+        }
+        Verified::Fresh
+    }
+
+    /// Refuses a user who failed too often recently, with the seconds left in `Retry-After`.
+    pub fn check_lockout(&self, who: &str) -> Result<()> {
+        let Ok(table) = self.failures.lock() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        match table
+            .get(who)
+            .and_then(|f| f.locked_until)
+            .filter(|until| *until > now)
+        {
+            Some(until) => {
+                let left = until.duration_since(now).as_secs().max(1);
+                let mut e = Error::new(
+                    Code::TooManyAttempts,
+                    "too many failed attempts; try again later",
+                );
+                e.retry_after = Some(left);
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Records a failed attempt; the one that reaches the limit inside the window starts the lockout.
+    pub fn record_failure(&self, who: &str) {
+        let Ok(mut table) = self.failures.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if table.len() >= TABLE_LIMIT {
+            let window = self.lockout_window;
+            table.retain(|_, f| {
+                f.locked_until.is_some_and(|u| u > now)
+                    || f.times.back().is_some_and(|t| now - *t < window)
+            });
+        }
+        let entry = table.entry(who.to_string()).or_default();
+        while entry
+            .times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.lockout_window)
+        {
+            entry.times.pop_front();
+        }
+        entry.times.push_back(now);
+        if entry.times.len() >= self.lockout_attempts as usize {
+            entry.locked_until = Some(now + self.lockout_window);
+            entry.times.clear();
+        }
+    }
+
+    pub fn record_success(&self, who: &str) {
+        if let Ok(mut table) = self.failures.lock() {
+            table.remove(who);
+        }
+    }
+
+    fn cache_key(&self, phc: &str, sha1: &str) -> [u8; 32] {
+        // HMAC over length-prefixed parts, so no two (phc, sha1) pairs share an input.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.hmac_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(&(phc.len() as u64).to_be_bytes());
+        mac.update(phc.as_bytes());
+        mac.update(sha1.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+/// Parses `org/user:sha1hex`. The sha1 is normalised to lower case.
+pub fn parse_userdata(s: &str) -> Option<Userdata> {
+    let (org, rest) = s.split_once('/')?;
+    let (username, sha1) = rest.rsplit_once(':')?;
+    if org.is_empty()
+        || username.is_empty()
+        || sha1.len() != 40
+        || !sha1.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return None;
+    }
+    Some(Userdata {
+        org: org.to_string(),
+        username: username.to_string(),
+        sha1: sha1.to_ascii_lowercase(),
+    })
+}
+
+/// The hex SHA-1 of `lowercase(username) + "-" + password`, as clients send it in `userdata`.
+pub fn userdata_sha1(username: &str, password: &str) -> String {
+    let mut h = Sha1::new();
+    h.update(username.to_lowercase().as_bytes());
+    h.update(b"-");
+    h.update(password.as_bytes());
+    hex(&h.finalize())
+}
+
+/// The stored form of an app key or token: hex SHA-256. App keys are lower-cased first by their callers.
+pub fn digest(secret: &str) -> String {
+    hex(&Sha256::digest(secret.as_bytes()))
+}
+
+/// argon2id PHC string over the client's sha1 (lower-cased).
+pub fn hash_password(sha1: &str) -> Result<String> {
+    let mut salt = [0u8; 16];
+    fill_random(&mut salt)?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| Error::internal(format!("salt: {e}")))?;
+    Argon2::default()
+        .hash_password(sha1.to_ascii_lowercase().as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::internal(format!("argon2: {e}")))
+}
+
+fn verify_password(phc: &str, sha1: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(sha1.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A new app key: a UUID (v4), lower case.
+pub fn new_appkey() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// A new REST token: 160 random bits as hex.
+pub fn new_token() -> Result<String> {
+    random_hex(20)
+}
+
+/// A generated password: 24 characters from 62 (about 143 bits).
+pub fn new_password() -> Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(24);
+    while out.len() < 24 {
+        let mut buf = [0u8; 32];
+        fill_random(&mut buf)?;
+        // 248 = 4 * 62: rejecting bytes above it keeps every character equally likely.
+        out.extend(
+            buf.iter()
+                .filter(|b| **b < 248)
+                .map(|b| ALPHABET[(*b % 62) as usize] as char),
+        );
+    }
+    out.truncate(24);
+    Ok(out)
+}
+
+/// The first characters of a secret, kept to recognise it in lists and logs.
+pub fn prefix(secret: &str) -> String {
+    secret.chars().take(8).collect()
+}
+
+fn random_hex(bytes: usize) -> Result<String> {
+    let mut buf = vec![0u8; bytes];
+    fill_random(&mut buf)?;
+    Ok(hex(&buf))
+}
+
+fn fill_random(buf: &mut [u8]) -> Result<()> {
+    getrandom::getrandom(buf).map_err(|e| Error::internal(format!("no randomness: {e}")))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userdata_parses_and_normalises() {
+        let u = parse_userdata("acme/Bob:8F452AD7325194E0B09CE383A74D88D8D86B7B39").unwrap();
+        assert_eq!(u.org, "acme");
+        assert_eq!(u.username, "Bob");
+        assert_eq!(u.sha1, "8f452ad7325194e0b09ce383a74d88d8d86b7b39");
+        for bad in [
+            "",
+            "acme",
+            "acme/bob",
+            "acme/bob:123",
+            "/bob:8f452ad7325194e0b09ce383a74d88d8d86b7b39",
+            "acme/:8f452ad7325194e0b09ce383a74d88d8d86b7b39",
+            "acme/bob:zz452ad7325194e0b09ce383a74d88d8d86b7b39",
+        ] {
+            assert_eq!(parse_userdata(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn sha1_matches_the_documented_recipe() {
+        // sha1("admin-secret"), computed independently with sha1sum.
+        assert_eq!(
+            userdata_sha1("Admin", "secret"),
+            "6421dfe5510d328b2b2f39dd2d4c302da2980f8e"
+        );
+    }
+
+    #[test]
+    fn passwords_hash_and_verify_with_cache_and_dummy() {
+        let auth = Auth::new(Duration::from_secs(60), 3, Duration::from_secs(60)).unwrap();
+        let sha = userdata_sha1("bob", "pw");
+        let phc = hash_password(&sha).unwrap();
+        assert!(phc.starts_with("$argon2id$"));
+        assert_eq!(auth.verify(Some(&phc), &sha), Verified::Fresh);
+        assert_eq!(auth.verify(Some(&phc), &sha), Verified::Cached);
+        assert_eq!(
+            auth.verify(Some(&phc), &userdata_sha1("bob", "other")),
+            Verified::Failed
+        );
+        assert_eq!(auth.verify(None, &sha), Verified::Failed);
+        let new_phc = hash_password(&userdata_sha1("bob", "new")).unwrap();
+        assert_eq!(
+            auth.verify(Some(&new_phc), &sha),
+            Verified::Failed,
+            "a new hash never hits the old cache entry"
+        );
+    }
+
+    #[test]
+    fn lockout_starts_at_the_limit_and_success_resets() {
+        let auth = Auth::new(Duration::ZERO, 3, Duration::from_secs(60)).unwrap();
+        for _ in 0..2 {
+            auth.record_failure("o/u");
+            assert!(auth.check_lockout("o/u").is_ok());
+        }
+        auth.record_success("o/u");
+        for _ in 0..3 {
+            assert!(auth.check_lockout("o/u").is_ok());
+            auth.record_failure("o/u");
+        }
+        let e = auth.check_lockout("o/u").unwrap_err();
+        assert_eq!(e.code, Code::TooManyAttempts);
+        assert!(e.retry_after.unwrap() > 0);
+        assert!(auth.check_lockout("o/other").is_ok());
+    }
+
+    #[test]
+    fn secrets_have_the_promised_shape() {
+        let p = new_password().unwrap();
+        assert_eq!(p.len(), 24);
+        assert!(p.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_eq!(new_token().unwrap().len(), 40);
+        assert_eq!(new_appkey().len(), 36);
+        assert!(ct_eq(b"abc", b"abc") && !ct_eq(b"abc", b"abd") && !ct_eq(b"abc", b"ab"));
+        assert_eq!(
+            digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

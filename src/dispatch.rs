@@ -1,0 +1,499 @@
+//! The one door every call goes through, whichever front door it came in by: find the method, authenticate,
+//! check the level, decode the parameters, run the handler in one transaction, and hand back a typed value.
+//!
+//! Nothing here knows about the envelope, REST or HTTP: adapters build a [`Call`] and render the [`Outcome`].
+
+use rusqlite::{params, OptionalExtension};
+use serde_json::Value;
+
+use crate::app::App;
+use crate::auth::{self, Verified};
+use crate::error::{Code, Error, Result};
+use crate::methods::METHODS;
+use crate::params::{Data, Params};
+use crate::store::{self, Db, Tx};
+
+/// Permission levels, ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Readonly,
+    Standard,
+    Admin,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Readonly => "readonly",
+            Level::Standard => "standard",
+            Level::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Level> {
+        match s {
+            "readonly" => Some(Level::Readonly),
+            "standard" => Some(Level::Standard),
+            "admin" => Some(Level::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Who may call a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A valid, enabled app key is enough (`ping`, `version`).
+    AppKey,
+    /// An authenticated user of at least this level.
+    User(Level),
+    /// An admin of the operator org (backups).
+    Operator,
+}
+
+/// Whether a method changes data: writers run in `BEGIN IMMEDIATE` and leave log entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Read,
+    Write,
+}
+
+/// One line of the method table.
+pub struct Method {
+    pub name: &'static str,
+    pub access: Access,
+    pub kind: Kind,
+    pub run: fn(&Ctx, &mut Data) -> Result<Value>,
+}
+
+/// Decodes the parameters of handler `f`, refuses leftovers, and runs it. Each table line calls this.
+pub fn call<P: Params>(
+    f: fn(&Ctx, P) -> Result<Value>,
+    ctx: &Ctx,
+    data: &mut Data,
+) -> Result<Value> {
+    let params = P::decode(data)?;
+    data.finish()?;
+    f(ctx, params)
+}
+
+/// The credentials a front door collected, not yet checked.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// The envelope's `appkey` and `userdata`.
+    Envelope {
+        appkey: Option<String>,
+        userdata: Option<String>,
+    },
+    /// A REST bearer token (`None` when the request carried none).
+    Token(Option<String>),
+}
+
+/// The authenticated caller of one call.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub org_id: i64,
+    pub operator_org: bool,
+    /// `None` for an app key alone (`ping`) and for the `API_TOKENS` operator tokens.
+    pub user_id: Option<i64>,
+    pub username: String,
+    pub level: Level,
+    /// What the audit log names as the application: the app key's name, a token's prefix, or `API_TOKENS`.
+    pub application: String,
+}
+
+/// Everything a handler gets: the transaction, the caller, and the time of the call.
+pub struct Ctx<'a> {
+    pub tx: &'a Tx<'a>,
+    pub caller: &'a Caller,
+    pub app: &'a App,
+    pub now: i64,
+    pub respid: &'a str,
+    pub method: &'static str,
+}
+
+impl Ctx<'_> {
+    pub fn org(&self) -> i64 {
+        self.caller.org_id
+    }
+
+    /// The one level check, used by the dispatcher and by handlers whose rule depends on the parameters.
+    pub fn require(&self, level: Level) -> Result<()> {
+        require(self.caller, level)
+    }
+
+    /// Writes one audit log entry, in the call's transaction.
+    pub fn log(
+        &self,
+        objecttype: &str,
+        objectid: Option<i64>,
+        summary: &str,
+        changes: Option<Value>,
+    ) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO logs (org_id, time, userid, user, application, respid, method, objecttype, objectid,
+                               summary, changes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                self.caller.org_id,
+                self.now,
+                self.caller.user_id,
+                self.caller.username,
+                self.caller.application,
+                self.respid,
+                self.method,
+                objecttype,
+                objectid,
+                summary,
+                changes.map(|c| c.to_string()),
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+/// One call, as a front door hands it over.
+pub struct Call {
+    pub method: String,
+    pub credentials: Credentials,
+    pub data: Value,
+}
+
+/// What came of a call, for the front door to render and log.
+pub struct Outcome {
+    pub respid: String,
+    /// Who called, for the request log line (never a secret).
+    pub caller: String,
+    pub result: Result<Value>,
+}
+
+/// A unique response id: a UUID v7 in simple form, ordered by time.
+pub fn new_respid() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+pub fn find_method(name: &str) -> Option<&'static Method> {
+    METHODS.iter().find(|m| m.name == name)
+}
+
+/// Runs one call through the whole pipeline.
+pub async fn dispatch(app: &App, call: Call) -> Outcome {
+    let respid = new_respid();
+    let Some(method) = find_method(&call.method) else {
+        let e = Error::new(
+            Code::UnknownMethod,
+            format!("unknown method '{}'", call.method),
+        );
+        return Outcome {
+            respid,
+            caller: String::new(),
+            result: Err(e),
+        };
+    };
+    let mut data = match Data::new(call.data) {
+        Ok(d) => d,
+        Err(e) => {
+            return Outcome {
+                respid,
+                caller: String::new(),
+                result: Err(e),
+            }
+        }
+    };
+    let app2 = app.clone();
+    let rid = respid.clone();
+    let ran = app
+        .store
+        .run(move |db| {
+            let caller = authenticate(db, &app2, &call.credentials, method.access)?;
+            let who = describe(&caller);
+            let result = check_access(&caller, method.access).and_then(|()| {
+                let body = |tx: &Tx| {
+                    let ctx = Ctx {
+                        tx,
+                        caller: &caller,
+                        app: &app2,
+                        now: store::now(),
+                        respid: &rid,
+                        method: method.name,
+                    };
+                    (method.run)(&ctx, &mut data)
+                };
+                match method.kind {
+                    Kind::Read => db.read(body),
+                    Kind::Write => db.write(body),
+                }
+            });
+            Ok((who, result))
+        })
+        .await;
+    match ran {
+        Ok((caller, result)) => Outcome {
+            respid,
+            caller,
+            result,
+        },
+        Err(e) => Outcome {
+            respid,
+            caller: String::new(),
+            result: Err(e),
+        },
+    }
+}
+
+fn describe(c: &Caller) -> String {
+    format!("org={} user={} app={}", c.org_id, c.username, c.application)
+}
+
+fn require(caller: &Caller, level: Level) -> Result<()> {
+    if caller.user_id.is_none() && caller.username.is_empty() {
+        // An app key alone carries no user, hence no level.
+        return Err(Error::access_denied());
+    }
+    if caller.level >= level {
+        Ok(())
+    } else {
+        Err(Error::access_denied())
+    }
+}
+
+fn check_access(caller: &Caller, access: Access) -> Result<()> {
+    match access {
+        Access::AppKey => Ok(()),
+        Access::User(level) => require(caller, level),
+        Access::Operator if caller.operator_org => require(caller, Level::Admin),
+        Access::Operator => Err(Error::access_denied()),
+    }
+}
+
+struct AppKeyRow {
+    id: i64,
+    org_id: i64,
+    name: String,
+    enabled: bool,
+    operator_org: bool,
+}
+
+struct UserRow {
+    id: i64,
+    org_id: i64,
+    username: String,
+    level: String,
+    disabled: bool,
+    phc: String,
+    operator_org: bool,
+}
+
+/// Checks the credentials of a call. argon2 runs here, outside any transaction and before the write lock.
+fn authenticate(db: &mut Db, app: &App, creds: &Credentials, access: Access) -> Result<Caller> {
+    match creds {
+        Credentials::Envelope { appkey, userdata } => {
+            authenticate_envelope(db, app, appkey, userdata, access)
+        }
+        Credentials::Token(token) => authenticate_token(db, app, token.as_deref()),
+    }
+}
+
+fn authenticate_envelope(
+    db: &mut Db,
+    app: &App,
+    appkey: &Option<String>,
+    userdata: &Option<String>,
+    access: Access,
+) -> Result<Caller> {
+    let appkey = appkey.as_deref().map(str::trim).filter(|k| !k.is_empty());
+    let appkey = appkey.ok_or_else(|| Error::new(Code::AuthRequired, "an appkey is required"))?;
+    let digest = auth::digest(&appkey.to_lowercase());
+    let key = db.read(|tx| {
+        tx.query_row(
+            "SELECT k.id, k.org_id, k.name, k.enabled, o.operator FROM appkeys k JOIN orgs o ON o.id = k.org_id
+             WHERE k.digest = ?1",
+            [&digest],
+            |r| {
+                Ok(AppKeyRow {
+                    id: r.get(0)?,
+                    org_id: r.get(1)?,
+                    name: r.get(2)?,
+                    enabled: r.get(3)?,
+                    operator_org: r.get(4)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(Error::from)
+    })?;
+    let key = key.ok_or_else(|| Error::new(Code::BadAppkey, "unknown appkey"))?;
+    if !key.enabled {
+        return Err(Error::new(Code::AppkeyDisabled, "this appkey is disabled"));
+    }
+    if access == Access::AppKey {
+        return Ok(Caller {
+            org_id: key.org_id,
+            operator_org: key.operator_org,
+            user_id: None,
+            username: String::new(),
+            level: Level::Readonly,
+            application: key.name,
+        });
+    }
+    let userdata = userdata.as_deref().filter(|u| !u.is_empty());
+    let userdata =
+        userdata.ok_or_else(|| Error::new(Code::AuthRequired, "userdata is required"))?;
+    let failed = || Error::new(Code::AuthFailed, "authentication failed");
+    let ud = auth::parse_userdata(userdata).ok_or_else(failed)?;
+    let who = format!("{}/{}", ud.org.to_lowercase(), ud.username.to_lowercase());
+    app.auth.check_lockout(&who)?;
+    let user = db.read(|tx| {
+        tx.query_row(
+            "SELECT u.id, u.org_id, u.username, u.level, u.disabled, u.phc, o.operator
+             FROM users u JOIN orgs o ON o.id = u.org_id WHERE o.identifier = ?1 AND u.username = ?2",
+            [&ud.org, &ud.username],
+            |r| {
+                Ok(UserRow {
+                    id: r.get(0)?,
+                    org_id: r.get(1)?,
+                    username: r.get(2)?,
+                    level: r.get(3)?,
+                    disabled: r.get(4)?,
+                    phc: r.get(5)?,
+                    operator_org: r.get(6)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(Error::from)
+    })?;
+    let verified = app
+        .auth
+        .verify(user.as_ref().map(|u| u.phc.as_str()), &ud.sha1);
+    let user = match (user, verified) {
+        (Some(user), Verified::Cached | Verified::Fresh) => user,
+        _ => {
+            app.auth.record_failure(&who);
+            return Err(failed());
+        }
+    };
+    app.auth.record_success(&who);
+    if user.disabled {
+        return Err(Error::new(
+            Code::AccountDisabled,
+            "this account is disabled",
+        ));
+    }
+    if user.org_id != key.org_id {
+        return Err(Error::new(
+            Code::BadAppkey,
+            "this appkey belongs to another organisation",
+        ));
+    }
+    if verified == Verified::Fresh {
+        // A real login (not a cache hit): worth a write, at most once per cache lifetime.
+        let now = store::now();
+        db.write(|tx| {
+            tx.execute(
+                "UPDATE users SET lastlogin = ?1 WHERE id = ?2",
+                params![now, user.id],
+            )?;
+            tx.execute(
+                "UPDATE appkeys SET lastused = ?1 WHERE id = ?2",
+                params![now, key.id],
+            )?;
+            Ok(())
+        })?;
+    }
+    Ok(Caller {
+        org_id: user.org_id,
+        operator_org: user.operator_org,
+        user_id: Some(user.id),
+        username: user.username,
+        level: Level::parse(&user.level).unwrap_or(Level::Readonly),
+        application: key.name,
+    })
+}
+
+fn authenticate_token(db: &mut Db, app: &App, token: Option<&str>) -> Result<Caller> {
+    let token = token.map(str::trim).filter(|t| !t.is_empty());
+    let token = token.ok_or_else(|| Error::new(Code::AuthRequired, "a token is required"))?;
+    let digest = auth::digest(token);
+    if app
+        .operator_tokens
+        .iter()
+        .any(|d| auth::ct_eq(d.as_bytes(), digest.as_bytes()))
+    {
+        let org_id = db.read(|tx| {
+            tx.query_row(
+                "SELECT id FROM orgs WHERE operator = 1 ORDER BY id LIMIT 1",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map_err(Error::from)
+        })?;
+        let org_id = org_id
+            .ok_or_else(|| Error::new(Code::Unavailable, "the database is not initialised"))?;
+        return Ok(Caller {
+            org_id,
+            operator_org: true,
+            user_id: None,
+            username: "api-token".into(),
+            level: Level::Admin,
+            application: "API_TOKENS".into(),
+        });
+    }
+    let now = store::now();
+    let row = db.read(|tx| {
+        tx.query_row(
+            "SELECT t.id, t.prefix, t.expires, t.lastused, u.id, u.org_id, u.username, u.level, u.disabled, o.operator
+             FROM tokens t JOIN users u ON u.id = t.user_id JOIN orgs o ON o.id = u.org_id WHERE t.digest = ?1",
+            [&digest],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    UserRow {
+                        id: r.get(4)?,
+                        org_id: r.get(5)?,
+                        username: r.get(6)?,
+                        level: r.get(7)?,
+                        disabled: r.get(8)?,
+                        phc: String::new(),
+                        operator_org: r.get(9)?,
+                    },
+                ))
+            },
+        )
+        .optional()
+        .map_err(Error::from)
+    })?;
+    let (token_id, prefix, expires, lastused, user) =
+        row.ok_or_else(|| Error::new(Code::AuthFailed, "invalid token"))?;
+    if expires.is_some_and(|e| e <= now) {
+        return Err(Error::new(Code::AuthFailed, "invalid token"));
+    }
+    if user.disabled {
+        return Err(Error::new(
+            Code::AccountDisabled,
+            "this account is disabled",
+        ));
+    }
+    if lastused.is_none_or(|t| t < now - 60) {
+        // Once a minute at most: a token in steady use should not turn every read into a write.
+        db.write(|tx| {
+            tx.execute(
+                "UPDATE tokens SET lastused = ?1 WHERE id = ?2",
+                params![now, token_id],
+            )?;
+            Ok(())
+        })?;
+    }
+    Ok(Caller {
+        org_id: user.org_id,
+        operator_org: user.operator_org,
+        user_id: Some(user.id),
+        username: user.username,
+        level: Level::parse(&user.level).unwrap_or(Level::Readonly),
+        application: format!("token:{prefix}"),
+    })
+}

@@ -1,0 +1,188 @@
+//! The one error type shared by every handler and both front doors: a stable code, a human message and detail.
+
+use serde_json::{Map, Value};
+
+/// The stable error codes of SPEC §6. Each maps to one wire string and one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    BadRequest,
+    InvalidParams,
+    InvalidSubnet,
+    InvalidSplit,
+    NotContiguous,
+    Overlap,
+    Duplicate,
+    NotEmpty,
+    SubnetFull,
+    Ambiguous,
+    LastAdmin,
+    InvalidBackup,
+    Conflict,
+    AuthRequired,
+    AuthFailed,
+    BadAppkey,
+    AppkeyDisabled,
+    AccountDisabled,
+    AccessDenied,
+    NotFound,
+    UnknownMethod,
+    UnsupportedVersion,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    TooManyAttempts,
+    RateLimited,
+    Internal,
+    Unavailable,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::BadRequest => "bad_request",
+            Code::InvalidParams => "invalid_params",
+            Code::InvalidSubnet => "invalid_subnet",
+            Code::InvalidSplit => "invalid_split",
+            Code::NotContiguous => "not_contiguous",
+            Code::Overlap => "overlap",
+            Code::Duplicate => "duplicate",
+            Code::NotEmpty => "not_empty",
+            Code::SubnetFull => "subnet_full",
+            Code::Ambiguous => "ambiguous",
+            Code::LastAdmin => "last_admin",
+            Code::InvalidBackup => "invalid_backup",
+            Code::Conflict => "conflict",
+            Code::AuthRequired => "auth_required",
+            Code::AuthFailed => "auth_failed",
+            Code::BadAppkey => "bad_appkey",
+            Code::AppkeyDisabled => "appkey_disabled",
+            Code::AccountDisabled => "account_disabled",
+            Code::AccessDenied => "access_denied",
+            Code::NotFound => "not_found",
+            Code::UnknownMethod => "unknown_method",
+            Code::UnsupportedVersion => "unsupported_version",
+            Code::MethodNotAllowed => "method_not_allowed",
+            Code::PayloadTooLarge => "payload_too_large",
+            Code::UnsupportedMediaType => "unsupported_media_type",
+            Code::TooManyAttempts => "too_many_attempts",
+            Code::RateLimited => "rate_limited",
+            Code::Internal => "internal_error",
+            Code::Unavailable => "unavailable",
+        }
+    }
+
+    pub fn http_status(self) -> u16 {
+        match self {
+            Code::BadRequest
+            | Code::InvalidParams
+            | Code::InvalidSubnet
+            | Code::InvalidSplit
+            | Code::NotContiguous
+            | Code::Overlap
+            | Code::Duplicate
+            | Code::NotEmpty
+            | Code::SubnetFull
+            | Code::Ambiguous
+            | Code::LastAdmin
+            | Code::InvalidBackup
+            | Code::Conflict => 400,
+            Code::AuthRequired | Code::AuthFailed => 401,
+            Code::BadAppkey | Code::AppkeyDisabled | Code::AccountDisabled | Code::AccessDenied => {
+                403
+            }
+            Code::NotFound | Code::UnknownMethod | Code::UnsupportedVersion => 404,
+            Code::MethodNotAllowed => 405,
+            Code::PayloadTooLarge => 413,
+            Code::UnsupportedMediaType => 415,
+            Code::TooManyAttempts | Code::RateLimited => 429,
+            Code::Internal => 500,
+            Code::Unavailable => 503,
+        }
+    }
+}
+
+/// An error as the client sees it. `Internal` errors keep their detail for the log only.
+#[derive(Debug, Clone)]
+pub struct Error {
+    pub code: Code,
+    pub message: String,
+    pub data: Option<Value>,
+    /// Seconds for the `Retry-After` header (429, 503).
+    pub retry_after: Option<u64>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(code: Code, message: impl Into<String>) -> Error {
+        Error {
+            code,
+            message: message.into(),
+            data: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn with_data(mut self, data: Value) -> Error {
+        self.data = Some(data);
+        self
+    }
+
+    /// `invalid_params` naming one field.
+    pub fn param(field: &str, message: impl Into<String>) -> Error {
+        let message = message.into();
+        let mut data = Map::new();
+        data.insert(field.to_string(), Value::String(message.clone()));
+        Error::new(Code::InvalidParams, format!("{field}: {message}"))
+            .with_data(Value::Object(data))
+    }
+
+    pub fn not_found(what: &str) -> Error {
+        Error::new(Code::NotFound, format!("{what} not found"))
+    }
+
+    pub fn access_denied() -> Error {
+        Error::new(Code::AccessDenied, "your level does not allow this")
+    }
+
+    pub fn internal(detail: impl Into<String>) -> Error {
+        Error::new(Code::Internal, detail)
+    }
+
+    /// The message a client may see: internal details stay in the server log.
+    pub fn public_message(&self) -> &str {
+        match self.code {
+            Code::Internal => "internal error",
+            _ => &self.message,
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        use rusqlite::ErrorCode as C;
+        match e.sqlite_error_code() {
+            Some(
+                C::ReadOnly | C::DiskFull | C::DatabaseBusy | C::DatabaseLocked | C::CannotOpen,
+            ) => Error::new(
+                Code::Unavailable,
+                format!("the database is not available: {e}"),
+            ),
+            _ => Error::internal(format!("database: {e}")),
+        }
+    }
+}
+
+impl From<r2d2::Error> for Error {
+    fn from(e: r2d2::Error) -> Error {
+        Error::new(Code::Unavailable, format!("no database connection: {e}"))
+    }
+}

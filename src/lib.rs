@@ -1,0 +1,14 @@
+//! ipamd: an IP address management server. One method table ([`methods::METHODS`]) behind one dispatcher
+//! ([`dispatch::dispatch`]), reached through the manageips `/1.0` envelope API. See ARCHITECTURE.md.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod methods;
+pub mod params;
+pub mod rpc;
+pub mod server;
+pub mod store;

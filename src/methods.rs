@@ -1,0 +1,139 @@
+//! The method table: every method of the API is one line here (wire name, who may call it, read or write,
+//! handler). Both front doors reach the handlers only through this table and `dispatch`.
+
+pub mod appkeys;
+pub mod general;
+pub mod groups;
+pub mod org;
+pub mod tokens;
+pub mod users;
+
+use rusqlite::Row;
+use serde_json::{json, Map, Value};
+
+use crate::dispatch::{call, Access, Kind, Level, Method};
+use crate::error::{Error, Result};
+
+const READ: Access = Access::User(Level::Readonly);
+const STANDARD: Access = Access::User(Level::Standard);
+const ADMIN: Access = Access::User(Level::Admin);
+
+#[rustfmt::skip]
+pub static METHODS: &[Method] = &[
+    Method { name: "ping", access: Access::AppKey, kind: Kind::Read, run: |c, d| call(general::ping, c, d) },
+    Method { name: "version", access: Access::AppKey, kind: Kind::Read, run: |c, d| call(general::version, c, d) },
+    Method { name: "userdata", access: READ, kind: Kind::Read, run: |c, d| call(general::userdata, c, d) },
+
+    Method { name: "org/info", access: READ, kind: Kind::Read, run: |c, d| call(org::info, c, d) },
+    Method { name: "org/edit", access: ADMIN, kind: Kind::Write, run: |c, d| call(org::edit, c, d) },
+    Method { name: "org/delete", access: ADMIN, kind: Kind::Write, run: |c, d| call(org::delete, c, d) },
+    Method { name: "org/logs", access: ADMIN, kind: Kind::Read, run: |c, d| call(org::logs, c, d) },
+
+    Method { name: "org/users/get", access: READ, kind: Kind::Read, run: |c, d| call(users::get, c, d) },
+    Method { name: "org/users/add", access: ADMIN, kind: Kind::Write, run: |c, d| call(users::add, c, d) },
+    Method { name: "org/users/edit", access: READ, kind: Kind::Write, run: |c, d| call(users::edit, c, d) },
+
+    Method { name: "org/appkeys/add", access: READ, kind: Kind::Write, run: |c, d| call(appkeys::add, c, d) },
+    Method { name: "org/appkeys/get", access: READ, kind: Kind::Read, run: |c, d| call(appkeys::get, c, d) },
+    Method { name: "org/appkeys/edit", access: READ, kind: Kind::Write, run: |c, d| call(appkeys::edit, c, d) },
+    Method { name: "org/appkeys/delete", access: READ, kind: Kind::Write, run: |c, d| call(appkeys::delete, c, d) },
+
+    Method { name: "org/tokens/add", access: READ, kind: Kind::Write, run: |c, d| call(tokens::add, c, d) },
+    Method { name: "org/tokens/get", access: READ, kind: Kind::Read, run: |c, d| call(tokens::get, c, d) },
+    Method { name: "org/tokens/delete", access: READ, kind: Kind::Write, run: |c, d| call(tokens::delete, c, d) },
+
+    Method { name: "groups/get", access: READ, kind: Kind::Read, run: |c, d| call(groups::get, c, d) },
+    Method { name: "groups/add", access: STANDARD, kind: Kind::Write, run: |c, d| call(groups::add, c, d) },
+    Method { name: "groups/edit", access: STANDARD, kind: Kind::Write, run: |c, d| call(groups::edit, c, d) },
+    Method { name: "groups/delete", access: STANDARD, kind: Kind::Write, run: |c, d| call(groups::delete, c, d) },
+];
+
+/// The stamp columns of a record table aliased `t`, joined to its last modifier as `m`; read by [`stamps`].
+pub const STAMP_COLS: &str =
+    "t.modby_id, t.modifiedat, t.modby_name, m.email, m.realname, t.created";
+
+/// Adds the stamps read from [`STAMP_COLS`] at column `at` onwards, in the seed's order: `userid`, `modifiedat`,
+/// `user`, `email`, `realname`, then `created`.
+pub fn stamps(r: &Row, at: usize, out: &mut Map<String, Value>) -> rusqlite::Result<()> {
+    out.insert("userid".into(), json!(r.get::<_, Option<i64>>(at)?));
+    out.insert("modifiedat".into(), json!(r.get::<_, i64>(at + 1)?));
+    out.insert("user".into(), json!(r.get::<_, String>(at + 2)?));
+    out.insert("email".into(), json!(r.get::<_, Option<String>>(at + 3)?));
+    out.insert(
+        "realname".into(),
+        json!(r.get::<_, Option<String>>(at + 4)?),
+    );
+    out.insert("created".into(), json!(r.get::<_, i64>(at + 5)?));
+    Ok(())
+}
+
+/// The reply of a delete: one `{id, deleted}` record per deleted id.
+pub fn deleted(ids: &[i64]) -> Value {
+    Value::Array(
+        ids.iter()
+            .map(|id| json!({"id": id, "deleted": true}))
+            .collect(),
+    )
+}
+
+/// The one record a lookup must find in the caller's org; another org's record is "not found" as well.
+pub fn one(mut records: Vec<Value>, what: &str) -> Result<Value> {
+    match records.pop() {
+        Some(r) if records.is_empty() => Ok(Value::Array(vec![r])),
+        _ => Err(Error::not_found(what)),
+    }
+}
+
+/// The owner a caller's view of app keys and tokens is limited to: admins see the whole org (`None`).
+pub fn owner_filter(ctx: &crate::dispatch::Ctx) -> Option<i64> {
+    match ctx.caller.level {
+        Level::Admin => None,
+        _ => Some(ctx.caller.user_id.unwrap_or(0)),
+    }
+}
+
+/// Deletes one app key or token the caller may see (`table` and `owner_col` are constants of the callers).
+pub fn delete_owned(
+    ctx: &crate::dispatch::Ctx,
+    table: &str,
+    owner_col: &str,
+    id: i64,
+    what: &str,
+) -> Result<Value> {
+    let n = ctx.tx.execute(
+        &format!("DELETE FROM {table} WHERE id = ?1 AND org_id = ?2 AND (?3 IS NULL OR {owner_col} = ?3)"),
+        rusqlite::params![id, ctx.org(), owner_filter(ctx)],
+    )?;
+    if n == 0 {
+        return Err(Error::not_found(what));
+    }
+    ctx.log(what, Some(id), &format!("{what} deleted"), None)?;
+    Ok(deleted(&[id]))
+}
+
+/// The user who will own a new app key or token; an `API_TOKENS` operator token is no user.
+pub fn owner(ctx: &crate::dispatch::Ctx) -> Result<i64> {
+    ctx.caller.user_id.ok_or_else(|| {
+        Error::new(
+            crate::error::Code::AccessDenied,
+            "an operator token is not a user and cannot own credentials",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_well_formed() {
+        let mut names: Vec<&str> = METHODS.iter().map(|m| m.name).collect();
+        assert!(names
+            .iter()
+            .all(|n| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'/')));
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "duplicate method name in METHODS");
+    }
+}

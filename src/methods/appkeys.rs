@@ -1,0 +1,175 @@
+//! `org/appkeys/*`: application keys. A key is shown once, at creation; only its SHA-256 digest is stored.
+//! Users manage their own keys; admins manage every key of the org.
+
+use rusqlite::{params, OptionalExtension};
+use serde_json::{json, Value};
+
+use crate::auth;
+use crate::dispatch::Ctx;
+use crate::error::{Error, Result};
+use crate::methods::{delete_owned, owner, owner_filter};
+use crate::params::{Data, IdParam, OptIdParam, Params, Patch};
+use crate::store::Tx;
+
+const COLS: &str =
+    "id, name, description, prefix, enabled, disabledreason, owner_id, created, lastused";
+
+fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
+    Ok(json!({
+        "id": r.get::<_, i64>(0)?,
+        "name": r.get::<_, String>(1)?,
+        "description": r.get::<_, Option<String>>(2)?,
+        "prefix": r.get::<_, String>(3)?,
+        "enabled": r.get::<_, bool>(4)?,
+        "disabledreason": r.get::<_, Option<String>>(5)?,
+        "owner": r.get::<_, i64>(6)?,
+        "created": r.get::<_, i64>(7)?,
+        "lastused": r.get::<_, Option<i64>>(8)?,
+    }))
+}
+
+fn list(ctx: &Ctx, id: Option<i64>) -> Result<Vec<Value>> {
+    let mut stmt = ctx.tx.prepare(&format!(
+        "SELECT {COLS} FROM appkeys WHERE org_id = ?1 AND (?2 IS NULL OR owner_id = ?2) AND (?3 IS NULL OR id = ?3)
+         ORDER BY id"
+    ))?;
+    let rows = stmt.query_map(params![ctx.org(), owner_filter(ctx), id], record)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Inserts a key and returns its id and the key itself (lower case), the only time it exists in clear.
+pub fn insert(
+    tx: &Tx,
+    org_id: i64,
+    owner_id: i64,
+    name: &str,
+    description: Option<&str>,
+    now: i64,
+) -> Result<(i64, String)> {
+    let key = auth::new_appkey();
+    tx.execute(
+        "INSERT INTO appkeys (org_id, owner_id, name, description, digest, prefix, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            org_id,
+            owner_id,
+            name,
+            description,
+            auth::digest(&key),
+            auth::prefix(&key),
+            now
+        ],
+    )?;
+    Ok((tx.last_insert_rowid(), key))
+}
+
+pub struct AddParams {
+    name: String,
+    description: Option<String>,
+}
+
+impl Params for AddParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(AddParams {
+            name: d.req_str("name")?,
+            description: d.str("description")?,
+        })
+    }
+}
+
+pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
+    let (id, key) = insert(
+        ctx.tx,
+        ctx.org(),
+        owner(ctx)?,
+        &p.name,
+        p.description.as_deref(),
+        ctx.now,
+    )?;
+    ctx.log(
+        "appkey",
+        Some(id),
+        &format!("appkey {} added", p.name),
+        None,
+    )?;
+    let mut rec = list(ctx, Some(id))?
+        .pop()
+        .ok_or_else(|| Error::not_found("appkey"))?;
+    rec["key"] = Value::String(key);
+    Ok(Value::Array(vec![rec]))
+}
+
+pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Value> {
+    let keys = list(ctx, p.id)?;
+    match p.id {
+        Some(_) => crate::methods::one(keys, "appkey"),
+        None => Ok(Value::Array(keys)),
+    }
+}
+
+pub struct EditParams {
+    id: i64,
+    name: Option<String>,
+    description: Patch<String>,
+    enabled: Option<bool>,
+    disabledreason: Patch<String>,
+}
+
+impl Params for EditParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(EditParams {
+            id: d.req_id("id")?,
+            name: d.str("name")?,
+            description: d.patch_str("description")?,
+            enabled: d.bool("enabled")?,
+            disabledreason: d.patch_str("disabledreason")?,
+        })
+    }
+}
+
+/// Edits a key. Disabling takes effect on the next request: every call looks its key up afresh.
+pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
+    let before = crate::methods::one(list(ctx, Some(p.id))?, "appkey")?;
+    if let Some(name) = &p.name {
+        ctx.tx.execute(
+            "UPDATE appkeys SET name = ?1 WHERE id = ?2",
+            params![name, p.id],
+        )?;
+    }
+    for (col, patch) in [
+        ("description", &p.description),
+        ("disabledreason", &p.disabledreason),
+    ] {
+        let value = match patch {
+            Patch::Keep => continue,
+            Patch::Clear => None,
+            Patch::Set(v) => Some(v),
+        };
+        ctx.tx.execute(
+            &format!("UPDATE appkeys SET {col} = ?1 WHERE id = ?2"),
+            params![value, p.id],
+        )?;
+    }
+    if let Some(enabled) = p.enabled {
+        ctx.tx.execute(
+            "UPDATE appkeys SET enabled = ?1 WHERE id = ?2",
+            params![enabled, p.id],
+        )?;
+    }
+    let after = ctx
+        .tx
+        .query_row(
+            &format!("SELECT {COLS} FROM appkeys WHERE id = ?1"),
+            [p.id],
+            record,
+        )
+        .optional()?
+        .ok_or_else(|| Error::not_found("appkey"))?;
+    let changes = json!({"before": before[0], "after": after});
+    ctx.log("appkey", Some(p.id), "appkey edited", Some(changes))?;
+    Ok(Value::Array(vec![after]))
+}
+
+pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Value> {
+    delete_owned(ctx, "appkeys", "owner_id", p.id, "appkey")
+}

@@ -1,0 +1,272 @@
+//! `groups/*`: the tree of groups that subnets are filed in, one tree per org, never a cycle.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, OptionalExtension};
+use serde_json::{json, Map, Value};
+
+use crate::dispatch::Ctx;
+use crate::error::{Code, Error, Result};
+use crate::methods::{deleted, stamps, STAMP_COLS};
+use crate::params::{Data, Params, Patch};
+
+fn select() -> String {
+    format!(
+        "SELECT t.id, t.description, t.parent_id,
+                (SELECT count(*) FROM subnets s WHERE s.group_id = t.id),
+                (SELECT count(*) FROM groups c WHERE c.parent_id = t.id), {STAMP_COLS}
+         FROM groups t LEFT JOIN users m ON m.id = t.modby_id"
+    )
+}
+
+fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
+    let mut g = Map::new();
+    g.insert("id".into(), json!(r.get::<_, i64>(0)?));
+    g.insert("description".into(), json!(r.get::<_, String>(1)?));
+    stamps(r, 5, &mut g)?;
+    g.insert("parent".into(), json!(r.get::<_, Option<i64>>(2)?));
+    g.insert("subnetcount".into(), json!(r.get::<_, i64>(3)?));
+    g.insert("childcount".into(), json!(r.get::<_, i64>(4)?));
+    Ok(Value::Object(g))
+}
+
+/// One group of the caller's org.
+pub fn load(ctx: &Ctx, id: i64) -> Result<Value> {
+    ctx.tx
+        .query_row(
+            &format!("{} WHERE t.id = ?1 AND t.org_id = ?2", select()),
+            params![id, ctx.org()],
+            record,
+        )
+        .optional()?
+        .ok_or_else(|| Error::not_found("group"))
+}
+
+/// Checks that `id` names a group of the caller's org (used by subnets too).
+pub fn exists(ctx: &Ctx, id: i64) -> Result<()> {
+    let found: bool = ctx.tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM groups WHERE id = ?1 AND org_id = ?2)",
+        params![id, ctx.org()],
+        |r| r.get(0),
+    )?;
+    if found {
+        Ok(())
+    } else {
+        Err(Error::not_found("group"))
+    }
+}
+
+/// A `parent` (or `group`) parameter: `null`, `""` and `"0"` mean the top level.
+pub fn parent_param(d: &mut Data, key: &str) -> Result<Patch<i64>> {
+    match d.patch_int(key)? {
+        Patch::Set(0) => Ok(Patch::Clear),
+        Patch::Set(n) if n < 0 => Err(Error::param(key, "must be a group id")),
+        other => Ok(other),
+    }
+}
+
+pub struct GetParams {
+    id: Option<i64>,
+    sort: bool,
+}
+
+impl Params for GetParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(GetParams {
+            id: d.id("id")?,
+            sort: d.bool("sort")?.unwrap_or(false),
+        })
+    }
+}
+
+/// Without `sort`: every group (or the one `id`), flat, by id. With `sort`: the tree (rooted at `id` when given),
+/// each group's `children` nested, siblings ordered by description.
+pub fn get(ctx: &Ctx, p: GetParams) -> Result<Value> {
+    if !p.sort {
+        if let Some(id) = p.id {
+            return Ok(Value::Array(vec![load(ctx, id)?]));
+        }
+        let mut stmt = ctx
+            .tx
+            .prepare(&format!("{} WHERE t.org_id = ?1 ORDER BY t.id", select()))?;
+        let all = stmt
+            .query_map([ctx.org()], record)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        return Ok(Value::Array(all));
+    }
+    let mut stmt = ctx.tx.prepare(&format!(
+        "{} WHERE t.org_id = ?1 ORDER BY t.description COLLATE NOCASE, t.id",
+        select()
+    ))?;
+    let all = stmt
+        .query_map([ctx.org()], record)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut by_parent: HashMap<Option<i64>, Vec<Value>> = HashMap::new();
+    for g in all {
+        by_parent.entry(g["parent"].as_i64()).or_default().push(g);
+    }
+    let roots = match p.id {
+        Some(id) => vec![load(ctx, id)?],
+        None => by_parent.remove(&None).unwrap_or_default(),
+    };
+    Ok(Value::Array(
+        roots.into_iter().map(|g| nest(g, &mut by_parent)).collect(),
+    ))
+}
+
+/// Attaches each group's children, depth first. The tree has no cycles, so this ends.
+fn nest(mut g: Value, by_parent: &mut HashMap<Option<i64>, Vec<Value>>) -> Value {
+    let children = by_parent.remove(&g["id"].as_i64()).unwrap_or_default();
+    g["children"] = Value::Array(children.into_iter().map(|c| nest(c, by_parent)).collect());
+    g
+}
+
+pub struct AddParams {
+    description: String,
+    parent: Option<i64>,
+}
+
+impl Params for AddParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        let description = d.req_str("description")?;
+        let parent = match parent_param(d, "parent")? {
+            Patch::Set(p) => Some(p),
+            Patch::Keep | Patch::Clear => None,
+        };
+        Ok(AddParams {
+            description,
+            parent,
+        })
+    }
+}
+
+pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
+    if let Some(parent) = p.parent {
+        exists(ctx, parent).map_err(|_| Error::new(Code::NotFound, "parent group not found"))?;
+    }
+    ctx.tx.execute(
+        "INSERT INTO groups (org_id, parent_id, description, created, modifiedat, modby_id, modby_name)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
+        params![ctx.org(), p.parent, p.description, ctx.now, ctx.caller.user_id, ctx.caller.username],
+    )?;
+    let id = ctx.tx.last_insert_rowid();
+    ctx.log(
+        "group",
+        Some(id),
+        &format!("group '{}' added", p.description),
+        Some(json!({"parent": p.parent})),
+    )?;
+    Ok(Value::Array(vec![load(ctx, id)?]))
+}
+
+pub struct EditParams {
+    id: i64,
+    description: Option<String>,
+    parent: Patch<i64>,
+}
+
+impl Params for EditParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(EditParams {
+            id: d.req_id("id")?,
+            description: d.str("description")?,
+            parent: parent_param(d, "parent")?,
+        })
+    }
+}
+
+pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
+    let before = load(ctx, p.id)?;
+    if let Some(description) = &p.description {
+        ctx.tx.execute(
+            "UPDATE groups SET description = ?1 WHERE id = ?2",
+            params![description, p.id],
+        )?;
+    }
+    let parent = match p.parent {
+        Patch::Keep => None,
+        Patch::Clear => Some(None),
+        Patch::Set(parent) => {
+            exists(ctx, parent)
+                .map_err(|_| Error::new(Code::NotFound, "parent group not found"))?;
+            // The new parent may not be the group itself or one of its descendants.
+            let cycle: bool = ctx.tx.query_row(
+                "WITH RECURSIVE up(id) AS (SELECT ?1 UNION SELECT g.parent_id FROM groups g JOIN up ON g.id = up.id
+                                           WHERE g.parent_id IS NOT NULL)
+                 SELECT EXISTS(SELECT 1 FROM up WHERE id = ?2)",
+                params![parent, p.id],
+                |r| r.get(0),
+            )?;
+            if cycle {
+                return Err(Error::param(
+                    "parent",
+                    "would make the group its own ancestor",
+                ));
+            }
+            Some(Some(parent))
+        }
+    };
+    if let Some(parent) = parent {
+        ctx.tx.execute(
+            "UPDATE groups SET parent_id = ?1 WHERE id = ?2",
+            params![parent, p.id],
+        )?;
+    }
+    ctx.tx.execute(
+        "UPDATE groups SET modifiedat = ?1, modby_id = ?2, modby_name = ?3 WHERE id = ?4",
+        params![ctx.now, ctx.caller.user_id, ctx.caller.username, p.id],
+    )?;
+    let after = load(ctx, p.id)?;
+    let changes = json!({"description": [before["description"], after["description"]],
+                         "parent": [before["parent"], after["parent"]]});
+    ctx.log("group", Some(p.id), "group edited", Some(changes))?;
+    Ok(Value::Array(vec![after]))
+}
+
+pub struct DeleteParams {
+    id: i64,
+    recursive: bool,
+}
+
+impl Params for DeleteParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(DeleteParams {
+            id: d.req_id("id")?,
+            recursive: d.bool("recursive")?.unwrap_or(false),
+        })
+    }
+}
+
+/// Deletes a group; with `recursive`, its whole subtree and every subnet in it.
+pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Value> {
+    let group = load(ctx, p.id)?;
+    let (children, subnets) = (
+        group["childcount"].as_i64().unwrap_or(0),
+        group["subnetcount"].as_i64().unwrap_or(0),
+    );
+    if (children > 0 || subnets > 0) && !p.recursive {
+        return Err(Error::new(
+            Code::NotEmpty,
+            "the group holds child groups or subnets; pass recursive to delete them too",
+        )
+        .with_data(json!({"children": children, "subnets": subnets})));
+    }
+    let mut stmt = ctx.tx.prepare(
+        "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT g.id FROM groups g JOIN sub ON g.parent_id = sub.id)
+         SELECT sub.id, (SELECT count(*) FROM subnets s WHERE s.group_id = sub.id) FROM sub",
+    )?;
+    let tree = stmt
+        .query_map([p.id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    // The foreign keys cascade to the subtree, its subnets and their records.
+    ctx.tx.execute("DELETE FROM groups WHERE id = ?1", [p.id])?;
+    for (id, subnets) in &tree {
+        ctx.log(
+            "group",
+            Some(*id),
+            "group deleted",
+            Some(json!({"subnets": subnets})),
+        )?;
+    }
+    Ok(deleted(&tree.iter().map(|t| t.0).collect::<Vec<_>>()))
+}

@@ -1,0 +1,265 @@
+//! `org/*`: the caller's organisation — its record and counts, renaming, deletion, and the audit log.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter};
+use serde_json::{json, Value};
+
+use crate::dispatch::Ctx;
+use crate::error::{Code, Error, Result};
+use crate::methods::deleted;
+use crate::params::{Data, Params, Patch};
+
+/// The caller's org as a plain object.
+pub fn load(ctx: &Ctx) -> Result<Value> {
+    let org = ctx.tx.query_row(
+        "SELECT id, identifier, description, created, operator FROM orgs WHERE id = ?1",
+        [ctx.org()],
+        |r| {
+            Ok(json!({
+                "id": r.get::<_, i64>(0)?,
+                "identifier": r.get::<_, String>(1)?,
+                "description": r.get::<_, String>(2)?,
+                "created": r.get::<_, i64>(3)?,
+                "operator": r.get::<_, bool>(4)?,
+            }))
+        },
+    )?;
+    Ok(org)
+}
+
+pub fn info(ctx: &Ctx, _: ()) -> Result<Value> {
+    let mut org = load(ctx)?;
+    let counts = ctx.tx.query_row(
+        "SELECT (SELECT count(*) FROM users WHERE org_id = ?1),
+                (SELECT count(*) FROM groups WHERE org_id = ?1),
+                (SELECT count(*) FROM subnets WHERE org_id = ?1),
+                (SELECT coalesce(sum(used), 0) FROM subnets WHERE org_id = ?1)",
+        [ctx.org()],
+        |r| Ok([r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?]),
+    )?;
+    for (name, n) in ["usercount", "groupcount", "subnetcount", "ipcount"]
+        .iter()
+        .zip(counts)
+    {
+        org[*name] = json!(n);
+    }
+    Ok(org)
+}
+
+/// Checks and normalises an org identifier: `[a-z0-9._-]{1,64}`, compared case-insensitively.
+pub fn valid_identifier(s: &str) -> Result<String> {
+    let id = s.trim().to_ascii_lowercase();
+    let ok = (1..=64).contains(&id.len())
+        && id.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        });
+    if ok {
+        Ok(id)
+    } else {
+        Err(Error::param(
+            "identifier",
+            "must be 1 to 64 of a-z, 0-9, '.', '_' and '-'",
+        ))
+    }
+}
+
+pub struct EditParams {
+    description: Patch<String>,
+    identifier: Option<String>,
+}
+
+impl Params for EditParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        let identifier = d
+            .str("identifier")?
+            .map(|i| valid_identifier(&i))
+            .transpose()?;
+        Ok(EditParams {
+            description: d.patch_str("description")?,
+            identifier,
+        })
+    }
+}
+
+pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
+    let before = load(ctx)?;
+    if let Some(identifier) = &p.identifier {
+        let taken: bool = ctx.tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM orgs WHERE identifier = ?1 AND id <> ?2)",
+            params![identifier, ctx.org()],
+            |r| r.get(0),
+        )?;
+        if taken {
+            return Err(Error::new(
+                Code::Duplicate,
+                format!("the identifier '{identifier}' is taken"),
+            ));
+        }
+        ctx.tx.execute(
+            "UPDATE orgs SET identifier = ?1 WHERE id = ?2",
+            params![identifier, ctx.org()],
+        )?;
+    }
+    match &p.description {
+        Patch::Keep => {}
+        Patch::Clear => {
+            ctx.tx.execute(
+                "UPDATE orgs SET description = '' WHERE id = ?1",
+                [ctx.org()],
+            )?;
+        }
+        Patch::Set(description) => {
+            ctx.tx.execute(
+                "UPDATE orgs SET description = ?1 WHERE id = ?2",
+                params![description, ctx.org()],
+            )?;
+        }
+    }
+    let after = load(ctx)?;
+    let changes = json!({"identifier": [before["identifier"], after["identifier"]],
+                         "description": [before["description"], after["description"]]});
+    ctx.log("org", Some(ctx.org()), "organisation edited", Some(changes))?;
+    Ok(Value::Array(vec![after]))
+}
+
+pub struct DeleteParams {
+    confirm: String,
+}
+
+impl Params for DeleteParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(DeleteParams {
+            confirm: d.req_str("confirm")?,
+        })
+    }
+}
+
+/// Deletes the org and everything in it (the foreign keys cascade) in the call's one transaction.
+pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Value> {
+    let org = load(ctx)?;
+    if org["operator"] == json!(true) {
+        return Err(Error::new(
+            Code::Conflict,
+            "the operator organisation cannot be deleted",
+        ));
+    }
+    if !org["identifier"]
+        .as_str()
+        .is_some_and(|i| i.eq_ignore_ascii_case(p.confirm.trim()))
+    {
+        return Err(Error::param(
+            "confirm",
+            "must be the organisation's identifier",
+        ));
+    }
+    ctx.tx
+        .execute("DELETE FROM orgs WHERE id = ?1", [ctx.org()])?;
+    tracing::info!(org = ctx.org(), respid = ctx.respid, "organisation deleted");
+    Ok(deleted(&[ctx.org()]))
+}
+
+pub struct LogsParams {
+    page: i64,
+    perpage: i64,
+    filters: Vec<(&'static str, SqlValue)>,
+}
+
+impl Params for LogsParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        let page = d.page("page")?;
+        let perpage = d.per_page("perpage", 50, 500)?;
+        let mut filters = Vec::new();
+        for (key, sql) in [
+            ("since", "time >= ?"),
+            ("until", "time <= ?"),
+            ("userid", "userid = ?"),
+            ("objectid", "objectid = ?"),
+        ] {
+            if let Some(v) = d.int(key)? {
+                filters.push((sql, SqlValue::Integer(v)));
+            }
+        }
+        for (key, sql) in [("objecttype", "objecttype = ?"), ("method", "method = ?")] {
+            if let Some(v) = d.str(key)? {
+                filters.push((sql, SqlValue::Text(v)));
+            }
+        }
+        Ok(LogsParams {
+            page,
+            perpage,
+            filters,
+        })
+    }
+}
+
+/// The org's audit log, newest first, a page at a time.
+pub fn logs(ctx: &Ctx, p: LogsParams) -> Result<Value> {
+    let mut sql_where = String::from("org_id = ?");
+    let mut args = vec![SqlValue::Integer(ctx.org())];
+    for (cond, v) in p.filters {
+        sql_where.push_str(" AND ");
+        sql_where.push_str(cond);
+        args.push(v);
+    }
+    let total: i64 = ctx.tx.query_row(
+        &format!("SELECT count(*) FROM logs WHERE {sql_where}"),
+        params_from_iter(&args),
+        |r| r.get(0),
+    )?;
+    args.push(SqlValue::Integer(p.perpage));
+    args.push(SqlValue::Integer((p.page - 1).saturating_mul(p.perpage)));
+    let mut stmt = ctx.tx.prepare(&format!(
+        "SELECT id, time, userid, user, application, respid, method, objecttype, objectid, summary, changes
+         FROM logs WHERE {sql_where} ORDER BY id DESC LIMIT ? OFFSET ?"
+    ))?;
+    let rows = stmt.query_map(params_from_iter(&args), |r| {
+        let changes: Option<String> = r.get(10)?;
+        Ok(json!({
+            "id": r.get::<_, i64>(0)?,
+            "time": r.get::<_, i64>(1)?,
+            "userid": r.get::<_, Option<i64>>(2)?,
+            "user": r.get::<_, String>(3)?,
+            "application": r.get::<_, String>(4)?,
+            "respid": r.get::<_, String>(5)?,
+            "method": r.get::<_, String>(6)?,
+            "objecttype": r.get::<_, String>(7)?,
+            "objectid": r.get::<_, Option<i64>>(8)?,
+            "summary": r.get::<_, String>(9)?,
+            "changes": changes.and_then(|c| serde_json::from_str::<Value>(&c).ok()),
+        }))
+    })?;
+    let logs = rows.collect::<rusqlite::Result<Vec<Value>>>()?;
+    let pages = (total + p.perpage - 1) / p.perpage;
+    Ok(json!({"page": p.page, "pages": pages, "total": total, "logs": logs}))
+}
+
+/// Inserts an org; the identifier must be valid (see [`valid_identifier`]) and free.
+pub fn insert(
+    tx: &crate::store::Tx,
+    identifier: &str,
+    description: &str,
+    operator: bool,
+    now: i64,
+) -> Result<i64> {
+    let taken: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM orgs WHERE identifier = ?1)",
+        [identifier],
+        |r| r.get(0),
+    )?;
+    if taken {
+        return Err(Error::new(
+            Code::Duplicate,
+            format!("the identifier '{identifier}' is taken"),
+        ));
+    }
+    tx.execute(
+        "INSERT INTO orgs (identifier, description, operator, created) VALUES (?1, ?2, ?3, ?4)",
+        params![identifier, description, operator, now],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Whether any org exists: an empty database is initialised on first run.
+pub fn any(tx: &crate::store::Tx) -> Result<bool> {
+    Ok(tx.query_row("SELECT EXISTS(SELECT 1 FROM orgs)", [], |r| r.get(0))?)
+}

@@ -1,0 +1,112 @@
+//! `org/tokens/*`: REST API tokens, each bound to the user who made it (so it carries that user's org and
+//! level). A token is shown once; only its SHA-256 digest is stored.
+
+use rusqlite::params;
+use serde_json::{json, Value};
+
+use crate::auth;
+use crate::dispatch::Ctx;
+use crate::error::{Error, Result};
+use crate::methods::{delete_owned, owner, owner_filter};
+use crate::params::{Data, IdParam, OptIdParam, Params};
+use crate::store::Tx;
+
+const COLS: &str = "id, description, prefix, user_id, created, expires, lastused";
+
+fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
+    Ok(json!({
+        "id": r.get::<_, i64>(0)?,
+        "description": r.get::<_, Option<String>>(1)?,
+        "prefix": r.get::<_, String>(2)?,
+        "user": r.get::<_, i64>(3)?,
+        "created": r.get::<_, i64>(4)?,
+        "expires": r.get::<_, Option<i64>>(5)?,
+        "lastused": r.get::<_, Option<i64>>(6)?,
+    }))
+}
+
+fn list(ctx: &Ctx, id: Option<i64>) -> Result<Vec<Value>> {
+    let mut stmt = ctx.tx.prepare(&format!(
+        "SELECT {COLS} FROM tokens WHERE org_id = ?1 AND (?2 IS NULL OR user_id = ?2) AND (?3 IS NULL OR id = ?3)
+         ORDER BY id"
+    ))?;
+    let rows = stmt.query_map(params![ctx.org(), owner_filter(ctx), id], record)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Inserts a token and returns its id and the token itself, the only time it exists in clear.
+pub fn insert(
+    tx: &Tx,
+    org_id: i64,
+    user_id: i64,
+    description: Option<&str>,
+    expires: Option<i64>,
+    now: i64,
+) -> Result<(i64, String)> {
+    let token = auth::new_token()?;
+    tx.execute(
+        "INSERT INTO tokens (org_id, user_id, description, digest, prefix, created, expires)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            org_id,
+            user_id,
+            description,
+            auth::digest(&token),
+            auth::prefix(&token),
+            now,
+            expires
+        ],
+    )?;
+    Ok((tx.last_insert_rowid(), token))
+}
+
+pub struct AddParams {
+    description: Option<String>,
+    expires: Option<i64>,
+}
+
+impl Params for AddParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(AddParams {
+            description: d.str("description")?,
+            expires: d.int("expires")?,
+        })
+    }
+}
+
+pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
+    if p.expires.is_some_and(|e| e <= ctx.now) {
+        return Err(Error::param("expires", "must be a unix time in the future"));
+    }
+    let (id, token) = insert(
+        ctx.tx,
+        ctx.org(),
+        owner(ctx)?,
+        p.description.as_deref(),
+        p.expires,
+        ctx.now,
+    )?;
+    ctx.log(
+        "token",
+        Some(id),
+        "token added",
+        Some(json!({"prefix": auth::prefix(&token)})),
+    )?;
+    let mut rec = list(ctx, Some(id))?
+        .pop()
+        .ok_or_else(|| Error::not_found("token"))?;
+    rec["token"] = Value::String(token);
+    Ok(Value::Array(vec![rec]))
+}
+
+pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Value> {
+    let tokens = list(ctx, p.id)?;
+    match p.id {
+        Some(_) => crate::methods::one(tokens, "token"),
+        None => Ok(Value::Array(tokens)),
+    }
+}
+
+pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Value> {
+    delete_owned(ctx, "tokens", "user_id", p.id, "token")
+}

@@ -1,0 +1,324 @@
+//! `org/users/*`: the users of the caller's org. Users are disabled, never deleted, and every org keeps at least
+//! one enabled admin. Password hashes never leave the server.
+
+use rusqlite::{params, OptionalExtension};
+use serde_json::{json, Value};
+
+use crate::auth;
+use crate::dispatch::{Ctx, Level};
+use crate::error::{Code, Error, Result};
+use crate::params::{Data, OptIdParam, Params, Patch};
+use crate::store::Tx;
+
+const COLS: &str = "id, username, email, realname, level, disabled, created, lastlogin";
+
+fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
+    Ok(json!({
+        "id": r.get::<_, i64>(0)?,
+        "username": r.get::<_, String>(1)?,
+        "email": r.get::<_, String>(2)?,
+        "realname": r.get::<_, Option<String>>(3)?,
+        "level": r.get::<_, String>(4)?,
+        "disabled": r.get::<_, bool>(5)?,
+        "created": r.get::<_, i64>(6)?,
+        "lastlogin": r.get::<_, Option<i64>>(7)?,
+    }))
+}
+
+/// One user of the caller's org as a plain object.
+pub fn load(ctx: &Ctx, id: i64) -> Result<Value> {
+    ctx.tx
+        .query_row(
+            &format!("SELECT {COLS} FROM users WHERE id = ?1 AND org_id = ?2"),
+            params![id, ctx.org()],
+            record,
+        )
+        .optional()?
+        .ok_or_else(|| Error::not_found("user"))
+}
+
+pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Value> {
+    if let Some(id) = p.id {
+        return Ok(Value::Array(vec![load(ctx, id)?]));
+    }
+    let mut stmt = ctx.tx.prepare(&format!(
+        "SELECT {COLS} FROM users WHERE org_id = ?1 ORDER BY id"
+    ))?;
+    let users = stmt
+        .query_map([ctx.org()], record)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Value::Array(users))
+}
+
+/// Checks a username: `[A-Za-z0-9._@-]{1,64}`.
+pub fn valid_username(s: &str) -> Result<String> {
+    let ok = (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(Error::param(
+            "username",
+            "must be 1 to 64 of A-Z, a-z, 0-9, '.', '_', '@' and '-'",
+        ))
+    }
+}
+
+fn valid_email(s: &str) -> Result<String> {
+    let s = s.trim();
+    match s.split_once('@') {
+        Some((local, domain))
+            if !local.is_empty()
+                && !domain.is_empty()
+                && s.len() <= 254
+                && !s.contains(char::is_whitespace) =>
+        {
+            Ok(s.to_string())
+        }
+        _ => Err(Error::param("email", "must be an email address")),
+    }
+}
+
+/// A new password, as given: in clear (`password`) or as the client-side sha1 (`hash`).
+enum Secret {
+    Password(String),
+    Hash(String),
+}
+
+impl Secret {
+    fn decode(d: &mut Data) -> Result<Option<Secret>> {
+        match (d.str("password")?, d.str("hash")?) {
+            (Some(_), Some(_)) => Err(Error::param(
+                "hash",
+                "give either password or hash, not both",
+            )),
+            (Some(pw), None) => Ok(Some(Secret::Password(pw))),
+            (None, Some(h)) if h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Ok(Some(Secret::Hash(h.to_ascii_lowercase())))
+            }
+            (None, Some(_)) => Err(Error::param(
+                "hash",
+                "must be 40 hex digits: sha1(lowercase(username) + '-' + password)",
+            )),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The sha1 the server hashes with argon2.
+    fn sha1(&self, username: &str) -> String {
+        match self {
+            Secret::Password(pw) => auth::userdata_sha1(username, pw),
+            Secret::Hash(h) => h.clone(),
+        }
+    }
+}
+
+fn level_param(d: &mut Data) -> Result<Option<Level>> {
+    d.str("level")?
+        .map(|l| {
+            Level::parse(&l)
+                .ok_or_else(|| Error::param("level", "must be readonly, standard or admin"))
+        })
+        .transpose()
+}
+
+/// A user to create: the parameters of `org/users/add`, also used by the command line.
+pub struct NewUser {
+    pub username: String,
+    /// The client-side sha1 (see `auth::userdata_sha1`); only its argon2 hash is stored.
+    pub sha1: String,
+    pub email: String,
+    pub realname: Option<String>,
+    pub level: Level,
+}
+
+/// Inserts a user; the values are validated by `NewUser::decode` or the command line.
+pub fn insert(tx: &Tx, org_id: i64, u: &NewUser, now: i64) -> Result<i64> {
+    let NewUser {
+        username,
+        sha1,
+        email,
+        realname,
+        level,
+    } = u;
+    let taken: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM users WHERE org_id = ?1 AND username = ?2)",
+        params![org_id, username],
+        |r| r.get(0),
+    )?;
+    if taken {
+        return Err(Error::new(
+            Code::Duplicate,
+            format!("the username '{username}' is taken"),
+        ));
+    }
+    let phc = auth::hash_password(sha1)?;
+    tx.execute(
+        "INSERT INTO users (org_id, username, email, realname, level, phc, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![org_id, username, email, realname, level.as_str(), phc, now],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+impl Params for NewUser {
+    fn decode(d: &mut Data) -> Result<Self> {
+        let username = valid_username(&d.req_str("username")?)?;
+        let secret = Secret::decode(d)?
+            .ok_or_else(|| Error::param("password", "password or hash is required"))?;
+        let sha1 = secret.sha1(&username);
+        Ok(NewUser {
+            email: valid_email(&d.req_str("email")?)?,
+            realname: d.str("realname")?,
+            level: level_param(d)?.unwrap_or(Level::Standard),
+            username,
+            sha1,
+        })
+    }
+}
+
+pub fn add(ctx: &Ctx, p: NewUser) -> Result<Value> {
+    let id = insert(ctx.tx, ctx.org(), &p, ctx.now)?;
+    ctx.log(
+        "user",
+        Some(id),
+        &format!("user {} added", p.username),
+        Some(json!({"level": p.level.as_str()})),
+    )?;
+    Ok(Value::Array(vec![load(ctx, id)?]))
+}
+
+pub struct EditParams {
+    /// `None` means "self".
+    id: Option<i64>,
+    email: Option<String>,
+    realname: Patch<String>,
+    secret: Option<Secret>,
+    level: Option<Level>,
+    disabled: Option<bool>,
+}
+
+impl Params for EditParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        let id = match d.str("id")? {
+            None => return Err(Error::param("id", "is required (a user id or \"self\")")),
+            Some(s) if s.eq_ignore_ascii_case("self") => None,
+            Some(s) => Some(
+                crate::params::as_int(&Value::String(s))
+                    .filter(|i| *i > 0)
+                    .ok_or_else(|| Error::param("id", "must be a user id or \"self\""))?,
+            ),
+        };
+        Ok(EditParams {
+            id,
+            email: d.str("email")?.map(|e| valid_email(&e)).transpose()?,
+            realname: d.patch_str("realname")?,
+            secret: Secret::decode(d)?,
+            level: level_param(d)?,
+            disabled: d.bool("disabled")?,
+        })
+    }
+}
+
+/// Edits a user. Anyone may change their own email, realname and password; the rest needs an admin.
+pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
+    let id = match (p.id, ctx.caller.user_id) {
+        (Some(id), _) => id,
+        (None, Some(me)) => me,
+        (None, None) => {
+            return Err(Error::param(
+                "id",
+                "an operator token is not a user: name the user's id",
+            ))
+        }
+    };
+    if Some(id) != ctx.caller.user_id || p.level.is_some() || p.disabled.is_some() {
+        ctx.require(Level::Admin)?;
+    }
+    let before = load(ctx, id)?;
+    let username = before["username"].as_str().unwrap_or_default().to_string();
+    let was_active_admin = before["level"] == "admin" && before["disabled"] == false;
+    let demoted = p.level.is_some_and(|l| l != Level::Admin) || p.disabled == Some(true);
+    if was_active_admin && demoted {
+        let others: i64 = ctx.tx.query_row(
+            "SELECT count(*) FROM users WHERE org_id = ?1 AND id <> ?2 AND level = 'admin' AND disabled = 0",
+            params![ctx.org(), id],
+            |r| r.get(0),
+        )?;
+        if others == 0 {
+            return Err(Error::new(
+                Code::LastAdmin,
+                "the organisation's last enabled admin cannot be demoted or disabled",
+            ));
+        }
+    }
+    let mut changed = Vec::new();
+    if let Some(email) = &p.email {
+        ctx.tx.execute(
+            "UPDATE users SET email = ?1 WHERE id = ?2",
+            params![email, id],
+        )?;
+        changed.push("email");
+    }
+    match &p.realname {
+        Patch::Keep => {}
+        Patch::Clear => {
+            ctx.tx
+                .execute("UPDATE users SET realname = NULL WHERE id = ?1", [id])?;
+            changed.push("realname");
+        }
+        Patch::Set(r) => {
+            ctx.tx.execute(
+                "UPDATE users SET realname = ?1 WHERE id = ?2",
+                params![r, id],
+            )?;
+            changed.push("realname");
+        }
+    }
+    if let Some(secret) = &p.secret {
+        let sha1 = secret.sha1(&username);
+        // A new PHC string (new salt) is also what invalidates every cached verification of the old password.
+        ctx.tx.execute(
+            "UPDATE users SET phc = ?1 WHERE id = ?2",
+            params![auth::hash_password(&sha1)?, id],
+        )?;
+        changed.push("password");
+    }
+    if let Some(level) = p.level {
+        ctx.tx.execute(
+            "UPDATE users SET level = ?1 WHERE id = ?2",
+            params![level.as_str(), id],
+        )?;
+        changed.push("level");
+    }
+    if let Some(disabled) = p.disabled {
+        ctx.tx.execute(
+            "UPDATE users SET disabled = ?1 WHERE id = ?2",
+            params![disabled, id],
+        )?;
+        changed.push("disabled");
+    }
+    let after = load(ctx, id)?;
+    if !changed.is_empty() {
+        let changes: serde_json::Map<String, Value> = changed
+            .iter()
+            .map(|f| {
+                (
+                    f.to_string(),
+                    if *f == "password" {
+                        json!("changed")
+                    } else {
+                        json!([before[*f], after[*f]])
+                    },
+                )
+            })
+            .collect();
+        ctx.log(
+            "user",
+            Some(id),
+            &format!("user {username} edited"),
+            Some(Value::Object(changes)),
+        )?;
+    }
+    Ok(Value::Array(vec![after]))
+}

@@ -1,0 +1,257 @@
+//! The HTTP server: the accept loop, limits and timeouts, graceful shutdown, and routing of paths to the
+//! front doors (`/1.0/<method>` to the envelope adapter, `/healthz`), with JSON answers for everything else.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::app::App;
+use crate::dispatch::{self, new_respid};
+use crate::error::{Code, Error};
+use crate::rpc;
+
+/// Largest request body either API accepts.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// Time a client gets to send its request headers (also the idle time allowed between keep-alive requests).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a client gets to send its request body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most connections served at once; further clients wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 1024;
+/// How long shutdown waits for in-flight requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub type Body = Full<Bytes>;
+
+/// Serves `listener` until `shutdown` completes, then drains in-flight requests.
+pub async fn run(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Running out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(handle(&app, req, peer.ip()).await) }
+        });
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("drain timed out; closing the remaining connections"),
+    }
+    Ok(())
+}
+
+/// Routes one request.
+async fn handle(app: &App, req: Request<Incoming>, _peer: std::net::IpAddr) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    if path == "/healthz" {
+        return match *req.method() {
+            Method::GET | Method::HEAD => json_response(StatusCode::OK, &json!({"status": "ok"})),
+            _ => method_not_allowed("GET, HEAD"),
+        };
+    }
+    if let Some(method) = path.strip_prefix("/1.0/") {
+        if req.method() != Method::POST {
+            return method_not_allowed("POST");
+        }
+        return envelope(app, method.to_string(), req).await;
+    }
+    let first = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let looks_like_version = first.split('.').count() == 2
+        && first
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let e = if looks_like_version {
+        Error::new(
+            Code::UnsupportedVersion,
+            format!("API version {first} is not supported; use 1.0"),
+        )
+    } else {
+        Error::new(Code::NotFound, format!("no route for {path}"))
+    };
+    error_response(
+        &e,
+        json!({"message": e.public_message(), "code": e.code.as_str()}),
+    )
+}
+
+/// `POST /1.0/<method>`: read the body, decode the envelope, dispatch, render, log.
+async fn envelope(app: &App, method: String, req: Request<Incoming>) -> Response<Body> {
+    let start = Instant::now();
+    let form = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    let (reqid, outcome) = match read_body(req).await {
+        Err(e) => (Value::Null, failed(e)),
+        Ok(body) => match rpc::decode(&method, &body, form) {
+            Err(rejected) => {
+                let (reqid, e) = *rejected;
+                (reqid, failed(e))
+            }
+            Ok(env) => (env.reqid, dispatch::dispatch(app, env.call).await),
+        },
+    };
+    let body = rpc::render(reqid, &method, &outcome);
+    let status = outcome
+        .result
+        .as_ref()
+        .err()
+        .map_or(200, |e| e.code.http_status());
+    log_request(&outcome, &method, status, start);
+    let mut resp = json_response(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &body,
+    );
+    if let Err(e) = &outcome.result {
+        add_error_headers(&mut resp, e);
+    }
+    resp
+}
+
+fn failed(e: Error) -> dispatch::Outcome {
+    dispatch::Outcome {
+        respid: new_respid(),
+        caller: String::new(),
+        result: Err(e),
+    }
+}
+
+/// The request log line: never a credential, always the respid.
+fn log_request(outcome: &dispatch::Outcome, method: &str, status: u16, start: Instant) {
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    match &outcome.result {
+        Err(e) if e.code == Code::Internal => tracing::error!(
+            respid = %outcome.respid, method, caller = %outcome.caller, status, ms, error = %e.message, "request failed"
+        ),
+        Err(e) => tracing::info!(
+            respid = %outcome.respid, method, caller = %outcome.caller, status, ms, code = e.code.as_str(), "request"
+        ),
+        Ok(_) => {
+            tracing::info!(respid = %outcome.respid, method, caller = %outcome.caller, status, ms, "request")
+        }
+    }
+}
+
+/// Reads a whole body, refusing more than [`MAX_BODY`] and clients slower than [`BODY_TIMEOUT`].
+pub async fn read_body(req: Request<Incoming>) -> Result<Bytes, Error> {
+    let too_large = || {
+        Error::new(
+            Code::PayloadTooLarge,
+            format!("the body is larger than {MAX_BODY} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let limited = Limited::new(req.into_body(), MAX_BODY);
+    match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+        Err(_) => Err(Error::new(
+            Code::BadRequest,
+            "timed out reading the request body",
+        )),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(Error::new(
+            Code::BadRequest,
+            format!("could not read the request body: {e}"),
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// A JSON error answer with the error's status and headers.
+pub fn error_response(e: &Error, body: Value) -> Response<Body> {
+    let status =
+        StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = json_response(status, &body);
+    add_error_headers(&mut resp, e);
+    resp
+}
+
+fn add_error_headers(resp: &mut Response<Body>, e: &Error) {
+    if let Some(secs) = e.retry_after {
+        resp.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
+    }
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let e = Error::new(Code::MethodNotAllowed, format!("use {allow}"));
+    let mut resp = error_response(&e, json!({"message": e.message, "code": e.code.as_str()}));
+    resp.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    resp
+}

@@ -1,0 +1,190 @@
+//! The SQLite store: the connection pool, schema migrations, and the one door to blocking database work.
+//!
+//! SQL lives here and in the method handlers only. Handlers see a [`Tx`]; the adapters never see rusqlite.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use r2d2::{Pool, PooledConnection};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{Code, Error, Result};
+
+/// The whole schema, applied section by section (see the header of `schema.sql`).
+pub const SCHEMA: &str = include_str!("../schema.sql");
+
+/// A handle on the database, cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool<SqliteConnectionManager>,
+    /// Writers queue here, in order, instead of spinning in SQLite's busy handler.
+    write_lock: Arc<tokio::sync::Mutex<()>>,
+    path: PathBuf,
+}
+
+/// One pooled connection, lent to a closure on the blocking pool.
+pub struct Db {
+    conn: PooledConnection<SqliteConnectionManager>,
+    write_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A transaction. Dereferences to the connection so handlers can run SQL; commit and rollback belong to [`Db`].
+pub struct Tx<'c>(rusqlite::Transaction<'c>);
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.0
+    }
+}
+
+impl Store {
+    /// Opens (creating when missing) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                Error::new(
+                    Code::Unavailable,
+                    format!("cannot create {}: {e}", dir.display()),
+                )
+            })?;
+        }
+        // WAL is a property of the file: set it once, before the pool opens its connections.
+        let first = Connection::open(path)?;
+        first.pragma_update(None, "journal_mode", "WAL")?;
+        migrate(&first)?;
+        drop(first);
+        let manager = SqliteConnectionManager::file(path).with_init(|c| {
+            c.busy_timeout(Duration::from_secs(5))?;
+            // FULL: an acknowledged change is on disk before the answer leaves.
+            c.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
+        });
+        let pool = Pool::builder()
+            .max_size(8)
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)?;
+        Ok(Store {
+            pool,
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with a pooled connection on tokio's blocking pool. Async code never holds a connection.
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db) -> Result<T> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.run_blocking(f))
+            .await
+            .map_err(|e| Error::internal(format!("blocking task failed: {e}")))?
+    }
+
+    /// The same as [`Store::run`] for callers already off the async runtime (the command line).
+    pub fn run_blocking<T>(&self, f: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
+        let mut db = Db {
+            conn: self.pool.get()?,
+            write_lock: self.write_lock.clone(),
+        };
+        f(&mut db)
+    }
+}
+
+impl Db {
+    /// Runs `f` in a read transaction (a consistent snapshot).
+    pub fn read<T>(&mut self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let out = f(&Tx(tx))?;
+        Ok(out)
+    }
+
+    /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`): committed when `f` succeeds, rolled back otherwise.
+    pub fn write<T>(&mut self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
+        let _turn = self.write_lock.blocking_lock();
+        let tx = Tx(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?);
+        let out = f(&tx)?;
+        tx.0.commit()?;
+        Ok(out)
+    }
+}
+
+/// Applies every `-- migration: N` section of [`SCHEMA`] above the database's `user_version`.
+fn migrate(conn: &Connection) -> Result<()> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (version, sql) in migrations()? {
+        if version <= current {
+            continue;
+        }
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// The sections of [`SCHEMA`], in order.
+fn migrations() -> Result<Vec<(i64, &'static str)>> {
+    let mut out: Vec<(i64, &'static str)> = Vec::new();
+    // At the start of a line only: the header comment mentions the marker too.
+    let marker = "\n-- migration: ";
+    let mut rest = SCHEMA;
+    while let Some(at) = rest.find(marker) {
+        let after = &rest[at + marker.len()..];
+        let line_end = after.find('\n').unwrap_or(after.len());
+        let version = after[..line_end]
+            .trim()
+            .parse::<i64>()
+            .map_err(|e| Error::internal(format!("schema.sql: bad migration marker: {e}")))?;
+        let body = &after[line_end..];
+        let end = body.find(marker).unwrap_or(body.len());
+        out.push((version, &body[..end]));
+        rest = &body[end..];
+    }
+    Ok(out)
+}
+
+/// The schema version this build writes; a backup of another version is not restored.
+pub fn schema_version() -> Result<i64> {
+    Ok(migrations()?.last().map(|m| m.0).unwrap_or(0))
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_ascending_and_apply() {
+        let m = migrations().unwrap();
+        assert!(!m.is_empty());
+        assert!(m.windows(2).all(|w| w[0].0 < w[1].0));
+        let conn = Connection::open_in_memory().unwrap();
+        migrate(&conn).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, schema_version().unwrap());
+        // A second run is a no-op.
+        migrate(&conn).unwrap();
+    }
+}
