@@ -25,11 +25,7 @@ impl App {
             settings.lockout_attempts,
             settings.lockout_window(),
         )?;
-        let operator_tokens = settings
-            .operator_tokens()
-            .iter()
-            .map(|t| auth::digest(t))
-            .collect();
+        let operator_tokens = settings.operator_tokens().iter().map(|t| auth::digest(t)).collect();
         Ok(App {
             store,
             settings: Arc::new(settings),

@@ -54,11 +54,7 @@ pub struct Userdata {
 }
 
 impl Auth {
-    pub fn new(
-        cache_ttl: Duration,
-        lockout_attempts: u32,
-        lockout_window: Duration,
-    ) -> Result<Auth> {
+    pub fn new(cache_ttl: Duration, lockout_attempts: u32, lockout_window: Duration) -> Result<Auth> {
         let dummy_phc = hash_password(&random_hex(20)?)?;
         let mut hmac_key = [0u8; 32];
         fill_random(&mut hmac_key)?;
@@ -111,17 +107,10 @@ impl Auth {
             return Ok(());
         };
         let now = Instant::now();
-        match table
-            .get(who)
-            .and_then(|f| f.locked_until)
-            .filter(|until| *until > now)
-        {
+        match table.get(who).and_then(|f| f.locked_until).filter(|until| *until > now) {
             Some(until) => {
                 let left = until.duration_since(now).as_secs().max(1);
-                let mut e = Error::new(
-                    Code::TooManyAttempts,
-                    "too many failed attempts; try again later",
-                );
+                let mut e = Error::new(Code::TooManyAttempts, "too many failed attempts; try again later");
                 e.retry_after = Some(left);
                 Err(e)
             }
@@ -138,8 +127,7 @@ impl Auth {
         if table.len() >= TABLE_LIMIT {
             let window = self.lockout_window;
             table.retain(|_, f| {
-                f.locked_until.is_some_and(|u| u > now)
-                    || f.times.back().is_some_and(|t| now - *t < window)
+                f.locked_until.is_some_and(|u| u > now) || f.times.back().is_some_and(|t| now - *t < window)
             });
         }
         let entry = table.entry(who.to_string()).or_default();
@@ -178,11 +166,7 @@ impl Auth {
 pub fn parse_userdata(s: &str) -> Option<Userdata> {
     let (org, rest) = s.split_once('/')?;
     let (username, sha1) = rest.rsplit_once(':')?;
-    if org.is_empty()
-        || username.is_empty()
-        || sha1.len() != 40
-        || !sha1.bytes().all(|b| b.is_ascii_hexdigit())
-    {
+    if org.is_empty() || username.is_empty() || sha1.len() != 40 || !sha1.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     Some(Userdata {
@@ -219,9 +203,7 @@ pub fn hash_password(sha1: &str) -> Result<String> {
 
 fn verify_password(phc: &str, sha1: &str) -> bool {
     match PasswordHash::new(phc) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(sha1.as_bytes(), &parsed)
-            .is_ok(),
+        Ok(parsed) => Argon2::default().verify_password(sha1.as_bytes(), &parsed).is_ok(),
         Err(_) => false,
     }
 }

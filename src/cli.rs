@@ -52,10 +52,7 @@ pub fn create_org(
     let (appkey, token) = store.run_blocking(|db| {
         db.write(|tx| {
             if first_run && org::any(tx)? {
-                return Err(Error::new(
-                    Code::Conflict,
-                    "the database is already initialised",
-                ));
+                return Err(Error::new(Code::Conflict, "the database is already initialised"));
             }
             let now = store::now();
             let org_id = org::insert(tx, &identifier, description, first_run, now)?;
@@ -67,16 +64,8 @@ pub fn create_org(
                 level: Level::Admin,
             };
             let user_id = users::insert(tx, org_id, &user, now)?;
-            let (_, appkey) = appkeys::insert(
-                tx,
-                org_id,
-                user_id,
-                "default",
-                Some("created with the org"),
-                now,
-            )?;
-            let (_, token) =
-                tokens::insert(tx, org_id, user_id, Some("created with the org"), None, now)?;
+            let (_, appkey) = appkeys::insert(tx, org_id, user_id, "default", Some("created with the org"), now)?;
+            let (_, token) = tokens::insert(tx, org_id, user_id, Some("created with the org"), None, now)?;
             Ok((appkey, token))
         })
     })?;
@@ -93,14 +82,7 @@ pub fn create_org(
 
 /// Creates the operator org `admin` with user `admin` when the database has no org yet; `None` when it has.
 pub fn first_run(store: &Store, password: Option<String>) -> Result<Option<Credentials>> {
-    match create_org(
-        store,
-        "admin",
-        "operator organisation",
-        "admin",
-        password,
-        true,
-    ) {
+    match create_org(store, "admin", "operator organisation", "admin", password, true) {
         Ok(c) => Ok(Some(c)),
         Err(e) if e.code == Code::Conflict => Ok(None),
         Err(e) => Err(e),

@@ -56,12 +56,7 @@ pub enum OrgCommand {
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Address to listen on.
-    #[arg(
-        long,
-        env = "IPAMD_LISTEN",
-        default_value = "127.0.0.1:5000",
-        global = true
-    )]
+    #[arg(long, env = "IPAMD_LISTEN", default_value = "127.0.0.1:5000", global = true)]
     pub listen: SocketAddr,
     /// SQLite database file (created when missing).
     #[arg(long, env = "IPAMD_DB", default_value = "ipam.db", global = true)]
@@ -70,13 +65,7 @@ pub struct Settings {
     #[arg(long, env = "BACKUP_DIR", default_value = "backups", global = true)]
     pub backup_dir: PathBuf,
     /// Comma-separated operator tokens for the REST API (admin of the operator org).
-    #[arg(
-        long,
-        env = "API_TOKENS",
-        default_value = "",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "API_TOKENS", default_value = "", hide_env_values = true, global = true)]
     pub api_tokens: String,
     /// Whether new address records are marked assigned when the request does not say.
     #[arg(long, env = "HOST_ASSIGN_ON_CREATE", default_value = "true", value_parser = parse_bool, global = true)]
@@ -85,55 +74,25 @@ pub struct Settings {
     #[arg(long, env = "RATELIMIT_ENABLED", default_value = "true", value_parser = parse_bool, global = true)]
     pub ratelimit_enabled: bool,
     /// Rate limit per caller, e.g. "200 per minute" or "10/second".
-    #[arg(
-        long,
-        env = "API_RATE_LIMIT",
-        default_value = "200 per minute",
-        global = true
-    )]
+    #[arg(long, env = "API_RATE_LIMIT", default_value = "200 per minute", global = true)]
     pub api_rate_limit: String,
     /// Rate limiter storage: memory:// or redis://host:port/db.
-    #[arg(
-        long,
-        env = "RATELIMIT_STORAGE_URI",
-        default_value = "memory://",
-        global = true
-    )]
+    #[arg(long, env = "RATELIMIT_STORAGE_URI", default_value = "memory://", global = true)]
     pub ratelimit_storage_uri: String,
     /// Log format: text or json.
     #[arg(long, env = "IPAMD_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,
     /// Password of the first admin, for unattended installs.
-    #[arg(
-        long,
-        env = "IPAMD_ADMIN_PASSWORD",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "IPAMD_ADMIN_PASSWORD", hide_env_values = true, global = true)]
     pub admin_password: Option<String>,
     /// Failed logins for one user within the lockout window that trigger a lockout.
-    #[arg(
-        long,
-        env = "IPAMD_LOCKOUT_ATTEMPTS",
-        default_value = "10",
-        global = true
-    )]
+    #[arg(long, env = "IPAMD_LOCKOUT_ATTEMPTS", default_value = "10", global = true)]
     pub lockout_attempts: u32,
     /// Lockout window and duration, in seconds.
-    #[arg(
-        long,
-        env = "IPAMD_LOCKOUT_SECONDS",
-        default_value = "300",
-        global = true
-    )]
+    #[arg(long, env = "IPAMD_LOCKOUT_SECONDS", default_value = "300", global = true)]
     pub lockout_seconds: u64,
     /// How long a successful password verification is remembered, in seconds (0 disables the cache).
-    #[arg(
-        long,
-        env = "IPAMD_AUTH_CACHE_SECONDS",
-        default_value = "300",
-        global = true
-    )]
+    #[arg(long, env = "IPAMD_AUTH_CACHE_SECONDS", default_value = "300", global = true)]
     pub auth_cache_seconds: u64,
     /// Most children one subnets/split may create.
     #[arg(long, env = "IPAMD_MAX_SPLIT", default_value = "256", global = true)]

@@ -67,11 +67,7 @@ pub struct Method {
 }
 
 /// Decodes the parameters of handler `f`, refuses leftovers, and runs it. Each table line calls this.
-pub fn call<P: Params>(
-    f: fn(&Ctx, P) -> Result<Value>,
-    ctx: &Ctx,
-    data: &mut Data,
-) -> Result<Value> {
+pub fn call<P: Params>(f: fn(&Ctx, P) -> Result<Value>, ctx: &Ctx, data: &mut Data) -> Result<Value> {
     let params = P::decode(data)?;
     data.finish()?;
     f(ctx, params)
@@ -123,13 +119,7 @@ impl Ctx<'_> {
     }
 
     /// Writes one audit log entry, in the call's transaction.
-    pub fn log(
-        &self,
-        objecttype: &str,
-        objectid: Option<i64>,
-        summary: &str,
-        changes: Option<Value>,
-    ) -> Result<()> {
+    pub fn log(&self, objecttype: &str, objectid: Option<i64>, summary: &str, changes: Option<Value>) -> Result<()> {
         self.tx.execute(
             "INSERT INTO logs (org_id, time, userid, user, application, respid, method, objecttype, objectid,
                                summary, changes)
@@ -180,10 +170,7 @@ pub fn find_method(name: &str) -> Option<&'static Method> {
 pub async fn dispatch(app: &App, call: Call) -> Outcome {
     let respid = new_respid();
     let Some(method) = find_method(&call.method) else {
-        let e = Error::new(
-            Code::UnknownMethod,
-            format!("unknown method '{}'", call.method),
-        );
+        let e = Error::new(Code::UnknownMethod, format!("unknown method '{}'", call.method));
         return Outcome {
             respid,
             caller: String::new(),
@@ -228,11 +215,7 @@ pub async fn dispatch(app: &App, call: Call) -> Outcome {
         })
         .await;
     match ran {
-        Ok((caller, result)) => Outcome {
-            respid,
-            caller,
-            result,
-        },
+        Ok((caller, result)) => Outcome { respid, caller, result },
         Err(e) => Outcome {
             respid,
             caller: String::new(),
@@ -287,9 +270,7 @@ struct UserRow {
 /// Checks the credentials of a call. argon2 runs here, outside any transaction and before the write lock.
 fn authenticate(db: &mut Db, app: &App, creds: &Credentials, access: Access) -> Result<Caller> {
     match creds {
-        Credentials::Envelope { appkey, userdata } => {
-            authenticate_envelope(db, app, appkey, userdata, access)
-        }
+        Credentials::Envelope { appkey, userdata } => authenticate_envelope(db, app, appkey, userdata, access),
         Credentials::Token(token) => authenticate_token(db, app, token.as_deref()),
     }
 }
@@ -337,8 +318,7 @@ fn authenticate_envelope(
         });
     }
     let userdata = userdata.as_deref().filter(|u| !u.is_empty());
-    let userdata =
-        userdata.ok_or_else(|| Error::new(Code::AuthRequired, "userdata is required"))?;
+    let userdata = userdata.ok_or_else(|| Error::new(Code::AuthRequired, "userdata is required"))?;
     let failed = || Error::new(Code::AuthFailed, "authentication failed");
     let ud = auth::parse_userdata(userdata).ok_or_else(failed)?;
     let who = format!("{}/{}", ud.org.to_lowercase(), ud.username.to_lowercase());
@@ -363,9 +343,7 @@ fn authenticate_envelope(
         .optional()
         .map_err(Error::from)
     })?;
-    let verified = app
-        .auth
-        .verify(user.as_ref().map(|u| u.phc.as_str()), &ud.sha1);
+    let verified = app.auth.verify(user.as_ref().map(|u| u.phc.as_str()), &ud.sha1);
     let user = match (user, verified) {
         (Some(user), Verified::Cached | Verified::Fresh) => user,
         _ => {
@@ -375,10 +353,7 @@ fn authenticate_envelope(
     };
     app.auth.record_success(&who);
     if user.disabled {
-        return Err(Error::new(
-            Code::AccountDisabled,
-            "this account is disabled",
-        ));
+        return Err(Error::new(Code::AccountDisabled, "this account is disabled"));
     }
     if user.org_id != key.org_id {
         return Err(Error::new(
@@ -390,14 +365,8 @@ fn authenticate_envelope(
         // A real login (not a cache hit): worth a write, at most once per cache lifetime.
         let now = store::now();
         db.write(|tx| {
-            tx.execute(
-                "UPDATE users SET lastlogin = ?1 WHERE id = ?2",
-                params![now, user.id],
-            )?;
-            tx.execute(
-                "UPDATE appkeys SET lastused = ?1 WHERE id = ?2",
-                params![now, key.id],
-            )?;
+            tx.execute("UPDATE users SET lastlogin = ?1 WHERE id = ?2", params![now, user.id])?;
+            tx.execute("UPDATE appkeys SET lastused = ?1 WHERE id = ?2", params![now, key.id])?;
             Ok(())
         })?;
     }
@@ -421,16 +390,13 @@ fn authenticate_token(db: &mut Db, app: &App, token: Option<&str>) -> Result<Cal
         .any(|d| auth::ct_eq(d.as_bytes(), digest.as_bytes()))
     {
         let org_id = db.read(|tx| {
-            tx.query_row(
-                "SELECT id FROM orgs WHERE operator = 1 ORDER BY id LIMIT 1",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
+            tx.query_row("SELECT id FROM orgs WHERE operator = 1 ORDER BY id LIMIT 1", [], |r| {
+                r.get::<_, i64>(0)
+            })
             .optional()
             .map_err(Error::from)
         })?;
-        let org_id = org_id
-            .ok_or_else(|| Error::new(Code::Unavailable, "the database is not initialised"))?;
+        let org_id = org_id.ok_or_else(|| Error::new(Code::Unavailable, "the database is not initialised"))?;
         return Ok(Caller {
             org_id,
             operator_org: true,
@@ -473,18 +439,12 @@ fn authenticate_token(db: &mut Db, app: &App, token: Option<&str>) -> Result<Cal
         return Err(Error::new(Code::AuthFailed, "invalid token"));
     }
     if user.disabled {
-        return Err(Error::new(
-            Code::AccountDisabled,
-            "this account is disabled",
-        ));
+        return Err(Error::new(Code::AccountDisabled, "this account is disabled"));
     }
     if lastused.is_none_or(|t| t < now - 60) {
         // Once a minute at most: a token in steady use should not turn every read into a write.
         db.write(|tx| {
-            tx.execute(
-                "UPDATE tokens SET lastused = ?1 WHERE id = ?2",
-                params![now, token_id],
-            )?;
+            tx.execute("UPDATE tokens SET lastused = ?1 WHERE id = ?2", params![now, token_id])?;
             Ok(())
         })?;
     }

@@ -87,9 +87,7 @@ impl Code {
             | Code::InvalidBackup
             | Code::Conflict => 400,
             Code::AuthRequired | Code::AuthFailed => 401,
-            Code::BadAppkey | Code::AppkeyDisabled | Code::AccountDisabled | Code::AccessDenied => {
-                403
-            }
+            Code::BadAppkey | Code::AppkeyDisabled | Code::AccountDisabled | Code::AccessDenied => 403,
             Code::NotFound | Code::UnknownMethod | Code::UnsupportedVersion => 404,
             Code::MethodNotAllowed => 405,
             Code::PayloadTooLarge => 413,
@@ -133,8 +131,7 @@ impl Error {
         let message = message.into();
         let mut data = Map::new();
         data.insert(field.to_string(), Value::String(message.clone()));
-        Error::new(Code::InvalidParams, format!("{field}: {message}"))
-            .with_data(Value::Object(data))
+        Error::new(Code::InvalidParams, format!("{field}: {message}")).with_data(Value::Object(data))
     }
 
     pub fn not_found(what: &str) -> Error {
@@ -170,12 +167,9 @@ impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
         use rusqlite::ErrorCode as C;
         match e.sqlite_error_code() {
-            Some(
-                C::ReadOnly | C::DiskFull | C::DatabaseBusy | C::DatabaseLocked | C::CannotOpen,
-            ) => Error::new(
-                Code::Unavailable,
-                format!("the database is not available: {e}"),
-            ),
+            Some(C::ReadOnly | C::DiskFull | C::DatabaseBusy | C::DatabaseLocked | C::CannotOpen) => {
+                Error::new(Code::Unavailable, format!("the database is not available: {e}"))
+            }
             _ => Error::internal(format!("database: {e}")),
         }
     }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod dispatch;
 pub mod error;
 pub mod methods;
+pub mod net;
 pub mod params;
 pub mod rpc;
 pub mod server;

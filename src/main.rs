@@ -24,9 +24,7 @@ fn main() -> ExitCode {
             description,
             json,
         }) => Store::open(&args.settings.db)
-            .and_then(|store| {
-                cli::create_org(&store, &identifier, &description, &admin, password, false)
-            })
+            .and_then(|store| cli::create_org(&store, &identifier, &description, &admin, password, false))
             .map(|creds| print_credentials(&creds, json, &format!("Created org '{identifier}'."))),
     };
     match result {
@@ -67,18 +65,12 @@ fn serve(settings: Settings) -> Result<(), Error> {
             .await
             .map_err(|e| Error::internal(format!("first run: {e}")))??;
         if let Some(creds) = creds {
-            print_credentials(
-                &creds,
-                false,
-                "First run: created the operator organisation.",
-            );
+            print_credentials(&creds, false, "First run: created the operator organisation.");
         }
-        let listener = TcpListener::bind(listen).await.map_err(|e| {
-            Error::new(Code::Unavailable, format!("cannot listen on {listen}: {e}"))
-        })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::internal(e.to_string()))?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| Error::new(Code::Unavailable, format!("cannot listen on {listen}: {e}")))?;
+        let addr = listener.local_addr().map_err(|e| Error::internal(e.to_string()))?;
         println!("ipamd listening on http://{addr}");
         ipamd::server::run(listener, app, shutdown_signal())
             .await

@@ -49,8 +49,7 @@ pub static METHODS: &[Method] = &[
 ];
 
 /// The stamp columns of a record table aliased `t`, joined to its last modifier as `m`; read by [`stamps`].
-pub const STAMP_COLS: &str =
-    "t.modby_id, t.modifiedat, t.modby_name, m.email, m.realname, t.created";
+pub const STAMP_COLS: &str = "t.modby_id, t.modifiedat, t.modby_name, m.email, m.realname, t.created";
 
 /// Adds the stamps read from [`STAMP_COLS`] at column `at` onwards, in the seed's order: `userid`, `modifiedat`,
 /// `user`, `email`, `realname`, then `created`.
@@ -59,21 +58,14 @@ pub fn stamps(r: &Row, at: usize, out: &mut Map<String, Value>) -> rusqlite::Res
     out.insert("modifiedat".into(), json!(r.get::<_, i64>(at + 1)?));
     out.insert("user".into(), json!(r.get::<_, String>(at + 2)?));
     out.insert("email".into(), json!(r.get::<_, Option<String>>(at + 3)?));
-    out.insert(
-        "realname".into(),
-        json!(r.get::<_, Option<String>>(at + 4)?),
-    );
+    out.insert("realname".into(), json!(r.get::<_, Option<String>>(at + 4)?));
     out.insert("created".into(), json!(r.get::<_, i64>(at + 5)?));
     Ok(())
 }
 
 /// The reply of a delete: one `{id, deleted}` record per deleted id.
 pub fn deleted(ids: &[i64]) -> Value {
-    Value::Array(
-        ids.iter()
-            .map(|id| json!({"id": id, "deleted": true}))
-            .collect(),
-    )
+    Value::Array(ids.iter().map(|id| json!({"id": id, "deleted": true})).collect())
 }
 
 /// The one record a lookup must find in the caller's org; another org's record is "not found" as well.
@@ -93,13 +85,7 @@ pub fn owner_filter(ctx: &crate::dispatch::Ctx) -> Option<i64> {
 }
 
 /// Deletes one app key or token the caller may see (`table` and `owner_col` are constants of the callers).
-pub fn delete_owned(
-    ctx: &crate::dispatch::Ctx,
-    table: &str,
-    owner_col: &str,
-    id: i64,
-    what: &str,
-) -> Result<Value> {
+pub fn delete_owned(ctx: &crate::dispatch::Ctx, table: &str, owner_col: &str, id: i64, what: &str) -> Result<Value> {
     let n = ctx.tx.execute(
         &format!("DELETE FROM {table} WHERE id = ?1 AND org_id = ?2 AND (?3 IS NULL OR {owner_col} = ?3)"),
         rusqlite::params![id, ctx.org(), owner_filter(ctx)],
@@ -135,5 +121,30 @@ mod tests {
         let before = names.len();
         names.dedup();
         assert_eq!(before, names.len(), "duplicate method name in METHODS");
+    }
+
+    /// methods.md is the wire reference: every method of the table has its own `### name` section there, and the
+    /// document names no method the table lacks.
+    #[test]
+    fn methods_md_documents_exactly_the_table() {
+        let doc = include_str!("../methods.md");
+        let documented: Vec<&str> = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix("### `"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        for m in METHODS {
+            assert!(
+                documented.contains(&m.name),
+                "methods.md has no '### `{}`' section",
+                m.name
+            );
+        }
+        for d in &documented {
+            assert!(
+                METHODS.iter().any(|m| m.name == *d),
+                "methods.md documents '{d}', which the table lacks"
+            );
+        }
     }
 }

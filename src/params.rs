@@ -26,9 +26,7 @@ pub struct IdParam {
 
 impl Params for IdParam {
     fn decode(d: &mut Data) -> Result<Self> {
-        Ok(IdParam {
-            id: d.req_id("id")?,
-        })
+        Ok(IdParam { id: d.req_id("id")? })
     }
 }
 
@@ -82,11 +80,10 @@ impl Data {
             .iter()
             .map(|k| (k.clone(), Value::String("unknown parameter".into())))
             .collect();
-        Err(Error::new(
-            Code::InvalidParams,
-            format!("unknown parameter: {}", names.join(", ")),
+        Err(
+            Error::new(Code::InvalidParams, format!("unknown parameter: {}", names.join(", ")))
+                .with_data(Value::Object(data)),
         )
-        .with_data(Value::Object(data)))
     }
 
     /// Takes a key; `null` counts as absent.
@@ -109,8 +106,7 @@ impl Data {
     }
 
     pub fn req_str(&mut self, key: &str) -> Result<String> {
-        self.str(key)?
-            .ok_or_else(|| Error::param(key, "is required"))
+        self.str(key)?.ok_or_else(|| Error::param(key, "is required"))
     }
 
     /// An optional text field of an edit: absent keeps, `null` or `""` clears.
@@ -136,8 +132,7 @@ impl Data {
     }
 
     pub fn req_int(&mut self, key: &str) -> Result<i64> {
-        self.int(key)?
-            .ok_or_else(|| Error::param(key, "is required"))
+        self.int(key)?.ok_or_else(|| Error::param(key, "is required"))
     }
 
     /// An optional integer of an edit: absent keeps, `null` or `""` clears.
@@ -146,9 +141,7 @@ impl Data {
             None => Ok(Patch::Keep),
             Some(Value::Null) => Ok(Patch::Clear),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(Patch::Clear),
-            Some(v) => as_int(&v)
-                .map(Patch::Set)
-                .ok_or_else(|| bad(key, "an integer")),
+            Some(v) => as_int(&v).map(Patch::Set).ok_or_else(|| bad(key, "an integer")),
         }
     }
 
@@ -161,8 +154,7 @@ impl Data {
     }
 
     pub fn req_id(&mut self, key: &str) -> Result<i64> {
-        self.id(key)?
-            .ok_or_else(|| Error::param(key, "is required"))
+        self.id(key)?.ok_or_else(|| Error::param(key, "is required"))
     }
 
     pub fn bool(&mut self, key: &str) -> Result<Option<bool>> {
@@ -286,8 +278,7 @@ mod tests {
 
     #[test]
     fn lenient_scalars() {
-        let mut d =
-            data(json!({"a": "12", "b": 7, "c": "yes", "d": 0, "e": "x", "f": 1.5, "g": "-3"}));
+        let mut d = data(json!({"a": "12", "b": 7, "c": "yes", "d": 0, "e": "x", "f": 1.5, "g": "-3"}));
         assert_eq!(d.int("a").unwrap(), Some(12));
         assert_eq!(d.id("b").unwrap(), Some(7));
         assert_eq!(d.bool("c").unwrap(), Some(true));

@@ -18,7 +18,9 @@ pub type Rejected = Box<(Value, Error)>;
 /// Decodes a request body for `method`. `form` is true for `application/x-www-form-urlencoded` bodies.
 pub fn decode(method: &str, body: &[u8], form: bool) -> std::result::Result<Envelope, Rejected> {
     let reject = |reqid: &Value, e: Error| Box::new((reqid.clone(), e));
-    let json_text = if form {
+    // `curl -d '{...}'` labels raw JSON as a form: a "form" that is a JSON object and has no `data=` is JSON.
+    let raw_json = body.trim_ascii_start().starts_with(b"{");
+    let json_text = if form && !raw_json {
         form_field(body, "data").ok_or_else(|| {
             reject(
                 &Value::Null,
@@ -26,12 +28,8 @@ pub fn decode(method: &str, body: &[u8], form: bool) -> std::result::Result<Enve
             )
         })?
     } else {
-        String::from_utf8(body.to_vec()).map_err(|_| {
-            reject(
-                &Value::Null,
-                Error::new(Code::BadRequest, "the body is not UTF-8"),
-            )
-        })?
+        String::from_utf8(body.to_vec())
+            .map_err(|_| reject(&Value::Null, Error::new(Code::BadRequest, "the body is not UTF-8")))?
     };
     let v: Value = serde_json::from_str(&json_text).map_err(|e| {
         reject(
@@ -101,10 +99,7 @@ pub fn manageips(v: Value) -> Value {
         Value::Number(n) => Value::String(n.to_string()),
         Value::String(s) => Value::String(s),
         Value::Array(items)
-            if !items.is_empty()
-                && items
-                    .iter()
-                    .all(|i| i.get("id").is_some_and(|id| !id.is_null())) =>
+            if !items.is_empty() && items.iter().all(|i| i.get("id").is_some_and(|id| !id.is_null())) =>
         {
             let mut keyed = Map::new();
             for item in items {
@@ -157,7 +152,8 @@ mod tests {
 
     #[test]
     fn renders_the_manageips_way() {
-        let v = json!([{"id": 3, "ok": true, "n": null, "children": [], "kids": [{"id": 4, "x": 1.5}], "tags": [1, "a"]}]);
+        let v =
+            json!([{"id": 3, "ok": true, "n": null, "children": [], "kids": [{"id": 4, "x": 1.5}], "tags": [1, "a"]}]);
         assert_eq!(
             manageips(v),
             json!({"3": {"id": "3", "ok": "true", "n": null, "children": [], "kids": {"4": {"id": "4", "x": "1.5"}},
@@ -177,13 +173,8 @@ mod tests {
 
     #[test]
     fn refuses_malformed_envelopes_but_keeps_reqid() {
-        assert_eq!(
-            decode("ping", b"[1]", false).err().unwrap().1.code,
-            Code::BadRequest
-        );
-        let (reqid, e) = *decode("ping", br#"{"reqid":"r1","appkey":5}"#, false)
-            .err()
-            .unwrap();
+        assert_eq!(decode("ping", b"[1]", false).err().unwrap().1.code, Code::BadRequest);
+        let (reqid, e) = *decode("ping", br#"{"reqid":"r1","appkey":5}"#, false).err().unwrap();
         assert_eq!((reqid, e.code), (json!("r1"), Code::BadRequest));
     }
 }

@@ -37,11 +37,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub type Body = Full<Bytes>;
 
 /// Serves `listener` until `shutdown` completes, then drains in-flight requests.
-pub async fn run(
-    listener: TcpListener,
-    app: App,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
+pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut http = http1::Builder::new();
@@ -106,11 +102,7 @@ async fn handle(app: &App, req: Request<Incoming>, _peer: std::net::IpAddr) -> R
         }
         return envelope(app, method.to_string(), req).await;
     }
-    let first = path
-        .trim_start_matches('/')
-        .split('/')
-        .next()
-        .unwrap_or_default();
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or_default();
     let looks_like_version = first.split('.').count() == 2
         && first
             .split('.')
@@ -123,10 +115,7 @@ async fn handle(app: &App, req: Request<Incoming>, _peer: std::net::IpAddr) -> R
     } else {
         Error::new(Code::NotFound, format!("no route for {path}"))
     };
-    error_response(
-        &e,
-        json!({"message": e.public_message(), "code": e.code.as_str()}),
-    )
+    error_response(&e, json!({"message": e.public_message(), "code": e.code.as_str()}))
 }
 
 /// `POST /1.0/<method>`: read the body, decode the envelope, dispatch, render, log.
@@ -152,11 +141,7 @@ async fn envelope(app: &App, method: String, req: Request<Incoming>) -> Response
         },
     };
     let body = rpc::render(reqid, &method, &outcome);
-    let status = outcome
-        .result
-        .as_ref()
-        .err()
-        .map_or(200, |e| e.code.http_status());
+    let status = outcome.result.as_ref().err().map_or(200, |e| e.code.http_status());
     log_request(&outcome, &method, status, start);
     let mut resp = json_response(
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -210,10 +195,7 @@ pub async fn read_body(req: Request<Incoming>) -> Result<Bytes, Error> {
     }
     let limited = Limited::new(req.into_body(), MAX_BODY);
     match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
-        Err(_) => Err(Error::new(
-            Code::BadRequest,
-            "timed out reading the request body",
-        )),
+        Err(_) => Err(Error::new(Code::BadRequest, "timed out reading the request body")),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Ok(Err(e)) => Err(Error::new(
             Code::BadRequest,
@@ -234,8 +216,7 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
 
 /// A JSON error answer with the error's status and headers.
 pub fn error_response(e: &Error, body: Value) -> Response<Body> {
-    let status =
-        StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = json_response(status, &body);
     add_error_headers(&mut resp, e);
     resp
@@ -243,15 +224,13 @@ pub fn error_response(e: &Error, body: Value) -> Response<Body> {
 
 fn add_error_headers(resp: &mut Response<Body>, e: &Error) {
     if let Some(secs) = e.retry_after {
-        resp.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(secs));
+        resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
     }
 }
 
 fn method_not_allowed(allow: &'static str) -> Response<Body> {
     let e = Error::new(Code::MethodNotAllowed, format!("use {allow}"));
     let mut resp = error_response(&e, json!({"message": e.message, "code": e.code.as_str()}));
-    resp.headers_mut()
-        .insert(ALLOW, HeaderValue::from_static(allow));
+    resp.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
     resp
 }

@@ -44,12 +44,8 @@ impl Store {
     /// Opens (creating when missing) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Error::new(
-                    Code::Unavailable,
-                    format!("cannot create {}: {e}", dir.display()),
-                )
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::new(Code::Unavailable, format!("cannot create {}: {e}", dir.display())))?;
         }
         // WAL is a property of the file: set it once, before the pool opens its connections.
         let first = Connection::open(path)?;
@@ -101,9 +97,7 @@ impl Store {
 impl Db {
     /// Runs `f` in a read transaction (a consistent snapshot).
     pub fn read<T>(&mut self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
         let out = f(&Tx(tx))?;
         Ok(out)
     }
@@ -111,9 +105,7 @@ impl Db {
     /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`): committed when `f` succeeds, rolled back otherwise.
     pub fn write<T>(&mut self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         let _turn = self.write_lock.blocking_lock();
-        let tx = Tx(self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?);
+        let tx = Tx(self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?);
         let out = f(&tx)?;
         tx.0.commit()?;
         Ok(out)
@@ -180,9 +172,7 @@ mod tests {
         assert!(m.windows(2).all(|w| w[0].0 < w[1].0));
         let conn = Connection::open_in_memory().unwrap();
         migrate(&conn).unwrap();
-        let v: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
+        let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!(v, schema_version().unwrap());
         // A second run is a no-op.
         migrate(&conn).unwrap();

@@ -11,8 +11,7 @@ use crate::methods::{delete_owned, owner, owner_filter};
 use crate::params::{Data, IdParam, OptIdParam, Params, Patch};
 use crate::store::Tx;
 
-const COLS: &str =
-    "id, name, description, prefix, enabled, disabledreason, owner_id, created, lastused";
+const COLS: &str = "id, name, description, prefix, enabled, disabledreason, owner_id, created, lastused";
 
 fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
     Ok(json!({
@@ -86,15 +85,8 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
         p.description.as_deref(),
         ctx.now,
     )?;
-    ctx.log(
-        "appkey",
-        Some(id),
-        &format!("appkey {} added", p.name),
-        None,
-    )?;
-    let mut rec = list(ctx, Some(id))?
-        .pop()
-        .ok_or_else(|| Error::not_found("appkey"))?;
+    ctx.log("appkey", Some(id), &format!("appkey {} added", p.name), None)?;
+    let mut rec = list(ctx, Some(id))?.pop().ok_or_else(|| Error::not_found("appkey"))?;
     rec["key"] = Value::String(key);
     Ok(Value::Array(vec![rec]))
 }
@@ -131,15 +123,10 @@ impl Params for EditParams {
 pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
     let before = crate::methods::one(list(ctx, Some(p.id))?, "appkey")?;
     if let Some(name) = &p.name {
-        ctx.tx.execute(
-            "UPDATE appkeys SET name = ?1 WHERE id = ?2",
-            params![name, p.id],
-        )?;
+        ctx.tx
+            .execute("UPDATE appkeys SET name = ?1 WHERE id = ?2", params![name, p.id])?;
     }
-    for (col, patch) in [
-        ("description", &p.description),
-        ("disabledreason", &p.disabledreason),
-    ] {
+    for (col, patch) in [("description", &p.description), ("disabledreason", &p.disabledreason)] {
         let value = match patch {
             Patch::Keep => continue,
             Patch::Clear => None,
@@ -151,18 +138,12 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
         )?;
     }
     if let Some(enabled) = p.enabled {
-        ctx.tx.execute(
-            "UPDATE appkeys SET enabled = ?1 WHERE id = ?2",
-            params![enabled, p.id],
-        )?;
+        ctx.tx
+            .execute("UPDATE appkeys SET enabled = ?1 WHERE id = ?2", params![enabled, p.id])?;
     }
     let after = ctx
         .tx
-        .query_row(
-            &format!("SELECT {COLS} FROM appkeys WHERE id = ?1"),
-            [p.id],
-            record,
-        )
+        .query_row(&format!("SELECT {COLS} FROM appkeys WHERE id = ?1"), [p.id], record)
         .optional()?
         .ok_or_else(|| Error::not_found("appkey"))?;
     let changes = json!({"before": before[0], "after": after});

@@ -13,9 +13,7 @@ pub struct PingParams {
 
 impl Params for PingParams {
     fn decode(d: &mut Data) -> Result<Self> {
-        Ok(PingParams {
-            time: d.str("time")?,
-        })
+        Ok(PingParams { time: d.str("time")? })
     }
 }
 
@@ -40,7 +38,5 @@ pub fn userdata(ctx: &Ctx, _: ()) -> Result<Value> {
         }
     };
     let o = org::load(ctx)?;
-    Ok(
-        json!({"user": user, "org": {"id": o["id"], "identifier": o["identifier"], "description": o["description"]}}),
-    )
+    Ok(json!({"user": user, "org": {"id": o["id"], "identifier": o["identifier"], "description": o["description"]}}))
 }

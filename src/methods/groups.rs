@@ -133,10 +133,7 @@ impl Params for AddParams {
             Patch::Set(p) => Some(p),
             Patch::Keep | Patch::Clear => None,
         };
-        Ok(AddParams {
-            description,
-            parent,
-        })
+        Ok(AddParams { description, parent })
     }
 }
 
@@ -147,7 +144,14 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
     ctx.tx.execute(
         "INSERT INTO groups (org_id, parent_id, description, created, modifiedat, modby_id, modby_name)
          VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
-        params![ctx.org(), p.parent, p.description, ctx.now, ctx.caller.user_id, ctx.caller.username],
+        params![
+            ctx.org(),
+            p.parent,
+            p.description,
+            ctx.now,
+            ctx.caller.user_id,
+            ctx.caller.username
+        ],
     )?;
     let id = ctx.tx.last_insert_rowid();
     ctx.log(
@@ -187,8 +191,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
         Patch::Keep => None,
         Patch::Clear => Some(None),
         Patch::Set(parent) => {
-            exists(ctx, parent)
-                .map_err(|_| Error::new(Code::NotFound, "parent group not found"))?;
+            exists(ctx, parent).map_err(|_| Error::new(Code::NotFound, "parent group not found"))?;
             // The new parent may not be the group itself or one of its descendants.
             let cycle: bool = ctx.tx.query_row(
                 "WITH RECURSIVE up(id) AS (SELECT ?1 UNION SELECT g.parent_id FROM groups g JOIN up ON g.id = up.id
@@ -198,19 +201,14 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
                 |r| r.get(0),
             )?;
             if cycle {
-                return Err(Error::param(
-                    "parent",
-                    "would make the group its own ancestor",
-                ));
+                return Err(Error::param("parent", "would make the group its own ancestor"));
             }
             Some(Some(parent))
         }
     };
     if let Some(parent) = parent {
-        ctx.tx.execute(
-            "UPDATE groups SET parent_id = ?1 WHERE id = ?2",
-            params![parent, p.id],
-        )?;
+        ctx.tx
+            .execute("UPDATE groups SET parent_id = ?1 WHERE id = ?2", params![parent, p.id])?;
     }
     ctx.tx.execute(
         "UPDATE groups SET modifiedat = ?1, modby_id = ?2, modby_name = ?3 WHERE id = ?4",
@@ -261,12 +259,7 @@ pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Value> {
     // The foreign keys cascade to the subtree, its subnets and their records.
     ctx.tx.execute("DELETE FROM groups WHERE id = ?1", [p.id])?;
     for (id, subnets) in &tree {
-        ctx.log(
-            "group",
-            Some(*id),
-            "group deleted",
-            Some(json!({"subnets": subnets})),
-        )?;
+        ctx.log("group", Some(*id), "group deleted", Some(json!({"subnets": subnets})))?;
     }
     Ok(deleted(&tree.iter().map(|t| t.0).collect::<Vec<_>>()))
 }

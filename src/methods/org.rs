@@ -37,10 +37,7 @@ pub fn info(ctx: &Ctx, _: ()) -> Result<Value> {
         [ctx.org()],
         |r| Ok([r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?]),
     )?;
-    for (name, n) in ["usercount", "groupcount", "subnetcount", "ipcount"]
-        .iter()
-        .zip(counts)
-    {
+    for (name, n) in ["usercount", "groupcount", "subnetcount", "ipcount"].iter().zip(counts) {
         org[*name] = json!(n);
     }
     Ok(org)
@@ -50,9 +47,9 @@ pub fn info(ctx: &Ctx, _: ()) -> Result<Value> {
 pub fn valid_identifier(s: &str) -> Result<String> {
     let id = s.trim().to_ascii_lowercase();
     let ok = (1..=64).contains(&id.len())
-        && id.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-        });
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
     if ok {
         Ok(id)
     } else {
@@ -70,10 +67,7 @@ pub struct EditParams {
 
 impl Params for EditParams {
     fn decode(d: &mut Data) -> Result<Self> {
-        let identifier = d
-            .str("identifier")?
-            .map(|i| valid_identifier(&i))
-            .transpose()?;
+        let identifier = d.str("identifier")?.map(|i| valid_identifier(&i)).transpose()?;
         Ok(EditParams {
             description: d.patch_str("description")?,
             identifier,
@@ -103,10 +97,8 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
     match &p.description {
         Patch::Keep => {}
         Patch::Clear => {
-            ctx.tx.execute(
-                "UPDATE orgs SET description = '' WHERE id = ?1",
-                [ctx.org()],
-            )?;
+            ctx.tx
+                .execute("UPDATE orgs SET description = '' WHERE id = ?1", [ctx.org()])?;
         }
         Patch::Set(description) => {
             ctx.tx.execute(
@@ -147,13 +139,9 @@ pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Value> {
         .as_str()
         .is_some_and(|i| i.eq_ignore_ascii_case(p.confirm.trim()))
     {
-        return Err(Error::param(
-            "confirm",
-            "must be the organisation's identifier",
-        ));
+        return Err(Error::param("confirm", "must be the organisation's identifier"));
     }
-    ctx.tx
-        .execute("DELETE FROM orgs WHERE id = ?1", [ctx.org()])?;
+    ctx.tx.execute("DELETE FROM orgs WHERE id = ?1", [ctx.org()])?;
     tracing::info!(org = ctx.org(), respid = ctx.respid, "organisation deleted");
     Ok(deleted(&[ctx.org()]))
 }
@@ -184,11 +172,7 @@ impl Params for LogsParams {
                 filters.push((sql, SqlValue::Text(v)));
             }
         }
-        Ok(LogsParams {
-            page,
-            perpage,
-            filters,
-        })
+        Ok(LogsParams { page, perpage, filters })
     }
 }
 
@@ -234,13 +218,7 @@ pub fn logs(ctx: &Ctx, p: LogsParams) -> Result<Value> {
 }
 
 /// Inserts an org; the identifier must be valid (see [`valid_identifier`]) and free.
-pub fn insert(
-    tx: &crate::store::Tx,
-    identifier: &str,
-    description: &str,
-    operator: bool,
-    now: i64,
-) -> Result<i64> {
+pub fn insert(tx: &crate::store::Tx, identifier: &str, description: &str, operator: bool, now: i64) -> Result<i64> {
     let taken: bool = tx.query_row(
         "SELECT EXISTS(SELECT 1 FROM orgs WHERE identifier = ?1)",
         [identifier],

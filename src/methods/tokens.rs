@@ -92,9 +92,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
         "token added",
         Some(json!({"prefix": auth::prefix(&token)})),
     )?;
-    let mut rec = list(ctx, Some(id))?
-        .pop()
-        .ok_or_else(|| Error::not_found("token"))?;
+    let mut rec = list(ctx, Some(id))?.pop().ok_or_else(|| Error::not_found("token"))?;
     rec["token"] = Value::String(token);
     Ok(Value::Array(vec![rec]))
 }

@@ -41,9 +41,9 @@ pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Value> {
     if let Some(id) = p.id {
         return Ok(Value::Array(vec![load(ctx, id)?]));
     }
-    let mut stmt = ctx.tx.prepare(&format!(
-        "SELECT {COLS} FROM users WHERE org_id = ?1 ORDER BY id"
-    ))?;
+    let mut stmt = ctx
+        .tx
+        .prepare(&format!("SELECT {COLS} FROM users WHERE org_id = ?1 ORDER BY id"))?;
     let users = stmt
         .query_map([ctx.org()], record)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -69,10 +69,7 @@ fn valid_email(s: &str) -> Result<String> {
     let s = s.trim();
     match s.split_once('@') {
         Some((local, domain))
-            if !local.is_empty()
-                && !domain.is_empty()
-                && s.len() <= 254
-                && !s.contains(char::is_whitespace) =>
+            if !local.is_empty() && !domain.is_empty() && s.len() <= 254 && !s.contains(char::is_whitespace) =>
         {
             Ok(s.to_string())
         }
@@ -89,10 +86,7 @@ enum Secret {
 impl Secret {
     fn decode(d: &mut Data) -> Result<Option<Secret>> {
         match (d.str("password")?, d.str("hash")?) {
-            (Some(_), Some(_)) => Err(Error::param(
-                "hash",
-                "give either password or hash, not both",
-            )),
+            (Some(_), Some(_)) => Err(Error::param("hash", "give either password or hash, not both")),
             (Some(pw), None) => Ok(Some(Secret::Password(pw))),
             (None, Some(h)) if h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 Ok(Some(Secret::Hash(h.to_ascii_lowercase())))
@@ -116,10 +110,7 @@ impl Secret {
 
 fn level_param(d: &mut Data) -> Result<Option<Level>> {
     d.str("level")?
-        .map(|l| {
-            Level::parse(&l)
-                .ok_or_else(|| Error::param("level", "must be readonly, standard or admin"))
-        })
+        .map(|l| Level::parse(&l).ok_or_else(|| Error::param("level", "must be readonly, standard or admin")))
         .transpose()
 }
 
@@ -164,8 +155,7 @@ pub fn insert(tx: &Tx, org_id: i64, u: &NewUser, now: i64) -> Result<i64> {
 impl Params for NewUser {
     fn decode(d: &mut Data) -> Result<Self> {
         let username = valid_username(&d.req_str("username")?)?;
-        let secret = Secret::decode(d)?
-            .ok_or_else(|| Error::param("password", "password or hash is required"))?;
+        let secret = Secret::decode(d)?.ok_or_else(|| Error::param("password", "password or hash is required"))?;
         let sha1 = secret.sha1(&username);
         Ok(NewUser {
             email: valid_email(&d.req_str("email")?)?,
@@ -254,24 +244,19 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
     }
     let mut changed = Vec::new();
     if let Some(email) = &p.email {
-        ctx.tx.execute(
-            "UPDATE users SET email = ?1 WHERE id = ?2",
-            params![email, id],
-        )?;
+        ctx.tx
+            .execute("UPDATE users SET email = ?1 WHERE id = ?2", params![email, id])?;
         changed.push("email");
     }
     match &p.realname {
         Patch::Keep => {}
         Patch::Clear => {
-            ctx.tx
-                .execute("UPDATE users SET realname = NULL WHERE id = ?1", [id])?;
+            ctx.tx.execute("UPDATE users SET realname = NULL WHERE id = ?1", [id])?;
             changed.push("realname");
         }
         Patch::Set(r) => {
-            ctx.tx.execute(
-                "UPDATE users SET realname = ?1 WHERE id = ?2",
-                params![r, id],
-            )?;
+            ctx.tx
+                .execute("UPDATE users SET realname = ?1 WHERE id = ?2", params![r, id])?;
             changed.push("realname");
         }
     }
@@ -285,17 +270,13 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
         changed.push("password");
     }
     if let Some(level) = p.level {
-        ctx.tx.execute(
-            "UPDATE users SET level = ?1 WHERE id = ?2",
-            params![level.as_str(), id],
-        )?;
+        ctx.tx
+            .execute("UPDATE users SET level = ?1 WHERE id = ?2", params![level.as_str(), id])?;
         changed.push("level");
     }
     if let Some(disabled) = p.disabled {
-        ctx.tx.execute(
-            "UPDATE users SET disabled = ?1 WHERE id = ?2",
-            params![disabled, id],
-        )?;
+        ctx.tx
+            .execute("UPDATE users SET disabled = ?1 WHERE id = ?2", params![disabled, id])?;
         changed.push("disabled");
     }
     let after = load(ctx, id)?;
