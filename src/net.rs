@@ -798,7 +798,7 @@ mod tests {
             let u = usable(&n);
             let after = after.map(|a| range(&n).0.saturating_sub(8).saturating_add(a));
             let free = brute_free(u, &taken);
-            let expect = free.iter().copied().find(|&x| after.map_or(true, |a| x > a));
+            let expect = free.iter().copied().find(|&x| after.is_none_or(|a| x > a));
             let got = next_free(u, after, taken.iter().copied());
             prop_assert_eq!(got, expect);
             if let Some(x) = got {
