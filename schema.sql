@@ -91,8 +91,10 @@ CREATE TABLE subnets (
     domain      TEXT,
     vlan_id     INTEGER CHECK (vlan_id BETWEEN 1 AND 4094),
     location    TEXT,
-    -- Number of address records, kept by the handlers so lists never recount.
+    -- Kept by the handlers so lists never recount: the number of address records, and the number of usable
+    -- addresses that are recorded or inside an active DHCP range (decimal text: IPv6 counts exceed 64 bits).
     used        INTEGER NOT NULL DEFAULT 0,
+    taken       TEXT NOT NULL DEFAULT '0',
     created     INTEGER NOT NULL,
     modifiedat  INTEGER NOT NULL,
     modby_id    INTEGER,

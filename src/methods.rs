@@ -1,10 +1,13 @@
 //! The method table: every method of the API is one line here (wire name, who may call it, read or write,
 //! handler). Both front doors reach the handlers only through this table and `dispatch`.
 
+pub mod addresses;
 pub mod appkeys;
+pub mod fields;
 pub mod general;
 pub mod groups;
 pub mod org;
+pub mod subnets;
 pub mod tokens;
 pub mod users;
 
@@ -46,6 +49,19 @@ pub static METHODS: &[Method] = &[
     Method { name: "groups/add", access: STANDARD, kind: Kind::Write, run: |c, d| call(groups::add, c, d) },
     Method { name: "groups/edit", access: STANDARD, kind: Kind::Write, run: |c, d| call(groups::edit, c, d) },
     Method { name: "groups/delete", access: STANDARD, kind: Kind::Write, run: |c, d| call(groups::delete, c, d) },
+
+    Method { name: "subnets/get", access: READ, kind: Kind::Read, run: |c, d| call(subnets::get, c, d) },
+    Method { name: "subnets/add", access: STANDARD, kind: Kind::Write, run: |c, d| call(subnets::add, c, d) },
+    Method { name: "subnets/edit", access: STANDARD, kind: Kind::Write, run: |c, d| call(subnets::edit, c, d) },
+    Method { name: "subnets/delete", access: STANDARD, kind: Kind::Write, run: |c, d| call(subnets::delete, c, d) },
+    Method { name: "subnets/massdelete", access: STANDARD, kind: Kind::Write, run: |c, d| call(subnets::massdelete, c, d) },
+    Method { name: "subnets/split", access: STANDARD, kind: Kind::Write, run: |c, d| call(subnets::split, c, d) },
+    Method { name: "subnets/join", access: STANDARD, kind: Kind::Write, run: |c, d| call(subnets::join, c, d) },
+
+    Method { name: "subnets/fields/get", access: READ, kind: Kind::Read, run: |c, d| call(fields::get, c, d) },
+    Method { name: "subnets/fields/add", access: STANDARD, kind: Kind::Write, run: |c, d| call(fields::add, c, d) },
+    Method { name: "subnets/fields/edit", access: STANDARD, kind: Kind::Write, run: |c, d| call(fields::edit, c, d) },
+    Method { name: "subnets/fields/delete", access: STANDARD, kind: Kind::Write, run: |c, d| call(fields::delete, c, d) },
 ];
 
 /// The stamp columns of a record table aliased `t`, joined to its last modifier as `m`; read by [`stamps`].

@@ -1,0 +1,607 @@
+//! `subnets/fields/*`: custom columns for the address records of one subnet (text, number, boolean or select),
+//! and the validation and storage of their values, shared with the address methods.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, OptionalExtension};
+use serde_json::{json, Map, Value};
+
+use crate::dispatch::Ctx;
+use crate::error::{Code, Error, Result};
+use crate::methods::subnets;
+use crate::methods::{deleted, stamps, STAMP_COLS};
+use crate::params::{as_bool, Data, IdParam, Params, Patch};
+
+const TYPES: [&str; 4] = ["text", "number", "boolean", "select"];
+
+/// A field definition, as validation needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldDef {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub options: Vec<String>,
+    pub default: Option<String>,
+    pub required: bool,
+}
+
+fn select() -> String {
+    format!(
+        "SELECT t.id, t.subnet_id, t.name, t.description, t.type, t.options, t.dflt, t.required, t.position,
+                {STAMP_COLS}
+         FROM fields t LEFT JOIN users m ON m.id = t.modby_id"
+    )
+}
+
+fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
+    let options: Option<String> = r.get(5)?;
+    let mut o = Map::new();
+    o.insert("id".into(), json!(r.get::<_, i64>(0)?));
+    o.insert("subnet".into(), json!(r.get::<_, i64>(1)?));
+    o.insert("name".into(), json!(r.get::<_, String>(2)?));
+    o.insert("description".into(), json!(r.get::<_, Option<String>>(3)?));
+    o.insert("type".into(), json!(r.get::<_, String>(4)?));
+    o.insert(
+        "options".into(),
+        options.and_then(|o| serde_json::from_str(&o).ok()).unwrap_or(json!([])),
+    );
+    o.insert("default".into(), json!(r.get::<_, Option<String>>(6)?));
+    o.insert("required".into(), json!(r.get::<_, bool>(7)?));
+    o.insert("position".into(), json!(r.get::<_, i64>(8)?));
+    stamps(r, 9, &mut o)?;
+    Ok(Value::Object(o))
+}
+
+/// The field definitions of a subnet, by position then id, as records.
+pub fn list(ctx: &Ctx, subnet_id: i64) -> Result<Vec<Value>> {
+    let mut stmt = ctx.tx.prepare_cached(&format!(
+        "{} WHERE t.subnet_id = ?1 ORDER BY t.position, t.id",
+        select()
+    ))?;
+    let rows = stmt.query_map([subnet_id], record)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// The field definitions of a subnet, for validation.
+pub fn definitions(ctx: &Ctx, subnet_id: i64) -> Result<Vec<FieldDef>> {
+    let mut stmt = ctx.tx.prepare_cached(
+        "SELECT id, name, type, options, dflt, required FROM fields WHERE subnet_id = ?1 ORDER BY position, id",
+    )?;
+    let rows = stmt.query_map([subnet_id], |r| {
+        let options: Option<String> = r.get(3)?;
+        Ok(FieldDef {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            kind: r.get(2)?,
+            options: options.and_then(|o| serde_json::from_str(&o).ok()).unwrap_or_default(),
+            default: r.get(4)?,
+            required: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Checks a value against its field's type and returns the text stored for it.
+pub fn check_value(def: &FieldDef, v: &Value) -> std::result::Result<String, String> {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => return Err(format!("must be a {} value", def.kind)),
+    };
+    match def.kind.as_str() {
+        "number" => {
+            let t = text.trim();
+            match t.parse::<f64>() {
+                Ok(n) if n.is_finite() && !t.is_empty() => Ok(t.to_string()),
+                _ => Err("must be a number".into()),
+            }
+        }
+        "boolean" => as_bool(v)
+            .map(|b| b.to_string())
+            .ok_or_else(|| "must be a boolean".into()),
+        "select" if def.options.contains(&text) => Ok(text),
+        "select" => Err(format!("must be one of: {}", def.options.join(", "))),
+        _ => Ok(text),
+    }
+}
+
+/// A stored value as typed JSON: numbers as numbers, booleans as booleans.
+pub fn render_value(kind: &str, text: &str) -> Value {
+    match kind {
+        "number" => serde_json::from_str::<serde_json::Number>(text)
+            .map(Value::Number)
+            .unwrap_or(json!(text)),
+        "boolean" => json!(text == "true"),
+        _ => json!(text),
+    }
+}
+
+/// The field values of one address record, `{name: value}` in definition order.
+pub fn values_of(ctx: &Ctx, address_id: i64) -> Result<Map<String, Value>> {
+    let mut stmt = ctx.tx.prepare_cached(
+        "SELECT f.name, f.type, v.value FROM field_values v JOIN fields f ON f.id = v.field_id
+         WHERE v.address_id = ?1 ORDER BY f.position, f.id",
+    )?;
+    let rows = stmt.query_map([address_id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+    })?;
+    let mut out = Map::new();
+    for row in rows {
+        let (name, kind, value) = row?;
+        out.insert(name, render_value(&kind, &value));
+    }
+    Ok(out)
+}
+
+/// Stores the field values of an address record of `subnet_id`. Names match case-insensitively; `null` or `""`
+/// clears. When `creating`, absent fields take their default, and a required field without one is refused.
+/// `fields` names the parameter in errors.
+pub fn set_values(
+    ctx: &Ctx,
+    subnet_id: i64,
+    address_id: i64,
+    values: &Map<String, Value>,
+    creating: bool,
+) -> Result<()> {
+    let defs = definitions(ctx, subnet_id)?;
+    let mut errors = Map::new();
+    let mut given: HashMap<i64, Option<String>> = HashMap::new();
+    for (name, v) in values {
+        let Some(def) = defs.iter().find(|d| d.name.eq_ignore_ascii_case(name)) else {
+            errors.insert(format!("fields.{name}"), json!("no such field in this subnet"));
+            continue;
+        };
+        if v.is_null() || v.as_str() == Some("") {
+            given.insert(def.id, None);
+            continue;
+        }
+        match check_value(def, v) {
+            Ok(text) => {
+                given.insert(def.id, Some(text));
+            }
+            Err(m) => {
+                errors.insert(format!("fields.{name}"), json!(m));
+            }
+        }
+    }
+    for def in &defs {
+        let value = match given.get(&def.id) {
+            Some(v) => v.clone(),
+            None if creating => def.default.clone(),
+            None => continue,
+        };
+        match value {
+            None if def.required => {
+                errors.insert(format!("fields.{}", def.name), json!("is required"));
+            }
+            None => {
+                ctx.tx.execute(
+                    "DELETE FROM field_values WHERE address_id = ?1 AND field_id = ?2",
+                    params![address_id, def.id],
+                )?;
+            }
+            Some(text) => {
+                ctx.tx.execute(
+                    "INSERT INTO field_values (address_id, field_id, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (address_id, field_id) DO UPDATE SET value = excluded.value",
+                    params![address_id, def.id, text],
+                )?;
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::new(Code::InvalidParams, "invalid field values").with_data(Value::Object(errors)))
+    }
+}
+
+/// Copies the field definitions of subnet `from` to subnet `to`; returns (old id, new id) pairs.
+pub fn copy_definitions(ctx: &Ctx, from: i64, to: i64) -> Result<Vec<(i64, i64)>> {
+    let mut stmt = ctx
+        .tx
+        .prepare_cached("SELECT id FROM fields WHERE subnet_id = ?1 ORDER BY id")?;
+    let old: Vec<i64> = stmt.query_map([from], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    let mut pairs = Vec::with_capacity(old.len());
+    for id in old {
+        ctx.tx.execute(
+            "INSERT INTO fields (subnet_id, name, description, type, options, dflt, required, position, created,
+                                 modifiedat, modby_id, modby_name)
+             SELECT ?1, name, description, type, options, dflt, required, position, created, ?2, ?3, ?4
+             FROM fields WHERE id = ?5",
+            params![to, ctx.now, ctx.caller.user_id, ctx.caller.username, id],
+        )?;
+        pairs.push((id, ctx.tx.last_insert_rowid()));
+    }
+    Ok(pairs)
+}
+
+/// Points the values of the records now in `subnet_id` from old field ids to new ones.
+pub fn remap_values(ctx: &Ctx, subnet_id: i64, pairs: &[(i64, i64)]) -> Result<()> {
+    for (old, new) in pairs {
+        ctx.tx.execute(
+            "UPDATE field_values SET field_id = ?1
+             WHERE field_id = ?2 AND address_id IN (SELECT id FROM addresses WHERE subnet_id = ?3)",
+            params![new, old, subnet_id],
+        )?;
+    }
+    Ok(())
+}
+
+/// Merges the definitions of subnet `from` into subnet `into` by name: a name `into` lacks is copied; a name both
+/// have must be defined alike unless `force` (then `into`'s definition wins). Returns (old id, new id) pairs.
+pub fn merge_definitions(ctx: &Ctx, from: i64, into: i64, force: bool) -> Result<Vec<(i64, i64)>> {
+    let theirs = definitions(ctx, from)?;
+    let ours = definitions(ctx, into)?;
+    let mut pairs = Vec::new();
+    let mut conflicts = Map::new();
+    for def in theirs {
+        match ours.iter().find(|o| o.name.eq_ignore_ascii_case(&def.name)) {
+            Some(o)
+                if (&o.kind, &o.options, &o.default, o.required)
+                    == (&def.kind, &def.options, &def.default, def.required)
+                    || force =>
+            {
+                pairs.push((def.id, o.id));
+            }
+            Some(_) => {
+                conflicts.insert(
+                    def.name.clone(),
+                    json!(format!("defined differently in subnets {from} and {into}")),
+                );
+            }
+            None => {
+                ctx.tx.execute(
+                    "INSERT INTO fields (subnet_id, name, description, type, options, dflt, required, position,
+                                         created, modifiedat, modby_id, modby_name)
+                     SELECT ?1, name, description, type, options, dflt, required, position, created, ?2, ?3, ?4
+                     FROM fields WHERE id = ?5",
+                    params![into, ctx.now, ctx.caller.user_id, ctx.caller.username, def.id],
+                )?;
+                pairs.push((def.id, ctx.tx.last_insert_rowid()));
+            }
+        }
+    }
+    if conflicts.is_empty() {
+        Ok(pairs)
+    } else {
+        Err(Error::new(
+            Code::Conflict,
+            "field definitions conflict; pass force to keep the surviving subnet's",
+        )
+        .with_data(Value::Object(conflicts)))
+    }
+}
+
+fn load(ctx: &Ctx, id: i64) -> Result<Value> {
+    ctx.tx
+        .query_row(
+            &format!(
+                "{} JOIN subnets s ON s.id = t.subnet_id WHERE t.id = ?1 AND s.org_id = ?2",
+                select()
+            ),
+            params![id, ctx.org()],
+            record,
+        )
+        .optional()?
+        .ok_or_else(|| Error::not_found("field"))
+}
+
+pub struct GetParams {
+    subnet: i64,
+}
+
+impl Params for GetParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        let subnet = d.id("subnet")?;
+        let id = d.id("id")?;
+        match (subnet, id) {
+            (Some(s), None) | (None, Some(s)) => Ok(GetParams { subnet: s }),
+            _ => Err(Error::param("subnet", "give the subnet's id as subnet (or id)")),
+        }
+    }
+}
+
+/// The field definitions of one subnet.
+pub fn get(ctx: &Ctx, p: GetParams) -> Result<Value> {
+    subnets::load(ctx, p.subnet)?;
+    Ok(Value::Array(list(ctx, p.subnet)?))
+}
+
+/// A definition's type, options and default, checked together.
+struct Shape {
+    kind: String,
+    options: Vec<String>,
+    default: Option<String>,
+}
+
+impl Shape {
+    fn check(self, name: &str) -> Result<Shape> {
+        if !TYPES.contains(&self.kind.as_str()) {
+            return Err(Error::param("type", "must be text, number, boolean or select"));
+        }
+        if self.kind == "select" && self.options.is_empty() {
+            return Err(Error::param("options", "a select field needs options"));
+        }
+        let default = match &self.default {
+            None => None,
+            Some(d) => {
+                let def = FieldDef {
+                    id: 0,
+                    name: name.to_string(),
+                    kind: self.kind.clone(),
+                    options: self.options.clone(),
+                    default: None,
+                    required: false,
+                };
+                Some(check_value(&def, &json!(d)).map_err(|m| Error::param("default", m))?)
+            }
+        };
+        Ok(Shape { default, ..self })
+    }
+}
+
+fn options_param(d: &mut Data) -> Result<Option<Vec<String>>> {
+    let Some(items) = d.list("options")? else {
+        return Ok(None);
+    };
+    items
+        .into_iter()
+        .map(|v| match v {
+            Value::String(s) => Ok(s),
+            Value::Number(n) => Ok(n.to_string()),
+            _ => Err(Error::param("options", "must be a list of strings")),
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+fn name_param(name: String) -> Result<String> {
+    let name = name.trim().to_string();
+    if name.is_empty() || name.len() > 64 {
+        return Err(Error::param("name", "must be 1 to 64 characters"));
+    }
+    Ok(name)
+}
+
+pub struct AddParams {
+    subnet: i64,
+    name: String,
+    description: Option<String>,
+    shape: Shape,
+    required: bool,
+    position: i64,
+}
+
+impl Params for AddParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        let subnet = d.req_id("subnet")?;
+        let name = name_param(d.req_str("name")?)?;
+        let description = d.str("description")?;
+        let kind = d.str("type")?.unwrap_or_else(|| "text".into()).to_ascii_lowercase();
+        let options = options_param(d)?.unwrap_or_default();
+        let shape = Shape {
+            kind,
+            options,
+            default: d.str("default")?,
+        }
+        .check(&name)?;
+        Ok(AddParams {
+            subnet,
+            name,
+            description,
+            shape,
+            required: d.bool("required")?.unwrap_or(false),
+            position: d.int("position")?.unwrap_or(0),
+        })
+    }
+}
+
+fn check_name_free(ctx: &Ctx, subnet: i64, name: &str, except: i64) -> Result<()> {
+    let taken: bool = ctx.tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM fields WHERE subnet_id = ?1 AND name = ?2 AND id <> ?3)",
+        params![subnet, name, except],
+        |r| r.get(0),
+    )?;
+    if taken {
+        return Err(Error::new(
+            Code::Duplicate,
+            format!("the subnet already has a field '{name}'"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
+    subnets::load(ctx, p.subnet)?;
+    check_name_free(ctx, p.subnet, &p.name, 0)?;
+    if p.required && p.shape.default.is_none() {
+        let used: i64 = ctx
+            .tx
+            .query_row("SELECT used FROM subnets WHERE id = ?1", [p.subnet], |r| r.get(0))?;
+        if used > 0 {
+            return Err(Error::param(
+                "required",
+                "the subnet has records: a new required field needs a default",
+            ));
+        }
+    }
+    ctx.tx.execute(
+        "INSERT INTO fields (subnet_id, name, description, type, options, dflt, required, position, created,
+                             modifiedat, modby_id, modby_name)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11)",
+        params![
+            p.subnet,
+            p.name,
+            p.description,
+            p.shape.kind,
+            json!(p.shape.options).to_string(),
+            p.shape.default,
+            p.required,
+            p.position,
+            ctx.now,
+            ctx.caller.user_id,
+            ctx.caller.username
+        ],
+    )?;
+    let id = ctx.tx.last_insert_rowid();
+    if let Some(default) = &p.shape.default {
+        // Existing records take the default, so that a required field holds on every record.
+        ctx.tx.execute(
+            "INSERT INTO field_values (address_id, field_id, value) SELECT id, ?1, ?2 FROM addresses WHERE subnet_id = ?3",
+            params![id, default, p.subnet],
+        )?;
+    }
+    ctx.log(
+        "field",
+        Some(id),
+        &format!("field '{}' added to subnet {}", p.name, p.subnet),
+        None,
+    )?;
+    Ok(Value::Array(vec![load(ctx, id)?]))
+}
+
+pub struct EditParams {
+    id: i64,
+    name: Option<String>,
+    description: Patch<String>,
+    kind: Option<String>,
+    options: Option<Vec<String>>,
+    default: Patch<String>,
+    required: Option<bool>,
+    position: Option<i64>,
+}
+
+impl Params for EditParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(EditParams {
+            id: d.req_id("id")?,
+            name: d.str("name")?.map(name_param).transpose()?,
+            description: d.patch_str("description")?,
+            kind: d.str("type")?.map(|t| t.to_ascii_lowercase()),
+            options: options_param(d)?,
+            default: d.patch_str("default")?,
+            required: d.bool("required")?,
+            position: d.int("position")?,
+        })
+    }
+}
+
+/// Edits a definition. A rename keeps the values; a new type or options must fit every stored value.
+pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
+    let before = load(ctx, p.id)?;
+    let subnet = before["subnet"].as_i64().unwrap_or(0);
+    let name = p
+        .name
+        .clone()
+        .unwrap_or_else(|| before["name"].as_str().unwrap_or_default().to_string());
+    if p.name.is_some() {
+        check_name_free(ctx, subnet, &name, p.id)?;
+    }
+    let old_options: Vec<String> = serde_json::from_value(before["options"].clone()).unwrap_or_default();
+    let default = match p.default {
+        Patch::Keep => before["default"].as_str().map(str::to_string),
+        Patch::Clear => None,
+        Patch::Set(d) => Some(d),
+    };
+    let shape = Shape {
+        kind: p
+            .kind
+            .unwrap_or_else(|| before["type"].as_str().unwrap_or("text").to_string()),
+        options: p.options.unwrap_or(old_options),
+        default,
+    }
+    .check(&name)?;
+    let def = FieldDef {
+        id: p.id,
+        name: name.clone(),
+        kind: shape.kind.clone(),
+        options: shape.options.clone(),
+        default: shape.default.clone(),
+        required: p.required.unwrap_or(before["required"] == json!(true)),
+    };
+    let mut stmt = ctx
+        .tx
+        .prepare("SELECT address_id, value FROM field_values WHERE field_id = ?1")?;
+    let values = stmt
+        .query_map([p.id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut misfits = 0;
+    for (address, value) in &values {
+        match check_value(&def, &json!(value)) {
+            Ok(normalised) if &normalised != value => {
+                ctx.tx.execute(
+                    "UPDATE field_values SET value = ?1 WHERE address_id = ?2 AND field_id = ?3",
+                    params![normalised, address, p.id],
+                )?;
+            }
+            Ok(_) => {}
+            Err(_) => misfits += 1,
+        }
+    }
+    if misfits > 0 {
+        return Err(Error::param(
+            "type",
+            format!("{misfits} stored values do not fit the new definition"),
+        ));
+    }
+    if def.required {
+        let (records, with_value): (i64, i64) = ctx.tx.query_row(
+            "SELECT (SELECT count(*) FROM addresses WHERE subnet_id = ?1),
+                    (SELECT count(*) FROM field_values WHERE field_id = ?2)",
+            params![subnet, p.id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if records > with_value {
+            return Err(Error::param(
+                "required",
+                format!("{} records have no value", records - with_value),
+            ));
+        }
+    }
+    let description = match p.description {
+        Patch::Keep => before["description"].as_str().map(str::to_string),
+        Patch::Clear => None,
+        Patch::Set(d) => Some(d),
+    };
+    ctx.tx.execute(
+        "UPDATE fields SET name = ?1, description = ?2, type = ?3, options = ?4, dflt = ?5, required = ?6,
+                           position = ?7, modifiedat = ?8, modby_id = ?9, modby_name = ?10
+         WHERE id = ?11",
+        params![
+            name,
+            description,
+            def.kind,
+            json!(def.options).to_string(),
+            def.default,
+            def.required,
+            p.position.unwrap_or(before["position"].as_i64().unwrap_or(0)),
+            ctx.now,
+            ctx.caller.user_id,
+            ctx.caller.username,
+            p.id
+        ],
+    )?;
+    let after = load(ctx, p.id)?;
+    ctx.log(
+        "field",
+        Some(p.id),
+        "field edited",
+        Some(subnets::diff(&before, &after)),
+    )?;
+    Ok(Value::Array(vec![after]))
+}
+
+/// Deletes a definition and its values.
+pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Value> {
+    let f = load(ctx, p.id)?;
+    ctx.tx.execute("DELETE FROM fields WHERE id = ?1", [p.id])?;
+    ctx.log(
+        "field",
+        Some(p.id),
+        &format!("field '{}' deleted", f["name"].as_str().unwrap_or("")),
+        None,
+    )?;
+    Ok(deleted(&[p.id]))
+}

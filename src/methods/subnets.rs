@@ -1,0 +1,957 @@
+//! `subnets/*`: IPv4 and IPv6 subnets, filed in groups. Subnets of one group never overlap; split and join keep
+//! every record, range and field definition. Also the helpers the address, DHCP and search methods share:
+//! loading a subnet, parsing addresses and blocks, walking taken space, and keeping the counts.
+
+use std::cell::RefCell;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use rusqlite::{params, OptionalExtension};
+use serde_json::{json, Map, Value};
+
+use crate::dispatch::Ctx;
+use crate::error::{Code, Error, Result};
+use crate::methods::groups::{self, parent_param};
+use crate::methods::{addresses, deleted, fields, stamps, STAMP_COLS};
+use crate::net::{self, CidrError};
+use crate::params::{Data, Params, Patch};
+
+/// A subnet's identity and block, what most handlers need of it.
+#[derive(Debug, Clone)]
+pub struct Subnet {
+    pub id: i64,
+    pub group: Option<i64>,
+    pub net: IpNet,
+}
+
+impl Subnet {
+    pub fn v4(&self) -> bool {
+        matches!(self.net, IpNet::V4(_))
+    }
+
+    /// First and last usable key.
+    pub fn usable(&self) -> (u128, u128) {
+        net::usable(&self.net)
+    }
+
+    /// First and last key of the block.
+    pub fn range(&self) -> (u128, u128) {
+        net::range(&self.net)
+    }
+
+    pub fn addr(&self, k: u128) -> IpAddr {
+        net::from_key(k, self.v4())
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.net.contains(&ip)
+    }
+}
+
+/// The columns [`subnet_of`] reads, from a subnets table aliased `t`.
+pub const SUBNET_COLS: &str = "t.id, t.group_id, t.family, t.net_start, t.prefix";
+
+/// Reads [`SUBNET_COLS`] at column `at`.
+pub fn subnet_of(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Subnet> {
+    let family: i64 = r.get(at + 2)?;
+    let start: Vec<u8> = r.get(at + 3)?;
+    let prefix: u8 = r.get(at + 4)?;
+    let bad = || rusqlite::Error::FromSqlConversionFailure(at + 3, rusqlite::types::Type::Blob, "bad subnet".into());
+    let k = net::bytes_key(&start).ok_or_else(bad)?;
+    let net = IpNet::new(net::from_key(k, family == 4), prefix).map_err(|_| bad())?;
+    Ok(Subnet {
+        id: r.get(at)?,
+        group: r.get(at + 1)?,
+        net,
+    })
+}
+
+/// One subnet of the caller's org.
+pub fn load(ctx: &Ctx, id: i64) -> Result<Subnet> {
+    ctx.tx
+        .query_row(
+            &format!("SELECT {SUBNET_COLS} FROM subnets t WHERE t.id = ?1 AND t.org_id = ?2"),
+            params![id, ctx.org()],
+            |r| subnet_of(r, 0),
+        )
+        .optional()?
+        .ok_or_else(|| Error::not_found("subnet"))
+}
+
+/// The subnets of the caller's org that contain `ip`, most specific first (then by id).
+pub fn containing(ctx: &Ctx, ip: IpAddr) -> Result<Vec<Subnet>> {
+    let k = net::key_bytes(net::key(ip));
+    let family = if ip.is_ipv4() { 4 } else { 6 };
+    let mut stmt = ctx.tx.prepare_cached(&format!(
+        "SELECT {SUBNET_COLS} FROM subnets t
+         WHERE t.org_id = ?1 AND t.family = ?2 AND t.net_start <= ?3 AND t.net_end >= ?3
+         ORDER BY t.prefix DESC, t.id"
+    ))?;
+    let rows = stmt.query_map(params![ctx.org(), family, &k[..]], |r| subnet_of(r, 0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Parses an address parameter. IPv4-mapped IPv6 forms are refused: their keys are the IPv4 addresses' keys.
+pub fn parse_ip(field: &str, s: &str) -> Result<IpAddr> {
+    let ip = net::parse_addr(s).map_err(|m| Error::param(field, m))?;
+    match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => Err(Error::param(
+            field,
+            "IPv4-mapped IPv6 addresses are not supported: use the IPv4 form",
+        )),
+        _ => Ok(ip),
+    }
+}
+
+/// Parses a CIDR; host bits set → `invalid_subnet` naming the normalised block.
+pub fn parse_block(s: &str) -> Result<IpNet> {
+    let block = net::parse_cidr(s).map_err(cidr_error)?;
+    check_block(block)
+}
+
+fn check_block(block: IpNet) -> Result<IpNet> {
+    let mapped = IpNet::V6(
+        ipnet::Ipv6Net::new(std::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96)
+            .map_err(|e| Error::internal(format!("mapped block: {e}")))?,
+    );
+    if net::contains(&mapped, &block) {
+        return Err(Error::new(
+            Code::InvalidSubnet,
+            "IPv4-mapped IPv6 blocks are not supported: use the IPv4 form",
+        ));
+    }
+    Ok(block)
+}
+
+fn cidr_error(e: CidrError) -> Error {
+    match e {
+        CidrError::HostBits(n) => Error::new(Code::InvalidSubnet, format!("host bits are set: did you mean {n}?"))
+            .with_data(json!({"suggested": n.to_string()})),
+        CidrError::Invalid(m) => Error::new(Code::InvalidSubnet, m),
+    }
+}
+
+/// The block of a `subnet` parameter, or of `network` + `cidr`.
+fn block_param(d: &mut Data) -> Result<Option<IpNet>> {
+    let subnet = d.str("subnet")?;
+    let network = d.str("network")?;
+    let cidr = d.int("cidr")?;
+    match (subnet, network, cidr) {
+        (Some(s), None, None) => parse_block(&s).map(Some),
+        (None, Some(n), Some(c)) => {
+            let c = u8::try_from(c).map_err(|_| Error::param("cidr", "must be a prefix length"))?;
+            check_block(net::cidr_from_parts(&n, c).map_err(cidr_error)?).map(Some)
+        }
+        (None, None, None) => Ok(None),
+        (Some(_), _, _) => Err(Error::param("subnet", "give either subnet or network and cidr")),
+        (None, _, _) => Err(Error::param("cidr", "network and cidr go together")),
+    }
+}
+
+/// Walks the space of a subnet taken by address records and active DHCP ranges, ascending, from `from` on.
+/// `f` gets a lazy iterator of inclusive key intervals, so a caller that stops early reads only what it needs.
+pub fn with_taken<T>(
+    ctx: &Ctx,
+    s: &Subnet,
+    from: u128,
+    f: impl FnOnce(&mut dyn Iterator<Item = (u128, u128)>) -> T,
+) -> Result<T> {
+    let mut ranges = Vec::new();
+    let mut stmt = ctx.tx.prepare_cached(
+        "SELECT start_ip, end_ip FROM dhcp_ranges WHERE subnet_id = ?1 AND is_active = 1 ORDER BY start_ip",
+    )?;
+    for row in stmt.query_map([s.id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))? {
+        let (a, b) = row?;
+        if let (Some(a), Some(b)) = (net::bytes_key(&a), net::bytes_key(&b)) {
+            if b >= from {
+                ranges.push((a, b));
+            }
+        }
+    }
+    let mut stmt = ctx
+        .tx
+        .prepare_cached("SELECT ip FROM addresses WHERE subnet_id = ?1 AND ip >= ?2 ORDER BY ip")?;
+    let from_bytes = net::key_bytes(from);
+    let failure: RefCell<Option<rusqlite::Error>> = RefCell::new(None);
+    let rows = stmt.query_map(params![s.id, &from_bytes[..]], |r| r.get::<_, Vec<u8>>(0))?;
+    let mut records = rows
+        .map_while(|r| match r {
+            Ok(b) => net::bytes_key(&b).map(|k| (k, k)),
+            Err(e) => {
+                *failure.borrow_mut() = Some(e);
+                None
+            }
+        })
+        .peekable();
+    let mut ranges = ranges.into_iter().peekable();
+    let mut merged = std::iter::from_fn(|| match (records.peek(), ranges.peek()) {
+        (Some(a), Some(b)) if b.0 < a.0 => ranges.next(),
+        (Some(_), _) => records.next(),
+        (None, _) => ranges.next(),
+    });
+    let out = f(&mut merged);
+    match failure.take() {
+        Some(e) => Err(e.into()),
+        None => Ok(out),
+    }
+}
+
+/// Recomputes a subnet's `used` and `taken` counts from its records and ranges (after bulk changes).
+pub fn recount(ctx: &Ctx, s: &Subnet) -> Result<()> {
+    let usable = s.usable();
+    let free = with_taken(ctx, s, usable.0, |taken| net::free_count(usable, taken))?;
+    let taken = net::usable_count(&s.net) - free;
+    ctx.tx.execute(
+        "UPDATE subnets SET used = (SELECT count(*) FROM addresses WHERE subnet_id = ?1), taken = ?2 WHERE id = ?1",
+        params![s.id, taken.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Keeps the counts when one record at `k` is added (`added`) or removed, without recounting.
+pub fn adjust(ctx: &Ctx, s: &Subnet, k: u128, added: bool) -> Result<()> {
+    let (lo, hi) = s.usable();
+    let kb = net::key_bytes(k);
+    let in_range: bool = ctx.tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM dhcp_ranges WHERE subnet_id = ?1 AND is_active = 1
+                       AND start_ip <= ?2 AND end_ip >= ?2)",
+        params![s.id, &kb[..]],
+        |r| r.get(0),
+    )?;
+    let counts = (lo..=hi).contains(&k) && !in_range;
+    let taken: String = ctx
+        .tx
+        .query_row("SELECT taken FROM subnets WHERE id = ?1", [s.id], |r| r.get(0))?;
+    let taken: u128 = taken
+        .parse()
+        .map_err(|_| Error::internal(format!("subnet {}: bad taken count", s.id)))?;
+    let taken = match (counts, added) {
+        (false, _) => taken,
+        (true, true) => taken + 1,
+        (true, false) => taken.saturating_sub(1),
+    };
+    let delta: i64 = if added { 1 } else { -1 };
+    ctx.tx.execute(
+        "UPDATE subnets SET used = used + ?1, taken = ?2 WHERE id = ?3",
+        params![delta, taken.to_string(), s.id],
+    )?;
+    Ok(())
+}
+
+fn select() -> String {
+    format!(
+        "SELECT {SUBNET_COLS}, t.name, t.description, t.domain, t.vlan_id, t.location, t.used, t.taken, {STAMP_COLS}
+         FROM subnets t LEFT JOIN users m ON m.id = t.modby_id"
+    )
+}
+
+/// Orders subnets by family, then address, then prefix.
+const ORDER: &str = "ORDER BY t.family, t.net_start, t.prefix";
+
+fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
+    let s = subnet_of(r, 0)?;
+    let used: i64 = r.get(10)?;
+    let taken: String = r.get(11)?;
+    let total = net::usable_count(&s.net);
+    let available = total.saturating_sub(taken.parse::<u128>().unwrap_or(0));
+    let mut o = Map::new();
+    o.insert("id".into(), json!(s.id));
+    o.insert("group".into(), json!(s.group));
+    o.insert("subnet".into(), json!(s.net.to_string()));
+    o.insert("network".into(), json!(s.net.network().to_string()));
+    o.insert("cidr".into(), json!(s.net.prefix_len()));
+    o.insert("broadcast".into(), json!(s.net.broadcast().to_string()));
+    o.insert("family".into(), json!(if s.v4() { 4 } else { 6 }));
+    o.insert("name".into(), json!(r.get::<_, Option<String>>(5)?));
+    o.insert("description".into(), json!(r.get::<_, Option<String>>(6)?));
+    o.insert("domain".into(), json!(r.get::<_, Option<String>>(7)?));
+    o.insert("vlan_id".into(), json!(r.get::<_, Option<i64>>(8)?));
+    o.insert("location".into(), json!(r.get::<_, Option<String>>(9)?));
+    o.insert("total_hosts".into(), json!(total));
+    o.insert("used_hosts".into(), json!(used));
+    o.insert("available_hosts".into(), json!(available));
+    stamps(r, 12, &mut o)?;
+    Ok(Value::Object(o))
+}
+
+/// The full record of one subnet of the caller's org.
+pub fn get_record(ctx: &Ctx, id: i64) -> Result<Value> {
+    ctx.tx
+        .query_row(
+            &format!("{} WHERE t.id = ?1 AND t.org_id = ?2", select()),
+            params![id, ctx.org()],
+            record,
+        )
+        .optional()?
+        .ok_or_else(|| Error::not_found("subnet"))
+}
+
+/// Refuses a block that overlaps another subnet of the same group (`except` excludes subnets being changed).
+fn check_overlap(ctx: &Ctx, group: Option<i64>, block: &IpNet, except: &[i64]) -> Result<()> {
+    let (lo, hi) = net::range(block);
+    let (lo, hi) = (net::key_bytes(lo), net::key_bytes(hi));
+    let family = if matches!(block, IpNet::V4(_)) { 4 } else { 6 };
+    let mut stmt = ctx.tx.prepare_cached(&format!(
+        "SELECT {SUBNET_COLS} FROM subnets t
+         WHERE t.org_id = ?1 AND t.group_id IS ?2 AND t.family = ?3 AND t.net_start <= ?5 AND t.net_end >= ?4
+         {ORDER}"
+    ))?;
+    let rows = stmt.query_map(params![ctx.org(), group, family, &lo[..], &hi[..]], |r| subnet_of(r, 0))?;
+    let mut conflicts = Map::new();
+    for s in rows {
+        let s = s?;
+        if !except.contains(&s.id) {
+            conflicts.insert(s.id.to_string(), json!(s.net.to_string()));
+        }
+    }
+    if conflicts.is_empty() {
+        Ok(())
+    } else {
+        Err(
+            Error::new(Code::Overlap, format!("{block} overlaps another subnet of the group"))
+                .with_data(Value::Object(conflicts)),
+        )
+    }
+}
+
+/// The optional text columns of a subnet, in the order the SQL below names them.
+const TEXT_COLS: [&str; 4] = ["name", "description", "domain", "location"];
+
+fn vlan_param(d: &mut Data) -> Result<Patch<i64>> {
+    match d.patch_int("vlan_id")? {
+        Patch::Set(v) if !(1..=4094).contains(&v) => Err(Error::param("vlan_id", "must be from 1 to 4094")),
+        other => Ok(other),
+    }
+}
+
+pub struct GetParams {
+    ids: Option<Vec<i64>>,
+    group: Patch<i64>,
+    addresses: bool,
+    fields: bool,
+}
+
+impl Params for GetParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        let id = d.id("id")?;
+        let ids = d.ids("ids")?;
+        if id.is_some() && ids.is_some() {
+            return Err(Error::param("ids", "give either id or ids"));
+        }
+        Ok(GetParams {
+            ids: id.map(|i| vec![i]).or(ids),
+            group: parent_param(d, "group")?,
+            addresses: d.bool("addresses")?.unwrap_or(false),
+            fields: d.bool("fields")?.unwrap_or(false),
+        })
+    }
+}
+
+/// Subnets keyed by id (by family, address, prefix); `id` alone must exist.
+pub fn get(ctx: &Ctx, p: GetParams) -> Result<Value> {
+    let mut list = match &p.ids {
+        Some(ids) => {
+            let mut found: Vec<Value> = Vec::with_capacity(ids.len());
+            for id in ids {
+                if !found.iter().any(|f| f["id"] == json!(id)) {
+                    found.push(get_record(ctx, *id)?);
+                }
+            }
+            found.sort_by_key(|s| {
+                let network = s["network"]
+                    .as_str()
+                    .and_then(|n| n.parse::<IpAddr>().ok())
+                    .map(net::key);
+                (s["family"].as_i64(), network, s["cidr"].as_i64())
+            });
+            found
+        }
+        None => {
+            let (cond, group) = match p.group {
+                Patch::Keep => ("", None),
+                Patch::Clear => (" AND t.group_id IS NULL", None),
+                Patch::Set(g) => (" AND t.group_id = ?2", Some(g)),
+            };
+            let mut stmt = ctx
+                .tx
+                .prepare(&format!("{} WHERE t.org_id = ?1{cond} {ORDER}", select()))?;
+            let rows = match group {
+                Some(g) => stmt
+                    .query_map(params![ctx.org(), g], record)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+                None => stmt
+                    .query_map(params![ctx.org()], record)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?,
+            };
+            rows
+        }
+    };
+    for s in list.iter_mut() {
+        let id = s["id"].as_i64().unwrap_or(0);
+        if p.addresses {
+            s["addresses"] = Value::Array(addresses::records_of_subnet(ctx, id)?);
+        }
+        if p.fields {
+            s["fields"] = Value::Array(fields::list(ctx, id)?);
+        }
+    }
+    Ok(Value::Array(list))
+}
+
+pub struct AddParams {
+    block: IpNet,
+    group: Option<i64>,
+    texts: [Option<String>; 4],
+    vlan_id: Option<i64>,
+}
+
+impl Params for AddParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        let block = block_param(d)?.ok_or_else(|| Error::param("subnet", "is required (or network and cidr)"))?;
+        let group = match parent_param(d, "group")? {
+            Patch::Set(g) => Some(g),
+            _ => None,
+        };
+        let texts = [
+            d.str("name")?,
+            d.str("description")?,
+            d.str("domain")?,
+            d.str("location")?,
+        ];
+        let vlan_id = match vlan_param(d)? {
+            Patch::Set(v) => Some(v),
+            _ => None,
+        };
+        Ok(AddParams {
+            block,
+            group,
+            texts,
+            vlan_id,
+        })
+    }
+}
+
+pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
+    if let Some(g) = p.group {
+        groups::exists(ctx, g)?;
+    }
+    check_overlap(ctx, p.group, &p.block, &[])?;
+    let id = insert(ctx, &p.block, p.group, &p.texts, p.vlan_id)?;
+    ctx.log(
+        "subnet",
+        Some(id),
+        &format!("subnet {} added", p.block),
+        Some(json!({"group": p.group})),
+    )?;
+    Ok(Value::Array(vec![get_record(ctx, id)?]))
+}
+
+fn insert(ctx: &Ctx, block: &IpNet, group: Option<i64>, texts: &[Option<String>; 4], vlan: Option<i64>) -> Result<i64> {
+    let (lo, hi) = net::range(block);
+    let family = if matches!(block, IpNet::V4(_)) { 4 } else { 6 };
+    ctx.tx.execute(
+        "INSERT INTO subnets (org_id, group_id, family, net_start, net_end, prefix, name, description, domain,
+                              location, vlan_id, created, modifiedat, modby_id, modby_name)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)",
+        params![
+            ctx.org(),
+            group,
+            family,
+            &net::key_bytes(lo)[..],
+            &net::key_bytes(hi)[..],
+            block.prefix_len(),
+            texts[0],
+            texts[1],
+            texts[2],
+            texts[3],
+            vlan,
+            ctx.now,
+            ctx.caller.user_id,
+            ctx.caller.username
+        ],
+    )?;
+    Ok(ctx.tx.last_insert_rowid())
+}
+
+/// Stamps a subnet as modified by the caller now.
+fn touch(ctx: &Ctx, id: i64) -> Result<()> {
+    ctx.tx.execute(
+        "UPDATE subnets SET modifiedat = ?1, modby_id = ?2, modby_name = ?3 WHERE id = ?4",
+        params![ctx.now, ctx.caller.user_id, ctx.caller.username, id],
+    )?;
+    Ok(())
+}
+
+pub struct EditParams {
+    id: i64,
+    block: Option<IpNet>,
+    group: Patch<i64>,
+    texts: [Patch<String>; 4],
+    vlan_id: Patch<i64>,
+}
+
+impl Params for EditParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(EditParams {
+            id: d.req_id("id")?,
+            block: block_param(d)?,
+            group: parent_param(d, "group")?,
+            texts: [
+                d.patch_str("name")?,
+                d.patch_str("description")?,
+                d.patch_str("domain")?,
+                d.patch_str("location")?,
+            ],
+            vlan_id: vlan_param(d)?,
+        })
+    }
+}
+
+/// Edits a subnet. A new block must still hold every record and DHCP range, and overlap nothing in its group.
+pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
+    let s = load(ctx, p.id)?;
+    let before = get_record(ctx, p.id)?;
+    let group = match p.group {
+        Patch::Keep => s.group,
+        Patch::Clear => None,
+        Patch::Set(g) => {
+            groups::exists(ctx, g)?;
+            Some(g)
+        }
+    };
+    let block = p.block.unwrap_or(s.net);
+    if block != s.net || group != s.group {
+        check_overlap(ctx, group, &block, &[s.id])?;
+    }
+    if block != s.net {
+        if block.network().is_ipv4() != s.v4() {
+            return Err(Error::new(Code::InvalidSubnet, "a subnet cannot change address family"));
+        }
+        let (lo, hi) = net::range(&block);
+        let (lo, hi) = (net::key_bytes(lo), net::key_bytes(hi));
+        let outside: (i64, i64) = ctx.tx.query_row(
+            "SELECT (SELECT count(*) FROM addresses WHERE subnet_id = ?1 AND (ip < ?2 OR ip > ?3)),
+                    (SELECT count(*) FROM dhcp_ranges WHERE subnet_id = ?1 AND (start_ip < ?2 OR end_ip > ?3))",
+            params![s.id, &lo[..], &hi[..]],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if outside != (0, 0) {
+            return Err(Error::new(
+                Code::InvalidSubnet,
+                format!("{block} would leave records or DHCP ranges outside"),
+            )
+            .with_data(json!({"addresses": outside.0, "dhcpranges": outside.1})));
+        }
+        ctx.tx.execute(
+            "UPDATE subnets SET net_start = ?1, net_end = ?2, prefix = ?3 WHERE id = ?4",
+            params![&lo[..], &hi[..], block.prefix_len(), s.id],
+        )?;
+    }
+    ctx.tx
+        .execute("UPDATE subnets SET group_id = ?1 WHERE id = ?2", params![group, s.id])?;
+    for (col, patch) in TEXT_COLS.iter().zip(&p.texts) {
+        let v = match patch {
+            Patch::Keep => continue,
+            Patch::Clear => None,
+            Patch::Set(v) => Some(v),
+        };
+        ctx.tx.execute(
+            &format!("UPDATE subnets SET {col} = ?1 WHERE id = ?2"),
+            params![v, s.id],
+        )?;
+    }
+    match p.vlan_id {
+        Patch::Keep => {}
+        Patch::Clear => {
+            ctx.tx
+                .execute("UPDATE subnets SET vlan_id = NULL WHERE id = ?1", [s.id])?;
+        }
+        Patch::Set(v) => {
+            ctx.tx
+                .execute("UPDATE subnets SET vlan_id = ?1 WHERE id = ?2", params![v, s.id])?;
+        }
+    }
+    touch(ctx, s.id)?;
+    recount(ctx, &Subnet { net: block, group, ..s })?;
+    let after = get_record(ctx, p.id)?;
+    ctx.log("subnet", Some(p.id), "subnet edited", Some(diff(&before, &after)))?;
+    Ok(Value::Array(vec![after]))
+}
+
+/// The fields that differ between two records, as `{field: [before, after]}`.
+pub fn diff(before: &Value, after: &Value) -> Value {
+    let mut out = Map::new();
+    if let (Some(b), Some(a)) = (before.as_object(), after.as_object()) {
+        for (k, av) in a {
+            if matches!(k.as_str(), "modifiedat" | "userid" | "user" | "email" | "realname") {
+                continue;
+            }
+            let bv = b.get(k).unwrap_or(&Value::Null);
+            if bv != av {
+                out.insert(k.clone(), json!([bv, av]));
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+pub struct DeleteParams {
+    ids: Vec<i64>,
+    force: bool,
+}
+
+impl DeleteParams {
+    fn decode_with(d: &mut Data, key: &str) -> Result<Self> {
+        let ids = match key {
+            "id" => vec![d.req_id("id")?],
+            _ => d.ids(key)?.ok_or_else(|| Error::param(key, "is required"))?,
+        };
+        Ok(DeleteParams {
+            ids,
+            force: d.bool("force")?.unwrap_or(false),
+        })
+    }
+}
+
+/// `subnets/delete` parameters: `{id, force?}`.
+pub struct DeleteOne(DeleteParams);
+
+impl Params for DeleteOne {
+    fn decode(d: &mut Data) -> Result<Self> {
+        DeleteParams::decode_with(d, "id").map(DeleteOne)
+    }
+}
+
+/// `subnets/massdelete` parameters: `{ids, force?}`.
+pub struct DeleteMany(DeleteParams);
+
+impl Params for DeleteMany {
+    fn decode(d: &mut Data) -> Result<Self> {
+        DeleteParams::decode_with(d, "ids").map(DeleteMany)
+    }
+}
+
+pub fn delete(ctx: &Ctx, p: DeleteOne) -> Result<Value> {
+    remove(ctx, p.0, false)
+}
+
+pub fn massdelete(ctx: &Ctx, p: DeleteMany) -> Result<Value> {
+    remove(ctx, p.0, true)
+}
+
+/// Deletes subnets, all or nothing. A subnet with records is refused unless `force`; its DHCP ranges, fields and
+/// (with `force`) records go with it.
+fn remove(ctx: &Ctx, p: DeleteParams, mass: bool) -> Result<Value> {
+    let mut failures = Map::new();
+    let mut first: Option<Error> = None;
+    let mut doomed = Vec::new();
+    for id in &p.ids {
+        let outcome = get_record(ctx, *id).and_then(|r| {
+            let used = r["used_hosts"].as_i64().unwrap_or(0);
+            if used > 0 && !p.force {
+                Err(Error::new(
+                    Code::NotEmpty,
+                    format!("subnet {id} holds {used} address records; pass force"),
+                )
+                .with_data(json!({"addresses": used})))
+            } else {
+                Ok(r)
+            }
+        });
+        match outcome {
+            Ok(r) => doomed.push(r),
+            Err(e) => {
+                failures.insert(id.to_string(), json!(e.message));
+                first.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first {
+        if !mass {
+            return Err(e);
+        }
+        return Err(Error::new(
+            e.code,
+            format!(
+                "{} of {} subnets cannot be deleted; none was",
+                failures.len(),
+                p.ids.len()
+            ),
+        )
+        .with_data(Value::Object(failures)));
+    }
+    let mut ids = Vec::new();
+    for r in doomed {
+        let id = r["id"].as_i64().unwrap_or(0);
+        if ids.contains(&id) {
+            continue;
+        }
+        ctx.tx.execute("DELETE FROM subnets WHERE id = ?1", [id])?;
+        ctx.log(
+            "subnet",
+            Some(id),
+            &format!("subnet {} deleted", r["subnet"].as_str().unwrap_or("")),
+            Some(json!({"addresses": r["used_hosts"]})),
+        )?;
+        ids.push(id);
+    }
+    Ok(deleted(&ids))
+}
+
+pub struct SplitParams {
+    id: i64,
+    cidr: Option<i64>,
+    parts: Option<i64>,
+}
+
+impl Params for SplitParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        let p = SplitParams {
+            id: d.req_id("id")?,
+            cidr: d.int("cidr")?,
+            parts: d.int("parts")?,
+        };
+        match (p.cidr, p.parts) {
+            (Some(_), Some(_)) => Err(Error::param("parts", "give either cidr or parts")),
+            (None, None) => Err(Error::param(
+                "cidr",
+                "cidr (the new prefix length) or parts is required",
+            )),
+            _ => Ok(p),
+        }
+    }
+}
+
+/// Splits a subnet into 2^k children. The lowest keeps the id and metadata; the others copy the metadata and the
+/// field definitions; every record and DHCP range moves to the child that holds it (ids unchanged).
+pub fn split(ctx: &Ctx, p: SplitParams) -> Result<Value> {
+    let s = load(ctx, p.id)?;
+    let invalid = |m: String| Error::new(Code::InvalidSplit, m);
+    let prefix = match (p.cidr, p.parts) {
+        (Some(c), _) => u8::try_from(c).map_err(|_| invalid(format!("/{c} is not a prefix length")))?,
+        (None, Some(n)) => {
+            let n = u64::try_from(n).map_err(|_| invalid("parts must be a power of two".into()))?;
+            net::parts_to_prefix(&s.net, n).map_err(invalid)?
+        }
+        (None, None) => return Err(invalid("nothing to split into".into())),
+    };
+    let children = net::split(&s.net, prefix, ctx.app.settings.max_split).map_err(invalid)?;
+    let mut stmt = ctx
+        .tx
+        .prepare("SELECT id, start_ip, end_ip FROM dhcp_ranges WHERE subnet_id = ?1")?;
+    let ranges = stmt
+        .query_map([s.id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut straddling = Map::new();
+    for (id, a, b) in &ranges {
+        let (a, b) = (net::bytes_key(a).unwrap_or(0), net::bytes_key(b).unwrap_or(0));
+        if !children.iter().any(|c| net::range(c).0 <= a && b <= net::range(c).1) {
+            straddling.insert(id.to_string(), json!(net::format_range((a, b), s.v4())));
+        }
+    }
+    if !straddling.is_empty() {
+        return Err(
+            invalid(format!("DHCP ranges would straddle the /{prefix} children")).with_data(Value::Object(straddling))
+        );
+    }
+    let meta: [Option<String>; 4] = ctx.tx.query_row(
+        "SELECT name, description, domain, location FROM subnets WHERE id = ?1",
+        [s.id],
+        |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]),
+    )?;
+    let vlan: Option<i64> = ctx
+        .tx
+        .query_row("SELECT vlan_id FROM subnets WHERE id = ?1", [s.id], |r| r.get(0))?;
+    let mut ids = vec![s.id];
+    for child in &children[1..] {
+        let id = insert(ctx, child, s.group, &meta, vlan)?;
+        let (lo, hi) = net::range(child);
+        let (lo, hi) = (net::key_bytes(lo), net::key_bytes(hi));
+        let field_map = fields::copy_definitions(ctx, s.id, id)?;
+        ctx.tx.execute(
+            "UPDATE addresses SET subnet_id = ?1 WHERE subnet_id = ?2 AND ip BETWEEN ?3 AND ?4",
+            params![id, s.id, &lo[..], &hi[..]],
+        )?;
+        ctx.tx.execute(
+            "UPDATE dhcp_ranges SET subnet_id = ?1 WHERE subnet_id = ?2 AND start_ip BETWEEN ?3 AND ?4",
+            params![id, s.id, &lo[..], &hi[..]],
+        )?;
+        fields::remap_values(ctx, id, &field_map)?;
+        recount(
+            ctx,
+            &Subnet {
+                id,
+                group: s.group,
+                net: *child,
+            },
+        )?;
+        ids.push(id);
+    }
+    let (lo, hi) = net::range(&children[0]);
+    ctx.tx.execute(
+        "UPDATE subnets SET net_start = ?1, net_end = ?2, prefix = ?3 WHERE id = ?4",
+        params![&net::key_bytes(lo)[..], &net::key_bytes(hi)[..], prefix, s.id],
+    )?;
+    touch(ctx, s.id)?;
+    recount(
+        ctx,
+        &Subnet {
+            net: children[0],
+            ..s.clone()
+        },
+    )?;
+    ctx.log(
+        "subnet",
+        Some(s.id),
+        &format!("subnet {} split into {} /{prefix}", s.net, children.len()),
+        Some(json!({"from": s.net.to_string(), "created": ids[1..]})),
+    )?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push(get_record(ctx, id)?);
+    }
+    Ok(Value::Array(out))
+}
+
+pub struct JoinParams {
+    ids: Option<Vec<i64>>,
+    id: Option<i64>,
+    cidr: Option<i64>,
+    force: bool,
+}
+
+impl Params for JoinParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        let p = JoinParams {
+            ids: d.ids("ids")?,
+            id: d.id("id")?,
+            cidr: d.int("cidr")?,
+            force: d.bool("force")?.unwrap_or(false),
+        };
+        match (&p.ids, p.id, p.cidr) {
+            (Some(_), None, None) | (None, Some(_), Some(_)) => Ok(p),
+            (Some(_), _, _) => Err(Error::param("ids", "give either ids or id and cidr")),
+            _ => Err(Error::param("ids", "ids, or id and cidr, is required")),
+        }
+    }
+}
+
+/// Joins subnets of one group that exactly tile one block into the lowest-addressed of them, which keeps its id.
+pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Value> {
+    let members: Vec<Subnet> = match (&p.ids, p.id, p.cidr) {
+        (Some(ids), _, _) => {
+            let mut v = Vec::new();
+            for id in ids {
+                let s = load(ctx, *id)?;
+                if !v.iter().any(|m: &Subnet| m.id == s.id) {
+                    v.push(s);
+                }
+            }
+            v
+        }
+        (None, Some(id), Some(cidr)) => {
+            let s = load(ctx, id)?;
+            let prefix = u8::try_from(cidr).map_err(|_| Error::param("cidr", "must be a prefix length"))?;
+            let block = IpNet::new(s.net.network(), prefix)
+                .map_err(|_| Error::param("cidr", "must be a prefix length of the subnet's family"))?
+                .trunc();
+            if prefix >= s.net.prefix_len() {
+                return Err(Error::param(
+                    "cidr",
+                    format!("must be shorter than /{}", s.net.prefix_len()),
+                ));
+            }
+            members_within(ctx, s.group, &block)?
+        }
+        _ => return Err(Error::param("ids", "ids, or id and cidr, is required")),
+    };
+    if members.len() < 2 {
+        return Err(Error::param("ids", "name at least two subnets to join"));
+    }
+    if members.iter().any(|m| m.group != members[0].group) {
+        return Err(Error::param("ids", "the subnets must all be in one group"));
+    }
+    let nets: Vec<IpNet> = members.iter().map(|m| m.net).collect();
+    let block = net::tile(&nets).map_err(|nt| {
+        let v4 = matches!(nt.expected, IpNet::V4(_));
+        Error::new(
+            Code::NotContiguous,
+            format!("the subnets do not exactly tile {}", nt.expected),
+        )
+        .with_data(json!({
+            "expected": nt.expected.to_string(),
+            "missing": nt.missing.iter().map(|r| net::format_range(*r, v4)).collect::<Vec<_>>(),
+        }))
+    })?;
+    let ids: Vec<i64> = members.iter().map(|m| m.id).collect();
+    check_overlap(ctx, members[0].group, &block, &ids)?;
+    let survivor = members
+        .iter()
+        .min_by_key(|m| m.range().0)
+        .cloned()
+        .ok_or_else(|| Error::internal("no members"))?;
+    let absorbed: Vec<i64> = ids.iter().copied().filter(|id| *id != survivor.id).collect();
+    for id in &absorbed {
+        let field_map = fields::merge_definitions(ctx, *id, survivor.id, p.force)?;
+        ctx.tx.execute(
+            "UPDATE addresses SET subnet_id = ?1 WHERE subnet_id = ?2",
+            params![survivor.id, id],
+        )?;
+        ctx.tx.execute(
+            "UPDATE dhcp_ranges SET subnet_id = ?1 WHERE subnet_id = ?2",
+            params![survivor.id, id],
+        )?;
+        fields::remap_values(ctx, survivor.id, &field_map)?;
+        ctx.tx.execute("DELETE FROM subnets WHERE id = ?1", [id])?;
+    }
+    let (lo, hi) = net::range(&block);
+    ctx.tx.execute(
+        "UPDATE subnets SET net_start = ?1, net_end = ?2, prefix = ?3 WHERE id = ?4",
+        params![
+            &net::key_bytes(lo)[..],
+            &net::key_bytes(hi)[..],
+            block.prefix_len(),
+            survivor.id
+        ],
+    )?;
+    touch(ctx, survivor.id)?;
+    recount(
+        ctx,
+        &Subnet {
+            net: block,
+            ..survivor.clone()
+        },
+    )?;
+    ctx.log(
+        "subnet",
+        Some(survivor.id),
+        &format!("{} subnets joined into {block}", ids.len()),
+        Some(json!({"joined": absorbed})),
+    )?;
+    let mut rec = get_record(ctx, survivor.id)?;
+    rec["joined"] = json!(absorbed);
+    Ok(Value::Array(vec![rec]))
+}
+
+/// The subnets of a group that lie inside `block`.
+fn members_within(ctx: &Ctx, group: Option<i64>, block: &IpNet) -> Result<Vec<Subnet>> {
+    let (lo, hi) = net::range(block);
+    let family = if matches!(block, IpNet::V4(_)) { 4 } else { 6 };
+    let mut stmt = ctx.tx.prepare(&format!(
+        "SELECT {SUBNET_COLS} FROM subnets t
+         WHERE t.org_id = ?1 AND t.group_id IS ?2 AND t.family = ?3 AND t.net_start >= ?4 AND t.net_end <= ?5 {ORDER}"
+    ))?;
+    let rows = stmt.query_map(
+        params![
+            ctx.org(),
+            group,
+            family,
+            &net::key_bytes(lo)[..],
+            &net::key_bytes(hi)[..]
+        ],
+        |r| subnet_of(r, 0),
+    )?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
