@@ -13,3 +13,4 @@ pub mod params;
 pub mod rpc;
 pub mod server;
 pub mod store;
+pub mod time;

@@ -3,6 +3,7 @@
 
 pub mod addresses;
 pub mod appkeys;
+pub mod backups;
 pub mod fields;
 pub mod general;
 pub mod groups;
@@ -49,6 +50,11 @@ pub static METHODS: &[Method] = &[
     Method { name: "groups/add", access: STANDARD, kind: Kind::Write, run: |c, d| call(groups::add, c, d) },
     Method { name: "groups/edit", access: STANDARD, kind: Kind::Write, run: |c, d| call(groups::edit, c, d) },
     Method { name: "groups/delete", access: STANDARD, kind: Kind::Write, run: |c, d| call(groups::delete, c, d) },
+
+    Method { name: "backups/get", access: Access::Operator, kind: Kind::Read, run: |c, d| call(backups::get, c, d) },
+    Method { name: "backups/add", access: Access::Operator, kind: Kind::Read, run: |c, d| call(backups::add, c, d) },
+    Method { name: "backups/verify", access: Access::Operator, kind: Kind::Read, run: |c, d| call(backups::verify, c, d) },
+    Method { name: "backups/restore", access: Access::Operator, kind: Kind::Write, run: |c, d| call(backups::restore, c, d) },
 
     Method { name: "subnets/get", access: READ, kind: Kind::Read, run: |c, d| call(subnets::get, c, d) },
     Method { name: "subnets/add", access: STANDARD, kind: Kind::Write, run: |c, d| call(subnets::add, c, d) },

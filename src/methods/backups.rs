@@ -1,0 +1,211 @@
+//! `backups/*` (operator-org admins): online SQLite backups into `BACKUP_DIR`, verification, and restore.
+//!
+//! A restore copies every table of a verified backup into the live database inside the call's one write
+//! transaction: readers see the old data until it commits and the new data after, never a mix, and a crash leaves
+//! the old data whole. A safety backup of the live data is taken first.
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params_from_iter, Connection, OpenFlags};
+use serde_json::{json, Value};
+
+use crate::dispatch::Ctx;
+use crate::error::{Code, Error, Result};
+use crate::params::{Data, Params};
+use crate::store;
+use crate::time;
+
+/// The backup directory, created when missing.
+fn dir(ctx: &Ctx) -> Result<PathBuf> {
+    let dir = ctx.app.settings.backup_dir.clone();
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::new(Code::Unavailable, format!("cannot create the backup directory: {e}")))?;
+    Ok(dir)
+}
+
+/// Checks a backup name: `[A-Za-z0-9._-]+\.db`, so it can only ever name a file inside the backup directory.
+pub fn valid_name(name: &str) -> Result<&str> {
+    let ok = name.len() <= 200
+        && name.len() > 3
+        && name.ends_with(".db")
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(name)
+    } else {
+        Err(Error::param("name", "must be a backup file name: letters, digits, '.', '_' and '-', ending in .db"))
+    }
+}
+
+fn entry(path: &Path, name: &str) -> Result<Value> {
+    let meta = std::fs::metadata(path).map_err(|_| Error::not_found("backup"))?;
+    let created = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    Ok(json!({"id": name, "name": name, "size_bytes": meta.len(), "created_at": time::rfc3339(created)}))
+}
+
+/// `PRAGMA integrity_check` of a file; a file that is not a database is "not ok", not an error.
+fn integrity(path: &Path) -> (bool, String) {
+    let check = || -> rusqlite::Result<String> {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+        let lines = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(lines.join("; "))
+    };
+    match check() {
+        Ok(m) => (m == "ok", m),
+        Err(e) => (false, e.to_string()),
+    }
+}
+
+/// Writes an online backup of the live database under a new, unique name.
+fn create(ctx: &Ctx) -> Result<(String, PathBuf)> {
+    let dir = dir(ctx)?;
+    let stamp = time::compact(ctx.now);
+    for n in 1..1000 {
+        let name = match n {
+            1 => format!("ipam-backup-{stamp}.db"),
+            n => format!("ipam-backup-{stamp}-{n}.db"),
+        };
+        let path = dir.join(&name);
+        // create_new reserves the name atomically, so two backups in one second never share a file.
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::new(Code::Unavailable, format!("cannot write a backup: {e}"))),
+        }
+        let live = Connection::open(ctx.app.store.path())?;
+        if let Err(e) = live.backup(rusqlite::MAIN_DB, &path, None) {
+            let _ = std::fs::remove_file(&path);
+            return Err(e.into());
+        }
+        return Ok((name, path));
+    }
+    Err(Error::new(Code::Conflict, "too many backups in one second"))
+}
+
+pub struct ListParams {
+    page: i64,
+    perpage: i64,
+}
+
+impl Params for ListParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(ListParams { page: d.page("page")?, perpage: d.per_page("perpage", 50, 1000)? })
+    }
+}
+
+/// The backups, newest first.
+pub fn get(ctx: &Ctx, p: ListParams) -> Result<Value> {
+    let dir = dir(ctx)?;
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| Error::new(Code::Unavailable, format!("cannot read the backup directory: {e}")))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| valid_name(n).is_ok())
+        .collect();
+    names.sort_unstable_by(|a, b| b.cmp(a));
+    let total = names.len() as i64;
+    let skip = usize::try_from((p.page - 1).saturating_mul(p.perpage)).unwrap_or(usize::MAX);
+    let mut backups = Vec::new();
+    for name in names.iter().skip(skip).take(p.perpage as usize) {
+        backups.push(entry(&dir.join(name), name)?);
+    }
+    Ok(json!({"page": p.page, "pages": (total + p.perpage - 1) / p.perpage, "total": total, "backups": backups}))
+}
+
+/// Takes a backup and verifies it.
+pub fn add(ctx: &Ctx, _: ()) -> Result<Value> {
+    let (name, path) = create(ctx)?;
+    let (ok, message) = integrity(&path);
+    let mut out = entry(&path, &name)?;
+    out["integrity_ok"] = json!(ok);
+    out["integrity_message"] = json!(message);
+    tracing::info!(backup = %name, respid = ctx.respid, "backup created");
+    Ok(out)
+}
+
+pub struct NameParam {
+    name: String,
+}
+
+impl Params for NameParam {
+    fn decode(d: &mut Data) -> Result<Self> {
+        let name = d.req_str("name")?;
+        valid_name(&name)?;
+        Ok(NameParam { name })
+    }
+}
+
+fn existing(ctx: &Ctx, name: &str) -> Result<PathBuf> {
+    let path = dir(ctx)?.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::not_found("backup"))
+    }
+}
+
+pub fn verify(ctx: &Ctx, p: NameParam) -> Result<Value> {
+    let (ok, message) = integrity(&existing(ctx, &p.name)?);
+    Ok(json!({"name": p.name, "integrity_ok": ok, "integrity_message": message}))
+}
+
+/// Replaces the live data with a verified backup of this schema version, after a safety backup.
+pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Value> {
+    let path = existing(ctx, &p.name)?;
+    let (ok, message) = integrity(&path);
+    if !ok {
+        return Err(Error::new(Code::InvalidBackup, format!("{} fails its integrity check: {message}", p.name)));
+    }
+    let src = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    let version: i64 = src.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let tables = live_tables(ctx)?;
+    let has_all: bool = tables.iter().all(|t| {
+        src.query_row("SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)", [t], |r| r.get(0))
+            .unwrap_or(false)
+    });
+    if version != store::schema_version()? || !has_all {
+        return Err(Error::new(Code::InvalidBackup, format!("{} is not an ipamd database of this version", p.name)));
+    }
+    let (safety, _) = create(ctx)?;
+    ctx.tx.execute_batch("PRAGMA defer_foreign_keys = ON")?;
+    for t in &tables {
+        ctx.tx.execute(&format!("DELETE FROM \"{t}\""), [])?;
+    }
+    for t in &tables {
+        copy_table(&src, ctx, t)?;
+    }
+    ctx.log("backup", None, &format!("restored {}", p.name), Some(json!({"safety_backup": safety})))?;
+    tracing::warn!(backup = %p.name, safety = %safety, respid = ctx.respid, "database restored from backup");
+    Ok(json!({"name": p.name, "restored": true, "integrity_ok": ok, "integrity_message": message, "safety_backup": safety}))
+}
+
+fn live_tables(ctx: &Ctx) -> Result<Vec<String>> {
+    let mut stmt = ctx
+        .tx
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(names)
+}
+
+/// Copies every row of table `t` from the backup into the live transaction, column by column name.
+fn copy_table(src: &Connection, ctx: &Ctx, t: &str) -> Result<()> {
+    let mut cols_stmt = ctx.tx.prepare(&format!("SELECT name FROM pragma_table_info('{t}')"))?;
+    let cols = cols_stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let list = cols.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
+    let marks = vec!["?"; cols.len()].join(", ");
+    let mut read = src.prepare(&format!("SELECT {list} FROM \"{t}\""))?;
+    let mut write = ctx.tx.prepare(&format!("INSERT INTO \"{t}\" ({list}) VALUES ({marks})"))?;
+    let mut rows = read.query([])?;
+    while let Some(row) = rows.next()? {
+        let values = (0..cols.len()).map(|i| row.get::<_, SqlValue>(i)).collect::<rusqlite::Result<Vec<_>>>()?;
+        write.execute(params_from_iter(values))?;
+    }
+    Ok(())
+}
