@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use crate::auth::{self, Auth};
 use crate::config::Settings;
-use crate::error::Result;
+use crate::error::{Code, Error, Result};
+use crate::ratelimit::Limiter;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -14,6 +15,8 @@ pub struct App {
     pub auth: Arc<Auth>,
     /// SHA-256 digests of the `API_TOKENS` operator tokens; the tokens themselves are not kept.
     pub operator_tokens: Arc<Vec<String>>,
+    /// `None` when rate limiting is off.
+    pub limiter: Option<Arc<Limiter>>,
 }
 
 impl App {
@@ -26,11 +29,19 @@ impl App {
             settings.lockout_window(),
         )?;
         let operator_tokens = settings.operator_tokens().iter().map(|t| auth::digest(t)).collect();
+        let limiter = Limiter::new(
+            settings.ratelimit_enabled,
+            &settings.api_rate_limit,
+            &settings.ratelimit_storage_uri,
+        )
+        .map_err(|e| Error::new(Code::BadRequest, e))?
+        .map(Arc::new);
         Ok(App {
             store,
             settings: Arc::new(settings),
             auth: Arc::new(auth),
             operator_tokens: Arc::new(operator_tokens),
+            limiter,
         })
     }
 }

@@ -118,13 +118,19 @@ pub fn manageips(v: Value) -> Value {
 
 /// The decoded value of one field of an `application/x-www-form-urlencoded` body.
 fn form_field(body: &[u8], name: &str) -> Option<String> {
-    body.split(|b| *b == b'&').find_map(|pair| {
-        let mut kv = pair.splitn(2, |b| *b == b'=');
-        let key = percent_decode(kv.next()?)?;
-        (key == name)
-            .then(|| percent_decode(kv.next().unwrap_or_default()))
-            .flatten()
-    })
+    form_pairs(body)?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+/// The decoded pairs of a form body or query string; `None` when an escape is broken.
+pub fn form_pairs(body: &[u8]) -> Option<Vec<(String, String)>> {
+    body.split(|b| *b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let mut kv = pair.splitn(2, |b| *b == b'=');
+            let key = percent_decode(kv.next().unwrap_or_default())?;
+            Some((key, percent_decode(kv.next().unwrap_or_default())?))
+        })
+        .collect()
 }
 
 /// Decodes `+` and `%XX`; `None` for a broken escape or invalid UTF-8.

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,8 +20,11 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::app::App;
-use crate::dispatch::{self, new_respid};
+use crate::auth;
+use crate::dispatch::{self, new_respid, Credentials};
 use crate::error::{Code, Error};
+use crate::ratelimit::Decision;
+use crate::rest;
 use crate::rpc;
 
 /// Largest request body either API accepts.
@@ -88,7 +92,7 @@ pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output =
 }
 
 /// Routes one request.
-async fn handle(app: &App, req: Request<Incoming>, _peer: std::net::IpAddr) -> Response<Body> {
+async fn handle(app: &App, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
     let path = req.uri().path().to_string();
     if path == "/healthz" {
         return match *req.method() {
@@ -100,26 +104,35 @@ async fn handle(app: &App, req: Request<Incoming>, _peer: std::net::IpAddr) -> R
         if req.method() != Method::POST {
             return method_not_allowed("POST");
         }
-        return envelope(app, method.to_string(), req).await;
+        return envelope(app, method.to_string(), req, peer).await;
+    }
+    if let Some(rest_path) = path.strip_prefix("/api/v1") {
+        if let Some(resp) = crate::openapi::serve(rest_path, req.method()) {
+            return resp;
+        }
+        return rest(app, rest_path.to_string(), req, peer).await;
     }
     let first = path.trim_start_matches('/').split('/').next().unwrap_or_default();
-    let looks_like_version = first.split('.').count() == 2
+    // `/1.0` itself (no method) is an unknown path, not an unsupported version.
+    let looks_like_version = first != "1.0"
+        && first.split('.').count() == 2
         && first
             .split('.')
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     let e = if looks_like_version {
         Error::new(
             Code::UnsupportedVersion,
-            format!("API version {first} is not supported; use 1.0"),
+            format!("API version {first} is not supported; use 1.0 or /api/v1"),
         )
     } else {
         Error::new(Code::NotFound, format!("no route for {path}"))
     };
-    error_response(&e, json!({"message": e.public_message(), "code": e.code.as_str()}))
+    error_response(&e, rest::error_body(&e))
 }
 
-/// `POST /1.0/<method>`: read the body, decode the envelope, dispatch, render, log.
-async fn envelope(app: &App, method: String, req: Request<Incoming>) -> Response<Body> {
+/// `POST /1.0/<method>`: read the body, decode the envelope, count it against its caller's budget, dispatch,
+/// render, log.
+async fn envelope(app: &App, method: String, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
     let start = Instant::now();
     let form = req
         .headers()
@@ -130,6 +143,7 @@ async fn envelope(app: &App, method: String, req: Request<Incoming>) -> Response
                 .to_ascii_lowercase()
                 .starts_with("application/x-www-form-urlencoded")
         });
+    let mut budget = None;
     let (reqid, outcome) = match read_body(req).await {
         Err(e) => (Value::Null, failed(e)),
         Ok(body) => match rpc::decode(&method, &body, form) {
@@ -137,12 +151,40 @@ async fn envelope(app: &App, method: String, req: Request<Incoming>) -> Response
                 let (reqid, e) = *rejected;
                 (reqid, failed(e))
             }
-            Ok(env) => (env.reqid, dispatch::dispatch(app, env.call).await),
+            Ok(env) => {
+                let caller = match &env.call.credentials {
+                    Credentials::Envelope {
+                        appkey: Some(k),
+                        userdata,
+                    } => {
+                        // The claimed identity: an app key is a secret, so nobody else can spend this budget.
+                        let user = userdata.as_deref().and_then(|u| u.rsplit_once(':')).map_or("", |u| u.0);
+                        format!(
+                            "appkey:{}:{}",
+                            auth::digest(&k.trim().to_lowercase()),
+                            user.to_lowercase()
+                        )
+                    }
+                    _ => format!("ip:{peer}"),
+                };
+                budget = rate_limit(app, &caller).await;
+                match budget {
+                    Some(d) if !d.allowed => (env.reqid, failed(limited(d))),
+                    _ => (env.reqid, dispatch::dispatch(app, env.call).await),
+                }
+            }
         },
     };
     let body = rpc::render(reqid, &method, &outcome);
     let status = outcome.result.as_ref().err().map_or(200, |e| e.code.http_status());
-    log_request(&outcome, &method, status, start);
+    log_request(
+        &outcome.respid,
+        &outcome.caller,
+        outcome.result.as_ref().err(),
+        &method,
+        status,
+        start,
+    );
     let mut resp = json_response(
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         &body,
@@ -150,7 +192,114 @@ async fn envelope(app: &App, method: String, req: Request<Incoming>) -> Response
     if let Err(e) = &outcome.result {
         add_error_headers(&mut resp, e);
     }
+    add_budget_headers(&mut resp, budget);
     resp
+}
+
+/// `/api/v1/...`: check the content type, read the body, count the call against its caller's budget, and hand
+/// it to the REST adapter.
+async fn rest(app: &App, path: String, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
+    let start = Instant::now();
+    let verb = req.method().as_str().to_string();
+    let query = req.uri().query().unwrap_or_default().to_string();
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let token = header("authorization")
+        .and_then(|v| {
+            v.split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        })
+        .map(|(_, t)| t.trim().to_string())
+        .or_else(|| header("x-api-key").map(str::to_string));
+    let json_body = header("content-type").is_none_or(|ct| {
+        let ct = ct.to_ascii_lowercase();
+        let mime = ct.split(';').next().unwrap_or_default().trim();
+        mime == "application/json" || mime.ends_with("+json")
+    });
+    let caller = match &token {
+        Some(t) => format!("token:{}", auth::digest(t)),
+        None => format!("ip:{peer}"),
+    };
+    let budget = rate_limit(app, &caller).await;
+    let response = match budget {
+        Some(d) if !d.allowed => rest::Response::from_error(limited(d)),
+        _ => match read_body(req).await {
+            Err(e) => rest::Response::from_error(e),
+            Ok(body) if !body.is_empty() && !json_body => rest::Response::from_error(Error::new(
+                Code::UnsupportedMediaType,
+                "the body must be JSON (Content-Type: application/json)",
+            )),
+            Ok(body) => {
+                rest::handle(
+                    app,
+                    rest::Request {
+                        verb: &verb,
+                        path: &path,
+                        query: &query,
+                        token,
+                        body: &body,
+                    },
+                )
+                .await
+            }
+        },
+    };
+    let name = if response.method.is_empty() {
+        path.as_str()
+    } else {
+        response.method
+    };
+    log_request(
+        &response.respid,
+        &response.caller,
+        response.error.as_ref(),
+        name,
+        response.status,
+        start,
+    );
+    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = match &response.body {
+        Some(body) => json_response(status, body),
+        None => {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = status;
+            r
+        }
+    };
+    if let Some(e) = &response.error {
+        add_error_headers(&mut resp, e);
+        if let (Code::MethodNotAllowed, Some(Value::String(allow))) = (e.code, &e.data) {
+            if let Ok(v) = HeaderValue::from_str(allow) {
+                resp.headers_mut().insert(ALLOW, v);
+            }
+        }
+    }
+    add_budget_headers(&mut resp, budget);
+    resp
+}
+
+async fn rate_limit(app: &App, caller: &str) -> Option<Decision> {
+    match &app.limiter {
+        Some(l) => Some(l.check(caller).await),
+        None => None,
+    }
+}
+
+fn limited(d: Decision) -> Error {
+    let mut e = Error::new(
+        Code::RateLimited,
+        format!("rate limit of {} requests exceeded; retry later", d.limit),
+    );
+    e.retry_after = Some(d.reset.max(1));
+    e
+}
+
+fn add_budget_headers(resp: &mut Response<Body>, budget: Option<Decision>) {
+    if let Some(d) = budget {
+        let h = resp.headers_mut();
+        h.insert("x-ratelimit-limit", HeaderValue::from(d.limit));
+        h.insert("x-ratelimit-remaining", HeaderValue::from(d.remaining));
+        h.insert("x-ratelimit-reset", HeaderValue::from(d.reset));
+    }
 }
 
 fn failed(e: Error) -> dispatch::Outcome {
@@ -162,18 +311,14 @@ fn failed(e: Error) -> dispatch::Outcome {
 }
 
 /// The request log line: never a credential, always the respid.
-fn log_request(outcome: &dispatch::Outcome, method: &str, status: u16, start: Instant) {
+fn log_request(respid: &str, caller: &str, error: Option<&Error>, method: &str, status: u16, start: Instant) {
     let ms = start.elapsed().as_secs_f64() * 1000.0;
-    match &outcome.result {
-        Err(e) if e.code == Code::Internal => tracing::error!(
-            respid = %outcome.respid, method, caller = %outcome.caller, status, ms, error = %e.message, "request failed"
-        ),
-        Err(e) => tracing::info!(
-            respid = %outcome.respid, method, caller = %outcome.caller, status, ms, code = e.code.as_str(), "request"
-        ),
-        Ok(_) => {
-            tracing::info!(respid = %outcome.respid, method, caller = %outcome.caller, status, ms, "request")
+    match error {
+        Some(e) if e.code == Code::Internal => {
+            tracing::error!(respid, method, caller, status, ms, error = %e.message, "request failed")
         }
+        Some(e) => tracing::info!(respid, method, caller, status, ms, code = e.code.as_str(), "request"),
+        None => tracing::info!(respid, method, caller, status, ms, "request"),
     }
 }
 

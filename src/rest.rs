@@ -1,0 +1,601 @@
+//! The `/api/v1` REST adapter. Every route is one line of [`ROUTES`] naming a method of the method table: the
+//! adapter turns path, query and body into that method's parameters, calls the same dispatcher, and renders typed
+//! JSON in the REST shapes. It has no SQL and no business rules of its own.
+
+use serde_json::{json, Map, Value};
+
+use crate::dispatch::{self, Call, Credentials, Outcome};
+use crate::error::{Code, Error, Result};
+use crate::time;
+
+/// How a route's request body is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// No body is read.
+    None,
+    /// The body's fields become parameters (POST, PATCH).
+    Fields(Resource),
+    /// PUT: the body replaces the record: required fields required, omitted optional fields cleared.
+    Replace(Resource),
+}
+
+/// How a method's reply is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Render {
+    /// A paginated list of records: `{data: […], pagination: {…}}`.
+    Page(Resource),
+    /// A list without pagination: `{data: […]}`.
+    List(Resource),
+    /// The one record of the reply.
+    One(Resource),
+    /// `GET /networks/{id}/hosts`: `{network_id, network, hosts: […], pagination}`.
+    NetworkHosts,
+    /// The next free address: `{ip_address, network, network_id}`.
+    NextIp,
+    /// `{network, network_id, total_available, available_ips}`.
+    Available,
+    /// The status of one address.
+    IpStatus,
+    /// The reply as it is (backups).
+    Plain,
+    /// 204, no body.
+    NoContent,
+}
+
+/// The record kinds of the REST API, each with its field names and read-only fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Network,
+    Host,
+    DhcpRange,
+    Backup,
+}
+
+impl Resource {
+    /// REST name → method parameter name, for the fields whose names differ.
+    fn renames(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Resource::Network => &[("group_id", "group")],
+            Resource::Host => &[("ip_address", "ip"), ("network_id", "subnet")],
+            Resource::DhcpRange => &[("network_id", "subnet")],
+            Resource::Backup => &[],
+        }
+    }
+
+    /// Fields a client may send back from a GET, ignored on input.
+    fn read_only(self) -> &'static [&'static str] {
+        match self {
+            Resource::Network => &[
+                "id",
+                "broadcast_address",
+                "total_hosts",
+                "used_hosts",
+                "available_hosts",
+                "family",
+                "subnet",
+            ],
+            Resource::Host => &["id", "network"],
+            Resource::DhcpRange => &["id"],
+            Resource::Backup => &["name", "size_bytes", "created_at"],
+        }
+    }
+
+    /// Fields a PUT must carry.
+    fn required(self) -> &'static [&'static str] {
+        match self {
+            Resource::Network => &["network", "cidr"],
+            Resource::Host => &["ip_address"],
+            Resource::DhcpRange => &["start_ip", "end_ip"],
+            Resource::Backup => &[],
+        }
+    }
+
+    /// Fields a PUT clears (or resets to their default) when it omits them.
+    fn optional(self) -> &'static [&'static str] {
+        match self {
+            Resource::Network => &["name", "domain", "vlan_id", "description", "location", "group_id"],
+            Resource::Host => &[
+                "hostname",
+                "cname",
+                "mac_address",
+                "status",
+                "is_assigned",
+                "last_seen",
+                "discovery_source",
+                "description",
+            ],
+            Resource::DhcpRange => &["description", "is_active"],
+            Resource::Backup => &[],
+        }
+    }
+
+    /// A method record in this resource's REST shape.
+    fn view(self, r: &Value) -> Value {
+        match self {
+            Resource::Network => network_view(r),
+            Resource::Host => host_view(r),
+            Resource::DhcpRange => json!({
+                "id": r["id"], "network_id": r["subnet"], "start_ip": r["start_ip"], "end_ip": r["end_ip"],
+                "description": r["description"], "is_active": r["is_active"],
+            }),
+            Resource::Backup => {
+                json!({"name": r["name"], "size_bytes": r["size_bytes"], "created_at": r["created_at"]})
+            }
+        }
+    }
+}
+
+/// One line of the route table.
+pub struct Route {
+    pub verb: &'static str,
+    /// Segments, with `{id}`, `{ip}` or `{name}` for path parameters.
+    pub path: &'static str,
+    pub method: &'static str,
+    /// Path or query parameter name → method parameter name.
+    pub params: &'static [(&'static str, &'static str)],
+    /// Parameters the route always passes (JSON literals).
+    pub fixed: &'static [(&'static str, &'static str)],
+    /// The query parameters the route accepts (REST names); any other is refused.
+    pub query: &'static [&'static str],
+    pub body: Body,
+    pub render: Render,
+    pub status: u16,
+    pub summary: &'static str,
+}
+
+const PAGE: &[&str] = &["page", "per_page"];
+const NETWORK_FILTERS: &[&str] = &["page", "per_page", "name", "domain", "vlan_id", "location", "group_id"];
+const HOST_FILTERS: &[&str] = &[
+    "page",
+    "per_page",
+    "hostname",
+    "cname",
+    "status",
+    "is_assigned",
+    "mac_address",
+    "network_id",
+];
+const RANGE_FILTERS: &[&str] = &["page", "per_page", "network_id"];
+const AVAILABLE: &[&str] = &["limit", "after"];
+const FORCE: &[&str] = &["force"];
+const PAGED: &[(&str, &str)] = &[("order", "\"id\"")];
+const PAGING: &[(&str, &str)] = &[("per_page", "perpage")];
+const BY_ID: &[(&str, &str)] = &[];
+const NET_ID: &[(&str, &str)] = &[("id", "subnet")];
+const NETWORKS_QUERY: &[(&str, &str)] = &[("per_page", "perpage"), ("group_id", "group")];
+const HOSTS_QUERY: &[(&str, &str)] = &[("per_page", "perpage"), ("network_id", "subnet")];
+const HOSTS_OF_NET: &[(&str, &str)] = &[("per_page", "perpage"), ("id", "subnet")];
+const BACKUP_NAME: &[(&str, &str)] = &[];
+
+use Body::{Fields, Replace};
+use Render::*;
+use Resource::{Backup, DhcpRange, Host, Network};
+
+#[rustfmt::skip]
+pub static ROUTES: &[Route] = &[
+    Route { verb: "GET", path: "/networks", method: "subnets/get", params: NETWORKS_QUERY, fixed: PAGED, query: NETWORK_FILTERS, body: Body::None, render: Page(Network), status: 200, summary: "List networks (filters: name, domain, vlan_id, location, group_id)" },
+    Route { verb: "POST", path: "/networks", method: "subnets/add", params: BY_ID, fixed: &[], query: &[], body: Fields(Network), render: One(Network), status: 201, summary: "Create a network" },
+    Route { verb: "GET", path: "/networks/{id}", method: "subnets/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: One(Network), status: 200, summary: "Get a network" },
+    Route { verb: "PUT", path: "/networks/{id}", method: "subnets/edit", params: BY_ID, fixed: &[], query: &[], body: Replace(Network), render: One(Network), status: 200, summary: "Replace a network" },
+    Route { verb: "PATCH", path: "/networks/{id}", method: "subnets/edit", params: BY_ID, fixed: &[], query: &[], body: Fields(Network), render: One(Network), status: 200, summary: "Change some fields of a network" },
+    Route { verb: "DELETE", path: "/networks/{id}", method: "subnets/delete", params: BY_ID, fixed: &[], query: FORCE, body: Body::None, render: NoContent, status: 204, summary: "Delete a network (force=true deletes its hosts too)" },
+    Route { verb: "GET", path: "/networks/{id}/hosts", method: "ipaddress/get", params: HOSTS_OF_NET, fixed: PAGED, query: PAGE, body: Body::None, render: NetworkHosts, status: 200, summary: "List the hosts of a network" },
+    Route { verb: "GET", path: "/networks/{id}/dhcp-ranges", method: "dhcpranges/get", params: NET_ID, fixed: &[], query: &[], body: Body::None, render: List(DhcpRange), status: 200, summary: "List the DHCP ranges of a network" },
+    Route { verb: "POST", path: "/networks/{id}/dhcp-ranges", method: "dhcpranges/add", params: NET_ID, fixed: &[], query: &[], body: Fields(DhcpRange), render: One(DhcpRange), status: 201, summary: "Create a DHCP range in a network" },
+    Route { verb: "GET", path: "/hosts", method: "ipaddress/get", params: HOSTS_QUERY, fixed: PAGED, query: HOST_FILTERS, body: Body::None, render: Page(Host), status: 200, summary: "List hosts (filters: hostname, cname, status, is_assigned, mac_address, network_id)" },
+    Route { verb: "POST", path: "/hosts", method: "ipaddress/add", params: BY_ID, fixed: &[], query: &[], body: Fields(Host), render: One(Host), status: 201, summary: "Create a host (network_id without ip_address allocates the next free address)" },
+    Route { verb: "GET", path: "/hosts/{id}", method: "ipaddress/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: One(Host), status: 200, summary: "Get a host" },
+    Route { verb: "PUT", path: "/hosts/{id}", method: "ipaddress/edit", params: BY_ID, fixed: &[], query: &[], body: Replace(Host), render: One(Host), status: 200, summary: "Replace a host" },
+    Route { verb: "PATCH", path: "/hosts/{id}", method: "ipaddress/edit", params: BY_ID, fixed: &[], query: &[], body: Fields(Host), render: One(Host), status: 200, summary: "Change some fields of a host" },
+    Route { verb: "DELETE", path: "/hosts/{id}", method: "ipaddress/delete", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: NoContent, status: 204, summary: "Delete a host" },
+    Route { verb: "GET", path: "/dhcp-ranges", method: "dhcpranges/get", params: HOSTS_QUERY, fixed: PAGED, query: RANGE_FILTERS, body: Body::None, render: Page(DhcpRange), status: 200, summary: "List DHCP ranges (filter: network_id)" },
+    Route { verb: "POST", path: "/dhcp-ranges", method: "dhcpranges/add", params: BY_ID, fixed: &[], query: &[], body: Fields(DhcpRange), render: One(DhcpRange), status: 201, summary: "Create a DHCP range" },
+    Route { verb: "GET", path: "/dhcp-ranges/{id}", method: "dhcpranges/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: One(DhcpRange), status: 200, summary: "Get a DHCP range" },
+    Route { verb: "PUT", path: "/dhcp-ranges/{id}", method: "dhcpranges/edit", params: BY_ID, fixed: &[], query: &[], body: Replace(DhcpRange), render: One(DhcpRange), status: 200, summary: "Replace a DHCP range" },
+    Route { verb: "PATCH", path: "/dhcp-ranges/{id}", method: "dhcpranges/edit", params: BY_ID, fixed: &[], query: &[], body: Fields(DhcpRange), render: One(DhcpRange), status: 200, summary: "Change some fields of a DHCP range" },
+    Route { verb: "DELETE", path: "/dhcp-ranges/{id}", method: "dhcpranges/delete", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: NoContent, status: 204, summary: "Delete a DHCP range" },
+    Route { verb: "GET", path: "/ip/networks/{id}/next-ip", method: "ipaddress/next", params: NET_ID, fixed: &[], query: &[], body: Body::None, render: NextIp, status: 200, summary: "Suggest the next free address of a network" },
+    Route { verb: "POST", path: "/ip/networks/{id}/next-ip", method: "ipaddress/add", params: NET_ID, fixed: &[], query: &[], body: Fields(Host), render: One(Host), status: 201, summary: "Allocate the next free address of a network as a new host, atomically" },
+    Route { verb: "GET", path: "/ip/networks/{id}/available-ips", method: "ipaddress/available", params: NET_ID, fixed: &[], query: AVAILABLE, body: Body::None, render: Available, status: 200, summary: "List free addresses of a network (limit, after)" },
+    Route { verb: "GET", path: "/ip/{ip}", method: "search/ip", params: BY_ID, fixed: &[("status", "true")], query: &[], body: Body::None, render: IpStatus, status: 200, summary: "The status of one address: assigned, dhcp, available, unusable or unmanaged" },
+    Route { verb: "GET", path: "/backups", method: "backups/get", params: PAGING, fixed: &[], query: PAGE, body: Body::None, render: Page(Backup), status: 200, summary: "List backups (operator admins)" },
+    Route { verb: "POST", path: "/backups", method: "backups/add", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: Plain, status: 201, summary: "Create a verified backup (operator admins)" },
+    Route { verb: "GET", path: "/backups/{name}/verify", method: "backups/verify", params: BACKUP_NAME, fixed: &[], query: &[], body: Body::None, render: Plain, status: 200, summary: "Verify a backup's integrity (operator admins)" },
+    Route { verb: "POST", path: "/backups/{name}/verify", method: "backups/verify", params: BACKUP_NAME, fixed: &[], query: &[], body: Body::None, render: Plain, status: 200, summary: "Verify a backup's integrity (operator admins)" },
+    Route { verb: "POST", path: "/backups/{name}/restore", method: "backups/restore", params: BACKUP_NAME, fixed: &[], query: &[], body: Body::None, render: Plain, status: 200, summary: "Restore a backup after a safety backup (operator admins)" },
+];
+
+/// A REST request, as the server hands it over.
+pub struct Request<'a> {
+    pub verb: &'a str,
+    /// The path below `/api/v1`.
+    pub path: &'a str,
+    pub query: &'a str,
+    pub token: Option<String>,
+    /// The body, already checked to be JSON (or empty).
+    pub body: &'a [u8],
+}
+
+/// What the server sends back: status, JSON body (none for 204), and the error for its headers.
+pub struct Response {
+    pub status: u16,
+    pub body: Option<Value>,
+    pub error: Option<Error>,
+    pub respid: String,
+    pub caller: String,
+    pub method: &'static str,
+}
+
+/// The path parameters of a matched route, by name.
+pub type PathParams<'p> = Vec<(&'static str, &'p str)>;
+
+/// Finds the route for a verb and path: `Ok(route, path params)`, or the error (404, or 405 with the verbs).
+pub fn route<'p>(verb: &str, path: &'p str) -> Result<(&'static Route, PathParams<'p>)> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let mut allowed: Vec<&str> = Vec::new();
+    for r in ROUTES {
+        let Some(params) = match_path(r.path, &segments) else {
+            continue;
+        };
+        if r.verb == verb {
+            return Ok((r, params));
+        }
+        if !allowed.contains(&r.verb) {
+            allowed.push(r.verb);
+        }
+    }
+    if allowed.is_empty() {
+        Err(Error::new(Code::NotFound, format!("no route for /api/v1{path}")))
+    } else {
+        Err(
+            Error::new(Code::MethodNotAllowed, format!("use {}", allowed.join(", ")))
+                .with_data(json!(allowed.join(", "))),
+        )
+    }
+}
+
+fn match_path<'p>(pattern: &'static str, segments: &[&'p str]) -> Option<PathParams<'p>> {
+    let parts: Vec<&'static str> = pattern.trim_matches('/').split('/').collect();
+    if parts.len() != segments.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (p, s) in parts.iter().zip(segments) {
+        match p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            Some(name) if !s.is_empty() => params.push((name, *s)),
+            Some(_) => return None,
+            None if p == s => {}
+            None => return None,
+        }
+    }
+    Some(params)
+}
+
+/// Handles one REST call.
+pub async fn handle(app: &crate::app::App, req: Request<'_>) -> Response {
+    let (route, path_params) = match route(req.verb, req.path) {
+        Ok(r) => r,
+        Err(e) => return failed(e, ""),
+    };
+    let data = match build_params(route, &path_params, req.query, req.body) {
+        Ok(d) => d,
+        Err(e) => return failed(e, route.method),
+    };
+    let call = Call {
+        method: route.method.to_string(),
+        credentials: Credentials::Token(req.token),
+        data,
+    };
+    let outcome: Outcome = dispatch::dispatch(app, call).await;
+    let result = outcome.result.and_then(|v| render(route, v));
+    match result {
+        Ok(body) => Response {
+            status: route.status,
+            body: (route.render != NoContent).then_some(body),
+            error: None,
+            respid: outcome.respid,
+            caller: outcome.caller,
+            method: route.method,
+        },
+        Err(e) => Response {
+            respid: outcome.respid,
+            caller: outcome.caller,
+            ..failed(rename_errors(route, e), route.method)
+        },
+    }
+}
+
+impl Response {
+    /// An error answered before any method ran.
+    pub fn from_error(e: Error) -> Response {
+        failed(e, "")
+    }
+}
+
+fn failed(e: Error, method: &'static str) -> Response {
+    Response {
+        status: e.code.http_status(),
+        body: Some(error_body(&e)),
+        error: Some(e),
+        respid: dispatch::new_respid(),
+        caller: String::new(),
+        method,
+    }
+}
+
+/// The REST error body: `{message, code, errors?}` (`errors` names fields), `details` for other error data.
+pub fn error_body(e: &Error) -> Value {
+    let mut body = json!({"message": e.public_message(), "code": e.code.as_str()});
+    match (&e.data, e.code) {
+        (Some(d), Code::InvalidParams) => body["errors"] = d.clone(),
+        (Some(_), Code::MethodNotAllowed | Code::Internal) | (None, _) => {}
+        (Some(d), _) => body["details"] = d.clone(),
+    }
+    body
+}
+
+/// Path, query and body → the method's `data`, with REST names turned into parameter names.
+fn build_params(route: &Route, path: &[(&str, &str)], query: &str, body: &[u8]) -> Result<Value> {
+    let mut data = Map::new();
+    let rename = |name: &str| -> String {
+        let resource = match route.body {
+            Fields(r) | Replace(r) => r.renames(),
+            Body::None => &[],
+        };
+        route
+            .params
+            .iter()
+            .chain(resource)
+            .find(|(rest, _)| *rest == name)
+            .map_or(name, |(_, p)| p)
+            .to_string()
+    };
+    for (name, value) in path {
+        data.insert(rename(name), Value::String((*value).to_string()));
+    }
+    let pairs = crate::rpc::form_pairs(query.as_bytes())
+        .ok_or_else(|| Error::new(Code::BadRequest, "the query string is malformed"))?;
+    for (name, value) in pairs {
+        if !route.query.contains(&name.as_str()) {
+            return Err(Error::param(&name, "unknown query parameter"));
+        }
+        let key = rename(&name);
+        if data.contains_key(&key) {
+            return Err(Error::param(&name, "given twice"));
+        }
+        data.insert(key, Value::String(value));
+    }
+    for (name, literal) in route.fixed {
+        data.insert(
+            (*name).to_string(),
+            serde_json::from_str(literal).unwrap_or(Value::Null),
+        );
+    }
+    let resource = match route.body {
+        Body::None => return Ok(Value::Object(data)),
+        Fields(r) | Replace(r) => r,
+    };
+    let fields = match body.iter().all(u8::is_ascii_whitespace) {
+        true => Map::new(),
+        false => match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => return Err(Error::new(Code::BadRequest, "the body must be a JSON object")),
+            Err(e) => return Err(Error::new(Code::BadRequest, format!("the body is not valid JSON: {e}"))),
+        },
+    };
+    if let Replace(r) = route.body {
+        for f in r.required() {
+            if fields.get(*f).is_none_or(Value::is_null) {
+                return Err(Error::param(f, "is required"));
+            }
+        }
+        for f in r.optional() {
+            if !fields.contains_key(*f) {
+                data.insert(rename(f), Value::Null);
+            }
+        }
+    }
+    for (name, value) in fields {
+        if resource.read_only().contains(&name.as_str()) {
+            continue;
+        }
+        let key = rename(&name);
+        // A path parameter wins over the same field in the body (PUT /networks/3 with "id": 9 edits 3).
+        if !data.contains_key(&key) || matches!(route.body, Replace(_) if value.is_null()) {
+            data.insert(key, value);
+        }
+    }
+    Ok(Value::Object(data))
+}
+
+/// Parameter names in `invalid_params` errors back to the REST names the client used.
+fn rename_errors(route: &Route, mut e: Error) -> Error {
+    if e.code != Code::InvalidParams {
+        return e;
+    }
+    let resource = match route.body {
+        Fields(r) | Replace(r) => r.renames(),
+        Body::None => &[],
+    };
+    let back = |name: &str| -> String {
+        route
+            .params
+            .iter()
+            .chain(resource)
+            .find(|(_, p)| *p == name)
+            .map_or(name, |(rest, _)| rest)
+            .to_string()
+    };
+    if let Some(Value::Object(m)) = e.data.take() {
+        let renamed: Map<String, Value> = m.into_iter().map(|(k, v)| (back(&k), v)).collect();
+        let names: Vec<&str> = renamed.keys().map(String::as_str).collect();
+        e.message = format!("invalid parameters: {}", names.join(", "));
+        e.data = Some(Value::Object(renamed));
+    }
+    e
+}
+
+/// The first record of a method's reply (replies are arrays of records).
+fn first(v: &Value) -> Result<&Value> {
+    match v {
+        Value::Array(a) => a.first().ok_or_else(|| Error::not_found("record")),
+        other => Ok(other),
+    }
+}
+
+/// The array in a method's paginated reply (`{page, pages, total, <items>: […]}`).
+fn items(v: &Value) -> &[Value] {
+    match v {
+        Value::Array(a) => a,
+        Value::Object(m) => m.values().find_map(Value::as_array).map_or(&[], |a| a.as_slice()),
+        _ => &[],
+    }
+}
+
+fn pagination(v: &Value, per_page: usize) -> Value {
+    let total = v["total"].as_i64().unwrap_or(items(v).len() as i64);
+    json!({
+        "page": v["page"].as_i64().unwrap_or(1),
+        "per_page": v["perpage"].as_i64().unwrap_or(per_page as i64),
+        "total_items": total,
+        "total_pages": v["pages"].as_i64().unwrap_or(1),
+    })
+}
+
+fn render(route: &Route, v: Value) -> Result<Value> {
+    Ok(match route.render {
+        Page(r) => {
+            json!({"data": items(&v).iter().map(|x| r.view(x)).collect::<Vec<_>>(), "pagination": pagination(&v, items(&v).len())})
+        }
+        List(r) => json!({"data": items(&v).iter().map(|x| r.view(x)).collect::<Vec<_>>()}),
+        One(r) => r.view(first(&v)?),
+        NetworkHosts => json!({
+            "network_id": v["subnet"]["id"],
+            "network": v["subnet"]["subnet"],
+            "hosts": items(&v).iter().map(host_view).collect::<Vec<_>>(),
+            "pagination": pagination(&v, items(&v).len()),
+        }),
+        NextIp => json!({"ip_address": v["ip"], "network": v["network"], "network_id": v["subnet"]}),
+        Available => json!({
+            "network": v["network"], "network_id": v["subnet"], "total_available": v["total_available"],
+            "available_ips": v["addresses"],
+        }),
+        IpStatus => ip_status(&v),
+        Plain => v,
+        NoContent => Value::Null,
+    })
+}
+
+fn network_view(r: &Value) -> Value {
+    json!({
+        "id": r["id"],
+        "network": r["network"],
+        "cidr": r["cidr"],
+        "broadcast_address": r["broadcast"],
+        "name": r["name"],
+        "domain": r["domain"],
+        "vlan_id": r["vlan_id"],
+        "description": r["description"],
+        "location": r["location"],
+        "group_id": r["group"],
+        "total_hosts": r["total_hosts"],
+        "used_hosts": r["used_hosts"],
+        "available_hosts": r["available_hosts"],
+    })
+}
+
+fn host_view(r: &Value) -> Value {
+    json!({
+        "id": r["id"],
+        "ip_address": r["ip"],
+        "hostname": r["hostname"],
+        "cname": r["cname"],
+        "mac_address": r["mac_address"],
+        "status": r["status"],
+        "is_assigned": r["is_assigned"],
+        "last_seen": r["last_seen"].as_i64().map(time::rfc3339),
+        "discovery_source": r["discovery_source"],
+        "description": r["description"],
+        "network_id": r["subnet"],
+        "network": r["network"],
+        "fields": r["fields"],
+    })
+}
+
+/// `GET /ip/{ip}` from `search/ip` with `status`: the seed's shapes for each status.
+fn ip_status(v: &Value) -> Value {
+    let status = v["status"].as_str().unwrap_or("unmanaged");
+    let mut out = json!({"ip_address": v["ip"], "status": status});
+    let network = |n: &Value| {
+        json!({"id": n["id"], "network": n["subnet"], "name": n["name"], "domain": n["domain"],
+               "vlan_id": n["vlan_id"], "location": n["location"]})
+    };
+    match status {
+        "assigned" => out["host"] = host_view(&v["host"]),
+        "dhcp" => {
+            let d = &v["dhcp_range"];
+            out["dhcp_range"] =
+                json!({"id": d["id"], "start_ip": d["start_ip"], "end_ip": d["end_ip"], "network_id": d["subnet"]});
+            out["network"] = network(&v["network"]);
+        }
+        "available" | "unusable" => out["network"] = network(&v["network"]),
+        _ => out["message"] = json!("IP address is not in any managed network"),
+    }
+    if let Some(n) = v["matches"].as_i64().filter(|n| *n > 1) {
+        out["matches"] = json!(n);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_unique_and_name_methods_of_the_table() {
+        for (i, r) in ROUTES.iter().enumerate() {
+            assert!(
+                dispatch::find_method(r.method).is_some(),
+                "{} {} names unknown method {}",
+                r.verb,
+                r.path,
+                r.method
+            );
+            assert!(
+                !ROUTES[..i].iter().any(|o| o.verb == r.verb && o.path == r.path),
+                "duplicate route {} {}",
+                r.verb,
+                r.path
+            );
+        }
+    }
+
+    #[test]
+    fn matches_paths_and_reports_allowed_verbs() {
+        let (r, p) = route("GET", "/networks/12/hosts").unwrap();
+        assert_eq!((r.method, p), ("ipaddress/get", vec![("id", "12")]));
+        let (r, p) = route("GET", "/ip/2001:db8::1").unwrap();
+        assert_eq!((r.method, p), ("search/ip", vec![("ip", "2001:db8::1")]));
+        assert_eq!(
+            route("GET", "/ip/networks/3/next-ip").unwrap().0.method,
+            "ipaddress/next"
+        );
+        let e = route("DELETE", "/networks").err().unwrap();
+        assert_eq!(e.code, Code::MethodNotAllowed);
+        assert_eq!(e.data, Some(json!("GET, POST")));
+        assert_eq!(route("GET", "/nope").err().unwrap().code, Code::NotFound);
+        assert_eq!(route("GET", "/networks//hosts").err().unwrap().code, Code::NotFound);
+    }
+
+    #[test]
+    fn put_clears_omitted_fields_and_renames() {
+        let (r, p) = route("PUT", "/hosts/5").unwrap();
+        let d = build_params(r, &p, "", br#"{"ip_address":"10.0.0.9","network":"x","id":77}"#).unwrap();
+        assert_eq!(d["id"], json!("5"));
+        assert_eq!(d["ip"], json!("10.0.0.9"));
+        assert_eq!(d["hostname"], Value::Null);
+        assert!(d.get("network").is_none());
+        let e = build_params(r, &p, "", br#"{"hostname":"a"}"#).unwrap_err();
+        assert_eq!(e.data, Some(json!({"ip_address": "is required"})));
+    }
+}
