@@ -31,6 +31,21 @@ pub enum Command {
     /// Manage organisations.
     #[command(subcommand)]
     Org(OrgCommand),
+    /// Backups of the database in BACKUP_DIR.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// List the backups, newest first.
+    List,
+    /// Take an online backup and verify it.
+    Create,
+    /// Check a backup's integrity.
+    Verify { name: String },
+    /// Replace the live data with a backup (after a safety backup of the live data).
+    Restore { name: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -83,6 +83,9 @@ pub enum Credentials {
     },
     /// A REST bearer token (`None` when the request carried none).
     Token(Option<String>),
+    /// The command line on the server's own machine, acting as the operator org's admin. No front door
+    /// builds this.
+    Local,
 }
 
 /// The authenticated caller of one call.
@@ -255,6 +258,7 @@ struct AppKeyRow {
     name: String,
     enabled: bool,
     operator_org: bool,
+    lastused: Option<i64>,
 }
 
 struct UserRow {
@@ -272,6 +276,7 @@ fn authenticate(db: &mut Db, app: &App, creds: &Credentials, access: Access) -> 
     match creds {
         Credentials::Envelope { appkey, userdata } => authenticate_envelope(db, app, appkey, userdata, access),
         Credentials::Token(token) => authenticate_token(db, app, token.as_deref()),
+        Credentials::Local => operator(db, "cli"),
     }
 }
 
@@ -287,8 +292,8 @@ fn authenticate_envelope(
     let digest = auth::digest(&appkey.to_lowercase());
     let key = db.read(|tx| {
         tx.query_row(
-            "SELECT k.id, k.org_id, k.name, k.enabled, o.operator FROM appkeys k JOIN orgs o ON o.id = k.org_id
-             WHERE k.digest = ?1",
+            "SELECT k.id, k.org_id, k.name, k.enabled, o.operator, k.lastused FROM appkeys k
+             JOIN orgs o ON o.id = k.org_id WHERE k.digest = ?1",
             [&digest],
             |r| {
                 Ok(AppKeyRow {
@@ -297,6 +302,7 @@ fn authenticate_envelope(
                     name: r.get(2)?,
                     enabled: r.get(3)?,
                     operator_org: r.get(4)?,
+                    lastused: r.get(5)?,
                 })
             },
         )
@@ -307,7 +313,16 @@ fn authenticate_envelope(
     if !key.enabled {
         return Err(Error::new(Code::AppkeyDisabled, "this appkey is disabled"));
     }
+    let now = store::now();
+    // Once a minute at most, as for tokens: a key in steady use should not turn every read into a write.
+    let touch_key = key.lastused.is_none_or(|t| t < now - 60);
     if access == Access::AppKey {
+        if touch_key {
+            db.write(|tx| {
+                tx.execute("UPDATE appkeys SET lastused = ?1 WHERE id = ?2", params![now, key.id])?;
+                Ok(())
+            })?;
+        }
         return Ok(Caller {
             org_id: key.org_id,
             operator_org: key.operator_org,
@@ -361,12 +376,16 @@ fn authenticate_envelope(
             "this appkey belongs to another organisation",
         ));
     }
-    if verified == Verified::Fresh {
-        // A real login (not a cache hit): worth a write, at most once per cache lifetime.
-        let now = store::now();
+    let fresh = verified == Verified::Fresh;
+    if fresh || touch_key {
+        // A real login (not a cache hit) is worth a write, at most once per cache lifetime.
         db.write(|tx| {
-            tx.execute("UPDATE users SET lastlogin = ?1 WHERE id = ?2", params![now, user.id])?;
-            tx.execute("UPDATE appkeys SET lastused = ?1 WHERE id = ?2", params![now, key.id])?;
+            if fresh {
+                tx.execute("UPDATE users SET lastlogin = ?1 WHERE id = ?2", params![now, user.id])?;
+            }
+            if touch_key {
+                tx.execute("UPDATE appkeys SET lastused = ?1 WHERE id = ?2", params![now, key.id])?;
+            }
             Ok(())
         })?;
     }
@@ -377,6 +396,30 @@ fn authenticate_envelope(
         username: user.username,
         level: Level::parse(&user.level).unwrap_or(Level::Readonly),
         application: key.name,
+    })
+}
+
+/// The operator org's admin without a user: `API_TOKENS` tokens (`api-token`) and the command line (`cli`).
+fn operator(db: &mut Db, username: &str) -> Result<Caller> {
+    let org_id = db.read(|tx| {
+        tx.query_row("SELECT id FROM orgs WHERE operator = 1 ORDER BY id LIMIT 1", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .optional()
+        .map_err(Error::from)
+    })?;
+    let org_id = org_id.ok_or_else(|| Error::new(Code::Unavailable, "the database is not initialised"))?;
+    Ok(Caller {
+        org_id,
+        operator_org: true,
+        user_id: None,
+        username: username.into(),
+        level: Level::Admin,
+        application: if username == "cli" {
+            "cli".into()
+        } else {
+            "API_TOKENS".into()
+        },
     })
 }
 

@@ -7,7 +7,8 @@ use tokio::net::TcpListener;
 
 use ipamd::app::App;
 use ipamd::cli::{self, Credentials};
-use ipamd::config::{Cli, Command, OrgCommand, Settings};
+use ipamd::config::{BackupCommand, Cli, Command, OrgCommand, Settings};
+use ipamd::dispatch::{self, Call};
 use ipamd::error::{Code, Error};
 use ipamd::store::Store;
 
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         }) => Store::open(&args.settings.db)
             .and_then(|store| cli::create_org(&store, &identifier, &description, &admin, password, false))
             .map(|creds| print_credentials(&creds, json, &format!("Created org '{identifier}'."))),
+        Command::Backup(cmd) => backup(args.settings, cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,6 +78,29 @@ fn serve(settings: Settings) -> Result<(), Error> {
             .await
             .map_err(|e| Error::internal(format!("server: {e}")))
     })
+}
+
+/// Runs a `backups/*` method through the dispatcher as the command line, and prints its reply as JSON.
+fn backup(settings: Settings, cmd: BackupCommand) -> Result<(), Error> {
+    let (method, data) = match cmd {
+        BackupCommand::List => ("backups/get", serde_json::json!({"perpage": 1000})),
+        BackupCommand::Create => ("backups/add", serde_json::json!({})),
+        BackupCommand::Verify { name } => ("backups/verify", serde_json::json!({"name": name})),
+        BackupCommand::Restore { name } => ("backups/restore", serde_json::json!({"name": name})),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("cannot start the runtime: {e}")))?;
+    let app = App::open(settings)?;
+    let call = Call {
+        method: method.into(),
+        credentials: dispatch::Credentials::Local,
+        data,
+    };
+    let reply = runtime.block_on(dispatch::dispatch(&app, call)).result?;
+    println!("{}", serde_json::to_string_pretty(&reply).unwrap_or_default());
+    Ok(())
 }
 
 fn print_credentials(creds: &Credentials, json: bool, headline: &str) {

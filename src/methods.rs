@@ -4,10 +4,12 @@
 pub mod addresses;
 pub mod appkeys;
 pub mod backups;
+pub mod dhcpranges;
 pub mod fields;
 pub mod general;
 pub mod groups;
 pub mod org;
+pub mod search;
 pub mod subnets;
 pub mod tokens;
 pub mod users;
@@ -68,6 +70,22 @@ pub static METHODS: &[Method] = &[
     Method { name: "subnets/fields/add", access: STANDARD, kind: Kind::Write, run: |c, d| call(fields::add, c, d) },
     Method { name: "subnets/fields/edit", access: STANDARD, kind: Kind::Write, run: |c, d| call(fields::edit, c, d) },
     Method { name: "subnets/fields/delete", access: STANDARD, kind: Kind::Write, run: |c, d| call(fields::delete, c, d) },
+
+    Method { name: "ipaddress/get", access: READ, kind: Kind::Read, run: |c, d| call(addresses::get, c, d) },
+    Method { name: "ipaddress/add", access: STANDARD, kind: Kind::Write, run: |c, d| call(addresses::add, c, d) },
+    Method { name: "ipaddress/edit", access: STANDARD, kind: Kind::Write, run: |c, d| call(addresses::edit, c, d) },
+    Method { name: "ipaddress/delete", access: STANDARD, kind: Kind::Write, run: |c, d| call(addresses::delete, c, d) },
+    Method { name: "ipaddress/massdelete", access: STANDARD, kind: Kind::Write, run: |c, d| call(addresses::massdelete, c, d) },
+    Method { name: "ipaddress/next", access: READ, kind: Kind::Read, run: |c, d| call(addresses::next, c, d) },
+    Method { name: "ipaddress/available", access: READ, kind: Kind::Read, run: |c, d| call(addresses::available, c, d) },
+
+    Method { name: "dhcpranges/get", access: READ, kind: Kind::Read, run: |c, d| call(dhcpranges::get, c, d) },
+    Method { name: "dhcpranges/add", access: STANDARD, kind: Kind::Write, run: |c, d| call(dhcpranges::add, c, d) },
+    Method { name: "dhcpranges/edit", access: STANDARD, kind: Kind::Write, run: |c, d| call(dhcpranges::edit, c, d) },
+    Method { name: "dhcpranges/delete", access: STANDARD, kind: Kind::Write, run: |c, d| call(dhcpranges::delete, c, d) },
+
+    Method { name: "search/ip", access: READ, kind: Kind::Read, run: |c, d| call(search::ip, c, d) },
+    Method { name: "search/find", access: READ, kind: Kind::Read, run: |c, d| call(search::find, c, d) },
 ];
 
 /// The stamp columns of a record table aliased `t`, joined to its last modifier as `m`; read by [`stamps`].
@@ -127,6 +145,102 @@ pub fn owner(ctx: &crate::dispatch::Ctx) -> Result<i64> {
             "an operator token is not a user and cannot own credentials",
         )
     })
+}
+
+/// The `page` and `perpage` parameters of a list method: either makes the reply a page (see [`List::reply`]).
+pub struct Paging {
+    pub page: i64,
+    pub perpage: i64,
+    pub paged: bool,
+}
+
+impl Paging {
+    pub fn decode(d: &mut crate::params::Data) -> Result<Paging> {
+        let paged = d.has("page") || d.has("perpage");
+        Ok(Paging {
+            page: d.page("page")?,
+            perpage: d.per_page("perpage", 50, 1000)?,
+            paged,
+        })
+    }
+}
+
+/// A filtered, ordered, optionally paginated list query over `from` (which names the main table `t`).
+pub struct List {
+    pub conds: Vec<String>,
+    pub args: Vec<rusqlite::types::Value>,
+}
+
+impl List {
+    /// Starts with the org filter, which every list has.
+    pub fn new(org_cond: &str, org: i64) -> List {
+        List {
+            conds: vec![org_cond.to_string()],
+            args: vec![rusqlite::types::Value::Integer(org)],
+        }
+    }
+
+    /// Adds `cond` (with one `?`) bound to `value`.
+    pub fn and(&mut self, cond: &str, value: impl Into<rusqlite::types::Value>) {
+        self.conds.push(cond.to_string());
+        self.args.push(value.into());
+    }
+
+    /// Runs the query and, when paged, the count. Returns the records and the total.
+    pub fn run(
+        &self,
+        ctx: &crate::dispatch::Ctx,
+        cols: &str,
+        from: &str,
+        order: &str,
+        paging: &Paging,
+        record: fn(&Row) -> rusqlite::Result<Value>,
+    ) -> Result<(Vec<Value>, i64)> {
+        let cond = self.conds.join(" AND ");
+        let mut args = self.args.clone();
+        let limit = if paging.paged {
+            args.push(paging.perpage.into());
+            args.push(((paging.page - 1).saturating_mul(paging.perpage)).into());
+            " LIMIT ? OFFSET ?"
+        } else {
+            ""
+        };
+        let mut stmt = ctx.tx.prepare_cached(&format!(
+            "SELECT {cols} FROM {from} WHERE {cond} ORDER BY {order}{limit}"
+        ))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(&args), record)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let total = if paging.paged {
+            ctx.tx.query_row(
+                &format!("SELECT count(*) FROM {from} WHERE {cond}"),
+                rusqlite::params_from_iter(&self.args),
+                |r| r.get(0),
+            )?
+        } else {
+            rows.len() as i64
+        };
+        Ok((rows, total))
+    }
+}
+
+/// A list reply: the records, or with paging `{page, perpage, pages, total, <key>: records}`.
+pub fn list_reply(paging: &Paging, total: i64, key: &str, records: Vec<Value>) -> Value {
+    if !paging.paged {
+        return Value::Array(records);
+    }
+    let mut out = Map::new();
+    out.insert("page".into(), json!(paging.page));
+    out.insert("perpage".into(), json!(paging.perpage));
+    out.insert("pages".into(), json!((total + paging.perpage - 1) / paging.perpage));
+    out.insert("total".into(), json!(total));
+    out.insert(key.into(), Value::Array(records));
+    Value::Object(out)
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern, so they match themselves.
+pub fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 #[cfg(test)]

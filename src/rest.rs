@@ -133,7 +133,7 @@ pub struct Route {
     pub method: &'static str,
     /// Path or query parameter name → method parameter name.
     pub params: &'static [(&'static str, &'static str)],
-    /// Parameters the route always passes (JSON literals).
+    /// Parameters the route passes unless the request gave them (JSON literals).
     pub fixed: &'static [(&'static str, &'static str)],
     /// The query parameters the route accepts (REST names); any other is refused.
     pub query: &'static [&'static str],
@@ -158,7 +158,8 @@ const HOST_FILTERS: &[&str] = &[
 const RANGE_FILTERS: &[&str] = &["page", "per_page", "network_id"];
 const AVAILABLE: &[&str] = &["limit", "after"];
 const FORCE: &[&str] = &["force"];
-const PAGED: &[(&str, &str)] = &[("order", "\"id\"")];
+/// REST lists are ordered by id and always paginated.
+const PAGED: &[(&str, &str)] = &[("order", "\"id\""), ("page", "1")];
 const PAGING: &[(&str, &str)] = &[("per_page", "perpage")];
 const BY_ID: &[(&str, &str)] = &[];
 const NET_ID: &[(&str, &str)] = &[("id", "subnet")];

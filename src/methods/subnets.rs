@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
 use crate::methods::groups::{self, parent_param};
-use crate::methods::{addresses, deleted, fields, stamps, STAMP_COLS};
+use crate::methods::{addresses, deleted, fields, like_escape, list_reply, stamps, List, Paging, STAMP_COLS};
 use crate::net::{self, CidrError};
 use crate::params::{Data, Params, Patch};
 
@@ -238,11 +238,14 @@ pub fn adjust(ctx: &Ctx, s: &Subnet, k: u128, added: bool) -> Result<()> {
     Ok(())
 }
 
+fn columns() -> String {
+    format!("{SUBNET_COLS}, t.name, t.description, t.domain, t.vlan_id, t.location, t.used, t.taken, {STAMP_COLS}")
+}
+
+const FROM: &str = "subnets t LEFT JOIN users m ON m.id = t.modby_id";
+
 fn select() -> String {
-    format!(
-        "SELECT {SUBNET_COLS}, t.name, t.description, t.domain, t.vlan_id, t.location, t.used, t.taken, {STAMP_COLS}
-         FROM subnets t LEFT JOIN users m ON m.id = t.modby_id"
-    )
+    format!("SELECT {} FROM {FROM}", columns())
 }
 
 /// Orders subnets by family, then address, then prefix.
@@ -329,6 +332,9 @@ pub struct GetParams {
     group: Patch<i64>,
     addresses: bool,
     fields: bool,
+    by_id: bool,
+    filters: List,
+    paging: Paging,
 }
 
 impl Params for GetParams {
@@ -338,18 +344,36 @@ impl Params for GetParams {
         if id.is_some() && ids.is_some() {
             return Err(Error::param("ids", "give either id or ids"));
         }
+        let by_id = match d.str("order")?.as_deref() {
+            None | Some("address") => false,
+            Some("id") => true,
+            Some(_) => return Err(Error::param("order", "must be address or id")),
+        };
+        let mut filters = List::new("t.org_id = ?", 0);
+        for col in ["name", "domain", "location"] {
+            if let Some(v) = d.str(col)? {
+                filters.and(&format!("t.{col} LIKE ? ESCAPE '\\'"), format!("%{}%", like_escape(&v)));
+            }
+        }
+        if let Some(v) = d.int("vlan_id")? {
+            filters.and("t.vlan_id = ?", v);
+        }
         Ok(GetParams {
             ids: id.map(|i| vec![i]).or(ids),
             group: parent_param(d, "group")?,
             addresses: d.bool("addresses")?.unwrap_or(false),
             fields: d.bool("fields")?.unwrap_or(false),
+            by_id,
+            filters,
+            paging: Paging::decode(d)?,
         })
     }
 }
 
-/// Subnets keyed by id (by family, address, prefix); `id` alone must exist.
-pub fn get(ctx: &Ctx, p: GetParams) -> Result<Value> {
-    let mut list = match &p.ids {
+/// Subnets keyed by id, by family, address and prefix (or by id); `id` must exist. Filters, `order` and paging
+/// serve the REST API's lists.
+pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<Value> {
+    let (mut list, total) = match &p.ids {
         Some(ids) => {
             let mut found: Vec<Value> = Vec::with_capacity(ids.len());
             for id in ids {
@@ -364,26 +388,22 @@ pub fn get(ctx: &Ctx, p: GetParams) -> Result<Value> {
                     .map(net::key);
                 (s["family"].as_i64(), network, s["cidr"].as_i64())
             });
-            found
+            let n = found.len() as i64;
+            (found, n)
         }
         None => {
-            let (cond, group) = match p.group {
-                Patch::Keep => ("", None),
-                Patch::Clear => (" AND t.group_id IS NULL", None),
-                Patch::Set(g) => (" AND t.group_id = ?2", Some(g)),
+            p.filters.args[0] = ctx.org().into();
+            match p.group {
+                Patch::Keep => {}
+                Patch::Clear => p.filters.conds.push("t.group_id IS NULL".into()),
+                Patch::Set(g) => p.filters.and("t.group_id = ?", g),
+            }
+            let order = if p.by_id {
+                "t.id"
+            } else {
+                "t.family, t.net_start, t.prefix"
             };
-            let mut stmt = ctx
-                .tx
-                .prepare(&format!("{} WHERE t.org_id = ?1{cond} {ORDER}", select()))?;
-            let rows = match group {
-                Some(g) => stmt
-                    .query_map(params![ctx.org(), g], record)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?,
-                None => stmt
-                    .query_map(params![ctx.org()], record)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?,
-            };
-            rows
+            p.filters.run(ctx, &columns(), FROM, order, &p.paging, record)?
         }
     };
     for s in list.iter_mut() {
@@ -395,7 +415,7 @@ pub fn get(ctx: &Ctx, p: GetParams) -> Result<Value> {
             s["fields"] = Value::Array(fields::list(ctx, id)?);
         }
     }
-    Ok(Value::Array(list))
+    Ok(list_reply(&p.paging, total, "subnets", list))
 }
 
 pub struct AddParams {
