@@ -4,7 +4,8 @@
 -- section whose N is above `PRAGMA user_version`, then sets user_version to N. Never edit a released section: add
 -- a new one.
 --
--- Conventions: ids are INTEGER PRIMARY KEY; times are unix seconds; addresses are 16-byte big-endian BLOBs with
+-- Conventions: ids are INTEGER PRIMARY KEY AUTOINCREMENT (never reused, so an old id or log entry never names a
+-- different record); times are unix seconds; addresses are 16-byte big-endian BLOBs with
 -- IPv4 stored IPv4-mapped (::ffff:a.b.c.d), so one index orders and range-scans both families. Every row that
 -- belongs to an org carries org_id (directly or through its parent) and every query filters by it. Stamps:
 -- modby_id / modby_name name the last modifier (modby_id is NULL for API_TOKENS operator tokens).
@@ -12,7 +13,7 @@
 -- migration: 1
 
 CREATE TABLE orgs (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     identifier  TEXT NOT NULL COLLATE NOCASE UNIQUE,
     description TEXT NOT NULL DEFAULT '',
     operator    INTEGER NOT NULL DEFAULT 0,
@@ -20,7 +21,7 @@ CREATE TABLE orgs (
 );
 
 CREATE TABLE users (
-    id        INTEGER PRIMARY KEY,
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
     org_id    INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
     username  TEXT NOT NULL COLLATE NOCASE,
     email     TEXT NOT NULL,
@@ -35,7 +36,7 @@ CREATE TABLE users (
 );
 
 CREATE TABLE appkeys (
-    id             INTEGER PRIMARY KEY,
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
     org_id         INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
     owner_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     name           TEXT NOT NULL,
@@ -51,7 +52,7 @@ CREATE TABLE appkeys (
 CREATE INDEX appkeys_org ON appkeys (org_id, id);
 
 CREATE TABLE tokens (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     org_id      INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
     user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     description TEXT,
@@ -65,7 +66,7 @@ CREATE TABLE tokens (
 CREATE INDEX tokens_org ON tokens (org_id, id);
 
 CREATE TABLE groups (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     org_id      INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
     parent_id   INTEGER REFERENCES groups(id) ON DELETE CASCADE,
     description TEXT NOT NULL,
@@ -78,7 +79,7 @@ CREATE INDEX groups_org ON groups (org_id, parent_id);
 CREATE INDEX groups_parent ON groups (parent_id);
 
 CREATE TABLE subnets (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     org_id      INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
     group_id    INTEGER REFERENCES groups(id) ON DELETE CASCADE,
     family      INTEGER NOT NULL CHECK (family IN (4, 6)),
@@ -104,7 +105,7 @@ CREATE INDEX subnets_org ON subnets (org_id, net_start);
 CREATE INDEX subnets_group ON subnets (group_id);
 
 CREATE TABLE fields (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     subnet_id   INTEGER NOT NULL REFERENCES subnets(id) ON DELETE CASCADE,
     name        TEXT NOT NULL COLLATE NOCASE,
     description TEXT,
@@ -121,7 +122,7 @@ CREATE TABLE fields (
 );
 
 CREATE TABLE addresses (
-    id               INTEGER PRIMARY KEY,
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
     subnet_id        INTEGER NOT NULL REFERENCES subnets(id) ON DELETE CASCADE,
     ip               BLOB NOT NULL,
     hostname         TEXT,
@@ -150,7 +151,7 @@ CREATE TABLE field_values (
 CREATE INDEX field_values_field ON field_values (field_id);
 
 CREATE TABLE dhcp_ranges (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     subnet_id   INTEGER NOT NULL REFERENCES subnets(id) ON DELETE CASCADE,
     start_ip    BLOB NOT NULL,
     end_ip      BLOB NOT NULL,
@@ -164,7 +165,7 @@ CREATE TABLE dhcp_ranges (
 CREATE INDEX dhcp_ranges_subnet ON dhcp_ranges (subnet_id, start_ip);
 
 CREATE TABLE logs (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     org_id      INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
     time        INTEGER NOT NULL,
     userid      INTEGER,

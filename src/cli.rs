@@ -49,26 +49,33 @@ pub fn create_org(
         None => auth::new_password()?,
     };
     let sha1 = auth::userdata_sha1(&username, &password);
-    let (appkey, token) = store.run_blocking(|db| {
-        db.write(|tx| {
-            if first_run && org::any(tx)? {
-                return Err(Error::new(Code::Conflict, "the database is already initialised"));
-            }
-            let now = store::now();
-            let org_id = org::insert(tx, &identifier, description, first_run, now)?;
-            let user = users::NewUser {
-                username: username.clone(),
-                sha1: sha1.clone(),
-                email: format!("{username}@localhost"),
-                realname: None,
-                level: Level::Admin,
-            };
-            let user_id = users::insert(tx, org_id, &user, now)?;
-            let (_, appkey) = appkeys::insert(tx, org_id, user_id, "default", Some("created with the org"), now)?;
-            let (_, token) = tokens::insert(tx, org_id, user_id, Some("created with the org"), None, now)?;
-            Ok((appkey, token))
-        })
-    })?;
+    let (appkey, token) =
+        store.run_blocking(|db| {
+            db.write(|tx| {
+                match (first_run, org::any(tx)?) {
+                    (true, true) => return Err(Error::new(Code::Conflict, "the database is already initialised")),
+                    // The first org is the operator org; only init (or the first serve) may make it.
+                    (false, false) => return Err(Error::new(
+                        Code::Conflict,
+                        "the database has no operator organisation yet: run `ipamd init` (or start the server) first",
+                    )),
+                    _ => {}
+                }
+                let now = store::now();
+                let org_id = org::insert(tx, &identifier, description, first_run, now)?;
+                let user = users::NewUser {
+                    username: username.clone(),
+                    sha1: sha1.clone(),
+                    email: format!("{username}@localhost"),
+                    realname: None,
+                    level: Level::Admin,
+                };
+                let user_id = users::insert(tx, org_id, &user, now)?;
+                let (_, appkey) = appkeys::insert(tx, org_id, user_id, "default", Some("created with the org"), now)?;
+                let (_, token) = tokens::insert(tx, org_id, user_id, Some("created with the org"), None, now)?;
+                Ok((appkey, token))
+            })
+        })?;
     Ok(Credentials {
         userdata: format!("{identifier}/{username}:{sha1}"),
         org: identifier,

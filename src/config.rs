@@ -83,10 +83,10 @@ pub struct Settings {
     #[arg(long, env = "API_TOKENS", default_value = "", hide_env_values = true, global = true)]
     pub api_tokens: String,
     /// Whether new address records are marked assigned when the request does not say.
-    #[arg(long, env = "HOST_ASSIGN_ON_CREATE", default_value = "true", value_parser = parse_bool, global = true)]
+    #[arg(long, env = "HOST_ASSIGN_ON_CREATE", default_value = "true", value_parser = parse_bool, action = clap::ArgAction::Set, global = true)]
     pub host_assign_on_create: bool,
     /// Enable rate limiting.
-    #[arg(long, env = "RATELIMIT_ENABLED", default_value = "true", value_parser = parse_bool, global = true)]
+    #[arg(long, env = "RATELIMIT_ENABLED", default_value = "true", value_parser = parse_bool, action = clap::ArgAction::Set, global = true)]
     pub ratelimit_enabled: bool,
     /// Rate limit per caller, e.g. "200 per minute" or "10/second".
     #[arg(long, env = "API_RATE_LIMIT", default_value = "200 per minute", global = true)]

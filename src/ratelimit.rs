@@ -82,9 +82,18 @@ impl Limiter {
         Ok(Some(Limiter { limit, backend }))
     }
 
+    /// `caller`'s budget without spending any of it.
+    pub async fn peek(&self, caller: &str) -> Decision {
+        self.count(caller, 0).await
+    }
+
     /// Counts one request against `caller`'s budget. A Redis failure lets the request through (and is logged):
     /// an outage of the limiter must not become an outage of the IPAM.
     pub async fn check(&self, caller: &str) -> Decision {
+        self.count(caller, 1).await
+    }
+
+    async fn count(&self, caller: &str, spend: u64) -> Decision {
         let period = self.limit.period.as_secs().max(1);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -102,21 +111,28 @@ impl Limiter {
                     if entry.0 != window {
                         *entry = (window, 0);
                     }
-                    entry.1 += 1;
+                    entry.1 += spend;
                     entry.1
                 }
                 Err(_) => 0,
             },
-            Backend::Redis(client, manager) => match redis_count(client, manager, caller, window, period).await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "rate limiter: Redis failed; letting the request through");
-                    0
+            Backend::Redis(client, manager) => {
+                match redis_count(client, manager, caller, window, period, spend).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "rate limiter: Redis failed; letting the request through");
+                        0
+                    }
                 }
-            },
+            }
         };
         Decision {
-            allowed: count <= self.limit.count,
+            // A peek is refused once the budget is spent; a spend once it goes beyond.
+            allowed: if spend == 0 {
+                count < self.limit.count
+            } else {
+                count <= self.limit.count
+            },
             limit: self.limit.count,
             remaining: self.limit.count.saturating_sub(count),
             reset,
@@ -131,6 +147,7 @@ async fn redis_count(
     caller: &str,
     window: u64,
     period: u64,
+    spend: u64,
 ) -> Result<u64, String> {
     let connect = || async {
         tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new(client.clone()))
@@ -140,12 +157,15 @@ async fn redis_count(
     };
     let mut con = manager.get_or_try_init(connect).await?.clone();
     let key = format!("ipamd:rl:{}:{window}", auth::digest(caller));
+    // INCRBY 0 reads without spending; the first spend of a window sets its expiry.
     let script = redis::Script::new(
-        "local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n",
+        "local n = redis.call('INCRBY', KEYS[1], ARGV[2]) \
+         if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n",
     );
     script
         .key(&key)
         .arg(period + 1)
+        .arg(spend)
         .invoke_async::<u64>(&mut con)
         .await
         .map_err(|e| e.to_string())

@@ -233,6 +233,12 @@ pub type PathParams<'p> = Vec<(&'static str, &'p str)>;
 /// Finds the route for a verb and path: `Ok(route, path params)`, or the error (404, or 405 with the verbs).
 pub fn route<'p>(verb: &str, path: &'p str) -> Result<(&'static Route, PathParams<'p>)> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // `/ip/10.0.0.0/24` is `/ip/{ip}` with a CIDR, which the method refuses with a clear 400 rather than a 404.
+    if verb == "GET" && segments.len() == 3 && segments[0] == "ip" && segments[1] != "networks" {
+        if let Some(r) = ROUTES.iter().find(|r| r.path == "/ip/{ip}") {
+            return Ok((r, vec![("ip", path.trim_matches('/').trim_start_matches("ip/"))]));
+        }
+    }
     let mut allowed: Vec<&str> = Vec::new();
     for r in ROUTES {
         let Some(params) = match_path(r.path, &segments) else {
@@ -367,10 +373,12 @@ fn build_params(route: &Route, path: &[(&str, &str)], query: &str, body: &[u8]) 
         data.insert(key, Value::String(value));
     }
     for (name, literal) in route.fixed {
-        data.insert(
-            (*name).to_string(),
-            serde_json::from_str(literal).unwrap_or(Value::Null),
-        );
+        if !data.contains_key(*name) {
+            data.insert(
+                (*name).to_string(),
+                serde_json::from_str(literal).unwrap_or(Value::Null),
+            );
+        }
     }
     let resource = match route.body {
         Body::None => return Ok(Value::Object(data)),
@@ -399,6 +407,14 @@ fn build_params(route: &Route, path: &[(&str, &str)], query: &str, body: &[u8]) 
     for (name, value) in fields {
         if resource.read_only().contains(&name.as_str()) {
             continue;
+        }
+        // The method's own names (`ip`, `subnet`) are not REST fields: only the REST names map onto them.
+        if resource
+            .renames()
+            .iter()
+            .any(|(rest, param)| *param == name && *rest != name)
+        {
+            return Err(Error::param(&name, "unknown field"));
         }
         let key = rename(&name);
         // A path parameter wins over the same field in the body (PUT /networks/3 with "id": 9 edits 3).
@@ -482,7 +498,14 @@ fn render(route: &Route, v: Value) -> Result<Value> {
             "available_ips": v["addresses"],
         }),
         IpStatus => ip_status(&v),
-        Plain => v,
+        // Backups carry their name as `id` only for the envelope's keyed rendering.
+        Plain => match v {
+            Value::Object(mut m) => {
+                m.shift_remove("id");
+                Value::Object(m)
+            }
+            other => other,
+        },
         NoContent => Value::Null,
     })
 }

@@ -159,19 +159,27 @@ async fn envelope(app: &App, method: String, req: Request<Incoming>, peer: IpAdd
                     } => {
                         // The claimed identity: an app key is a secret, so nobody else can spend this budget.
                         let user = userdata.as_deref().and_then(|u| u.rsplit_once(':')).map_or("", |u| u.0);
-                        format!(
+                        Some(format!(
                             "appkey:{}:{}",
                             auth::digest(&k.trim().to_lowercase()),
                             user.to_lowercase()
-                        )
+                        ))
                     }
-                    _ => format!("ip:{peer}"),
+                    _ => None,
                 };
-                budget = rate_limit(app, &caller).await;
-                match budget {
-                    Some(d) if !d.allowed => (env.reqid, failed(limited(d))),
-                    _ => (env.reqid, dispatch::dispatch(app, env.call).await),
+                let (decision, refused) = admit(app, caller.as_deref(), peer).await;
+                budget = decision;
+                let mut outcome = match refused {
+                    Some(e) => failed(e),
+                    None => dispatch::dispatch(app, env.call).await,
+                };
+                if let Some(d) = charge_failure(app, caller.is_some(), outcome.result.as_ref().err(), peer).await {
+                    if !d.allowed {
+                        outcome.result = Err(limited(d));
+                        budget = Some(d);
+                    }
                 }
+                (env.reqid, outcome)
             }
         },
     };
@@ -215,14 +223,11 @@ async fn rest(app: &App, path: String, req: Request<Incoming>, peer: IpAddr) -> 
         let mime = ct.split(';').next().unwrap_or_default().trim();
         mime == "application/json" || mime.ends_with("+json")
     });
-    let caller = match &token {
-        Some(t) => format!("token:{}", auth::digest(t)),
-        None => format!("ip:{peer}"),
-    };
-    let budget = rate_limit(app, &caller).await;
-    let response = match budget {
-        Some(d) if !d.allowed => rest::Response::from_error(limited(d)),
-        _ => match read_body(req).await {
+    let caller = token.as_deref().map(|t| format!("token:{}", auth::digest(t)));
+    let (budget, refused) = admit(app, caller.as_deref(), peer).await;
+    let mut response = match refused {
+        Some(e) => rest::Response::from_error(e),
+        None => match read_body(req).await {
             Err(e) => rest::Response::from_error(e),
             Ok(body) if !body.is_empty() && !json_body => rest::Response::from_error(Error::new(
                 Code::UnsupportedMediaType,
@@ -243,6 +248,16 @@ async fn rest(app: &App, path: String, req: Request<Incoming>, peer: IpAddr) -> 
             }
         },
     };
+    let mut budget = budget;
+    if let Some(d) = charge_failure(app, caller.is_some(), response.error.as_ref(), peer).await {
+        if !d.allowed {
+            response = rest::Response {
+                respid: response.respid.clone(),
+                ..rest::Response::from_error(limited(d))
+            };
+            budget = Some(d);
+        }
+    }
     let name = if response.method.is_empty() {
         path.as_str()
     } else {
@@ -277,10 +292,32 @@ async fn rest(app: &App, path: String, req: Request<Incoming>, peer: IpAddr) -> 
     resp
 }
 
-async fn rate_limit(app: &App, caller: &str) -> Option<Decision> {
-    match &app.limiter {
-        Some(l) => Some(l.check(caller).await),
-        None => None,
+/// Counts a call against its budget: the claimed identity's (a token, or an app key and user), or the client
+/// address's when it claims none. Returns the decision for the headers and the refusal, if any.
+async fn admit(app: &App, caller: Option<&str>, peer: IpAddr) -> (Option<Decision>, Option<Error>) {
+    let Some(limiter) = &app.limiter else {
+        return (None, None);
+    };
+    let decision = match caller {
+        Some(c) => limiter.check(c).await,
+        None => limiter.check(&format!("ip:{peer}")).await,
+    };
+    (Some(decision), (!decision.allowed).then(|| limited(decision)))
+}
+
+/// A claimed identity that fails authentication also spends its address's budget, so rotating made-up keys or
+/// tokens does not escape the limit; past it, the failure is answered 429. Valid callers on the same address
+/// keep their own budgets.
+async fn charge_failure(app: &App, claimed: bool, error: Option<&Error>, peer: IpAddr) -> Option<Decision> {
+    let auth_failure = error.is_some_and(|e| {
+        matches!(
+            e.code,
+            Code::AuthFailed | Code::AuthRequired | Code::BadAppkey | Code::AppkeyDisabled
+        )
+    });
+    match (&app.limiter, claimed && auth_failure) {
+        (Some(limiter), true) => Some(limiter.check(&format!("ip:{peer}")).await),
+        _ => None,
     }
 }
 

@@ -1,11 +1,952 @@
-//! `ipaddress/*`: address records (hosts), and atomic allocation of the next free address.
+//! `ipaddress/*`: address records (hosts) inside subnets, and atomic allocation of the next free address.
+//!
+//! Allocation runs inside the call's write transaction, which the store serialises, so two calls never see the
+//! same free address; the `UNIQUE (subnet_id, ip)` index is the backstop. Free space is found by walking the gaps
+//! between records and active DHCP ranges ([`subnets::with_taken`]), never by enumerating a subnet.
 
-use serde_json::Value;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use rusqlite::types::Type;
+use rusqlite::{params, OptionalExtension, ToSql};
+use serde_json::{json, Map, Value};
 
 use crate::dispatch::Ctx;
-use crate::error::Result;
+use crate::error::{Code, Error, Result};
+use crate::methods::subnets::{self, Subnet};
+use crate::methods::{deleted, fields, like_escape, list_reply, stamps, List, Paging, STAMP_COLS};
+use crate::net;
+use crate::params::{as_bool, Data, IdParam, Params, Patch};
+
+const STATUSES: [&str; 3] = ["active", "inactive", "reserved"];
+
+/// The optional text columns of a record, in the order [`HostParams::texts`] holds them.
+const TEXT_COLS: [&str; 4] = ["hostname", "cname", "discovery_source", "description"];
+
+/// The latest `last_seen` accepted: 9999-12-31T23:59:59Z, so that every stored time renders as RFC 3339.
+const MAX_TIME: i64 = 253_402_300_799;
+
+fn columns() -> String {
+    format!(
+        "t.id, t.subnet_id, s.family, t.ip, t.hostname, t.cname, t.mac_address, t.status, t.is_assigned, t.last_seen,
+         t.discovery_source, t.description, {STAMP_COLS}, s.net_start, s.prefix"
+    )
+}
+
+const FROM: &str = "addresses t JOIN subnets s ON s.id = t.subnet_id LEFT JOIN users m ON m.id = t.modby_id";
+
+/// Records by family, then address, then subnet (one address may have a record in equal subnets of two groups).
+const ORDER: &str = "s.family, t.ip, t.subnet_id";
+
+/// The records of the caller's org that match `cond` (SQL over addresses `t` and subnets `s`; its parameters
+/// start at `?2`), ordered by family, address and subnet, each with its field values.
+pub fn query(ctx: &Ctx, cond: &str, args: &[&dyn ToSql]) -> Result<Vec<Value>> {
+    let sql = format!(
+        "SELECT {} FROM {FROM} WHERE s.org_id = ?1 AND ({cond}) ORDER BY {ORDER}",
+        columns()
+    );
+    let org = ctx.org();
+    let mut all: Vec<&dyn ToSql> = vec![&org];
+    all.extend_from_slice(args);
+    let mut stmt = ctx.tx.prepare_cached(&sql)?;
+    let mut rows = stmt
+        .query_map(&all[..], record)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    with_fields(ctx, &mut rows)?;
+    Ok(rows)
+}
 
 /// The address records of one subnet, by address.
-pub fn records_of_subnet(_ctx: &Ctx, _subnet_id: i64) -> Result<Vec<Value>> {
-    Ok(Vec::new())
+pub fn records_of_subnet(ctx: &Ctx, subnet_id: i64) -> Result<Vec<Value>> {
+    query(ctx, "t.subnet_id = ?2", &[&subnet_id])
+}
+
+/// One record of the caller's org.
+pub fn get_record(ctx: &Ctx, id: i64) -> Result<Value> {
+    query(ctx, "t.id = ?2", &[&id])?
+        .pop()
+        .ok_or_else(|| Error::not_found("address record"))
+}
+
+/// Parses a time given as unix seconds, RFC 3339 (`Z` or an offset), or a naive ISO 8601 date or date-time,
+/// which is taken as UTC. Fractions of a second are dropped.
+pub fn parse_time(s: &str) -> std::result::Result<i64, String> {
+    let t = s.trim();
+    let bad = || format!("'{t}' is not a time: use RFC 3339, ISO 8601 or unix seconds");
+    let secs = match unix_seconds(t) {
+        Some(secs) => secs,
+        None => iso_time(t).ok_or_else(bad)?,
+    };
+    if (0..=MAX_TIME).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!("'{t}' is outside 1970-01-01 to 9999-12-31"))
+    }
+}
+
+pub struct GetParams {
+    subnet: Option<i64>,
+    /// With `id`/`ids` and no other filter: how many distinct records must exist.
+    exact: Option<usize>,
+    by_id: bool,
+    filters: List,
+    paging: Paging,
+}
+
+impl Params for GetParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        let id = d.id("id")?;
+        let ids = d.ids("ids")?;
+        if id.is_some() && ids.is_some() {
+            return Err(Error::param("ids", "give either id or ids"));
+        }
+        let mut filters = List::new("s.org_id = ?", 0);
+        let mut exact = None;
+        if let Some(mut ids) = id.map(|i| vec![i]).or(ids) {
+            ids.sort_unstable();
+            ids.dedup();
+            exact = Some(ids.len());
+            filters.and("t.id IN (SELECT value FROM json_each(?))", json!(ids).to_string());
+        }
+        let subnet = d.id("subnet")?;
+        if let Some(subnet) = subnet {
+            filters.and("t.subnet_id = ?", subnet);
+        }
+        if let Some(ip) = d.str("ip")? {
+            let ip = subnets::parse_ip("ip", &ip)?;
+            filters.and("t.ip = ?", net::key_bytes(net::key(ip)).to_vec());
+        }
+        for col in ["hostname", "cname"] {
+            if let Some(v) = d.str(col)? {
+                filters.and(&format!("t.{col} LIKE ? ESCAPE '\\'"), text_pattern(&v));
+            }
+        }
+        if let Some(v) = d.str("status")? {
+            filters.and("t.status = ?", status_param(&v)?);
+        }
+        if let Some(v) = d.bool("is_assigned")? {
+            filters.and("t.is_assigned = ?", v);
+        }
+        if let Some(v) = d.str("mac_address")? {
+            match net::normalize_mac(&v) {
+                Ok(mac) => filters.and("t.mac_address = ?", mac),
+                Err(_) => filters.and("t.mac_address LIKE ? ESCAPE '\\'", text_pattern(&v)),
+            }
+        }
+        if filters.conds.len() > 2 {
+            exact = None;
+        }
+        let by_id = match d.str("order")?.as_deref() {
+            None | Some("address") => false,
+            Some("id") => true,
+            Some(_) => return Err(Error::param("order", "must be address or id")),
+        };
+        Ok(GetParams {
+            subnet,
+            exact,
+            by_id,
+            filters,
+            paging: Paging::decode(d)?,
+        })
+    }
+}
+
+/// Records by address (or by id). `id`/`ids` alone must all exist; `subnet` must exist. The other filters (`ip`,
+/// `hostname`, `cname`, `status`, `is_assigned`, `mac_address`) may match nothing. With `page` or `perpage` the
+/// reply is a page, which for one `subnet` also carries that subnet's record.
+pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<Value> {
+    let subnet = p.subnet.map(|s| subnets::get_record(ctx, s)).transpose()?;
+    p.filters.args[0] = ctx.org().into();
+    let order = if p.by_id { "t.id" } else { ORDER };
+    let (mut found, total) = p.filters.run(ctx, &columns(), FROM, order, &p.paging, record)?;
+    if p.exact.is_some_and(|n| usize::try_from(total).unwrap_or(0) != n) {
+        return Err(Error::not_found("address record"));
+    }
+    with_fields(ctx, &mut found)?;
+    let mut reply = list_reply(&p.paging, total, "addresses", found);
+    if let (Value::Object(m), Some(subnet)) = (&mut reply, subnet) {
+        m.insert("subnet".into(), subnet);
+    }
+    Ok(reply)
+}
+
+/// The optional fields of a record, as `ipaddress/add` and `ipaddress/edit` take them.
+struct HostParams {
+    texts: [Patch<String>; 4],
+    mac_address: Patch<String>,
+    status: Patch<String>,
+    is_assigned: Patch<bool>,
+    last_seen: Patch<i64>,
+    fields: Option<Map<String, Value>>,
+}
+
+impl HostParams {
+    fn decode(d: &mut Data) -> Result<HostParams> {
+        let texts = [
+            d.patch_str(TEXT_COLS[0])?,
+            d.patch_str(TEXT_COLS[1])?,
+            d.patch_str(TEXT_COLS[2])?,
+            d.patch_str(TEXT_COLS[3])?,
+        ];
+        let mac_address = match d.patch_str("mac_address")? {
+            Patch::Set(m) => Patch::Set(net::normalize_mac(&m).map_err(|e| Error::param("mac_address", e))?),
+            other => other,
+        };
+        let status = match d.patch_str("status")? {
+            Patch::Set(s) => Patch::Set(status_param(&s)?),
+            Patch::Keep => Patch::Keep,
+            Patch::Clear => Patch::Clear,
+        };
+        let is_assigned = match d.patch_str("is_assigned")? {
+            Patch::Set(b) => {
+                Patch::Set(as_bool(&Value::String(b)).ok_or_else(|| Error::param("is_assigned", "must be a boolean"))?)
+            }
+            Patch::Keep => Patch::Keep,
+            Patch::Clear => Patch::Clear,
+        };
+        let last_seen = match d.patch_str("last_seen")? {
+            Patch::Set(t) => Patch::Set(parse_time(&t).map_err(|e| Error::param("last_seen", e))?),
+            Patch::Keep => Patch::Keep,
+            Patch::Clear => Patch::Clear,
+        };
+        let fields = match d.take("fields") {
+            None => None,
+            Some(Value::Object(m)) => Some(m),
+            Some(Value::Array(a)) if a.is_empty() => Some(Map::new()),
+            Some(_) => return Err(Error::param("fields", "must be an object of field name → value")),
+        };
+        Ok(HostParams {
+            texts,
+            mac_address,
+            status,
+            is_assigned,
+            last_seen,
+            fields,
+        })
+    }
+
+    /// The record's columns after these changes. A cleared `status` or `is_assigned` takes its default.
+    fn apply(&self, h: Host, assign_by_default: bool) -> Host {
+        let mut texts = h.texts;
+        for (cur, patch) in texts.iter_mut().zip(&self.texts) {
+            *cur = patched(patch, cur.take());
+        }
+        Host {
+            texts,
+            mac_address: patched(&self.mac_address, h.mac_address),
+            status: patched(&self.status, Some(h.status)).unwrap_or_else(|| "active".into()),
+            is_assigned: patched(&self.is_assigned, Some(h.is_assigned)).unwrap_or(assign_by_default),
+            last_seen: patched(&self.last_seen, h.last_seen),
+        }
+    }
+}
+
+fn patched<T: Clone>(p: &Patch<T>, cur: Option<T>) -> Option<T> {
+    match p {
+        Patch::Keep => cur,
+        Patch::Clear => None,
+        Patch::Set(v) => Some(v.clone()),
+    }
+}
+
+/// The stored columns of a record besides its place.
+struct Host {
+    texts: [Option<String>; 4],
+    mac_address: Option<String>,
+    status: String,
+    is_assigned: bool,
+    last_seen: Option<i64>,
+}
+
+pub struct AddParams {
+    ip: Option<IpAddr>,
+    subnet: Option<i64>,
+    host: HostParams,
+}
+
+impl Params for AddParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        let p = AddParams {
+            ip: d.str("ip")?.map(|s| subnets::parse_ip("ip", &s)).transpose()?,
+            subnet: d.id("subnet")?,
+            host: HostParams::decode(d)?,
+        };
+        if p.ip.is_none() && p.subnet.is_none() {
+            return Err(Error::param("ip", "give ip, subnet, or both"));
+        }
+        Ok(p)
+    }
+}
+
+/// Adds a record. `ip` alone files it in the most specific subnet containing it; `subnet` alone takes that
+/// subnet's next free address; both must agree.
+pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
+    let (subnet, ip) = match (p.subnet, p.ip) {
+        (Some(id), ip) => {
+            let s = subnets::load(ctx, id)?;
+            let ip = match ip {
+                Some(ip) => inside(&s, ip)?,
+                None => next_free(ctx, &s)?,
+            };
+            (s, ip)
+        }
+        (None, Some(ip)) => (most_specific(ctx, ip)?, ip),
+        (None, None) => return Err(Error::param("ip", "give ip, subnet, or both")),
+    };
+    let key = net::key(ip);
+    check_free(ctx, &subnet, key, 0)?;
+    let assign = ctx.app.settings.host_assign_on_create;
+    let host = p.host.apply(
+        Host {
+            texts: [None, None, None, None],
+            mac_address: None,
+            status: "active".into(),
+            is_assigned: assign,
+            last_seen: None,
+        },
+        assign,
+    );
+    let [hostname, cname, discovery_source, description] = &host.texts;
+    ctx.tx
+        .execute(
+            "INSERT INTO addresses (subnet_id, ip, hostname, cname, mac_address, status, is_assigned, last_seen,
+                                    discovery_source, description, created, modifiedat, modby_id, modby_name)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13)",
+            params![
+                subnet.id,
+                &net::key_bytes(key)[..],
+                hostname,
+                cname,
+                host.mac_address,
+                host.status,
+                host.is_assigned,
+                host.last_seen,
+                discovery_source,
+                description,
+                ctx.now,
+                ctx.caller.user_id,
+                ctx.caller.username
+            ],
+        )
+        .map_err(|e| duplicate_or(e, &subnet, ip))?;
+    let id = ctx.tx.last_insert_rowid();
+    fields::set_values(ctx, subnet.id, id, &p.host.fields.unwrap_or_default(), true)?;
+    subnets::adjust(ctx, &subnet, key, true)?;
+    ctx.log(
+        "ipaddress",
+        Some(id),
+        &format!("address {ip} added to subnet {}", subnet.net),
+        Some(json!({"subnet": subnet.id, "ip": ip.to_string()})),
+    )?;
+    Ok(Value::Array(vec![get_record(ctx, id)?]))
+}
+
+pub struct EditParams {
+    id: i64,
+    ip: Option<IpAddr>,
+    subnet: Option<i64>,
+    host: HostParams,
+}
+
+impl Params for EditParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(EditParams {
+            id: d.req_id("id")?,
+            ip: d.str("ip")?.map(|s| subnets::parse_ip("ip", &s)).transpose()?,
+            subnet: d.id("subnet")?,
+            host: HostParams::decode(d)?,
+        })
+    }
+}
+
+/// Edits a record. A new `ip` outside the record's subnet, without `subnet`, moves the record to the most
+/// specific subnet containing it. A record that changes subnet keeps the field values whose names the new
+/// subnet defines (and that fit their type), and takes the new subnet's defaults for the rest.
+pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
+    let before = get_record(ctx, p.id)?;
+    let (old_subnet, old_key, host) = load_row(ctx, p.id)?;
+    let ip = p.ip.unwrap_or_else(|| old_subnet.addr(old_key));
+    let subnet = match p.subnet {
+        Some(id) => {
+            let s = subnets::load(ctx, id)?;
+            inside(&s, ip)?;
+            s
+        }
+        None if old_subnet.contains(ip) => old_subnet.clone(),
+        None => most_specific(ctx, ip)?,
+    };
+    let key = net::key(ip);
+    let moved = subnet.id != old_subnet.id || key != old_key;
+    if moved {
+        check_free(ctx, &subnet, key, p.id)?;
+    }
+    let host = p.host.apply(host, ctx.app.settings.host_assign_on_create);
+    let [hostname, cname, discovery_source, description] = &host.texts;
+    ctx.tx
+        .execute(
+            "UPDATE addresses SET subnet_id = ?1, ip = ?2, hostname = ?3, cname = ?4, mac_address = ?5, status = ?6,
+                                  is_assigned = ?7, last_seen = ?8, discovery_source = ?9, description = ?10,
+                                  modifiedat = ?11, modby_id = ?12, modby_name = ?13
+             WHERE id = ?14",
+            params![
+                subnet.id,
+                &net::key_bytes(key)[..],
+                hostname,
+                cname,
+                host.mac_address,
+                host.status,
+                host.is_assigned,
+                host.last_seen,
+                discovery_source,
+                description,
+                ctx.now,
+                ctx.caller.user_id,
+                ctx.caller.username,
+                p.id
+            ],
+        )
+        .map_err(|e| duplicate_or(e, &subnet, ip))?;
+    if subnet.id != old_subnet.id {
+        // Field definitions belong to a subnet: carry the values by name, then let the new subnet's rules apply.
+        let old_values = fields::values_of(ctx, p.id)?;
+        ctx.tx
+            .execute("DELETE FROM field_values WHERE address_id = ?1", [p.id])?;
+        let defs = fields::definitions(ctx, subnet.id)?;
+        let mut values = Map::new();
+        for (name, v) in old_values {
+            if let Some(def) = defs.iter().find(|d| d.name.eq_ignore_ascii_case(&name)) {
+                if fields::check_value(def, &v).is_ok() {
+                    values.insert(def.name.clone(), v);
+                }
+            }
+        }
+        for (name, v) in p.host.fields.unwrap_or_default() {
+            values.retain(|n, _| !n.eq_ignore_ascii_case(&name));
+            values.insert(name, v);
+        }
+        fields::set_values(ctx, subnet.id, p.id, &values, true)?;
+    } else if let Some(values) = &p.host.fields {
+        fields::set_values(ctx, subnet.id, p.id, values, false)?;
+    }
+    if moved {
+        subnets::adjust(ctx, &old_subnet, old_key, false)?;
+        subnets::adjust(ctx, &subnet, key, true)?;
+    }
+    let after = get_record(ctx, p.id)?;
+    ctx.log(
+        "ipaddress",
+        Some(p.id),
+        &format!("address {ip} edited"),
+        Some(subnets::diff(&before, &after)),
+    )?;
+    Ok(Value::Array(vec![after]))
+}
+
+pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Value> {
+    let (subnet, key, _) = load_row(ctx, p.id)?;
+    remove(ctx, &subnet, p.id, key)?;
+    Ok(deleted(&[p.id]))
+}
+
+pub struct MassDeleteParams {
+    ids: Option<Vec<i64>>,
+    subnet: Option<i64>,
+}
+
+impl Params for MassDeleteParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        let ids = d.ids("ids")?;
+        let subnet = d.id("subnet")?;
+        let all = d.bool("all")?;
+        match (&ids, subnet, all) {
+            (Some(_), None, None) => Ok(MassDeleteParams { ids, subnet: None }),
+            (None, Some(_), Some(true)) => Ok(MassDeleteParams { ids: None, subnet }),
+            (None, Some(_), _) => Err(Error::param("all", "must be true to delete every record of the subnet")),
+            (Some(_), _, _) => Err(Error::param("ids", "give either ids or subnet and all")),
+            (None, None, _) => Err(Error::param("ids", "ids, or subnet and all, is required")),
+        }
+    }
+}
+
+/// Deletes records, all or nothing: `ids` (each must exist, else errorData names it), or every record of a
+/// `subnet` with `all`.
+pub fn massdelete(ctx: &Ctx, p: MassDeleteParams) -> Result<Value> {
+    if let Some(subnet) = p.subnet {
+        let s = subnets::load(ctx, subnet)?;
+        let mut stmt = ctx
+            .tx
+            .prepare("SELECT id, ip FROM addresses WHERE subnet_id = ?1 ORDER BY ip")?;
+        let doomed = stmt
+            .query_map([s.id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        ctx.tx.execute("DELETE FROM addresses WHERE subnet_id = ?1", [s.id])?;
+        subnets::recount(ctx, &s)?;
+        for (id, ip) in &doomed {
+            let ip = net::bytes_key(ip).map(|k| s.addr(k).to_string()).unwrap_or_default();
+            ctx.log(
+                "ipaddress",
+                Some(*id),
+                &format!("address {ip} deleted"),
+                Some(json!({"subnet": s.id, "ip": ip})),
+            )?;
+        }
+        return Ok(deleted(&doomed.iter().map(|d| d.0).collect::<Vec<_>>()));
+    }
+    let ids = p.ids.unwrap_or_default();
+    let mut failures = Map::new();
+    let mut doomed = Vec::new();
+    for id in &ids {
+        if doomed.iter().any(|(d, _, _)| d == id) {
+            continue;
+        }
+        match load_row(ctx, *id) {
+            Ok((s, key, _)) => doomed.push((*id, s, key)),
+            Err(e) => {
+                failures.insert(id.to_string(), json!(e.message));
+            }
+        }
+    }
+    if !failures.is_empty() {
+        return Err(Error::new(
+            Code::NotFound,
+            format!(
+                "{} of {} address records cannot be deleted; none was",
+                failures.len(),
+                ids.len()
+            ),
+        )
+        .with_data(Value::Object(failures)));
+    }
+    for (id, s, key) in &doomed {
+        remove(ctx, s, *id, *key)?;
+    }
+    Ok(deleted(&doomed.iter().map(|d| d.0).collect::<Vec<_>>()))
+}
+
+pub struct SubnetParam {
+    subnet: i64,
+}
+
+impl Params for SubnetParam {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(SubnetParam {
+            subnet: d.req_id("subnet")?,
+        })
+    }
+}
+
+/// The next free address of a subnet, without taking it: `{ip, subnet (id), network (CIDR)}`.
+pub fn next(ctx: &Ctx, p: SubnetParam) -> Result<Value> {
+    let s = subnets::load(ctx, p.subnet)?;
+    let ip = next_free(ctx, &s)?;
+    Ok(json!({"ip": ip.to_string(), "subnet": s.id, "network": s.net.to_string()}))
+}
+
+pub struct AvailableParams {
+    subnet: i64,
+    limit: i64,
+    after: Option<IpAddr>,
+}
+
+impl Params for AvailableParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(AvailableParams {
+            subnet: d.req_id("subnet")?,
+            limit: d.per_page("limit", 256, 10_000)?,
+            after: d.str("after")?.map(|s| subnets::parse_ip("after", &s)).transpose()?,
+        })
+    }
+}
+
+/// Up to `limit` free addresses of a subnet, ascending, after the cursor `after` (an address of the subnet), with
+/// the exact number of free addresses in the whole subnet.
+pub fn available(ctx: &Ctx, p: AvailableParams) -> Result<Value> {
+    let s = subnets::load(ctx, p.subnet)?;
+    let after = match p.after {
+        Some(a) if s.contains(a) => Some(net::key(a)),
+        Some(a) => {
+            return Err(Error::param(
+                "after",
+                format!("{a} is not inside subnet {} ({})", s.id, s.net),
+            ))
+        }
+        None => None,
+    };
+    let usable = s.usable();
+    let from = after.and_then(|a| a.checked_add(1)).unwrap_or(usable.0).max(usable.0);
+    let limit = usize::try_from(p.limit).unwrap_or(0);
+    let free = subnets::with_taken(ctx, &s, from, |taken| net::free_list(usable, after, limit, taken))?;
+    let taken: String = ctx
+        .tx
+        .query_row("SELECT taken FROM subnets WHERE id = ?1", [s.id], |r| r.get(0))?;
+    let taken: u128 = taken
+        .parse()
+        .map_err(|_| Error::internal(format!("subnet {}: bad taken count", s.id)))?;
+    Ok(json!({
+        "subnet": s.id,
+        "network": s.net.to_string(),
+        "total_available": net::usable_count(&s.net).saturating_sub(taken),
+        "addresses": free.into_iter().map(|k| s.addr(k).to_string()).collect::<Vec<_>>(),
+    }))
+}
+
+fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
+    let v4 = r.get::<_, i64>(2)? == 4;
+    let key = |i: usize| -> rusqlite::Result<u128> {
+        let b: Vec<u8> = r.get(i)?;
+        net::bytes_key(&b).ok_or_else(|| rusqlite::Error::FromSqlConversionFailure(i, Type::Blob, "bad address".into()))
+    };
+    let block = IpNet::new(net::from_key(key(18)?, v4), r.get(19)?)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(19, Type::Integer, Box::new(e)))?;
+    let mut o = Map::new();
+    o.insert("id".into(), json!(r.get::<_, i64>(0)?));
+    o.insert("subnet".into(), json!(r.get::<_, i64>(1)?));
+    o.insert("network".into(), json!(block.to_string()));
+    o.insert("ip".into(), json!(net::from_key(key(3)?, v4).to_string()));
+    o.insert("hostname".into(), json!(r.get::<_, Option<String>>(4)?));
+    o.insert("cname".into(), json!(r.get::<_, Option<String>>(5)?));
+    o.insert("mac_address".into(), json!(r.get::<_, Option<String>>(6)?));
+    o.insert("status".into(), json!(r.get::<_, String>(7)?));
+    o.insert("is_assigned".into(), json!(r.get::<_, bool>(8)?));
+    o.insert("last_seen".into(), json!(r.get::<_, Option<i64>>(9)?));
+    o.insert("discovery_source".into(), json!(r.get::<_, Option<String>>(10)?));
+    o.insert("description".into(), json!(r.get::<_, Option<String>>(11)?));
+    o.insert("fields".into(), json!({}));
+    stamps(r, 12, &mut o)?;
+    Ok(Value::Object(o))
+}
+
+/// Fills in each record's field values.
+fn with_fields(ctx: &Ctx, records: &mut [Value]) -> Result<()> {
+    for r in records.iter_mut() {
+        let id = r["id"].as_i64().unwrap_or(0);
+        r["fields"] = Value::Object(fields::values_of(ctx, id)?);
+    }
+    Ok(())
+}
+
+/// A `status` value, any case.
+fn status_param(s: &str) -> Result<String> {
+    let s = s.trim().to_ascii_lowercase();
+    if STATUSES.contains(&s.as_str()) {
+        Ok(s)
+    } else {
+        Err(Error::param("status", "must be active, inactive or reserved"))
+    }
+}
+
+/// A case-insensitive `LIKE … ESCAPE '\'` pattern: a glob when `v` holds `*` or `?`, else a substring. `%` and
+/// `_` match themselves.
+fn text_pattern(v: &str) -> String {
+    let escaped = like_escape(v);
+    if v.contains(['*', '?']) {
+        escaped.replace('*', "%").replace('?', "_")
+    } else {
+        format!("%{escaped}%")
+    }
+}
+
+/// A record's subnet, address key and columns, in the caller's org.
+fn load_row(ctx: &Ctx, id: i64) -> Result<(Subnet, u128, Host)> {
+    let row = ctx
+        .tx
+        .query_row(
+            &format!(
+                "SELECT {}, a.ip, a.hostname, a.cname, a.discovery_source, a.description, a.mac_address, a.status,
+                        a.is_assigned, a.last_seen
+                 FROM addresses a JOIN subnets t ON t.id = a.subnet_id WHERE a.id = ?1 AND t.org_id = ?2",
+                subnets::SUBNET_COLS
+            ),
+            params![id, ctx.org()],
+            |r| {
+                let s = subnets::subnet_of(r, 0)?;
+                let ip: Vec<u8> = r.get(5)?;
+                let host = Host {
+                    texts: [r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?],
+                    mac_address: r.get(10)?,
+                    status: r.get(11)?,
+                    is_assigned: r.get(12)?,
+                    last_seen: r.get(13)?,
+                };
+                Ok((s, ip, host))
+            },
+        )
+        .optional()?;
+    let (s, ip, host) = row.ok_or_else(|| Error::not_found("address record"))?;
+    let key = net::bytes_key(&ip).ok_or_else(|| Error::internal(format!("address {id}: bad key")))?;
+    Ok((s, key, host))
+}
+
+/// Deletes one record, keeps its subnet's counts and logs it.
+fn remove(ctx: &Ctx, s: &Subnet, id: i64, key: u128) -> Result<()> {
+    ctx.tx.execute("DELETE FROM addresses WHERE id = ?1", [id])?;
+    subnets::adjust(ctx, s, key, false)?;
+    let ip = s.addr(key);
+    ctx.log(
+        "ipaddress",
+        Some(id),
+        &format!("address {ip} deleted"),
+        Some(json!({"subnet": s.id, "ip": ip.to_string()})),
+    )
+}
+
+/// The lowest free address of a subnet; `subnet_full` when there is none.
+fn next_free(ctx: &Ctx, s: &Subnet) -> Result<IpAddr> {
+    let usable = s.usable();
+    let k = subnets::with_taken(ctx, s, usable.0, |taken| net::next_free(usable, None, taken))?;
+    k.map(|k| s.addr(k)).ok_or_else(|| {
+        Error::new(
+            Code::SubnetFull,
+            format!("subnet {} ({}) has no free address", s.id, s.net),
+        )
+    })
+}
+
+/// The most specific subnet of the caller's org containing `ip`; a tie between groups is `ambiguous`.
+fn most_specific(ctx: &Ctx, ip: IpAddr) -> Result<Subnet> {
+    let found = subnets::containing(ctx, ip)?;
+    let Some(first) = found.first() else {
+        return Err(Error::new(Code::NotFound, format!("no subnet contains {ip}")));
+    };
+    let tied: Vec<&Subnet> = found
+        .iter()
+        .filter(|s| s.net.prefix_len() == first.net.prefix_len())
+        .collect();
+    if tied.len() > 1 {
+        let data: Map<String, Value> = tied
+            .iter()
+            .map(|s| (s.id.to_string(), json!(s.net.to_string())))
+            .collect();
+        return Err(Error::new(
+            Code::Ambiguous,
+            format!(
+                "{ip} is in {} subnets of different groups: name one as subnet",
+                tied.len()
+            ),
+        )
+        .with_data(Value::Object(data)));
+    }
+    Ok(first.clone())
+}
+
+/// `ip`, when it lies inside `s`.
+fn inside(s: &Subnet, ip: IpAddr) -> Result<IpAddr> {
+    if s.contains(ip) {
+        Ok(ip)
+    } else {
+        Err(Error::param(
+            "ip",
+            format!("{ip} is not inside subnet {} ({})", s.id, s.net),
+        ))
+    }
+}
+
+/// Refuses an address that already has a record (other than `except`) in the subnet.
+fn check_free(ctx: &Ctx, s: &Subnet, key: u128, except: i64) -> Result<()> {
+    let existing: Option<i64> = ctx
+        .tx
+        .query_row(
+            "SELECT id FROM addresses WHERE subnet_id = ?1 AND ip = ?2 AND id <> ?3",
+            params![s.id, &net::key_bytes(key)[..], except],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match existing {
+        None => Ok(()),
+        Some(id) => Err(duplicate(s, s.addr(key)).with_data(json!({id.to_string(): s.addr(key).to_string()}))),
+    }
+}
+
+fn duplicate(s: &Subnet, ip: IpAddr) -> Error {
+    Error::new(
+        Code::Duplicate,
+        format!("{ip} already has a record in subnet {} ({})", s.id, s.net),
+    )
+}
+
+/// Maps a violation of the unique index on (subnet, address) to `duplicate`; any other error passes through.
+fn duplicate_or(e: rusqlite::Error, s: &Subnet, ip: IpAddr) -> Error {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE => {
+            duplicate(s, ip)
+        }
+        _ => e.into(),
+    }
+}
+
+/// Unix seconds: plain decimal digits, optionally with a fraction (dropped).
+fn unix_seconds(t: &str) -> Option<i64> {
+    let (whole, frac) = t.split_once('.').unwrap_or((t, "0"));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !digits(frac) || whole.len() > 15 {
+        return None;
+    }
+    whole.parse().ok()
+}
+
+/// `n` ASCII digits at the start of `s`, and the rest.
+fn digits(s: &str, n: usize) -> Option<(u32, &str)> {
+    let head = s.get(..n)?;
+    if !head.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((head.parse().ok()?, &s[n..]))
+}
+
+/// `YYYY-MM-DD`, optionally followed by `T` (or a space) and `HH:MM[:SS[.fraction]]`, optionally followed by `Z`
+/// or an offset `±HH:MM`, `±HHMM` or `±HH`. Without a zone the time is UTC.
+fn iso_time(t: &str) -> Option<i64> {
+    let (year, r) = digits(t, 4)?;
+    let (month, r) = digits(r.strip_prefix('-')?, 2)?;
+    let (day, r) = digits(r.strip_prefix('-')?, 2)?;
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        return None;
+    }
+    let date = crate::time::days_from_civil(i64::from(year), month, day) * 86_400;
+    if r.is_empty() {
+        return Some(date);
+    }
+    let r = r.strip_prefix(['T', 't', ' '])?;
+    let (hour, r) = digits(r, 2)?;
+    let (minute, r) = digits(r.strip_prefix(':')?, 2)?;
+    let (second, r) = match r.strip_prefix(':') {
+        None => (0, r),
+        Some(r) => {
+            let (second, r) = digits(r, 2)?;
+            match r.strip_prefix(['.', ',']) {
+                None => (second, r),
+                Some(f) => {
+                    let n = f.bytes().take_while(u8::is_ascii_digit).count();
+                    if n == 0 {
+                        return None;
+                    }
+                    (second, &f[n..])
+                }
+            }
+        }
+    };
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let time = i64::from(hour * 3600 + minute * 60 + second);
+    let offset = match r {
+        "" | "Z" | "z" => 0,
+        _ => {
+            let sign = match r.as_bytes().first() {
+                Some(b'+') => 1,
+                Some(b'-') => -1,
+                _ => return None,
+            };
+            let (oh, rest) = digits(&r[1..], 2)?;
+            let rest = rest.strip_prefix(':').unwrap_or(rest);
+            let om = match rest {
+                "" => 0,
+                _ => match digits(rest, 2)? {
+                    (m, "") => m,
+                    _ => return None,
+                },
+            };
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            sign * i64::from(oh * 3600 + om * 60)
+        }
+    };
+    Some(date + time - offset)
+}
+
+fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_in_every_accepted_form() {
+        let t = 1_766_916_118; // 2025-12-28T10:01:58Z
+        for ok in [
+            "1766916118",
+            " 1766916118 ",
+            "1766916118.75",
+            "2025-12-28T10:01:58Z",
+            "2025-12-28t10:01:58z",
+            "2025-12-28T10:01:58.123456Z",
+            "2025-12-28T10:01:58,5Z",
+            "2025-12-28T10:01:58+00:00",
+            "2025-12-28T12:01:58+02:00",
+            "2025-12-28T12:01:58+0200",
+            "2025-12-28T12:01:58+02",
+            "2025-12-28T05:31:58-04:30",
+            "2025-12-28T10:01:58",
+            "2025-12-28 10:01:58",
+            "2025-12-28T10:01:58.999",
+        ] {
+            assert_eq!(parse_time(ok), Ok(t), "{ok:?}");
+        }
+        assert_eq!(parse_time("2025-12-28T10:01"), Ok(t - 58));
+        assert_eq!(parse_time("2025-12-28"), Ok(t - 36_118));
+        assert_eq!(
+            parse_time("2026-01-01T00:30:00+01:00"),
+            parse_time("2025-12-31T23:30:00Z")
+        );
+        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(parse_time("0"), Ok(0));
+        assert_eq!(parse_time("2000-02-29T00:00:00Z"), Ok(951_782_400));
+        assert_eq!(parse_time("9999-12-31T23:59:59Z"), Ok(MAX_TIME));
+    }
+
+    #[test]
+    fn times_that_are_refused() {
+        for bad in [
+            "",
+            "now",
+            "-5",
+            "1e9",
+            "12.",
+            ".5",
+            "2025-13-01",
+            "2025-02-29",
+            "1900-02-29",
+            "2025-04-31",
+            "2025-00-10",
+            "2025-12-00",
+            "2025-1-28",
+            "25-12-28",
+            "2025/12/28",
+            "2025-12-28T",
+            "2025-12-28T24:00:00Z",
+            "2025-12-28T10:60:00Z",
+            "2025-12-28T10:01:60Z",
+            "2025-12-28T10Z",
+            "2025-12-28T10:01:58.Z",
+            "2025-12-28T10:01:58+2",
+            "2025-12-28T10:01:58+02:0",
+            "2025-12-28T10:01:58+24:00",
+            "2025-12-28T10:01:58 UTC",
+            "2025-12-28X10:01:58",
+            "2025-12-28Z",
+            "1969-12-31T23:59:59Z",
+            "1970-01-01T00:30:00+01:00",
+            "253402300800",
+            "99999999999999999999",
+            "２０２５-12-28",
+        ] {
+            assert!(parse_time(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn times_round_trip_through_rfc3339() {
+        for t in (0..MAX_TIME).step_by(86_399 * 97 + 13) {
+            assert_eq!(parse_time(&crate::time::rfc3339(t)), Ok(t));
+        }
+        assert_eq!(parse_time("2024-02-29T23:59:59Z"), Ok(1_709_251_199));
+    }
 }

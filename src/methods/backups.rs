@@ -31,11 +31,16 @@ pub fn valid_name(name: &str) -> Result<&str> {
         && name.len() > 3
         && name.ends_with(".db")
         && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if ok {
         Ok(name)
     } else {
-        Err(Error::param("name", "must be a backup file name: letters, digits, '.', '_' and '-', ending in .db"))
+        Err(Error::param(
+            "name",
+            "must be a backup file name: letters, digits, '.', '_' and '-', ending in .db",
+        ))
     }
 }
 
@@ -53,9 +58,12 @@ fn entry(path: &Path, name: &str) -> Result<Value> {
 /// `PRAGMA integrity_check` of a file; a file that is not a database is "not ok", not an error.
 fn integrity(path: &Path) -> (bool, String) {
     let check = || -> rusqlite::Result<String> {
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         let mut stmt = conn.prepare("PRAGMA integrity_check")?;
-        let lines = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let lines = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(lines.join("; "))
     };
     match check() {
@@ -97,7 +105,10 @@ pub struct ListParams {
 
 impl Params for ListParams {
     fn decode(d: &mut Data) -> Result<Self> {
-        Ok(ListParams { page: d.page("page")?, perpage: d.per_page("perpage", 50, 1000)? })
+        Ok(ListParams {
+            page: d.page("page")?,
+            perpage: d.per_page("perpage", 50, 1000)?,
+        })
     }
 }
 
@@ -116,7 +127,10 @@ pub fn get(ctx: &Ctx, p: ListParams) -> Result<Value> {
     for name in names.iter().skip(skip).take(p.perpage as usize) {
         backups.push(entry(&dir.join(name), name)?);
     }
-    Ok(json!({"page": p.page, "pages": (total + p.perpage - 1) / p.perpage, "total": total, "backups": backups}))
+    Ok(
+        json!({"page": p.page, "perpage": p.perpage, "pages": (total + p.perpage - 1) / p.perpage, "total": total,
+               "backups": backups}),
+    )
 }
 
 /// Takes a backup and verifies it.
@@ -161,17 +175,30 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Value> {
     let path = existing(ctx, &p.name)?;
     let (ok, message) = integrity(&path);
     if !ok {
-        return Err(Error::new(Code::InvalidBackup, format!("{} fails its integrity check: {message}", p.name)));
+        return Err(Error::new(
+            Code::InvalidBackup,
+            format!("{} fails its integrity check: {message}", p.name),
+        ));
     }
-    let src = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    let src = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
     let version: i64 = src.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let tables = live_tables(ctx)?;
     let has_all: bool = tables.iter().all(|t| {
-        src.query_row("SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)", [t], |r| r.get(0))
-            .unwrap_or(false)
+        src.query_row(
+            "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+            [t],
+            |r| r.get(0),
+        )
+        .unwrap_or(false)
     });
     if version != store::schema_version()? || !has_all {
-        return Err(Error::new(Code::InvalidBackup, format!("{} is not an ipamd database of this version", p.name)));
+        return Err(Error::new(
+            Code::InvalidBackup,
+            format!("{} is not an ipamd database of this version", p.name),
+        ));
     }
     let (safety, _) = create(ctx)?;
     ctx.tx.execute_batch("PRAGMA defer_foreign_keys = ON")?;
@@ -181,30 +208,45 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Value> {
     for t in &tables {
         copy_table(&src, ctx, t)?;
     }
-    ctx.log("backup", None, &format!("restored {}", p.name), Some(json!({"safety_backup": safety})))?;
+    ctx.log(
+        "backup",
+        None,
+        &format!("restored {}", p.name),
+        Some(json!({"safety_backup": safety})),
+    )?;
     tracing::warn!(backup = %p.name, safety = %safety, respid = ctx.respid, "database restored from backup");
-    Ok(json!({"name": p.name, "restored": true, "integrity_ok": ok, "integrity_message": message, "safety_backup": safety}))
+    Ok(
+        json!({"name": p.name, "restored": true, "integrity_ok": ok, "integrity_message": message, "safety_backup": safety}),
+    )
 }
 
 fn live_tables(ctx: &Ctx) -> Result<Vec<String>> {
     let mut stmt = ctx
         .tx
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?;
-    let names = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(names)
 }
 
 /// Copies every row of table `t` from the backup into the live transaction, column by column name.
 fn copy_table(src: &Connection, ctx: &Ctx, t: &str) -> Result<()> {
     let mut cols_stmt = ctx.tx.prepare(&format!("SELECT name FROM pragma_table_info('{t}')"))?;
-    let cols = cols_stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let cols = cols_stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     let list = cols.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
     let marks = vec!["?"; cols.len()].join(", ");
     let mut read = src.prepare(&format!("SELECT {list} FROM \"{t}\""))?;
-    let mut write = ctx.tx.prepare(&format!("INSERT INTO \"{t}\" ({list}) VALUES ({marks})"))?;
+    let mut write = ctx
+        .tx
+        .prepare(&format!("INSERT INTO \"{t}\" ({list}) VALUES ({marks})"))?;
     let mut rows = read.query([])?;
     while let Some(row) = rows.next()? {
-        let values = (0..cols.len()).map(|i| row.get::<_, SqlValue>(i)).collect::<rusqlite::Result<Vec<_>>>()?;
+        let values = (0..cols.len())
+            .map(|i| row.get::<_, SqlValue>(i))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         write.execute(params_from_iter(values))?;
     }
     Ok(())

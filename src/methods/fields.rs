@@ -230,19 +230,26 @@ pub fn remap_values(ctx: &Ctx, subnet_id: i64, pairs: &[(i64, i64)]) -> Result<(
 }
 
 /// Merges the definitions of subnet `from` into subnet `into` by name: a name `into` lacks is copied; a name both
-/// have must be defined alike unless `force` (then `into`'s definition wins). Returns (old id, new id) pairs.
+/// have must be defined alike unless `force` (then `into`'s definition wins, and `from`'s values of that field are
+/// kept only where they fit it). Returns (old id, new id) pairs.
 pub fn merge_definitions(ctx: &Ctx, from: i64, into: i64, force: bool) -> Result<Vec<(i64, i64)>> {
     let theirs = definitions(ctx, from)?;
     let ours = definitions(ctx, into)?;
     let mut pairs = Vec::new();
     let mut conflicts = Map::new();
-    for def in theirs {
+    for def in &theirs {
         match ours.iter().find(|o| o.name.eq_ignore_ascii_case(&def.name)) {
             Some(o)
                 if (&o.kind, &o.options, &o.default, o.required)
-                    == (&def.kind, &def.options, &def.default, def.required)
-                    || force =>
+                    == (&def.kind, &def.options, &def.default, def.required) =>
             {
+                pairs.push((def.id, o.id));
+            }
+            Some(o) if force => {
+                fit_values(ctx, def.id, o)?;
+                if o.required {
+                    fill_missing(ctx, from, def.id, o)?;
+                }
                 pairs.push((def.id, o.id));
             }
             Some(_) => {
@@ -259,8 +266,15 @@ pub fn merge_definitions(ctx: &Ctx, from: i64, into: i64, force: bool) -> Result
                      FROM fields WHERE id = ?5",
                     params![into, ctx.now, ctx.caller.user_id, ctx.caller.username, def.id],
                 )?;
-                pairs.push((def.id, ctx.tx.last_insert_rowid()));
+                let id = ctx.tx.last_insert_rowid();
+                fill_missing(ctx, into, id, def)?;
+                pairs.push((def.id, id));
             }
+        }
+    }
+    for o in &ours {
+        if !theirs.iter().any(|d| d.name.eq_ignore_ascii_case(&o.name)) {
+            fill_missing(ctx, from, o.id, o)?;
         }
     }
     if conflicts.is_empty() {
@@ -272,6 +286,70 @@ pub fn merge_definitions(ctx: &Ctx, from: i64, into: i64, force: bool) -> Result
         )
         .with_data(Value::Object(conflicts)))
     }
+}
+
+/// Gives the records of `subnet` that have no value for field `field_id` the default of `def`, as records that
+/// join a subnet get the defaults of its fields (like new records, and like the records already there when a field
+/// is added). A required field without a default cannot take records that lack a value.
+fn fill_missing(ctx: &Ctx, subnet: i64, field_id: i64, def: &FieldDef) -> Result<()> {
+    match &def.default {
+        Some(default) => {
+            ctx.tx.execute(
+                "INSERT OR IGNORE INTO field_values (address_id, field_id, value)
+                 SELECT id, ?1, ?2 FROM addresses WHERE subnet_id = ?3",
+                params![field_id, default, subnet],
+            )?;
+        }
+        None if def.required => {
+            let lacking: i64 = ctx.tx.query_row(
+                "SELECT count(*) FROM addresses a WHERE a.subnet_id = ?1
+                 AND NOT EXISTS (SELECT 1 FROM field_values v WHERE v.address_id = a.id AND v.field_id = ?2)",
+                params![subnet, field_id],
+                |r| r.get(0),
+            )?;
+            if lacking > 0 {
+                return Err(Error::new(
+                    Code::Conflict,
+                    format!(
+                        "the field '{}' is required and has no default, but {lacking} records would have no value",
+                        def.name
+                    ),
+                )
+                .with_data(json!({def.name.clone(): format!("{lacking} records would have no value")})));
+            }
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// Makes the stored values of field `field_id` fit `def`: normalised where they fit it, dropped where they do not,
+/// so that a value never contradicts the definition it is read under.
+fn fit_values(ctx: &Ctx, field_id: i64, def: &FieldDef) -> Result<()> {
+    let mut stmt = ctx
+        .tx
+        .prepare("SELECT address_id, value FROM field_values WHERE field_id = ?1")?;
+    let values = stmt
+        .query_map([field_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (address, value) in values {
+        match check_value(def, &json!(value)) {
+            Ok(text) if text == value => {}
+            Ok(text) => {
+                ctx.tx.execute(
+                    "UPDATE field_values SET value = ?1 WHERE address_id = ?2 AND field_id = ?3",
+                    params![text, address, field_id],
+                )?;
+            }
+            Err(_) => {
+                ctx.tx.execute(
+                    "DELETE FROM field_values WHERE address_id = ?1 AND field_id = ?2",
+                    params![address, field_id],
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn load(ctx: &Ctx, id: i64) -> Result<Value> {

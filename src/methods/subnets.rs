@@ -358,9 +358,13 @@ impl Params for GetParams {
         if let Some(v) = d.int("vlan_id")? {
             filters.and("t.vlan_id = ?", v);
         }
+        let group = parent_param(d, "group")?;
+        if (id.is_some() || ids.is_some()) && group != Patch::Keep {
+            return Err(Error::param("group", "give either id, ids or group"));
+        }
         Ok(GetParams {
             ids: id.map(|i| vec![i]).or(ids),
-            group: parent_param(d, "group")?,
+            group,
             addresses: d.bool("addresses")?.unwrap_or(false),
             fields: d.bool("fields")?.unwrap_or(false),
             by_id,
@@ -883,7 +887,25 @@ pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Value> {
                     format!("must be shorter than /{}", s.net.prefix_len()),
                 ));
             }
-            members_within(ctx, s.group, &block)?
+            let members = members_within(ctx, s.group, &block)?;
+            // The members must fill the block asked for, not merely tile a smaller one inside it.
+            let (start, end) = net::range(&block);
+            let mut missing = Vec::new();
+            let mut next = Some(start);
+            for m in &members {
+                let (lo, hi) = m.range();
+                if let Some(n) = next.filter(|n| lo > *n) {
+                    missing.push((n, lo - 1));
+                }
+                next = hi.checked_add(1);
+            }
+            if let Some(n) = next.filter(|n| *n <= end) {
+                missing.push((n, end));
+            }
+            if !missing.is_empty() {
+                return Err(not_contiguous(&block, &missing));
+            }
+            members
         }
         _ => return Err(Error::param("ids", "ids, or id and cidr, is required")),
     };
@@ -894,17 +916,7 @@ pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Value> {
         return Err(Error::param("ids", "the subnets must all be in one group"));
     }
     let nets: Vec<IpNet> = members.iter().map(|m| m.net).collect();
-    let block = net::tile(&nets).map_err(|nt| {
-        let v4 = matches!(nt.expected, IpNet::V4(_));
-        Error::new(
-            Code::NotContiguous,
-            format!("the subnets do not exactly tile {}", nt.expected),
-        )
-        .with_data(json!({
-            "expected": nt.expected.to_string(),
-            "missing": nt.missing.iter().map(|r| net::format_range(*r, v4)).collect::<Vec<_>>(),
-        }))
-    })?;
+    let block = net::tile(&nets).map_err(|nt| not_contiguous(&nt.expected, &nt.missing))?;
     let ids: Vec<i64> = members.iter().map(|m| m.id).collect();
     check_overlap(ctx, members[0].group, &block, &ids)?;
     let survivor = members
@@ -953,6 +965,19 @@ pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Value> {
     let mut rec = get_record(ctx, survivor.id)?;
     rec["joined"] = json!(absorbed);
     Ok(Value::Array(vec![rec]))
+}
+
+/// `not_contiguous`, naming the block the members should tile and the ranges of it they leave uncovered.
+fn not_contiguous(expected: &IpNet, missing: &[(u128, u128)]) -> Error {
+    let v4 = matches!(expected, IpNet::V4(_));
+    Error::new(
+        Code::NotContiguous,
+        format!("the subnets do not exactly tile {expected}"),
+    )
+    .with_data(json!({
+        "expected": expected.to_string(),
+        "missing": missing.iter().map(|r| net::format_range(*r, v4)).collect::<Vec<_>>(),
+    }))
 }
 
 /// The subnets of a group that lie inside `block`.

@@ -48,7 +48,6 @@ pub struct Ident {
     pub id: i64,
     pub org: String,
     pub username: String,
-    pub password: String,
     pub appkey: String,
     pub userdata: String,
 }
@@ -59,7 +58,6 @@ impl Ident {
             id,
             org: org.to_string(),
             username: username.to_string(),
-            password: password.to_string(),
             appkey: appkey.to_string(),
             userdata: format!("{org}/{username}:{}", sha1_hex(username, password)),
         }
@@ -123,6 +121,11 @@ pub struct Server {
 
 impl Server {
     pub async fn start() -> Server {
+        Server::start_with(|_| {}).await
+    }
+
+    /// A server like [`Server::start`]'s, with `adjust` applied to its settings last (API tokens, rate limits…).
+    pub async fn start_with(adjust: impl FnOnce(&mut Settings)) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = Settings::defaults();
         settings.db = dir.path().join("ipam.db");
@@ -133,6 +136,7 @@ impl Server {
         settings.auth_cache_seconds = 300;
         // Off unless a test is about rate limits: the suites make hundreds of calls per caller.
         settings.ratelimit_enabled = false;
+        adjust(&mut settings);
         let (app, creds) = tokio::task::spawn_blocking(move || {
             let app = App::open(settings).unwrap();
             let creds = ipamd::cli::first_run(&app.store, Some(ADMIN_PASSWORD.into())).unwrap();
@@ -454,5 +458,18 @@ impl Server {
             assert_strings(data, &what);
         }
         body
+    }
+}
+
+impl Server {
+    /// One `/api/v1` call with `token` as a bearer token (none when empty) and `body` as JSON.
+    pub async fn api(&self, verb: Method, path: &str, token: &str, body: Option<&Value>) -> Reply {
+        let bearer = format!("Bearer {token}");
+        let mut headers = vec![("content-type", "application/json")];
+        if !token.is_empty() {
+            headers.push(("authorization", bearer.as_str()));
+        }
+        let body = body.map(Value::to_string).unwrap_or_default();
+        self.request(verb, &format!("/api/v1{path}"), &headers, body).await
     }
 }

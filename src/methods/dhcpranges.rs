@@ -1,0 +1,322 @@
+//! `dhcpranges/*`: the DHCP pools of a subnet. A range lies inside its subnet and never overlaps another range of
+//! the same subnet (active or not); the addresses of an active range are not free for allocation.
+
+use std::net::IpAddr;
+
+use rusqlite::types::Type;
+use rusqlite::{params, ToSql};
+use serde_json::{json, Map, Value};
+
+use crate::dispatch::Ctx;
+use crate::error::{Code, Error, Result};
+use crate::methods::subnets::{self, Subnet};
+use crate::methods::{deleted, list_reply, stamps, List, Paging, STAMP_COLS};
+use crate::net;
+use crate::params::{as_bool, Data, IdParam, Params, Patch};
+
+fn columns() -> String {
+    format!("t.id, t.subnet_id, s.family, t.start_ip, t.end_ip, t.description, t.is_active, {STAMP_COLS}")
+}
+
+const FROM: &str = "dhcp_ranges t JOIN subnets s ON s.id = t.subnet_id LEFT JOIN users m ON m.id = t.modby_id";
+
+/// Ranges by family, then start address.
+const ORDER: &str = "s.family, t.start_ip, t.id";
+
+/// The ranges of the caller's org that match `cond` (SQL over ranges `t` and subnets `s`; its parameters start at
+/// `?2`), ordered by family, start address and id.
+pub fn query(ctx: &Ctx, cond: &str, args: &[&dyn ToSql]) -> Result<Vec<Value>> {
+    let sql = format!(
+        "SELECT {} FROM {FROM} WHERE s.org_id = ?1 AND ({cond}) ORDER BY {ORDER}",
+        columns()
+    );
+    let org = ctx.org();
+    let mut all: Vec<&dyn ToSql> = vec![&org];
+    all.extend_from_slice(args);
+    let mut stmt = ctx.tx.prepare_cached(&sql)?;
+    let rows = stmt.query_map(&all[..], record)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+pub struct GetParams {
+    id: Option<i64>,
+    subnet: Option<i64>,
+    by_id: bool,
+    paging: Paging,
+}
+
+impl Params for GetParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(GetParams {
+            id: d.id("id")?,
+            subnet: d.id("subnet")?,
+            by_id: match d.str("order")?.as_deref() {
+                None | Some("address") => false,
+                Some("id") => true,
+                Some(_) => return Err(Error::param("order", "must be address or id")),
+            },
+            paging: Paging::decode(d)?,
+        })
+    }
+}
+
+/// Ranges by subnet family and start (or by id): one `id` (which must exist), a `subnet`'s, or all of the org;
+/// with `page` or `perpage`, a page.
+pub fn get(ctx: &Ctx, p: GetParams) -> Result<Value> {
+    let mut filters = List::new("s.org_id = ?", ctx.org());
+    if let Some(subnet) = p.subnet {
+        subnets::load(ctx, subnet)?;
+        filters.and("t.subnet_id = ?", subnet);
+    }
+    if let Some(id) = p.id {
+        filters.and("t.id = ?", id);
+    }
+    let order = if p.by_id { "t.id" } else { ORDER };
+    let (found, total) = filters.run(ctx, &columns(), FROM, order, &p.paging, record)?;
+    if p.id.is_some() && p.subnet.is_none() && total == 0 {
+        return Err(Error::not_found("DHCP range"));
+    }
+    Ok(list_reply(&p.paging, total, "dhcpranges", found))
+}
+
+pub struct AddParams {
+    subnet: i64,
+    start: IpAddr,
+    end: IpAddr,
+    description: Option<String>,
+    is_active: bool,
+}
+
+impl Params for AddParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(AddParams {
+            subnet: d.req_id("subnet")?,
+            start: subnets::parse_ip("start_ip", &d.req_str("start_ip")?)?,
+            end: subnets::parse_ip("end_ip", &d.req_str("end_ip")?)?,
+            description: d.str("description")?,
+            is_active: d.bool("is_active")?.unwrap_or(true),
+        })
+    }
+}
+
+pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
+    let s = subnets::load(ctx, p.subnet)?;
+    let (start, end) = check(ctx, &s, p.start, p.end, 0)?;
+    ctx.tx.execute(
+        "INSERT INTO dhcp_ranges (subnet_id, start_ip, end_ip, description, is_active, created, modifiedat, modby_id,
+                                  modby_name)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
+        params![
+            s.id,
+            &net::key_bytes(start)[..],
+            &net::key_bytes(end)[..],
+            p.description,
+            p.is_active,
+            ctx.now,
+            ctx.caller.user_id,
+            ctx.caller.username
+        ],
+    )?;
+    let id = ctx.tx.last_insert_rowid();
+    subnets::recount(ctx, &s)?;
+    let range = span((start, end), s.v4());
+    ctx.log(
+        "dhcprange",
+        Some(id),
+        &format!("DHCP range {range} added to subnet {}", s.net),
+        Some(json!({"subnet": s.id, "range": range, "is_active": p.is_active})),
+    )?;
+    Ok(Value::Array(vec![load(ctx, id)?]))
+}
+
+pub struct EditParams {
+    id: i64,
+    subnet: Option<i64>,
+    start: Option<IpAddr>,
+    end: Option<IpAddr>,
+    description: Patch<String>,
+    is_active: Patch<bool>,
+}
+
+impl Params for EditParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(EditParams {
+            id: d.req_id("id")?,
+            subnet: d.id("subnet")?,
+            start: d
+                .str("start_ip")?
+                .map(|s| subnets::parse_ip("start_ip", &s))
+                .transpose()?,
+            end: d.str("end_ip")?.map(|s| subnets::parse_ip("end_ip", &s)).transpose()?,
+            description: d.patch_str("description")?,
+            is_active: match d.patch_str("is_active")? {
+                Patch::Set(b) => Patch::Set(
+                    as_bool(&Value::String(b)).ok_or_else(|| Error::param("is_active", "must be a boolean"))?,
+                ),
+                Patch::Keep => Patch::Keep,
+                Patch::Clear => Patch::Clear,
+            },
+        })
+    }
+}
+
+/// Edits a range. A new `subnet` moves it there; its (new or current) ends must lie inside that subnet.
+pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
+    let before = load(ctx, p.id)?;
+    let (old, keys) = load_row(ctx, p.id)?;
+    let s = match p.subnet {
+        Some(id) if id != old.id => subnets::load(ctx, id)?,
+        _ => old.clone(),
+    };
+    let start = p.start.unwrap_or_else(|| old.addr(keys.0));
+    let end = p.end.unwrap_or_else(|| old.addr(keys.1));
+    let (start, end) = check(ctx, &s, start, end, p.id)?;
+    let description = match p.description {
+        Patch::Keep => before["description"].as_str().map(str::to_string),
+        Patch::Clear => None,
+        Patch::Set(d) => Some(d),
+    };
+    // A cleared flag takes its default: active.
+    let is_active = match p.is_active {
+        Patch::Keep => before["is_active"] == json!(true),
+        Patch::Clear => true,
+        Patch::Set(b) => b,
+    };
+    ctx.tx.execute(
+        "UPDATE dhcp_ranges SET subnet_id = ?1, start_ip = ?2, end_ip = ?3, description = ?4, is_active = ?5,
+                                modifiedat = ?6, modby_id = ?7, modby_name = ?8
+         WHERE id = ?9",
+        params![
+            s.id,
+            &net::key_bytes(start)[..],
+            &net::key_bytes(end)[..],
+            description,
+            is_active,
+            ctx.now,
+            ctx.caller.user_id,
+            ctx.caller.username,
+            p.id
+        ],
+    )?;
+    subnets::recount(ctx, &s)?;
+    if s.id != old.id {
+        subnets::recount(ctx, &old)?;
+    }
+    let after = load(ctx, p.id)?;
+    ctx.log(
+        "dhcprange",
+        Some(p.id),
+        &format!("DHCP range {} edited", span((start, end), s.v4())),
+        Some(subnets::diff(&before, &after)),
+    )?;
+    Ok(Value::Array(vec![after]))
+}
+
+pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Value> {
+    let (s, range) = load_row(ctx, p.id)?;
+    ctx.tx.execute("DELETE FROM dhcp_ranges WHERE id = ?1", [p.id])?;
+    subnets::recount(ctx, &s)?;
+    let range = span(range, s.v4());
+    ctx.log(
+        "dhcprange",
+        Some(p.id),
+        &format!("DHCP range {range} deleted from subnet {}", s.net),
+        Some(json!({"subnet": s.id, "range": range})),
+    )?;
+    Ok(deleted(&[p.id]))
+}
+
+fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
+    let v4 = r.get::<_, i64>(2)? == 4;
+    let addr = |i: usize| -> rusqlite::Result<String> {
+        let b: Vec<u8> = r.get(i)?;
+        let k = net::bytes_key(&b)
+            .ok_or_else(|| rusqlite::Error::FromSqlConversionFailure(i, Type::Blob, "bad address".into()))?;
+        Ok(net::from_key(k, v4).to_string())
+    };
+    let subnet: i64 = r.get(1)?;
+    let mut o = Map::new();
+    o.insert("id".into(), json!(r.get::<_, i64>(0)?));
+    o.insert("subnet".into(), json!(subnet));
+    o.insert("network_id".into(), json!(subnet));
+    o.insert("start_ip".into(), json!(addr(3)?));
+    o.insert("end_ip".into(), json!(addr(4)?));
+    o.insert("description".into(), json!(r.get::<_, Option<String>>(5)?));
+    o.insert("is_active".into(), json!(r.get::<_, bool>(6)?));
+    stamps(r, 7, &mut o)?;
+    Ok(Value::Object(o))
+}
+
+/// One range of the caller's org, as a record.
+fn load(ctx: &Ctx, id: i64) -> Result<Value> {
+    query(ctx, "t.id = ?2", &[&id])?
+        .pop()
+        .ok_or_else(|| Error::not_found("DHCP range"))
+}
+
+/// One range of the caller's org: its subnet and its key range.
+fn load_row(ctx: &Ctx, id: i64) -> Result<(Subnet, (u128, u128))> {
+    let (subnet_id, start, end): (i64, Vec<u8>, Vec<u8>) = ctx
+        .tx
+        .query_row(
+            "SELECT r.subnet_id, r.start_ip, r.end_ip FROM dhcp_ranges r JOIN subnets s ON s.id = r.subnet_id
+             WHERE r.id = ?1 AND s.org_id = ?2",
+            params![id, ctx.org()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .map_err(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Error::not_found("DHCP range"),
+            e => e.into(),
+        })?;
+    let s = subnets::load(ctx, subnet_id)?;
+    match (net::bytes_key(&start), net::bytes_key(&end)) {
+        (Some(a), Some(b)) => Ok((s, (a, b))),
+        _ => Err(Error::internal(format!("DHCP range {id}: bad keys"))),
+    }
+}
+
+/// Checks a range for subnet `s`: both ends inside, in order, and no overlap with another range of the subnet
+/// (`except` is the range being edited). Returns the keys.
+fn check(ctx: &Ctx, s: &Subnet, start: IpAddr, end: IpAddr, except: i64) -> Result<(u128, u128)> {
+    for (field, ip) in [("start_ip", start), ("end_ip", end)] {
+        if !s.contains(ip) {
+            return Err(Error::param(
+                field,
+                format!("{ip} is not inside subnet {} ({})", s.id, s.net),
+            ));
+        }
+    }
+    let (a, b) = (net::key(start), net::key(end));
+    if a > b {
+        return Err(Error::param("end_ip", format!("{end} is below start_ip {start}")));
+    }
+    let mut stmt = ctx.tx.prepare_cached(
+        "SELECT id, start_ip, end_ip FROM dhcp_ranges
+         WHERE subnet_id = ?1 AND id <> ?2 AND start_ip <= ?4 AND end_ip >= ?3 ORDER BY start_ip",
+    )?;
+    let rows = stmt.query_map(
+        params![s.id, except, &net::key_bytes(a)[..], &net::key_bytes(b)[..]],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?)),
+    )?;
+    let mut conflicts = Map::new();
+    for row in rows {
+        let (id, x, y) = row?;
+        if let (Some(x), Some(y)) = (net::bytes_key(&x), net::bytes_key(&y)) {
+            conflicts.insert(id.to_string(), json!(span((x, y), s.v4())));
+        }
+    }
+    if conflicts.is_empty() {
+        Ok((a, b))
+    } else {
+        Err(Error::new(
+            Code::Overlap,
+            format!("{} overlaps another DHCP range of the subnet", span((a, b), s.v4())),
+        )
+        .with_data(Value::Object(conflicts)))
+    }
+}
+
+/// A range as `start-end`, also when it holds one address.
+fn span(r: (u128, u128), v4: bool) -> String {
+    format!("{}-{}", net::from_key(r.0, v4), net::from_key(r.1, v4))
+}

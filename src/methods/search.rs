@@ -1,0 +1,329 @@
+//! `search/*`: where an address or block lives (`search/ip`), and a case-insensitive substring search over the
+//! text of groups, subnets and address records (`search/find`).
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use rusqlite::{params, ToSql};
+use serde_json::{json, Value};
+
+use crate::dispatch::Ctx;
+use crate::error::{Error, Result};
+use crate::methods::groups::{self, parent_param};
+use crate::methods::{addresses, dhcpranges, subnets};
+use crate::net::{self, CidrError};
+use crate::params::{Data, Params, Patch};
+
+const KINDS: [&str; 3] = ["groups", "subnets", "addresses"];
+
+pub struct IpParams {
+    query: Query,
+    group: Patch<i64>,
+    status: bool,
+}
+
+impl Params for IpParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        let text = d.req_str("ip")?;
+        let query = Query::parse(&text).map_err(|m| Error::param("ip", m))?;
+        let status = d.bool("status")?.unwrap_or(false);
+        if status && matches!(query, Query::Block(_)) {
+            return Err(Error::param("ip", "must be one address, not a block"));
+        }
+        Ok(IpParams {
+            query,
+            group: parent_param(d, "group")?,
+            status,
+        })
+    }
+}
+
+/// For an address: the subnets containing it (most specific first), its records and the DHCP ranges holding it.
+/// For a block: the subnets overlapping it, each with `match` (contains / equal / within), and the records and
+/// ranges inside or overlapping it. `group` keeps only the direct members of that group (`0`/`""`: top level).
+/// With `status` (an address only): what the address is in the one subnet that answers for it (see [`status`]).
+pub fn ip(ctx: &Ctx, p: IpParams) -> Result<Value> {
+    if let Patch::Set(g) = p.group {
+        groups::exists(ctx, g)?;
+    }
+    let found = locate(ctx, &p.query, &p.group)?;
+    match p.query {
+        Query::Addr(ip) if p.status => status(ctx, ip, found),
+        _ => Ok(json!({"subnets": found.subnets, "addresses": found.addresses, "dhcpranges": found.dhcpranges})),
+    }
+}
+
+/// `{ip, status, matches, network?, host?, dhcp_range?}` for one address. Of the `matches` subnets containing it,
+/// the one that answers is the most specific holding a record for it, else the most specific, else the lowest id.
+/// `status`: `assigned` (it has a record there: `host`), `unusable` (network, broadcast or subnet-router anycast
+/// address), `dhcp` (inside an active range: `dhcp_range`), `available`, or `unmanaged` (no subnet contains it).
+fn status(ctx: &Ctx, ip: IpAddr, found: Located) -> Result<Value> {
+    let mut out = json!({"ip": ip.to_string(), "matches": found.subnets.len()});
+    let holder = found
+        .subnets
+        .iter()
+        .find(|s| found.addresses.iter().any(|a| a["subnet"] == s["id"]));
+    let Some(subnet) = holder.or(found.subnets.first()) else {
+        out["status"] = json!("unmanaged");
+        return Ok(out);
+    };
+    let id = subnet["id"].as_i64().unwrap_or(0);
+    out["network"] = subnet.clone();
+    if let Some(host) = found.addresses.iter().find(|a| a["subnet"] == subnet["id"]) {
+        out["status"] = json!("assigned");
+        out["host"] = host.clone();
+        return Ok(out);
+    }
+    let (lo, hi) = subnets::load(ctx, id)?.usable();
+    let range = found
+        .dhcpranges
+        .iter()
+        .find(|r| r["subnet"] == subnet["id"] && r["is_active"] == json!(true));
+    match range {
+        _ if !(lo..=hi).contains(&net::key(ip)) => out["status"] = json!("unusable"),
+        Some(r) => {
+            out["status"] = json!("dhcp");
+            out["dhcp_range"] = r.clone();
+        }
+        None => out["status"] = json!("available"),
+    }
+    Ok(out)
+}
+
+pub struct FindParams {
+    query: String,
+    limit: usize,
+    kinds: Vec<&'static str>,
+}
+
+impl Params for FindParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        let query = d.req_str("query")?.trim().to_string();
+        if query.is_empty() {
+            return Err(Error::param("query", "must not be empty"));
+        }
+        let limit = d.per_page("limit", 100, 1000)?;
+        let kinds = match d.list("types")? {
+            None => KINDS.to_vec(),
+            Some(items) => {
+                let mut kinds = Vec::new();
+                for item in items {
+                    let kind = item
+                        .as_str()
+                        .and_then(|t| KINDS.iter().find(|k| k.eq_ignore_ascii_case(t.trim())))
+                        .ok_or_else(|| Error::param("types", "must be a list of groups, subnets, addresses"))?;
+                    if !kinds.contains(kind) {
+                        kinds.push(*kind);
+                    }
+                }
+                if kinds.is_empty() {
+                    return Err(Error::param(
+                        "types",
+                        "must name at least one of groups, subnets, addresses",
+                    ));
+                }
+                kinds
+            }
+        };
+        Ok(FindParams {
+            query,
+            limit: usize::try_from(limit).unwrap_or(100),
+            kinds,
+        })
+    }
+}
+
+/// Up to `limit` groups, subnets and address records each whose text contains `query`; an address or CIDR query
+/// puts the `search/ip` results first. `truncated` says whether some kind had more.
+pub fn find(ctx: &Ctx, p: FindParams) -> Result<Value> {
+    let hits = text_matches(ctx, &p.query, &p.kinds, p.limit + 1)?;
+    let located = match Query::parse(&p.query) {
+        Ok(q) => Some(locate(ctx, &q, &Patch::Keep)?),
+        Err(_) => None,
+    };
+    let mut truncated = false;
+    let mut out = serde_json::Map::new();
+    for kind in KINDS {
+        if !p.kinds.contains(&kind) {
+            out.insert(kind.into(), json!([]));
+            continue;
+        }
+        let mut list: Vec<Value> = match (kind, &located) {
+            ("subnets", Some(l)) => l.subnets.clone(),
+            ("addresses", Some(l)) => l.addresses.clone(),
+            _ => Vec::new(),
+        };
+        let records = match kind {
+            "groups" => hits
+                .groups
+                .iter()
+                .map(|id| groups::load(ctx, *id))
+                .collect::<Result<Vec<_>>>()?,
+            "subnets" => hits
+                .subnets
+                .iter()
+                .map(|id| subnets::get_record(ctx, *id))
+                .collect::<Result<Vec<_>>>()?,
+            _ => {
+                let ids = json!(hits.addresses).to_string();
+                addresses::query(ctx, "t.id IN (SELECT value FROM json_each(?2))", &[&ids])?
+            }
+        };
+        for r in records {
+            if !list.iter().any(|x| x["id"] == r["id"]) {
+                list.push(r);
+            }
+        }
+        if list.len() > p.limit {
+            list.truncate(p.limit);
+            truncated = true;
+        }
+        out.insert(kind.into(), Value::Array(list));
+    }
+    out.insert("truncated".into(), json!(truncated));
+    Ok(Value::Object(out))
+}
+
+/// What `search/ip` looks for: one address or a block.
+enum Query {
+    Addr(IpAddr),
+    Block(IpNet),
+}
+
+impl Query {
+    /// An address, or a CIDR; a CIDR with host bits set searches its block.
+    fn parse(s: &str) -> std::result::Result<Query, String> {
+        if !s.contains('/') {
+            return subnets::parse_ip("ip", s)
+                .map(Query::Addr)
+                .map_err(|e| e.message.trim_start_matches("ip: ").to_string());
+        }
+        match net::parse_cidr(s) {
+            Ok(n) | Err(CidrError::HostBits(n)) => Ok(Query::Block(n)),
+            Err(CidrError::Invalid(m)) => Err(m),
+        }
+    }
+
+    /// The family and the first and last key.
+    fn span(&self) -> (i64, u128, u128) {
+        match self {
+            Query::Addr(ip) => (if ip.is_ipv4() { 4 } else { 6 }, net::key(*ip), net::key(*ip)),
+            Query::Block(n) => {
+                let (lo, hi) = net::range(n);
+                (if matches!(n, IpNet::V4(_)) { 4 } else { 6 }, lo, hi)
+            }
+        }
+    }
+}
+
+struct Located {
+    subnets: Vec<Value>,
+    addresses: Vec<Value>,
+    dhcpranges: Vec<Value>,
+}
+
+/// The subnets, records and ranges of the caller's org at `q`, limited to the direct members of `group` when set.
+fn locate(ctx: &Ctx, q: &Query, group: &Patch<i64>) -> Result<Located> {
+    let (family, lo, hi) = q.span();
+    let (filter, gid) = match group {
+        Patch::Keep => (false, None),
+        Patch::Clear => (true, None),
+        Patch::Set(g) => (true, Some(*g)),
+    };
+    let (lo_b, hi_b) = (net::key_bytes(lo).to_vec(), net::key_bytes(hi).to_vec());
+    let order = match q {
+        Query::Addr(_) => "t.prefix DESC, t.id",
+        Query::Block(_) => "t.net_start, t.prefix, t.id",
+    };
+    let mut stmt = ctx.tx.prepare_cached(&format!(
+        "SELECT t.id, t.net_start, t.net_end FROM subnets t
+         WHERE t.org_id = ?1 AND t.family = ?2 AND t.net_start <= ?4 AND t.net_end >= ?3
+               AND (?5 = 0 OR t.group_id IS ?6)
+         ORDER BY {order}"
+    ))?;
+    let rows = stmt
+        .query_map(params![ctx.org(), family, &lo_b, &hi_b, filter, gid], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut subnets = Vec::with_capacity(rows.len());
+    for (id, start, end) in rows {
+        let (s, e) = (net::bytes_key(&start).unwrap_or(0), net::bytes_key(&end).unwrap_or(0));
+        let matched = if (s, e) == (lo, hi) {
+            "equal"
+        } else if s <= lo && hi <= e {
+            "contains"
+        } else {
+            "within"
+        };
+        let mut record = subnets::get_record(ctx, id)?;
+        record["match"] = json!(matched);
+        subnets.push(record);
+    }
+    let cond = "s.family = ?2 AND t.ip BETWEEN ?3 AND ?4 AND (?5 = 0 OR s.group_id IS ?6)";
+    let addresses = addresses::query(ctx, cond, &[&family, &lo_b, &hi_b, &filter, &gid])?;
+    let cond = "s.family = ?2 AND t.start_ip <= ?4 AND t.end_ip >= ?3 AND (?5 = 0 OR s.group_id IS ?6)";
+    let dhcpranges = dhcpranges::query(ctx, cond, &[&family, &lo_b, &hi_b, &filter, &gid])?;
+    Ok(Located {
+        subnets,
+        addresses,
+        dhcpranges,
+    })
+}
+
+/// The ids of the records of each kind that `search/find` matched by text.
+struct Hits {
+    groups: Vec<i64>,
+    subnets: Vec<i64>,
+    addresses: Vec<i64>,
+}
+
+/// The ids of up to `limit` records of each kind whose text contains `query`, case-insensitively (ASCII), in each
+/// kind's list order. All of `search/find`'s text matching is here, so that an index can replace it.
+fn text_matches(ctx: &Ctx, query: &str, kinds: &[&str], limit: usize) -> Result<Hits> {
+    let org = ctx.org();
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    // A whole MAC address in any accepted spelling also finds its normalised form.
+    let mac = net::normalize_mac(query).ok();
+    let ids = |sql: &str, args: &[&dyn ToSql]| -> Result<Vec<i64>> {
+        let mut stmt = ctx.tx.prepare_cached(sql)?;
+        let rows = stmt.query_map(args, |r| r.get::<_, i64>(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    };
+    let mut hits = Hits {
+        groups: Vec::new(),
+        subnets: Vec::new(),
+        addresses: Vec::new(),
+    };
+    if kinds.contains(&"groups") {
+        hits.groups = ids(
+            "SELECT id FROM groups WHERE org_id = ?1 AND instr(lower(description), lower(?2)) > 0
+             ORDER BY description COLLATE NOCASE, id LIMIT ?3",
+            &[&org, &query, &limit],
+        )?;
+    }
+    if kinds.contains(&"subnets") {
+        hits.subnets = ids(
+            "SELECT t.id FROM subnets t
+             WHERE t.org_id = ?1
+               AND (instr(lower(t.name), lower(?2)) > 0 OR instr(lower(t.description), lower(?2)) > 0
+                    OR instr(lower(t.domain), lower(?2)) > 0 OR instr(lower(t.location), lower(?2)) > 0)
+             ORDER BY t.family, t.net_start, t.prefix LIMIT ?3",
+            &[&org, &query, &limit],
+        )?;
+    }
+    if kinds.contains(&"addresses") {
+        hits.addresses = ids(
+            "SELECT t.id FROM addresses t JOIN subnets s ON s.id = t.subnet_id
+             WHERE s.org_id = ?1
+               AND (instr(lower(t.hostname), lower(?2)) > 0 OR instr(lower(t.cname), lower(?2)) > 0
+                    OR instr(lower(t.mac_address), lower(?2)) > 0 OR t.mac_address = ?4
+                    OR instr(lower(t.description), lower(?2)) > 0
+                    OR EXISTS (SELECT 1 FROM field_values v
+                               WHERE v.address_id = t.id AND instr(lower(v.value), lower(?2)) > 0))
+             ORDER BY s.family, t.ip, t.subnet_id LIMIT ?3",
+            &[&org, &query, &limit, &mac],
+        )?;
+    }
+    Ok(hits)
+}

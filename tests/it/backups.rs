@@ -1,0 +1,568 @@
+//! Backups through `/api/v1/backups` and `ipamd backup …`: create, list, verify and restore round trips, unique
+//! names within one second, files that are not ipamd databases, names that try to leave `BACKUP_DIR`, and who may
+//! use them at all.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use hyper::Method;
+use serde_json::{json, Value};
+
+use crate::rest::{assert_keys, assert_no_problems, client, data, error_of, num_id, Client};
+use crate::support::{http, now, only, Server};
+
+const ITEM_KEYS: [&str; 3] = ["name", "size_bytes", "created_at"];
+const CREATED_KEYS: [&str; 5] = ["name", "size_bytes", "created_at", "integrity_ok", "integrity_message"];
+const VERIFY_KEYS: [&str; 3] = ["name", "integrity_ok", "integrity_message"];
+const RESTORE_KEYS: [&str; 5] = ["name", "restored", "integrity_ok", "integrity_message", "safety_backup"];
+
+/// Whether `name` is `ipam-backup-YYYYMMDD-HHMMSSZ.db`, optionally with a `-N` suffix before `.db`.
+fn is_backup_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("ipam-backup-").and_then(|r| r.strip_suffix(".db")) else {
+        return false;
+    };
+    let b = rest.as_bytes();
+    let stamp_ok = b.len() >= 16
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'-'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'Z';
+    let suffix = &rest[16.min(rest.len())..];
+    stamp_ok
+        && (suffix.is_empty()
+            || suffix
+                .strip_prefix('-')
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) && !n.starts_with('0')))
+}
+
+/// Whether `t` is `YYYY-MM-DDTHH:MM:SSZ`.
+fn is_rfc3339_z(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.len() == 20
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+fn backup_dir(s: &Server) -> PathBuf {
+    s.app.settings.backup_dir.clone()
+}
+
+/// The names of the files in a directory.
+fn files(dir: &Path) -> BTreeSet<String> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries.map(|e| e.unwrap().file_name().into_string().unwrap()).collect(),
+        Err(_) => BTreeSet::new(),
+    }
+}
+
+/// The names of the listed backups.
+async fn listed(c: &Client<'_>) -> BTreeSet<String> {
+    let list = c.get("/backups?per_page=1000").await;
+    data(&list)
+        .iter()
+        .map(|b| b["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The names of the networks, in order.
+async fn network_names(c: &Client<'_>) -> Vec<Value> {
+    data(&c.get("/networks").await)
+        .iter()
+        .map(|n| n["name"].clone())
+        .collect()
+}
+
+async fn create(c: &Client<'_>) -> Value {
+    c.ok(Method::POST, "/backups", None, 201).await
+}
+
+#[tokio::test]
+async fn backup_answers_have_exactly_the_documented_fields() {
+    let s = Server::start().await;
+    let c = client(&s, &s.admin_token);
+    let made = create(&c).await;
+    let name = made["name"].as_str().unwrap().to_string();
+    let list = c.get("/backups").await;
+    let verified = c.get(&format!("/backups/{name}/verify")).await;
+    let restored = c.ok(Method::POST, &format!("/backups/{name}/restore"), None, 200).await;
+    // All four before the first assertion, so that one failure does not hide the others.
+    let problems: Vec<String> = [
+        (&made, &CREATED_KEYS[..]),
+        (&list["data"][0], &ITEM_KEYS[..]),
+        (&verified, &VERIFY_KEYS[..]),
+        (&restored, &RESTORE_KEYS[..]),
+    ]
+    .iter()
+    .filter_map(|(v, keys)| {
+        let got: BTreeSet<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let want: BTreeSet<&str> = keys.iter().copied().collect();
+        (got != want).then(|| format!("{v}: expected the keys {want:?}"))
+    })
+    .collect();
+    assert_no_problems(&problems);
+}
+
+#[tokio::test]
+async fn create_list_verify_and_restore_round_trip() {
+    let s = Server::start().await;
+    let c = client(&s, &s.admin_token);
+    let empty = c.get("/backups").await;
+    assert_eq!(
+        empty,
+        json!({"data": [], "pagination": {"page": 1, "per_page": 50, "total_items": 0, "total_pages": 0}})
+    );
+    let kept = num_id(
+        &c.post("/networks", json!({"network": "10.0.0.0", "cidr": 24, "name": "kept"}))
+            .await,
+    );
+
+    let made = create(&c).await;
+    let name = made["name"].as_str().unwrap().to_string();
+    assert!(is_backup_name(&name), "{name}");
+    for key in CREATED_KEYS {
+        assert!(made.get(key).is_some(), "no {key}: {made}");
+    }
+    assert_eq!(
+        (&made["integrity_ok"], &made["integrity_message"]),
+        (&json!(true), &json!("ok"))
+    );
+    let on_disk = std::fs::metadata(backup_dir(&s).join(&name)).unwrap().len();
+    assert_eq!(made["size_bytes"], json!(on_disk));
+    assert!(on_disk > 0);
+    let created_at = made["created_at"].as_str().unwrap();
+    assert!(is_rfc3339_z(created_at), "{created_at}");
+    assert!(
+        name.contains(&created_at[..10].replace('-', "")),
+        "{name} is named after its UTC date {created_at}"
+    );
+
+    let list = c.get("/backups").await;
+    assert_keys(&list, &["data", "pagination"]);
+    assert_eq!(data(&list).len(), 1);
+    assert_eq!(
+        list["data"][0],
+        json!({"name": name, "size_bytes": on_disk, "created_at": made["created_at"]})
+    );
+    assert_eq!(
+        list["pagination"],
+        json!({"page": 1, "per_page": 50, "total_items": 1, "total_pages": 1})
+    );
+    for verb in [Method::GET, Method::POST] {
+        let v = c.ok(verb.clone(), &format!("/backups/{name}/verify"), None, 200).await;
+        assert_eq!(
+            v,
+            json!({"name": name, "integrity_ok": true, "integrity_message": "ok"}),
+            "{verb}"
+        );
+    }
+
+    // Change the data, then restore: the change is gone, in both APIs.
+    let after = num_id(
+        &c.post("/networks", json!({"network": "10.1.0.0", "cidr": 24, "name": "after"}))
+            .await,
+    );
+    c.patch(&format!("/networks/{kept}"), json!({"name": "renamed"})).await;
+    assert_eq!(network_names(&c).await, [json!("renamed"), json!("after")]);
+    let restored = c.ok(Method::POST, &format!("/backups/{name}/restore"), None, 200).await;
+    let safety = restored["safety_backup"].as_str().unwrap().to_string();
+    assert!(is_backup_name(&safety) && safety != name, "{restored}");
+    assert_eq!(
+        restored,
+        json!({"name": name, "restored": true, "integrity_ok": true, "integrity_message": "ok",
+               "safety_backup": safety})
+    );
+    assert_eq!(network_names(&c).await, [json!("kept")]);
+    c.fail(Method::GET, &format!("/networks/{after}"), None, 404, "not_found")
+        .await;
+    let seen = s.ok(&s.admin, "subnets/get", json!({})).await;
+    assert_eq!(only(&seen)["name"], json!("kept"));
+    // The safety backup is listed, verified, and holds the data from before the restore.
+    assert_eq!(listed(&c).await, BTreeSet::from([name.clone(), safety.clone()]));
+    let v = c.get(&format!("/backups/{safety}/verify")).await;
+    assert_eq!(v["integrity_ok"], json!(true));
+    let logs = s.ok(&s.admin, "org/logs", json!({"method": "backups/restore"})).await;
+    assert_eq!(logs["total"], json!("1"), "the restore is in the restored log: {logs}");
+
+    let back = c
+        .ok(Method::POST, &format!("/backups/{safety}/restore"), None, 200)
+        .await;
+    assert_eq!(back["restored"], json!(true));
+    assert_eq!(network_names(&c).await, [json!("renamed"), json!("after")]);
+    assert_eq!(listed(&c).await.len(), 3, "each restore leaves a safety backup");
+
+    // Paging of the list, newest first.
+    let page = c.get("/backups?per_page=2&page=2").await;
+    assert_eq!(data(&page).len(), 1);
+    assert_eq!(
+        page["pagination"],
+        json!({"page": 2, "per_page": 2, "total_items": 3, "total_pages": 2})
+    );
+}
+
+#[tokio::test]
+async fn backups_in_one_second_get_distinct_names() {
+    let s = Server::start().await;
+    let c = client(&s, &s.admin_token);
+    let dir = backup_dir(&s);
+    std::fs::create_dir_all(&dir).unwrap();
+    // The plain names of the coming seconds are taken already: every backup made now needs a suffix, and none
+    // may overwrite a file.
+    let t = now();
+    let mut taken = Vec::new();
+    for ts in t - 1..t + 30 {
+        let name = format!("ipam-backup-{}.db", ipamd::time::compact(ts));
+        std::fs::write(dir.join(&name), b"placeholder").unwrap();
+        taken.push(name);
+    }
+    let first = create(&c).await["name"].as_str().unwrap().to_string();
+    let second = create(&c).await["name"].as_str().unwrap().to_string();
+    assert!(first.ends_with("-2.db"), "{first}");
+    assert!(is_backup_name(&first) && is_backup_name(&second), "{first} {second}");
+    assert_ne!(first, second);
+    // Several at once.
+    let bearer = format!("Bearer {}", s.admin_token);
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (addr, bearer) = (s.addr, bearer.clone());
+        tasks.push(tokio::spawn(async move {
+            http(
+                addr,
+                Method::POST,
+                "/api/v1/backups",
+                &[("authorization", bearer.as_str())],
+                "",
+            )
+            .await
+        }));
+    }
+    let mut names = BTreeSet::from([first, second]);
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        let v = r.json();
+        assert_eq!(v["integrity_ok"], json!(true), "{v}");
+        names.insert(v["name"].as_str().unwrap().to_string());
+    }
+    assert_eq!(names.len(), 6, "{names:?}");
+    for name in &taken {
+        assert_eq!(
+            std::fs::read(dir.join(name)).unwrap(),
+            b"placeholder",
+            "{name} was overwritten"
+        );
+    }
+    for name in &names {
+        let v = c.get(&format!("/backups/{name}/verify")).await;
+        assert_eq!(v["integrity_ok"], json!(true), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn verify_never_fails_and_restore_refuses_what_is_not_an_ipamd_database() {
+    let s = Server::start().await;
+    let c = client(&s, &s.admin_token);
+    c.post("/networks", json!({"network": "10.0.0.0", "cidr": 24, "name": "live"}))
+        .await;
+    let real = create(&c).await["name"].as_str().unwrap().to_string();
+    let dir = backup_dir(&s);
+    let bytes = std::fs::read(dir.join(&real)).unwrap();
+    std::fs::write(dir.join("junk.db"), b"this is not a database, just text\n".repeat(200)).unwrap();
+    std::fs::write(dir.join("truncated.db"), &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(dir.join("empty.db"), b"").unwrap();
+    {
+        let other = rusqlite::Connection::open(dir.join("other.db")).unwrap();
+        other
+            .execute_batch(
+                "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT); INSERT INTO notes (text) VALUES ('x');",
+            )
+            .unwrap();
+    }
+    let before = listed(&c).await;
+
+    for name in ["junk.db", "truncated.db"] {
+        for verb in [Method::GET, Method::POST] {
+            let v = c.ok(verb.clone(), &format!("/backups/{name}/verify"), None, 200).await;
+            assert_eq!(
+                (&v["name"], &v["integrity_ok"]),
+                (&json!(name), &json!(false)),
+                "{verb} {v}"
+            );
+            assert!(
+                v["integrity_message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty() && m != "ok"),
+                "{v}"
+            );
+        }
+    }
+    // A sound SQLite file that is not an ipamd database passes the integrity check, but is no backup to restore.
+    let v = c.get("/backups/other.db/verify").await;
+    assert_eq!(v["integrity_ok"], json!(true), "{v}");
+    for name in ["junk.db", "truncated.db", "empty.db", "other.db"] {
+        c.fail(
+            Method::POST,
+            &format!("/backups/{name}/restore"),
+            None,
+            400,
+            "invalid_backup",
+        )
+        .await;
+    }
+    for path in [
+        "/backups/missing.db/verify",
+        "/backups/ipam-backup-20000101-000000Z.db/verify",
+    ] {
+        c.fail(Method::GET, path, None, 404, "not_found").await;
+    }
+    c.fail(Method::POST, "/backups/missing.db/restore", None, 404, "not_found")
+        .await;
+    // Nothing changed: the live data, and no safety backup was taken.
+    assert_eq!(network_names(&c).await, [json!("live")]);
+    assert_eq!(listed(&c).await, before);
+}
+
+#[tokio::test]
+async fn names_outside_the_backup_dir_are_never_touched() {
+    let s = Server::start().await;
+    let c = client(&s, &s.admin_token);
+    let marker = num_id(
+        &c.post(
+            "/networks",
+            json!({"network": "10.0.0.0", "cidr": 24, "name": "marker"}),
+        )
+        .await,
+    );
+    let real = create(&c).await["name"].as_str().unwrap().to_string();
+    let dir = backup_dir(&s);
+    let parent = dir.parent().unwrap().to_path_buf();
+    // A sound ipamd backup, outside BACKUP_DIR: restoring it would bring "marker" back.
+    for outside in ["outside.db", "x.db"] {
+        std::fs::copy(dir.join(&real), parent.join(outside)).unwrap();
+    }
+    std::fs::remove_file(dir.join(&real)).unwrap();
+    c.delete(&format!("/networks/{marker}?force=true")).await;
+    let outside_bytes = std::fs::read(parent.join("outside.db")).unwrap();
+    let parent_before: BTreeSet<String> = files(&parent)
+        .into_iter()
+        .filter(|f| !f.starts_with("ipam.db"))
+        .collect();
+    let dir_before = files(&dir);
+
+    let names = [
+        "..%2Foutside.db",
+        "..%2fx.db",
+        "%2e%2e%2fx.db",
+        "%2E%2E%2Foutside.db",
+        "..%2F..%2Fx.db",
+        "%2Fx.db",
+        "%2e%2e",
+        "..%5Coutside.db",
+        "outside.db%00",
+        ".hidden.db",
+        "x.txt",
+        "..",
+        ".db",
+    ];
+    for name in names {
+        for (verb, action) in [
+            (Method::GET, "verify"),
+            (Method::POST, "verify"),
+            (Method::POST, "restore"),
+        ] {
+            let path = format!("/backups/{name}/{action}");
+            let r = s.api(verb.clone(), &path, &s.admin_token, None).await;
+            assert!(
+                [400, 404].contains(&r.status),
+                "{verb} {path}: {} {}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            );
+            let code = if r.status == 400 { "invalid_params" } else { "not_found" };
+            error_of(&r, r.status, code, &path);
+        }
+    }
+    // A literal ../ in the path.
+    for path in [
+        "/backups/../x.db/verify",
+        "/backups/../x.db/restore",
+        "/backups/../../x.db/restore",
+    ] {
+        let r = s.api(Method::POST, path, &s.admin_token, None).await;
+        assert!(
+            [400, 404, 405].contains(&r.status),
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    // And through the envelope.
+    for name in ["../outside.db", "../x.db", "/x.db", "..\\x.db"] {
+        s.refused(&s.admin, "backups/verify", json!({"name": name}), "invalid_params")
+            .await;
+        s.refused(&s.admin, "backups/restore", json!({"name": name}), "invalid_params")
+            .await;
+    }
+
+    assert_eq!(network_names(&c).await, Vec::<Value>::new(), "nothing was restored");
+    assert_eq!(std::fs::read(parent.join("outside.db")).unwrap(), outside_bytes);
+    let parent_after: BTreeSet<String> = files(&parent)
+        .into_iter()
+        .filter(|f| !f.starts_with("ipam.db"))
+        .collect();
+    assert_eq!(parent_after, parent_before, "nothing was written outside BACKUP_DIR");
+    assert_eq!(files(&dir), dir_before, "no safety backup was taken");
+}
+
+#[tokio::test]
+async fn only_operator_admins_and_api_tokens_may_use_backups() {
+    let s = Server::start_with(|settings| settings.api_tokens = "op-backup-token".into()).await;
+    let op = client(&s, "op-backup-token");
+    let name = create(&op).await["name"].as_str().unwrap().to_string();
+    op.get("/backups").await;
+    op.get(&format!("/backups/{name}/verify")).await;
+    let admin = client(&s, &s.admin_token);
+    create(&admin).await;
+
+    let token_of = |who| {
+        let s = &s;
+        async move {
+            only(&s.ok(&who, "org/tokens/add", json!({})).await)["token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let other_admin = s.org("orgb").await;
+    let standard = s.user(&s.admin, "operator-standard", "standard").await;
+    let reader = s.user(&s.admin, "operator-reader", "readonly").await;
+    let before = listed(&admin).await;
+    for who in [other_admin.clone(), standard, reader] {
+        let token = token_of(who.clone()).await;
+        let c = client(&s, &token);
+        c.get("/networks").await;
+        for (verb, path) in [
+            (Method::GET, "/backups".to_string()),
+            (Method::POST, "/backups".into()),
+            (Method::GET, format!("/backups/{name}/verify")),
+            (Method::POST, format!("/backups/{name}/verify")),
+            (Method::POST, format!("/backups/{name}/restore")),
+            (Method::GET, "/backups/missing.db/verify".into()),
+        ] {
+            c.fail(verb, &path, None, 403, "access_denied").await;
+        }
+        for (method, data) in [
+            ("backups/get", json!({})),
+            ("backups/add", json!({})),
+            ("backups/verify", json!({"name": name})),
+            ("backups/restore", json!({"name": name})),
+        ] {
+            s.refused(&who, method, data, "access_denied").await;
+        }
+    }
+    let nobody = client(&s, "");
+    nobody.fail(Method::GET, "/backups", None, 401, "auth_required").await;
+    nobody.fail(Method::POST, "/backups", None, 401, "auth_required").await;
+    assert_eq!(listed(&admin).await, before, "the refused calls made no backup");
+    // The operator org's admin through the envelope may.
+    let got = s.ok(&s.admin, "backups/get", json!({})).await;
+    assert_eq!(got["total"], json!(before.len().to_string()));
+}
+
+/// `ipamd` with `args`, its database and backups in `dir`, and none of the caller's ipamd settings.
+fn ipamd(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipamd"));
+    cmd.args(args)
+        .env("IPAMD_DB", dir.join("ipam.db"))
+        .env("BACKUP_DIR", dir.join("backups"))
+        .env("RUST_LOG", "warn");
+    for var in [
+        "IPAMD_LISTEN",
+        "IPAMD_ADMIN_PASSWORD",
+        "API_TOKENS",
+        "IPAMD_LOG_FORMAT",
+        "RATELIMIT_STORAGE_URI",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.output().unwrap()
+}
+
+/// The JSON a successful command printed.
+fn printed(out: &Output, what: &str) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{what}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {stdout}"))
+}
+
+/// Asserts that a command failed with a message on stderr.
+fn failed(out: &Output, what: &str) {
+    assert!(
+        !out.status.success(),
+        "{what} should fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!out.stderr.is_empty(), "{what}: no message");
+}
+
+fn backup_names(list: &Value) -> BTreeSet<String> {
+    list["backups"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no backups array: {list}"))
+        .iter()
+        .map(|b| b["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_command_line_lists_creates_verifies_and_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    printed(&ipamd(d, &["init", "--password", "pw", "--json"]), "init");
+    let empty = printed(&ipamd(d, &["backup", "list"]), "list");
+    assert_eq!(backup_names(&empty), BTreeSet::new());
+
+    let made = printed(&ipamd(d, &["backup", "create"]), "create");
+    let name = made["name"].as_str().unwrap().to_string();
+    assert!(is_backup_name(&name), "{made}");
+    assert_eq!(made["integrity_ok"], json!(true), "{made}");
+    assert!(d.join("backups").join(&name).is_file());
+    let list = printed(&ipamd(d, &["backup", "list"]), "list");
+    assert_eq!(backup_names(&list), BTreeSet::from([name.clone()]));
+
+    // A change after the backup: a new org.
+    let add = ["org", "add", "later", "--admin", "bob", "--password", "pw", "--json"];
+    printed(&ipamd(d, &add), "org add");
+    failed(&ipamd(d, &add), "a second org add of the same identifier");
+
+    let v = printed(&ipamd(d, &["backup", "verify", &name]), "verify");
+    assert_eq!(
+        v,
+        json!({"name": name, "integrity_ok": true, "integrity_message": "ok"})
+    );
+    let restored = printed(&ipamd(d, &["backup", "restore", &name]), "restore");
+    assert_eq!(restored["restored"], json!(true), "{restored}");
+    let safety = restored["safety_backup"].as_str().unwrap().to_string();
+    assert!(is_backup_name(&safety) && safety != name, "{restored}");
+    // The org made after the backup is gone, so it can be made again.
+    printed(&ipamd(d, &add), "org add after the restore");
+    let list = printed(&ipamd(d, &["backup", "list"]), "list");
+    assert_eq!(backup_names(&list), BTreeSet::from([name.clone(), safety]));
+
+    std::fs::write(d.join("backups").join("junk.db"), b"not a database").unwrap();
+    let junk = printed(&ipamd(d, &["backup", "verify", "junk.db"]), "verify junk");
+    assert_eq!(junk["integrity_ok"], json!(false), "{junk}");
+    failed(&ipamd(d, &["backup", "restore", "junk.db"]), "restore junk");
+    failed(&ipamd(d, &["backup", "verify", "missing.db"]), "verify missing");
+    failed(&ipamd(d, &["backup", "verify", "../ipam.db"]), "verify ../ipam.db");
+    failed(&ipamd(d, &["backup", "restore", "../ipam.db"]), "restore ../ipam.db");
+    failed(&ipamd(d, &["backup", "restore"]), "restore without a name");
+}

@@ -1,0 +1,340 @@
+//! `groups/get`, `groups/add`, `groups/edit` and `groups/delete`, including the seed's exact tree shape.
+
+use serde_json::{json, Value};
+
+use crate::support::{id_of, keys, only, Ident, Server};
+
+/// The keys of a group in the seed's example, in its order; ipamd adds `created` after the stamps.
+const SEED_KEYS: [&str; 11] = [
+    "id",
+    "description",
+    "userid",
+    "modifiedat",
+    "user",
+    "email",
+    "realname",
+    "parent",
+    "subnetcount",
+    "childcount",
+    "children",
+];
+
+fn record_keys(r: &Value) -> Vec<&str> {
+    r.as_object().unwrap().keys().map(String::as_str).collect()
+}
+
+async fn add(s: &Server, who: &Ident, description: &str, parent: Option<i64>) -> i64 {
+    let data = match parent {
+        Some(p) => json!({"description": description, "parent": p}),
+        None => json!({"description": description}),
+    };
+    id_of(only(&s.ok(who, "groups/add", data).await))
+}
+
+/// A sorted tree reduced to `[[description, <children>], …]`, after checking every node's invariants: keyed by its
+/// id, the seed's keys in the seed's order, `parent` naming the node above, `childcount` counting `children`, and
+/// `children` an object keyed by id, or `[]` for a leaf.
+fn shape(level: &Value, parent: &Value) -> Value {
+    let nodes = match level {
+        Value::Array(a) if a.is_empty() => return json!([]),
+        Value::Object(m) => m,
+        other => panic!("children must be an object or []: {other}"),
+    };
+    let mut out = Vec::new();
+    for (key, node) in nodes {
+        assert_eq!(node["id"].as_str(), Some(key.as_str()), "{node}");
+        let without_created: Vec<&str> = record_keys(node).into_iter().filter(|k| *k != "created").collect();
+        assert_eq!(without_created, SEED_KEYS, "{node}");
+        assert!(node["created"].is_string());
+        assert_eq!(&node["parent"], parent, "{node}");
+        let children = &node["children"];
+        assert_eq!(node["childcount"], keys(children).len().to_string(), "{node}");
+        out.push(json!([node["description"], shape(children, &node["id"])]));
+    }
+    Value::Array(out)
+}
+
+#[tokio::test]
+async fn sorted_get_gives_the_seeds_tree() {
+    let s = Server::start().await;
+    // Made out of order, so only sorting by description can give the seed's order.
+    let g3 = add(&s, &s.admin, "Group 3", None).await;
+    let g2 = add(&s, &s.admin, "Group 2", None).await;
+    let g1 = add(&s, &s.admin, "Group 1", None).await;
+    add(&s, &s.admin, "Sub Group 2 - 3", Some(g2)).await;
+    let g22 = add(&s, &s.admin, "Sub Group 2 - 2", Some(g2)).await;
+    add(&s, &s.admin, "Sub Group 2 - 1", Some(g2)).await;
+    add(&s, &s.admin, "Sub-Group 1 - 1", Some(g1)).await;
+    add(&s, &s.admin, "Sub Group 2 - 2 - 1", Some(g22)).await;
+
+    let tree = s.ok(&s.admin, "groups/get", json!({"sort": "true"})).await;
+    let expected = json!([
+        ["Group 1", [["Sub-Group 1 - 1", []]]],
+        [
+            "Group 2",
+            [
+                ["Sub Group 2 - 1", []],
+                ["Sub Group 2 - 2", [["Sub Group 2 - 2 - 1", []]]],
+                ["Sub Group 2 - 3", []],
+            ]
+        ],
+        ["Group 3", []],
+    ]);
+    assert_eq!(shape(&tree, &Value::Null), expected);
+    assert_eq!(keys(&tree), [g1, g2, g3].map(|i| i.to_string()));
+    let leaf = &tree[g3.to_string()];
+    assert_eq!(leaf["children"], json!([]));
+    assert_eq!(
+        (leaf["subnetcount"].clone(), leaf["childcount"].clone()),
+        (json!("0"), json!("0"))
+    );
+    assert_eq!(leaf["user"], "admin");
+    assert_eq!(leaf["userid"], s.admin.id.to_string());
+    assert_eq!(leaf["email"], "admin@localhost");
+    assert_eq!(leaf["realname"], Value::Null);
+
+    // Every spelling of true sorts; the subtree of one group is rooted at it.
+    for sort in [json!(true), json!("1"), json!(1), json!("yes")] {
+        let again = s.ok(&s.admin, "groups/get", json!({"sort": sort})).await;
+        assert_eq!(again, tree, "sort {sort}");
+    }
+    let sub = s.ok(&s.admin, "groups/get", json!({"sort": "true", "id": g2})).await;
+    assert_eq!(keys(&sub), [g2.to_string()]);
+    assert_eq!(shape(&sub, &Value::Null), json!([expected[1]]));
+}
+
+#[tokio::test]
+async fn siblings_sort_case_insensitively_then_by_id() {
+    let s = Server::start().await;
+    let gamma = add(&s, &s.admin, "gamma", None).await;
+    let beta = add(&s, &s.admin, "Beta", None).await;
+    let alpha2 = add(&s, &s.admin, "alpha", None).await;
+    let alpha1 = add(&s, &s.admin, "Alpha", None).await;
+    let tree = s.ok(&s.admin, "groups/get", json!({"sort": "true"})).await;
+    assert_eq!(keys(&tree), [alpha2, alpha1, beta, gamma].map(|i| i.to_string()));
+}
+
+#[tokio::test]
+async fn flat_get_lists_groups_by_id() {
+    let s = Server::start().await;
+    assert_eq!(s.ok(&s.admin, "groups/get", json!({})).await, json!([]));
+    assert_eq!(s.ok(&s.admin, "groups/get", json!({"sort": "true"})).await, json!([]));
+    let b = add(&s, &s.admin, "b", None).await;
+    let a = add(&s, &s.admin, "a", Some(b)).await;
+    let org = s.org_id(&s.admin).await;
+    s.subnet_row(org, Some(a), 0).await;
+    s.subnet_row(org, Some(a), 0).await;
+    for sort in [json!(null), json!("false"), json!(0)] {
+        let flat = s.ok(&s.admin, "groups/get", json!({"sort": sort})).await;
+        assert_eq!(keys(&flat), [b, a].map(|i| i.to_string()), "sort {sort}");
+        let ga = &flat[a.to_string()];
+        let mut expected: Vec<&str> = SEED_KEYS[..10].to_vec();
+        expected.insert(7, "created");
+        assert_eq!(record_keys(ga), expected);
+        assert_eq!(ga["parent"], b.to_string());
+        assert_eq!(
+            (ga["subnetcount"].clone(), ga["childcount"].clone()),
+            (json!("2"), json!("0"))
+        );
+        let gb = &flat[b.to_string()];
+        assert_eq!(
+            (
+                gb["parent"].clone(),
+                gb["subnetcount"].clone(),
+                gb["childcount"].clone()
+            ),
+            (Value::Null, json!("0"), json!("1"))
+        );
+    }
+    let one = s.ok(&s.admin, "groups/get", json!({"id": a})).await;
+    assert_eq!(only(&one)["description"], "a");
+    assert!(only(&one).get("children").is_none());
+    s.check(&s.admin, "groups/get", json!({"id": 999}), "not_found").await;
+    s.check(&s.admin, "groups/get", json!({"id": 999, "sort": true}), "not_found")
+        .await;
+    s.check(&s.admin, "groups/get", json!({"sort": "maybe"}), "invalid_params")
+        .await;
+}
+
+#[tokio::test]
+async fn add_files_a_group_at_the_top_or_under_a_parent() {
+    let s = Server::start().await;
+    let writer = s.user(&s.admin, "writer", "standard").await;
+    let added = s.ok(&writer, "groups/add", json!({"description": "top"})).await;
+    let top = only(&added);
+    assert_eq!(
+        (top["parent"].clone(), top["user"].clone(), top["userid"].clone()),
+        (Value::Null, json!("writer"), json!(writer.id.to_string()))
+    );
+    assert_eq!(top["email"], "writer@example.org");
+    assert_eq!(top["modifiedat"], top["created"]);
+    let top = id_of(top);
+    for parent in [json!(null), json!(""), json!(0), json!("0")] {
+        let g = s
+            .ok(&writer, "groups/add", json!({"description": "t", "parent": parent}))
+            .await;
+        assert_eq!(only(&g)["parent"], Value::Null, "parent {parent}");
+    }
+    let child = s
+        .ok(
+            &writer,
+            "groups/add",
+            json!({"description": "child", "parent": top.to_string()}),
+        )
+        .await;
+    assert_eq!(only(&child)["parent"], top.to_string());
+    assert_eq!(
+        only(&s.ok(&writer, "groups/get", json!({"id": top})).await)["childcount"],
+        "1"
+    );
+
+    for (data, code) in [
+        (json!({}), "invalid_params"),
+        (json!({"description": ""}), "invalid_params"),
+        (json!({"description": "x", "parent": -1}), "invalid_params"),
+        (json!({"description": "x", "parent": "abc"}), "invalid_params"),
+        (json!({"description": "x", "parent": 999}), "not_found"),
+        (json!({"description": "x", "children": []}), "invalid_params"),
+    ] {
+        s.check(&writer, "groups/add", data, code).await;
+    }
+    assert_eq!(keys(&s.ok(&writer, "groups/get", json!({})).await).len(), 6);
+}
+
+#[tokio::test]
+async fn edit_renames_and_moves_but_never_makes_a_cycle() {
+    let s = Server::start().await;
+    let a = add(&s, &s.admin, "a", None).await;
+    let b = add(&s, &s.admin, "b", Some(a)).await;
+    let c = add(&s, &s.admin, "c", Some(b)).await;
+    let other = add(&s, &s.admin, "other", None).await;
+
+    // The stamps follow whoever edited last.
+    let writer = s.user(&s.admin, "writer", "standard").await;
+    let edited = s
+        .ok(&writer, "groups/edit", json!({"id": c, "description": "c2"}))
+        .await;
+    let g = only(&edited);
+    assert_eq!(
+        (g["description"].clone(), g["parent"].clone()),
+        (json!("c2"), json!(b.to_string()))
+    );
+    assert_eq!(
+        (g["user"].clone(), g["userid"].clone()),
+        (json!("writer"), json!(writer.id.to_string()))
+    );
+    // description null or "" leaves it; parent absent leaves it.
+    for description in [json!(null), json!("")] {
+        let same = s
+            .ok(&writer, "groups/edit", json!({"id": c, "description": description}))
+            .await;
+        assert_eq!(
+            (only(&same)["description"].clone(), only(&same)["parent"].clone()),
+            (json!("c2"), json!(b.to_string()))
+        );
+    }
+    let moved = s.ok(&writer, "groups/edit", json!({"id": c, "parent": other})).await;
+    assert_eq!(only(&moved)["parent"], other.to_string());
+    for top in [json!(null), json!(""), json!(0), json!("0")] {
+        let moved = s.ok(&writer, "groups/edit", json!({"id": c, "parent": top})).await;
+        assert_eq!(only(&moved)["parent"], Value::Null, "parent {top}");
+        s.ok(&writer, "groups/edit", json!({"id": c, "parent": b})).await;
+    }
+
+    let before = s.ok(&s.admin, "groups/get", json!({"sort": true})).await;
+    for (id, parent) in [(a, a), (a, b), (a, c), (b, c), (c, c)] {
+        let body = s
+            .check(
+                &writer,
+                "groups/edit",
+                json!({"id": id, "parent": parent}),
+                "invalid_params",
+            )
+            .await;
+        assert!(body["errorData"]["parent"].is_string(), "{body}");
+    }
+    for (data, code) in [
+        (json!({"id": a, "parent": 999}), "not_found"),
+        (json!({"id": 999, "description": "x"}), "not_found"),
+        (json!({"description": "x"}), "invalid_params"),
+        (json!({"id": a, "name": "x"}), "invalid_params"),
+    ] {
+        s.check(&writer, "groups/edit", data, code).await;
+    }
+    assert_eq!(s.ok(&s.admin, "groups/get", json!({"sort": true})).await, before);
+    let logs = s
+        .ok(
+            &s.admin,
+            "org/logs",
+            json!({"method": "groups/edit", "objectid": c, "perpage": 1}),
+        )
+        .await;
+    let newest = logs["logs"].as_object().unwrap().values().next().unwrap().clone();
+    assert_eq!(newest["changes"]["parent"], json!([Value::Null, b.to_string()]));
+}
+
+#[tokio::test]
+async fn delete_refuses_a_group_that_is_not_empty_unless_recursive() {
+    let s = Server::start().await;
+    let org = s.org_id(&s.admin).await;
+    let a = add(&s, &s.admin, "a", None).await;
+    let b = add(&s, &s.admin, "b", Some(a)).await;
+    let c = add(&s, &s.admin, "c", Some(b)).await;
+    let d = add(&s, &s.admin, "d", Some(a)).await;
+    let with_subnet = add(&s, &s.admin, "s", None).await;
+    s.subnet_row(org, Some(with_subnet), 0).await;
+    s.subnet_row(org, Some(c), 5).await;
+    let unrelated = s.subnet_row(org, None, 1).await;
+
+    let body = s.check(&s.admin, "groups/delete", json!({"id": a}), "not_empty").await;
+    assert_eq!(body["errorData"], json!({"children": "2", "subnets": "0"}));
+    let body = s
+        .check(
+            &s.admin,
+            "groups/delete",
+            json!({"id": with_subnet, "recursive": "false"}),
+            "not_empty",
+        )
+        .await;
+    assert_eq!(body["errorData"], json!({"children": "0", "subnets": "1"}));
+    s.check(&s.admin, "groups/delete", json!({"id": 999}), "not_found")
+        .await;
+    s.check(&s.admin, "groups/delete", json!({}), "invalid_params").await;
+    s.check(
+        &s.admin,
+        "groups/delete",
+        json!({"id": a, "recursive": "perhaps"}),
+        "invalid_params",
+    )
+    .await;
+    assert_eq!(keys(&s.ok(&s.admin, "groups/get", json!({})).await).len(), 5);
+
+    let gone = s.ok(&s.admin, "groups/delete", json!({"id": d})).await;
+    assert_eq!(gone, json!({d.to_string(): {"id": d.to_string(), "deleted": "true"}}));
+    let gone = s
+        .ok(&s.admin, "groups/delete", json!({"id": a, "recursive": true}))
+        .await;
+    assert_eq!(
+        keys(&gone),
+        [a, b, c].map(|i| i.to_string()),
+        "the named group first, then its descendants"
+    );
+    assert!(gone.as_object().unwrap().values().all(|g| g["deleted"] == "true"));
+    let left = s.ok(&s.admin, "groups/get", json!({})).await;
+    assert_eq!(keys(&left), [with_subnet.to_string()]);
+    let info = s.ok(&s.admin, "org/info", json!({})).await;
+    assert_eq!(
+        (info["subnetcount"].clone(), info["ipcount"].clone()),
+        (json!("2"), json!("1")),
+        "c's subnet went with it"
+    );
+    let _ = unrelated;
+    s.ok(&s.admin, "groups/delete", json!({"id": with_subnet, "recursive": 1}))
+        .await;
+    assert_eq!(s.ok(&s.admin, "org/info", json!({})).await["subnetcount"], "1");
+    let logs = s
+        .ok(&s.admin, "org/logs", json!({"method": "groups/delete", "objectid": c}))
+        .await;
+    let entry = only(&logs["logs"]).clone();
+    assert_eq!(entry["changes"], json!({"subnets": "1"}));
+}

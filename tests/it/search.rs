@@ -1,0 +1,371 @@
+//! `search/ip` and `search/find`: where an address or block lives, with `match`, across groups and families; the
+//! text search over groups, subnets and records with limits, kinds and truncation; levels and org isolation.
+
+use serde_json::{json, Value};
+
+use crate::support::{id_of, keys, only, Ident, Server};
+
+/// Adds a subnet as `who`; its id.
+async fn subnet(s: &Server, who: &Ident, data: Value) -> i64 {
+    id_of(only(&s.ok(who, "subnets/add", data).await))
+}
+
+/// Adds a record as `who`; its id.
+async fn record(s: &Server, who: &Ident, data: Value) -> i64 {
+    id_of(only(&s.ok(who, "ipaddress/add", data).await))
+}
+
+/// Adds a group as `who`; its id.
+async fn group(s: &Server, who: &Ident, description: &str) -> i64 {
+    id_of(only(
+        &s.ok(who, "groups/add", json!({"description": description})).await,
+    ))
+}
+
+/// The ids of a keyed list, as numbers, in order.
+fn ids(keyed: &Value) -> Vec<i64> {
+    keys(keyed).iter().map(|k| k.parse().unwrap()).collect()
+}
+
+/// `(id, match)` of each subnet of a `search/ip` answer, in order.
+fn matches(found: &Value) -> Vec<(i64, String)> {
+    let subnets = &found["subnets"];
+    keys(subnets)
+        .iter()
+        .map(|k| {
+            (
+                k.parse().unwrap(),
+                subnets[k.as_str()]["match"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn search_ip_finds_subnets_records_and_ranges_of_an_address() {
+    let s = Server::start().await;
+    let a = &s.admin;
+    let g1 = group(&s, a, "site 1").await;
+    let g2 = group(&s, a, "site 2").await;
+    let wide = subnet(&s, a, json!({"subnet": "10.30.0.0/16", "group": g1})).await;
+    let narrow = subnet(&s, a, json!({"subnet": "10.30.1.0/24", "group": g2})).await;
+    let twin = subnet(&s, a, json!({"subnet": "10.30.1.0/24"})).await;
+    let v6 = subnet(&s, a, json!({"subnet": "2001:db8:30::/64", "group": g1})).await;
+    let r1 = record(&s, a, json!({"ip": "10.30.1.5", "subnet": narrow, "hostname": "n"})).await;
+    let r2 = record(&s, a, json!({"ip": "10.30.1.5", "subnet": wide})).await;
+    record(&s, a, json!({"ip": "10.30.1.6", "subnet": narrow})).await;
+    let range = s
+        .ok(
+            a,
+            "dhcpranges/add",
+            json!({"subnet": twin, "start_ip": "10.30.1.1", "end_ip": "10.30.1.9"}),
+        )
+        .await;
+    let r6 = record(&s, a, json!({"ip": "2001:db8:30::5"})).await;
+
+    let found = s.ok(a, "search/ip", json!({"ip": "10.30.1.5"})).await;
+    let subnets: Vec<i64> = matches(&found).iter().map(|m| m.0).collect();
+    assert_eq!(subnets, [narrow, twin, wide], "most specific first");
+    assert!(matches(&found).iter().all(|m| m.1 == "contains"));
+    let sub = &found["subnets"][narrow.to_string().as_str()];
+    assert_eq!(
+        (sub["subnet"].as_str(), sub["used_hosts"].as_str()),
+        (Some("10.30.1.0/24"), Some("2"))
+    );
+    // By address, then by subnet id.
+    assert_eq!(ids(&found["addresses"]), [r2, r1]);
+    assert_eq!(found["addresses"][r1.to_string().as_str()]["hostname"], "n");
+    assert_eq!(keys(&found["dhcpranges"]), keys(&range));
+
+    // `group` keeps the direct members of one group; 0 means the top level.
+    let g = s.ok(a, "search/ip", json!({"ip": "10.30.1.5", "group": g2})).await;
+    assert_eq!(ids(&g["subnets"]), [narrow]);
+    assert_eq!(ids(&g["addresses"]), [r1]);
+    assert_eq!(g["dhcpranges"], json!([]));
+    let top = s.ok(a, "search/ip", json!({"ip": "10.30.1.5", "group": 0})).await;
+    assert_eq!((ids(&top["subnets"]), ids(&top["addresses"])), (vec![twin], vec![]));
+    assert_eq!(keys(&top["dhcpranges"]), keys(&range));
+
+    let found = s.ok(a, "search/ip", json!({"ip": "2001:DB8:30:0::5"})).await;
+    assert_eq!((ids(&found["subnets"]), ids(&found["addresses"])), (vec![v6], vec![r6]));
+    // An address nobody manages: nothing, not an error.
+    let none = s.ok(a, "search/ip", json!({"ip": "192.0.2.1"})).await;
+    assert_eq!(none, json!({"subnets": [], "addresses": [], "dhcpranges": []}));
+
+    for bad in [
+        json!({}),
+        json!({"ip": "10.30.1"}),
+        json!({"ip": "10.30.1.0/33"}),
+        json!({"ip": "x", "group": 1}),
+    ] {
+        s.check(a, "search/ip", bad, "invalid_params").await;
+    }
+    s.check(a, "search/ip", json!({"ip": "10.30.1.5", "group": 9999}), "not_found")
+        .await;
+}
+
+#[tokio::test]
+async fn search_ip_with_a_cidr_reports_how_each_subnet_matches() {
+    let s = Server::start().await;
+    let a = &s.admin;
+    let g = group(&s, a, "lab").await;
+    let g3 = group(&s, a, "bench").await;
+    let big = subnet(&s, a, json!({"subnet": "10.0.0.0/8"})).await;
+    let equal = subnet(&s, a, json!({"subnet": "10.31.0.0/16", "group": g})).await;
+    let inner = subnet(&s, a, json!({"subnet": "10.31.7.0/24", "group": g3})).await;
+    let outside = subnet(&s, a, json!({"subnet": "10.32.0.0/24", "group": g})).await;
+    let v6 = subnet(&s, a, json!({"subnet": "2001:db8:31::/48"})).await;
+    let v6in = subnet(&s, a, json!({"subnet": "2001:db8:31:5::/64", "group": g})).await;
+    let r_in = record(&s, a, json!({"ip": "10.31.7.7", "subnet": inner})).await;
+    let r_eq = record(&s, a, json!({"ip": "10.31.200.1", "subnet": equal})).await;
+    record(&s, a, json!({"ip": "10.32.0.1", "subnet": outside})).await;
+    let r6 = record(&s, a, json!({"ip": "2001:db8:31:5::1"})).await;
+
+    let found = s.ok(a, "search/ip", json!({"ip": "10.31.0.0/16"})).await;
+    let expect = vec![
+        (big, "contains".to_string()),
+        (equal, "equal".into()),
+        (inner, "within".into()),
+    ];
+    assert_eq!(matches(&found), expect);
+    assert_eq!(ids(&found["addresses"]), [r_in, r_eq]);
+    assert!(!ids(&found["subnets"]).contains(&outside));
+    // Host bits in the query are forgiven: the block is searched.
+    assert_eq!(s.ok(a, "search/ip", json!({"ip": "10.31.9.9/16"})).await, found);
+    let lab = s.ok(a, "search/ip", json!({"ip": "10.31.0.0/16", "group": g})).await;
+    assert_eq!(matches(&lab), [(equal, "equal".to_string())]);
+    assert_eq!(ids(&lab["addresses"]), [r_eq]);
+
+    let found = s.ok(a, "search/ip", json!({"ip": "2001:db8:31::/56"})).await;
+    assert_eq!(matches(&found), [(v6, "contains".to_string()), (v6in, "within".into())]);
+    assert_eq!(ids(&found["addresses"]), [r6]);
+    // Families never mix: ::/0 holds no IPv4 subnet or record.
+    let all6 = s.ok(a, "search/ip", json!({"ip": "::/0"})).await;
+    assert_eq!(
+        (ids(&all6["subnets"]), ids(&all6["addresses"])),
+        (vec![v6, v6in], vec![r6])
+    );
+    let all4 = s.ok(a, "search/ip", json!({"ip": "0.0.0.0/0"})).await;
+    assert_eq!(ids(&all4["subnets"]).len(), 4);
+    assert_eq!(ids(&all4["addresses"]).len(), 3);
+}
+
+#[tokio::test]
+async fn search_find_matches_text_case_insensitively() {
+    let s = Server::start().await;
+    let a = &s.admin;
+    let g = group(&s, a, "Berlin Office").await;
+    group(&s, a, "Paris").await;
+    let s1 = subnet(
+        &s,
+        a,
+        json!({"subnet": "10.40.0.0/24", "name": "berlin-lan", "group": g}),
+    )
+    .await;
+    let s2 = subnet(&s, a, json!({"subnet": "10.40.1.0/24", "description": "Printers"})).await;
+    let s3 = subnet(
+        &s,
+        a,
+        json!({"subnet": "2001:db8:40::/64", "domain": "corp.example", "location": "BERLIN dc"}),
+    )
+    .await;
+    s.ok(a, "subnets/fields/add", json!({"subnet": s2, "name": "asset"}))
+        .await;
+    let h1 = record(&s, a, json!({"ip": "10.40.0.5", "hostname": "Berlin-FW"})).await;
+    let h2 = record(&s, a, json!({"ip": "10.40.1.5", "cname": "print.berlin.example"})).await;
+    let h3 = record(&s, a, json!({"ip": "10.40.1.6", "fields": {"asset": "TAG-berlin-77"}})).await;
+    let h4 = record(
+        &s,
+        a,
+        json!({"ip": "2001:db8:40::6", "description": "in berlin", "mac_address": "00:11:22:33:44:55"}),
+    )
+    .await;
+    record(&s, a, json!({"ip": "10.40.1.7", "hostname": "paris-fw"})).await;
+
+    let found = s.ok(a, "search/find", json!({"query": "BERLIN"})).await;
+    assert_eq!(ids(&found["groups"]), [g]);
+    assert_eq!(ids(&found["subnets"]), [s1, s3]);
+    assert_eq!(ids(&found["addresses"]), [h1, h2, h3, h4]);
+    assert_eq!(found["truncated"], "false");
+    let rec = &found["addresses"][h3.to_string().as_str()];
+    assert_eq!(rec["fields"], json!({"asset": "TAG-berlin-77"}));
+    assert_eq!(found["subnets"][s1.to_string().as_str()]["subnet"], "10.40.0.0/24");
+
+    // MACs: by substring, and by a whole address in any accepted spelling.
+    let mac = s.ok(a, "search/find", json!({"query": "33:44"})).await;
+    assert_eq!(ids(&mac["addresses"]), [h4]);
+    let mac = s.ok(a, "search/find", json!({"query": "0011.2233.4455"})).await;
+    assert_eq!(ids(&mac["addresses"]), [h4]);
+    assert_eq!(
+        ids(&s.ok(a, "search/find", json!({"query": "printers"})).await["subnets"]),
+        [s2]
+    );
+    // `%` and `_` are plain characters.
+    for literal in ["%", "_", "berlin%", "b_rlin"] {
+        let none = s.ok(a, "search/find", json!({"query": literal})).await;
+        assert_eq!(
+            (&none["groups"], &none["subnets"], &none["addresses"]),
+            (&json!([]), &json!([]), &json!([])),
+            "{literal}"
+        );
+    }
+
+    // types and limit.
+    let only_groups = s
+        .ok(a, "search/find", json!({"query": "berlin", "types": "groups"}))
+        .await;
+    assert_eq!(
+        (ids(&only_groups["groups"]), &only_groups["subnets"]),
+        (vec![g], &json!([]))
+    );
+    let two = s
+        .ok(
+            a,
+            "search/find",
+            json!({"query": "berlin", "types": ["subnets", "addresses"], "limit": 2}),
+        )
+        .await;
+    assert_eq!(
+        (ids(&two["subnets"]), ids(&two["addresses"])),
+        (vec![s1, s3], vec![h1, h2])
+    );
+    assert_eq!((&two["groups"], &two["truncated"]), (&json!([]), &json!("true")));
+    let exact = s
+        .ok(
+            a,
+            "search/find",
+            json!({"query": "berlin", "types": ["addresses"], "limit": "4"}),
+        )
+        .await;
+    assert_eq!(exact["truncated"], "false");
+
+    // An address or a CIDR also finds where it lives, first.
+    let by_ip = s.ok(a, "search/find", json!({"query": "10.40.1.6"})).await;
+    assert_eq!((ids(&by_ip["subnets"]), ids(&by_ip["addresses"])), (vec![s2], vec![h3]));
+    assert_eq!(by_ip["subnets"][s2.to_string().as_str()]["match"], "contains");
+    let by_cidr = s.ok(a, "search/find", json!({"query": "10.40.0.0/23"})).await;
+    assert_eq!(ids(&by_cidr["subnets"]), [s1, s2]);
+    assert_eq!(ids(&by_cidr["addresses"]).len(), 4);
+
+    for bad in [
+        json!({}),
+        json!({"query": ""}),
+        json!({"query": "   "}),
+        json!({"query": "x", "limit": 0}),
+        json!({"query": "x", "limit": 1001}),
+        json!({"query": "x", "types": ["hosts"]}),
+        json!({"query": "x", "types": []}),
+        json!({"query": "x", "type": "groups"}),
+    ] {
+        s.check(a, "search/find", bad, "invalid_params").await;
+    }
+    s.ok(a, "search/find", json!({"query": "x", "limit": 1000})).await;
+}
+
+#[tokio::test]
+async fn searches_see_only_the_callers_org_at_any_level() {
+    let s = Server::start().await;
+    let a = &s.admin;
+    let ro = s.user(a, "reader", "readonly").await;
+    let b = s.org("other").await;
+    let g = group(&s, a, "secret site").await;
+    let sub = subnet(
+        &s,
+        a,
+        json!({"subnet": "10.50.0.0/24", "name": "secret lan", "group": g}),
+    )
+    .await;
+    let r = record(&s, a, json!({"ip": "10.50.0.5", "hostname": "secret-host"})).await;
+    s.ok(
+        a,
+        "dhcpranges/add",
+        json!({"subnet": sub, "start_ip": "10.50.0.100", "end_ip": "10.50.0.110"}),
+    )
+    .await;
+
+    let mine = s.ok(&ro, "search/find", json!({"query": "secret"})).await;
+    assert_eq!(
+        (ids(&mine["groups"]), ids(&mine["subnets"]), ids(&mine["addresses"])),
+        (vec![g], vec![sub], vec![r])
+    );
+    let mine = s.ok(&ro, "search/ip", json!({"ip": "10.50.0.105"})).await;
+    assert_eq!(keys(&mine["dhcpranges"]).len(), 1);
+
+    let empty = json!({"groups": [], "subnets": [], "addresses": [], "truncated": "false"});
+    assert_eq!(s.ok(&b, "search/find", json!({"query": "secret"})).await, empty);
+    assert_eq!(s.ok(&b, "search/find", json!({"query": "10.50.0.5"})).await, empty);
+    let nothing = json!({"subnets": [], "addresses": [], "dhcpranges": []});
+    assert_eq!(s.ok(&b, "search/ip", json!({"ip": "10.50.0.105"})).await, nothing);
+    assert_eq!(s.ok(&b, "search/ip", json!({"ip": "10.0.0.0/8"})).await, nothing);
+    s.check(&b, "search/ip", json!({"ip": "10.50.0.5", "group": g}), "not_found")
+        .await;
+}
+
+#[tokio::test]
+async fn search_ip_with_status_says_what_one_address_is() {
+    let s = Server::start().await;
+    let a = &s.admin;
+    let g1 = group(&s, a, "site 1").await;
+    let g2 = group(&s, a, "site 2").await;
+    let wide = subnet(&s, a, json!({"subnet": "10.60.0.0/16", "group": g1})).await;
+    let narrow = subnet(&s, a, json!({"subnet": "10.60.1.0/24", "group": g2})).await;
+    let v6 = subnet(&s, a, json!({"subnet": "2001:db8:60::/64"})).await;
+    let status = |ip: &'static str| {
+        let s = &s;
+        async move { s.ok(&s.admin, "search/ip", json!({"ip": ip, "status": true})).await }
+    };
+
+    // No record: the most specific subnet answers.
+    let free = status("10.60.1.7").await;
+    assert_eq!(
+        (&free["status"], &free["matches"], &free["network"]["id"]),
+        (&json!("available"), &json!("2"), &json!(narrow.to_string()))
+    );
+    assert_eq!(free["ip"], "10.60.1.7");
+    // A record in the wider subnet: that one answers.
+    let host = only(
+        &s.ok(
+            a,
+            "ipaddress/add",
+            json!({"ip": "10.60.1.7", "subnet": wide, "hostname": "h"}),
+        )
+        .await,
+    )
+    .clone();
+    let held = status("10.60.1.7").await;
+    assert_eq!(
+        (&held["status"], &held["network"]["id"]),
+        (&json!("assigned"), &json!(wide.to_string()))
+    );
+    assert_eq!(held["host"], host);
+    // Unusable, DHCP (active only), unmanaged.
+    assert_eq!(status("10.60.1.255").await["status"], "unusable");
+    assert_eq!(status("10.60.0.0").await["status"], "unusable");
+    assert_eq!(status("2001:db8:60::").await["status"], "unusable");
+    assert_eq!(status("2001:db8:60::1").await["network"]["id"], json!(v6.to_string()));
+    let range = s
+        .ok(
+            a,
+            "dhcpranges/add",
+            json!({"subnet": narrow, "start_ip": "10.60.1.100", "end_ip": "10.60.1.110"}),
+        )
+        .await;
+    let dhcp = status("10.60.1.105").await;
+    assert_eq!((&dhcp["status"], &dhcp["dhcp_range"]), (&json!("dhcp"), only(&range)));
+    s.ok(
+        a,
+        "dhcpranges/edit",
+        json!({"id": id_of(only(&range)), "is_active": false}),
+    )
+    .await;
+    assert_eq!(status("10.60.1.105").await["status"], "available");
+    let none = status("192.0.2.1").await;
+    assert_eq!(none, json!({"ip": "192.0.2.1", "matches": "0", "status": "unmanaged"}));
+    s.check(
+        a,
+        "search/ip",
+        json!({"ip": "10.60.1.0/24", "status": true}),
+        "invalid_params",
+    )
+    .await;
+}
