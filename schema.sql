@@ -96,6 +96,9 @@ CREATE TABLE subnets (
     -- addresses that are recorded or inside an active DHCP range (decimal text: IPv6 counts exceed 64 bits).
     used        INTEGER NOT NULL DEFAULT 0,
     taken       TEXT NOT NULL DEFAULT '0',
+    -- Every usable address below this key is taken (NULL: the first usable address), so next-free and available
+    -- start here instead of re-reading every record below the first gap. Lowered when one is freed.
+    floor       BLOB,
     created     INTEGER NOT NULL,
     modifiedat  INTEGER NOT NULL,
     modby_id    INTEGER,

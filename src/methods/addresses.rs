@@ -281,16 +281,21 @@ impl Params for AddParams {
 /// Adds a record. `ip` alone files it in the most specific subnet containing it; `subnet` alone takes that
 /// subnet's next free address; both must agree.
 pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
-    let (subnet, ip) = match (p.subnet, p.ip) {
+    let (subnet, ip, allocated) = match (p.subnet, p.ip) {
         (Some(id), ip) => {
             let s = subnets::load(ctx, id)?;
-            let ip = match ip {
-                Some(ip) => inside(&s, ip)?,
-                None => next_free(ctx, &s)?,
-            };
-            (s, ip)
+            match ip {
+                Some(ip) => {
+                    let ip = inside(&s, ip)?;
+                    (s, ip, false)
+                }
+                None => {
+                    let ip = next_free(ctx, &s)?;
+                    (s, ip, true)
+                }
+            }
         }
-        (None, Some(ip)) => (most_specific(ctx, ip)?, ip),
+        (None, Some(ip)) => (most_specific(ctx, ip)?, ip, false),
         (None, None) => return Err(Error::param("ip", "give ip, subnet, or both")),
     };
     let key = net::key(ip);
@@ -332,6 +337,10 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
     let id = ctx.tx.last_insert_rowid();
     fields::set_values(ctx, subnet.id, id, &p.host.fields.unwrap_or_default(), true)?;
     subnets::adjust(ctx, &subnet, key, true)?;
+    if allocated {
+        // next_free found every usable address below this one taken: the next search starts after it.
+        subnets::raise_floor(ctx, &subnet, key.saturating_add(1).min(subnet.usable().1))?;
+    }
     ctx.log(
         "ipaddress",
         Some(id),
@@ -573,9 +582,15 @@ pub fn available(ctx: &Ctx, p: AvailableParams) -> Result<Value> {
         None => None,
     };
     let usable = s.usable();
-    let from = after.and_then(|a| a.checked_add(1)).unwrap_or(usable.0).max(usable.0);
+    // Nothing below the floor is free, so the walk starts there.
+    let from = after
+        .and_then(|a| a.checked_add(1))
+        .unwrap_or(usable.0)
+        .max(subnets::floor(ctx, &s)?);
     let limit = usize::try_from(p.limit).unwrap_or(0);
-    let free = subnets::with_taken(ctx, &s, from, |taken| net::free_list(usable, after, limit, taken))?;
+    let free = subnets::with_taken(ctx, &s, from, |taken| {
+        net::free_list((from, usable.1), None, limit, taken)
+    })?;
     let taken: String = ctx
         .tx
         .query_row("SELECT taken FROM subnets WHERE id = ?1", [s.id], |r| r.get(0))?;
@@ -692,8 +707,7 @@ fn remove(ctx: &Ctx, s: &Subnet, id: i64, key: u128) -> Result<()> {
 
 /// The lowest free address of a subnet; `subnet_full` when there is none.
 fn next_free(ctx: &Ctx, s: &Subnet) -> Result<IpAddr> {
-    let usable = s.usable();
-    let k = subnets::with_taken(ctx, s, usable.0, |taken| net::next_free(usable, None, taken))?;
+    let k = subnets::first_free(ctx, s, s.usable().0)?;
     k.map(|k| s.addr(k)).ok_or_else(|| {
         Error::new(
             Code::SubnetFull,

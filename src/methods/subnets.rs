@@ -196,16 +196,49 @@ pub fn with_taken<T>(
     }
 }
 
-/// Recomputes a subnet's `used` and `taken` counts from its records and ranges (after bulk changes).
+/// Recomputes a subnet's `used`, `taken` and `floor` from its records and ranges (after bulk changes).
 pub fn recount(ctx: &Ctx, s: &Subnet) -> Result<()> {
     let usable = s.usable();
     let free = with_taken(ctx, s, usable.0, |taken| net::free_count(usable, taken))?;
     let taken = net::usable_count(&s.net) - free;
+    let first_free = with_taken(ctx, s, usable.0, |taken| net::next_free(usable, None, taken))?;
     ctx.tx.execute(
-        "UPDATE subnets SET used = (SELECT count(*) FROM addresses WHERE subnet_id = ?1), taken = ?2 WHERE id = ?1",
-        params![s.id, taken.to_string()],
+        "UPDATE subnets SET used = (SELECT count(*) FROM addresses WHERE subnet_id = ?1), taken = ?2, floor = ?3
+         WHERE id = ?1",
+        params![
+            s.id,
+            taken.to_string(),
+            &net::key_bytes(first_free.unwrap_or(usable.1))[..]
+        ],
     )?;
     Ok(())
+}
+
+/// The lowest key at which a free usable address may be: everything usable below it is taken.
+pub fn floor(ctx: &Ctx, s: &Subnet) -> Result<u128> {
+    let floor: Option<Vec<u8>> = ctx
+        .tx
+        .query_row("SELECT floor FROM subnets WHERE id = ?1", [s.id], |r| r.get(0))?;
+    Ok(floor.and_then(|f| net::bytes_key(&f)).unwrap_or(0).max(s.usable().0))
+}
+
+/// Records that every usable address below `k` is taken (after finding `k - 1` as the lowest free one and
+/// taking it, say).
+pub fn raise_floor(ctx: &Ctx, s: &Subnet, k: u128) -> Result<()> {
+    if k > floor(ctx, s)? {
+        ctx.tx.execute(
+            "UPDATE subnets SET floor = ?1 WHERE id = ?2",
+            params![&net::key_bytes(k)[..], s.id],
+        )?;
+    }
+    Ok(())
+}
+
+/// The lowest free usable key of a subnet at or above `from`, reading only from the floor on.
+pub fn first_free(ctx: &Ctx, s: &Subnet, from: u128) -> Result<Option<u128>> {
+    let usable = s.usable();
+    let from = from.max(floor(ctx, s)?);
+    with_taken(ctx, s, from, |taken| net::next_free((from, usable.1), None, taken))
 }
 
 /// Keeps the counts when one record at `k` is added (`added`) or removed, without recounting.
@@ -235,7 +268,17 @@ pub fn adjust(ctx: &Ctx, s: &Subnet, k: u128, added: bool) -> Result<()> {
         "UPDATE subnets SET used = used + ?1, taken = ?2 WHERE id = ?3",
         params![delta, taken.to_string(), s.id],
     )?;
-    Ok(())
+    match added {
+        // Taking the floor itself lets the floor move past it.
+        true if k == floor(ctx, s)? => raise_floor(ctx, s, k.saturating_add(1).min(hi)),
+        // Freeing an address below the floor lowers the floor to it.
+        false if counts && k < floor(ctx, s)? => {
+            ctx.tx
+                .execute("UPDATE subnets SET floor = ?1 WHERE id = ?2", params![&kb[..], s.id])?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 fn columns() -> String {
