@@ -192,39 +192,66 @@ pub async fn dispatch(app: &App, call: Call) -> Outcome {
     };
     let app2 = app.clone();
     let rid = respid.clone();
-    let ran = app
+    // Authentication (argon2 on a cache miss) and reads run on the blocking pool; writes then go to the
+    // group-commit writer, so no write waits behind a password check.
+    let staged = app
         .store
         .run(move |db| {
             let caller = authenticate(db, &app2, &call.credentials, method.access)?;
-            let who = describe(&caller);
-            let result = check_access(&caller, method.access).and_then(|()| {
-                let body = |tx: &Tx| {
-                    let ctx = Ctx {
-                        tx,
-                        caller: &caller,
-                        app: &app2,
-                        now: store::now(),
-                        respid: &rid,
-                        method: method.name,
-                    };
-                    (method.run)(&ctx, &mut data)
-                };
-                match method.kind {
-                    Kind::Read => db.read(body),
-                    Kind::Write => db.write(body),
+            if let Err(e) = check_access(&caller, method.access) {
+                return Ok(Stage::Done(caller, Err(e)));
+            }
+            match method.kind {
+                Kind::Read => {
+                    let result = db.read(|tx| run(method, tx, &caller, &app2, &rid, &mut data));
+                    Ok(Stage::Done(caller, result))
                 }
-            });
-            Ok((who, result))
+                Kind::Write => Ok(Stage::Write(caller, data)),
+            }
         })
         .await;
-    match ran {
-        Ok((caller, result)) => Outcome { respid, caller, result },
-        Err(e) => Outcome {
-            respid,
-            caller: String::new(),
-            result: Err(e),
-        },
+    let (caller, result) = match staged {
+        Err(e) => {
+            return Outcome {
+                respid,
+                caller: String::new(),
+                result: Err(e),
+            }
+        }
+        Ok(Stage::Done(caller, result)) => (caller, result),
+        Ok(Stage::Write(caller, mut data)) => {
+            let (app2, rid, who) = (app.clone(), respid.clone(), caller.clone());
+            let result = app
+                .store
+                .write(move |tx| run(method, tx, &who, &app2, &rid, &mut data))
+                .await;
+            (caller, result)
+        }
+    };
+    Outcome {
+        respid,
+        caller: describe(&caller),
+        result,
     }
+}
+
+/// Where a call stands after authentication: answered, or a write for the writer.
+enum Stage {
+    Done(Caller, Result<Value>),
+    Write(Caller, Data),
+}
+
+/// Runs a method's handler in a transaction.
+fn run(method: &'static Method, tx: &Tx, caller: &Caller, app: &App, respid: &str, data: &mut Data) -> Result<Value> {
+    let ctx = Ctx {
+        tx,
+        caller,
+        app,
+        now: store::now(),
+        respid,
+        method: method.name,
+    };
+    (method.run)(&ctx, data)
 }
 
 fn describe(c: &Caller) -> String {

@@ -9,6 +9,8 @@ use std::time::Duration;
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, TransactionBehavior};
+use serde_json::Value;
+use std::sync::mpsc::Receiver;
 
 use crate::error::{Code, Error, Result};
 
@@ -19,6 +21,8 @@ pub const SCHEMA: &str = include_str!("../schema.sql");
 #[derive(Clone)]
 pub struct Store {
     pool: Pool<SqliteConnectionManager>,
+    /// The group-commit writer's queue (see [`Store::write`]).
+    writer: std::sync::mpsc::SyncSender<Job>,
     /// Writers queue here, in order, instead of spinning in SQLite's busy handler.
     write_lock: Arc<tokio::sync::Mutex<()>>,
     path: PathBuf,
@@ -30,13 +34,14 @@ pub struct Db {
     write_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// A transaction. Dereferences to the connection so handlers can run SQL; commit and rollback belong to [`Db`].
-pub struct Tx<'c>(rusqlite::Transaction<'c>);
+/// A transaction (or a savepoint inside a group commit). Dereferences to the connection so handlers can run SQL;
+/// commit and rollback belong to [`Db`] and the writer.
+pub struct Tx<'c>(&'c Connection);
 
 impl std::ops::Deref for Tx<'_> {
     type Target = Connection;
     fn deref(&self) -> &Connection {
-        &self.0
+        self.0
     }
 }
 
@@ -61,11 +66,48 @@ impl Store {
             .max_size(8)
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
+        let write_lock = Arc::new(tokio::sync::Mutex::new(()));
+        let (writer, jobs) = std::sync::mpsc::sync_channel::<Job>(WRITE_QUEUE);
+        let conn = pool.get()?;
+        let lock = write_lock.clone();
+        std::thread::Builder::new()
+            .name("ipamd-writer".into())
+            .spawn(move || write_loop(conn, lock, jobs))
+            .map_err(|e| Error::internal(format!("cannot start the writer: {e}")))?;
         Ok(Store {
             pool,
-            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            writer,
+            write_lock,
             path: path.to_path_buf(),
         })
+    }
+
+    /// Runs a write `f` in the group-commit writer: calls that arrive together share one transaction and one
+    /// fsync, each in a savepoint of its own, so one failing call rolls back alone. The answer comes after the
+    /// commit, so an acknowledged change is on disk.
+    pub async fn write<F>(&self, f: F) -> Result<Value>
+    where
+        F: FnOnce(&Tx) -> Result<Value> + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: WriteFn = Box::new(f);
+        // The queue is bounded; try first, and wait on the blocking pool (never on the runtime) only when full.
+        match self.writer.try_send((job, answer)) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(queued)) => {
+                let writer = self.writer.clone();
+                tokio::task::spawn_blocking(move || writer.send(queued))
+                    .await
+                    .map_err(|e| Error::internal(format!("writer queue: {e}")))?
+                    .map_err(|_| Error::new(Code::Unavailable, "the writer has stopped"))?;
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                return Err(Error::new(Code::Unavailable, "the writer has stopped"))
+            }
+        }
+        answered
+            .await
+            .map_err(|_| Error::new(Code::Unavailable, "the writer has stopped"))?
     }
 
     pub fn path(&self) -> &Path {
@@ -98,18 +140,81 @@ impl Db {
     /// Runs `f` in a read transaction (a consistent snapshot).
     pub fn read<T>(&mut self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-        let out = f(&Tx(tx))?;
-        Ok(out)
+        f(&Tx(&tx))
     }
 
     /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`): committed when `f` succeeds, rolled back otherwise.
     pub fn write<T>(&mut self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         let _turn = self.write_lock.blocking_lock();
-        let tx = Tx(self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?);
-        let out = f(&tx)?;
-        tx.0.commit()?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&Tx(&tx))?;
+        tx.commit()?;
         Ok(out)
     }
+}
+
+/// A write for the group-commit writer.
+type WriteFn = Box<dyn FnOnce(&Tx) -> Result<Value> + Send>;
+
+/// A queued write, with where its answer goes.
+type Job = (WriteFn, tokio::sync::oneshot::Sender<Result<Value>>);
+
+/// Most writes waiting in the queue, and most writes in one transaction.
+const WRITE_QUEUE: usize = 4096;
+const MAX_BATCH: usize = 512;
+
+/// The writer thread: takes every queued write, runs them in one transaction (a savepoint each), commits once,
+/// then answers them all. Ends when every [`Store`] is gone.
+fn write_loop(conn: PooledConnection<SqliteConnectionManager>, lock: Arc<tokio::sync::Mutex<()>>, jobs: Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let (work, answers): (Vec<WriteFn>, Vec<_>) = batch.into_iter().unzip();
+        let results = {
+            let _turn = lock.blocking_lock();
+            run_batch(&conn, work)
+        };
+        for (answer, result) in answers.into_iter().zip(results) {
+            let _ = answer.send(result);
+        }
+    }
+}
+
+/// One group commit. When the commit itself fails every call gets the error: nothing of the batch was kept.
+fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Value>> {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let e = Error::from(e);
+        return work.iter().map(|_| Err(e.clone())).collect();
+    }
+    let mut results = Vec::with_capacity(work.len());
+    for f in work {
+        let result = match conn.execute_batch("SAVEPOINT call") {
+            Err(e) => Err(Error::from(e)),
+            Ok(()) => {
+                // A panicking handler must not take the writer, and every later write, down with it.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&Tx(conn))))
+                    .unwrap_or_else(|_| Err(Error::internal("a handler panicked")));
+                let end = if ran.is_ok() {
+                    "RELEASE call"
+                } else {
+                    "ROLLBACK TO call; RELEASE call"
+                };
+                conn.execute_batch(end).map_err(Error::from).and(ran)
+            }
+        };
+        results.push(result);
+    }
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        let _ = conn.execute_batch("ROLLBACK");
+        let e = Error::from(e);
+        return results.iter().map(|_| Err(e.clone())).collect();
+    }
+    results
 }
 
 /// Applies every `-- migration: N` section of [`SCHEMA`] above the database's `user_version`.

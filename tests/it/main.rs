@@ -10,6 +10,7 @@ mod dhcpranges;
 mod docs;
 mod fields;
 mod general;
+mod groupcommit;
 mod groups;
 mod isolation;
 mod levels;
