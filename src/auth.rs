@@ -77,13 +77,10 @@ impl Auth {
             verify_password(&self.dummy_phc, sha1);
             return Verified::Failed;
         };
-        let key = self.cache_key(phc, sha1);
-        let now = Instant::now();
-        if let Ok(cache) = self.cache.lock() {
-            if cache.get(&key).is_some_and(|expires| *expires > now) {
-                return Verified::Cached;
-            }
+        if self.cached(phc, sha1) {
+            return Verified::Cached;
         }
+        let (key, now) = (self.cache_key(phc, sha1), Instant::now());
         if !verify_password(phc, sha1) {
             return Verified::Failed;
         }
@@ -99,6 +96,15 @@ impl Auth {
             }
         }
         Verified::Fresh
+    }
+
+    /// Whether `sha1` was verified against `phc` recently: the check that needs no argon2.
+    pub fn cached(&self, phc: &str, sha1: &str) -> bool {
+        let key = self.cache_key(phc, sha1);
+        let now = Instant::now();
+        self.cache
+            .lock()
+            .is_ok_and(|cache| cache.get(&key).is_some_and(|expires| *expires > now))
     }
 
     /// Refuses a user who failed too often recently, with the seconds left in `Retry-After`.
@@ -257,7 +263,13 @@ fn fill_random(buf: &mut [u8]) -> Result<()> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -180,7 +180,7 @@ pub async fn dispatch(app: &App, call: Call) -> Outcome {
             result: Err(e),
         };
     };
-    let mut data = match Data::new(call.data) {
+    let data = match Data::new(call.data) {
         Ok(d) => d,
         Err(e) => {
             return Outcome {
@@ -190,32 +190,34 @@ pub async fn dispatch(app: &App, call: Call) -> Outcome {
             }
         }
     };
-    let app2 = app.clone();
-    let rid = respid.clone();
-    // Authentication (argon2 on a cache miss) and reads run on the blocking pool; writes then go to the
-    // group-commit writer, so no write waits behind a password check.
-    let staged = app
+    // Authentication and reads run on the database threads. A password that is not in the verification cache
+    // sends the call once to the blocking pool for argon2, so the database threads never wait on it. Writes then
+    // go to the group-commit writer.
+    let (app2, rid) = (app.clone(), respid.clone());
+    let mut staged = app
         .store
-        .run(move |db| {
-            let caller = authenticate(db, &app2, &call.credentials, method.access)?;
-            if let Err(e) = check_access(&caller, method.access) {
-                return Ok(Stage::Done(caller, Err(e)));
-            }
-            match method.kind {
-                Kind::Read => {
-                    let result = db.read(|tx| run(method, tx, &caller, &app2, &rid, &mut data));
-                    Ok(Stage::Done(caller, result))
-                }
-                Kind::Write => Ok(Stage::Write(caller, data)),
-            }
-        })
+        .run(move |db| stage(db, &app2, call.credentials, method, &rid, data, false))
         .await;
+    if let Ok(Stage::Slow(credentials, data)) = staged {
+        let (app2, rid) = (app.clone(), respid.clone());
+        staged = app
+            .store
+            .run_slow(move |db| stage(db, &app2, credentials, method, &rid, data, true))
+            .await;
+    }
     let (caller, result) = match staged {
         Err(e) => {
             return Outcome {
                 respid,
                 caller: String::new(),
                 result: Err(e),
+            }
+        }
+        Ok(Stage::Slow(..)) => {
+            return Outcome {
+                respid,
+                caller: String::new(),
+                result: Err(Error::internal("argon2 twice")),
             }
         }
         Ok(Stage::Done(caller, result)) => (caller, result),
@@ -235,10 +237,36 @@ pub async fn dispatch(app: &App, call: Call) -> Outcome {
     }
 }
 
-/// Where a call stands after authentication: answered, or a write for the writer.
+/// Authenticates a call and, for a read, answers it. `slow` allows argon2 here (see [`dispatch`]).
+fn stage(
+    db: &mut Db,
+    app: &App,
+    credentials: Credentials,
+    method: &'static Method,
+    respid: &str,
+    mut data: Data,
+    slow: bool,
+) -> Result<Stage> {
+    let Some(caller) = authenticate(db, app, &credentials, method.access, slow)? else {
+        return Ok(Stage::Slow(credentials, data));
+    };
+    if let Err(e) = check_access(&caller, method.access) {
+        return Ok(Stage::Done(caller, Err(e)));
+    }
+    match method.kind {
+        Kind::Read => {
+            let result = db.read(|tx| run(method, tx, &caller, app, respid, &mut data));
+            Ok(Stage::Done(caller, result))
+        }
+        Kind::Write => Ok(Stage::Write(caller, data)),
+    }
+}
+
+/// Where a call stands after authentication: answered, a write for the writer, or waiting for argon2.
 enum Stage {
     Done(Caller, Result<Value>),
     Write(Caller, Data),
+    Slow(Credentials, Data),
 }
 
 /// Runs a method's handler in a transaction.
@@ -299,11 +327,12 @@ struct UserRow {
 }
 
 /// Checks the credentials of a call. argon2 runs here, outside any transaction and before the write lock.
-fn authenticate(db: &mut Db, app: &App, creds: &Credentials, access: Access) -> Result<Caller> {
+/// Checks the credentials of a call; `Ok(None)` when the password needs argon2 and `slow` does not allow it.
+fn authenticate(db: &mut Db, app: &App, creds: &Credentials, access: Access, slow: bool) -> Result<Option<Caller>> {
     match creds {
-        Credentials::Envelope { appkey, userdata } => authenticate_envelope(db, app, appkey, userdata, access),
-        Credentials::Token(token) => authenticate_token(db, app, token.as_deref()),
-        Credentials::Local => operator(db, "cli"),
+        Credentials::Envelope { appkey, userdata } => authenticate_envelope(db, app, appkey, userdata, access, slow),
+        Credentials::Token(token) => authenticate_token(db, app, token.as_deref()).map(Some),
+        Credentials::Local => operator(db, "cli").map(Some),
     }
 }
 
@@ -313,7 +342,8 @@ fn authenticate_envelope(
     appkey: &Option<String>,
     userdata: &Option<String>,
     access: Access,
-) -> Result<Caller> {
+    slow: bool,
+) -> Result<Option<Caller>> {
     let appkey = appkey.as_deref().map(str::trim).filter(|k| !k.is_empty());
     let appkey = appkey.ok_or_else(|| Error::new(Code::AuthRequired, "an appkey is required"))?;
     let digest = auth::digest(&appkey.to_lowercase());
@@ -350,14 +380,14 @@ fn authenticate_envelope(
                 Ok(())
             })?;
         }
-        return Ok(Caller {
+        return Ok(Some(Caller {
             org_id: key.org_id,
             operator_org: key.operator_org,
             user_id: None,
             username: String::new(),
             level: Level::Readonly,
             application: key.name,
-        });
+        }));
     }
     let userdata = userdata.as_deref().filter(|u| !u.is_empty());
     let userdata = userdata.ok_or_else(|| Error::new(Code::AuthRequired, "userdata is required"))?;
@@ -385,7 +415,12 @@ fn authenticate_envelope(
         .optional()
         .map_err(Error::from)
     })?;
-    let verified = app.auth.verify(user.as_ref().map(|u| u.phc.as_str()), &ud.sha1);
+    let phc = user.as_ref().map(|u| u.phc.as_str());
+    let verified = match phc {
+        Some(phc) if app.auth.cached(phc, &ud.sha1) => Verified::Cached,
+        _ if !slow => return Ok(None),
+        _ => app.auth.verify(phc, &ud.sha1),
+    };
     let user = match (user, verified) {
         (Some(user), Verified::Cached | Verified::Fresh) => user,
         _ => {
@@ -416,14 +451,14 @@ fn authenticate_envelope(
             Ok(())
         })?;
     }
-    Ok(Caller {
+    Ok(Some(Caller {
         org_id: user.org_id,
         operator_org: user.operator_org,
         user_id: Some(user.id),
         username: user.username,
         level: Level::parse(&user.level).unwrap_or(Level::Readonly),
         application: key.name,
-    })
+    }))
 }
 
 /// The operator org's admin without a user: `API_TOKENS` tokens (`api-token`) and the command line (`cli`).

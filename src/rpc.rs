@@ -66,12 +66,10 @@ pub fn decode(method: &str, body: &[u8], form: bool) -> std::result::Result<Enve
 }
 
 /// The response body for an outcome.
-pub fn render(reqid: Value, method: &str, outcome: &Outcome) -> Value {
-    match &outcome.result {
-        Ok(v) => {
-            json!({"reqid": reqid, "respid": outcome.respid, "method": method, "response": manageips(v.clone())})
-        }
-        Err(e) => error_body(reqid, &outcome.respid, method, e),
+pub fn render(reqid: Value, method: &str, outcome: Outcome) -> Value {
+    match outcome.result {
+        Ok(v) => json!({"reqid": reqid, "respid": outcome.respid, "method": method, "response": manageips(v)}),
+        Err(e) => error_body(reqid, &outcome.respid, method, &e),
     }
 }
 

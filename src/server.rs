@@ -183,7 +183,6 @@ async fn envelope(app: &App, method: String, req: Request<Incoming>, peer: IpAdd
             }
         },
     };
-    let body = rpc::render(reqid, &method, &outcome);
     let status = outcome.result.as_ref().err().map_or(200, |e| e.code.http_status());
     log_request(
         &outcome.respid,
@@ -193,12 +192,14 @@ async fn envelope(app: &App, method: String, req: Request<Incoming>, peer: IpAdd
         status,
         start,
     );
+    let retry_after = outcome.result.as_ref().err().and_then(|e| e.retry_after);
+    let body = rpc::render(reqid, &method, outcome);
     let mut resp = json_response(
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         &body,
     );
-    if let Err(e) = &outcome.result {
-        add_error_headers(&mut resp, e);
+    if let Some(secs) = retry_after {
+        resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
     }
     add_budget_headers(&mut resp, budget);
     resp

@@ -10,7 +10,7 @@ use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, TransactionBehavior};
 use serde_json::Value;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 use crate::error::{Code, Error, Result};
 
@@ -22,7 +22,9 @@ pub const SCHEMA: &str = include_str!("../schema.sql");
 pub struct Store {
     pool: Pool<SqliteConnectionManager>,
     /// The group-commit writer's queue (see [`Store::write`]).
-    writer: std::sync::mpsc::SyncSender<Job>,
+    writer: SyncSender<Job>,
+    /// The database threads' queue (see [`Store::run`]).
+    tasks: SyncSender<Task>,
     /// Writers queue here, in order, instead of spinning in SQLite's busy handler.
     write_lock: Arc<tokio::sync::Mutex<()>>,
     path: PathBuf,
@@ -37,6 +39,22 @@ pub struct Db {
 /// A transaction (or a savepoint inside a group commit). Dereferences to the connection so handlers can run SQL;
 /// commit and rollback belong to [`Db`] and the writer.
 pub struct Tx<'c>(&'c Connection);
+
+impl Tx<'_> {
+    /// `Connection::query_row` through the statement cache: handlers run the same few statements all day.
+    pub fn query_row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.0.prepare_cached(sql)?.query_row(params, f)
+    }
+
+    /// `Connection::execute` through the statement cache.
+    pub fn execute<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.0.prepare_cached(sql)?.execute(params)
+    }
+}
 
 impl std::ops::Deref for Tx<'_> {
     type Target = Connection;
@@ -59,14 +77,28 @@ impl Store {
         drop(first);
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
             c.busy_timeout(Duration::from_secs(5))?;
+            c.set_prepared_statement_cache_capacity(256);
             // FULL: an acknowledged change is on disk before the answer leaves.
             c.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
         });
         let pool = Pool::builder()
-            .max_size(8)
+            .max_size(DB_THREADS as u32 + 8)
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
         let write_lock = Arc::new(tokio::sync::Mutex::new(()));
+        let (tasks, queue) = std::sync::mpsc::sync_channel::<Task>(WRITE_QUEUE);
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for n in 0..DB_THREADS {
+            let db = Db {
+                conn: pool.get()?,
+                write_lock: write_lock.clone(),
+            };
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("ipamd-db-{n}"))
+                .spawn(move || task_loop(db, queue))
+                .map_err(|e| Error::internal(format!("cannot start a database thread: {e}")))?;
+        }
         let (writer, jobs) = std::sync::mpsc::sync_channel::<Job>(WRITE_QUEUE);
         let conn = pool.get()?;
         let lock = write_lock.clone();
@@ -77,6 +109,7 @@ impl Store {
         Ok(Store {
             pool,
             writer,
+            tasks,
             write_lock,
             path: path.to_path_buf(),
         })
@@ -94,16 +127,14 @@ impl Store {
         // The queue is bounded; try first, and wait on the blocking pool (never on the runtime) only when full.
         match self.writer.try_send((job, answer)) {
             Ok(()) => {}
-            Err(std::sync::mpsc::TrySendError::Full(queued)) => {
+            Err(TrySendError::Full(queued)) => {
                 let writer = self.writer.clone();
                 tokio::task::spawn_blocking(move || writer.send(queued))
                     .await
                     .map_err(|e| Error::internal(format!("writer queue: {e}")))?
                     .map_err(|_| Error::new(Code::Unavailable, "the writer has stopped"))?;
             }
-            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
-                return Err(Error::new(Code::Unavailable, "the writer has stopped"))
-            }
+            Err(TrySendError::Disconnected(_)) => return Err(Error::new(Code::Unavailable, "the writer has stopped")),
         }
         answered
             .await
@@ -114,8 +145,35 @@ impl Store {
         &self.path
     }
 
-    /// Runs `f` with a pooled connection on tokio's blocking pool. Async code never holds a connection.
+    /// Runs `f` on one of the database threads, each of which keeps its own connection. Async code never
+    /// holds a connection. `f` must not block for long (argon2 goes to [`Store::run_slow`]).
     pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db) -> Result<T> + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let task: Task = Box::new(move |db: &mut Db| {
+            let _ = answer.send(f(db));
+        });
+        match self.tasks.try_send(task) {
+            Ok(()) => {}
+            Err(TrySendError::Full(task)) => {
+                let tasks = self.tasks.clone();
+                tokio::task::spawn_blocking(move || tasks.send(task))
+                    .await
+                    .map_err(|e| Error::internal(format!("task queue: {e}")))?
+                    .map_err(|_| Error::new(Code::Unavailable, "the database threads have stopped"))?;
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(Error::new(Code::Unavailable, "the database threads have stopped"))
+            }
+        }
+        answered.await.map_err(|_| Error::internal("a database task failed"))?
+    }
+
+    /// Runs `f` with a pooled connection on tokio's blocking pool, for work that may take long (argon2).
+    pub async fn run_slow<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Db) -> Result<T> + Send + 'static,
@@ -150,6 +208,30 @@ impl Db {
         let out = f(&Tx(&tx))?;
         tx.commit()?;
         Ok(out)
+    }
+}
+
+/// Work for a database thread.
+type Task = Box<dyn FnOnce(&mut Db) + Send>;
+
+/// Database threads: SQLite reads scale to about three threads on two cores, and these threads never wait on
+/// argon2 or the network.
+const DB_THREADS: usize = 4;
+
+/// A database thread: runs queued tasks with its own connection until every [`Store`] is gone.
+fn task_loop(mut db: Db, queue: Arc<std::sync::Mutex<Receiver<Task>>>) {
+    loop {
+        let task = match queue.lock() {
+            Ok(q) => q.recv(),
+            Err(_) => return,
+        };
+        match task {
+            // A panicking task drops its answer (the caller sees an internal error); the thread lives on.
+            Ok(task) => {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(&mut db)));
+            }
+            Err(_) => return,
+        }
     }
 }
 

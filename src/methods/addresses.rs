@@ -484,7 +484,7 @@ pub fn massdelete(ctx: &Ctx, p: MassDeleteParams) -> Result<Value> {
         let s = subnets::load(ctx, subnet)?;
         let mut stmt = ctx
             .tx
-            .prepare("SELECT id, ip FROM addresses WHERE subnet_id = ?1 ORDER BY ip")?;
+            .prepare_cached("SELECT id, ip FROM addresses WHERE subnet_id = ?1 ORDER BY ip")?;
         let doomed = stmt
             .query_map([s.id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;

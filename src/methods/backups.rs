@@ -232,7 +232,9 @@ fn live_tables(ctx: &Ctx) -> Result<Vec<String>> {
 
 /// Copies every row of table `t` from the backup into the live transaction, column by column name.
 fn copy_table(src: &Connection, ctx: &Ctx, t: &str) -> Result<()> {
-    let mut cols_stmt = ctx.tx.prepare(&format!("SELECT name FROM pragma_table_info('{t}')"))?;
+    let mut cols_stmt = ctx
+        .tx
+        .prepare_cached(&format!("SELECT name FROM pragma_table_info('{t}')"))?;
     let cols = cols_stmt
         .query_map([], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -328,7 +328,7 @@ fn fill_missing(ctx: &Ctx, subnet: i64, field_id: i64, def: &FieldDef) -> Result
 fn fit_values(ctx: &Ctx, field_id: i64, def: &FieldDef) -> Result<()> {
     let mut stmt = ctx
         .tx
-        .prepare("SELECT address_id, value FROM field_values WHERE field_id = ?1")?;
+        .prepare_cached("SELECT address_id, value FROM field_values WHERE field_id = ?1")?;
     let values = stmt
         .query_map([field_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -601,7 +601,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
     };
     let mut stmt = ctx
         .tx
-        .prepare("SELECT address_id, value FROM field_values WHERE field_id = ?1")?;
+        .prepare_cached("SELECT address_id, value FROM field_values WHERE field_id = ?1")?;
     let values = stmt
         .query_map([p.id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -88,13 +88,13 @@ pub fn get(ctx: &Ctx, p: GetParams) -> Result<Value> {
         }
         let mut stmt = ctx
             .tx
-            .prepare(&format!("{} WHERE t.org_id = ?1 ORDER BY t.id", select()))?;
+            .prepare_cached(&format!("{} WHERE t.org_id = ?1 ORDER BY t.id", select()))?;
         let all = stmt
             .query_map([ctx.org()], record)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         return Ok(Value::Array(all));
     }
-    let mut stmt = ctx.tx.prepare(&format!(
+    let mut stmt = ctx.tx.prepare_cached(&format!(
         "{} WHERE t.org_id = ?1 ORDER BY t.description COLLATE NOCASE, t.id",
         select()
     ))?;
@@ -249,7 +249,7 @@ pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Value> {
         )
         .with_data(json!({"children": children, "subnets": subnets})));
     }
-    let mut stmt = ctx.tx.prepare(
+    let mut stmt = ctx.tx.prepare_cached(
         "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT g.id FROM groups g JOIN sub ON g.parent_id = sub.id)
          SELECT sub.id, (SELECT count(*) FROM subnets s WHERE s.group_id = sub.id) FROM sub",
     )?;

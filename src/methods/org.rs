@@ -192,7 +192,7 @@ pub fn logs(ctx: &Ctx, p: LogsParams) -> Result<Value> {
     )?;
     args.push(SqlValue::Integer(p.perpage));
     args.push(SqlValue::Integer((p.page - 1).saturating_mul(p.perpage)));
-    let mut stmt = ctx.tx.prepare(&format!(
+    let mut stmt = ctx.tx.prepare_cached(&format!(
         "SELECT id, time, userid, user, application, respid, method, objecttype, objectid, summary, changes
          FROM logs WHERE {sql_where} ORDER BY id DESC LIMIT ? OFFSET ?"
     ))?;

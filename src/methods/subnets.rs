@@ -805,7 +805,7 @@ pub fn split(ctx: &Ctx, p: SplitParams) -> Result<Value> {
     let children = net::split(&s.net, prefix, ctx.app.settings.max_split).map_err(invalid)?;
     let mut stmt = ctx
         .tx
-        .prepare("SELECT id, start_ip, end_ip FROM dhcp_ranges WHERE subnet_id = ?1")?;
+        .prepare_cached("SELECT id, start_ip, end_ip FROM dhcp_ranges WHERE subnet_id = ?1")?;
     let ranges = stmt
         .query_map([s.id], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?))
@@ -1027,7 +1027,7 @@ fn not_contiguous(expected: &IpNet, missing: &[(u128, u128)]) -> Error {
 fn members_within(ctx: &Ctx, group: Option<i64>, block: &IpNet) -> Result<Vec<Subnet>> {
     let (lo, hi) = net::range(block);
     let family = if matches!(block, IpNet::V4(_)) { 4 } else { 6 };
-    let mut stmt = ctx.tx.prepare(&format!(
+    let mut stmt = ctx.tx.prepare_cached(&format!(
         "SELECT {SUBNET_COLS} FROM subnets t
          WHERE t.org_id = ?1 AND t.group_id IS ?2 AND t.family = ?3 AND t.net_start >= ?4 AND t.net_end <= ?5 {ORDER}"
     ))?;

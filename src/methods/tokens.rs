@@ -26,7 +26,7 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
 }
 
 fn list(ctx: &Ctx, id: Option<i64>) -> Result<Vec<Value>> {
-    let mut stmt = ctx.tx.prepare(&format!(
+    let mut stmt = ctx.tx.prepare_cached(&format!(
         "SELECT {COLS} FROM tokens WHERE org_id = ?1 AND (?2 IS NULL OR user_id = ?2) AND (?3 IS NULL OR id = ?3)
          ORDER BY id"
     ))?;

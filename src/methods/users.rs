@@ -43,7 +43,7 @@ pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Value> {
     }
     let mut stmt = ctx
         .tx
-        .prepare(&format!("SELECT {COLS} FROM users WHERE org_id = ?1 ORDER BY id"))?;
+        .prepare_cached(&format!("SELECT {COLS} FROM users WHERE org_id = ?1 ORDER BY id"))?;
     let users = stmt
         .query_map([ctx.org()], record)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
