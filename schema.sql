@@ -105,6 +105,8 @@ CREATE TABLE subnets (
     modby_name  TEXT NOT NULL
 );
 CREATE INDEX subnets_org ON subnets (org_id, net_start);
+-- REST lists page subnets by id: (org_id, rowid) order.
+CREATE INDEX subnets_org_id ON subnets (org_id);
 CREATE INDEX subnets_group ON subnets (group_id);
 
 CREATE TABLE fields (
@@ -144,6 +146,27 @@ CREATE TABLE addresses (
     UNIQUE (subnet_id, ip)
 );
 CREATE INDEX addresses_ip ON addresses (ip);
+
+-- Substring search over address records (search/find): a trigram full-text index of their text columns, kept by
+-- the triggers below (they also fire for cascaded deletes). Tables named *_fts are derived data: a restore skips
+-- them and the triggers rebuild them.
+CREATE VIRTUAL TABLE addresses_fts USING fts5(
+    hostname, cname, mac_address, description, content = 'addresses', content_rowid = 'id', tokenize = 'trigram'
+);
+CREATE TRIGGER addresses_fts_insert AFTER INSERT ON addresses BEGIN
+    INSERT INTO addresses_fts (rowid, hostname, cname, mac_address, description)
+    VALUES (new.id, new.hostname, new.cname, new.mac_address, new.description);
+END;
+CREATE TRIGGER addresses_fts_delete AFTER DELETE ON addresses BEGIN
+    INSERT INTO addresses_fts (addresses_fts, rowid, hostname, cname, mac_address, description)
+    VALUES ('delete', old.id, old.hostname, old.cname, old.mac_address, old.description);
+END;
+CREATE TRIGGER addresses_fts_update AFTER UPDATE OF hostname, cname, mac_address, description ON addresses BEGIN
+    INSERT INTO addresses_fts (addresses_fts, rowid, hostname, cname, mac_address, description)
+    VALUES ('delete', old.id, old.hostname, old.cname, old.mac_address, old.description);
+    INSERT INTO addresses_fts (rowid, hostname, cname, mac_address, description)
+    VALUES (new.id, new.hostname, new.cname, new.mac_address, new.description);
+END;
 
 CREATE TABLE field_values (
     address_id INTEGER NOT NULL REFERENCES addresses(id) ON DELETE CASCADE,

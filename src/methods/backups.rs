@@ -221,9 +221,10 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Value> {
 }
 
 fn live_tables(ctx: &Ctx) -> Result<Vec<String>> {
-    let mut stmt = ctx
-        .tx
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?;
+    let mut stmt = ctx.tx.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
+                  AND name NOT LIKE '%\\_fts%' ESCAPE '\\' ORDER BY name",
+    )?;
     let names = stmt
         .query_map([], |r| r.get::<_, String>(0))?
         .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -23,3 +23,4 @@ mod subnets;
 mod support;
 mod tokens;
 mod users;
+mod fts;
