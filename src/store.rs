@@ -275,18 +275,18 @@ fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Value>> {
     }
     let mut results = Vec::with_capacity(work.len());
     for f in work {
-        let result = match conn.execute_batch("SAVEPOINT call") {
+        let tx = Tx(conn);
+        let result = match tx.execute("SAVEPOINT call", []) {
             Err(e) => Err(Error::from(e)),
-            Ok(()) => {
+            Ok(_) => {
                 // A panicking handler must not take the writer, and every later write, down with it.
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&Tx(conn))))
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&tx)))
                     .unwrap_or_else(|_| Err(Error::internal("a handler panicked")));
-                let end = if ran.is_ok() {
-                    "RELEASE call"
-                } else {
-                    "ROLLBACK TO call; RELEASE call"
+                let rolled_back = match ran.is_ok() {
+                    true => Ok(0),
+                    false => tx.execute("ROLLBACK TO call", []),
                 };
-                conn.execute_batch(end).map_err(Error::from).and(ran)
+                rolled_back.and_then(|_| tx.execute("RELEASE call", [])).map_err(Error::from).and(ran)
             }
         };
         results.push(result);
