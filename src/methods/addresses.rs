@@ -33,7 +33,9 @@ fn columns() -> String {
     )
 }
 
-const FROM: &str = "addresses t JOIN subnets s ON s.id = t.subnet_id LEFT JOIN users m ON m.id = t.modby_id";
+/// CROSS JOIN keeps the records as the outer loop: without statistics SQLite may otherwise start from the org's
+/// subnets and read every record of each, even for one id.
+const FROM: &str = "addresses t CROSS JOIN subnets s ON s.id = t.subnet_id LEFT JOIN users m ON m.id = t.modby_id";
 
 /// Records by family, then address, then subnet (one address may have a record in equal subnets of two groups).
 const ORDER: &str = "s.family, t.ip, t.subnet_id";
@@ -669,7 +671,7 @@ fn load_row(ctx: &Ctx, id: i64) -> Result<(Subnet, u128, Host)> {
             &format!(
                 "SELECT {}, a.ip, a.hostname, a.cname, a.discovery_source, a.description, a.mac_address, a.status,
                         a.is_assigned, a.last_seen
-                 FROM addresses a JOIN subnets t ON t.id = a.subnet_id WHERE a.id = ?1 AND t.org_id = ?2",
+                 FROM addresses a CROSS JOIN subnets t ON t.id = a.subnet_id WHERE a.id = ?1 AND t.org_id = ?2",
                 subnets::SUBNET_COLS
             ),
             params![id, ctx.org()],

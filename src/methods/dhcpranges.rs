@@ -18,7 +18,8 @@ fn columns() -> String {
     format!("t.id, t.subnet_id, s.family, t.start_ip, t.end_ip, t.description, t.is_active, {STAMP_COLS}")
 }
 
-const FROM: &str = "dhcp_ranges t JOIN subnets s ON s.id = t.subnet_id LEFT JOIN users m ON m.id = t.modby_id";
+/// CROSS JOIN keeps the ranges as the outer loop (see addresses.rs).
+const FROM: &str = "dhcp_ranges t CROSS JOIN subnets s ON s.id = t.subnet_id LEFT JOIN users m ON m.id = t.modby_id";
 
 /// Ranges by family, then start address.
 const ORDER: &str = "s.family, t.start_ip, t.id";
@@ -259,7 +260,7 @@ fn load_row(ctx: &Ctx, id: i64) -> Result<(Subnet, (u128, u128))> {
     let (subnet_id, start, end): (i64, Vec<u8>, Vec<u8>) = ctx
         .tx
         .query_row(
-            "SELECT r.subnet_id, r.start_ip, r.end_ip FROM dhcp_ranges r JOIN subnets s ON s.id = r.subnet_id
+            "SELECT r.subnet_id, r.start_ip, r.end_ip FROM dhcp_ranges r CROSS JOIN subnets s ON s.id = r.subnet_id
              WHERE r.id = ?1 AND s.org_id = ?2",
             params![id, ctx.org()],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),

@@ -356,7 +356,7 @@ fn load(ctx: &Ctx, id: i64) -> Result<Value> {
     ctx.tx
         .query_row(
             &format!(
-                "{} JOIN subnets s ON s.id = t.subnet_id WHERE t.id = ?1 AND s.org_id = ?2",
+                "{} CROSS JOIN subnets s ON s.id = t.subnet_id WHERE t.id = ?1 AND s.org_id = ?2",
                 select()
             ),
             params![id, ctx.org()],

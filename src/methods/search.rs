@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use rusqlite::{params, ToSql};
+use rusqlite::ToSql;
 use serde_json::{json, Value};
 
 use crate::dispatch::Ctx;
@@ -199,7 +199,7 @@ impl Query {
                 .map_err(|e| e.message.trim_start_matches("ip: ").to_string());
         }
         match net::parse_cidr(s) {
-            Ok(n) | Err(CidrError::HostBits(n)) => Ok(Query::Block(n)),
+            Ok(n) | Err(CidrError::HostBits(n)) => subnets::check_block(n).map(Query::Block).map_err(|e| e.message),
             Err(CidrError::Invalid(m)) => Err(m),
         }
     }
@@ -235,20 +235,13 @@ fn locate(ctx: &Ctx, q: &Query, group: &Patch<i64>) -> Result<Located> {
         Query::Addr(_) => "t.prefix DESC, t.id",
         Query::Block(_) => "t.net_start, t.prefix, t.id",
     };
-    let mut stmt = ctx.tx.prepare_cached(&format!(
-        "SELECT t.id, t.net_start, t.net_end FROM subnets t
-         WHERE t.org_id = ?1 AND t.family = ?2 AND t.net_start <= ?4 AND t.net_end >= ?3
-               AND (?5 = 0 OR t.group_id IS ?6)
-         ORDER BY {order}"
-    ))?;
-    let rows = stmt
-        .query_map(params![ctx.org(), family, &lo_b, &hi_b, filter, gid], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows: Vec<subnets::Subnet> = subnets::overlapping(ctx, family == 4, lo, hi, order)?
+        .into_iter()
+        .filter(|s| !filter || s.group == gid)
+        .collect();
     let mut subnets = Vec::with_capacity(rows.len());
-    for (id, start, end) in rows {
-        let (s, e) = (net::bytes_key(&start).unwrap_or(0), net::bytes_key(&end).unwrap_or(0));
+    for sub in rows {
+        let (id, (s, e)) = (sub.id, sub.range());
         let matched = if (s, e) == (lo, hi) {
             "equal"
         } else if s <= lo && hi <= e {
@@ -289,20 +282,20 @@ fn address_matches(ctx: &Ctx, query: &str, mac: Option<&str>, limit: i64) -> Res
             _ => phrase(query),
         };
         let mut ids = collect(
-            "SELECT t.id FROM addresses_fts f JOIN addresses t ON t.id = f.rowid JOIN subnets s ON s.id = t.subnet_id
+            "SELECT t.id FROM addresses_fts f CROSS JOIN addresses t ON t.id = f.rowid CROSS JOIN subnets s ON s.id = t.subnet_id
              WHERE addresses_fts MATCH ?2 AND s.org_id = ?1 ORDER BY f.rowid LIMIT ?3",
             &[&org, &fts, &limit],
         )?;
         ids.extend(collect(
-            "SELECT DISTINCT v.address_id FROM field_values v JOIN addresses t ON t.id = v.address_id
-             JOIN subnets s ON s.id = t.subnet_id
+            "SELECT DISTINCT v.address_id FROM field_values v CROSS JOIN addresses t ON t.id = v.address_id
+             CROSS JOIN subnets s ON s.id = t.subnet_id
              WHERE s.org_id = ?1 AND instr(lower(v.value), lower(?2)) > 0 ORDER BY v.address_id LIMIT ?3",
             &[&org, &query, &limit],
         )?);
         ids
     } else {
         collect(
-            "SELECT t.id FROM addresses t JOIN subnets s ON s.id = t.subnet_id
+            "SELECT t.id FROM addresses t CROSS JOIN subnets s ON s.id = t.subnet_id
              WHERE s.org_id = ?1
                AND (instr(lower(t.hostname), lower(?2)) > 0 OR instr(lower(t.cname), lower(?2)) > 0
                     OR instr(lower(t.mac_address), lower(?2)) > 0 OR instr(lower(t.description), lower(?2)) > 0

@@ -80,14 +80,39 @@ pub fn load(ctx: &Ctx, id: i64) -> Result<Subnet> {
 
 /// The subnets of the caller's org that contain `ip`, most specific first (then by id).
 pub fn containing(ctx: &Ctx, ip: IpAddr) -> Result<Vec<Subnet>> {
-    let k = net::key_bytes(net::key(ip));
-    let family = if ip.is_ipv4() { 4 } else { 6 };
+    let k = net::key(ip);
+    overlapping(ctx, ip.is_ipv4(), k, k, "t.prefix DESC, t.id")
+}
+
+/// The subnets of the caller's org that overlap the key range `lo..=hi`, in `order`, found by index seeks only: a
+/// subnet that contains the range starts at the start of one of its enclosing blocks (one per prefix length), and
+/// one inside it starts within it. A range scan on `net_start <= hi` would read every subnet below the range.
+pub fn overlapping(ctx: &Ctx, v4: bool, lo: u128, hi: u128, order: &str) -> Result<Vec<Subnet>> {
+    let bits: u32 = if v4 { 32 } else { 128 };
+    let mut starts: Vec<rusqlite::types::Value> = Vec::new();
+    for prefix in 0..=bits {
+        let host = bits - prefix;
+        let mask = if host >= 128 { u128::MAX } else { (1u128 << host) - 1 };
+        // IPv4 keys carry the ::ffff:0:0/96 prefix above their 32 bits; the mask only covers the address bits.
+        if lo & !mask == hi & !mask {
+            starts.push(net::key_bytes(lo & !mask).to_vec().into());
+        }
+    }
+    let marks = vec!["?"; starts.len()].join(", ");
+    // Two index seeks joined by UNION: with an OR, SQLite scans every subnet of the org instead.
     let mut stmt = ctx.tx.prepare_cached(&format!(
-        "SELECT {SUBNET_COLS} FROM subnets t
-         WHERE t.org_id = ?1 AND t.family = ?2 AND t.net_start <= ?3 AND t.net_end >= ?3
-         ORDER BY t.prefix DESC, t.id"
+        "SELECT {SUBNET_COLS} FROM subnets t WHERE t.id IN (
+             SELECT id FROM subnets WHERE org_id = ? AND family = ? AND net_end >= ? AND net_start IN ({marks})
+             UNION ALL
+             SELECT id FROM subnets WHERE org_id = ? AND family = ? AND net_end >= ? AND net_start BETWEEN ? AND ?)
+         ORDER BY {order}"
     ))?;
-    let rows = stmt.query_map(params![ctx.org(), family, &k[..]], |r| subnet_of(r, 0))?;
+    let (org, family) = (ctx.org(), if v4 { 4 } else { 6 });
+    let (lo_b, hi_b) = (net::key_bytes(lo).to_vec(), net::key_bytes(hi).to_vec());
+    let mut args: Vec<rusqlite::types::Value> = vec![org.into(), family.into(), lo_b.clone().into()];
+    args.extend(starts);
+    args.extend([org.into(), family.into(), lo_b.clone().into(), lo_b.into(), hi_b.into()]);
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| subnet_of(r, 0))?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
@@ -109,7 +134,8 @@ pub fn parse_block(s: &str) -> Result<IpNet> {
     check_block(block)
 }
 
-fn check_block(block: IpNet) -> Result<IpNet> {
+/// Refuses blocks inside ::ffff:0:0/96: their keys are the IPv4 addresses' keys.
+pub fn check_block(block: IpNet) -> Result<IpNet> {
     let mapped = IpNet::V6(
         ipnet::Ipv6Net::new(std::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96)
             .map_err(|e| Error::internal(format!("mapped block: {e}")))?,
@@ -335,17 +361,9 @@ pub fn get_record(ctx: &Ctx, id: i64) -> Result<Value> {
 /// Refuses a block that overlaps another subnet of the same group (`except` excludes subnets being changed).
 fn check_overlap(ctx: &Ctx, group: Option<i64>, block: &IpNet, except: &[i64]) -> Result<()> {
     let (lo, hi) = net::range(block);
-    let (lo, hi) = (net::key_bytes(lo), net::key_bytes(hi));
-    let family = if matches!(block, IpNet::V4(_)) { 4 } else { 6 };
-    let mut stmt = ctx.tx.prepare_cached(&format!(
-        "SELECT {SUBNET_COLS} FROM subnets t
-         WHERE t.org_id = ?1 AND t.group_id IS ?2 AND t.family = ?3 AND t.net_start <= ?5 AND t.net_end >= ?4
-         {ORDER}"
-    ))?;
-    let rows = stmt.query_map(params![ctx.org(), group, family, &lo[..], &hi[..]], |r| subnet_of(r, 0))?;
+    let rows = overlapping(ctx, matches!(block, IpNet::V4(_)), lo, hi, "t.family, t.net_start, t.prefix")?;
     let mut conflicts = Map::new();
-    for s in rows {
-        let s = s?;
+    for s in rows.into_iter().filter(|s| s.group == group) {
         if !except.contains(&s.id) {
             conflicts.insert(s.id.to_string(), json!(s.net.to_string()));
         }
@@ -443,7 +461,11 @@ pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<Value> {
             match p.group {
                 Patch::Keep => {}
                 Patch::Clear => p.filters.conds.push("t.group_id IS NULL".into()),
-                Patch::Set(g) => p.filters.and("t.group_id = ?", g),
+                Patch::Set(g) => {
+                    // An unknown group (or another org's) is not found, not an empty list that hides a typo.
+                    groups::exists(ctx, g)?;
+                    p.filters.and("t.group_id = ?", g)
+                }
             }
             let order = if p.by_id {
                 "t.id"
