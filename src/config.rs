@@ -112,6 +112,15 @@ pub struct Settings {
     /// Most children one subnets/split may create.
     #[arg(long, env = "IPAMD_MAX_SPLIT", default_value = "256", global = true)]
     pub max_split: u32,
+    /// Seconds a client gets to send its request headers; also how long an idle keep-alive connection stays open.
+    #[arg(long = "header-timeout-secs", env = "IPAMD_HEADER_TIMEOUT", default_value = "10", value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub header_timeout_secs: u64,
+    /// Seconds a client gets to send its request body.
+    #[arg(long = "body-timeout-secs", env = "IPAMD_BODY_TIMEOUT", default_value = "30", value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub body_timeout_secs: u64,
+    /// Most connections served at once; further clients wait in the listen backlog.
+    #[arg(long, env = "IPAMD_MAX_CONNECTIONS", default_value = "1024", value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_connections: u32,
 }
 
 impl Settings {
@@ -130,6 +139,14 @@ impl Settings {
 
     pub fn auth_cache_ttl(&self) -> Duration {
         Duration::from_secs(self.auth_cache_seconds)
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs)
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs)
     }
 
     /// The operator tokens of `API_TOKENS`, blanks dropped.

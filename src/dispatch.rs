@@ -375,10 +375,10 @@ fn authenticate_envelope(
     let touch_key = key.lastused.is_none_or(|t| t < now - 60);
     if access == Access::AppKey {
         if touch_key {
-            db.write(|tx| {
+            stamp(db, |tx| {
                 tx.execute("UPDATE appkeys SET lastused = ?1 WHERE id = ?2", params![now, key.id])?;
                 Ok(())
-            })?;
+            });
         }
         return Ok(Some(Caller {
             org_id: key.org_id,
@@ -441,7 +441,7 @@ fn authenticate_envelope(
     let fresh = verified == Verified::Fresh;
     if fresh || touch_key {
         // A real login (not a cache hit) is worth a write, at most once per cache lifetime.
-        db.write(|tx| {
+        stamp(db, |tx| {
             if fresh {
                 tx.execute("UPDATE users SET lastlogin = ?1 WHERE id = ?2", params![now, user.id])?;
             }
@@ -449,7 +449,7 @@ fn authenticate_envelope(
                 tx.execute("UPDATE appkeys SET lastused = ?1 WHERE id = ?2", params![now, key.id])?;
             }
             Ok(())
-        })?;
+        });
     }
     Ok(Some(Caller {
         org_id: user.org_id,
@@ -459,6 +459,14 @@ fn authenticate_envelope(
         level: Level::parse(&user.level).unwrap_or(Level::Readonly),
         application: key.name,
     }))
+}
+
+/// Records when a credential was last used. Best effort: a write fault must not fail a call that only wanted to
+/// leave this mark, so a failure is logged and the call goes on.
+fn stamp(db: &mut Db, f: impl FnOnce(&Tx) -> Result<()>) {
+    if let Err(e) = db.write(f) {
+        tracing::warn!(error = %e, "could not record the last use of a credential");
+    }
 }
 
 /// The operator org's admin without a user: `API_TOKENS` tokens (`api-token`) and the command line (`cli`).
@@ -548,10 +556,10 @@ fn authenticate_token(db: &mut Db, app: &App, token: Option<&str>) -> Result<Cal
     }
     if lastused.is_none_or(|t| t < now - 60) {
         // Once a minute at most: a token in steady use should not turn every read into a write.
-        db.write(|tx| {
+        stamp(db, |tx| {
             tx.execute("UPDATE tokens SET lastused = ?1 WHERE id = ?2", params![now, token_id])?;
             Ok(())
-        })?;
+        });
     }
     Ok(Caller {
         org_id: user.org_id,

@@ -164,12 +164,15 @@ impl std::fmt::Display for Error {
 impl std::error::Error for Error {}
 
 impl From<rusqlite::Error> for Error {
+    /// The database refusing to write for a reason outside ipamd is `unavailable`: read-only, full, locked by
+    /// another program, or an I/O error (a file system remounted read-only fails writes with EROFS, which SQLite
+    /// reports as `SQLITE_IOERR_WRITE`). Anything else is a bug, `internal_error`.
     fn from(e: rusqlite::Error) -> Error {
         use rusqlite::ErrorCode as C;
         match e.sqlite_error_code() {
-            Some(C::ReadOnly | C::DiskFull | C::DatabaseBusy | C::DatabaseLocked | C::CannotOpen) => {
-                Error::new(Code::Unavailable, format!("the database is not available: {e}"))
-            }
+            Some(
+                C::ReadOnly | C::DiskFull | C::DatabaseBusy | C::DatabaseLocked | C::CannotOpen | C::SystemIoFailure,
+            ) => Error::new(Code::Unavailable, format!("the database is not available: {e}")),
             _ => Error::internal(format!("database: {e}")),
         }
     }

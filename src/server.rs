@@ -29,24 +29,22 @@ use crate::rpc;
 
 /// Largest request body either API accepts.
 pub const MAX_BODY: usize = 1024 * 1024;
-/// Time a client gets to send its request headers (also the idle time allowed between keep-alive requests).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time a client gets to send its request body.
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Most connections served at once; further clients wait in the listen backlog.
-const MAX_CONNECTIONS: usize = 1024;
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub type Body = Full<Bytes>;
 
 /// Serves `listener` until `shutdown` completes, then drains in-flight requests.
+///
+/// The limits come from the settings: `header_timeout` (to send the request headers, and the most a keep-alive
+/// connection may sit idle), `body_timeout` (to send the body) and `max_connections` (served at once; further
+/// clients wait in the listen backlog until a slot frees).
 pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(app.settings.max_connections as usize));
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(app.settings.header_timeout())
         .keep_alive(true);
     tokio::pin!(shutdown);
     loop {
@@ -144,7 +142,7 @@ async fn envelope(app: &App, method: String, req: Request<Incoming>, peer: IpAdd
                 .starts_with("application/x-www-form-urlencoded")
         });
     let mut budget = None;
-    let (reqid, outcome) = match read_body(req).await {
+    let (reqid, outcome) = match read_body(req, app.settings.body_timeout()).await {
         Err(e) => (Value::Null, failed(e)),
         Ok(body) => match rpc::decode(&method, &body, form) {
             Err(rejected) => {
@@ -228,7 +226,7 @@ async fn rest(app: &App, path: String, req: Request<Incoming>, peer: IpAddr) -> 
     let (budget, refused) = admit(app, caller.as_deref(), peer).await;
     let mut response = match refused {
         Some(e) => rest::Response::from_error(e),
-        None => match read_body(req).await {
+        None => match read_body(req, app.settings.body_timeout()).await {
             Err(e) => rest::Response::from_error(e),
             Ok(body) if !body.is_empty() && !json_body => rest::Response::from_error(Error::new(
                 Code::UnsupportedMediaType,
@@ -360,8 +358,8 @@ fn log_request(respid: &str, caller: &str, error: Option<&Error>, method: &str, 
     }
 }
 
-/// Reads a whole body, refusing more than [`MAX_BODY`] and clients slower than [`BODY_TIMEOUT`].
-pub async fn read_body(req: Request<Incoming>) -> Result<Bytes, Error> {
+/// Reads a whole body, refusing more than [`MAX_BODY`] and clients that take longer than `timeout` to send it.
+pub async fn read_body(req: Request<Incoming>, timeout: Duration) -> Result<Bytes, Error> {
     let too_large = || {
         Error::new(
             Code::PayloadTooLarge,
@@ -377,7 +375,7 @@ pub async fn read_body(req: Request<Incoming>) -> Result<Bytes, Error> {
         return Err(too_large());
     }
     let limited = Limited::new(req.into_body(), MAX_BODY);
-    match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+    match tokio::time::timeout(timeout, limited.collect()).await {
         Err(_) => Err(Error::new(Code::BadRequest, "timed out reading the request body")),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Ok(Err(e)) => Err(Error::new(

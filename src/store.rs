@@ -273,7 +273,8 @@ fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Value>> {
         let e = Error::from(e);
         return work.iter().map(|_| Err(e.clone())).collect();
     }
-    let mut results = Vec::with_capacity(work.len());
+    let calls = work.len();
+    let mut results = Vec::with_capacity(calls);
     for f in work {
         let tx = Tx(conn);
         let result = match tx.execute("SAVEPOINT call", []) {
@@ -282,11 +283,24 @@ fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Value>> {
                 // A panicking handler must not take the writer, and every later write, down with it.
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&tx)))
                     .unwrap_or_else(|_| Err(Error::internal("a handler panicked")));
+                // An I/O error or a full disk inside a statement can make SQLite roll the whole transaction back
+                // by itself. Then nothing of the batch is kept, whatever the calls before were told, and no later
+                // call may run: outside a transaction its savepoint would commit on its own.
+                if conn.is_autocommit() {
+                    let e = match ran {
+                        Err(e) if e.code == Code::Unavailable => e,
+                        _ => Error::new(Code::Unavailable, "the database rolled the write back"),
+                    };
+                    return (0..calls).map(|_| Err(e.clone())).collect();
+                }
                 let rolled_back = match ran.is_ok() {
                     true => Ok(0),
                     false => tx.execute("ROLLBACK TO call", []),
                 };
-                rolled_back.and_then(|_| tx.execute("RELEASE call", [])).map_err(Error::from).and(ran)
+                rolled_back
+                    .and_then(|_| tx.execute("RELEASE call", []))
+                    .map_err(Error::from)
+                    .and(ran)
             }
         };
         results.push(result);

@@ -615,7 +615,7 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
     };
     let block = IpNet::new(net::from_key(key(18)?, v4), r.get(19)?)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(19, Type::Integer, Box::new(e)))?;
-    let mut o = Map::new();
+    let mut o = Map::with_capacity(24);
     o.insert("id".into(), json!(r.get::<_, i64>(0)?));
     o.insert("subnet".into(), json!(r.get::<_, i64>(1)?));
     o.insert("network".into(), json!(block.to_string()));

@@ -200,13 +200,30 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Value> {
             format!("{} is not an ipamd database of this version", p.name),
         ));
     }
+    // integrity_check does not look at foreign keys; a backup whose rows point nowhere would fail at commit.
+    let dangling: bool = src.query_row("SELECT EXISTS(SELECT 1 FROM pragma_foreign_key_check)", [], |r| {
+        r.get(0)
+    })?;
+    if dangling {
+        return Err(Error::new(
+            Code::InvalidBackup,
+            format!("{} has rows that refer to missing rows", p.name),
+        ));
+    }
     let (safety, _) = create(ctx)?;
     ctx.tx.execute_batch("PRAGMA defer_foreign_keys = ON")?;
     for t in &tables {
         ctx.tx.execute(&format!("DELETE FROM \"{t}\""), [])?;
     }
     for t in &tables {
-        copy_table(&src, ctx, t)?;
+        // A row the live schema refuses (a CHECK, a bad value) makes the backup unfit, not the server broken.
+        copy_table(&src, ctx, t).map_err(|e| match e.code {
+            Code::Internal => Error::new(
+                Code::InvalidBackup,
+                format!("{} does not fit this schema: {}", p.name, e.message),
+            ),
+            _ => e,
+        })?;
     }
     ctx.log(
         "backup",

@@ -236,7 +236,7 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
         Ok(net::from_key(k, v4).to_string())
     };
     let subnet: i64 = r.get(1)?;
-    let mut o = Map::new();
+    let mut o = Map::with_capacity(16);
     o.insert("id".into(), json!(r.get::<_, i64>(0)?));
     o.insert("subnet".into(), json!(subnet));
     o.insert("network_id".into(), json!(subnet));

@@ -35,7 +35,7 @@ fn select() -> String {
 
 fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
     let options: Option<String> = r.get(5)?;
-    let mut o = Map::new();
+    let mut o = Map::with_capacity(16);
     o.insert("id".into(), json!(r.get::<_, i64>(0)?));
     o.insert("subnet".into(), json!(r.get::<_, i64>(1)?));
     o.insert("name".into(), json!(r.get::<_, String>(2)?));

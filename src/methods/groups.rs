@@ -20,7 +20,7 @@ fn select() -> String {
 }
 
 fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
-    let mut g = Map::new();
+    let mut g = Map::with_capacity(16);
     g.insert("id".into(), json!(r.get::<_, i64>(0)?));
     g.insert("description".into(), json!(r.get::<_, String>(1)?));
     stamps(r, 5, &mut g)?;

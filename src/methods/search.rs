@@ -275,7 +275,8 @@ fn address_matches(ctx: &Ctx, query: &str, mac: Option<&str>, limit: i64) -> Res
         let rows = stmt.query_map(args, |r| r.get::<_, i64>(0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     };
-    let mut ids = if query.chars().count() >= 3 {
+    // FTS5 cuts a phrase at a NUL; such a query (and one too short for trigrams) takes the scan.
+    let mut ids = if query.chars().count() >= 3 && !query.contains('\0') {
         let phrase = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
         let fts = match mac {
             Some(m) if m != query => format!("{} OR {}", phrase(query), phrase(m)),

@@ -326,7 +326,7 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
     let taken: String = r.get(11)?;
     let total = net::usable_count(&s.net);
     let available = total.saturating_sub(taken.parse::<u128>().unwrap_or(0));
-    let mut o = Map::new();
+    let mut o = Map::with_capacity(24);
     o.insert("id".into(), json!(s.id));
     o.insert("group".into(), json!(s.group));
     o.insert("subnet".into(), json!(s.net.to_string()));
@@ -361,7 +361,13 @@ pub fn get_record(ctx: &Ctx, id: i64) -> Result<Value> {
 /// Refuses a block that overlaps another subnet of the same group (`except` excludes subnets being changed).
 fn check_overlap(ctx: &Ctx, group: Option<i64>, block: &IpNet, except: &[i64]) -> Result<()> {
     let (lo, hi) = net::range(block);
-    let rows = overlapping(ctx, matches!(block, IpNet::V4(_)), lo, hi, "t.family, t.net_start, t.prefix")?;
+    let rows = overlapping(
+        ctx,
+        matches!(block, IpNet::V4(_)),
+        lo,
+        hi,
+        "t.family, t.net_start, t.prefix",
+    )?;
     let mut conflicts = Map::new();
     for s in rows.into_iter().filter(|s| s.group == group) {
         if !except.contains(&s.id) {

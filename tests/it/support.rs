@@ -473,3 +473,232 @@ impl Server {
         self.request(verb, &format!("/api/v1{path}"), &headers, body).await
     }
 }
+
+impl Server {
+    /// Everything of `admin`'s org that the get methods show: the org and its counts, every user, app key, token,
+    /// group, subnet (with its address records and field definitions), address record and DHCP range, and the
+    /// whole audit log, without the login stamps that calls move. What a refused or foreign call must leave
+    /// unchanged.
+    pub async fn dump(&self, admin: &Ident) -> Value {
+        let mut state = Map::new();
+        for (method, data) in [
+            ("org/info", json!({})),
+            ("org/users/get", json!({})),
+            ("org/appkeys/get", json!({})),
+            ("org/tokens/get", json!({})),
+            ("groups/get", json!({})),
+            ("subnets/get", json!({"addresses": true, "fields": true})),
+            ("ipaddress/get", json!({})),
+            ("dhcpranges/get", json!({})),
+            ("org/logs", json!({"perpage": 500})),
+        ] {
+            state.insert(method.into(), self.ok(admin, method, data).await);
+        }
+        strip_login_stamps(Value::Object(state))
+    }
+
+    /// A new REST token of `who`'s, with `description`; the token itself (shown this once) and its record's id.
+    pub async fn new_token(&self, who: &Ident, description: &str) -> (String, i64) {
+        let added = self
+            .ok(who, "org/tokens/add", json!({"description": description}))
+            .await;
+        let record = only(&added);
+        (record["token"].as_str().unwrap().to_string(), id_of(record))
+    }
+}
+
+/// One HTTP/1.1 request like [`http`], but a refused, reset or unanswered connection is an `Err` rather than a
+/// panic: for tests that kill, starve or stop the server on purpose. Gives up after a minute.
+pub async fn try_http(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Result<Reply, String> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let req = req.body(Full::new(body.into())).map_err(|e| e.to_string())?;
+    let exchange = async move {
+        let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let resp = sender.send_request(req).await.map_err(|e| format!("request: {e}"))?;
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
+        Ok(Reply {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        })
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), exchange)
+        .await
+        .map_err(|_| "no answer within a minute".to_string())?
+}
+
+/// The operator token (`API_TOKENS`) of every [`Ipamd`] process.
+pub const OPERATOR_TOKEN: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// A real `ipamd serve` process on 127.0.0.1:0, its database `ipam.db` and its backups in a directory of the test's,
+/// rate limiting off, `API_TOKENS` = [`OPERATOR_TOKEN`]. Killed when dropped. Its stdout and stderr go to files in
+/// that directory (a pipe nobody reads could stall it), one pair per start.
+pub struct Ipamd {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+    stderr: std::path::PathBuf,
+}
+
+impl Ipamd {
+    /// The `ipamd serve` command for `dir`, with none of the caller's ipamd settings: add flags or variables, then
+    /// [`Ipamd::launch`] it.
+    pub fn command(dir: &std::path::Path) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ipamd"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+        Ipamd::environment(&mut cmd, dir);
+        cmd
+    }
+
+    /// The environment of [`Ipamd::command`], for a command that runs ipamd through another program.
+    pub fn environment(cmd: &mut std::process::Command, dir: &std::path::Path) {
+        for var in [
+            "IPAMD_LISTEN",
+            "IPAMD_LOG_FORMAT",
+            "RATELIMIT_STORAGE_URI",
+            "API_RATE_LIMIT",
+            "IPAMD_HEADER_TIMEOUT",
+            "IPAMD_BODY_TIMEOUT",
+            "IPAMD_MAX_CONNECTIONS",
+            "IPAMD_LOCKOUT_ATTEMPTS",
+            "IPAMD_LOCKOUT_SECONDS",
+            "IPAMD_AUTH_CACHE_SECONDS",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("IPAMD_DB", dir.join("ipam.db"))
+            .env("BACKUP_DIR", dir.join("backups"))
+            .env("API_TOKENS", OPERATOR_TOKEN)
+            .env("IPAMD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RATELIMIT_ENABLED", "false")
+            .env("RUST_LOG", "warn");
+    }
+
+    /// `ipamd serve` on `dir` with the default command.
+    pub fn start(dir: &std::path::Path) -> Ipamd {
+        Ipamd::launch(Ipamd::command(dir), dir)
+    }
+
+    /// Starts `cmd` and waits until it prints the address it listens on.
+    pub fn launch(mut cmd: std::process::Command, dir: &std::path::Path) -> Ipamd {
+        let n = (1..).find(|n| !dir.join(format!("ipamd-{n}.out")).exists()).unwrap();
+        let (out, err) = (dir.join(format!("ipamd-{n}.out")), dir.join(format!("ipamd-{n}.err")));
+        let child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap();
+        let mut ipamd = Ipamd {
+            child,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            stderr: err,
+        };
+        for _ in 0..600 {
+            let printed = std::fs::read_to_string(&out).unwrap_or_default();
+            if let Some(addr) = printed
+                .lines()
+                .find_map(|l| l.strip_prefix("ipamd listening on http://"))
+            {
+                ipamd.addr = addr.trim().parse().unwrap();
+                return ipamd;
+            }
+            if let Ok(Some(status)) = ipamd.child.try_wait() {
+                panic!("ipamd exited with {status} before listening: {}", ipamd.log());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("ipamd did not listen within 30 s: {}", ipamd.log());
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// `kill -KILL`: no drain, no destructor, no last write; then reaps the process.
+    pub fn kill(mut self) {
+        signal(self.pid(), "KILL");
+        let _ = self.child.wait();
+    }
+
+    /// `kill -TERM`, then waits for the exit; the exit status and the log.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        signal(self.pid(), "TERM");
+        let status = self.child.wait().unwrap();
+        (status, self.log())
+    }
+
+    /// `/api/v1<path>` with the operator token and `body` as JSON.
+    pub async fn api(&self, verb: Method, path: &str, body: Option<&Value>) -> Result<Reply, String> {
+        operator_api(self.addr, verb, path, body).await
+    }
+
+    /// [`Ipamd::api`] expecting `status`; the JSON answer (`null` for an empty body).
+    pub async fn expect(&self, verb: Method, path: &str, body: Option<&Value>, status: u16) -> Value {
+        let what = format!("{verb} {path} {}", body.map(Value::to_string).unwrap_or_default());
+        let reply = self
+            .api(verb, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}\n{}", self.log()));
+        assert_eq!(
+            reply.status,
+            status,
+            "{what} → {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        if reply.body.is_empty() {
+            Value::Null
+        } else {
+            reply.json()
+        }
+    }
+}
+
+impl Drop for Ipamd {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `/api/v1<path>` on the server at `addr` with [`OPERATOR_TOKEN`] and `body` as JSON, through [`try_http`].
+pub async fn operator_api(addr: SocketAddr, verb: Method, path: &str, body: Option<&Value>) -> Result<Reply, String> {
+    let bearer = format!("Bearer {OPERATOR_TOKEN}");
+    let headers = [("content-type", "application/json"), ("authorization", bearer.as_str())];
+    let body = body.map(Value::to_string).unwrap_or_default();
+    try_http(addr, verb, &format!("/api/v1{path}"), &headers, body).await
+}
+
+/// Sends `SIG<name>` to `pid` with kill(1).
+pub fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid}");
+}

@@ -1,0 +1,935 @@
+//! The ipamd benchmark: starts a server in-process on a temporary database, seeds a data set (a million address
+//! records in the full run), drives each scenario with N concurrent keep-alive HTTP/1.1 connections, and prints
+//! requests/s, latency p50/p99, errors, the ratio to `GET /healthz` measured in the same run, the server's peak
+//! RSS, and each figure's target with PASS/FAIL. BENCHMARKS.md explains the scenarios and records a run.
+//!
+//! ```text
+//! cargo run --release --example bench                      # the full run (about 3 minutes)
+//! cargo run --example bench -- --smoke                     # tiny data, seconds: what CI runs
+//! cargo run --release --example bench -- --scenario next-16,alloc --seconds 5 --connections 16
+//! ```
+//!
+//! Exit status: 1 when a request failed (a non-2xx answer or a broken connection), a scenario's first answer was
+//! wrong, or the allocation check found a duplicate; otherwise 0, also when a target is missed (`--strict` makes
+//! a missed target exit 2). Smoke runs never apply the targets: their data is too small to mean anything.
+
+// A crate root looks for modules beside itself; the bench keeps its own in examples/bench/.
+#[path = "bench/client.rs"]
+mod client;
+#[path = "bench/seed.rs"]
+mod seed;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use hyper::Method;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use ipamd::app::App;
+use ipamd::config::Settings;
+
+use client::{Api, Measure, Outcome, Plan, Res, Target};
+use seed::{DataSet, Sizes};
+
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark ipamd: seed a data set, drive each scenario, print throughput, latency and targets")]
+struct Args {
+    /// Tiny data (2,000 records, 100 networks), 1 s per scenario, few connections; targets are not applied.
+    #[arg(long)]
+    smoke: bool,
+    /// Scenarios to run, comma-separated or repeated (default: all). healthz always runs, as the ceiling.
+    #[arg(long, value_delimiter = ',')]
+    scenario: Vec<String>,
+    /// Connections for every load scenario (default: each scenario's own, see --list).
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Measured seconds per scenario (default 10; smoke 1).
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Measure this many requests per scenario instead of a time.
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Unmeasured seconds before each scenario's measurement (default 1; smoke 0).
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Threads of the load generator's runtime (the server's runtime has one per core, as `ipamd serve`).
+    #[arg(long, default_value_t = 2)]
+    client_threads: usize,
+    /// Print the server's request log to stderr (by default it is formatted, as in production, then discarded).
+    #[arg(long)]
+    server_log: bool,
+    /// Exit with status 2 when a full run misses a target.
+    #[arg(long)]
+    strict: bool,
+    /// Also print the results as a Markdown table (for BENCHMARKS.md).
+    #[arg(long)]
+    markdown: bool,
+    /// Keep the temporary directory with the database (and print where it is) instead of deleting it.
+    #[arg(long)]
+    keep: bool,
+    /// List the scenarios and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+/// What a scenario must reach.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Goal {
+    /// The transport ceiling the others are compared with.
+    Ceiling,
+    /// No target: measured for the record.
+    Record,
+    /// Throughput at least this share of /healthz's.
+    Ratio(f64),
+    /// Median latency at most this many milliseconds.
+    P50Ms(f64),
+    /// At least this many successful requests per second.
+    Rps(f64),
+    /// One call taking at most this many milliseconds.
+    TimeMs(f64),
+}
+
+struct Scenario {
+    name: &'static str,
+    /// Connections in a full run.
+    connections: usize,
+    goal: Goal,
+    what: &'static str,
+}
+
+/// In the order they run: reads first, then the writes (alloc, split) that change the data.
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "healthz",
+        connections: 64,
+        goal: Goal::Ceiling,
+        what: "GET /healthz: HTTP and the load generator, no auth, no database",
+    },
+    Scenario {
+        name: "rpc-get",
+        connections: 64,
+        goal: Goal::Ratio(0.40),
+        what: "/1.0 ipaddress/get by a random record id, appkey + userdata (verification cache warm)",
+    },
+    Scenario {
+        name: "groups-sort",
+        connections: 64,
+        goal: Goal::Record,
+        what: "/1.0 groups/get sort:true, the whole group tree with subnet counts",
+    },
+    Scenario {
+        name: "rest-ip",
+        connections: 64,
+        goal: Goal::Ratio(0.40),
+        what: "GET /api/v1/ip/{ip} of a random recorded address, Bearer token",
+    },
+    Scenario {
+        name: "rest-networks",
+        connections: 2,
+        goal: Goal::P50Ms(5.0),
+        what: "GET /api/v1/networks?per_page=50&page=<random>, 10,000 networks, 1,000,000 records",
+    },
+    Scenario {
+        name: "next-16",
+        connections: 2,
+        goal: Goal::P50Ms(1.0),
+        what: "/1.0 ipaddress/next on a /16 whose lowest 60,000 addresses hold records",
+    },
+    Scenario {
+        name: "available-48",
+        connections: 2,
+        goal: Goal::P50Ms(1.0),
+        what: "/1.0 ipaddress/available limit 256 on an IPv6 /48 whose lowest 100,000 addresses hold records",
+    },
+    Scenario {
+        name: "search-1m",
+        connections: 2,
+        goal: Goal::P50Ms(20.0),
+        what: "/1.0 search/find for a hostname substring (\"host-<4 digits>\", 111 hits) among 1,000,000 records",
+    },
+    Scenario {
+        name: "alloc",
+        connections: 64,
+        goal: Goal::Rps(10_000.0),
+        what: "POST /api/v1/ip/networks/{id}/next-ip on an empty /10, then a check that every address is distinct",
+    },
+    Scenario {
+        name: "split-16",
+        connections: 1,
+        goal: Goal::TimeMs(1000.0),
+        what: "one /1.0 subnets/split of a /16 holding 60,000 records into 256 /24s",
+    },
+];
+
+const RSS_TARGET_MB: f64 = 150.0;
+
+/// The same allocator as the `ipamd` binary, so the in-process server performs as it does in production.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One scenario's figures.
+struct Row {
+    name: String,
+    connections: usize,
+    goal: Goal,
+    outcome: Outcome,
+    /// split-16: the one call's duration.
+    single: Option<Duration>,
+    /// /healthz throughput measured in slices interleaved with this scenario's, when its target is a ratio.
+    ceiling: Option<f64>,
+    /// Extra lines to print under the table (allocation check, split check).
+    notes: Vec<String>,
+    /// Checks that failed: a wrong first answer, a duplicate allocation.
+    failures: Vec<String>,
+}
+
+fn run() -> Res<ExitCode> {
+    let args = Args::parse();
+    if args.list {
+        for s in SCENARIOS {
+            println!("{:<14} {:>3} connections  {}", s.name, s.connections, s.what);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let selected: Vec<&Scenario> = match args.scenario.is_empty() {
+        true => SCENARIOS.iter().collect(),
+        false => {
+            for name in &args.scenario {
+                if !SCENARIOS.iter().any(|s| s.name == name) {
+                    let names: Vec<&str> = SCENARIOS.iter().map(|s| s.name).collect();
+                    return Err(format!("unknown scenario '{name}'; choose from {}", names.join(", ")).into());
+                }
+            }
+            SCENARIOS
+                .iter()
+                .filter(|s| s.name == "healthz" || args.scenario.iter().any(|n| n == s.name))
+                .collect()
+        }
+    };
+    let sizes = if args.smoke { Sizes::SMOKE } else { Sizes::FULL };
+    let seconds = args.seconds.unwrap_or(if args.smoke { 1.0 } else { 10.0 });
+    let warmup = args.warmup.unwrap_or(if args.smoke { 0.0 } else { 1.0 });
+    let measure = match args.requests {
+        Some(n) => Measure::Requests(n),
+        None => Measure::Time(Duration::from_secs_f64(seconds)),
+    };
+    init_logging(args.server_log);
+
+    println!(
+        "ipamd bench: {}",
+        if args.smoke {
+            "SMOKE run (tiny data; targets not applied)"
+        } else {
+            "full run"
+        }
+    );
+    println!("machine: {}", machine());
+    println!(
+        "server in-process (runtime as `ipamd serve`: one worker per core), load generator on {} thread(s) of the \
+         same machine",
+        args.client_threads
+    );
+
+    // The server's runtime is built as `ipamd serve` builds it. The bench's own calls (seeding, checks) run on a
+    // small runtime of this thread; each load run starts its own threads (see client::run).
+    let server_rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let client_rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let dir = tempfile::tempdir()?;
+    let db_path = dir.path().join("ipam.db");
+    let settings = {
+        let mut s = Settings::defaults();
+        s.db = db_path.clone();
+        s.backup_dir = dir.path().join("backups");
+        s.ratelimit_enabled = false;
+        s
+    };
+
+    // Phase 1: a server for the API part of the seeding.
+    let seed_start = Instant::now();
+    let (app, creds) = server_rt.block_on(async {
+        let settings = settings.clone();
+        tokio::task::spawn_blocking(move || -> Res<_> {
+            let app = App::open(settings)?;
+            let creds = ipamd::cli::first_run(&app.store, None)?.ok_or("the new database is already initialised")?;
+            Ok((app, creds))
+        })
+        .await?
+    })?;
+    let server = Server::start(&server_rt, app)?;
+    let target = Target::new(server.addr, &creds.appkey, &creds.userdata, &creds.token);
+    let mut ds = client_rt.block_on(async {
+        let mut api = Api::connect(&target).await?;
+        seed::through_api(&mut api, sizes).await
+    })?;
+    server.stop(&server_rt)?;
+    let api_time = seed_start.elapsed();
+
+    // Phase 2: bulk inserts while no server holds the file, so no server cache can miss them.
+    let bulk = seed::bulk(&db_path, &mut ds)?;
+    let seed_time = seed_start.elapsed();
+    println!(
+        "seeding: {} records, {} networks, {} groups in {:.1} s (API {:.1} s, bulk networks {:.2} s, bulk records \
+         {:.1} s = {:.0} records/s, full-text index {:.1} s, counts {:.2} s)",
+        group_digits(sizes.records),
+        group_digits(sizes.networks),
+        sizes.roots * (1 + sizes.children),
+        seed_time.as_secs_f64(),
+        api_time.as_secs_f64(),
+        bulk.networks.as_secs_f64(),
+        bulk.records.as_secs_f64(),
+        sizes.records as f64 / bulk.records.as_secs_f64().max(1e-9),
+        bulk.fts.as_secs_f64(),
+        bulk.counts.as_secs_f64(),
+    );
+    for n in &bulk.notes {
+        println!("  checked: {n}");
+    }
+
+    // Phase 3: a fresh server over the seeded file; the peak RSS is measured from here on.
+    let rss_reset = reset_peak_rss();
+    let restart = Instant::now();
+    let app = server_rt.block_on(async {
+        tokio::task::spawn_blocking(move || App::open(settings))
+            .await
+            .map_err(|e| e.to_string())
+    })??;
+    let server = Server::start(&server_rt, app)?;
+    let target = Target::new(server.addr, &creds.appkey, &creds.userdata, &creds.token);
+    println!(
+        "server restarted on the seeded database in {:.2} s",
+        restart.elapsed().as_secs_f64()
+    );
+    client_rt.block_on(check_seeded(&target, &ds, &db_path))?;
+    println!("  checked: the server's counts, next free address and recount agree with the seeding");
+
+    let rss_before_load = status_kb("VmRSS:");
+    let mut rows: Vec<Row> = Vec::new();
+    let all_run = selected.len() > 1;
+    for sc in &selected {
+        let connections = match (sc.name, args.connections, args.smoke) {
+            ("split-16", _, _) => 1,
+            (_, Some(n), _) => n.max(1),
+            ("alloc", None, true) => 8,
+            (_, None, true) => sc.connections.min(4),
+            (_, None, false) => sc.connections,
+        };
+        let plan = Plan {
+            connections,
+            warmup: Duration::from_secs_f64(warmup),
+            measure,
+        };
+        let row = match sc.goal {
+            // A ratio target compares with /healthz measured in slices interleaved with the scenario's own, so
+            // that drift on a shared machine hits both alike.
+            Goal::Ratio(_) => client_rt.block_on(run_paired(sc, plan, args.client_threads, &target, &ds, &db_path))?,
+            _ => client_rt.block_on(run_scenario(sc, plan, args.client_threads, &target, &ds, &db_path))?,
+        };
+        print_progress(&row);
+        rows.push(row);
+    }
+    if all_run {
+        // The ceiling again at the end: the machine is shared, so the two runs bracket the others.
+        let plan = Plan {
+            connections: args.connections.unwrap_or(if args.smoke { 4 } else { 64 }),
+            warmup: Duration::from_secs_f64(warmup),
+            measure,
+        };
+        let mut row = client_rt.block_on(run_scenario(
+            &SCENARIOS[0],
+            plan,
+            args.client_threads,
+            &target,
+            &ds,
+            &db_path,
+        ))?;
+        row.name = "healthz (end)".into();
+        print_progress(&row);
+        rows.push(row);
+    }
+    let peak = peak_rss_mb();
+    server.stop(&server_rt)?;
+
+    // The report. Scenarios without a paired ceiling are compared with the first /healthz run.
+    let first_ceiling = rows
+        .iter()
+        .find(|r| r.goal == Goal::Ceiling)
+        .map_or(0.0, |r| r.outcome.rps());
+    let mut table: Vec<[String; 10]> = Vec::new();
+    let mut missed = 0;
+    let mut errors = 0;
+    for r in &rows {
+        let ceiling = r.ceiling.unwrap_or(first_ceiling);
+        let (target_text, pass) = verdict(r, ceiling);
+        let result = match (r.outcome.errors + r.failures.len() as u64, pass, args.smoke) {
+            (e, _, _) if e > 0 => "ERRORS",
+            (_, None, _) => "-",
+            (_, Some(_), true) => "(smoke)",
+            (_, Some(true), false) => "PASS",
+            (_, Some(false), false) => "FAIL",
+        };
+        if pass == Some(false) && !args.smoke {
+            missed += 1;
+        }
+        errors += r.outcome.errors + r.failures.len() as u64;
+        let cells = match r.single {
+            Some(d) => ["-".to_string(), "-".into(), format!("{:.1}", ms(d)), "-".into()],
+            None => [
+                format!("{:.0}", r.outcome.rps()),
+                match (ceiling, r.ceiling) {
+                    (c, Some(_)) if c > 0.0 => format!("{:.0} % (paired)", 100.0 * r.outcome.rps() / c),
+                    (c, None) if c > 0.0 => format!("{:.0} %", 100.0 * r.outcome.rps() / c),
+                    _ => "-".into(),
+                },
+                format!("{:.3}", r.outcome.quantile_ms(0.5)),
+                format!("{:.3}", r.outcome.quantile_ms(0.99)),
+            ],
+        };
+        let [rps, ratio, p50, p99] = cells;
+        table.push([
+            r.name.clone(),
+            r.connections.to_string(),
+            r.outcome.requests.to_string(),
+            rps,
+            ratio,
+            p50,
+            p99,
+            r.outcome.errors.to_string(),
+            target_text,
+            result.to_string(),
+        ]);
+    }
+    let rss_pass = peak.map(|p| p <= RSS_TARGET_MB);
+    if rss_pass == Some(false) && !args.smoke {
+        missed += 1;
+    }
+    table.push([
+        "peak RSS".into(),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+        peak.map_or("unknown".to_string(), |p| format!("{p:.1} MB")),
+        "-".into(),
+        "-".into(),
+        format!("<= {RSS_TARGET_MB:.0} MB"),
+        match (rss_pass, args.smoke) {
+            (None, _) => "-",
+            (Some(_), true) => "(smoke)",
+            (Some(true), false) => "PASS",
+            (Some(false), false) => "FAIL",
+        }
+        .into(),
+    ]);
+    let header = [
+        "scenario", "conns", "requests", "req/s", "/healthz", "p50 ms", "p99 ms", "errors", "target", "result",
+    ];
+    println!();
+    print_table(&header, &table, args.markdown);
+    if rows.iter().any(|r| r.single.is_some()) {
+        println!("  split-16's p50 column is its one call's duration");
+    }
+    println!(
+        "  peak RSS is VmHWM of this process: the server runs in-process, so it includes the load generator; {} \
+         (RSS before the load: {})",
+        if rss_reset {
+            "reset after seeding, so it covers the restarted server under load"
+        } else {
+            "it could not be reset after seeding, so it includes the seeding"
+        },
+        rss_before_load.map_or("unknown".to_string(), |kb| format!("{:.1} MB", kb as f64 / 1024.0)),
+    );
+    for r in &rows {
+        for n in &r.notes {
+            println!("  {}: {n}", r.name);
+        }
+    }
+    for r in &rows {
+        if r.outcome.errors > 0 {
+            println!(
+                "!! {}: {} REQUESTS FAILED (non-2xx or transport errors); first: {}",
+                r.name,
+                r.outcome.errors,
+                r.outcome.first_error.as_deref().unwrap_or("?")
+            );
+        }
+        for f in &r.failures {
+            println!("!! {}: CHECK FAILED: {f}", r.name);
+        }
+    }
+    println!(
+        "seeding {:.1} s; total {:.1} s",
+        seed_time.as_secs_f64(),
+        seed_start.elapsed().as_secs_f64()
+    );
+    if args.keep {
+        println!("database kept in {}", dir.keep().display());
+    }
+    if errors > 0 {
+        println!("bench: {errors} error(s): FAILED");
+        return Ok(ExitCode::FAILURE);
+    }
+    match (args.smoke, missed) {
+        (true, _) => println!("bench: smoke run passed (no errors; targets apply to full runs only)"),
+        (false, 0) => println!("bench: every target met"),
+        (false, n) => println!("bench: {n} target(s) missed"),
+    }
+    if args.strict && missed > 0 {
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The server task and the means to stop it.
+struct Server {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    fn start(rt: &Runtime, app: App) -> Res<Server> {
+        let listener = rt.block_on(TcpListener::bind("127.0.0.1:0"))?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = rt.spawn(ipamd::server::run(listener, app, async {
+            let _ = stopped.await;
+        }));
+        Ok(Server { addr, stop, task })
+    }
+
+    /// Stops accepting, drains, and waits for `server::run` to return.
+    fn stop(self, rt: &Runtime) -> Res<()> {
+        let _ = self.stop.send(());
+        rt.block_on(self.task)??;
+        Ok(())
+    }
+}
+
+/// Checks the seeded data through the server: kept counts, the next free address, and that the server's own
+/// recount (which `subnets/edit` runs) leaves the seeded counts unchanged.
+async fn check_seeded(target: &Target, ds: &DataSet, db: &Path) -> Res<()> {
+    let mut api = Api::connect(target).await?;
+    let s = &api.rpc("subnets/get", json!({"id": ds.net16})).await?[ds.net16.to_string()];
+    let usable = ipamd::net::usable_count(&seed::block(seed::NET16)?) as u64;
+    let want = (ds.sizes.net16.to_string(), (usable - ds.sizes.net16).to_string());
+    let got = (text(&s["used_hosts"]), text(&s["available_hosts"]));
+    if got != want {
+        return Err(format!("next-16 subnet: used/available {got:?}, expected {want:?}").into());
+    }
+    let next = api.rpc("ipaddress/next", json!({"subnet": ds.net16})).await?;
+    let want = DataSet::after_records(seed::NET16, ds.sizes.net16)?.to_string();
+    if text(&next["ip"]) != want {
+        return Err(format!("ipaddress/next answered {next}, expected {want}").into());
+    }
+    let ids = [ds.net16, ds.split16, ds.v6, ds.net0];
+    let before = seed::kept_counts(db, &ids)?;
+    for id in ids {
+        api.rpc("subnets/edit", json!({"id": id, "description": "seeded by the bench"}))
+            .await?;
+    }
+    let after = seed::kept_counts(db, &ids)?;
+    if before != after {
+        return Err(format!("the server recounts {after:?}, the bench seeded {before:?}").into());
+    }
+    Ok(())
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
+/// Runs one scenario: a check of its first answer, then the load (or the single call), then its own checks.
+async fn run_scenario(sc: &Scenario, plan: Plan, threads: usize, target: &Target, ds: &DataSet, db: &Path) -> Res<Row> {
+    let mut row = Row {
+        name: sc.name.to_string(),
+        connections: plan.connections,
+        goal: sc.goal,
+        outcome: Outcome::default(),
+        single: None,
+        ceiling: None,
+        notes: Vec::new(),
+        failures: Vec::new(),
+    };
+    let mut api = Api::connect(target).await?;
+    if let Err(e) = first_answer(sc.name, &mut api, ds).await {
+        row.failures.push(format!("first answer: {e}"));
+    }
+    if sc.name == "split-16" {
+        return split(row, &mut api, ds).await;
+    }
+    let t = target.clone();
+    let sizes = ds.sizes;
+    let (record_lo, record_hi) = ds.record_ids;
+    let (net16, v6, alloc) = (ds.net16, ds.v6, ds.alloc);
+    let pages = sizes.networks.div_ceil(50);
+    let groups_body = json!({"sort": "true"}).to_string();
+    let make: client::MakeRequest = match sc.name {
+        "healthz" => Arc::new(move |_| t.get("/healthz")),
+        "rpc-get" => Arc::new(move |rng| {
+            let id = rng.range(record_lo as u64, record_hi as u64 + 1);
+            t.envelope_raw("ipaddress/get", &format!("{{\"id\":{id}}}"))
+        }),
+        "groups-sort" => Arc::new(move |_| t.envelope_raw("groups/get", &groups_body)),
+        "rest-ip" => Arc::new(move |rng| {
+            let i = rng.range(0, sizes.small_nets());
+            let h = rng.range(1, sizes.small_records(i) + 1);
+            t.rest(Method::GET, &format!("/ip/{}", DataSet::small_ip(i, h)), None)
+        }),
+        "rest-networks" => Arc::new(move |rng| {
+            let page = rng.range(1, pages + 1);
+            t.rest(Method::GET, &format!("/networks?per_page=50&page={page}"), None)
+        }),
+        "next-16" => Arc::new(move |_| t.envelope_raw("ipaddress/next", &format!("{{\"subnet\":{net16}}}"))),
+        "available-48" => {
+            Arc::new(move |_| t.envelope_raw("ipaddress/available", &format!("{{\"subnet\":{v6},\"limit\":256}}")))
+        }
+        "search-1m" => Arc::new(move |rng| {
+            let q = search_query(rng.range(sizes.records / 1000, sizes.records / 100));
+            t.envelope_raw("search/find", &format!("{{\"query\":\"{q}\"}}"))
+        }),
+        "alloc" => {
+            let body = json!({"description": "bench"});
+            Arc::new(move |_| t.rest(Method::POST, &format!("/ip/networks/{alloc}/next-ip"), Some(&body)))
+        }
+        other => return Err(format!("no load for scenario {other}").into()),
+    };
+    let extract: Option<client::Extract> = (sc.name == "alloc").then_some(allocated_key as client::Extract);
+    row.outcome = client::run(target.addr, plan, threads, make, extract).await?;
+    if sc.name == "alloc" {
+        check_allocations(&mut row, ds, db)?;
+    }
+    Ok(row)
+}
+
+fn search_query(m: u64) -> String {
+    format!("host-{m}")
+}
+
+/// Runs a ratio scenario in slices alternating with /healthz on as many connections; the measured time is split
+/// evenly (at most 5 slices of each, at least 1 s each).
+async fn run_paired(sc: &Scenario, plan: Plan, threads: usize, target: &Target, ds: &DataSet, db: &Path) -> Res<Row> {
+    let slices = match plan.measure {
+        Measure::Time(d) => (d.as_secs_f64() as u32).clamp(1, 5),
+        Measure::Requests(n) => u32::try_from(n).unwrap_or(u32::MAX).clamp(1, 5),
+    };
+    let slice = match plan.measure {
+        Measure::Time(d) => Measure::Time(d / slices),
+        Measure::Requests(n) => Measure::Requests(n / u64::from(slices)),
+    };
+    let mut row: Option<Row> = None;
+    let mut healthz = Outcome::default();
+    for k in 0..slices {
+        let p = Plan {
+            warmup: if k == 0 { plan.warmup } else { Duration::ZERO },
+            measure: slice,
+            ..plan
+        };
+        healthz.merge(run_scenario(&SCENARIOS[0], p, threads, target, ds, db).await?.outcome);
+        let r = run_scenario(sc, p, threads, target, ds, db).await?;
+        row = Some(match row {
+            None => r,
+            Some(mut acc) => {
+                acc.outcome.merge(r.outcome);
+                acc.failures.extend(r.failures);
+                acc
+            }
+        });
+    }
+    let mut row = row.ok_or("no slice ran")?;
+    row.outcome.latencies_us.sort_unstable();
+    row.ceiling = Some(healthz.rps());
+    row.notes.push(format!(
+        "paired /healthz, interleaved in {slices} slice(s): {:.0} req/s",
+        healthz.rps()
+    ));
+    Ok(row)
+}
+
+/// Checks one answer of the scenario before loading it, so a scenario that measures error pages cannot pass.
+async fn first_answer(name: &str, api: &mut Api, ds: &DataSet) -> Res<()> {
+    let sizes = ds.sizes;
+    match name {
+        "healthz" | "alloc" | "split-16" => {}
+        "rpc-get" => {
+            let r = api.rpc("ipaddress/get", json!({"id": ds.record_ids.1})).await?;
+            if r.get(ds.record_ids.1.to_string()).is_none() {
+                return Err(format!("ipaddress/get answered {r}").into());
+            }
+        }
+        "groups-sort" => {
+            let r = api.rpc("groups/get", json!({"sort": "true"})).await?;
+            if r.as_object().map(|m| m.len()) != Some(ds.roots) {
+                return Err(format!("groups/get sort: expected {} roots, got {r}", ds.roots).into());
+            }
+        }
+        "rest-ip" => {
+            let ip = DataSet::small_ip(1, 1);
+            let r = api.rest(Method::GET, &format!("/ip/{ip}"), None).await?;
+            if r["status"] != json!("assigned") {
+                return Err(format!("GET /ip/{ip} answered {r}").into());
+            }
+        }
+        "rest-networks" => {
+            let r = api.rest(Method::GET, "/networks?per_page=50", None).await?;
+            let n = r["data"].as_array().map_or(0, Vec::len) as u64;
+            if n != sizes.networks.min(50) || r["pagination"]["total_items"] != json!(sizes.networks) {
+                return Err(format!("GET /networks: {n} items, pagination {}", r["pagination"]).into());
+            }
+        }
+        "next-16" => {
+            let r = api.rpc("ipaddress/next", json!({"subnet": ds.net16})).await?;
+            let want = DataSet::after_records(seed::NET16, sizes.net16)?.to_string();
+            if text(&r["ip"]) != want {
+                return Err(format!("ipaddress/next answered {r}, expected {want}").into());
+            }
+        }
+        "available-48" => {
+            let r = api
+                .rpc("ipaddress/available", json!({"subnet": ds.v6, "limit": 256}))
+                .await?;
+            let want = DataSet::after_records(seed::V6, sizes.v6)?.to_string();
+            let list = r["addresses"].as_array().cloned().unwrap_or_default();
+            if list.len() != 256 || list.first().map(text) != Some(want.clone()) {
+                return Err(format!(
+                    "ipaddress/available: {} addresses from {:?}, expected 256 from {want}",
+                    list.len(),
+                    list.first()
+                )
+                .into());
+            }
+        }
+        "search-1m" => {
+            let q = search_query(sizes.records / 1000);
+            let r = api.rpc("search/find", json!({"query": q})).await?;
+            let hits = r["addresses"]
+                .as_object()
+                .map(|m| m.values().cloned().collect::<Vec<_>>());
+            let hits = hits.unwrap_or_default();
+            if hits.is_empty() || hits.iter().any(|h| !text(&h["hostname"]).contains(&q)) {
+                return Err(format!("search/find {q}: {} address hits, not all matching", hits.len()).into());
+            }
+        }
+        other => return Err(format!("no check for scenario {other}").into()),
+    }
+    Ok(())
+}
+
+/// split-16: one timed call, then a check that the children hold every record.
+async fn split(mut row: Row, api: &mut Api, ds: &DataSet) -> Res<Row> {
+    let t = Instant::now();
+    let reply = api.rpc("subnets/split", json!({"id": ds.split16, "parts": 256})).await;
+    let took = t.elapsed();
+    row.single = Some(took);
+    row.outcome.requests = 1;
+    row.outcome.elapsed = took;
+    row.outcome.latencies_us = vec![u32::try_from(took.as_micros()).unwrap_or(u32::MAX)];
+    match reply {
+        Err(e) => {
+            row.outcome.errors = 1;
+            row.outcome.first_error = Some(e.to_string());
+        }
+        Ok(r) => {
+            let children = r.as_object().map_or(0, |m| m.len());
+            let held: u64 = r
+                .as_object()
+                .map(|m| {
+                    m.values()
+                        .filter_map(|c| text(&c["used_hosts"]).parse::<u64>().ok())
+                        .sum()
+                })
+                .unwrap_or(0);
+            row.notes.push(format!(
+                "{} split into {children} children holding {held} records in {:.1} ms",
+                seed::SPLIT16,
+                ms(took)
+            ));
+            if children != 256 || held != ds.sizes.split16 {
+                row.failures.push(format!(
+                    "expected 256 children holding {} records, got {children} holding {held}",
+                    ds.sizes.split16
+                ));
+            }
+        }
+    }
+    Ok(row)
+}
+
+/// The address of an allocation answer (`{"ip_address": "...", ...}`), as a key.
+fn allocated_key(body: &[u8]) -> Option<u128> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let ip = ipamd::net::parse_addr(v["ip_address"].as_str()?).ok()?;
+    Some(ipamd::net::key(ip))
+}
+
+/// alloc: every acknowledged allocation a distinct address, and exactly those records in the subnet.
+fn check_allocations(row: &mut Row, ds: &DataSet, db: &Path) -> Res<()> {
+    let acknowledged = row.outcome.ok_total;
+    let distinct_answers = row.outcome.keys.iter().collect::<HashSet<_>>().len() as u64;
+    let (records, distinct_records) = seed::allocated(db, ds.alloc)?;
+    let distinct = distinct_answers == acknowledged && records == acknowledged && distinct_records == records;
+    row.notes.push(format!(
+        "{acknowledged} allocations acknowledged (201, warm-up included), {distinct_answers} distinct addresses \
+         answered, {records} records in the subnet; distinct: {}",
+        if distinct { "yes" } else { "no" }
+    ));
+    row.outcome.keys = Vec::new();
+    if !distinct {
+        row.failures
+            .push("allocation: answers and records are not one distinct address per 201".into());
+    }
+    Ok(())
+}
+
+/// An aligned table, text columns left and figures right; also as Markdown when asked.
+fn print_table(header: &[&str; 10], rows: &[[String; 10]], markdown: bool) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let left = |i: usize| matches!(i, 0 | 8 | 9);
+    let line = |cells: Vec<&str>| {
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match left(i) {
+                true => format!("{c:<w$}", w = widths[i]),
+                false => format!("{c:>w$}", w = widths[i]),
+            })
+            .collect();
+        println!("{}", parts.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+    if markdown {
+        println!();
+        println!("| {} |", header.join(" | "));
+        println!(
+            "|{}",
+            header
+                .iter()
+                .enumerate()
+                .map(|(i, _)| if left(i) { " --- |" } else { " ---: |" })
+                .collect::<String>()
+        );
+        for r in rows {
+            println!("| {} |", r.join(" | "));
+        }
+    }
+}
+
+fn print_progress(r: &Row) {
+    match r.single {
+        Some(d) => println!("  {:<14} one call, {:.1} ms", r.name, ms(d)),
+        None => println!(
+            "  {:<14} {:>5} conns {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
+            r.name,
+            r.connections,
+            r.outcome.rps(),
+            r.outcome.quantile_ms(0.5),
+            r.outcome.quantile_ms(0.99),
+            r.outcome.errors
+        ),
+    }
+}
+
+/// The target as text, and whether it was met (`None`: no target).
+fn verdict(r: &Row, ceiling: f64) -> (String, Option<bool>) {
+    match r.goal {
+        Goal::Ceiling => ("(ceiling)".into(), None),
+        Goal::Record => ("(no target)".into(), None),
+        Goal::Ratio(x) => (
+            format!(">= {:.0} % of /healthz", x * 100.0),
+            Some(ceiling > 0.0 && r.outcome.rps() >= x * ceiling),
+        ),
+        Goal::P50Ms(x) => (format!("p50 <= {x} ms"), Some(r.outcome.quantile_ms(0.5) <= x)),
+        Goal::Rps(x) => (format!(">= {x:.0} req/s"), Some(r.outcome.rps() >= x)),
+        Goal::TimeMs(x) => (format!("<= {x:.0} ms"), Some(r.single.is_some_and(|d| ms(d) <= x))),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn group_digits(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The server logs one line per request as `ipamd serve` does; unless asked, the lines are formatted and dropped.
+fn init_logging(to_stderr: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if to_stderr {
+        builder.with_writer(std::io::stderr).init();
+    } else {
+        builder.with_writer(std::io::sink).init();
+    }
+}
+
+/// A `/proc/self/status` figure in kB.
+fn status_kb(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The peak resident set of this process (server and load generator), in MB.
+fn peak_rss_mb() -> Option<f64> {
+    status_kb("VmHWM:").map(|kb| kb as f64 / 1024.0)
+}
+
+/// Resets VmHWM to the current RSS (Linux: `5` into clear_refs), so seeding does not count.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Cores, CPU model and memory, for the record.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown CPU".to_string(), |m| m.trim().to_string());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?.to_string();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or("?".to_string(), |kb| format!("{:.1} GiB", kb as f64 / 1024.0 / 1024.0));
+    format!("{cores} cores, {model}, {mem} RAM")
+}

@@ -1,0 +1,418 @@
+//! The HTTP side of the bench: a one-connection API client for seeding and checks, and the load generator that
+//! drives a scenario over N keep-alive HTTP/1.1 connections, one request in flight on each.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::sync::Barrier;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type Res<T> = Result<T, BoxError>;
+pub type Req = Request<Full<Bytes>>;
+
+/// What a caller needs to reach one ipamd server.
+#[derive(Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub token: String,
+    host: String,
+    /// The envelope up to its `data` value, serialised once: `{"reqid":1,"appkey":…,"userdata":…,"data":`.
+    head: String,
+}
+
+impl Target {
+    pub fn new(addr: SocketAddr, appkey: &str, userdata: &str, token: &str) -> Target {
+        let head = json!({"reqid": 1, "appkey": appkey, "userdata": userdata}).to_string();
+        Target {
+            addr,
+            host: addr.to_string(),
+            token: token.to_string(),
+            head: format!("{},\"data\":", head.trim_end_matches('}')),
+        }
+    }
+
+    /// `POST /1.0/<method>` with the envelope around `data`.
+    pub fn envelope(&self, method: &str, data: &Value) -> Res<Req> {
+        self.envelope_raw(method, &data.to_string())
+    }
+
+    /// The same, with `data` already serialised (the load loops build it with `format!`).
+    pub fn envelope_raw(&self, method: &str, data: &str) -> Res<Req> {
+        let body = format!("{}{data}}}", self.head);
+        Ok(Request::post(format!("/1.0/{method}"))
+            .header(HOST, self.host.as_str())
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))?)
+    }
+
+    /// A REST call below `/api/v1` with the Bearer token; `body` is sent as JSON.
+    pub fn rest(&self, verb: Method, path: &str, body: Option<&Value>) -> Res<Req> {
+        let bytes = match body {
+            Some(b) => Bytes::from(serde_json::to_vec(b)?),
+            None => Bytes::new(),
+        };
+        let mut builder = Request::builder()
+            .method(verb)
+            .uri(format!("/api/v1{path}"))
+            .header(HOST, self.host.as_str())
+            .header(AUTHORIZATION, format!("Bearer {}", self.token));
+        if body.is_some() {
+            builder = builder.header(CONTENT_TYPE, "application/json");
+        }
+        Ok(builder.body(Full::new(bytes))?)
+    }
+
+    /// `GET <path>` without credentials.
+    pub fn get(&self, path: &str) -> Res<Req> {
+        Ok(Request::get(path)
+            .header(HOST, self.host.as_str())
+            .body(Full::new(Bytes::new()))?)
+    }
+}
+
+/// Opens one keep-alive HTTP/1.1 connection; its driver runs as a task until the sender is dropped.
+pub async fn connect(addr: SocketAddr) -> Res<SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        // A connection the server closes ends here; the next request on it reports the error.
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// Sends one request and reads the whole answer.
+pub async fn send(sender: &mut SendRequest<Full<Bytes>>, req: Req) -> Res<(u16, Bytes)> {
+    sender.ready().await?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok((status, body))
+}
+
+/// One connection for the calls that set up and check a scenario.
+pub struct Api {
+    pub target: Target,
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Api {
+    pub async fn connect(target: &Target) -> Res<Api> {
+        Ok(Api {
+            sender: connect(target.addr).await?,
+            target: target.clone(),
+        })
+    }
+
+    /// Calls a `/1.0` method and returns its `response`; an error reply is an error.
+    pub async fn rpc(&mut self, method: &str, data: Value) -> Res<Value> {
+        let req = self.target.envelope(method, &data)?;
+        let (status, body) = send(&mut self.sender, req).await?;
+        let mut reply: Value = serde_json::from_slice(&body).map_err(|e| {
+            format!(
+                "{method}: HTTP {status}, not JSON ({e}): {}",
+                String::from_utf8_lossy(&body)
+            )
+        })?;
+        match reply.get("errorCode") {
+            Some(code) => Err(format!("{method} failed (HTTP {status}, {code}): {}", reply["error"]).into()),
+            None => Ok(reply["response"].take()),
+        }
+    }
+
+    /// A REST call; any status outside 2xx is an error.
+    pub async fn rest(&mut self, verb: Method, path: &str, body: Option<&Value>) -> Res<Value> {
+        let req = self.target.rest(verb.clone(), path, body)?;
+        let (status, bytes) = send(&mut self.sender, req).await?;
+        if !(200..300).contains(&status) {
+            return Err(format!("{verb} {path}: HTTP {status}: {}", String::from_utf8_lossy(&bytes)).into());
+        }
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+}
+
+/// A small, fast, seedable generator (splitmix64): each connection draws its own parameters.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `lo..hi` (`lo` when the range is empty).
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        match hi.checked_sub(lo) {
+            Some(span) if span > 0 => lo + self.next_u64() % span,
+            _ => lo,
+        }
+    }
+}
+
+/// Builds the next request of a scenario from the connection's generator.
+pub type MakeRequest = Arc<dyn Fn(&mut Rng) -> Res<Req> + Send + Sync>;
+/// Pulls an address key out of a successful answer (allocation), for the distinctness check.
+pub type Extract = fn(&[u8]) -> Option<u128>;
+
+/// How long a scenario runs after its warm-up: a time, or a number of requests shared by the connections.
+#[derive(Clone, Copy, Debug)]
+pub enum Measure {
+    Time(Duration),
+    Requests(u64),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    pub connections: usize,
+    pub warmup: Duration,
+    pub measure: Measure,
+}
+
+/// What a load run saw. Latencies and throughput cover the measured part; `errors`, `ok_total` and `keys` cover
+/// the warm-up too.
+#[derive(Default)]
+pub struct Outcome {
+    pub requests: u64,
+    pub elapsed: Duration,
+    /// Sorted, in microseconds.
+    pub latencies_us: Vec<u32>,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub ok_total: u64,
+    pub keys: Vec<u128>,
+}
+
+impl Outcome {
+    pub fn rps(&self) -> f64 {
+        match self.elapsed.as_secs_f64() {
+            s if s > 0.0 => self.requests as f64 / s,
+            _ => 0.0,
+        }
+    }
+
+    /// Adds another run's figures (latencies stay unsorted until the caller sorts them).
+    pub fn merge(&mut self, other: Outcome) {
+        self.requests += other.requests;
+        self.elapsed += other.elapsed;
+        self.latencies_us.extend(other.latencies_us);
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.ok_total += other.ok_total;
+        self.keys.extend(other.keys);
+    }
+
+    /// The latency at quantile `q` (0..=1), in milliseconds.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        let last = self.latencies_us.len() - 1;
+        let at = ((last as f64) * q).round() as usize;
+        f64::from(self.latencies_us[at.min(last)]) / 1000.0
+    }
+}
+
+#[derive(Default)]
+struct Worker {
+    latencies_us: Vec<u32>,
+    last_done: Option<Instant>,
+    errors: u64,
+    first_error: Option<String>,
+    ok_total: u64,
+    keys: Vec<u128>,
+}
+
+impl Worker {
+    fn error(&mut self, what: String) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(what);
+        }
+    }
+}
+
+/// What every connection of a run shares.
+struct Shared {
+    addr: SocketAddr,
+    plan: Plan,
+    make: MakeRequest,
+    extract: Option<Extract>,
+    connected: Barrier,
+    go: Barrier,
+    start: OnceLock<Instant>,
+    budget: AtomicU64,
+}
+
+/// Drives `make` over `plan.connections` connections, spread over `threads` load threads, each with its own
+/// single-threaded runtime (as wrk runs one event loop per thread: a connection and its requests stay on one
+/// thread). Every connection is open before the clock starts.
+pub async fn run(
+    addr: SocketAddr,
+    plan: Plan,
+    threads: usize,
+    make: MakeRequest,
+    extract: Option<Extract>,
+) -> Res<Outcome> {
+    let n = plan.connections.max(1);
+    let threads = threads.clamp(1, n);
+    let shared = Arc::new(Shared {
+        addr,
+        plan,
+        make,
+        extract,
+        connected: Barrier::new(n + 1),
+        go: Barrier::new(n + 1),
+        start: OnceLock::new(),
+        budget: AtomicU64::new(0),
+    });
+    let mut handles = Vec::with_capacity(threads);
+    for t in 0..threads {
+        // Built here, so a failure cannot leave the others waiting at the barrier.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let shared = shared.clone();
+        let mine: Vec<usize> = (0..n).filter(|i| i % threads == t).collect();
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("bench-load-{t}"))
+                .spawn(move || {
+                    rt.block_on(async move {
+                        let tasks: Vec<_> = mine
+                            .into_iter()
+                            .map(|i| tokio::spawn(worker(i, shared.clone())))
+                            .collect();
+                        let mut out = Vec::new();
+                        for task in tasks {
+                            out.push(task.await);
+                        }
+                        out
+                    })
+                })?,
+        );
+    }
+    shared.connected.wait().await;
+    let t0 = Instant::now();
+    let _ = shared.start.set(t0);
+    shared.go.wait().await;
+    let measure_from = t0 + plan.warmup;
+    let mut out = Outcome::default();
+    let mut last = measure_from;
+    for h in handles {
+        let joined = tokio::task::spawn_blocking(move || h.join())
+            .await?
+            .map_err(|_| "a load thread panicked")?;
+        for w in joined {
+            let w = w?;
+            out.errors += w.errors;
+            if out.first_error.is_none() {
+                out.first_error = w.first_error;
+            }
+            out.ok_total += w.ok_total;
+            out.keys.extend(w.keys);
+            out.requests += w.latencies_us.len() as u64;
+            out.latencies_us.extend(w.latencies_us);
+            if let Some(d) = w.last_done {
+                last = last.max(d);
+            }
+        }
+    }
+    out.elapsed = last.duration_since(measure_from);
+    out.latencies_us.sort_unstable();
+    Ok(out)
+}
+
+/// One connection's loop: one request in flight, latency recorded from the end of the warm-up on.
+async fn worker(i: usize, shared: Arc<Shared>) -> Worker {
+    let mut w = Worker::default();
+    let mut rng = Rng::new(i as u64 + 1);
+    let addr = shared.addr;
+    let mut sender = connect(addr).await;
+    shared.connected.wait().await;
+    shared.go.wait().await;
+    let Some(&t0) = shared.start.get() else {
+        return w;
+    };
+    let measure_from = t0 + shared.plan.warmup;
+    loop {
+        let now = Instant::now();
+        match shared.plan.measure {
+            Measure::Time(d) if now >= measure_from + d => break,
+            // Past the warm-up, each request takes one from the shared budget.
+            Measure::Requests(total)
+                if now >= measure_from && shared.budget.fetch_add(1, Ordering::Relaxed) >= total =>
+            {
+                break
+            }
+            _ => {}
+        }
+        let req = match (shared.make)(&mut rng) {
+            Ok(r) => r,
+            Err(e) => {
+                w.error(format!("cannot build the request: {e}"));
+                break;
+            }
+        };
+        let s = match &mut sender {
+            Ok(s) => s,
+            Err(e) => {
+                w.error(format!("cannot connect: {e}"));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                sender = connect(addr).await;
+                continue;
+            }
+        };
+        let sent = Instant::now();
+        let answer = send(s, req).await;
+        let done = Instant::now();
+        if sent >= measure_from {
+            let us = done.duration_since(sent).as_micros();
+            w.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+            w.last_done = Some(done);
+        }
+        match answer {
+            Ok((status, body)) if (200..300).contains(&status) => {
+                w.ok_total += 1;
+                if let Some(f) = shared.extract {
+                    match f(&body) {
+                        Some(k) => w.keys.push(k),
+                        None => w.error(format!(
+                            "HTTP {status} without an address: {}",
+                            String::from_utf8_lossy(&body)
+                        )),
+                    }
+                }
+            }
+            Ok((status, body)) => {
+                let text = String::from_utf8_lossy(&body);
+                w.error(format!("HTTP {status}: {}", text.chars().take(300).collect::<String>()));
+            }
+            Err(e) => {
+                w.error(format!("request failed: {e}"));
+                sender = connect(addr).await;
+            }
+        }
+    }
+    w
+}
