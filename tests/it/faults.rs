@@ -436,13 +436,8 @@ async fn a_corrupt_backup_never_replaces_live_data() {
             .api(Method::POST, &format!("/backups/{name}/restore"), &token, None)
             .await;
         let body = reply.json();
-        // The rows that break ipamd's rules are refused only when the copy fails (a constraint) or the commit
-        // does (foreign keys), today as 500 internal_error; they should be 400 invalid_backup, which needs
-        // backups/restore to check the source first. The live data stays as it was either way.
-        let refused = match name.as_str() {
-            "dangling.db" | "unchecked.db" => reply.status == 400 || reply.status == 500,
-            _ => (reply.status, &body["code"]) == (400, &json!("invalid_backup")),
-        };
+        // Every unfit backup, also one whose rows break a foreign key or a CHECK, is refused as invalid_backup.
+        let refused = (reply.status, &body["code"]) == (400, &json!("invalid_backup"));
         if !refused || body.get("restored").is_some() {
             problems.push(format!("restoring {name} answered {} {body}", reply.status));
         }
