@@ -49,6 +49,8 @@ pub fn create_org(
         None => auth::new_password()?,
     };
     let sha1 = auth::userdata_sha1(&username, &password);
+    // argon2 before the write transaction, not inside it.
+    let phc = auth::hash_password(&sha1)?;
     let (appkey, token) =
         store.run_blocking(|db| {
             db.write(|tx| {
@@ -65,7 +67,7 @@ pub fn create_org(
                 let org_id = org::insert(tx, &identifier, description, first_run, now)?;
                 let user = users::NewUser {
                     username: username.clone(),
-                    sha1: sha1.clone(),
+                    phc: phc.clone(),
                     email: format!("{username}@localhost"),
                     realname: None,
                     level: Level::Admin,

@@ -63,14 +63,20 @@ pub struct Method {
     pub name: &'static str,
     pub access: Access,
     pub kind: Kind,
-    pub run: fn(&Ctx, &mut Data) -> Result<Value>,
+    /// Decodes the parameters and returns the handler bound to them (see [`call`]).
+    pub prepare: fn(&mut Data) -> Result<Prepared>,
 }
 
-/// Decodes the parameters of handler `f`, refuses leftovers, and runs it. Each table line calls this.
-pub fn call<P: Params>(f: fn(&Ctx, P) -> Result<Value>, ctx: &Ctx, data: &mut Data) -> Result<Value> {
+/// A handler with its decoded parameters, ready to run in a transaction.
+pub type Prepared = Box<dyn FnOnce(&Ctx) -> Result<Value> + Send>;
+
+/// Decodes the parameters of handler `f` and refuses leftovers. Each table line calls this. Decoding (and any slow
+/// work a `Params::decode` does, such as hashing a new password) happens on a database thread before the call
+/// reaches its transaction, so the group-commit writer never waits on it.
+pub fn call<P: Params + Send + 'static>(f: fn(&Ctx, P) -> Result<Value>, data: &mut Data) -> Result<Prepared> {
     let params = P::decode(data)?;
     data.finish()?;
-    f(ctx, params)
+    Ok(Box::new(move |ctx: &Ctx| f(ctx, params)))
 }
 
 /// The credentials a front door collected, not yet checked.
@@ -221,11 +227,11 @@ pub async fn dispatch(app: &App, call: Call) -> Outcome {
             }
         }
         Ok(Stage::Done(caller, result)) => (caller, result),
-        Ok(Stage::Write(caller, mut data)) => {
+        Ok(Stage::Write(caller, prepared)) => {
             let (app2, rid, who) = (app.clone(), respid.clone(), caller.clone());
             let result = app
                 .store
-                .write(move |tx| run(method, tx, &who, &app2, &rid, &mut data))
+                .write(move |tx| run(method, tx, &who, &app2, &rid, prepared))
                 .await;
             (caller, result)
         }
@@ -253,24 +259,35 @@ fn stage(
     if let Err(e) = check_access(&caller, method.access) {
         return Ok(Stage::Done(caller, Err(e)));
     }
+    let prepared = match (method.prepare)(&mut data) {
+        Ok(p) => p,
+        Err(e) => return Ok(Stage::Done(caller, Err(e))),
+    };
     match method.kind {
         Kind::Read => {
-            let result = db.read(|tx| run(method, tx, &caller, app, respid, &mut data));
+            let result = db.read(|tx| run(method, tx, &caller, app, respid, prepared));
             Ok(Stage::Done(caller, result))
         }
-        Kind::Write => Ok(Stage::Write(caller, data)),
+        Kind::Write => Ok(Stage::Write(caller, prepared)),
     }
 }
 
 /// Where a call stands after authentication: answered, a write for the writer, or waiting for argon2.
 enum Stage {
     Done(Caller, Result<Value>),
-    Write(Caller, Data),
+    Write(Caller, Prepared),
     Slow(Credentials, Data),
 }
 
 /// Runs a method's handler in a transaction.
-fn run(method: &'static Method, tx: &Tx, caller: &Caller, app: &App, respid: &str, data: &mut Data) -> Result<Value> {
+fn run(
+    method: &'static Method,
+    tx: &Tx,
+    caller: &Caller,
+    app: &App,
+    respid: &str,
+    prepared: Prepared,
+) -> Result<Value> {
     let ctx = Ctx {
         tx,
         caller,
@@ -279,7 +296,7 @@ fn run(method: &'static Method, tx: &Tx, caller: &Caller, app: &App, respid: &st
         respid,
         method: method.name,
     };
-    (method.run)(&ctx, data)
+    prepared(&ctx)
 }
 
 fn describe(c: &Caller) -> String {

@@ -117,8 +117,9 @@ fn level_param(d: &mut Data) -> Result<Option<Level>> {
 /// A user to create: the parameters of `org/users/add`, also used by the command line.
 pub struct NewUser {
     pub username: String,
-    /// The client-side sha1 (see `auth::userdata_sha1`); only its argon2 hash is stored.
-    pub sha1: String,
+    /// The argon2id PHC string over the client-side sha1 (see `auth::userdata_sha1`), computed before the call's
+    /// transaction so the writer never waits on argon2.
+    pub phc: String,
     pub email: String,
     pub realname: Option<String>,
     pub level: Level,
@@ -128,7 +129,7 @@ pub struct NewUser {
 pub fn insert(tx: &Tx, org_id: i64, u: &NewUser, now: i64) -> Result<i64> {
     let NewUser {
         username,
-        sha1,
+        phc,
         email,
         realname,
         level,
@@ -144,7 +145,6 @@ pub fn insert(tx: &Tx, org_id: i64, u: &NewUser, now: i64) -> Result<i64> {
             format!("the username '{username}' is taken"),
         ));
     }
-    let phc = auth::hash_password(sha1)?;
     tx.execute(
         "INSERT INTO users (org_id, username, email, realname, level, phc, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![org_id, username, email, realname, level.as_str(), phc, now],
@@ -156,13 +156,17 @@ impl Params for NewUser {
     fn decode(d: &mut Data) -> Result<Self> {
         let username = valid_username(&d.req_str("username")?)?;
         let secret = Secret::decode(d)?.ok_or_else(|| Error::param("password", "password or hash is required"))?;
-        let sha1 = secret.sha1(&username);
+        let email = valid_email(&d.req_str("email")?)?;
+        let realname = d.str("realname")?;
+        let level = level_param(d)?.unwrap_or(Level::Standard);
+        // Hashed last, once every parameter is known to be valid: argon2 is the slow part.
+        let phc = auth::hash_password(&secret.sha1(&username))?;
         Ok(NewUser {
-            email: valid_email(&d.req_str("email")?)?,
-            realname: d.str("realname")?,
-            level: level_param(d)?.unwrap_or(Level::Standard),
+            email,
+            realname,
+            level,
             username,
-            sha1,
+            phc,
         })
     }
 }
