@@ -66,10 +66,6 @@ impl Data {
         }
     }
 
-    pub fn from_map(map: Map<String, Value>) -> Data {
-        Data { map }
-    }
-
     /// Refuses every key no getter took, naming each.
     pub fn finish(&mut self) -> Result<()> {
         if self.map.is_empty() {
