@@ -73,7 +73,8 @@ struct Args {
     /// Also print the results as a Markdown table (for BENCHMARKS.md).
     #[arg(long)]
     markdown: bool,
-    /// Keep the temporary directory with the database (and print where it is) instead of deleting it.
+    /// Keep the temporary directory with the database instead of deleting it, and print where it is and the
+    /// operator's credentials (app key, userdata, REST token), so the data can be served and loaded again.
     #[arg(long)]
     keep: bool,
     /// List the scenarios and exit.
@@ -482,6 +483,10 @@ fn run() -> Res<ExitCode> {
     );
     if args.keep {
         println!("database kept in {}", dir.keep().display());
+        println!(
+            "credentials: appkey {} userdata {} token {}",
+            creds.appkey, creds.userdata, creds.token
+        );
     }
     if errors > 0 {
         println!("bench: {errors} error(s): FAILED");
