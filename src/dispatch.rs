@@ -243,7 +243,8 @@ pub async fn dispatch(app: &App, call: Call) -> Outcome {
     }
 }
 
-/// Authenticates a call and, for a read, answers it. `slow` allows argon2 here (see [`dispatch`]).
+/// Authenticates a call and, for a read, answers it: authentication and the handler share one read transaction.
+/// `slow` allows argon2 here (see [`dispatch`]).
 fn stage(
     db: &mut Db,
     app: &App,
@@ -253,23 +254,37 @@ fn stage(
     mut data: Data,
     slow: bool,
 ) -> Result<Stage> {
-    let Some(caller) = authenticate(db, app, &credentials, method.access, slow)? else {
-        return Ok(Stage::Slow(credentials, data));
-    };
-    if let Err(e) = check_access(&caller, method.access) {
-        return Ok(Stage::Done(caller, Err(e)));
-    }
-    let prepared = match (method.prepare)(&mut data) {
-        Ok(p) => p,
-        Err(e) => return Ok(Stage::Done(caller, Err(e))),
-    };
-    match method.kind {
-        Kind::Read => {
-            let result = db.read(|tx| run(method, tx, &caller, app, respid, prepared));
-            Ok(Stage::Done(caller, result))
+    let mut stamps = Stamps::default();
+    let checked = db.read(|tx| {
+        let Some(caller) = authenticate(tx, app, &credentials, method.access, slow, &mut stamps)? else {
+            return Ok(Checked::NeedsArgon2);
+        };
+        if let Err(e) = check_access(&caller, method.access) {
+            return Ok(Checked::Answered(caller, Err(e)));
         }
-        Kind::Write => Ok(Stage::Write(caller, prepared)),
-    }
+        if method.kind == Kind::Write {
+            return Ok(Checked::Write(caller));
+        }
+        let result = (method.prepare)(&mut data).and_then(|prepared| run(method, tx, &caller, app, respid, prepared));
+        Ok(Checked::Answered(caller, result))
+    });
+    stamps.record(db);
+    Ok(match checked? {
+        Checked::NeedsArgon2 => Stage::Slow(credentials, data),
+        Checked::Answered(caller, result) => Stage::Done(caller, result),
+        // Decoded outside the read transaction: a write's decoding may hash a new password.
+        Checked::Write(caller) => match (method.prepare)(&mut data) {
+            Ok(prepared) => Stage::Write(caller, prepared),
+            Err(e) => Stage::Done(caller, Err(e)),
+        },
+    })
+}
+
+/// What the read transaction of [`stage`] found.
+enum Checked {
+    NeedsArgon2,
+    Answered(Caller, Result<Value>),
+    Write(Caller),
 }
 
 /// Where a call stands after authentication: answered, a write for the writer, or waiting for argon2.
@@ -343,29 +358,74 @@ struct UserRow {
     operator_org: bool,
 }
 
-/// Checks the credentials of a call. argon2 runs here, outside any transaction and before the write lock.
 /// Checks the credentials of a call; `Ok(None)` when the password needs argon2 and `slow` does not allow it.
-fn authenticate(db: &mut Db, app: &App, creds: &Credentials, access: Access, slow: bool) -> Result<Option<Caller>> {
+/// Last-use marks to write go to `stamps`, written after the read transaction.
+fn authenticate(
+    tx: &Tx,
+    app: &App,
+    creds: &Credentials,
+    access: Access,
+    slow: bool,
+    stamps: &mut Stamps,
+) -> Result<Option<Caller>> {
     match creds {
-        Credentials::Envelope { appkey, userdata } => authenticate_envelope(db, app, appkey, userdata, access, slow),
-        Credentials::Token(token) => authenticate_token(db, app, token.as_deref()).map(Some),
-        Credentials::Local => operator(db, "cli").map(Some),
+        Credentials::Envelope { appkey, userdata } => {
+            authenticate_envelope(tx, app, appkey, userdata, access, slow, stamps)
+        }
+        Credentials::Token(token) => authenticate_token(tx, app, token.as_deref(), stamps).map(Some),
+        Credentials::Local => operator(tx, "cli").map(Some),
+    }
+}
+
+/// When credentials were last used, to record once the call's read transaction has ended.
+#[derive(Default)]
+struct Stamps {
+    now: i64,
+    user_login: Option<i64>,
+    appkey: Option<i64>,
+    token: Option<i64>,
+}
+
+impl Stamps {
+    /// Records the marks. Best effort: a write fault must not fail a call that only wanted to leave them, so a
+    /// failure is logged and the call goes on.
+    fn record(self, db: &mut Db) {
+        if self.user_login.is_none() && self.appkey.is_none() && self.token.is_none() {
+            return;
+        }
+        let written = db.write(|tx| {
+            let marks = [
+                ("UPDATE users SET lastlogin = ?1 WHERE id = ?2", self.user_login),
+                ("UPDATE appkeys SET lastused = ?1 WHERE id = ?2", self.appkey),
+                ("UPDATE tokens SET lastused = ?1 WHERE id = ?2", self.token),
+            ];
+            for (sql, id) in marks {
+                if let Some(id) = id {
+                    tx.execute(sql, params![self.now, id])?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "could not record the last use of a credential");
+        }
     }
 }
 
 fn authenticate_envelope(
-    db: &mut Db,
+    tx: &Tx,
     app: &App,
     appkey: &Option<String>,
     userdata: &Option<String>,
     access: Access,
     slow: bool,
+    stamps: &mut Stamps,
 ) -> Result<Option<Caller>> {
     let appkey = appkey.as_deref().map(str::trim).filter(|k| !k.is_empty());
     let appkey = appkey.ok_or_else(|| Error::new(Code::AuthRequired, "an appkey is required"))?;
     let digest = auth::digest(&appkey.to_lowercase());
-    let key = db.read(|tx| {
-        tx.query_row(
+    let key = tx
+        .query_row(
             "SELECT k.id, k.org_id, k.name, k.enabled, o.operator, k.lastused FROM appkeys k
              JOIN orgs o ON o.id = k.org_id WHERE k.digest = ?1",
             [&digest],
@@ -380,9 +440,7 @@ fn authenticate_envelope(
                 })
             },
         )
-        .optional()
-        .map_err(Error::from)
-    })?;
+        .optional()?;
     let key = key.ok_or_else(|| Error::new(Code::BadAppkey, "unknown appkey"))?;
     if !key.enabled {
         return Err(Error::new(Code::AppkeyDisabled, "this appkey is disabled"));
@@ -390,13 +448,9 @@ fn authenticate_envelope(
     let now = store::now();
     // Once a minute at most, as for tokens: a key in steady use should not turn every read into a write.
     let touch_key = key.lastused.is_none_or(|t| t < now - 60);
+    stamps.now = now;
     if access == Access::AppKey {
-        if touch_key {
-            stamp(db, |tx| {
-                tx.execute("UPDATE appkeys SET lastused = ?1 WHERE id = ?2", params![now, key.id])?;
-                Ok(())
-            });
-        }
+        stamps.appkey = touch_key.then_some(key.id);
         return Ok(Some(Caller {
             org_id: key.org_id,
             operator_org: key.operator_org,
@@ -412,8 +466,8 @@ fn authenticate_envelope(
     let ud = auth::parse_userdata(userdata).ok_or_else(failed)?;
     let who = format!("{}/{}", ud.org.to_lowercase(), ud.username.to_lowercase());
     app.auth.check_lockout(&who)?;
-    let user = db.read(|tx| {
-        tx.query_row(
+    let user = tx
+        .query_row(
             "SELECT u.id, u.org_id, u.username, u.level, u.disabled, u.phc, o.operator
              FROM users u JOIN orgs o ON o.id = u.org_id WHERE o.identifier = ?1 AND u.username = ?2",
             [&ud.org, &ud.username],
@@ -429,9 +483,7 @@ fn authenticate_envelope(
                 })
             },
         )
-        .optional()
-        .map_err(Error::from)
-    })?;
+        .optional()?;
     let phc = user.as_ref().map(|u| u.phc.as_str());
     let verified = match phc {
         Some(phc) if app.auth.cached(phc, &ud.sha1) => Verified::Cached,
@@ -455,19 +507,9 @@ fn authenticate_envelope(
             "this appkey belongs to another organisation",
         ));
     }
-    let fresh = verified == Verified::Fresh;
-    if fresh || touch_key {
-        // A real login (not a cache hit) is worth a write, at most once per cache lifetime.
-        stamp(db, |tx| {
-            if fresh {
-                tx.execute("UPDATE users SET lastlogin = ?1 WHERE id = ?2", params![now, user.id])?;
-            }
-            if touch_key {
-                tx.execute("UPDATE appkeys SET lastused = ?1 WHERE id = ?2", params![now, key.id])?;
-            }
-            Ok(())
-        });
-    }
+    // A real login (not a cache hit) is worth a write, at most once per cache lifetime.
+    stamps.user_login = (verified == Verified::Fresh).then_some(user.id);
+    stamps.appkey = touch_key.then_some(key.id);
     Ok(Some(Caller {
         org_id: user.org_id,
         operator_org: user.operator_org,
@@ -478,23 +520,13 @@ fn authenticate_envelope(
     }))
 }
 
-/// Records when a credential was last used. Best effort: a write fault must not fail a call that only wanted to
-/// leave this mark, so a failure is logged and the call goes on.
-fn stamp(db: &mut Db, f: impl FnOnce(&Tx) -> Result<()>) {
-    if let Err(e) = db.write(f) {
-        tracing::warn!(error = %e, "could not record the last use of a credential");
-    }
-}
-
 /// The operator org's admin without a user: `API_TOKENS` tokens (`api-token`) and the command line (`cli`).
-fn operator(db: &mut Db, username: &str) -> Result<Caller> {
-    let org_id = db.read(|tx| {
-        tx.query_row("SELECT id FROM orgs WHERE operator = 1 ORDER BY id LIMIT 1", [], |r| {
+fn operator(tx: &Tx, username: &str) -> Result<Caller> {
+    let org_id = tx
+        .query_row("SELECT id FROM orgs WHERE operator = 1 ORDER BY id LIMIT 1", [], |r| {
             r.get::<_, i64>(0)
         })
-        .optional()
-        .map_err(Error::from)
-    })?;
+        .optional()?;
     let org_id = org_id.ok_or_else(|| Error::new(Code::Unavailable, "the database is not initialised"))?;
     Ok(Caller {
         org_id,
@@ -510,7 +542,7 @@ fn operator(db: &mut Db, username: &str) -> Result<Caller> {
     })
 }
 
-fn authenticate_token(db: &mut Db, app: &App, token: Option<&str>) -> Result<Caller> {
+fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, stamps: &mut Stamps) -> Result<Caller> {
     let token = token.map(str::trim).filter(|t| !t.is_empty());
     let token = token.ok_or_else(|| Error::new(Code::AuthRequired, "a token is required"))?;
     let digest = auth::digest(token);
@@ -519,26 +551,11 @@ fn authenticate_token(db: &mut Db, app: &App, token: Option<&str>) -> Result<Cal
         .iter()
         .any(|d| auth::ct_eq(d.as_bytes(), digest.as_bytes()))
     {
-        let org_id = db.read(|tx| {
-            tx.query_row("SELECT id FROM orgs WHERE operator = 1 ORDER BY id LIMIT 1", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .optional()
-            .map_err(Error::from)
-        })?;
-        let org_id = org_id.ok_or_else(|| Error::new(Code::Unavailable, "the database is not initialised"))?;
-        return Ok(Caller {
-            org_id,
-            operator_org: true,
-            user_id: None,
-            username: "api-token".into(),
-            level: Level::Admin,
-            application: "API_TOKENS".into(),
-        });
+        return operator(tx, "api-token");
     }
     let now = store::now();
-    let row = db.read(|tx| {
-        tx.query_row(
+    let row = tx
+        .query_row(
             "SELECT t.id, t.prefix, t.expires, t.lastused, u.id, u.org_id, u.username, u.level, u.disabled, o.operator
              FROM tokens t JOIN users u ON u.id = t.user_id JOIN orgs o ON o.id = u.org_id WHERE t.digest = ?1",
             [&digest],
@@ -560,9 +577,7 @@ fn authenticate_token(db: &mut Db, app: &App, token: Option<&str>) -> Result<Cal
                 ))
             },
         )
-        .optional()
-        .map_err(Error::from)
-    })?;
+        .optional()?;
     let (token_id, prefix, expires, lastused, user) =
         row.ok_or_else(|| Error::new(Code::AuthFailed, "invalid token"))?;
     if expires.is_some_and(|e| e <= now) {
@@ -571,13 +586,9 @@ fn authenticate_token(db: &mut Db, app: &App, token: Option<&str>) -> Result<Cal
     if user.disabled {
         return Err(Error::new(Code::AccountDisabled, "this account is disabled"));
     }
-    if lastused.is_none_or(|t| t < now - 60) {
-        // Once a minute at most: a token in steady use should not turn every read into a write.
-        stamp(db, |tx| {
-            tx.execute("UPDATE tokens SET lastused = ?1 WHERE id = ?2", params![now, token_id])?;
-            Ok(())
-        });
-    }
+    // Once a minute at most: a token in steady use should not turn every read into a write.
+    stamps.now = now;
+    stamps.token = lastused.is_none_or(|t| t < now - 60).then_some(token_id);
     Ok(Caller {
         org_id: user.org_id,
         operator_org: user.operator_org,

@@ -1,7 +1,9 @@
 //! The `/1.0` envelope adapter: decodes `{reqid, appkey, userdata, data}` (raw JSON or the form field `data=`),
 //! hands the call to the dispatcher, and renders the manageips way: every scalar a string, record lists keyed by id.
 
-use serde_json::{json, Map, Value};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::dispatch::{Call, Credentials, Outcome};
 use crate::error::{Code, Error};
@@ -65,52 +67,81 @@ pub fn decode(method: &str, body: &[u8], form: bool) -> std::result::Result<Enve
     })
 }
 
-/// The response body for an outcome.
-pub fn render(reqid: Value, method: &str, outcome: Outcome) -> Value {
-    match outcome.result {
-        Ok(v) => json!({"reqid": reqid, "respid": outcome.respid, "method": method, "response": manageips(v)}),
-        Err(e) => error_body(reqid, &outcome.respid, method, &e),
-    }
+/// The response body for an outcome, serialised.
+pub fn render(reqid: &Value, method: &str, outcome: &Outcome) -> Vec<u8> {
+    let written = match &outcome.result {
+        Ok(v) => serde_json::to_vec(&Reply {
+            reqid,
+            respid: &outcome.respid,
+            method,
+            response: Manageips(v),
+        }),
+        Err(e) => serde_json::to_vec(&ErrorReply {
+            reqid,
+            respid: &outcome.respid,
+            method,
+            error: e.public_message(),
+            error_code: e.code.as_str(),
+            error_data: e.data.as_ref().filter(|_| e.code != Code::Internal).map(Manageips),
+        }),
+    };
+    // Serialising a `Value` into memory cannot fail; should it, the client still gets JSON.
+    written.unwrap_or_else(|_| b"{}".to_vec())
 }
 
-/// An error body in the envelope's shape.
-pub fn error_body(reqid: Value, respid: &str, method: &str, e: &Error) -> Value {
-    let mut body = json!({
-        "reqid": reqid,
-        "respid": respid,
-        "method": method,
-        "error": e.public_message(),
-        "errorCode": e.code.as_str(),
-    });
-    if let (Some(data), true) = (&e.data, e.code != Code::Internal) {
-        body["errorData"] = manageips(data.clone());
-    }
-    body
+/// A successful answer.
+#[derive(Serialize)]
+struct Reply<'a> {
+    reqid: &'a Value,
+    respid: &'a str,
+    method: &'a str,
+    response: Manageips<'a>,
 }
 
-/// manageips rendering: scalars become strings (`null` stays), and a non-empty array of records (objects with an
-/// `id`) becomes an object keyed by id, in order. Other arrays stay arrays.
-pub fn manageips(v: Value) -> Value {
-    match v {
-        Value::Null => Value::Null,
-        Value::Bool(b) => Value::String(b.to_string()),
-        Value::Number(n) => Value::String(n.to_string()),
-        Value::String(s) => Value::String(s),
-        Value::Array(items)
-            if !items.is_empty() && items.iter().all(|i| i.get("id").is_some_and(|id| !id.is_null())) =>
-        {
-            let mut keyed = Map::new();
-            for item in items {
-                let key = match &item["id"] {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                keyed.insert(key, manageips(item));
+/// A refused call, in the envelope's shape.
+#[derive(Serialize)]
+struct ErrorReply<'a> {
+    reqid: &'a Value,
+    respid: &'a str,
+    method: &'a str,
+    error: &'a str,
+    #[serde(rename = "errorCode")]
+    error_code: &'a str,
+    #[serde(rename = "errorData", skip_serializing_if = "Option::is_none")]
+    error_data: Option<Manageips<'a>>,
+}
+
+/// A handler's value rendered the manageips way while it is serialised (no second tree is built): scalars become
+/// strings (`null` stays), and a non-empty array of records (objects with a non-null `id`) becomes an object keyed
+/// by id, in order. Other arrays stay arrays.
+pub struct Manageips<'a>(pub &'a Value);
+
+impl Serialize for Manageips<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_str(if *b { "true" } else { "false" }),
+            Value::Number(n) => s.serialize_str(n.as_str()),
+            Value::String(t) => s.serialize_str(t),
+            Value::Array(items) if !items.is_empty() && items.iter().all(|i| record_id(i).is_some()) => {
+                let mut keyed = s.serialize_map(Some(items.len()))?;
+                for item in items {
+                    keyed.serialize_entry(record_id(item).unwrap_or_default(), &Manageips(item))?;
+                }
+                keyed.end()
             }
-            Value::Object(keyed)
+            Value::Array(items) => s.collect_seq(items.iter().map(Manageips)),
+            Value::Object(m) => s.collect_map(m.iter().map(|(k, v)| (k, Manageips(v)))),
         }
-        Value::Array(items) => Value::Array(items.into_iter().map(manageips).collect()),
-        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, manageips(v))).collect()),
+    }
+}
+
+/// A record's `id` as its key: the text of a string or a number; `None` when it has none.
+fn record_id(v: &Value) -> Option<&str> {
+    match v.get("id")? {
+        Value::String(s) => Some(s),
+        Value::Number(n) => Some(n.as_str()),
+        _ => None,
     }
 }
 
@@ -153,13 +184,14 @@ fn percent_decode(s: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn renders_the_manageips_way() {
         let v =
             json!([{"id": 3, "ok": true, "n": null, "children": [], "kids": [{"id": 4, "x": 1.5}], "tags": [1, "a"]}]);
         assert_eq!(
-            manageips(v),
+            serde_json::to_value(Manageips(&v)).unwrap(),
             json!({"3": {"id": "3", "ok": "true", "n": null, "children": [], "kids": {"4": {"id": "4", "x": "1.5"}},
                           "tags": ["1", "a"]}})
         );

@@ -191,10 +191,10 @@ async fn envelope(app: &App, method: String, req: Request<Incoming>, peer: IpAdd
         start,
     );
     let retry_after = outcome.result.as_ref().err().and_then(|e| e.retry_after);
-    let body = rpc::render(reqid, &method, outcome);
-    let mut resp = json_response(
+    let body = rpc::render(&reqid, &method, &outcome);
+    let mut resp = bytes_response(
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        &body,
+        body,
     );
     if let Some(secs) = retry_after {
         resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
@@ -387,8 +387,12 @@ pub async fn read_body(req: Request<Incoming>, timeout: Duration) -> Result<Byte
 }
 
 pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    bytes_response(status, serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec()))
+}
+
+/// A JSON answer already serialised.
+fn bytes_response(status: StatusCode, json: Vec<u8>) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(json)));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -78,6 +78,8 @@ impl Store {
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
             c.busy_timeout(Duration::from_secs(5))?;
             c.set_prepared_statement_cache_capacity(256);
+            // `rarray(?)`: a list parameter joined like a table (see `subnets::overlapping`).
+            rusqlite::vtab::array::load_module(c)?;
             // FULL: an acknowledged change is on disk before the answer leaves.
             c.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
         });
@@ -195,10 +197,23 @@ impl Store {
 }
 
 impl Db {
-    /// Runs `f` in a read transaction (a consistent snapshot).
+    /// Runs `f` in a read transaction (a consistent snapshot). `BEGIN` and `COMMIT` go through the statement
+    /// cache: a read is often a single indexed lookup, and parsing the two statements anew cost as much.
     pub fn read<T>(&mut self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-        f(&Tx(&tx))
+        if !self.conn.is_autocommit() {
+            // Left open by a task that panicked: end it rather than fail every later call of this thread.
+            self.conn.execute_batch("ROLLBACK")?;
+        }
+        self.conn.prepare_cached("BEGIN")?.execute([])?;
+        let out = f(&Tx(&self.conn));
+        // A read changed nothing: ending it either way releases the snapshot.
+        let ended = self.conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([]));
+        if ended.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        let out = out?;
+        ended?;
+        Ok(out)
     }
 
     /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`): committed when `f` succeeds, rolled back otherwise.
@@ -269,7 +284,7 @@ fn write_loop(conn: PooledConnection<SqliteConnectionManager>, lock: Arc<tokio::
 
 /// One group commit. When the commit itself fails every call gets the error: nothing of the batch was kept.
 fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Value>> {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = conn.prepare_cached("BEGIN IMMEDIATE").and_then(|mut s| s.execute([])) {
         let e = Error::from(e);
         return work.iter().map(|_| Err(e.clone())).collect();
     }
@@ -305,7 +320,7 @@ fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Value>> {
         };
         results.push(result);
     }
-    if let Err(e) = conn.execute_batch("COMMIT") {
+    if let Err(e) = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([])) {
         let _ = conn.execute_batch("ROLLBACK");
         let e = Error::from(e);
         return results.iter().map(|_| Err(e.clone())).collect();

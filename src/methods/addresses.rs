@@ -104,7 +104,11 @@ impl Params for GetParams {
         }
         let mut filters = List::new("s.org_id = ?", 0);
         let mut exact = None;
-        if let Some(mut ids) = id.map(|i| vec![i]).or(ids) {
+        if let Some(id) = id {
+            // One record: a primary-key lookup, in the order of its one row (SQLite then sorts nothing).
+            exact = Some(1);
+            filters.and("t.id = ?", id);
+        } else if let Some(mut ids) = ids {
             ids.sort_unstable();
             ids.dedup();
             exact = Some(ids.len());
@@ -139,7 +143,7 @@ impl Params for GetParams {
             exact = None;
         }
         let by_id = match d.str("order")?.as_deref() {
-            None | Some("address") => false,
+            None | Some("address") => id.is_some(),
             Some("id") => true,
             Some(_) => return Err(Error::param("order", "must be address or id")),
         };

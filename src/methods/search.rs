@@ -232,13 +232,14 @@ fn locate(ctx: &Ctx, q: &Query, group: &Patch<i64>) -> Result<Located> {
     };
     let (lo_b, hi_b) = (net::key_bytes(lo).to_vec(), net::key_bytes(hi).to_vec());
     let order = match q {
-        Query::Addr(_) => "t.prefix DESC, t.id",
-        Query::Block(_) => "t.net_start, t.prefix, t.id",
+        Query::Addr(_) => subnets::Order::MostSpecific,
+        Query::Block(_) => subnets::Order::ByAddress,
     };
     let rows: Vec<subnets::Subnet> = subnets::overlapping(ctx, family == 4, lo, hi, order)?
         .into_iter()
         .filter(|s| !filter || s.group == gid)
         .collect();
+    let ids: Vec<i64> = rows.iter().map(|s| s.id).collect();
     let mut subnets = Vec::with_capacity(rows.len());
     for sub in rows {
         let (id, (s, e)) = (sub.id, sub.range());
@@ -255,8 +256,8 @@ fn locate(ctx: &Ctx, q: &Query, group: &Patch<i64>) -> Result<Located> {
     }
     let cond = "s.family = ?2 AND t.ip BETWEEN ?3 AND ?4 AND (?5 = 0 OR s.group_id IS ?6)";
     let addresses = addresses::query(ctx, cond, &[&family, &lo_b, &hi_b, &filter, &gid])?;
-    let cond = "s.family = ?2 AND t.start_ip <= ?4 AND t.end_ip >= ?3 AND (?5 = 0 OR s.group_id IS ?6)";
-    let dhcpranges = dhcpranges::query(ctx, cond, &[&family, &lo_b, &hi_b, &filter, &gid])?;
+    // A range lies inside its subnet: the ranges at `q` are those of the subnets found, filtered already.
+    let dhcpranges = dhcpranges::overlapping(ctx, ids, &lo_b, &hi_b)?;
     Ok(Located {
         subnets,
         addresses,

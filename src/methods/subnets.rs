@@ -81,39 +81,57 @@ pub fn load(ctx: &Ctx, id: i64) -> Result<Subnet> {
 /// The subnets of the caller's org that contain `ip`, most specific first (then by id).
 pub fn containing(ctx: &Ctx, ip: IpAddr) -> Result<Vec<Subnet>> {
     let k = net::key(ip);
-    overlapping(ctx, ip.is_ipv4(), k, k, "t.prefix DESC, t.id")
+    overlapping(ctx, ip.is_ipv4(), k, k, Order::MostSpecific)
 }
 
-/// The subnets of the caller's org that overlap the key range `lo..=hi`, in `order`, found by index seeks only: a
-/// subnet that contains the range starts at the start of one of its enclosing blocks (one per prefix length), and
-/// one inside it starts within it. A range scan on `net_start <= hi` would read every subnet below the range.
-pub fn overlapping(ctx: &Ctx, v4: bool, lo: u128, hi: u128, order: &str) -> Result<Vec<Subnet>> {
+/// The order of [`overlapping`]'s answer.
+#[derive(Clone, Copy)]
+pub enum Order {
+    /// Longest prefix first, then by id.
+    MostSpecific,
+    /// By first address, then prefix, then id.
+    ByAddress,
+}
+
+/// The subnets of the caller's org that overlap the key range `lo..=hi`, found by index seeks only: a subnet that
+/// contains the range starts at the start of one of its enclosing blocks (one per prefix length, at most 129),
+/// and one inside it starts within it. A range scan on `net_start <= hi` would read every subnet below the range.
+/// The enclosing starts go in as one `rarray` parameter, joined to the index, so the statement is the same for
+/// every range (one cached plan) and SQLite builds no temporary table for an `IN` list.
+pub fn overlapping(ctx: &Ctx, v4: bool, lo: u128, hi: u128, order: Order) -> Result<Vec<Subnet>> {
     let bits: u32 = if v4 { 32 } else { 128 };
     let mut starts: Vec<rusqlite::types::Value> = Vec::new();
+    let mut last = None;
     for prefix in 0..=bits {
         let host = bits - prefix;
         let mask = if host >= 128 { u128::MAX } else { (1u128 << host) - 1 };
         // IPv4 keys carry the ::ffff:0:0/96 prefix above their 32 bits; the mask only covers the address bits.
-        if lo & !mask == hi & !mask {
-            starts.push(net::key_bytes(lo & !mask).to_vec().into());
+        let start = lo & !mask;
+        // Longer prefixes share a start once they reach the range's own alignment: one seek each.
+        if start == hi & !mask && last != Some(start) {
+            starts.push(net::key_bytes(start).to_vec().into());
+            last = Some(start);
         }
     }
-    let marks = vec!["?"; starts.len()].join(", ");
-    // Two index seeks joined by UNION: with an OR, SQLite scans every subnet of the org instead.
+    // The range's first key is always among the starts, so the second seek takes the subnets strictly above it.
     let mut stmt = ctx.tx.prepare_cached(&format!(
-        "SELECT {SUBNET_COLS} FROM subnets t WHERE t.id IN (
-             SELECT id FROM subnets WHERE org_id = ? AND family = ? AND net_end >= ? AND net_start IN ({marks})
-             UNION ALL
-             SELECT id FROM subnets WHERE org_id = ? AND family = ? AND net_end >= ? AND net_start BETWEEN ? AND ?)
-         ORDER BY {order}"
+        "SELECT {SUBNET_COLS} FROM rarray(?1) a CROSS JOIN subnets t ON t.org_id = ?2 AND t.net_start = a.value
+         WHERE t.family = ?3 AND t.net_end >= ?4
+         UNION ALL
+         SELECT {SUBNET_COLS} FROM subnets t
+         WHERE t.org_id = ?2 AND t.net_start > ?4 AND t.net_start <= ?5 AND t.family = ?3"
     ))?;
     let (org, family) = (ctx.org(), if v4 { 4 } else { 6 });
     let (lo_b, hi_b) = (net::key_bytes(lo).to_vec(), net::key_bytes(hi).to_vec());
-    let mut args: Vec<rusqlite::types::Value> = vec![org.into(), family.into(), lo_b.clone().into()];
-    args.extend(starts);
-    args.extend([org.into(), family.into(), lo_b.clone().into(), lo_b.into(), hi_b.into()]);
-    let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| subnet_of(r, 0))?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    let rows = stmt.query_map(params![std::rc::Rc::new(starts), org, family, lo_b, hi_b], |r| {
+        subnet_of(r, 0)
+    })?;
+    let mut found = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    match order {
+        Order::MostSpecific => found.sort_by_key(|s| (std::cmp::Reverse(s.net.prefix_len()), s.id)),
+        Order::ByAddress => found.sort_by_key(|s| (net::key(s.net.network()), s.net.prefix_len(), s.id)),
+    }
+    Ok(found)
 }
 
 /// Parses an address parameter. IPv4-mapped IPv6 forms are refused: their keys are the IPv4 addresses' keys.
@@ -361,13 +379,7 @@ pub fn get_record(ctx: &Ctx, id: i64) -> Result<Value> {
 /// Refuses a block that overlaps another subnet of the same group (`except` excludes subnets being changed).
 fn check_overlap(ctx: &Ctx, group: Option<i64>, block: &IpNet, except: &[i64]) -> Result<()> {
     let (lo, hi) = net::range(block);
-    let rows = overlapping(
-        ctx,
-        matches!(block, IpNet::V4(_)),
-        lo,
-        hi,
-        "t.family, t.net_start, t.prefix",
-    )?;
+    let rows = overlapping(ctx, matches!(block, IpNet::V4(_)), lo, hi, Order::ByAddress)?;
     let mut conflicts = Map::new();
     for s in rows.into_iter().filter(|s| s.group == group) {
         if !except.contains(&s.id) {
