@@ -205,3 +205,37 @@ CREATE TABLE logs (
     changes     TEXT
 );
 CREATE INDEX logs_org ON logs (org_id, id);
+
+-- migration: 2
+
+-- The prefix lengths each org uses per family, with how many subnets have each, kept by the triggers below (they
+-- also fire for cascaded deletes). Finding the subnets that contain an address then seeks only the block starts
+-- of the lengths in use (subnets::overlapping), not all 33 (IPv4) or 129 (IPv6). Derived data, like the *_fts
+-- tables: a restore skips it and the triggers rebuild it.
+CREATE TABLE subnet_prefixes (
+    org_id  INTEGER NOT NULL,
+    family  INTEGER NOT NULL,
+    prefix  INTEGER NOT NULL,
+    subnets INTEGER NOT NULL,
+    PRIMARY KEY (org_id, family, prefix)
+) WITHOUT ROWID;
+INSERT INTO subnet_prefixes (org_id, family, prefix, subnets)
+    SELECT org_id, family, prefix, count(*) FROM subnets GROUP BY org_id, family, prefix;
+CREATE TRIGGER subnet_prefixes_insert AFTER INSERT ON subnets BEGIN
+    INSERT INTO subnet_prefixes (org_id, family, prefix, subnets) VALUES (new.org_id, new.family, new.prefix, 1)
+    ON CONFLICT (org_id, family, prefix) DO UPDATE SET subnets = subnets + 1;
+END;
+CREATE TRIGGER subnet_prefixes_delete AFTER DELETE ON subnets BEGIN
+    UPDATE subnet_prefixes SET subnets = subnets - 1
+    WHERE org_id = old.org_id AND family = old.family AND prefix = old.prefix;
+    DELETE FROM subnet_prefixes
+    WHERE org_id = old.org_id AND family = old.family AND prefix = old.prefix AND subnets <= 0;
+END;
+CREATE TRIGGER subnet_prefixes_update AFTER UPDATE OF org_id, family, prefix ON subnets BEGIN
+    UPDATE subnet_prefixes SET subnets = subnets - 1
+    WHERE org_id = old.org_id AND family = old.family AND prefix = old.prefix;
+    DELETE FROM subnet_prefixes
+    WHERE org_id = old.org_id AND family = old.family AND prefix = old.prefix AND subnets <= 0;
+    INSERT INTO subnet_prefixes (org_id, family, prefix, subnets) VALUES (new.org_id, new.family, new.prefix, 1)
+    ON CONFLICT (org_id, family, prefix) DO UPDATE SET subnets = subnets + 1;
+END;

@@ -393,4 +393,30 @@ mod tests {
         // A second run is a no-op.
         migrate(&conn).unwrap();
     }
+
+    /// Migration 2 fills `subnet_prefixes` from the subnets a version-1 database already holds.
+    #[test]
+    fn migration_2_derives_the_prefix_lengths_of_existing_subnets() {
+        let conn = Connection::open_in_memory().unwrap();
+        let (_, first) = migrations().unwrap()[0];
+        conn.execute_batch(first).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO orgs (identifier, created) VALUES ('a', 0), ('b', 0);
+             INSERT INTO subnets (org_id, family, net_start, net_end, prefix, created, modifiedat, modby_name)
+             VALUES (1, 4, x'01', x'02', 24, 0, 0, 'x'), (1, 4, x'03', x'04', 24, 0, 0, 'x'),
+                    (1, 6, x'05', x'06', 64, 0, 0, 'x'), (2, 4, x'07', x'08', 16, 0, 0, 'x');",
+        )
+        .unwrap();
+        migrate(&conn).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT org_id, family, prefix, subnets FROM subnet_prefixes ORDER BY 1, 2, 3")
+            .unwrap();
+        let rows: Vec<(i64, i64, i64, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(rows, [(1, 4, 24, 2), (1, 6, 64, 1), (2, 4, 16, 1)]);
+    }
 }

@@ -237,10 +237,12 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Value> {
     )
 }
 
+/// The tables a restore copies: all but SQLite's own and the derived ones (`*_fts`, `subnet_prefixes`), which the
+/// triggers of schema.sql rebuild as the rows arrive.
 fn live_tables(ctx: &Ctx) -> Result<Vec<String>> {
     let mut stmt = ctx.tx.prepare(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
-                  AND name NOT LIKE '%\\_fts%' ESCAPE '\\' ORDER BY name",
+                  AND name NOT LIKE '%\\_fts%' ESCAPE '\\' AND name <> 'subnet_prefixes' ORDER BY name",
     )?;
     let names = stmt
         .query_map([], |r| r.get::<_, String>(0))?

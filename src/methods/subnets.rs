@@ -94,34 +94,40 @@ pub enum Order {
 }
 
 /// The subnets of the caller's org that overlap the key range `lo..=hi`, found by index seeks only: a subnet that
-/// contains the range starts at the start of one of its enclosing blocks (one per prefix length, at most 129),
-/// and one inside it starts within it. A range scan on `net_start <= hi` would read every subnet below the range.
-/// The enclosing starts go in as one `rarray` parameter, joined to the index, so the statement is the same for
-/// every range (one cached plan) and SQLite builds no temporary table for an `IN` list.
+/// contains the range starts at the start of one of its enclosing blocks (one per prefix length the org uses, from
+/// `subnet_prefixes`), and one inside it starts within it. A range scan on `net_start <= hi` would read every
+/// subnet below the range. The enclosing starts go in as one `rarray` parameter, joined to the index, so the
+/// statement is the same for every range (one cached plan) and SQLite builds no temporary table for an `IN` list.
 pub fn overlapping(ctx: &Ctx, v4: bool, lo: u128, hi: u128, order: Order) -> Result<Vec<Subnet>> {
     let bits: u32 = if v4 { 32 } else { 128 };
+    let (org, family) = (ctx.org(), if v4 { 4 } else { 6 });
+    let mut in_use = ctx
+        .tx
+        .prepare_cached("SELECT prefix FROM subnet_prefixes WHERE org_id = ?1 AND family = ?2 ORDER BY prefix")?;
+    let prefixes = in_use
+        .query_map(params![org, family], |r| r.get::<_, u32>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut starts: Vec<rusqlite::types::Value> = Vec::new();
     let mut last = None;
-    for prefix in 0..=bits {
+    for prefix in prefixes.into_iter().filter(|p| *p <= bits) {
         let host = bits - prefix;
         let mask = if host >= 128 { u128::MAX } else { (1u128 << host) - 1 };
         // IPv4 keys carry the ::ffff:0:0/96 prefix above their 32 bits; the mask only covers the address bits.
         let start = lo & !mask;
-        // Longer prefixes share a start once they reach the range's own alignment: one seek each.
-        if start == hi & !mask && last != Some(start) {
+        // The subnets starting at the range's first key (of any length) are the second seek's. Longer prefixes
+        // share a start: one seek each.
+        if start == hi & !mask && start < lo && last != Some(start) {
             starts.push(net::key_bytes(start).to_vec().into());
             last = Some(start);
         }
     }
-    // The range's first key is always among the starts, so the second seek takes the subnets strictly above it.
     let mut stmt = ctx.tx.prepare_cached(&format!(
         "SELECT {SUBNET_COLS} FROM rarray(?1) a CROSS JOIN subnets t ON t.org_id = ?2 AND t.net_start = a.value
          WHERE t.family = ?3 AND t.net_end >= ?4
          UNION ALL
          SELECT {SUBNET_COLS} FROM subnets t
-         WHERE t.org_id = ?2 AND t.net_start > ?4 AND t.net_start <= ?5 AND t.family = ?3"
+         WHERE t.org_id = ?2 AND t.net_start >= ?4 AND t.net_start <= ?5 AND t.family = ?3"
     ))?;
-    let (org, family) = (ctx.org(), if v4 { 4 } else { 6 });
     let (lo_b, hi_b) = (net::key_bytes(lo).to_vec(), net::key_bytes(hi).to_vec());
     let rows = stmt.query_map(params![std::rc::Rc::new(starts), org, family, lo_b, hi_b], |r| {
         subnet_of(r, 0)

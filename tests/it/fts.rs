@@ -68,7 +68,14 @@ async fn the_search_index_follows_every_change() {
         "a cascaded delete left the index stale"
     );
 
+    let located = |v: Value| v["subnets"].as_object().map_or(0, |m| m.len());
+    assert_eq!(located(s.ok(&a, "search/ip", json!({"ip": "10.5.0.7"})).await), 0);
+    s.assert_prefixes_derived().await;
+
     s.ok(&a, "backups/restore", json!({"name": backup})).await;
     assert_eq!(found(&s, &a, "web").await, ["alpha-web", "beta-web"]);
     assert!(found(&s, &a, "cache").await.is_empty());
+    // The prefix lengths in use (derived too) came back with the subnets.
+    assert_eq!(located(s.ok(&a, "search/ip", json!({"ip": "10.5.0.7"})).await), 1);
+    s.assert_prefixes_derived().await;
 }

@@ -369,3 +369,113 @@ async fn search_ip_with_status_says_what_one_address_is() {
     )
     .await;
 }
+
+/// `search/ip` seeks only the prefix lengths an org uses (`subnet_prefixes`, kept by triggers). Whatever the mix of
+/// lengths, groups and nesting, and after adds, splits, joins and deletes change which lengths are in use, its
+/// subnets are exactly those a brute-force containment/overlap check over every subnet finds.
+#[tokio::test]
+async fn search_ip_finds_exactly_the_overlapping_subnets_as_prefix_lengths_come_and_go() {
+    use ipnet::IpNet;
+    let s = Server::start().await;
+    let a = &s.admin;
+    let g1 = group(&s, a, "one").await;
+    let g2 = group(&s, a, "two").await;
+    let g3 = group(&s, a, "three").await;
+    let g4 = group(&s, a, "four").await;
+    let mut live: Vec<(i64, IpNet)> = Vec::new();
+    // Subnets of one group never overlap; across groups they nest.
+    for (block, g) in [
+        ("10.40.0.0/16", g1),
+        ("10.40.0.0/24", g2),
+        ("10.40.0.0/30", g3),
+        ("10.40.7.0/24", g3),
+        ("10.40.7.128/25", g2),
+        ("10.41.0.0/16", g2),
+        ("10.0.0.0/8", g4),
+        ("2001:db8:40::/48", g1),
+        ("2001:db8:40::/64", g2),
+        ("2001:db8:40:0:8000::/65", g3),
+    ] {
+        live.push((
+            subnet(&s, a, json!({"subnet": block, "group": g})).await,
+            block.parse().unwrap(),
+        ));
+    }
+    // Another org's subnets are in the table too, under its own org id.
+    let other = s.org("prefixes-other").await;
+    subnet(&s, &other, json!({"subnet": "10.40.0.0/20"})).await;
+
+    let probes = [
+        "10.40.0.0",
+        "10.40.0.2",
+        "10.40.0.3",
+        "10.40.0.4",
+        "10.40.7.1",
+        "10.40.7.200",
+        "10.40.255.255",
+        "10.41.3.3",
+        "10.99.0.1",
+        "11.0.0.1",
+        "10.40.0.0/22",
+        "10.40.7.0/24",
+        "10.40.0.0/16",
+        "10.0.0.0/8",
+        "10.40.7.128/26",
+        "2001:db8:40::1",
+        "2001:db8:40:0:8000::1",
+        "2001:db8:40:1::1",
+        "2001:db8:40::/56",
+        "2001:db8:41::1",
+    ];
+    async fn check(s: &Server, a: &crate::support::Ident, live: &[(i64, IpNet)], probes: &[&str], when: &str) {
+        for q in probes {
+            let found = s.ok(a, "search/ip", json!({"ip": q})).await;
+            let mut got = ids(&found["subnets"]);
+            got.sort_unstable();
+            let probe: IpNet = match q.parse() {
+                Ok(n) => n,
+                Err(_) => IpNet::from(q.parse::<std::net::IpAddr>().unwrap()),
+            };
+            let mut want: Vec<i64> = live
+                .iter()
+                .filter(|(_, n)| {
+                    (n.contains(&probe.network()) || probe.contains(&n.network()))
+                        && matches!((n, probe), (IpNet::V4(_), IpNet::V4(_)) | (IpNet::V6(_), IpNet::V6(_)))
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            want.sort_unstable();
+            assert_eq!(got, want, "search/ip {q} {when}");
+        }
+        s.assert_prefixes_derived().await;
+    }
+    check(&s, a, &live, &probes, "after the adds").await;
+
+    // Split the /8 into two /9s: the /8 length leaves, /9 arrives.
+    let split = s.ok(a, "subnets/split", json!({"id": live[6].0, "parts": 2})).await;
+    live.remove(6);
+    for k in keys(&split) {
+        live.push((
+            k.parse().unwrap(),
+            split[k.as_str()]["subnet"].as_str().unwrap().parse().unwrap(),
+        ));
+    }
+    check(&s, a, &live, &probes, "after the split").await;
+    // Delete the only /30 and the only /65: their lengths leave.
+    for at in [8, 2] {
+        s.ok(a, "subnets/delete", json!({"id": live[at].0})).await;
+        live.remove(at);
+    }
+    check(&s, a, &live, &probes, "after the deletes").await;
+    // Join the two /9s back into the /8.
+    let nine: Vec<i64> = live
+        .iter()
+        .filter(|(_, n)| n.prefix_len() == 9)
+        .map(|(id, _)| *id)
+        .collect();
+    let joined = s.ok(a, "subnets/join", json!({"ids": nine})).await;
+    live.retain(|(_, n)| n.prefix_len() != 9);
+    let j = only(&joined);
+    live.push((id_of(j), j["subnet"].as_str().unwrap().parse().unwrap()));
+    check(&s, a, &live, &probes, "after the join").await;
+}

@@ -261,6 +261,32 @@ impl Server {
         Ident::new(id_of(only(&added)), &admin.org, username, &password, &admin.appkey)
     }
 
+    /// Asserts that `subnet_prefixes` (kept by triggers) holds exactly the prefix lengths the subnets use.
+    pub async fn assert_prefixes_derived(&self) {
+        let store = self.app.store.clone();
+        let (kept, counted) = tokio::task::spawn_blocking(move || {
+            store.run_blocking(|db| {
+                db.read(|tx| {
+                    let rows = |sql: &str| -> Vec<(i64, i64, i64, i64)> {
+                        let mut stmt = tx.prepare(sql).unwrap();
+                        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                            .unwrap()
+                            .map(Result::unwrap)
+                            .collect()
+                    };
+                    Ok((
+                        rows("SELECT org_id, family, prefix, subnets FROM subnet_prefixes ORDER BY 1, 2, 3"),
+                        rows("SELECT org_id, family, prefix, count(*) FROM subnets GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"),
+                    ))
+                })
+            })
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(kept, counted, "subnet_prefixes does not follow the subnets");
+    }
+
     /// A new org `identifier` made the way `ipamd org add` makes it; its admin `bob`.
     pub async fn org(&self, identifier: &str) -> Ident {
         let store = self.app.store.clone();
