@@ -109,20 +109,25 @@ impl Resource {
         }
     }
 
-    /// A method record in this resource's REST shape.
-    fn view(self, r: &Value) -> Value {
+    /// A method record in this resource's REST shape; its values move out of `r`.
+    fn view(self, r: &mut Value) -> Value {
         match self {
             Resource::Network => network_view(r),
             Resource::Host => host_view(r),
             Resource::DhcpRange => json!({
-                "id": r["id"], "network_id": r["subnet"], "start_ip": r["start_ip"], "end_ip": r["end_ip"],
-                "description": r["description"], "is_active": r["is_active"],
+                "id": take(r, "id"), "network_id": take(r, "subnet"), "start_ip": take(r, "start_ip"),
+                "end_ip": take(r, "end_ip"), "description": take(r, "description"), "is_active": take(r, "is_active"),
             }),
             Resource::Backup => {
-                json!({"name": r["name"], "size_bytes": r["size_bytes"], "created_at": r["created_at"]})
+                json!({"name": take(r, "name"), "size_bytes": take(r, "size_bytes"), "created_at": take(r, "created_at")})
             }
         }
     }
+}
+
+/// Moves the value of `key` out of the object `r` (`null` when absent or when `r` is not an object).
+fn take(r: &mut Value, key: &str) -> Value {
+    r.get_mut(key).map(Value::take).unwrap_or(Value::Null)
 }
 
 /// One line of the route table.
@@ -453,51 +458,67 @@ fn rename_errors(route: &Route, mut e: Error) -> Error {
 }
 
 /// The first record of a method's reply (replies are arrays of records).
-fn first(v: &Value) -> Result<&Value> {
+fn first(v: &mut Value) -> Result<&mut Value> {
     match v {
-        Value::Array(a) => a.first().ok_or_else(|| Error::not_found("record")),
+        Value::Array(a) => a.first_mut().ok_or_else(|| Error::not_found("record")),
         other => Ok(other),
     }
 }
 
 /// The array in a method's paginated reply (`{page, pages, total, <items>: […]}`).
-fn items(v: &Value) -> &[Value] {
+fn items(v: &mut Value) -> &mut [Value] {
     match v {
         Value::Array(a) => a,
-        Value::Object(m) => m.values().find_map(Value::as_array).map_or(&[], |a| a.as_slice()),
-        _ => &[],
+        Value::Object(m) => m
+            .values_mut()
+            .find_map(Value::as_array_mut)
+            .map_or(&mut [], |a| a.as_mut_slice()),
+        _ => &mut [],
     }
 }
 
-fn pagination(v: &Value, per_page: usize) -> Value {
-    let total = v["total"].as_i64().unwrap_or(items(v).len() as i64);
+/// Each item of a method's (paginated) reply in a resource's REST shape.
+fn views(v: &mut Value, view: impl Fn(&mut Value) -> Value) -> Vec<Value> {
+    items(v).iter_mut().map(view).collect()
+}
+
+fn pagination(v: &Value, shown: usize) -> Value {
+    let total = v["total"].as_i64().unwrap_or(shown as i64);
     json!({
         "page": v["page"].as_i64().unwrap_or(1),
-        "per_page": v["perpage"].as_i64().unwrap_or(per_page as i64),
+        "per_page": v["perpage"].as_i64().unwrap_or(shown as i64),
         "total_items": total,
         "total_pages": v["pages"].as_i64().unwrap_or(1),
     })
 }
 
-fn render(route: &Route, v: Value) -> Result<Value> {
+fn render(route: &Route, mut v: Value) -> Result<Value> {
     Ok(match route.render {
         Page(r) => {
-            json!({"data": items(&v).iter().map(|x| r.view(x)).collect::<Vec<_>>(), "pagination": pagination(&v, items(&v).len())})
+            let data = views(&mut v, |x| r.view(x));
+            let pagination = pagination(&v, data.len());
+            json!({"data": data, "pagination": pagination})
         }
-        List(r) => json!({"data": items(&v).iter().map(|x| r.view(x)).collect::<Vec<_>>()}),
-        One(r) => r.view(first(&v)?),
-        NetworkHosts => json!({
-            "network_id": v["subnet"]["id"],
-            "network": v["subnet"]["subnet"],
-            "hosts": items(&v).iter().map(host_view).collect::<Vec<_>>(),
-            "pagination": pagination(&v, items(&v).len()),
-        }),
-        NextIp => json!({"ip_address": v["ip"], "network": v["network"], "network_id": v["subnet"]}),
+        List(r) => json!({"data": views(&mut v, |x| r.view(x))}),
+        One(r) => r.view(first(&mut v)?),
+        NetworkHosts => {
+            let hosts = views(&mut v, host_view);
+            let pagination = pagination(&v, hosts.len());
+            json!({
+                "network_id": v["subnet"]["id"],
+                "network": v["subnet"]["subnet"],
+                "hosts": hosts,
+                "pagination": pagination,
+            })
+        }
+        NextIp => {
+            json!({"ip_address": take(&mut v, "ip"), "network": take(&mut v, "network"), "network_id": take(&mut v, "subnet")})
+        }
         Available => json!({
-            "network": v["network"], "network_id": v["subnet"], "total_available": v["total_available"],
-            "available_ips": v["addresses"],
+            "network": take(&mut v, "network"), "network_id": take(&mut v, "subnet"),
+            "total_available": take(&mut v, "total_available"), "available_ips": take(&mut v, "addresses"),
         }),
-        IpStatus => ip_status(&v),
+        IpStatus => ip_status(&mut v),
         // Backups carry their name as `id` only for the envelope's keyed rendering.
         Plain => match v {
             Value::Object(mut m) => {
@@ -510,59 +531,60 @@ fn render(route: &Route, v: Value) -> Result<Value> {
     })
 }
 
-fn network_view(r: &Value) -> Value {
+fn network_view(r: &mut Value) -> Value {
     json!({
-        "id": r["id"],
-        "network": r["network"],
-        "cidr": r["cidr"],
-        "broadcast_address": r["broadcast"],
-        "name": r["name"],
-        "domain": r["domain"],
-        "vlan_id": r["vlan_id"],
-        "description": r["description"],
-        "location": r["location"],
-        "group_id": r["group"],
-        "total_hosts": r["total_hosts"],
-        "used_hosts": r["used_hosts"],
-        "available_hosts": r["available_hosts"],
+        "id": take(r, "id"),
+        "network": take(r, "network"),
+        "cidr": take(r, "cidr"),
+        "broadcast_address": take(r, "broadcast"),
+        "name": take(r, "name"),
+        "domain": take(r, "domain"),
+        "vlan_id": take(r, "vlan_id"),
+        "description": take(r, "description"),
+        "location": take(r, "location"),
+        "group_id": take(r, "group"),
+        "total_hosts": take(r, "total_hosts"),
+        "used_hosts": take(r, "used_hosts"),
+        "available_hosts": take(r, "available_hosts"),
     })
 }
 
-fn host_view(r: &Value) -> Value {
+fn host_view(r: &mut Value) -> Value {
     json!({
-        "id": r["id"],
-        "ip_address": r["ip"],
-        "hostname": r["hostname"],
-        "cname": r["cname"],
-        "mac_address": r["mac_address"],
-        "status": r["status"],
-        "is_assigned": r["is_assigned"],
+        "id": take(r, "id"),
+        "ip_address": take(r, "ip"),
+        "hostname": take(r, "hostname"),
+        "cname": take(r, "cname"),
+        "mac_address": take(r, "mac_address"),
+        "status": take(r, "status"),
+        "is_assigned": take(r, "is_assigned"),
         "last_seen": r["last_seen"].as_i64().map(time::rfc3339),
-        "discovery_source": r["discovery_source"],
-        "description": r["description"],
-        "network_id": r["subnet"],
-        "network": r["network"],
-        "fields": r["fields"],
+        "discovery_source": take(r, "discovery_source"),
+        "description": take(r, "description"),
+        "network_id": take(r, "subnet"),
+        "network": take(r, "network"),
+        "fields": take(r, "fields"),
     })
 }
 
 /// `GET /ip/{ip}` from `search/ip` with `status`: the seed's shapes for each status.
-fn ip_status(v: &Value) -> Value {
-    let status = v["status"].as_str().unwrap_or("unmanaged");
-    let mut out = json!({"ip_address": v["ip"], "status": status});
-    let network = |n: &Value| {
-        json!({"id": n["id"], "network": n["subnet"], "name": n["name"], "domain": n["domain"],
-               "vlan_id": n["vlan_id"], "location": n["location"]})
+fn ip_status(v: &mut Value) -> Value {
+    let given = take(v, "status");
+    let status = given.as_str().unwrap_or("unmanaged");
+    let mut out = json!({"ip_address": take(v, "ip"), "status": status});
+    let network = |n: &mut Value| {
+        json!({"id": take(n, "id"), "network": take(n, "subnet"), "name": take(n, "name"),
+               "domain": take(n, "domain"), "vlan_id": take(n, "vlan_id"), "location": take(n, "location")})
     };
     match status {
-        "assigned" => out["host"] = host_view(&v["host"]),
+        "assigned" => out["host"] = host_view(&mut take(v, "host")),
         "dhcp" => {
-            let d = &v["dhcp_range"];
-            out["dhcp_range"] =
-                json!({"id": d["id"], "start_ip": d["start_ip"], "end_ip": d["end_ip"], "network_id": d["subnet"]});
-            out["network"] = network(&v["network"]);
+            let mut d = take(v, "dhcp_range");
+            out["dhcp_range"] = json!({"id": take(&mut d, "id"), "start_ip": take(&mut d, "start_ip"),
+                                       "end_ip": take(&mut d, "end_ip"), "network_id": take(&mut d, "subnet")});
+            out["network"] = network(&mut take(v, "network"));
         }
-        "available" | "unusable" => out["network"] = network(&v["network"]),
+        "available" | "unusable" => out["network"] = network(&mut take(v, "network")),
         _ => out["message"] = json!("IP address is not in any managed network"),
     }
     if let Some(n) = v["matches"].as_i64().filter(|n| *n > 1) {

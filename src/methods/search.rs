@@ -46,10 +46,12 @@ pub fn ip(ctx: &Ctx, p: IpParams) -> Result<Value> {
     if let Patch::Set(g) = p.group {
         groups::exists(ctx, g)?;
     }
-    let found = locate(ctx, &p.query, &p.group)?;
     match p.query {
-        Query::Addr(ip) if p.status => status(ctx, ip, found),
-        _ => Ok(json!({"subnets": found.subnets, "addresses": found.addresses, "dhcpranges": found.dhcpranges})),
+        Query::Addr(ip) if p.status => status(ctx, ip, &p.group),
+        _ => {
+            let found = locate(ctx, &p.query, &p.group)?;
+            Ok(json!({"subnets": found.subnets, "addresses": found.addresses, "dhcpranges": found.dhcpranges}))
+        }
     }
 }
 
@@ -57,33 +59,39 @@ pub fn ip(ctx: &Ctx, p: IpParams) -> Result<Value> {
 /// the one that answers is the most specific holding a record for it, else the most specific, else the lowest id.
 /// `status`: `assigned` (it has a record there: `host`), `unusable` (network, broadcast or subnet-router anycast
 /// address), `dhcp` (inside an active range: `dhcp_range`), `available`, or `unmanaged` (no subnet contains it).
-fn status(ctx: &Ctx, ip: IpAddr, found: Located) -> Result<Value> {
-    let mut out = json!({"ip": ip.to_string(), "matches": found.subnets.len()});
-    let holder = found
-        .subnets
+/// Only the answering subnet's record is read, and its ranges only when the address has no record there.
+fn status(ctx: &Ctx, ip: IpAddr, group: &Patch<i64>) -> Result<Value> {
+    let q = Query::Addr(ip);
+    let blocks = subnets_at(ctx, &q, group)?;
+    let records = records_at(ctx, &q, group)?;
+    let mut out = json!({"ip": ip.to_string(), "matches": blocks.len()});
+    let holder = blocks
         .iter()
-        .find(|s| found.addresses.iter().any(|a| a["subnet"] == s["id"]));
-    let Some(subnet) = holder.or(found.subnets.first()) else {
+        .find(|s| records.iter().any(|a| a["subnet"] == json!(s.id)));
+    let Some(subnet) = holder.or(blocks.first()) else {
         out["status"] = json!("unmanaged");
         return Ok(out);
     };
-    let id = subnet["id"].as_i64().unwrap_or(0);
-    out["network"] = subnet.clone();
-    if let Some(host) = found.addresses.iter().find(|a| a["subnet"] == subnet["id"]) {
+    let key = net::key(ip);
+    out["network"] = subnet_record(ctx, subnet, key, key)?;
+    if let Some(host) = records.into_iter().find(|a| a["subnet"] == json!(subnet.id)) {
         out["status"] = json!("assigned");
-        out["host"] = host.clone();
+        out["host"] = host;
         return Ok(out);
     }
-    let (lo, hi) = subnets::load(ctx, id)?.usable();
-    let range = found
-        .dhcpranges
-        .iter()
-        .find(|r| r["subnet"] == subnet["id"] && r["is_active"] == json!(true));
+    let (lo, hi) = subnet.usable();
+    if !(lo..=hi).contains(&key) {
+        out["status"] = json!("unusable");
+        return Ok(out);
+    }
+    let key_b = net::key_bytes(key).to_vec();
+    let range = dhcpranges::overlapping(ctx, vec![subnet.id], &key_b, &key_b)?
+        .into_iter()
+        .find(|r| r["is_active"] == json!(true));
     match range {
-        _ if !(lo..=hi).contains(&net::key(ip)) => out["status"] = json!("unusable"),
         Some(r) => {
             out["status"] = json!("dhcp");
-            out["dhcp_range"] = r.clone();
+            out["dhcp_range"] = r;
         }
         None => out["status"] = json!("available"),
     }
@@ -224,45 +232,70 @@ struct Located {
 
 /// The subnets, records and ranges of the caller's org at `q`, limited to the direct members of `group` when set.
 fn locate(ctx: &Ctx, q: &Query, group: &Patch<i64>) -> Result<Located> {
-    let (family, lo, hi) = q.span();
-    let (filter, gid) = match group {
-        Patch::Keep => (false, None),
-        Patch::Clear => (true, None),
-        Patch::Set(g) => (true, Some(*g)),
-    };
-    let (lo_b, hi_b) = (net::key_bytes(lo).to_vec(), net::key_bytes(hi).to_vec());
-    let order = match q {
-        Query::Addr(_) => subnets::Order::MostSpecific,
-        Query::Block(_) => subnets::Order::ByAddress,
-    };
-    let rows: Vec<subnets::Subnet> = subnets::overlapping(ctx, family == 4, lo, hi, order)?
-        .into_iter()
-        .filter(|s| !filter || s.group == gid)
-        .collect();
-    let ids: Vec<i64> = rows.iter().map(|s| s.id).collect();
-    let mut subnets = Vec::with_capacity(rows.len());
-    for sub in rows {
-        let (id, (s, e)) = (sub.id, sub.range());
-        let matched = if (s, e) == (lo, hi) {
-            "equal"
-        } else if s <= lo && hi <= e {
-            "contains"
-        } else {
-            "within"
-        };
-        let mut record = subnets::get_record(ctx, id)?;
-        record["match"] = json!(matched);
-        subnets.push(record);
-    }
-    let cond = "s.family = ?2 AND t.ip BETWEEN ?3 AND ?4 AND (?5 = 0 OR s.group_id IS ?6)";
-    let addresses = addresses::query(ctx, cond, &[&family, &lo_b, &hi_b, &filter, &gid])?;
+    let (_, lo, hi) = q.span();
+    let blocks = subnets_at(ctx, q, group)?;
+    let ids: Vec<i64> = blocks.iter().map(|s| s.id).collect();
+    let subnets = blocks
+        .iter()
+        .map(|sub| subnet_record(ctx, sub, lo, hi))
+        .collect::<Result<Vec<_>>>()?;
+    let addresses = records_at(ctx, q, group)?;
     // A range lies inside its subnet: the ranges at `q` are those of the subnets found, filtered already.
+    let (lo_b, hi_b) = (net::key_bytes(lo).to_vec(), net::key_bytes(hi).to_vec());
     let dhcpranges = dhcpranges::overlapping(ctx, ids, &lo_b, &hi_b)?;
     Ok(Located {
         subnets,
         addresses,
         dhcpranges,
     })
+}
+
+/// The subnets of the caller's org overlapping `q`, direct members of `group` only when set: for an address the
+/// most specific first, for a block by address.
+fn subnets_at(ctx: &Ctx, q: &Query, group: &Patch<i64>) -> Result<Vec<subnets::Subnet>> {
+    let (family, lo, hi) = q.span();
+    let order = match q {
+        Query::Addr(_) => subnets::Order::MostSpecific,
+        Query::Block(_) => subnets::Order::ByAddress,
+    };
+    let mut found = subnets::overlapping(ctx, family == 4, lo, hi, order)?;
+    if let Some(gid) = group_filter(group) {
+        found.retain(|s| s.group == gid);
+    }
+    Ok(found)
+}
+
+/// The address records of the caller's org inside `q`, in subnets that are direct members of `group` when set.
+fn records_at(ctx: &Ctx, q: &Query, group: &Patch<i64>) -> Result<Vec<Value>> {
+    let (family, lo, hi) = q.span();
+    let (lo_b, hi_b) = (net::key_bytes(lo).to_vec(), net::key_bytes(hi).to_vec());
+    let gid = group_filter(group);
+    let cond = "s.family = ?2 AND t.ip BETWEEN ?3 AND ?4 AND (?5 = 0 OR s.group_id IS ?6)";
+    addresses::query(ctx, cond, &[&family, &lo_b, &hi_b, &gid.is_some(), &gid.flatten()])
+}
+
+/// The group a search is limited to: `None` for any, `Some(None)` for the top level.
+fn group_filter(group: &Patch<i64>) -> Option<Option<i64>> {
+    match group {
+        Patch::Keep => None,
+        Patch::Clear => Some(None),
+        Patch::Set(g) => Some(Some(*g)),
+    }
+}
+
+/// A subnet's record with `match`: how it relates to the keys `lo..=hi` (equal, contains or within).
+fn subnet_record(ctx: &Ctx, sub: &subnets::Subnet, lo: u128, hi: u128) -> Result<Value> {
+    let (s, e) = sub.range();
+    let matched = if (s, e) == (lo, hi) {
+        "equal"
+    } else if s <= lo && hi <= e {
+        "contains"
+    } else {
+        "within"
+    };
+    let mut record = subnets::get_record(ctx, sub.id)?;
+    record["match"] = json!(matched);
+    Ok(record)
 }
 
 /// The ids (ascending) of up to `limit` address records of the caller's org whose hostname, cname, MAC,
