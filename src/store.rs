@@ -221,6 +221,7 @@ impl Db {
         let _turn = self.write_lock.blocking_lock();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&Tx(&tx))?;
+        flush_fts(&tx)?;
         tx.commit()?;
         Ok(out)
     }
@@ -320,12 +321,25 @@ fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Value>> {
         };
         results.push(result);
     }
-    if let Err(e) = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([])) {
+    let committed = flush_fts(conn).and_then(|()| conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([])));
+    if let Err(e) = committed {
         let _ = conn.execute_batch("ROLLBACK");
         let e = Error::from(e);
         return results.iter().map(|_| Err(e.clone())).collect();
     }
     results
+}
+
+/// Applies the full-text changes the triggers queued in `addresses_fts_pending` (schema.sql, migration 3) to
+/// `addresses_fts`, in order, and empties the queue. Every write transaction runs it just before COMMIT.
+fn flush_fts(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO addresses_fts (addresses_fts, rowid, hostname, cname, mac_address, description)
+         SELECT command, id, hostname, cname, mac_address, description FROM addresses_fts_pending ORDER BY seq",
+    )?
+    .execute([])?;
+    conn.prepare_cached("DELETE FROM addresses_fts_pending")?.execute([])?;
+    Ok(())
 }
 
 /// Applies every `-- migration: N` section of [`SCHEMA`] above the database's `user_version`.

@@ -78,4 +78,5 @@ async fn the_search_index_follows_every_change() {
     // The prefix lengths in use (derived too) came back with the subnets.
     assert_eq!(located(s.ok(&a, "search/ip", json!({"ip": "10.5.0.7"})).await), 1);
     s.assert_prefixes_derived().await;
+    s.assert_fts_consistent().await;
 }

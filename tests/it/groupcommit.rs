@@ -63,4 +63,23 @@ async fn conflicting_concurrent_writes_fail_alone_and_allocations_stay_distinct(
         .ok(&a, "org/logs", json!({"method": "ipaddress/add", "perpage": 500}))
         .await;
     assert_eq!(logs["total"], "23");
+    // The full-text index, maintained once per batch, holds exactly the acknowledged records: a failed call's
+    // queued index change rolled back with its savepoint.
+    let found = s
+        .ok(
+            &a,
+            "search/find",
+            json!({"query": "-", "types": ["addresses"], "limit": 1000}),
+        )
+        .await;
+    let mut names: Vec<String> = found["addresses"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|r| r["hostname"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names.iter().filter(|n| n.starts_with("claim-")).count(), 1);
+    assert_eq!(names.iter().filter(|n| n.starts_with("alloc-")).count(), 22);
+    s.assert_fts_consistent().await;
 }

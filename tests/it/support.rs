@@ -287,6 +287,24 @@ impl Server {
         assert_eq!(kept, counted, "subnet_prefixes does not follow the subnets");
     }
 
+    /// Asserts that the full-text index matches the address records (FTS5's integrity check against its content
+    /// table) and that no queued index change outlived its transaction.
+    pub async fn assert_fts_consistent(&self) {
+        let store = self.app.store.clone();
+        let pending = tokio::task::spawn_blocking(move || {
+            store.run_blocking(|db| {
+                db.read(|tx| {
+                    tx.execute_batch("INSERT INTO addresses_fts (addresses_fts, rank) VALUES ('integrity-check', 1)")?;
+                    Ok(tx.query_row("SELECT count(*) FROM addresses_fts_pending", [], |r| r.get::<_, i64>(0))?)
+                })
+            })
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(pending, 0, "queued full-text changes were left behind");
+    }
+
     /// A new org `identifier` made the way `ipamd org add` makes it; its admin `bob`.
     pub async fn org(&self, identifier: &str) -> Ident {
         let store = self.app.store.clone();
