@@ -343,7 +343,7 @@ fn flush_fts(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// Applies every `-- migration: N` section of [`SCHEMA`] above the database's `user_version`.
-fn migrate(conn: &Connection) -> Result<()> {
+pub fn migrate(conn: &Connection) -> Result<()> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (version, sql) in migrations()? {
         if version <= current {

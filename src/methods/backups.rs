@@ -180,10 +180,32 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Value> {
             format!("{} fails its integrity check: {message}", p.name),
         ));
     }
-    let src = Connection::open_with_flags(
-        &path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    let read_only = || {
+        Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+    };
+    let version: i64 = read_only()?.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    // A backup taken before an upgrade: restore from a copy brought up to this schema (the backup stays as it was).
+    // The copy outlives the connection on it (declared first, dropped last).
+    let upgraded = match version >= 1 && version < store::schema_version()? {
+        true => Some(Upgraded::new(&path)?),
+        false => None,
+    };
+    let src = match &upgraded {
+        Some(copy) => {
+            let c = Connection::open(&copy.0)?;
+            store::migrate(&c).map_err(|e| {
+                Error::new(
+                    Code::InvalidBackup,
+                    format!("{} cannot be upgraded to this version: {}", p.name, e.message),
+                )
+            })?;
+            c
+        }
+        None => read_only()?,
+    };
     let version: i64 = src.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let tables = live_tables(ctx)?;
     let has_all: bool = tables.iter().all(|t| {
@@ -235,6 +257,33 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Value> {
     Ok(
         json!({"name": p.name, "restored": true, "integrity_ok": ok, "integrity_message": message, "safety_backup": safety}),
     )
+}
+
+/// A private copy of a backup for upgrading its schema before a restore, deleted when dropped.
+struct Upgraded(PathBuf);
+
+impl Upgraded {
+    fn new(backup: &Path) -> Result<Upgraded> {
+        // A hidden name the backup listing never shows; a crash may leave it behind, the next restore replaces it.
+        let name = backup
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let copy = backup.with_file_name(format!(".{name}.upgrading"));
+        std::fs::copy(backup, &copy)
+            .map_err(|e| Error::new(Code::Unavailable, format!("cannot copy the backup to upgrade it: {e}")))?;
+        Ok(Upgraded(copy))
+    }
+}
+
+impl Drop for Upgraded {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = self.0.clone().into_os_string();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
+        }
+    }
 }
 
 /// The tables a restore copies: all but SQLite's own and the derived ones (`*_fts`, `subnet_prefixes`), which the

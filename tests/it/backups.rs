@@ -566,3 +566,71 @@ fn the_command_line_lists_creates_verifies_and_restores() {
     failed(&ipamd(d, &["backup", "restore", "../ipam.db"]), "restore ../ipam.db");
     failed(&ipamd(d, &["backup", "restore"]), "restore without a name");
 }
+
+/// A backup taken before an upgrade (schema version 1: no `subnet_prefixes`, full-text triggers that index
+/// directly) restores: the restore upgrades a private copy, leaves the backup file as it was, and the restored
+/// data answers `search/ip` and `search/find`.
+#[tokio::test]
+async fn a_backup_of_an_older_schema_is_upgraded_on_a_copy_and_restored() {
+    let s = Server::start().await;
+    let a = s.admin.clone();
+    let subnet = s
+        .ok(
+            &a,
+            "subnets/add",
+            json!({"subnet": "10.6.0.0/24", "description": "old"}),
+        )
+        .await;
+    let subnet = crate::support::id_of(only(&subnet));
+    s.ok(&a, "ipaddress/add", json!({"subnet": subnet, "hostname": "older-host"}))
+        .await;
+    let name = s.ok(&a, "backups/add", json!({})).await["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let file = backup_dir(&s).join(&name);
+    // Take the backup back to version 1, as an ipamd of that version wrote it.
+    let old = rusqlite::Connection::open(&file).unwrap();
+    old.execute_batch(
+        "DROP TABLE subnet_prefixes;
+         DROP TRIGGER subnet_prefixes_insert; DROP TRIGGER subnet_prefixes_delete; DROP TRIGGER subnet_prefixes_update;
+         DROP TABLE addresses_fts_pending;
+         DROP TRIGGER addresses_fts_insert; DROP TRIGGER addresses_fts_delete; DROP TRIGGER addresses_fts_update;
+         CREATE TRIGGER addresses_fts_insert AFTER INSERT ON addresses BEGIN
+             INSERT INTO addresses_fts (rowid, hostname, cname, mac_address, description)
+             VALUES (new.id, new.hostname, new.cname, new.mac_address, new.description);
+         END;
+         CREATE TRIGGER addresses_fts_delete AFTER DELETE ON addresses BEGIN
+             INSERT INTO addresses_fts (addresses_fts, rowid, hostname, cname, mac_address, description)
+             VALUES ('delete', old.id, old.hostname, old.cname, old.mac_address, old.description);
+         END;
+         CREATE TRIGGER addresses_fts_update AFTER UPDATE OF hostname, cname, mac_address, description ON addresses
+         BEGIN
+             INSERT INTO addresses_fts (addresses_fts, rowid, hostname, cname, mac_address, description)
+             VALUES ('delete', old.id, old.hostname, old.cname, old.mac_address, old.description);
+             INSERT INTO addresses_fts (rowid, hostname, cname, mac_address, description)
+             VALUES (new.id, new.hostname, new.cname, new.mac_address, new.description);
+         END;
+         PRAGMA user_version = 1;
+         PRAGMA journal_mode = DELETE;",
+    )
+    .unwrap();
+    drop(old);
+    let before = std::fs::read(&file).unwrap();
+
+    s.ok(&a, "subnets/delete", json!({"id": subnet, "force": true})).await;
+    let restored = s.ok(&a, "backups/restore", json!({"name": name})).await;
+    assert_eq!(restored["restored"], "true", "{restored}");
+    assert_eq!(std::fs::read(&file).unwrap(), before, "the backup file itself changed");
+    assert!(
+        files(&backup_dir(&s)).iter().all(|f| !f.contains("upgrading")),
+        "the upgraded copy was left behind: {:?}",
+        files(&backup_dir(&s))
+    );
+    let at = s.ok(&a, "search/ip", json!({"ip": "10.6.0.1"})).await;
+    assert_eq!(at["subnets"].as_object().unwrap().len(), 1, "{at}");
+    let found = s.ok(&a, "search/find", json!({"query": "older"})).await;
+    assert_eq!(found["addresses"].as_object().unwrap().len(), 1, "{found}");
+    s.assert_prefixes_derived().await;
+    s.assert_fts_consistent().await;
+}
