@@ -424,24 +424,47 @@ fn authenticate_envelope(
     let appkey = appkey.as_deref().map(str::trim).filter(|k| !k.is_empty());
     let appkey = appkey.ok_or_else(|| Error::new(Code::AuthRequired, "an appkey is required"))?;
     let digest = auth::digest(&appkey.to_lowercase());
-    let key = tx
+    // The user of `userdata` comes with the app key in one statement (NULLs when there is none to look up).
+    let userdata = userdata
+        .as_deref()
+        .filter(|u| !u.is_empty() && access != Access::AppKey);
+    let ud = userdata.and_then(auth::parse_userdata);
+    let (org, username) = (ud.as_ref().map(|u| &u.org), ud.as_ref().map(|u| &u.username));
+    let row = tx
         .query_row(
-            "SELECT k.id, k.org_id, k.name, k.enabled, o.operator, k.lastused FROM appkeys k
-             JOIN orgs o ON o.id = k.org_id WHERE k.digest = ?1",
-            [&digest],
+            "SELECT k.id, k.org_id, k.name, k.enabled, ko.operator, k.lastused,
+                    u.id, u.org_id, u.username, u.level, u.disabled, u.phc, uo.operator
+             FROM appkeys k JOIN orgs ko ON ko.id = k.org_id
+             LEFT JOIN orgs uo ON uo.identifier = ?2
+             LEFT JOIN users u ON u.org_id = uo.id AND u.username = ?3
+             WHERE k.digest = ?1",
+            params![digest, org, username],
             |r| {
-                Ok(AppKeyRow {
+                let key = AppKeyRow {
                     id: r.get(0)?,
                     org_id: r.get(1)?,
                     name: r.get(2)?,
                     enabled: r.get(3)?,
                     operator_org: r.get(4)?,
                     lastused: r.get(5)?,
-                })
+                };
+                let user = match r.get::<_, Option<i64>>(6)? {
+                    None => None,
+                    Some(id) => Some(UserRow {
+                        id,
+                        org_id: r.get(7)?,
+                        username: r.get(8)?,
+                        level: r.get(9)?,
+                        disabled: r.get(10)?,
+                        phc: r.get(11)?,
+                        operator_org: r.get(12)?,
+                    }),
+                };
+                Ok((key, user))
             },
         )
         .optional()?;
-    let key = key.ok_or_else(|| Error::new(Code::BadAppkey, "unknown appkey"))?;
+    let (key, user) = row.ok_or_else(|| Error::new(Code::BadAppkey, "unknown appkey"))?;
     if !key.enabled {
         return Err(Error::new(Code::AppkeyDisabled, "this appkey is disabled"));
     }
@@ -460,30 +483,13 @@ fn authenticate_envelope(
             application: key.name,
         }));
     }
-    let userdata = userdata.as_deref().filter(|u| !u.is_empty());
-    let userdata = userdata.ok_or_else(|| Error::new(Code::AuthRequired, "userdata is required"))?;
+    if userdata.is_none() {
+        return Err(Error::new(Code::AuthRequired, "userdata is required"));
+    }
     let failed = || Error::new(Code::AuthFailed, "authentication failed");
-    let ud = auth::parse_userdata(userdata).ok_or_else(failed)?;
+    let ud = ud.ok_or_else(failed)?;
     let who = format!("{}/{}", ud.org.to_lowercase(), ud.username.to_lowercase());
     app.auth.check_lockout(&who)?;
-    let user = tx
-        .query_row(
-            "SELECT u.id, u.org_id, u.username, u.level, u.disabled, u.phc, o.operator
-             FROM users u JOIN orgs o ON o.id = u.org_id WHERE o.identifier = ?1 AND u.username = ?2",
-            [&ud.org, &ud.username],
-            |r| {
-                Ok(UserRow {
-                    id: r.get(0)?,
-                    org_id: r.get(1)?,
-                    username: r.get(2)?,
-                    level: r.get(3)?,
-                    disabled: r.get(4)?,
-                    phc: r.get(5)?,
-                    operator_org: r.get(6)?,
-                })
-            },
-        )
-        .optional()?;
     let phc = user.as_ref().map(|u| u.phc.as_str());
     let verified = match phc {
         Some(phc) if app.auth.cached(phc, &ud.sha1) => Verified::Cached,

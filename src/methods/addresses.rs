@@ -26,10 +26,13 @@ const TEXT_COLS: [&str; 4] = ["hostname", "cname", "discovery_source", "descript
 /// The latest `last_seen` accepted: 9999-12-31T23:59:59Z, so that every stored time renders as RFC 3339.
 const MAX_TIME: i64 = 253_402_300_799;
 
+/// The columns [`record`] reads. The last tells whether the record has field values at all, so [`with_fields`]
+/// looks them up only then.
 fn columns() -> String {
     format!(
         "t.id, t.subnet_id, s.family, t.ip, t.hostname, t.cname, t.mac_address, t.status, t.is_assigned, t.last_seen,
-         t.discovery_source, t.description, {STAMP_COLS}, s.net_start, s.prefix"
+         t.discovery_source, t.description, {STAMP_COLS}, s.net_start, s.prefix,
+         EXISTS (SELECT 1 FROM field_values v WHERE v.address_id = t.id)"
     )
 }
 
@@ -632,14 +635,16 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
     o.insert("last_seen".into(), json!(r.get::<_, Option<i64>>(9)?));
     o.insert("discovery_source".into(), json!(r.get::<_, Option<String>>(10)?));
     o.insert("description".into(), json!(r.get::<_, Option<String>>(11)?));
-    o.insert("fields".into(), json!({}));
+    // `null` until [`with_fields`] fills in the values this record has.
+    let has_values: bool = r.get(20)?;
+    o.insert("fields".into(), if has_values { Value::Null } else { json!({}) });
     stamps(r, 12, &mut o)?;
     Ok(Value::Object(o))
 }
 
-/// Fills in each record's field values.
+/// Fills in the field values of each record that has some (see [`record`]).
 fn with_fields(ctx: &Ctx, records: &mut [Value]) -> Result<()> {
-    for r in records.iter_mut() {
+    for r in records.iter_mut().filter(|r| r["fields"].is_null()) {
         let id = r["id"].as_i64().unwrap_or(0);
         r["fields"] = Value::Object(fields::values_of(ctx, id)?);
     }
