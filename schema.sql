@@ -221,6 +221,10 @@ CREATE TABLE subnet_prefixes (
 ) WITHOUT ROWID;
 INSERT INTO subnet_prefixes (org_id, family, prefix, subnets)
     SELECT org_id, family, prefix, count(*) FROM subnets GROUP BY org_id, family, prefix;
+-- The seeks of subnets::overlapping test family and last address in the index, and read a subnet's row only when
+-- it overlaps: most start-address matches (a /24 starting where an enclosing /16 starts) do not.
+DROP INDEX subnets_org;
+CREATE INDEX subnets_org ON subnets (org_id, net_start, family, net_end);
 CREATE TRIGGER subnet_prefixes_insert AFTER INSERT ON subnets BEGIN
     INSERT INTO subnet_prefixes (org_id, family, prefix, subnets) VALUES (new.org_id, new.family, new.prefix, 1)
     ON CONFLICT (org_id, family, prefix) DO UPDATE SET subnets = subnets + 1;

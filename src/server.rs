@@ -150,11 +150,16 @@ async fn envelope(app: &App, method: String, req: Request<Incoming>, peer: IpAdd
                 (reqid, failed(e))
             }
             Ok(env) => {
-                let caller = match &env.call.credentials {
-                    Credentials::Envelope {
-                        appkey: Some(k),
-                        userdata,
-                    } => {
+                let claimed = matches!(&env.call.credentials, Credentials::Envelope { appkey: Some(_), .. });
+                // The budget's key, only when there is a limiter to count against.
+                let caller = match (&env.call.credentials, &app.limiter) {
+                    (
+                        Credentials::Envelope {
+                            appkey: Some(k),
+                            userdata,
+                        },
+                        Some(_),
+                    ) => {
                         // The claimed identity: an app key is a secret, so nobody else can spend this budget.
                         let user = userdata.as_deref().and_then(|u| u.rsplit_once(':')).map_or("", |u| u.0);
                         Some(format!(
@@ -171,7 +176,7 @@ async fn envelope(app: &App, method: String, req: Request<Incoming>, peer: IpAdd
                     Some(e) => failed(e),
                     None => dispatch::dispatch(app, env.call).await,
                 };
-                if let Some(d) = charge_failure(app, caller.is_some(), outcome.result.as_ref().err(), peer).await {
+                if let Some(d) = charge_failure(app, claimed, outcome.result.as_ref().err(), peer).await {
                     if !d.allowed {
                         outcome.result = Err(limited(d));
                         budget = Some(d);
@@ -222,7 +227,9 @@ async fn rest(app: &App, path: String, req: Request<Incoming>, peer: IpAddr) -> 
         let mime = ct.split(';').next().unwrap_or_default().trim();
         mime == "application/json" || mime.ends_with("+json")
     });
-    let caller = token.as_deref().map(|t| format!("token:{}", auth::digest(t)));
+    let claimed = token.is_some();
+    // The budget's key, only when there is a limiter to count against.
+    let caller = (token.as_deref().zip(app.limiter.as_ref())).map(|(t, _)| format!("token:{}", auth::digest(t)));
     let (budget, refused) = admit(app, caller.as_deref(), peer).await;
     let mut response = match refused {
         Some(e) => rest::Response::from_error(e),
@@ -248,7 +255,7 @@ async fn rest(app: &App, path: String, req: Request<Incoming>, peer: IpAddr) -> 
         },
     };
     let mut budget = budget;
-    if let Some(d) = charge_failure(app, caller.is_some(), response.error.as_ref(), peer).await {
+    if let Some(d) = charge_failure(app, claimed, response.error.as_ref(), peer).await {
         if !d.allowed {
             response = rest::Response {
                 respid: response.respid.clone(),
