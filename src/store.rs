@@ -197,8 +197,9 @@ impl Store {
 }
 
 impl Db {
-    /// Runs `f` in a read transaction (a consistent snapshot). `BEGIN` and `COMMIT` go through the statement
-    /// cache: a read is often a single indexed lookup, and parsing the two statements anew cost as much.
+    /// Runs `f` in a read transaction (a consistent snapshot), ended by a rollback, so nothing a read wrote by
+    /// mistake is kept. `BEGIN` and `ROLLBACK` go through the statement cache: a read is often a single indexed
+    /// lookup, and parsing the two statements anew cost as much.
     pub fn read<T>(&mut self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         if !self.conn.is_autocommit() {
             // Left open by a task that panicked: end it rather than fail every later call of this thread.
@@ -206,11 +207,7 @@ impl Db {
         }
         self.conn.prepare_cached("BEGIN")?.execute([])?;
         let out = f(&Tx(&self.conn));
-        // A read changed nothing: ending it either way releases the snapshot.
-        let ended = self.conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([]));
-        if ended.is_err() && !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
+        let ended = self.conn.prepare_cached("ROLLBACK").and_then(|mut s| s.execute([]));
         let out = out?;
         ended?;
         Ok(out)
