@@ -196,20 +196,31 @@ pub async fn dispatch(app: &App, call: Call) -> Outcome {
             }
         }
     };
-    // Authentication and reads run on the database threads. A password that is not in the verification cache
-    // sends the call once to the blocking pool for argon2, so the database threads never wait on it. Writes then
-    // go to the group-commit writer.
+    // Authentication and reads run on the database threads. A password that is not in the verification cache is
+    // checked with argon2 on tokio's blocking pool, holding no connection and no transaction, and the call is then
+    // staged again with that result; the database threads never wait on argon2. Writes go to the group-commit
+    // writer.
     let (app2, rid) = (app.clone(), respid.clone());
     let mut staged = app
         .store
-        .run(move |db| stage(db, &app2, call.credentials, method, &rid, data, false))
+        .run(move |db| stage(db, &app2, call.credentials, method, &rid, data, None))
         .await;
-    if let Ok(Stage::Slow(credentials, data)) = staged {
-        let (app2, rid) = (app.clone(), respid.clone());
-        staged = app
-            .store
-            .run_slow(move |db| stage(db, &app2, credentials, method, &rid, data, true))
-            .await;
+    if let Ok(Stage::Slow(credentials, data, check)) = staged {
+        let auth_app = app.clone();
+        let verified = tokio::task::spawn_blocking(move || {
+            let result = auth_app.auth.verify(check.phc.as_deref(), &check.sha1);
+            (check.phc, result)
+        })
+        .await;
+        staged = match verified {
+            Err(e) => Err(Error::internal(format!("password verification failed: {e}"))),
+            Ok(prior) => {
+                let (app2, rid) = (app.clone(), respid.clone());
+                app.store
+                    .run(move |db| stage(db, &app2, credentials, method, &rid, data, Some(prior)))
+                    .await
+            }
+        };
     }
     let (caller, result) = match staged {
         Err(e) => {
@@ -244,7 +255,7 @@ pub async fn dispatch(app: &App, call: Call) -> Outcome {
 }
 
 /// Authenticates a call and, for a read, answers it: authentication and the handler share one read transaction.
-/// `slow` allows argon2 here (see [`dispatch`]).
+/// `prior` is the argon2 verification [`dispatch`] ran after a first pass found the password not in the cache.
 fn stage(
     db: &mut Db,
     app: &App,
@@ -252,12 +263,13 @@ fn stage(
     method: &'static Method,
     respid: &str,
     mut data: Data,
-    slow: bool,
+    prior: Option<Prior>,
 ) -> Result<Stage> {
     let mut stamps = Stamps::default();
     let checked = db.read(|tx| {
-        let Some(caller) = authenticate(tx, app, &credentials, method.access, slow, &mut stamps)? else {
-            return Ok(Checked::NeedsArgon2);
+        let caller = match authenticate(tx, app, &credentials, method.access, prior, &mut stamps)? {
+            Authenticated::Caller(caller) => caller,
+            Authenticated::NeedsArgon2(check) => return Ok(Checked::NeedsArgon2(check)),
         };
         if let Err(e) = check_access(&caller, method.access) {
             return Ok(Checked::Answered(caller, Err(e)));
@@ -270,7 +282,7 @@ fn stage(
     });
     stamps.record(db);
     Ok(match checked? {
-        Checked::NeedsArgon2 => Stage::Slow(credentials, data),
+        Checked::NeedsArgon2(check) => Stage::Slow(credentials, data, check),
         Checked::Answered(caller, result) => Stage::Done(caller, result),
         // Decoded outside the read transaction: a write's decoding may hash a new password.
         Checked::Write(caller) => match (method.prepare)(&mut data) {
@@ -282,7 +294,7 @@ fn stage(
 
 /// What the read transaction of [`stage`] found.
 enum Checked {
-    NeedsArgon2,
+    NeedsArgon2(PasswordCheck),
     Answered(Caller, Result<Value>),
     Write(Caller),
 }
@@ -291,7 +303,23 @@ enum Checked {
 enum Stage {
     Done(Caller, Result<Value>),
     Write(Caller, Prepared),
-    Slow(Credentials, Data),
+    Slow(Credentials, Data, PasswordCheck),
+}
+
+/// A password to verify with argon2: the stored PHC string (`None` for an unknown user, verified against a dummy
+/// so the answer takes as long) and the presented sha1.
+struct PasswordCheck {
+    phc: Option<String>,
+    sha1: String,
+}
+
+/// The outcome of a [`PasswordCheck`], with the PHC string it was made against.
+type Prior = (Option<String>, Verified);
+
+/// What authentication found: the caller, or a password that needs argon2 first.
+enum Authenticated {
+    Caller(Caller),
+    NeedsArgon2(PasswordCheck),
 }
 
 /// Runs a method's handler in a transaction.
@@ -358,22 +386,21 @@ struct UserRow {
     operator_org: bool,
 }
 
-/// Checks the credentials of a call; `Ok(None)` when the password needs argon2 and `slow` does not allow it.
-/// Last-use marks to write go to `stamps`, written after the read transaction.
+/// Checks the credentials of a call. Last-use marks to write go to `stamps`, written after the read transaction.
 fn authenticate(
     tx: &Tx,
     app: &App,
     creds: &Credentials,
     access: Access,
-    slow: bool,
+    prior: Option<Prior>,
     stamps: &mut Stamps,
-) -> Result<Option<Caller>> {
+) -> Result<Authenticated> {
     match creds {
         Credentials::Envelope { appkey, userdata } => {
-            authenticate_envelope(tx, app, appkey, userdata, access, slow, stamps)
+            authenticate_envelope(tx, app, appkey, userdata, access, prior, stamps)
         }
-        Credentials::Token(token) => authenticate_token(tx, app, token.as_deref(), stamps).map(Some),
-        Credentials::Local => operator(tx, "cli").map(Some),
+        Credentials::Token(token) => authenticate_token(tx, app, token.as_deref(), stamps).map(Authenticated::Caller),
+        Credentials::Local => operator(tx, "cli").map(Authenticated::Caller),
     }
 }
 
@@ -418,9 +445,9 @@ fn authenticate_envelope(
     appkey: &Option<String>,
     userdata: &Option<String>,
     access: Access,
-    slow: bool,
+    prior: Option<Prior>,
     stamps: &mut Stamps,
-) -> Result<Option<Caller>> {
+) -> Result<Authenticated> {
     let appkey = appkey.as_deref().map(str::trim).filter(|k| !k.is_empty());
     let appkey = appkey.ok_or_else(|| Error::new(Code::AuthRequired, "an appkey is required"))?;
     let digest = auth::digest(&appkey.to_lowercase());
@@ -474,7 +501,7 @@ fn authenticate_envelope(
     stamps.now = now;
     if access == Access::AppKey {
         stamps.appkey = touch_key.then_some(key.id);
-        return Ok(Some(Caller {
+        return Ok(Authenticated::Caller(Caller {
             org_id: key.org_id,
             operator_org: key.operator_org,
             user_id: None,
@@ -490,11 +517,14 @@ fn authenticate_envelope(
     let ud = ud.ok_or_else(failed)?;
     let who = format!("{}/{}", ud.org.to_lowercase(), ud.username.to_lowercase());
     app.auth.check_lockout(&who)?;
-    let phc = user.as_ref().map(|u| u.phc.as_str());
-    let verified = match phc {
-        Some(phc) if app.auth.cached(phc, &ud.sha1) => Verified::Cached,
-        _ if !slow => return Ok(None),
-        _ => app.auth.verify(phc, &ud.sha1),
+    let phc = user.as_ref().map(|u| u.phc.clone());
+    let verified = match (prior, &phc) {
+        // Verified just now against the hash still stored.
+        (Some((checked, result)), _) if checked == phc => result,
+        // The password was changed while argon2 ran: this login fails rather than loop.
+        (Some(_), _) => Verified::Failed,
+        (None, Some(stored)) if app.auth.cached(stored, &ud.sha1) => Verified::Cached,
+        (None, _) => return Ok(Authenticated::NeedsArgon2(PasswordCheck { phc, sha1: ud.sha1 })),
     };
     let user = match (user, verified) {
         (Some(user), Verified::Cached | Verified::Fresh) => user,
@@ -516,7 +546,7 @@ fn authenticate_envelope(
     // A real login (not a cache hit) is worth a write, at most once per cache lifetime.
     stamps.user_login = (verified == Verified::Fresh).then_some(user.id);
     stamps.appkey = touch_key.then_some(key.id);
-    Ok(Some(Caller {
+    Ok(Authenticated::Caller(Caller {
         org_id: user.org_id,
         operator_org: user.operator_org,
         user_id: Some(user.id),

@@ -148,7 +148,7 @@ impl Store {
     }
 
     /// Runs `f` on one of the database threads, each of which keeps its own connection. Async code never
-    /// holds a connection. `f` must not block for long (argon2 goes to [`Store::run_slow`]).
+    /// holds a connection. `f` must not block for long (argon2 runs on tokio's blocking pool, see `dispatch`).
     pub async fn run<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -172,18 +172,6 @@ impl Store {
             }
         }
         answered.await.map_err(|_| Error::internal("a database task failed"))?
-    }
-
-    /// Runs `f` with a pooled connection on tokio's blocking pool, for work that may take long (argon2).
-    pub async fn run_slow<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Db) -> Result<T> + Send + 'static,
-    {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.run_blocking(f))
-            .await
-            .map_err(|e| Error::internal(format!("blocking task failed: {e}")))?
     }
 
     /// The same as [`Store::run`] for callers already off the async runtime (the command line).

@@ -218,3 +218,26 @@ async fn a_disabled_or_deleted_appkey_stops_working_at_once() {
     s.ok(&s.admin, "org/appkeys/delete", json!({"id": id_of(key)})).await;
     s.check(&who, "userdata", json!({}), "bad_appkey").await;
 }
+
+/// With the verification cache off (`IPAMD_AUTH_CACHE_SECONDS=0`) every call runs argon2 (outside any transaction)
+/// and is then staged with that result: right passwords pass every time, wrong ones fail, reads and writes alike.
+#[tokio::test]
+async fn without_the_verification_cache_every_call_verifies_its_password() {
+    let s = Server::start_with(|settings| settings.auth_cache_seconds = 0).await;
+    let hana = s.user(&s.admin, "hana", "standard").await;
+    for _ in 0..3 {
+        s.ok(&hana, "userdata", json!({})).await;
+    }
+    s.ok(&hana, "groups/add", json!({"description": "verified each time"}))
+        .await;
+    s.check(&hana.with_password("guess"), "userdata", json!({}), "auth_failed")
+        .await;
+    s.check(
+        &hana.with_password("guess"),
+        "groups/add",
+        json!({"description": "x"}),
+        "auth_failed",
+    )
+    .await;
+    s.ok(&hana, "userdata", json!({})).await;
+}
