@@ -382,8 +382,20 @@ struct UserRow {
     username: String,
     level: String,
     disabled: bool,
-    phc: String,
     operator_org: bool,
+}
+
+/// Reads a [`UserRow`] from `u.id, u.org_id, u.username, u.level, u.disabled, <the user's org>.operator` at
+/// column `at`.
+fn user_row(r: &rusqlite::Row, at: usize) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        id: r.get(at)?,
+        org_id: r.get(at + 1)?,
+        username: r.get(at + 2)?,
+        level: r.get(at + 3)?,
+        disabled: r.get(at + 4)?,
+        operator_org: r.get(at + 5)?,
+    })
 }
 
 /// Checks the credentials of a call. Last-use marks to write go to `stamps`, written after the read transaction.
@@ -460,7 +472,7 @@ fn authenticate_envelope(
     let row = tx
         .query_row(
             "SELECT k.id, k.org_id, k.name, k.enabled, ko.operator, k.lastused,
-                    u.id, u.org_id, u.username, u.level, u.disabled, u.phc, uo.operator
+                    u.id, u.org_id, u.username, u.level, u.disabled, uo.operator, u.phc
              FROM appkeys k JOIN orgs ko ON ko.id = k.org_id
              LEFT JOIN orgs uo ON uo.identifier = ?2
              LEFT JOIN users u ON u.org_id = uo.id AND u.username = ?3
@@ -475,17 +487,10 @@ fn authenticate_envelope(
                     operator_org: r.get(4)?,
                     lastused: r.get(5)?,
                 };
+                // The user and the PHC string of its password, when the user exists.
                 let user = match r.get::<_, Option<i64>>(6)? {
                     None => None,
-                    Some(id) => Some(UserRow {
-                        id,
-                        org_id: r.get(7)?,
-                        username: r.get(8)?,
-                        level: r.get(9)?,
-                        disabled: r.get(10)?,
-                        phc: r.get(11)?,
-                        operator_org: r.get(12)?,
-                    }),
+                    Some(_) => Some((user_row(r, 6)?, r.get::<_, String>(12)?)),
                 };
                 Ok((key, user))
             },
@@ -517,7 +522,7 @@ fn authenticate_envelope(
     let ud = ud.ok_or_else(failed)?;
     let who = format!("{}/{}", ud.org.to_lowercase(), ud.username.to_lowercase());
     app.auth.check_lockout(&who)?;
-    let phc = user.as_ref().map(|u| u.phc.clone());
+    let phc = user.as_ref().map(|(_, phc)| phc.clone());
     let verified = match (prior, &phc) {
         // Verified just now against the hash still stored.
         (Some((checked, result)), _) if checked == phc => result,
@@ -527,7 +532,7 @@ fn authenticate_envelope(
         (None, _) => return Ok(Authenticated::NeedsArgon2(PasswordCheck { phc, sha1: ud.sha1 })),
     };
     let user = match (user, verified) {
-        (Some(user), Verified::Cached | Verified::Fresh) => user,
+        (Some((user, _)), Verified::Cached | Verified::Fresh) => user,
         _ => {
             app.auth.record_failure(&who);
             return Err(failed());
@@ -601,15 +606,7 @@ fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, stamps: &mut Stam
                     r.get::<_, String>(1)?,
                     r.get::<_, Option<i64>>(2)?,
                     r.get::<_, Option<i64>>(3)?,
-                    UserRow {
-                        id: r.get(4)?,
-                        org_id: r.get(5)?,
-                        username: r.get(6)?,
-                        level: r.get(7)?,
-                        disabled: r.get(8)?,
-                        phc: String::new(),
-                        operator_org: r.get(9)?,
-                    },
+                    user_row(r, 4)?,
                 ))
             },
         )

@@ -126,18 +126,7 @@ impl Store {
     {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job: WriteFn = Box::new(f);
-        // The queue is bounded; try first, and wait on the blocking pool (never on the runtime) only when full.
-        match self.writer.try_send((job, answer)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(queued)) => {
-                let writer = self.writer.clone();
-                tokio::task::spawn_blocking(move || writer.send(queued))
-                    .await
-                    .map_err(|e| Error::internal(format!("writer queue: {e}")))?
-                    .map_err(|_| Error::new(Code::Unavailable, "the writer has stopped"))?;
-            }
-            Err(TrySendError::Disconnected(_)) => return Err(Error::new(Code::Unavailable, "the writer has stopped")),
-        }
+        enqueue(&self.writer, (job, answer), "the writer has stopped").await?;
         answered
             .await
             .map_err(|_| Error::new(Code::Unavailable, "the writer has stopped"))?
@@ -158,19 +147,7 @@ impl Store {
         let task: Task = Box::new(move |db: &mut Db| {
             let _ = answer.send(f(db));
         });
-        match self.tasks.try_send(task) {
-            Ok(()) => {}
-            Err(TrySendError::Full(task)) => {
-                let tasks = self.tasks.clone();
-                tokio::task::spawn_blocking(move || tasks.send(task))
-                    .await
-                    .map_err(|e| Error::internal(format!("task queue: {e}")))?
-                    .map_err(|_| Error::new(Code::Unavailable, "the database threads have stopped"))?;
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                return Err(Error::new(Code::Unavailable, "the database threads have stopped"))
-            }
-        }
+        enqueue(&self.tasks, task, "the database threads have stopped").await?;
         answered.await.map_err(|_| Error::internal("a database task failed"))?
     }
 
@@ -193,9 +170,10 @@ impl Db {
             // Left open by a task that panicked: end it rather than fail every later call of this thread.
             self.conn.execute_batch("ROLLBACK")?;
         }
-        self.conn.prepare_cached("BEGIN")?.execute([])?;
-        let out = f(&Tx(&self.conn));
-        let ended = self.conn.prepare_cached("ROLLBACK").and_then(|mut s| s.execute([]));
+        let tx = Tx(&self.conn);
+        tx.execute("BEGIN", [])?;
+        let out = f(&tx);
+        let ended = tx.execute("ROLLBACK", []);
         let out = out?;
         ended?;
         Ok(out)
@@ -206,9 +184,25 @@ impl Db {
         let _turn = self.write_lock.blocking_lock();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&Tx(&tx))?;
-        flush_fts(&tx)?;
+        flush_fts(&Tx(&tx))?;
         tx.commit()?;
         Ok(out)
+    }
+}
+
+/// Puts `item` on a bounded queue: tries first, and waits for room on the blocking pool (never on the runtime) only
+/// when the queue is full. `stopped` is the error when the queue's thread has gone.
+async fn enqueue<T: Send + 'static>(queue: &SyncSender<T>, item: T, stopped: &'static str) -> Result<()> {
+    match queue.try_send(item) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Full(item)) => {
+            let queue = queue.clone();
+            tokio::task::spawn_blocking(move || queue.send(item))
+                .await
+                .map_err(|e| Error::internal(format!("queue: {e}")))?
+                .map_err(|_| Error::new(Code::Unavailable, stopped))
+        }
+        Err(TrySendError::Disconnected(_)) => Err(Error::new(Code::Unavailable, stopped)),
     }
 }
 
@@ -270,7 +264,7 @@ fn write_loop(conn: PooledConnection<SqliteConnectionManager>, lock: Arc<tokio::
 
 /// One group commit. When the commit itself fails every call gets the error: nothing of the batch was kept.
 fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Value>> {
-    if let Err(e) = conn.prepare_cached("BEGIN IMMEDIATE").and_then(|mut s| s.execute([])) {
+    if let Err(e) = Tx(conn).execute("BEGIN IMMEDIATE", []) {
         let e = Error::from(e);
         return work.iter().map(|_| Err(e.clone())).collect();
     }
@@ -306,7 +300,7 @@ fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Value>> {
         };
         results.push(result);
     }
-    let committed = flush_fts(conn).and_then(|()| conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([])));
+    let committed = flush_fts(&Tx(conn)).and_then(|_| Tx(conn).execute("COMMIT", []));
     if let Err(e) = committed {
         let _ = conn.execute_batch("ROLLBACK");
         let e = Error::from(e);
@@ -317,14 +311,13 @@ fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Value>> {
 
 /// Applies the full-text changes the triggers queued in `addresses_fts_pending` (schema.sql, migration 3) to
 /// `addresses_fts`, in order, and empties the queue. Every write transaction runs it just before COMMIT.
-fn flush_fts(conn: &Connection) -> rusqlite::Result<()> {
-    conn.prepare_cached(
+fn flush_fts(tx: &Tx) -> rusqlite::Result<usize> {
+    tx.execute(
         "INSERT INTO addresses_fts (addresses_fts, rowid, hostname, cname, mac_address, description)
          SELECT command, id, hostname, cname, mac_address, description FROM addresses_fts_pending ORDER BY seq",
-    )?
-    .execute([])?;
-    conn.prepare_cached("DELETE FROM addresses_fts_pending")?.execute([])?;
-    Ok(())
+        [],
+    )?;
+    tx.execute("DELETE FROM addresses_fts_pending", [])
 }
 
 /// Applies every `-- migration: N` section of [`SCHEMA`] above the database's `user_version`.

@@ -67,14 +67,14 @@ fn status(ctx: &Ctx, ip: IpAddr, group: &Patch<i64>) -> Result<Value> {
     let mut out = json!({"ip": ip.to_string(), "matches": blocks.len()});
     let holder = blocks
         .iter()
-        .find(|s| records.iter().any(|a| a["subnet"] == json!(s.id)));
+        .find(|s| records.iter().any(|a| a["subnet"].as_i64() == Some(s.id)));
     let Some(subnet) = holder.or(blocks.first()) else {
         out["status"] = json!("unmanaged");
         return Ok(out);
     };
     let key = net::key(ip);
     out["network"] = subnet_record(ctx, subnet, key, key)?;
-    if let Some(host) = records.into_iter().find(|a| a["subnet"] == json!(subnet.id)) {
+    if let Some(host) = records.into_iter().find(|a| a["subnet"].as_i64() == Some(subnet.id)) {
         out["status"] = json!("assigned");
         out["host"] = host;
         return Ok(out);
