@@ -112,6 +112,13 @@ fn host_mask(bits: u32) -> u128 {
     u128::MAX.checked_shr(128 - bits).unwrap_or(0)
 }
 
+/// The first key of the `prefix`-long block holding key `k` of an IPv4 (`v4`) or IPv6 address; None when `prefix`
+/// is longer than the family's addresses. IPv4 keys keep their ::ffff:0:0/96 bits: the mask covers the address only.
+pub fn block_start(k: u128, v4: bool, prefix: u32) -> Option<u128> {
+    let bits = if v4 { 32 } else { 128 };
+    (prefix <= bits).then(|| k & !host_mask(bits - prefix))
+}
+
 /// First and last key of the block.
 pub fn range(net: &IpNet) -> (u128, u128) {
     let start = key(net.network());
@@ -785,6 +792,15 @@ mod tests {
                 Ok(t) => prop_assert_eq!(vec![t], parts),
                 Err(e) => prop_assert_eq!((e.expected, e.missing), (n, vec![range(&gone)])),
             }
+        }
+
+        #[test]
+        fn block_start_is_the_start_of_the_enclosing_block(n in arb_net(), offset in any::<u128>()) {
+            let (lo, hi) = range(&n);
+            let k = lo + offset % (hi - lo).saturating_add(1).max(1);
+            let v4 = matches!(n, IpNet::V4(_));
+            prop_assert_eq!(block_start(k, v4, u32::from(n.prefix_len())), Some(lo));
+            prop_assert_eq!(block_start(k, v4, u32::from(n.max_prefix_len()) + 1), None);
         }
 
         #[test]

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, TransactionBehavior};
 use serde_json::Value;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 use crate::error::{Code, Error, Result};
+use crate::net;
 
 /// The whole schema, applied section by section (see the header of `schema.sql`).
 pub const SCHEMA: &str = include_str!("../schema.sql");
@@ -80,6 +82,19 @@ impl Store {
             c.set_prepared_statement_cache_capacity(256);
             // `rarray(?)`: a list parameter joined like a table (see `subnets::overlapping`).
             rusqlite::vtab::array::load_module(c)?;
+            // `net_floor(key, family, prefix)`: the block start `subnets::overlapping` seeks, per prefix in use.
+            c.create_scalar_function(
+                "net_floor",
+                3,
+                FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_DIRECTONLY,
+                |f| {
+                    let key = f.get_raw(0).as_blob().ok().and_then(net::bytes_key);
+                    let (family, prefix) = (f.get::<i64>(1)?, f.get::<u32>(2)?);
+                    Ok(key
+                        .and_then(|k| net::block_start(k, family == 4, prefix))
+                        .map(net::key_bytes))
+                },
+            )?;
             // FULL: an acknowledged change is on disk before the answer leaves.
             c.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
         });

@@ -59,24 +59,30 @@ pub fn ip(ctx: &Ctx, p: IpParams) -> Result<Value> {
 /// the one that answers is the most specific holding a record for it, else the most specific, else the lowest id.
 /// `status`: `assigned` (it has a record there: `host`), `unusable` (network, broadcast or subnet-router anycast
 /// address), `dhcp` (inside an active range: `dhcp_range`), `available`, or `unmanaged` (no subnet contains it).
-/// Only the answering subnet's record is read, and its ranges only when the address has no record there.
+/// One statement reads the containing subnets with their records and each one's record id for the address; then
+/// the answering record is read by id, or the subnet's ranges when the address has no record there.
 fn status(ctx: &Ctx, ip: IpAddr, group: &Patch<i64>) -> Result<Value> {
-    let q = Query::Addr(ip);
-    let blocks = subnets_at(ctx, &q, group)?;
-    let records = records_at(ctx, &q, group)?;
-    let mut out = json!({"ip": ip.to_string(), "matches": blocks.len()});
-    let holder = blocks
-        .iter()
-        .find(|s| records.iter().any(|a| a["subnet"].as_i64() == Some(s.id)));
-    let Some(subnet) = holder.or(blocks.first()) else {
+    let mut holders = subnets::holders(ctx, ip)?;
+    if let Some(gid) = group_filter(group) {
+        holders.retain(|h| h.subnet.group == gid);
+    }
+    let mut out = json!({"ip": ip.to_string(), "matches": holders.len()});
+    if holders.is_empty() {
         out["status"] = json!("unmanaged");
         return Ok(out);
-    };
+    }
+    let answering = holders.iter().position(|h| h.address.is_some()).unwrap_or(0);
+    let subnets::Holder {
+        subnet,
+        mut record,
+        address,
+    } = holders.swap_remove(answering);
     let key = net::key(ip);
-    out["network"] = subnet_record(ctx, subnet, key, key)?;
-    if let Some(host) = records.into_iter().find(|a| a["subnet"].as_i64() == Some(subnet.id)) {
+    record["match"] = json!(match_of(&subnet, key, key));
+    out["network"] = record;
+    if let Some(id) = address {
         out["status"] = json!("assigned");
-        out["host"] = host;
+        out["host"] = addresses::get_record(ctx, id)?;
         return Ok(out);
     }
     let (lo, hi) = subnet.usable();
@@ -283,19 +289,23 @@ fn group_filter(group: &Patch<i64>) -> Option<Option<i64>> {
     }
 }
 
-/// A subnet's record with `match`: how it relates to the keys `lo..=hi` (equal, contains or within).
+/// A subnet's record with `match`: how it relates to the keys `lo..=hi`.
 fn subnet_record(ctx: &Ctx, sub: &subnets::Subnet, lo: u128, hi: u128) -> Result<Value> {
+    let mut record = subnets::get_record(ctx, sub.id)?;
+    record["match"] = json!(match_of(sub, lo, hi));
+    Ok(record)
+}
+
+/// How a subnet relates to the keys `lo..=hi`: equal, contains or within.
+fn match_of(sub: &subnets::Subnet, lo: u128, hi: u128) -> &'static str {
     let (s, e) = sub.range();
-    let matched = if (s, e) == (lo, hi) {
+    if (s, e) == (lo, hi) {
         "equal"
     } else if s <= lo && hi <= e {
         "contains"
     } else {
         "within"
-    };
-    let mut record = subnets::get_record(ctx, sub.id)?;
-    record["match"] = json!(matched);
-    Ok(record)
+    }
 }
 
 /// The ids (ascending) of up to `limit` address records of the caller's org whose hostname, cname, MAC,

@@ -93,51 +93,68 @@ pub enum Order {
     ByAddress,
 }
 
-/// The subnets of the caller's org that overlap the key range `lo..=hi`, found by index seeks only: a subnet that
-/// contains the range starts at the start of one of its enclosing blocks (one per prefix length the org uses, from
-/// `subnet_prefixes`), and one inside it starts within it. A range scan on `net_start <= hi` would read every
-/// subnet below the range. The enclosing starts go in as one `rarray` parameter, joined to the index, so the
-/// statement is the same for every range (one cached plan) and SQLite builds no temporary table for an `IN` list.
+/// The subnets of the caller's org that overlap the key range `lo..=hi` (an address or a CIDR block), in `order`.
 pub fn overlapping(ctx: &Ctx, v4: bool, lo: u128, hi: u128, order: Order) -> Result<Vec<Subnet>> {
-    let bits: u32 = if v4 { 32 } else { 128 };
-    let (org, family) = (ctx.org(), if v4 { 4 } else { 6 });
-    let mut in_use = ctx
-        .tx
-        .prepare_cached("SELECT prefix FROM subnet_prefixes WHERE org_id = ?1 AND family = ?2 ORDER BY prefix")?;
-    let prefixes = in_use
-        .query_map(params![org, family], |r| r.get::<_, u32>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut starts: Vec<rusqlite::types::Value> = Vec::new();
-    let mut last = None;
-    for prefix in prefixes.into_iter().filter(|p| *p <= bits) {
-        let host = bits - prefix;
-        let mask = if host >= 128 { u128::MAX } else { (1u128 << host) - 1 };
-        // IPv4 keys carry the ::ffff:0:0/96 prefix above their 32 bits; the mask only covers the address bits.
-        let start = lo & !mask;
-        // The subnets starting at the range's first key (of any length) are the second seek's. Longer prefixes
-        // share a start: one seek each.
-        if start == hi & !mask && start < lo && last != Some(start) {
-            starts.push(net::key_bytes(start).to_vec().into());
-            last = Some(start);
-        }
-    }
-    let mut stmt = ctx.tx.prepare_cached(&format!(
-        "SELECT {SUBNET_COLS} FROM rarray(?1) a CROSS JOIN subnets t ON t.org_id = ?2 AND t.net_start = a.value
-         WHERE t.family = ?3 AND t.net_end >= ?4
-         UNION ALL
-         SELECT {SUBNET_COLS} FROM subnets t
-         WHERE t.org_id = ?2 AND t.net_start >= ?4 AND t.net_start <= ?5 AND t.family = ?3"
-    ))?;
-    let (lo_b, hi_b) = (net::key_bytes(lo).to_vec(), net::key_bytes(hi).to_vec());
-    let rows = stmt.query_map(params![std::rc::Rc::new(starts), org, family, lo_b, hi_b], |r| {
-        subnet_of(r, 0)
-    })?;
-    let mut found = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut found = overlapping_rows(ctx, v4, lo, hi, SUBNET_COLS, |r| subnet_of(r, 0))?;
     match order {
         Order::MostSpecific => found.sort_by_key(|s| (std::cmp::Reverse(s.net.prefix_len()), s.id)),
         Order::ByAddress => found.sort_by_key(|s| (net::key(s.net.network()), s.net.prefix_len(), s.id)),
     }
     Ok(found)
+}
+
+/// A subnet containing an address, with its record and the id of its address record for that address, if any.
+pub struct Holder {
+    pub subnet: Subnet,
+    pub record: Value,
+    pub address: Option<i64>,
+}
+
+/// The subnets of the caller's org that contain `ip`, most specific first (then by id), each with its record and
+/// its address record for `ip`: one statement answers where an address lives (`search/ip` with `status`).
+pub fn holders(ctx: &Ctx, ip: IpAddr) -> Result<Vec<Holder>> {
+    let k = net::key(ip);
+    let cols = format!(
+        "{}, (SELECT a.id FROM addresses a WHERE a.subnet_id = t.id AND a.ip = ?3)",
+        columns()
+    );
+    let mut found = overlapping_rows(ctx, ip.is_ipv4(), k, k, &cols, |r| {
+        Ok(Holder {
+            subnet: subnet_of(r, 0)?,
+            record: record(r)?,
+            address: r.get(r.as_ref().column_count() - 1)?,
+        })
+    })?;
+    found.sort_by_key(|h| (std::cmp::Reverse(h.subnet.net.prefix_len()), h.subnet.id));
+    Ok(found)
+}
+
+/// Reads `cols` (of subnets `t` and `m`, the user who last changed it) from the subnets of the caller's org that
+/// overlap the key range `lo..=hi` of an address or a CIDR block, by index seeks only. A subnet starting before
+/// `lo` overlaps the range only by containing it, so it starts where the enclosing block of its length starts:
+/// one seek per prefix length the org uses (`subnet_prefixes`; `net_floor` is the block start, see `store`). The
+/// subnets starting inside the range are one range seek. A scan on `net_start <= hi` would read every subnet
+/// below the range. The statement is the same for every range: one cached plan, no temporary table.
+fn overlapping_rows<T>(
+    ctx: &Ctx,
+    v4: bool,
+    lo: u128,
+    hi: u128,
+    cols: &str,
+    row: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = ctx.tx.prepare_cached(&format!(
+        "SELECT {cols} FROM subnet_prefixes p CROSS JOIN subnets t LEFT JOIN users m ON m.id = t.modby_id
+         WHERE p.org_id = ?1 AND p.family = ?2 AND t.org_id = ?1 AND t.net_start = net_floor(?3, ?2, p.prefix)
+           AND t.family = ?2 AND t.net_end >= ?4 AND t.prefix = p.prefix AND t.net_start < ?3
+         UNION ALL
+         SELECT {cols} FROM subnets t LEFT JOIN users m ON m.id = t.modby_id
+         WHERE t.org_id = ?1 AND t.net_start >= ?3 AND t.net_start <= ?4 AND t.family = ?2"
+    ))?;
+    let family = if v4 { 4 } else { 6 };
+    let (lo_b, hi_b) = (net::key_bytes(lo), net::key_bytes(hi));
+    let rows = stmt.query_map(params![ctx.org(), family, lo_b, hi_b], row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 /// Parses an address parameter. IPv4-mapped IPv6 forms are refused: their keys are the IPv4 addresses' keys.

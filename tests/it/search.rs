@@ -338,6 +338,18 @@ async fn search_ip_with_status_says_what_one_address_is() {
         (&json!("assigned"), &json!(wide.to_string()))
     );
     assert_eq!(held["host"], host);
+    // The answering subnet is its record as subnets/get gives it, with `match`.
+    let mut wide_record = only(&s.ok(a, "subnets/get", json!({"id": wide})).await).clone();
+    wide_record["match"] = json!("contains");
+    assert_eq!(held["network"], wide_record);
+    // Limited to group 2, the record in group 1's subnet is out of sight.
+    let in_g2 = s
+        .ok(a, "search/ip", json!({"ip": "10.60.1.7", "status": true, "group": g2}))
+        .await;
+    assert_eq!(
+        (&in_g2["status"], &in_g2["matches"], &in_g2["network"]["id"]),
+        (&json!("available"), &json!("1"), &json!(narrow.to_string()))
+    );
     // Unusable, DHCP (active only), unmanaged.
     assert_eq!(status("10.60.1.255").await["status"], "unusable");
     assert_eq!(status("10.60.0.0").await["status"], "unusable");
