@@ -2,6 +2,7 @@
 //! adapter turns path, query and body into that method's parameters, calls the same dispatcher, and renders typed
 //! JSON in the REST shapes. It has no SQL and no business rules of its own.
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Map, Value};
 
 use crate::dispatch::{self, Call, Credentials, Outcome};
@@ -110,20 +111,60 @@ impl Resource {
     }
 
     /// A method record in this resource's REST shape; its values move out of `r`.
-    fn view(self, r: &mut Value) -> Value {
+    fn view(self, r: &mut Value) -> Out {
         match self {
             Resource::Network => network_view(r),
             Resource::Host => host_view(r),
-            Resource::DhcpRange => json!({
+            Resource::DhcpRange => out! {
                 "id": take(r, "id"), "network_id": take(r, "subnet"), "start_ip": take(r, "start_ip"),
                 "end_ip": take(r, "end_ip"), "description": take(r, "description"), "is_active": take(r, "is_active"),
-            }),
+            },
             Resource::Backup => {
-                json!({"name": take(r, "name"), "size_bytes": take(r, "size_bytes"), "created_at": take(r, "created_at")})
+                out! {"name": take(r, "name"), "size_bytes": take(r, "size_bytes"), "created_at": take(r, "created_at")}
             }
         }
     }
 }
+
+/// A REST answer as it is written: its objects are lists of names and values, serialised in order, so a view
+/// names a method's values anew without building a second JSON tree (the envelope renders the same way, see
+/// `rpc::render`).
+#[derive(Debug)]
+pub enum Out {
+    Json(Value),
+    Object(Vec<(&'static str, Out)>),
+    Array(Vec<Out>),
+}
+
+impl From<Value> for Out {
+    fn from(v: Value) -> Out {
+        Out::Json(v)
+    }
+}
+
+impl Serialize for Out {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Out::Json(v) => v.serialize(s),
+            Out::Object(fields) => {
+                let mut m = s.serialize_map(Some(fields.len()))?;
+                for (k, v) in fields {
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
+            Out::Array(items) => s.collect_seq(items),
+        }
+    }
+}
+
+/// `out! {"name": value, …}`: an [`Out::Object`]; each value is a `Value` or an `Out`.
+macro_rules! out {
+    ($($k:literal: $v:expr),* $(,)?) => {
+        Out::Object(vec![$(($k, Out::from($v))),*])
+    };
+}
+use out;
 
 /// Moves the value of `key` out of the object `r` (`null` when absent or when `r` is not an object).
 fn take(r: &mut Value, key: &str) -> Value {
@@ -225,7 +266,7 @@ pub struct Request<'a> {
 /// What the server sends back: status, JSON body (none for 204), and the error for its headers.
 pub struct Response {
     pub status: u16,
-    pub body: Option<Value>,
+    pub body: Option<Out>,
     pub error: Option<Error>,
     pub respid: String,
     pub caller: String,
@@ -327,7 +368,7 @@ impl Response {
 fn failed(e: Error, method: &'static str) -> Response {
     Response {
         status: e.code.http_status(),
-        body: Some(error_body(&e)),
+        body: Some(error_body(&e).into()),
         error: Some(e),
         respid: dispatch::new_respid(),
         caller: String::new(),
@@ -478,8 +519,8 @@ fn items(v: &mut Value) -> &mut [Value] {
 }
 
 /// Each item of a method's (paginated) reply in a resource's REST shape.
-fn views(v: &mut Value, view: impl Fn(&mut Value) -> Value) -> Vec<Value> {
-    items(v).iter_mut().map(view).collect()
+fn views(v: &mut Value, view: impl Fn(&mut Value) -> Out) -> Out {
+    Out::Array(items(v).iter_mut().map(view).collect())
 }
 
 fn pagination(v: &Value, shown: usize) -> Value {
@@ -492,47 +533,56 @@ fn pagination(v: &Value, shown: usize) -> Value {
     })
 }
 
-fn render(route: &Route, mut v: Value) -> Result<Value> {
+/// The number of items `views` rendered.
+fn shown(items: &Out) -> usize {
+    match items {
+        Out::Array(a) => a.len(),
+        _ => 0,
+    }
+}
+
+fn render(route: &Route, mut v: Value) -> Result<Out> {
     Ok(match route.render {
         Page(r) => {
             let data = views(&mut v, |x| r.view(x));
-            let pagination = pagination(&v, data.len());
-            json!({"data": data, "pagination": pagination})
+            let pagination = pagination(&v, shown(&data));
+            out! {"data": data, "pagination": pagination}
         }
-        List(r) => json!({"data": views(&mut v, |x| r.view(x))}),
+        List(r) => out! {"data": views(&mut v, |x| r.view(x))},
         One(r) => r.view(first(&mut v)?),
         NetworkHosts => {
             let hosts = views(&mut v, host_view);
-            let pagination = pagination(&v, hosts.len());
-            json!({
-                "network_id": v["subnet"]["id"],
-                "network": v["subnet"]["subnet"],
+            let pagination = pagination(&v, shown(&hosts));
+            let mut subnet = take(&mut v, "subnet");
+            out! {
+                "network_id": take(&mut subnet, "id"),
+                "network": take(&mut subnet, "subnet"),
                 "hosts": hosts,
                 "pagination": pagination,
-            })
+            }
         }
         NextIp => {
-            json!({"ip_address": take(&mut v, "ip"), "network": take(&mut v, "network"), "network_id": take(&mut v, "subnet")})
+            out! {"ip_address": take(&mut v, "ip"), "network": take(&mut v, "network"), "network_id": take(&mut v, "subnet")}
         }
-        Available => json!({
+        Available => out! {
             "network": take(&mut v, "network"), "network_id": take(&mut v, "subnet"),
             "total_available": take(&mut v, "total_available"), "available_ips": take(&mut v, "addresses"),
-        }),
+        },
         IpStatus => ip_status(&mut v),
         // Backups carry their name as `id` only for the envelope's keyed rendering.
         Plain => match v {
             Value::Object(mut m) => {
                 m.shift_remove("id");
-                Value::Object(m)
+                Value::Object(m).into()
             }
-            other => other,
+            other => other.into(),
         },
-        NoContent => Value::Null,
+        NoContent => Value::Null.into(),
     })
 }
 
-fn network_view(r: &mut Value) -> Value {
-    json!({
+fn network_view(r: &mut Value) -> Out {
+    out! {
         "id": take(r, "id"),
         "network": take(r, "network"),
         "cidr": take(r, "cidr"),
@@ -546,11 +596,11 @@ fn network_view(r: &mut Value) -> Value {
         "total_hosts": take(r, "total_hosts"),
         "used_hosts": take(r, "used_hosts"),
         "available_hosts": take(r, "available_hosts"),
-    })
+    }
 }
 
-fn host_view(r: &mut Value) -> Value {
-    json!({
+fn host_view(r: &mut Value) -> Out {
+    out! {
         "id": take(r, "id"),
         "ip_address": take(r, "ip"),
         "hostname": take(r, "hostname"),
@@ -558,39 +608,40 @@ fn host_view(r: &mut Value) -> Value {
         "mac_address": take(r, "mac_address"),
         "status": take(r, "status"),
         "is_assigned": take(r, "is_assigned"),
-        "last_seen": r["last_seen"].as_i64().map(time::rfc3339),
+        "last_seen": json!(r["last_seen"].as_i64().map(time::rfc3339)),
         "discovery_source": take(r, "discovery_source"),
         "description": take(r, "description"),
         "network_id": take(r, "subnet"),
         "network": take(r, "network"),
         "fields": take(r, "fields"),
-    })
+    }
 }
 
 /// `GET /ip/{ip}` from `search/ip` with `status`: the seed's shapes for each status.
-fn ip_status(v: &mut Value) -> Value {
+fn ip_status(v: &mut Value) -> Out {
     let given = take(v, "status");
     let status = given.as_str().unwrap_or("unmanaged");
-    let mut out = json!({"ip_address": take(v, "ip"), "status": status});
+    let mut fields = vec![("ip_address", take(v, "ip").into()), ("status", json!(status).into())];
     let network = |n: &mut Value| {
-        json!({"id": take(n, "id"), "network": take(n, "subnet"), "name": take(n, "name"),
-               "domain": take(n, "domain"), "vlan_id": take(n, "vlan_id"), "location": take(n, "location")})
+        out! {"id": take(n, "id"), "network": take(n, "subnet"), "name": take(n, "name"),
+              "domain": take(n, "domain"), "vlan_id": take(n, "vlan_id"), "location": take(n, "location")}
     };
     match status {
-        "assigned" => out["host"] = host_view(&mut take(v, "host")),
+        "assigned" => fields.push(("host", host_view(&mut take(v, "host")))),
         "dhcp" => {
             let mut d = take(v, "dhcp_range");
-            out["dhcp_range"] = json!({"id": take(&mut d, "id"), "start_ip": take(&mut d, "start_ip"),
-                                       "end_ip": take(&mut d, "end_ip"), "network_id": take(&mut d, "subnet")});
-            out["network"] = network(&mut take(v, "network"));
+            let range = out! {"id": take(&mut d, "id"), "start_ip": take(&mut d, "start_ip"),
+                              "end_ip": take(&mut d, "end_ip"), "network_id": take(&mut d, "subnet")};
+            fields.push(("dhcp_range", range));
+            fields.push(("network", network(&mut take(v, "network"))));
         }
-        "available" | "unusable" => out["network"] = network(&mut take(v, "network")),
-        _ => out["message"] = json!("IP address is not in any managed network"),
+        "available" | "unusable" => fields.push(("network", network(&mut take(v, "network")))),
+        _ => fields.push(("message", json!("IP address is not in any managed network").into())),
     }
     if let Some(n) = v["matches"].as_i64().filter(|n| *n > 1) {
-        out["matches"] = json!(n);
+        fields.push(("matches", json!(n).into()));
     }
-    out
+    Out::Object(fields)
 }
 
 #[cfg(test)]

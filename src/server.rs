@@ -393,7 +393,7 @@ pub async fn read_body(req: Request<Incoming>, timeout: Duration) -> Result<Byte
     }
 }
 
-pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
     bytes_response(status, serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec()))
 }
 
