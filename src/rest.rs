@@ -624,14 +624,14 @@ fn ip_status(v: &mut Value) -> Out {
     let mut fields = vec![("ip_address", take(v, "ip").into()), ("status", json!(status).into())];
     let network = |n: &mut Value| {
         out! {"id": take(n, "id"), "network": take(n, "subnet"), "name": take(n, "name"),
-              "domain": take(n, "domain"), "vlan_id": take(n, "vlan_id"), "location": take(n, "location")}
+        "domain": take(n, "domain"), "vlan_id": take(n, "vlan_id"), "location": take(n, "location")}
     };
     match status {
         "assigned" => fields.push(("host", host_view(&mut take(v, "host")))),
         "dhcp" => {
             let mut d = take(v, "dhcp_range");
             let range = out! {"id": take(&mut d, "id"), "start_ip": take(&mut d, "start_ip"),
-                              "end_ip": take(&mut d, "end_ip"), "network_id": take(&mut d, "subnet")};
+            "end_ip": take(&mut d, "end_ip"), "network_id": take(&mut d, "subnet")};
             fields.push(("dhcp_range", range));
             fields.push(("network", network(&mut take(v, "network"))));
         }
