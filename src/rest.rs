@@ -9,6 +9,51 @@ use crate::dispatch::{self, Call, Credentials, Outcome};
 use crate::error::{Code, Error, Result};
 use crate::time;
 
+/// A REST answer as it is written: its objects are lists of names and values, serialised in order, so a view
+/// names a method's values anew without building a second JSON tree (the envelope renders the same way, see
+/// `rpc::render`).
+#[derive(Debug)]
+pub enum Out {
+    Json(Value),
+    Object(Vec<(&'static str, Out)>),
+    Array(Vec<Out>),
+}
+
+impl From<Value> for Out {
+    fn from(v: Value) -> Out {
+        Out::Json(v)
+    }
+}
+
+impl From<Vec<Out>> for Out {
+    fn from(items: Vec<Out>) -> Out {
+        Out::Array(items)
+    }
+}
+
+impl Serialize for Out {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Out::Json(v) => v.serialize(s),
+            Out::Object(fields) => {
+                let mut m = s.serialize_map(Some(fields.len()))?;
+                for (k, v) in fields {
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
+            Out::Array(items) => s.collect_seq(items),
+        }
+    }
+}
+
+/// `out! {"name": value, …}`: an [`Out::Object`]; each value is a `Value`, an `Out` or a `Vec<Out>`.
+macro_rules! out {
+    ($($k:literal: $v:expr),* $(,)?) => {
+        Out::Object(vec![$(($k, Out::from($v))),*])
+    };
+}
+
 /// How a route's request body is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Body {
@@ -125,46 +170,6 @@ impl Resource {
         }
     }
 }
-
-/// A REST answer as it is written: its objects are lists of names and values, serialised in order, so a view
-/// names a method's values anew without building a second JSON tree (the envelope renders the same way, see
-/// `rpc::render`).
-#[derive(Debug)]
-pub enum Out {
-    Json(Value),
-    Object(Vec<(&'static str, Out)>),
-    Array(Vec<Out>),
-}
-
-impl From<Value> for Out {
-    fn from(v: Value) -> Out {
-        Out::Json(v)
-    }
-}
-
-impl Serialize for Out {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        match self {
-            Out::Json(v) => v.serialize(s),
-            Out::Object(fields) => {
-                let mut m = s.serialize_map(Some(fields.len()))?;
-                for (k, v) in fields {
-                    m.serialize_entry(k, v)?;
-                }
-                m.end()
-            }
-            Out::Array(items) => s.collect_seq(items),
-        }
-    }
-}
-
-/// `out! {"name": value, …}`: an [`Out::Object`]; each value is a `Value` or an `Out`.
-macro_rules! out {
-    ($($k:literal: $v:expr),* $(,)?) => {
-        Out::Object(vec![$(($k, Out::from($v))),*])
-    };
-}
-use out;
 
 /// Moves the value of `key` out of the object `r` (`null` when absent or when `r` is not an object).
 fn take(r: &mut Value, key: &str) -> Value {
@@ -519,8 +524,8 @@ fn items(v: &mut Value) -> &mut [Value] {
 }
 
 /// Each item of a method's (paginated) reply in a resource's REST shape.
-fn views(v: &mut Value, view: impl Fn(&mut Value) -> Out) -> Out {
-    Out::Array(items(v).iter_mut().map(view).collect())
+fn views(v: &mut Value, view: impl Fn(&mut Value) -> Out) -> Vec<Out> {
+    items(v).iter_mut().map(view).collect()
 }
 
 fn pagination(v: &Value, shown: usize) -> Value {
@@ -533,26 +538,18 @@ fn pagination(v: &Value, shown: usize) -> Value {
     })
 }
 
-/// The number of items `views` rendered.
-fn shown(items: &Out) -> usize {
-    match items {
-        Out::Array(a) => a.len(),
-        _ => 0,
-    }
-}
-
 fn render(route: &Route, mut v: Value) -> Result<Out> {
     Ok(match route.render {
         Page(r) => {
             let data = views(&mut v, |x| r.view(x));
-            let pagination = pagination(&v, shown(&data));
+            let pagination = pagination(&v, data.len());
             out! {"data": data, "pagination": pagination}
         }
         List(r) => out! {"data": views(&mut v, |x| r.view(x))},
         One(r) => r.view(first(&mut v)?),
         NetworkHosts => {
             let hosts = views(&mut v, host_view);
-            let pagination = pagination(&v, shown(&hosts));
+            let pagination = pagination(&v, hosts.len());
             let mut subnet = take(&mut v, "subnet");
             out! {
                 "network_id": take(&mut subnet, "id"),
