@@ -374,7 +374,7 @@ fn run() -> Res<ExitCode> {
         .iter()
         .find(|r| r.goal == Goal::Ceiling)
         .map_or(0.0, |r| r.outcome.rps());
-    let mut table: Vec<[String; 10]> = Vec::new();
+    let mut table: Vec<[String; 11]> = Vec::new();
     let mut missed = 0;
     let mut errors = 0;
     for r in &rows {
@@ -392,7 +392,13 @@ fn run() -> Res<ExitCode> {
         }
         errors += r.outcome.errors + r.failures.len() as u64;
         let cells = match r.single {
-            Some(d) => ["-".to_string(), "-".into(), format!("{:.1}", ms(d)), "-".into()],
+            Some(d) => [
+                "-".to_string(),
+                "-".into(),
+                format!("{:.1}", ms(d)),
+                "-".into(),
+                "-".into(),
+            ],
             None => [
                 format!("{:.0}", r.outcome.rps()),
                 match (ceiling, r.ceiling) {
@@ -402,9 +408,10 @@ fn run() -> Res<ExitCode> {
                 },
                 format!("{:.3}", r.outcome.quantile_ms(0.5)),
                 format!("{:.3}", r.outcome.quantile_ms(0.99)),
+                r.outcome.server_us().map_or("-".into(), |us| format!("{us:.1}")),
             ],
         };
-        let [rps, ratio, p50, p99] = cells;
+        let [rps, ratio, p50, p99, server] = cells;
         table.push([
             r.name.clone(),
             r.connections.to_string(),
@@ -413,6 +420,7 @@ fn run() -> Res<ExitCode> {
             ratio,
             p50,
             p99,
+            server,
             r.outcome.errors.to_string(),
             target_text,
             result.to_string(),
@@ -431,6 +439,7 @@ fn run() -> Res<ExitCode> {
         peak.map_or("unknown".to_string(), |p| format!("{p:.1} MB")),
         "-".into(),
         "-".into(),
+        "-".into(),
         format!("<= {RSS_TARGET_MB:.0} MB"),
         match (rss_pass, args.smoke) {
             (None, _) => "-",
@@ -441,7 +450,17 @@ fn run() -> Res<ExitCode> {
         .into(),
     ]);
     let header = [
-        "scenario", "conns", "requests", "req/s", "/healthz", "p50 ms", "p99 ms", "errors", "target", "result",
+        "scenario",
+        "conns",
+        "requests",
+        "req/s",
+        "/healthz",
+        "p50 ms",
+        "p99 ms",
+        "server µs",
+        "errors",
+        "target",
+        "result",
     ];
     println!();
     print_table(&header, &table, args.markdown);
@@ -663,8 +682,9 @@ async fn run_paired(sc: &Scenario, plan: Plan, threads: usize, target: &Target, 
     row.outcome.latencies_us.sort_unstable();
     row.ceiling = Some(healthz.rps());
     row.notes.push(format!(
-        "paired /healthz, interleaved in {slices} slice(s): {:.0} req/s",
-        healthz.rps()
+        "paired /healthz, interleaved in {slices} slice(s): {:.0} req/s, server {} µs/req",
+        healthz.rps(),
+        healthz.server_us().map_or("-".into(), |us| format!("{us:.1}"))
     ));
     Ok(row)
 }
@@ -805,14 +825,14 @@ fn check_allocations(row: &mut Row, ds: &DataSet, db: &Path) -> Res<()> {
 }
 
 /// An aligned table, text columns left and figures right; also as Markdown when asked.
-fn print_table(header: &[&str; 10], rows: &[[String; 10]], markdown: bool) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+fn print_table(header: &[&str; 11], rows: &[[String; 11]], markdown: bool) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
     }
-    let left = |i: usize| matches!(i, 0 | 8 | 9);
+    let left = |i: usize| matches!(i, 0 | 9 | 10);
     let line = |cells: Vec<&str>| {
         let parts: Vec<String> = cells
             .iter()
@@ -849,12 +869,13 @@ fn print_progress(r: &Row) {
     match r.single {
         Some(d) => println!("  {:<14} one call, {:.1} ms", r.name, ms(d)),
         None => println!(
-            "  {:<14} {:>5} conns {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
+            "  {:<14} {:>5} conns {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  server {} µs/req  errors {}",
             r.name,
             r.connections,
             r.outcome.rps(),
             r.outcome.quantile_ms(0.5),
             r.outcome.quantile_ms(0.99),
+            r.outcome.server_us().map_or("-".into(), |us| format!("{us:.1}")),
             r.outcome.errors
         ),
     }

@@ -201,6 +201,8 @@ pub struct Outcome {
     pub first_error: Option<String>,
     pub ok_total: u64,
     pub keys: Vec<u128>,
+    /// CPU time the in-process server spent while the requests were measured (see [`server_cpu`]).
+    pub server_cpu: Option<Duration>,
 }
 
 impl Outcome {
@@ -213,6 +215,12 @@ impl Outcome {
 
     /// Adds another run's figures (latencies stay unsorted until the caller sorts them).
     pub fn merge(&mut self, other: Outcome) {
+        self.server_cpu = match (self.server_cpu, other.server_cpu) {
+            (Some(a), Some(b)) => Some(a + b),
+            // An empty outcome (the start of a sum) takes the other's figure.
+            (None, b) if self.requests == 0 => b,
+            _ => None,
+        };
         self.requests += other.requests;
         self.elapsed += other.elapsed;
         self.latencies_us.extend(other.latencies_us);
@@ -222,6 +230,12 @@ impl Outcome {
         }
         self.ok_total += other.ok_total;
         self.keys.extend(other.keys);
+    }
+
+    /// Server CPU microseconds per measured request.
+    pub fn server_us(&self) -> Option<f64> {
+        let cpu = self.server_cpu?;
+        (self.requests > 0).then(|| cpu.as_secs_f64() * 1e6 / self.requests as f64)
     }
 
     /// The latency at quantile `q` (0..=1), in milliseconds.
@@ -317,6 +331,8 @@ pub async fn run(
     let _ = shared.start.set(t0);
     shared.go.wait().await;
     let measure_from = t0 + plan.warmup;
+    tokio::time::sleep_until(measure_from.into()).await;
+    let cpu_before = server_cpu();
     let mut out = Outcome::default();
     let mut last = measure_from;
     for h in handles {
@@ -340,7 +356,37 @@ pub async fn run(
     }
     out.elapsed = last.duration_since(measure_from);
     out.latencies_us.sort_unstable();
+    out.server_cpu = server_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     Ok(out)
+}
+
+/// CPU time (user + system) of this process's threads but the load generator's, that is of the in-process
+/// server (its runtime, database threads and writer) and the idle main thread; from `/proc/self/task/*/stat`, in
+/// clock ticks of 1/100 s (Linux's `USER_HZ`). `None` without `/proc`. A figure that, unlike requests per second,
+/// does not depend on how the two cores are shared between the server and the load generator.
+pub fn server_cpu() -> Option<Duration> {
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        // A thread that ended since the listing has no file left: its time is no longer counted anywhere.
+        let Ok(stat) = task.map(|t| t.path().join("stat")).and_then(std::fs::read_to_string) else {
+            continue;
+        };
+        // `pid (comm) state …`: the name may hold spaces and parentheses, so the fields start after the last ')'.
+        let Some((head, fields)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if head.contains("(bench-load-") {
+            continue;
+        }
+        let fields: Vec<&str> = fields.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        for f in fields.get(11..13).unwrap_or_default() {
+            ticks += f.parse::<u64>().unwrap_or(0);
+        }
+    }
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// One connection's loop: one request in flight, latency recorded from the end of the warm-up on.
