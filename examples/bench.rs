@@ -408,7 +408,7 @@ fn run() -> Res<ExitCode> {
                 },
                 format!("{:.3}", r.outcome.quantile_ms(0.5)),
                 format!("{:.3}", r.outcome.quantile_ms(0.99)),
-                r.outcome.server_us().map_or("-".into(), |us| format!("{us:.1}")),
+                r.outcome.server_us(),
             ],
         };
         let [rps, ratio, p50, p99, server] = cells;
@@ -684,7 +684,7 @@ async fn run_paired(sc: &Scenario, plan: Plan, threads: usize, target: &Target, 
     row.notes.push(format!(
         "paired /healthz, interleaved in {slices} slice(s): {:.0} req/s, server {} µs/req",
         healthz.rps(),
-        healthz.server_us().map_or("-".into(), |us| format!("{us:.1}"))
+        healthz.server_us()
     ));
     Ok(row)
 }
@@ -875,7 +875,7 @@ fn print_progress(r: &Row) {
             r.outcome.rps(),
             r.outcome.quantile_ms(0.5),
             r.outcome.quantile_ms(0.99),
-            r.outcome.server_us().map_or("-".into(), |us| format!("{us:.1}")),
+            r.outcome.server_us(),
             r.outcome.errors
         ),
     }

@@ -80,7 +80,7 @@ impl Store {
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
             c.busy_timeout(Duration::from_secs(5))?;
             c.set_prepared_statement_cache_capacity(256);
-            // `rarray(?)`: a list parameter joined like a table (see `subnets::overlapping`).
+            // `rarray(?)`: a list parameter joined like a table (see `dhcpranges::overlapping`).
             rusqlite::vtab::array::load_module(c)?;
             // `net_floor(key, family, prefix)`: the block start `subnets::overlapping` seeks, per prefix in use.
             c.create_scalar_function(

@@ -232,10 +232,12 @@ impl Outcome {
         self.keys.extend(other.keys);
     }
 
-    /// Server CPU microseconds per measured request.
-    pub fn server_us(&self) -> Option<f64> {
-        let cpu = self.server_cpu?;
-        (self.requests > 0).then(|| cpu.as_secs_f64() * 1e6 / self.requests as f64)
+    /// Server CPU microseconds per measured request, as text (`-` when unknown).
+    pub fn server_us(&self) -> String {
+        match self.server_cpu {
+            Some(cpu) if self.requests > 0 => format!("{:.1}", cpu.as_secs_f64() * 1e6 / self.requests as f64),
+            _ => "-".into(),
+        }
     }
 
     /// The latency at quantile `q` (0..=1), in milliseconds.

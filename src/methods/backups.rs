@@ -180,13 +180,11 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Value> {
             format!("{} fails its integrity check: {message}", p.name),
         ));
     }
-    let read_only = || {
-        Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-    };
-    let version: i64 = read_only()?.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let backup = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let version: i64 = backup.pragma_query_value(None, "user_version", |r| r.get(0))?;
     // A backup taken before an upgrade: restore from a copy brought up to this schema (the backup stays as it was).
     // The copy outlives the connection on it (declared first, dropped last).
     let upgraded = match version >= 1 && version < store::schema_version()? {
@@ -204,7 +202,7 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Value> {
             })?;
             c
         }
-        None => read_only()?,
+        None => backup,
     };
     let version: i64 = src.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let tables = live_tables(ctx)?;

@@ -238,13 +238,23 @@ struct Located {
 
 /// The subnets, records and ranges of the caller's org at `q`, limited to the direct members of `group` when set.
 fn locate(ctx: &Ctx, q: &Query, group: &Patch<i64>) -> Result<Located> {
-    let (_, lo, hi) = q.span();
-    let blocks = subnets_at(ctx, q, group)?;
-    let ids: Vec<i64> = blocks.iter().map(|s| s.id).collect();
+    let (family, lo, hi) = q.span();
+    let order = match q {
+        Query::Addr(_) => subnets::Order::MostSpecific,
+        Query::Block(_) => subnets::Order::ByAddress,
+    };
+    let mut blocks = subnets::overlapping_records(ctx, family == 4, lo, hi, order)?;
+    if let Some(gid) = group_filter(group) {
+        blocks.retain(|(s, _)| s.group == gid);
+    }
+    let ids: Vec<i64> = blocks.iter().map(|(s, _)| s.id).collect();
     let subnets = blocks
-        .iter()
-        .map(|sub| subnet_record(ctx, sub, lo, hi))
-        .collect::<Result<Vec<_>>>()?;
+        .into_iter()
+        .map(|(sub, mut record)| {
+            record["match"] = json!(match_of(&sub, lo, hi));
+            record
+        })
+        .collect();
     let addresses = records_at(ctx, q, group)?;
     // A range lies inside its subnet: the ranges at `q` are those of the subnets found, filtered already.
     let (lo_b, hi_b) = (net::key_bytes(lo).to_vec(), net::key_bytes(hi).to_vec());
@@ -254,21 +264,6 @@ fn locate(ctx: &Ctx, q: &Query, group: &Patch<i64>) -> Result<Located> {
         addresses,
         dhcpranges,
     })
-}
-
-/// The subnets of the caller's org overlapping `q`, direct members of `group` only when set: for an address the
-/// most specific first, for a block by address.
-fn subnets_at(ctx: &Ctx, q: &Query, group: &Patch<i64>) -> Result<Vec<subnets::Subnet>> {
-    let (family, lo, hi) = q.span();
-    let order = match q {
-        Query::Addr(_) => subnets::Order::MostSpecific,
-        Query::Block(_) => subnets::Order::ByAddress,
-    };
-    let mut found = subnets::overlapping(ctx, family == 4, lo, hi, order)?;
-    if let Some(gid) = group_filter(group) {
-        found.retain(|s| s.group == gid);
-    }
-    Ok(found)
 }
 
 /// The address records of the caller's org inside `q`, in subnets that are direct members of `group` when set.
@@ -287,13 +282,6 @@ fn group_filter(group: &Patch<i64>) -> Option<Option<i64>> {
         Patch::Clear => Some(None),
         Patch::Set(g) => Some(Some(*g)),
     }
-}
-
-/// A subnet's record with `match`: how it relates to the keys `lo..=hi`.
-fn subnet_record(ctx: &Ctx, sub: &subnets::Subnet, lo: u128, hi: u128) -> Result<Value> {
-    let mut record = subnets::get_record(ctx, sub.id)?;
-    record["match"] = json!(match_of(sub, lo, hi));
-    Ok(record)
 }
 
 /// How a subnet relates to the keys `lo..=hi`: equal, contains or within.

@@ -93,13 +93,33 @@ pub enum Order {
     ByAddress,
 }
 
+impl Order {
+    /// Sorts items by their subnet.
+    fn sort<T>(self, items: &mut [T], subnet: impl Fn(&T) -> &Subnet) {
+        match self {
+            Order::MostSpecific => items.sort_by_key(|i| {
+                let s = subnet(i);
+                (std::cmp::Reverse(s.net.prefix_len()), s.id)
+            }),
+            Order::ByAddress => items.sort_by_key(|i| {
+                let s = subnet(i);
+                (net::key(s.net.network()), s.net.prefix_len(), s.id)
+            }),
+        }
+    }
+}
+
 /// The subnets of the caller's org that overlap the key range `lo..=hi` (an address or a CIDR block), in `order`.
 pub fn overlapping(ctx: &Ctx, v4: bool, lo: u128, hi: u128, order: Order) -> Result<Vec<Subnet>> {
     let mut found = overlapping_rows(ctx, v4, lo, hi, SUBNET_COLS, |r| subnet_of(r, 0))?;
-    match order {
-        Order::MostSpecific => found.sort_by_key(|s| (std::cmp::Reverse(s.net.prefix_len()), s.id)),
-        Order::ByAddress => found.sort_by_key(|s| (net::key(s.net.network()), s.net.prefix_len(), s.id)),
-    }
+    order.sort(&mut found, |s| s);
+    Ok(found)
+}
+
+/// [`overlapping`], each subnet with its record, read by the same statement.
+pub fn overlapping_records(ctx: &Ctx, v4: bool, lo: u128, hi: u128, order: Order) -> Result<Vec<(Subnet, Value)>> {
+    let mut found = overlapping_rows(ctx, v4, lo, hi, &columns(), |r| Ok((subnet_of(r, 0)?, record(r)?)))?;
+    order.sort(&mut found, |(s, _)| s);
     Ok(found)
 }
 
@@ -125,7 +145,7 @@ pub fn holders(ctx: &Ctx, ip: IpAddr) -> Result<Vec<Holder>> {
             address: r.get(r.as_ref().column_count() - 1)?,
         })
     })?;
-    found.sort_by_key(|h| (std::cmp::Reverse(h.subnet.net.prefix_len()), h.subnet.id));
+    Order::MostSpecific.sort(&mut found, |h| &h.subnet);
     Ok(found)
 }
 
