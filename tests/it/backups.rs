@@ -589,31 +589,25 @@ async fn a_backup_of_an_older_schema_is_upgraded_on_a_copy_and_restored() {
         .unwrap()
         .to_string();
     let file = backup_dir(&s).join(&name);
-    // Take the backup back to version 1, as an ipamd of that version wrote it.
+    // Take the backup back to version 1, as an ipamd of that version wrote it: the full-text triggers of
+    // version 1 come from schema.sql's first section itself.
+    let v1 = ipamd::store::SCHEMA.split("-- migration: 2").next().unwrap();
+    let v1_triggers: String = v1
+        .split_inclusive("END;")
+        .filter_map(|chunk| chunk.find("CREATE TRIGGER addresses_fts_").map(|at| &chunk[at..]))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(v1_triggers.matches("CREATE TRIGGER").count(), 3, "{v1_triggers}");
     let old = rusqlite::Connection::open(&file).unwrap();
-    old.execute_batch(
+    old.execute_batch(&format!(
         "DROP TABLE subnet_prefixes;
          DROP TRIGGER subnet_prefixes_insert; DROP TRIGGER subnet_prefixes_delete; DROP TRIGGER subnet_prefixes_update;
          DROP TABLE addresses_fts_pending;
          DROP TRIGGER addresses_fts_insert; DROP TRIGGER addresses_fts_delete; DROP TRIGGER addresses_fts_update;
-         CREATE TRIGGER addresses_fts_insert AFTER INSERT ON addresses BEGIN
-             INSERT INTO addresses_fts (rowid, hostname, cname, mac_address, description)
-             VALUES (new.id, new.hostname, new.cname, new.mac_address, new.description);
-         END;
-         CREATE TRIGGER addresses_fts_delete AFTER DELETE ON addresses BEGIN
-             INSERT INTO addresses_fts (addresses_fts, rowid, hostname, cname, mac_address, description)
-             VALUES ('delete', old.id, old.hostname, old.cname, old.mac_address, old.description);
-         END;
-         CREATE TRIGGER addresses_fts_update AFTER UPDATE OF hostname, cname, mac_address, description ON addresses
-         BEGIN
-             INSERT INTO addresses_fts (addresses_fts, rowid, hostname, cname, mac_address, description)
-             VALUES ('delete', old.id, old.hostname, old.cname, old.mac_address, old.description);
-             INSERT INTO addresses_fts (rowid, hostname, cname, mac_address, description)
-             VALUES (new.id, new.hostname, new.cname, new.mac_address, new.description);
-         END;
+         {v1_triggers}
          PRAGMA user_version = 1;
-         PRAGMA journal_mode = DELETE;",
-    )
+         PRAGMA journal_mode = DELETE;"
+    ))
     .unwrap();
     drop(old);
     let before = std::fs::read(&file).unwrap();
