@@ -914,13 +914,10 @@ fn group_digits(n: u64) -> String {
 
 /// The server logs one line per request as `ipamd serve` does; unless asked, the lines are formatted and dropped.
 fn init_logging(to_stderr: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if to_stderr {
-        builder.with_writer(std::io::stderr).init();
+        ipamd::logging::init(false, false, std::io::stderr);
     } else {
-        builder.with_writer(std::io::sink).init();
+        ipamd::logging::init(false, false, std::io::sink);
     }
 }
 

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod error;
+pub mod logging;
 pub mod methods;
 pub mod net;
 pub mod openapi;

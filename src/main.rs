@@ -144,17 +144,8 @@ async fn shutdown_signal() {
 }
 
 fn init_logging(settings: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colour codes only for a terminal: in files and pipes they are noise.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    if settings.log_format.eq_ignore_ascii_case("json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    let json = settings.log_format.eq_ignore_ascii_case("json");
+    ipamd::logging::init(json, ansi, std::io::stderr);
 }

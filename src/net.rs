@@ -25,6 +25,42 @@ pub fn from_key(k: u128, v4: bool) -> IpAddr {
     }
 }
 
+/// The text of an address, as its `Display` writes it. IPv4 is written digit by digit: records carry several
+/// addresses each, and `Display`'s formatter machinery is most of what rendering one costs.
+pub fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(a) => {
+            let mut s = String::with_capacity(18);
+            for (i, octet) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                push_decimal(&mut s, octet);
+            }
+            s
+        }
+        IpAddr::V6(a) => a.to_string(),
+    }
+}
+
+/// The text of a block, `address/prefix`, as its `Display` writes it.
+pub fn net_text(n: &IpNet) -> String {
+    let mut s = ip_text(n.addr());
+    s.push('/');
+    push_decimal(&mut s, n.prefix_len());
+    s
+}
+
+fn push_decimal(s: &mut String, n: u8) {
+    if n >= 100 {
+        s.push(char::from(b'0' + n / 100));
+    }
+    if n >= 10 {
+        s.push(char::from(b'0' + n / 10 % 10));
+    }
+    s.push(char::from(b'0' + n % 10));
+}
+
 /// The 16-byte big-endian form stored in the database, whose byte order is the key order.
 pub fn key_bytes(k: u128) -> [u8; 16] {
     k.to_be_bytes()
@@ -765,6 +801,13 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn texts_are_display(n in arb_net(), a in any::<u32>(), b in any::<u128>()) {
+            prop_assert_eq!(net_text(&n), n.to_string());
+            prop_assert_eq!(ip_text(IpAddr::V4(Ipv4Addr::from(a))), Ipv4Addr::from(a).to_string());
+            prop_assert_eq!(ip_text(IpAddr::V6(Ipv6Addr::from(b))), Ipv6Addr::from(b).to_string());
+        }
 
         #[test]
         fn split_then_tile_is_identity(n in arb_net(), diff in 1u8..=6, reverse in any::<bool>()) {

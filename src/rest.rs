@@ -2,6 +2,8 @@
 //! adapter turns path, query and body into that method's parameters, calls the same dispatcher, and renders typed
 //! JSON in the REST shapes. It has no SQL and no business rules of its own.
 
+use std::sync::LazyLock;
+
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Map, Value};
 
@@ -290,9 +292,16 @@ pub fn route<'p>(verb: &str, path: &'p str) -> Result<(&'static Route, PathParam
             return Ok((r, vec![("ip", path.trim_matches('/').trim_start_matches("ip/"))]));
         }
     }
+    /// The routes' paths as segments, split once.
+    static PATTERNS: LazyLock<Vec<Vec<&'static str>>> = LazyLock::new(|| {
+        ROUTES
+            .iter()
+            .map(|r| r.path.trim_matches('/').split('/').collect())
+            .collect()
+    });
     let mut allowed: Vec<&str> = Vec::new();
-    for r in ROUTES {
-        let Some(params) = match_path(r.path, &segments) else {
+    for (r, parts) in ROUTES.iter().zip(PATTERNS.iter()) {
+        let Some(params) = match_path(parts, &segments) else {
             continue;
         };
         if r.verb == verb {
@@ -312,8 +321,7 @@ pub fn route<'p>(verb: &str, path: &'p str) -> Result<(&'static Route, PathParam
     }
 }
 
-fn match_path<'p>(pattern: &'static str, segments: &[&'p str]) -> Option<PathParams<'p>> {
-    let parts: Vec<&'static str> = pattern.trim_matches('/').split('/').collect();
+fn match_path<'p>(parts: &[&'static str], segments: &[&'p str]) -> Option<PathParams<'p>> {
     if parts.len() != segments.len() {
         return None;
     }

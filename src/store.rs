@@ -16,6 +16,16 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use crate::error::{Code, Error, Result};
 use crate::net;
 
+/// The text of a statement that is the same on every call but is assembled from column lists: built once, on first
+/// use, instead of formatted per call. The expression must not depend on the call's values.
+macro_rules! cached_sql {
+    ($text:expr) => {{
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| $text);
+        SQL.as_str()
+    }};
+}
+pub(crate) use cached_sql;
+
 /// The whole schema, applied section by section (see the header of `schema.sql`).
 pub const SCHEMA: &str = include_str!("../schema.sql");
 

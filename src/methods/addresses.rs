@@ -17,6 +17,7 @@ use crate::methods::subnets::{self, Subnet};
 use crate::methods::{deleted, fields, like_escape, list_reply, stamps, List, Paging, STAMP_COLS};
 use crate::net;
 use crate::params::{as_bool, Data, IdParam, Params, Patch};
+use crate::store::cached_sql;
 
 const STATUSES: [&str; 3] = ["active", "inactive", "reserved"];
 
@@ -46,14 +47,22 @@ const ORDER: &str = "s.family, t.ip, t.subnet_id";
 /// The records of the caller's org that match `cond` (SQL over addresses `t` and subnets `s`; its parameters
 /// start at `?2`), ordered by family, address and subnet, each with its field values.
 pub fn query(ctx: &Ctx, cond: &str, args: &[&dyn ToSql]) -> Result<Vec<Value>> {
-    let sql = format!(
+    run_query(ctx, &query_sql(cond), args)
+}
+
+fn query_sql(cond: &str) -> String {
+    format!(
         "SELECT {} FROM {FROM} WHERE s.org_id = ?1 AND ({cond}) ORDER BY {ORDER}",
         columns()
-    );
+    )
+}
+
+/// [`query`] with its statement, [`query_sql`] of the condition.
+fn run_query(ctx: &Ctx, sql: &str, args: &[&dyn ToSql]) -> Result<Vec<Value>> {
     let org = ctx.org();
     let mut all: Vec<&dyn ToSql> = vec![&org];
     all.extend_from_slice(args);
-    let mut stmt = ctx.tx.prepare_cached(&sql)?;
+    let mut stmt = ctx.tx.prepare_cached(sql)?;
     let mut rows = stmt
         .query_map(&all[..], record)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -68,7 +77,7 @@ pub fn records_of_subnet(ctx: &Ctx, subnet_id: i64) -> Result<Vec<Value>> {
 
 /// One record of the caller's org.
 pub fn get_record(ctx: &Ctx, id: i64) -> Result<Value> {
-    query(ctx, "t.id = ?2", &[&id])?
+    run_query(ctx, cached_sql!(query_sql("t.id = ?2")), &[&id])?
         .pop()
         .ok_or_else(|| Error::not_found("address record"))
 }
@@ -557,7 +566,7 @@ impl Params for SubnetParam {
 pub fn next(ctx: &Ctx, p: SubnetParam) -> Result<Value> {
     let s = subnets::load(ctx, p.subnet)?;
     let ip = next_free(ctx, &s)?;
-    Ok(json!({"ip": ip.to_string(), "subnet": s.id, "network": s.net.to_string()}))
+    Ok(json!({"ip": net::ip_text(ip), "subnet": s.id, "network": net::net_text(&s.net)}))
 }
 
 pub struct AvailableParams {
@@ -610,7 +619,7 @@ pub fn available(ctx: &Ctx, p: AvailableParams) -> Result<Value> {
         "subnet": s.id,
         "network": s.net.to_string(),
         "total_available": net::usable_count(&s.net).saturating_sub(taken),
-        "addresses": free.into_iter().map(|k| s.addr(k).to_string()).collect::<Vec<_>>(),
+        "addresses": free.into_iter().map(|k| net::ip_text(s.addr(k))).collect::<Vec<_>>(),
     }))
 }
 
@@ -625,8 +634,8 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
     let mut o = Map::with_capacity(24);
     o.insert("id".into(), json!(r.get::<_, i64>(0)?));
     o.insert("subnet".into(), json!(r.get::<_, i64>(1)?));
-    o.insert("network".into(), json!(block.to_string()));
-    o.insert("ip".into(), json!(net::from_key(key(3)?, v4).to_string()));
+    o.insert("network".into(), json!(net::net_text(&block)));
+    o.insert("ip".into(), json!(net::ip_text(net::from_key(key(3)?, v4))));
     o.insert("hostname".into(), json!(r.get::<_, Option<String>>(4)?));
     o.insert("cname".into(), json!(r.get::<_, Option<String>>(5)?));
     o.insert("mac_address".into(), json!(r.get::<_, Option<String>>(6)?));

@@ -66,7 +66,7 @@ fn status(ctx: &Ctx, ip: IpAddr, group: &Patch<i64>) -> Result<Value> {
     if let Some(gid) = group_filter(group) {
         holders.retain(|h| h.subnet.group == gid);
     }
-    let mut out = json!({"ip": ip.to_string(), "matches": holders.len()});
+    let mut out = json!({"ip": net::ip_text(ip), "matches": holders.len()});
     if holders.is_empty() {
         out["status"] = json!("unmanaged");
         return Ok(out);

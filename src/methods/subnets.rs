@@ -15,6 +15,7 @@ use crate::methods::groups::{self, parent_param};
 use crate::methods::{addresses, deleted, fields, like_escape, list_reply, stamps, List, Paging, STAMP_COLS};
 use crate::net::{self, CidrError};
 use crate::params::{Data, Params, Patch};
+use crate::store::cached_sql;
 
 /// A subnet's identity and block, what most handlers need of it.
 #[derive(Debug, Clone)]
@@ -70,7 +71,9 @@ pub fn subnet_of(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Subnet> {
 pub fn load(ctx: &Ctx, id: i64) -> Result<Subnet> {
     ctx.tx
         .query_row(
-            &format!("SELECT {SUBNET_COLS} FROM subnets t WHERE t.id = ?1 AND t.org_id = ?2"),
+            cached_sql!(format!(
+                "SELECT {SUBNET_COLS} FROM subnets t WHERE t.id = ?1 AND t.org_id = ?2"
+            )),
             params![id, ctx.org()],
             |r| subnet_of(r, 0),
         )
@@ -111,14 +114,16 @@ impl Order {
 
 /// The subnets of the caller's org that overlap the key range `lo..=hi` (an address or a CIDR block), in `order`.
 pub fn overlapping(ctx: &Ctx, v4: bool, lo: u128, hi: u128, order: Order) -> Result<Vec<Subnet>> {
-    let mut found = overlapping_rows(ctx, v4, lo, hi, SUBNET_COLS, |r| subnet_of(r, 0))?;
+    let sql = cached_sql!(overlap_sql(SUBNET_COLS));
+    let mut found = overlapping_rows(ctx, sql, v4, lo, hi, |r| subnet_of(r, 0))?;
     order.sort(&mut found, |s| s);
     Ok(found)
 }
 
 /// [`overlapping`], each subnet with its record, read by the same statement.
 pub fn overlapping_records(ctx: &Ctx, v4: bool, lo: u128, hi: u128, order: Order) -> Result<Vec<(Subnet, Value)>> {
-    let mut found = overlapping_rows(ctx, v4, lo, hi, &columns(), |r| Ok((subnet_of(r, 0)?, record(r)?)))?;
+    let sql = cached_sql!(overlap_sql(&columns()));
+    let mut found = overlapping_rows(ctx, sql, v4, lo, hi, |r| Ok((subnet_of(r, 0)?, record(r)?)))?;
     order.sort(&mut found, |(s, _)| s);
     Ok(found)
 }
@@ -134,11 +139,11 @@ pub struct Holder {
 /// its address record for `ip`: one statement answers where an address lives (`search/ip` with `status`).
 pub fn holders(ctx: &Ctx, ip: IpAddr) -> Result<Vec<Holder>> {
     let k = net::key(ip);
-    let cols = format!(
+    let sql = cached_sql!(overlap_sql(&format!(
         "{}, (SELECT a.id FROM addresses a WHERE a.subnet_id = t.id AND a.ip = ?3)",
         columns()
-    );
-    let mut found = overlapping_rows(ctx, ip.is_ipv4(), k, k, &cols, |r| {
+    )));
+    let mut found = overlapping_rows(ctx, sql, ip.is_ipv4(), k, k, |r| {
         Ok(Holder {
             subnet: subnet_of(r, 0)?,
             record: record(r)?,
@@ -149,32 +154,38 @@ pub fn holders(ctx: &Ctx, ip: IpAddr) -> Result<Vec<Holder>> {
     Ok(found)
 }
 
-/// Reads `cols` (of subnets `t` and `m`, the user who last changed it) from the subnets of the caller's org that
-/// overlap the key range `lo..=hi` of an address or a CIDR block, by index seeks only. A subnet starting before
-/// `lo` overlaps the range only by containing it, so it starts where the enclosing block of its length starts:
-/// one seek per prefix length the org uses (`subnet_prefixes`; `net_floor` is the block start, see `store`). The
-/// subnets starting inside the range are one range seek. A scan on `net_start <= hi` would read every subnet
-/// below the range. The statement is the same for every range: one cached plan, no temporary table.
+/// Runs [`overlap_sql`] over the key range `lo..=hi` of an address or a CIDR block.
 fn overlapping_rows<T>(
     ctx: &Ctx,
+    sql: &str,
     v4: bool,
     lo: u128,
     hi: u128,
-    cols: &str,
     row: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>> {
-    let mut stmt = ctx.tx.prepare_cached(&format!(
+    let mut stmt = ctx.tx.prepare_cached(sql)?;
+    let family = if v4 { 4 } else { 6 };
+    let (lo_b, hi_b) = (net::key_bytes(lo), net::key_bytes(hi));
+    let rows = stmt.query_map(params![ctx.org(), family, lo_b, hi_b], row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// The statement that reads `cols` (of subnets `t` and `m`, the user who last changed it) from the subnets of the
+/// caller's org (`?1`) and family (`?2`) that overlap the key range `?3..=?4` of an address or a CIDR block, by index
+/// seeks only. A subnet starting before the range overlaps it only by containing it, so it starts where the
+/// enclosing block of its length starts: one seek per prefix length the org uses (`subnet_prefixes`; `net_floor` is
+/// the block start, see `store`). The subnets starting inside the range are one range seek. A scan on
+/// `net_start <= ?4` would read every subnet below the range. The statement is the same for every range: one
+/// cached plan, no temporary table.
+fn overlap_sql(cols: &str) -> String {
+    format!(
         "SELECT {cols} FROM subnet_prefixes p CROSS JOIN subnets t LEFT JOIN users m ON m.id = t.modby_id
          WHERE p.org_id = ?1 AND p.family = ?2 AND t.org_id = ?1 AND t.net_start = net_floor(?3, ?2, p.prefix)
            AND t.family = ?2 AND t.net_end >= ?4 AND t.prefix = p.prefix AND t.net_start < ?3
          UNION ALL
          SELECT {cols} FROM subnets t LEFT JOIN users m ON m.id = t.modby_id
          WHERE t.org_id = ?1 AND t.net_start >= ?3 AND t.net_start <= ?4 AND t.family = ?2"
-    ))?;
-    let family = if v4 { 4 } else { 6 };
-    let (lo_b, hi_b) = (net::key_bytes(lo), net::key_bytes(hi));
-    let rows = stmt.query_map(params![ctx.org(), family, lo_b, hi_b], row)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    )
 }
 
 /// Parses an address parameter. IPv4-mapped IPv6 forms are refused: their keys are the IPv4 addresses' keys.
@@ -390,10 +401,10 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
     let mut o = Map::with_capacity(24);
     o.insert("id".into(), json!(s.id));
     o.insert("group".into(), json!(s.group));
-    o.insert("subnet".into(), json!(s.net.to_string()));
-    o.insert("network".into(), json!(s.net.network().to_string()));
+    o.insert("subnet".into(), json!(net::net_text(&s.net)));
+    o.insert("network".into(), json!(net::ip_text(s.net.network())));
     o.insert("cidr".into(), json!(s.net.prefix_len()));
-    o.insert("broadcast".into(), json!(s.net.broadcast().to_string()));
+    o.insert("broadcast".into(), json!(net::ip_text(s.net.broadcast())));
     o.insert("family".into(), json!(if s.v4() { 4 } else { 6 }));
     o.insert("name".into(), json!(r.get::<_, Option<String>>(5)?));
     o.insert("description".into(), json!(r.get::<_, Option<String>>(6)?));
@@ -411,7 +422,7 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
 pub fn get_record(ctx: &Ctx, id: i64) -> Result<Value> {
     ctx.tx
         .query_row(
-            &format!("{} WHERE t.id = ?1 AND t.org_id = ?2", select()),
+            cached_sql!(format!("{} WHERE t.id = ?1 AND t.org_id = ?2", select())),
             params![id, ctx.org()],
             record,
         )
