@@ -89,9 +89,11 @@ pub static METHODS: &[Method] = &[
 ];
 
 /// The stamp columns of a record table aliased `t`, joined to its last modifier as `m`; read by [`stamps`].
-pub const STAMP_COLS: &str = "t.modby_id, t.modifiedat, t.modby_name, m.email, m.realname, t.created";
+pub fn stamp_cols(t: &str, m: &str) -> String {
+    format!("{t}.modby_id, {t}.modifiedat, {t}.modby_name, {m}.email, {m}.realname, {t}.created")
+}
 
-/// Adds the stamps read from [`STAMP_COLS`] at column `at` onwards, in the seed's order: `userid`, `modifiedat`,
+/// Adds the stamps read from [`stamp_cols`] at column `at` onwards, in the seed's order: `userid`, `modifiedat`,
 /// `user`, `email`, `realname`, then `created`.
 pub fn stamps(r: &Row, at: usize, out: &mut Map<String, Value>) -> rusqlite::Result<()> {
     out.insert("userid".into(), json!(r.get::<_, Option<i64>>(at)?));

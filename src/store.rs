@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, TransactionBehavior};
 use serde_json::Value;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 use crate::error::{Code, Error, Result};
 use crate::net;
@@ -34,9 +34,9 @@ pub const SCHEMA: &str = include_str!("../schema.sql");
 pub struct Store {
     pool: Pool<SqliteConnectionManager>,
     /// The group-commit writer's queue (see [`Store::write`]).
-    writer: SyncSender<Job>,
+    writer: Sender<Job>,
     /// The database threads' queue (see [`Store::run`]).
-    tasks: SyncSender<Task>,
+    tasks: Sender<Task>,
     /// Writers queue here, in order, instead of spinning in SQLite's busy handler.
     write_lock: Arc<tokio::sync::Mutex<()>>,
     path: PathBuf,
@@ -106,15 +106,16 @@ impl Store {
                 },
             )?;
             // FULL: an acknowledged change is on disk before the answer leaves.
-            c.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
+            c.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -8192;")
         });
         let pool = Pool::builder()
             .max_size(DB_THREADS as u32 + 8)
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
         let write_lock = Arc::new(tokio::sync::Mutex::new(()));
-        let (tasks, queue) = std::sync::mpsc::sync_channel::<Task>(WRITE_QUEUE);
-        let queue = Arc::new(std::sync::Mutex::new(queue));
+        // Every idle database thread waits on the queue itself, so a task wakes one thread. (Threads sharing a
+        // single-consumer receiver behind a mutex woke a second one per task, only to put it back to sleep.)
+        let (tasks, queue) = crossbeam_channel::bounded::<Task>(WRITE_QUEUE);
         for n in 0..DB_THREADS {
             let db = Db {
                 conn: pool.get()?,
@@ -126,7 +127,7 @@ impl Store {
                 .spawn(move || task_loop(db, queue))
                 .map_err(|e| Error::internal(format!("cannot start a database thread: {e}")))?;
         }
-        let (writer, jobs) = std::sync::mpsc::sync_channel::<Job>(WRITE_QUEUE);
+        let (writer, jobs) = crossbeam_channel::bounded::<Job>(WRITE_QUEUE);
         let conn = pool.get()?;
         let lock = write_lock.clone();
         std::thread::Builder::new()
@@ -217,7 +218,7 @@ impl Db {
 
 /// Puts `item` on a bounded queue: tries first, and waits for room on the blocking pool (never on the runtime) only
 /// when the queue is full. `stopped` is the error when the queue's thread has gone.
-async fn enqueue<T: Send + 'static>(queue: &SyncSender<T>, item: T, stopped: &'static str) -> Result<()> {
+async fn enqueue<T: Send + 'static>(queue: &Sender<T>, item: T, stopped: &'static str) -> Result<()> {
     match queue.try_send(item) {
         Ok(()) => Ok(()),
         Err(TrySendError::Full(item)) => {
@@ -239,19 +240,10 @@ type Task = Box<dyn FnOnce(&mut Db) + Send>;
 const DB_THREADS: usize = 4;
 
 /// A database thread: runs queued tasks with its own connection until every [`Store`] is gone.
-fn task_loop(mut db: Db, queue: Arc<std::sync::Mutex<Receiver<Task>>>) {
-    loop {
-        let task = match queue.lock() {
-            Ok(q) => q.recv(),
-            Err(_) => return,
-        };
-        match task {
-            // A panicking task drops its answer (the caller sees an internal error); the thread lives on.
-            Ok(task) => {
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(&mut db)));
-            }
-            Err(_) => return,
-        }
+fn task_loop(mut db: Db, queue: Receiver<Task>) {
+    while let Ok(task) = queue.recv() {
+        // A panicking task drops its answer (the caller sees an internal error); the thread lives on.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(&mut db)));
     }
 }
 

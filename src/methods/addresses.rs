@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
 use crate::methods::subnets::{self, Subnet};
-use crate::methods::{deleted, fields, like_escape, list_reply, stamps, List, Paging, STAMP_COLS};
+use crate::methods::{deleted, fields, like_escape, list_reply, stamp_cols, stamps, List, Paging};
 use crate::net;
 use crate::params::{as_bool, Data, IdParam, Params, Patch};
 use crate::store::cached_sql;
@@ -27,13 +27,19 @@ const TEXT_COLS: [&str; 4] = ["hostname", "cname", "discovery_source", "descript
 /// The latest `last_seen` accepted: 9999-12-31T23:59:59Z, so that every stored time renders as RFC 3339.
 const MAX_TIME: i64 = 253_402_300_799;
 
-/// The columns [`record`] reads. The last tells whether the record has field values at all, so [`with_fields`]
-/// looks them up only then.
+/// The columns [`record`] reads, of records `t`, their subnets `s` and the users who last changed them `m`.
 fn columns() -> String {
+    columns_of("t", "s", "m")
+}
+
+/// The columns [`record_at`] reads, of records aliased `t`, their subnets `s` and last modifiers `m`. The last
+/// tells whether the record has field values at all, so [`with_fields`] looks them up only then.
+pub fn columns_of(t: &str, s: &str, m: &str) -> String {
     format!(
-        "t.id, t.subnet_id, s.family, t.ip, t.hostname, t.cname, t.mac_address, t.status, t.is_assigned, t.last_seen,
-         t.discovery_source, t.description, {STAMP_COLS}, s.net_start, s.prefix,
-         EXISTS (SELECT 1 FROM field_values v WHERE v.address_id = t.id)"
+        "{t}.id, {t}.subnet_id, {s}.family, {t}.ip, {t}.hostname, {t}.cname, {t}.mac_address, {t}.status,
+         {t}.is_assigned, {t}.last_seen, {t}.discovery_source, {t}.description, {stamps}, {s}.net_start, {s}.prefix,
+         EXISTS (SELECT 1 FROM field_values v WHERE v.address_id = {t}.id)",
+        stamps = stamp_cols(t, m)
     )
 }
 
@@ -47,12 +53,12 @@ const ORDER: &str = "s.family, t.ip, t.subnet_id";
 /// The records of the caller's org that match `cond` (SQL over addresses `t` and subnets `s`; its parameters
 /// start at `?2`), ordered by family, address and subnet, each with its field values.
 pub fn query(ctx: &Ctx, cond: &str, args: &[&dyn ToSql]) -> Result<Vec<Value>> {
-    run_query(ctx, &query_sql(cond), args)
+    run_query(ctx, &query_sql(cond, ORDER), args)
 }
 
-fn query_sql(cond: &str) -> String {
+fn query_sql(cond: &str, order: &str) -> String {
     format!(
-        "SELECT {} FROM {FROM} WHERE s.org_id = ?1 AND ({cond}) ORDER BY {ORDER}",
+        "SELECT {} FROM {FROM} WHERE s.org_id = ?1 AND ({cond}) ORDER BY {order}",
         columns()
     )
 }
@@ -77,7 +83,8 @@ pub fn records_of_subnet(ctx: &Ctx, subnet_id: i64) -> Result<Vec<Value>> {
 
 /// One record of the caller's org.
 pub fn get_record(ctx: &Ctx, id: i64) -> Result<Value> {
-    run_query(ctx, cached_sql!(query_sql("t.id = ?2")), &[&id])?
+    // One row: ordered by id, a primary-key lookup needs no sorter.
+    run_query(ctx, cached_sql!(query_sql("t.id = ?2", "t.id")), &[&id])?
         .pop()
         .ok_or_else(|| Error::not_found("address record"))
 }
@@ -624,35 +631,42 @@ pub fn available(ctx: &Ctx, p: AvailableParams) -> Result<Value> {
 }
 
 fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
-    let v4 = r.get::<_, i64>(2)? == 4;
+    record_at(r, 0)
+}
+
+/// A record from the [`columns_of`] that start at column `at`.
+pub fn record_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Value> {
+    let v4 = r.get::<_, i64>(at + 2)? == 4;
     let key = |i: usize| -> rusqlite::Result<u128> {
-        let b: Vec<u8> = r.get(i)?;
-        net::bytes_key(&b).ok_or_else(|| rusqlite::Error::FromSqlConversionFailure(i, Type::Blob, "bad address".into()))
+        let b: Vec<u8> = r.get(at + i)?;
+        net::bytes_key(&b)
+            .ok_or_else(|| rusqlite::Error::FromSqlConversionFailure(at + i, Type::Blob, "bad address".into()))
     };
-    let block = IpNet::new(net::from_key(key(18)?, v4), r.get(19)?)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(19, Type::Integer, Box::new(e)))?;
+    let block = IpNet::new(net::from_key(key(18)?, v4), r.get(at + 19)?)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(at + 19, Type::Integer, Box::new(e)))?;
+    let text = |i: usize| r.get::<_, Option<String>>(at + i);
     let mut o = Map::with_capacity(24);
-    o.insert("id".into(), json!(r.get::<_, i64>(0)?));
-    o.insert("subnet".into(), json!(r.get::<_, i64>(1)?));
+    o.insert("id".into(), json!(r.get::<_, i64>(at)?));
+    o.insert("subnet".into(), json!(r.get::<_, i64>(at + 1)?));
     o.insert("network".into(), json!(net::net_text(&block)));
     o.insert("ip".into(), json!(net::ip_text(net::from_key(key(3)?, v4))));
-    o.insert("hostname".into(), json!(r.get::<_, Option<String>>(4)?));
-    o.insert("cname".into(), json!(r.get::<_, Option<String>>(5)?));
-    o.insert("mac_address".into(), json!(r.get::<_, Option<String>>(6)?));
-    o.insert("status".into(), json!(r.get::<_, String>(7)?));
-    o.insert("is_assigned".into(), json!(r.get::<_, bool>(8)?));
-    o.insert("last_seen".into(), json!(r.get::<_, Option<i64>>(9)?));
-    o.insert("discovery_source".into(), json!(r.get::<_, Option<String>>(10)?));
-    o.insert("description".into(), json!(r.get::<_, Option<String>>(11)?));
+    o.insert("hostname".into(), json!(text(4)?));
+    o.insert("cname".into(), json!(text(5)?));
+    o.insert("mac_address".into(), json!(text(6)?));
+    o.insert("status".into(), json!(r.get::<_, String>(at + 7)?));
+    o.insert("is_assigned".into(), json!(r.get::<_, bool>(at + 8)?));
+    o.insert("last_seen".into(), json!(r.get::<_, Option<i64>>(at + 9)?));
+    o.insert("discovery_source".into(), json!(text(10)?));
+    o.insert("description".into(), json!(text(11)?));
     // `null` until [`with_fields`] fills in the values this record has.
-    let has_values: bool = r.get(20)?;
+    let has_values: bool = r.get(at + 20)?;
     o.insert("fields".into(), if has_values { Value::Null } else { json!({}) });
-    stamps(r, 12, &mut o)?;
+    stamps(r, at + 12, &mut o)?;
     Ok(Value::Object(o))
 }
 
 /// Fills in the field values of each record that has some (see [`record`]).
-fn with_fields(ctx: &Ctx, records: &mut [Value]) -> Result<()> {
+pub fn with_fields(ctx: &Ctx, records: &mut [Value]) -> Result<()> {
     for r in records.iter_mut().filter(|r| r["fields"].is_null()) {
         let id = r["id"].as_i64().unwrap_or(0);
         r["fields"] = Value::Object(fields::values_of(ctx, id)?);

@@ -10,12 +10,15 @@ use serde_json::{json, Map, Value};
 use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
 use crate::methods::subnets::{self, Subnet};
-use crate::methods::{deleted, list_reply, stamps, List, Paging, STAMP_COLS};
+use crate::methods::{deleted, list_reply, stamp_cols, stamps, List, Paging};
 use crate::net;
 use crate::params::{as_bool, Data, IdParam, Params, Patch};
 
 fn columns() -> String {
-    format!("t.id, t.subnet_id, s.family, t.start_ip, t.end_ip, t.description, t.is_active, {STAMP_COLS}")
+    format!(
+        "t.id, t.subnet_id, s.family, t.start_ip, t.end_ip, t.description, t.is_active, {}",
+        stamp_cols("t", "m")
+    )
 }
 
 /// CROSS JOIN keeps the ranges as the outer loop (see addresses.rs).

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
 use crate::methods::subnets;
-use crate::methods::{deleted, stamps, STAMP_COLS};
+use crate::methods::{deleted, stamp_cols, stamps};
 use crate::params::{as_bool, Data, IdParam, Params, Patch};
 
 const TYPES: [&str; 4] = ["text", "number", "boolean", "select"];
@@ -28,8 +28,9 @@ pub struct FieldDef {
 fn select() -> String {
     format!(
         "SELECT t.id, t.subnet_id, t.name, t.description, t.type, t.options, t.dflt, t.required, t.position,
-                {STAMP_COLS}
-         FROM fields t LEFT JOIN users m ON m.id = t.modby_id"
+                {stamps}
+         FROM fields t LEFT JOIN users m ON m.id = t.modby_id",
+        stamps = stamp_cols("t", "m")
     )
 }
 

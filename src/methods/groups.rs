@@ -7,15 +7,16 @@ use serde_json::{json, Map, Value};
 
 use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
-use crate::methods::{deleted, stamps, STAMP_COLS};
+use crate::methods::{deleted, stamp_cols, stamps};
 use crate::params::{Data, Params, Patch};
 
 fn select() -> String {
     format!(
         "SELECT t.id, t.description, t.parent_id,
                 (SELECT count(*) FROM subnets s WHERE s.group_id = t.id),
-                (SELECT count(*) FROM groups c WHERE c.parent_id = t.id), {STAMP_COLS}
-         FROM groups t LEFT JOIN users m ON m.id = t.modby_id"
+                (SELECT count(*) FROM groups c WHERE c.parent_id = t.id), {stamps}
+         FROM groups t LEFT JOIN users m ON m.id = t.modby_id",
+        stamps = stamp_cols("t", "m")
     )
 }
 

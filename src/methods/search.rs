@@ -59,8 +59,8 @@ pub fn ip(ctx: &Ctx, p: IpParams) -> Result<Value> {
 /// the one that answers is the most specific holding a record for it, else the most specific, else the lowest id.
 /// `status`: `assigned` (it has a record there: `host`), `unusable` (network, broadcast or subnet-router anycast
 /// address), `dhcp` (inside an active range: `dhcp_range`), `available`, or `unmanaged` (no subnet contains it).
-/// One statement reads the containing subnets with their records and each one's record id for the address; then
-/// the answering record is read by id, or the subnet's ranges when the address has no record there.
+/// One statement reads the containing subnets with their records and each one's record for the address; the
+/// subnet's ranges are read when the address has no record there.
 fn status(ctx: &Ctx, ip: IpAddr, group: &Patch<i64>) -> Result<Value> {
     let mut holders = subnets::holders(ctx, ip)?;
     if let Some(gid) = group_filter(group) {
@@ -80,9 +80,10 @@ fn status(ctx: &Ctx, ip: IpAddr, group: &Patch<i64>) -> Result<Value> {
     let key = net::key(ip);
     record["match"] = json!(match_of(&subnet, key, key));
     out["network"] = record;
-    if let Some(id) = address {
+    if let Some(mut host) = address {
+        addresses::with_fields(ctx, std::slice::from_mut(&mut host))?;
         out["status"] = json!("assigned");
-        out["host"] = addresses::get_record(ctx, id)?;
+        out["host"] = host;
         return Ok(out);
     }
     let (lo, hi) = subnet.usable();

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
 use crate::methods::groups::{self, parent_param};
-use crate::methods::{addresses, deleted, fields, like_escape, list_reply, stamps, List, Paging, STAMP_COLS};
+use crate::methods::{addresses, deleted, fields, like_escape, list_reply, stamp_cols, stamps, List, Paging};
 use crate::net::{self, CidrError};
 use crate::params::{Data, Params, Patch};
 use crate::store::cached_sql;
@@ -128,28 +128,41 @@ pub fn overlapping_records(ctx: &Ctx, v4: bool, lo: u128, hi: u128, order: Order
     Ok(found)
 }
 
-/// A subnet containing an address, with its record and the id of its address record for that address, if any.
+/// A subnet containing an address, with its record and its address record for that address, if any (whose
+/// `fields` [`addresses::with_fields`] fills in).
 pub struct Holder {
     pub subnet: Subnet,
     pub record: Value,
-    pub address: Option<i64>,
+    pub address: Option<Value>,
 }
 
 /// The subnets of the caller's org that contain `ip`, most specific first (then by id), each with its record and
-/// its address record for `ip`: one statement answers where an address lives (`search/ip` with `status`).
+/// its address record for `ip`: one statement answers where an address lives (`search/ip` with `status`). A
+/// subnet contains the address only if it starts where the enclosing block of its length starts, so this is
+/// [`overlap_sql`]'s first part alone, with `net_start` allowed to equal the address.
 pub fn holders(ctx: &Ctx, ip: IpAddr) -> Result<Vec<Holder>> {
-    let k = net::key(ip);
-    let sql = cached_sql!(overlap_sql(&format!(
-        "{}, (SELECT a.id FROM addresses a WHERE a.subnet_id = t.id AND a.ip = ?3)",
-        columns()
-    )));
-    let mut found = overlapping_rows(ctx, sql, ip.is_ipv4(), k, k, |r| {
+    let sql = cached_sql!(format!(
+        "SELECT {}, {} FROM subnet_prefixes p CROSS JOIN subnets t LEFT JOIN users m ON m.id = t.modby_id
+           LEFT JOIN addresses a ON a.subnet_id = t.id AND a.ip = ?3 LEFT JOIN users am ON am.id = a.modby_id
+         WHERE p.org_id = ?1 AND p.family = ?2 AND t.org_id = ?1 AND t.net_start = net_floor(?3, ?2, p.prefix)
+           AND t.family = ?2 AND t.net_end >= ?3 AND t.prefix = p.prefix",
+        columns(),
+        addresses::columns_of("a", "t", "am")
+    ));
+    let mut stmt = ctx.tx.prepare_cached(sql)?;
+    let family = if ip.is_ipv4() { 4 } else { 6 };
+    let rows = stmt.query_map(params![ctx.org(), family, net::key_bytes(net::key(ip))], |r| {
+        let address = match r.get::<_, Option<i64>>(RECORD_COLUMNS)? {
+            Some(_) => Some(addresses::record_at(r, RECORD_COLUMNS)?),
+            None => None,
+        };
         Ok(Holder {
             subnet: subnet_of(r, 0)?,
             record: record(r)?,
-            address: r.get(r.as_ref().column_count() - 1)?,
+            address,
         })
     })?;
+    let mut found = rows.collect::<rusqlite::Result<Vec<_>>>()?;
     Order::MostSpecific.sort(&mut found, |h| &h.subnet);
     Ok(found)
 }
@@ -379,9 +392,16 @@ pub fn adjust(ctx: &Ctx, s: &Subnet, k: u128, added: bool) -> Result<()> {
     }
 }
 
+/// The columns [`record`] reads: [`RECORD_COLUMNS`] of them.
 fn columns() -> String {
-    format!("{SUBNET_COLS}, t.name, t.description, t.domain, t.vlan_id, t.location, t.used, t.taken, {STAMP_COLS}")
+    format!(
+        "{SUBNET_COLS}, t.name, t.description, t.domain, t.vlan_id, t.location, t.used, t.taken, {}",
+        stamp_cols("t", "m")
+    )
 }
+
+/// How many columns [`columns`] names: where the columns a statement selects after them start.
+const RECORD_COLUMNS: usize = 18;
 
 const FROM: &str = "subnets t LEFT JOIN users m ON m.id = t.modby_id";
 

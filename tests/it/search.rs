@@ -338,6 +338,19 @@ async fn search_ip_with_status_says_what_one_address_is() {
         (&json!("assigned"), &json!(wide.to_string()))
     );
     assert_eq!(held["host"], host);
+    // With field values, the host carries them as ipaddress/get gives them.
+    s.ok(a, "subnets/fields/add", json!({"subnet": wide, "name": "rack"}))
+        .await;
+    s.ok(
+        a,
+        "ipaddress/edit",
+        json!({"id": id_of(&host), "fields": {"rack": "r7"}}),
+    )
+    .await;
+    let with_fields = status("10.60.1.7").await;
+    let got = s.ok(a, "ipaddress/get", json!({"id": id_of(&host)})).await;
+    assert_eq!(with_fields["host"]["fields"], json!({"rack": "r7"}));
+    assert_eq!(&with_fields["host"], only(&got));
     // The answering subnet is its record as subnets/get gives it, with `match`.
     let mut wide_record = only(&s.ok(a, "subnets/get", json!({"id": wide})).await).clone();
     wide_record["match"] = json!("contains");
