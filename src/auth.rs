@@ -18,8 +18,9 @@ const TABLE_LIMIT: usize = 10_000;
 
 /// Process-wide authentication state: the verification cache and the lockout table.
 pub struct Auth {
-    /// Random per process: cache keys mean nothing outside it and nothing secret is kept in memory.
-    hmac_key: [u8; 32],
+    /// HMAC-SHA-256 keyed once with a key random per process (cache keys mean nothing outside it and nothing
+    /// secret is kept in memory); each cache key starts from a clone, without hashing the key again.
+    mac: Hmac<Sha256>,
     /// A real argon2id hash of a random value, verified against for unknown users so timing reveals nothing.
     dummy_phc: String,
     cache_ttl: Duration,
@@ -59,7 +60,8 @@ impl Auth {
         let mut hmac_key = [0u8; 32];
         fill_random(&mut hmac_key)?;
         Ok(Auth {
-            hmac_key,
+            mac: <Hmac<Sha256> as Mac>::new_from_slice(&hmac_key)
+                .map_err(|e| Error::internal(format!("cache key: {e}")))?,
             dummy_phc,
             cache_ttl,
             cache: Mutex::new(HashMap::new()),
@@ -159,8 +161,7 @@ impl Auth {
 
     fn cache_key(&self, phc: &str, sha1: &str) -> [u8; 32] {
         // HMAC over length-prefixed parts, so no two (phc, sha1) pairs share an input.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.hmac_key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        let mut mac = self.mac.clone();
         mac.update(&(phc.len() as u64).to_be_bytes());
         mac.update(phc.as_bytes());
         mac.update(sha1.as_bytes());
