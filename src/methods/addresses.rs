@@ -28,8 +28,8 @@ const TEXT_COLS: [&str; 4] = ["hostname", "cname", "discovery_source", "descript
 const MAX_TIME: i64 = 253_402_300_799;
 
 /// The columns [`record`] reads, of records `t`, their subnets `s` and the users who last changed them `m`.
-fn columns() -> String {
-    columns_of("t", "s", "m")
+fn columns() -> &'static str {
+    cached_sql!(columns_of("t", "s", "m"))
 }
 
 /// The columns [`record_at`] reads, of records aliased `t`, their subnets `s` and last modifiers `m`. The last
@@ -183,7 +183,7 @@ pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<Value> {
     let subnet = p.subnet.map(|s| subnets::get_record(ctx, s)).transpose()?;
     p.filters.args[0] = ctx.org().into();
     let order = if p.by_id { "t.id" } else { ORDER };
-    let (mut found, total) = p.filters.run(ctx, &columns(), FROM, order, &p.paging, record)?;
+    let (mut found, total) = p.filters.run(ctx, columns(), FROM, order, &p.paging, record)?;
     if p.exact.is_some_and(|n| usize::try_from(total).unwrap_or(0) != n) {
         return Err(Error::not_found("address record"));
     }

@@ -13,12 +13,13 @@ use crate::methods::subnets::{self, Subnet};
 use crate::methods::{deleted, list_reply, stamp_cols, stamps, List, Paging};
 use crate::net;
 use crate::params::{as_bool, Data, IdParam, Params, Patch};
+use crate::store::cached_sql;
 
-fn columns() -> String {
-    format!(
+fn columns() -> &'static str {
+    cached_sql!(format!(
         "t.id, t.subnet_id, s.family, t.start_ip, t.end_ip, t.description, t.is_active, {}",
         stamp_cols("t", "m")
-    )
+    ))
 }
 
 /// CROSS JOIN keeps the ranges as the outer loop (see addresses.rs).
@@ -93,7 +94,7 @@ pub fn get(ctx: &Ctx, p: GetParams) -> Result<Value> {
         filters.and("t.id = ?", id);
     }
     let order = if p.by_id { "t.id" } else { ORDER };
-    let (found, total) = filters.run(ctx, &columns(), FROM, order, &p.paging, record)?;
+    let (found, total) = filters.run(ctx, columns(), FROM, order, &p.paging, record)?;
     if p.id.is_some() && p.subnet.is_none() && total == 0 {
         return Err(Error::not_found("DHCP range"));
     }

@@ -11,6 +11,7 @@ use crate::error::{Code, Error, Result};
 use crate::methods::subnets;
 use crate::methods::{deleted, stamp_cols, stamps};
 use crate::params::{as_bool, Data, IdParam, Params, Patch};
+use crate::store::cached_sql;
 
 const TYPES: [&str; 4] = ["text", "number", "boolean", "select"];
 
@@ -25,13 +26,13 @@ pub struct FieldDef {
     pub required: bool,
 }
 
-fn select() -> String {
-    format!(
+fn select() -> &'static str {
+    cached_sql!(format!(
         "SELECT t.id, t.subnet_id, t.name, t.description, t.type, t.options, t.dflt, t.required, t.position,
                 {stamps}
          FROM fields t LEFT JOIN users m ON m.id = t.modby_id",
         stamps = stamp_cols("t", "m")
-    )
+    ))
 }
 
 fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {

@@ -9,15 +9,16 @@ use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
 use crate::methods::{deleted, stamp_cols, stamps};
 use crate::params::{Data, Params, Patch};
+use crate::store::cached_sql;
 
-fn select() -> String {
-    format!(
+fn select() -> &'static str {
+    cached_sql!(format!(
         "SELECT t.id, t.description, t.parent_id,
                 (SELECT count(*) FROM subnets s WHERE s.group_id = t.id),
                 (SELECT count(*) FROM groups c WHERE c.parent_id = t.id), {stamps}
          FROM groups t LEFT JOIN users m ON m.id = t.modby_id",
         stamps = stamp_cols("t", "m")
-    )
+    ))
 }
 
 fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {

@@ -122,7 +122,7 @@ pub fn overlapping(ctx: &Ctx, v4: bool, lo: u128, hi: u128, order: Order) -> Res
 
 /// [`overlapping`], each subnet with its record, read by the same statement.
 pub fn overlapping_records(ctx: &Ctx, v4: bool, lo: u128, hi: u128, order: Order) -> Result<Vec<(Subnet, Value)>> {
-    let sql = cached_sql!(overlap_sql(&columns()));
+    let sql = cached_sql!(overlap_sql(columns()));
     let mut found = overlapping_rows(ctx, sql, v4, lo, hi, |r| Ok((subnet_of(r, 0)?, record(r)?)))?;
     order.sort(&mut found, |(s, _)| s);
     Ok(found)
@@ -393,11 +393,11 @@ pub fn adjust(ctx: &Ctx, s: &Subnet, k: u128, added: bool) -> Result<()> {
 }
 
 /// The columns [`record`] reads: [`RECORD_COLUMNS`] of them.
-fn columns() -> String {
-    format!(
+fn columns() -> &'static str {
+    cached_sql!(format!(
         "{SUBNET_COLS}, t.name, t.description, t.domain, t.vlan_id, t.location, t.used, t.taken, {}",
         stamp_cols("t", "m")
-    )
+    ))
 }
 
 /// How many columns [`columns`] names: where the columns a statement selects after them start.
@@ -405,8 +405,8 @@ const RECORD_COLUMNS: usize = 18;
 
 const FROM: &str = "subnets t LEFT JOIN users m ON m.id = t.modby_id";
 
-fn select() -> String {
-    format!("SELECT {} FROM {FROM}", columns())
+fn select() -> &'static str {
+    cached_sql!(format!("SELECT {} FROM {FROM}", columns()))
 }
 
 /// Orders subnets by family, then address, then prefix.
@@ -564,7 +564,7 @@ pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<Value> {
             } else {
                 "t.family, t.net_start, t.prefix"
             };
-            p.filters.run(ctx, &columns(), FROM, order, &p.paging, record)?
+            p.filters.run(ctx, columns(), FROM, order, &p.paging, record)?
         }
     };
     for s in list.iter_mut() {
