@@ -20,6 +20,7 @@ pub struct IpParams {
     query: Query,
     group: Patch<i64>,
     status: bool,
+    brief: bool,
 }
 
 impl Params for IpParams {
@@ -30,10 +31,15 @@ impl Params for IpParams {
         if status && matches!(query, Query::Block(_)) {
             return Err(Error::param("ip", "must be one address, not a block"));
         }
+        let brief = d.bool("brief")?.unwrap_or(false);
+        if brief && !status {
+            return Err(Error::param("brief", "applies only with status"));
+        }
         Ok(IpParams {
             query,
             group: parent_param(d, "group")?,
             status,
+            brief,
         })
     }
 }
@@ -41,13 +47,14 @@ impl Params for IpParams {
 /// For an address: the subnets containing it (most specific first), its records and the DHCP ranges holding it.
 /// For a block: the subnets overlapping it, each with `match` (contains / equal / within), and the records and
 /// ranges inside or overlapping it. `group` keeps only the direct members of that group (`0`/`""`: top level).
-/// With `status` (an address only): what the address is in the one subnet that answers for it (see [`status`]).
+/// With `status` (an address only): what the address is in the one subnet that answers for it (see [`status`]);
+/// with `brief` as well, an assigned address is answered without the subnet's record (the REST shape).
 pub fn ip(ctx: &Ctx, p: IpParams) -> Result<Value> {
     if let Patch::Set(g) = p.group {
         groups::exists(ctx, g)?;
     }
     match p.query {
-        Query::Addr(ip) if p.status => status(ctx, ip, &p.group),
+        Query::Addr(ip) if p.status => status(ctx, ip, &p.group, p.brief),
         _ => {
             let found = locate(ctx, &p.query, &p.group)?;
             Ok(json!({"subnets": found.subnets, "addresses": found.addresses, "dhcpranges": found.dhcpranges}))
@@ -60,9 +67,10 @@ pub fn ip(ctx: &Ctx, p: IpParams) -> Result<Value> {
 /// `status`: `assigned` (it has a record there: `host`), `unusable` (network, broadcast or subnet-router anycast
 /// address), `dhcp` (inside an active range: `dhcp_range`), `available`, or `unmanaged` (no subnet contains it).
 /// One statement reads the containing subnets with their records and each one's record for the address; the
-/// subnet's ranges are read when the address has no record there.
-fn status(ctx: &Ctx, ip: IpAddr, group: &Patch<i64>) -> Result<Value> {
-    let mut holders = subnets::holders(ctx, ip)?;
+/// subnet's ranges are read when the address has no record there. `brief`: no `network` beside a `host`, so the
+/// records of subnets holding one are not built.
+fn status(ctx: &Ctx, ip: IpAddr, group: &Patch<i64>, brief: bool) -> Result<Value> {
+    let mut holders = subnets::holders(ctx, ip, !brief)?;
     if let Some(gid) = group_filter(group) {
         holders.retain(|h| h.subnet.group == gid);
     }
@@ -78,8 +86,12 @@ fn status(ctx: &Ctx, ip: IpAddr, group: &Patch<i64>) -> Result<Value> {
         address,
     } = holders.swap_remove(answering);
     let key = net::key(ip);
-    record["match"] = json!(match_of(&subnet, key, key));
-    out["network"] = record;
+    if let Some(record) = record.as_object_mut() {
+        record.insert("match".into(), json!(match_of(&subnet, key, key)));
+    }
+    if !record.is_null() {
+        out["network"] = record;
+    }
     if let Some(mut host) = address {
         addresses::with_fields(ctx, std::slice::from_mut(&mut host))?;
         out["status"] = json!("assigned");

@@ -128,8 +128,8 @@ pub fn overlapping_records(ctx: &Ctx, v4: bool, lo: u128, hi: u128, order: Order
     Ok(found)
 }
 
-/// A subnet containing an address, with its record and its address record for that address, if any (whose
-/// `fields` [`addresses::with_fields`] fills in).
+/// A subnet containing an address, with its record (`null` when not asked for) and its address record for that
+/// address, if any (whose `fields` [`addresses::with_fields`] fills in).
 pub struct Holder {
     pub subnet: Subnet,
     pub record: Value,
@@ -139,8 +139,9 @@ pub struct Holder {
 /// The subnets of the caller's org that contain `ip`, most specific first (then by id), each with its record and
 /// its address record for `ip`: one statement answers where an address lives (`search/ip` with `status`). A
 /// subnet contains the address only if it starts where the enclosing block of its length starts, so this is
-/// [`overlap_sql`]'s first part alone, with `net_start` allowed to equal the address.
-pub fn holders(ctx: &Ctx, ip: IpAddr) -> Result<Vec<Holder>> {
+/// [`overlap_sql`]'s first part alone, with `net_start` allowed to equal the address. Without `records_with_address`
+/// the record of a subnet that holds an address record for `ip` is not built.
+pub fn holders(ctx: &Ctx, ip: IpAddr, records_with_address: bool) -> Result<Vec<Holder>> {
     let sql = cached_sql!(format!(
         "SELECT {}, {} FROM subnet_prefixes p CROSS JOIN subnets t LEFT JOIN users m ON m.id = t.modby_id
            LEFT JOIN addresses a ON a.subnet_id = t.id AND a.ip = ?3 LEFT JOIN users am ON am.id = a.modby_id
@@ -156,9 +157,14 @@ pub fn holders(ctx: &Ctx, ip: IpAddr) -> Result<Vec<Holder>> {
             Some(_) => Some(addresses::record_at(r, RECORD_COLUMNS)?),
             None => None,
         };
+        let record = if address.is_none() || records_with_address {
+            record(r)?
+        } else {
+            Value::Null
+        };
         Ok(Holder {
             subnet: subnet_of(r, 0)?,
-            record: record(r)?,
+            record,
             address,
         })
     })?;

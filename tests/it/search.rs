@@ -351,6 +351,25 @@ async fn search_ip_with_status_says_what_one_address_is() {
     let got = s.ok(a, "ipaddress/get", json!({"id": id_of(&host)})).await;
     assert_eq!(with_fields["host"]["fields"], json!({"rack": "r7"}));
     assert_eq!(&with_fields["host"], only(&got));
+    // `brief` leaves the subnet's record out beside a host, and only there.
+    let brief = |ip: &'static str| {
+        let s = &s;
+        async move {
+            s.ok(&s.admin, "search/ip", json!({"ip": ip, "status": true, "brief": true}))
+                .await
+        }
+    };
+    let mut short = with_fields.clone();
+    short.as_object_mut().unwrap().shift_remove("network");
+    assert_eq!(brief("10.60.1.7").await, short);
+    assert_eq!(brief("10.60.1.8").await, status("10.60.1.8").await);
+    s.check(
+        a,
+        "search/ip",
+        json!({"ip": "10.60.1.7", "brief": true}),
+        "invalid_params",
+    )
+    .await;
     // The answering subnet is its record as subnets/get gives it, with `match`.
     let mut wide_record = only(&s.ok(a, "subnets/get", json!({"id": wide})).await).clone();
     wide_record["match"] = json!("contains");
