@@ -146,13 +146,12 @@ pub fn holders(ctx: &Ctx, ip: IpAddr, records_with_address: bool) -> Result<Vec<
         "SELECT {}, {} FROM subnet_prefixes p CROSS JOIN subnets t LEFT JOIN users m ON m.id = t.modby_id
            LEFT JOIN addresses a ON a.subnet_id = t.id AND a.ip = ?3 LEFT JOIN users am ON am.id = a.modby_id
          WHERE p.org_id = ?1 AND p.family = ?2 AND t.org_id = ?1 AND t.net_start = net_floor(?3, ?2, p.prefix)
-           AND t.family = ?2 AND t.net_end >= ?3 AND t.prefix = p.prefix",
+           AND t.family = ?2 AND t.net_end >= ?4 AND t.prefix = p.prefix",
         columns(),
         addresses::columns_of("a", "t", "am")
     ));
-    let mut stmt = ctx.tx.prepare_cached(sql)?;
-    let family = if ip.is_ipv4() { 4 } else { 6 };
-    let rows = stmt.query_map(params![ctx.org(), family, net::key_bytes(net::key(ip))], |r| {
+    let k = net::key(ip);
+    let mut found = overlapping_rows(ctx, sql, ip.is_ipv4(), k, k, |r| {
         let address = match r.get::<_, Option<i64>>(RECORD_COLUMNS)? {
             Some(_) => Some(addresses::record_at(r, RECORD_COLUMNS)?),
             None => None,
@@ -168,12 +167,12 @@ pub fn holders(ctx: &Ctx, ip: IpAddr, records_with_address: bool) -> Result<Vec<
             address,
         })
     })?;
-    let mut found = rows.collect::<rusqlite::Result<Vec<_>>>()?;
     Order::MostSpecific.sort(&mut found, |h| &h.subnet);
     Ok(found)
 }
 
-/// Runs [`overlap_sql`] over the key range `lo..=hi` of an address or a CIDR block.
+/// Runs a statement over the key range `lo..=hi` of an address or a CIDR block: `?1` the org, `?2` the family, `?3`
+/// and `?4` the range's ends (see [`overlap_sql`]).
 fn overlapping_rows<T>(
     ctx: &Ctx,
     sql: &str,
