@@ -522,14 +522,17 @@ fn authenticate_envelope(
     let ud = ud.ok_or_else(failed)?;
     let who = format!("{}/{}", ud.org.to_lowercase(), ud.username.to_lowercase());
     app.auth.check_lockout(&who)?;
-    let phc = user.as_ref().map(|(_, phc)| phc.clone());
-    let verified = match (prior, &phc) {
+    let phc = user.as_ref().map(|(_, phc)| phc.as_str());
+    let verified = match (prior, phc) {
         // Verified just now against the hash still stored.
-        (Some((checked, result)), _) if checked == phc => result,
+        (Some((checked, result)), _) if checked.as_deref() == phc => result,
         // The password was changed while argon2 ran: this login fails rather than loop.
         (Some(_), _) => Verified::Failed,
         (None, Some(stored)) if app.auth.cached(stored, &ud.sha1) => Verified::Cached,
-        (None, _) => return Ok(Authenticated::NeedsArgon2(PasswordCheck { phc, sha1: ud.sha1 })),
+        (None, _) => {
+            let phc = phc.map(str::to_string);
+            return Ok(Authenticated::NeedsArgon2(PasswordCheck { phc, sha1: ud.sha1 }));
+        }
     };
     let user = match (user, verified) {
         (Some((user, _)), Verified::Cached | Verified::Fresh) => user,

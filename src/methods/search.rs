@@ -82,14 +82,12 @@ fn status(ctx: &Ctx, ip: IpAddr, group: &Patch<i64>, brief: bool) -> Result<Valu
     let answering = holders.iter().position(|h| h.address.is_some()).unwrap_or(0);
     let subnets::Holder {
         subnet,
-        mut record,
+        record,
         address,
     } = holders.swap_remove(answering);
     let key = net::key(ip);
-    if let Some(record) = record.as_object_mut() {
-        record.insert("match".into(), json!(match_of(&subnet, key, key)));
-    }
-    if !record.is_null() {
+    if let Some(mut record) = record {
+        record["match"] = json!(match_of(&subnet, key, key));
         out["network"] = record;
     }
     if let Some(mut host) = address {

@@ -128,11 +128,11 @@ pub fn overlapping_records(ctx: &Ctx, v4: bool, lo: u128, hi: u128, order: Order
     Ok(found)
 }
 
-/// A subnet containing an address, with its record (`null` when not asked for) and its address record for that
+/// A subnet containing an address, with its record (unless not asked for) and its address record for that
 /// address, if any (whose `fields` [`addresses::with_fields`] fills in).
 pub struct Holder {
     pub subnet: Subnet,
-    pub record: Value,
+    pub record: Option<Value>,
     pub address: Option<Value>,
 }
 
@@ -156,11 +156,9 @@ pub fn holders(ctx: &Ctx, ip: IpAddr, records_with_address: bool) -> Result<Vec<
             Some(_) => Some(addresses::record_at(r, RECORD_COLUMNS)?),
             None => None,
         };
-        let record = if address.is_none() || records_with_address {
-            record(r)?
-        } else {
-            Value::Null
-        };
+        let record = (address.is_none() || records_with_address)
+            .then(|| record(r))
+            .transpose()?;
         Ok(Holder {
             subnet: subnet_of(r, 0)?,
             record,
