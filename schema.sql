@@ -283,3 +283,43 @@ CREATE TRIGGER addresses_fts_update AFTER UPDATE OF hostname, cname, mac_address
     INSERT INTO addresses_fts_pending (command, id, hostname, cname, mac_address, description)
     VALUES (NULL, new.id, new.hostname, new.cname, new.mac_address, new.description);
 END;
+
+-- migration: 4
+
+-- A counter that moves whenever a credential or what it grants changes (the triggers below), so a server may
+-- remember what a token or an app key with userdata authenticated to and trust it while the counter is the one it
+-- read with it (dispatch::authenticate; one row read per call instead of a three-table join and, for userdata,
+-- an HMAC of the password hash). Every change a credential check depends on moves it: deleting a token, app key,
+-- user or org (cascades too), and changing the columns the check reads. Last-use stamps (lastused, lastlogin) and
+-- descriptive columns do not. An added row needs no move: nothing is remembered about what was not found. A
+-- column a credential check starts to read must be added to its trigger here. The counter is the live database's
+-- own: a restore does not copy it (its deletes and inserts move it).
+CREATE TABLE credential_epoch (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    n  INTEGER NOT NULL
+);
+INSERT INTO credential_epoch (id, n) VALUES (1, 0);
+CREATE TRIGGER credential_epoch_orgs_update AFTER UPDATE OF id, identifier, operator ON orgs BEGIN
+    UPDATE credential_epoch SET n = n + 1;
+END;
+CREATE TRIGGER credential_epoch_orgs_delete AFTER DELETE ON orgs BEGIN
+    UPDATE credential_epoch SET n = n + 1;
+END;
+CREATE TRIGGER credential_epoch_users_update AFTER UPDATE OF id, org_id, username, level, disabled, phc ON users BEGIN
+    UPDATE credential_epoch SET n = n + 1;
+END;
+CREATE TRIGGER credential_epoch_users_delete AFTER DELETE ON users BEGIN
+    UPDATE credential_epoch SET n = n + 1;
+END;
+CREATE TRIGGER credential_epoch_appkeys_update AFTER UPDATE OF id, org_id, name, digest, enabled ON appkeys BEGIN
+    UPDATE credential_epoch SET n = n + 1;
+END;
+CREATE TRIGGER credential_epoch_appkeys_delete AFTER DELETE ON appkeys BEGIN
+    UPDATE credential_epoch SET n = n + 1;
+END;
+CREATE TRIGGER credential_epoch_tokens_update AFTER UPDATE OF id, org_id, user_id, digest, prefix, expires ON tokens BEGIN
+    UPDATE credential_epoch SET n = n + 1;
+END;
+CREATE TRIGGER credential_epoch_tokens_delete AFTER DELETE ON tokens BEGIN
+    UPDATE credential_epoch SET n = n + 1;
+END;

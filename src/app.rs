@@ -14,7 +14,7 @@ pub struct App {
     pub settings: Arc<Settings>,
     pub auth: Arc<Auth>,
     /// SHA-256 digests of the `API_TOKENS` operator tokens; the tokens themselves are not kept.
-    pub operator_tokens: Arc<Vec<String>>,
+    pub operator_tokens: Arc<Vec<[u8; 32]>>,
     /// `None` when rate limiting is off.
     pub limiter: Option<Arc<Limiter>>,
 }
@@ -28,7 +28,11 @@ impl App {
             settings.lockout_attempts,
             settings.lockout_window(),
         )?;
-        let operator_tokens = settings.operator_tokens().iter().map(|t| auth::digest(t)).collect();
+        let operator_tokens = settings
+            .operator_tokens()
+            .iter()
+            .map(|t| auth::digest_bytes(t))
+            .collect();
         let limiter = Limiter::new(
             settings.ratelimit_enabled,
             &settings.api_rate_limit,

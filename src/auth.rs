@@ -1,5 +1,6 @@
-//! Credentials: the `userdata` sha1, argon2id password hashes, app key and token digests, the verification cache
-//! and the failed-login lockout. Everything here is blocking (argon2) and runs on the blocking pool.
+//! Credentials: the `userdata` sha1, argon2id password hashes, app key and token digests, the verification cache,
+//! the cache of known callers and the failed-login lockout. Everything here is blocking (argon2) and runs on the
+//! blocking pool or a database thread.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -11,6 +12,7 @@ use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+use crate::dispatch::Caller;
 use crate::error::{Code, Error, Result};
 
 /// Most entries the verification cache and the lockout table keep before they drop expired ones.
@@ -25,6 +27,9 @@ pub struct Auth {
     dummy_phc: String,
     cache_ttl: Duration,
     cache: Mutex<HashMap<[u8; 32], Instant>>,
+    /// Who a token or an app key with userdata authenticated as, for as long as `cache_ttl` and the credential
+    /// epoch it was read at (see [`Auth::recall`]).
+    callers: Mutex<HashMap<CallerKey, Remembered>>,
     lockout_attempts: u32,
     lockout_window: Duration,
     failures: Mutex<HashMap<String, Failures>>,
@@ -34,6 +39,33 @@ pub struct Auth {
 struct Failures {
     times: VecDeque<Instant>,
     locked_until: Option<Instant>,
+}
+
+/// Which credentials a remembered caller is for: a token by its SHA-256 digest (as stored in the database), an app
+/// key with userdata by an HMAC of both (like the verification cache, nothing reusable is kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallerKey {
+    Token([u8; 32]),
+    Envelope([u8; 32]),
+}
+
+/// What a successful credential check found, all a later call with the same credentials needs.
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub caller: Caller,
+    /// A token's expiry (unix seconds), checked at every use as the row's would be.
+    pub expires: Option<i64>,
+    /// The app key or token whose last use is stamped, at most once a minute.
+    pub stamp_id: i64,
+}
+
+struct Remembered {
+    known: Known,
+    /// The `credential_epoch` of the transaction that read the credentials.
+    epoch: i64,
+    until: Instant,
+    /// When the credential's last use was last stamped (unix seconds).
+    stamped: Option<i64>,
 }
 
 /// The result of a password check.
@@ -65,6 +97,7 @@ impl Auth {
             dummy_phc,
             cache_ttl,
             cache: Mutex::new(HashMap::new()),
+            callers: Mutex::new(HashMap::new()),
             lockout_attempts,
             lockout_window,
             failures: Mutex::new(HashMap::new()),
@@ -88,16 +121,59 @@ impl Auth {
         }
         if !self.cache_ttl.is_zero() {
             if let Ok(mut cache) = self.cache.lock() {
-                if cache.len() >= TABLE_LIMIT {
-                    cache.retain(|_, expires| *expires > now);
-                    if cache.len() >= TABLE_LIMIT {
-                        cache.clear();
-                    }
-                }
+                make_room(&mut cache, |expires| *expires > now);
                 cache.insert(key, now + self.cache_ttl);
             }
         }
         Verified::Fresh
+    }
+
+    /// The key of an app key (lower-cased) with the user `who` (`org/user`, lower-cased) and the presented sha1.
+    pub fn envelope_key(&self, appkey: &str, who: &str, sha1: &str) -> CallerKey {
+        let mut mac = self.mac.clone();
+        mac.update(&(appkey.len() as u64).to_be_bytes());
+        mac.update(appkey.as_bytes());
+        mac.update(&(who.len() as u64).to_be_bytes());
+        mac.update(who.as_bytes());
+        mac.update(sha1.as_bytes());
+        CallerKey::Envelope(mac.finalize().into_bytes().into())
+    }
+
+    /// The caller remembered for `key`, if it was read at `epoch` (the credential tables have not changed since)
+    /// within the cache's lifetime, and whether this call is the one to stamp the credential's last use (`now`
+    /// in unix seconds; once a minute).
+    pub fn recall(&self, key: &CallerKey, epoch: i64, now: i64) -> Option<(Known, bool)> {
+        let mut callers = self.callers.lock().ok()?;
+        let entry = callers.get_mut(key)?;
+        if entry.epoch != epoch || entry.until <= Instant::now() {
+            return None;
+        }
+        let stamp = entry.stamped.is_none_or(|t| t < now - 60);
+        if stamp {
+            entry.stamped = Some(now);
+        }
+        Some((entry.known.clone(), stamp))
+    }
+
+    /// Remembers a successful check read at `epoch`; `stamped` is when the credential's last use was stamped.
+    pub fn remember(&self, key: CallerKey, known: Known, epoch: i64, stamped: Option<i64>) {
+        if self.cache_ttl.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        if let Ok(mut callers) = self.callers.lock() {
+            make_room(&mut callers, |r| r.until > now);
+            let until = now + self.cache_ttl;
+            callers.insert(
+                key,
+                Remembered {
+                    known,
+                    epoch,
+                    until,
+                    stamped,
+                },
+            );
+        }
     }
 
     /// Whether `sha1` was verified against `phc` recently: the check that needs no argon2.
@@ -169,6 +245,17 @@ impl Auth {
     }
 }
 
+/// Keeps a cache under [`TABLE_LIMIT`] entries: drops those `live` refuses when it is full, all when that is not
+/// enough.
+fn make_room<K, V>(table: &mut HashMap<K, V>, live: impl Fn(&V) -> bool) {
+    if table.len() >= TABLE_LIMIT {
+        table.retain(|_, v| live(v));
+        if table.len() >= TABLE_LIMIT {
+            table.clear();
+        }
+    }
+}
+
 /// Parses `org/user:sha1hex`. The sha1 is normalised to lower case.
 pub fn parse_userdata(s: &str) -> Option<Userdata> {
     let (org, rest) = s.split_once('/')?;
@@ -194,7 +281,12 @@ pub fn userdata_sha1(username: &str, password: &str) -> String {
 
 /// The stored form of an app key or token: hex SHA-256. App keys are lower-cased first by their callers.
 pub fn digest(secret: &str) -> String {
-    hex(&Sha256::digest(secret.as_bytes()))
+    hex(&digest_bytes(secret))
+}
+
+/// [`digest`] before it is written as hex.
+pub fn digest_bytes(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
 }
 
 /// argon2id PHC string over the client's sha1 (lower-cased).
@@ -263,7 +355,8 @@ fn fill_random(buf: &mut [u8]) -> Result<()> {
     getrandom::getrandom(buf).map_err(|e| Error::internal(format!("no randomness: {e}")))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex, as digests are stored.
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -324,6 +417,37 @@ mod tests {
             Verified::Failed,
             "a new hash never hits the old cache entry"
         );
+    }
+
+    #[test]
+    fn a_remembered_caller_holds_for_its_epoch_only_and_stamps_once_a_minute() {
+        let known = Known {
+            caller: Caller {
+                org_id: 1,
+                operator_org: false,
+                user_id: Some(2),
+                username: "bob".into(),
+                level: crate::dispatch::Level::Standard,
+                application: "token:abc".into(),
+            },
+            expires: None,
+            stamp_id: 7,
+        };
+        let auth = Auth::new(Duration::from_secs(60), 3, Duration::from_secs(60)).unwrap();
+        let key = CallerKey::Token(digest_bytes("t"));
+        assert!(auth.recall(&key, 5, 1000).is_none(), "nothing remembered yet");
+        auth.remember(key, known.clone(), 5, Some(990));
+        let (got, stamp) = auth.recall(&key, 5, 1000).unwrap();
+        assert_eq!((got.caller.username.as_str(), got.stamp_id, stamp), ("bob", 7, false));
+        assert!(auth.recall(&key, 6, 1000).is_none(), "another epoch");
+        assert!(auth.recall(&CallerKey::Envelope(digest_bytes("t")), 5, 1000).is_none());
+        assert!(auth.recall(&key, 5, 1051).unwrap().1, "a minute after the last stamp");
+        assert!(!auth.recall(&key, 5, 1052).unwrap().1, "stamped just now");
+        assert_ne!(auth.envelope_key("k", "o/u", "s"), auth.envelope_key("k", "o/u", "t"));
+
+        let off = Auth::new(Duration::ZERO, 3, Duration::from_secs(60)).unwrap();
+        off.remember(key, known, 5, None);
+        assert!(off.recall(&key, 5, 1000).is_none(), "a zero lifetime remembers nothing");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
 
 use crate::app::App;
-use crate::auth::{self, Verified};
+use crate::auth::{self, CallerKey, Known, Verified};
 use crate::error::{Code, Error, Result};
 use crate::methods::METHODS;
 use crate::params::{Data, Params};
@@ -461,13 +461,34 @@ fn authenticate_envelope(
     stamps: &mut Stamps,
 ) -> Result<Authenticated> {
     let appkey = appkey.as_deref().map(str::trim).filter(|k| !k.is_empty());
-    let appkey = appkey.ok_or_else(|| Error::new(Code::AuthRequired, "an appkey is required"))?;
-    let digest = auth::digest(&appkey.to_lowercase());
-    // The user of `userdata` comes with the app key in one statement (NULLs when there is none to look up).
+    let appkey = appkey
+        .ok_or_else(|| Error::new(Code::AuthRequired, "an appkey is required"))?
+        .to_lowercase();
     let userdata = userdata
         .as_deref()
         .filter(|u| !u.is_empty() && access != Access::AppKey);
     let ud = userdata.and_then(auth::parse_userdata);
+    let who = ud
+        .as_ref()
+        .map(|u| format!("{}/{}", u.org.to_lowercase(), u.username.to_lowercase()));
+    let now = store::now();
+    stamps.now = now;
+    let remembered = match (&ud, &who) {
+        (Some(ud), Some(who)) => Some((app.auth.envelope_key(&appkey, who, &ud.sha1), credential_epoch(tx)?)),
+        _ => None,
+    };
+    // The same credentials succeeded at this credential epoch: every check below would pass again but the
+    // lockout, which depends on the time. (After argon2, `prior` carries a fresh result: the checks run.)
+    if let (Some((key, epoch)), Some(who), None) = (&remembered, &who, &prior) {
+        if let Some((known, stamp)) = app.auth.recall(key, *epoch, now) {
+            app.auth.check_lockout(who)?;
+            app.auth.record_success(who);
+            stamps.appkey = stamp.then_some(known.stamp_id);
+            return Ok(Authenticated::Caller(known.caller));
+        }
+    }
+    let digest = auth::digest(&appkey);
+    // The user of `userdata` comes with the app key in one statement (NULLs when there is none to look up).
     let (org, username) = (ud.as_ref().map(|u| &u.org), ud.as_ref().map(|u| &u.username));
     let row = tx
         .query_row(
@@ -500,10 +521,8 @@ fn authenticate_envelope(
     if !key.enabled {
         return Err(Error::new(Code::AppkeyDisabled, "this appkey is disabled"));
     }
-    let now = store::now();
     // Once a minute at most, as for tokens: a key in steady use should not turn every read into a write.
     let touch_key = key.lastused.is_none_or(|t| t < now - 60);
-    stamps.now = now;
     if access == Access::AppKey {
         stamps.appkey = touch_key.then_some(key.id);
         return Ok(Authenticated::Caller(Caller {
@@ -519,8 +538,7 @@ fn authenticate_envelope(
         return Err(Error::new(Code::AuthRequired, "userdata is required"));
     }
     let failed = || Error::new(Code::AuthFailed, "authentication failed");
-    let ud = ud.ok_or_else(failed)?;
-    let who = format!("{}/{}", ud.org.to_lowercase(), ud.username.to_lowercase());
+    let (ud, who) = ud.zip(who).ok_or_else(failed)?;
     app.auth.check_lockout(&who)?;
     let phc = user.as_ref().map(|(_, phc)| phc.as_str());
     let verified = match (prior, phc) {
@@ -554,14 +572,33 @@ fn authenticate_envelope(
     // A real login (not a cache hit) is worth a write, at most once per cache lifetime.
     stamps.user_login = (verified == Verified::Fresh).then_some(user.id);
     stamps.appkey = touch_key.then_some(key.id);
-    Ok(Authenticated::Caller(Caller {
+    let caller = Caller {
         org_id: user.org_id,
         operator_org: user.operator_org,
         user_id: Some(user.id),
         username: user.username,
         level: Level::parse(&user.level).unwrap_or(Level::Readonly),
         application: key.name,
-    }))
+    };
+    if let Some((cache_key, epoch)) = remembered {
+        let stamped = if touch_key { Some(now) } else { key.lastused };
+        app.auth
+            .remember(cache_key, known(&caller, None, key.id), epoch, stamped);
+    }
+    Ok(Authenticated::Caller(caller))
+}
+
+/// The `credential_epoch` of the call's transaction: remembered callers read at another one are not trusted.
+fn credential_epoch(tx: &Tx) -> Result<i64> {
+    Ok(tx.query_row("SELECT n FROM credential_epoch", [], |r| r.get(0))?)
+}
+
+fn known(caller: &Caller, expires: Option<i64>, stamp_id: i64) -> Known {
+    Known {
+        caller: caller.clone(),
+        expires,
+        stamp_id,
+    }
 }
 
 /// The operator org's admin without a user: `API_TOKENS` tokens (`api-token`) and the command line (`cli`).
@@ -589,20 +626,27 @@ fn operator(tx: &Tx, username: &str) -> Result<Caller> {
 fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, stamps: &mut Stamps) -> Result<Caller> {
     let token = token.map(str::trim).filter(|t| !t.is_empty());
     let token = token.ok_or_else(|| Error::new(Code::AuthRequired, "a token is required"))?;
-    let digest = auth::digest(token);
-    if app
-        .operator_tokens
-        .iter()
-        .any(|d| auth::ct_eq(d.as_bytes(), digest.as_bytes()))
-    {
+    let digest = auth::digest_bytes(token);
+    if app.operator_tokens.iter().any(|d| auth::ct_eq(d, &digest)) {
         return operator(tx, "api-token");
     }
+    let invalid = || Error::new(Code::AuthFailed, "invalid token");
     let now = store::now();
+    stamps.now = now;
+    let (key, epoch) = (CallerKey::Token(digest), credential_epoch(tx)?);
+    // The same token succeeded at this credential epoch: only its expiry is checked again.
+    if let Some((known, stamp)) = app.auth.recall(&key, epoch, now) {
+        if known.expires.is_some_and(|e| e <= now) {
+            return Err(invalid());
+        }
+        stamps.token = stamp.then_some(known.stamp_id);
+        return Ok(known.caller);
+    }
     let row = tx
         .query_row(
             "SELECT t.id, t.prefix, t.expires, t.lastused, u.id, u.org_id, u.username, u.level, u.disabled, o.operator
              FROM tokens t JOIN users u ON u.id = t.user_id JOIN orgs o ON o.id = u.org_id WHERE t.digest = ?1",
-            [&digest],
+            [auth::hex(&digest)],
             |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
@@ -614,23 +658,26 @@ fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, stamps: &mut Stam
             },
         )
         .optional()?;
-    let (token_id, prefix, expires, lastused, user) =
-        row.ok_or_else(|| Error::new(Code::AuthFailed, "invalid token"))?;
+    let (token_id, prefix, expires, lastused, user) = row.ok_or_else(invalid)?;
     if expires.is_some_and(|e| e <= now) {
-        return Err(Error::new(Code::AuthFailed, "invalid token"));
+        return Err(invalid());
     }
     if user.disabled {
         return Err(Error::new(Code::AccountDisabled, "this account is disabled"));
     }
     // Once a minute at most: a token in steady use should not turn every read into a write.
-    stamps.now = now;
-    stamps.token = lastused.is_none_or(|t| t < now - 60).then_some(token_id);
-    Ok(Caller {
+    let touch = lastused.is_none_or(|t| t < now - 60);
+    stamps.token = touch.then_some(token_id);
+    let caller = Caller {
         org_id: user.org_id,
         operator_org: user.operator_org,
         user_id: Some(user.id),
         username: user.username,
         level: Level::parse(&user.level).unwrap_or(Level::Readonly),
         application: format!("token:{prefix}"),
-    })
+    };
+    let stamped = if touch { Some(now) } else { lastused };
+    app.auth
+        .remember(key, known(&caller, expires, token_id), epoch, stamped);
+    Ok(caller)
 }

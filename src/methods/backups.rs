@@ -284,12 +284,14 @@ impl Drop for Upgraded {
     }
 }
 
-/// The tables a restore copies: all but SQLite's own and the derived ones (`*_fts`, `subnet_prefixes`), which the
-/// triggers of schema.sql rebuild as the rows arrive.
+/// The tables a restore copies: all but SQLite's own, the derived ones (`*_fts`, `subnet_prefixes`), which the
+/// triggers of schema.sql rebuild as the rows arrive, and `credential_epoch`, which must keep moving forward (the
+/// restore's deletes move it).
 fn live_tables(ctx: &Ctx) -> Result<Vec<String>> {
     let mut stmt = ctx.tx.prepare(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
-                  AND name NOT LIKE '%\\_fts%' ESCAPE '\\' AND name <> 'subnet_prefixes' ORDER BY name",
+                  AND name NOT LIKE '%\\_fts%' ESCAPE '\\' AND name NOT IN ('subnet_prefixes', 'credential_epoch')
+                  ORDER BY name",
     )?;
     let names = stmt
         .query_map([], |r| r.get::<_, String>(0))?

@@ -568,7 +568,7 @@ fn the_command_line_lists_creates_verifies_and_restores() {
 }
 
 /// A backup taken before an upgrade (schema version 1: no `subnet_prefixes`, full-text triggers that index
-/// directly) restores: the restore upgrades a private copy, leaves the backup file as it was, and the restored
+/// directly, no `credential_epoch`) restores: the restore upgrades a private copy, leaves the backup file as it was, and the restored
 /// data answers `search/ip` and `search/find`.
 #[tokio::test]
 async fn a_backup_of_an_older_schema_is_upgraded_on_a_copy_and_restored() {
@@ -598,9 +598,14 @@ async fn a_backup_of_an_older_schema_is_upgraded_on_a_copy_and_restored() {
         .collect::<Vec<_>>()
         .join("\n");
     assert_eq!(v1_triggers.matches("CREATE TRIGGER").count(), 3, "{v1_triggers}");
+    let epoch_triggers: String = ["orgs", "users", "appkeys", "tokens"]
+        .iter()
+        .flat_map(|t| ["update", "delete"].map(|w| format!("DROP TRIGGER credential_epoch_{t}_{w};")))
+        .collect();
     let old = rusqlite::Connection::open(&file).unwrap();
     old.execute_batch(&format!(
-        "DROP TABLE subnet_prefixes;
+        "DROP TABLE credential_epoch; {epoch_triggers}
+         DROP TABLE subnet_prefixes;
          DROP TRIGGER subnet_prefixes_insert; DROP TRIGGER subnet_prefixes_delete; DROP TRIGGER subnet_prefixes_update;
          DROP TABLE addresses_fts_pending;
          DROP TRIGGER addresses_fts_insert; DROP TRIGGER addresses_fts_delete; DROP TRIGGER addresses_fts_update;
@@ -627,4 +632,37 @@ async fn a_backup_of_an_older_schema_is_upgraded_on_a_copy_and_restored() {
     assert_eq!(found["addresses"].as_object().unwrap().len(), 1, "{found}");
     s.assert_prefixes_derived().await;
     s.assert_fts_consistent().await;
+}
+
+/// A restore made by another process (the command line beside a running server) takes effect on the server's
+/// next call: a token the restore removed is refused there at once, although the server had used and remembered
+/// it. The server learns of the change from the database itself (`credential_epoch`), not from its own writes.
+#[tokio::test]
+async fn a_restore_by_the_command_line_revokes_what_the_running_server_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = crate::support::Ipamd::start(d);
+    let name = printed(&ipamd(d, &["backup", "create"]), "create")["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let later = ["org", "add", "later", "--admin", "bob", "--password", "pw", "--json"];
+    let token = printed(&ipamd(d, &later), "org add")["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bearer = format!("Bearer {token}");
+    let list = || async {
+        let headers = [("authorization", bearer.as_str())];
+        crate::support::try_http(server.addr, Method::GET, "/api/v1/networks", &headers, "")
+            .await
+            .unwrap()
+            .status
+    };
+    assert_eq!(list().await, 200);
+    assert_eq!(list().await, 200);
+    let restored = printed(&ipamd(d, &["backup", "restore", &name]), "restore");
+    assert_eq!(restored["restored"], json!(true), "{restored}");
+    assert_eq!(list().await, 401, "the token of an org the restore removed");
+    server.expect(Method::GET, "/networks", None, 200).await;
 }

@@ -1,6 +1,7 @@
 //! `org/tokens/add`, `get` and `delete`, and the tokens themselves as credentials of the dispatcher (the REST front
 //! door that presents them comes with a later issue).
 
+use hyper::Method;
 use serde_json::{json, Value};
 
 use ipamd::dispatch::{dispatch, Call, Credentials};
@@ -157,4 +158,65 @@ async fn users_see_and_delete_only_their_own_tokens() {
     assert_eq!(s.ok(&writer, "org/tokens/get", json!({})).await, json!([]));
     let again = only(&s.ok(&writer, "org/tokens/add", json!({})).await).clone();
     s.ok(&writer, "org/tokens/delete", json!({"id": again["id"]})).await;
+}
+
+/// The status of `GET /api/v1/networks` with `token`.
+async fn list_status(s: &Server, token: &str) -> u16 {
+    s.api(Method::GET, "/networks", token, None).await.status
+}
+
+/// The status of `POST /api/v1/networks` (a write a standard user may make) with `token`.
+async fn add_status(s: &Server, token: &str, network: &str) -> u16 {
+    let body = json!({"network": network, "cidr": 24, "description": "remembered token"});
+    s.api(Method::POST, "/networks", token, Some(&body)).await.status
+}
+
+/// A token that has been used is remembered (no lookup per call), yet whatever changes what it grants applies on
+/// the very next call over HTTP: its user's level, its user being disabled (and enabled again), the token being
+/// deleted, its org being deleted. Each token is used twice before the change, so the change meets a remembered caller.
+#[tokio::test]
+async fn a_remembered_token_follows_every_change_at_once() {
+    let s = Server::start().await;
+    let user = s.user(&s.admin, "tess", "standard").await;
+    let (token, token_id) = s.new_token(&user, "level").await;
+    assert_eq!(add_status(&s, &token, "10.70.0.0").await, 201);
+    assert_eq!(add_status(&s, &token, "10.70.1.0").await, 201);
+    s.ok(&s.admin, "org/users/edit", json!({"id": user.id, "level": "readonly"}))
+        .await;
+    assert_eq!(add_status(&s, &token, "10.70.2.0").await, 403, "the old level");
+    assert_eq!(list_status(&s, &token).await, 200);
+    assert_eq!(list_status(&s, &token).await, 200);
+    s.ok(&s.admin, "org/tokens/delete", json!({"id": token_id})).await;
+    assert_eq!(list_status(&s, &token).await, 401, "a deleted token");
+
+    let (token, _) = s.new_token(&user, "disabled").await;
+    assert_eq!(list_status(&s, &token).await, 200);
+    assert_eq!(list_status(&s, &token).await, 200);
+    s.ok(&s.admin, "org/users/edit", json!({"id": user.id, "disabled": true}))
+        .await;
+    assert_eq!(list_status(&s, &token).await, 403, "a disabled user");
+    s.ok(&s.admin, "org/users/edit", json!({"id": user.id, "disabled": false}))
+        .await;
+    assert_eq!(list_status(&s, &token).await, 200, "enabled again");
+
+    let other = s.org("elsewhere").await;
+    let (token, _) = s.new_token(&other, "org").await;
+    assert_eq!(list_status(&s, &token).await, 200);
+    assert_eq!(list_status(&s, &token).await, 200);
+    s.ok(&other, "org/delete", json!({"confirm": "elsewhere"})).await;
+    assert_eq!(list_status(&s, &token).await, 401, "a deleted org");
+}
+
+/// A remembered token is still refused once its expiry passes, and its last use is still stamped.
+#[tokio::test]
+async fn a_remembered_token_expires_on_time_and_is_stamped() {
+    let s = Server::start().await;
+    let added = s.ok(&s.admin, "org/tokens/add", json!({"expires": now() + 2})).await;
+    let (id, token) = (id_of(only(&added)), only(&added)["token"].as_str().unwrap().to_string());
+    assert_eq!(list_status(&s, &token).await, 200);
+    assert_eq!(list_status(&s, &token).await, 200);
+    let used = s.ok(&s.admin, "org/tokens/get", json!({"id": id})).await;
+    assert!(only(&used)["lastused"].is_string(), "{used}");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(list_status(&s, &token).await, 401, "an expired token");
 }
