@@ -323,3 +323,11 @@ END;
 CREATE TRIGGER credential_epoch_tokens_delete AFTER DELETE ON tokens BEGIN
     UPDATE credential_epoch SET n = n + 1;
 END;
+
+-- migration: 5
+
+-- The containment seeks (subnets::holders, subnets::overlapping) find a subnet in this index by its start and
+-- last address, then tested its length and read its group from the table row: with both in the index, finding
+-- where an address lives (`GET /api/v1/ip/{ip}`, search/ip status) reads no subnet row at all.
+DROP INDEX subnets_org;
+CREATE INDEX subnets_org ON subnets (org_id, net_start, family, net_end, prefix, group_id);

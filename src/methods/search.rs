@@ -66,11 +66,11 @@ pub fn ip(ctx: &Ctx, p: IpParams) -> Result<Value> {
 /// the one that answers is the most specific holding a record for it, else the most specific, else the lowest id.
 /// `status`: `assigned` (it has a record there: `host`), `unusable` (network, broadcast or subnet-router anycast
 /// address), `dhcp` (inside an active range: `dhcp_range`), `available`, or `unmanaged` (no subnet contains it).
-/// One statement reads the containing subnets with their records and each one's record for the address; the
-/// subnet's ranges are read when the address has no record there. `brief`: no `network` beside a `host`, so the
-/// records of subnets holding one are not built.
+/// One statement reads the containing subnets and each one's record for the address; the answering subnet's record
+/// (`network`) is read by id, and its ranges when the address has no record there. `brief`: no `network` beside a
+/// `host`.
 fn status(ctx: &Ctx, ip: IpAddr, group: &Patch<i64>, brief: bool) -> Result<Value> {
-    let mut holders = subnets::holders(ctx, ip, !brief)?;
+    let mut holders = subnets::holders(ctx, ip)?;
     if let Some(gid) = group_filter(group) {
         holders.retain(|h| h.subnet.group == gid);
     }
@@ -80,13 +80,10 @@ fn status(ctx: &Ctx, ip: IpAddr, group: &Patch<i64>, brief: bool) -> Result<Valu
         return Ok(out);
     }
     let answering = holders.iter().position(|h| h.address.is_some()).unwrap_or(0);
-    let subnets::Holder {
-        subnet,
-        record,
-        address,
-    } = holders.swap_remove(answering);
+    let subnets::Holder { subnet, address } = holders.swap_remove(answering);
     let key = net::key(ip);
-    if let Some(mut record) = record {
+    if !(brief && address.is_some()) {
+        let mut record = subnets::get_record(ctx, subnet.id)?;
         record["match"] = json!(match_of(&subnet, key, key));
         out["network"] = record;
     }

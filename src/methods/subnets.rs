@@ -52,6 +52,9 @@ impl Subnet {
 /// The columns [`subnet_of`] reads, from a subnets table aliased `t`.
 pub const SUBNET_COLS: &str = "t.id, t.group_id, t.family, t.net_start, t.prefix";
 
+/// How many columns [`SUBNET_COLS`] names.
+const SUBNET_COLUMNS: usize = 5;
+
 /// Reads [`SUBNET_COLS`] at column `at`.
 pub fn subnet_of(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Subnet> {
     let family: i64 = r.get(at + 2)?;
@@ -128,40 +131,34 @@ pub fn overlapping_records(ctx: &Ctx, v4: bool, lo: u128, hi: u128, order: Order
     Ok(found)
 }
 
-/// A subnet containing an address, with its record (unless not asked for) and its address record for that
-/// address, if any (whose `fields` [`addresses::with_fields`] fills in).
+/// A subnet containing an address, with its address record for that address, if any (whose `fields`
+/// [`addresses::with_fields`] fills in).
 pub struct Holder {
     pub subnet: Subnet,
-    pub record: Option<Value>,
     pub address: Option<Value>,
 }
 
-/// The subnets of the caller's org that contain `ip`, most specific first (then by id), each with its record and
-/// its address record for `ip`: one statement answers where an address lives (`search/ip` with `status`). A
-/// subnet contains the address only if it starts where the enclosing block of its length starts, so this is
-/// [`overlap_sql`]'s first part alone, with `net_start` allowed to equal the address. Without `records_with_address`
-/// the record of a subnet that holds an address record for `ip` is not built.
-pub fn holders(ctx: &Ctx, ip: IpAddr, records_with_address: bool) -> Result<Vec<Holder>> {
+/// The subnets of the caller's org that contain `ip`, most specific first (then by id), each with its address record
+/// for `ip`: one statement answers where an address lives (`search/ip` with `status`). A subnet contains the address
+/// only if it starts where the enclosing block of its length starts, so this is [`overlap_sql`]'s first part alone,
+/// with `net_start` allowed to equal the address. Subnet records are not built: of all the holders, a reply shows at
+/// most the one that answers ([`get_record`]).
+pub fn holders(ctx: &Ctx, ip: IpAddr) -> Result<Vec<Holder>> {
     let sql = cached_sql!(format!(
-        "SELECT {}, {} FROM subnet_prefixes p CROSS JOIN subnets t LEFT JOIN users m ON m.id = t.modby_id
+        "SELECT {SUBNET_COLS}, {} FROM subnet_prefixes p CROSS JOIN subnets t
            LEFT JOIN addresses a ON a.subnet_id = t.id AND a.ip = ?3 LEFT JOIN users am ON am.id = a.modby_id
          WHERE p.org_id = ?1 AND p.family = ?2 AND t.org_id = ?1 AND t.net_start = net_floor(?3, ?2, p.prefix)
            AND t.family = ?2 AND t.net_end >= ?4 AND t.prefix = p.prefix",
-        columns(),
         addresses::columns_of("a", "t", "am")
     ));
     let k = net::key(ip);
     let mut found = overlapping_rows(ctx, sql, ip.is_ipv4(), k, k, |r| {
-        let address = match r.get::<_, Option<i64>>(RECORD_COLUMNS)? {
-            Some(_) => Some(addresses::record_at(r, RECORD_COLUMNS)?),
+        let address = match r.get::<_, Option<i64>>(SUBNET_COLUMNS)? {
+            Some(_) => Some(addresses::record_at(r, SUBNET_COLUMNS)?),
             None => None,
         };
-        let record = (address.is_none() || records_with_address)
-            .then(|| record(r))
-            .transpose()?;
         Ok(Holder {
             subnet: subnet_of(r, 0)?,
-            record,
             address,
         })
     })?;
@@ -395,16 +392,13 @@ pub fn adjust(ctx: &Ctx, s: &Subnet, k: u128, added: bool) -> Result<()> {
     }
 }
 
-/// The columns [`record`] reads: [`RECORD_COLUMNS`] of them.
+/// The columns [`record`] reads.
 fn columns() -> &'static str {
     cached_sql!(format!(
         "{SUBNET_COLS}, t.name, t.description, t.domain, t.vlan_id, t.location, t.used, t.taken, {}",
         stamp_cols("t", "m")
     ))
 }
-
-/// How many columns [`columns`] names: where the columns a statement selects after them start.
-const RECORD_COLUMNS: usize = 18;
 
 const FROM: &str = "subnets t LEFT JOIN users m ON m.id = t.modby_id";
 
