@@ -4,7 +4,7 @@
 //! transaction: readers see the old data until it commits and the new data after, never a mix, and a crash leaves
 //! the old data whole. A safety backup of the live data is taken first.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use rusqlite::types::Value as SqlValue;
@@ -72,27 +72,49 @@ fn integrity(path: &Path) -> (bool, String) {
     }
 }
 
-/// Writes an online backup of the live database under a new, unique name.
+/// Writes an online backup of the live database under a new, unique name, as one self-contained file. The copy is
+/// written and synced under a hidden name (never listed, never a valid backup name) and renamed to its own only when
+/// complete, so a crash mid-backup never leaves a partial file that looks like a backup.
 fn create(ctx: &Ctx) -> Result<(String, PathBuf)> {
     let dir = dir(ctx)?;
-    let stamp = time::compact(ctx.now);
+    let unavailable = |e: std::io::Error| Error::new(Code::Unavailable, format!("cannot write a backup: {e}"));
+    let partial = dir.join(format!(".ipam-backup-{}.partial", ctx.respid));
+    // A copy of a WAL database is marked WAL too: made a rollback-journal file, it is one self-contained file, and
+    // opening it (verify, restore) leaves no -wal and -shm files beside it.
+    let written = Connection::open(ctx.app.store.path())
+        .and_then(|live| live.backup(rusqlite::MAIN_DB, &partial, None))
+        .and_then(|()| Connection::open(&partial)?.pragma_update(None, "journal_mode", "DELETE"))
+        .map_err(Error::from)
+        .and_then(|()| File::open(&partial).and_then(|f| f.sync_all()).map_err(unavailable));
+    let named = written.and_then(|()| name_backup(&dir, &partial, &time::compact(ctx.now)));
+    if named.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    named
+}
+
+/// Gives the complete backup at `partial` the first free name of its second: the name is reserved with
+/// `create_new` (two backups in one second never share one) and the empty reservation replaced by the backup in
+/// one rename.
+fn name_backup(dir: &Path, partial: &Path, stamp: &str) -> Result<(String, PathBuf)> {
+    let unavailable = |e: std::io::Error| Error::new(Code::Unavailable, format!("cannot write a backup: {e}"));
     for n in 1..1000 {
         let name = match n {
             1 => format!("ipam-backup-{stamp}.db"),
             n => format!("ipam-backup-{stamp}-{n}.db"),
         };
         let path = dir.join(&name);
-        // create_new reserves the name atomically, so two backups in one second never share a file.
         match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Error::new(Code::Unavailable, format!("cannot write a backup: {e}"))),
+            Err(e) => return Err(unavailable(e)),
         }
-        let live = Connection::open(ctx.app.store.path())?;
-        if let Err(e) = live.backup(rusqlite::MAIN_DB, &path, None) {
+        if let Err(e) = std::fs::rename(partial, &path) {
             let _ = std::fs::remove_file(&path);
-            return Err(e.into());
+            return Err(unavailable(e));
         }
+        // The rename itself is on disk once the directory is.
+        File::open(dir).and_then(|d| d.sync_all()).map_err(unavailable)?;
         return Ok((name, path));
     }
     Err(Error::new(Code::Conflict, "too many backups in one second"))

@@ -205,6 +205,28 @@ async fn create_list_verify_and_restore_round_trip() {
     );
 }
 
+/// A backup is written under a hidden name and appears under its own only when complete: after backups (and the
+/// safety backup of a restore) the directory holds exactly the listed backups, and the hidden leftover of a backup
+/// a crash cut short is neither listed nor in the way.
+#[tokio::test]
+async fn a_backup_appears_only_when_complete() {
+    let s = Server::start().await;
+    let c = client(&s, &s.admin_token);
+    let dir = backup_dir(&s);
+    std::fs::create_dir_all(&dir).unwrap();
+    let leftover = ".ipam-backup-0190a1b2c3d4e5f60718293a4b5c6d7e.partial";
+    std::fs::write(dir.join(leftover), b"half a database").unwrap();
+    let name = create(&c).await["name"].as_str().unwrap().to_string();
+    let restored = c.ok(Method::POST, &format!("/backups/{name}/restore"), None, 200).await;
+    let safety = restored["safety_backup"].as_str().unwrap().to_string();
+    assert_eq!(listed(&c).await, BTreeSet::from([name.clone(), safety.clone()]));
+    assert_eq!(
+        files(&dir),
+        BTreeSet::from([name, safety, leftover.to_string()]),
+        "only complete backups (and the old leftover) are in the directory"
+    );
+}
+
 #[tokio::test]
 async fn backups_in_one_second_get_distinct_names() {
     let s = Server::start().await;
