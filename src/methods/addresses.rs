@@ -636,6 +636,19 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
 
 /// A record from the [`columns_of`] that start at column `at`.
 pub fn record_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Value> {
+    let mut o = fields_at(r, at)?;
+    stamps(r, at + 12, &mut o)?;
+    Ok(Value::Object(o))
+}
+
+/// [`record_at`] without the stamps of its last change (`userid`, `modifiedat`, `user`, `email`, `realname`,
+/// `created`): the record as the REST API shows it (`search/ip` `brief`).
+pub fn brief_record_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Value> {
+    fields_at(r, at).map(Value::Object)
+}
+
+/// The fields of a record but its stamps, in the order records show them.
+fn fields_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Map<String, Value>> {
     let v4 = r.get::<_, i64>(at + 2)? == 4;
     let key = |i: usize| -> rusqlite::Result<u128> {
         let b: Vec<u8> = r.get(at + i)?;
@@ -661,8 +674,7 @@ pub fn record_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Value> {
     // `null` until [`with_fields`] fills in the values this record has.
     let has_values: bool = r.get(at + 20)?;
     o.insert("fields".into(), if has_values { Value::Null } else { json!({}) });
-    stamps(r, at + 12, &mut o)?;
-    Ok(Value::Object(o))
+    Ok(o)
 }
 
 /// Fills in the field values of each record that has some (see [`record`]).

@@ -48,7 +48,8 @@ impl Params for IpParams {
 /// For a block: the subnets overlapping it, each with `match` (contains / equal / within), and the records and
 /// ranges inside or overlapping it. `group` keeps only the direct members of that group (`0`/`""`: top level).
 /// With `status` (an address only): what the address is in the one subnet that answers for it (see [`status`]);
-/// with `brief` as well, an assigned address is answered without the subnet's record (the REST shape).
+/// with `brief` as well, an assigned address is answered without the subnet's record and its record without the
+/// stamps of its last change (what the REST shape shows).
 pub fn ip(ctx: &Ctx, p: IpParams) -> Result<Value> {
     if let Patch::Set(g) = p.group {
         groups::exists(ctx, g)?;
@@ -67,10 +68,10 @@ pub fn ip(ctx: &Ctx, p: IpParams) -> Result<Value> {
 /// `status`: `assigned` (it has a record there: `host`), `unusable` (network, broadcast or subnet-router anycast
 /// address), `dhcp` (inside an active range: `dhcp_range`), `available`, or `unmanaged` (no subnet contains it).
 /// One statement reads the containing subnets and each one's record for the address; the answering subnet's record
-/// (`network`) is read by id, and its ranges when the address has no record there. `brief`: no `network` beside a
-/// `host`.
+/// (`network`) is read by id, and its ranges when the address has no record there. `brief`: what the REST status
+/// shape shows, no `network` beside a `host` and no stamps in the `host`.
 fn status(ctx: &Ctx, ip: IpAddr, group: &Patch<i64>, brief: bool) -> Result<Value> {
-    let mut holders = subnets::holders(ctx, ip)?;
+    let mut holders = subnets::holders(ctx, ip, brief)?;
     if let Some(gid) = group_filter(group) {
         holders.retain(|h| h.subnet.group == gid);
     }

@@ -142,8 +142,9 @@ pub struct Holder {
 /// for `ip`: one statement answers where an address lives (`search/ip` with `status`). A subnet contains the address
 /// only if it starts where the enclosing block of its length starts, so this is [`overlap_sql`]'s first part alone,
 /// with `net_start` allowed to equal the address. Subnet records are not built: of all the holders, a reply shows at
-/// most the one that answers ([`get_record`]).
-pub fn holders(ctx: &Ctx, ip: IpAddr) -> Result<Vec<Holder>> {
+/// most the one that answers ([`get_record`]). `brief`: address records without their stamps
+/// ([`addresses::brief_record_at`]).
+pub fn holders(ctx: &Ctx, ip: IpAddr, brief: bool) -> Result<Vec<Holder>> {
     let sql = cached_sql!(format!(
         "SELECT {SUBNET_COLS}, {} FROM subnet_prefixes p CROSS JOIN subnets t
            LEFT JOIN addresses a ON a.subnet_id = t.id AND a.ip = ?3 LEFT JOIN users am ON am.id = a.modby_id
@@ -154,6 +155,7 @@ pub fn holders(ctx: &Ctx, ip: IpAddr) -> Result<Vec<Holder>> {
     let k = net::key(ip);
     let mut found = overlapping_rows(ctx, sql, ip.is_ipv4(), k, k, |r| {
         let address = match r.get::<_, Option<i64>>(SUBNET_COLUMNS)? {
+            Some(_) if brief => Some(addresses::brief_record_at(r, SUBNET_COLUMNS)?),
             Some(_) => Some(addresses::record_at(r, SUBNET_COLUMNS)?),
             None => None,
         };
