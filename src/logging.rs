@@ -145,9 +145,14 @@ impl Visit for Fields<'_, '_> {
         self.field(field, |w| w.write_str(if value { "true" } else { "false" }));
     }
 
-    /// Durations in milliseconds: microseconds are plenty.
+    /// Durations in milliseconds: microseconds are plenty. Written as integers (as `{:.3}` would write them, for the
+    /// values a duration takes), which costs a fraction of float formatting on every request's line.
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.field(field, |w| write!(w, "{value:.3}"));
+        if !(0.0..1e15).contains(&value) {
+            return self.field(field, |w| write!(w, "{value:.3}"));
+        }
+        let thousandths = (value * 1000.0).round() as u64;
+        self.field(field, |w| write!(w, "{}.{:03}", thousandths / 1000, thousandths % 1000));
     }
 
     /// The message and `%value` fields (whose `Debug` is their `Display`), and anything else by `Debug`.
@@ -214,6 +219,26 @@ mod tests {
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
+        }
+    }
+
+    #[test]
+    fn durations_are_written_to_the_microsecond_as_float_formatting_would() {
+        for ms in [
+            0.0,
+            0.0004,
+            0.3358,
+            1.0,
+            2.5,
+            17.0426,
+            999.9996,
+            123_456.789,
+            1e16,
+            -1.5,
+        ] {
+            let line = line_of(|| tracing::info!(ms, "request"));
+            let written = line.rsplit("ms=").next().unwrap().trim_end();
+            assert_eq!(written, format!("{ms:.3}"), "{line}");
         }
     }
 
