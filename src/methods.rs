@@ -93,16 +93,47 @@ pub fn stamp_cols(t: &str, m: &str) -> String {
     format!("{t}.modby_id, {t}.modifiedat, {t}.modby_name, {m}.email, {m}.realname, {t}.created")
 }
 
-/// Adds the stamps read from [`stamp_cols`] at column `at` onwards, in the seed's order: `userid`, `modifiedat`,
-/// `user`, `email`, `realname`, then `created`.
+/// The names of the stamps, in the seed's order.
+pub const STAMPS: [&str; 6] = ["userid", "modifiedat", "user", "email", "realname", "created"];
+
+/// Adds the stamps read from [`stamp_cols`] at column `at` onwards, named as [`STAMPS`].
 pub fn stamps(r: &Row, at: usize, out: &mut Map<String, Value>) -> rusqlite::Result<()> {
-    out.insert("userid".into(), json!(r.get::<_, Option<i64>>(at)?));
-    out.insert("modifiedat".into(), json!(r.get::<_, i64>(at + 1)?));
-    out.insert("user".into(), json!(r.get::<_, String>(at + 2)?));
-    out.insert("email".into(), json!(r.get::<_, Option<String>>(at + 3)?));
-    out.insert("realname".into(), json!(r.get::<_, Option<String>>(at + 4)?));
-    out.insert("created".into(), json!(r.get::<_, i64>(at + 5)?));
+    for (name, value) in STAMPS.into_iter().zip(stamp_values(r, at)?) {
+        out.insert(name.into(), value);
+    }
     Ok(())
+}
+
+/// The values of [`STAMPS`], read from [`stamp_cols`] at column `at` onwards.
+pub fn stamp_values(r: &Row, at: usize) -> rusqlite::Result<[Value; 6]> {
+    Ok([
+        json!(r.get::<_, Option<i64>>(at)?),
+        json!(r.get::<_, i64>(at + 1)?),
+        json!(r.get::<_, String>(at + 2)?),
+        json!(r.get::<_, Option<String>>(at + 3)?),
+        json!(r.get::<_, Option<String>>(at + 4)?),
+        json!(r.get::<_, i64>(at + 5)?),
+    ])
+}
+
+/// The names of a kind of record, in order, as a map built once: a record is a copy of it with the values put in
+/// place, so no name is hashed per record (each insert into a `serde_json` map hashes its key with SipHash; a copy
+/// of the map copies its hash table).
+pub struct Shape(Map<String, Value>);
+
+impl Shape {
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Shape {
+        Shape(names.into_iter().map(|n| (n.to_string(), Value::Null)).collect())
+    }
+
+    /// A record of this shape with `values` in the order of its names; a name without a value stays `null`.
+    pub fn record(&self, values: impl IntoIterator<Item = Value>) -> Map<String, Value> {
+        let mut record = self.0.clone();
+        for (slot, value) in record.values_mut().zip(values) {
+            *slot = value;
+        }
+        record
+    }
 }
 
 /// The reply of a delete: one `{id, deleted}` record per deleted id.
@@ -248,6 +279,23 @@ pub fn like_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shape_puts_values_under_its_names_in_order() {
+        let shape = Shape::new(["id", "name", "fields"]);
+        let r = shape.record([json!(7), json!("a")]);
+        assert_eq!(Value::Object(r.clone()), json!({"id": 7, "name": "a", "fields": null}));
+        assert_eq!(r.keys().collect::<Vec<_>>(), ["id", "name", "fields"]);
+        let mut again = shape.record([json!(8), json!("b"), json!({})]);
+        again.insert("extra".into(), json!(true));
+        assert_eq!(again["fields"], json!({}));
+        assert_eq!(
+            again.get("extra"),
+            Some(&json!(true)),
+            "a copy's hash table finds keys added later"
+        );
+        assert_eq!(shape.record([]).len(), 3, "the shape itself is unchanged");
+    }
 
     #[test]
     fn names_are_unique_and_well_formed() {

@@ -5,6 +5,7 @@
 //! between records and active DHCP ranges ([`subnets::with_taken`]), never by enumerating a subnet.
 
 use std::net::IpAddr;
+use std::sync::LazyLock;
 
 use ipnet::IpNet;
 use rusqlite::types::Type;
@@ -14,7 +15,7 @@ use serde_json::{json, Map, Value};
 use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
 use crate::methods::subnets::{self, Subnet};
-use crate::methods::{deleted, fields, like_escape, list_reply, stamp_cols, stamps, List, Paging};
+use crate::methods::{deleted, fields, like_escape, list_reply, stamp_cols, stamp_values, List, Paging, Shape, STAMPS};
 use crate::net;
 use crate::params::{as_bool, Data, IdParam, Params, Patch};
 use crate::store::cached_sql;
@@ -634,21 +635,40 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
     record_at(r, 0)
 }
 
+/// The names of a record's fields before its stamps, in order.
+const FIELDS: [&str; 13] = [
+    "id",
+    "subnet",
+    "network",
+    "ip",
+    "hostname",
+    "cname",
+    "mac_address",
+    "status",
+    "is_assigned",
+    "last_seen",
+    "discovery_source",
+    "description",
+    "fields",
+];
+
+static RECORD: LazyLock<Shape> = LazyLock::new(|| Shape::new(FIELDS.into_iter().chain(STAMPS)));
+static BRIEF_RECORD: LazyLock<Shape> = LazyLock::new(|| Shape::new(FIELDS));
+
 /// A record from the [`columns_of`] that start at column `at`.
 pub fn record_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Value> {
-    let mut o = fields_at(r, at)?;
-    stamps(r, at + 12, &mut o)?;
-    Ok(Value::Object(o))
+    let values = fields_at(r, at)?.into_iter().chain(stamp_values(r, at + 12)?);
+    Ok(Value::Object(RECORD.record(values)))
 }
 
 /// [`record_at`] without the stamps of its last change (`userid`, `modifiedat`, `user`, `email`, `realname`,
 /// `created`): the record as the REST API shows it (`search/ip` `brief`).
 pub fn brief_record_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Value> {
-    fields_at(r, at).map(Value::Object)
+    Ok(Value::Object(BRIEF_RECORD.record(fields_at(r, at)?)))
 }
 
-/// The fields of a record but its stamps, in the order records show them.
-fn fields_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Map<String, Value>> {
+/// The values of a record's [`FIELDS`].
+fn fields_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<[Value; 13]> {
     let v4 = r.get::<_, i64>(at + 2)? == 4;
     let key = |i: usize| -> rusqlite::Result<u128> {
         let b: Vec<u8> = r.get(at + i)?;
@@ -658,23 +678,23 @@ fn fields_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Map<String, Value
     let block = IpNet::new(net::from_key(key(18)?, v4), r.get(at + 19)?)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(at + 19, Type::Integer, Box::new(e)))?;
     let text = |i: usize| r.get::<_, Option<String>>(at + i);
-    let mut o = Map::with_capacity(24);
-    o.insert("id".into(), json!(r.get::<_, i64>(at)?));
-    o.insert("subnet".into(), json!(r.get::<_, i64>(at + 1)?));
-    o.insert("network".into(), json!(net::net_text(&block)));
-    o.insert("ip".into(), json!(net::ip_text(net::from_key(key(3)?, v4))));
-    o.insert("hostname".into(), json!(text(4)?));
-    o.insert("cname".into(), json!(text(5)?));
-    o.insert("mac_address".into(), json!(text(6)?));
-    o.insert("status".into(), json!(r.get::<_, String>(at + 7)?));
-    o.insert("is_assigned".into(), json!(r.get::<_, bool>(at + 8)?));
-    o.insert("last_seen".into(), json!(r.get::<_, Option<i64>>(at + 9)?));
-    o.insert("discovery_source".into(), json!(text(10)?));
-    o.insert("description".into(), json!(text(11)?));
     // `null` until [`with_fields`] fills in the values this record has.
     let has_values: bool = r.get(at + 20)?;
-    o.insert("fields".into(), if has_values { Value::Null } else { json!({}) });
-    Ok(o)
+    Ok([
+        json!(r.get::<_, i64>(at)?),
+        json!(r.get::<_, i64>(at + 1)?),
+        json!(net::net_text(&block)),
+        json!(net::ip_text(net::from_key(key(3)?, v4))),
+        json!(text(4)?),
+        json!(text(5)?),
+        json!(text(6)?),
+        json!(r.get::<_, String>(at + 7)?),
+        json!(r.get::<_, bool>(at + 8)?),
+        json!(r.get::<_, Option<i64>>(at + 9)?),
+        json!(text(10)?),
+        json!(text(11)?),
+        if has_values { Value::Null } else { json!({}) },
+    ])
 }
 
 /// Fills in the field values of each record that has some (see [`record`]).
