@@ -474,7 +474,9 @@ fn authenticate_envelope(
     let now = store::now();
     stamps.now = now;
     let remembered = match (&ud, &who) {
-        (Some(ud), Some(who)) => Some((app.auth.envelope_key(&appkey, who, &ud.sha1), credential_epoch(tx)?)),
+        (Some(ud), Some(who)) => {
+            credential_epoch(tx)?.map(|epoch| (app.auth.envelope_key(&appkey, who, &ud.sha1), epoch))
+        }
         _ => None,
     };
     // The same credentials succeeded at this credential epoch: every check below would pass again but the
@@ -589,8 +591,11 @@ fn authenticate_envelope(
 }
 
 /// The `credential_epoch` of the call's transaction: remembered callers read at another one are not trusted.
-fn credential_epoch(tx: &Tx) -> Result<i64> {
-    Ok(tx.query_row("SELECT n FROM credential_epoch", [], |r| r.get(0))?)
+/// `None` if the table has lost its row: then nothing is remembered or trusted, and every call is checked in full.
+fn credential_epoch(tx: &Tx) -> Result<Option<i64>> {
+    Ok(tx
+        .query_row("SELECT n FROM credential_epoch", [], |r| r.get(0))
+        .optional()?)
 }
 
 fn known(caller: &Caller, expires: Option<i64>, stamp_id: i64) -> Known {
@@ -635,7 +640,7 @@ fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, stamps: &mut Stam
     stamps.now = now;
     let (key, epoch) = (CallerKey::Token(digest), credential_epoch(tx)?);
     // The same token succeeded at this credential epoch: only its expiry is checked again.
-    if let Some((known, stamp)) = app.auth.recall(&key, epoch, now) {
+    if let Some((known, stamp)) = epoch.and_then(|epoch| app.auth.recall(&key, epoch, now)) {
         if known.expires.is_some_and(|e| e <= now) {
             return Err(invalid());
         }
@@ -676,8 +681,10 @@ fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, stamps: &mut Stam
         level: Level::parse(&user.level).unwrap_or(Level::Readonly),
         application: format!("token:{prefix}"),
     };
-    let stamped = if touch { Some(now) } else { lastused };
-    app.auth
-        .remember(key, known(&caller, expires, token_id), epoch, stamped);
+    if let Some(epoch) = epoch {
+        let stamped = if touch { Some(now) } else { lastused };
+        app.auth
+            .remember(key, known(&caller, expires, token_id), epoch, stamped);
+    }
     Ok(caller)
 }

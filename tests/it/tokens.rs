@@ -220,3 +220,18 @@ async fn a_remembered_token_expires_on_time_and_is_stamped() {
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert_eq!(list_status(&s, &token).await, 401, "an expired token");
 }
+
+/// Without its `credential_epoch` row (a damaged or hand-edited database) nothing is remembered: every call is
+/// checked in full, so tokens still work and a deleted one is refused at once.
+#[tokio::test]
+async fn without_the_epoch_row_every_call_is_checked_in_full() {
+    let s = Server::start().await;
+    let db = rusqlite::Connection::open(s.app.store.path()).unwrap();
+    db.execute("DELETE FROM credential_epoch", []).unwrap();
+    let (token, id) = s.new_token(&s.admin, "no epoch").await;
+    assert_eq!(list_status(&s, &token).await, 200);
+    assert_eq!(list_status(&s, &token).await, 200);
+    db.execute("DELETE FROM tokens WHERE id = ?1", [id]).unwrap();
+    assert_eq!(list_status(&s, &token).await, 401);
+    s.ok(&s.admin, "userdata", json!({})).await;
+}
