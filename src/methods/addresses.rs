@@ -625,7 +625,7 @@ pub fn available(ctx: &Ctx, p: AvailableParams) -> Result<Value> {
         .map_err(|_| Error::internal(format!("subnet {}: bad taken count", s.id)))?;
     Ok(json!({
         "subnet": s.id,
-        "network": s.net.to_string(),
+        "network": net::net_text(&s.net),
         "total_available": net::usable_count(&s.net).saturating_sub(taken),
         "addresses": free.into_iter().map(|k| net::ip_text(s.addr(k))).collect::<Vec<_>>(),
     }))

@@ -52,8 +52,20 @@ impl Subnet {
 /// The columns [`subnet_of`] reads, from a subnets table aliased `t`.
 pub const SUBNET_COLS: &str = "t.id, t.group_id, t.family, t.net_start, t.prefix";
 
-/// How many columns [`SUBNET_COLS`] names.
-const SUBNET_COLUMNS: usize = 5;
+/// How many columns [`SUBNET_COLS`] names: where the columns a statement selects after them start.
+const SUBNET_COLUMNS: usize = column_count(SUBNET_COLS);
+
+/// The number of columns in a list of plain column names (no commas inside a column).
+const fn column_count(cols: &str) -> usize {
+    let (bytes, mut i, mut n) = (cols.as_bytes(), 0, 1);
+    while i < bytes.len() {
+        if bytes[i] == b',' {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
 
 /// Reads [`SUBNET_COLS`] at column `at`.
 pub fn subnet_of(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Subnet> {
@@ -140,16 +152,15 @@ pub struct Holder {
 
 /// The subnets of the caller's org that contain `ip`, most specific first (then by id), each with its address record
 /// for `ip`: one statement answers where an address lives (`search/ip` with `status`). A subnet contains the address
-/// only if it starts where the enclosing block of its length starts, so this is [`overlap_sql`]'s first part alone,
-/// with `net_start` allowed to equal the address. Subnet records are not built: of all the holders, a reply shows at
+/// only if it starts where the enclosing block of its length starts ([`ENCLOSING`], [`overlap_sql`]'s first part
+/// with `net_start` allowed to equal the address). Subnet records are not built: of all the holders, a reply shows at
 /// most the one that answers ([`get_record`]). `brief`: address records without their stamps
 /// ([`addresses::brief_record_at`]).
 pub fn holders(ctx: &Ctx, ip: IpAddr, brief: bool) -> Result<Vec<Holder>> {
     let sql = cached_sql!(format!(
         "SELECT {SUBNET_COLS}, {} FROM subnet_prefixes p CROSS JOIN subnets t
            LEFT JOIN addresses a ON a.subnet_id = t.id AND a.ip = ?3 LEFT JOIN users am ON am.id = a.modby_id
-         WHERE p.org_id = ?1 AND p.family = ?2 AND t.org_id = ?1 AND t.net_start = net_floor(?3, ?2, p.prefix)
-           AND t.family = ?2 AND t.net_end >= ?4 AND t.prefix = p.prefix",
+         WHERE {ENCLOSING}",
         addresses::columns_of("a", "t", "am")
     ));
     let k = net::key(ip);
@@ -185,6 +196,12 @@ fn overlapping_rows<T>(
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// The subnets `t` of the caller's org (`?1`) and family (`?2`) that start where the enclosing block of their length
+/// (`subnet_prefixes p`) around key `?3` starts and reach `?4`: those that contain the range `?3..=?4`.
+const ENCLOSING: &str =
+    "p.org_id = ?1 AND p.family = ?2 AND t.org_id = ?1 AND t.net_start = net_floor(?3, ?2, p.prefix)
+           AND t.family = ?2 AND t.net_end >= ?4 AND t.prefix = p.prefix";
+
 /// The statement that reads `cols` (of subnets `t` and `m`, the user who last changed it) from the subnets of the
 /// caller's org (`?1`) and family (`?2`) that overlap the key range `?3..=?4` of an address or a CIDR block, by index
 /// seeks only. A subnet starting before the range overlaps it only by containing it, so it starts where the
@@ -195,8 +212,7 @@ fn overlapping_rows<T>(
 fn overlap_sql(cols: &str) -> String {
     format!(
         "SELECT {cols} FROM subnet_prefixes p CROSS JOIN subnets t LEFT JOIN users m ON m.id = t.modby_id
-         WHERE p.org_id = ?1 AND p.family = ?2 AND t.org_id = ?1 AND t.net_start = net_floor(?3, ?2, p.prefix)
-           AND t.family = ?2 AND t.net_end >= ?4 AND t.prefix = p.prefix AND t.net_start < ?3
+         WHERE {ENCLOSING} AND t.net_start < ?3
          UNION ALL
          SELECT {cols} FROM subnets t LEFT JOIN users m ON m.id = t.modby_id
          WHERE t.org_id = ?1 AND t.net_start >= ?3 AND t.net_start <= ?4 AND t.family = ?2"
