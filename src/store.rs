@@ -90,21 +90,7 @@ impl Store {
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
             c.busy_timeout(Duration::from_secs(5))?;
             c.set_prepared_statement_cache_capacity(256);
-            // `rarray(?)`: a list parameter joined like a table (see `dhcpranges::overlapping`).
-            rusqlite::vtab::array::load_module(c)?;
-            // `net_floor(key, family, prefix)`: the block start `subnets::overlapping` seeks, per prefix in use.
-            c.create_scalar_function(
-                "net_floor",
-                3,
-                FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_DIRECTONLY,
-                |f| {
-                    let key = f.get_raw(0).as_blob().ok().and_then(net::bytes_key);
-                    let (family, prefix) = (f.get::<i64>(1)?, f.get::<u32>(2)?);
-                    Ok(key
-                        .and_then(|k| net::block_start(k, family == 4, prefix))
-                        .map(net::key_bytes))
-                },
-            )?;
+            add_functions(c)?;
             // FULL: an acknowledged change is on disk before the answer leaves. An 8 MB page cache (SQLite's default
             // is 2 MB) keeps the subnets and their index cached while lookups read random record pages.
             c.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -8192;")
@@ -325,6 +311,25 @@ fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Value>> {
         return results.iter().map(|_| Err(e.clone())).collect();
     }
     results
+}
+
+/// What the handlers' SQL uses besides SQLite's own: `rarray(?)`, a list parameter joined like a table (see
+/// `dhcpranges::overlapping`), and `net_floor(key, family, prefix)`, the block start `subnets::overlapping` seeks,
+/// per prefix in use.
+pub(crate) fn add_functions(c: &Connection) -> rusqlite::Result<()> {
+    rusqlite::vtab::array::load_module(c)?;
+    c.create_scalar_function(
+        "net_floor",
+        3,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_DIRECTONLY,
+        |f| {
+            let key = f.get_raw(0).as_blob().ok().and_then(net::bytes_key);
+            let (family, prefix) = (f.get::<i64>(1)?, f.get::<u32>(2)?);
+            Ok(key
+                .and_then(|k| net::block_start(k, family == 4, prefix))
+                .map(net::key_bytes))
+        },
+    )
 }
 
 /// Applies the full-text changes the triggers queued in `addresses_fts_pending` (schema.sql, migration 3) to

@@ -36,11 +36,18 @@ fn columns() -> &'static str {
 /// The columns [`record_at`] reads, of records aliased `t`, their subnets `s` and last modifiers `m`. The last
 /// tells whether the record has field values at all, so [`with_fields`] looks them up only then.
 pub fn columns_of(t: &str, s: &str, m: &str) -> String {
+    format!("{}, {}", brief_columns_of(t, s), stamp_cols(t, m))
+}
+
+/// How many columns [`brief_columns_of`] names: where the stamps of [`columns_of`] start.
+const BRIEF_COLUMNS: usize = 15;
+
+/// The columns [`brief_record_at`] reads: [`columns_of`] up to the stamps, so no modifier is joined.
+pub fn brief_columns_of(t: &str, s: &str) -> String {
     format!(
         "{t}.id, {t}.subnet_id, {s}.family, {t}.ip, {t}.hostname, {t}.cname, {t}.mac_address, {t}.status,
-         {t}.is_assigned, {t}.last_seen, {t}.discovery_source, {t}.description, {stamps}, {s}.net_start, {s}.prefix,
-         EXISTS (SELECT 1 FROM field_values v WHERE v.address_id = {t}.id)",
-        stamps = stamp_cols(t, m)
+         {t}.is_assigned, {t}.last_seen, {t}.discovery_source, {t}.description, {s}.net_start, {s}.prefix,
+         EXISTS (SELECT 1 FROM field_values v WHERE v.address_id = {t}.id)"
     )
 }
 
@@ -657,7 +664,9 @@ static BRIEF_RECORD: LazyLock<Shape> = LazyLock::new(|| Shape::new(FIELDS));
 
 /// A record from the [`columns_of`] that start at column `at`.
 pub fn record_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Value> {
-    let values = fields_at(r, at)?.into_iter().chain(stamp_values(r, at + 12)?);
+    let values = fields_at(r, at)?
+        .into_iter()
+        .chain(stamp_values(r, at + BRIEF_COLUMNS)?);
     Ok(Value::Object(RECORD.record(values)))
 }
 
@@ -675,11 +684,11 @@ fn fields_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<[Value; 13]> {
         net::bytes_key(&b)
             .ok_or_else(|| rusqlite::Error::FromSqlConversionFailure(at + i, Type::Blob, "bad address".into()))
     };
-    let block = IpNet::new(net::from_key(key(18)?, v4), r.get(at + 19)?)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(at + 19, Type::Integer, Box::new(e)))?;
+    let block = IpNet::new(net::from_key(key(12)?, v4), r.get(at + 13)?)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(at + 13, Type::Integer, Box::new(e)))?;
     let text = |i: usize| r.get::<_, Option<String>>(at + i);
     // `null` until [`with_fields`] fills in the values this record has.
-    let has_values: bool = r.get(at + 20)?;
+    let has_values: bool = r.get(at + 14)?;
     Ok([
         json!(r.get::<_, i64>(at)?),
         json!(r.get::<_, i64>(at + 1)?),
@@ -947,6 +956,13 @@ fn days_in_month(year: u32, month: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_brief_columns_are_the_first_of_all_columns() {
+        let brief = brief_columns_of("t", "s");
+        assert_eq!(brief.split(',').count(), BRIEF_COLUMNS);
+        assert!(columns().starts_with(&format!("{brief}, ")));
+    }
 
     #[test]
     fn times_in_every_accepted_form() {

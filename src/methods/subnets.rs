@@ -157,12 +157,7 @@ pub struct Holder {
 /// most the one that answers ([`get_record`]). `brief`: address records without their stamps
 /// ([`addresses::brief_record_at`]).
 pub fn holders(ctx: &Ctx, ip: IpAddr, brief: bool) -> Result<Vec<Holder>> {
-    let sql = cached_sql!(format!(
-        "SELECT {SUBNET_COLS}, {} FROM subnet_prefixes p CROSS JOIN subnets t
-           LEFT JOIN addresses a ON a.subnet_id = t.id AND a.ip = ?3 LEFT JOIN users am ON am.id = a.modby_id
-         WHERE {ENCLOSING}",
-        addresses::columns_of("a", "t", "am")
-    ));
+    let sql = holders_sql(brief);
     let k = net::key(ip);
     let mut found = overlapping_rows(ctx, sql, ip.is_ipv4(), k, k, |r| {
         let address = match r.get::<_, Option<i64>>(SUBNET_COLUMNS)? {
@@ -177,6 +172,25 @@ pub fn holders(ctx: &Ctx, ip: IpAddr, brief: bool) -> Result<Vec<Holder>> {
     })?;
     Order::MostSpecific.sort(&mut found, |h| &h.subnet);
     Ok(found)
+}
+
+/// [`holders`]' statement. `brief` reads each address record from `addresses_brief` (schema.sql, migration 6),
+/// which holds all of the brief record: no table row, no modifier.
+fn holders_sql(brief: bool) -> &'static str {
+    match brief {
+        true => cached_sql!(format!(
+            "SELECT {SUBNET_COLS}, {} FROM subnet_prefixes p CROSS JOIN subnets t
+               LEFT JOIN addresses a INDEXED BY addresses_brief ON a.subnet_id = t.id AND a.ip = ?3
+             WHERE {ENCLOSING}",
+            addresses::brief_columns_of("a", "t")
+        )),
+        false => cached_sql!(format!(
+            "SELECT {SUBNET_COLS}, {} FROM subnet_prefixes p CROSS JOIN subnets t
+               LEFT JOIN addresses a ON a.subnet_id = t.id AND a.ip = ?3 LEFT JOIN users am ON am.id = a.modby_id
+             WHERE {ENCLOSING}",
+            addresses::columns_of("a", "t", "am")
+        )),
+    }
 }
 
 /// Runs a statement over the key range `lo..=hi` of an address or a CIDR block: `?1` the org, `?2` the family, `?3`
@@ -1171,4 +1185,28 @@ fn members_within(ctx: &Ctx, group: Option<i64>, block: &IpNet) -> Result<Vec<Su
         |r| subnet_of(r, 0),
     )?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The brief lookup of where an address lives reads its records from `addresses_brief` alone: a column added to
+    /// the brief record but not to the index would make every lookup read the table row again.
+    #[test]
+    fn the_brief_holders_statement_reads_only_the_covering_index() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::store::migrate(&conn).unwrap();
+        crate::store::add_functions(&conn).unwrap();
+        let plan = |sql: &str| -> String {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt.query_map([1, 4, 0, 0], |r| r.get::<_, String>(3)).unwrap();
+            rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("\n")
+        };
+        let brief = plan(holders_sql(true));
+        assert!(brief.contains("COVERING INDEX addresses_brief"), "{brief}");
+        assert!(!brief.contains("SEARCH am"), "{brief}");
+        let full = plan(holders_sql(false));
+        assert!(!full.contains("addresses_brief"), "{full}");
+    }
 }

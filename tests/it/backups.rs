@@ -626,7 +626,8 @@ async fn a_backup_of_an_older_schema_is_upgraded_on_a_copy_and_restored() {
         .collect();
     let old = rusqlite::Connection::open(&file).unwrap();
     old.execute_batch(&format!(
-        "DROP TABLE credential_epoch; {epoch_triggers}
+        "DROP INDEX addresses_brief;
+         DROP TABLE credential_epoch; {epoch_triggers}
          DROP TABLE subnet_prefixes;
          DROP TRIGGER subnet_prefixes_insert; DROP TRIGGER subnet_prefixes_delete; DROP TRIGGER subnet_prefixes_update;
          DROP TABLE addresses_fts_pending;
