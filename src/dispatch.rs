@@ -68,15 +68,37 @@ pub struct Method {
 }
 
 /// A handler with its decoded parameters, ready to run in a transaction.
-pub type Prepared = Box<dyn FnOnce(&Ctx) -> Result<Value> + Send>;
+pub type Prepared = Box<dyn Bound>;
+
+/// A handler bound to its parameters (see [`call`]).
+pub trait Bound: Send {
+    /// [`Params::resolve`] of the parameters.
+    fn resolve(&mut self, db: &mut Db, caller: &Caller) -> Result<()>;
+    fn run(self: Box<Self>, ctx: &Ctx) -> Result<Value>;
+}
+
+struct Handler<P> {
+    f: fn(&Ctx, P) -> Result<Value>,
+    params: P,
+}
+
+impl<P: Params + Send> Bound for Handler<P> {
+    fn resolve(&mut self, db: &mut Db, caller: &Caller) -> Result<()> {
+        self.params.resolve(db, caller)
+    }
+
+    fn run(self: Box<Self>, ctx: &Ctx) -> Result<Value> {
+        (self.f)(ctx, self.params)
+    }
+}
 
 /// Decodes the parameters of handler `f` and refuses leftovers. Each table line calls this. Decoding (and any slow
-/// work a `Params::decode` does, such as hashing a new password) happens on a database thread before the call
-/// reaches its transaction, so the group-commit writer never waits on it.
+/// work a `Params::decode` or, for a write, `Params::resolve` does, such as hashing a new password) happens on a
+/// database thread before the call reaches its transaction, so the group-commit writer never waits on it.
 pub fn call<P: Params + Send + 'static>(f: fn(&Ctx, P) -> Result<Value>, data: &mut Data) -> Result<Prepared> {
     let params = P::decode(data)?;
     data.finish()?;
-    Ok(Box::new(move |ctx: &Ctx| f(ctx, params)))
+    Ok(Box::new(Handler { f, params }))
 }
 
 /// The credentials a front door collected, not yet checked.
@@ -284,11 +306,14 @@ fn stage(
     Ok(match checked? {
         Checked::NeedsArgon2(check) => Stage::Slow(credentials, data, check),
         Checked::Answered(caller, result) => Stage::Done(caller, result),
-        // Decoded outside the read transaction: a write's decoding may hash a new password.
-        Checked::Write(caller) => match (method.prepare)(&mut data) {
-            Ok(prepared) => Stage::Write(caller, prepared),
-            Err(e) => Stage::Done(caller, Err(e)),
-        },
+        // Decoded and resolved outside the read transaction: a write's decoding may hash a new password.
+        Checked::Write(caller) => {
+            let prepared = (method.prepare)(&mut data).and_then(|mut p| p.resolve(db, &caller).map(|()| p));
+            match prepared {
+                Ok(prepared) => Stage::Write(caller, prepared),
+                Err(e) => Stage::Done(caller, Err(e)),
+            }
+        }
     })
 }
 
@@ -339,7 +364,7 @@ fn run(
         respid,
         method: method.name,
     };
-    prepared(&ctx)
+    prepared.run(&ctx)
 }
 
 fn describe(c: &Caller) -> String {

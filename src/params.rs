@@ -6,11 +6,21 @@
 
 use serde_json::{Map, Value};
 
+use crate::dispatch::Caller;
 use crate::error::{Code, Error, Result};
+use crate::store::Db;
 
 /// A method's parameters, decoded by the dispatcher before the handler runs.
 pub trait Params: Sized {
     fn decode(d: &mut Data) -> Result<Self>;
+
+    /// For a write: work that depends on what the database holds and is too slow for the group-commit writer
+    /// (hashing a new password whose sha1 covers a stored username). Runs on a database thread after the call is
+    /// authenticated and decoded, outside any transaction but the reads it opens, before the call is queued for the
+    /// writer; what it read may change before the handler runs, which must check it. Default: nothing.
+    fn resolve(&mut self, _db: &mut Db, _caller: &Caller) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl Params for () {

@@ -118,7 +118,7 @@ impl Store {
         let conn = pool.get()?;
         let lock = write_lock.clone();
         std::thread::Builder::new()
-            .name("ipamd-writer".into())
+            .name(WRITER_THREAD.into())
             .spawn(move || write_loop(conn, lock, jobs))
             .map_err(|e| Error::internal(format!("cannot start the writer: {e}")))?;
         Ok(Store {
@@ -311,6 +311,15 @@ fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Value>> {
         return results.iter().map(|_| Err(e.clone())).collect();
     }
     results
+}
+
+/// The name of the group-commit writer's thread.
+const WRITER_THREAD: &str = "ipamd-writer";
+
+/// Whether the current thread is the group-commit writer, which must never wait on slow work such as argon2: every
+/// queued write would wait behind it.
+pub fn in_writer() -> bool {
+    std::thread::current().name() == Some(WRITER_THREAD)
 }
 
 /// What the handlers' SQL uses besides SQLite's own: `rarray(?)`, a list parameter joined like a table (see

@@ -5,10 +5,10 @@ use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
 
 use crate::auth;
-use crate::dispatch::{Ctx, Level};
+use crate::dispatch::{Caller, Ctx, Level};
 use crate::error::{Code, Error, Result};
 use crate::params::{Data, OptIdParam, Params, Patch};
-use crate::store::Tx;
+use crate::store::{Db, Tx};
 
 const COLS: &str = "id, username, email, realname, level, disabled, created, lastlogin";
 
@@ -188,6 +188,8 @@ pub struct EditParams {
     email: Option<String>,
     realname: Patch<String>,
     secret: Option<Secret>,
+    /// The argon2id PHC string of `secret` and the id of the user it was made for, by [`EditParams::resolve`].
+    phc: Option<(i64, String)>,
     level: Option<Level>,
     disabled: Option<bool>,
 }
@@ -208,9 +210,34 @@ impl Params for EditParams {
             email: d.str("email")?.map(|e| valid_email(&e)).transpose()?,
             realname: d.patch_str("realname")?,
             secret: Secret::decode(d)?,
+            phc: None,
             level: level_param(d)?,
             disabled: d.bool("disabled")?,
         })
+    }
+
+    /// Hashes a new password before the writer: its sha1 covers the user's name, which only the database knows.
+    /// Nothing is hashed for a user the caller may not change (the handler refuses the call) or that is not there.
+    fn resolve(&mut self, db: &mut Db, caller: &Caller) -> Result<()> {
+        let (Some(secret), Some(id)) = (&self.secret, self.id.or(caller.user_id)) else {
+            return Ok(());
+        };
+        if Some(id) != caller.user_id && caller.level < Level::Admin {
+            return Ok(());
+        }
+        let username: Option<String> = db.read(|tx| {
+            Ok(tx
+                .query_row(
+                    "SELECT username FROM users WHERE id = ?1 AND org_id = ?2",
+                    params![id, caller.org_id],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })?;
+        if let Some(username) = username {
+            self.phc = Some((id, auth::hash_password(&secret.sha1(&username))?));
+        }
+        Ok(())
     }
 }
 
@@ -264,13 +291,15 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
             changed.push("realname");
         }
     }
-    if let Some(secret) = &p.secret {
-        let sha1 = secret.sha1(&username);
+    if p.secret.is_some() {
+        // Hashed by `resolve` for this user (ids are never reused, names never change). Missing only if the user
+        // was not there when the call was resolved: the call answers as if it ran before.
+        let Some((_, phc)) = p.phc.as_ref().filter(|(hashed_for, _)| *hashed_for == id) else {
+            return Err(Error::not_found("user"));
+        };
         // A new PHC string (new salt) is also what invalidates every cached verification of the old password.
-        ctx.tx.execute(
-            "UPDATE users SET phc = ?1 WHERE id = ?2",
-            params![auth::hash_password(&sha1)?, id],
-        )?;
+        ctx.tx
+            .execute("UPDATE users SET phc = ?1 WHERE id = ?2", params![phc, id])?;
         changed.push("password");
     }
     if let Some(level) = p.level {

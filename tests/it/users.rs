@@ -192,6 +192,23 @@ async fn an_admin_edits_other_users() {
     let first = logs["logs"].as_object().unwrap().values().next_back().unwrap().clone();
     assert_eq!(first["changes"]["level"], json!(["standard", "readonly"]));
 
+    // Another user's new password is hashed with that user's name, before the writer (which refuses argon2).
+    s.ok(
+        &s.admin,
+        "org/users/edit",
+        json!({"id": carol.id, "password": "set-by-admin"}),
+    )
+    .await;
+    s.check(&carol, "userdata", json!({}), "auth_failed").await;
+    let carol = carol.with_password("set-by-admin");
+    assert_eq!(s.ok(&carol, "userdata", json!({})).await["user"]["username"], "carol");
+    let hash = sha1_hex("carol", "hashed-by-client");
+    s.ok(&s.admin, "org/users/edit", json!({"id": carol.id, "hash": hash}))
+        .await;
+    s.check(&carol, "userdata", json!({}), "auth_failed").await;
+    let carol = carol.with_password("hashed-by-client");
+    s.ok(&carol, "userdata", json!({})).await;
+
     for (data, code) in [
         (json!({"id": 999, "email": "x@example.org"}), "not_found"),
         (json!({"email": "x@example.org"}), "invalid_params"),
