@@ -6,6 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params_from_iter, Connection, OpenFlags};
@@ -77,6 +78,7 @@ fn integrity(path: &Path) -> (bool, String) {
 /// complete, so a crash mid-backup never leaves a partial file that looks like a backup.
 fn create(ctx: &Ctx) -> Result<(String, PathBuf)> {
     let dir = dir(ctx)?;
+    remove_stale_partials(&dir);
     let unavailable = |e: std::io::Error| Error::new(Code::Unavailable, format!("cannot write a backup: {e}"));
     let partial = dir.join(format!(".ipam-backup-{}.partial", ctx.respid));
     // A copy of a WAL database is marked WAL too: made a rollback-journal file, it is one self-contained file, and
@@ -91,6 +93,31 @@ fn create(ctx: &Ctx) -> Result<(String, PathBuf)> {
         let _ = std::fs::remove_file(&partial);
     }
     named
+}
+
+/// A hidden partial backup unchanged for this long was left by a backup that never finished (a crash): one being
+/// written changes all the time, whichever process writes it (the server, or `ipamd backup create` beside it).
+const STALE_PARTIAL: Duration = Duration::from_secs(3600);
+
+/// Deletes the hidden partial backups (see [`create`]) that nothing has written to for [`STALE_PARTIAL`].
+fn remove_stale_partials(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let partial = name
+            .to_str()
+            .is_some_and(|n| n.starts_with(".ipam-backup-") && n.ends_with(".partial"));
+        let age = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        if partial && age.is_some_and(|a| a > STALE_PARTIAL) && std::fs::remove_file(entry.path()).is_ok() {
+            tracing::info!(file = ?name, "removed a partial backup left by an interrupted backup");
+        }
+    }
 }
 
 /// Gives the complete backup at `partial` the first free name of its second: the name is reserved with
