@@ -336,9 +336,10 @@ CREATE INDEX subnets_org ON subnets (org_id, net_start, family, net_end, prefix,
 
 -- Where an address lives, as the REST API shows it (`GET /api/v1/ip/{ip}`, search/ip status `brief`), found in the
 -- index alone: the `UNIQUE (subnet_id, ip)` seek led to the record's row, a second random page per lookup. This
--- index holds every column of the brief record after its key, so the lookup reads one leaf; the unique index stays
--- as the allocation backstop. It costs a fifth more file and one more index entry per record written (BENCHMARKS.md).
--- A column added to the brief record (addresses::brief_columns_of) must be added here, or the lookup reads the row.
+-- index holds every column of the brief record after its key (the id too: every index entry ends with the rowid),
+-- so the lookup reads one leaf; the unique index stays as the allocation backstop. It costs about 66 MB per million
+-- records and one more index entry per record written (BENCHMARKS.md). A column added to the brief record
+-- (addresses::brief_columns_of) must be added here, or the lookup reads the row (a unit test checks the plan).
 CREATE INDEX addresses_brief ON addresses (
-    subnet_id, ip, id, hostname, cname, mac_address, status, is_assigned, last_seen, discovery_source, description
+    subnet_id, ip, hostname, cname, mac_address, status, is_assigned, last_seen, discovery_source, description
 );

@@ -289,11 +289,11 @@ pub fn digest_bytes(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-/// argon2id PHC string over the client's sha1 (lower-cased). Refused on the group-commit writer's thread (see
-/// [`crate::store::in_writer`]): a handler that hashed there would hold up every queued write for ~20 ms.
+/// argon2id PHC string over the client's sha1 (lower-cased). Refused on the writer's and the database threads
+/// ([`crate::store::on_database_thread`]): hashing there would hold up every queued write, or read, for ~20 ms.
 pub fn hash_password(sha1: &str) -> Result<String> {
-    if crate::store::in_writer() {
-        return Err(Error::internal("argon2 must not run in the group-commit writer"));
+    if crate::store::on_database_thread() {
+        return Err(Error::internal("argon2 must not run on a database thread"));
     }
     let mut salt = [0u8; 16];
     fill_random(&mut salt)?;

@@ -74,6 +74,10 @@ pub type Prepared = Box<dyn Bound>;
 pub trait Bound: Send {
     /// [`Params::resolve`] of the parameters.
     fn resolve(&mut self, db: &mut Db, caller: &Caller) -> Result<()>;
+    /// [`Params::has_slow_work`] of the parameters.
+    fn has_slow_work(&self) -> bool;
+    /// [`Params::slow`] of the parameters.
+    fn slow(&mut self) -> Result<()>;
     fn run(self: Box<Self>, ctx: &Ctx) -> Result<Value>;
 }
 
@@ -87,14 +91,23 @@ impl<P: Params + Send> Bound for Handler<P> {
         self.params.resolve(db, caller)
     }
 
+    fn has_slow_work(&self) -> bool {
+        self.params.has_slow_work()
+    }
+
+    fn slow(&mut self) -> Result<()> {
+        self.params.slow()
+    }
+
     fn run(self: Box<Self>, ctx: &Ctx) -> Result<Value> {
         (self.f)(ctx, self.params)
     }
 }
 
-/// Decodes the parameters of handler `f` and refuses leftovers. Each table line calls this. Decoding (and any slow
-/// work a `Params::decode` or, for a write, `Params::resolve` does, such as hashing a new password) happens on a
-/// database thread before the call reaches its transaction, so the group-commit writer never waits on it.
+/// Decodes the parameters of handler `f` and refuses leftovers. Each table line calls this. Decoding (and, for a
+/// write, `Params::resolve`) happens on a database thread before the call reaches its transaction; a write's slow
+/// work (`Params::slow`, such as hashing a new password) on tokio's blocking pool, so neither the database threads
+/// nor the group-commit writer wait on it.
 pub fn call<P: Params + Send + 'static>(f: fn(&Ctx, P) -> Result<Value>, data: &mut Data) -> Result<Prepared> {
     let params = P::decode(data)?;
     data.finish()?;
@@ -221,7 +234,7 @@ pub async fn dispatch(app: &App, call: Call) -> Outcome {
     // Authentication and reads run on the database threads. A password that is not in the verification cache is
     // checked with argon2 on tokio's blocking pool, holding no connection and no transaction, and the call is then
     // staged again with that result; the database threads never wait on argon2. Writes go to the group-commit
-    // writer.
+    // writer, after their slow work (a new password's hash) ran on the blocking pool too.
     let (app2, rid) = (app.clone(), respid.clone());
     let mut staged = app
         .store
@@ -261,11 +274,15 @@ pub async fn dispatch(app: &App, call: Call) -> Outcome {
         }
         Ok(Stage::Done(caller, result)) => (caller, result),
         Ok(Stage::Write(caller, prepared)) => {
-            let (app2, rid, who) = (app.clone(), respid.clone(), caller.clone());
-            let result = app
-                .store
-                .write(move |tx| run(method, tx, &who, &app2, &rid, prepared))
-                .await;
+            let result = match slow_work(prepared).await {
+                Ok(prepared) => {
+                    let (app2, rid, who) = (app.clone(), respid.clone(), caller.clone());
+                    app.store
+                        .write(move |tx| run(method, tx, &who, &app2, &rid, prepared))
+                        .await
+                }
+                Err(e) => Err(e),
+            };
             (caller, result)
         }
     };
@@ -274,6 +291,16 @@ pub async fn dispatch(app: &App, call: Call) -> Outcome {
         caller: describe(&caller),
         result,
     }
+}
+
+/// Runs a write's [`Params::slow`] work, if any, on tokio's blocking pool.
+async fn slow_work(mut prepared: Prepared) -> Result<Prepared> {
+    if !prepared.has_slow_work() {
+        return Ok(prepared);
+    }
+    tokio::task::spawn_blocking(move || prepared.slow().map(|()| prepared))
+        .await
+        .map_err(|e| Error::internal(format!("slow work failed: {e}")))?
 }
 
 /// Authenticates a call and, for a read, answers it: authentication and the handler share one read transaction.
@@ -306,7 +333,7 @@ fn stage(
     Ok(match checked? {
         Checked::NeedsArgon2(check) => Stage::Slow(credentials, data, check),
         Checked::Answered(caller, result) => Stage::Done(caller, result),
-        // Decoded and resolved outside the read transaction: a write's decoding may hash a new password.
+        // Decoded and resolved after the read transaction: resolving reads in transactions of its own.
         Checked::Write(caller) => {
             let prepared = (method.prepare)(&mut data).and_then(|mut p| p.resolve(db, &caller).map(|()| p));
             match prepared {
@@ -371,15 +398,18 @@ fn describe(c: &Caller) -> String {
     format!("org={} user={} app={}", c.org_id, c.username, c.application)
 }
 
-fn require(caller: &Caller, level: Level) -> Result<()> {
-    if caller.user_id.is_none() && caller.username.is_empty() {
-        // An app key alone carries no user, hence no level.
-        return Err(Error::access_denied());
+impl Caller {
+    /// Whether the caller is a user (or operator token) of at least `level`. An app key alone carries no user,
+    /// hence no level.
+    pub fn has(&self, level: Level) -> bool {
+        (self.user_id.is_some() || !self.username.is_empty()) && self.level >= level
     }
-    if caller.level >= level {
-        Ok(())
-    } else {
-        Err(Error::access_denied())
+}
+
+fn require(caller: &Caller, level: Level) -> Result<()> {
+    match caller.has(level) {
+        true => Ok(()),
+        false => Err(Error::access_denied()),
     }
 }
 

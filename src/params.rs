@@ -14,11 +14,21 @@ use crate::store::Db;
 pub trait Params: Sized {
     fn decode(d: &mut Data) -> Result<Self>;
 
-    /// For a write: work that depends on what the database holds and is too slow for the group-commit writer
-    /// (hashing a new password whose sha1 covers a stored username). Runs on a database thread after the call is
-    /// authenticated and decoded, outside any transaction but the reads it opens, before the call is queued for the
-    /// writer; what it read may change before the handler runs, which must check it. Default: nothing.
+    /// For a write: what [`Params::slow`] needs from the database (a stored username). Runs on a database thread
+    /// once the call is authenticated and decoded, in read transactions of its own; what it read may change before
+    /// the handler runs, which must check it. Default: nothing.
     fn resolve(&mut self, _db: &mut Db, _caller: &Caller) -> Result<()> {
+        Ok(())
+    }
+
+    /// For a write: whether [`Params::slow`] has work to do.
+    fn has_slow_work(&self) -> bool {
+        false
+    }
+
+    /// For a write: work too slow for the database threads and the group-commit writer (argon2 over a new
+    /// password). Runs on tokio's blocking pool, holding no connection, before the call is queued for the writer.
+    fn slow(&mut self) -> Result<()> {
         Ok(())
     }
 }

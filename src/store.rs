@@ -110,7 +110,7 @@ impl Store {
             };
             let queue = queue.clone();
             std::thread::Builder::new()
-                .name(format!("ipamd-db-{n}"))
+                .name(format!("{DB_THREAD}{n}"))
                 .spawn(move || task_loop(db, queue))
                 .map_err(|e| Error::internal(format!("cannot start a database thread: {e}")))?;
         }
@@ -313,13 +313,16 @@ fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Value>> {
     results
 }
 
-/// The name of the group-commit writer's thread.
+/// The names of the group-commit writer's thread and of the database threads (a number follows).
 const WRITER_THREAD: &str = "ipamd-writer";
+const DB_THREAD: &str = "ipamd-db-";
 
-/// Whether the current thread is the group-commit writer, which must never wait on slow work such as argon2: every
-/// queued write would wait behind it.
-pub fn in_writer() -> bool {
-    std::thread::current().name() == Some(WRITER_THREAD)
+/// Whether the current thread is the group-commit writer or a database thread, which must never wait on slow work
+/// such as argon2: every queued write, or every read, would wait behind it.
+pub fn on_database_thread() -> bool {
+    std::thread::current()
+        .name()
+        .is_some_and(|n| n == WRITER_THREAD || n.starts_with(DB_THREAD))
 }
 
 /// What the handlers' SQL uses besides SQLite's own: `rarray(?)`, a list parameter joined like a table (see

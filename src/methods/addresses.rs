@@ -33,8 +33,8 @@ fn columns() -> &'static str {
     cached_sql!(columns_of("t", "s", "m"))
 }
 
-/// The columns [`record_at`] reads, of records aliased `t`, their subnets `s` and last modifiers `m`. The last
-/// tells whether the record has field values at all, so [`with_fields`] looks them up only then.
+/// The columns [`record_at`] reads, of records aliased `t`, their subnets `s` and last modifiers `m`: the
+/// [`brief_columns_of`], then the stamps of the last change.
 pub fn columns_of(t: &str, s: &str, m: &str) -> String {
     format!("{}, {}", brief_columns_of(t, s), stamp_cols(t, m))
 }
@@ -42,7 +42,8 @@ pub fn columns_of(t: &str, s: &str, m: &str) -> String {
 /// How many columns [`brief_columns_of`] names: where the stamps of [`columns_of`] start.
 const BRIEF_COLUMNS: usize = 15;
 
-/// The columns [`brief_record_at`] reads: [`columns_of`] up to the stamps, so no modifier is joined.
+/// The columns [`brief_record_at`] reads: [`columns_of`] up to the stamps, so no modifier is joined. The last
+/// tells whether the record has field values at all, so [`with_fields`] looks them up only then.
 pub fn brief_columns_of(t: &str, s: &str) -> String {
     format!(
         "{t}.id, {t}.subnet_id, {s}.family, {t}.ip, {t}.hostname, {t}.cname, {t}.mac_address, {t}.status,

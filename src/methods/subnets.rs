@@ -177,18 +177,23 @@ pub fn holders(ctx: &Ctx, ip: IpAddr, brief: bool) -> Result<Vec<Holder>> {
 /// [`holders`]' statement. `brief` reads each address record from `addresses_brief` (schema.sql, migration 6),
 /// which holds all of the brief record: no table row, no modifier.
 fn holders_sql(brief: bool) -> &'static str {
+    fn sql(cols: &str, index: &str, modifier: &str) -> String {
+        format!(
+            "SELECT {SUBNET_COLS}, {cols} FROM subnet_prefixes p CROSS JOIN subnets t
+               LEFT JOIN addresses a {index} ON a.subnet_id = t.id AND a.ip = ?3 {modifier}
+             WHERE {ENCLOSING}"
+        )
+    }
     match brief {
-        true => cached_sql!(format!(
-            "SELECT {SUBNET_COLS}, {} FROM subnet_prefixes p CROSS JOIN subnets t
-               LEFT JOIN addresses a INDEXED BY addresses_brief ON a.subnet_id = t.id AND a.ip = ?3
-             WHERE {ENCLOSING}",
-            addresses::brief_columns_of("a", "t")
+        true => cached_sql!(sql(
+            &addresses::brief_columns_of("a", "t"),
+            "INDEXED BY addresses_brief",
+            ""
         )),
-        false => cached_sql!(format!(
-            "SELECT {SUBNET_COLS}, {} FROM subnet_prefixes p CROSS JOIN subnets t
-               LEFT JOIN addresses a ON a.subnet_id = t.id AND a.ip = ?3 LEFT JOIN users am ON am.id = a.modby_id
-             WHERE {ENCLOSING}",
-            addresses::columns_of("a", "t", "am")
+        false => cached_sql!(sql(
+            &addresses::columns_of("a", "t", "am"),
+            "",
+            "LEFT JOIN users am ON am.id = a.modby_id"
         )),
     }
 }

@@ -114,7 +114,7 @@ fn level_param(d: &mut Data) -> Result<Option<Level>> {
         .transpose()
 }
 
-/// A user to create: the parameters of `org/users/add`, also used by the command line.
+/// A user to create, by `org/users/add` or the command line.
 pub struct NewUser {
     pub username: String,
     /// The argon2id PHC string over the client-side sha1 (see `auth::userdata_sha1`), computed before the call's
@@ -152,26 +152,50 @@ pub fn insert(tx: &Tx, org_id: i64, u: &NewUser, now: i64) -> Result<i64> {
     Ok(tx.last_insert_rowid())
 }
 
-impl Params for NewUser {
+/// The parameters of `org/users/add`: a [`NewUser`] whose password is hashed by [`Params::slow`].
+pub struct AddParams {
+    username: String,
+    sha1: String,
+    phc: Option<String>,
+    email: String,
+    realname: Option<String>,
+    level: Level,
+}
+
+impl Params for AddParams {
     fn decode(d: &mut Data) -> Result<Self> {
         let username = valid_username(&d.req_str("username")?)?;
         let secret = Secret::decode(d)?.ok_or_else(|| Error::param("password", "password or hash is required"))?;
-        let email = valid_email(&d.req_str("email")?)?;
-        let realname = d.str("realname")?;
-        let level = level_param(d)?.unwrap_or(Level::Standard);
-        // Hashed last, once every parameter is known to be valid: argon2 is the slow part.
-        let phc = auth::hash_password(&secret.sha1(&username))?;
-        Ok(NewUser {
-            email,
-            realname,
-            level,
+        Ok(AddParams {
+            sha1: secret.sha1(&username),
+            phc: None,
+            email: valid_email(&d.req_str("email")?)?,
+            realname: d.str("realname")?,
+            level: level_param(d)?.unwrap_or(Level::Standard),
             username,
-            phc,
         })
+    }
+
+    fn has_slow_work(&self) -> bool {
+        self.phc.is_none()
+    }
+
+    fn slow(&mut self) -> Result<()> {
+        self.phc = Some(auth::hash_password(&self.sha1)?);
+        Ok(())
     }
 }
 
-pub fn add(ctx: &Ctx, p: NewUser) -> Result<Value> {
+pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
+    let p = NewUser {
+        phc: p
+            .phc
+            .ok_or_else(|| Error::internal("the new password was not hashed"))?,
+        username: p.username,
+        email: p.email,
+        realname: p.realname,
+        level: p.level,
+    };
     let id = insert(ctx.tx, ctx.org(), &p, ctx.now)?;
     ctx.log(
         "user",
@@ -188,10 +212,17 @@ pub struct EditParams {
     email: Option<String>,
     realname: Patch<String>,
     secret: Option<Secret>,
-    /// The argon2id PHC string of `secret` and the id of the user it was made for, by [`EditParams::resolve`].
-    phc: Option<(i64, String)>,
+    /// The user whose password changes, read by `resolve`, and `secret` hashed for them by `slow`.
+    hashed: Option<Hashed>,
     level: Option<Level>,
     disabled: Option<bool>,
+}
+
+/// A new password hashed for the user it was hashed for.
+struct Hashed {
+    id: i64,
+    username: String,
+    phc: Option<String>,
 }
 
 impl Params for EditParams {
@@ -210,19 +241,19 @@ impl Params for EditParams {
             email: d.str("email")?.map(|e| valid_email(&e)).transpose()?,
             realname: d.patch_str("realname")?,
             secret: Secret::decode(d)?,
-            phc: None,
+            hashed: None,
             level: level_param(d)?,
             disabled: d.bool("disabled")?,
         })
     }
 
-    /// Hashes a new password before the writer: its sha1 covers the user's name, which only the database knows.
-    /// Nothing is hashed for a user the caller may not change (the handler refuses the call) or that is not there.
+    /// Reads the name of the user whose password changes: its sha1 covers it. Nothing is read (and later hashed)
+    /// for a change the handler refuses the caller, nor found for a user of another org.
     fn resolve(&mut self, db: &mut Db, caller: &Caller) -> Result<()> {
-        let (Some(secret), Some(id)) = (&self.secret, self.id.or(caller.user_id)) else {
+        let Some(id) = self.target(caller) else {
             return Ok(());
         };
-        if Some(id) != caller.user_id && caller.level < Level::Admin {
+        if self.secret.is_none() || (self.needs_admin(id, caller) && !caller.has(Level::Admin)) {
             return Ok(());
         }
         let username: Option<String> = db.read(|tx| {
@@ -234,26 +265,48 @@ impl Params for EditParams {
                 )
                 .optional()?)
         })?;
-        if let Some(username) = username {
-            self.phc = Some((id, auth::hash_password(&secret.sha1(&username))?));
+        self.hashed = username.map(|username| Hashed {
+            id,
+            username,
+            phc: None,
+        });
+        Ok(())
+    }
+
+    fn has_slow_work(&self) -> bool {
+        self.hashed.as_ref().is_some_and(|h| h.phc.is_none())
+    }
+
+    fn slow(&mut self) -> Result<()> {
+        if let (Some(secret), Some(h)) = (&self.secret, &mut self.hashed) {
+            h.phc = Some(auth::hash_password(&secret.sha1(&h.username))?);
         }
         Ok(())
     }
 }
 
+impl EditParams {
+    /// The user edited: the one named, else the caller.
+    fn target(&self, caller: &Caller) -> Option<i64> {
+        self.id.or(caller.user_id)
+    }
+
+    /// Whether editing user `id` this way needs an admin: anyone may change their own email, realname and
+    /// password.
+    fn needs_admin(&self, id: i64, caller: &Caller) -> bool {
+        Some(id) != caller.user_id || self.level.is_some() || self.disabled.is_some()
+    }
+}
+
 /// Edits a user. Anyone may change their own email, realname and password; the rest needs an admin.
 pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
-    let id = match (p.id, ctx.caller.user_id) {
-        (Some(id), _) => id,
-        (None, Some(me)) => me,
-        (None, None) => {
-            return Err(Error::param(
-                "id",
-                "an operator token is not a user: name the user's id",
-            ))
-        }
+    let Some(id) = p.target(ctx.caller) else {
+        return Err(Error::param(
+            "id",
+            "an operator token is not a user: name the user's id",
+        ));
     };
-    if Some(id) != ctx.caller.user_id || p.level.is_some() || p.disabled.is_some() {
+    if p.needs_admin(id, ctx.caller) {
         ctx.require(Level::Admin)?;
     }
     let before = load(ctx, id)?;
@@ -292,9 +345,10 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
         }
     }
     if p.secret.is_some() {
-        // Hashed by `resolve` for this user (ids are never reused, names never change). Missing only if the user
-        // was not there when the call was resolved: the call answers as if it ran before.
-        let Some((_, phc)) = p.phc.as_ref().filter(|(hashed_for, _)| *hashed_for == id) else {
+        // Hashed before the writer for the user found then. Another user, or none, only if the data changed in
+        // between (a restore): the call answers as if it ran before the change.
+        let hashed = p.hashed.as_ref().filter(|h| h.id == id && h.username == username);
+        let Some(phc) = hashed.and_then(|h| h.phc.as_ref()) else {
             return Err(Error::not_found("user"));
         };
         // A new PHC string (new salt) is also what invalidates every cached verification of the old password.
