@@ -93,6 +93,18 @@ pub fn stamp_cols(t: &str, m: &str) -> String {
     format!("{t}.modby_id, {t}.modifiedat, {t}.modby_name, {m}.email, {m}.realname, {t}.created")
 }
 
+/// The number of columns in a list of column expressions with no comma inside one.
+pub const fn column_count(cols: &str) -> usize {
+    let (bytes, mut i, mut n) = (cols.as_bytes(), 0, 1);
+    while i < bytes.len() {
+        if bytes[i] == b',' {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
 /// The names of the stamps, in the seed's order.
 pub const STAMPS: [&str; 6] = ["userid", "modifiedat", "user", "email", "realname", "created"];
 

@@ -15,7 +15,9 @@ use serde_json::{json, Map, Value};
 use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
 use crate::methods::subnets::{self, Subnet};
-use crate::methods::{deleted, fields, like_escape, list_reply, stamp_cols, stamp_values, List, Paging, Shape, STAMPS};
+use crate::methods::{
+    column_count, deleted, fields, like_escape, list_reply, stamp_cols, stamp_values, List, Paging, Shape, STAMPS,
+};
 use crate::net;
 use crate::params::{as_bool, Data, IdParam, Params, Patch};
 use crate::store::cached_sql;
@@ -40,7 +42,7 @@ pub fn columns_of(t: &str, s: &str, m: &str) -> String {
 }
 
 /// How many columns [`brief_columns_of`] names: where the stamps of [`columns_of`] start.
-const BRIEF_COLUMNS: usize = 15;
+static BRIEF_COLUMNS: LazyLock<usize> = LazyLock::new(|| column_count(&brief_columns_of("t", "s")));
 
 /// The columns [`brief_record_at`] reads: [`columns_of`] up to the stamps, so no modifier is joined. The last
 /// tells whether the record has field values at all, so [`with_fields`] looks them up only then.
@@ -667,7 +669,7 @@ static BRIEF_RECORD: LazyLock<Shape> = LazyLock::new(|| Shape::new(FIELDS));
 pub fn record_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Value> {
     let values = fields_at(r, at)?
         .into_iter()
-        .chain(stamp_values(r, at + BRIEF_COLUMNS)?);
+        .chain(stamp_values(r, at + *BRIEF_COLUMNS)?);
     Ok(Value::Object(RECORD.record(values)))
 }
 
@@ -961,7 +963,11 @@ mod tests {
     #[test]
     fn the_brief_columns_are_the_first_of_all_columns() {
         let brief = brief_columns_of("t", "s");
-        assert_eq!(brief.split(',').count(), BRIEF_COLUMNS);
+        assert_eq!(
+            *BRIEF_COLUMNS,
+            FIELDS.len() + 2,
+            "a column per field, the network's two for `network`"
+        );
         assert!(columns().starts_with(&format!("{brief}, ")));
     }
 

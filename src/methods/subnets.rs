@@ -12,7 +12,9 @@ use serde_json::{json, Map, Value};
 use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
 use crate::methods::groups::{self, parent_param};
-use crate::methods::{addresses, deleted, fields, like_escape, list_reply, stamp_cols, stamps, List, Paging};
+use crate::methods::{
+    addresses, column_count, deleted, fields, like_escape, list_reply, stamp_cols, stamps, List, Paging,
+};
 use crate::net::{self, CidrError};
 use crate::params::{Data, Params, Patch};
 use crate::store::cached_sql;
@@ -54,18 +56,6 @@ pub const SUBNET_COLS: &str = "t.id, t.group_id, t.family, t.net_start, t.prefix
 
 /// How many columns [`SUBNET_COLS`] names: where the columns a statement selects after them start.
 const SUBNET_COLUMNS: usize = column_count(SUBNET_COLS);
-
-/// The number of columns in a list of plain column names (no commas inside a column).
-const fn column_count(cols: &str) -> usize {
-    let (bytes, mut i, mut n) = (cols.as_bytes(), 0, 1);
-    while i < bytes.len() {
-        if bytes[i] == b',' {
-            n += 1;
-        }
-        i += 1;
-    }
-    n
-}
 
 /// Reads [`SUBNET_COLS`] at column `at`.
 pub fn subnet_of(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Subnet> {
