@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use ipamd::rest::{Body, ROUTES};
 
-use crate::support::{Reply, Server};
+use crate::support::{self, Reply, Server};
 
 const VERBS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
@@ -267,8 +267,7 @@ fn on_path(names: &[&str]) -> Option<PathBuf> {
 #[tokio::test]
 async fn a_headless_browser_renders_the_operations() {
     let Some(chromium) = on_path(&["chromium", "chromium-browser"]) else {
-        println!("skipping: chromium is not installed");
-        return;
+        return support::skip("chromium is not installed");
     };
     let s = Server::start().await;
     let profile = tempfile::tempdir().unwrap();

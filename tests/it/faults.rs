@@ -22,7 +22,7 @@ use rusqlite::Connection;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::support::{signal, Ident, Ipamd, Reply, Server};
+use crate::support::{self, signal, Ident, Ipamd, Reply, Server};
 
 /// Checks an envelope answer for the `unavailable` error.
 fn assert_unavailable_envelope(status: u16, body: &Value, what: &str) {
@@ -172,8 +172,7 @@ async fn a_write_lock_held_by_another_program_gives_unavailable_until_it_is_rele
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_file_system_gives_unavailable_until_it_is_writable_again() {
     if !available("strace") {
-        eprintln!("skipped: strace is not installed, so no write can be made to fail with EROFS");
-        return;
+        return support::skip("strace is not installed, so no write can be made to fail with EROFS");
     }
     let dir = TempDir::new().unwrap();
     let server = Ipamd::start(dir.path());
@@ -214,8 +213,7 @@ async fn a_read_only_file_system_gives_unavailable_until_it_is_writable_again() 
     });
     let (said, line) = attached.await.unwrap();
     if !line.contains("attached") {
-        eprintln!("skipped: strace cannot attach here ({})", line.trim());
-        return;
+        return support::skip(&format!("strace cannot attach here ({})", line.trim()));
     }
 
     for n in 2..5 {
@@ -268,8 +266,7 @@ async fn a_full_disk_gives_unavailable_until_space_returns() {
         .stderr(Stdio::null())
         .status();
     if !probe.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: this machine does not let the test mount a tmpfs in a namespace of its own (unshare)");
-        return;
+        return support::skip("this machine does not let the test mount a tmpfs in a namespace of its own (unshare)");
     }
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "sh", "-c", script])

@@ -7,7 +7,7 @@ use hyper::Method;
 use serde_json::json;
 
 use crate::rest::error_of;
-use crate::support::{Reply, Server};
+use crate::support::{self, Reply, Server};
 
 const LIMIT: &str = "5 per minute";
 
@@ -268,8 +268,7 @@ async fn nothing_is_limited_when_rate_limiting_is_off() {
 #[tokio::test]
 async fn the_redis_backend_shares_one_budget_between_servers() {
     let Ok(url) = std::env::var("IPAMD_TEST_REDIS_URL") else {
-        println!("skipping: IPAMD_TEST_REDIS_URL is not set");
-        return;
+        return support::skip("IPAMD_TEST_REDIS_URL is not set");
     };
     // Tokens unique to this run, so that counters of earlier runs in the same Redis never interfere.
     let run = uuid::Uuid::new_v4().simple().to_string();
