@@ -118,9 +118,20 @@ pub struct Settings {
     /// Seconds a client gets to send its request body.
     #[arg(long = "body-timeout-secs", env = "IPAMD_BODY_TIMEOUT", default_value = "30", value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub body_timeout_secs: u64,
-    /// Most connections served at once; further clients wait in the listen backlog.
+    /// Most connections served at once. When none is free, the connection idle the longest is closed to make room;
+    /// when every one is busy, further clients wait in the listen backlog.
     #[arg(long, env = "IPAMD_MAX_CONNECTIONS", default_value = "1024", value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub max_connections: u32,
+    /// Most connections one client address may hold (0: as many as IPAMD_MAX_CONNECTIONS). Past it, the address's
+    /// longest-idle connection is closed to make room, or the new one when all of them are busy. Behind a reverse
+    /// proxy every client has the proxy's address: raise it to IPAMD_MAX_CONNECTIONS there.
+    #[arg(
+        long,
+        env = "IPAMD_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value = "256",
+        global = true
+    )]
+    pub max_connections_per_address: u32,
 }
 
 impl Settings {

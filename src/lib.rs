@@ -16,5 +16,6 @@ pub mod ratelimit;
 pub mod rest;
 pub mod rpc;
 pub mod server;
+pub mod slots;
 pub mod store;
 pub mod time;

@@ -14,10 +14,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::app::App;
 use crate::auth;
@@ -26,6 +24,7 @@ use crate::error::{Code, Error};
 use crate::ratelimit::Decision;
 use crate::rest;
 use crate::rpc;
+use crate::slots::{Admission, Slots};
 
 /// Largest request body either API accepts.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -37,24 +36,20 @@ pub type Body = Full<Bytes>;
 /// Serves `listener` until `shutdown` completes, then drains in-flight requests.
 ///
 /// The limits come from the settings: `header_timeout` (to send the request headers, and the most a keep-alive
-/// connection may sit idle), `body_timeout` (to send the body) and `max_connections` (served at once; further
-/// clients wait in the listen backlog until a slot frees).
+/// connection may sit idle), `body_timeout` (to send the body), `max_connections` (served at once) and
+/// `max_connections_per_address`; [`Slots`] decides who gives way when they run out.
 pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(app.settings.max_connections as usize));
+    let slots = Arc::new(Slots::new(
+        app.settings.max_connections as usize,
+        app.settings.max_connections_per_address as usize,
+    ));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(app.settings.header_timeout())
         .keep_alive(true);
     tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
+    'accept: loop {
         let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -67,23 +62,65 @@ pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output =
                 }
             },
         };
+        let slot = loop {
+            let changed = slots.changed();
+            match slots.admit(peer.ip()) {
+                Admission::Admitted(slot) => break slot,
+                Admission::Refused => {
+                    tracing::debug!(peer = %peer.ip(), "connection refused: the address holds its share of busy connections");
+                    continue 'accept;
+                }
+                Admission::Wait => tokio::select! {
+                    _ = &mut shutdown => break 'accept,
+                    _ = changed => {}
+                },
+            }
+        };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        let (app, conn, owner) = (app.clone(), slot.conn.clone(), slots.clone());
         let service = service_fn(move |req| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(handle(&app, req, peer.ip()).await) }
+            let (app, conn, slots) = (app.clone(), conn.clone(), owner.clone());
+            async move {
+                let _in_flight = conn.begin(&slots);
+                Ok::<_, Infallible>(handle(&app, req, peer.ip()).await)
+            }
         });
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        let mut stopping = stopping.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            tokio::pin!(connection);
+            // Asked to close (to make room, or at shutdown): an idle connection closes at once, a busy one after
+            // its answer.
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = slot.conn.close.notified() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+                _ = async { stopping.wait_for(|s| *s).await.is_ok() } => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
-            drop(permit);
+            drop(slot);
         });
     }
     drop(listener);
+    let _ = stop.send(true);
+    let drained = async {
+        while slots.open() > 0 {
+            let changed = slots.changed();
+            if slots.open() == 0 {
+                break;
+            }
+            changed.await;
+        }
+    };
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = drained => tracing::info!("all connections drained"),
         _ = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("drain timed out; closing the remaining connections"),
     }
     Ok(())

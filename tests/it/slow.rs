@@ -1,5 +1,6 @@
 //! Slow and abusive clients: idle, slow-header and slow-body connections are cut off after their timeouts, the
-//! connection cap holds further clients back until a slot frees, a flood of failed logins locks its target out
+//! connection cap holds further clients back while every slot is busy, idle connections give way to new ones and
+//! one address cannot take every slot, a flood of failed logins locks its target out
 //! while other users go on working, and a shutdown lets the requests in flight finish and refuses new ones cleanly.
 //!
 //! Nothing here asserts how long anything took: each test waits, with a generous bound, for an outcome (a
@@ -183,21 +184,33 @@ async fn a_body_that_never_arrives_is_refused_after_the_body_timeout() {
     healthy(s.addr).await;
 }
 
+/// A request in flight that stays in flight: its body never arrives (until the body timeout, thirty seconds by
+/// default), from `source`.
+async fn busy_connection(addr: SocketAddr, source: [u8; 4]) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((source, 0))).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let head = "POST /1.0/ping HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+    write_all(&stream, head.as_bytes()).await.unwrap();
+    stream
+}
+
 #[tokio::test]
-async fn connections_beyond_the_cap_wait_until_a_slot_frees() {
+async fn connections_beyond_the_cap_wait_while_every_slot_is_busy() {
     let s = Server::start_with(|s| s.max_connections = 3).await;
-    // Three silent connections take every slot (the header timeout is the default ten seconds).
     let mut held = Vec::new();
     for _ in 0..3 {
-        held.push(TcpStream::connect(s.addr).await.unwrap());
+        held.push(busy_connection(s.addr, [127, 0, 0, 1]).await);
     }
+    // Let the server start answering each of them (a connection counts as busy once its request is read).
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let addr = s.addr;
     let waiting =
         tokio::spawn(async move { crate::support::http(addr, hyper::Method::GET, "/healthz", &[], "").await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         !waiting.is_finished(),
-        "a fourth connection was served while three held every slot"
+        "a fourth connection was served while three busy ones held every slot"
     );
     drop(held.pop());
     let reply = tokio::time::timeout(PATIENCE, waiting)
@@ -205,6 +218,73 @@ async fn connections_beyond_the_cap_wait_until_a_slot_frees() {
         .expect("the waiting client was not served after a slot freed")
         .unwrap();
     assert_eq!(reply.status, 200);
+}
+
+#[tokio::test]
+async fn idle_connections_give_way_when_the_server_is_full() {
+    let s = Server::start_with(|s| s.max_connections = 20).await;
+    // Twenty keep-alive connections, each asking for /healthz every 200 ms (well inside the idle timeout), hold
+    // every slot between their requests.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut holders = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (addr, stop) = (s.addr, stop.clone());
+        let stream = TcpStream::connect(addr).await.unwrap();
+        holders.spawn(async move {
+            let ask = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+            let mut answered = 0;
+            while !stop.load(Ordering::SeqCst) {
+                if write_all(&stream, ask.as_bytes()).await.is_err() {
+                    break;
+                }
+                let mut buf = [0u8; 1024];
+                match tokio::time::timeout(PATIENCE, read_some(&stream, &mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => answered += 1,
+                    _ => break,
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            answered
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Authenticated work gets in, every time, while they keep going.
+    for _ in 0..5 {
+        let call = s.call(&s.admin, "subnets/get", json!({}));
+        let (status, body) = tokio::time::timeout(PATIENCE, call)
+            .await
+            .expect("an authenticated call found no slot while idle connections held them all");
+        assert_eq!(status, 200, "{body}");
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut closed = 0;
+    while let Some(answered) = holders.join_next().await {
+        closed += usize::from(answered.unwrap() > 0);
+    }
+    assert_eq!(closed, 20, "every holder was served before it gave way");
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_slot() {
+    let s = Server::start_with(|s| {
+        s.max_connections = 10;
+        s.max_connections_per_address = 4;
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(busy_connection(s.addr, [127, 0, 0, 2]).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The same address's fifth connection is closed without an answer, while every one of its four is busy...
+    let fifth = busy_connection(s.addr, [127, 0, 0, 2]).await;
+    assert_eq!(read_until_closed(&fifth).await.as_deref(), Some(""));
+    // ...and other addresses are served.
+    for _ in 0..3 {
+        healthy(s.addr).await;
+    }
+    s.ok(&s.admin, "subnets/get", json!({})).await;
+    drop(held);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
