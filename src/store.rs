@@ -4,13 +4,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::functions::FunctionFlags;
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 use serde_json::Value;
 
 use crate::error::{Code, Error, Result};
@@ -82,9 +82,11 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::new(Code::Unavailable, format!("cannot create {}: {e}", dir.display())))?;
         }
-        // WAL is a property of the file: set it once, before the pool opens its connections.
+        // WAL is a property of the file: set it once, before the pool opens its connections. Another process (or
+        // store) opening the same file at the same time waits for this one's lock, here and in `migrate`.
         let first = Connection::open(path)?;
-        first.pragma_update(None, "journal_mode", "WAL")?;
+        first.busy_timeout(MIGRATION_WAIT)?;
+        set_wal(&first)?;
         migrate(&first)?;
         drop(first);
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
@@ -355,18 +357,40 @@ fn flush_fts(tx: &Tx) -> rusqlite::Result<usize> {
     tx.execute("DELETE FROM addresses_fts_pending", [])
 }
 
-/// Applies every `-- migration: N` section of [`SCHEMA`] above the database's `user_version`.
+/// How long [`Store::open`] waits for another process's migration (or its change to WAL) on the same file.
+const MIGRATION_WAIT: Duration = Duration::from_secs(60);
+
+/// Puts the file in WAL mode. Two connections changing the journal mode at once would each wait for the other, so
+/// SQLite answers one of them "busy" at once, without its busy handler: that one tries again, for up to
+/// [`MIGRATION_WAIT`]. (Once the file is in WAL mode, this is a no-op.)
+fn set_wal(conn: &Connection) -> Result<()> {
+    let deadline = Instant::now() + MIGRATION_WAIT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == ErrorCode::DatabaseBusy && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            set => return Ok(set?),
+        }
+    }
+}
+
+/// Applies every `-- migration: N` section of [`SCHEMA`] above the database's `user_version`, all in one exclusive
+/// transaction that reads the version first: of several processes starting on one file, one migrates and the
+/// others, waiting for its lock (their busy timeout), then find nothing left to do.
 pub fn migrate(conn: &Connection) -> Result<()> {
-    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Exclusive)?;
+    let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (version, sql) in migrations()? {
         if version <= current {
             continue;
         }
-        let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", version)?;
-        tx.commit()?;
     }
+    tx.commit()?;
     Ok(())
 }
 
@@ -419,6 +443,37 @@ mod tests {
         assert_eq!(v, schema_version().unwrap());
         // A second run is a no-op.
         migrate(&conn).unwrap();
+    }
+
+    /// Several stores opened at once on one new file (as two servers, or a server and the command line, started
+    /// together): one migrates, the others wait for it and find the schema applied, every time.
+    #[test]
+    fn stores_opened_at_once_on_a_new_database_migrate_it_once() {
+        for _ in 0..8 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ipam.db");
+            let start = Arc::new(std::sync::Barrier::new(4));
+            let opened: Vec<_> = (0..4)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Store::open(&path).map(drop)
+                    })
+                })
+                .collect();
+            for store in opened {
+                store.join().unwrap().unwrap();
+            }
+            let conn = Connection::open(&path).unwrap();
+            let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+            assert_eq!(version, schema_version().unwrap());
+            // Migration 4 inserts the epoch's one row: applied twice, it would have failed or left two.
+            let rows: i64 = conn
+                .query_row("SELECT count(*) FROM credential_epoch", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(rows, 1);
+        }
     }
 
     /// Migration 2 fills `subnet_prefixes` from the subnets a version-1 database already holds.
