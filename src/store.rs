@@ -139,9 +139,29 @@ impl Store {
     where
         F: FnOnce(&Tx) -> Result<Value> + Send + 'static,
     {
+        self.queue_write(f, false).await
+    }
+
+    /// Runs a write `f` in the group-commit writer like [`Store::write`], but alone: in a transaction of its own,
+    /// shared with no other call (a restore, which defers foreign keys until its commit).
+    pub async fn write_alone<F>(&self, f: F) -> Result<Value>
+    where
+        F: FnOnce(&Tx) -> Result<Value> + Send + 'static,
+    {
+        self.queue_write(f, true).await
+    }
+
+    async fn queue_write<F>(&self, f: F, alone: bool) -> Result<Value>
+    where
+        F: FnOnce(&Tx) -> Result<Value> + Send + 'static,
+    {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let job: WriteFn = Box::new(f);
-        enqueue(&self.writer, (job, answer), "the writer has stopped").await?;
+        let job = Job {
+            work: Box::new(f),
+            alone,
+            answer,
+        };
+        enqueue(&self.writer, job, "the writer has stopped").await?;
         answered
             .await
             .map_err(|_| Error::new(Code::Unavailable, "the writer has stopped"))?
@@ -240,24 +260,37 @@ fn task_loop(mut db: Db, queue: Receiver<Task>) {
 type WriteFn = Box<dyn FnOnce(&Tx) -> Result<Value> + Send>;
 
 /// A queued write, with where its answer goes.
-type Job = (WriteFn, tokio::sync::oneshot::Sender<Result<Value>>);
+struct Job {
+    work: WriteFn,
+    /// Whether it runs in a transaction of its own (see [`Store::write_alone`]).
+    alone: bool,
+    answer: tokio::sync::oneshot::Sender<Result<Value>>,
+}
 
 /// Most writes waiting in the queue, and most writes in one transaction.
 const WRITE_QUEUE: usize = 4096;
 const MAX_BATCH: usize = 512;
 
 /// The writer thread: takes every queued write, runs them in one transaction (a savepoint each), commits once,
-/// then answers them all. Ends when every [`Store`] is gone.
+/// then answers them all. A write queued to run alone ends the batch before it and is a batch of its own. Ends when
+/// every [`Store`] is gone.
 fn write_loop(conn: PooledConnection<SqliteConnectionManager>, lock: Arc<tokio::sync::Mutex<()>>, jobs: Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
+    // A write that must run alone, taken from the queue while a batch was being gathered: it starts the next one.
+    let mut next: Option<Job> = None;
+    while let Some(first) = next.take().or_else(|| jobs.recv().ok()) {
+        let alone = first.alone;
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while !alone && batch.len() < MAX_BATCH {
             match jobs.try_recv() {
+                Ok(job) if job.alone => {
+                    next = Some(job);
+                    break;
+                }
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        let (work, answers): (Vec<WriteFn>, Vec<_>) = batch.into_iter().unzip();
+        let (work, answers): (Vec<WriteFn>, Vec<_>) = batch.into_iter().map(|j| (j.work, j.answer)).unzip();
         let results = {
             let _turn = lock.blocking_lock();
             run_batch(&conn, work)
