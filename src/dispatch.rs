@@ -329,6 +329,7 @@ fn stage(
             Authenticated::Caller(caller) => caller,
             Authenticated::NeedsArgon2(check) => return Ok(Checked::NeedsArgon2(check)),
         };
+        stamps.seen(tx)?;
         if let Err(e) = check_access(&caller, method.access) {
             return Ok(Checked::Answered(caller, Err(e)));
         }
@@ -550,16 +551,35 @@ struct Stamps {
     user_login: Option<i64>,
     appkey: Option<i64>,
     token: Option<i64>,
+    /// The `credential_epoch` at which the ids above were read (see [`Stamps::seen`]).
+    epoch: Option<i64>,
 }
 
 impl Stamps {
+    fn is_empty(&self) -> bool {
+        self.user_login.is_none() && self.appkey.is_none() && self.token.is_none()
+    }
+
+    /// Notes the epoch of the transaction that read the ids, if there are marks to write: the marks are written
+    /// in another transaction, and only if no credential changed in between (a restore may have given the ids to
+    /// other rows).
+    fn seen(&mut self, tx: &Tx) -> Result<()> {
+        if !self.is_empty() {
+            self.epoch = credential_epoch(tx)?;
+        }
+        Ok(())
+    }
+
     /// Records the marks. Best effort: a write fault must not fail a call that only wanted to leave them, so a
     /// failure is logged and the call goes on.
     fn record(self, db: &mut Db) {
-        if self.user_login.is_none() && self.appkey.is_none() && self.token.is_none() {
+        if self.is_empty() {
             return;
         }
         let written = db.write(|tx| {
+            if self.epoch.is_none() || credential_epoch(tx)? != self.epoch {
+                return Ok(());
+            }
             let marks = [
                 ("UPDATE users SET lastlogin = ?1 WHERE id = ?2", self.user_login),
                 ("UPDATE appkeys SET lastused = ?1 WHERE id = ?2", self.appkey),
@@ -814,4 +834,41 @@ fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, stamps: &mut Stam
             .remember(key, known(&caller, expires, token_id), epoch, stamped);
     }
     Ok(caller)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Last-use marks are written in a transaction after the one that read their ids: they are dropped when a
+    /// credential changed in between (after a restore, the same ids may name other rows).
+    #[test]
+    fn last_use_marks_are_dropped_once_a_credential_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::Store::open(&dir.path().join("ipam.db")).unwrap();
+        crate::cli::create_org(&store, "a", "", "admin", Some("pw".into()), true).unwrap();
+        store
+            .run_blocking(|db| {
+                let (key, epoch) = db.read(|tx| {
+                    let key = tx.query_row("SELECT id FROM appkeys", [], |r| r.get::<_, i64>(0))?;
+                    Ok((key, credential_epoch(tx)?))
+                })?;
+                let lastused = |db: &mut Db| {
+                    db.read(|tx| Ok(tx.query_row("SELECT lastused FROM appkeys", [], |r| r.get::<_, Option<i64>>(0))?))
+                };
+                let stamps = |now| Stamps {
+                    now,
+                    appkey: Some(key),
+                    epoch,
+                    ..Stamps::default()
+                };
+                stamps(100).record(db);
+                assert_eq!(lastused(db)?, Some(100));
+                db.write(|tx| Ok(tx.execute("UPDATE credential_epoch SET n = n + 1", [])?))?;
+                stamps(200).record(db);
+                assert_eq!(lastused(db)?, Some(100));
+                Ok(())
+            })
+            .unwrap();
+    }
 }
