@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::Method;
 use serde_json::{json, Value};
 
-use crate::support::{Ident, Server};
+use crate::support::{status_of, Ident, Server};
 
 /// Clients writing at once as one caller.
 const CLIENTS: usize = 8;
@@ -234,4 +235,94 @@ async fn a_restore_that_removes_a_writing_org_fails_no_other_call() {
     assert!(groups_like(&s, "c-write-%").await > 0);
     let still: Value = s.ok(&c, "groups/get", json!({})).await;
     assert!(!still.as_object().unwrap().is_empty());
+}
+
+/// Each change a credential check depends on, made by another connection (as another process would) while a
+/// write it authorised waits for the writer: the write is refused with the error a fresh call gets, and leaves
+/// nothing. The other connection holds the write lock from before the call until after the call reached the
+/// writer, so the change commits in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_credential_changed_while_its_write_waits_for_the_writer_refuses_the_write() {
+    let s = Arc::new(Server::start().await);
+    // Through the envelope (app key and userdata) or REST (a token); the change; the refusal.
+    let cases = [
+        (
+            false,
+            "UPDATE users SET level = 'readonly' WHERE org_id = ?1",
+            "access_denied",
+        ),
+        (
+            false,
+            "UPDATE users SET disabled = 1 WHERE org_id = ?1",
+            "account_disabled",
+        ),
+        (
+            false,
+            "UPDATE users SET phc = phc || 'x' WHERE org_id = ?1",
+            "auth_failed",
+        ),
+        (
+            false,
+            "UPDATE appkeys SET enabled = 0 WHERE org_id = ?1",
+            "appkey_disabled",
+        ),
+        (false, "DELETE FROM appkeys WHERE org_id = ?1", "bad_appkey"),
+        (true, "DELETE FROM tokens WHERE org_id = ?1", "auth_failed"),
+        (true, "UPDATE tokens SET expires = 1 WHERE org_id = ?1", "auth_failed"),
+        (
+            true,
+            "UPDATE users SET disabled = 1 WHERE org_id = ?1",
+            "account_disabled",
+        ),
+        (
+            true,
+            "UPDATE users SET level = 'readonly' WHERE org_id = ?1",
+            "access_denied",
+        ),
+    ];
+    for (case, (token, change, code)) in cases.into_iter().enumerate() {
+        let who = s.org(&format!("case-{case}")).await;
+        let org = s.org_id(&who).await;
+        let (bearer, _) = s.new_token(&who, "writes").await;
+        assert_eq!(s.api(Method::GET, "/networks", &bearer, None).await.status, 200);
+        let other = rusqlite::Connection::open(&s.app.settings.db).unwrap();
+        other.busy_timeout(Duration::from_secs(10)).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        other.execute(change, [org]).unwrap();
+        let write = {
+            let (s, who) = (s.clone(), who.clone());
+            tokio::spawn(async move {
+                match token {
+                    false => s.call(&who, "groups/add", json!({"description": "held"})).await,
+                    true => {
+                        let body = json!({"network": format!("10.{case}.0.0"), "cidr": 24, "name": "held"});
+                        let reply = s.api(Method::POST, "/networks", &bearer, Some(&body)).await;
+                        (reply.status, reply.json())
+                    }
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        other.execute_batch("COMMIT").unwrap();
+        let (status, body) = write.await.unwrap();
+        let what = format!("case {case}: {change} → {status} {body}");
+        let answered = body["errorCode"].as_str().or(body["code"].as_str());
+        assert_eq!(answered, Some(code), "{what}");
+        assert_eq!(status, status_of(code), "{what}");
+        let written: i64 = s
+            .app
+            .store
+            .run(move |db| {
+                db.read(|tx| {
+                    Ok(tx.query_row(
+                        "SELECT count(*) FROM logs WHERE org_id = ?1 AND method IN ('groups/add', 'subnets/add')",
+                        [org],
+                        |r| r.get(0),
+                    )?)
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(written, 0, "{what}");
+    }
 }
