@@ -267,6 +267,9 @@ async fn a_credential_changed_while_its_write_waits_for_the_writer_refuses_the_w
             "appkey_disabled",
         ),
         (false, "DELETE FROM appkeys WHERE org_id = ?1", "bad_appkey"),
+        // The org deleted (as `org/delete` does): before, the write failed on its foreign key with a 500.
+        (false, "DELETE FROM orgs WHERE id = ?1", "bad_appkey"),
+        (true, "DELETE FROM orgs WHERE id = ?1", "auth_failed"),
         (true, "DELETE FROM tokens WHERE org_id = ?1", "auth_failed"),
         (true, "UPDATE tokens SET expires = 1 WHERE org_id = ?1", "auth_failed"),
         (
@@ -287,7 +290,7 @@ async fn a_credential_changed_while_its_write_waits_for_the_writer_refuses_the_w
         assert_eq!(s.api(Method::GET, "/networks", &bearer, None).await.status, 200);
         let other = rusqlite::Connection::open(&s.app.settings.db).unwrap();
         other.busy_timeout(Duration::from_secs(10)).unwrap();
-        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        other.execute_batch("PRAGMA foreign_keys = ON; BEGIN IMMEDIATE").unwrap();
         other.execute(change, [org]).unwrap();
         let write = {
             let (s, who) = (s.clone(), who.clone());
