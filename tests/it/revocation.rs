@@ -290,7 +290,9 @@ async fn a_credential_changed_while_its_write_waits_for_the_writer_refuses_the_w
         assert_eq!(s.api(Method::GET, "/networks", &bearer, None).await.status, 200);
         let other = rusqlite::Connection::open(&s.app.settings.db).unwrap();
         other.busy_timeout(Duration::from_secs(10)).unwrap();
-        other.execute_batch("PRAGMA foreign_keys = ON; BEGIN IMMEDIATE").unwrap();
+        other
+            .execute_batch("PRAGMA foreign_keys = ON; BEGIN IMMEDIATE")
+            .unwrap();
         other.execute(change, [org]).unwrap();
         let write = {
             let (s, who) = (s.clone(), who.clone());
