@@ -56,6 +56,9 @@ pub enum Access {
 pub enum Kind {
     Read,
     Write,
+    /// A write that replaces the whole database (`backups/restore`): it runs alone, in a transaction of its own,
+    /// so nothing it leaves for the commit (deferred foreign keys) touches another call.
+    Replace,
 }
 
 /// One line of the method table.
@@ -273,13 +276,19 @@ pub async fn dispatch(app: &App, call: Call) -> Outcome {
             }
         }
         Ok(Stage::Done(caller, result)) => (caller, result),
-        Ok(Stage::Write(caller, prepared)) => {
+        Ok(Stage::Write(caller, prepared, credentials, grant)) => {
             let result = match slow_work(prepared).await {
                 Ok(prepared) => {
                     let (app2, rid, who) = (app.clone(), respid.clone(), caller.clone());
-                    app.store
-                        .write(move |tx| run(method, tx, &who, &app2, &rid, prepared))
-                        .await
+                    // The credentials are checked again in the transaction that applies the write.
+                    let write = move |tx: &Tx| {
+                        let who = recheck(tx, &app2, &credentials, method.access, &grant, &who)?;
+                        run(method, tx, &who, &app2, &rid, prepared)
+                    };
+                    match method.kind {
+                        Kind::Replace => app.store.write_alone(write).await,
+                        Kind::Read | Kind::Write => app.store.write(write).await,
+                    }
                 }
                 Err(e) => Err(e),
             };
@@ -320,11 +329,13 @@ fn stage(
             Authenticated::Caller(caller) => caller,
             Authenticated::NeedsArgon2(check) => return Ok(Checked::NeedsArgon2(check)),
         };
+        stamps.seen(tx)?;
         if let Err(e) = check_access(&caller, method.access) {
             return Ok(Checked::Answered(caller, Err(e)));
         }
-        if method.kind == Kind::Write {
-            return Ok(Checked::Write(caller));
+        if method.kind != Kind::Read {
+            let grant = grant(tx, &credentials, &caller)?;
+            return Ok(Checked::Write(caller, grant));
         }
         let result = (method.prepare)(&mut data).and_then(|prepared| run(method, tx, &caller, app, respid, prepared));
         Ok(Checked::Answered(caller, result))
@@ -334,10 +345,10 @@ fn stage(
         Checked::NeedsArgon2(check) => Stage::Slow(credentials, data, check),
         Checked::Answered(caller, result) => Stage::Done(caller, result),
         // Decoded and resolved after the read transaction: resolving reads in transactions of its own.
-        Checked::Write(caller) => {
+        Checked::Write(caller, grant) => {
             let prepared = (method.prepare)(&mut data).and_then(|mut p| p.resolve(db, &caller).map(|()| p));
             match prepared {
-                Ok(prepared) => Stage::Write(caller, prepared),
+                Ok(prepared) => Stage::Write(caller, prepared, credentials, grant),
                 Err(e) => Stage::Done(caller, Err(e)),
             }
         }
@@ -348,14 +359,76 @@ fn stage(
 enum Checked {
     NeedsArgon2(PasswordCheck),
     Answered(Caller, Result<Value>),
-    Write(Caller),
+    Write(Caller, Grant),
 }
 
 /// Where a call stands after authentication: answered, a write for the writer, or waiting for argon2.
 enum Stage {
     Done(Caller, Result<Value>),
-    Write(Caller, Prepared),
+    Write(Caller, Prepared, Credentials, Grant),
     Slow(Credentials, Data, PasswordCheck),
+}
+
+/// What a write's credentials were checked against, read in the snapshot that authenticated it, for [`recheck`].
+struct Grant {
+    /// That snapshot's `credential_epoch`; `None` when its row is missing (then the writer checks in full).
+    epoch: Option<i64>,
+    /// The PHC string the password of `userdata` was verified against.
+    phc: Option<String>,
+    /// A user token's expiry, which depends on the time, not the epoch.
+    expires: Option<i64>,
+}
+
+/// Reads the [`Grant`] of a write authenticated in `tx`.
+fn grant(tx: &Tx, credentials: &Credentials, caller: &Caller) -> Result<Grant> {
+    let epoch = credential_epoch(tx)?;
+    let (phc, expires) = match (credentials, caller.user_id) {
+        (Credentials::Envelope { .. }, Some(user)) => {
+            let phc = tx.query_row("SELECT phc FROM users WHERE id = ?1", [user], |r| r.get(0))?;
+            (Some(phc), None)
+        }
+        (Credentials::Token(Some(token)), Some(_)) => {
+            let digest = auth::digest(token.trim());
+            let expires = tx.query_row("SELECT expires FROM tokens WHERE digest = ?1", [digest], |r| r.get(0))?;
+            (None, expires)
+        }
+        // An app key alone, `API_TOKENS` and the command line: no password, no expiry.
+        _ => (None, None),
+    };
+    Ok(Grant { epoch, phc, expires })
+}
+
+/// Checks in the write transaction `tx`, just before the handler runs, that the credentials which authorised a
+/// write (in an earlier read transaction) still do, and returns the caller as they stand now (their level may have
+/// changed). When `credential_epoch` has not moved since, nothing they depend on has changed: only a token's expiry
+/// is checked. Otherwise the call is authenticated again, here, as a fresh call would be, with the password taken
+/// as verified if its stored hash is still the one it was verified against (no argon2 in the writer), and refused
+/// with the error a fresh call would get. A caller that authenticates as someone else now (a restore gave their
+/// credentials to another org or user) is refused too.
+fn recheck(
+    tx: &Tx,
+    app: &App,
+    credentials: &Credentials,
+    access: Access,
+    grant: &Grant,
+    caller: &Caller,
+) -> Result<Caller> {
+    if grant.expires.is_some_and(|e| e <= store::now()) {
+        return Err(Error::new(Code::AuthFailed, "invalid token"));
+    }
+    if grant.epoch.is_some() && credential_epoch(tx)? == grant.epoch {
+        return Ok(caller.clone());
+    }
+    let prior = Some((grant.phc.clone(), Verified::Fresh));
+    let fresh = match authenticate(tx, app, credentials, access, prior, &mut Stamps::default())? {
+        Authenticated::Caller(fresh) => fresh,
+        Authenticated::NeedsArgon2(_) => return Err(Error::internal("argon2 in the writer")),
+    };
+    if (fresh.org_id, fresh.user_id, &fresh.username) != (caller.org_id, caller.user_id, &caller.username) {
+        return Err(Error::new(Code::AuthFailed, "authentication failed"));
+    }
+    check_access(&fresh, access)?;
+    Ok(fresh)
 }
 
 /// A password to verify with argon2: the stored PHC string (`None` for an unknown user, verified against a dummy
@@ -478,16 +551,35 @@ struct Stamps {
     user_login: Option<i64>,
     appkey: Option<i64>,
     token: Option<i64>,
+    /// The `credential_epoch` at which the ids above were read (see [`Stamps::seen`]).
+    epoch: Option<i64>,
 }
 
 impl Stamps {
+    fn is_empty(&self) -> bool {
+        self.user_login.is_none() && self.appkey.is_none() && self.token.is_none()
+    }
+
+    /// Notes the epoch of the transaction that read the ids, if there are marks to write: the marks are written
+    /// in another transaction, and only if no credential changed in between (a restore may have given the ids to
+    /// other rows).
+    fn seen(&mut self, tx: &Tx) -> Result<()> {
+        if !self.is_empty() {
+            self.epoch = credential_epoch(tx)?;
+        }
+        Ok(())
+    }
+
     /// Records the marks. Best effort: a write fault must not fail a call that only wanted to leave them, so a
     /// failure is logged and the call goes on.
     fn record(self, db: &mut Db) {
-        if self.user_login.is_none() && self.appkey.is_none() && self.token.is_none() {
+        if self.is_empty() {
             return;
         }
         let written = db.write(|tx| {
+            if self.epoch.is_none() || credential_epoch(tx)? != self.epoch {
+                return Ok(());
+            }
             let marks = [
                 ("UPDATE users SET lastlogin = ?1 WHERE id = ?2", self.user_login),
                 ("UPDATE appkeys SET lastused = ?1 WHERE id = ?2", self.appkey),
@@ -742,4 +834,41 @@ fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, stamps: &mut Stam
             .remember(key, known(&caller, expires, token_id), epoch, stamped);
     }
     Ok(caller)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Last-use marks are written in a transaction after the one that read their ids: they are dropped when a
+    /// credential changed in between (after a restore, the same ids may name other rows).
+    #[test]
+    fn last_use_marks_are_dropped_once_a_credential_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::Store::open(&dir.path().join("ipam.db")).unwrap();
+        crate::cli::create_org(&store, "a", "", "admin", Some("pw".into()), true).unwrap();
+        store
+            .run_blocking(|db| {
+                let (key, epoch) = db.read(|tx| {
+                    let key = tx.query_row("SELECT id FROM appkeys", [], |r| r.get::<_, i64>(0))?;
+                    Ok((key, credential_epoch(tx)?))
+                })?;
+                let lastused = |db: &mut Db| {
+                    db.read(|tx| Ok(tx.query_row("SELECT lastused FROM appkeys", [], |r| r.get::<_, Option<i64>>(0))?))
+                };
+                let stamps = |now| Stamps {
+                    now,
+                    appkey: Some(key),
+                    epoch,
+                    ..Stamps::default()
+                };
+                stamps(100).record(db);
+                assert_eq!(lastused(db)?, Some(100));
+                db.write(|tx| Ok(tx.execute("UPDATE credential_epoch SET n = n + 1", [])?))?;
+                stamps(200).record(db);
+                assert_eq!(lastused(db)?, Some(100));
+                Ok(())
+            })
+            .unwrap();
+    }
 }

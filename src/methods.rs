@@ -56,7 +56,7 @@ pub static METHODS: &[Method] = &[
     Method { name: "backups/get", access: Access::Operator, kind: Kind::Read, prepare: |d| call(backups::get, d) },
     Method { name: "backups/add", access: Access::Operator, kind: Kind::Read, prepare: |d| call(backups::add, d) },
     Method { name: "backups/verify", access: Access::Operator, kind: Kind::Read, prepare: |d| call(backups::verify, d) },
-    Method { name: "backups/restore", access: Access::Operator, kind: Kind::Write, prepare: |d| call(backups::restore, d) },
+    Method { name: "backups/restore", access: Access::Operator, kind: Kind::Replace, prepare: |d| call(backups::restore, d) },
 
     Method { name: "subnets/get", access: READ, kind: Kind::Read, prepare: |d| call(subnets::get, d) },
     Method { name: "subnets/add", access: STANDARD, kind: Kind::Write, prepare: |d| call(subnets::add, d) },

@@ -4,13 +4,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::functions::FunctionFlags;
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 use serde_json::Value;
 
 use crate::error::{Code, Error, Result};
@@ -82,9 +82,11 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::new(Code::Unavailable, format!("cannot create {}: {e}", dir.display())))?;
         }
-        // WAL is a property of the file: set it once, before the pool opens its connections.
+        // WAL is a property of the file: set it once, before the pool opens its connections. Another process (or
+        // store) opening the same file at the same time waits for this one's lock, here and in `migrate`.
         let first = Connection::open(path)?;
-        first.pragma_update(None, "journal_mode", "WAL")?;
+        first.busy_timeout(MIGRATION_WAIT)?;
+        set_wal(&first)?;
         migrate(&first)?;
         drop(first);
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
@@ -137,9 +139,29 @@ impl Store {
     where
         F: FnOnce(&Tx) -> Result<Value> + Send + 'static,
     {
+        self.queue_write(f, false).await
+    }
+
+    /// Runs a write `f` in the group-commit writer like [`Store::write`], but alone: in a transaction of its own,
+    /// shared with no other call (a restore, which defers foreign keys until its commit).
+    pub async fn write_alone<F>(&self, f: F) -> Result<Value>
+    where
+        F: FnOnce(&Tx) -> Result<Value> + Send + 'static,
+    {
+        self.queue_write(f, true).await
+    }
+
+    async fn queue_write<F>(&self, f: F, alone: bool) -> Result<Value>
+    where
+        F: FnOnce(&Tx) -> Result<Value> + Send + 'static,
+    {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let job: WriteFn = Box::new(f);
-        enqueue(&self.writer, (job, answer), "the writer has stopped").await?;
+        let job = Job {
+            work: Box::new(f),
+            alone,
+            answer,
+        };
+        enqueue(&self.writer, job, "the writer has stopped").await?;
         answered
             .await
             .map_err(|_| Error::new(Code::Unavailable, "the writer has stopped"))?
@@ -238,24 +260,37 @@ fn task_loop(mut db: Db, queue: Receiver<Task>) {
 type WriteFn = Box<dyn FnOnce(&Tx) -> Result<Value> + Send>;
 
 /// A queued write, with where its answer goes.
-type Job = (WriteFn, tokio::sync::oneshot::Sender<Result<Value>>);
+struct Job {
+    work: WriteFn,
+    /// Whether it runs in a transaction of its own (see [`Store::write_alone`]).
+    alone: bool,
+    answer: tokio::sync::oneshot::Sender<Result<Value>>,
+}
 
 /// Most writes waiting in the queue, and most writes in one transaction.
 const WRITE_QUEUE: usize = 4096;
 const MAX_BATCH: usize = 512;
 
 /// The writer thread: takes every queued write, runs them in one transaction (a savepoint each), commits once,
-/// then answers them all. Ends when every [`Store`] is gone.
+/// then answers them all. A write queued to run alone ends the batch before it and is a batch of its own. Ends when
+/// every [`Store`] is gone.
 fn write_loop(conn: PooledConnection<SqliteConnectionManager>, lock: Arc<tokio::sync::Mutex<()>>, jobs: Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
+    // A write that must run alone, taken from the queue while a batch was being gathered: it starts the next one.
+    let mut next: Option<Job> = None;
+    while let Some(first) = next.take().or_else(|| jobs.recv().ok()) {
+        let alone = first.alone;
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while !alone && batch.len() < MAX_BATCH {
             match jobs.try_recv() {
+                Ok(job) if job.alone => {
+                    next = Some(job);
+                    break;
+                }
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        let (work, answers): (Vec<WriteFn>, Vec<_>) = batch.into_iter().unzip();
+        let (work, answers): (Vec<WriteFn>, Vec<_>) = batch.into_iter().map(|j| (j.work, j.answer)).unzip();
         let results = {
             let _turn = lock.blocking_lock();
             run_batch(&conn, work)
@@ -355,18 +390,40 @@ fn flush_fts(tx: &Tx) -> rusqlite::Result<usize> {
     tx.execute("DELETE FROM addresses_fts_pending", [])
 }
 
-/// Applies every `-- migration: N` section of [`SCHEMA`] above the database's `user_version`.
+/// How long [`Store::open`] waits for another process's migration (or its change to WAL) on the same file.
+const MIGRATION_WAIT: Duration = Duration::from_secs(60);
+
+/// Puts the file in WAL mode. Two connections changing the journal mode at once would each wait for the other, so
+/// SQLite answers one of them "busy" at once, without its busy handler: that one tries again, for up to
+/// [`MIGRATION_WAIT`]. (Once the file is in WAL mode, this is a no-op.)
+fn set_wal(conn: &Connection) -> Result<()> {
+    let deadline = Instant::now() + MIGRATION_WAIT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == ErrorCode::DatabaseBusy && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            set => return Ok(set?),
+        }
+    }
+}
+
+/// Applies every `-- migration: N` section of [`SCHEMA`] above the database's `user_version`, all in one exclusive
+/// transaction that reads the version first: of several processes starting on one file, one migrates and the
+/// others, waiting for its lock (their busy timeout), then find nothing left to do.
 pub fn migrate(conn: &Connection) -> Result<()> {
-    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Exclusive)?;
+    let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (version, sql) in migrations()? {
         if version <= current {
             continue;
         }
-        let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", version)?;
-        tx.commit()?;
     }
+    tx.commit()?;
     Ok(())
 }
 
@@ -419,6 +476,37 @@ mod tests {
         assert_eq!(v, schema_version().unwrap());
         // A second run is a no-op.
         migrate(&conn).unwrap();
+    }
+
+    /// Several stores opened at once on one new file (as two servers, or a server and the command line, started
+    /// together): one migrates, the others wait for it and find the schema applied, every time.
+    #[test]
+    fn stores_opened_at_once_on_a_new_database_migrate_it_once() {
+        for _ in 0..8 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ipam.db");
+            let start = Arc::new(std::sync::Barrier::new(4));
+            let opened: Vec<_> = (0..4)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Store::open(&path).map(drop)
+                    })
+                })
+                .collect();
+            for store in opened {
+                store.join().unwrap().unwrap();
+            }
+            let conn = Connection::open(&path).unwrap();
+            let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+            assert_eq!(version, schema_version().unwrap());
+            // Migration 4 inserts the epoch's one row: applied twice, it would have failed or left two.
+            let rows: i64 = conn
+                .query_row("SELECT count(*) FROM credential_epoch", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(rows, 1);
+        }
     }
 
     /// Migration 2 fills `subnet_prefixes` from the subnets a version-1 database already holds.

@@ -294,6 +294,9 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Value> {
             _ => e,
         })?;
     }
+    // Every remembered caller and every write authorised before the restore is checked again, whatever the
+    // restore's deletes already moved.
+    ctx.tx.execute("UPDATE credential_epoch SET n = n + 1", [])?;
     ctx.log(
         "backup",
         None,
@@ -335,7 +338,7 @@ impl Drop for Upgraded {
 
 /// The tables a restore copies: all but SQLite's own, the derived ones (`*_fts`, `subnet_prefixes`), which the
 /// triggers of schema.sql rebuild as the rows arrive, and `credential_epoch`, which must keep moving forward (the
-/// restore's deletes move it).
+/// restore moves it).
 fn live_tables(ctx: &Ctx) -> Result<Vec<String>> {
     let mut stmt = ctx.tx.prepare(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'

@@ -21,6 +21,7 @@ mod matrix;
 mod org;
 mod ratelimit;
 mod rest;
+mod revocation;
 mod rpc;
 mod search;
 mod secrets;
