@@ -333,13 +333,13 @@ impl Drop for Upgraded {
     }
 }
 
-/// The tables a restore copies: all but SQLite's own, the derived ones (`*_fts`, `subnet_prefixes`), which the
+/// The tables a restore copies: all but SQLite's own, the derived ones (`*_fts`, `subnet_prefixes`, `address_runs`), which the
 /// triggers of schema.sql rebuild as the rows arrive, and `credential_epoch`, which must keep moving forward (the
 /// restore's deletes move it).
 fn live_tables(ctx: &Ctx) -> Result<Vec<String>> {
     let mut stmt = ctx.tx.prepare(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
-                  AND name NOT LIKE '%\\_fts%' ESCAPE '\\' AND name NOT IN ('subnet_prefixes', 'credential_epoch')
+                  AND name NOT LIKE '%\\_fts%' ESCAPE '\\' AND name NOT IN ('subnet_prefixes', 'address_runs', 'credential_epoch')
                   ORDER BY name",
     )?;
     let names = stmt

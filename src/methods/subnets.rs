@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 
 use crate::dispatch::Ctx;
@@ -286,45 +286,54 @@ fn block_param(d: &mut Data) -> Result<Option<IpNet>> {
     }
 }
 
-/// Walks the space of a subnet taken by address records and active DHCP ranges, ascending, from `from` on.
-/// `f` gets a lazy iterator of inclusive key intervals, so a caller that stops early reads only what it needs.
+/// The free-space engine's two reads: the runs of record addresses (schema.sql, migration 7) and the DHCP ranges of
+/// a subnet (`?1`), each from the one holding key `?2` (the last to start at or below it) on, ascending. Neither
+/// kind overlaps its own kind, so nothing ending at or after `?2` starts before that one.
+const TAKEN_SQL: [&str; 2] = [
+    "SELECT first_ip, last_ip FROM address_runs
+     WHERE subnet_id = ?1
+       AND first_ip >= coalesce((SELECT max(first_ip) FROM address_runs WHERE subnet_id = ?1 AND first_ip <= ?2), x'')
+     ORDER BY first_ip",
+    "SELECT start_ip, end_ip FROM dhcp_ranges
+     WHERE subnet_id = ?1
+       AND start_ip >= coalesce((SELECT max(start_ip) FROM dhcp_ranges WHERE subnet_id = ?1 AND start_ip <= ?2), x'')
+       AND is_active = 1
+     ORDER BY start_ip",
+];
+
+/// Walks the space of a subnet taken by address records and active DHCP ranges, ascending, from the intervals that
+/// hold `from` on. `f` gets a lazy iterator of inclusive key intervals (sorted by start; a record may lie in a
+/// range), so a caller that stops early reads only what it needs: two seeks, then one run or range per interval.
 pub fn with_taken<T>(
-    ctx: &Ctx,
+    conn: &Connection,
     s: &Subnet,
     from: u128,
     f: impl FnOnce(&mut dyn Iterator<Item = (u128, u128)>) -> T,
 ) -> Result<T> {
-    let mut ranges = Vec::new();
-    let mut stmt = ctx.tx.prepare_cached(
-        "SELECT start_ip, end_ip FROM dhcp_ranges WHERE subnet_id = ?1 AND is_active = 1 ORDER BY start_ip",
-    )?;
-    for row in stmt.query_map([s.id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))? {
-        let (a, b) = row?;
-        if let (Some(a), Some(b)) = (net::bytes_key(&a), net::bytes_key(&b)) {
-            if b >= from {
-                ranges.push((a, b));
-            }
-        }
-    }
-    let mut stmt = ctx
-        .tx
-        .prepare_cached("SELECT ip FROM addresses WHERE subnet_id = ?1 AND ip >= ?2 ORDER BY ip")?;
     let from_bytes = net::key_bytes(from);
     let failure: RefCell<Option<rusqlite::Error>> = RefCell::new(None);
-    let rows = stmt.query_map(params![s.id, &from_bytes[..]], |r| r.get::<_, Vec<u8>>(0))?;
-    let mut records = rows
-        .map_while(|r| match r {
-            Ok(b) => net::bytes_key(&b).map(|k| (k, k)),
-            Err(e) => {
-                *failure.borrow_mut() = Some(e);
-                None
-            }
-        })
+    let interval = |r: &rusqlite::Row| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?));
+    let keys = |row: rusqlite::Result<(Vec<u8>, Vec<u8>)>| match row {
+        Ok((a, b)) => net::bytes_key(&a).zip(net::bytes_key(&b)),
+        Err(e) => {
+            *failure.borrow_mut() = Some(e);
+            None
+        }
+    };
+    let [runs_sql, ranges_sql] = TAKEN_SQL;
+    let mut runs_stmt = conn.prepare_cached(runs_sql)?;
+    let mut ranges_stmt = conn.prepare_cached(ranges_sql)?;
+    let mut runs = runs_stmt
+        .query_map(params![s.id, &from_bytes[..]], interval)?
+        .map_while(keys)
         .peekable();
-    let mut ranges = ranges.into_iter().peekable();
-    let mut merged = std::iter::from_fn(|| match (records.peek(), ranges.peek()) {
+    let mut ranges = ranges_stmt
+        .query_map(params![s.id, &from_bytes[..]], interval)?
+        .map_while(keys)
+        .peekable();
+    let mut merged = std::iter::from_fn(|| match (runs.peek(), ranges.peek()) {
         (Some(a), Some(b)) if b.0 < a.0 => ranges.next(),
-        (Some(_), _) => records.next(),
+        (Some(_), _) => runs.next(),
         (None, _) => ranges.next(),
     });
     let out = f(&mut merged);
@@ -334,49 +343,26 @@ pub fn with_taken<T>(
     }
 }
 
-/// Recomputes a subnet's `used`, `taken` and `floor` from its records and ranges (after bulk changes).
+/// Up to `limit` free usable keys of a subnet at or above `from`, ascending.
+pub fn free_keys(conn: &Connection, s: &Subnet, from: u128, limit: usize) -> Result<Vec<u128>> {
+    let usable = s.usable();
+    let from = from.max(usable.0);
+    with_taken(conn, s, from, |taken| {
+        net::free_list((from, usable.1), None, limit, taken)
+    })
+}
+
+/// Recomputes a subnet's `used` and `taken` from its records and ranges (after bulk changes): reads its runs and
+/// ranges, not its records.
 pub fn recount(ctx: &Ctx, s: &Subnet) -> Result<()> {
     let usable = s.usable();
-    let free = with_taken(ctx, s, usable.0, |taken| net::free_count(usable, taken))?;
+    let free = with_taken(ctx.tx, s, usable.0, |taken| net::free_count(usable, taken))?;
     let taken = net::usable_count(&s.net) - free;
-    let first_free = with_taken(ctx, s, usable.0, |taken| net::next_free(usable, None, taken))?;
     ctx.tx.execute(
-        "UPDATE subnets SET used = (SELECT count(*) FROM addresses WHERE subnet_id = ?1), taken = ?2, floor = ?3
-         WHERE id = ?1",
-        params![
-            s.id,
-            taken.to_string(),
-            &net::key_bytes(first_free.unwrap_or(usable.1))[..]
-        ],
+        "UPDATE subnets SET used = (SELECT count(*) FROM addresses WHERE subnet_id = ?1), taken = ?2 WHERE id = ?1",
+        params![s.id, taken.to_string()],
     )?;
     Ok(())
-}
-
-/// The lowest key at which a free usable address may be: everything usable below it is taken.
-pub fn floor(ctx: &Ctx, s: &Subnet) -> Result<u128> {
-    let floor: Option<Vec<u8>> = ctx
-        .tx
-        .query_row("SELECT floor FROM subnets WHERE id = ?1", [s.id], |r| r.get(0))?;
-    Ok(floor.and_then(|f| net::bytes_key(&f)).unwrap_or(0).max(s.usable().0))
-}
-
-/// Records that every usable address below `k` is taken (after finding `k - 1` as the lowest free one and
-/// taking it, say).
-pub fn raise_floor(ctx: &Ctx, s: &Subnet, k: u128) -> Result<()> {
-    if k > floor(ctx, s)? {
-        ctx.tx.execute(
-            "UPDATE subnets SET floor = ?1 WHERE id = ?2",
-            params![&net::key_bytes(k)[..], s.id],
-        )?;
-    }
-    Ok(())
-}
-
-/// The lowest free usable key of a subnet at or above `from`, reading only from the floor on.
-pub fn first_free(ctx: &Ctx, s: &Subnet, from: u128) -> Result<Option<u128>> {
-    let usable = s.usable();
-    let from = from.max(floor(ctx, s)?);
-    with_taken(ctx, s, from, |taken| net::next_free((from, usable.1), None, taken))
 }
 
 /// Keeps the counts when one record at `k` is added (`added`) or removed, without recounting.
@@ -406,17 +392,7 @@ pub fn adjust(ctx: &Ctx, s: &Subnet, k: u128, added: bool) -> Result<()> {
         "UPDATE subnets SET used = used + ?1, taken = ?2 WHERE id = ?3",
         params![delta, taken.to_string(), s.id],
     )?;
-    match added {
-        // Taking the floor itself lets the floor move past it.
-        true if k == floor(ctx, s)? => raise_floor(ctx, s, k.saturating_add(1).min(hi)),
-        // Freeing an address below the floor lowers the floor to it.
-        false if counts && k < floor(ctx, s)? => {
-            ctx.tx
-                .execute("UPDATE subnets SET floor = ?1 WHERE id = ?2", params![&kb[..], s.id])?;
-            Ok(())
-        }
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 /// The columns [`record`] reads.
