@@ -289,7 +289,7 @@ fn block_param(d: &mut Data) -> Result<Option<IpNet>> {
 /// The free-space engine's two reads: the runs of record addresses (schema.sql, migration 7) and the DHCP ranges of
 /// a subnet (`?1`), each from the one holding key `?2` (the last to start at or below it) on, ascending. Neither
 /// kind overlaps its own kind, so nothing ending at or after `?2` starts before that one.
-const TAKEN_SQL: [&str; 2] = [
+pub const TAKEN_SQL: [&str; 2] = [
     "SELECT first_ip, last_ip FROM address_runs
      WHERE subnet_id = ?1
        AND first_ip >= coalesce((SELECT max(first_ip) FROM address_runs WHERE subnet_id = ?1 AND first_ip <= ?2), x'')
@@ -1179,5 +1179,146 @@ mod tests {
         assert!(!brief.contains("SEARCH am"), "{brief}");
         let full = plan(holders_sql(false));
         assert!(!full.contains("addresses_brief"), "{full}");
+    }
+
+    /// Both reads of the free-space engine seek their index, the subquery too: neither scans a subnet's runs or
+    /// ranges from the start.
+    #[test]
+    fn the_free_space_reads_seek_from_the_start_key() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::store::migrate(&conn).unwrap();
+        for sql in TAKEN_SQL {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt.query_map(params![1, 0], |r| r.get::<_, String>(3)).unwrap();
+            let plan = rows.map(|r| r.unwrap()).collect::<Vec<_>>();
+            assert!(plan.iter().all(|step| !step.starts_with("SCAN")), "{plan:#?}");
+            let seeks = plan
+                .iter()
+                .filter(|step| step.starts_with("SEARCH") && step.contains("(subnet_id=? AND"))
+                .count();
+            assert_eq!(seeks, 2, "{plan:#?}");
+        }
+    }
+
+    /// The runs of consecutive record addresses that schema.sql's triggers keep (migration 7; also the migration's
+    /// own fill) are the runs of the records, after any sequence of inserts, deletes and moves between subnets,
+    /// at both ends of the key space too.
+    mod runs {
+        use std::collections::BTreeSet;
+
+        use proptest::prelude::*;
+        use rusqlite::{params, Connection};
+
+        use crate::net;
+
+        /// Keys near both ends of the key space, where stepping a key past the end gives NULL.
+        fn key(i: u8) -> u128 {
+            match i {
+                0..=11 => u128::from(i),
+                _ => u128::MAX - u128::from(i - 12),
+            }
+        }
+
+        fn expected(records: &BTreeSet<(i64, u128)>) -> Vec<(i64, u128, u128)> {
+            let mut runs: Vec<(i64, u128, u128)> = Vec::new();
+            for &(s, k) in records {
+                match runs.last_mut() {
+                    Some(r) if r.0 == s && r.2.checked_add(1) == Some(k) => r.2 = k,
+                    _ => runs.push((s, k, k)),
+                }
+            }
+            runs
+        }
+
+        fn stored(conn: &Connection, table: &str) -> Vec<(i64, u128, u128)> {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT subnet_id, first_ip, last_ip FROM {table} ORDER BY subnet_id, first_ip"
+                ))
+                .unwrap();
+            let rows = stmt
+                .query_map([], |r| {
+                    let (a, b): (Vec<u8>, Vec<u8>) = (r.get(1)?, r.get(2)?);
+                    Ok((r.get(0)?, net::bytes_key(&a).unwrap(), net::bytes_key(&b).unwrap()))
+                })
+                .unwrap();
+            rows.map(|r| r.unwrap()).collect()
+        }
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Add(i64, u8),
+            Delete(u8),
+            Move(u8, i64, u8),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (1i64..=2, 0u8..24).prop_map(|(s, k)| Op::Add(s, k)),
+                (0u8..24).prop_map(Op::Delete),
+                (0u8..24, 1i64..=2, 0u8..24).prop_map(|(i, s, k)| Op::Move(i, s, k)),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+            #[test]
+            fn the_triggers_keep_the_runs_of_the_records(ops in prop::collection::vec(op(), 1..80)) {
+                let conn = Connection::open_in_memory().unwrap();
+                crate::store::migrate(&conn).unwrap();
+                // Records of subnets 1 and 2, which need no rows here.
+                conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+                let mut records: BTreeSet<(i64, u128)> = BTreeSet::new();
+                for op in ops {
+                    let nth = |records: &BTreeSet<(i64, u128)>, i: u8| {
+                        records.iter().nth(usize::from(i) % records.len().max(1)).copied()
+                    };
+                    match op {
+                        Op::Add(s, k) if records.insert((s, key(k))) => {
+                            conn.execute(
+                                "INSERT INTO addresses (subnet_id, ip, created, modifiedat, modby_name)
+                                 VALUES (?1, ?2, 0, 0, 'test')",
+                                params![s, &net::key_bytes(key(k))[..]],
+                            )
+                            .unwrap();
+                        }
+                        Op::Delete(i) => if let Some((s, k)) = nth(&records, i) {
+                            records.remove(&(s, k));
+                            conn.execute(
+                                "DELETE FROM addresses WHERE subnet_id = ?1 AND ip = ?2",
+                                params![s, &net::key_bytes(k)[..]],
+                            )
+                            .unwrap();
+                        },
+                        Op::Move(i, to, k) => if let Some((s, old)) = nth(&records, i) {
+                            if records.insert((to, key(k))) {
+                                records.remove(&(s, old));
+                                conn.execute(
+                                    "UPDATE addresses SET subnet_id = ?1, ip = ?2 WHERE subnet_id = ?3 AND ip = ?4",
+                                    params![to, &net::key_bytes(key(k))[..], s, &net::key_bytes(old)[..]],
+                                )
+                                .unwrap();
+                            }
+                        },
+                        Op::Add(..) => {}
+                    }
+                    prop_assert_eq!(stored(&conn, "address_runs"), expected(&records));
+                }
+                // The migration's fill computes the same runs from the records alone.
+                let fill = crate::store::SCHEMA
+                    .split("-- Consecutive keys of a subnet")
+                    .nth(1)
+                    .and_then(|rest| rest.split(';').next())
+                    .and_then(|stmt| stmt.split_once("INSERT INTO address_runs (subnet_id, first_ip, last_ip)"))
+                    .map(|(_, select)| select.to_string())
+                    .unwrap();
+                conn.execute_batch(&format!(
+                    "CREATE TEMP TABLE refilled (subnet_id, first_ip, last_ip);
+                     INSERT INTO refilled {fill}"
+                ))
+                .unwrap();
+                prop_assert_eq!(stored(&conn, "refilled"), expected(&records));
+            }
+        }
     }
 }
