@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params_from_iter, Connection, OpenFlags};
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension};
 use serde_json::{json, Value};
 
 use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
+use crate::net;
 use crate::params::{Data, Params};
 use crate::store;
 use crate::time;
@@ -277,6 +278,24 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Value> {
         return Err(Error::new(
             Code::InvalidBackup,
             format!("{} has rows that refer to missing rows", p.name),
+        ));
+    }
+    // The rule every subnet's block keeps (subnets::storable): no IPv6 block overlaps the IPv4-mapped addresses.
+    let (lo, hi) = (net::key_bytes(net::MAPPED.0), net::key_bytes(net::MAPPED.1));
+    let mapped: Option<i64> = src
+        .query_row(
+            "SELECT id FROM subnets WHERE family = 6 AND net_start <= ?2 AND net_end >= ?1 LIMIT 1",
+            params![&lo[..], &hi[..]],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(id) = mapped {
+        return Err(Error::new(
+            Code::InvalidBackup,
+            format!(
+                "{} has subnet {id}, an IPv6 block that overlaps ::ffff:0:0/96 (IPv4-mapped)",
+                p.name
+            ),
         ));
     }
     let (safety, _) = create(ctx)?;

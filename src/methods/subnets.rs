@@ -240,25 +240,39 @@ pub fn parse_ip(field: &str, s: &str) -> Result<IpAddr> {
     }
 }
 
-/// Parses a CIDR; host bits set → `invalid_subnet` naming the normalised block.
+/// Parses a subnet's CIDR; host bits set → `invalid_subnet` naming the normalised block.
 pub fn parse_block(s: &str) -> Result<IpNet> {
     let block = net::parse_cidr(s).map_err(cidr_error)?;
-    check_block(block)
+    storable(block)
 }
 
-/// Refuses blocks inside ::ffff:0:0/96: their keys are the IPv4 addresses' keys.
+/// Refuses a block to search inside ::ffff:0:0/96: its keys are the IPv4 addresses' keys.
 pub fn check_block(block: IpNet) -> Result<IpNet> {
-    let mapped = IpNet::V6(
-        ipnet::Ipv6Net::new(std::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96)
-            .map_err(|e| Error::internal(format!("mapped block: {e}")))?,
-    );
-    if net::contains(&mapped, &block) {
-        return Err(Error::new(
-            Code::InvalidSubnet,
-            "IPv4-mapped IPv6 blocks are not supported: use the IPv4 form",
-        ));
+    match net::mapped(&block) {
+        net::Mapped::Inside => Err(mapped_error(
+            &block,
+            "is IPv4-mapped (inside ::ffff:0:0/96): use the IPv4 form",
+        )),
+        _ => Ok(block),
     }
-    Ok(block)
+}
+
+/// The one rule for a subnet's block, on every path that gives a subnet a block (add, edit, split, join and the
+/// REST doors onto them; restore checks the same with SQL): an IPv6 block may not overlap ::ffff:0:0/96, neither
+/// inside it nor holding it, since an IPv6 record there would have an IPv4 record's key.
+pub fn storable(block: IpNet) -> Result<IpNet> {
+    match net::mapped(&block) {
+        net::Mapped::Apart => Ok(block),
+        net::Mapped::Inside => check_block(block),
+        net::Mapped::Overlaps => Err(mapped_error(
+            &block,
+            "overlaps ::ffff:0:0/96, the IPv4-mapped addresses: use a block outside it",
+        )),
+    }
+}
+
+fn mapped_error(block: &IpNet, what: &str) -> Error {
+    Error::new(Code::InvalidSubnet, format!("{block} {what}")).with_data(json!({"mapped": "::ffff:0:0/96"}))
 }
 
 fn cidr_error(e: CidrError) -> Error {
@@ -278,7 +292,7 @@ fn block_param(d: &mut Data) -> Result<Option<IpNet>> {
         (Some(s), None, None) => parse_block(&s).map(Some),
         (None, Some(n), Some(c)) => {
             let c = u8::try_from(c).map_err(|_| Error::param("cidr", "must be a prefix length"))?;
-            check_block(net::cidr_from_parts(&n, c).map_err(cidr_error)?).map(Some)
+            storable(net::cidr_from_parts(&n, c).map_err(cidr_error)?).map(Some)
         }
         (None, None, None) => Ok(None),
         (Some(_), _, _) => Err(Error::param("subnet", "give either subnet or network and cidr")),
@@ -917,6 +931,9 @@ pub fn split(ctx: &Ctx, p: SplitParams) -> Result<Value> {
         (None, None) => return Err(invalid("nothing to split into".into())),
     };
     let children = net::split(&s.net, prefix, ctx.app.settings.max_split).map_err(invalid)?;
+    for child in &children {
+        storable(*child)?;
+    }
     let mut stmt = ctx
         .tx
         .prepare_cached("SELECT id, start_ip, end_ip FROM dhcp_ranges WHERE subnet_id = ?1")?;
@@ -1074,6 +1091,7 @@ pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Value> {
     }
     let nets: Vec<IpNet> = members.iter().map(|m| m.net).collect();
     let block = net::tile(&nets).map_err(|nt| not_contiguous(&nt.expected, &nt.missing))?;
+    storable(block)?;
     let ids: Vec<i64> = members.iter().map(|m| m.id).collect();
     check_overlap(ctx, members[0].group, &block, &ids)?;
     let survivor = members
