@@ -343,3 +343,75 @@ CREATE INDEX subnets_org ON subnets (org_id, net_start, family, net_end, prefix,
 CREATE INDEX addresses_brief ON addresses (
     subnet_id, ip, hostname, cname, mac_address, status, is_assigned, last_seen, discovery_source, description
 );
+
+-- migration: 7
+
+-- The free-space engine (subnets::with_taken) reads the runs of consecutive record addresses of a subnet instead
+-- of its records, so finding the first free address, or a page of free ones, reads the run that holds the start
+-- and the runs after it: one seek, then one run per gap passed over, however many records there are and in
+-- whatever order they were added, moved, deleted or restored. (The `floor` it replaces was the lowest possibly
+-- free key, moved one step per allocation: records filed out of order left it at the start, and every peek read
+-- every record above it.) Runs are maximal: two runs of a subnet never touch, so every gap between them is free
+-- unless an active DHCP range covers it. Derived data, kept by the triggers below for every insert, delete
+-- (cascades too) and change of subnet or address of a record: a restore skips it and the triggers rebuild it.
+-- The triggers step keys with `key_add(key, n)` (store::add_functions; NULL past either end of the key space), so
+-- a connection that writes records needs the server's functions.
+ALTER TABLE subnets DROP COLUMN floor;
+CREATE TABLE address_runs (
+    subnet_id INTEGER NOT NULL,
+    first_ip  BLOB NOT NULL,
+    last_ip   BLOB NOT NULL,
+    PRIMARY KEY (subnet_id, first_ip)
+) WITHOUT ROWID;
+-- Consecutive keys of a subnet share `ip - (its rank - 1)`: one group per run.
+INSERT INTO address_runs (subnet_id, first_ip, last_ip)
+    SELECT subnet_id, min(ip), max(ip)
+    FROM (SELECT subnet_id, ip, key_add(ip, 1 - row_number() OVER (PARTITION BY subnet_id ORDER BY ip)) AS run
+          FROM addresses)
+    GROUP BY subnet_id, run;
+-- One record address taken (`added`) or freed in a subnet: inserting a row here runs the trigger that keeps the
+-- runs, so the three triggers on addresses share its two bodies. Nothing is stored.
+CREATE VIEW address_run_changes (subnet_id, ip, added) AS SELECT NULL, NULL, NULL WHERE 0;
+CREATE TRIGGER address_runs_take INSTEAD OF INSERT ON address_run_changes WHEN new.added BEGIN
+    -- A new run, unless the run just below ends at ip - 1; it reaches to the end of the run just above, if any.
+    INSERT INTO address_runs (subnet_id, first_ip, last_ip)
+    SELECT new.subnet_id, new.ip,
+           coalesce((SELECT last_ip FROM address_runs
+                     WHERE subnet_id = new.subnet_id AND first_ip = key_add(new.ip, 1)), new.ip)
+    WHERE NOT EXISTS (SELECT 1 FROM (SELECT last_ip FROM address_runs
+                                     WHERE subnet_id = new.subnet_id AND first_ip < new.ip
+                                     ORDER BY first_ip DESC LIMIT 1)
+                      WHERE last_ip = key_add(new.ip, -1));
+    -- Else the run below grows over ip and the run above.
+    UPDATE address_runs
+    SET last_ip = coalesce((SELECT last_ip FROM address_runs
+                            WHERE subnet_id = new.subnet_id AND first_ip = key_add(new.ip, 1)), new.ip)
+    WHERE subnet_id = new.subnet_id AND last_ip = key_add(new.ip, -1)
+      AND first_ip = (SELECT max(first_ip) FROM address_runs WHERE subnet_id = new.subnet_id AND first_ip < new.ip);
+    -- The run above is now part of ip's.
+    DELETE FROM address_runs WHERE subnet_id = new.subnet_id AND first_ip = key_add(new.ip, 1);
+END;
+CREATE TRIGGER address_runs_free INSTEAD OF INSERT ON address_run_changes WHEN NOT new.added BEGIN
+    -- The part of ip's run above ip becomes a run of its own,
+    INSERT INTO address_runs (subnet_id, first_ip, last_ip)
+    SELECT new.subnet_id, key_add(new.ip, 1), last_ip
+    FROM (SELECT last_ip FROM address_runs
+          WHERE subnet_id = new.subnet_id AND first_ip <= new.ip ORDER BY first_ip DESC LIMIT 1)
+    WHERE last_ip > new.ip;
+    -- the part below ends at ip - 1,
+    UPDATE address_runs SET last_ip = key_add(new.ip, -1)
+    WHERE subnet_id = new.subnet_id AND last_ip >= new.ip
+      AND first_ip = (SELECT max(first_ip) FROM address_runs WHERE subnet_id = new.subnet_id AND first_ip < new.ip);
+    -- and a run starting at ip is gone.
+    DELETE FROM address_runs WHERE subnet_id = new.subnet_id AND first_ip = new.ip;
+END;
+CREATE TRIGGER address_runs_insert AFTER INSERT ON addresses BEGIN
+    INSERT INTO address_run_changes (subnet_id, ip, added) VALUES (new.subnet_id, new.ip, 1);
+END;
+CREATE TRIGGER address_runs_delete AFTER DELETE ON addresses BEGIN
+    INSERT INTO address_run_changes (subnet_id, ip, added) VALUES (old.subnet_id, old.ip, 0);
+END;
+CREATE TRIGGER address_runs_update AFTER UPDATE OF subnet_id, ip ON addresses
+WHEN old.subnet_id IS NOT new.subnet_id OR old.ip IS NOT new.ip BEGIN
+    INSERT INTO address_run_changes (subnet_id, ip, added) VALUES (old.subnet_id, old.ip, 0), (new.subnet_id, new.ip, 1);
+END;

@@ -152,6 +152,13 @@ const SCENARIOS: &[Scenario] = &[
         what: "/1.0 ipaddress/available limit 256 on an IPv6 /48 whose lowest 100,000 addresses hold records",
     },
     Scenario {
+        name: "peek-ooo",
+        connections: 2,
+        goal: Goal::P50Ms(1.0),
+        what: "GET /api/v1/ip/networks/{id}/next-ip on a /16 whose lowest 20,000 addresses were filed out of order \
+               (16 clients, each from the top down) through ipaddress/add",
+    },
+    Scenario {
         name: "search-1m",
         connections: 2,
         goal: Goal::P50Ms(20.0),
@@ -600,6 +607,10 @@ async fn run_scenario(sc: &Scenario, plan: Plan, threads: usize, target: &Target
     if sc.name == "split-16" {
         return split(row, &mut api, ds).await;
     }
+    let ooo = match sc.name {
+        "peek-ooo" => Some(file_out_of_order(&mut row, &mut api, target, ds.sizes).await?),
+        _ => None,
+    };
     let t = target.clone();
     let sizes = ds.sizes;
     let (record_lo, record_hi) = ds.record_ids;
@@ -625,6 +636,10 @@ async fn run_scenario(sc: &Scenario, plan: Plan, threads: usize, target: &Target
         "next-16" => Arc::new(move |_| t.envelope_raw("ipaddress/next", &format!("{{\"subnet\":{net16}}}"))),
         "available-48" => {
             Arc::new(move |_| t.envelope_raw("ipaddress/available", &format!("{{\"subnet\":{v6},\"limit\":256}}")))
+        }
+        "peek-ooo" => {
+            let path = format!("/ip/networks/{}/next-ip", ooo.unwrap_or_default());
+            Arc::new(move |_| t.rest(Method::GET, &path, None))
         }
         "search-1m" => Arc::new(move |rng| {
             let q = search_query(rng.range(sizes.records / 1000, sizes.records / 100));
@@ -693,7 +708,8 @@ async fn run_paired(sc: &Scenario, plan: Plan, threads: usize, target: &Target, 
 async fn first_answer(name: &str, api: &mut Api, ds: &DataSet) -> Res<()> {
     let sizes = ds.sizes;
     match name {
-        "healthz" | "alloc" | "split-16" => {}
+        // peek-ooo's first answer is checked after its filing (file_out_of_order).
+        "healthz" | "alloc" | "split-16" | "peek-ooo" => {}
         "rpc-get" => {
             let r = api.rpc("ipaddress/get", json!({"id": ds.record_ids.1})).await?;
             if r.get(ds.record_ids.1.to_string()).is_none() {
@@ -796,6 +812,47 @@ async fn split(mut row: Row, api: &mut Api, ds: &DataSet) -> Res<Row> {
         }
     }
     Ok(row)
+}
+
+/// peek-ooo's subnet: a new /16 (OOO16) whose lowest addresses get records at explicit addresses from 16 connections,
+/// each from the top of its share down, so the lowest free address is known only once the last record is in.
+/// Checks the peek's first answer; the subnet's id.
+async fn file_out_of_order(row: &mut Row, api: &mut Api, target: &Target, sizes: seed::Sizes) -> Res<i64> {
+    let n = sizes.ooo16;
+    let net = api.rpc("subnets/add", json!({"subnet": seed::OOO16})).await?;
+    let id: i64 = net
+        .as_object()
+        .and_then(|m| m.keys().next())
+        .and_then(|k| k.parse().ok())
+        .ok_or_else(|| format!("subnets/add answered {net}"))?;
+    let t = Instant::now();
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..16u64 {
+        let mut api = Api::connect(target).await?;
+        clients.spawn(async move {
+            for k in (0..n).rev().filter(|k| k % 16 == client) {
+                let ip = DataSet::after_records(seed::OOO16, k)?.to_string();
+                api.rpc("ipaddress/add", json!({"ip": ip, "subnet": id})).await?;
+            }
+            Ok::<(), client::BoxError>(())
+        });
+    }
+    while let Some(done) = clients.join_next().await {
+        done??;
+    }
+    row.notes.push(format!(
+        "{n} records filed out of order into {} in {:.1} s",
+        seed::OOO16,
+        t.elapsed().as_secs_f64()
+    ));
+    let r = api
+        .rest(Method::GET, &format!("/ip/networks/{id}/next-ip"), None)
+        .await?;
+    let want = DataSet::after_records(seed::OOO16, n)?.to_string();
+    if text(&r["ip_address"]) != want {
+        row.failures.push(format!("next-ip answered {r}, expected {want}"));
+    }
+    Ok(id)
 }
 
 /// The address of an allocation answer (`{"ip_address": "...", ...}`), as a key.

@@ -191,6 +191,30 @@ pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     is_v4(a) == is_v4(b) && x.0 <= y.1 && y.0 <= x.1
 }
 
+/// The keys of ::ffff:0:0/96, the IPv4-mapped IPv6 addresses: every IPv4 address's key is its mapped address's.
+pub const MAPPED: (u128, u128) = (0xffff_0000_0000, 0xffff_ffff_ffff);
+
+/// How a block meets the IPv4-mapped IPv6 addresses ([`MAPPED`]); an IPv4 block never does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mapped {
+    Apart,
+    /// Shares some of them, or holds them all.
+    Overlaps,
+    /// Lies inside them.
+    Inside,
+}
+
+pub fn mapped(net: &IpNet) -> Mapped {
+    let (lo, hi) = range(net);
+    if is_v4(net) || hi < MAPPED.0 || lo > MAPPED.1 {
+        Mapped::Apart
+    } else if MAPPED.0 <= lo && hi <= MAPPED.1 {
+        Mapped::Inside
+    } else {
+        Mapped::Overlaps
+    }
+}
+
 /// The children of `net` at `new_prefix`, ascending; refused when there would be more than `max_parts`.
 pub fn split(net: &IpNet, new_prefix: u8, max_parts: u32) -> Result<Vec<IpNet>, String> {
     let (cur, max) = (net.prefix_len(), net.max_prefix_len());
@@ -576,6 +600,35 @@ mod tests {
         assert!(!contains(&net("::/0"), &a));
         assert!(!overlaps(&net("::ffff:0:0/96"), &a));
         assert!(!contains(&net("0.0.0.0/0"), &net("::/128")));
+    }
+
+    #[test]
+    fn blocks_meet_the_ipv4_mapped_addresses_inside_overlapping_or_apart() {
+        for (block, expected) in [
+            ("::ffff:0:0/96", Mapped::Inside),
+            ("::ffff:10.0.0.0/104", Mapped::Inside),
+            ("::ffff:10.0.0.1/128", Mapped::Inside),
+            ("::ffff:255.255.255.255/128", Mapped::Inside),
+            // Holding them all, or sharing some, is overlapping: a split or an allocation would reach them.
+            ("::fffe:0:0/95", Mapped::Overlaps),
+            ("::/0", Mapped::Overlaps),
+            ("::/64", Mapped::Overlaps),
+            ("::/80", Mapped::Overlaps),
+            ("::/1", Mapped::Overlaps),
+            // Right below and right above.
+            ("::fffe:0:0/96", Mapped::Apart),
+            ("::fffe:ffff:ffff/128", Mapped::Apart),
+            ("::1:0:0:0/96", Mapped::Apart),
+            ("::1:0:0:0/128", Mapped::Apart),
+            ("::/96", Mapped::Apart),
+            ("8000::/1", Mapped::Apart),
+            ("2001:db8::/32", Mapped::Apart),
+            // IPv4 blocks never do, although their keys lie there.
+            ("0.0.0.0/0", Mapped::Apart),
+            ("10.0.0.0/8", Mapped::Apart),
+        ] {
+            assert_eq!(mapped(&net(block)), expected, "{block}");
+        }
     }
 
     #[test]

@@ -361,9 +361,10 @@ pub fn on_database_thread() -> bool {
 }
 
 /// What the handlers' SQL uses besides SQLite's own: `rarray(?)`, a list parameter joined like a table (see
-/// `dhcpranges::overlapping`), and `net_floor(key, family, prefix)`, the block start `subnets::overlapping` seeks,
-/// per prefix in use.
-pub(crate) fn add_functions(c: &Connection) -> rusqlite::Result<()> {
+/// `dhcpranges::overlapping`), `net_floor(key, family, prefix)`, the block start `subnets::overlapping` seeks,
+/// per prefix in use, and `key_add(key, n)`, the key `n` steps away (NULL past either end), with which the
+/// triggers of schema.sql keep `address_runs` (migration 7): a connection that writes records needs these.
+pub fn add_functions(c: &Connection) -> rusqlite::Result<()> {
     rusqlite::vtab::array::load_module(c)?;
     c.create_scalar_function(
         "net_floor",
@@ -374,6 +375,19 @@ pub(crate) fn add_functions(c: &Connection) -> rusqlite::Result<()> {
             let (family, prefix) = (f.get::<i64>(1)?, f.get::<u32>(2)?);
             Ok(key
                 .and_then(|k| net::block_start(k, family == 4, prefix))
+                .map(net::key_bytes))
+        },
+    )?;
+    // Innocuous (no side effects), so the schema's triggers may call it.
+    c.create_scalar_function(
+        "key_add",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_INNOCUOUS,
+        |f| {
+            let key = f.get_raw(0).as_blob().ok().and_then(net::bytes_key);
+            let n = f.get::<i64>(1)?;
+            Ok(key
+                .and_then(|k| k.checked_add_signed(i128::from(n)))
                 .map(net::key_bytes))
         },
     )
@@ -412,8 +426,10 @@ fn set_wal(conn: &Connection) -> Result<()> {
 
 /// Applies every `-- migration: N` section of [`SCHEMA`] above the database's `user_version`, all in one exclusive
 /// transaction that reads the version first: of several processes starting on one file, one migrates and the
-/// others, waiting for its lock (their busy timeout), then find nothing left to do.
+/// others, waiting for its lock (their busy timeout), then find nothing left to do. The server's SQL functions are
+/// added to `conn` first: the migrations and the triggers they make call them.
 pub fn migrate(conn: &Connection) -> Result<()> {
+    add_functions(conn)?;
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Exclusive)?;
     let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (version, sql) in migrations()? {

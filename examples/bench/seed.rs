@@ -28,6 +28,8 @@ pub struct Sizes {
     pub net16: u64,
     pub split16: u64,
     pub v6: u64,
+    /// Records filed out of order through the server by the peek-ooo scenario.
+    pub ooo16: u64,
     pub roots: usize,
     pub children: usize,
 }
@@ -39,6 +41,7 @@ impl Sizes {
         net16: 60_000,
         split16: 60_000,
         v6: 100_000,
+        ooo16: 20_000,
         roots: 8,
         children: 4,
     };
@@ -48,6 +51,7 @@ impl Sizes {
         net16: 500,
         split16: 500,
         v6: 500,
+        ooo16: 500,
         roots: 3,
         children: 2,
     };
@@ -79,6 +83,7 @@ pub const NET16: &str = "10.0.0.0/16";
 pub const SPLIT16: &str = "10.1.0.0/16";
 pub const V6: &str = "2001:db8::/48";
 pub const ALLOC: &str = "10.64.0.0/10";
+pub const OOO16: &str = "10.2.0.0/16";
 /// The first /24; the others follow it.
 const SMALL_BASE: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 0);
 
@@ -228,6 +233,8 @@ pub fn bulk(db_path: &Path, ds: &mut DataSet) -> Res<BulkReport> {
     let sizes = ds.sizes;
     let mut notes = Vec::new();
     let mut db = Connection::open(db_path)?;
+    // The schema's triggers keep the runs of record addresses with the server's SQL functions.
+    ipamd::store::add_functions(&db)?;
     // Seeding is not a durability test: the server reopens the file afterwards with its own settings.
     db.execute_batch("PRAGMA synchronous = OFF;")?;
 
@@ -322,8 +329,8 @@ pub fn bulk(db_path: &Path, ds: &mut DataSet) -> Res<BulkReport> {
         get("modby_name"),
         get("created"),
     );
-    // Subnet id → (records, lowest usable key, usable count); every record is contiguous from the lowest usable.
-    let mut filled: Vec<(i64, u64, IpNet)> = Vec::new();
+    // Subnet id → records; every record is contiguous from the lowest usable address.
+    let mut filled: Vec<(i64, u64)> = Vec::new();
     let small_ids: Vec<i64> = {
         let mut stmt =
             db.prepare("SELECT id FROM subnets WHERE prefix = 24 AND family = 4 AND id >= ?1 ORDER BY net_start")?;
@@ -344,7 +351,7 @@ pub fn bulk(db_path: &Path, ds: &mut DataSet) -> Res<BulkReport> {
         for (i, id) in small_ids.iter().enumerate() {
             let count = sizes.small_records(i as u64);
             plan.push((*id, DataSet::small_net(i as u64), u64::from(i == 0), count));
-            filled.push((*id, count, DataSet::small_net(i as u64)));
+            filled.push((*id, count));
         }
         for (id, cidr, count) in [
             (ds.net16, NET16, sizes.net16),
@@ -352,7 +359,7 @@ pub fn bulk(db_path: &Path, ds: &mut DataSet) -> Res<BulkReport> {
             (ds.v6, V6, sizes.v6),
         ] {
             plan.push((id, block(cidr)?, 0, count));
-            filled.push((id, count, block(cidr)?));
+            filled.push((id, count));
         }
         for (subnet, b, from, count) in plan {
             let lo = net::usable(&b).0;
@@ -417,34 +424,17 @@ pub fn bulk(db_path: &Path, ds: &mut DataSet) -> Res<BulkReport> {
     let fts = t.elapsed();
 
     // The counts the server keeps: used = records; taken = usable addresses recorded or in an active DHCP
-    // range (no ranges here, and every record is usable, so taken = used). When the schema keeps a `floor` (every
-    // usable address below it is taken), it is the first free address, as the server's recount sets it.
+    // range (no ranges here, and every record is usable, so taken = used). The runs of record addresses the
+    // free-space engine reads were kept by the schema's triggers as the rows went in.
     let t = Instant::now();
-    let has_floor: bool = db.query_row(
-        "SELECT count(*) FROM pragma_table_info('subnets') WHERE name = 'floor'",
-        [],
-        |r| r.get(0),
-    )?;
     let tx = db.transaction()?;
-    for (id, count, b) in &filled {
-        let (lo, hi) = net::usable(b);
-        let taken = u128::from(*count);
+    for (id, count) in &filled {
         tx.execute(
             "UPDATE subnets SET used = ?1, taken = ?2 WHERE id = ?3",
-            params![*count as i64, taken.to_string(), id],
+            params![*count as i64, count.to_string(), id],
         )?;
-        if has_floor {
-            let first_free = if taken < net::usable_count(b) { lo + taken } else { hi };
-            tx.execute(
-                "UPDATE subnets SET floor = ?1 WHERE id = ?2",
-                params![&net::key_bytes(first_free)[..], id],
-            )?;
-        }
     }
     tx.commit()?;
-    if has_floor {
-        notes.push("schema keeps subnets.floor: set to each subnet's first free address".into());
-    }
     db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
     let counts = t.elapsed();
     Ok(BulkReport {
@@ -510,7 +500,7 @@ pub fn kept_counts(db_path: &Path, ids: &[i64]) -> Res<Vec<BTreeMap<String, SqlV
     let mut out = Vec::new();
     for id in ids {
         let mut r = row(&db, "subnets", *id)?;
-        r.retain(|k, _| matches!(k.as_str(), "id" | "used" | "taken" | "floor"));
+        r.retain(|k, _| matches!(k.as_str(), "id" | "used" | "taken"));
         out.push(r);
     }
     Ok(out)

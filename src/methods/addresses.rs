@@ -2,7 +2,8 @@
 //!
 //! Allocation runs inside the call's write transaction, which the store serialises, so two calls never see the
 //! same free address; the `UNIQUE (subnet_id, ip)` index is the backstop. Free space is found by walking the gaps
-//! between records and active DHCP ranges ([`subnets::with_taken`]), never by enumerating a subnet.
+//! between runs of records and active DHCP ranges ([`subnets::with_taken`]), never by enumerating a subnet or its
+//! records.
 
 use std::net::IpAddr;
 use std::sync::LazyLock;
@@ -317,21 +318,16 @@ impl Params for AddParams {
 /// Adds a record. `ip` alone files it in the most specific subnet containing it; `subnet` alone takes that
 /// subnet's next free address; both must agree.
 pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
-    let (subnet, ip, allocated) = match (p.subnet, p.ip) {
+    let (subnet, ip) = match (p.subnet, p.ip) {
         (Some(id), ip) => {
             let s = subnets::load(ctx, id)?;
-            match ip {
-                Some(ip) => {
-                    let ip = inside(&s, ip)?;
-                    (s, ip, false)
-                }
-                None => {
-                    let ip = next_free(ctx, &s)?;
-                    (s, ip, true)
-                }
-            }
+            let ip = match ip {
+                Some(ip) => inside(&s, ip)?,
+                None => next_free(ctx, &s)?,
+            };
+            (s, ip)
         }
-        (None, Some(ip)) => (most_specific(ctx, ip)?, ip, false),
+        (None, Some(ip)) => (most_specific(ctx, ip)?, ip),
         (None, None) => return Err(Error::param("ip", "give ip, subnet, or both")),
     };
     let key = net::key(ip);
@@ -373,10 +369,6 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
     let id = ctx.tx.last_insert_rowid();
     fields::set_values(ctx, subnet.id, id, &p.host.fields.unwrap_or_default(), true)?;
     subnets::adjust(ctx, &subnet, key, true)?;
-    if allocated {
-        // next_free found every usable address below this one taken: the next search starts after it.
-        subnets::raise_floor(ctx, &subnet, key.saturating_add(1).min(subnet.usable().1))?;
-    }
     ctx.log(
         "ipaddress",
         Some(id),
@@ -617,16 +609,10 @@ pub fn available(ctx: &Ctx, p: AvailableParams) -> Result<Value> {
         }
         None => None,
     };
-    let usable = s.usable();
-    // Nothing below the floor is free, so the walk starts there.
-    let from = after
-        .and_then(|a| a.checked_add(1))
-        .unwrap_or(usable.0)
-        .max(subnets::floor(ctx, &s)?);
-    let limit = usize::try_from(p.limit).unwrap_or(0);
-    let free = subnets::with_taken(ctx, &s, from, |taken| {
-        net::free_list((from, usable.1), None, limit, taken)
-    })?;
+    let free = match after.map_or(Some(s.usable().0), |a| a.checked_add(1)) {
+        Some(from) => subnets::free_keys(ctx.tx, &s, from, usize::try_from(p.limit).unwrap_or(0))?,
+        None => Vec::new(),
+    };
     let taken: String = ctx
         .tx
         .query_row("SELECT taken FROM subnets WHERE id = ?1", [s.id], |r| r.get(0))?;
@@ -785,7 +771,7 @@ fn remove(ctx: &Ctx, s: &Subnet, id: i64, key: u128) -> Result<()> {
 
 /// The lowest free address of a subnet; `subnet_full` when there is none.
 fn next_free(ctx: &Ctx, s: &Subnet) -> Result<IpAddr> {
-    let k = subnets::first_free(ctx, s, s.usable().0)?;
+    let k = subnets::free_keys(ctx.tx, s, s.usable().0, 1)?.pop();
     k.map(|k| s.addr(k)).ok_or_else(|| {
         Error::new(
             Code::SubnetFull,

@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params_from_iter, Connection, OpenFlags};
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension};
 use serde_json::{json, Value};
 
 use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
+use crate::net;
 use crate::params::{Data, Params};
 use crate::store;
 use crate::time;
@@ -279,6 +280,24 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Value> {
             format!("{} has rows that refer to missing rows", p.name),
         ));
     }
+    // The rule every subnet's block keeps (subnets::storable): no IPv6 block overlaps the IPv4-mapped addresses.
+    let (lo, hi) = (net::key_bytes(net::MAPPED.0), net::key_bytes(net::MAPPED.1));
+    let mapped: Option<i64> = src
+        .query_row(
+            "SELECT id FROM subnets WHERE family = 6 AND net_start <= ?2 AND net_end >= ?1 LIMIT 1",
+            params![&lo[..], &hi[..]],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(id) = mapped {
+        return Err(Error::new(
+            Code::InvalidBackup,
+            format!(
+                "{} has subnet {id}, an IPv6 block that overlaps ::ffff:0:0/96 (IPv4-mapped)",
+                p.name
+            ),
+        ));
+    }
     let (safety, _) = create(ctx)?;
     ctx.tx.execute_batch("PRAGMA defer_foreign_keys = ON")?;
     for t in &tables {
@@ -336,13 +355,13 @@ impl Drop for Upgraded {
     }
 }
 
-/// The tables a restore copies: all but SQLite's own, the derived ones (`*_fts`, `subnet_prefixes`), which the
+/// The tables a restore copies: all but SQLite's own, the derived ones (`*_fts`, `subnet_prefixes`, `address_runs`), which the
 /// triggers of schema.sql rebuild as the rows arrive, and `credential_epoch`, which must keep moving forward (the
 /// restore moves it).
 fn live_tables(ctx: &Ctx) -> Result<Vec<String>> {
     let mut stmt = ctx.tx.prepare(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
-                  AND name NOT LIKE '%\\_fts%' ESCAPE '\\' AND name NOT IN ('subnet_prefixes', 'credential_epoch')
+                  AND name NOT LIKE '%\\_fts%' ESCAPE '\\' AND name NOT IN ('subnet_prefixes', 'address_runs', 'credential_epoch')
                   ORDER BY name",
     )?;
     let names = stmt

@@ -1,10 +1,13 @@
 //! `ipaddress/*`: records in IPv4 and IPv6 subnets side by side — auto-detection of the subnet, atomic allocation
 //! (also under 16 concurrent clients and in a /64 that holds thousands of records), next and available around
-//! records and DHCP ranges, exact counts, edits, deletes, the audit log, levels and org isolation.
+//! records and DHCP ranges (at a cost that does not grow with records filed out of order), exact counts, edits,
+//! deletes, the audit log, levels and org isolation.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use ipamd::methods::subnets::{free_keys, Subnet, TAKEN_SQL};
+use rusqlite::StatementStatus;
 use serde_json::{json, Value};
 
 use crate::support::{id_of, keys, only, Ident, Server};
@@ -1122,4 +1125,106 @@ async fn get_filters_orders_and_pages() {
     ] {
         s.check(a, "ipaddress/get", bad, "invalid_params").await;
     }
+}
+
+/// The SQLite VM steps the free-space engine's reads take to find up to `limit` free addresses of `subnet` from its
+/// start, on one of the server's own connections, with the addresses found.
+async fn engine_steps(s: &Server, subnet: i64, block: &str, limit: usize) -> (Vec<u128>, i32) {
+    let store = s.app.store.clone();
+    let net: ipnet::IpNet = block.parse().unwrap();
+    tokio::task::spawn_blocking(move || {
+        store.run_blocking(|db| {
+            db.read(|tx| {
+                let status = |reset: bool| -> i32 {
+                    TAKEN_SQL
+                        .iter()
+                        .map(|sql| {
+                            let stmt = tx.prepare_cached(sql).unwrap();
+                            match reset {
+                                true => stmt.reset_status(StatementStatus::VmStep),
+                                false => stmt.get_status(StatementStatus::VmStep),
+                            }
+                        })
+                        .sum()
+                };
+                status(true);
+                let s = Subnet {
+                    id: subnet,
+                    group: None,
+                    net,
+                };
+                let free = free_keys(tx, &s, s.usable().0, limit)?;
+                Ok((free, status(false)))
+            })
+        })
+    })
+    .await
+    .unwrap()
+    .unwrap()
+}
+
+/// Files the addresses `from` to `to` (counted from 10.9.0.0) from 16 clients, each from the top down, so no record
+/// but the last few ever lands on the lowest free address.
+async fn file_out_of_order(s: &Arc<Server>, a: &Ident, subnet: i64, from: u32, to: u32) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in 0..16u32 {
+        let (s, a) = (s.clone(), a.clone());
+        tasks.spawn(async move {
+            for k in (from..=to).rev().filter(|k| k % 16 == client) {
+                let ip = format!("10.9.{}.{}", k / 256, k % 256);
+                add(&s, &a, json!({"ip": ip, "subnet": subnet})).await;
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peek_costs_the_same_however_many_records_were_filed_out_of_order() {
+    let s = Arc::new(Server::start().await);
+    let a = s.admin.clone();
+    let block = "10.9.0.0/16";
+    let v4 = subnet(&s, &a, json!({"subnet": block})).await;
+    let key = |ip: &str| ipamd::net::key(ip.parse().unwrap());
+    let mut steps = Vec::new();
+    let mut filed = 0;
+    for n in [100u32, 800] {
+        file_out_of_order(&s, &a, v4, filed + 1, n).await;
+        filed = n;
+        let first = format!("10.9.{}.{}", (n + 1) / 256, (n + 1) % 256);
+        // The peek through both doors: the first address above the records.
+        assert_eq!(
+            s.ok(&a, "ipaddress/next", json!({"subnet": v4})).await["ip"],
+            first.as_str()
+        );
+        let peek = s
+            .api(
+                hyper::Method::GET,
+                &format!("/ip/networks/{v4}/next-ip"),
+                &s.admin_token,
+                None,
+            )
+            .await;
+        assert_eq!(peek.status, 200, "{}", String::from_utf8_lossy(&peek.body));
+        assert_eq!(peek.json()["ip_address"], first.as_str(), "{}", peek.json());
+        // What it reads: one run of records, then the gap above it, whatever the number of records.
+        let (free, peek_steps) = engine_steps(&s, v4, block, 1).await;
+        assert_eq!(free, [key(&first)]);
+        let (free, page_steps) = engine_steps(&s, v4, block, 256).await;
+        assert_eq!(free.len(), 256);
+        steps.push((n, peek_steps, page_steps));
+    }
+    // The old marker stayed at the second address here, so a peek read every record: over 5,000 steps at 800.
+    for &(n, peek, page) in &steps {
+        assert!(
+            peek < 100 && page < 100,
+            "{n} records filed out of order: {peek} steps to peek, {page} for a page"
+        );
+    }
+    assert_eq!(
+        steps[0].1, steps[1].1,
+        "the peek's cost grew with the records: {steps:?}"
+    );
 }

@@ -637,7 +637,10 @@ async fn a_backup_of_an_older_schema_is_upgraded_on_a_copy_and_restored() {
         .collect();
     let old = rusqlite::Connection::open(&file).unwrap();
     old.execute_batch(&format!(
-        "DROP INDEX addresses_brief;
+        "DROP TRIGGER address_runs_insert; DROP TRIGGER address_runs_delete; DROP TRIGGER address_runs_update;
+         DROP VIEW address_run_changes; DROP TABLE address_runs;
+         ALTER TABLE subnets ADD COLUMN floor BLOB;
+         DROP INDEX addresses_brief;
          DROP TABLE credential_epoch; {epoch_triggers}
          DROP TABLE subnet_prefixes;
          DROP TRIGGER subnet_prefixes_insert; DROP TRIGGER subnet_prefixes_delete; DROP TRIGGER subnet_prefixes_update;

@@ -86,6 +86,7 @@ async fn networks(server: &Ipamd) -> Vec<String> {
 /// while no server runs, each with 200 characters of text that the full-text index does not cover.
 fn fill_subnet(db: &Path, id: i64, n: u32) {
     let mut conn = Connection::open(db).unwrap();
+    ipamd::store::add_functions(&conn).unwrap();
     let tx = conn.transaction().unwrap();
     {
         let mut insert = tx
@@ -370,6 +371,7 @@ fn damaged(from: &Path, name: &str, damage: impl FnOnce(&Path)) -> String {
 /// Runs `sql` on the database file at `path` without its constraints.
 fn tamper(path: &Path, sql: &str) {
     let conn = Connection::open(path).unwrap();
+    ipamd::store::add_functions(&conn).unwrap();
     conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA ignore_check_constraints = ON;")
         .unwrap();
     conn.execute_batch(sql).unwrap();

@@ -271,8 +271,8 @@ async fn subnets_of_one_group_never_overlap_but_groups_may_share_ranges() {
         )
         .await;
     assert_eq!(body["errorData"], json!({in_a["id"].as_str().unwrap(): "10.0.0.0/16"}));
-    // Families never overlap each other, even where the IPv4-mapped space would.
-    add(&s, a, json!({"subnet": "::/0", "group": site_a})).await;
+    // Families never overlap each other; IPv6 right above the IPv4-mapped addresses is a block like any other.
+    add(&s, a, json!({"subnet": "::ffff:0:0:0/96", "group": site_a})).await;
     // Another org has its own space.
     let b = s.org("orgb").await;
     add(&s, &b, json!({"subnet": "10.0.0.0/16"})).await;
@@ -495,9 +495,17 @@ async fn counts_are_exact_for_every_size() {
         ];
         assert_eq!(counts, [json!(total), json!("0"), json!(total)], "{cidr}");
     }
+    // The upper half of the IPv6 space is the largest block there is: ::/0 holds the IPv4-mapped addresses.
     let g = group(&s, a, "everything").await;
-    let all = add(&s, a, json!({"subnet": "::/0", "group": g})).await;
-    assert_eq!(all["total_hosts"], "340282366920938463463374607431768211455");
+    s.refused(
+        a,
+        "subnets/add",
+        json!({"subnet": "::/0", "group": g}),
+        "invalid_subnet",
+    )
+    .await;
+    let half = add(&s, a, json!({"subnet": "8000::/1", "group": g})).await;
+    assert_eq!(half["total_hosts"], "170141183460469231731687303715884105727");
 }
 
 #[tokio::test]
@@ -1724,4 +1732,138 @@ async fn get_takes_one_selector() {
         let body = s.check(a, "subnets/get", data, "invalid_params").await;
         assert!(body["errorData"].get("group").is_some(), "{body}");
     }
+}
+
+/// Files a subnet of `who`'s org with `block` straight into the database, as a server without today's block rule
+/// may have: what split, join and restore must check.
+async fn legacy_subnet(s: &Server, who: &Ident, block: &str) -> i64 {
+    let org = s.org_id(who).await;
+    let net: ipnet::IpNet = block.parse().unwrap();
+    let (lo, hi) = ipamd::net::range(&net);
+    s.app
+        .store
+        .run(move |db| {
+            db.write(|tx| {
+                tx.execute(
+                    "INSERT INTO subnets (org_id, family, net_start, net_end, prefix, taken, created, modifiedat,
+                                          modby_name)
+                     VALUES (?1, 6, ?2, ?3, ?4, '0', 0, 0, 'test')",
+                    rusqlite::params![
+                        org,
+                        &ipamd::net::key_bytes(lo)[..],
+                        &ipamd::net::key_bytes(hi)[..],
+                        net.prefix_len()
+                    ],
+                )?;
+                Ok(tx.last_insert_rowid())
+            })
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn no_path_gives_a_subnet_a_block_that_overlaps_the_ipv4_mapped_addresses() {
+    let s = Server::start().await;
+    let a = &s.admin;
+    let overlaps = |body: &Value| {
+        let m = message(body);
+        assert!(m.contains("::ffff:0:0/96"), "{body}");
+        assert_eq!(body["errorData"], json!({"mapped": "::ffff:0:0/96"}), "{body}");
+    };
+    // subnets/add, in both forms: holding the mapped addresses is refused like lying inside them.
+    for cidr in ["::fffe:0:0/95", "::/64", "::/0", "::/80"] {
+        overlaps(
+            &s.refused(a, "subnets/add", json!({"subnet": cidr}), "invalid_subnet")
+                .await,
+        );
+    }
+    overlaps(
+        &s.refused(
+            a,
+            "subnets/add",
+            json!({"network": "::fffe:0:0", "cidr": 95}),
+            "invalid_subnet",
+        )
+        .await,
+    );
+    // subnets/edit: a block next to them may not grow over them.
+    let below = add(&s, a, json!({"subnet": "::fffe:0:0/96"})).await;
+    let below = id_of(&below);
+    overlaps(
+        &s.refused(
+            a,
+            "subnets/edit",
+            json!({"id": below, "subnet": "::fffe:0:0/95"}),
+            "invalid_subnet",
+        )
+        .await,
+    );
+    // The REST doors onto add and edit.
+    let token = s.admin_token.clone();
+    let body = json!({"network": "::fffe:0:0", "cidr": 95});
+    for (verb, path) in [
+        (hyper::Method::POST, "/networks".to_string()),
+        (hyper::Method::PUT, format!("/networks/{below}")),
+        (hyper::Method::PATCH, format!("/networks/{below}")),
+    ] {
+        let reply = s.api(verb.clone(), &path, &token, Some(&body)).await;
+        assert_eq!(
+            (reply.status, &reply.json()["code"]),
+            (400, &json!("invalid_subnet")),
+            "{verb} {path}"
+        );
+    }
+    assert_eq!(get(&s, a, below).await["subnet"], "::fffe:0:0/96");
+    // subnets/split of a block filed before the rule: no child may be one of them.
+    let old = legacy_subnet(&s, a, "::fffe:0:0/95").await;
+    overlaps(
+        &s.refused(a, "subnets/split", json!({"id": old, "cidr": 96}), "invalid_subnet")
+            .await,
+    );
+    overlaps(
+        &s.refused(a, "subnets/split", json!({"id": old, "cidr": 97}), "invalid_subnet")
+            .await,
+    );
+    s.ok(a, "subnets/delete", json!({"id": old})).await;
+    // subnets/join: two blocks that tile one overlapping them.
+    let inside = legacy_subnet(&s, a, "::ffff:0:0/96").await;
+    overlaps(
+        &s.refused(a, "subnets/join", json!({"ids": [below, inside]}), "invalid_subnet")
+            .await,
+    );
+    // No IPv6 record shares an IPv4 record's address: the ghost of the report never appears.
+    add(&s, a, json!({"subnet": "10.0.0.0/24"})).await;
+    s.ok(a, "ipaddress/add", json!({"ip": "10.0.0.1"})).await;
+    let found = s.ok(a, "ipaddress/get", json!({"ip": "10.0.0.1"})).await;
+    assert_eq!(keys(&found).len(), 1, "{found}");
+}
+
+#[tokio::test]
+async fn a_backup_with_a_block_over_the_ipv4_mapped_addresses_is_not_restored() {
+    let s = Server::start().await;
+    let a = &s.admin;
+    add(&s, a, json!({"subnet": "10.0.0.0/24"})).await;
+    let name = s.ok(a, "backups/add", json!({})).await["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let file = s.app.settings.backup_dir.join(&name);
+    let block: ipnet::IpNet = "::fffe:0:0/95".parse().unwrap();
+    let (lo, hi) = ipamd::net::range(&block);
+    let conn = rusqlite::Connection::open(&file).unwrap();
+    conn.execute(
+        "INSERT INTO subnets (org_id, family, net_start, net_end, prefix, created, modifiedat, modby_name)
+         VALUES (1, 6, ?1, ?2, 95, 0, 0, 'test')",
+        rusqlite::params![&ipamd::net::key_bytes(lo)[..], &ipamd::net::key_bytes(hi)[..]],
+    )
+    .unwrap();
+    conn.execute_batch("PRAGMA journal_mode = DELETE").unwrap();
+    drop(conn);
+    let before = s.dump(a).await;
+    let body = s
+        .refused(a, "backups/restore", json!({"name": name}), "invalid_backup")
+        .await;
+    assert!(message(&body).contains("overlaps ::ffff:0:0/96"), "{body}");
+    assert_eq!(s.dump(a).await, before);
 }
