@@ -16,8 +16,8 @@ use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
 use crate::methods::subnets::{self, Subnet};
 use crate::methods::{
-    column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamp_values, List, Paging, Shape, MAX_RECORDS,
-    STAMPS,
+    column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamp_values, List, Paging, Shape,
+    MAX_RECORDS, STAMPS,
 };
 use crate::net;
 use crate::params::{as_bool, Data, IdParam, Params, Patch};
@@ -88,24 +88,37 @@ fn run_query(ctx: &Ctx, sql: &str, args: &[&dyn ToSql]) -> Result<Vec<Value>> {
     Ok(rows)
 }
 
-/// The first `limit` address records of one subnet, by address.
+/// The first `limit` address records of one subnet, by address: [`ORDER`] within one subnet, which the unique index
+/// on (subnet, address) reads in order, without sorting the subnet's records.
 pub fn records_of_subnet(ctx: &Ctx, subnet_id: i64, limit: usize) -> Result<Vec<Value>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let sql = cached_sql!(query_sql("t.subnet_id = ?2", &format!("{ORDER} LIMIT ?3")));
+    let sql = cached_sql!(query_sql("t.subnet_id = ?2", "t.ip LIMIT ?3"));
     run_query(ctx, sql, &[&subnet_id, &limit])
 }
 
 /// The first `limit` records of the caller's org whose subnet has family `family` and whose address lies in
-/// `lo..=hi`, in subnets that are direct members of group `gid` when `filter` is set; ordered as [`query`] orders.
-/// The address index is read in order and the scan stops after `limit` matches.
-pub fn records_in(ctx: &Ctx, family: i64, lo: u128, hi: u128, group: Option<Option<i64>>, limit: usize) -> Result<Vec<Value>> {
+/// `lo..=hi`, in subnets that are direct members of `group` when set; ordered as [`query`] orders. [`ORDER`] without
+/// its family, which is fixed: the address index is read in order (only the records of one address are sorted by
+/// subnet), and the scan stops after `limit` matches.
+pub fn records_in(
+    ctx: &Ctx,
+    family: i64,
+    lo: u128,
+    hi: u128,
+    group: Option<Option<i64>>,
+    limit: usize,
+) -> Result<Vec<Value>> {
     let (lo_b, hi_b) = (net::key_bytes(lo).to_vec(), net::key_bytes(hi).to_vec());
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let sql = cached_sql!(query_sql(
         "s.family = ?2 AND t.ip BETWEEN ?3 AND ?4 AND (?5 = 0 OR s.group_id IS ?6)",
-        &format!("{ORDER} LIMIT ?7")
+        "t.ip, t.subnet_id LIMIT ?7"
     ));
-    run_query(ctx, sql, &[&family, &lo_b, &hi_b, &group.is_some(), &group.flatten(), &limit])
+    run_query(
+        ctx,
+        sql,
+        &[&family, &lo_b, &hi_b, &group.is_some(), &group.flatten(), &limit],
+    )
 }
 
 /// One record of the caller's org.
@@ -209,7 +222,12 @@ impl Params for GetParams {
 pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<Value> {
     let subnet = p.subnet.map(|s| subnets::get_record(ctx, s)).transpose()?;
     p.filters.args[0] = ctx.org().into();
-    let order = if p.by_id { "t.id" } else { ORDER };
+    // Within one subnet the family is fixed: its records are read in the order of the unique index, not sorted.
+    let order = match (p.by_id, p.subnet) {
+        (true, _) => "t.id",
+        (false, Some(_)) => "t.ip",
+        (false, None) => ORDER,
+    };
     let (mut found, total) = p.filters.run(ctx, columns(), FROM, order, &p.paging, record)?;
     if p.exact.is_some_and(|n| usize::try_from(total).unwrap_or(0) != n) {
         return Err(Error::not_found("address record"));

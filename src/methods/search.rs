@@ -68,8 +68,15 @@ pub fn ip(ctx: &Ctx, p: IpParams) -> Result<Value> {
     match p.query {
         Query::Addr(ip) if p.status => status(ctx, ip, &p.group, p.brief),
         _ => {
-            let found = locate(ctx, &p.query, &p.group, &["subnets", "addresses", "dhcpranges"], p.limit)?;
-            let mut out = json!({"subnets": found.subnets, "addresses": found.addresses, "dhcpranges": found.dhcpranges});
+            let found = locate(
+                ctx,
+                &p.query,
+                &p.group,
+                &["subnets", "addresses", "dhcpranges"],
+                p.limit,
+            )?;
+            let mut out =
+                json!({"subnets": found.subnets, "addresses": found.addresses, "dhcpranges": found.dhcpranges});
             if found.truncated {
                 out["truncated"] = json!(true);
             }

@@ -595,10 +595,7 @@ impl Params for GetParams {
 pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<Value> {
     let (mut list, total) = match &p.ids {
         Some(ids) => {
-            let mut found = ids
-                .iter()
-                .map(|id| get_record(ctx, *id))
-                .collect::<Result<Vec<_>>>()?;
+            let mut found = ids.iter().map(|id| get_record(ctx, *id)).collect::<Result<Vec<_>>>()?;
             found.sort_by_key(|s| {
                 let network = s["network"]
                     .as_str()
