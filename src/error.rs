@@ -213,3 +213,23 @@ impl From<r2d2::Error> for Error {
         Error::new(Code::Unavailable, format!("no database connection: {e}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn error_data_keeps_its_first_entries_and_counts_the_rest() {
+        let many: Map<String, Value> = (0..250).map(|i| (i.to_string(), json!("not found"))).collect();
+        let e = Error::new(Code::NotFound, "x").with_data(Value::Object(many));
+        let data = e.data.unwrap();
+        assert_eq!(data.as_object().unwrap().len(), MAX_ERROR_ENTRIES + 1);
+        assert_eq!(data["99"], json!("not found"));
+        assert_eq!(data["omitted"], json!(150));
+        let list = Error::new(Code::NotFound, "x").with_data(json!((0..101).collect::<Vec<_>>()));
+        assert_eq!(list.data.unwrap().as_array().unwrap().last(), Some(&json!("omitted: 1")));
+        let few = Error::param("id", "must be an integer");
+        assert_eq!(few.data, Some(json!({"id": "must be an integer"})));
+    }
+}
