@@ -228,7 +228,10 @@ mod tests {
         assert_eq!(data["99"], json!("not found"));
         assert_eq!(data["omitted"], json!(150));
         let list = Error::new(Code::NotFound, "x").with_data(json!((0..101).collect::<Vec<_>>()));
-        assert_eq!(list.data.unwrap().as_array().unwrap().last(), Some(&json!("omitted: 1")));
+        assert_eq!(
+            list.data.unwrap().as_array().unwrap().last(),
+            Some(&json!("omitted: 1"))
+        );
         let few = Error::param("id", "must be an integer");
         assert_eq!(few.data, Some(json!({"id": "must be an integer"})));
     }

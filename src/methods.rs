@@ -204,6 +204,15 @@ pub fn too_many() -> Error {
     )
 }
 
+/// The refusal of a delete that would take more than [`MAX_RECORDS`] records of a kind (address records, subnets,
+/// groups) with it: one call's transaction holds up every other org's writes for as long as it runs.
+pub fn too_many_deleted() -> Error {
+    Error::too_large(
+        format!("one call deletes at most {MAX_RECORDS} address records, subnets or groups: delete in parts"),
+        MAX_RECORDS,
+    )
+}
+
 /// The `page` and `perpage` parameters of a list method: either makes the reply a page (see [`List::reply`]).
 pub struct Paging {
     pub page: i64,

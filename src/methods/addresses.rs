@@ -16,8 +16,8 @@ use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
 use crate::methods::subnets::{self, Subnet};
 use crate::methods::{
-    column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamp_values, List, Paging, Shape,
-    MAX_RECORDS, STAMPS,
+    column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamp_values, too_many_deleted,
+    List, Paging, Shape, MAX_RECORDS, STAMPS,
 };
 use crate::net;
 use crate::params::{as_bool, Data, IdParam, Params, Patch};
@@ -540,7 +540,7 @@ impl Params for MassDeleteParams {
                 let mut seen = std::collections::HashSet::with_capacity(ids.len());
                 let ids: Vec<i64> = ids.into_iter().filter(|id| seen.insert(*id)).collect();
                 if ids.len() > MAX_RECORDS {
-                    return Err(too_many_deletes());
+                    return Err(too_many_deleted());
                 }
                 Some(ids)
             }
@@ -558,15 +558,6 @@ impl Params for MassDeleteParams {
     }
 }
 
-/// The refusal of a `massdelete` of more than [`MAX_RECORDS`] records: one call's transaction holds up every other
-/// org's writes for as long as it runs.
-fn too_many_deletes() -> Error {
-    Error::too_large(
-        format!("one call deletes at most {MAX_RECORDS} address records: delete them in parts"),
-        MAX_RECORDS,
-    )
-}
-
 /// Deletes records, all or nothing: `ids` (each must exist, else errorData names it), or every record of a
 /// `subnet` with `all`; at most [`MAX_RECORDS`] either way.
 pub fn massdelete(ctx: &Ctx, p: MassDeleteParams) -> Result<Value> {
@@ -581,7 +572,7 @@ pub fn massdelete(ctx: &Ctx, p: MassDeleteParams) -> Result<Value> {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         if doomed.len() > MAX_RECORDS {
-            return Err(too_many_deletes());
+            return Err(too_many_deleted());
         }
         ctx.tx.execute("DELETE FROM addresses WHERE subnet_id = ?1", [s.id])?;
         subnets::recount(ctx, &s)?;

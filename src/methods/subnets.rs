@@ -13,8 +13,8 @@ use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
 use crate::methods::groups::{self, parent_param};
 use crate::methods::{
-    addresses, column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamps, too_many, List,
-    Paging, MAX_RECORDS,
+    addresses, column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamps, too_many,
+    too_many_deleted, List, Paging, MAX_RECORDS,
 };
 use crate::net::{self, CidrError};
 use crate::params::{Data, Params, Patch};
@@ -850,10 +850,16 @@ pub struct DeleteParams {
 
 impl DeleteParams {
     fn decode_with(d: &mut Data, key: &str) -> Result<Self> {
-        let ids = match key {
+        let mut ids = match key {
             "id" => vec![d.req_id("id")?],
             _ => d.ids(key)?.ok_or_else(|| Error::param(key, "is required"))?,
         };
+        // A repeated id counts once; the first place of each is kept.
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        ids.retain(|id| seen.insert(*id));
+        if ids.len() > MAX_RECORDS {
+            return Err(too_many_deleted());
+        }
         Ok(DeleteParams {
             ids,
             force: d.bool("force")?.unwrap_or(false),
@@ -888,7 +894,7 @@ pub fn massdelete(ctx: &Ctx, p: DeleteMany) -> Result<Value> {
 }
 
 /// Deletes subnets, all or nothing. A subnet with records is refused unless `force`; its DHCP ranges, fields and
-/// (with `force`) records go with it.
+/// (with `force`) records go with it, at most [`MAX_RECORDS`] records in all.
 fn remove(ctx: &Ctx, p: DeleteParams, mass: bool) -> Result<Value> {
     let mut failures = Map::new();
     let mut first: Option<Error> = None;
@@ -928,12 +934,13 @@ fn remove(ctx: &Ctx, p: DeleteParams, mass: bool) -> Result<Value> {
         )
         .with_data(Value::Object(failures)));
     }
+    let records: i64 = doomed.iter().map(|r| r["used_hosts"].as_i64().unwrap_or(0)).sum();
+    if records > MAX_RECORDS as i64 {
+        return Err(too_many_deleted());
+    }
     let mut ids = Vec::new();
     for r in doomed {
         let id = r["id"].as_i64().unwrap_or(0);
-        if ids.contains(&id) {
-            continue;
-        }
         ctx.tx.execute("DELETE FROM subnets WHERE id = ?1", [id])?;
         ctx.log(
             "subnet",

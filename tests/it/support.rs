@@ -355,7 +355,8 @@ impl Server {
 
     /// Files `count` records straight into the database, in the subnet `subnet_id` of the IPv4 block whose first
     /// address has key `base` (a u32), at offsets `from..from + count`, each named `seed-<offset>`: thousands of
-    /// records without thousands of calls, for the tests of bounded reads. Their subnet's counts are not kept.
+    /// records without thousands of calls, for the tests of bounded reads. The subnet's counts follow (the offsets
+    /// must be usable addresses outside DHCP ranges); its lowest-free marker does not.
     pub async fn seed_records(&self, subnet_id: i64, base: u32, from: u32, count: u32) {
         self.app
             .store
@@ -367,6 +368,11 @@ impl Server {
                          SELECT ?1, unhex(printf('00000000000000000000ffff%08x', ?2 + i)), 'seed-' || i, 0, 0, 'seed'
                          FROM n",
                         rusqlite::params![subnet_id, base, from, count],
+                    )?;
+                    tx.execute(
+                        "UPDATE subnets SET used = used + ?2, taken = CAST(CAST(taken AS INTEGER) + ?2 AS TEXT)
+                         WHERE id = ?1",
+                        rusqlite::params![subnet_id, count],
                     )?;
                     Ok(())
                 })
