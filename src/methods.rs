@@ -196,6 +196,20 @@ pub fn owner(ctx: &crate::dispatch::Ctx) -> Result<i64> {
 /// is refused (`too_large`) after reading one record more, never after loading everything.
 pub const MAX_RECORDS: usize = 5000;
 
+/// The rows of a list without paging, read one by one: more than [`MAX_RECORDS`] is refused ([`too_many`]) as soon
+/// as the one past the bound is read. Give the statement `LIMIT` [`MAX_RECORDS`]` + 1` where it sorts, so that
+/// SQLite's sorter keeps no more either.
+pub fn capped<T>(rows: impl Iterator<Item = rusqlite::Result<T>>) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for row in rows {
+        if out.len() == MAX_RECORDS {
+            return Err(too_many());
+        }
+        out.push(row?);
+    }
+    Ok(out)
+}
+
 /// The refusal of a list without paging that matches more than [`MAX_RECORDS`] records.
 pub fn too_many() -> Error {
     Error::too_large(
@@ -274,12 +288,7 @@ impl List {
         let mut stmt = ctx.tx.prepare_cached(&format!(
             "SELECT {cols} FROM {from} WHERE {cond} ORDER BY {order} LIMIT ? OFFSET ?"
         ))?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(&args), record)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        if rows.len() > MAX_RECORDS {
-            return Err(too_many());
-        }
+        let rows = capped(stmt.query_map(rusqlite::params_from_iter(&args), record)?)?;
         let total = if paging.paged {
             ctx.tx.query_row(
                 &format!("SELECT count(*) FROM {from} WHERE {cond}"),

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
-use crate::methods::{deleted, stamp_cols, stamps, too_many, too_many_deleted, MAX_RECORDS};
+use crate::methods::{capped, deleted, stamp_cols, stamps, too_many_deleted, MAX_RECORDS};
 use crate::params::{Data, Params, Patch};
 use crate::store::cached_sql;
 
@@ -121,13 +121,8 @@ pub const MAX_DEPTH: usize = 32;
 /// The groups of the caller's org, by `sql` (`?1` the org, `?2` the limit): at most [`MAX_RECORDS`].
 fn all(ctx: &Ctx, sql: &str) -> Result<Vec<Value>> {
     let mut stmt = ctx.tx.prepare_cached(sql)?;
-    let all = stmt
-        .query_map(params![ctx.org(), MAX_RECORDS as i64 + 1], record)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    if all.len() > MAX_RECORDS {
-        return Err(too_many());
-    }
-    Ok(all)
+    let rows = stmt.query_map(params![ctx.org(), MAX_RECORDS as i64 + 1], record)?;
+    capped(rows)
 }
 
 /// Attaches each group's children, depth first, `depth` being `g`'s. The tree has no cycles, so this ends.

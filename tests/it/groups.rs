@@ -380,8 +380,18 @@ async fn the_group_tree_is_bounded_in_size_and_depth() {
     add(&s, a, "one too deep", Some(top + 31)).await;
     let e = s.check(a, "groups/get", json!({"sort": true}), "too_large").await;
     assert_eq!(e["errorData"], json!({"limit": "32"}));
-    assert_eq!(keys(&s.ok(a, "groups/get", json!({})).await).len(), 33, "flat, every group");
-    s.check(a, "groups/get", json!({"sort": true, "id": top + 1}), crate::support::OK).await;
+    assert_eq!(
+        keys(&s.ok(a, "groups/get", json!({})).await).len(),
+        33,
+        "flat, every group"
+    );
+    s.check(
+        a,
+        "groups/get",
+        json!({"sort": true, "id": top + 1}),
+        crate::support::OK,
+    )
+    .await;
 
     seed_groups(&s, org, 5000 - 33, false).await;
     assert_eq!(keys(&s.ok(a, "groups/get", json!({})).await).len(), 5000);
@@ -390,12 +400,30 @@ async fn the_group_tree_is_bounded_in_size_and_depth() {
     assert_eq!(e["errorData"], json!({"limit": "5000"}));
 
     let g = add(&s, a, "big", None).await;
-    let sub = id_of(only(&s.ok(a, "subnets/add", json!({"subnet": "10.0.0.0/16", "group": g})).await));
+    let sub = id_of(only(
+        &s.ok(a, "subnets/add", json!({"subnet": "10.0.0.0/16", "group": g}))
+            .await,
+    ));
     s.seed_records(sub, 0x0a00_0000, 1, 5001).await;
-    s.check(a, "groups/delete", json!({"id": g, "recursive": true}), "too_large").await;
-    s.check(a, "subnets/delete", json!({"id": sub, "force": true}), "too_large").await;
-    s.check(a, "subnets/massdelete", json!({"ids": [sub], "force": true}), "too_large").await;
-    let e = s.check(a, "subnets/massdelete", json!({"ids": (1..=5001).collect::<Vec<i64>>()}), "too_large").await;
+    s.check(a, "groups/delete", json!({"id": g, "recursive": true}), "too_large")
+        .await;
+    s.check(a, "subnets/delete", json!({"id": sub, "force": true}), "too_large")
+        .await;
+    s.check(
+        a,
+        "subnets/massdelete",
+        json!({"ids": [sub], "force": true}),
+        "too_large",
+    )
+    .await;
+    let e = s
+        .check(
+            a,
+            "subnets/massdelete",
+            json!({"ids": (1..=5001).collect::<Vec<i64>>()}),
+            "too_large",
+        )
+        .await;
     assert_eq!(e["errorData"], json!({"limit": "5000"}));
     s.ok(a, "ipaddress/massdelete", json!({"ids": [1]})).await;
     s.ok(a, "groups/delete", json!({"id": g, "recursive": true})).await;
