@@ -197,8 +197,8 @@ pub fn owner(ctx: &crate::dispatch::Ctx) -> Result<i64> {
 pub const MAX_RECORDS: usize = 5000;
 
 /// The rows of a list without paging, read one by one: more than [`MAX_RECORDS`] is refused ([`too_many`]) as soon
-/// as the one past the bound is read. Give the statement `LIMIT` [`MAX_RECORDS`]` + 1` where it sorts, so that
-/// SQLite's sorter keeps no more either.
+/// as the row past the bound is read. A statement that sorts should also say `LIMIT` of one row more, so that
+/// SQLite's sorter keeps no more rows than that either.
 pub fn capped<T>(rows: impl Iterator<Item = rusqlite::Result<T>>) -> Result<Vec<T>> {
     let mut out = Vec::new();
     for row in rows {
