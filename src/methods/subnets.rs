@@ -625,22 +625,28 @@ pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<Value> {
             p.filters.run(ctx, columns(), FROM, order, &p.paging, record)?
         }
     };
-    // The records of all the subnets together count against the one bound of a reply.
-    let mut room = MAX_RECORDS;
+    // The records, and the field definitions, of all the subnets together count against the one bound of a reply.
+    let (mut records_room, mut fields_room) = (MAX_RECORDS, MAX_RECORDS);
+    let full = || {
+        Error::too_large(
+            format!(
+                "more than {MAX_RECORDS} address records or field definitions: read them with ipaddress/get, a page \
+                 at a time, or subnets/fields/get"
+            ),
+            MAX_RECORDS,
+        )
+    };
     for s in list.iter_mut() {
         let id = s["id"].as_i64().unwrap_or(0);
         if p.addresses {
-            let records = addresses::records_of_subnet(ctx, id, room + 1)?;
-            room = room.checked_sub(records.len()).ok_or_else(|| {
-                Error::too_large(
-                    format!("more than {MAX_RECORDS} address records: read them a page at a time with ipaddress/get"),
-                    MAX_RECORDS,
-                )
-            })?;
+            let records = addresses::records_of_subnet(ctx, id, records_room + 1)?;
+            records_room = records_room.checked_sub(records.len()).ok_or_else(full)?;
             s["addresses"] = Value::Array(records);
         }
         if p.fields {
-            s["fields"] = Value::Array(fields::list(ctx, id)?);
+            let defs = fields::list(ctx, id)?;
+            fields_room = fields_room.checked_sub(defs.len()).ok_or_else(full)?;
+            s["fields"] = Value::Array(defs);
         }
     }
     Ok(list_reply(&p.paging, total, "subnets", list))

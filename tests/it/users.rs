@@ -323,7 +323,7 @@ async fn the_last_enabled_admin_cannot_be_demoted_or_disabled() {
     assert_eq!(admins.count(), 1);
 }
 
-/// The lists of users, app keys, tokens and field definitions hold at most 5,000 entries: one more is `too_large`,
+/// The lists of users, app keys, tokens and field definitions (also in `subnets/get`) hold at most 5,000 entries: one more is `too_large`,
 /// refused after reading it, not after loading every row (on the old code each answered with all of them).
 #[tokio::test]
 async fn credential_and_field_lists_are_bounded() {
@@ -373,8 +373,14 @@ async fn credential_and_field_lists_are_bounded() {
         ("org/appkeys/get", json!({})),
         ("org/tokens/get", json!({})),
         ("subnets/fields/get", json!({"subnet": sub})),
+        ("subnets/get", json!({"id": sub, "fields": true})),
     ] {
-        assert_eq!(keys(&s.ok(a, method, data.clone()).await).len(), 5000, "{method}");
+        let list = s.ok(a, method, data.clone()).await;
+        let list = match method {
+            "subnets/get" => &list[sub.to_string()]["fields"],
+            _ => &list,
+        };
+        assert_eq!(keys(list).len(), 5000, "{method}");
     }
     s.app
         .store
@@ -400,6 +406,7 @@ async fn credential_and_field_lists_are_bounded() {
         ("org/appkeys/get", json!({})),
         ("org/tokens/get", json!({})),
         ("subnets/fields/get", json!({"subnet": sub})),
+        ("subnets/get", json!({"id": sub, "fields": true})),
     ] {
         let e = s.check(a, method, data, "too_large").await;
         assert_eq!(e["errorData"], json!({"limit": "5000"}), "{method}");
