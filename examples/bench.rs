@@ -165,6 +165,13 @@ const SCENARIOS: &[Scenario] = &[
         what: "/1.0 search/find for a hostname substring (\"host-<4 digits>\", 111 hits) among 1,000,000 records",
     },
     Scenario {
+        name: "read-memory",
+        connections: 1,
+        goal: Goal::Record,
+        what: "hostile reads once each (search/find and search/ip of a /10 with limit 1, ipaddress/get {}, …): \
+               the growth of the resident set during each",
+    },
+    Scenario {
         name: "alloc",
         connections: 64,
         goal: Goal::Rps(10_000.0),
@@ -334,7 +341,7 @@ fn run() -> Res<ExitCode> {
     let all_run = selected.len() > 1;
     for sc in &selected {
         let connections = match (sc.name, args.connections, args.smoke) {
-            ("split-16", _, _) => 1,
+            ("split-16" | "read-memory", _, _) => 1,
             (_, Some(n), _) => n.max(1),
             ("alloc", None, true) => 8,
             (_, None, true) => sc.connections.min(4),
@@ -607,6 +614,9 @@ async fn run_scenario(sc: &Scenario, plan: Plan, threads: usize, target: &Target
     if sc.name == "split-16" {
         return split(row, &mut api, ds).await;
     }
+    if sc.name == "read-memory" {
+        return read_memory(row, &mut api).await;
+    }
     let ooo = match sc.name {
         "peek-ooo" => Some(file_out_of_order(&mut row, &mut api, target, ds.sizes).await?),
         _ => None,
@@ -709,7 +719,7 @@ async fn first_answer(name: &str, api: &mut Api, ds: &DataSet) -> Res<()> {
     let sizes = ds.sizes;
     match name {
         // peek-ooo's first answer is checked after its filing (file_out_of_order).
-        "healthz" | "alloc" | "split-16" | "peek-ooo" => {}
+        "healthz" | "alloc" | "split-16" | "peek-ooo" | "read-memory" => {}
         "rpc-get" => {
             let r = api.rpc("ipaddress/get", json!({"id": ds.record_ids.1})).await?;
             if r.get(ds.record_ids.1.to_string()).is_none() {
@@ -853,6 +863,66 @@ async fn file_out_of_order(row: &mut Row, api: &mut Api, target: &Target, sizes:
         row.failures.push(format!("next-ip answered {r}, expected {want}"));
     }
     Ok(id)
+}
+
+/// read-memory: reads that once loaded a whole org (issue 14), each once, with the most the resident set grew while
+/// it ran, sampled every millisecond by a thread of its own (the peak of the whole run is left as it is). Each must
+/// answer within its bound, or be refused with `too_large`.
+async fn read_memory(mut row: Row, api: &mut Api) -> Res<Row> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let reads = [
+        (
+            "search/find",
+            json!({"query": "100.64.0.0/10", "limit": 1, "types": "addresses"}),
+        ),
+        (
+            "search/find",
+            json!({"query": "100.64.0.0/10", "limit": 1, "types": ["subnets"]}),
+        ),
+        ("search/find", json!({"query": "10.0.0.0/8", "limit": 1})),
+        ("search/ip", json!({"ip": "100.64.0.0/10"})),
+        ("ipaddress/get", json!({})),
+        ("subnets/get", json!({})),
+        ("groups/get", json!({"sort": true})),
+    ];
+    let started = Instant::now();
+    for (method, data) in reads {
+        let before = status_kb("VmRSS:").unwrap_or(0);
+        let (peak, done) = (Arc::new(AtomicU64::new(before)), Arc::new(AtomicBool::new(false)));
+        let sampler = {
+            let (peak, done) = (peak.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    peak.fetch_max(status_kb("VmRSS:").unwrap_or(0), Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+        };
+        let t = Instant::now();
+        let reply = api.rpc(method, data.clone()).await;
+        let took = t.elapsed();
+        done.store(true, Ordering::Relaxed);
+        let _ = sampler.join();
+        let grew = peak.load(Ordering::Relaxed).saturating_sub(before) as f64 / 1024.0;
+        let answer = match reply {
+            Ok(r) => format!("{} bytes", r.to_string().len()),
+            Err(e) if e.to_string().contains("too_large") => "refused: too_large".to_string(),
+            Err(e) => {
+                row.failures.push(format!("{method} {data}: {e}"));
+                "failed".to_string()
+            }
+        };
+        row.notes.push(format!(
+            "{method} {data}: {:.1} ms, resident set +{grew:.1} MB, {answer}",
+            ms(took)
+        ));
+        row.outcome.requests += 1;
+    }
+    let took = started.elapsed();
+    row.single = Some(took);
+    row.outcome.elapsed = took;
+    row.outcome.latencies_us = vec![u32::try_from(took.as_micros()).unwrap_or(u32::MAX)];
+    Ok(row)
 }
 
 /// The address of an allocation answer (`{"ip_address": "...", ...}`), as a key.

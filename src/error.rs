@@ -18,6 +18,7 @@ pub enum Code {
     LastAdmin,
     InvalidBackup,
     Conflict,
+    TooLarge,
     AuthRequired,
     AuthFailed,
     BadAppkey,
@@ -52,6 +53,7 @@ impl Code {
             Code::LastAdmin => "last_admin",
             Code::InvalidBackup => "invalid_backup",
             Code::Conflict => "conflict",
+            Code::TooLarge => "too_large",
             Code::AuthRequired => "auth_required",
             Code::AuthFailed => "auth_failed",
             Code::BadAppkey => "bad_appkey",
@@ -85,7 +87,8 @@ impl Code {
             | Code::Ambiguous
             | Code::LastAdmin
             | Code::InvalidBackup
-            | Code::Conflict => 400,
+            | Code::Conflict
+            | Code::TooLarge => 400,
             Code::AuthRequired | Code::AuthFailed => 401,
             Code::BadAppkey | Code::AppkeyDisabled | Code::AccountDisabled | Code::AccessDenied => 403,
             Code::NotFound | Code::UnknownMethod | Code::UnsupportedVersion => 404,
@@ -98,6 +101,9 @@ impl Code {
         }
     }
 }
+
+/// The most entries an error's `errorData` keeps (see [`Error::with_data`]).
+pub const MAX_ERROR_ENTRIES: usize = 100;
 
 /// An error as the client sees it. `Internal` errors keep their detail for the log only.
 #[derive(Debug, Clone)]
@@ -121,9 +127,33 @@ impl Error {
         }
     }
 
+    /// Sets the detail, cut to its first [`MAX_ERROR_ENTRIES`] entries: an error reply stays small whatever the
+    /// request named (a `massdelete` of thousands of unknown ids). A cut object gains `"omitted"`, a cut list a last
+    /// item `"omitted: <n>"`, counting what was left out.
     pub fn with_data(mut self, data: Value) -> Error {
-        self.data = Some(data);
+        self.data = Some(match data {
+            Value::Object(m) if m.len() > MAX_ERROR_ENTRIES => {
+                let omitted = m.len() - MAX_ERROR_ENTRIES;
+                let mut kept: Map<String, Value> = m.into_iter().take(MAX_ERROR_ENTRIES).collect();
+                kept.insert("omitted".into(), Value::from(omitted));
+                Value::Object(kept)
+            }
+            Value::Array(mut a) if a.len() > MAX_ERROR_ENTRIES => {
+                let omitted = a.len() - MAX_ERROR_ENTRIES;
+                a.truncate(MAX_ERROR_ENTRIES);
+                a.push(Value::String(format!("omitted: {omitted}")));
+                Value::Array(a)
+            }
+            other => other,
+        });
         self
+    }
+
+    /// `too_large`: a call would return or change more than `limit` records at once; `errorData` `{"limit": n}`.
+    pub fn too_large(message: impl Into<String>, limit: usize) -> Error {
+        let mut data = Map::new();
+        data.insert("limit".into(), Value::from(limit));
+        Error::new(Code::TooLarge, message).with_data(Value::Object(data))
     }
 
     /// `invalid_params` naming one field.
@@ -181,5 +211,28 @@ impl From<rusqlite::Error> for Error {
 impl From<r2d2::Error> for Error {
     fn from(e: r2d2::Error) -> Error {
         Error::new(Code::Unavailable, format!("no database connection: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn error_data_keeps_its_first_entries_and_counts_the_rest() {
+        let many: Map<String, Value> = (0..250).map(|i| (i.to_string(), json!("not found"))).collect();
+        let e = Error::new(Code::NotFound, "x").with_data(Value::Object(many));
+        let data = e.data.unwrap();
+        assert_eq!(data.as_object().unwrap().len(), MAX_ERROR_ENTRIES + 1);
+        assert_eq!(data["99"], json!("not found"));
+        assert_eq!(data["omitted"], json!(150));
+        let list = Error::new(Code::NotFound, "x").with_data(json!((0..101).collect::<Vec<_>>()));
+        assert_eq!(
+            list.data.unwrap().as_array().unwrap().last(),
+            Some(&json!("omitted: 1"))
+        );
+        let few = Error::param("id", "must be an integer");
+        assert_eq!(few.data, Some(json!({"id": "must be an integer"})));
     }
 }

@@ -192,6 +192,41 @@ pub fn owner(ctx: &crate::dispatch::Ctx) -> Result<i64> {
     })
 }
 
+/// The most records one reply without paging may hold, and the most records one call may delete: a call past it
+/// is refused (`too_large`) after reading one record more, never after loading everything.
+pub const MAX_RECORDS: usize = 5000;
+
+/// The rows of a list without paging, read one by one: more than [`MAX_RECORDS`] is refused ([`too_many`]) as soon
+/// as the row past the bound is read. A statement that sorts should also say `LIMIT` of one row more, so that
+/// SQLite's sorter keeps no more rows than that either.
+pub fn capped<T>(rows: impl Iterator<Item = rusqlite::Result<T>>) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for row in rows {
+        if out.len() == MAX_RECORDS {
+            return Err(too_many());
+        }
+        out.push(row?);
+    }
+    Ok(out)
+}
+
+/// The refusal of a list without paging that matches more than [`MAX_RECORDS`] records.
+pub fn too_many() -> Error {
+    Error::too_large(
+        format!("more than {MAX_RECORDS} records match: ask for a page (page, perpage) or narrow the filters"),
+        MAX_RECORDS,
+    )
+}
+
+/// The refusal of a delete that would take more than [`MAX_RECORDS`] records of a kind (address records, subnets,
+/// groups) with it: one call's transaction holds up every other org's writes for as long as it runs.
+pub fn too_many_deleted() -> Error {
+    Error::too_large(
+        format!("one call deletes at most {MAX_RECORDS} address records, subnets or groups: delete in parts"),
+        MAX_RECORDS,
+    )
+}
+
 /// The `page` and `perpage` parameters of a list method: either makes the reply a page (see [`List::reply`]).
 pub struct Paging {
     pub page: i64,
@@ -243,19 +278,17 @@ impl List {
     ) -> Result<(Vec<Value>, i64)> {
         let cond = self.conds.join(" AND ");
         let mut args = self.args.clone();
-        let limit = if paging.paged {
-            args.push(paging.perpage.into());
-            args.push(((paging.page - 1).saturating_mul(paging.perpage)).into());
-            " LIMIT ? OFFSET ?"
-        } else {
-            ""
+        // Unpaged, one more row than a reply may hold tells that there are too many: the work stops there.
+        let (limit, offset) = match paging.paged {
+            true => (paging.perpage, (paging.page - 1).saturating_mul(paging.perpage)),
+            false => (MAX_RECORDS as i64 + 1, 0),
         };
+        args.push(limit.into());
+        args.push(offset.into());
         let mut stmt = ctx.tx.prepare_cached(&format!(
-            "SELECT {cols} FROM {from} WHERE {cond} ORDER BY {order}{limit}"
+            "SELECT {cols} FROM {from} WHERE {cond} ORDER BY {order} LIMIT ? OFFSET ?"
         ))?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(&args), record)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = capped(stmt.query_map(rusqlite::params_from_iter(&args), record)?)?;
         let total = if paging.paged {
             ctx.tx.query_row(
                 &format!("SELECT count(*) FROM {from} WHERE {cond}"),
@@ -281,6 +314,15 @@ pub fn list_reply(paging: &Paging, total: i64, key: &str, records: Vec<Value>) -
     out.insert("total".into(), json!(total));
     out.insert(key.into(), Value::Array(records));
     Value::Object(out)
+}
+
+/// A text filter of a list (`hostname`, `name`…). A control character is refused: SQLite's `LIKE` ends a pattern
+/// at a NUL, so `%00` would match every record.
+pub fn filter_text(d: &mut crate::params::Data, key: &str) -> Result<Option<String>> {
+    match d.str(key)? {
+        Some(v) if v.chars().any(char::is_control) => Err(Error::param(key, "must not contain control characters")),
+        v => Ok(v),
+    }
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern, so they match themselves.

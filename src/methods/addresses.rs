@@ -17,7 +17,8 @@ use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
 use crate::methods::subnets::{self, Subnet};
 use crate::methods::{
-    column_count, deleted, fields, like_escape, list_reply, stamp_cols, stamp_values, List, Paging, Shape, STAMPS,
+    column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamp_values, too_many_deleted,
+    List, Paging, Shape, MAX_RECORDS, STAMPS,
 };
 use crate::net;
 use crate::params::{as_bool, Data, IdParam, Params, Patch};
@@ -88,9 +89,37 @@ fn run_query(ctx: &Ctx, sql: &str, args: &[&dyn ToSql]) -> Result<Vec<Value>> {
     Ok(rows)
 }
 
-/// The address records of one subnet, by address.
-pub fn records_of_subnet(ctx: &Ctx, subnet_id: i64) -> Result<Vec<Value>> {
-    query(ctx, "t.subnet_id = ?2", &[&subnet_id])
+/// The first `limit` address records of one subnet, by address: [`ORDER`] within one subnet, which the unique index
+/// on (subnet, address) reads in order, without sorting the subnet's records.
+pub fn records_of_subnet(ctx: &Ctx, subnet_id: i64, limit: usize) -> Result<Vec<Value>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let sql = cached_sql!(query_sql("t.subnet_id = ?2", "t.ip LIMIT ?3"));
+    run_query(ctx, sql, &[&subnet_id, &limit])
+}
+
+/// The first `limit` records of the caller's org whose subnet has family `family` and whose address lies in
+/// `lo..=hi`, in subnets that are direct members of `group` when set; ordered as [`query`] orders. [`ORDER`] without
+/// its family, which is fixed: the address index is read in order (only the records of one address are sorted by
+/// subnet), and the scan stops after `limit` matches.
+pub fn records_in(
+    ctx: &Ctx,
+    family: i64,
+    lo: u128,
+    hi: u128,
+    group: Option<Option<i64>>,
+    limit: usize,
+) -> Result<Vec<Value>> {
+    let (lo_b, hi_b) = (net::key_bytes(lo).to_vec(), net::key_bytes(hi).to_vec());
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let sql = cached_sql!(query_sql(
+        "s.family = ?2 AND t.ip BETWEEN ?3 AND ?4 AND (?5 = 0 OR s.group_id IS ?6)",
+        "t.ip, t.subnet_id LIMIT ?7"
+    ));
+    run_query(
+        ctx,
+        sql,
+        &[&family, &lo_b, &hi_b, &group.is_some(), &group.flatten(), &limit],
+    )
 }
 
 /// One record of the caller's org.
@@ -154,7 +183,7 @@ impl Params for GetParams {
             filters.and("t.ip = ?", net::key_bytes(net::key(ip)).to_vec());
         }
         for col in ["hostname", "cname"] {
-            if let Some(v) = d.str(col)? {
+            if let Some(v) = filter_text(d, col)? {
                 filters.and(&format!("t.{col} LIKE ? ESCAPE '\\'"), text_pattern(&v));
             }
         }
@@ -164,7 +193,7 @@ impl Params for GetParams {
         if let Some(v) = d.bool("is_assigned")? {
             filters.and("t.is_assigned = ?", v);
         }
-        if let Some(v) = d.str("mac_address")? {
+        if let Some(v) = filter_text(d, "mac_address")? {
             match net::normalize_mac(&v) {
                 Ok(mac) => filters.and("t.mac_address = ?", mac),
                 Err(_) => filters.and("t.mac_address LIKE ? ESCAPE '\\'", text_pattern(&v)),
@@ -194,7 +223,12 @@ impl Params for GetParams {
 pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<Value> {
     let subnet = p.subnet.map(|s| subnets::get_record(ctx, s)).transpose()?;
     p.filters.args[0] = ctx.org().into();
-    let order = if p.by_id { "t.id" } else { ORDER };
+    // Within one subnet the family is fixed: its records are read in the order of the unique index, not sorted.
+    let order = match (p.by_id, p.subnet) {
+        (true, _) => "t.id",
+        (false, Some(_)) => "t.ip",
+        (false, None) => ORDER,
+    };
     let (mut found, total) = p.filters.run(ctx, columns(), FROM, order, &p.paging, record)?;
     if p.exact.is_some_and(|n| usize::try_from(total).unwrap_or(0) != n) {
         return Err(Error::not_found("address record"));
@@ -492,7 +526,18 @@ pub struct MassDeleteParams {
 
 impl Params for MassDeleteParams {
     fn decode(d: &mut Data) -> Result<Self> {
-        let ids = d.ids("ids")?;
+        let ids = match d.ids("ids")? {
+            Some(ids) => {
+                // A repeated id counts once; the first place of each is kept.
+                let mut seen = std::collections::HashSet::with_capacity(ids.len());
+                let ids: Vec<i64> = ids.into_iter().filter(|id| seen.insert(*id)).collect();
+                if ids.len() > MAX_RECORDS {
+                    return Err(too_many_deleted());
+                }
+                Some(ids)
+            }
+            None => None,
+        };
         let subnet = d.id("subnet")?;
         let all = d.bool("all")?;
         match (&ids, subnet, all) {
@@ -506,16 +551,21 @@ impl Params for MassDeleteParams {
 }
 
 /// Deletes records, all or nothing: `ids` (each must exist, else errorData names it), or every record of a
-/// `subnet` with `all`.
+/// `subnet` with `all`; at most [`MAX_RECORDS`] either way.
 pub fn massdelete(ctx: &Ctx, p: MassDeleteParams) -> Result<Value> {
     if let Some(subnet) = p.subnet {
         let s = subnets::load(ctx, subnet)?;
         let mut stmt = ctx
             .tx
-            .prepare_cached("SELECT id, ip FROM addresses WHERE subnet_id = ?1 ORDER BY ip")?;
+            .prepare_cached("SELECT id, ip FROM addresses WHERE subnet_id = ?1 ORDER BY ip LIMIT ?2")?;
         let doomed = stmt
-            .query_map([s.id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?
+            .query_map(params![s.id, MAX_RECORDS as i64 + 1], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        if doomed.len() > MAX_RECORDS {
+            return Err(too_many_deleted());
+        }
         ctx.tx.execute("DELETE FROM addresses WHERE subnet_id = ?1", [s.id])?;
         subnets::recount(ctx, &s)?;
         for (id, ip) in &doomed {
@@ -533,9 +583,6 @@ pub fn massdelete(ctx: &Ctx, p: MassDeleteParams) -> Result<Value> {
     let mut failures = Map::new();
     let mut doomed = Vec::new();
     for id in &ids {
-        if doomed.iter().any(|(d, _, _)| d == id) {
-            continue;
-        }
         match load_row(ctx, *id) {
             Ok((s, key, _)) => doomed.push((*id, s, key)),
             Err(e) => {

@@ -31,25 +31,28 @@ const ORDER: &str = "s.family, t.start_ip, t.id";
 /// The ranges of the caller's org that match `cond` (SQL over ranges `t` and subnets `s`; its parameters start at
 /// `?2`), ordered by family, start address and id.
 fn query(ctx: &Ctx, cond: &str, args: &[&dyn ToSql]) -> Result<Vec<Value>> {
-    select(ctx, FROM, cond, args)
+    select(ctx, FROM, cond, args, "")
 }
 
-/// The ranges of the subnets `ids` (of the caller's org) that overlap the keys `lo..=hi`: one index seek per
-/// subnet, the ids joined as a `rarray` list.
-pub fn overlapping(ctx: &Ctx, ids: Vec<i64>, lo: &[u8], hi: &[u8]) -> Result<Vec<Value>> {
+/// The first `limit` ranges of the subnets `ids` (of the caller's org) that overlap the keys `lo..=hi`: one index
+/// seek per subnet, the ids joined as a `rarray` list.
+pub fn overlapping(ctx: &Ctx, ids: Vec<i64>, lo: &[u8], hi: &[u8], limit: usize) -> Result<Vec<Value>> {
     let ids = std::rc::Rc::new(ids.into_iter().map(rusqlite::types::Value::from).collect::<Vec<_>>());
     let from = format!("rarray(?2) a CROSS JOIN {FROM}");
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     select(
         ctx,
         &from,
         "t.subnet_id = a.value AND t.start_ip <= ?4 AND t.end_ip >= ?3",
-        &[&ids, &lo, &hi],
+        &[&ids, &lo, &hi, &limit],
+        " LIMIT ?5",
     )
 }
 
-fn select(ctx: &Ctx, from: &str, cond: &str, args: &[&dyn ToSql]) -> Result<Vec<Value>> {
+/// The ranges over `from` that match `cond`, in [`ORDER`], followed by `limit` (a `LIMIT` clause or nothing).
+fn select(ctx: &Ctx, from: &str, cond: &str, args: &[&dyn ToSql], limit: &str) -> Result<Vec<Value>> {
     let sql = format!(
-        "SELECT {} FROM {from} WHERE s.org_id = ?1 AND ({cond}) ORDER BY {ORDER}",
+        "SELECT {} FROM {from} WHERE s.org_id = ?1 AND ({cond}) ORDER BY {ORDER}{limit}",
         columns()
     );
     let org = ctx.org();

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
 use crate::methods::subnets;
-use crate::methods::{deleted, stamp_cols, stamps};
+use crate::methods::{capped, deleted, stamp_cols, stamps};
 use crate::params::{as_bool, Data, IdParam, Params, Patch};
 use crate::store::cached_sql;
 
@@ -61,7 +61,7 @@ pub fn list(ctx: &Ctx, subnet_id: i64) -> Result<Vec<Value>> {
         select()
     ))?;
     let rows = stmt.query_map([subnet_id], record)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    capped(rows)
 }
 
 /// The field definitions of a subnet, for validation.

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
-use crate::methods::{deleted, stamp_cols, stamps};
+use crate::methods::{capped, deleted, stamp_cols, stamps, too_many_deleted, MAX_RECORDS};
 use crate::params::{Data, Params, Patch};
 use crate::store::cached_sql;
 
@@ -82,27 +82,21 @@ impl Params for GetParams {
 }
 
 /// Without `sort`: every group (or the one `id`), flat, by id. With `sort`: the tree (rooted at `id` when given),
-/// each group's `children` nested, siblings ordered by description.
+/// each group's `children` nested, siblings ordered by description. At most [`MAX_RECORDS`] groups, nested at most
+/// [`MAX_DEPTH`] deep: more is `too_large`, found after reading one group more.
 pub fn get(ctx: &Ctx, p: GetParams) -> Result<Value> {
     if !p.sort {
         if let Some(id) = p.id {
             return Ok(Value::Array(vec![load(ctx, id)?]));
         }
-        let mut stmt = ctx
-            .tx
-            .prepare_cached(&format!("{} WHERE t.org_id = ?1 ORDER BY t.id", select()))?;
-        let all = stmt
-            .query_map([ctx.org()], record)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        return Ok(Value::Array(all));
+        let sql = cached_sql!(format!("{} WHERE t.org_id = ?1 ORDER BY t.id LIMIT ?2", select()));
+        return Ok(Value::Array(all(ctx, sql)?));
     }
-    let mut stmt = ctx.tx.prepare_cached(&format!(
-        "{} WHERE t.org_id = ?1 ORDER BY t.description COLLATE NOCASE, t.id",
+    let sql = cached_sql!(format!(
+        "{} WHERE t.org_id = ?1 ORDER BY t.description COLLATE NOCASE, t.id LIMIT ?2",
         select()
-    ))?;
-    let all = stmt
-        .query_map([ctx.org()], record)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    ));
+    let all = all(ctx, sql)?;
     let mut by_parent: HashMap<Option<i64>, Vec<Value>> = HashMap::new();
     for g in all {
         by_parent.entry(g["parent"].as_i64()).or_default().push(g);
@@ -112,15 +106,41 @@ pub fn get(ctx: &Ctx, p: GetParams) -> Result<Value> {
         None => by_parent.remove(&None).unwrap_or_default(),
     };
     Ok(Value::Array(
-        roots.into_iter().map(|g| nest(g, &mut by_parent)).collect(),
+        roots
+            .into_iter()
+            .map(|g| nest(g, &mut by_parent, 1))
+            .collect::<Result<_>>()?,
     ))
 }
 
-/// Attaches each group's children, depth first. The tree has no cycles, so this ends.
-fn nest(mut g: Value, by_parent: &mut HashMap<Option<i64>, Vec<Value>>) -> Value {
+/// The deepest a group tree is answered: replies are nested JSON, which is written and read recursively, so a
+/// chain of thousands of groups would overflow a stack; each level is two levels of JSON, and JSON parsers commonly
+/// stop at 128 (serde_json does).
+pub const MAX_DEPTH: usize = 32;
+
+/// The groups of the caller's org, by `sql` (`?1` the org, `?2` the limit): at most [`MAX_RECORDS`].
+fn all(ctx: &Ctx, sql: &str) -> Result<Vec<Value>> {
+    let mut stmt = ctx.tx.prepare_cached(sql)?;
+    let rows = stmt.query_map(params![ctx.org(), MAX_RECORDS as i64 + 1], record)?;
+    capped(rows)
+}
+
+/// Attaches each group's children, depth first, `depth` being `g`'s. The tree has no cycles, so this ends.
+fn nest(mut g: Value, by_parent: &mut HashMap<Option<i64>, Vec<Value>>, depth: usize) -> Result<Value> {
     let children = by_parent.remove(&g["id"].as_i64()).unwrap_or_default();
-    g["children"] = Value::Array(children.into_iter().map(|c| nest(c, by_parent)).collect());
-    g
+    if depth >= MAX_DEPTH && !children.is_empty() {
+        return Err(Error::too_large(
+            format!("the group tree is more than {MAX_DEPTH} levels deep: read it flat (without sort)"),
+            MAX_DEPTH,
+        ));
+    }
+    g["children"] = Value::Array(
+        children
+            .into_iter()
+            .map(|c| nest(c, by_parent, depth + 1))
+            .collect::<Result<_>>()?,
+    );
+    Ok(g)
 }
 
 pub struct AddParams {
@@ -251,16 +271,25 @@ pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Value> {
         )
         .with_data(json!({"children": children, "subnets": subnets})));
     }
+    // The subtree, with each group's subnets and address records, read one group past the bound at most.
     let mut stmt = ctx.tx.prepare_cached(
         "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT g.id FROM groups g JOIN sub ON g.parent_id = sub.id)
-         SELECT sub.id, (SELECT count(*) FROM subnets s WHERE s.group_id = sub.id) FROM sub",
+         SELECT sub.id, (SELECT count(*) FROM subnets s WHERE s.group_id = sub.id),
+                (SELECT coalesce(sum(s.used), 0) FROM subnets s WHERE s.group_id = sub.id)
+         FROM sub LIMIT ?2",
     )?;
     let tree = stmt
-        .query_map([p.id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+        .query_map(params![p.id, MAX_RECORDS as i64 + 1], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    let (groups, subnets, records) = tree.iter().fold((0, 0, 0), |(g, s, r), t| (g + 1, s + t.1, r + t.2));
+    if groups > MAX_RECORDS || subnets > MAX_RECORDS as i64 || records > MAX_RECORDS as i64 {
+        return Err(too_many_deleted());
+    }
     // The foreign keys cascade to the subtree, its subnets and their records.
     ctx.tx.execute("DELETE FROM groups WHERE id = ?1", [p.id])?;
-    for (id, subnets) in &tree {
+    for (id, subnets, _) in &tree {
         ctx.log("group", Some(*id), "group deleted", Some(json!({"subnets": subnets})))?;
     }
     Ok(deleted(&tree.iter().map(|t| t.0).collect::<Vec<_>>()))

@@ -1,6 +1,7 @@
 //! `search/*`: where an address or block lives (`search/ip`), and a case-insensitive substring search over the
 //! text of groups, subnets and address records (`search/find`).
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -16,11 +17,15 @@ use crate::params::{Data, Params, Patch};
 
 const KINDS: [&str; 3] = ["groups", "subnets", "addresses"];
 
+/// The default and the most results of each kind that `search/ip` and `search/find` answer with.
+const LIMIT: i64 = 1000;
+
 pub struct IpParams {
     query: Query,
     group: Patch<i64>,
     status: bool,
     brief: bool,
+    limit: usize,
 }
 
 impl Params for IpParams {
@@ -35,11 +40,16 @@ impl Params for IpParams {
         if brief && !status {
             return Err(Error::param("brief", "applies only with status"));
         }
+        if status && d.has("limit") {
+            return Err(Error::param("limit", "applies only without status"));
+        }
+        let limit = d.per_page("limit", LIMIT, LIMIT)?;
         Ok(IpParams {
             query,
             group: parent_param(d, "group")?,
             status,
             brief,
+            limit: usize::try_from(limit).unwrap_or(0),
         })
     }
 }
@@ -47,6 +57,7 @@ impl Params for IpParams {
 /// For an address: the subnets containing it (most specific first), its records and the DHCP ranges holding it.
 /// For a block: the subnets overlapping it, each with `match` (contains / equal / within), and the records and
 /// ranges inside or overlapping it. `group` keeps only the direct members of that group (`0`/`""`: top level).
+/// At most `limit` of each kind; `truncated: true` is added when some kind had more.
 /// With `status` (an address only): what the address is in the one subnet that answers for it (see [`status`]);
 /// with `brief` as well, an assigned address is answered without the subnet's record and its record without the
 /// stamps of its last change (what the REST shape shows).
@@ -57,8 +68,19 @@ pub fn ip(ctx: &Ctx, p: IpParams) -> Result<Value> {
     match p.query {
         Query::Addr(ip) if p.status => status(ctx, ip, &p.group, p.brief),
         _ => {
-            let found = locate(ctx, &p.query, &p.group)?;
-            Ok(json!({"subnets": found.subnets, "addresses": found.addresses, "dhcpranges": found.dhcpranges}))
+            let found = locate(
+                ctx,
+                &p.query,
+                &p.group,
+                &["subnets", "addresses", "dhcpranges"],
+                p.limit,
+            )?;
+            let mut out =
+                json!({"subnets": found.subnets, "addresses": found.addresses, "dhcpranges": found.dhcpranges});
+            if found.truncated {
+                out["truncated"] = json!(true);
+            }
+            Ok(out)
         }
     }
 }
@@ -100,7 +122,8 @@ fn status(ctx: &Ctx, ip: IpAddr, group: &Patch<i64>, brief: bool) -> Result<Valu
         return Ok(out);
     }
     let key_b = net::key_bytes(key).to_vec();
-    let range = dhcpranges::overlapping(ctx, vec![subnet.id], &key_b, &key_b)?
+    // Ranges of one subnet never overlap: one holds the address at most.
+    let range = dhcpranges::overlapping(ctx, vec![subnet.id], &key_b, &key_b, 1)?
         .into_iter()
         .find(|r| r["is_active"] == json!(true));
     match range {
@@ -125,7 +148,7 @@ impl Params for FindParams {
         if query.is_empty() {
             return Err(Error::param("query", "must not be empty"));
         }
-        let limit = d.per_page("limit", 100, 1000)?;
+        let limit = d.per_page("limit", 100, LIMIT)?;
         let kinds = match d.list("types")? {
             None => KINDS.to_vec(),
             Some(items) => {
@@ -157,11 +180,12 @@ impl Params for FindParams {
 }
 
 /// Up to `limit` groups, subnets and address records each whose text contains `query`; an address or CIDR query
-/// puts the `search/ip` results first. `truncated` says whether some kind had more.
+/// puts the `search/ip` results first. `truncated` says whether some kind had more. Every kind is read only up to
+/// `limit + 1` records, in SQL: the work and the reply are bounded by `limit`, whatever the org holds.
 pub fn find(ctx: &Ctx, p: FindParams) -> Result<Value> {
     let hits = text_matches(ctx, &p.query, &p.kinds, p.limit + 1)?;
-    let located = match Query::parse(&p.query) {
-        Ok(q) => Some(locate(ctx, &q, &Patch::Keep)?),
+    let mut located = match Query::parse(&p.query) {
+        Ok(q) => Some(locate(ctx, &q, &Patch::Keep, &p.kinds, p.limit + 1)?),
         Err(_) => None,
     };
     let mut truncated = false;
@@ -171,11 +195,12 @@ pub fn find(ctx: &Ctx, p: FindParams) -> Result<Value> {
             out.insert(kind.into(), json!([]));
             continue;
         }
-        let mut list: Vec<Value> = match (kind, &located) {
-            ("subnets", Some(l)) => l.subnets.clone(),
-            ("addresses", Some(l)) => l.addresses.clone(),
-            _ => Vec::new(),
+        let mut list: Vec<Value> = match (kind, &mut located) {
+            (_, None) | ("groups", _) => Vec::new(),
+            ("subnets", Some(l)) => std::mem::take(&mut l.subnets),
+            (_, Some(l)) => std::mem::take(&mut l.addresses),
         };
+        let mut ids: HashSet<i64> = list.iter().filter_map(|r| r["id"].as_i64()).collect();
         let records = match kind {
             "groups" => hits
                 .groups
@@ -193,7 +218,7 @@ pub fn find(ctx: &Ctx, p: FindParams) -> Result<Value> {
             }
         };
         for r in records {
-            if !list.iter().any(|x| x["id"] == r["id"]) {
+            if r["id"].as_i64().is_none_or(|id| ids.insert(id)) {
                 list.push(r);
             }
         }
@@ -239,49 +264,63 @@ impl Query {
     }
 }
 
+/// What [`locate`] found, each kind cut at its limit.
 struct Located {
     subnets: Vec<Value>,
     addresses: Vec<Value>,
     dhcpranges: Vec<Value>,
+    /// Whether some kind had more than the limit.
+    truncated: bool,
 }
 
-/// The subnets, records and ranges of the caller's org at `q`, limited to the direct members of `group` when set.
-fn locate(ctx: &Ctx, q: &Query, group: &Patch<i64>) -> Result<Located> {
+/// The first `limit` subnets, records and ranges of the caller's org at `q` (of the kinds named in `kinds`; the
+/// others stay empty and are not read), limited to the direct members of `group` when set.
+fn locate(ctx: &Ctx, q: &Query, group: &Patch<i64>, kinds: &[&str], limit: usize) -> Result<Located> {
     let (family, lo, hi) = q.span();
-    let order = match q {
-        Query::Addr(_) => subnets::Order::MostSpecific,
-        Query::Block(_) => subnets::Order::ByAddress,
-    };
-    let mut blocks = subnets::overlapping_records(ctx, family == 4, lo, hi, order)?;
-    if let Some(gid) = group_filter(group) {
-        blocks.retain(|(s, _)| s.group == gid);
-    }
-    let ids: Vec<i64> = blocks.iter().map(|(s, _)| s.id).collect();
-    let subnets = blocks
-        .into_iter()
-        .map(|(sub, mut record)| {
-            record["match"] = json!(match_of(&sub, lo, hi));
-            record
-        })
-        .collect();
-    let addresses = records_at(ctx, q, group)?;
-    // A range lies inside its subnet: the ranges at `q` are those of the subnets found, filtered already.
-    let (lo_b, hi_b) = (net::key_bytes(lo).to_vec(), net::key_bytes(hi).to_vec());
-    let dhcpranges = dhcpranges::overlapping(ctx, ids, &lo_b, &hi_b)?;
-    Ok(Located {
-        subnets,
-        addresses,
-        dhcpranges,
-    })
-}
-
-/// The address records of the caller's org inside `q`, in subnets that are direct members of `group` when set.
-fn records_at(ctx: &Ctx, q: &Query, group: &Patch<i64>) -> Result<Vec<Value>> {
-    let (family, lo, hi) = q.span();
-    let (lo_b, hi_b) = (net::key_bytes(lo).to_vec(), net::key_bytes(hi).to_vec());
     let gid = group_filter(group);
-    let cond = "s.family = ?2 AND t.ip BETWEEN ?3 AND ?4 AND (?5 = 0 OR s.group_id IS ?6)";
-    addresses::query(ctx, cond, &[&family, &lo_b, &hi_b, &gid.is_some(), &gid.flatten()])
+    let mut found = Located {
+        subnets: Vec::new(),
+        addresses: Vec::new(),
+        dhcpranges: Vec::new(),
+        truncated: false,
+    };
+    if kinds.contains(&"subnets") || kinds.contains(&"dhcpranges") {
+        let order = match q {
+            Query::Addr(_) => subnets::Order::MostSpecific,
+            Query::Block(_) => subnets::Order::ByAddress,
+        };
+        let keep = |s: &subnets::Subnet| gid.is_none_or(|g| s.group == g);
+        let (blocks, more) = subnets::overlapping_records(ctx, family == 4, lo, hi, order, keep, limit)?;
+        found.truncated |= more;
+        if kinds.contains(&"dhcpranges") {
+            // A range lies inside its subnet: the ranges at `q` are those of the subnets found, filtered already.
+            let ids: Vec<i64> = blocks.iter().map(|(s, _)| s.id).collect();
+            let (lo_b, hi_b) = (net::key_bytes(lo).to_vec(), net::key_bytes(hi).to_vec());
+            found.dhcpranges = dhcpranges::overlapping(ctx, ids, &lo_b, &hi_b, limit + 1)?;
+            found.truncated |= cut(&mut found.dhcpranges, limit);
+        }
+        if kinds.contains(&"subnets") {
+            found.subnets = blocks
+                .into_iter()
+                .map(|(sub, mut record)| {
+                    record["match"] = json!(match_of(&sub, lo, hi));
+                    record
+                })
+                .collect();
+        }
+    }
+    if kinds.contains(&"addresses") {
+        found.addresses = addresses::records_in(ctx, family, lo, hi, gid, limit + 1)?;
+        found.truncated |= cut(&mut found.addresses, limit);
+    }
+    Ok(found)
+}
+
+/// Cuts `list` to `limit` items; whether it had more.
+fn cut(list: &mut Vec<Value>, limit: usize) -> bool {
+    let more = list.len() > limit;
+    list.truncate(limit);
+    more
 }
 
 /// The group a search is limited to: `None` for any, `Some(None)` for the top level.

@@ -13,7 +13,8 @@ use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
 use crate::methods::groups::{self, parent_param};
 use crate::methods::{
-    addresses, column_count, deleted, fields, like_escape, list_reply, stamp_cols, stamps, List, Paging,
+    addresses, column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamps, too_many,
+    too_many_deleted, List, Paging, MAX_RECORDS,
 };
 use crate::net::{self, CidrError};
 use crate::params::{Data, Params, Patch};
@@ -125,12 +126,42 @@ pub fn overlapping(ctx: &Ctx, v4: bool, lo: u128, hi: u128, order: Order) -> Res
     Ok(found)
 }
 
-/// [`overlapping`], each subnet with its record, read by the same statement.
-pub fn overlapping_records(ctx: &Ctx, v4: bool, lo: u128, hi: u128, order: Order) -> Result<Vec<(Subnet, Value)>> {
-    let sql = cached_sql!(overlap_sql(columns()));
-    let mut found = overlapping_rows(ctx, sql, v4, lo, hi, |r| Ok((subnet_of(r, 0)?, record(r)?)))?;
+/// [`overlapping`], each subnet with its record, read by the same statement: the first `limit` in `order` of the
+/// subnets `keep` accepts, and whether there were more. The subnets starting inside the range stream from the index
+/// in address order, so in [`Order::ByAddress`] reading stops past `limit` (once the subnets starting where the last
+/// one taken starts are in); the subnets containing the range, all read, are one per prefix length and group.
+pub fn overlapping_records(
+    ctx: &Ctx,
+    v4: bool,
+    lo: u128,
+    hi: u128,
+    order: Order,
+    keep: impl Fn(&Subnet) -> bool,
+    limit: usize,
+) -> Result<(Vec<(Subnet, Value)>, bool)> {
+    let mut stmt = ctx.tx.prepare_cached(cached_sql!(overlap_sql(columns())))?;
+    let family = if v4 { 4 } else { 6 };
+    let mut rows = stmt.query(params![ctx.org(), family, net::key_bytes(lo), net::key_bytes(hi)])?;
+    let mut found: Vec<(Subnet, Value)> = Vec::new();
+    while let Some(r) = rows.next()? {
+        let s = subnet_of(r, 0)?;
+        if !keep(&s) {
+            continue;
+        }
+        let start = s.net.network();
+        if matches!(order, Order::ByAddress)
+            && found.len() > limit
+            && net::key(start) >= lo
+            && found.last().is_some_and(|(last, _)| last.net.network() != start)
+        {
+            break;
+        }
+        found.push((s, record(r)?));
+    }
     order.sort(&mut found, |(s, _)| s);
-    Ok(found)
+    let more = found.len() > limit;
+    found.truncate(limit);
+    Ok((found, more))
 }
 
 /// A subnet containing an address, with its address record for that address, if any (whose `fields`
@@ -507,9 +538,17 @@ pub struct GetParams {
 impl Params for GetParams {
     fn decode(d: &mut Data) -> Result<Self> {
         let id = d.id("id")?;
-        let ids = d.ids("ids")?;
+        let mut ids = d.ids("ids")?;
         if id.is_some() && ids.is_some() {
             return Err(Error::param("ids", "give either id or ids"));
+        }
+        if let Some(ids) = &mut ids {
+            // A repeated id counts once; the first place of each is kept.
+            let mut seen = std::collections::HashSet::with_capacity(ids.len());
+            ids.retain(|id| seen.insert(*id));
+            if ids.len() > MAX_RECORDS {
+                return Err(too_many());
+            }
         }
         let by_id = match d.str("order")?.as_deref() {
             None | Some("address") => false,
@@ -518,7 +557,7 @@ impl Params for GetParams {
         };
         let mut filters = List::new("t.org_id = ?", 0);
         for col in ["name", "domain", "location"] {
-            if let Some(v) = d.str(col)? {
+            if let Some(v) = filter_text(d, col)? {
                 filters.and(&format!("t.{col} LIKE ? ESCAPE '\\'"), format!("%{}%", like_escape(&v)));
             }
         }
@@ -546,12 +585,7 @@ impl Params for GetParams {
 pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<Value> {
     let (mut list, total) = match &p.ids {
         Some(ids) => {
-            let mut found: Vec<Value> = Vec::with_capacity(ids.len());
-            for id in ids {
-                if !found.iter().any(|f| f["id"] == json!(id)) {
-                    found.push(get_record(ctx, *id)?);
-                }
-            }
+            let mut found = ids.iter().map(|id| get_record(ctx, *id)).collect::<Result<Vec<_>>>()?;
             found.sort_by_key(|s| {
                 let network = s["network"]
                     .as_str()
@@ -581,13 +615,28 @@ pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<Value> {
             p.filters.run(ctx, columns(), FROM, order, &p.paging, record)?
         }
     };
+    // The records, and the field definitions, of all the subnets together count against the one bound of a reply.
+    let (mut records_room, mut fields_room) = (MAX_RECORDS, MAX_RECORDS);
+    let full = || {
+        Error::too_large(
+            format!(
+                "more than {MAX_RECORDS} address records or field definitions: read them with ipaddress/get, a page \
+                 at a time, or subnets/fields/get"
+            ),
+            MAX_RECORDS,
+        )
+    };
     for s in list.iter_mut() {
         let id = s["id"].as_i64().unwrap_or(0);
         if p.addresses {
-            s["addresses"] = Value::Array(addresses::records_of_subnet(ctx, id)?);
+            let records = addresses::records_of_subnet(ctx, id, records_room + 1)?;
+            records_room = records_room.checked_sub(records.len()).ok_or_else(full)?;
+            s["addresses"] = Value::Array(records);
         }
         if p.fields {
-            s["fields"] = Value::Array(fields::list(ctx, id)?);
+            let defs = fields::list(ctx, id)?;
+            fields_room = fields_room.checked_sub(defs.len()).ok_or_else(full)?;
+            s["fields"] = Value::Array(defs);
         }
     }
     Ok(list_reply(&p.paging, total, "subnets", list))
@@ -797,10 +846,16 @@ pub struct DeleteParams {
 
 impl DeleteParams {
     fn decode_with(d: &mut Data, key: &str) -> Result<Self> {
-        let ids = match key {
+        let mut ids = match key {
             "id" => vec![d.req_id("id")?],
             _ => d.ids(key)?.ok_or_else(|| Error::param(key, "is required"))?,
         };
+        // A repeated id counts once; the first place of each is kept.
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        ids.retain(|id| seen.insert(*id));
+        if ids.len() > MAX_RECORDS {
+            return Err(too_many_deleted());
+        }
         Ok(DeleteParams {
             ids,
             force: d.bool("force")?.unwrap_or(false),
@@ -835,7 +890,7 @@ pub fn massdelete(ctx: &Ctx, p: DeleteMany) -> Result<Value> {
 }
 
 /// Deletes subnets, all or nothing. A subnet with records is refused unless `force`; its DHCP ranges, fields and
-/// (with `force`) records go with it.
+/// (with `force`) records go with it, at most [`MAX_RECORDS`] records in all.
 fn remove(ctx: &Ctx, p: DeleteParams, mass: bool) -> Result<Value> {
     let mut failures = Map::new();
     let mut first: Option<Error> = None;
@@ -875,12 +930,13 @@ fn remove(ctx: &Ctx, p: DeleteParams, mass: bool) -> Result<Value> {
         )
         .with_data(Value::Object(failures)));
     }
+    let records: i64 = doomed.iter().map(|r| r["used_hosts"].as_i64().unwrap_or(0)).sum();
+    if records > MAX_RECORDS as i64 {
+        return Err(too_many_deleted());
+    }
     let mut ids = Vec::new();
     for r in doomed {
         let id = r["id"].as_i64().unwrap_or(0);
-        if ids.contains(&id) {
-            continue;
-        }
         ctx.tx.execute("DELETE FROM subnets WHERE id = ?1", [id])?;
         ctx.log(
             "subnet",

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::auth;
 use crate::dispatch::Ctx;
 use crate::error::{Error, Result};
-use crate::methods::{delete_owned, owner, owner_filter};
+use crate::methods::{capped, delete_owned, owner, owner_filter};
 use crate::params::{Data, IdParam, OptIdParam, Params};
 use crate::store::Tx;
 
@@ -31,7 +31,7 @@ fn list(ctx: &Ctx, id: Option<i64>) -> Result<Vec<Value>> {
          ORDER BY id"
     ))?;
     let rows = stmt.query_map(params![ctx.org(), owner_filter(ctx), id], record)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    capped(rows)
 }
 
 /// Inserts a token and returns its id and the token itself, the only time it exists in clear.

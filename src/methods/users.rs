@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use crate::auth;
 use crate::dispatch::{Caller, Ctx, Level};
 use crate::error::{Code, Error, Result};
+use crate::methods::capped;
 use crate::params::{Data, OptIdParam, Params, Patch};
 use crate::store::{Db, Tx};
 
@@ -44,9 +45,7 @@ pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Value> {
     let mut stmt = ctx
         .tx
         .prepare_cached(&format!("SELECT {COLS} FROM users WHERE org_id = ?1 ORDER BY id"))?;
-    let users = stmt
-        .query_map([ctx.org()], record)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let users = capped(stmt.query_map([ctx.org()], record)?)?;
     Ok(Value::Array(users))
 }
 

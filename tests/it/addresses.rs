@@ -1228,3 +1228,57 @@ async fn a_peek_costs_the_same_however_many_records_were_filed_out_of_order() {
         "the peek's cost grew with the records: {steps:?}"
     );
 }
+
+/// A list without paging holds at most 5,000 records: one more is refused (`too_large`, `errorData` the limit), read
+/// no further, while pages still reach every record. A `massdelete` changes at most 5,000 records in its one
+/// transaction, and an error names at most 100 of the ids it refuses, counting the rest. (On the old code all of
+/// these answered with every record, and the error named all 150 ids.)
+#[tokio::test]
+async fn unpaged_reads_and_mass_deletes_are_bounded() {
+    let s = Server::start().await;
+    let a = &s.admin;
+    let sub = subnet(&s, a, json!({"subnet": "10.0.0.0/16"})).await;
+    s.seed_records(sub, 0x0a00_0000, 1, 5000).await;
+    let all = s.ok(a, "ipaddress/get", json!({"subnet": sub})).await;
+    assert_eq!(keys(&all).len(), 5000);
+    assert_eq!(keys(&all)[..2], ["1", "2"], "in address order");
+    let with = s.ok(a, "subnets/get", json!({"id": sub, "addresses": true})).await;
+    assert_eq!(keys(&with[sub.to_string()]["addresses"]).len(), 5000);
+
+    s.seed_records(sub, 0x0a00_0000, 5001, 1).await;
+    for (method, data) in [
+        ("ipaddress/get", json!({"subnet": sub})),
+        ("ipaddress/get", json!({})),
+        ("ipaddress/get", json!({"hostname": "seed-"})),
+        ("subnets/get", json!({"id": sub, "addresses": true})),
+        ("ipaddress/massdelete", json!({"subnet": sub, "all": true})),
+        ("ipaddress/massdelete", json!({"ids": (1..=5001).collect::<Vec<i64>>()})),
+    ] {
+        let e = s.check(a, method, data.clone(), "too_large").await;
+        assert_eq!(e["errorData"], json!({"limit": "5000"}), "{method} {data}");
+    }
+    let page = s
+        .ok(a, "ipaddress/get", json!({"subnet": sub, "page": 6, "perpage": 1000}))
+        .await;
+    assert_eq!(
+        (page["total"].clone(), keys(&page["addresses"]).len()),
+        (json!("5001"), 1)
+    );
+
+    let unknown: Vec<i64> = (100_001..100_151).collect();
+    let e = s
+        .check(a, "ipaddress/massdelete", json!({"ids": unknown}), "not_found")
+        .await;
+    let data = e["errorData"].as_object().unwrap();
+    assert_eq!(data.len(), 101, "100 ids and the count of the others");
+    assert_eq!(data["omitted"], json!("50"));
+    assert!(e["error"].as_str().unwrap().starts_with("150 of 150"), "{e}");
+    let page = s.ok(a, "ipaddress/get", json!({"subnet": sub, "perpage": 1})).await;
+    assert_eq!(page["total"], json!("5001"), "nothing was deleted");
+    s.ok(
+        a,
+        "ipaddress/massdelete",
+        json!({"ids": (1..=5000).collect::<Vec<i64>>()}),
+    )
+    .await;
+}

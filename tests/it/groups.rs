@@ -338,3 +338,93 @@ async fn delete_refuses_a_group_that_is_not_empty_unless_recursive() {
     let entry = only(&logs["logs"]).clone();
     assert_eq!(entry["changes"], json!({"subnets": "1"}));
 }
+
+/// Files `count` groups straight into the database, each the child of the one before (`chain`) or all at the top
+/// level; the first id.
+async fn seed_groups(s: &Server, org: i64, count: i64, chain: bool) -> i64 {
+    s.app
+        .store
+        .run(move |db| {
+            db.write(|tx| {
+                let first: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM groups", [], |r| r.get(0))?;
+                tx.execute(
+                    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?3 - 1)
+                     INSERT INTO groups (id, org_id, parent_id, description, created, modifiedat, modby_name)
+                     SELECT ?2 + i, ?1, CASE WHEN ?4 AND i > 0 THEN ?2 + i - 1 END, 'g' || i, 0, 0, 'seed' FROM n",
+                    rusqlite::params![org, first, count, chain],
+                )?;
+                Ok(first)
+            })
+        })
+        .await
+        .unwrap()
+}
+
+/// The tree is answered only up to 32 levels and 5,000 groups (`too_large`): a chain of groups deeper than that was
+/// nested without end on the old code, and written out recursively (a chain of thousands overflowed the stack).
+/// A recursive delete takes at most 5,000 records of each kind with it.
+#[tokio::test]
+async fn the_group_tree_is_bounded_in_size_and_depth() {
+    let s = Server::start().await;
+    let a = &s.admin;
+    let org = s.org_id(a).await;
+    let top = seed_groups(&s, org, 32, true).await;
+    let tree = s.ok(a, "groups/get", json!({"sort": true})).await;
+    let mut depth = 0;
+    let mut level = &tree;
+    while let Some((_, g)) = level.as_object().and_then(|m| m.iter().next()) {
+        depth += 1;
+        level = &g["children"];
+    }
+    assert_eq!(depth, 32);
+    add(&s, a, "one too deep", Some(top + 31)).await;
+    let e = s.check(a, "groups/get", json!({"sort": true}), "too_large").await;
+    assert_eq!(e["errorData"], json!({"limit": "32"}));
+    assert_eq!(
+        keys(&s.ok(a, "groups/get", json!({})).await).len(),
+        33,
+        "flat, every group"
+    );
+    s.check(
+        a,
+        "groups/get",
+        json!({"sort": true, "id": top + 1}),
+        crate::support::OK,
+    )
+    .await;
+
+    seed_groups(&s, org, 5000 - 33, false).await;
+    assert_eq!(keys(&s.ok(a, "groups/get", json!({})).await).len(), 5000);
+    seed_groups(&s, org, 1, false).await;
+    let e = s.check(a, "groups/get", json!({}), "too_large").await;
+    assert_eq!(e["errorData"], json!({"limit": "5000"}));
+
+    let g = add(&s, a, "big", None).await;
+    let sub = id_of(only(
+        &s.ok(a, "subnets/add", json!({"subnet": "10.0.0.0/16", "group": g}))
+            .await,
+    ));
+    s.seed_records(sub, 0x0a00_0000, 1, 5001).await;
+    s.check(a, "groups/delete", json!({"id": g, "recursive": true}), "too_large")
+        .await;
+    s.check(a, "subnets/delete", json!({"id": sub, "force": true}), "too_large")
+        .await;
+    s.check(
+        a,
+        "subnets/massdelete",
+        json!({"ids": [sub], "force": true}),
+        "too_large",
+    )
+    .await;
+    let e = s
+        .check(
+            a,
+            "subnets/massdelete",
+            json!({"ids": (1..=5001).collect::<Vec<i64>>()}),
+            "too_large",
+        )
+        .await;
+    assert_eq!(e["errorData"], json!({"limit": "5000"}));
+    s.ok(a, "ipaddress/massdelete", json!({"ids": [1]})).await;
+    s.ok(a, "groups/delete", json!({"id": g, "recursive": true})).await;
+}

@@ -2366,3 +2366,38 @@ async fn records_read_the_same_through_both_apis() {
     let rest_ids: Vec<String> = ids(&listed).iter().map(i64::to_string).collect();
     assert_eq!(rest_ids, env_ids);
 }
+
+/// A text filter with a NUL or another control character is refused: SQLite's `LIKE` ends a pattern at a NUL, so
+/// `hostname=%00` matched every host (and `name=%00` every network).
+#[tokio::test]
+async fn text_filters_refuse_control_characters() {
+    let s = Server::start().await;
+    let t = s.admin_token.clone();
+    s.api(
+        Method::POST,
+        "/networks",
+        &t,
+        Some(&json!({"network": "10.1.0.0", "cidr": 24})),
+    )
+    .await;
+    s.api(
+        Method::POST,
+        "/hosts",
+        &t,
+        Some(&json!({"ip_address": "10.1.0.5", "hostname": "web"})),
+    )
+    .await;
+    for path in [
+        "/hosts?hostname=%00",
+        "/hosts?cname=a%00b",
+        "/hosts?mac_address=%01",
+        "/networks?name=%00",
+        "/networks?location=%1b",
+    ] {
+        let reply = s.api(Method::GET, path, &t, None).await;
+        assert_eq!(reply.status, 400, "{path}: {}", String::from_utf8_lossy(&reply.body));
+        assert_eq!(reply.json()["code"], json!("invalid_params"), "{path}");
+    }
+    let reply = s.api(Method::GET, "/hosts?hostname=%25", &t, None).await;
+    assert_eq!(reply.json()["data"], json!([]), "% is a plain character");
+}

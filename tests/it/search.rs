@@ -539,3 +539,99 @@ async fn search_ip_finds_exactly_the_overlapping_subnets_as_prefix_lengths_come_
     live.push((id_of(j), j["subnet"].as_str().unwrap().parse().unwrap()));
     check(&s, a, &live, &probes, "after the join").await;
 }
+
+/// A search answers at most `limit` records of each kind and says when there were more, and its work does not grow
+/// with the org: the SQLite steps of each `limit: 1` call stay the same from 100 records to 5,000 (on the old code,
+/// which loaded every record of the block before cutting, they grew fiftyfold).
+#[tokio::test]
+async fn searches_are_bounded_by_their_limit_in_work() {
+    let s = Server::start().await;
+    let admin = s.admin.clone();
+    let org = s.org_id(&admin).await;
+    let sub = subnet(&s, &admin, json!({"subnet": "10.0.0.0/16", "name": "seeded"})).await;
+    for i in 0..3 {
+        subnet(&s, &admin, json!({"subnet": format!("10.1.{i}.0/24")})).await;
+    }
+    s.seed_records(sub, 0x0a00_0000, 1, 100).await;
+    let calls = [
+        (
+            "search/find",
+            json!({"query": "10.0.0.0/8", "limit": 1, "types": "addresses"}),
+        ),
+        (
+            "search/find",
+            json!({"query": "10.0.0.0/8", "limit": 1, "types": ["subnets"]}),
+        ),
+        ("search/find", json!({"query": "10.0.0.0/8", "limit": 1})),
+        (
+            "search/find",
+            json!({"query": "seed-", "limit": 1, "types": "addresses"}),
+        ),
+        ("search/ip", json!({"ip": "10.0.0.0/8", "limit": 1})),
+    ];
+    let mut small = Vec::new();
+    for (method, data) in &calls {
+        small.push(s.steps(org, method, data.clone()).await.1);
+    }
+    s.seed_records(sub, 0x0a00_0000, 101, 4900).await;
+    for ((method, data), before) in calls.iter().zip(small) {
+        let (reply, after) = s.steps(org, method, data.clone()).await;
+        assert!(
+            after <= before * 2 + 2000,
+            "{method} {data}: {before} steps at 100 records, {after} at 5,000"
+        );
+        {
+            assert_eq!(reply["truncated"], json!(true), "{method} {data}: {reply}");
+            for kind in ["groups", "subnets", "addresses", "dhcpranges"] {
+                let n = reply.get(kind).and_then(Value::as_array).map_or(0, Vec::len);
+                assert!(n <= 1, "{method} {data}: {n} {kind}");
+            }
+        }
+    }
+}
+
+/// Through the server: `search/find` and `search/ip` answer `limit` records and `truncated`; `search/ip` within its
+/// limit answers as before, without `truncated`; its `limit` is refused with `status` and past 1000.
+#[tokio::test]
+async fn searches_answer_limit_records_and_say_there_are_more() {
+    let s = Server::start().await;
+    let admin = s.admin.clone();
+    let sub = subnet(&s, &admin, json!({"subnet": "10.0.0.0/24"})).await;
+    subnet(&s, &admin, json!({"subnet": "10.0.1.0/24"})).await;
+    s.seed_records(sub, 0x0a00_0000, 1, 20).await;
+
+    let found = s
+        .ok(&admin, "search/find", json!({"query": "10.0.0.0/8", "limit": 2}))
+        .await;
+    assert_eq!(keys(&found["addresses"]).len(), 2, "{found}");
+    assert_eq!(keys(&found["subnets"]).len(), 2, "{found}");
+    assert_eq!(found["truncated"], json!("true"));
+
+    let found = s.ok(&admin, "search/ip", json!({"ip": "10.0.0.0/8", "limit": 3})).await;
+    assert_eq!(keys(&found["addresses"]).len(), 3, "{found}");
+    assert_eq!(ids(&found["subnets"]).len(), 2);
+    assert_eq!(found["truncated"], json!("true"));
+    let first = s.ok(&admin, "search/ip", json!({"ip": "10.0.0.0/8"})).await;
+    assert_eq!(keys(&first["addresses"]).len(), 20);
+    assert!(first.get("truncated").is_none(), "unchanged within the limit: {first}");
+    assert_eq!(
+        keys(&first["addresses"])[..3],
+        keys(&found["addresses"])[..],
+        "the first of the same order"
+    );
+
+    s.check(
+        &admin,
+        "search/ip",
+        json!({"ip": "10.0.0.1", "status": true, "limit": 1}),
+        "invalid_params",
+    )
+    .await;
+    s.check(
+        &admin,
+        "search/ip",
+        json!({"ip": "10.0.0.0/8", "limit": 1001}),
+        "invalid_params",
+    )
+    .await;
+}

@@ -112,6 +112,7 @@ pub fn status_of(code: &str) -> u16 {
         "method_not_allowed" => 405,
         "payload_too_large" => 413,
         "too_many_attempts" => 429,
+        "too_large" => 400,
         other => panic!("the tests do not expect the code {other}"),
     }
 }
@@ -350,6 +351,82 @@ impl Server {
             })
             .await
             .unwrap()
+    }
+
+    /// Files `count` records straight into the database, in the subnet `subnet_id` of the IPv4 block whose first
+    /// address has key `base` (a u32), at offsets `from..from + count`, each named `seed-<offset>`: thousands of
+    /// records without thousands of calls, for the tests of bounded reads. The subnet's counts follow (the offsets
+    /// must be usable addresses outside DHCP ranges); its lowest-free marker does not.
+    pub async fn seed_records(&self, subnet_id: i64, base: u32, from: u32, count: u32) {
+        self.app
+            .store
+            .run(move |db| {
+                db.write(|tx| {
+                    tx.execute(
+                        "WITH RECURSIVE n(i) AS (SELECT ?3 UNION ALL SELECT i + 1 FROM n WHERE i < ?3 + ?4 - 1)
+                         INSERT INTO addresses (subnet_id, ip, hostname, created, modifiedat, modby_name)
+                         SELECT ?1, unhex(printf('00000000000000000000ffff%08x', ?2 + i)), 'seed-' || i, 0, 0, 'seed'
+                         FROM n",
+                        rusqlite::params![subnet_id, base, from, count],
+                    )?;
+                    tx.execute(
+                        "UPDATE subnets SET used = used + ?2, taken = CAST(CAST(taken AS INTEGER) + ?2 AS TEXT)
+                         WHERE id = ?1",
+                        rusqlite::params![subnet_id, count],
+                    )?;
+                    Ok(())
+                })
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Runs the read `method` with `data` as a readonly user of org `org_id`, the way the dispatcher runs it (same
+    /// method table, one read transaction) but on a connection whose progress handler counts the SQLite virtual
+    /// machine's steps: the work of the call, independent of timing. The reply and the steps, to the hundred.
+    pub async fn steps(&self, org_id: i64, method: &'static str, data: Value) -> (Value, u64) {
+        use ipamd::dispatch::{find_method, Caller, Ctx, Level};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::Arc;
+        let app = self.app.clone();
+        tokio::task::spawn_blocking(move || {
+            app.store.run_blocking(|db| {
+                db.read(|tx| {
+                    let steps = Arc::new(AtomicU64::new(0));
+                    let counter = steps.clone();
+                    tx.progress_handler(
+                        100,
+                        Some(move || {
+                            counter.fetch_add(100, Ordering::Relaxed);
+                            false
+                        }),
+                    )?;
+                    let caller = Caller {
+                        org_id,
+                        operator_org: false,
+                        user_id: None,
+                        username: "probe".into(),
+                        level: Level::Readonly,
+                        application: "probe".into(),
+                    };
+                    let ctx = Ctx {
+                        tx,
+                        caller: &caller,
+                        app: &app,
+                        now: now(),
+                        respid: "probe",
+                        method,
+                    };
+                    let mut d = ipamd::params::Data::new(data)?;
+                    let reply = (find_method(method).unwrap().prepare)(&mut d).and_then(|h| h.run(&ctx));
+                    tx.progress_handler(0, None::<fn() -> bool>)?;
+                    Ok((reply?, steps.load(Ordering::Relaxed)))
+                })
+            })
+        })
+        .await
+        .unwrap()
+        .unwrap()
     }
 
     /// The id of `who`'s org.

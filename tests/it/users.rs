@@ -322,3 +322,93 @@ async fn the_last_enabled_admin_cannot_be_demoted_or_disabled() {
         .filter(|u| u["level"] == "admin" && u["disabled"] == "false");
     assert_eq!(admins.count(), 1);
 }
+
+/// The lists of users, app keys, tokens and field definitions (also in `subnets/get`) hold at most 5,000 entries: one more is `too_large`,
+/// refused after reading it, not after loading every row (on the old code each answered with all of them).
+#[tokio::test]
+async fn credential_and_field_lists_are_bounded() {
+    let s = Server::start().await;
+    let a = &s.admin;
+    let org = s.org_id(a).await;
+    let sub = id_of(only(&s.ok(a, "subnets/add", json!({"subnet": "10.0.0.0/24"})).await));
+    let (admin_id, count) = (a.id, 5000);
+    s.app
+        .store
+        .run(move |db| {
+            db.write(|tx| {
+                let rows = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?3)";
+                tx.execute(
+                    &format!(
+                        "{rows} INSERT INTO users (org_id, username, email, level, phc, created)
+                                     SELECT ?1, 'u' || i, 'u@x', 'readonly', 'x', 0 FROM n WHERE i < ?3"
+                    ),
+                    rusqlite::params![org, admin_id, count],
+                )?;
+                for table in [
+                    "appkeys (org_id, owner_id, name, digest, prefix, created)",
+                    "tokens (org_id, user_id, description, digest, prefix, created)",
+                ] {
+                    tx.execute(
+                        &format!(
+                            "{rows} INSERT INTO {table}
+                                         SELECT ?1, ?2, 'k', '{table}' || i, 'p', 0 FROM n WHERE i < ?3"
+                        ),
+                        rusqlite::params![org, admin_id, count],
+                    )?;
+                }
+                tx.execute(
+                    &format!(
+                        "{rows} INSERT INTO fields (subnet_id, name, type, created, modifiedat, modby_name)
+                                     SELECT ?2, 'f' || i, 'text', 0, 0, 'seed' FROM n WHERE i <= ?3"
+                    ),
+                    rusqlite::params![org, sub, count],
+                )?;
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+    for (method, data) in [
+        ("org/users/get", json!({})),
+        ("org/appkeys/get", json!({})),
+        ("org/tokens/get", json!({})),
+        ("subnets/fields/get", json!({"subnet": sub})),
+        ("subnets/get", json!({"id": sub, "fields": true})),
+    ] {
+        let list = s.ok(a, method, data.clone()).await;
+        let list = match method {
+            "subnets/get" => &list[sub.to_string()]["fields"],
+            _ => &list,
+        };
+        assert_eq!(keys(list).len(), 5000, "{method}");
+    }
+    s.app
+        .store
+        .run(move |db| {
+            db.write(|tx| {
+                tx.execute_batch(&format!(
+                    "INSERT INTO users (org_id, username, email, level, phc, created)
+                         VALUES ({org}, 'one-more', 'u@x', 'readonly', 'x', 0);
+                     INSERT INTO appkeys (org_id, owner_id, name, digest, prefix, created)
+                         VALUES ({org}, {admin_id}, 'k', 'one-more', 'p', 0);
+                     INSERT INTO tokens (org_id, user_id, digest, prefix, created)
+                         VALUES ({org}, {admin_id}, 'one-more', 'p', 0);
+                     INSERT INTO fields (subnet_id, name, type, created, modifiedat, modby_name)
+                         VALUES ({sub}, 'one-more', 'text', 0, 0, 'seed');"
+                ))?;
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+    for (method, data) in [
+        ("org/users/get", json!({})),
+        ("org/appkeys/get", json!({})),
+        ("org/tokens/get", json!({})),
+        ("subnets/fields/get", json!({"subnet": sub})),
+        ("subnets/get", json!({"id": sub, "fields": true})),
+    ] {
+        let e = s.check(a, method, data, "too_large").await;
+        assert_eq!(e["errorData"], json!({"limit": "5000"}), "{method}");
+    }
+}
