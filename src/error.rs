@@ -18,6 +18,7 @@ pub enum Code {
     LastAdmin,
     InvalidBackup,
     Conflict,
+    QuotaExceeded,
     AuthRequired,
     AuthFailed,
     BadAppkey,
@@ -52,6 +53,7 @@ impl Code {
             Code::LastAdmin => "last_admin",
             Code::InvalidBackup => "invalid_backup",
             Code::Conflict => "conflict",
+            Code::QuotaExceeded => "quota_exceeded",
             Code::AuthRequired => "auth_required",
             Code::AuthFailed => "auth_failed",
             Code::BadAppkey => "bad_appkey",
@@ -85,7 +87,8 @@ impl Code {
             | Code::Ambiguous
             | Code::LastAdmin
             | Code::InvalidBackup
-            | Code::Conflict => 400,
+            | Code::Conflict
+            | Code::QuotaExceeded => 400,
             Code::AuthRequired | Code::AuthFailed => 401,
             Code::BadAppkey | Code::AppkeyDisabled | Code::AccountDisabled | Code::AccessDenied => 403,
             Code::NotFound | Code::UnknownMethod | Code::UnsupportedVersion => 404,
