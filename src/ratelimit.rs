@@ -302,7 +302,10 @@ impl Redis {
              if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n",
         );
         match script.key(&key).arg(period + 1).invoke_async::<u64>(&mut conn).await {
-            Ok(n) => Some(n),
+            Ok(n) => {
+                self.answered();
+                Some(n)
+            }
             Err(e) => {
                 self.failed(generation, &e.to_string());
                 None
@@ -337,14 +340,11 @@ impl Redis {
             Ok(conn) => {
                 link.generation += 1;
                 link.conn = Some(conn.clone());
-                link.backoff = REDIS_BACKOFF;
                 link.next_attempt = None;
                 Some((conn, link.generation))
             }
             Err(e) => {
-                let pause = link.backoff;
-                link.next_attempt = Some(Instant::now() + pause);
-                link.backoff = (pause * 2).min(REDIS_MAX_BACKOFF);
+                let pause = link.back_off();
                 tracing::warn!(
                     error = %e,
                     retry_in_secs = pause.as_secs(),
@@ -352,6 +352,14 @@ impl Redis {
                 );
                 None
             }
+        }
+    }
+
+    /// Redis answered: the next failure pauses for the shortest time again. (Not on connecting: a server that
+    /// accepts connections and then fails every command must still be tried less and less often.)
+    fn answered(&self) {
+        if let Ok(mut link) = self.link.lock() {
+            link.backoff = REDIS_BACKOFF;
         }
     }
 
@@ -364,12 +372,23 @@ impl Redis {
             return;
         }
         link.conn = None;
-        link.next_attempt = Some(Instant::now() + link.backoff);
+        let pause = link.back_off();
         tracing::warn!(
             error,
-            retry_in_secs = link.backoff.as_secs(),
+            retry_in_secs = pause.as_secs(),
             "rate limiter: Redis failed; counting in memory per process"
         );
+    }
+}
+
+impl Link {
+    /// Schedules the next connection attempt after the current pause, and doubles the pause after that; returns
+    /// the pause.
+    fn back_off(&mut self) -> Duration {
+        let pause = self.backoff;
+        self.next_attempt = Some(Instant::now() + pause);
+        self.backoff = (pause * 2).min(REDIS_MAX_BACKOFF);
+        pause
     }
 }
 
