@@ -123,8 +123,8 @@ impl Held {
     }
 }
 
-/// Most owners the memory table counts in one window. Entries are fixed-size (about 50 bytes with the table's
-/// overhead), so the table stays under 8 MiB. Owners beyond it are let through uncounted, with a warning once per
+/// Most owners the memory table counts in one window. Entries are fixed-size (49 bytes with the table's
+/// overhead), so the table stays under 6.5 MiB. Owners beyond it are let through uncounted, with a warning once per
 /// window: that takes more client addresses in one window than any one attacker should have, and refusing them
 /// would refuse the legitimate callers among them.
 pub const MEMORY_KEYS: usize = 100_000;

@@ -278,7 +278,7 @@ async fn calls_without_credentials_share_the_client_address_budget_across_both_a
             match turn % 2 {
                 0 => s.api(Method::GET, "/hosts", "", None).await,
                 _ => {
-                    let r = envelope(&s, "groups/get", "", "").await;
+                    let r = envelope(s, "groups/get", "", "").await;
                     if r.status != 429 {
                         assert_eq!(r.json()["errorCode"], json!("auth_required"));
                     }
@@ -288,13 +288,13 @@ async fn calls_without_credentials_share_the_client_address_budget_across_both_a
         }
     })
     .await;
-    let r = envelope(&s, "ping", "", "").await;
+    let r = envelope(s, "ping", "", "").await;
     assert_eq!(r.status, 429, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["errorCode"], json!("rate_limited"));
     // Proven callers on the same address are not affected.
     let r = s.api(Method::GET, "/networks", &s.admin_token, None).await;
     assert_eq!(r.status, 200);
-    let r = envelope(&s, "userdata", &s.admin.appkey, &s.admin.userdata).await;
+    let r = envelope(s, "userdata", &s.admin.appkey, &s.admin.userdata).await;
     assert_eq!(r.status, 200);
 }
 
@@ -318,7 +318,7 @@ async fn failed_authentication_counts_against_the_client_address() {
                 }
                 _ => {
                     let key = format!("00000000-0000-4000-8000-{guess:012}");
-                    envelope(&s, "groups/get", &key, &s.admin.userdata).await
+                    envelope(s, "groups/get", &key, &s.admin.userdata).await
                 }
             }
         }
