@@ -1,8 +1,13 @@
 //! Credentials: the `userdata` sha1, argon2id password hashes, app key and token digests, the verification cache,
 //! the cache of known callers and the failed-login lockout. Everything here is blocking (argon2) and runs on the
 //! blocking pool or a database thread.
+//!
+//! Each table is keyed by a fixed-size digest, never by claimed text, holds at most [`TABLE_LIMIT`] entries of a
+//! bounded size, and drops expired entries at least once per lifetime (on the next change after it), not only
+//! when it is full.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -11,12 +16,22 @@ use argon2::Argon2;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::dispatch::Caller;
 use crate::error::{Code, Error, Result};
+use crate::ratelimit::{Held, Owner};
 
-/// Most entries the verification cache and the lockout table keep before they drop expired ones.
-const TABLE_LIMIT: usize = 10_000;
+/// Most entries each table (verification cache, known callers, lockout) keeps.
+pub const TABLE_LIMIT: usize = 10_000;
+
+/// The longest org identifier or username `userdata` may claim, in bytes: what `org/add` and `org/users/add`
+/// accept. Longer claims are refused before anything is looked up or kept.
+pub const NAME_MAX: usize = 64;
+
+/// The longest application name (an app key's name) a remembered caller may carry, in bytes: `org/appkeys/add`
+/// accepts 64 characters. A caller with a longer one (from an older database) is checked in full every time.
+pub const APPLICATION_MAX: usize = 256;
 
 /// Process-wide authentication state: the verification cache and the lockout table.
 pub struct Auth {
@@ -26,19 +41,57 @@ pub struct Auth {
     /// A real argon2id hash of a random value, verified against for unknown users so timing reveals nothing.
     dummy_phc: String,
     cache_ttl: Duration,
-    cache: Mutex<HashMap<[u8; 32], Instant>>,
+    cache: Mutex<Table<[u8; 32], Instant>>,
     /// Who a token or an app key with userdata authenticated as, for as long as `cache_ttl` and the credential
     /// epoch it was read at (see [`Auth::recall`]).
-    callers: Mutex<HashMap<CallerKey, Remembered>>,
+    callers: Mutex<Table<CallerKey, Remembered>>,
     lockout_attempts: u32,
     lockout_window: Duration,
-    failures: Mutex<HashMap<String, Failures>>,
+    /// Failed logins per user, by [`Auth::lockout_key`].
+    failures: Mutex<Table<[u8; 32], Failures>>,
 }
 
-#[derive(Default)]
+/// The failed logins of one user: `count` since `since` (a window that starts at the first failure), and the
+/// lockout they started. Fixed-size, however many attempts the lockout allows.
 struct Failures {
-    times: VecDeque<Instant>,
+    since: Instant,
+    count: u32,
     locked_until: Option<Instant>,
+}
+
+/// What the authentication tables hold (see [`Auth::held`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthHeld {
+    pub cache: Held,
+    pub callers: Held,
+    pub failures: Held,
+}
+
+/// A table whose entries expire: swept of expired entries once per `every` (on the next change after it), and
+/// kept under [`TABLE_LIMIT`] entries.
+struct Table<K, V> {
+    map: HashMap<K, V>,
+    swept: Instant,
+}
+
+impl<K: Hash + Eq, V> Table<K, V> {
+    fn new() -> Self {
+        Table {
+            map: HashMap::new(),
+            swept: Instant::now(),
+        }
+    }
+
+    /// Drops the entries `live` refuses when a sweep is due or the table is full; whether there is room for one
+    /// more entry then.
+    fn sweep(&mut self, now: Instant, every: Duration, live: impl Fn(&V) -> bool) -> bool {
+        if now.duration_since(self.swept) >= every || self.map.len() >= TABLE_LIMIT {
+            self.map.retain(|_, v| live(v));
+            self.map.shrink_to(self.map.len() * 2);
+            self.swept = now;
+        }
+        self.map.len() < TABLE_LIMIT
+    }
 }
 
 /// Which credentials a remembered caller is for: a token by its SHA-256 digest (as stored in the database), an app
@@ -96,12 +149,34 @@ impl Auth {
                 .map_err(|e| Error::internal(format!("cache key: {e}")))?,
             dummy_phc,
             cache_ttl,
-            cache: Mutex::new(HashMap::new()),
-            callers: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Table::new()),
+            callers: Mutex::new(Table::new()),
             lockout_attempts,
             lockout_window,
-            failures: Mutex::new(HashMap::new()),
+            failures: Mutex::new(Table::new()),
         })
+    }
+
+    /// What each table holds: its entries, and the bytes of its storage and of what its entries own.
+    pub fn held(&self) -> AuthHeld {
+        let none = Held { entries: 0, bytes: 0 };
+        let callers = self.callers.lock().map_or(none, |t| {
+            let strings: usize = t
+                .map
+                .values()
+                .map(|r| r.known.caller.username.capacity() + r.known.caller.application.capacity())
+                .sum();
+            let table = Held::of(&t.map);
+            Held {
+                bytes: table.bytes + strings,
+                ..table
+            }
+        });
+        AuthHeld {
+            cache: self.cache.lock().map_or(none, |t| Held::of(&t.map)),
+            callers,
+            failures: self.failures.lock().map_or(none, |t| Held::of(&t.map)),
+        }
     }
 
     /// Checks `sha1` against the stored `phc` (or the dummy when the user does not exist), cache first.
@@ -121,22 +196,54 @@ impl Auth {
         }
         if !self.cache_ttl.is_zero() {
             if let Ok(mut cache) = self.cache.lock() {
-                make_room(&mut cache, |expires| *expires > now);
-                cache.insert(key, now + self.cache_ttl);
+                if !cache.sweep(now, self.cache_ttl, |expires| *expires > now) {
+                    cache.map.clear();
+                }
+                cache.map.insert(key, now + self.cache_ttl);
             }
         }
         Verified::Fresh
     }
 
-    /// The key of an app key (lower-cased) with the user `who` (`org/user`, lower-cased) and the presented sha1.
-    pub fn envelope_key(&self, appkey: &str, who: &str, sha1: &str) -> CallerKey {
+    /// The key of an app key (trimmed and lower-cased here) with the claimed user and sha1 of `userdata`.
+    pub fn envelope_key(&self, appkey: &str, ud: &Userdata) -> CallerKey {
+        let appkey = appkey.trim().to_lowercase();
+        let (org, username) = (ud.org.to_lowercase(), ud.username.to_lowercase());
         let mut mac = self.mac.clone();
-        mac.update(&(appkey.len() as u64).to_be_bytes());
-        mac.update(appkey.as_bytes());
-        mac.update(&(who.len() as u64).to_be_bytes());
-        mac.update(who.as_bytes());
-        mac.update(sha1.as_bytes());
+        for part in [&appkey, &org, &username] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        mac.update(ud.sha1.as_bytes());
         CallerKey::Envelope(mac.finalize().into_bytes().into())
+    }
+
+    /// [`Auth::proven`] for an envelope's app key and `userdata` (malformed `userdata` is never proven).
+    pub fn proven_envelope(&self, appkey: &str, userdata: &str) -> Option<Owner> {
+        let ud = parse_userdata(userdata).ok().flatten()?;
+        self.proven(&self.envelope_key(appkey, &ud))
+    }
+
+    /// The key of the lockout of user `username` (as claimed, compared case-insensitively) of org `org_id`.
+    pub fn lockout_key(&self, org_id: i64, username: &str) -> [u8; 32] {
+        let mut mac = self.mac.clone();
+        mac.update(b"lockout");
+        mac.update(&org_id.to_be_bytes());
+        mac.update(username.to_lowercase().as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The user whose budget a call with credentials `key` spends, when those credentials were proven within the
+    /// cache's lifetime; `None` sends the call to its client address's budget. The credential epoch is not
+    /// checked here (it needs the database): the call itself checks it before anything else runs.
+    pub fn proven(&self, key: &CallerKey) -> Option<Owner> {
+        let callers = self.callers.lock().ok()?;
+        let entry = callers.map.get(key).filter(|r| r.until > Instant::now())?;
+        let user = entry.known.caller.user_id?;
+        Some(Owner::User {
+            org: entry.known.caller.org_id,
+            user,
+        })
     }
 
     /// The caller remembered for `key`, if it was read at `epoch` (the credential tables have not changed since)
@@ -144,7 +251,12 @@ impl Auth {
     /// in unix seconds; once a minute).
     pub fn recall(&self, key: &CallerKey, epoch: i64, now: i64) -> Option<(Known, bool)> {
         let mut callers = self.callers.lock().ok()?;
-        let entry = callers.get_mut(key)?;
+        let entry = callers.map.get_mut(key)?;
+        if entry.epoch < epoch {
+            // Read before a credential changed: checked again in full (and remembered again if it still holds).
+            callers.map.remove(key);
+            return None;
+        }
         if entry.epoch != epoch || entry.until <= Instant::now() {
             return None;
         }
@@ -157,14 +269,19 @@ impl Auth {
 
     /// Remembers a successful check read at `epoch`; `stamped` is when the credential's last use was stamped.
     pub fn remember(&self, key: CallerKey, known: Known, epoch: i64, stamped: Option<i64>) {
-        if self.cache_ttl.is_zero() {
+        if self.cache_ttl.is_zero()
+            || known.caller.username.len() > NAME_MAX
+            || known.caller.application.len() > APPLICATION_MAX
+        {
             return;
         }
         let now = Instant::now();
         if let Ok(mut callers) = self.callers.lock() {
-            make_room(&mut callers, |r| r.until > now);
+            if !callers.sweep(now, self.cache_ttl, |r| r.until > now) {
+                callers.map.clear();
+            }
             let until = now + self.cache_ttl;
-            callers.insert(
+            callers.map.insert(
                 key,
                 Remembered {
                     known,
@@ -182,16 +299,22 @@ impl Auth {
         let now = Instant::now();
         self.cache
             .lock()
-            .is_ok_and(|cache| cache.get(&key).is_some_and(|expires| *expires > now))
+            .is_ok_and(|cache| cache.map.get(&key).is_some_and(|expires| *expires > now))
     }
 
-    /// Refuses a user who failed too often recently, with the seconds left in `Retry-After`.
-    pub fn check_lockout(&self, who: &str) -> Result<()> {
+    /// Refuses a user (by [`Auth::lockout_key`]) who failed too often recently, with the seconds left in
+    /// `Retry-After`.
+    pub fn check_lockout(&self, who: &[u8; 32]) -> Result<()> {
         let Ok(table) = self.failures.lock() else {
             return Ok(());
         };
         let now = Instant::now();
-        match table.get(who).and_then(|f| f.locked_until).filter(|until| *until > now) {
+        match table
+            .map
+            .get(who)
+            .and_then(|f| f.locked_until)
+            .filter(|until| *until > now)
+        {
             Some(until) => {
                 let left = until.duration_since(now).as_secs().max(1);
                 let mut e = Error::new(Code::TooManyAttempts, "too many failed attempts; try again later");
@@ -203,35 +326,41 @@ impl Auth {
     }
 
     /// Records a failed attempt; the one that reaches the limit inside the window starts the lockout.
-    pub fn record_failure(&self, who: &str) {
+    ///
+    /// A full table first drops expired entries, then those that only count failures: lockouts in force are
+    /// kept. When every entry is a lockout in force, the failure is not counted (argon2 and the rate limits still
+    /// slow its author down).
+    pub fn record_failure(&self, who: &[u8; 32]) {
         let Ok(mut table) = self.failures.lock() else {
             return;
         };
-        let now = Instant::now();
-        if table.len() >= TABLE_LIMIT {
-            let window = self.lockout_window;
-            table.retain(|_, f| {
-                f.locked_until.is_some_and(|u| u > now) || f.times.back().is_some_and(|t| now - *t < window)
-            });
+        let (now, window) = (Instant::now(), self.lockout_window);
+        let locked = |f: &Failures| f.locked_until.is_some_and(|u| u > now);
+        let room = table.sweep(now, window, |f| locked(f) || now.duration_since(f.since) < window);
+        if !room && !table.map.contains_key(who) {
+            table.map.retain(|_, f| locked(f));
+            if table.map.len() >= TABLE_LIMIT {
+                return;
+            }
         }
-        let entry = table.entry(who.to_string()).or_default();
-        while entry
-            .times
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.lockout_window)
-        {
-            entry.times.pop_front();
+        let entry = table.map.entry(*who).or_insert(Failures {
+            since: now,
+            count: 0,
+            locked_until: None,
+        });
+        if now.duration_since(entry.since) >= window {
+            (entry.since, entry.count) = (now, 0);
         }
-        entry.times.push_back(now);
-        if entry.times.len() >= self.lockout_attempts as usize {
-            entry.locked_until = Some(now + self.lockout_window);
-            entry.times.clear();
+        entry.count += 1;
+        if entry.count >= self.lockout_attempts {
+            entry.locked_until = Some(now + window);
+            (entry.since, entry.count) = (now, 0);
         }
     }
 
-    pub fn record_success(&self, who: &str) {
+    pub fn record_success(&self, who: &[u8; 32]) {
         if let Ok(mut table) = self.failures.lock() {
-            table.remove(who);
+            table.map.remove(who);
         }
     }
 
@@ -245,29 +374,36 @@ impl Auth {
     }
 }
 
-/// Keeps a cache under [`TABLE_LIMIT`] entries: drops those `live` refuses when it is full, all when that is not
-/// enough.
-fn make_room<K, V>(table: &mut HashMap<K, V>, live: impl Fn(&V) -> bool) {
-    if table.len() >= TABLE_LIMIT {
-        table.retain(|_, v| live(v));
-        if table.len() >= TABLE_LIMIT {
-            table.clear();
-        }
+/// Parses `org/user:sha1hex`; `Ok(None)` when it is malformed. The sha1 is normalised to lower case. An org or
+/// username longer than [`NAME_MAX`] bytes (which no org or user can have) is refused as a bad request.
+pub fn parse_userdata(s: &str) -> Result<Option<Userdata>> {
+    let too_long = || {
+        Error::new(
+            Code::BadRequest,
+            format!("userdata: the org and the username are at most {NAME_MAX} bytes each"),
+        )
+    };
+    // `org/` + `user` + `:` + 40 hex digits.
+    if s.len() > 2 * NAME_MAX + 42 {
+        return Err(too_long());
     }
-}
-
-/// Parses `org/user:sha1hex`. The sha1 is normalised to lower case.
-pub fn parse_userdata(s: &str) -> Option<Userdata> {
-    let (org, rest) = s.split_once('/')?;
-    let (username, sha1) = rest.rsplit_once(':')?;
+    let Some((org, rest)) = s.split_once('/') else {
+        return Ok(None);
+    };
+    let Some((username, sha1)) = rest.rsplit_once(':') else {
+        return Ok(None);
+    };
+    if org.len() > NAME_MAX || username.len() > NAME_MAX {
+        return Err(too_long());
+    }
     if org.is_empty() || username.is_empty() || sha1.len() != 40 || !sha1.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
+        return Ok(None);
     }
-    Some(Userdata {
+    Ok(Some(Userdata {
         org: org.to_string(),
         username: username.to_string(),
         sha1: sha1.to_ascii_lowercase(),
-    })
+    }))
 }
 
 /// The hex SHA-1 of `lowercase(username) + "-" + password`, as clients send it in `userdata`.
@@ -311,9 +447,9 @@ fn verify_password(phc: &str, sha1: &str) -> bool {
     }
 }
 
-/// Compares two secrets in time that depends only on their lengths.
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Whether `digest` is one of `digests` (the `API_TOKENS` tokens), compared in constant time.
+pub fn contains_digest(digests: &[[u8; 32]], digest: &[u8; 32]) -> bool {
+    digests.iter().any(|d| bool::from(d[..].ct_eq(&digest[..])))
 }
 
 /// A new app key: a UUID (v4), lower case.
@@ -376,7 +512,9 @@ mod tests {
 
     #[test]
     fn userdata_parses_and_normalises() {
-        let u = parse_userdata("acme/Bob:8F452AD7325194E0B09CE383A74D88D8D86B7B39").unwrap();
+        let u = parse_userdata("acme/Bob:8F452AD7325194E0B09CE383A74D88D8D86B7B39")
+            .unwrap()
+            .unwrap();
         assert_eq!(u.org, "acme");
         assert_eq!(u.username, "Bob");
         assert_eq!(u.sha1, "8f452ad7325194e0b09ce383a74d88d8d86b7b39");
@@ -389,7 +527,18 @@ mod tests {
             "acme/:8f452ad7325194e0b09ce383a74d88d8d86b7b39",
             "acme/bob:zz452ad7325194e0b09ce383a74d88d8d86b7b39",
         ] {
-            assert_eq!(parse_userdata(bad), None, "{bad}");
+            assert_eq!(parse_userdata(bad).unwrap(), None, "{bad}");
+        }
+        let sha = "8f452ad7325194e0b09ce383a74d88d8d86b7b39";
+        let longest = format!("{}/{}:{sha}", "o".repeat(NAME_MAX), "u".repeat(NAME_MAX));
+        assert!(parse_userdata(&longest).unwrap().is_some());
+        for long in [
+            format!("{}/u:{sha}", "o".repeat(NAME_MAX + 1)),
+            format!("o/{}:{sha}", "u".repeat(NAME_MAX + 1)),
+            format!("o/{}:{sha}", "u".repeat(1 << 20)),
+            "x".repeat(1 << 20),
+        ] {
+            assert_eq!(parse_userdata(&long).unwrap_err().code, Code::BadRequest);
         }
     }
 
@@ -443,11 +592,23 @@ mod tests {
         auth.remember(key, known.clone(), 5, Some(990));
         let (got, stamp) = auth.recall(&key, 5, 1000).unwrap();
         assert_eq!((got.caller.username.as_str(), got.stamp_id, stamp), ("bob", 7, false));
-        assert!(auth.recall(&key, 6, 1000).is_none(), "another epoch");
+        assert!(auth.recall(&key, 4, 1000).is_none(), "an older epoch");
         assert!(auth.recall(&CallerKey::Envelope(digest_bytes("t")), 5, 1000).is_none());
         assert!(auth.recall(&key, 5, 1051).unwrap().1, "a minute after the last stamp");
         assert!(!auth.recall(&key, 5, 1052).unwrap().1, "stamped just now");
-        assert_ne!(auth.envelope_key("k", "o/u", "s"), auth.envelope_key("k", "o/u", "t"));
+        assert_eq!(auth.proven(&key), Some(Owner::User { org: 1, user: 2 }));
+        assert!(auth.recall(&key, 6, 1000).is_none(), "a newer epoch");
+        assert!(auth.recall(&key, 5, 1000).is_none(), "a newer epoch drops the entry");
+        assert_eq!(auth.proven(&key), None);
+        let ud = |s: &str| parse_userdata(s).unwrap().unwrap();
+        let sha = userdata_sha1("u", "p");
+        let ekey = |appkey: &str, userdata: &str| auth.envelope_key(appkey, &ud(userdata));
+        assert_eq!(ekey(" K ", &format!("O/U:{sha}")), ekey("k", &format!("o/u:{sha}")));
+        assert_ne!(ekey("k", &format!("o/u:{sha}")), ekey("k", &format!("o/v:{sha}")));
+        assert_ne!(
+            ekey("k", &format!("o/u:{sha}")),
+            ekey("k", &format!("o/u:{}", userdata_sha1("u", "q")))
+        );
 
         let off = Auth::new(Duration::ZERO, 3, Duration::from_secs(60)).unwrap();
         off.remember(key, known, 5, None);
@@ -457,19 +618,50 @@ mod tests {
     #[test]
     fn lockout_starts_at_the_limit_and_success_resets() {
         let auth = Auth::new(Duration::ZERO, 3, Duration::from_secs(60)).unwrap();
+        let who = auth.lockout_key(1, "U");
+        assert_eq!(who, auth.lockout_key(1, "u"));
         for _ in 0..2 {
-            auth.record_failure("o/u");
-            assert!(auth.check_lockout("o/u").is_ok());
+            auth.record_failure(&who);
+            assert!(auth.check_lockout(&who).is_ok());
         }
-        auth.record_success("o/u");
+        auth.record_success(&who);
         for _ in 0..3 {
-            assert!(auth.check_lockout("o/u").is_ok());
-            auth.record_failure("o/u");
+            assert!(auth.check_lockout(&who).is_ok());
+            auth.record_failure(&who);
         }
-        let e = auth.check_lockout("o/u").unwrap_err();
+        let e = auth.check_lockout(&who).unwrap_err();
         assert_eq!(e.code, Code::TooManyAttempts);
         assert!(e.retry_after.unwrap() > 0);
-        assert!(auth.check_lockout("o/other").is_ok());
+        assert!(auth.check_lockout(&auth.lockout_key(1, "other")).is_ok());
+        assert!(
+            auth.check_lockout(&auth.lockout_key(2, "u")).is_ok(),
+            "another org's user"
+        );
+    }
+
+    #[test]
+    fn the_lockout_table_stays_bounded_and_keeps_lockouts_in_force() {
+        let auth = Auth::new(Duration::ZERO, 2, Duration::from_secs(60)).unwrap();
+        let target = auth.lockout_key(1, "target");
+        auth.record_failure(&target);
+        auth.record_failure(&target);
+        for i in 0..2 * TABLE_LIMIT {
+            auth.record_failure(&auth.lockout_key(1, &format!("user-{i}")));
+        }
+        let held = auth.held().failures;
+        assert!(held.entries <= TABLE_LIMIT, "{held:?}");
+        assert!(held.bytes < 2 << 20, "{held:?}");
+        assert!(auth.check_lockout(&target).is_err(), "the lockout in force was kept");
+
+        // Expired entries go at the first change a lifetime later, full or not.
+        let brief = Auth::new(Duration::ZERO, 5, Duration::from_millis(20)).unwrap();
+        for i in 0..100 {
+            brief.record_failure(&brief.lockout_key(1, &format!("user-{i}")));
+        }
+        assert_eq!(brief.held().failures.entries, 100);
+        std::thread::sleep(Duration::from_millis(50));
+        brief.record_failure(&brief.lockout_key(1, "late"));
+        assert_eq!(brief.held().failures.entries, 1);
     }
 
     #[test]
@@ -479,7 +671,6 @@ mod tests {
         assert!(p.chars().all(|c| c.is_ascii_alphanumeric()));
         assert_eq!(new_token().unwrap().len(), 40);
         assert_eq!(new_appkey().len(), 36);
-        assert!(ct_eq(b"abc", b"abc") && !ct_eq(b"abc", b"abd") && !ct_eq(b"abc", b"ab"));
         assert_eq!(
             digest("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

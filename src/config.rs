@@ -106,6 +106,12 @@ pub struct Settings {
     /// Lockout window and duration, in seconds.
     #[arg(long, env = "IPAMD_LOCKOUT_SECONDS", default_value = "300", global = true)]
     pub lockout_seconds: u64,
+    /// Most app keys one user may own.
+    #[arg(long, env = "IPAMD_MAX_APPKEYS_PER_USER", default_value = "10", value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_appkeys_per_user: u32,
+    /// Most REST tokens one user may own.
+    #[arg(long, env = "IPAMD_MAX_TOKENS_PER_USER", default_value = "10", value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub max_tokens_per_user: u32,
     /// How long a successful password verification is remembered, in seconds (0 disables the cache).
     #[arg(long, env = "IPAMD_AUTH_CACHE_SECONDS", default_value = "300", global = true)]
     pub auth_cache_seconds: u64,

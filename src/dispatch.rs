@@ -614,40 +614,37 @@ fn authenticate_envelope(
     let userdata = userdata
         .as_deref()
         .filter(|u| !u.is_empty() && access != Access::AppKey);
-    let ud = userdata.and_then(auth::parse_userdata);
-    let who = ud
-        .as_ref()
-        .map(|u| format!("{}/{}", u.org.to_lowercase(), u.username.to_lowercase()));
+    // An org or username longer than any can be is refused here, before anything is looked up or kept.
+    let ud = userdata.map(auth::parse_userdata).transpose()?.flatten();
     let now = store::now();
     stamps.now = now;
-    let remembered = match (&ud, &who) {
-        (Some(ud), Some(who)) => {
-            credential_epoch(tx)?.map(|epoch| (app.auth.envelope_key(&appkey, who, &ud.sha1), epoch))
-        }
-        _ => None,
+    let remembered = match &ud {
+        Some(ud) => credential_epoch(tx)?.map(|epoch| (app.auth.envelope_key(&appkey, ud), epoch)),
+        None => None,
     };
     // The same credentials succeeded at this credential epoch: every check below would pass again but the
     // lockout, which depends on the time. (After argon2, `prior` carries a fresh result: the checks run.)
-    if let (Some((key, epoch)), Some(who), None) = (&remembered, &who, &prior) {
+    if let (Some((key, epoch)), Some(ud), None) = (&remembered, &ud, &prior) {
         if let Some((known, stamp)) = app.auth.recall(key, *epoch, now) {
-            app.auth.check_lockout(who)?;
-            app.auth.record_success(who);
+            let who = app.auth.lockout_key(known.caller.org_id, &ud.username);
+            app.auth.check_lockout(&who)?;
+            app.auth.record_success(&who);
             stamps.appkey = stamp.then_some(known.stamp_id);
             return Ok(Authenticated::Caller(known.caller));
         }
     }
     let digest = auth::digest(&appkey);
-    // The user of `userdata` comes with the app key in one statement (NULLs when there is none to look up).
-    let (org, username) = (ud.as_ref().map(|u| &u.org), ud.as_ref().map(|u| &u.username));
+    // The user of `userdata`, looked up in the app key's org, comes with the key in one statement (NULLs when
+    // there is none).
+    let username = ud.as_ref().map(|u| &u.username);
     let row = tx
         .query_row(
-            "SELECT k.id, k.org_id, k.name, k.enabled, ko.operator, k.lastused,
-                    u.id, u.org_id, u.username, u.level, u.disabled, uo.operator, u.phc
+            "SELECT k.id, k.org_id, k.name, k.enabled, ko.operator, k.lastused, ko.identifier,
+                    u.id, u.org_id, u.username, u.level, u.disabled, ko.operator, u.phc
              FROM appkeys k JOIN orgs ko ON ko.id = k.org_id
-             LEFT JOIN orgs uo ON uo.identifier = ?2
-             LEFT JOIN users u ON u.org_id = uo.id AND u.username = ?3
+             LEFT JOIN users u ON u.org_id = k.org_id AND u.username = ?2
              WHERE k.digest = ?1",
-            params![digest, org, username],
+            params![digest, username],
             |r| {
                 let key = AppKeyRow {
                     id: r.get(0)?,
@@ -657,16 +654,17 @@ fn authenticate_envelope(
                     operator_org: r.get(4)?,
                     lastused: r.get(5)?,
                 };
+                let org: String = r.get(6)?;
                 // The user and the PHC string of its password, when the user exists.
-                let user = match r.get::<_, Option<i64>>(6)? {
+                let user = match r.get::<_, Option<i64>>(7)? {
                     None => None,
-                    Some(_) => Some((user_row(r, 6)?, r.get::<_, String>(12)?)),
+                    Some(_) => Some((user_row(r, 7)?, r.get::<_, String>(13)?)),
                 };
-                Ok((key, user))
+                Ok((key, org, user))
             },
         )
         .optional()?;
-    let (key, user) = row.ok_or_else(|| Error::new(Code::BadAppkey, "unknown appkey"))?;
+    let (key, key_org, user) = row.ok_or_else(|| Error::new(Code::BadAppkey, "unknown appkey"))?;
     if !key.enabled {
         return Err(Error::new(Code::AppkeyDisabled, "this appkey is disabled"));
     }
@@ -687,7 +685,16 @@ fn authenticate_envelope(
         return Err(Error::new(Code::AuthRequired, "userdata is required"));
     }
     let failed = || Error::new(Code::AuthFailed, "authentication failed");
-    let (ud, who) = ud.zip(who).ok_or_else(failed)?;
+    let ud = ud.ok_or_else(failed)?;
+    // Another org's user (or an org that does not exist) is refused before the lockout is checked or counted and
+    // before any password check: one answer whatever the password, and no way to lock out another org's users.
+    if !ud.org.eq_ignore_ascii_case(&key_org) {
+        return Err(Error::new(
+            Code::BadAppkey,
+            "this appkey belongs to another organisation",
+        ));
+    }
+    let who = app.auth.lockout_key(key.org_id, &ud.username);
     app.auth.check_lockout(&who)?;
     let phc = user.as_ref().map(|(_, phc)| phc.as_str());
     let verified = match (prior, phc) {
@@ -711,12 +718,6 @@ fn authenticate_envelope(
     app.auth.record_success(&who);
     if user.disabled {
         return Err(Error::new(Code::AccountDisabled, "this account is disabled"));
-    }
-    if user.org_id != key.org_id {
-        return Err(Error::new(
-            Code::BadAppkey,
-            "this appkey belongs to another organisation",
-        ));
     }
     // A real login (not a cache hit) is worth a write, at most once per cache lifetime.
     stamps.user_login = (verified == Verified::Fresh).then_some(user.id);
@@ -779,7 +780,7 @@ fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, stamps: &mut Stam
     let token = token.map(str::trim).filter(|t| !t.is_empty());
     let token = token.ok_or_else(|| Error::new(Code::AuthRequired, "a token is required"))?;
     let digest = auth::digest_bytes(token);
-    if app.operator_tokens.iter().any(|d| auth::ct_eq(d, &digest)) {
+    if auth::contains_digest(&app.operator_tokens, &digest) {
         return operator(tx, "api-token");
     }
     let invalid = || Error::new(Code::AuthFailed, "invalid token");

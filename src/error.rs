@@ -19,6 +19,7 @@ pub enum Code {
     InvalidBackup,
     Conflict,
     TooLarge,
+    QuotaExceeded,
     AuthRequired,
     AuthFailed,
     BadAppkey,
@@ -54,6 +55,7 @@ impl Code {
             Code::InvalidBackup => "invalid_backup",
             Code::Conflict => "conflict",
             Code::TooLarge => "too_large",
+            Code::QuotaExceeded => "quota_exceeded",
             Code::AuthRequired => "auth_required",
             Code::AuthFailed => "auth_failed",
             Code::BadAppkey => "bad_appkey",
@@ -89,6 +91,7 @@ impl Code {
             | Code::InvalidBackup
             | Code::Conflict
             | Code::TooLarge => 400,
+            Code::QuotaExceeded => 400,
             Code::AuthRequired | Code::AuthFailed => 401,
             Code::BadAppkey | Code::AppkeyDisabled | Code::AccountDisabled | Code::AccessDenied => 403,
             Code::NotFound | Code::UnknownMethod | Code::UnsupportedVersion => 404,

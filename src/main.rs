@@ -67,6 +67,10 @@ fn serve(settings: Settings) -> Result<(), Error> {
         let listen = settings.listen;
         let admin_password = settings.admin_password.clone();
         let app = App::open(settings)?;
+        // An unreachable Redis is reported now rather than met by the first call.
+        if let Some(limiter) = &app.limiter {
+            limiter.check_storage().await;
+        }
         let store = app.store.clone();
         let creds = tokio::task::spawn_blocking(move || cli::first_run(&store, admin_password))
             .await

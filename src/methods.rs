@@ -227,6 +227,31 @@ pub fn too_many_deleted() -> Error {
     )
 }
 
+/// [`owner`], once it is checked that they own fewer than `max` rows of `table` (app keys or tokens; `owner_col`
+/// names their owner, and both are constants of the callers): the quota that keeps one user from multiplying
+/// their credentials. The check and the insert that follows share the writer's transaction.
+pub fn owner_within_quota(
+    ctx: &crate::dispatch::Ctx,
+    table: &str,
+    owner_col: &str,
+    max: u32,
+    what: &str,
+) -> Result<i64> {
+    let user = owner(ctx)?;
+    let owned: i64 = ctx.tx.query_row(
+        &format!("SELECT COUNT(*) FROM {table} WHERE org_id = ?1 AND {owner_col} = ?2"),
+        rusqlite::params![ctx.org(), user],
+        |r| r.get(0),
+    )?;
+    if owned >= i64::from(max) {
+        return Err(Error::new(
+            crate::error::Code::QuotaExceeded,
+            format!("a user may own at most {max} {what}s; delete one first"),
+        ));
+    }
+    Ok(user)
+}
+
 /// The `page` and `perpage` parameters of a list method: either makes the reply a page (see [`List::reply`]).
 pub struct Paging {
     pub page: i64,

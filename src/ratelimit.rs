@@ -1,11 +1,19 @@
-//! Rate limits for both APIs: one budget per caller per fixed window, counted in memory or in Redis (so several
-//! ipamd processes share one budget).
+//! Rate limits for both APIs: one budget per owner (a user who proved who they are, an `API_TOKENS` token, or the
+//! client address) per fixed window, counted in memory or in Redis (so several ipamd processes share one budget).
+//!
+//! The memory table is keyed by [`Owner`], a fixed-size value, and holds only the current window: it is emptied
+//! when the window turns and never holds more than [`MEMORY_KEYS`] owners. A Redis that fails costs microseconds:
+//! after a failure no connection is tried for a growing interval (one warning per attempt), and meanwhile every
+//! process counts in its own memory table.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redis::aio::ConnectionManager;
+use redis::aio::MultiplexedConnection;
+use redis::AsyncConnectionConfig;
+use sha2::{Digest, Sha256};
 
 use crate::auth;
 
@@ -15,7 +23,6 @@ pub struct Limit {
     pub count: u64,
     pub period: Duration,
 }
-
 /// Parses `200 per minute`, `10/second`, `5000 per hour`, `1 per day` (units may be plural).
 pub fn parse_limit(s: &str) -> Result<Limit, String> {
     let bad = || format!("not a rate limit: '{s}' (use e.g. '200 per minute' or '10/second')");
@@ -48,19 +55,124 @@ pub struct Decision {
     pub reset: u64,
 }
 
-enum Backend {
-    Memory(Mutex<HashMap<String, (u64, u64)>>),
-    /// Connected on first use, and reconnected by the manager after failures.
-    Redis(redis::Client, tokio::sync::OnceCell<ConnectionManager>),
+/// Whose budget a call spends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Owner {
+    /// A user whose credentials were proven earlier (see [`crate::auth::Auth::proven`]): whichever of their app
+    /// keys or tokens they call with, one budget.
+    User { org: i64, user: i64 },
+    /// An `API_TOKENS` operator token, by its SHA-256 digest.
+    Operator([u8; 32]),
+    /// The client address: every call whose credentials are not proven yet. An IPv6 client counts by its /64,
+    /// which one client usually holds whole, so rotating addresses inside it does not give it new budgets.
+    Address(IpAddr),
+}
+
+impl Owner {
+    pub fn address(ip: IpAddr) -> Owner {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                Owner::Address(IpAddr::from(octets))
+            }
+            v4 => Owner::Address(v4),
+        }
+    }
+
+    /// The owner's name in Redis: a digest, the same in every process, that holds no secret.
+    fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        match self {
+            Owner::User { org, user } => {
+                h.update(b"user");
+                h.update(org.to_be_bytes());
+                h.update(user.to_be_bytes());
+            }
+            Owner::Operator(token) => {
+                h.update(b"operator");
+                h.update(token);
+            }
+            Owner::Address(IpAddr::V4(ip)) => {
+                h.update(b"address");
+                h.update(ip.octets());
+            }
+            Owner::Address(IpAddr::V6(ip)) => {
+                h.update(b"address");
+                h.update(ip.octets());
+            }
+        }
+        auth::hex(&h.finalize())
+    }
+}
+
+/// What a table holds, for the tests and the bounds SECURITY.md states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    pub entries: usize,
+    /// The bytes of the table's storage (its capacity times the size of an entry): keys and values are fixed-size.
+    pub bytes: usize,
+}
+
+impl Held {
+    pub fn of<K, V>(table: &HashMap<K, V>) -> Held {
+        Held {
+            entries: table.len(),
+            bytes: table.capacity() * (std::mem::size_of::<(K, V)>() + 1),
+        }
+    }
+}
+
+/// Most owners the memory table counts in one window. Entries are fixed-size (49 bytes with the table's
+/// overhead), so the table stays under 6.5 MiB. Owners beyond it are let through uncounted, with a warning once per
+/// window: that takes more client addresses in one window than any one attacker should have, and refusing them
+/// would refuse the legitimate callers among them.
+pub const MEMORY_KEYS: usize = 100_000;
+
+/// The counts of the current window.
+struct Counts {
+    window: u64,
+    counts: HashMap<Owner, u64>,
+    /// Whether the table was found full in this window (warned once).
+    warned: bool,
+}
+
+/// How long a connection to Redis, and then each command, may take before it counts as a failure.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+/// The first pause after a Redis failure; it doubles after each failed attempt, up to [`REDIS_MAX_BACKOFF`].
+const REDIS_BACKOFF: Duration = Duration::from_secs(1);
+const REDIS_MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+struct Redis {
+    client: redis::Client,
+    link: Mutex<Link>,
+}
+
+/// The state of the connection to Redis.
+struct Link {
+    conn: Option<MultiplexedConnection>,
+    /// Counts the connections made, so that of several calls failing on one connection only the first drops it.
+    generation: u64,
+    /// A call is connecting: the others count in memory meanwhile rather than wait.
+    connecting: bool,
+    /// No connection attempt before this.
+    next_attempt: Option<Instant>,
+    backoff: Duration,
+}
+
+/// What a call does with Redis.
+enum Route {
+    Use(MultiplexedConnection, u64),
+    Connect,
+    Memory,
 }
 
 pub struct Limiter {
     limit: Limit,
-    backend: Backend,
+    /// The counts of this process: the backend with `memory://`, the fallback while Redis is unreachable.
+    memory: Mutex<Counts>,
+    redis: Option<Redis>,
 }
-
-/// Most keys the memory backend keeps before it drops those of past windows.
-const MEMORY_KEYS: usize = 100_000;
 
 impl Limiter {
     /// Builds the limiter from the settings; `None` when rate limiting is off.
@@ -69,31 +181,46 @@ impl Limiter {
             return Ok(None);
         }
         let limit = parse_limit(limit)?;
-        let backend = if storage.starts_with("memory://") || storage.is_empty() {
-            Backend::Memory(Mutex::new(HashMap::new()))
+        let redis = if storage.starts_with("memory://") || storage.is_empty() {
+            None
         } else if storage.starts_with("redis://") || storage.starts_with("rediss://") {
             let client = redis::Client::open(storage).map_err(|e| format!("RATELIMIT_STORAGE_URI: {e}"))?;
-            Backend::Redis(client, tokio::sync::OnceCell::new())
+            Some(Redis {
+                client,
+                link: Mutex::new(Link {
+                    conn: None,
+                    generation: 0,
+                    connecting: false,
+                    next_attempt: None,
+                    backoff: REDIS_BACKOFF,
+                }),
+            })
         } else {
             return Err(format!(
                 "RATELIMIT_STORAGE_URI: unsupported storage '{storage}' (memory:// or redis://)"
             ));
         };
-        Ok(Some(Limiter { limit, backend }))
+        let memory = Mutex::new(Counts {
+            window: 0,
+            counts: HashMap::new(),
+            warned: false,
+        });
+        Ok(Some(Limiter { limit, memory, redis }))
     }
 
-    /// `caller`'s budget without spending any of it.
-    pub async fn peek(&self, caller: &str) -> Decision {
-        self.count(caller, 0).await
+    /// Connects to Redis, if that is the storage, and warns when it cannot: run once at start, so that an
+    /// unreachable Redis is reported before the first call meets it.
+    pub async fn check_storage(&self) {
+        if let Some(redis) = &self.redis {
+            if matches!(redis.route(), Route::Connect) && redis.connect().await.is_some() {
+                tracing::info!("rate limiter: connected to Redis");
+            }
+        }
     }
 
-    /// Counts one request against `caller`'s budget. A Redis failure lets the request through (and is logged):
-    /// an outage of the limiter must not become an outage of the IPAM.
-    pub async fn check(&self, caller: &str) -> Decision {
-        self.count(caller, 1).await
-    }
-
-    async fn count(&self, caller: &str, spend: u64) -> Decision {
+    /// Counts one request against `owner`'s budget. While Redis fails, the request is counted in this process's
+    /// memory instead: an outage of the limiter must neither become an outage of the IPAM nor lift every limit.
+    pub async fn check(&self, owner: &Owner) -> Decision {
         let period = self.limit.period.as_secs().max(1);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -101,74 +228,168 @@ impl Limiter {
             .unwrap_or(0);
         let window = now / period;
         let reset = period - now % period;
-        let count = match &self.backend {
-            Backend::Memory(table) => match table.lock() {
-                Ok(mut t) => {
-                    if t.len() >= MEMORY_KEYS {
-                        t.retain(|_, (w, _)| *w == window);
-                    }
-                    let entry = t.entry(caller.to_string()).or_insert((window, 0));
-                    if entry.0 != window {
-                        *entry = (window, 0);
-                    }
-                    entry.1 += spend;
-                    entry.1
-                }
-                Err(_) => 0,
-            },
-            Backend::Redis(client, manager) => {
-                match redis_count(client, manager, caller, window, period, spend).await {
-                    Ok(n) => n,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "rate limiter: Redis failed; letting the request through");
-                        0
-                    }
-                }
-            }
+        let shared = match &self.redis {
+            Some(redis) => redis.count(owner, window, period).await,
+            None => None,
         };
-        Decision {
-            // A peek is refused once the budget is spent; a spend once it goes beyond.
-            allowed: if spend == 0 {
-                count < self.limit.count
-            } else {
-                count <= self.limit.count
+        let count = match shared {
+            Some(n) => Some(n),
+            None => self.count_in_memory(owner, window),
+        };
+        match count {
+            Some(count) => Decision {
+                allowed: count <= self.limit.count,
+                limit: self.limit.count,
+                remaining: self.limit.count.saturating_sub(count),
+                reset,
             },
-            limit: self.limit.count,
-            remaining: self.limit.count.saturating_sub(count),
-            reset,
+            None => Decision {
+                allowed: true,
+                limit: self.limit.count,
+                remaining: self.limit.count,
+                reset,
+            },
         }
+    }
+
+    /// What the memory table holds.
+    pub fn held(&self) -> Held {
+        self.memory
+            .lock()
+            .map_or(Held { entries: 0, bytes: 0 }, |m| Held::of(&m.counts))
+    }
+
+    /// One more request of `owner` in `window`; `None` when it was not counted (the table full, or poisoned).
+    fn count_in_memory(&self, owner: &Owner, window: u64) -> Option<u64> {
+        let mut m = self.memory.lock().ok()?;
+        if m.window != window {
+            // Every count belongs to a past window: all of them go, and so does the storage they took.
+            *m = Counts {
+                window,
+                counts: HashMap::new(),
+                warned: false,
+            };
+        }
+        if m.counts.len() >= MEMORY_KEYS && !m.counts.contains_key(owner) {
+            if !m.warned {
+                m.warned = true;
+                tracing::warn!(
+                    owners = MEMORY_KEYS,
+                    "rate limiter: the table is full for this window; further owners are not counted"
+                );
+            }
+            return None;
+        }
+        let count = m.counts.entry(*owner).or_insert(0);
+        *count += 1;
+        Some(*count)
     }
 }
 
-/// One atomic increment of the caller's counter for this window, which expires with the window.
-async fn redis_count(
-    client: &redis::Client,
-    manager: &tokio::sync::OnceCell<ConnectionManager>,
-    caller: &str,
-    window: u64,
-    period: u64,
-    spend: u64,
-) -> Result<u64, String> {
-    let connect = || async {
-        tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new(client.clone()))
-            .await
-            .map_err(|_| "Redis did not answer within 5 s".to_string())?
-            .map_err(|e| e.to_string())
-    };
-    let mut con = manager.get_or_try_init(connect).await?.clone();
-    let key = format!("ipamd:rl:{}:{window}", auth::digest(caller));
-    // INCRBY 0 reads without spending; the first spend of a window sets its expiry.
-    let script = redis::Script::new(
-        "local n = redis.call('INCRBY', KEYS[1], ARGV[2]) \
-         if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n",
-    );
-    script
-        .key(&key)
-        .arg(period + 1)
-        .arg(spend)
-        .invoke_async::<u64>(&mut con)
-        .await
-        .map_err(|e| e.to_string())
+impl Redis {
+    /// One atomic increment of the owner's counter for this window, which expires with the window; `None` when
+    /// Redis is not connected or fails.
+    async fn count(&self, owner: &Owner, window: u64, period: u64) -> Option<u64> {
+        let (mut conn, generation) = match self.route() {
+            Route::Use(conn, generation) => (conn, generation),
+            Route::Connect => self.connect().await?,
+            Route::Memory => return None,
+        };
+        let key = format!("ipamd:rl:{}:{window}", owner.digest());
+        // The first request of a window sets its expiry.
+        let script = redis::Script::new(
+            "local n = redis.call('INCR', KEYS[1]) \
+             if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n",
+        );
+        match script.key(&key).arg(period + 1).invoke_async::<u64>(&mut conn).await {
+            Ok(n) => {
+                self.answered();
+                Some(n)
+            }
+            Err(e) => {
+                self.failed(generation, &e.to_string());
+                None
+            }
+        }
+    }
+
+    /// The connection to use, or whether this call is the one to connect.
+    fn route(&self) -> Route {
+        let Ok(mut link) = self.link.lock() else {
+            return Route::Memory;
+        };
+        if let Some(conn) = &link.conn {
+            return Route::Use(conn.clone(), link.generation);
+        }
+        if link.connecting || link.next_attempt.is_some_and(|t| Instant::now() < t) {
+            return Route::Memory;
+        }
+        link.connecting = true;
+        Route::Connect
+    }
+
+    /// Connects, within [`REDIS_TIMEOUT`]; on failure, backs off and warns.
+    async fn connect(&self) -> Option<(MultiplexedConnection, u64)> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT));
+        let connected = self.client.get_multiplexed_async_connection_with_config(&config).await;
+        let mut link = self.link.lock().ok()?;
+        link.connecting = false;
+        match connected {
+            Ok(conn) => {
+                link.generation += 1;
+                link.conn = Some(conn.clone());
+                link.next_attempt = None;
+                Some((conn, link.generation))
+            }
+            Err(e) => {
+                let pause = link.back_off();
+                tracing::warn!(
+                    error = %e,
+                    retry_in_secs = pause.as_secs(),
+                    "rate limiter: cannot reach Redis (RATELIMIT_STORAGE_URI); counting in memory per process"
+                );
+                None
+            }
+        }
+    }
+
+    /// Redis answered: the next failure pauses for the shortest time again. (Not on connecting: a server that
+    /// accepts connections and then fails every command must still be tried less and less often.)
+    fn answered(&self) {
+        if let Ok(mut link) = self.link.lock() {
+            link.backoff = REDIS_BACKOFF;
+        }
+    }
+
+    /// A command failed on connection `generation`: the first call to see it drops the connection and backs off.
+    fn failed(&self, generation: u64, error: &str) {
+        let Ok(mut link) = self.link.lock() else {
+            return;
+        };
+        if link.generation != generation || link.conn.is_none() {
+            return;
+        }
+        link.conn = None;
+        let pause = link.back_off();
+        tracing::warn!(
+            error,
+            retry_in_secs = pause.as_secs(),
+            "rate limiter: Redis failed; counting in memory per process"
+        );
+    }
+}
+
+impl Link {
+    /// Schedules the next connection attempt after the current pause, and doubles the pause after that; returns
+    /// the pause.
+    fn back_off(&mut self) -> Duration {
+        let pause = self.backoff;
+        self.next_attempt = Some(Instant::now() + pause);
+        self.backoff = (pause * 2).min(REDIS_MAX_BACKOFF);
+        pause
+    }
 }
 
 #[cfg(test)]
@@ -193,15 +414,50 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn memory_budget_runs_out_per_caller() {
+    async fn memory_budget_runs_out_per_owner() {
         let l = Limiter::new(true, "3 per hour", "memory://").unwrap().unwrap();
+        let (a, b) = (Owner::User { org: 1, user: 2 }, Owner::User { org: 1, user: 3 });
         for left in [2, 1, 0] {
-            let d = l.check("a").await;
+            let d = l.check(&a).await;
             assert!(d.allowed);
             assert_eq!(d.remaining, left);
         }
-        let d = l.check("a").await;
+        let d = l.check(&a).await;
         assert!(!d.allowed && d.reset > 0 && d.reset <= 3600);
-        assert!(l.check("b").await.allowed);
+        assert!(l.check(&b).await.allowed);
+    }
+
+    #[test]
+    fn the_memory_table_holds_one_window_and_at_most_its_cap() {
+        let l = Limiter::new(true, "3 per hour", "memory://").unwrap().unwrap();
+        for i in 0..1000u32 {
+            let ip = IpAddr::from(i.to_be_bytes());
+            assert_eq!(l.count_in_memory(&Owner::address(ip), 7), Some(1));
+        }
+        assert_eq!(l.held().entries, 1000);
+        // The window turns: every count of the last one goes, and its storage with it.
+        assert_eq!(l.count_in_memory(&Owner::User { org: 1, user: 1 }, 8), Some(1));
+        assert_eq!(l.held().entries, 1);
+        assert!(l.held().bytes < 1000, "{:?}", l.held());
+        // Full: known owners go on counting, new ones are not counted.
+        for i in 1..MEMORY_KEYS as i64 {
+            l.count_in_memory(&Owner::User { org: 1, user: i + 1 }, 8);
+        }
+        assert_eq!(l.count_in_memory(&Owner::User { org: 1, user: 1 }, 8), Some(2));
+        assert_eq!(l.count_in_memory(&Owner::User { org: 2, user: 1 }, 8), None);
+        let held = l.held();
+        assert_eq!(held.entries, MEMORY_KEYS);
+        assert!(held.bytes < 8 << 20, "{held:?}");
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_by_its_slash_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(Owner::address(a), Owner::address(b));
+        assert_ne!(Owner::address(a), Owner::address(c));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(Owner::address(mapped), Owner::Address("10.0.0.1".parse().unwrap()));
     }
 }

@@ -150,35 +150,13 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
     form_pairs(body)?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
-/// The decoded pairs of a form body or query string; `None` when an escape is broken.
+/// The decoded pairs of a form body or query string, by the WHATWG rules (`form_urlencoded`): `+` is a space, a
+/// broken escape such as `%ZZ` stays as written. `None` when a decoded name or value is not UTF-8 (it would
+/// come back with U+FFFD in its place: refused rather than stored altered).
 pub fn form_pairs(body: &[u8]) -> Option<Vec<(String, String)>> {
-    body.split(|b| *b == b'&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let mut kv = pair.splitn(2, |b| *b == b'=');
-            let key = percent_decode(kv.next().unwrap_or_default())?;
-            Some((key, percent_decode(kv.next().unwrap_or_default())?))
-        })
+    form_urlencoded::parse(body)
+        .map(|(k, v)| (!k.contains('\u{FFFD}') && !v.contains('\u{FFFD}')).then(|| (k.into_owned(), v.into_owned())))
         .collect()
-}
-
-/// Decodes `+` and `%XX`; `None` for a broken escape or invalid UTF-8.
-fn percent_decode(s: &[u8]) -> Option<String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        match s[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -204,6 +182,14 @@ mod tests {
         assert_eq!(env.reqid, json!(7));
         assert_eq!(env.call.data, json!({"a": "b c"}));
         assert!(decode("ping", b"data=%ZZ", true).is_err());
+        assert!(
+            decode("ping", b"data=%7B%7D&x=%FF", true).is_err(),
+            "not UTF-8 once decoded"
+        );
+        assert_eq!(
+            form_pairs(b"a=%ZZ&b=1+2&&c").unwrap(),
+            [("a", "%ZZ"), ("b", "1 2"), ("c", "")].map(|(k, v)| (k.to_string(), v.to_string()))
+        );
         assert!(decode("ping", b"other=1", true).is_err());
     }
 

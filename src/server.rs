@@ -19,9 +19,10 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::auth;
+use crate::auth::CallerKey;
 use crate::dispatch::{self, new_respid, Credentials};
 use crate::error::{Code, Error};
-use crate::ratelimit::Decision;
+use crate::ratelimit::{Decision, Owner};
 use crate::rest;
 use crate::rpc;
 use crate::slots::{Admission, Slots};
@@ -187,33 +188,21 @@ async fn envelope(app: &App, method: String, req: Request<Incoming>, peer: IpAdd
                 (reqid, failed(e))
             }
             Ok(env) => {
-                let claimed = matches!(&env.call.credentials, Credentials::Envelope { appkey: Some(_), .. });
-                // The budget's key, only when there is a limiter to count against.
-                let caller = match (&env.call.credentials, &app.limiter) {
-                    (
-                        Credentials::Envelope {
-                            appkey: Some(k),
-                            userdata,
-                        },
-                        Some(_),
-                    ) => {
-                        // The claimed identity: an app key is a secret, so nobody else can spend this budget.
-                        let user = userdata.as_deref().and_then(|u| u.rsplit_once(':')).map_or("", |u| u.0);
-                        Some(format!(
-                            "appkey:{}:{}",
-                            auth::digest(&k.trim().to_lowercase()),
-                            user.to_lowercase()
-                        ))
-                    }
-                    _ => None,
-                };
-                let (decision, refused) = admit(app, caller.as_deref(), peer).await;
+                // The budget's owner, only when there is a limiter to count against.
+                let owner = app.limiter.as_ref().map(|_| match &env.call.credentials {
+                    Credentials::Envelope {
+                        appkey: Some(k),
+                        userdata: Some(u),
+                    } => budget_owner(app.auth.proven_envelope(k, u), peer),
+                    _ => Owner::address(peer),
+                });
+                let (decision, refused) = admit(app, owner).await;
                 budget = decision;
                 let mut outcome = match refused {
                     Some(e) => failed(e),
                     None => dispatch::dispatch(app, env.call).await,
                 };
-                if let Some(d) = charge_failure(app, claimed, outcome.result.as_ref().err(), peer).await {
+                if let Some(d) = charge_failure(app, owner, outcome.result.as_ref().err(), peer).await {
                     if !d.allowed {
                         outcome.result = Err(limited(d));
                         budget = Some(d);
@@ -264,10 +253,18 @@ async fn rest(app: &App, path: String, req: Request<Incoming>, peer: IpAddr) -> 
         let mime = ct.split(';').next().unwrap_or_default().trim();
         mime == "application/json" || mime.ends_with("+json")
     });
-    let claimed = token.is_some();
-    // The budget's key, only when there is a limiter to count against.
-    let caller = (token.as_deref().zip(app.limiter.as_ref())).map(|(t, _)| format!("token:{}", auth::digest(t)));
-    let (budget, refused) = admit(app, caller.as_deref(), peer).await;
+    // The budget's owner, only when there is a limiter to count against.
+    let owner = app.limiter.as_ref().map(|_| {
+        let proven = token.as_deref().and_then(|t| {
+            let digest = auth::digest_bytes(t.trim());
+            match auth::contains_digest(&app.operator_tokens, &digest) {
+                true => Some(Owner::Operator(digest)),
+                false => app.auth.proven(&CallerKey::Token(digest)),
+            }
+        });
+        budget_owner(proven, peer)
+    });
+    let (budget, refused) = admit(app, owner).await;
     let mut response = match refused {
         Some(e) => rest::Response::from_error(e),
         None => match read_body(req, app.settings.body_timeout()).await {
@@ -292,7 +289,7 @@ async fn rest(app: &App, path: String, req: Request<Incoming>, peer: IpAddr) -> 
         },
     };
     let mut budget = budget;
-    if let Some(d) = charge_failure(app, claimed, response.error.as_ref(), peer).await {
+    if let Some(d) = charge_failure(app, owner, response.error.as_ref(), peer).await {
         if !d.allowed {
             response = rest::Response {
                 respid: response.respid.clone(),
@@ -335,31 +332,36 @@ async fn rest(app: &App, path: String, req: Request<Incoming>, peer: IpAddr) -> 
     resp
 }
 
-/// Counts a call against its budget: the claimed identity's (a token, or an app key and user), or the client
-/// address's when it claims none. Returns the decision for the headers and the refusal, if any.
-async fn admit(app: &App, caller: Option<&str>, peer: IpAddr) -> (Option<Decision>, Option<Error>) {
-    let Some(limiter) = &app.limiter else {
+/// Whose budget a call spends: the user (or `API_TOKENS` token) its credentials proved to be earlier, else its
+/// client address. Claimed identities are never budgets: whoever holds an org's app key cannot spend another
+/// user's budget by claiming them, and every unproven attempt counts against the address it came from.
+fn budget_owner(proven: Option<Owner>, peer: IpAddr) -> Owner {
+    proven.unwrap_or_else(|| Owner::address(peer))
+}
+
+/// Counts a call against its owner's budget (`None` when there is no limiter). Returns the decision for the
+/// headers and the refusal, if any.
+async fn admit(app: &App, owner: Option<Owner>) -> (Option<Decision>, Option<Error>) {
+    let (Some(limiter), Some(owner)) = (&app.limiter, owner) else {
         return (None, None);
     };
-    let decision = match caller {
-        Some(c) => limiter.check(c).await,
-        None => limiter.check(&format!("ip:{peer}")).await,
-    };
+    let decision = limiter.check(&owner).await;
     (Some(decision), (!decision.allowed).then(|| limited(decision)))
 }
 
-/// A claimed identity that fails authentication also spends its address's budget, so rotating made-up keys or
-/// tokens does not escape the limit; past it, the failure is answered 429. Valid callers on the same address
-/// keep their own budgets.
-async fn charge_failure(app: &App, claimed: bool, error: Option<&Error>, peer: IpAddr) -> Option<Decision> {
+/// Credentials proven earlier that fail now (revoked since) also spend their address's budget; past it, the
+/// failure is answered 429. Calls that spent the address's budget already are not counted twice.
+async fn charge_failure(app: &App, owner: Option<Owner>, error: Option<&Error>, peer: IpAddr) -> Option<Decision> {
     let auth_failure = error.is_some_and(|e| {
         matches!(
             e.code,
             Code::AuthFailed | Code::AuthRequired | Code::BadAppkey | Code::AppkeyDisabled
         )
     });
-    match (&app.limiter, claimed && auth_failure) {
-        (Some(limiter), true) => Some(limiter.check(&format!("ip:{peer}")).await),
+    match (&app.limiter, owner) {
+        (Some(limiter), Some(Owner::User { .. } | Owner::Operator(_))) if auth_failure => {
+            Some(limiter.check(&Owner::address(peer)).await)
+        }
         _ => None,
     }
 }

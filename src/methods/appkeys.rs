@@ -7,9 +7,12 @@ use serde_json::{json, Value};
 use crate::auth;
 use crate::dispatch::Ctx;
 use crate::error::{Error, Result};
-use crate::methods::{capped, delete_owned, owner, owner_filter};
+use crate::methods::{capped, delete_owned, owner_filter, owner_within_quota};
 use crate::params::{Data, IdParam, OptIdParam, Params, Patch};
 use crate::store::Tx;
+
+/// The longest app key name, in characters: it names the application in every log line and remembered caller.
+const NAME_MAX: usize = 64;
 
 const COLS: &str = "id, name, description, prefix, enabled, disabledreason, owner_id, created, lastused";
 
@@ -70,9 +73,16 @@ pub struct AddParams {
 impl Params for AddParams {
     fn decode(d: &mut Data) -> Result<Self> {
         Ok(AddParams {
-            name: d.req_str("name")?,
+            name: checked_name(d.req_str("name")?)?,
             description: d.str("description")?,
         })
+    }
+}
+
+fn checked_name(name: String) -> Result<String> {
+    match name.chars().count() > NAME_MAX {
+        true => Err(Error::param("name", format!("at most {NAME_MAX} characters"))),
+        false => Ok(name),
     }
 }
 
@@ -80,7 +90,13 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
     let (id, key) = insert(
         ctx.tx,
         ctx.org(),
-        owner(ctx)?,
+        owner_within_quota(
+            ctx,
+            "appkeys",
+            "owner_id",
+            ctx.app.settings.max_appkeys_per_user,
+            "app key",
+        )?,
         &p.name,
         p.description.as_deref(),
         ctx.now,
@@ -111,7 +127,7 @@ impl Params for EditParams {
     fn decode(d: &mut Data) -> Result<Self> {
         Ok(EditParams {
             id: d.req_id("id")?,
-            name: d.str("name")?,
+            name: d.str("name")?.map(checked_name).transpose()?,
             description: d.patch_str("description")?,
             enabled: d.bool("enabled")?,
             disabledreason: d.patch_str("disabledreason")?,

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::auth;
 use crate::dispatch::Ctx;
 use crate::error::{Error, Result};
-use crate::methods::{capped, delete_owned, owner, owner_filter};
+use crate::methods::{capped, delete_owned, owner_filter, owner_within_quota};
 use crate::params::{Data, IdParam, OptIdParam, Params};
 use crate::store::Tx;
 
@@ -81,7 +81,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
     let (id, token) = insert(
         ctx.tx,
         ctx.org(),
-        owner(ctx)?,
+        owner_within_quota(ctx, "tokens", "user_id", ctx.app.settings.max_tokens_per_user, "token")?,
         p.description.as_deref(),
         p.expires,
         ctx.now,

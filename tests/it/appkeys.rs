@@ -202,3 +202,60 @@ async fn users_see_and_manage_only_their_own_keys() {
     assert_eq!(s.ok(&reader, "org/appkeys/get", json!({})).await, json!([]));
     assert_eq!(keys(&s.ok(&s.admin, "org/appkeys/get", json!({})).await), [admins_key]);
 }
+
+/// Finding: a readonly user made as many app keys as they liked, each a budget of its own. Now each user owns
+/// at most `IPAMD_MAX_APPKEYS_PER_USER`; the first key `init` made counts for the admin.
+#[tokio::test]
+async fn a_user_owns_at_most_the_quota_of_app_keys() {
+    let s = Server::start_with(|s| s.max_appkeys_per_user = 3).await;
+    let reader = s.user(&s.admin, "reader", "readonly").await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let added = s.ok(&reader, "org/appkeys/add", json!({"name": format!("k{i}")})).await;
+        ids.push(id_of(only(&added)));
+    }
+    let body = s
+        .check(
+            &reader,
+            "org/appkeys/add",
+            json!({"name": "one more"}),
+            "quota_exceeded",
+        )
+        .await;
+    assert!(body["error"].as_str().unwrap().contains("at most 3"), "{body}");
+    // Other users have quotas of their own; the admin already owns init's key.
+    for i in 0..2 {
+        s.ok(&s.admin, "org/appkeys/add", json!({"name": format!("a{i}")}))
+            .await;
+    }
+    s.check(&s.admin, "org/appkeys/add", json!({"name": "a2"}), "quota_exceeded")
+        .await;
+    // Deleting one makes room again.
+    s.ok(&reader, "org/appkeys/delete", json!({"id": ids[0]})).await;
+    s.ok(&reader, "org/appkeys/add", json!({"name": "again"})).await;
+}
+
+/// App key names (the application in every log line and remembered caller) are at most 64 characters.
+#[tokio::test]
+async fn app_key_names_are_at_most_64_characters() {
+    let s = Server::start().await;
+    let longest = "é".repeat(64);
+    let added = s.ok(&s.admin, "org/appkeys/add", json!({"name": longest})).await;
+    let id = id_of(only(&added));
+    let body = s
+        .check(
+            &s.admin,
+            "org/appkeys/add",
+            json!({"name": "n".repeat(65)}),
+            "invalid_params",
+        )
+        .await;
+    assert!(body["errorData"]["name"].is_string(), "{body}");
+    s.check(
+        &s.admin,
+        "org/appkeys/edit",
+        json!({"id": id, "name": "n".repeat(65)}),
+        "invalid_params",
+    )
+    .await;
+}

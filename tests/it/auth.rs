@@ -1,5 +1,6 @@
 //! Authentication through the envelope: app keys, `userdata`, the one `auth_failed` message, disabled accounts,
-//! the lockout, and the verification cache dropping an entry the moment its user or key changes.
+//! the lockout (which another org cannot start), the bounded tables under a flood of made-up identities, and the
+//! verification cache dropping an entry the moment its user or key changes.
 
 use serde_json::json;
 
@@ -64,6 +65,104 @@ async fn an_appkey_of_another_org_is_a_bad_appkey() {
     s.ok(&b.with_userdata(""), "ping", json!({})).await;
 }
 
+/// A claimed org that is not the app key's is refused before the password is looked at: the same answer for
+/// the right password, a wrong one, a malformed one, and an org that does not exist.
+#[tokio::test]
+async fn another_orgs_key_gets_one_answer_whatever_the_password() {
+    let s = Server::start().await;
+    let b = s.org("orgb").await;
+    let foreign = s.admin.with_appkey(&b.appkey);
+    let claims = [
+        foreign.clone(),
+        foreign.with_password("wrong"),
+        foreign.with_userdata(&format!("admin/admin:{}", "0".repeat(40))),
+        foreign.with_userdata(&format!(
+            "noorg/admin:{}",
+            sha1_hex("admin", crate::support::ADMIN_PASSWORD)
+        )),
+        foreign.with_userdata(&format!("noorg/nobody:{}", sha1_hex("nobody", "x"))),
+    ];
+    let mut answers = Vec::new();
+    for who in &claims {
+        let body = s.check(who, "userdata", json!({}), "bad_appkey").await;
+        answers.push((body["error"].clone(), body.get("errorData").cloned()));
+    }
+    answers.dedup();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+}
+
+/// Finding: ten `userdata` calls with org B's own key claiming the operator's admin with a wrong password locked
+/// the admin out. They are refused before the lockout counts anything now.
+#[tokio::test]
+async fn another_org_cannot_lock_out_a_user() {
+    let s = Server::start().await;
+    let b = s.org("orgb").await;
+    let attack = s
+        .admin
+        .with_appkey(&b.appkey)
+        .with_userdata(&format!("admin/admin:{}", "0".repeat(40)));
+    for _ in 0..15 {
+        s.check(&attack, "userdata", json!({}), "bad_appkey").await;
+    }
+    // The admin is not locked out (the lockout is checked on every call, cached or not).
+    s.ok(&s.admin, "userdata", json!({})).await;
+}
+
+/// Finding 1: a flood of made-up identities with megabyte-long names (the rate limiter keyed its budgets, and
+/// the lockout its failures, by the claimed text) leaves every table small: those names are refused before
+/// anything is kept, and the longest names allowed are kept as fixed-size digests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_made_up_identities_leaves_the_tables_small() {
+    let s = std::sync::Arc::new(
+        Server::start_with(|s| {
+            s.ratelimit_enabled = true;
+            s.api_rate_limit = "100000 per minute".into();
+        })
+        .await,
+    );
+    let huge = "x".repeat(1_000_000);
+    let mut flood = tokio::task::JoinSet::new();
+    for worker in 0..4 {
+        let (s, huge) = (s.clone(), huge.clone());
+        flood.spawn(async move {
+            // Pings with made-up keys, logins with a valid key: each with a megabyte of username (the finding
+            // sent 300 and 150; fewer show the same, faster).
+            for i in (worker..32).step_by(4) {
+                let env = json!({"appkey": format!("made-up-{i}"), "userdata": format!("{i}/{huge}:")});
+                let r = s.post("ping", &env).await;
+                assert_eq!(
+                    r.status,
+                    403,
+                    "{}",
+                    String::from_utf8_lossy(&r.body[..200.min(r.body.len())])
+                );
+            }
+            for i in (worker..16).step_by(4) {
+                let who = s.admin.with_userdata(&format!("admin/{i}{huge}:{}", "0".repeat(40)));
+                s.check(&who, "userdata", json!({}), "bad_request").await;
+            }
+        });
+    }
+    while let Some(done) = flood.join_next().await {
+        done.unwrap();
+    }
+    // And 150 failed logins with the longest names allowed, all different.
+    for i in 0..150 {
+        let name = format!("{i:0>64}");
+        let who = s.admin.with_userdata(&format!("admin/{name}:{}", "0".repeat(40)));
+        s.check(&who, "userdata", json!({}), "auth_failed").await;
+    }
+    let limiter = s.app.limiter.as_ref().unwrap().held();
+    let auth = s.app.auth.held();
+    println!("rate limiter {limiter:?}; authentication {auth:?}");
+    // One client address and one proven user spent budgets.
+    assert!(limiter.entries <= 2, "{limiter:?}");
+    assert!(limiter.bytes < 4096, "{limiter:?}");
+    assert!(auth.failures.entries <= 150, "{auth:?}");
+    assert!(auth.failures.bytes < 64 << 10, "{auth:?}");
+    assert!(auth.callers.bytes < 4096 && auth.cache.bytes < 4096, "{auth:?}");
+}
+
 #[tokio::test]
 async fn every_wrong_credential_gets_one_identical_message() {
     let s = Server::start().await;
@@ -71,7 +170,6 @@ async fn every_wrong_credential_gets_one_identical_message() {
     let wrong = [
         s.admin.with_password("not-the-password").userdata,
         format!("admin/nobody:{sha}"),
-        format!("noorg/admin:{sha}"),
         format!("admin/admin:{}", &sha[..39]),
         format!("admin/admin:{sha}0"),
         format!("admin/admin:{}", "z".repeat(40)),

@@ -1,10 +1,18 @@
-//! Rate limits over a real socket: one budget per caller across the routes of both APIs, 429 with `Retry-After`
-//! and the `X-RateLimit-*` headers, the paths that are never limited, and the Redis backend shared by two servers.
+//! Rate limits over a real socket: one budget per owner (a user once their credentials are proven, an
+//! `API_TOKENS` token, else the client address) across the routes of both APIs, 429 with `Retry-After` and the
+//! `X-RateLimit-*` headers, the paths that are never limited, the bounded tables under a flood of made-up
+//! identities, the Redis backend shared by two servers, and a Redis that fails.
+//!
+//! Every test calls from 127.0.0.1, and the harness's first call (the admin's, not proven yet) spends that
+//! address's budget: tests that count the address's budget count from what the first answer says is left.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::Method;
 use serde_json::json;
+use tokio::net::TcpListener;
 
 use crate::rest::error_of;
 use crate::support::{self, Reply, Server};
@@ -40,9 +48,12 @@ fn assert_budget(r: &Reply, remaining: u64, what: &str) {
     assert!((1..=60).contains(&reset), "{what}: reset {reset}");
 }
 
-/// Checks a 429: the JSON error, `Retry-After` within the minute, and the budget headers.
+/// Checks a 429 from either door: the JSON error, `Retry-After` within the minute, and the budget headers.
 fn assert_refused(r: &Reply, what: &str) {
-    error_of(r, 429, "rate_limited", what);
+    assert_eq!(r.status, 429, "{what}: {}", String::from_utf8_lossy(&r.body));
+    let body = r.json();
+    let code = body.get("code").or_else(|| body.get("errorCode"));
+    assert_eq!(code, Some(&json!("rate_limited")), "{what}: {body}");
     let retry = header_u64(r, "retry-after");
     assert!((1..=60).contains(&retry), "{what}: Retry-After {retry}");
     assert_budget(r, 0, what);
@@ -70,11 +81,27 @@ async fn envelope(s: &Server, method: &str, appkey: &str, userdata: &str) -> Rep
     s.post(method, &env).await
 }
 
+/// Counts `left` down to 0 with calls of `call`, each answered with the budget headers, then expects a 429.
+async fn spend_down<F, Fut>(left: u64, what: &str, mut call: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Reply>,
+{
+    for left in (0..left).rev() {
+        let r = call().await;
+        assert_ne!(r.status, 429, "{what}: {}", String::from_utf8_lossy(&r.body));
+        assert_budget(&r, left, what);
+    }
+    assert_refused(&call().await, what);
+}
+
 #[tokio::test]
 async fn the_sixth_call_of_a_token_gets_429_with_the_headers() {
     let s = limited("other-token").await;
-    fresh_window(&s, PROBE).await;
     let t = s.admin_token.clone();
+    // The token's first use spends the address's budget; from then on it is proven, and spends its user's.
+    assert_eq!(s.api(Method::GET, "/networks", &t, None).await.status, 200);
+    fresh_window(&s, PROBE).await;
     // One budget across all routes.
     let calls = [
         (Method::GET, "/networks", None),
@@ -118,15 +145,17 @@ async fn the_sixth_call_of_a_token_gets_429_with_the_headers() {
     // So do callers without a token (the client address), and error answers carry the headers too.
     let r = s.api(Method::GET, "/networks", "", None).await;
     error_of(&r, 401, "auth_required", "no token");
-    assert_budget(&r, 4, "no token");
+    assert!(header_u64(&r, "x-ratelimit-remaining") < 5);
 }
 
 #[tokio::test]
-async fn the_envelope_api_is_limited_per_app_key_and_user() {
+async fn the_envelope_api_is_limited_per_user_once_proven() {
     let s = limited("").await;
-    // Made before the window starts: their budgets are untouched by the admin's setup calls.
     let counted = s.user(&s.admin, "counted", "standard").await;
     let other = s.user(&s.admin, "other", "standard").await;
+    // Their first calls prove their credentials (spending the address's budget); their own budgets are untouched.
+    s.ok(&counted, "userdata", json!({})).await;
+    s.ok(&other, "userdata", json!({})).await;
     fresh_window(&s, PROBE).await;
     for i in 0..5 {
         let r = envelope(&s, "userdata", &counted.appkey, &counted.userdata).await;
@@ -148,64 +177,156 @@ async fn the_envelope_api_is_limited_per_app_key_and_user() {
     let r = envelope(&s, "userdata", &counted.appkey.to_uppercase(), &counted.userdata).await;
     assert_eq!(r.status, 429, "{}", String::from_utf8_lossy(&r.body));
 
-    // Another user of the same app key, and a REST token, have budgets of their own.
+    // Another user of the same app key has a budget of their own.
     let r = envelope(&s, "userdata", &other.appkey, &other.userdata).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_budget(&r, 4, "another user");
-    let r = s.api(Method::GET, "/networks", &s.admin_token, None).await;
-    assert_eq!(r.status, 200);
-    assert_budget(&r, 4, "a REST token");
+}
+
+#[tokio::test]
+async fn a_user_has_one_budget_whichever_app_key_or_token_they_call_with() {
+    let s = Server::start_with(|s| {
+        s.ratelimit_enabled = true;
+        s.api_rate_limit = "40 per minute".into();
+        s.api_tokens = PROBE.into();
+    })
+    .await;
+    let user = s.user(&s.admin, "many", "readonly").await;
+    let mut keys = vec![user.clone()];
+    let mut tokens = Vec::new();
+    for i in 0..3 {
+        let added = s.ok(&user, "org/appkeys/add", json!({"name": format!("k{i}")})).await;
+        keys.push(user.with_appkey(crate::support::only(&added)["key"].as_str().unwrap()));
+        let added = s.ok(&user, "org/tokens/add", json!({})).await;
+        tokens.push(crate::support::only(&added)["token"].as_str().unwrap().to_string());
+    }
+    // Each credential proves itself once (on the address's budget).
+    for who in &keys {
+        s.ok(who, "userdata", json!({})).await;
+    }
+    for t in &tokens {
+        assert_eq!(s.api(Method::GET, "/networks", t, None).await.status, 200);
+    }
+    fresh_window(&s, PROBE).await;
+    // Seven credentials, one budget: every call takes one off the same count, whichever it came with.
+    let first = envelope(&s, "userdata", &keys[0].appkey, &keys[0].userdata).await;
+    let mut left = header_u64(&first, "x-ratelimit-remaining");
+    let mut turn = 0;
+    while left > 0 {
+        turn += 1;
+        let r = match turn % 7 {
+            i @ 0..=3 => envelope(&s, "userdata", &keys[i].appkey, &keys[i].userdata).await,
+            i => s.api(Method::GET, "/networks", &tokens[i - 4], None).await,
+        };
+        left -= 1;
+        assert_eq!(r.status, 200, "call {turn}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(header_u64(&r, "x-ratelimit-remaining"), left, "call {turn}");
+    }
+    for t in &tokens {
+        let r = s.api(Method::GET, "/networks", t, None).await;
+        error_of(&r, 429, "rate_limited", "another token of the same user");
+    }
+    for who in &keys {
+        let r = envelope(&s, "userdata", &who.appkey, &who.userdata).await;
+        assert_eq!(r.status, 429, "another app key of the same user");
+    }
+}
+
+#[tokio::test]
+async fn claiming_another_user_spends_the_address_budget_not_theirs() {
+    let s = limited("").await;
+    let victim = s.user(&s.admin, "victim", "standard").await;
+    s.ok(&victim, "userdata", json!({})).await;
+    fresh_window(&s, PROBE).await;
+    let before = envelope(&s, "userdata", &victim.appkey, &victim.userdata).await;
+    let left = header_u64(&before, "x-ratelimit-remaining");
+    // Whoever holds the org's app key claims the victim with a wrong or malformed password, until refused.
+    let claims = [
+        victim.with_password("guess").userdata,
+        "admin/victim:not-a-sha1".to_string(),
+    ];
+    for i in 0..6 {
+        let r = envelope(&s, "userdata", &victim.appkey, &claims[i % 2]).await;
+        assert!(matches!(r.status, 401 | 429), "{}", String::from_utf8_lossy(&r.body));
+    }
+    // The victim's budget is as it was.
+    let after = envelope(&s, "userdata", &victim.appkey, &victim.userdata).await;
+    assert_eq!(after.status, 200);
+    assert_eq!(header_u64(&after, "x-ratelimit-remaining"), left - 1);
+    // Valid credentials not proven yet count against the address, which the claims spent.
+    let newcomer = s.user(&s.admin, "newcomer", "standard").await;
+    let r = envelope(&s, "userdata", &newcomer.appkey, &newcomer.userdata).await;
+    assert_eq!(r.status, 429, "{}", String::from_utf8_lossy(&r.body));
 }
 
 #[tokio::test]
 async fn calls_without_credentials_share_the_client_address_budget_across_both_apis() {
     let s = limited("").await;
+    // The admin's token is proven before the address's budget runs out.
+    assert_eq!(s.api(Method::GET, "/networks", &s.admin_token, None).await.status, 200);
     fresh_window(&s, PROBE).await;
-    let mut left = 5;
-    for _ in 0..3 {
-        left -= 1;
-        let r = s.api(Method::GET, "/networks", "", None).await;
-        error_of(&r, 401, "auth_required", "REST without a token");
-        assert_budget(&r, left, "REST without a token");
-    }
-    for _ in 0..2 {
-        left -= 1;
-        let r = envelope(&s, "groups/get", "", "").await;
-        assert_eq!(r.status, 401, "{}", String::from_utf8_lossy(&r.body));
-        assert_eq!(r.json()["errorCode"], json!("auth_required"));
-        assert_budget(&r, left, "the envelope without an app key");
-    }
-    let r = s.api(Method::GET, "/hosts", "", None).await;
-    assert_refused(&r, "the sixth call without a token");
-    let r = envelope(&s, "ping", "", "").await;
+    let r = s.api(Method::GET, "/networks", "", None).await;
+    error_of(&r, 401, "auth_required", "REST without a token");
+    let left = header_u64(&r, "x-ratelimit-remaining");
+    assert!(left >= 2, "left {left}");
+    // Both doors spend the one budget of the address.
+    let s = &s;
+    let mut turn = 0;
+    spend_down(left, "calls without credentials", || {
+        turn += 1;
+        async move {
+            match turn % 2 {
+                0 => s.api(Method::GET, "/hosts", "", None).await,
+                _ => {
+                    let r = envelope(s, "groups/get", "", "").await;
+                    if r.status != 429 {
+                        assert_eq!(r.json()["errorCode"], json!("auth_required"));
+                    }
+                    r
+                }
+            }
+        }
+    })
+    .await;
+    let r = envelope(s, "ping", "", "").await;
     assert_eq!(r.status, 429, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["errorCode"], json!("rate_limited"));
-    // Authenticated callers on the same address are not affected.
+    // Proven callers on the same address are not affected.
     let r = s.api(Method::GET, "/networks", &s.admin_token, None).await;
     assert_eq!(r.status, 200);
-    let r = envelope(&s, "userdata", &s.admin.appkey, &s.admin.userdata).await;
+    let r = envelope(s, "userdata", &s.admin.appkey, &s.admin.userdata).await;
     assert_eq!(r.status, 200);
 }
 
 #[tokio::test]
 async fn failed_authentication_counts_against_the_client_address() {
     let s = limited("").await;
+    assert_eq!(s.api(Method::GET, "/networks", &s.admin_token, None).await.status, 200);
     fresh_window(&s, PROBE).await;
     // A caller guessing tokens or app keys cannot give itself a fresh budget with each guess.
-    for i in 0..3 {
-        let r = s.api(Method::GET, "/networks", &format!("guess-{i:040}"), None).await;
-        error_of(&r, 401, "auth_failed", "a wrong token");
-    }
-    for i in 0..2 {
-        let key = format!("00000000-0000-4000-8000-{i:012}");
-        let r = envelope(&s, "groups/get", &key, &s.admin.userdata).await;
-        assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
-    }
-    let r = s.api(Method::GET, "/networks", "guess-last", None).await;
-    assert_refused(&r, "the sixth failed attempt from one address");
+    let r = s.api(Method::GET, "/networks", &format!("guess-{:040}", 0), None).await;
+    error_of(&r, 401, "auth_failed", "a wrong token");
+    let s = &s;
+    let mut guess = 0;
+    spend_down(header_u64(&r, "x-ratelimit-remaining"), "guesses", || {
+        guess += 1;
+        async move {
+            match guess % 2 {
+                0 => {
+                    s.api(Method::GET, "/networks", &format!("guess-{guess:040}"), None)
+                        .await
+                }
+                _ => {
+                    let key = format!("00000000-0000-4000-8000-{guess:012}");
+                    envelope(s, "groups/get", &key, &s.admin.userdata).await
+                }
+            }
+        }
+    })
+    .await;
     let r = s.api(Method::GET, "/networks", "", None).await;
     assert_refused(&r, "no token from the same address");
-    // A valid token keeps its own budget.
+    // A proven token keeps its own budget.
     let r = s.api(Method::GET, "/networks", &s.admin_token, None).await;
     assert_eq!(r.status, 200);
 }
@@ -214,6 +335,8 @@ async fn failed_authentication_counts_against_the_client_address() {
 async fn health_docs_and_the_openapi_document_are_never_limited() {
     let s = limited("").await;
     fresh_window(&s, PROBE).await;
+    let r = s.api(Method::GET, "/networks", "", None).await;
+    let left = header_u64(&r, "x-ratelimit-remaining");
     let exempt = [
         "/healthz",
         "/api/v1/openapi.json",
@@ -228,12 +351,10 @@ async fn health_docs_and_the_openapi_document_are_never_limited() {
         }
     }
     // They did not spend the client address's budget.
-    for left in (0..5).rev() {
-        let r = s.api(Method::GET, "/networks", "", None).await;
-        error_of(&r, 401, "auth_required", "no token");
-        assert_budget(&r, left, "no token after the exempt paths");
-    }
-    assert_refused(&s.api(Method::GET, "/networks", "", None).await, "no token");
+    spend_down(left, "no token after the exempt paths", || {
+        s.api(Method::GET, "/networks", "", None)
+    })
+    .await;
     // Spent budgets do not close them, with or without a token.
     for _ in 0..6 {
         s.api(Method::GET, "/networks", &s.admin_token, None).await;
@@ -303,4 +424,46 @@ async fn the_redis_backend_shares_one_budget_between_servers() {
     let r = two.api(Method::GET, "/networks", &other, None).await;
     assert_eq!(r.status, 200);
     assert_budget(&r, 4, "another token");
+}
+
+/// Finding: with `RATELIMIT_STORAGE_URI` at a Redis that failed, every call waited 5 s for it. Now a failed
+/// Redis is tried again only after a pause that doubles each time, and meanwhile each process counts the
+/// budgets in memory: 50 calls make at most a few connection attempts, and the budget still holds.
+#[tokio::test]
+async fn a_failing_redis_is_tried_rarely_while_budgets_are_counted_in_memory() {
+    // A "Redis" that accepts connections and closes them at once, counting them.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}/", listener.local_addr().unwrap());
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counted = attempts.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let s = Server::start_with(move |s| {
+        s.ratelimit_enabled = true;
+        s.api_rate_limit = LIMIT.into();
+        s.ratelimit_storage_uri = url;
+        s.api_tokens = format!("{PROBE},caller");
+    })
+    .await;
+    // The check at start meets the failure first (and warns).
+    s.app.limiter.as_ref().unwrap().check_storage().await;
+    assert!(
+        attempts.load(Ordering::SeqCst) >= 1,
+        "the check at start did not connect"
+    );
+    fresh_window(&s, PROBE).await;
+    let mut statuses = Vec::new();
+    for _ in 0..50 {
+        statuses.push(s.api(Method::GET, "/networks", "caller", None).await.status);
+    }
+    let tried = attempts.load(Ordering::SeqCst);
+    println!("{tried} connection attempts for 50 calls");
+    assert!(tried <= 4, "{tried} connection attempts for 50 calls");
+    // Counted in memory meanwhile: five calls pass, the rest are refused.
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 45, "{statuses:?}");
 }

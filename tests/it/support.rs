@@ -105,7 +105,9 @@ pub fn sha1_hex(username: &str, password: &str) -> String {
 /// The HTTP status SPEC §6 gives each error code.
 pub fn status_of(code: &str) -> u16 {
     match code {
-        "bad_request" | "invalid_params" | "duplicate" | "not_empty" | "last_admin" | "conflict" => 400,
+        "bad_request" | "invalid_params" | "duplicate" | "not_empty" | "last_admin" | "conflict" | "quota_exceeded" => {
+            400
+        }
         "auth_required" | "auth_failed" => 401,
         "bad_appkey" | "appkey_disabled" | "account_disabled" | "access_denied" => 403,
         "not_found" | "unknown_method" | "unsupported_version" => 404,

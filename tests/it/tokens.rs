@@ -235,3 +235,19 @@ async fn without_the_epoch_row_every_call_is_checked_in_full() {
     assert_eq!(list_status(&s, &token).await, 401);
     s.ok(&s.admin, "userdata", json!({})).await;
 }
+
+/// Finding: a readonly user made as many tokens as they liked, each a budget of its own. Now each user owns at
+/// most `IPAMD_MAX_TOKENS_PER_USER`; the first token `init` made counts for the admin.
+#[tokio::test]
+async fn a_user_owns_at_most_the_quota_of_tokens() {
+    let s = Server::start_with(|s| s.max_tokens_per_user = 2).await;
+    let reader = s.user(&s.admin, "reader", "readonly").await;
+    let first = id_of(only(&s.ok(&reader, "org/tokens/add", json!({})).await));
+    s.ok(&reader, "org/tokens/add", json!({})).await;
+    let body = s.check(&reader, "org/tokens/add", json!({}), "quota_exceeded").await;
+    assert!(body["error"].as_str().unwrap().contains("at most 2"), "{body}");
+    s.ok(&s.admin, "org/tokens/add", json!({})).await;
+    s.check(&s.admin, "org/tokens/add", json!({}), "quota_exceeded").await;
+    s.ok(&reader, "org/tokens/delete", json!({"id": first})).await;
+    s.ok(&reader, "org/tokens/add", json!({})).await;
+}
