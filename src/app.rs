@@ -6,6 +6,7 @@ use crate::auth::{self, Auth};
 use crate::config::Settings;
 use crate::error::{Code, Error, Result};
 use crate::ratelimit::Limiter;
+use crate::slots::Slots;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -17,6 +18,8 @@ pub struct App {
     pub operator_tokens: Arc<Vec<[u8; 32]>>,
     /// `None` when rate limiting is off.
     pub limiter: Option<Arc<Limiter>>,
+    /// The connection slots of the server that serves this app (`server::run`).
+    pub slots: Arc<Slots>,
 }
 
 impl App {
@@ -40,7 +43,12 @@ impl App {
         )
         .map_err(|e| Error::new(Code::BadRequest, e))?
         .map(Arc::new);
+        let slots = Arc::new(Slots::new(
+            settings.max_connections as usize,
+            settings.max_connections_per_address as usize,
+        ));
         Ok(App {
+            slots,
             store,
             settings: Arc::new(settings),
             auth: Arc::new(auth),

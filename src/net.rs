@@ -8,6 +8,20 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
+/// The part of a client's address that stands for one client: an IPv4 address (also when it comes IPv4-mapped), or
+/// an IPv6 address's /64, which one client usually holds whole — so rotating addresses inside it gives it no new
+/// connection slots nor rate-limit budgets.
+pub fn client(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::from(octets)
+        }
+        v4 => v4,
+    }
+}
+
 /// The key of an address; IPv4 maps to ::ffff:a.b.c.d.
 pub fn key(ip: IpAddr) -> u128 {
     match ip {
@@ -413,6 +427,16 @@ pub fn normalize_mac(s: &str) -> Result<String, String> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_client_is_its_ipv4_address_or_its_ipv6_64() {
+        let c = |s: &str| client(s.parse().unwrap()).to_string();
+        assert_eq!(c("192.0.2.7"), "192.0.2.7");
+        assert_eq!(c("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(c("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::");
+        assert_eq!(c("2001:db8:1:2:ffff::1"), c("2001:db8:1:2::9"));
+        assert_ne!(c("2001:db8:1:2::1"), c("2001:db8:1:3::1"));
+    }
 
     fn net(s: &str) -> IpNet {
         parse_cidr(s).unwrap()

@@ -63,21 +63,14 @@ pub enum Owner {
     User { org: i64, user: i64 },
     /// An `API_TOKENS` operator token, by its SHA-256 digest.
     Operator([u8; 32]),
-    /// The client address: every call whose credentials are not proven yet. An IPv6 client counts by its /64,
-    /// which one client usually holds whole, so rotating addresses inside it does not give it new budgets.
+    /// The client address ([`crate::net::client`]: an IPv6 client counts by its /64): every call whose credentials
+    /// are not proven yet.
     Address(IpAddr),
 }
 
 impl Owner {
     pub fn address(ip: IpAddr) -> Owner {
-        match ip.to_canonical() {
-            IpAddr::V6(v6) => {
-                let mut octets = v6.octets();
-                octets[8..].fill(0);
-                Owner::Address(IpAddr::from(octets))
-            }
-            v4 => Owner::Address(v4),
-        }
+        Owner::Address(crate::net::client(ip))
     }
 
     /// The owner's name in Redis: a digest, the same in every process, that holds no secret.

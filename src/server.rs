@@ -4,7 +4,6 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, Limited};
@@ -25,7 +24,7 @@ use crate::error::{Code, Error};
 use crate::ratelimit::{Decision, Owner};
 use crate::rest;
 use crate::rpc;
-use crate::slots::{Admission, Slots};
+use crate::slots::{Admission, CLOSE_GRACE};
 
 /// Largest request body either API accepts.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -38,12 +37,9 @@ pub type Body = Full<Bytes>;
 ///
 /// The limits come from the settings: `header_timeout` (to send the request headers, and the most a keep-alive
 /// connection may sit idle), `body_timeout` (to send the body), `max_connections` (served at once) and
-/// `max_connections_per_address`; [`Slots`] decides who gives way when they run out.
+/// `max_connections_per_address`; the app's [`crate::slots::Slots`] decide who gives way when they run out.
 pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
-    let slots = Arc::new(Slots::new(
-        app.settings.max_connections as usize,
-        app.settings.max_connections_per_address as usize,
-    ));
+    let slots = app.slots.clone();
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -65,7 +61,7 @@ pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output =
         };
         let slot = loop {
             let changed = slots.changed();
-            match slots.admit(peer.ip()) {
+            match slots.admit(crate::net::client(peer.ip())) {
                 Admission::Admitted(slot) => break slot,
                 Admission::Refused => {
                     tracing::debug!(peer = %peer.ip(), "connection refused: the address holds its share of busy connections");
@@ -96,7 +92,8 @@ pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output =
                 ended = connection.as_mut() => ended,
                 _ = slot.conn.close.notified() => {
                     connection.as_mut().graceful_shutdown();
-                    connection.await
+                    // Still writing an answer its client does not read: dropping the connection closes it.
+                    tokio::time::timeout(CLOSE_GRACE, connection).await.unwrap_or(Ok(()))
                 }
                 _ = async { stopping.wait_for(|s| *s).await.is_ok() } => {
                     connection.as_mut().graceful_shutdown();

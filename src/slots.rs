@@ -20,6 +20,9 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
+/// How long a connection asked to close to make room may take to finish its answer before it is dropped.
+pub const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The slots of one server.
 pub struct Slots {
     max: usize,
@@ -156,6 +159,13 @@ impl Slots {
         self.table.lock().map_or(0, |t| t.conns.len())
     }
 
+    /// Connections with a request in flight now.
+    pub fn busy(&self) -> usize {
+        self.table.lock().map_or(0, |t| {
+            t.conns.values().filter(|c| c.busy.load(Ordering::Acquire) > 0).count()
+        })
+    }
+
     fn millis(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
@@ -172,12 +182,6 @@ impl Conn {
     pub fn begin<'a>(&'a self, slots: &'a Slots) -> InFlight<'a> {
         self.busy.fetch_add(1, Ordering::AcqRel);
         InFlight { slots, conn: self }
-    }
-}
-
-impl Slot {
-    pub fn slots(&self) -> &Slots {
-        &self.slots
     }
 }
 

@@ -195,6 +195,18 @@ async fn busy_connection(addr: SocketAddr, source: [u8; 4]) -> TcpStream {
     stream
 }
 
+/// Waits until `n` connections have a request in flight (a connection counts as busy once its request head is read).
+async fn until_busy(s: &Server, n: usize) {
+    let waiting = async {
+        while s.app.slots.busy() < n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, waiting)
+        .await
+        .unwrap_or_else(|_| panic!("{} of {n} connections became busy", s.app.slots.busy()));
+}
+
 #[tokio::test]
 async fn connections_beyond_the_cap_wait_while_every_slot_is_busy() {
     let s = Server::start_with(|s| s.max_connections = 3).await;
@@ -202,16 +214,17 @@ async fn connections_beyond_the_cap_wait_while_every_slot_is_busy() {
     for _ in 0..3 {
         held.push(busy_connection(s.addr, [127, 0, 0, 1]).await);
     }
-    // Let the server start answering each of them (a connection counts as busy once its request is read).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_busy(&s, 3).await;
     let addr = s.addr;
     let waiting =
         tokio::spawn(async move { crate::support::http(addr, hyper::Method::GET, "/healthz", &[], "").await });
+    // The fourth is held back (in the accept loop) however long it waits; a little while shows it.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         !waiting.is_finished(),
         "a fourth connection was served while three busy ones held every slot"
     );
+    assert_eq!((s.app.slots.open(), s.app.slots.busy()), (3, 3));
     drop(held.pop());
     let reply = tokio::time::timeout(PATIENCE, waiting)
         .await
@@ -275,7 +288,7 @@ async fn one_address_cannot_take_every_slot() {
     for _ in 0..4 {
         held.push(busy_connection(s.addr, [127, 0, 0, 2]).await);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_busy(&s, 4).await;
     // The same address's fifth connection is closed without an answer, while every one of its four is busy...
     let fifth = busy_connection(s.addr, [127, 0, 0, 2]).await;
     assert_eq!(read_until_closed(&fifth).await.as_deref(), Some(""));
