@@ -122,6 +122,12 @@ const SCENARIOS: &[Scenario] = &[
         what: "/1.0 ipaddress/get by a random record id, appkey + userdata (verification cache warm)",
     },
     Scenario {
+        name: "rpc-get-ip",
+        connections: 64,
+        goal: Goal::Record,
+        what: "/1.0 ipaddress/get by the ip of a random recorded address, appkey + userdata",
+    },
+    Scenario {
         name: "groups-sort",
         connections: 64,
         goal: Goal::Record,
@@ -611,46 +617,7 @@ async fn run_scenario(sc: &Scenario, plan: Plan, threads: usize, target: &Target
         "peek-ooo" => Some(file_out_of_order(&mut row, &mut api, target, ds.sizes).await?),
         _ => None,
     };
-    let t = target.clone();
-    let sizes = ds.sizes;
-    let (record_lo, record_hi) = ds.record_ids;
-    let (net16, v6, alloc) = (ds.net16, ds.v6, ds.alloc);
-    let pages = sizes.networks.div_ceil(50);
-    let groups_body = json!({"sort": "true"}).to_string();
-    let make: client::MakeRequest = match sc.name {
-        "healthz" => Arc::new(move |_| t.get("/healthz")),
-        "rpc-get" => Arc::new(move |rng| {
-            let id = rng.range(record_lo as u64, record_hi as u64 + 1);
-            t.envelope_raw("ipaddress/get", &format!("{{\"id\":{id}}}"))
-        }),
-        "groups-sort" => Arc::new(move |_| t.envelope_raw("groups/get", &groups_body)),
-        "rest-ip" => Arc::new(move |rng| {
-            let i = rng.range(0, sizes.small_nets());
-            let h = rng.range(1, sizes.small_records(i) + 1);
-            t.rest(Method::GET, &format!("/ip/{}", DataSet::small_ip(i, h)), None)
-        }),
-        "rest-networks" => Arc::new(move |rng| {
-            let page = rng.range(1, pages + 1);
-            t.rest(Method::GET, &format!("/networks?per_page=50&page={page}"), None)
-        }),
-        "next-16" => Arc::new(move |_| t.envelope_raw("ipaddress/next", &format!("{{\"subnet\":{net16}}}"))),
-        "available-48" => {
-            Arc::new(move |_| t.envelope_raw("ipaddress/available", &format!("{{\"subnet\":{v6},\"limit\":256}}")))
-        }
-        "peek-ooo" => {
-            let path = format!("/ip/networks/{}/next-ip", ooo.unwrap_or_default());
-            Arc::new(move |_| t.rest(Method::GET, &path, None))
-        }
-        "search-1m" => Arc::new(move |rng| {
-            let q = search_query(rng.range(sizes.records / 1000, sizes.records / 100));
-            t.envelope_raw("search/find", &format!("{{\"query\":\"{q}\"}}"))
-        }),
-        "alloc" => {
-            let body = json!({"description": "bench"});
-            Arc::new(move |_| t.rest(Method::POST, &format!("/ip/networks/{alloc}/next-ip"), Some(&body)))
-        }
-        other => return Err(format!("no load for scenario {other}").into()),
-    };
+    let make = load(sc.name, target, ds, ooo)?;
     let extract: Option<client::Extract> = (sc.name == "alloc").then_some(allocated_key as client::Extract);
     row.outcome = client::run(target.addr, plan, threads, make, extract).await?;
     if sc.name == "alloc" {
@@ -659,8 +626,59 @@ async fn run_scenario(sc: &Scenario, plan: Plan, threads: usize, target: &Target
     Ok(row)
 }
 
-fn search_query(m: u64) -> String {
-    format!("host-{m}")
+/// The requests of a scenario's load, each drawn from the connection's generator. `ooo`: peek-ooo's subnet.
+fn load(name: &str, target: &Target, ds: &DataSet, ooo: Option<i64>) -> Res<client::MakeRequest> {
+    let t = target.clone();
+    let sizes = ds.sizes;
+    let (record_lo, record_hi) = ds.record_ids;
+    let (net16, v6, alloc) = (ds.net16, ds.v6, ds.alloc);
+    let pages = sizes.networks.div_ceil(50);
+    let recorded = move |rng: &mut client::Rng| {
+        let i = rng.range(0, sizes.small_nets());
+        DataSet::small_ip(i, rng.range(1, sizes.small_records(i) + 1))
+    };
+    let make: client::MakeRequest = match name {
+        "healthz" => Arc::new(move |_, w| t.wire_get(w, format_args!("/healthz"))),
+        "rpc-get" => Arc::new(move |rng, w| {
+            let id = rng.range(record_lo as u64, record_hi as u64 + 1);
+            t.wire_envelope(w, "ipaddress/get", format_args!("{{\"id\":{id}}}"))
+        }),
+        "rpc-get-ip" => Arc::new(move |rng, w| {
+            let ip = recorded(rng);
+            t.wire_envelope(w, "ipaddress/get", format_args!("{{\"ip\":\"{ip}\"}}"))
+        }),
+        "groups-sort" => Arc::new(move |_, w| t.wire_envelope(w, "groups/get", format_args!("{{\"sort\":\"true\"}}"))),
+        "rest-ip" => Arc::new(move |rng, w| {
+            let ip = recorded(rng);
+            t.wire_rest(w, "GET", format_args!("/ip/{ip}"), None)
+        }),
+        "rest-networks" => Arc::new(move |rng, w| {
+            let page = rng.range(1, pages + 1);
+            t.wire_rest(w, "GET", format_args!("/networks?per_page=50&page={page}"), None)
+        }),
+        "next-16" => Arc::new(move |_, w| t.wire_envelope(w, "ipaddress/next", format_args!("{{\"subnet\":{net16}}}"))),
+        "available-48" => Arc::new(move |_, w| {
+            t.wire_envelope(
+                w,
+                "ipaddress/available",
+                format_args!("{{\"subnet\":{v6},\"limit\":256}}"),
+            )
+        }),
+        "peek-ooo" => {
+            let id = ooo.ok_or("peek-ooo runs after its filing")?;
+            Arc::new(move |_, w| t.wire_rest(w, "GET", format_args!("/ip/networks/{id}/next-ip"), None))
+        }
+        "search-1m" => Arc::new(move |rng, w| {
+            let m = rng.range(sizes.records / 1000, sizes.records / 100);
+            t.wire_envelope(w, "search/find", format_args!("{{\"query\":\"host-{m}\"}}"))
+        }),
+        "alloc" => Arc::new(move |_, w| {
+            let body = br#"{"description":"bench"}"#;
+            t.wire_rest(w, "POST", format_args!("/ip/networks/{alloc}/next-ip"), Some(body))
+        }),
+        other => return Err(format!("no load for scenario {other}").into()),
+    };
+    Ok(make)
 }
 
 /// Runs a ratio scenario in slices alternating with /healthz on as many connections; the measured time is split
@@ -716,6 +734,16 @@ async fn first_answer(name: &str, api: &mut Api, ds: &DataSet) -> Res<()> {
                 return Err(format!("ipaddress/get answered {r}").into());
             }
         }
+        "rpc-get-ip" => {
+            let ip = DataSet::small_ip(1, 1).to_string();
+            let r = api.rpc("ipaddress/get", json!({"ip": ip})).await?;
+            let found = r
+                .as_object()
+                .map(|m| m.values().map(|h| text(&h["ip"])).collect::<Vec<_>>());
+            if found != Some(vec![ip.clone()]) {
+                return Err(format!("ipaddress/get {ip} answered {r}").into());
+            }
+        }
         "groups-sort" => {
             let r = api.rpc("groups/get", json!({"sort": "true"})).await?;
             if r.as_object().map(|m| m.len()) != Some(ds.roots) {
@@ -759,7 +787,7 @@ async fn first_answer(name: &str, api: &mut Api, ds: &DataSet) -> Res<()> {
             }
         }
         "search-1m" => {
-            let q = search_query(sizes.records / 1000);
+            let q = format!("host-{}", sizes.records / 1000);
             let r = api.rpc("search/find", json!({"query": q})).await?;
             let hits = r["addresses"]
                 .as_object()
@@ -855,10 +883,14 @@ async fn file_out_of_order(row: &mut Row, api: &mut Api, target: &Target, sizes:
     Ok(id)
 }
 
-/// The address of an allocation answer (`{"ip_address": "...", ...}`), as a key.
+/// The address of an allocation answer (`{…,"ip_address":"…",…}`), as a key. The answer is found by its name, not
+/// parsed as a whole: the load generator should cost the machine as little as it can.
 fn allocated_key(body: &[u8]) -> Option<u128> {
-    let v: Value = serde_json::from_slice(body).ok()?;
-    let ip = ipamd::net::parse_addr(v["ip_address"].as_str()?).ok()?;
+    const NAME: &[u8] = b"\"ip_address\"";
+    let at = body.windows(NAME.len()).position(|w| w == NAME)? + NAME.len();
+    let rest = std::str::from_utf8(&body[at..]).ok()?;
+    let value = rest.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    let ip = ipamd::net::parse_addr(&value[..value.find('"')?]).ok()?;
     Some(ipamd::net::key(ip))
 }
 
@@ -926,13 +958,15 @@ fn print_progress(r: &Row) {
     match r.single {
         Some(d) => println!("  {:<14} one call, {:.1} ms", r.name, ms(d)),
         None => println!(
-            "  {:<14} {:>5} conns {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  server {} µs/req  errors {}",
+            "  {:<14} {:>5} conns {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  server {} µs/req  load generator {} \
+             µs/req  errors {}",
             r.name,
             r.connections,
             r.outcome.rps(),
             r.outcome.quantile_ms(0.5),
             r.outcome.quantile_ms(0.99),
             r.outcome.server_us(),
+            r.outcome.load_us(),
             r.outcome.errors
         ),
     }
