@@ -14,14 +14,19 @@
 //! a missed target exit 2). Smoke runs never apply the targets: their data is too small to mean anything.
 
 // A crate root looks for modules beside itself; the bench keeps its own in examples/bench/.
+#[path = "bench/chart.rs"]
+mod chart;
 #[path = "bench/client.rs"]
 mod client;
+#[path = "bench/instructions.rs"]
+mod instructions;
 #[path = "bench/seed.rs"]
 mod seed;
 
 use std::collections::HashSet;
+use std::io::Read;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -80,6 +85,21 @@ struct Args {
     /// List the scenarios and exit.
     #[arg(long)]
     list: bool,
+    /// Records in the data set, the rest scaled with them (default 1,000,000; smoke 2,000).
+    #[arg(long)]
+    records: Option<u64>,
+    /// Instead of the load runs: user-space instructions per request of each scenario (default healthz, rpc-get,
+    /// rpc-get-ip, groups-sort, rest-ip), counted by valgrind's callgrind on the server as a child process,
+    /// --requests of each (default 500) on one connection after the same requests as warm-up.
+    #[arg(long)]
+    instructions: bool,
+    /// Write the results as an SVG chart to this file.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Serve this database until stdin closes, printing the address first: the server --instructions runs under
+    /// callgrind.
+    #[arg(long, hide = true)]
+    serve: Option<PathBuf>,
 }
 
 /// What a scenario must reach.
@@ -218,6 +238,12 @@ struct Row {
 
 fn run() -> Res<ExitCode> {
     let args = Args::parse();
+    if let Some(db) = &args.serve {
+        return serve(db);
+    }
+    if args.instructions {
+        instructions::available()?;
+    }
     if args.list {
         for s in SCENARIOS {
             println!("{:<14} {:>3} connections  {}", s.name, s.connections, s.what);
@@ -225,6 +251,10 @@ fn run() -> Res<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let selected: Vec<&Scenario> = match args.scenario.is_empty() {
+        true if args.instructions => SCENARIOS
+            .iter()
+            .filter(|s| instructions::DEFAULT.contains(&s.name))
+            .collect(),
         true => SCENARIOS.iter().collect(),
         false => {
             for name in &args.scenario {
@@ -239,7 +269,11 @@ fn run() -> Res<ExitCode> {
                 .collect()
         }
     };
-    let sizes = if args.smoke { Sizes::SMOKE } else { Sizes::FULL };
+    let sizes = match (args.records, args.smoke) {
+        (Some(n), _) => Sizes::scaled(n),
+        (None, true) => Sizes::SMOKE,
+        (None, false) => Sizes::FULL,
+    };
     let seconds = args.seconds.unwrap_or(if args.smoke { 1.0 } else { 10.0 });
     let warmup = args.warmup.unwrap_or(if args.smoke { 0.0 } else { 1.0 });
     let measure = match args.requests {
@@ -269,13 +303,7 @@ fn run() -> Res<ExitCode> {
     let client_rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let dir = tempfile::tempdir()?;
     let db_path = dir.path().join("ipam.db");
-    let settings = {
-        let mut s = Settings::defaults();
-        s.db = db_path.clone();
-        s.backup_dir = dir.path().join("backups");
-        s.ratelimit_enabled = false;
-        s
-    };
+    let settings = bench_settings(&db_path);
 
     // Phase 1: a server for the API part of the seeding.
     let seed_start = Instant::now();
@@ -334,6 +362,15 @@ fn run() -> Res<ExitCode> {
     );
     client_rt.block_on(check_seeded(&target, &ds, &db_path))?;
     println!("  checked: the server's counts, next free address and recount agree with the seeding");
+    if args.instructions {
+        server.stop(&server_rt)?;
+        let counts = instructions::count(&args, &selected, &creds, &ds, dir.path(), &client_rt)?;
+        if let Some(path) = &args.svg {
+            std::fs::write(path, chart::instructions(&counts))?;
+            println!("chart written to {}", path.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
 
     let rss_before_load = status_kb("VmRSS:");
     let mut rows: Vec<Row> = Vec::new();
@@ -388,6 +425,7 @@ fn run() -> Res<ExitCode> {
         .find(|r| r.goal == Goal::Ceiling)
         .map_or(0.0, |r| r.outcome.rps());
     let mut table: Vec<[String; 11]> = Vec::new();
+    let mut bars: Vec<chart::Bar> = Vec::new();
     let mut missed = 0;
     let mut errors = 0;
     for r in &rows {
@@ -424,6 +462,30 @@ fn run() -> Res<ExitCode> {
                 r.outcome.server_us(),
             ],
         };
+        let share = (ceiling > 0.0 && r.single.is_none()).then(|| r.outcome.rps() / ceiling);
+        let (score, measured) = match r.goal {
+            Goal::Ceiling | Goal::Record => (None, String::new()),
+            Goal::Ratio(x) => (
+                share.map(|s| s / x),
+                format!("{:.0} % of /healthz", 100.0 * share.unwrap_or(0.0)),
+            ),
+            Goal::P50Ms(x) => {
+                let p50 = r.outcome.quantile_ms(0.5);
+                (Some(x / p50), format!("p50 {p50:.2} ms"))
+            }
+            Goal::Rps(x) => (Some(r.outcome.rps() / x), format!("{:.0} req/s", r.outcome.rps())),
+            Goal::TimeMs(x) => {
+                let took = r.single.map_or(f64::INFINITY, ms);
+                (Some(x / took), format!("{took:.0} ms"))
+            }
+        };
+        bars.push(chart::Bar {
+            name: r.name.clone(),
+            score,
+            measured,
+            target: target_text.clone(),
+            share,
+        });
         let [rps, ratio, p50, p99, server] = cells;
         table.push([
             r.name.clone(),
@@ -462,6 +524,15 @@ fn run() -> Res<ExitCode> {
         }
         .into(),
     ]);
+    if let Some(p) = peak {
+        bars.push(chart::Bar {
+            name: "peak RSS".into(),
+            score: Some(RSS_TARGET_MB / p),
+            measured: format!("{p:.1} MB"),
+            target: format!("<= {RSS_TARGET_MB:.0} MB"),
+            share: None,
+        });
+    }
     let header = [
         "scenario",
         "conns",
@@ -479,6 +550,23 @@ fn run() -> Res<ExitCode> {
     print_table(&header, &table, args.markdown);
     if rows.iter().any(|r| r.single.is_some()) {
         println!("  split-16's p50 column is its one call's duration");
+    }
+    if let Some(path) = &args.svg {
+        let title = format!(
+            "ipamd bench: {} records, {} per scenario{}",
+            group_digits(sizes.records),
+            match measure {
+                Measure::Time(d) => format!("{:.0} s", d.as_secs_f64()),
+                Measure::Requests(n) => format!("{n} requests"),
+            },
+            if args.smoke {
+                " (smoke: targets not applied)"
+            } else {
+                ""
+            }
+        );
+        std::fs::write(path, chart::results(&title, &bars))?;
+        println!("  chart written to {}", path.display());
     }
     println!(
         "  peak RSS is VmHWM of this process: the server runs in-process, so it includes the load generator; {} \
@@ -532,6 +620,29 @@ fn run() -> Res<ExitCode> {
     if args.strict && missed > 0 {
         return Ok(ExitCode::from(2));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The settings of the bench's server: a default install's, with the database and backups in the bench's
+/// directory and rate limiting off (the bench would otherwise measure 429s).
+fn bench_settings(db: &Path) -> Settings {
+    let mut s = Settings::defaults();
+    s.db = db.to_path_buf();
+    s.backup_dir = db.with_file_name("backups");
+    s.ratelimit_enabled = false;
+    s
+}
+
+/// `--serve`: the bench's server on a seeded database as a process of its own (for callgrind), its address on
+/// stdout, until stdin closes.
+fn serve(db: &Path) -> Res<ExitCode> {
+    init_logging(false);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let app = App::open(bench_settings(db))?;
+    let server = Server::start(&rt, app)?;
+    println!("{}", server.addr);
+    std::io::stdin().read_to_end(&mut Vec::new())?;
+    server.stop(&rt)?;
     Ok(ExitCode::SUCCESS)
 }
 

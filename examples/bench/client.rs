@@ -627,7 +627,7 @@ async fn worker(i: usize, shared: Arc<Shared>) -> Worker {
             Ok((status, body)) if (200..300).contains(&status) => {
                 w.ok_total += 1;
                 if let Some(f) = shared.extract {
-                    match f(&body) {
+                    match f(body) {
                         Some(k) => w.keys.push(k),
                         None => w.error(format!(
                             "HTTP {status} without an address: {}",
