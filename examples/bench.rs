@@ -465,10 +465,7 @@ fn run() -> Res<ExitCode> {
         let share = (ceiling > 0.0 && r.single.is_none()).then(|| r.outcome.rps() / ceiling);
         let (score, measured) = match r.goal {
             Goal::Ceiling | Goal::Record => (None, String::new()),
-            Goal::Ratio(x) => (
-                share.map(|s| s / x),
-                format!("{:.0} % of /healthz", 100.0 * share.unwrap_or(0.0)),
-            ),
+            Goal::Ratio(x) => (share.map(|s| s / x), format!("{:.0} %", 100.0 * share.unwrap_or(0.0))),
             Goal::P50Ms(x) => {
                 let p50 = r.outcome.quantile_ms(0.5);
                 (Some(x / p50), format!("p50 {p50:.2} ms"))

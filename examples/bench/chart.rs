@@ -155,6 +155,11 @@ fn bar(s: &mut String, x: f64, y: f64, w: f64, colour: &str) {
     );
 }
 
+/// Text for SVG: markup characters escaped, the report's `>=` and `<=` as the signs a chart can show.
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace(">=", "≥")
+        .replace("<=", "≤")
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
