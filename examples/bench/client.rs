@@ -54,12 +54,7 @@ impl Target {
     }
 
     /// `POST /1.0/<method>` with the envelope around `data`.
-    pub fn envelope(&self, method: &str, data: &Value) -> Res<Req> {
-        self.envelope_raw(method, &data.to_string())
-    }
-
-    /// The same, with `data` already serialised.
-    fn envelope_raw(&self, method: &str, data: &str) -> Res<Req> {
+    fn envelope(&self, method: &str, data: &Value) -> Res<Req> {
         let body = format!("{}{data}}}", self.head);
         Ok(Request::post(format!("/1.0/{method}"))
             .header(HOST, self.host.clone())
@@ -68,7 +63,7 @@ impl Target {
     }
 
     /// A REST call below `/api/v1` with the Bearer token; `body` is sent as JSON.
-    pub fn rest(&self, verb: Method, path: &str, body: Option<&Value>) -> Res<Req> {
+    fn rest(&self, verb: Method, path: &str, body: Option<&Value>) -> Res<Req> {
         let bytes = match body {
             Some(b) => Bytes::from(serde_json::to_vec(b)?),
             None => Bytes::new(),
