@@ -7,6 +7,8 @@
 //! cargo run --release --example bench                      # the full run (about 3 minutes)
 //! cargo run --example bench -- --smoke                     # tiny data, seconds: what CI runs
 //! cargo run --release --example bench -- --scenario next-16,alloc --seconds 5 --connections 16
+//! cargo run --release --example bench -- --records 100000 --seconds 5 --svg bench.svg   # a short run, as a chart
+//! cargo run --release --example bench -- --instructions --records 100000   # instructions per request (callgrind)
 //! ```
 //!
 //! Exit status: 1 when a request failed (a non-2xx answer or a broken connection), a scenario's first answer was

@@ -44,7 +44,8 @@ pub fn available() -> client::Res<()> {
             .is_ok_and(|s| s.success());
         if !ok {
             return Err(format!(
-                "--instructions needs valgrind's callgrind and {tool}, which this machine lacks (install valgrind)"
+                "--instructions needs valgrind (valgrind and callgrind_control on the PATH); {tool} was not found: \
+                 install valgrind"
             )
             .into());
         }
