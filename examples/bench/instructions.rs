@@ -143,9 +143,12 @@ fn start(db: &Path, dir: &Path) -> client::Res<(Callgrind, std::net::SocketAddr)
     let mut line = String::new();
     std::io::BufReader::new(stdout).read_line(&mut line)?;
     let addr = line.trim().parse().map_err(|_| {
+        // The directory goes with the bench's exit, so valgrind's last words go into the message.
+        let log = std::fs::read_to_string(dir.join("valgrind.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
         format!(
-            "the server under callgrind did not start (see {}): {line:?}",
-            dir.join("valgrind.log").display()
+            "the server under callgrind did not start ({line:?}); valgrind said:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         )
     })?;
     Ok((server, addr))
