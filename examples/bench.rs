@@ -7,6 +7,8 @@
 //! cargo run --release --example bench                      # the full run (about 3 minutes)
 //! cargo run --example bench -- --smoke                     # tiny data, seconds: what CI runs
 //! cargo run --release --example bench -- --scenario next-16,alloc --seconds 5 --connections 16
+//! cargo run --release --example bench -- --records 100000 --seconds 5 --svg bench.svg   # a short run, as a chart
+//! cargo run --release --example bench -- --instructions --records 100000   # instructions per request (callgrind)
 //! ```
 //!
 //! Exit status: 1 when a request failed (a non-2xx answer or a broken connection), a scenario's first answer was
@@ -14,14 +16,19 @@
 //! a missed target exit 2). Smoke runs never apply the targets: their data is too small to mean anything.
 
 // A crate root looks for modules beside itself; the bench keeps its own in examples/bench/.
+#[path = "bench/chart.rs"]
+mod chart;
 #[path = "bench/client.rs"]
 mod client;
+#[path = "bench/instructions.rs"]
+mod instructions;
 #[path = "bench/seed.rs"]
 mod seed;
 
 use std::collections::HashSet;
+use std::io::Read;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -80,6 +87,21 @@ struct Args {
     /// List the scenarios and exit.
     #[arg(long)]
     list: bool,
+    /// Records in the data set, the rest scaled with them (default 1,000,000; smoke 2,000).
+    #[arg(long)]
+    records: Option<u64>,
+    /// Instead of the load runs: user-space instructions per request of each scenario (default healthz, rpc-get,
+    /// rpc-get-ip, groups-sort, rest-ip), counted by valgrind's callgrind on the server as a child process,
+    /// --requests of each (default 500) on one connection after the same requests as warm-up.
+    #[arg(long)]
+    instructions: bool,
+    /// Write the results as an SVG chart to this file.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Serve this database until stdin closes, printing the address first: the server --instructions runs under
+    /// callgrind.
+    #[arg(long, hide = true)]
+    serve: Option<PathBuf>,
 }
 
 /// What a scenario must reach.
@@ -120,6 +142,12 @@ const SCENARIOS: &[Scenario] = &[
         connections: 64,
         goal: Goal::Ratio(0.40),
         what: "/1.0 ipaddress/get by a random record id, appkey + userdata (verification cache warm)",
+    },
+    Scenario {
+        name: "rpc-get-ip",
+        connections: 64,
+        goal: Goal::Record,
+        what: "/1.0 ipaddress/get by the ip of a random recorded address, appkey + userdata",
     },
     Scenario {
         name: "groups-sort",
@@ -219,6 +247,12 @@ struct Row {
 
 fn run() -> Res<ExitCode> {
     let args = Args::parse();
+    if let Some(db) = &args.serve {
+        return serve(db);
+    }
+    if args.instructions {
+        instructions::available()?;
+    }
     if args.list {
         for s in SCENARIOS {
             println!("{:<14} {:>3} connections  {}", s.name, s.connections, s.what);
@@ -226,6 +260,10 @@ fn run() -> Res<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let selected: Vec<&Scenario> = match args.scenario.is_empty() {
+        true if args.instructions => SCENARIOS
+            .iter()
+            .filter(|s| instructions::DEFAULT.contains(&s.name))
+            .collect(),
         true => SCENARIOS.iter().collect(),
         false => {
             for name in &args.scenario {
@@ -240,7 +278,11 @@ fn run() -> Res<ExitCode> {
                 .collect()
         }
     };
-    let sizes = if args.smoke { Sizes::SMOKE } else { Sizes::FULL };
+    let sizes = match (args.records, args.smoke) {
+        (Some(n), _) => Sizes::scaled(n),
+        (None, true) => Sizes::SMOKE,
+        (None, false) => Sizes::FULL,
+    };
     let seconds = args.seconds.unwrap_or(if args.smoke { 1.0 } else { 10.0 });
     let warmup = args.warmup.unwrap_or(if args.smoke { 0.0 } else { 1.0 });
     let measure = match args.requests {
@@ -270,13 +312,7 @@ fn run() -> Res<ExitCode> {
     let client_rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let dir = tempfile::tempdir()?;
     let db_path = dir.path().join("ipam.db");
-    let settings = {
-        let mut s = Settings::defaults();
-        s.db = db_path.clone();
-        s.backup_dir = dir.path().join("backups");
-        s.ratelimit_enabled = false;
-        s
-    };
+    let settings = bench_settings(&db_path);
 
     // Phase 1: a server for the API part of the seeding.
     let seed_start = Instant::now();
@@ -335,6 +371,15 @@ fn run() -> Res<ExitCode> {
     );
     client_rt.block_on(check_seeded(&target, &ds, &db_path))?;
     println!("  checked: the server's counts, next free address and recount agree with the seeding");
+    if args.instructions {
+        server.stop(&server_rt)?;
+        let counts = instructions::count(&args, &selected, &creds, &ds, dir.path(), &client_rt)?;
+        if let Some(path) = &args.svg {
+            std::fs::write(path, chart::instructions(&counts))?;
+            println!("chart written to {}", path.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
 
     let rss_before_load = status_kb("VmRSS:");
     let mut rows: Vec<Row> = Vec::new();
@@ -389,6 +434,7 @@ fn run() -> Res<ExitCode> {
         .find(|r| r.goal == Goal::Ceiling)
         .map_or(0.0, |r| r.outcome.rps());
     let mut table: Vec<[String; 11]> = Vec::new();
+    let mut bars: Vec<chart::Bar> = Vec::new();
     let mut missed = 0;
     let mut errors = 0;
     for r in &rows {
@@ -425,6 +471,27 @@ fn run() -> Res<ExitCode> {
                 r.outcome.server_us(),
             ],
         };
+        let share = (ceiling > 0.0 && r.single.is_none()).then(|| r.outcome.rps() / ceiling);
+        let (score, measured) = match r.goal {
+            Goal::Ceiling | Goal::Record => (None, String::new()),
+            Goal::Ratio(x) => (share.map(|s| s / x), format!("{:.0} %", 100.0 * share.unwrap_or(0.0))),
+            Goal::P50Ms(x) => {
+                let p50 = r.outcome.quantile_ms(0.5);
+                (Some(x / p50), format!("p50 {p50:.2} ms"))
+            }
+            Goal::Rps(x) => (Some(r.outcome.rps() / x), format!("{:.0} req/s", r.outcome.rps())),
+            Goal::TimeMs(x) => {
+                let took = r.single.map_or(f64::INFINITY, ms);
+                (Some(x / took), format!("{took:.0} ms"))
+            }
+        };
+        bars.push(chart::Bar {
+            name: r.name.clone(),
+            score,
+            measured,
+            target: target_text.clone(),
+            share,
+        });
         let [rps, ratio, p50, p99, server] = cells;
         table.push([
             r.name.clone(),
@@ -463,6 +530,15 @@ fn run() -> Res<ExitCode> {
         }
         .into(),
     ]);
+    if let Some(p) = peak {
+        bars.push(chart::Bar {
+            name: "peak RSS".into(),
+            score: Some(RSS_TARGET_MB / p),
+            measured: format!("{p:.1} MB"),
+            target: format!("<= {RSS_TARGET_MB:.0} MB"),
+            share: None,
+        });
+    }
     let header = [
         "scenario",
         "conns",
@@ -480,6 +556,23 @@ fn run() -> Res<ExitCode> {
     print_table(&header, &table, args.markdown);
     if rows.iter().any(|r| r.single.is_some()) {
         println!("  split-16's p50 column is its one call's duration");
+    }
+    if let Some(path) = &args.svg {
+        let title = format!(
+            "ipamd bench: {} records, {} per scenario{}",
+            group_digits(sizes.records),
+            match measure {
+                Measure::Time(d) => format!("{:.0} s", d.as_secs_f64()),
+                Measure::Requests(n) => format!("{n} requests"),
+            },
+            if args.smoke {
+                " (smoke: targets not applied)"
+            } else {
+                ""
+            }
+        );
+        std::fs::write(path, chart::results(&title, &bars))?;
+        println!("  chart written to {}", path.display());
     }
     println!(
         "  peak RSS is VmHWM of this process: the server runs in-process, so it includes the load generator; {} \
@@ -533,6 +626,29 @@ fn run() -> Res<ExitCode> {
     if args.strict && missed > 0 {
         return Ok(ExitCode::from(2));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The settings of the bench's server: a default install's, with the database and backups in the bench's
+/// directory and rate limiting off (the bench would otherwise measure 429s).
+fn bench_settings(db: &Path) -> Settings {
+    let mut s = Settings::defaults();
+    s.db = db.to_path_buf();
+    s.backup_dir = db.with_file_name("backups");
+    s.ratelimit_enabled = false;
+    s
+}
+
+/// `--serve`: the bench's server on a seeded database as a process of its own (for callgrind), its address on
+/// stdout, until stdin closes.
+fn serve(db: &Path) -> Res<ExitCode> {
+    init_logging(false);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let app = App::open(bench_settings(db))?;
+    let server = Server::start(&rt, app)?;
+    println!("{}", server.addr);
+    std::io::stdin().read_to_end(&mut Vec::new())?;
+    server.stop(&rt)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -621,46 +737,7 @@ async fn run_scenario(sc: &Scenario, plan: Plan, threads: usize, target: &Target
         "peek-ooo" => Some(file_out_of_order(&mut row, &mut api, target, ds.sizes).await?),
         _ => None,
     };
-    let t = target.clone();
-    let sizes = ds.sizes;
-    let (record_lo, record_hi) = ds.record_ids;
-    let (net16, v6, alloc) = (ds.net16, ds.v6, ds.alloc);
-    let pages = sizes.networks.div_ceil(50);
-    let groups_body = json!({"sort": "true"}).to_string();
-    let make: client::MakeRequest = match sc.name {
-        "healthz" => Arc::new(move |_| t.get("/healthz")),
-        "rpc-get" => Arc::new(move |rng| {
-            let id = rng.range(record_lo as u64, record_hi as u64 + 1);
-            t.envelope_raw("ipaddress/get", &format!("{{\"id\":{id}}}"))
-        }),
-        "groups-sort" => Arc::new(move |_| t.envelope_raw("groups/get", &groups_body)),
-        "rest-ip" => Arc::new(move |rng| {
-            let i = rng.range(0, sizes.small_nets());
-            let h = rng.range(1, sizes.small_records(i) + 1);
-            t.rest(Method::GET, &format!("/ip/{}", DataSet::small_ip(i, h)), None)
-        }),
-        "rest-networks" => Arc::new(move |rng| {
-            let page = rng.range(1, pages + 1);
-            t.rest(Method::GET, &format!("/networks?per_page=50&page={page}"), None)
-        }),
-        "next-16" => Arc::new(move |_| t.envelope_raw("ipaddress/next", &format!("{{\"subnet\":{net16}}}"))),
-        "available-48" => {
-            Arc::new(move |_| t.envelope_raw("ipaddress/available", &format!("{{\"subnet\":{v6},\"limit\":256}}")))
-        }
-        "peek-ooo" => {
-            let path = format!("/ip/networks/{}/next-ip", ooo.unwrap_or_default());
-            Arc::new(move |_| t.rest(Method::GET, &path, None))
-        }
-        "search-1m" => Arc::new(move |rng| {
-            let q = search_query(rng.range(sizes.records / 1000, sizes.records / 100));
-            t.envelope_raw("search/find", &format!("{{\"query\":\"{q}\"}}"))
-        }),
-        "alloc" => {
-            let body = json!({"description": "bench"});
-            Arc::new(move |_| t.rest(Method::POST, &format!("/ip/networks/{alloc}/next-ip"), Some(&body)))
-        }
-        other => return Err(format!("no load for scenario {other}").into()),
-    };
+    let make = load(sc.name, target, ds, ooo)?;
     let extract: Option<client::Extract> = (sc.name == "alloc").then_some(allocated_key as client::Extract);
     row.outcome = client::run(target.addr, plan, threads, make, extract).await?;
     if sc.name == "alloc" {
@@ -669,8 +746,59 @@ async fn run_scenario(sc: &Scenario, plan: Plan, threads: usize, target: &Target
     Ok(row)
 }
 
-fn search_query(m: u64) -> String {
-    format!("host-{m}")
+/// The requests of a scenario's load, each drawn from the connection's generator. `ooo`: peek-ooo's subnet.
+fn load(name: &str, target: &Target, ds: &DataSet, ooo: Option<i64>) -> Res<client::MakeRequest> {
+    let t = target.clone();
+    let sizes = ds.sizes;
+    let (record_lo, record_hi) = ds.record_ids;
+    let (net16, v6, alloc) = (ds.net16, ds.v6, ds.alloc);
+    let pages = sizes.networks.div_ceil(50);
+    let recorded = move |rng: &mut client::Rng| {
+        let i = rng.range(0, sizes.small_nets());
+        DataSet::small_ip(i, rng.range(1, sizes.small_records(i) + 1))
+    };
+    let make: client::MakeRequest = match name {
+        "healthz" => Arc::new(move |_, w| t.wire_get(w, format_args!("/healthz"))),
+        "rpc-get" => Arc::new(move |rng, w| {
+            let id = rng.range(record_lo as u64, record_hi as u64 + 1);
+            t.wire_envelope(w, "ipaddress/get", format_args!("{{\"id\":{id}}}"))
+        }),
+        "rpc-get-ip" => Arc::new(move |rng, w| {
+            let ip = recorded(rng);
+            t.wire_envelope(w, "ipaddress/get", format_args!("{{\"ip\":\"{ip}\"}}"))
+        }),
+        "groups-sort" => Arc::new(move |_, w| t.wire_envelope(w, "groups/get", format_args!("{{\"sort\":\"true\"}}"))),
+        "rest-ip" => Arc::new(move |rng, w| {
+            let ip = recorded(rng);
+            t.wire_rest(w, "GET", format_args!("/ip/{ip}"), None)
+        }),
+        "rest-networks" => Arc::new(move |rng, w| {
+            let page = rng.range(1, pages + 1);
+            t.wire_rest(w, "GET", format_args!("/networks?per_page=50&page={page}"), None)
+        }),
+        "next-16" => Arc::new(move |_, w| t.wire_envelope(w, "ipaddress/next", format_args!("{{\"subnet\":{net16}}}"))),
+        "available-48" => Arc::new(move |_, w| {
+            t.wire_envelope(
+                w,
+                "ipaddress/available",
+                format_args!("{{\"subnet\":{v6},\"limit\":256}}"),
+            )
+        }),
+        "peek-ooo" => {
+            let id = ooo.ok_or("peek-ooo runs after its filing")?;
+            Arc::new(move |_, w| t.wire_rest(w, "GET", format_args!("/ip/networks/{id}/next-ip"), None))
+        }
+        "search-1m" => Arc::new(move |rng, w| {
+            let m = rng.range(sizes.records / 1000, sizes.records / 100);
+            t.wire_envelope(w, "search/find", format_args!("{{\"query\":\"host-{m}\"}}"))
+        }),
+        "alloc" => Arc::new(move |_, w| {
+            let body = br#"{"description":"bench"}"#;
+            t.wire_rest(w, "POST", format_args!("/ip/networks/{alloc}/next-ip"), Some(body))
+        }),
+        other => return Err(format!("no load for scenario {other}").into()),
+    };
+    Ok(make)
 }
 
 /// Runs a ratio scenario in slices alternating with /healthz on as many connections; the measured time is split
@@ -726,6 +854,16 @@ async fn first_answer(name: &str, api: &mut Api, ds: &DataSet) -> Res<()> {
                 return Err(format!("ipaddress/get answered {r}").into());
             }
         }
+        "rpc-get-ip" => {
+            let ip = DataSet::small_ip(1, 1).to_string();
+            let r = api.rpc("ipaddress/get", json!({"ip": ip})).await?;
+            let found = r
+                .as_object()
+                .map(|m| m.values().map(|h| text(&h["ip"])).collect::<Vec<_>>());
+            if found != Some(vec![ip.clone()]) {
+                return Err(format!("ipaddress/get {ip} answered {r}").into());
+            }
+        }
         "groups-sort" => {
             let r = api.rpc("groups/get", json!({"sort": "true"})).await?;
             if r.as_object().map(|m| m.len()) != Some(ds.roots) {
@@ -769,7 +907,7 @@ async fn first_answer(name: &str, api: &mut Api, ds: &DataSet) -> Res<()> {
             }
         }
         "search-1m" => {
-            let q = search_query(sizes.records / 1000);
+            let q = format!("host-{}", sizes.records / 1000);
             let r = api.rpc("search/find", json!({"query": q})).await?;
             let hits = r["addresses"]
                 .as_object()
@@ -925,10 +1063,14 @@ async fn read_memory(mut row: Row, api: &mut Api) -> Res<Row> {
     Ok(row)
 }
 
-/// The address of an allocation answer (`{"ip_address": "...", ...}`), as a key.
+/// The address of an allocation answer (`{…,"ip_address":"…",…}`), as a key. The answer is found by its name, not
+/// parsed as a whole: the load generator should cost the machine as little as it can.
 fn allocated_key(body: &[u8]) -> Option<u128> {
-    let v: Value = serde_json::from_slice(body).ok()?;
-    let ip = ipamd::net::parse_addr(v["ip_address"].as_str()?).ok()?;
+    const NAME: &[u8] = b"\"ip_address\"";
+    let at = body.windows(NAME.len()).position(|w| w == NAME)? + NAME.len();
+    let rest = std::str::from_utf8(&body[at..]).ok()?;
+    let value = rest.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    let ip = ipamd::net::parse_addr(&value[..value.find('"')?]).ok()?;
     Some(ipamd::net::key(ip))
 }
 
@@ -996,13 +1138,15 @@ fn print_progress(r: &Row) {
     match r.single {
         Some(d) => println!("  {:<14} one call, {:.1} ms", r.name, ms(d)),
         None => println!(
-            "  {:<14} {:>5} conns {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  server {} µs/req  errors {}",
+            "  {:<14} {:>5} conns {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  server {} µs/req  load generator {} \
+             µs/req  errors {}",
             r.name,
             r.connections,
             r.outcome.rps(),
             r.outcome.quantile_ms(0.5),
             r.outcome.quantile_ms(0.99),
             r.outcome.server_us(),
+            r.outcome.load_us(),
             r.outcome.errors
         ),
     }

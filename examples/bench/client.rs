@@ -1,6 +1,10 @@
-//! The HTTP side of the bench: a one-connection API client for seeding and checks, and the load generator that
-//! drives a scenario over N keep-alive HTTP/1.1 connections, one request in flight on each.
+//! The HTTP side of the bench: a one-connection API client for seeding and checks (hyper's), and the load generator
+//! that drives a scenario over N keep-alive HTTP/1.1 connections, one request in flight on each. The load generator
+//! speaks HTTP/1.1 itself, as wrk does: each connection writes its requests into buffers it reuses and reads the
+//! answers by their `Content-Length`, so it allocates nothing per request and needs no second task per connection.
 
+use std::fmt;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -30,6 +34,9 @@ pub struct Target {
     bearer: HeaderValue,
     /// The envelope up to its `data` value, serialised once: `{"reqid":1,"appkey":…,"userdata":…,"data":`.
     head: String,
+    /// The same headers as text, for the load generator's own requests.
+    host_text: String,
+    bearer_text: String,
 }
 
 impl Target {
@@ -41,16 +48,13 @@ impl Target {
             host: header(addr.to_string()),
             bearer: header(format!("Bearer {token}")),
             head: format!("{},\"data\":", head.trim_end_matches('}')),
+            host_text: addr.to_string(),
+            bearer_text: format!("Bearer {token}"),
         }
     }
 
     /// `POST /1.0/<method>` with the envelope around `data`.
-    pub fn envelope(&self, method: &str, data: &Value) -> Res<Req> {
-        self.envelope_raw(method, &data.to_string())
-    }
-
-    /// The same, with `data` already serialised (the load loops build it with `format!`).
-    pub fn envelope_raw(&self, method: &str, data: &str) -> Res<Req> {
+    fn envelope(&self, method: &str, data: &Value) -> Res<Req> {
         let body = format!("{}{data}}}", self.head);
         Ok(Request::post(format!("/1.0/{method}"))
             .header(HOST, self.host.clone())
@@ -59,7 +63,7 @@ impl Target {
     }
 
     /// A REST call below `/api/v1` with the Bearer token; `body` is sent as JSON.
-    pub fn rest(&self, verb: Method, path: &str, body: Option<&Value>) -> Res<Req> {
+    fn rest(&self, verb: Method, path: &str, body: Option<&Value>) -> Res<Req> {
         let bytes = match body {
             Some(b) => Bytes::from(serde_json::to_vec(b)?),
             None => Bytes::new(),
@@ -75,12 +79,148 @@ impl Target {
         Ok(builder.body(Full::new(bytes))?)
     }
 
-    /// `GET <path>` without credentials.
-    pub fn get(&self, path: &str) -> Res<Req> {
-        Ok(Request::get(path)
-            .header(HOST, self.host.clone())
-            .body(Full::new(Bytes::new()))?)
+    /// The load generator's `GET <path>` without credentials.
+    pub fn wire_get(&self, w: &mut Wire, path: fmt::Arguments) -> Res<()> {
+        w.body.clear();
+        self.wire_head(w, "GET", format_args!("{path}"), false)
     }
+
+    /// The load generator's `POST /1.0/<method>` with the envelope around `data`.
+    pub fn wire_envelope(&self, w: &mut Wire, method: &str, data: fmt::Arguments) -> Res<()> {
+        w.body.clear();
+        w.body.extend_from_slice(self.head.as_bytes());
+        w.body.write_fmt(data)?;
+        w.body.push(b'}');
+        self.wire_head(w, "POST", format_args!("/1.0/{method}"), false)
+    }
+
+    /// The load generator's REST call below `/api/v1` with the Bearer token; `body` is JSON.
+    pub fn wire_rest(&self, w: &mut Wire, verb: &str, path: fmt::Arguments, body: Option<&[u8]>) -> Res<()> {
+        w.body.clear();
+        if let Some(b) = body {
+            w.body.extend_from_slice(b);
+        }
+        self.wire_head(w, verb, format_args!("/api/v1{path}"), true)
+    }
+
+    /// The request line and the headers hyper's client sends for the same request, then the body.
+    fn wire_head(&self, w: &mut Wire, verb: &str, target: fmt::Arguments, bearer: bool) -> Res<()> {
+        let out = &mut w.bytes;
+        out.clear();
+        write!(out, "{verb} {target} HTTP/1.1\r\nhost: {}\r\n", self.host_text)?;
+        if bearer {
+            write!(out, "authorization: {}\r\n", self.bearer_text)?;
+        }
+        if !w.body.is_empty() {
+            write!(
+                out,
+                "content-type: application/json\r\ncontent-length: {}\r\n",
+                w.body.len()
+            )?;
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&w.body);
+        Ok(())
+    }
+}
+
+/// One request as the bytes sent, in buffers a connection reuses for all its requests.
+#[derive(Default)]
+pub struct Wire {
+    bytes: Vec<u8>,
+    body: Vec<u8>,
+}
+
+/// One keep-alive connection of the load generator: it writes a request and reads its answer into a buffer it
+/// reuses. ipamd answers every request with a `Content-Length` (its bodies are whole), which is all it reads.
+pub struct Conn {
+    stream: TcpStream,
+    /// The answer read so far is `buf[..filled]`; the rest is room to read into.
+    buf: Vec<u8>,
+    filled: usize,
+}
+
+impl Conn {
+    pub async fn open(addr: SocketAddr) -> Res<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream,
+            buf: vec![0; 16 * 1024],
+            filled: 0,
+        })
+    }
+
+    /// Sends one request and reads its whole answer: the status and the body.
+    pub async fn exchange(&mut self, w: &Wire) -> Res<(u16, &[u8])> {
+        let mut bytes = &w.bytes[..];
+        while !bytes.is_empty() {
+            match self.stream.try_write(bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.stream.writable().await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.filled = 0;
+        let mut searched = 0;
+        let head = loop {
+            if let Some(i) = self.buf[searched..self.filled]
+                .windows(4)
+                .position(|x| x == b"\r\n\r\n")
+            {
+                break searched + i + 4;
+            }
+            searched = self.filled.saturating_sub(3);
+            self.read_more().await?;
+        };
+        let (status, length) = parse_head(&self.buf[..head])?;
+        while self.filled < head + length {
+            self.read_more().await?;
+        }
+        Ok((status, &self.buf[head..head + length]))
+    }
+
+    /// Waits for the socket and reads what it holds (tokio's own read extensions are not among ipamd's features).
+    async fn read_more(&mut self) -> Res<()> {
+        if self.buf.len() - self.filled < 4096 {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        loop {
+            self.stream.readable().await?;
+            match self.stream.try_read(&mut self.buf[self.filled..]) {
+                Ok(0) => return Err("the server closed the connection".into()),
+                Ok(n) => {
+                    self.filled += n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// The status and the `Content-Length` of an answer's head (`HTTP/1.1 200 OK\r\n…\r\n\r\n`).
+fn parse_head(head: &[u8]) -> Res<(u16, usize)> {
+    let text = std::str::from_utf8(head)?;
+    let mut lines = text.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("not an HTTP/1.1 answer: {text:?}"))?;
+    let mut length = 0;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if name.eq_ignore_ascii_case("content-length") {
+            length = value.trim().parse()?;
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(format!("the load generator reads whole bodies only, not {line:?}").into());
+        }
+    }
+    Ok((status, length))
 }
 
 /// Opens one keep-alive HTTP/1.1 connection; its driver runs as a task until the sender is dropped.
@@ -173,8 +313,8 @@ impl Rng {
     }
 }
 
-/// Builds the next request of a scenario from the connection's generator.
-pub type MakeRequest = Arc<dyn Fn(&mut Rng) -> Res<Req> + Send + Sync>;
+/// Writes the next request of a scenario, drawn from the connection's generator.
+pub type MakeRequest = Arc<dyn Fn(&mut Rng, &mut Wire) -> Res<()> + Send + Sync>;
 /// Pulls an address key out of a successful answer (allocation), for the distinctness check.
 pub type Extract = fn(&[u8]) -> Option<u128>;
 
@@ -206,6 +346,8 @@ pub struct Outcome {
     pub keys: Vec<u128>,
     /// CPU time the in-process server spent while the requests were measured (see [`server_cpu`]).
     pub server_cpu: Option<Duration>,
+    /// CPU time the load generator's threads spent in the same time: what the bench itself costs.
+    pub load_cpu: Option<Duration>,
 }
 
 impl Outcome {
@@ -224,6 +366,11 @@ impl Outcome {
             (None, b) if self.requests == 0 => b,
             _ => None,
         };
+        self.load_cpu = match (self.load_cpu, other.load_cpu) {
+            (Some(a), Some(b)) => Some(a + b),
+            (None, b) if self.requests == 0 => b,
+            _ => None,
+        };
         self.requests += other.requests;
         self.elapsed += other.elapsed;
         self.latencies_us.extend(other.latencies_us);
@@ -237,7 +384,16 @@ impl Outcome {
 
     /// Server CPU microseconds per measured request, as text (`-` when unknown).
     pub fn server_us(&self) -> String {
-        match self.server_cpu {
+        self.per_request_us(self.server_cpu)
+    }
+
+    /// The load generator's CPU microseconds per measured request, as text (`-` when unknown).
+    pub fn load_us(&self) -> String {
+        self.per_request_us(self.load_cpu)
+    }
+
+    fn per_request_us(&self, cpu: Option<Duration>) -> String {
+        match cpu {
             Some(cpu) if self.requests > 0 => format!("{:.1}", cpu.as_secs_f64() * 1e6 / self.requests as f64),
             _ => "-".into(),
         }
@@ -303,7 +459,8 @@ pub async fn run(
         make,
         extract,
         connected: Barrier::new(n + 1),
-        go: Barrier::new(n + 1),
+        // The connections, each load thread's CPU clock and this task.
+        go: Barrier::new(n + threads + 1),
         start: OnceLock::new(),
         budget: AtomicU64::new(0),
     });
@@ -322,11 +479,22 @@ pub async fn run(
                             .into_iter()
                             .map(|i| tokio::spawn(worker(i, shared.clone())))
                             .collect();
+                        // This thread's CPU time from the end of the warm-up to the end of its connections.
+                        let from = tokio::spawn(async move {
+                            shared.go.wait().await;
+                            if let Some(&t0) = shared.start.get() {
+                                tokio::time::sleep_until((t0 + shared.plan.warmup).into()).await;
+                            }
+                            thread_cpu()
+                        });
                         let mut out = Vec::new();
                         for task in tasks {
                             out.push(task.await);
                         }
-                        out
+                        let cpu = thread_cpu()
+                            .zip(from.await.ok().flatten())
+                            .map(|(end, start)| end.saturating_sub(start));
+                        (out, cpu)
                     })
                 })?,
         );
@@ -340,10 +508,12 @@ pub async fn run(
     let cpu_before = server_cpu();
     let mut out = Outcome::default();
     let mut last = measure_from;
+    let mut load_cpu = Some(Duration::ZERO);
     for h in handles {
-        let joined = tokio::task::spawn_blocking(move || h.join())
+        let (joined, cpu) = tokio::task::spawn_blocking(move || h.join())
             .await?
             .map_err(|_| "a load thread panicked")?;
+        load_cpu = load_cpu.zip(cpu).map(|(a, b)| a + b);
         for w in joined {
             let w = w?;
             out.errors += w.errors;
@@ -364,7 +534,23 @@ pub async fn run(
     out.server_cpu = server_cpu()
         .zip(cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
+    out.load_cpu = load_cpu;
     Ok(out)
+}
+
+/// The calling thread's CPU time (user + system), from `/proc/thread-self/stat` in ticks of 1/100 s.
+fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    Some(Duration::from_millis(stat_ticks(&stat)? * 10))
+}
+
+/// utime + stime of a `/proc/…/stat` line, in clock ticks.
+fn stat_ticks(stat: &str) -> Option<u64> {
+    // `pid (comm) state …`: the name may hold spaces and parentheses, so the fields start after the last ')'.
+    let (_, fields) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = fields.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Some(fields.get(11..13)?.iter().map(|f| f.parse::<u64>().unwrap_or(0)).sum())
 }
 
 /// CPU time (user + system) of this process's threads but the load generator's, that is of the in-process
@@ -378,18 +564,10 @@ pub fn server_cpu() -> Option<Duration> {
         let Ok(stat) = task.map(|t| t.path().join("stat")).and_then(std::fs::read_to_string) else {
             continue;
         };
-        // `pid (comm) state …`: the name may hold spaces and parentheses, so the fields start after the last ')'.
-        let Some((head, fields)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        if head.contains("(bench-load-") {
+        if stat.contains("(bench-load-") {
             continue;
         }
-        let fields: Vec<&str> = fields.split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-        for f in fields.get(11..13).unwrap_or_default() {
-            ticks += f.parse::<u64>().unwrap_or(0);
-        }
+        ticks += stat_ticks(&stat).unwrap_or(0);
     }
     Some(Duration::from_millis(ticks * 10))
 }
@@ -398,8 +576,9 @@ pub fn server_cpu() -> Option<Duration> {
 async fn worker(i: usize, shared: Arc<Shared>) -> Worker {
     let mut w = Worker::default();
     let mut rng = Rng::new(i as u64 + 1);
+    let mut wire = Wire::default();
     let addr = shared.addr;
-    let mut sender = connect(addr).await;
+    let mut conn = Conn::open(addr).await;
     shared.connected.wait().await;
     shared.go.wait().await;
     let Some(&t0) = shared.start.get() else {
@@ -418,24 +597,21 @@ async fn worker(i: usize, shared: Arc<Shared>) -> Worker {
             }
             _ => {}
         }
-        let req = match (shared.make)(&mut rng) {
-            Ok(r) => r,
-            Err(e) => {
-                w.error(format!("cannot build the request: {e}"));
-                break;
-            }
-        };
-        let s = match &mut sender {
-            Ok(s) => s,
+        if let Err(e) = (shared.make)(&mut rng, &mut wire) {
+            w.error(format!("cannot build the request: {e}"));
+            break;
+        }
+        let c = match &mut conn {
+            Ok(c) => c,
             Err(e) => {
                 w.error(format!("cannot connect: {e}"));
                 tokio::time::sleep(Duration::from_millis(10)).await;
-                sender = connect(addr).await;
+                conn = Conn::open(addr).await;
                 continue;
             }
         };
         let sent = Instant::now();
-        let answer = send(s, req).await;
+        let answer = c.exchange(&wire).await;
         let done = Instant::now();
         if sent >= measure_from {
             let us = done.duration_since(sent).as_micros();
@@ -446,22 +622,22 @@ async fn worker(i: usize, shared: Arc<Shared>) -> Worker {
             Ok((status, body)) if (200..300).contains(&status) => {
                 w.ok_total += 1;
                 if let Some(f) = shared.extract {
-                    match f(&body) {
+                    match f(body) {
                         Some(k) => w.keys.push(k),
                         None => w.error(format!(
                             "HTTP {status} without an address: {}",
-                            String::from_utf8_lossy(&body)
+                            String::from_utf8_lossy(body)
                         )),
                     }
                 }
             }
             Ok((status, body)) => {
-                let text = String::from_utf8_lossy(&body);
+                let text = String::from_utf8_lossy(body);
                 w.error(format!("HTTP {status}: {}", text.chars().take(300).collect::<String>()));
             }
             Err(e) => {
                 w.error(format!("request failed: {e}"));
-                sender = connect(addr).await;
+                conn = Conn::open(addr).await;
             }
         }
     }

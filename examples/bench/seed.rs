@@ -56,6 +56,21 @@ impl Sizes {
         children: 2,
     };
 
+    /// A data set shaped like the full one with `records` records: a network per 100 records, the scenario
+    /// subnets holding the same shares of them (`scaled(1_000_000)` is the full data set).
+    pub fn scaled(records: u64) -> Sizes {
+        let share = |percent: u64| records * percent / 100;
+        Sizes {
+            records,
+            networks: (records / 100).max(6),
+            net16: share(6),
+            split16: share(6),
+            v6: share(10),
+            ooo16: share(2),
+            ..Sizes::FULL
+        }
+    }
+
     /// The /24s: every network but the four scenario subnets.
     pub fn small_nets(&self) -> u64 {
         self.networks.saturating_sub(4)
