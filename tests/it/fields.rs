@@ -297,16 +297,13 @@ async fn get_by_id_reads_back_the_field_add_returned() {
     // A deleted field is `not_found`, not another subnet's fields nor `[]`.
     let gone = id_of(&added[1]);
     s.ok(a, "subnets/fields/delete", json!({"id": gone})).await;
-    s.check(a, "subnets/fields/get", json!({"id": gone}), "not_found")
-        .await;
+    s.check(a, "subnets/fields/get", json!({"id": gone}), "not_found").await;
     // A subnet's id given as `id` names no field of that id.
     let lone = subnet(&s, a, "10.2.0.0/24").await;
     if !added.iter().any(|f| id_of(f) == lone) {
-        s.check(a, "subnets/fields/get", json!({"id": lone}), "not_found")
-            .await;
+        s.check(a, "subnets/fields/get", json!({"id": lone}), "not_found").await;
     }
-    s.check(a, "subnets/fields/get", json!({"id": 9999}), "not_found")
-        .await;
+    s.check(a, "subnets/fields/get", json!({"id": 9999}), "not_found").await;
 }
 
 #[tokio::test]
