@@ -9,6 +9,7 @@ use hyper::header::{HeaderValue, CONTENT_TYPE, LOCATION};
 use hyper::{Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
 
+use crate::error::{Code, Error, Result};
 use crate::rest::{Body, Render, Resource, Route, ROUTES};
 use crate::server::{json_response, Body as HttpBody};
 
@@ -176,6 +177,85 @@ fn query_param(name: &str) -> Value {
     json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description})
 }
 
+/// Checks the values of a REST request body against its resource's input schema in this document (`HostInput`, …):
+/// each field the schema names must hold a JSON value of one of the schema's types, so `"hostname": 12` is refused
+/// rather than stored as `"12"`. Every route with a body goes through here, before any method runs, so a refusal
+/// writes nothing. Fields the schema does not name (read-only or unknown) are left to the adapter and the method.
+/// The `/1.0` envelope does not come here: it keeps its lenient decoding.
+pub fn check_body(resource: Resource, body: &Map<String, Value>) -> Result<()> {
+    let schemas = &document()["components"]["schemas"];
+    let properties = &schemas[format!("{}Input", name(resource))]["properties"];
+    let mut errors = Map::new();
+    for (field, value) in body {
+        let Some(types) = properties.get(field).and_then(|p| p.get("type")) else {
+            continue;
+        };
+        let types: Vec<&str> = match types {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => continue,
+        };
+        if !types.iter().any(|t| is_of_type(t, value)) {
+            let message = format!("must be {}, not {}", expected(&types), type_of(value));
+            errors.insert(field.clone(), Value::String(message));
+        }
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let message = errors
+        .iter()
+        .map(|(field, m)| format!("{field}: {}", m.as_str().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(Error::new(Code::InvalidParams, message).with_data(Value::Object(errors)))
+}
+
+/// Whether a JSON value is of a JSON Schema type (`integer` as JSON Schema has it: a number without a fraction).
+fn is_of_type(t: &str, v: &Value) -> bool {
+    match (t, v) {
+        ("null", Value::Null) | ("boolean", Value::Bool(_)) | ("number", Value::Number(_)) => true,
+        ("string", Value::String(_)) | ("array", Value::Array(_)) | ("object", Value::Object(_)) => true,
+        ("integer", Value::Number(n)) => n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0),
+        _ => false,
+    }
+}
+
+/// Schema types as a client reads them: `["string", "null"]` → "a string or null".
+fn expected(types: &[&str]) -> String {
+    let named: Vec<&str> = types.iter().map(|t| article(t)).collect();
+    match named.split_last() {
+        Some((last, [])) => (*last).to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => "nothing".into(),
+    }
+}
+
+fn article(t: &str) -> &'static str {
+    match t {
+        "string" => "a string",
+        "integer" => "an integer",
+        "number" => "a number",
+        "boolean" => "a boolean",
+        "array" => "an array",
+        "object" => "an object",
+        "null" => "null",
+        _ => "another type",
+    }
+}
+
+fn type_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_f64() => "a number",
+        Value::Number(_) => "an integer",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 fn name(r: Resource) -> &'static str {
     match r {
         Resource::Network => "Network",
@@ -269,6 +349,10 @@ fn schemas() -> Value {
         "fields": {"type": ["object", "null"], "description": "Custom field values by name"},
     });
     let mut host = host_fields.as_object().cloned().unwrap_or_default();
+    // Input takes unix seconds as well as RFC 3339 text; output is always text.
+    let mut host_input = host_fields.clone();
+    host_input["last_seen"] = json!({"type": ["string", "integer", "null"],
+        "description": "RFC 3339, or unix seconds (a number or its digits)"});
     host.insert("id".into(), int.clone());
     host.insert(
         "network".into(),
@@ -303,7 +387,7 @@ fn schemas() -> Value {
         "Network": {"type": "object", "required": ["id", "network", "cidr"], "properties": network},
         "NetworkInput": {"type": "object", "properties": network_fields, "description": "Read-only fields of Network may be sent back; they are ignored."},
         "Host": {"type": "object", "required": ["id", "ip_address", "network_id"], "properties": host},
-        "HostInput": {"type": "object", "properties": host_fields, "description": "Read-only fields of Host may be sent back; they are ignored."},
+        "HostInput": {"type": "object", "properties": host_input, "description": "Read-only fields of Host may be sent back; they are ignored."},
         "DhcpRange": {"type": "object", "required": ["id", "network_id", "start_ip", "end_ip"], "properties": range},
         "DhcpRangeInput": {"type": "object", "properties": range_fields},
         "Backup": backup,
@@ -358,6 +442,38 @@ mod tests {
         for p in paths.keys() {
             assert!(ROUTES.iter().any(|r| r.path == p), "{p} is not in the route table");
         }
+    }
+
+    /// Types are checked as JSON Schema has them, against the input schemas; fields they do not name are left alone.
+    #[test]
+    fn bodies_are_checked_against_the_input_schemas() {
+        let body = |v: Value| v.as_object().cloned().unwrap();
+        let e = check_body(
+            Resource::Host,
+            &body(json!({"hostname": 12, "fields": [1], "owner": 3})),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, Code::InvalidParams);
+        assert_eq!(
+            e.data,
+            Some(json!({"hostname": "must be a string or null, not an integer",
+                        "fields": "must be an object or null, not an array"}))
+        );
+        for ok in [
+            json!({"hostname": "h", "last_seen": 1_766_916_118, "network_id": null, "fields": {}}),
+            json!({"last_seen": "2025-12-28T10:01:58Z", "is_assigned": false, "id": "read-only, ignored"}),
+        ] {
+            assert!(check_body(Resource::Host, &body(ok.clone())).is_ok(), "{ok}");
+        }
+        assert!(check_body(Resource::Network, &body(json!({"cidr": 24.0}))).is_ok());
+        let e = check_body(Resource::Network, &body(json!({"cidr": 24.5, "vlan_id": "7"}))).unwrap_err();
+        assert_eq!(
+            e.message,
+            "cidr: must be an integer, not a number; vlan_id: must be an integer or null, not a string"
+        );
+        let e = check_body(Resource::DhcpRange, &body(json!({"network_id": null}))).unwrap_err();
+        assert_eq!(e.data, Some(json!({"network_id": "must be an integer, not null"})));
+        assert!(check_body(Resource::Backup, &body(json!({"name": 1}))).is_ok());
     }
 
     #[test]

@@ -454,6 +454,7 @@ fn build_params(route: &Route, path: &[(&str, &str)], query: &str, body: &[u8]) 
             Err(e) => return Err(Error::new(Code::BadRequest, format!("the body is not valid JSON: {e}"))),
         },
     };
+    crate::openapi::check_body(resource, &fields)?;
     if let Replace(r) = route.body {
         for f in r.required() {
             if fields.get(*f).is_none_or(Value::is_null) {

@@ -368,25 +368,34 @@ fn load(ctx: &Ctx, id: i64) -> Result<Value> {
         .ok_or_else(|| Error::not_found("field"))
 }
 
-pub struct GetParams {
-    subnet: i64,
+/// `subnets/fields/get` names exactly one of: a field by its own `id`, or a `subnet` whose fields it lists.
+pub enum GetParams {
+    Field(i64),
+    Subnet(i64),
 }
 
 impl Params for GetParams {
     fn decode(d: &mut Data) -> Result<Self> {
-        let subnet = d.id("subnet")?;
-        let id = d.id("id")?;
-        match (subnet, id) {
-            (Some(s), None) | (None, Some(s)) => Ok(GetParams { subnet: s }),
-            _ => Err(Error::param("subnet", "give the subnet's id as subnet (or id)")),
+        match (d.id("id")?, d.id("subnet")?) {
+            (Some(id), None) => Ok(GetParams::Field(id)),
+            (None, Some(subnet)) => Ok(GetParams::Subnet(subnet)),
+            _ => Err(Error::param(
+                "id",
+                "give either id (one field) or subnet (a subnet's fields), not both",
+            )),
         }
     }
 }
 
-/// The field definitions of one subnet.
+/// One field definition by its id (as every other `*/get` reads `id`), or the field definitions of one subnet.
 pub fn get(ctx: &Ctx, p: GetParams) -> Result<Value> {
-    subnets::load(ctx, p.subnet)?;
-    Ok(Value::Array(list(ctx, p.subnet)?))
+    match p {
+        GetParams::Field(id) => Ok(Value::Array(vec![load(ctx, id)?])),
+        GetParams::Subnet(subnet) => {
+            subnets::load(ctx, subnet)?;
+            Ok(Value::Array(list(ctx, subnet)?))
+        }
+    }
 }
 
 /// A definition's type, options and default, checked together.

@@ -82,8 +82,8 @@ async fn add_renders_the_definition() {
     );
     let got = s.ok(a, "subnets/fields/get", json!({"subnet": net})).await;
     assert_eq!(only(&got), &f);
-    // `id` names the subnet as well.
-    assert_eq!(s.ok(a, "subnets/fields/get", json!({"id": net})).await, got);
+    // `id` names the field itself, as in every other `*/get`.
+    assert_eq!(s.ok(a, "subnets/fields/get", json!({"id": f["id"]})).await, got);
     let logs = s
         .ok(
             a,
@@ -272,6 +272,38 @@ async fn get_lists_a_subnets_fields_by_position_then_id() {
     let c = keys(&fields)[2].clone();
     edit(&s, a, json!({"id": c, "position": -1})).await;
     assert_eq!(names(&s, a, net).await, ["c", "d", "a", "b"]);
+}
+
+#[tokio::test]
+async fn get_by_id_reads_back_the_field_add_returned() {
+    let s = Server::start().await;
+    let a = &s.admin;
+    let other = subnet(&s, a, "10.1.0.0/24").await;
+    add(&s, a, json!({"subnet": other, "name": "elsewhere"})).await;
+    let net = subnet(&s, a, "10.0.0.0/24").await;
+    let mut added = Vec::new();
+    for name in ["owner", "rack", "room"] {
+        added.push(add(&s, a, json!({"subnet": net, "name": name})).await);
+    }
+    // Each field reads back by the id `subnets/fields/add` returned, alone and keyed by that id, whatever the ids
+    // of the subnets (the first field's id is the id of another subnet here).
+    for f in &added {
+        let got = s.ok(a, "subnets/fields/get", json!({"id": f["id"]})).await;
+        assert_eq!(keys(&got), [f["id"].as_str().unwrap()], "{got}");
+        assert_eq!(only(&got), f);
+    }
+    // `subnet` lists a subnet's fields.
+    assert_eq!(names(&s, a, net).await, ["owner", "rack", "room"]);
+    // A deleted field is `not_found`, not another subnet's fields nor `[]`.
+    let gone = id_of(&added[1]);
+    s.ok(a, "subnets/fields/delete", json!({"id": gone})).await;
+    s.check(a, "subnets/fields/get", json!({"id": gone}), "not_found").await;
+    // A subnet's id given as `id` names no field of that id.
+    let lone = subnet(&s, a, "10.2.0.0/24").await;
+    if !added.iter().any(|f| id_of(f) == lone) {
+        s.check(a, "subnets/fields/get", json!({"id": lone}), "not_found").await;
+    }
+    s.check(a, "subnets/fields/get", json!({"id": 9999}), "not_found").await;
 }
 
 #[tokio::test]
@@ -513,7 +545,7 @@ async fn another_orgs_fields_do_not_exist() {
     let before = state(&s, a).await;
     for (method, data) in [
         ("subnets/fields/get", json!({"subnet": net})),
-        ("subnets/fields/get", json!({"id": net})),
+        ("subnets/fields/get", json!({"id": f})),
         ("subnets/fields/add", json!({"subnet": net, "name": "x"})),
         ("subnets/fields/edit", json!({"id": f, "name": "x"})),
         ("subnets/fields/edit", json!({"id": f, "type": "number"})),
@@ -531,6 +563,8 @@ async fn another_orgs_fields_do_not_exist() {
     )
     .await;
     s.check(a, "subnets/fields/get", json!({"subnet": theirs}), "not_found")
+        .await;
+    s.check(a, "subnets/fields/get", json!({"id": their_field}), "not_found")
         .await;
     assert_eq!(names(&s, &b, theirs).await, ["owner"]);
 }

@@ -33,7 +33,7 @@ enum Obj {
 /// The parameter names that carry record ids, in any method.
 const ID_NAMES: [&str; 5] = ["id", "ids", "subnet", "group", "parent"];
 
-/// `id` and `ids` name a record of the method's own family (first matching prefix).
+/// `id` and `ids` name a record of the method's own family (first matching prefix), in every method.
 const FAMILIES: &[(&str, Obj)] = &[
     ("subnets/fields/", Obj::Field),
     ("subnets/", Obj::Subnet),
@@ -47,9 +47,6 @@ const FAMILIES: &[(&str, Obj)] = &[
 
 /// The other id parameters name the same kind in every method.
 const NAMED: &[(&str, Obj)] = &[("subnet", Obj::Subnet), ("group", Obj::Group), ("parent", Obj::Group)];
-
-/// Where a method's `id` is not its family's: `subnets/fields/get` takes the subnet's id as `id`.
-const EXCEPTIONS: &[(&str, &str, Obj)] = &[("subnets/fields/get", "id", Obj::Subnet)];
 
 /// The id parameters each method takes. `isolation_matrix` checks this against the server: a method that accepts
 /// an id parameter not listed here fails, as does a listed one it refuses.
@@ -816,9 +813,6 @@ fn takes_ids(method: &str) -> &'static [&'static str] {
 }
 
 fn kind_of(method: &str, param: &str) -> Option<Obj> {
-    if let Some((_, _, kind)) = EXCEPTIONS.iter().find(|(m, p, _)| *m == method && *p == param) {
-        return Some(*kind);
-    }
     match param {
         "id" | "ids" => FAMILIES.iter().find(|(f, _)| method.starts_with(f)).map(|(_, k)| *k),
         _ => NAMED.iter().find(|(n, _)| *n == param).map(|(_, k)| *k),

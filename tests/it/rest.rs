@@ -1744,6 +1744,162 @@ async fn unknown_fields_are_refused_and_read_only_ones_ignored() {
     assert_eq!((&r["id"], &r["description"]), (&json!(range), &json!("x")));
 }
 
+/// Whether `v` is of one of the JSON Schema `types` (a type or a list of them).
+fn of_schema_type(types: &Value, v: &Value) -> bool {
+    let types: Vec<&str> = match types {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => return true,
+    };
+    types.iter().any(|t| match *t {
+        "null" => v.is_null(),
+        "boolean" => v.is_boolean(),
+        "string" => v.is_string(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "number" => v.is_number(),
+        "array" => v.is_array(),
+        "object" => v.is_object(),
+        _ => true,
+    })
+}
+
+/// The org's networks, hosts, DHCP ranges and the count of its log entries.
+async fn everything(s: &Server, c: &Client<'_>) -> Value {
+    json!({
+        "networks": c.get("/networks").await,
+        "hosts": c.get("/hosts").await,
+        "ranges": c.get("/dhcp-ranges").await,
+        "logs": s.ok(&s.admin, "org/logs", json!({"perpage": 500})).await["total"],
+    })
+}
+
+#[tokio::test]
+async fn wrong_json_types_are_refused_naming_the_field() {
+    let s = Server::start().await;
+    let c = client(&s, &s.admin_token);
+    let net = office(&c).await;
+    let host = num_id(&c.post("/hosts", web_server(net)).await);
+    let range = num_id(
+        &c.post(
+            "/dhcp-ranges",
+            json!({"network_id": net, "start_ip": "192.168.1.100", "end_ip": "192.168.1.150"}),
+        )
+        .await,
+    );
+    let before = everything(&s, &c).await;
+
+    // The case of the issue: a number where the schema says a string is not stored as its text.
+    let e = c
+        .invalid(
+            Method::POST,
+            "/hosts",
+            Some(json!({"ip_address": "192.168.1.20", "hostname": 12, "network_id": net})),
+            "hostname",
+        )
+        .await;
+    assert_eq!(
+        e["errors"]["hostname"],
+        json!("must be a string or null, not an integer")
+    );
+    assert_eq!(
+        e["message"],
+        json!("hostname: must be a string or null, not an integer")
+    );
+    // Every wrong field is named at once.
+    let e = c
+        .invalid(
+            Method::PATCH,
+            &format!("/networks/{net}"),
+            Some(json!({"cidr": "24", "vlan_id": true, "name": "ok"})),
+            "cidr",
+        )
+        .await;
+    assert_eq!(
+        e["errors"],
+        json!({"cidr": "must be an integer, not a string", "vlan_id": "must be an integer or null, not a boolean"})
+    );
+
+    // Every route with a JSON body, and every field of its input schema, as the OpenAPI document gives them: a
+    // value of a type the schema does not allow is a 400 naming the field.
+    let doc = c.get("/openapi.json").await;
+    let schemas = &doc["components"]["schemas"];
+    let wrong_values = [
+        json!(12),
+        json!("x"),
+        json!(true),
+        json!([1]),
+        json!({"a": 1}),
+        json!(1.5),
+    ];
+    let mut routes = Vec::new();
+    let mut problems = Vec::new();
+    for (path, verbs) in doc["paths"].as_object().unwrap() {
+        for (verb, op) in verbs.as_object().unwrap() {
+            let Some(schema) = op["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str() else {
+                continue;
+            };
+            routes.push(format!("{} {path}", verb.to_uppercase()));
+            let name = schema.trim_start_matches("#/components/schemas/");
+            let id = match path.as_str() {
+                "/hosts/{id}" => host,
+                "/dhcp-ranges/{id}" => range,
+                _ => net,
+            };
+            let url = path.replace("{id}", &id.to_string());
+            let method = Method::from_bytes(verb.to_uppercase().as_bytes()).unwrap();
+            for (field, property) in schemas[name]["properties"].as_object().unwrap() {
+                let types = &property["type"];
+                let wrong = wrong_values.iter().find(|v| !of_schema_type(types, v)).unwrap();
+                let body = json!({field.as_str(): wrong});
+                match c.invalid_check(method.clone(), &url, Some(body), field).await {
+                    Ok(e)
+                        if e["errors"][field.as_str()]
+                            .as_str()
+                            .is_some_and(|m| m.starts_with("must be "))
+                            && e["message"].as_str().is_some_and(|m| m.contains(field.as_str())) => {}
+                    Ok(e) => problems.push(format!("{verb} {url} {field}: {e}")),
+                    Err(p) => problems.push(p),
+                }
+            }
+        }
+    }
+    assert_no_problems(&problems);
+    for r in [
+        "POST /networks",
+        "PUT /networks/{id}",
+        "PATCH /networks/{id}",
+        "POST /networks/{id}/dhcp-ranges",
+        "POST /hosts",
+        "PUT /hosts/{id}",
+        "PATCH /hosts/{id}",
+        "POST /dhcp-ranges",
+        "PUT /dhcp-ranges/{id}",
+        "PATCH /dhcp-ranges/{id}",
+        "POST /ip/networks/{id}/next-ip",
+    ] {
+        assert!(routes.iter().any(|x| x == r), "{r} was not checked: {routes:?}");
+    }
+    assert_eq!(everything(&s, &c).await, before, "refused calls write nothing");
+
+    // Values of the documented types still pass: unix seconds for last_seen, null to clear.
+    let h = c
+        .patch(&format!("/hosts/{host}"), json!({"last_seen": SEEN, "cname": null}))
+        .await;
+    assert_eq!(
+        (&h["last_seen"], &h["cname"]),
+        (&json!("2025-12-28T10:01:58Z"), &Value::Null)
+    );
+    // The envelope keeps its lenient decoding: a number is taken as its text.
+    let r = s
+        .ok(
+            &s.admin,
+            "ipaddress/add",
+            json!({"subnet": net, "ip": "192.168.1.21", "hostname": 12}),
+        )
+        .await;
+    assert_eq!(only(&r)["hostname"], json!("12"));
+}
+
 #[tokio::test]
 async fn invalid_paging_and_unknown_query_parameters_are_refused() {
     let s = Server::start().await;
