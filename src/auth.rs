@@ -47,7 +47,7 @@ pub struct Auth {
     callers: Mutex<Table<CallerKey, Remembered>>,
     lockout_attempts: u32,
     lockout_window: Duration,
-    /// Failed logins per user, by [`Auth::lockout_key`].
+    /// Failed logins per user that exists (made-up names are not counted), by [`Auth::lockout_key`].
     failures: Mutex<Table<[u8; 32], Failures>>,
 }
 

@@ -420,7 +420,15 @@ fn recheck(
         return Ok(caller.clone());
     }
     let prior = Some((grant.phc.clone(), Verified::Fresh));
-    let fresh = match authenticate(tx, app, credentials, access, prior, Mode::Recheck, &mut Stamps::default())? {
+    let fresh = match authenticate(
+        tx,
+        app,
+        credentials,
+        access,
+        prior,
+        Mode::Recheck,
+        &mut Stamps::default(),
+    )? {
         Authenticated::Caller(fresh) => fresh,
         Authenticated::NeedsArgon2(_) => return Err(Error::internal("argon2 in the writer")),
     };
@@ -729,8 +737,11 @@ fn authenticate_envelope(
     };
     let user = match (user, verified) {
         (Some((user, _)), Verified::Cached | Verified::Fresh) => user,
-        _ => {
-            if mode == Mode::Call {
+        (user, _) => {
+            // Only the failures of a user that exists are counted: names made up by the million would otherwise
+            // fill the table with lockouts that protect nobody, and then a real user's failures would go uncounted.
+            // The answer is the same either way (argon2 ran against the dummy hash for an unknown user).
+            if mode == Mode::Call && user.is_some() {
                 app.auth.record_failure(&who);
             }
             return Err(failed());
@@ -887,11 +898,10 @@ mod tests {
         let token = Credentials::Token(Some(creds.token.clone()));
         let access = Access::User(Level::Standard);
         let (app2, stored) = (app.clone(), |tx: &Tx| -> Result<(Caller, Grant)> {
-            let (org_id, user_id, phc): (i64, i64, String) = tx.query_row(
-                "SELECT org_id, id, phc FROM users WHERE username = 'admin'",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )?;
+            let (org_id, user_id, phc): (i64, i64, String) =
+                tx.query_row("SELECT org_id, id, phc FROM users WHERE username = 'admin'", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
             let caller = Caller {
                 org_id,
                 operator_org: false,
@@ -925,7 +935,10 @@ mod tests {
                 });
                 assert!(rolled_back.is_err());
                 let held = app2.auth.held();
-                assert_eq!(held.callers.entries, 0, "nothing remembered at an epoch that never committed");
+                assert_eq!(
+                    held.callers.entries, 0,
+                    "nothing remembered at an epoch that never committed"
+                );
                 assert_eq!(held.failures.entries, 0, "a recheck is no failed login");
                 Ok(())
             })

@@ -497,8 +497,14 @@ mod tests {
         let redis = l.redis.as_ref().unwrap();
         assert!(matches!(redis.route(), Route::Memory), "backing off");
         tokio::time::sleep(REDIS_BACKOFF).await;
-        assert!(matches!(redis.route(), Route::Connect(_)), "tried again after the back-off");
-        assert!(!redis.link.lock().unwrap().connecting, "the abandoned attempt cleared the flag");
+        assert!(
+            matches!(redis.route(), Route::Connect(_)),
+            "tried again after the back-off"
+        );
+        assert!(
+            !redis.link.lock().unwrap().connecting,
+            "the abandoned attempt cleared the flag"
+        );
         // The failed attempt just above backed off again; meanwhile calls count in memory at once.
         let d = tokio::time::timeout(REDIS_TIMEOUT / 5, l.check(&owner)).await.unwrap();
         assert_eq!(d.remaining, 2);
