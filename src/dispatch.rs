@@ -285,6 +285,7 @@ pub async fn dispatch(app: &App, call: Call) -> Outcome {
                         let who = recheck(tx, &app2, &credentials, method.access, &grant, &who)?;
                         run(method, tx, &who, &app2, &rid, prepared)
                     };
+                    app.auth.write_queued();
                     match method.kind {
                         Kind::Replace => app.store.write_alone(write).await,
                         Kind::Read | Kind::Write => app.store.write(write).await,
@@ -419,6 +420,7 @@ fn recheck(
     if grant.epoch.is_some() && credential_epoch(tx)? == grant.epoch {
         return Ok(caller.clone());
     }
+    app.auth.write_rechecked();
     let prior = Some((grant.phc.clone(), Verified::Fresh));
     let fresh = match authenticate(
         tx,
