@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -47,8 +48,11 @@ pub struct Auth {
     callers: Mutex<Table<CallerKey, Remembered>>,
     lockout_attempts: u32,
     lockout_window: Duration,
-    /// Failed logins per user, by [`Auth::lockout_key`].
+    /// Failed logins per user that exists (made-up names are not counted), by [`Auth::lockout_key`].
     failures: Mutex<Table<[u8; 32], Failures>>,
+    /// See [`Auth::write_checks`].
+    writes_queued: AtomicU64,
+    writes_rechecked: AtomicU64,
 }
 
 /// The failed logins of one user: `count` since `since` (a window that starts at the first failure), and the
@@ -57,6 +61,15 @@ struct Failures {
     since: Instant,
     count: u32,
     locked_until: Option<Instant>,
+}
+
+/// How far writes got through their credential checks (see [`Auth::write_checks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteChecks {
+    /// Writes authorised in a read transaction and handed to the group-commit writer.
+    pub queued: u64,
+    /// Writes whose credentials the writer checked again in full because `credential_epoch` had moved since.
+    pub rechecked: u64,
 }
 
 /// What the authentication tables hold (see [`Auth::held`]).
@@ -154,7 +167,30 @@ impl Auth {
             lockout_attempts,
             lockout_window,
             failures: Mutex::new(Table::new()),
+            writes_queued: AtomicU64::new(0),
+            writes_rechecked: AtomicU64::new(0),
         })
+    }
+
+    /// How many writes reached the writer, and how many of them were checked again there at a moved epoch: so a
+    /// test can change a credential while a write is known to wait for the writer, and know that the write was
+    /// refused by the writer's check, not by its first one. (A count, never trusted for a decision: a rolled-back
+    /// batch does not undo it.)
+    pub fn write_checks(&self) -> WriteChecks {
+        WriteChecks {
+            queued: self.writes_queued.load(Ordering::Relaxed),
+            rechecked: self.writes_rechecked.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts a write handed to the writer ([`Auth::write_checks`]).
+    pub fn write_queued(&self) {
+        self.writes_queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a write checked again at a moved epoch ([`Auth::write_checks`]).
+    pub fn write_rechecked(&self) {
+        self.writes_rechecked.fetch_add(1, Ordering::Relaxed);
     }
 
     /// What each table holds: its entries, and the bytes of its storage and of what its entries own.

@@ -285,6 +285,7 @@ pub async fn dispatch(app: &App, call: Call) -> Outcome {
                         let who = recheck(tx, &app2, &credentials, method.access, &grant, &who)?;
                         run(method, tx, &who, &app2, &rid, prepared)
                     };
+                    app.auth.write_queued();
                     match method.kind {
                         Kind::Replace => app.store.write_alone(write).await,
                         Kind::Read | Kind::Write => app.store.write(write).await,
@@ -325,7 +326,7 @@ fn stage(
 ) -> Result<Stage> {
     let mut stamps = Stamps::default();
     let checked = db.read(|tx| {
-        let caller = match authenticate(tx, app, &credentials, method.access, prior, &mut stamps)? {
+        let caller = match authenticate(tx, app, &credentials, method.access, prior, Mode::Call, &mut stamps)? {
             Authenticated::Caller(caller) => caller,
             Authenticated::NeedsArgon2(check) => return Ok(Checked::NeedsArgon2(check)),
         };
@@ -419,8 +420,17 @@ fn recheck(
     if grant.epoch.is_some() && credential_epoch(tx)? == grant.epoch {
         return Ok(caller.clone());
     }
+    app.auth.write_rechecked();
     let prior = Some((grant.phc.clone(), Verified::Fresh));
-    let fresh = match authenticate(tx, app, credentials, access, prior, &mut Stamps::default())? {
+    let fresh = match authenticate(
+        tx,
+        app,
+        credentials,
+        access,
+        prior,
+        Mode::Recheck,
+        &mut Stamps::default(),
+    )? {
         Authenticated::Caller(fresh) => fresh,
         Authenticated::NeedsArgon2(_) => return Err(Error::internal("argon2 in the writer")),
     };
@@ -526,6 +536,18 @@ fn user_row(r: &rusqlite::Row, at: usize) -> rusqlite::Result<UserRow> {
     })
 }
 
+/// Whether a credential check may use and change the process's authentication state (`app.auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A call's own check, in a read transaction of a committed snapshot: it recalls and remembers known callers,
+    /// and counts failed and successful logins for the lockout.
+    Call,
+    /// [`recheck`], in the writer's transaction, which may yet roll back: it reads the database and the lockout,
+    /// and changes nothing in memory. A caller remembered at an epoch that never commits would be trusted once a
+    /// later change commits with that same epoch (a disable, say); and a write's check is no login to count.
+    Recheck,
+}
+
 /// Checks the credentials of a call. Last-use marks to write go to `stamps`, written after the read transaction.
 fn authenticate(
     tx: &Tx,
@@ -533,13 +555,16 @@ fn authenticate(
     creds: &Credentials,
     access: Access,
     prior: Option<Prior>,
+    mode: Mode,
     stamps: &mut Stamps,
 ) -> Result<Authenticated> {
     match creds {
         Credentials::Envelope { appkey, userdata } => {
-            authenticate_envelope(tx, app, appkey, userdata, access, prior, stamps)
+            authenticate_envelope(tx, app, appkey, userdata, access, prior, mode, stamps)
         }
-        Credentials::Token(token) => authenticate_token(tx, app, token.as_deref(), stamps).map(Authenticated::Caller),
+        Credentials::Token(token) => {
+            authenticate_token(tx, app, token.as_deref(), mode, stamps).map(Authenticated::Caller)
+        }
         Credentials::Local => operator(tx, "cli").map(Authenticated::Caller),
     }
 }
@@ -598,6 +623,9 @@ impl Stamps {
     }
 }
 
+// One argument past clippy's threshold: each is a separate input of the check, and a struct for this one caller
+// would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn authenticate_envelope(
     tx: &Tx,
     app: &App,
@@ -605,6 +633,7 @@ fn authenticate_envelope(
     userdata: &Option<String>,
     access: Access,
     prior: Option<Prior>,
+    mode: Mode,
     stamps: &mut Stamps,
 ) -> Result<Authenticated> {
     let appkey = appkey.as_deref().map(str::trim).filter(|k| !k.is_empty());
@@ -618,9 +647,9 @@ fn authenticate_envelope(
     let ud = userdata.map(auth::parse_userdata).transpose()?.flatten();
     let now = store::now();
     stamps.now = now;
-    let remembered = match &ud {
-        Some(ud) => credential_epoch(tx)?.map(|epoch| (app.auth.envelope_key(&appkey, ud), epoch)),
-        None => None,
+    let remembered = match (&ud, mode) {
+        (Some(ud), Mode::Call) => credential_epoch(tx)?.map(|epoch| (app.auth.envelope_key(&appkey, ud), epoch)),
+        _ => None,
     };
     // The same credentials succeeded at this credential epoch: every check below would pass again but the
     // lockout, which depends on the time. (After argon2, `prior` carries a fresh result: the checks run.)
@@ -710,12 +739,19 @@ fn authenticate_envelope(
     };
     let user = match (user, verified) {
         (Some((user, _)), Verified::Cached | Verified::Fresh) => user,
-        _ => {
-            app.auth.record_failure(&who);
+        (user, _) => {
+            // Only the failures of a user that exists are counted: names made up by the million would otherwise
+            // fill the table with lockouts that protect nobody, and then a real user's failures would go uncounted.
+            // The answer is the same either way (argon2 ran against the dummy hash for an unknown user).
+            if mode == Mode::Call && user.is_some() {
+                app.auth.record_failure(&who);
+            }
             return Err(failed());
         }
     };
-    app.auth.record_success(&who);
+    if mode == Mode::Call {
+        app.auth.record_success(&who);
+    }
     if user.disabled {
         return Err(Error::new(Code::AccountDisabled, "this account is disabled"));
     }
@@ -776,7 +812,7 @@ fn operator(tx: &Tx, username: &str) -> Result<Caller> {
     })
 }
 
-fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, stamps: &mut Stamps) -> Result<Caller> {
+fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, mode: Mode, stamps: &mut Stamps) -> Result<Caller> {
     let token = token.map(str::trim).filter(|t| !t.is_empty());
     let token = token.ok_or_else(|| Error::new(Code::AuthRequired, "a token is required"))?;
     let digest = auth::digest_bytes(token);
@@ -786,7 +822,12 @@ fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, stamps: &mut Stam
     let invalid = || Error::new(Code::AuthFailed, "invalid token");
     let now = store::now();
     stamps.now = now;
-    let (key, epoch) = (CallerKey::Token(digest), credential_epoch(tx)?);
+    // A recheck neither trusts nor remembers (see [`Mode::Recheck`]).
+    let epoch = match mode {
+        Mode::Call => credential_epoch(tx)?,
+        Mode::Recheck => None,
+    };
+    let key = CallerKey::Token(digest);
     // The same token succeeded at this credential epoch: only its expiry is checked again.
     if let Some((known, stamp)) = epoch.and_then(|epoch| app.auth.recall(&key, epoch, now)) {
         if known.expires.is_some_and(|e| e <= now) {
@@ -840,6 +881,71 @@ fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, stamps: &mut Stam
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `recheck` runs in the writer's transaction, which may roll back: at a moved epoch it checks the credentials
+    /// in full but leaves nothing in the process's tables. Before, it remembered the caller at the uncommitted
+    /// epoch (trusted again once a later change, a disable, commits with the same number) and counted a failed
+    /// password check for the lockout.
+    #[test]
+    fn a_recheck_leaves_no_known_caller_and_counts_no_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = crate::config::Settings::defaults();
+        settings.db = dir.path().join("ipam.db");
+        let app = App::open(settings).unwrap();
+        let creds = crate::cli::create_org(&app.store, "a", "", "admin", Some("pw".into()), true).unwrap();
+        let envelope = Credentials::Envelope {
+            appkey: Some(creds.appkey.clone()),
+            userdata: Some(creds.userdata.clone()),
+        };
+        let token = Credentials::Token(Some(creds.token.clone()));
+        let access = Access::User(Level::Standard);
+        let (app2, stored) = (app.clone(), |tx: &Tx| -> Result<(Caller, Grant)> {
+            let (org_id, user_id, phc): (i64, i64, String) =
+                tx.query_row("SELECT org_id, id, phc FROM users WHERE username = 'admin'", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            let caller = Caller {
+                org_id,
+                operator_org: false,
+                user_id: Some(user_id),
+                username: "admin".into(),
+                level: Level::Admin,
+                application: String::new(),
+            };
+            let grant = Grant {
+                epoch: credential_epoch(tx)?,
+                phc: Some(phc),
+                expires: None,
+            };
+            Ok((caller, grant))
+        });
+        app.store
+            .run_blocking(move |db| {
+                let (caller, grant) = db.read(stored)?;
+                // An earlier call of the batch moved the epoch; the batch then rolls back.
+                let rolled_back = db.write(|tx| {
+                    tx.execute("UPDATE credential_epoch SET n = n + 1", [])?;
+                    for creds in [&envelope, &token] {
+                        let fresh = recheck(tx, &app2, creds, access, &grant, &caller)?;
+                        assert_eq!(fresh.user_id, caller.user_id);
+                    }
+                    // The password changed in the same batch: the write is refused, and no login failed.
+                    tx.execute("UPDATE users SET phc = phc || 'x'", [])?;
+                    let refused = recheck(tx, &app2, &envelope, access, &grant, &caller).unwrap_err();
+                    assert_eq!(refused.code, Code::AuthFailed);
+                    Err::<(), _>(Error::internal("the commit failed"))
+                });
+                assert!(rolled_back.is_err());
+                let held = app2.auth.held();
+                assert_eq!(
+                    held.callers.entries, 0,
+                    "nothing remembered at an epoch that never committed"
+                );
+                assert_eq!(held.failures.entries, 0, "a recheck is no failed login");
+                Ok(())
+            })
+            .unwrap();
+    }
 
     /// Last-use marks are written in a transaction after the one that read their ids: they are dropped when a
     /// credential changed in between (after a restore, the same ids may name other rows).

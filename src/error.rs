@@ -90,8 +90,8 @@ impl Code {
             | Code::LastAdmin
             | Code::InvalidBackup
             | Code::Conflict
-            | Code::TooLarge => 400,
-            Code::QuotaExceeded => 400,
+            | Code::TooLarge
+            | Code::QuotaExceeded => 400,
             Code::AuthRequired | Code::AuthFailed => 401,
             Code::BadAppkey | Code::AppkeyDisabled | Code::AccountDisabled | Code::AccessDenied => 403,
             Code::NotFound | Code::UnknownMethod | Code::UnsupportedVersion => 404,

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::MultiplexedConnection;
@@ -136,6 +136,15 @@ const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 const REDIS_BACKOFF: Duration = Duration::from_secs(1);
 const REDIS_MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// One atomic increment of a window's counter, which sets the counter's expiry on the first request of the window.
+/// Built once: `Script::new` hashes the source (its SHA-1 names it in Redis).
+static COUNT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "local n = redis.call('INCR', KEYS[1]) \
+         if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n",
+    )
+});
+
 struct Redis {
     client: redis::Client,
     link: Mutex<Link>,
@@ -154,10 +163,33 @@ struct Link {
 }
 
 /// What a call does with Redis.
-enum Route {
+enum Route<'a> {
     Use(MultiplexedConnection, u64),
-    Connect,
+    /// This call connects; the others count in memory until it is done.
+    Connect(Connecting<'a>),
     Memory,
+}
+
+/// The one connection attempt in progress ([`Link::connecting`]). hyper drops a request's future when its client
+/// goes away, so the attempt may end at any await: dropped before [`Redis::connect`] has recorded the outcome, it
+/// counts as a failed attempt (the flag is cleared and the next attempt waits for the back-off), so a cancelled
+/// connect can neither leave every later call counting in memory for good nor make each call try again at once.
+struct Connecting<'a> {
+    link: &'a Mutex<Link>,
+    /// Cleared once [`Redis::connect`] has recorded the outcome itself.
+    pending: bool,
+}
+
+impl Drop for Connecting<'_> {
+    fn drop(&mut self) {
+        if !self.pending {
+            return;
+        }
+        if let Ok(mut link) = self.link.lock() {
+            link.connecting = false;
+            link.back_off();
+        }
+    }
 }
 
 pub struct Limiter {
@@ -205,8 +237,10 @@ impl Limiter {
     /// unreachable Redis is reported before the first call meets it.
     pub async fn check_storage(&self) {
         if let Some(redis) = &self.redis {
-            if matches!(redis.route(), Route::Connect) && redis.connect().await.is_some() {
-                tracing::info!("rate limiter: connected to Redis");
+            if let Route::Connect(attempt) = redis.route() {
+                if redis.connect(attempt).await.is_some() {
+                    tracing::info!("rate limiter: connected to Redis");
+                }
             }
         }
     }
@@ -285,16 +319,11 @@ impl Redis {
     async fn count(&self, owner: &Owner, window: u64, period: u64) -> Option<u64> {
         let (mut conn, generation) = match self.route() {
             Route::Use(conn, generation) => (conn, generation),
-            Route::Connect => self.connect().await?,
+            Route::Connect(attempt) => self.connect(attempt).await?,
             Route::Memory => return None,
         };
         let key = format!("ipamd:rl:{}:{window}", owner.digest());
-        // The first request of a window sets its expiry.
-        let script = redis::Script::new(
-            "local n = redis.call('INCR', KEYS[1]) \
-             if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n",
-        );
-        match script.key(&key).arg(period + 1).invoke_async::<u64>(&mut conn).await {
+        match COUNT.key(&key).arg(period + 1).invoke_async::<u64>(&mut conn).await {
             Ok(n) => {
                 self.answered();
                 Some(n)
@@ -307,7 +336,7 @@ impl Redis {
     }
 
     /// The connection to use, or whether this call is the one to connect.
-    fn route(&self) -> Route {
+    fn route(&self) -> Route<'_> {
         let Ok(mut link) = self.link.lock() else {
             return Route::Memory;
         };
@@ -318,17 +347,21 @@ impl Redis {
             return Route::Memory;
         }
         link.connecting = true;
-        Route::Connect
+        Route::Connect(Connecting {
+            link: &self.link,
+            pending: true,
+        })
     }
 
     /// Connects, within [`REDIS_TIMEOUT`]; on failure, backs off and warns.
-    async fn connect(&self) -> Option<(MultiplexedConnection, u64)> {
+    async fn connect(&self, mut attempt: Connecting<'_>) -> Option<(MultiplexedConnection, u64)> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT));
         let connected = self.client.get_multiplexed_async_connection_with_config(&config).await;
         let mut link = self.link.lock().ok()?;
         link.connecting = false;
+        attempt.pending = false;
         match connected {
             Ok(conn) => {
                 link.generation += 1;
@@ -441,6 +474,33 @@ mod tests {
         let held = l.held();
         assert_eq!(held.entries, MEMORY_KEYS);
         assert!(held.bytes < 8 << 20, "{held:?}");
+    }
+
+    /// hyper drops a request's future when its client goes away: a connect cancelled half-way must not leave the
+    /// limiter believing a call is still connecting (then no call would try Redis again, for good).
+    #[tokio::test]
+    async fn a_cancelled_connect_is_tried_again_after_the_back_off() {
+        // Accepts connections (the kernel's backlog) but never answers the handshake.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let uri = format!("redis://{}", silent.local_addr().unwrap());
+        let l = Limiter::new(true, "3 per hour", &uri).unwrap().unwrap();
+        let owner = Owner::User { org: 1, user: 1 };
+        let cancelled = tokio::time::timeout(REDIS_TIMEOUT / 5, l.check(&owner)).await;
+        assert!(cancelled.is_err(), "the connect was still waiting for Redis");
+        let redis = l.redis.as_ref().unwrap();
+        assert!(matches!(redis.route(), Route::Memory), "backing off");
+        tokio::time::sleep(REDIS_BACKOFF).await;
+        assert!(
+            matches!(redis.route(), Route::Connect(_)),
+            "tried again after the back-off"
+        );
+        assert!(
+            !redis.link.lock().unwrap().connecting,
+            "the abandoned attempt cleared the flag"
+        );
+        // The failed attempt just above backed off again; meanwhile calls count in memory at once.
+        let d = tokio::time::timeout(REDIS_TIMEOUT / 5, l.check(&owner)).await.unwrap();
+        assert_eq!(d.remaining, 2);
     }
 
     #[test]

@@ -151,11 +151,21 @@ fn form_field(body: &[u8], name: &str) -> Option<String> {
 }
 
 /// The decoded pairs of a form body or query string, by the WHATWG rules (`form_urlencoded`): `+` is a space, a
-/// broken escape such as `%ZZ` stays as written. `None` when a decoded name or value is not UTF-8 (it would
-/// come back with U+FFFD in its place: refused rather than stored altered).
+/// broken escape such as `%ZZ` stays as written. `None` when a decoded name or value is not UTF-8: `form_urlencoded`
+/// would hand it back with U+FFFD in place of the bad bytes, so it is refused rather than stored altered. A genuine
+/// U+FFFD (`%EF%BF%BD`) is kept: when one shows, the pair's raw bytes are decoded again and checked.
 pub fn form_pairs(body: &[u8]) -> Option<Vec<(String, String)>> {
+    // The same pairs as `form_urlencoded::parse` splits, raw.
+    let raw = body.split(|b| *b == b'&').filter(|pair| !pair.is_empty());
     form_urlencoded::parse(body)
-        .map(|(k, v)| (!k.contains('\u{FFFD}') && !v.contains('\u{FFFD}')).then(|| (k.into_owned(), v.into_owned())))
+        .zip(raw)
+        .map(|((k, v), raw)| {
+            let replaced = k.contains('\u{FFFD}') || v.contains('\u{FFFD}');
+            // `=` and `+` are ASCII, so the pair is UTF-8 once decoded exactly when its name and value are.
+            let utf8 =
+                !replaced || std::str::from_utf8(&percent_encoding::percent_decode(raw).collect::<Vec<u8>>()).is_ok();
+            utf8.then(|| (k.into_owned(), v.into_owned()))
+        })
         .collect()
 }
 
@@ -191,6 +201,21 @@ mod tests {
             [("a", "%ZZ"), ("b", "1 2"), ("c", "")].map(|(k, v)| (k.to_string(), v.to_string()))
         );
         assert!(decode("ping", b"other=1", true).is_err());
+        // A genuine U+FFFD is a character like any other; bytes that are not UTF-8 once decoded are refused.
+        assert_eq!(
+            form_pairs(b"&&a=%EF%BF%BD&%ef%bf%bd=\xEF\xBF\xBD+").unwrap(),
+            [("a", "\u{FFFD}"), ("\u{FFFD}", "\u{FFFD} ")].map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        for bad in [
+            &b"a=%EF%BF"[..],
+            b"a=%FF",
+            b"%C3=1",
+            b"a=\xFF",
+            b"ok=1&a=%EF%BF%BD%FF",
+            b"k%E2=%82%AC",
+        ] {
+            assert_eq!(form_pairs(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

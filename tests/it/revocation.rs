@@ -239,8 +239,9 @@ async fn a_restore_that_removes_a_writing_org_fails_no_other_call() {
 
 /// Each change a credential check depends on, made by another connection (as another process would) while a
 /// write it authorised waits for the writer: the write is refused with the error a fresh call gets, and leaves
-/// nothing. The other connection holds the write lock from before the call until after the call reached the
-/// writer, so the change commits in between.
+/// nothing. The other connection holds the write lock from before the call until the call was authorised and
+/// handed to the writer (counted by `Auth::write_checks`, not guessed with a sleep), so the change commits in
+/// between, and the refusal is the writer's check's (counted too).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_credential_changed_while_its_write_waits_for_the_writer_refuses_the_write() {
     let s = Arc::new(Server::start().await);
@@ -296,6 +297,7 @@ async fn a_credential_changed_while_its_write_waits_for_the_writer_refuses_the_w
             .execute_batch("PRAGMA foreign_keys = ON; BEGIN IMMEDIATE")
             .unwrap();
         other.execute(change, [org]).unwrap();
+        let before = s.app.auth.write_checks();
         let write = {
             let (s, who) = (s.clone(), who.clone());
             tokio::spawn(async move {
@@ -309,10 +311,26 @@ async fn a_credential_changed_while_its_write_waits_for_the_writer_refuses_the_w
                 }
             })
         };
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The change commits only once the write was authorised (at the old snapshot) and handed to the writer,
+        // which waits for `other`'s lock: the writer's own check is the one that must refuse it.
+        let waited = tokio::time::Instant::now();
+        while s.app.auth.write_checks().queued == before.queued {
+            assert!(
+                waited.elapsed() < Duration::from_secs(30),
+                "case {case}: the write never reached the writer"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         other.execute_batch("COMMIT").unwrap();
         let (status, body) = write.await.unwrap();
         let what = format!("case {case}: {change} → {status} {body}");
+        let after = s.app.auth.write_checks();
+        assert_eq!(after.queued, before.queued + 1, "{what}");
+        assert_eq!(
+            after.rechecked,
+            before.rechecked + 1,
+            "the writer checked again: {what}"
+        );
         let answered = body["errorCode"].as_str().or(body["code"].as_str());
         assert_eq!(answered, Some(code), "{what}");
         assert_eq!(status, status_of(code), "{what}");

@@ -368,15 +368,17 @@ async fn credential_and_field_lists_are_bounded() {
         })
         .await
         .unwrap();
-    for (method, data) in [
+    // The lists without paging, each at its bound of 5000 records, then one past it.
+    let lists = [
         ("org/users/get", json!({})),
         ("org/appkeys/get", json!({})),
         ("org/tokens/get", json!({})),
         ("subnets/fields/get", json!({"subnet": sub})),
         ("subnets/get", json!({"id": sub, "fields": true})),
-    ] {
+    ];
+    for (method, data) in &lists {
         let list = s.ok(a, method, data.clone()).await;
-        let list = match method {
+        let list = match *method {
             "subnets/get" => &list[sub.to_string()]["fields"],
             _ => &list,
         };
@@ -401,14 +403,8 @@ async fn credential_and_field_lists_are_bounded() {
         })
         .await
         .unwrap();
-    for (method, data) in [
-        ("org/users/get", json!({})),
-        ("org/appkeys/get", json!({})),
-        ("org/tokens/get", json!({})),
-        ("subnets/fields/get", json!({"subnet": sub})),
-        ("subnets/get", json!({"id": sub, "fields": true})),
-    ] {
-        let e = s.check(a, method, data, "too_large").await;
+    for (method, data) in &lists {
+        let e = s.check(a, method, data.clone(), "too_large").await;
         assert_eq!(e["errorData"], json!({"limit": "5000"}), "{method}");
     }
 }
