@@ -48,7 +48,7 @@ pub struct Auth {
     callers: Mutex<Table<CallerKey, Remembered>>,
     lockout_attempts: u32,
     lockout_window: Duration,
-    /// Failed logins per user that exists (made-up names are not counted), by [`Auth::lockout_key`].
+    /// Failed logins per claimed user, by [`Auth::lockout_key`]; names that name nobody give way first when full.
     failures: Mutex<Table<[u8; 32], Failures>>,
     /// See [`Auth::write_checks`].
     writes_queued: AtomicU64,
@@ -61,6 +61,9 @@ struct Failures {
     since: Instant,
     count: u32,
     locked_until: Option<Instant>,
+    /// Whether the name is a user's: made-up names are counted alike (so the answers never tell them apart) but
+    /// are the first to go when the table is full.
+    user: bool,
 }
 
 /// How far writes got through their credential checks (see [`Auth::write_checks`]).
@@ -361,12 +364,14 @@ impl Auth {
         }
     }
 
-    /// Records a failed attempt; the one that reaches the limit inside the window starts the lockout.
+    /// Records a failed attempt of `who` (`user`: the name is a user's); the one that reaches the limit inside the
+    /// window starts the lockout. Names that name nobody are counted like users, so the answers (the lockout
+    /// included) never tell them apart.
     ///
-    /// A full table first drops expired entries, then those that only count failures: lockouts in force are
-    /// kept. When every entry is a lockout in force, the failure is not counted (argon2 and the rate limits still
-    /// slow its author down).
-    pub fn record_failure(&self, who: &[u8; 32]) {
+    /// A full table first drops expired entries, then every entry of a name that names nobody, then those that only
+    /// count failures: so made-up names cannot push out a user's count or lockout. When every entry is a user's
+    /// lockout in force, the failure is not counted (argon2 and the rate limits still slow its author down).
+    pub fn record_failure(&self, who: &[u8; 32], user: bool) {
         let Ok(mut table) = self.failures.lock() else {
             return;
         };
@@ -374,7 +379,10 @@ impl Auth {
         let locked = |f: &Failures| f.locked_until.is_some_and(|u| u > now);
         let room = table.sweep(now, window, |f| locked(f) || now.duration_since(f.since) < window);
         if !room && !table.map.contains_key(who) {
-            table.map.retain(|_, f| locked(f));
+            table.map.retain(|_, f| f.user);
+            if table.map.len() >= TABLE_LIMIT {
+                table.map.retain(|_, f| locked(f));
+            }
             if table.map.len() >= TABLE_LIMIT {
                 return;
             }
@@ -383,6 +391,7 @@ impl Auth {
             since: now,
             count: 0,
             locked_until: None,
+            user,
         });
         if now.duration_since(entry.since) >= window {
             (entry.since, entry.count) = (now, 0);
@@ -657,13 +666,13 @@ mod tests {
         let who = auth.lockout_key(1, "U");
         assert_eq!(who, auth.lockout_key(1, "u"));
         for _ in 0..2 {
-            auth.record_failure(&who);
+            auth.record_failure(&who, true);
             assert!(auth.check_lockout(&who).is_ok());
         }
         auth.record_success(&who);
         for _ in 0..3 {
             assert!(auth.check_lockout(&who).is_ok());
-            auth.record_failure(&who);
+            auth.record_failure(&who, true);
         }
         let e = auth.check_lockout(&who).unwrap_err();
         assert_eq!(e.code, Code::TooManyAttempts);
@@ -679,24 +688,39 @@ mod tests {
     fn the_lockout_table_stays_bounded_and_keeps_lockouts_in_force() {
         let auth = Auth::new(Duration::ZERO, 2, Duration::from_secs(60)).unwrap();
         let target = auth.lockout_key(1, "target");
-        auth.record_failure(&target);
-        auth.record_failure(&target);
+        auth.record_failure(&target, true);
+        auth.record_failure(&target, true);
         for i in 0..2 * TABLE_LIMIT {
-            auth.record_failure(&auth.lockout_key(1, &format!("user-{i}")));
+            auth.record_failure(&auth.lockout_key(1, &format!("user-{i}")), true);
         }
         let held = auth.held().failures;
         assert!(held.entries <= TABLE_LIMIT, "{held:?}");
         assert!(held.bytes < 2 << 20, "{held:?}");
         assert!(auth.check_lockout(&target).is_err(), "the lockout in force was kept");
 
+        // Made-up names, locked out by the thousand, give way to a user's failures.
+        let auth = Auth::new(Duration::ZERO, 1, Duration::from_secs(60)).unwrap();
+        for i in 0..TABLE_LIMIT {
+            auth.record_failure(&auth.lockout_key(1, &format!("ghost-{i}")), false);
+        }
+        assert_eq!(auth.held().failures.entries, TABLE_LIMIT);
+        assert!(
+            auth.check_lockout(&auth.lockout_key(1, "ghost-7")).is_err(),
+            "a made-up name locks out too"
+        );
+        let real = auth.lockout_key(1, "real");
+        auth.record_failure(&real, true);
+        assert!(auth.check_lockout(&real).is_err(), "the user's failure was counted");
+        assert_eq!(auth.held().failures.entries, 1, "the made-up names gave way");
+
         // Expired entries go at the first change a lifetime later, full or not.
         let brief = Auth::new(Duration::ZERO, 5, Duration::from_millis(20)).unwrap();
         for i in 0..100 {
-            brief.record_failure(&brief.lockout_key(1, &format!("user-{i}")));
+            brief.record_failure(&brief.lockout_key(1, &format!("user-{i}")), true);
         }
         assert_eq!(brief.held().failures.entries, 100);
         std::thread::sleep(Duration::from_millis(50));
-        brief.record_failure(&brief.lockout_key(1, "late"));
+        brief.record_failure(&brief.lockout_key(1, "late"), true);
         assert_eq!(brief.held().failures.entries, 1);
     }
 

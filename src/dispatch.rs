@@ -740,11 +740,10 @@ fn authenticate_envelope(
     let user = match (user, verified) {
         (Some((user, _)), Verified::Cached | Verified::Fresh) => user,
         (user, _) => {
-            // Only the failures of a user that exists are counted: names made up by the million would otherwise
-            // fill the table with lockouts that protect nobody, and then a real user's failures would go uncounted.
-            // The answer is the same either way (argon2 ran against the dummy hash for an unknown user).
-            if mode == Mode::Call && user.is_some() {
-                app.auth.record_failure(&who);
+            // A name that names nobody is counted too, so no answer (the lockout included) tells it from a user's;
+            // made-up names give way to users' counts when the table is full (argon2 ran against the dummy hash).
+            if mode == Mode::Call {
+                app.auth.record_failure(&who, user.is_some());
             }
             return Err(failed());
         }

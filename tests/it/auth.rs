@@ -110,8 +110,7 @@ async fn another_org_cannot_lock_out_a_user() {
 
 /// Finding 1: a flood of made-up identities with megabyte-long names (the rate limiter keyed its budgets, and
 /// the lockout its failures, by the claimed text) leaves every table small: those names are refused before
-/// anything is kept, and the longest names allowed leave nothing in the lockout table (only users that exist are
-/// counted).
+/// anything is kept, and the longest names allowed are kept as fixed-size digests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_made_up_identities_leaves_the_tables_small() {
     let s = std::sync::Arc::new(
@@ -159,8 +158,8 @@ async fn a_flood_of_made_up_identities_leaves_the_tables_small() {
     // One client address and one proven user spent budgets.
     assert!(limiter.entries <= 2, "{limiter:?}");
     assert!(limiter.bytes < 4096, "{limiter:?}");
-    // Made-up names are not counted at all.
-    assert_eq!(auth.failures.entries, 0, "{auth:?}");
+    assert!(auth.failures.entries <= 150, "{auth:?}");
+    assert!(auth.failures.bytes < 64 << 10, "{auth:?}");
     assert!(auth.callers.bytes < 4096 && auth.cache.bytes < 4096, "{auth:?}");
 }
 
@@ -232,28 +231,18 @@ async fn ten_failures_lock_the_user_out_even_with_the_right_password() {
     s.ok(&dave.with_userdata(""), "ping", json!({})).await;
 }
 
-/// Failures are counted only for users that exist: made-up names cannot fill the lockout table (with lockouts that
-/// protect nobody, until a real user's failures went uncounted). Each answer is the one a wrong password gets.
+/// A name that names nobody is locked out like a user, so no answer tells the two apart. (Made-up names give way
+/// to users' counts when the table is full: `auth::tests`.)
 #[tokio::test]
-async fn failed_logins_of_unknown_users_leave_the_lockout_table_empty() {
+async fn unknown_users_are_locked_out_too() {
     let s = Server::start().await;
-    let ghost = |name: &str| s.admin.with_userdata(&format!("admin/{name}:{}", sha1_hex(name, "x")));
-    for _ in 0..12 {
-        s.check(&ghost("ghost"), "userdata", json!({}), "auth_failed").await;
-    }
-    for i in 0..40 {
-        s.check(&ghost(&format!("ghost-{i}")), "userdata", json!({}), "auth_failed")
-            .await;
-    }
-    assert_eq!(s.app.auth.held().failures.entries, 0, "{:?}", s.app.auth.held());
-    // A real user is still locked out at the configured attempt.
-    let dave = s.user(&s.admin, "dave", "standard").await;
+    let ghost = s
+        .admin
+        .with_userdata(&format!("admin/ghost:{}", sha1_hex("ghost", "x")));
     for _ in 0..s.app.settings.lockout_attempts {
-        s.check(&dave.with_password("guess"), "userdata", json!({}), "auth_failed")
-            .await;
+        s.check(&ghost, "userdata", json!({}), "auth_failed").await;
     }
-    s.check(&dave, "userdata", json!({}), "too_many_attempts").await;
-    assert_eq!(s.app.auth.held().failures.entries, 1);
+    s.check(&ghost, "userdata", json!({}), "too_many_attempts").await;
 }
 
 #[tokio::test]
