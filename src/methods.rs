@@ -196,6 +196,9 @@ pub fn owner(ctx: &crate::dispatch::Ctx) -> Result<i64> {
 /// is refused (`too_large`) after reading one record more, never after loading everything.
 pub const MAX_RECORDS: usize = 5000;
 
+/// The `LIMIT` of an unpaged list: one row more than [`MAX_RECORDS`].
+const UNPAGED_LIMIT: &str = " LIMIT 5001";
+
 /// The rows of a list without paging, read one by one: more than [`MAX_RECORDS`] is refused ([`too_many`]) as soon
 /// as the row past the bound is read. A statement that sorts should also say `LIMIT` of one row more, so that
 /// SQLite's sorter keeps no more rows than that either.
@@ -303,15 +306,18 @@ impl List {
     ) -> Result<(Vec<Value>, i64)> {
         let cond = self.conds.join(" AND ");
         let mut args = self.args.clone();
-        // Unpaged, one more row than a reply may hold tells that there are too many: the work stops there.
-        let (limit, offset) = match paging.paged {
-            true => (paging.perpage, (paging.page - 1).saturating_mul(paging.perpage)),
-            false => (MAX_RECORDS as i64 + 1, 0),
+        // Unpaged, one more row than a reply may hold tells that there are too many: the work stops there, and a
+        // sort keeps no more rows than that. (A constant: SQLite plans a bound `LIMIT ?` of a point lookup far
+        // worse, some 260k instructions per `ipaddress/get {"id"}` instead of 100k.)
+        let limit = if paging.paged {
+            args.push(paging.perpage.into());
+            args.push(((paging.page - 1).saturating_mul(paging.perpage)).into());
+            " LIMIT ? OFFSET ?"
+        } else {
+            UNPAGED_LIMIT
         };
-        args.push(limit.into());
-        args.push(offset.into());
         let mut stmt = ctx.tx.prepare_cached(&format!(
-            "SELECT {cols} FROM {from} WHERE {cond} ORDER BY {order} LIMIT ? OFFSET ?"
+            "SELECT {cols} FROM {from} WHERE {cond} ORDER BY {order}{limit}"
         ))?;
         let rows = capped(stmt.query_map(rusqlite::params_from_iter(&args), record)?)?;
         let total = if paging.paged {
@@ -358,6 +364,11 @@ pub fn like_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unpaged_list_reads_one_row_past_the_bound() {
+        assert_eq!(UNPAGED_LIMIT, format!(" LIMIT {}", MAX_RECORDS + 1));
+    }
 
     #[test]
     fn a_shape_puts_values_under_its_names_in_order() {
