@@ -1638,11 +1638,9 @@ async fn bodies_must_be_json_objects() {
     assert_eq!(c.get("/networks").await["pagination"]["total_items"], json!(2));
 }
 
-#[tokio::test]
-async fn unknown_fields_are_refused_and_read_only_ones_ignored() {
-    let s = Server::start().await;
-    let c = client(&s, &s.admin_token);
-    let net = office(&c).await;
+/// The office network with a host and a DHCP range in it: their ids.
+async fn one_of_each(c: &Client<'_>) -> (i64, i64, i64) {
+    let net = office(c).await;
     let host = num_id(&c.post("/hosts", web_server(net)).await);
     let range = num_id(
         &c.post(
@@ -1651,6 +1649,14 @@ async fn unknown_fields_are_refused_and_read_only_ones_ignored() {
         )
         .await,
     );
+    (net, host, range)
+}
+
+#[tokio::test]
+async fn unknown_fields_are_refused_and_read_only_ones_ignored() {
+    let s = Server::start().await;
+    let c = client(&s, &s.admin_token);
+    let (net, host, range) = one_of_each(&c).await;
     let before = (
         c.get("/networks").await,
         c.get(&format!("/hosts/{host}")).await,
@@ -1777,15 +1783,7 @@ async fn everything(s: &Server, c: &Client<'_>) -> Value {
 async fn wrong_json_types_are_refused_naming_the_field() {
     let s = Server::start().await;
     let c = client(&s, &s.admin_token);
-    let net = office(&c).await;
-    let host = num_id(&c.post("/hosts", web_server(net)).await);
-    let range = num_id(
-        &c.post(
-            "/dhcp-ranges",
-            json!({"network_id": net, "start_ip": "192.168.1.100", "end_ip": "192.168.1.150"}),
-        )
-        .await,
-    );
+    let (net, host, range) = one_of_each(&c).await;
     let before = everything(&s, &c).await;
 
     // The case of the issue: a number where the schema says a string is not stored as its text.
