@@ -196,8 +196,9 @@ pub fn owner(ctx: &crate::dispatch::Ctx) -> Result<i64> {
 /// is refused (`too_large`) after reading one record more, never after loading everything.
 pub const MAX_RECORDS: usize = 5000;
 
-/// The `LIMIT` of an unpaged list: one row more than [`MAX_RECORDS`].
-const UNPAGED_LIMIT: &str = " LIMIT 5001";
+/// The `LIMIT` of an unpaged list: one row more than [`MAX_RECORDS`]. A constant in the statement's text, not a bound
+/// `LIMIT ?`, which SQLite plans far worse (see [`List::run`]).
+pub const UNPAGED_LIMIT: &str = " LIMIT 5001";
 
 /// The rows of a list without paging, read one by one: more than [`MAX_RECORDS`] is refused ([`too_many`]) as soon
 /// as the row past the bound is read. A statement that sorts should also say `LIMIT` of one row more, so that

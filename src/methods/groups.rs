@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
-use crate::methods::{capped, deleted, stamp_cols, stamps, too_many_deleted, MAX_RECORDS};
+use crate::methods::{capped, deleted, stamp_cols, stamps, too_many_deleted, MAX_RECORDS, UNPAGED_LIMIT};
 use crate::params::{Data, Params, Patch};
 use crate::store::cached_sql;
 
@@ -89,11 +89,11 @@ pub fn get(ctx: &Ctx, p: GetParams) -> Result<Value> {
         if let Some(id) = p.id {
             return Ok(Value::Array(vec![load(ctx, id)?]));
         }
-        let sql = cached_sql!(format!("{} WHERE t.org_id = ?1 ORDER BY t.id LIMIT ?2", select()));
+        let sql = cached_sql!(format!("{} WHERE t.org_id = ?1 ORDER BY t.id{UNPAGED_LIMIT}", select()));
         return Ok(Value::Array(all(ctx, sql)?));
     }
     let sql = cached_sql!(format!(
-        "{} WHERE t.org_id = ?1 ORDER BY t.description COLLATE NOCASE, t.id LIMIT ?2",
+        "{} WHERE t.org_id = ?1 ORDER BY t.description COLLATE NOCASE, t.id{UNPAGED_LIMIT}",
         select()
     ));
     let all = all(ctx, sql)?;
@@ -118,10 +118,10 @@ pub fn get(ctx: &Ctx, p: GetParams) -> Result<Value> {
 /// stop at 128 (serde_json does).
 pub const MAX_DEPTH: usize = 32;
 
-/// The groups of the caller's org, by `sql` (`?1` the org, `?2` the limit): at most [`MAX_RECORDS`].
+/// The groups of the caller's org, by `sql` (`?1` the org, ending in [`UNPAGED_LIMIT`]): at most [`MAX_RECORDS`].
 fn all(ctx: &Ctx, sql: &str) -> Result<Vec<Value>> {
     let mut stmt = ctx.tx.prepare_cached(sql)?;
-    let rows = stmt.query_map(params![ctx.org(), MAX_RECORDS as i64 + 1], record)?;
+    let rows = stmt.query_map(params![ctx.org()], record)?;
     capped(rows)
 }
 
