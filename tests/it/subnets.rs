@@ -1738,28 +1738,7 @@ async fn get_takes_one_selector() {
 /// may have: what split, join and restore must check.
 async fn legacy_subnet(s: &Server, who: &Ident, block: &str) -> i64 {
     let org = s.org_id(who).await;
-    let net: ipnet::IpNet = block.parse().unwrap();
-    let (lo, hi) = ipamd::net::range(&net);
-    s.app
-        .store
-        .run(move |db| {
-            db.write(|tx| {
-                tx.execute(
-                    "INSERT INTO subnets (org_id, family, net_start, net_end, prefix, taken, created, modifiedat,
-                                          modby_name)
-                     VALUES (?1, 6, ?2, ?3, ?4, '0', 0, 0, 'test')",
-                    rusqlite::params![
-                        org,
-                        &ipamd::net::key_bytes(lo)[..],
-                        &ipamd::net::key_bytes(hi)[..],
-                        net.prefix_len()
-                    ],
-                )?;
-                Ok(tx.last_insert_rowid())
-            })
-        })
-        .await
-        .unwrap()
+    s.block_row(org, None, block, 0).await
 }
 
 #[tokio::test]

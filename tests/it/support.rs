@@ -337,6 +337,15 @@ impl Server {
     /// Files a bare subnet row holding `used` address records straight into the database: the subnet methods
     /// belong to a later issue, and the group and org counts only need a row to count.
     pub async fn subnet_row(&self, org_id: i64, group_id: Option<i64>, used: i64) -> i64 {
+        self.block_row(org_id, group_id, "10.0.0.0/24", used).await
+    }
+
+    /// Files a subnet row of `block` straight into the database, past every check the methods make (as an older
+    /// server may have filed it).
+    pub async fn block_row(&self, org_id: i64, group_id: Option<i64>, block: &str, used: i64) -> i64 {
+        let net: ipnet::IpNet = block.parse().unwrap();
+        let (lo, hi) = ipamd::net::range(&net);
+        let family = if matches!(net, ipnet::IpNet::V4(_)) { 4 } else { 6 };
         self.app
             .store
             .run(move |db| {
@@ -344,9 +353,16 @@ impl Server {
                     tx.execute(
                         "INSERT INTO subnets (org_id, group_id, family, net_start, net_end, prefix, used, created,
                                               modifiedat, modby_name)
-                         VALUES (?1, ?2, 4, x'00000000000000000000ffff0a000000', x'00000000000000000000ffff0a0000ff',
-                                 24, ?3, 0, 0, 'test')",
-                        rusqlite::params![org_id, group_id, used],
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 0, 'test')",
+                        rusqlite::params![
+                            org_id,
+                            group_id,
+                            family,
+                            &ipamd::net::key_bytes(lo)[..],
+                            &ipamd::net::key_bytes(hi)[..],
+                            net.prefix_len(),
+                            used
+                        ],
                     )?;
                     Ok(tx.last_insert_rowid())
                 })
