@@ -10,6 +10,7 @@ use crate::app::App;
 use crate::auth::{self, CallerKey, Known, Verified};
 use crate::error::{Code, Error, Result};
 use crate::methods::METHODS;
+use crate::model::Reply;
 use crate::params::{Data, Params};
 use crate::store::{self, Db, Tx};
 
@@ -81,15 +82,15 @@ pub trait Bound: Send {
     fn has_slow_work(&self) -> bool;
     /// [`Params::slow`] of the parameters.
     fn slow(&mut self) -> Result<()>;
-    fn run(self: Box<Self>, ctx: &Ctx) -> Result<Value>;
+    fn run(self: Box<Self>, ctx: &Ctx) -> Result<Reply>;
 }
 
-struct Handler<P> {
-    f: fn(&Ctx, P) -> Result<Value>,
+struct Handler<P, R> {
+    f: fn(&Ctx, P) -> Result<R>,
     params: P,
 }
 
-impl<P: Params + Send> Bound for Handler<P> {
+impl<P: Params + Send, R: Into<Reply>> Bound for Handler<P, R> {
     fn resolve(&mut self, db: &mut Db, caller: &Caller) -> Result<()> {
         self.params.resolve(db, caller)
     }
@@ -102,8 +103,8 @@ impl<P: Params + Send> Bound for Handler<P> {
         self.params.slow()
     }
 
-    fn run(self: Box<Self>, ctx: &Ctx) -> Result<Value> {
-        (self.f)(ctx, self.params)
+    fn run(self: Box<Self>, ctx: &Ctx) -> Result<Reply> {
+        (self.f)(ctx, self.params).map(Into::into)
     }
 }
 
@@ -111,7 +112,10 @@ impl<P: Params + Send> Bound for Handler<P> {
 /// write, `Params::resolve`) happens on a database thread before the call reaches its transaction; a write's slow
 /// work (`Params::slow`, such as hashing a new password) on tokio's blocking pool, so neither the database threads
 /// nor the group-commit writer wait on it.
-pub fn call<P: Params + Send + 'static>(f: fn(&Ctx, P) -> Result<Value>, data: &mut Data) -> Result<Prepared> {
+pub fn call<P: Params + Send + 'static, R: Into<Reply> + 'static>(
+    f: fn(&Ctx, P) -> Result<R>,
+    data: &mut Data,
+) -> Result<Prepared> {
     let params = P::decode(data)?;
     data.finish()?;
     Ok(Box::new(Handler { f, params }))
@@ -201,7 +205,7 @@ pub struct Outcome {
     pub respid: String,
     /// Who called, for the request log line (never a secret).
     pub caller: String,
-    pub result: Result<Value>,
+    pub result: Result<Reply>,
 }
 
 /// A unique response id: a UUID v7 in simple form, ordered by time.
@@ -359,13 +363,13 @@ fn stage(
 /// What the read transaction of [`stage`] found.
 enum Checked {
     NeedsArgon2(PasswordCheck),
-    Answered(Caller, Result<Value>),
+    Answered(Caller, Result<Reply>),
     Write(Caller, Grant),
 }
 
 /// Where a call stands after authentication: answered, a write for the writer, or waiting for argon2.
 enum Stage {
-    Done(Caller, Result<Value>),
+    Done(Caller, Result<Reply>),
     Write(Caller, Prepared, Credentials, Grant),
     Slow(Credentials, Data, PasswordCheck),
 }
@@ -465,7 +469,7 @@ fn run(
     app: &App,
     respid: &str,
     prepared: Prepared,
-) -> Result<Value> {
+) -> Result<Reply> {
     let ctx = Ctx {
         tx,
         caller,

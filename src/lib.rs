@@ -9,6 +9,7 @@ pub mod dispatch;
 pub mod error;
 pub mod logging;
 pub mod methods;
+pub mod model;
 pub mod net;
 pub mod openapi;
 pub mod params;

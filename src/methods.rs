@@ -19,6 +19,7 @@ use serde_json::{json, Map, Value};
 
 use crate::dispatch::{call, Access, Kind, Level, Method};
 use crate::error::{Error, Result};
+use crate::model::{self, Stamps};
 
 const READ: Access = Access::User(Level::Readonly);
 const STANDARD: Access = Access::User(Level::Standard);
@@ -105,47 +106,24 @@ pub const fn column_count(cols: &str) -> usize {
     n
 }
 
-/// The names of the stamps, in the seed's order.
-pub const STAMPS: [&str; 6] = ["userid", "modifiedat", "user", "email", "realname", "created"];
+/// The stamps read from [`stamp_cols`] at column `at` onwards.
+pub fn stamps_at(r: &Row, at: usize) -> rusqlite::Result<Stamps> {
+    Ok(Stamps {
+        userid: r.get(at)?,
+        modifiedat: r.get(at + 1)?,
+        user: r.get(at + 2)?,
+        email: r.get(at + 3)?,
+        realname: r.get(at + 4)?,
+        created: r.get(at + 5)?,
+    })
+}
 
-/// Adds the stamps read from [`stamp_cols`] at column `at` onwards, named as [`STAMPS`].
+/// Adds the [`stamps_at`] column `at` to a record that is still a JSON object.
 pub fn stamps(r: &Row, at: usize, out: &mut Map<String, Value>) -> rusqlite::Result<()> {
-    for (name, value) in STAMPS.into_iter().zip(stamp_values(r, at)?) {
-        out.insert(name.into(), value);
+    if let Value::Object(m) = json!(stamps_at(r, at)?) {
+        out.extend(m);
     }
     Ok(())
-}
-
-/// The values of [`STAMPS`], read from [`stamp_cols`] at column `at` onwards.
-pub fn stamp_values(r: &Row, at: usize) -> rusqlite::Result<[Value; 6]> {
-    Ok([
-        json!(r.get::<_, Option<i64>>(at)?),
-        json!(r.get::<_, i64>(at + 1)?),
-        json!(r.get::<_, String>(at + 2)?),
-        json!(r.get::<_, Option<String>>(at + 3)?),
-        json!(r.get::<_, Option<String>>(at + 4)?),
-        json!(r.get::<_, i64>(at + 5)?),
-    ])
-}
-
-/// The names of a kind of record, in order, as a map built once: a record is a copy of it with the values put in
-/// place, so no name is hashed per record (each insert into a `serde_json` map hashes its key with SipHash; a copy
-/// of the map copies its hash table).
-pub struct Shape(Map<String, Value>);
-
-impl Shape {
-    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Shape {
-        Shape(names.into_iter().map(|n| (n.to_string(), Value::Null)).collect())
-    }
-
-    /// A record of this shape with `values` in the order of its names; a name without a value stays `null`.
-    pub fn record(&self, values: impl IntoIterator<Item = Value>) -> Map<String, Value> {
-        let mut record = self.0.clone();
-        for (slot, value) in record.values_mut().zip(values) {
-            *slot = value;
-        }
-        record
-    }
 }
 
 /// The reply of a delete: one `{id, deleted}` record per deleted id.
@@ -296,15 +274,15 @@ impl List {
     }
 
     /// Runs the query and, when paged, the count. Returns the records and the total.
-    pub fn run(
+    pub fn run<T>(
         &self,
         ctx: &crate::dispatch::Ctx,
         cols: &str,
         from: &str,
         order: &str,
         paging: &Paging,
-        record: fn(&Row) -> rusqlite::Result<Value>,
-    ) -> Result<(Vec<Value>, i64)> {
+        record: fn(&Row) -> rusqlite::Result<T>,
+    ) -> Result<(Vec<T>, i64)> {
         let cond = self.conds.join(" AND ");
         let mut args = self.args.clone();
         // Unpaged, one more row than a reply may hold tells that there are too many: the work stops there, and a
@@ -334,18 +312,18 @@ impl List {
     }
 }
 
-/// A list reply: the records, or with paging `{page, perpage, pages, total, <key>: records}`.
-pub fn list_reply(paging: &Paging, total: i64, key: &str, records: Vec<Value>) -> Value {
-    if !paging.paged {
-        return Value::Array(records);
+/// A list reply: the records, or with paging a page of them named `key`, with the place of the page.
+pub fn list_reply<T>(paging: &Paging, total: i64, key: &'static str, records: Vec<T>) -> model::List<T> {
+    let mut list = model::List::of(records, key);
+    if paging.paged {
+        list.page = Some(model::Page {
+            page: paging.page,
+            perpage: paging.perpage,
+            pages: (total + paging.perpage - 1) / paging.perpage,
+            total,
+        });
     }
-    let mut out = Map::new();
-    out.insert("page".into(), json!(paging.page));
-    out.insert("perpage".into(), json!(paging.perpage));
-    out.insert("pages".into(), json!((total + paging.perpage - 1) / paging.perpage));
-    out.insert("total".into(), json!(total));
-    out.insert(key.into(), Value::Array(records));
-    Value::Object(out)
+    list
 }
 
 /// A text filter of a list (`hostname`, `name`…). A control character is refused: SQLite's `LIKE` ends a pattern
@@ -369,23 +347,6 @@ mod tests {
     #[test]
     fn an_unpaged_list_reads_one_row_past_the_bound() {
         assert_eq!(UNPAGED_LIMIT, format!(" LIMIT {}", MAX_RECORDS + 1));
-    }
-
-    #[test]
-    fn a_shape_puts_values_under_its_names_in_order() {
-        let shape = Shape::new(["id", "name", "fields"]);
-        let r = shape.record([json!(7), json!("a")]);
-        assert_eq!(Value::Object(r.clone()), json!({"id": 7, "name": "a", "fields": null}));
-        assert_eq!(r.keys().collect::<Vec<_>>(), ["id", "name", "fields"]);
-        let mut again = shape.record([json!(8), json!("b"), json!({})]);
-        again.insert("extra".into(), json!(true));
-        assert_eq!(again["fields"], json!({}));
-        assert_eq!(
-            again.get("extra"),
-            Some(&json!(true)),
-            "a copy's hash table finds keys added later"
-        );
-        assert_eq!(shape.record([]).len(), 3, "the shape itself is unchanged");
     }
 
     #[test]

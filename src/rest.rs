@@ -4,57 +4,17 @@
 
 use std::sync::LazyLock;
 
-use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Map, Value};
 
 use crate::dispatch::{self, Call, Credentials, Outcome};
 use crate::error::{Code, Error, Result};
-use crate::time;
+use crate::model::{self, Reply};
 
-/// A REST answer as it is written: its objects are lists of names and values, serialised in order, so a view
-/// names a method's values anew without building a second JSON tree (the envelope renders the same way, see
-/// `rpc::render`).
-#[derive(Debug)]
-pub enum Out {
-    Json(Value),
-    Object(Vec<(&'static str, Out)>),
-    Array(Vec<Out>),
-}
-
-impl From<Value> for Out {
-    fn from(v: Value) -> Out {
-        Out::Json(v)
-    }
-}
-
-impl From<Vec<Out>> for Out {
-    fn from(items: Vec<Out>) -> Out {
-        Out::Array(items)
-    }
-}
-
-impl Serialize for Out {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        match self {
-            Out::Json(v) => v.serialize(s),
-            Out::Object(fields) => {
-                let mut m = s.serialize_map(Some(fields.len()))?;
-                for (k, v) in fields {
-                    m.serialize_entry(k, v)?;
-                }
-                m.end()
-            }
-            Out::Array(items) => s.collect_seq(items),
-        }
-    }
-}
-
-/// `out! {"name": value, …}`: an [`Out::Object`]; each value is a `Value`, an `Out` or a `Vec<Out>`.
-macro_rules! out {
-    ($($k:literal: $v:expr),* $(,)?) => {
-        Out::Object(vec![$(($k, Out::from($v))),*])
-    };
-}
+mod views;
+use views::{
+    views, AvailableIps, BackupView, HostView, IpStatusView, ListView, NetworkView, PageView, Pagination, RangeView,
+    ShortNetwork, ShortRange,
+};
 
 /// How a route's request body is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,29 +116,6 @@ impl Resource {
             Resource::Backup => &[],
         }
     }
-
-    /// A method record in this resource's REST shape; its values move out of `r`.
-    fn view(self, r: &mut Value) -> Out {
-        match self {
-            Resource::Network => network_view(r),
-            Resource::Host => host_view(r),
-            Resource::DhcpRange => out! {
-                "id": take(r, "id"), "network_id": take(r, "subnet"), "start_ip": take(r, "start_ip"),
-                "end_ip": take(r, "end_ip"), "description": take(r, "description"), "is_active": take(r, "is_active"),
-            },
-            Resource::Backup => {
-                out! {"name": take(r, "name"), "size_bytes": take(r, "size_bytes"), "created_at": take(r, "created_at")}
-            }
-        }
-    }
-}
-
-/// Moves the value of `key` out of the object `r` (`null` when absent or when `r` is not an object).
-fn take(r: &mut Value, key: &str) -> Value {
-    // A record has a score of fields: comparing names in order costs less than hashing the name.
-    r.as_object_mut()
-        .and_then(|m| m.iter_mut().find(|(k, _)| k.as_str() == key))
-        .map_or(Value::Null, |(_, v)| v.take())
 }
 
 /// One line of the route table.
@@ -276,7 +213,8 @@ pub struct Request<'a> {
 /// What the server sends back: status, JSON body (none for 204), and the error for its headers.
 pub struct Response {
     pub status: u16,
-    pub body: Option<Out>,
+    /// The JSON body, serialised.
+    pub body: Option<Vec<u8>>,
     pub error: Option<Error>,
     pub respid: String,
     pub caller: String,
@@ -356,7 +294,7 @@ pub async fn handle(app: &crate::app::App, req: Request<'_>) -> Response {
         data,
     };
     let outcome: Outcome = dispatch::dispatch(app, call).await;
-    let result = outcome.result.and_then(|v| render(route, v));
+    let result = outcome.result.and_then(|answer| render(route, answer));
     match result {
         Ok(body) => Response {
             status: route.status,
@@ -384,7 +322,7 @@ impl Response {
 fn failed(e: Error, method: &'static str) -> Response {
     Response {
         status: e.code.http_status(),
-        body: Some(error_body(&e).into()),
+        body: Some(serde_json::to_vec(&error_body(&e)).unwrap_or_else(|_| b"{}".to_vec())),
         error: Some(e),
         respid: dispatch::new_respid(),
         caller: String::new(),
@@ -515,142 +453,96 @@ fn rename_errors(route: &Route, mut e: Error) -> Error {
     e
 }
 
-/// The first record of a method's reply (replies are arrays of records).
-fn first(v: &mut Value) -> Result<&mut Value> {
-    match v {
-        Value::Array(a) => a.first_mut().ok_or_else(|| Error::not_found("record")),
-        other => Ok(other),
-    }
-}
-
-/// The array in a method's paginated reply (`{page, pages, total, <items>: […]}`).
-fn items(v: &mut Value) -> &mut [Value] {
-    match v {
-        Value::Array(a) => a,
-        Value::Object(m) => m
-            .values_mut()
-            .find_map(Value::as_array_mut)
-            .map_or(&mut [], |a| a.as_mut_slice()),
-        _ => &mut [],
-    }
-}
-
-/// Each item of a method's (paginated) reply in a resource's REST shape.
-fn views(v: &mut Value, view: impl Fn(&mut Value) -> Out) -> Vec<Out> {
-    items(v).iter_mut().map(view).collect()
-}
-
-fn pagination(v: &Value, shown: usize) -> Value {
-    let total = v["total"].as_i64().unwrap_or(shown as i64);
-    json!({
-        "page": v["page"].as_i64().unwrap_or(1),
-        "per_page": v["perpage"].as_i64().unwrap_or(shown as i64),
-        "total_items": total,
-        "total_pages": v["pages"].as_i64().unwrap_or(1),
-    })
-}
-
-fn render(route: &Route, mut v: Value) -> Result<Out> {
-    Ok(match route.render {
-        Page(r) => {
-            let data = views(&mut v, |x| r.view(x));
-            let pagination = pagination(&v, data.len());
-            out! {"data": data, "pagination": pagination}
+/// A typed answer in the route's REST shape, serialised.
+fn render(route: &Route, answer: Reply) -> Result<Vec<u8>> {
+    let wrong = || {
+        Error::internal(format!(
+            "{} answered a shape {} cannot render",
+            route.method, route.path
+        ))
+    };
+    let json = match (route.render, &answer) {
+        (NoContent, _) => return Ok(Vec::new()),
+        (Page(Network), Reply::Subnets(l)) => to_json(&page::<_, NetworkView>(l)),
+        (Page(Host), Reply::Hosts(l)) => to_json(&page::<_, HostView>(l)),
+        (Page(DhcpRange), Reply::Ranges(l)) => to_json(&page::<_, RangeView>(l)),
+        (Page(Backup), Reply::Backups(l)) => to_json(&page::<_, BackupView>(l)),
+        (List(DhcpRange), Reply::Ranges(l)) => to_json(&ListView {
+            data: views::<_, RangeView>(l),
+        }),
+        (One(Network), Reply::Subnets(l)) => to_json(&NetworkView::from(first(l)?)),
+        (One(Host), Reply::Hosts(l)) => to_json(&HostView::from(first(l)?)),
+        (One(DhcpRange), Reply::Ranges(l)) => to_json(&RangeView::from(first(l)?)),
+        (NetworkHosts, Reply::Hosts(l)) => {
+            let network = l.within.as_deref().ok_or_else(wrong)?;
+            to_json(&views::NetworkHosts {
+                network_id: network.id,
+                network: &network.subnet,
+                hosts: views(l),
+                pagination: Pagination::of(l),
+            })
         }
-        List(r) => out! {"data": views(&mut v, |x| r.view(x))},
-        One(r) => r.view(first(&mut v)?),
-        NetworkHosts => {
-            let hosts = views(&mut v, host_view);
-            let pagination = pagination(&v, hosts.len());
-            let mut subnet = take(&mut v, "subnet");
-            out! {
-                "network_id": take(&mut subnet, "id"),
-                "network": take(&mut subnet, "subnet"),
-                "hosts": hosts,
-                "pagination": pagination,
-            }
-        }
-        NextIp => {
-            out! {"ip_address": take(&mut v, "ip"), "network": take(&mut v, "network"), "network_id": take(&mut v, "subnet")}
-        }
-        Available => out! {
-            "network": take(&mut v, "network"), "network_id": take(&mut v, "subnet"),
-            "total_available": take(&mut v, "total_available"), "available_ips": take(&mut v, "addresses"),
-        },
-        IpStatus => ip_status(&mut v),
+        (NextIp, Reply::Next(n)) => to_json(&views::NextIp {
+            ip_address: &n.ip,
+            network: &n.network,
+            network_id: n.subnet,
+        }),
+        (Available, Reply::Available(a)) => to_json(&AvailableIps {
+            network: &a.network,
+            network_id: a.subnet,
+            total_available: a.total_available,
+            available_ips: &a.addresses,
+        }),
+        (IpStatus, Reply::IpStatus(s)) => to_json(&ip_status(s)),
         // Backups carry their name as `id` only for the envelope's keyed rendering.
-        Plain => match v {
-            Value::Object(mut m) => {
-                m.shift_remove("id");
-                Value::Object(m).into()
-            }
-            other => other.into(),
-        },
-        NoContent => Value::Null.into(),
-    })
+        (Plain, Reply::Json(Value::Object(m))) => {
+            let mut m = m.clone();
+            m.shift_remove("id");
+            to_json(&m)
+        }
+        _ => return Err(wrong()),
+    };
+    json.map_err(|e| Error::internal(format!("rendering {}: {e}", route.path)))
 }
 
-fn network_view(r: &mut Value) -> Out {
-    out! {
-        "id": take(r, "id"),
-        "network": take(r, "network"),
-        "cidr": take(r, "cidr"),
-        "broadcast_address": take(r, "broadcast"),
-        "name": take(r, "name"),
-        "domain": take(r, "domain"),
-        "vlan_id": take(r, "vlan_id"),
-        "description": take(r, "description"),
-        "location": take(r, "location"),
-        "group_id": take(r, "group"),
-        "total_hosts": take(r, "total_hosts"),
-        "used_hosts": take(r, "used_hosts"),
-        "available_hosts": take(r, "available_hosts"),
-    }
+/// The one record of a lookup's answer.
+fn first<T>(list: &model::List<T>) -> Result<&T> {
+    list.first().ok_or_else(|| Error::not_found("record"))
 }
 
-fn host_view(r: &mut Value) -> Out {
-    out! {
-        "id": take(r, "id"),
-        "ip_address": take(r, "ip"),
-        "hostname": take(r, "hostname"),
-        "cname": take(r, "cname"),
-        "mac_address": take(r, "mac_address"),
-        "status": take(r, "status"),
-        "is_assigned": take(r, "is_assigned"),
-        "last_seen": json!(r["last_seen"].as_i64().map(time::rfc3339)),
-        "discovery_source": take(r, "discovery_source"),
-        "description": take(r, "description"),
-        "network_id": take(r, "subnet"),
-        "network": take(r, "network"),
-        "fields": take(r, "fields"),
+fn to_json(v: &impl serde::Serialize) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(v)
+}
+
+fn page<'a, T, V: From<&'a T>>(list: &'a model::List<T>) -> PageView<V> {
+    PageView {
+        data: views(list),
+        pagination: Pagination::of(list),
     }
 }
 
 /// `GET /ip/{ip}` from `search/ip` with `status`: the seed's shapes for each status.
-fn ip_status(v: &mut Value) -> Out {
-    let given = take(v, "status");
-    let status = given.as_str().unwrap_or("unmanaged");
-    let mut fields = vec![("ip_address", take(v, "ip").into()), ("status", json!(status).into())];
-    let network = |n: &mut Value| {
-        out! {"id": take(n, "id"), "network": take(n, "subnet"), "name": take(n, "name"),
-        "domain": take(n, "domain"), "vlan_id": take(n, "vlan_id"), "location": take(n, "location")}
+fn ip_status(s: &model::IpStatus) -> IpStatusView<'_> {
+    let network = s.network.as_ref().map(|n| ShortNetwork::from(&n.subnet));
+    let mut view = IpStatusView {
+        ip_address: &s.ip,
+        status: s.status,
+        host: None,
+        dhcp_range: None,
+        network: None,
+        message: None,
+        matches: (s.matches > 1).then_some(s.matches),
     };
-    match status {
-        "assigned" => fields.push(("host", host_view(&mut take(v, "host")))),
+    match s.status {
+        "assigned" => view.host = s.host.as_ref().map(HostView::from),
         "dhcp" => {
-            let mut d = take(v, "dhcp_range");
-            let range = out! {"id": take(&mut d, "id"), "start_ip": take(&mut d, "start_ip"),
-            "end_ip": take(&mut d, "end_ip"), "network_id": take(&mut d, "subnet")};
-            fields.push(("dhcp_range", range));
-            fields.push(("network", network(&mut take(v, "network"))));
+            view.dhcp_range = s.dhcp_range.as_ref().map(ShortRange::from);
+            view.network = network;
         }
-        "available" | "unusable" => fields.push(("network", network(&mut take(v, "network")))),
-        _ => fields.push(("message", json!("IP address is not in any managed network").into())),
+        "available" | "unusable" => view.network = network,
+        _ => view.message = Some("IP address is not in any managed network"),
     }
-    if let Some(n) = v["matches"].as_i64().filter(|n| *n > 1) {
-        fields.push(("matches", json!(n).into()));
-    }
-    Out::Object(fields)
+    view
 }
 
 #[cfg(test)]

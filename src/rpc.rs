@@ -7,6 +7,10 @@ use serde_json::Value;
 
 use crate::dispatch::{Call, Credentials, Outcome};
 use crate::error::{Code, Error};
+use crate::model::Reply as Answer;
+
+mod manageips;
+pub use manageips::Manageips;
 
 /// A decoded envelope.
 pub struct Envelope {
@@ -70,11 +74,11 @@ pub fn decode(method: &str, body: &[u8], form: bool) -> std::result::Result<Enve
 /// The response body for an outcome, serialised.
 pub fn render(reqid: &Value, method: &str, outcome: &Outcome) -> Vec<u8> {
     let written = match &outcome.result {
-        Ok(v) => serde_json::to_vec(&Reply {
+        Ok(answer) => serde_json::to_vec(&Reply {
             reqid,
             respid: &outcome.respid,
             method,
-            response: Manageips(v),
+            response: Response(answer),
         }),
         Err(e) => serde_json::to_vec(&ErrorReply {
             reqid,
@@ -82,7 +86,7 @@ pub fn render(reqid: &Value, method: &str, outcome: &Outcome) -> Vec<u8> {
             method,
             error: e.public_message(),
             error_code: e.code.as_str(),
-            error_data: e.data.as_ref().filter(|_| e.code != Code::Internal).map(Manageips),
+            error_data: e.data.as_ref().filter(|_| e.code != Code::Internal).map(Guessed),
         }),
     };
     // Serialising a `Value` into memory cannot fail; should it, the client still gets JSON.
@@ -95,7 +99,19 @@ struct Reply<'a> {
     reqid: &'a Value,
     respid: &'a str,
     method: &'a str,
-    response: Manageips<'a>,
+    response: Response<'a>,
+}
+
+/// A handler's answer in the envelope: typed records through [`Manageips`]; a plain JSON answer [`Guessed`].
+struct Response<'a>(&'a Answer);
+
+impl Serialize for Response<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self.0 {
+            Answer::Json(v) => Guessed(v).serialize(s),
+            typed => Manageips(typed).serialize(s),
+        }
+    }
 }
 
 /// A refused call, in the envelope's shape.
@@ -108,15 +124,15 @@ struct ErrorReply<'a> {
     #[serde(rename = "errorCode")]
     error_code: &'a str,
     #[serde(rename = "errorData", skip_serializing_if = "Option::is_none")]
-    error_data: Option<Manageips<'a>>,
+    error_data: Option<Guessed<'a>>,
 }
 
-/// A handler's value rendered the manageips way while it is serialised (no second tree is built): scalars become
+/// A JSON answer rendered the manageips way while it is serialised (no second tree is built): scalars become
 /// strings (`null` stays), and a non-empty array of records (objects with a non-null `id`) becomes an object keyed
-/// by id, in order. Other arrays stay arrays.
-pub struct Manageips<'a>(pub &'a Value);
+/// by id, in order. Other arrays stay arrays. Typed answers need no guess: see [`Manageips`].
+struct Guessed<'a>(&'a Value);
 
-impl Serialize for Manageips<'_> {
+impl Serialize for Guessed<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         match self.0 {
             Value::Null => s.serialize_unit(),
@@ -126,12 +142,12 @@ impl Serialize for Manageips<'_> {
             Value::Array(items) if !items.is_empty() && items.iter().all(|i| record_id(i).is_some()) => {
                 let mut keyed = s.serialize_map(Some(items.len()))?;
                 for item in items {
-                    keyed.serialize_entry(record_id(item).unwrap_or_default(), &Manageips(item))?;
+                    keyed.serialize_entry(record_id(item).unwrap_or_default(), &Guessed(item))?;
                 }
                 keyed.end()
             }
-            Value::Array(items) => s.collect_seq(items.iter().map(Manageips)),
-            Value::Object(m) => s.collect_map(m.iter().map(|(k, v)| (k, Manageips(v)))),
+            Value::Array(items) => s.collect_seq(items.iter().map(Guessed)),
+            Value::Object(m) => s.collect_map(m.iter().map(|(k, v)| (k, Guessed(v)))),
         }
     }
 }
@@ -179,7 +195,7 @@ mod tests {
         let v =
             json!([{"id": 3, "ok": true, "n": null, "children": [], "kids": [{"id": 4, "x": 1.5}], "tags": [1, "a"]}]);
         assert_eq!(
-            serde_json::to_value(Manageips(&v)).unwrap(),
+            serde_json::to_value(Guessed(&v)).unwrap(),
             json!({"3": {"id": "3", "ok": "true", "n": null, "children": [], "kids": {"4": {"id": "4", "x": "1.5"}},
                           "tags": ["1", "a"]}})
         );

@@ -309,8 +309,8 @@ async fn rest(app: &App, path: String, req: Request<Incoming>, peer: IpAddr) -> 
         start,
     );
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = match &response.body {
-        Some(body) => json_response(status, body),
+    let mut resp = match response.body {
+        Some(body) => bytes_response(status, body),
         None => {
             let mut r = Response::new(Full::new(Bytes::new()));
             *r.status_mut() = status;

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::model::Reply;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
-use serde_json::Value;
 
 use crate::error::{Code, Error, Result};
 use crate::net;
@@ -135,25 +135,25 @@ impl Store {
     /// Runs a write `f` in the group-commit writer: calls that arrive together share one transaction and one
     /// fsync, each in a savepoint of its own, so one failing call rolls back alone. The answer comes after the
     /// commit, so an acknowledged change is on disk.
-    pub async fn write<F>(&self, f: F) -> Result<Value>
+    pub async fn write<F>(&self, f: F) -> Result<Reply>
     where
-        F: FnOnce(&Tx) -> Result<Value> + Send + 'static,
+        F: FnOnce(&Tx) -> Result<Reply> + Send + 'static,
     {
         self.queue_write(f, false).await
     }
 
     /// Runs a write `f` in the group-commit writer like [`Store::write`], but alone: in a transaction of its own,
     /// shared with no other call (a restore, which defers foreign keys until its commit).
-    pub async fn write_alone<F>(&self, f: F) -> Result<Value>
+    pub async fn write_alone<F>(&self, f: F) -> Result<Reply>
     where
-        F: FnOnce(&Tx) -> Result<Value> + Send + 'static,
+        F: FnOnce(&Tx) -> Result<Reply> + Send + 'static,
     {
         self.queue_write(f, true).await
     }
 
-    async fn queue_write<F>(&self, f: F, alone: bool) -> Result<Value>
+    async fn queue_write<F>(&self, f: F, alone: bool) -> Result<Reply>
     where
-        F: FnOnce(&Tx) -> Result<Value> + Send + 'static,
+        F: FnOnce(&Tx) -> Result<Reply> + Send + 'static,
     {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job = Job {
@@ -257,14 +257,14 @@ fn task_loop(mut db: Db, queue: Receiver<Task>) {
 }
 
 /// A write for the group-commit writer.
-type WriteFn = Box<dyn FnOnce(&Tx) -> Result<Value> + Send>;
+type WriteFn = Box<dyn FnOnce(&Tx) -> Result<Reply> + Send>;
 
 /// A queued write, with where its answer goes.
 struct Job {
     work: WriteFn,
     /// Whether it runs in a transaction of its own (see [`Store::write_alone`]).
     alone: bool,
-    answer: tokio::sync::oneshot::Sender<Result<Value>>,
+    answer: tokio::sync::oneshot::Sender<Result<Reply>>,
 }
 
 /// Most writes waiting in the queue, and most writes in one transaction.
@@ -302,7 +302,7 @@ fn write_loop(conn: PooledConnection<SqliteConnectionManager>, lock: Arc<tokio::
 }
 
 /// One group commit. When the commit itself fails every call gets the error: nothing of the batch was kept.
-fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Value>> {
+fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Reply>> {
     if let Err(e) = Tx(conn).execute("BEGIN IMMEDIATE", []) {
         let e = Error::from(e);
         return work.iter().map(|_| Err(e.clone())).collect();

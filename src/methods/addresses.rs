@@ -17,9 +17,10 @@ use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
 use crate::methods::subnets::{self, Subnet};
 use crate::methods::{
-    column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamp_values, too_many_deleted,
-    List, Paging, Shape, MAX_RECORDS, STAMPS,
+    column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamps_at, too_many_deleted, List,
+    Paging, MAX_RECORDS,
 };
+use crate::model::{self, Host};
 use crate::net;
 use crate::params::{as_bool, Data, IdParam, Params, Patch};
 use crate::store::cached_sql;
@@ -65,7 +66,7 @@ const ORDER: &str = "s.family, t.ip, t.subnet_id";
 
 /// The records of the caller's org that match `cond` (SQL over addresses `t` and subnets `s`; its parameters
 /// start at `?2`), ordered by family, address and subnet, each with its field values.
-pub fn query(ctx: &Ctx, cond: &str, args: &[&dyn ToSql]) -> Result<Vec<Value>> {
+pub fn query(ctx: &Ctx, cond: &str, args: &[&dyn ToSql]) -> Result<Vec<Host>> {
     run_query(ctx, &query_sql(cond, ORDER), args)
 }
 
@@ -77,7 +78,7 @@ fn query_sql(cond: &str, order: &str) -> String {
 }
 
 /// [`query`] with its statement, [`query_sql`] of the condition.
-fn run_query(ctx: &Ctx, sql: &str, args: &[&dyn ToSql]) -> Result<Vec<Value>> {
+fn run_query(ctx: &Ctx, sql: &str, args: &[&dyn ToSql]) -> Result<Vec<Host>> {
     let org = ctx.org();
     let mut all: Vec<&dyn ToSql> = vec![&org];
     all.extend_from_slice(args);
@@ -91,7 +92,7 @@ fn run_query(ctx: &Ctx, sql: &str, args: &[&dyn ToSql]) -> Result<Vec<Value>> {
 
 /// The first `limit` address records of one subnet, by address: [`ORDER`] within one subnet, which the unique index
 /// on (subnet, address) reads in order, without sorting the subnet's records.
-pub fn records_of_subnet(ctx: &Ctx, subnet_id: i64, limit: usize) -> Result<Vec<Value>> {
+pub fn records_of_subnet(ctx: &Ctx, subnet_id: i64, limit: usize) -> Result<Vec<Host>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let sql = cached_sql!(query_sql("t.subnet_id = ?2", "t.ip LIMIT ?3"));
     run_query(ctx, sql, &[&subnet_id, &limit])
@@ -108,7 +109,7 @@ pub fn records_in(
     hi: u128,
     group: Option<Option<i64>>,
     limit: usize,
-) -> Result<Vec<Value>> {
+) -> Result<Vec<Host>> {
     let (lo_b, hi_b) = (net::key_bytes(lo).to_vec(), net::key_bytes(hi).to_vec());
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let sql = cached_sql!(query_sql(
@@ -123,7 +124,7 @@ pub fn records_in(
 }
 
 /// One record of the caller's org.
-pub fn get_record(ctx: &Ctx, id: i64) -> Result<Value> {
+pub fn get_record(ctx: &Ctx, id: i64) -> Result<Host> {
     // One row: ordered by id, a primary-key lookup needs no sorter.
     run_query(ctx, cached_sql!(query_sql("t.id = ?2", "t.id")), &[&id])?
         .pop()
@@ -220,7 +221,7 @@ impl Params for GetParams {
 /// Records by address (or by id). `id`/`ids` alone must all exist; `subnet` must exist. The other filters (`ip`,
 /// `hostname`, `cname`, `status`, `is_assigned`, `mac_address`) may match nothing. With `page` or `perpage` the
 /// reply is a page, which for one `subnet` also carries that subnet's record.
-pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<Value> {
+pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<model::List<Host>> {
     let subnet = p.subnet.map(|s| subnets::get_record(ctx, s)).transpose()?;
     p.filters.args[0] = ctx.org().into();
     // Within one subnet the family is fixed: its records are read in the order of the unique index, not sorted.
@@ -235,8 +236,8 @@ pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<Value> {
     }
     with_fields(ctx, &mut found)?;
     let mut reply = list_reply(&p.paging, total, "addresses", found);
-    if let (Value::Object(m), Some(subnet)) = (&mut reply, subnet) {
-        m.insert("subnet".into(), subnet);
+    if reply.page.is_some() {
+        reply.within = subnet.map(Box::new);
     }
     Ok(reply)
 }
@@ -297,12 +298,12 @@ impl HostParams {
     }
 
     /// The record's columns after these changes. A cleared `status` or `is_assigned` takes its default.
-    fn apply(&self, h: Host, assign_by_default: bool) -> Host {
+    fn apply(&self, h: Columns, assign_by_default: bool) -> Columns {
         let mut texts = h.texts;
         for (cur, patch) in texts.iter_mut().zip(&self.texts) {
             *cur = patched(patch, cur.take());
         }
-        Host {
+        Columns {
             texts,
             mac_address: patched(&self.mac_address, h.mac_address),
             status: patched(&self.status, Some(h.status)).unwrap_or_else(|| "active".into()),
@@ -321,7 +322,7 @@ fn patched<T: Clone>(p: &Patch<T>, cur: Option<T>) -> Option<T> {
 }
 
 /// The stored columns of a record besides its place.
-struct Host {
+struct Columns {
     texts: [Option<String>; 4],
     mac_address: Option<String>,
     status: String,
@@ -351,7 +352,7 @@ impl Params for AddParams {
 
 /// Adds a record. `ip` alone files it in the most specific subnet containing it; `subnet` alone takes that
 /// subnet's next free address; both must agree.
-pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
+pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<Host>> {
     let (subnet, ip) = match (p.subnet, p.ip) {
         (Some(id), ip) => {
             let s = subnets::load(ctx, id)?;
@@ -368,7 +369,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
     check_free(ctx, &subnet, key, 0)?;
     let assign = ctx.app.settings.host_assign_on_create;
     let host = p.host.apply(
-        Host {
+        Columns {
             texts: [None, None, None, None],
             mac_address: None,
             status: "active".into(),
@@ -409,7 +410,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
         &format!("address {ip} added to subnet {}", subnet.net),
         Some(json!({"subnet": subnet.id, "ip": ip.to_string()})),
     )?;
-    Ok(Value::Array(vec![get_record(ctx, id)?]))
+    Ok(model::List::of(vec![get_record(ctx, id)?], "addresses"))
 }
 
 pub struct EditParams {
@@ -433,7 +434,7 @@ impl Params for EditParams {
 /// Edits a record. A new `ip` outside the record's subnet, without `subnet`, moves the record to the most
 /// specific subnet containing it. A record that changes subnet keeps the field values whose names the new
 /// subnet defines (and that fit their type), and takes the new subnet's defaults for the rest.
-pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
+pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<Host>> {
     let before = get_record(ctx, p.id)?;
     let (old_subnet, old_key, host) = load_row(ctx, p.id)?;
     let ip = p.ip.unwrap_or_else(|| old_subnet.addr(old_key));
@@ -510,7 +511,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
         &format!("address {ip} edited"),
         Some(subnets::diff(&before, &after)),
     )?;
-    Ok(Value::Array(vec![after]))
+    Ok(model::List::of(vec![after], "addresses"))
 }
 
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Value> {
@@ -620,10 +621,14 @@ impl Params for SubnetParam {
 }
 
 /// The next free address of a subnet, without taking it: `{ip, subnet (id), network (CIDR)}`.
-pub fn next(ctx: &Ctx, p: SubnetParam) -> Result<Value> {
+pub fn next(ctx: &Ctx, p: SubnetParam) -> Result<model::Next> {
     let s = subnets::load(ctx, p.subnet)?;
     let ip = next_free(ctx, &s)?;
-    Ok(json!({"ip": net::ip_text(ip), "subnet": s.id, "network": net::net_text(&s.net)}))
+    Ok(model::Next {
+        ip: net::ip_text(ip),
+        subnet: s.id,
+        network: net::net_text(&s.net),
+    })
 }
 
 pub struct AvailableParams {
@@ -644,7 +649,7 @@ impl Params for AvailableParams {
 
 /// Up to `limit` free addresses of a subnet, ascending, after the cursor `after` (an address of the subnet), with
 /// the exact number of free addresses in the whole subnet.
-pub fn available(ctx: &Ctx, p: AvailableParams) -> Result<Value> {
+pub fn available(ctx: &Ctx, p: AvailableParams) -> Result<model::Available> {
     let s = subnets::load(ctx, p.subnet)?;
     let after = match p.after {
         Some(a) if s.contains(a) => Some(net::key(a)),
@@ -666,87 +671,60 @@ pub fn available(ctx: &Ctx, p: AvailableParams) -> Result<Value> {
     let taken: u128 = taken
         .parse()
         .map_err(|_| Error::internal(format!("subnet {}: bad taken count", s.id)))?;
-    Ok(json!({
-        "subnet": s.id,
-        "network": net::net_text(&s.net),
-        "total_available": net::usable_count(&s.net).saturating_sub(taken),
-        "addresses": free.into_iter().map(|k| net::ip_text(s.addr(k))).collect::<Vec<_>>(),
-    }))
+    Ok(model::Available {
+        subnet: s.id,
+        network: net::net_text(&s.net),
+        total_available: net::usable_count(&s.net).saturating_sub(taken),
+        addresses: free.into_iter().map(|k| net::ip_text(s.addr(k))).collect(),
+    })
 }
 
-fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
+fn record(r: &rusqlite::Row) -> rusqlite::Result<Host> {
     record_at(r, 0)
 }
 
-/// The names of a record's fields before its stamps, in order.
-const FIELDS: [&str; 13] = [
-    "id",
-    "subnet",
-    "network",
-    "ip",
-    "hostname",
-    "cname",
-    "mac_address",
-    "status",
-    "is_assigned",
-    "last_seen",
-    "discovery_source",
-    "description",
-    "fields",
-];
-
-static RECORD: LazyLock<Shape> = LazyLock::new(|| Shape::new(FIELDS.into_iter().chain(STAMPS)));
-static BRIEF_RECORD: LazyLock<Shape> = LazyLock::new(|| Shape::new(FIELDS));
-
 /// A record from the [`columns_of`] that start at column `at`.
-pub fn record_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Value> {
-    let values = fields_at(r, at)?
-        .into_iter()
-        .chain(stamp_values(r, at + *BRIEF_COLUMNS)?);
-    Ok(Value::Object(RECORD.record(values)))
+pub fn record_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Host> {
+    let mut host = brief_record_at(r, at)?;
+    host.stamps = Some(stamps_at(r, at + *BRIEF_COLUMNS)?);
+    Ok(host)
 }
 
 /// [`record_at`] without the stamps of its last change (`userid`, `modifiedat`, `user`, `email`, `realname`,
-/// `created`): the record as the REST API shows it (`search/ip` `brief`).
-pub fn brief_record_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Value> {
-    Ok(Value::Object(BRIEF_RECORD.record(fields_at(r, at)?)))
-}
-
-/// The values of a record's [`FIELDS`].
-fn fields_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<[Value; 13]> {
+/// `created`): the record as the REST API shows it (`search/ip` `brief`). Its `fields` are empty until
+/// [`with_fields`] fills in those of a record that has some.
+pub fn brief_record_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Host> {
     let v4 = r.get::<_, i64>(at + 2)? == 4;
     let key = |i: usize| -> rusqlite::Result<u128> {
-        let b: Vec<u8> = r.get(at + i)?;
-        net::bytes_key(&b)
+        let b = r.get_ref(at + i)?.as_blob()?;
+        net::bytes_key(b)
             .ok_or_else(|| rusqlite::Error::FromSqlConversionFailure(at + i, Type::Blob, "bad address".into()))
     };
     let block = IpNet::new(net::from_key(key(12)?, v4), r.get(at + 13)?)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(at + 13, Type::Integer, Box::new(e)))?;
-    let text = |i: usize| r.get::<_, Option<String>>(at + i);
-    // `null` until [`with_fields`] fills in the values this record has.
-    let has_values: bool = r.get(at + 14)?;
-    Ok([
-        json!(r.get::<_, i64>(at)?),
-        json!(r.get::<_, i64>(at + 1)?),
-        json!(net::net_text(&block)),
-        json!(net::ip_text(net::from_key(key(3)?, v4))),
-        json!(text(4)?),
-        json!(text(5)?),
-        json!(text(6)?),
-        json!(r.get::<_, String>(at + 7)?),
-        json!(r.get::<_, bool>(at + 8)?),
-        json!(r.get::<_, Option<i64>>(at + 9)?),
-        json!(text(10)?),
-        json!(text(11)?),
-        if has_values { Value::Null } else { json!({}) },
-    ])
+    Ok(Host {
+        id: r.get(at)?,
+        subnet: r.get(at + 1)?,
+        network: net::net_text(&block),
+        ip: net::ip_text(net::from_key(key(3)?, v4)),
+        hostname: r.get(at + 4)?,
+        cname: r.get(at + 5)?,
+        mac_address: r.get(at + 6)?,
+        status: r.get(at + 7)?,
+        is_assigned: r.get(at + 8)?,
+        last_seen: r.get(at + 9)?,
+        discovery_source: r.get(at + 10)?,
+        description: r.get(at + 11)?,
+        fields: Map::new(),
+        has_fields: r.get(at + 14)?,
+        stamps: None,
+    })
 }
 
-/// Fills in the field values of each record that has some (see [`record`]).
-pub fn with_fields(ctx: &Ctx, records: &mut [Value]) -> Result<()> {
-    for r in records.iter_mut().filter(|r| r["fields"].is_null()) {
-        let id = r["id"].as_i64().unwrap_or(0);
-        r["fields"] = Value::Object(fields::values_of(ctx, id)?);
+/// Fills in the field values of each record that has some (see [`brief_record_at`]).
+pub fn with_fields(ctx: &Ctx, records: &mut [Host]) -> Result<()> {
+    for r in records.iter_mut().filter(|r| r.has_fields) {
+        r.fields = fields::values_of(ctx, r.id)?;
     }
     Ok(())
 }
@@ -773,7 +751,7 @@ fn text_pattern(v: &str) -> String {
 }
 
 /// A record's subnet, address key and columns, in the caller's org.
-fn load_row(ctx: &Ctx, id: i64) -> Result<(Subnet, u128, Host)> {
+fn load_row(ctx: &Ctx, id: i64) -> Result<(Subnet, u128, Columns)> {
     let row = ctx
         .tx
         .query_row(
@@ -787,7 +765,7 @@ fn load_row(ctx: &Ctx, id: i64) -> Result<(Subnet, u128, Host)> {
             |r| {
                 let s = subnets::subnet_of(r, 0)?;
                 let ip: Vec<u8> = r.get(5)?;
-                let host = Host {
+                let host = Columns {
                     texts: [r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?],
                     mac_address: r.get(10)?,
                     status: r.get(11)?,
@@ -997,9 +975,8 @@ mod tests {
     fn the_brief_columns_are_the_first_of_all_columns() {
         let brief = brief_columns_of("t", "s");
         assert_eq!(
-            *BRIEF_COLUMNS,
-            FIELDS.len() + 2,
-            "a column per field, the network's two for `network`"
+            *BRIEF_COLUMNS, 15,
+            "a column per stored field of the record, the network's two for `network`, whether it has field values"
         );
         assert!(columns().starts_with(&format!("{brief}, ")));
     }

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
+use crate::model::{Backup, List, Page};
 use crate::net;
 use crate::params::{Data, Params};
 use crate::store;
@@ -46,7 +47,7 @@ pub fn valid_name(name: &str) -> Result<&str> {
     }
 }
 
-fn entry(path: &Path, name: &str) -> Result<Value> {
+fn entry(path: &Path, name: &str) -> Result<Backup> {
     let meta = std::fs::metadata(path).map_err(|_| Error::not_found("backup"))?;
     let created = meta
         .modified()
@@ -54,7 +55,12 @@ fn entry(path: &Path, name: &str) -> Result<Value> {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    Ok(json!({"id": name, "name": name, "size_bytes": meta.len(), "created_at": time::rfc3339(created)}))
+    Ok(Backup {
+        id: name.to_string(),
+        name: name.to_string(),
+        size_bytes: meta.len(),
+        created_at: time::rfc3339(created),
+    })
 }
 
 /// `PRAGMA integrity_check` of a file; a file that is not a database is "not ok", not an error.
@@ -163,7 +169,7 @@ impl Params for ListParams {
 }
 
 /// The backups, newest first.
-pub fn get(ctx: &Ctx, p: ListParams) -> Result<Value> {
+pub fn get(ctx: &Ctx, p: ListParams) -> Result<List<Backup>> {
     let dir = dir(ctx)?;
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .map_err(|e| Error::new(Code::Unavailable, format!("cannot read the backup directory: {e}")))?
@@ -177,17 +183,21 @@ pub fn get(ctx: &Ctx, p: ListParams) -> Result<Value> {
     for name in names.iter().skip(skip).take(p.perpage as usize) {
         backups.push(entry(&dir.join(name), name)?);
     }
-    Ok(
-        json!({"page": p.page, "perpage": p.perpage, "pages": (total + p.perpage - 1) / p.perpage, "total": total,
-               "backups": backups}),
-    )
+    let mut list = List::of(backups, "backups");
+    list.page = Some(Page {
+        page: p.page,
+        perpage: p.perpage,
+        pages: (total + p.perpage - 1) / p.perpage,
+        total,
+    });
+    Ok(list)
 }
 
 /// Takes a backup and verifies it.
 pub fn add(ctx: &Ctx, _: ()) -> Result<Value> {
     let (name, path) = create(ctx)?;
     let (ok, message) = integrity(&path);
-    let mut out = entry(&path, &name)?;
+    let mut out = json!(entry(&path, &name)?);
     out["integrity_ok"] = json!(ok);
     out["integrity_message"] = json!(message);
     tracing::info!(backup = %name, respid = ctx.respid, "backup created");

@@ -10,7 +10,8 @@ use serde_json::{json, Map, Value};
 use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
 use crate::methods::subnets::{self, Subnet};
-use crate::methods::{deleted, list_reply, stamp_cols, stamps, List, Paging};
+use crate::methods::{deleted, list_reply, stamp_cols, stamps_at, List, Paging};
+use crate::model::{self, DhcpRange};
 use crate::net;
 use crate::params::{as_bool, Data, IdParam, Params, Patch};
 use crate::store::cached_sql;
@@ -30,13 +31,13 @@ const ORDER: &str = "s.family, t.start_ip, t.id";
 
 /// The ranges of the caller's org that match `cond` (SQL over ranges `t` and subnets `s`; its parameters start at
 /// `?2`), ordered by family, start address and id.
-fn query(ctx: &Ctx, cond: &str, args: &[&dyn ToSql]) -> Result<Vec<Value>> {
+fn query(ctx: &Ctx, cond: &str, args: &[&dyn ToSql]) -> Result<Vec<DhcpRange>> {
     select(ctx, FROM, cond, args, "")
 }
 
 /// The first `limit` ranges of the subnets `ids` (of the caller's org) that overlap the keys `lo..=hi`: one index
 /// seek per subnet, the ids joined as a `rarray` list.
-pub fn overlapping(ctx: &Ctx, ids: Vec<i64>, lo: &[u8], hi: &[u8], limit: usize) -> Result<Vec<Value>> {
+pub fn overlapping(ctx: &Ctx, ids: Vec<i64>, lo: &[u8], hi: &[u8], limit: usize) -> Result<Vec<DhcpRange>> {
     let ids = std::rc::Rc::new(ids.into_iter().map(rusqlite::types::Value::from).collect::<Vec<_>>());
     let from = format!("rarray(?2) a CROSS JOIN {FROM}");
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -50,7 +51,7 @@ pub fn overlapping(ctx: &Ctx, ids: Vec<i64>, lo: &[u8], hi: &[u8], limit: usize)
 }
 
 /// The ranges over `from` that match `cond`, in [`ORDER`], followed by `limit` (a `LIMIT` clause or nothing).
-fn select(ctx: &Ctx, from: &str, cond: &str, args: &[&dyn ToSql], limit: &str) -> Result<Vec<Value>> {
+fn select(ctx: &Ctx, from: &str, cond: &str, args: &[&dyn ToSql], limit: &str) -> Result<Vec<DhcpRange>> {
     let sql = format!(
         "SELECT {} FROM {from} WHERE s.org_id = ?1 AND ({cond}) ORDER BY {ORDER}{limit}",
         columns()
@@ -87,7 +88,7 @@ impl Params for GetParams {
 
 /// Ranges by subnet family and start (or by id): one `id` (which must exist), a `subnet`'s, or all of the org;
 /// with `page` or `perpage`, a page.
-pub fn get(ctx: &Ctx, p: GetParams) -> Result<Value> {
+pub fn get(ctx: &Ctx, p: GetParams) -> Result<model::List<DhcpRange>> {
     let mut filters = List::new("s.org_id = ?", ctx.org());
     if let Some(subnet) = p.subnet {
         subnets::load(ctx, subnet)?;
@@ -124,7 +125,7 @@ impl Params for AddParams {
     }
 }
 
-pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
+pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<DhcpRange>> {
     let s = subnets::load(ctx, p.subnet)?;
     let (start, end) = check(ctx, &s, p.start, p.end, 0)?;
     ctx.tx.execute(
@@ -151,7 +152,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
         &format!("DHCP range {range} added to subnet {}", s.net),
         Some(json!({"subnet": s.id, "range": range, "is_active": p.is_active})),
     )?;
-    Ok(Value::Array(vec![load(ctx, id)?]))
+    Ok(model::List::of(vec![load(ctx, id)?], "dhcpranges"))
 }
 
 pub struct EditParams {
@@ -186,7 +187,7 @@ impl Params for EditParams {
 }
 
 /// Edits a range. A new `subnet` moves it there; its (new or current) ends must lie inside that subnet.
-pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
+pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<DhcpRange>> {
     let before = load(ctx, p.id)?;
     let (old, keys) = load_row(ctx, p.id)?;
     let s = match p.subnet {
@@ -197,13 +198,13 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
     let end = p.end.unwrap_or_else(|| old.addr(keys.1));
     let (start, end) = check(ctx, &s, start, end, p.id)?;
     let description = match p.description {
-        Patch::Keep => before["description"].as_str().map(str::to_string),
+        Patch::Keep => before.description.clone(),
         Patch::Clear => None,
         Patch::Set(d) => Some(d),
     };
     // A cleared flag takes its default: active.
     let is_active = match p.is_active {
-        Patch::Keep => before["is_active"] == json!(true),
+        Patch::Keep => before.is_active,
         Patch::Clear => true,
         Patch::Set(b) => b,
     };
@@ -234,7 +235,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
         &format!("DHCP range {} edited", span((start, end), s.v4())),
         Some(subnets::diff(&before, &after)),
     )?;
-    Ok(Value::Array(vec![after]))
+    Ok(model::List::of(vec![after], "dhcpranges"))
 }
 
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Value> {
@@ -251,29 +252,28 @@ pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Value> {
     Ok(deleted(&[p.id]))
 }
 
-fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
+fn record(r: &rusqlite::Row) -> rusqlite::Result<DhcpRange> {
     let v4 = r.get::<_, i64>(2)? == 4;
     let addr = |i: usize| -> rusqlite::Result<String> {
-        let b: Vec<u8> = r.get(i)?;
-        let k = net::bytes_key(&b)
+        let k = net::bytes_key(r.get_ref(i)?.as_blob()?)
             .ok_or_else(|| rusqlite::Error::FromSqlConversionFailure(i, Type::Blob, "bad address".into()))?;
-        Ok(net::from_key(k, v4).to_string())
+        Ok(net::ip_text(net::from_key(k, v4)))
     };
-    let subnet: i64 = r.get(1)?;
-    let mut o = Map::with_capacity(16);
-    o.insert("id".into(), json!(r.get::<_, i64>(0)?));
-    o.insert("subnet".into(), json!(subnet));
-    o.insert("network_id".into(), json!(subnet));
-    o.insert("start_ip".into(), json!(addr(3)?));
-    o.insert("end_ip".into(), json!(addr(4)?));
-    o.insert("description".into(), json!(r.get::<_, Option<String>>(5)?));
-    o.insert("is_active".into(), json!(r.get::<_, bool>(6)?));
-    stamps(r, 7, &mut o)?;
-    Ok(Value::Object(o))
+    let subnet = r.get(1)?;
+    Ok(DhcpRange {
+        id: r.get(0)?,
+        subnet,
+        network_id: subnet,
+        start_ip: addr(3)?,
+        end_ip: addr(4)?,
+        description: r.get(5)?,
+        is_active: r.get(6)?,
+        stamps: stamps_at(r, 7)?,
+    })
 }
 
 /// One range of the caller's org, as a record.
-fn load(ctx: &Ctx, id: i64) -> Result<Value> {
+fn load(ctx: &Ctx, id: i64) -> Result<DhcpRange> {
     query(ctx, "t.id = ?2", &[&id])?
         .pop()
         .ok_or_else(|| Error::not_found("DHCP range"))

@@ -6,12 +6,13 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use rusqlite::ToSql;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::dispatch::Ctx;
 use crate::error::{Error, Result};
 use crate::methods::groups::{self, parent_param};
 use crate::methods::{addresses, dhcpranges, subnets};
+use crate::model::{self, DhcpRange, Found, Holding, Host, IpStatus, Records, Reply};
 use crate::net::{self, CidrError};
 use crate::params::{Data, Params, Patch};
 
@@ -61,12 +62,12 @@ impl Params for IpParams {
 /// With `status` (an address only): what the address is in the one subnet that answers for it (see [`status`]);
 /// with `brief` as well, an assigned address is answered without the subnet's record and its record without the
 /// stamps of its last change (what the REST shape shows).
-pub fn ip(ctx: &Ctx, p: IpParams) -> Result<Value> {
+pub fn ip(ctx: &Ctx, p: IpParams) -> Result<Reply> {
     if let Patch::Set(g) = p.group {
         groups::exists(ctx, g)?;
     }
     match p.query {
-        Query::Addr(ip) if p.status => status(ctx, ip, &p.group, p.brief),
+        Query::Addr(ip) if p.status => status(ctx, ip, &p.group, p.brief).map(|s| Reply::IpStatus(Box::new(s))),
         _ => {
             let found = locate(
                 ctx,
@@ -75,12 +76,12 @@ pub fn ip(ctx: &Ctx, p: IpParams) -> Result<Value> {
                 &["subnets", "addresses", "dhcpranges"],
                 p.limit,
             )?;
-            let mut out =
-                json!({"subnets": found.subnets, "addresses": found.addresses, "dhcpranges": found.dhcpranges});
-            if found.truncated {
-                out["truncated"] = json!(true);
-            }
-            Ok(out)
+            Ok(Reply::Located(model::Located {
+                subnets: Records(found.subnets),
+                addresses: Records(found.addresses),
+                dhcpranges: Records(found.dhcpranges),
+                truncated: found.truncated,
+            }))
         }
     }
 }
@@ -92,47 +93,48 @@ pub fn ip(ctx: &Ctx, p: IpParams) -> Result<Value> {
 /// One statement reads the containing subnets and each one's record for the address; the answering subnet's record
 /// (`network`) is read by id, and its ranges when the address has no record there. `brief`: what the REST status
 /// shape shows, no `network` beside a `host` and no stamps in the `host`.
-fn status(ctx: &Ctx, ip: IpAddr, group: &Patch<i64>, brief: bool) -> Result<Value> {
+fn status(ctx: &Ctx, ip: IpAddr, group: &Patch<i64>, brief: bool) -> Result<IpStatus> {
     let mut holders = subnets::holders(ctx, ip, brief)?;
     if let Some(gid) = group_filter(group) {
         holders.retain(|h| h.subnet.group == gid);
     }
-    let mut out = json!({"ip": net::ip_text(ip), "matches": holders.len()});
+    let mut out = IpStatus {
+        ip: net::ip_text(ip),
+        matches: holders.len(),
+        network: None,
+        status: "unmanaged",
+        host: None,
+        dhcp_range: None,
+    };
     if holders.is_empty() {
-        out["status"] = json!("unmanaged");
         return Ok(out);
     }
     let answering = holders.iter().position(|h| h.address.is_some()).unwrap_or(0);
     let subnets::Holder { subnet, address } = holders.swap_remove(answering);
     let key = net::key(ip);
     if !(brief && address.is_some()) {
-        let mut record = subnets::get_record(ctx, subnet.id)?;
-        record["match"] = json!(match_of(&subnet, key, key));
-        out["network"] = record;
+        out.network = Some(Holding {
+            subnet: subnets::get_record(ctx, subnet.id)?,
+            matched: Some(match_of(&subnet, key, key)),
+        });
     }
     if let Some(mut host) = address {
         addresses::with_fields(ctx, std::slice::from_mut(&mut host))?;
-        out["status"] = json!("assigned");
-        out["host"] = host;
+        out.status = "assigned";
+        out.host = Some(host);
         return Ok(out);
     }
     let (lo, hi) = subnet.usable();
     if !(lo..=hi).contains(&key) {
-        out["status"] = json!("unusable");
+        out.status = "unusable";
         return Ok(out);
     }
     let key_b = net::key_bytes(key).to_vec();
     // Ranges of one subnet never overlap: one holds the address at most.
-    let range = dhcpranges::overlapping(ctx, vec![subnet.id], &key_b, &key_b, 1)?
+    out.dhcp_range = dhcpranges::overlapping(ctx, vec![subnet.id], &key_b, &key_b, 1)?
         .into_iter()
-        .find(|r| r["is_active"] == json!(true));
-    match range {
-        Some(r) => {
-            out["status"] = json!("dhcp");
-            out["dhcp_range"] = r;
-        }
-        None => out["status"] = json!("available"),
-    }
+        .find(|r| r.is_active);
+    out.status = if out.dhcp_range.is_some() { "dhcp" } else { "available" };
     Ok(out)
 }
 
@@ -182,54 +184,65 @@ impl Params for FindParams {
 /// Up to `limit` groups, subnets and address records each whose text contains `query`; an address or CIDR query
 /// puts the `search/ip` results first. `truncated` says whether some kind had more. Every kind is read only up to
 /// `limit + 1` records, in SQL: the work and the reply are bounded by `limit`, whatever the org holds.
-pub fn find(ctx: &Ctx, p: FindParams) -> Result<Value> {
+pub fn find(ctx: &Ctx, p: FindParams) -> Result<Found> {
     let hits = text_matches(ctx, &p.query, &p.kinds, p.limit + 1)?;
     let mut located = match Query::parse(&p.query) {
         Ok(q) => Some(locate(ctx, &q, &Patch::Keep, &p.kinds, p.limit + 1)?),
         Err(_) => None,
     };
+    let wanted = |kind: &str| p.kinds.contains(&kind);
     let mut truncated = false;
-    let mut out = serde_json::Map::new();
-    for kind in KINDS {
-        if !p.kinds.contains(&kind) {
-            out.insert(kind.into(), json!([]));
-            continue;
-        }
-        let mut list: Vec<Value> = match (kind, &mut located) {
-            (_, None) | ("groups", _) => Vec::new(),
-            ("subnets", Some(l)) => std::mem::take(&mut l.subnets),
-            (_, Some(l)) => std::mem::take(&mut l.addresses),
-        };
-        let mut ids: HashSet<i64> = list.iter().filter_map(|r| r["id"].as_i64()).collect();
-        let records = match kind {
-            "groups" => hits
-                .groups
-                .iter()
-                .map(|id| groups::load(ctx, *id))
-                .collect::<Result<Vec<_>>>()?,
-            "subnets" => hits
-                .subnets
-                .iter()
-                .map(|id| subnets::get_record(ctx, *id))
-                .collect::<Result<Vec<_>>>()?,
-            _ => {
-                let ids = json!(hits.addresses).to_string();
-                addresses::query(ctx, "t.id IN (SELECT value FROM json_each(?2))", &[&ids])?
-            }
-        };
-        for r in records {
-            if r["id"].as_i64().is_none_or(|id| ids.insert(id)) {
-                list.push(r);
-            }
-        }
-        if list.len() > p.limit {
-            list.truncate(p.limit);
-            truncated = true;
-        }
-        out.insert(kind.into(), Value::Array(list));
+    let mut groups = Vec::new();
+    if wanted("groups") {
+        groups = hits
+            .groups
+            .iter()
+            .map(|id| groups::load(ctx, *id))
+            .collect::<Result<_>>()?;
+        truncated |= cut(&mut groups, p.limit);
     }
-    out.insert("truncated".into(), json!(truncated));
-    Ok(Value::Object(out))
+    let mut subnets = Vec::new();
+    if wanted("subnets") {
+        subnets = located
+            .as_mut()
+            .map(|l| std::mem::take(&mut l.subnets))
+            .unwrap_or_default();
+        let text = hits
+            .subnets
+            .iter()
+            .map(|id| subnets::get_record(ctx, *id).map(|subnet| Holding { subnet, matched: None }));
+        truncated |= merge(&mut subnets, text, |h| h.subnet.id, p.limit)?;
+    }
+    let mut addresses = Vec::new();
+    if wanted("addresses") {
+        addresses = located.map(|l| l.addresses).unwrap_or_default();
+        let ids = json!(hits.addresses).to_string();
+        let text = addresses::query(ctx, "t.id IN (SELECT value FROM json_each(?2))", &[&ids])?;
+        truncated |= merge(&mut addresses, text.into_iter().map(Ok), |h| h.id, p.limit)?;
+    }
+    Ok(Found {
+        groups: Records(groups),
+        subnets: Records(subnets),
+        addresses: Records(addresses),
+        truncated,
+    })
+}
+
+/// Adds the records of `more` whose ids `list` lacks, then cuts it to `limit`; whether it had more.
+fn merge<T>(
+    list: &mut Vec<T>,
+    more: impl Iterator<Item = Result<T>>,
+    id: impl Fn(&T) -> i64,
+    limit: usize,
+) -> Result<bool> {
+    let mut ids: HashSet<i64> = list.iter().map(&id).collect();
+    for r in more {
+        let r = r?;
+        if ids.insert(id(&r)) {
+            list.push(r);
+        }
+    }
+    Ok(cut(list, limit))
 }
 
 /// What `search/ip` looks for: one address or a block.
@@ -266,9 +279,9 @@ impl Query {
 
 /// What [`locate`] found, each kind cut at its limit.
 struct Located {
-    subnets: Vec<Value>,
-    addresses: Vec<Value>,
-    dhcpranges: Vec<Value>,
+    subnets: Vec<Holding>,
+    addresses: Vec<Host>,
+    dhcpranges: Vec<DhcpRange>,
     /// Whether some kind had more than the limit.
     truncated: bool,
 }
@@ -302,9 +315,9 @@ fn locate(ctx: &Ctx, q: &Query, group: &Patch<i64>, kinds: &[&str], limit: usize
         if kinds.contains(&"subnets") {
             found.subnets = blocks
                 .into_iter()
-                .map(|(sub, mut record)| {
-                    record["match"] = json!(match_of(&sub, lo, hi));
-                    record
+                .map(|(sub, subnet)| Holding {
+                    subnet,
+                    matched: Some(match_of(&sub, lo, hi)),
                 })
                 .collect();
         }
@@ -317,7 +330,7 @@ fn locate(ctx: &Ctx, q: &Query, group: &Patch<i64>, kinds: &[&str], limit: usize
 }
 
 /// Cuts `list` to `limit` items; whether it had more.
-fn cut(list: &mut Vec<Value>, limit: usize) -> bool {
+fn cut<T>(list: &mut Vec<T>, limit: usize) -> bool {
     let more = list.len() > limit;
     list.truncate(limit);
     more

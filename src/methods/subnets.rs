@@ -13,9 +13,10 @@ use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
 use crate::methods::groups::{self, parent_param};
 use crate::methods::{
-    addresses, column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamps, too_many,
+    addresses, column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamps_at, too_many,
     too_many_deleted, List, Paging, MAX_RECORDS,
 };
+use crate::model::{self, Records};
 use crate::net::{self, CidrError};
 use crate::params::{Data, Params, Patch};
 use crate::store::cached_sql;
@@ -138,11 +139,11 @@ pub fn overlapping_records(
     order: Order,
     keep: impl Fn(&Subnet) -> bool,
     limit: usize,
-) -> Result<(Vec<(Subnet, Value)>, bool)> {
+) -> Result<(Vec<(Subnet, model::Subnet)>, bool)> {
     let mut stmt = ctx.tx.prepare_cached(cached_sql!(overlap_sql(columns())))?;
     let family = if v4 { 4 } else { 6 };
     let mut rows = stmt.query(params![ctx.org(), family, net::key_bytes(lo), net::key_bytes(hi)])?;
-    let mut found: Vec<(Subnet, Value)> = Vec::new();
+    let mut found: Vec<(Subnet, model::Subnet)> = Vec::new();
     while let Some(r) = rows.next()? {
         let s = subnet_of(r, 0)?;
         if !keep(&s) {
@@ -168,7 +169,7 @@ pub fn overlapping_records(
 /// [`addresses::with_fields`] fills in).
 pub struct Holder {
     pub subnet: Subnet,
-    pub address: Option<Value>,
+    pub address: Option<model::Host>,
 }
 
 /// The subnets of the caller's org that contain `ip`, most specific first (then by id), each with its address record
@@ -457,34 +458,34 @@ fn select() -> &'static str {
 /// Orders subnets by family, then address, then prefix.
 const ORDER: &str = "ORDER BY t.family, t.net_start, t.prefix";
 
-fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
+fn record(r: &rusqlite::Row) -> rusqlite::Result<model::Subnet> {
     let s = subnet_of(r, 0)?;
-    let used: i64 = r.get(10)?;
     let taken: String = r.get(11)?;
     let total = net::usable_count(&s.net);
-    let available = total.saturating_sub(taken.parse::<u128>().unwrap_or(0));
-    let mut o = Map::with_capacity(24);
-    o.insert("id".into(), json!(s.id));
-    o.insert("group".into(), json!(s.group));
-    o.insert("subnet".into(), json!(net::net_text(&s.net)));
-    o.insert("network".into(), json!(net::ip_text(s.net.network())));
-    o.insert("cidr".into(), json!(s.net.prefix_len()));
-    o.insert("broadcast".into(), json!(net::ip_text(s.net.broadcast())));
-    o.insert("family".into(), json!(if s.v4() { 4 } else { 6 }));
-    o.insert("name".into(), json!(r.get::<_, Option<String>>(5)?));
-    o.insert("description".into(), json!(r.get::<_, Option<String>>(6)?));
-    o.insert("domain".into(), json!(r.get::<_, Option<String>>(7)?));
-    o.insert("vlan_id".into(), json!(r.get::<_, Option<i64>>(8)?));
-    o.insert("location".into(), json!(r.get::<_, Option<String>>(9)?));
-    o.insert("total_hosts".into(), json!(total));
-    o.insert("used_hosts".into(), json!(used));
-    o.insert("available_hosts".into(), json!(available));
-    stamps(r, 12, &mut o)?;
-    Ok(Value::Object(o))
+    Ok(model::Subnet {
+        id: s.id,
+        group: s.group,
+        subnet: net::net_text(&s.net),
+        network: net::ip_text(s.net.network()),
+        cidr: s.net.prefix_len(),
+        broadcast: net::ip_text(s.net.broadcast()),
+        family: if s.v4() { 4 } else { 6 },
+        name: r.get(5)?,
+        description: r.get(6)?,
+        domain: r.get(7)?,
+        vlan_id: r.get(8)?,
+        location: r.get(9)?,
+        total_hosts: total,
+        used_hosts: r.get(10)?,
+        available_hosts: total.saturating_sub(taken.parse::<u128>().unwrap_or(0)),
+        stamps: stamps_at(r, 12)?,
+        addresses: None,
+        fields: None,
+    })
 }
 
 /// The full record of one subnet of the caller's org.
-pub fn get_record(ctx: &Ctx, id: i64) -> Result<Value> {
+pub fn get_record(ctx: &Ctx, id: i64) -> Result<model::Subnet> {
     ctx.tx
         .query_row(
             cached_sql!(format!("{} WHERE t.id = ?1 AND t.org_id = ?2", select())),
@@ -582,17 +583,11 @@ impl Params for GetParams {
 
 /// Subnets keyed by id, by family, address and prefix (or by id); `id` must exist. Filters, `order` and paging
 /// serve the REST API's lists.
-pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<Value> {
+pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<model::List<model::Subnet>> {
     let (mut list, total) = match &p.ids {
         Some(ids) => {
             let mut found = ids.iter().map(|id| get_record(ctx, *id)).collect::<Result<Vec<_>>>()?;
-            found.sort_by_key(|s| {
-                let network = s["network"]
-                    .as_str()
-                    .and_then(|n| n.parse::<IpAddr>().ok())
-                    .map(net::key);
-                (s["family"].as_i64(), network, s["cidr"].as_i64())
-            });
+            found.sort_by_key(|s| (s.family, s.network.parse::<IpAddr>().ok().map(net::key), s.cidr));
             let n = found.len() as i64;
             (found, n)
         }
@@ -627,16 +622,15 @@ pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<Value> {
         )
     };
     for s in list.iter_mut() {
-        let id = s["id"].as_i64().unwrap_or(0);
         if p.addresses {
-            let records = addresses::records_of_subnet(ctx, id, records_room + 1)?;
+            let records = addresses::records_of_subnet(ctx, s.id, records_room + 1)?;
             records_room = records_room.checked_sub(records.len()).ok_or_else(full)?;
-            s["addresses"] = Value::Array(records);
+            s.addresses = Some(Records(records));
         }
         if p.fields {
-            let defs = fields::list(ctx, id)?;
+            let defs = fields::list(ctx, s.id)?;
             fields_room = fields_room.checked_sub(defs.len()).ok_or_else(full)?;
-            s["fields"] = Value::Array(defs);
+            s.fields = Some(Records(defs));
         }
     }
     Ok(list_reply(&p.paging, total, "subnets", list))
@@ -675,7 +669,7 @@ impl Params for AddParams {
     }
 }
 
-pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
+pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<model::Subnet>> {
     if let Some(g) = p.group {
         groups::exists(ctx, g)?;
     }
@@ -687,7 +681,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
         &format!("subnet {} added", p.block),
         Some(json!({"group": p.group})),
     )?;
-    Ok(Value::Array(vec![get_record(ctx, id)?]))
+    Ok(model::List::of(vec![get_record(ctx, id)?], "subnets"))
 }
 
 fn insert(ctx: &Ctx, block: &IpNet, group: Option<i64>, texts: &[Option<String>; 4], vlan: Option<i64>) -> Result<i64> {
@@ -752,7 +746,7 @@ impl Params for EditParams {
 }
 
 /// Edits a subnet. A new block must still hold every record and DHCP range, and overlap nothing in its group.
-pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
+pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<model::Subnet>> {
     let s = load(ctx, p.id)?;
     let before = get_record(ctx, p.id)?;
     let group = match p.group {
@@ -819,20 +813,20 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
     recount(ctx, &Subnet { net: block, group, ..s })?;
     let after = get_record(ctx, p.id)?;
     ctx.log("subnet", Some(p.id), "subnet edited", Some(diff(&before, &after)))?;
-    Ok(Value::Array(vec![after]))
+    Ok(model::List::of(vec![after], "subnets"))
 }
 
 /// The fields that differ between two records, as `{field: [before, after]}`.
-pub fn diff(before: &Value, after: &Value) -> Value {
+pub fn diff(before: &impl serde::Serialize, after: &impl serde::Serialize) -> Value {
     let mut out = Map::new();
-    if let (Some(b), Some(a)) = (before.as_object(), after.as_object()) {
+    if let (Value::Object(b), Value::Object(a)) = (json!(before), json!(after)) {
         for (k, av) in a {
             if matches!(k.as_str(), "modifiedat" | "userid" | "user" | "email" | "realname") {
                 continue;
             }
-            let bv = b.get(k).unwrap_or(&Value::Null);
-            if bv != av {
-                out.insert(k.clone(), json!([bv, av]));
+            let bv = b.get(&k).unwrap_or(&Value::Null);
+            if *bv != av {
+                out.insert(k, json!([bv, av]));
             }
         }
     }
@@ -897,7 +891,7 @@ fn remove(ctx: &Ctx, p: DeleteParams, mass: bool) -> Result<Value> {
     let mut doomed = Vec::new();
     for id in &p.ids {
         let outcome = get_record(ctx, *id).and_then(|r| {
-            let used = r["used_hosts"].as_i64().unwrap_or(0);
+            let used = r.used_hosts;
             if used > 0 && !p.force {
                 Err(Error::new(
                     Code::NotEmpty,
@@ -930,19 +924,19 @@ fn remove(ctx: &Ctx, p: DeleteParams, mass: bool) -> Result<Value> {
         )
         .with_data(Value::Object(failures)));
     }
-    let records: i64 = doomed.iter().map(|r| r["used_hosts"].as_i64().unwrap_or(0)).sum();
+    let records: i64 = doomed.iter().map(|r| r.used_hosts).sum();
     if records > MAX_RECORDS as i64 {
         return Err(too_many_deleted());
     }
     let mut ids = Vec::new();
     for r in doomed {
-        let id = r["id"].as_i64().unwrap_or(0);
+        let id = r.id;
         ctx.tx.execute("DELETE FROM subnets WHERE id = ?1", [id])?;
         ctx.log(
             "subnet",
             Some(id),
-            &format!("subnet {} deleted", r["subnet"].as_str().unwrap_or("")),
-            Some(json!({"addresses": r["used_hosts"]})),
+            &format!("subnet {} deleted", r.subnet),
+            Some(json!({"addresses": r.used_hosts})),
         )?;
         ids.push(id);
     }
@@ -975,7 +969,7 @@ impl Params for SplitParams {
 
 /// Splits a subnet into 2^k children. The lowest keeps the id and metadata; the others copy the metadata and the
 /// field definitions; every record and DHCP range moves to the child that holds it (ids unchanged).
-pub fn split(ctx: &Ctx, p: SplitParams) -> Result<Value> {
+pub fn split(ctx: &Ctx, p: SplitParams) -> Result<model::List<model::Subnet>> {
     let s = load(ctx, p.id)?;
     let invalid = |m: String| Error::new(Code::InvalidSplit, m);
     let prefix = match (p.cidr, p.parts) {
@@ -1066,7 +1060,7 @@ pub fn split(ctx: &Ctx, p: SplitParams) -> Result<Value> {
     for id in ids {
         out.push(get_record(ctx, id)?);
     }
-    Ok(Value::Array(out))
+    Ok(model::List::of(out, "subnets"))
 }
 
 pub struct JoinParams {
@@ -1193,7 +1187,7 @@ pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Value> {
         &format!("{} subnets joined into {block}", ids.len()),
         Some(json!({"joined": absorbed})),
     )?;
-    let mut rec = get_record(ctx, survivor.id)?;
+    let mut rec = json!(get_record(ctx, survivor.id)?);
     rec["joined"] = json!(absorbed);
     Ok(Value::Array(vec![rec]))
 }

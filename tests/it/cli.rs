@@ -84,7 +84,7 @@ async fn whoami(dir: &Path, creds: &Value) -> Value {
         },
         data: json!({}),
     };
-    dispatch(&app, call).await.result.unwrap()
+    serde_json::to_value(dispatch(&app, call).await.result.unwrap()).unwrap()
 }
 
 #[tokio::test]

@@ -443,6 +443,7 @@ impl Server {
             })
         })
         .await
+        .map(|r| r.map(|(reply, steps)| (serde_json::to_value(reply).unwrap(), steps)))
         .unwrap()
         .unwrap()
     }

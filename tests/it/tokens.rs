@@ -22,7 +22,7 @@ async fn whoami(s: &Server, token: &str) -> Result<String, &'static str> {
         data: json!({}),
     };
     match dispatch(&s.app, call).await.result {
-        Ok(v) => Ok(v["user"]["id"].to_string()),
+        Ok(v) => Ok(serde_json::to_value(v).unwrap()["user"]["id"].to_string()),
         Err(e) => Err(e.code.as_str()),
     }
 }

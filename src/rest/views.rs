@@ -1,0 +1,256 @@
+//! The REST shapes of the typed records (`model`): REST field names, RFC 3339 times, read straight from a record
+//! while it is serialised. Each REST field name is spelled here and nowhere else in the adapter.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::model::{Backup, DhcpRange, Host, List, Subnet};
+use crate::time;
+
+#[derive(Serialize)]
+pub struct NetworkView<'a> {
+    id: i64,
+    network: &'a str,
+    cidr: u8,
+    broadcast_address: &'a str,
+    name: Option<&'a str>,
+    domain: Option<&'a str>,
+    vlan_id: Option<i64>,
+    description: Option<&'a str>,
+    location: Option<&'a str>,
+    group_id: Option<i64>,
+    total_hosts: u128,
+    used_hosts: i64,
+    available_hosts: u128,
+}
+
+impl<'a> From<&'a Subnet> for NetworkView<'a> {
+    fn from(s: &'a Subnet) -> Self {
+        NetworkView {
+            id: s.id,
+            network: &s.network,
+            cidr: s.cidr,
+            broadcast_address: &s.broadcast,
+            name: s.name.as_deref(),
+            domain: s.domain.as_deref(),
+            vlan_id: s.vlan_id,
+            description: s.description.as_deref(),
+            location: s.location.as_deref(),
+            group_id: s.group,
+            total_hosts: s.total_hosts,
+            used_hosts: s.used_hosts,
+            available_hosts: s.available_hosts,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct HostView<'a> {
+    id: i64,
+    ip_address: &'a str,
+    hostname: Option<&'a str>,
+    cname: Option<&'a str>,
+    mac_address: Option<&'a str>,
+    status: &'a str,
+    is_assigned: bool,
+    last_seen: Option<String>,
+    discovery_source: Option<&'a str>,
+    description: Option<&'a str>,
+    network_id: i64,
+    network: &'a str,
+    fields: &'a Map<String, Value>,
+}
+
+impl<'a> From<&'a Host> for HostView<'a> {
+    fn from(h: &'a Host) -> Self {
+        HostView {
+            id: h.id,
+            ip_address: &h.ip,
+            hostname: h.hostname.as_deref(),
+            cname: h.cname.as_deref(),
+            mac_address: h.mac_address.as_deref(),
+            status: &h.status,
+            is_assigned: h.is_assigned,
+            last_seen: h.last_seen.map(time::rfc3339),
+            discovery_source: h.discovery_source.as_deref(),
+            description: h.description.as_deref(),
+            network_id: h.subnet,
+            network: &h.network,
+            fields: &h.fields,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct RangeView<'a> {
+    id: i64,
+    network_id: i64,
+    start_ip: &'a str,
+    end_ip: &'a str,
+    description: Option<&'a str>,
+    is_active: bool,
+}
+
+impl<'a> From<&'a DhcpRange> for RangeView<'a> {
+    fn from(r: &'a DhcpRange) -> Self {
+        RangeView {
+            id: r.id,
+            network_id: r.subnet,
+            start_ip: &r.start_ip,
+            end_ip: &r.end_ip,
+            description: r.description.as_deref(),
+            is_active: r.is_active,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct BackupView<'a> {
+    name: &'a str,
+    size_bytes: u64,
+    created_at: &'a str,
+}
+
+impl<'a> From<&'a Backup> for BackupView<'a> {
+    fn from(b: &'a Backup) -> Self {
+        BackupView {
+            name: &b.name,
+            size_bytes: b.size_bytes,
+            created_at: &b.created_at,
+        }
+    }
+}
+
+/// Where a page lies in a list.
+#[derive(Serialize)]
+pub struct Pagination {
+    page: i64,
+    per_page: i64,
+    total_items: i64,
+    total_pages: i64,
+}
+
+impl Pagination {
+    pub fn of<T>(list: &List<T>) -> Pagination {
+        let shown = list.records.0.len() as i64;
+        match list.page {
+            Some(p) => Pagination {
+                page: p.page,
+                per_page: p.perpage,
+                total_items: p.total,
+                total_pages: p.pages,
+            },
+            None => Pagination {
+                page: 1,
+                per_page: shown,
+                total_items: shown,
+                total_pages: 1,
+            },
+        }
+    }
+}
+
+/// The records of a list in their REST shape `V`.
+pub fn views<'a, T, V: From<&'a T>>(list: &'a List<T>) -> Vec<V> {
+    list.records.0.iter().map(V::from).collect()
+}
+
+/// `{data: […], pagination: {…}}`.
+#[derive(Serialize)]
+pub struct PageView<V> {
+    pub data: Vec<V>,
+    pub pagination: Pagination,
+}
+
+/// `{data: […]}`.
+#[derive(Serialize)]
+pub struct ListView<V> {
+    pub data: Vec<V>,
+}
+
+/// `GET /networks/{id}/hosts`.
+#[derive(Serialize)]
+pub struct NetworkHosts<'a> {
+    pub network_id: i64,
+    pub network: &'a str,
+    pub hosts: Vec<HostView<'a>>,
+    pub pagination: Pagination,
+}
+
+/// `GET /ip/networks/{id}/next-ip`.
+#[derive(Serialize)]
+pub struct NextIp<'a> {
+    pub ip_address: &'a str,
+    pub network: &'a str,
+    pub network_id: i64,
+}
+
+/// `GET /ip/networks/{id}/available-ips`.
+#[derive(Serialize)]
+pub struct AvailableIps<'a> {
+    pub network: &'a str,
+    pub network_id: i64,
+    pub total_available: u128,
+    pub available_ips: &'a [String],
+}
+
+/// The network of `GET /ip/{ip}`: the fields that place an address.
+#[derive(Serialize)]
+pub struct ShortNetwork<'a> {
+    id: i64,
+    network: &'a str,
+    name: Option<&'a str>,
+    domain: Option<&'a str>,
+    vlan_id: Option<i64>,
+    location: Option<&'a str>,
+}
+
+impl<'a> From<&'a Subnet> for ShortNetwork<'a> {
+    fn from(s: &'a Subnet) -> Self {
+        ShortNetwork {
+            id: s.id,
+            network: &s.subnet,
+            name: s.name.as_deref(),
+            domain: s.domain.as_deref(),
+            vlan_id: s.vlan_id,
+            location: s.location.as_deref(),
+        }
+    }
+}
+
+/// The DHCP range of `GET /ip/{ip}`.
+#[derive(Serialize)]
+pub struct ShortRange<'a> {
+    id: i64,
+    start_ip: &'a str,
+    end_ip: &'a str,
+    network_id: i64,
+}
+
+impl<'a> From<&'a DhcpRange> for ShortRange<'a> {
+    fn from(r: &'a DhcpRange) -> Self {
+        ShortRange {
+            id: r.id,
+            start_ip: &r.start_ip,
+            end_ip: &r.end_ip,
+            network_id: r.subnet,
+        }
+    }
+}
+
+/// `GET /ip/{ip}`: the seed's shape for each status.
+#[derive(Serialize)]
+pub struct IpStatusView<'a> {
+    pub ip_address: &'a str,
+    pub status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dhcp_range: Option<ShortRange<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<ShortNetwork<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matches: Option<usize>,
+}
