@@ -18,6 +18,8 @@ use tokio::task::JoinHandle;
 use ipamd::app::App;
 use ipamd::config::Settings;
 
+pub mod schema;
+
 /// What `check` expects of a successful call.
 pub const OK: &str = "ok";
 
