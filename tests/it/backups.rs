@@ -10,31 +10,12 @@ use hyper::Method;
 use serde_json::{json, Value};
 
 use crate::rest::{assert_keys, assert_no_problems, client, data, error_of, num_id, Client};
-use crate::support::{http, now, only, Server};
+use crate::support::{http, is_backup_name, now, only, Server};
 
 const ITEM_KEYS: [&str; 3] = ["name", "size_bytes", "created_at"];
 const CREATED_KEYS: [&str; 5] = ["name", "size_bytes", "created_at", "integrity_ok", "integrity_message"];
 const VERIFY_KEYS: [&str; 3] = ["name", "integrity_ok", "integrity_message"];
 const RESTORE_KEYS: [&str; 5] = ["name", "restored", "integrity_ok", "integrity_message", "safety_backup"];
-
-/// Whether `name` is `ipam-backup-YYYYMMDD-HHMMSSZ.db`, optionally with a `-N` suffix before `.db`.
-fn is_backup_name(name: &str) -> bool {
-    let Some(rest) = name.strip_prefix("ipam-backup-").and_then(|r| r.strip_suffix(".db")) else {
-        return false;
-    };
-    let b = rest.as_bytes();
-    let stamp_ok = b.len() >= 16
-        && b[..8].iter().all(u8::is_ascii_digit)
-        && b[8] == b'-'
-        && b[9..15].iter().all(u8::is_ascii_digit)
-        && b[15] == b'Z';
-    let suffix = &rest[16.min(rest.len())..];
-    stamp_ok
-        && (suffix.is_empty()
-            || suffix
-                .strip_prefix('-')
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) && !n.starts_with('0')))
-}
 
 /// Whether `t` is `YYYY-MM-DDTHH:MM:SSZ`.
 fn is_rfc3339_z(t: &str) -> bool {

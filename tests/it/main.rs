@@ -14,6 +14,7 @@ mod faults;
 mod fields;
 mod fts;
 mod general;
+mod golden;
 mod groupcommit;
 mod groups;
 mod hostile;

@@ -18,6 +18,9 @@ use tokio::task::JoinHandle;
 use ipamd::app::App;
 use ipamd::config::Settings;
 
+pub mod golden;
+pub mod schema;
+
 /// What `check` expects of a successful call.
 pub const OK: &str = "ok";
 
@@ -550,6 +553,25 @@ pub fn assert_strings(v: &Value, context: &str) {
         Value::Array(items) => items.iter().for_each(|i| assert_strings(i, context)),
         Value::Object(m) => m.values().for_each(|i| assert_strings(i, context)),
     }
+}
+
+/// Whether `name` is `ipam-backup-YYYYMMDD-HHMMSSZ.db`, optionally with a `-N` suffix before `.db`.
+pub fn is_backup_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("ipam-backup-").and_then(|r| r.strip_suffix(".db")) else {
+        return false;
+    };
+    let b = rest.as_bytes();
+    let stamp_ok = b.len() >= 16
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'-'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'Z';
+    let suffix = rest.get(16..).unwrap_or_default();
+    stamp_ok
+        && (suffix.is_empty()
+            || suffix
+                .strip_prefix('-')
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) && !n.starts_with('0')))
 }
 
 /// Unix seconds now.
