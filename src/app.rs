@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::auth::{self, Auth};
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{Code, Error, Result};
 use crate::ratelimit::Limiter;
@@ -20,13 +21,21 @@ pub struct App {
     pub limiter: Option<Arc<Limiter>>,
     /// The connection slots of the server that serves this app (`server::run`).
     pub slots: Arc<Slots>,
+    /// Where every expiry, window and stamp reads the time; `auth` and `limiter` hold copies of it.
+    pub clock: Clock,
 }
 
 impl App {
-    /// Opens the store (creating and migrating it) and prepares the authentication state.
+    /// Opens the store (creating and migrating it) and prepares the authentication state, on the system clock.
     pub fn open(settings: Settings) -> Result<App> {
+        App::open_with_clock(settings, Clock::System)
+    }
+
+    /// [`App::open`] with the time read from `clock`: a test's manual clock.
+    pub fn open_with_clock(settings: Settings, clock: Clock) -> Result<App> {
         let store = Store::open(&settings.db)?;
         let auth = Auth::new(
+            clock.clone(),
             settings.auth_cache_ttl(),
             settings.lockout_attempts,
             settings.lockout_window(),
@@ -40,6 +49,7 @@ impl App {
             settings.ratelimit_enabled,
             &settings.api_rate_limit,
             &settings.ratelimit_storage_uri,
+            clock.clone(),
         )
         .map_err(|e| Error::new(Code::BadRequest, e))?
         .map(Arc::new);
@@ -54,6 +64,7 @@ impl App {
             auth: Arc::new(auth),
             operator_tokens: Arc::new(operator_tokens),
             limiter,
+            clock,
         })
     }
 }

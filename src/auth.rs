@@ -4,7 +4,7 @@
 //!
 //! Each table is keyed by a fixed-size digest, never by claimed text, holds at most [`TABLE_LIMIT`] entries of a
 //! bounded size, and drops expired entries at least once per lifetime (on the next change after it), not only
-//! when it is full.
+//! when it is full. Lifetimes and windows are measured by the app's [`Clock`].
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -19,6 +19,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::clock::Clock;
 use crate::dispatch::Caller;
 use crate::error::{Code, Error, Result};
 use crate::ratelimit::{Held, Owner};
@@ -36,6 +37,8 @@ pub const APPLICATION_MAX: usize = 256;
 
 /// Process-wide authentication state: the verification cache and the lockout table.
 pub struct Auth {
+    /// What every lifetime and window here is measured by (the app's clock).
+    clock: Clock,
     /// HMAC-SHA-256 keyed once with a key random per process (cache keys mean nothing outside it and nothing
     /// secret is kept in memory); each cache key starts from a clone, without hashing the key again.
     mac: Hmac<Sha256>,
@@ -91,10 +94,11 @@ struct Table<K, V> {
 }
 
 impl<K: Hash + Eq, V> Table<K, V> {
-    fn new() -> Self {
+    /// An empty table, made at `now`: its first sweep is due a lifetime later.
+    fn new(now: Instant) -> Self {
         Table {
             map: HashMap::new(),
-            swept: Instant::now(),
+            swept: now,
         }
     }
 
@@ -156,20 +160,22 @@ pub struct Userdata {
 }
 
 impl Auth {
-    pub fn new(cache_ttl: Duration, lockout_attempts: u32, lockout_window: Duration) -> Result<Auth> {
+    pub fn new(clock: Clock, cache_ttl: Duration, lockout_attempts: u32, lockout_window: Duration) -> Result<Auth> {
         let dummy_phc = hash_password(&random_hex(20)?)?;
         let mut hmac_key = [0u8; 32];
         fill_random(&mut hmac_key)?;
+        let now = clock.instant();
         Ok(Auth {
+            clock,
             mac: <Hmac<Sha256> as Mac>::new_from_slice(&hmac_key)
                 .map_err(|e| Error::internal(format!("cache key: {e}")))?,
             dummy_phc,
             cache_ttl,
-            cache: Mutex::new(Table::new()),
-            callers: Mutex::new(Table::new()),
+            cache: Mutex::new(Table::new(now)),
+            callers: Mutex::new(Table::new(now)),
             lockout_attempts,
             lockout_window,
-            failures: Mutex::new(Table::new()),
+            failures: Mutex::new(Table::new(now)),
             writes_queued: AtomicU64::new(0),
             writes_rechecked: AtomicU64::new(0),
         })
@@ -229,7 +235,7 @@ impl Auth {
         if self.cached(phc, sha1) {
             return Verified::Cached;
         }
-        let (key, now) = (self.cache_key(phc, sha1), Instant::now());
+        let (key, now) = (self.cache_key(phc, sha1), self.clock.instant());
         if !verify_password(phc, sha1) {
             return Verified::Failed;
         }
@@ -277,7 +283,7 @@ impl Auth {
     /// checked here (it needs the database): the call itself checks it before anything else runs.
     pub fn proven(&self, key: &CallerKey) -> Option<Owner> {
         let callers = self.callers.lock().ok()?;
-        let entry = callers.map.get(key).filter(|r| r.until > Instant::now())?;
+        let entry = callers.map.get(key).filter(|r| r.until > self.clock.instant())?;
         let user = entry.known.caller.user_id?;
         Some(Owner::User {
             org: entry.known.caller.org_id,
@@ -296,7 +302,7 @@ impl Auth {
             callers.map.remove(key);
             return None;
         }
-        if entry.epoch != epoch || entry.until <= Instant::now() {
+        if entry.epoch != epoch || entry.until <= self.clock.instant() {
             return None;
         }
         let stamp = entry.stamped.is_none_or(|t| t < now - 60);
@@ -314,7 +320,7 @@ impl Auth {
         {
             return;
         }
-        let now = Instant::now();
+        let now = self.clock.instant();
         if let Ok(mut callers) = self.callers.lock() {
             if !callers.sweep(now, self.cache_ttl, |r| r.until > now) {
                 callers.map.clear();
@@ -335,7 +341,7 @@ impl Auth {
     /// Whether `sha1` was verified against `phc` recently: the check that needs no argon2.
     pub fn cached(&self, phc: &str, sha1: &str) -> bool {
         let key = self.cache_key(phc, sha1);
-        let now = Instant::now();
+        let now = self.clock.instant();
         self.cache
             .lock()
             .is_ok_and(|cache| cache.map.get(&key).is_some_and(|expires| *expires > now))
@@ -347,7 +353,7 @@ impl Auth {
         let Ok(table) = self.failures.lock() else {
             return Ok(());
         };
-        let now = Instant::now();
+        let now = self.clock.instant();
         match table
             .map
             .get(who)
@@ -375,7 +381,7 @@ impl Auth {
         let Ok(mut table) = self.failures.lock() else {
             return;
         };
-        let (now, window) = (Instant::now(), self.lockout_window);
+        let (now, window) = (self.clock.instant(), self.lockout_window);
         let locked = |f: &Failures| f.locked_until.is_some_and(|u| u > now);
         let room = table.sweep(now, window, |f| locked(f) || now.duration_since(f.since) < window);
         if !room && !table.map.contains_key(who) {
@@ -554,6 +560,7 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
 
     #[test]
     fn userdata_parses_and_normalises() {
@@ -598,7 +605,7 @@ mod tests {
 
     #[test]
     fn passwords_hash_and_verify_with_cache_and_dummy() {
-        let auth = Auth::new(Duration::from_secs(60), 3, Duration::from_secs(60)).unwrap();
+        let auth = Auth::new(Clock::System, Duration::from_secs(60), 3, Duration::from_secs(60)).unwrap();
         let sha = userdata_sha1("bob", "pw");
         let phc = hash_password(&sha).unwrap();
         assert!(phc.starts_with("$argon2id$"));
@@ -617,9 +624,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_remembered_caller_holds_for_its_epoch_only_and_stamps_once_a_minute() {
-        let known = Known {
+    /// A standard user `bob` (org 1, user 2) who called with a token.
+    fn known_bob() -> Known {
+        Known {
             caller: Caller {
                 org_id: 1,
                 operator_org: false,
@@ -630,8 +637,13 @@ mod tests {
             },
             expires: None,
             stamp_id: 7,
-        };
-        let auth = Auth::new(Duration::from_secs(60), 3, Duration::from_secs(60)).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_remembered_caller_holds_for_its_epoch_only_and_stamps_once_a_minute() {
+        let known = known_bob();
+        let auth = Auth::new(Clock::System, Duration::from_secs(60), 3, Duration::from_secs(60)).unwrap();
         let key = CallerKey::Token(digest_bytes("t"));
         assert!(auth.recall(&key, 5, 1000).is_none(), "nothing remembered yet");
         auth.remember(key, known.clone(), 5, Some(990));
@@ -655,14 +667,14 @@ mod tests {
             ekey("k", &format!("o/u:{}", userdata_sha1("u", "q")))
         );
 
-        let off = Auth::new(Duration::ZERO, 3, Duration::from_secs(60)).unwrap();
+        let off = Auth::new(Clock::System, Duration::ZERO, 3, Duration::from_secs(60)).unwrap();
         off.remember(key, known, 5, None);
         assert!(off.recall(&key, 5, 1000).is_none(), "a zero lifetime remembers nothing");
     }
 
     #[test]
     fn lockout_starts_at_the_limit_and_success_resets() {
-        let auth = Auth::new(Duration::ZERO, 3, Duration::from_secs(60)).unwrap();
+        let auth = Auth::new(Clock::System, Duration::ZERO, 3, Duration::from_secs(60)).unwrap();
         let who = auth.lockout_key(1, "U");
         assert_eq!(who, auth.lockout_key(1, "u"));
         for _ in 0..2 {
@@ -686,7 +698,7 @@ mod tests {
 
     #[test]
     fn the_lockout_table_stays_bounded_and_keeps_lockouts_in_force() {
-        let auth = Auth::new(Duration::ZERO, 2, Duration::from_secs(60)).unwrap();
+        let auth = Auth::new(Clock::System, Duration::ZERO, 2, Duration::from_secs(60)).unwrap();
         let target = auth.lockout_key(1, "target");
         auth.record_failure(&target, true);
         auth.record_failure(&target, true);
@@ -699,7 +711,7 @@ mod tests {
         assert!(auth.check_lockout(&target).is_err(), "the lockout in force was kept");
 
         // Made-up names, locked out by the thousand, give way to a user's failures.
-        let auth = Auth::new(Duration::ZERO, 1, Duration::from_secs(60)).unwrap();
+        let auth = Auth::new(Clock::System, Duration::ZERO, 1, Duration::from_secs(60)).unwrap();
         for i in 0..TABLE_LIMIT {
             auth.record_failure(&auth.lockout_key(1, &format!("ghost-{i}")), false);
         }
@@ -714,14 +726,59 @@ mod tests {
         assert_eq!(auth.held().failures.entries, 1, "the made-up names gave way");
 
         // Expired entries go at the first change a lifetime later, full or not.
-        let brief = Auth::new(Duration::ZERO, 5, Duration::from_millis(20)).unwrap();
+        let clock = ManualClock::new();
+        let brief = Auth::new(clock.clock(), Duration::ZERO, 5, Duration::from_millis(20)).unwrap();
         for i in 0..100 {
             brief.record_failure(&brief.lockout_key(1, &format!("user-{i}")), true);
         }
         assert_eq!(brief.held().failures.entries, 100);
-        std::thread::sleep(Duration::from_millis(50));
+        clock.advance(Duration::from_millis(19));
+        brief.record_failure(&brief.lockout_key(1, "early"), true);
+        assert_eq!(
+            brief.held().failures.entries,
+            101,
+            "no sweep before a lifetime has passed"
+        );
+        clock.advance(Duration::from_millis(1));
         brief.record_failure(&brief.lockout_key(1, "late"), true);
-        assert_eq!(brief.held().failures.entries, 1);
+        assert_eq!(
+            brief.held().failures.entries,
+            2,
+            "only the entries still in their window stay"
+        );
+    }
+
+    #[test]
+    fn the_cache_the_known_callers_and_the_lockout_expire_on_the_clock() {
+        let clock = ManualClock::new();
+        let minute = Duration::from_secs(60);
+        let auth = Auth::new(clock.clock(), minute, 2, Duration::from_secs(300)).unwrap();
+        let second = Duration::from_secs(1);
+
+        let sha = userdata_sha1("bob", "pw");
+        let phc = hash_password(&sha).unwrap();
+        assert_eq!(auth.verify(Some(&phc), &sha), Verified::Fresh);
+        let key = CallerKey::Token(digest_bytes("t"));
+        auth.remember(key, known_bob(), 5, None);
+        clock.advance(minute - second);
+        assert!(auth.cached(&phc, &sha), "a second before the cache's lifetime ends");
+        assert!(auth.recall(&key, 5, 0).is_some() && auth.proven(&key).is_some());
+        clock.advance(second);
+        assert!(!auth.cached(&phc, &sha), "verified a lifetime ago");
+        assert!(auth.recall(&key, 5, 0).is_none() && auth.proven(&key).is_none());
+
+        // Two failures lock the user out for the window; failures further apart than the window do not.
+        let who = auth.lockout_key(1, "bob");
+        auth.record_failure(&who, true);
+        clock.advance(Duration::from_secs(300));
+        auth.record_failure(&who, true);
+        assert!(auth.check_lockout(&who).is_ok(), "the first failure's window had ended");
+        auth.record_failure(&who, true);
+        assert_eq!(auth.check_lockout(&who).unwrap_err().retry_after, Some(300));
+        clock.advance(Duration::from_secs(299));
+        assert_eq!(auth.check_lockout(&who).unwrap_err().retry_after, Some(1));
+        clock.advance(second);
+        assert!(auth.check_lockout(&who).is_ok(), "the lockout ended");
     }
 
     #[test]

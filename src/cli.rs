@@ -4,10 +4,11 @@
 use serde::Serialize;
 
 use crate::auth;
+use crate::clock::Clock;
 use crate::dispatch::Level;
 use crate::error::{Code, Error, Result};
 use crate::methods::{appkeys, org, tokens, users};
-use crate::store::{self, Store};
+use crate::store::Store;
 
 /// Everything a new org's admin needs to call ipamd. Shown once; only hashes and digests are stored.
 #[derive(Debug, Clone, Serialize)]
@@ -63,7 +64,8 @@ pub fn create_org(
                     )),
                     _ => {}
                 }
-                let now = store::now();
+                // The command line has no app: its stamps are the system's time.
+                let now = Clock::System.now();
                 let org_id = org::insert(tx, &identifier, description, first_run, now)?;
                 let user = users::NewUser {
                     username: username.clone(),

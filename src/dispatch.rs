@@ -12,7 +12,7 @@ use crate::error::{Code, Error, Result};
 use crate::methods::METHODS;
 use crate::model::Reply;
 use crate::params::{Data, Params};
-use crate::store::{self, Db, Tx};
+use crate::store::{Db, Tx};
 
 /// Permission levels, ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -418,7 +418,7 @@ fn recheck(
     grant: &Grant,
     caller: &Caller,
 ) -> Result<Caller> {
-    if grant.expires.is_some_and(|e| e <= store::now()) {
+    if grant.expires.is_some_and(|e| e <= app.clock.now()) {
         return Err(Error::new(Code::AuthFailed, "invalid token"));
     }
     if grant.epoch.is_some() && credential_epoch(tx)? == grant.epoch {
@@ -474,7 +474,7 @@ fn run(
         tx,
         caller,
         app,
-        now: store::now(),
+        now: app.clock.now(),
         respid,
         method: method.name,
     };
@@ -649,7 +649,7 @@ fn authenticate_envelope(
         .filter(|u| !u.is_empty() && access != Access::AppKey);
     // An org or username longer than any can be is refused here, before anything is looked up or kept.
     let ud = userdata.map(auth::parse_userdata).transpose()?.flatten();
-    let now = store::now();
+    let now = app.clock.now();
     stamps.now = now;
     let remembered = match (&ud, mode) {
         (Some(ud), Mode::Call) => credential_epoch(tx)?.map(|epoch| (app.auth.envelope_key(&appkey, ud), epoch)),
@@ -823,7 +823,7 @@ fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, mode: Mode, stamp
         return operator(tx, "api-token");
     }
     let invalid = || Error::new(Code::AuthFailed, "invalid token");
-    let now = store::now();
+    let now = app.clock.now();
     stamps.now = now;
     // A recheck neither trusts nor remembers (see [`Mode::Recheck`]).
     let epoch = match mode {
@@ -955,7 +955,7 @@ mod tests {
     #[test]
     fn last_use_marks_are_dropped_once_a_credential_changed() {
         let dir = tempfile::tempdir().unwrap();
-        let store = store::Store::open(&dir.path().join("ipam.db")).unwrap();
+        let store = crate::store::Store::open(&dir.path().join("ipam.db")).unwrap();
         crate::cli::create_org(&store, "a", "", "admin", Some("pw".into()), true).unwrap();
         store
             .run_blocking(|db| {

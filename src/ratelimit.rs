@@ -5,17 +5,21 @@
 //! when the window turns and never holds more than [`MEMORY_KEYS`] owners. A Redis that fails costs microseconds:
 //! after a failure no connection is tried for a growing interval (one warning per attempt), and meanwhile every
 //! process counts in its own memory table.
+//!
+//! Windows are whole periods of unix time read from the app's [`Clock`] (so processes sharing a Redis count the
+//! same windows), and the back-off is measured by it too.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::AsyncConnectionConfig;
 use sha2::{Digest, Sha256};
 
 use crate::auth;
+use crate::clock::Clock;
 
 /// A budget: `count` requests per `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +152,8 @@ static COUNT: LazyLock<redis::Script> = LazyLock::new(|| {
 struct Redis {
     client: redis::Client,
     link: Mutex<Link>,
+    /// What the back-off is measured by (the app's clock).
+    clock: Clock,
 }
 
 /// The state of the connection to Redis.
@@ -175,7 +181,7 @@ enum Route<'a> {
 /// counts as a failed attempt (the flag is cleared and the next attempt waits for the back-off), so a cancelled
 /// connect can neither leave every later call counting in memory for good nor make each call try again at once.
 struct Connecting<'a> {
-    link: &'a Mutex<Link>,
+    redis: &'a Redis,
     /// Cleared once [`Redis::connect`] has recorded the outcome itself.
     pending: bool,
 }
@@ -185,23 +191,25 @@ impl Drop for Connecting<'_> {
         if !self.pending {
             return;
         }
-        if let Ok(mut link) = self.link.lock() {
+        if let Ok(mut link) = self.redis.link.lock() {
             link.connecting = false;
-            link.back_off();
+            link.back_off(self.redis.clock.instant());
         }
     }
 }
 
 pub struct Limiter {
     limit: Limit,
+    /// What the windows are counted by (the app's clock).
+    clock: Clock,
     /// The counts of this process: the backend with `memory://`, the fallback while Redis is unreachable.
     memory: Mutex<Counts>,
     redis: Option<Redis>,
 }
 
 impl Limiter {
-    /// Builds the limiter from the settings; `None` when rate limiting is off.
-    pub fn new(enabled: bool, limit: &str, storage: &str) -> Result<Option<Limiter>, String> {
+    /// Builds the limiter from the settings, on `clock`; `None` when rate limiting is off.
+    pub fn new(enabled: bool, limit: &str, storage: &str, clock: Clock) -> Result<Option<Limiter>, String> {
         if !enabled {
             return Ok(None);
         }
@@ -219,6 +227,7 @@ impl Limiter {
                     next_attempt: None,
                     backoff: REDIS_BACKOFF,
                 }),
+                clock: clock.clone(),
             })
         } else {
             return Err(format!(
@@ -230,7 +239,12 @@ impl Limiter {
             counts: HashMap::new(),
             warned: false,
         });
-        Ok(Some(Limiter { limit, memory, redis }))
+        Ok(Some(Limiter {
+            limit,
+            clock,
+            memory,
+            redis,
+        }))
     }
 
     /// Connects to Redis, if that is the storage, and warns when it cannot: run once at start, so that an
@@ -249,10 +263,8 @@ impl Limiter {
     /// memory instead: an outage of the limiter must neither become an outage of the IPAM nor lift every limit.
     pub async fn check(&self, owner: &Owner) -> Decision {
         let period = self.limit.period.as_secs().max(1);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        // Unix seconds, so that every process sharing a Redis counts the same windows.
+        let now = u64::try_from(self.clock.now()).unwrap_or(0);
         let window = now / period;
         let reset = period - now % period;
         let shared = match &self.redis {
@@ -343,12 +355,12 @@ impl Redis {
         if let Some(conn) = &link.conn {
             return Route::Use(conn.clone(), link.generation);
         }
-        if link.connecting || link.next_attempt.is_some_and(|t| Instant::now() < t) {
+        if link.connecting || link.next_attempt.is_some_and(|t| self.clock.instant() < t) {
             return Route::Memory;
         }
         link.connecting = true;
         Route::Connect(Connecting {
-            link: &self.link,
+            redis: self,
             pending: true,
         })
     }
@@ -370,7 +382,7 @@ impl Redis {
                 Some((conn, link.generation))
             }
             Err(e) => {
-                let pause = link.back_off();
+                let pause = link.back_off(self.clock.instant());
                 tracing::warn!(
                     error = %e,
                     retry_in_secs = pause.as_secs(),
@@ -398,7 +410,7 @@ impl Redis {
             return;
         }
         link.conn = None;
-        let pause = link.back_off();
+        let pause = link.back_off(self.clock.instant());
         tracing::warn!(
             error,
             retry_in_secs = pause.as_secs(),
@@ -408,11 +420,11 @@ impl Redis {
 }
 
 impl Link {
-    /// Schedules the next connection attempt after the current pause, and doubles the pause after that; returns
-    /// the pause.
-    fn back_off(&mut self) -> Duration {
+    /// Schedules the next connection attempt the current pause after `now`, and doubles the pause after that;
+    /// returns the pause.
+    fn back_off(&mut self, now: Instant) -> Duration {
         let pause = self.backoff;
-        self.next_attempt = Some(Instant::now() + pause);
+        self.next_attempt = Some(now + pause);
         self.backoff = (pause * 2).min(REDIS_MAX_BACKOFF);
         pause
     }
@@ -421,6 +433,7 @@ impl Link {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
 
     #[test]
     fn parses_the_documented_forms() {
@@ -440,8 +453,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn memory_budget_runs_out_per_owner() {
-        let l = Limiter::new(true, "3 per hour", "memory://").unwrap().unwrap();
+    async fn memory_budget_runs_out_per_owner_until_the_window_turns() {
+        let clock = ManualClock::new();
+        let l = Limiter::new(true, "3 per hour", "memory://", clock.clock())
+            .unwrap()
+            .unwrap();
         let (a, b) = (Owner::User { org: 1, user: 2 }, Owner::User { org: 1, user: 3 });
         for left in [2, 1, 0] {
             let d = l.check(&a).await;
@@ -451,11 +467,20 @@ mod tests {
         let d = l.check(&a).await;
         assert!(!d.allowed && d.reset > 0 && d.reset <= 3600);
         assert!(l.check(&b).await.allowed);
+        // The last second of the window, then the next window with a full budget.
+        clock.advance(Duration::from_secs(d.reset - 1));
+        let last = l.check(&a).await;
+        assert_eq!((last.allowed, last.reset), (false, 1));
+        clock.advance(Duration::from_secs(1));
+        let d = l.check(&a).await;
+        assert_eq!((d.allowed, d.remaining, d.reset), (true, 2, 3600));
     }
 
     #[test]
     fn the_memory_table_holds_one_window_and_at_most_its_cap() {
-        let l = Limiter::new(true, "3 per hour", "memory://").unwrap().unwrap();
+        let l = Limiter::new(true, "3 per hour", "memory://", Clock::System)
+            .unwrap()
+            .unwrap();
         for i in 0..1000u32 {
             let ip = IpAddr::from(i.to_be_bytes());
             assert_eq!(l.count_in_memory(&Owner::address(ip), 7), Some(1));
@@ -483,13 +508,16 @@ mod tests {
         // Accepts connections (the kernel's backlog) but never answers the handshake.
         let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let uri = format!("redis://{}", silent.local_addr().unwrap());
-        let l = Limiter::new(true, "3 per hour", &uri).unwrap().unwrap();
+        let clock = ManualClock::new();
+        let l = Limiter::new(true, "3 per hour", &uri, clock.clock()).unwrap().unwrap();
         let owner = Owner::User { org: 1, user: 1 };
         let cancelled = tokio::time::timeout(REDIS_TIMEOUT / 5, l.check(&owner)).await;
         assert!(cancelled.is_err(), "the connect was still waiting for Redis");
         let redis = l.redis.as_ref().unwrap();
         assert!(matches!(redis.route(), Route::Memory), "backing off");
-        tokio::time::sleep(REDIS_BACKOFF).await;
+        clock.advance(REDIS_BACKOFF - Duration::from_millis(1));
+        assert!(matches!(redis.route(), Route::Memory), "still backing off");
+        clock.advance(Duration::from_millis(1));
         assert!(
             matches!(redis.route(), Route::Connect(_)),
             "tried again after the back-off"

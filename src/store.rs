@@ -469,14 +469,6 @@ pub fn schema_version() -> Result<i64> {
     Ok(migrations()?.last().map(|m| m.0).unwrap_or(0))
 }
 
-/// Unix seconds now.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,9 @@
 //!
 //! Every test calls from 127.0.0.1, and the harness's first call (the admin's, not proven yet) spends that
 //! address's budget: tests that count the address's budget count from what the first answer says is left.
+//!
+//! The limited servers run on a manual clock: windows turn only when a test moves the clock ([`fresh_window`]), so
+//! no burst of calls straddles two windows and no test sleeps for one to end.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,6 +17,8 @@ use hyper::Method;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use ipamd::clock::{Clock, ManualClock};
+
 use crate::rest::error_of;
 use crate::support::{self, Reply, Server};
 
@@ -22,10 +27,11 @@ const LIMIT: &str = "5 per minute";
 /// An operator token used only to read the window's reset time, with a budget of its own.
 const PROBE: &str = "probe-token";
 
-/// A server counting `5 per minute` per caller in memory, with the operator tokens `tokens` (and [`PROBE`]).
+/// A server counting `5 per minute` per caller in memory, with the operator tokens `tokens` (and [`PROBE`]), on a
+/// manual clock.
 async fn limited(tokens: &str) -> Server {
     let tokens = format!("{PROBE},{tokens}");
-    Server::start_with(move |s| {
+    Server::start_with_clock(&ManualClock::new(), move |s| {
         s.ratelimit_enabled = true;
         s.api_rate_limit = LIMIT.into();
         s.api_tokens = tokens;
@@ -59,14 +65,29 @@ fn assert_refused(r: &Reply, what: &str) {
     assert_budget(r, 0, what);
 }
 
-/// Waits for the next window when the current one ends within a few seconds, so that a test's burst of calls
-/// never straddles two windows. Reads the reset time with `probe`, a caller the test does not otherwise use.
+/// The manual clock of a server started with [`Server::start_with_clock`].
+fn clock(s: &Server) -> &ManualClock {
+    match &s.app.clock {
+        Clock::Manual(clock) => clock,
+        Clock::System => panic!("a test of windows runs its server on a manual clock"),
+    }
+}
+
+/// Moves the server's clock to the start of the next window, so that a test's calls start from whole budgets
+/// (whatever its setup spent) in a window that turns only when the test says. Reads the reset time with `probe`, a
+/// caller the test does not otherwise use, and checks with it that the window turned.
 async fn fresh_window(s: &Server, probe: &str) {
     let r = s.api(Method::GET, "/probe", probe, None).await;
     let reset = header_u64(&r, "x-ratelimit-reset");
-    if reset <= 3 {
-        tokio::time::sleep(Duration::from_secs(reset) + Duration::from_millis(100)).await;
-    }
+    clock(s).advance(Duration::from_secs(reset));
+    let r = s.api(Method::GET, "/probe", probe, None).await;
+    let limit = header_u64(&r, "x-ratelimit-limit");
+    assert_eq!(header_u64(&r, "x-ratelimit-reset"), 60, "a whole window is left");
+    assert_eq!(
+        header_u64(&r, "x-ratelimit-remaining"),
+        limit - 1,
+        "the probe's budget is whole again"
+    );
 }
 
 /// `POST /1.0/<method>` with an envelope carrying `appkey` and `userdata` (each left out when empty).
@@ -148,6 +169,27 @@ async fn the_sixth_call_of_a_token_gets_429_with_the_headers() {
     assert!(header_u64(&r, "x-ratelimit-remaining") < 5);
 }
 
+/// A spent budget stays spent to the last second of its window, and is whole again in the next one.
+#[tokio::test]
+async fn a_spent_budget_refills_when_the_window_turns() {
+    let s = limited("").await;
+    let t = s.admin_token.clone();
+    assert_eq!(s.api(Method::GET, "/networks", &t, None).await.status, 200);
+    fresh_window(&s, PROBE).await;
+    spend_down(5, "the token", || s.api(Method::GET, "/networks", &t, None)).await;
+    let r = s.api(Method::GET, "/networks", &t, None).await;
+    assert_refused(&r, "a spent budget");
+    assert_eq!(header_u64(&r, "retry-after"), 60);
+    clock(&s).advance(Duration::from_secs(59));
+    let r = s.api(Method::GET, "/networks", &t, None).await;
+    assert_refused(&r, "the last second of the window");
+    assert_eq!(header_u64(&r, "retry-after"), 1);
+    clock(&s).advance(Duration::from_secs(1));
+    let r = s.api(Method::GET, "/networks", &t, None).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_budget(&r, 4, "the next window");
+}
+
 #[tokio::test]
 async fn the_envelope_api_is_limited_per_user_once_proven() {
     let s = limited("").await;
@@ -185,7 +227,7 @@ async fn the_envelope_api_is_limited_per_user_once_proven() {
 
 #[tokio::test]
 async fn a_user_has_one_budget_whichever_app_key_or_token_they_call_with() {
-    let s = Server::start_with(|s| {
+    let s = Server::start_with_clock(&ManualClock::new(), |s| {
         s.ratelimit_enabled = true;
         s.api_rate_limit = "40 per minute".into();
         s.api_tokens = PROBE.into();
@@ -395,9 +437,11 @@ async fn the_redis_backend_shares_one_budget_between_servers() {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let (shared, other, probe) = (format!("shared-{run}"), format!("other-{run}"), format!("probe-{run}"));
     let tokens = format!("{shared},{other},{probe}");
+    // One clock for both servers: they count the same windows, as servers on synchronised clocks do.
+    let shared_clock = ManualClock::new();
     let start = || {
         let (url, tokens) = (url.clone(), tokens.clone());
-        Server::start_with(move |s| {
+        Server::start_with_clock(&shared_clock, move |s| {
             s.ratelimit_enabled = true;
             s.api_rate_limit = LIMIT.into();
             s.ratelimit_storage_uri = url;
@@ -424,6 +468,13 @@ async fn the_redis_backend_shares_one_budget_between_servers() {
     let r = two.api(Method::GET, "/networks", &other, None).await;
     assert_eq!(r.status, 200);
     assert_budget(&r, 4, "another token");
+    // The next window is a new counter in Redis, whole again on both servers.
+    fresh_window(&one, &probe).await;
+    for (i, s) in [&two, &one].into_iter().enumerate() {
+        let r = s.api(Method::GET, "/networks", &shared, None).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_budget(&r, 4 - i as u64, "the next window");
+    }
 }
 
 /// Finding: with `RATELIMIT_STORAGE_URI` at a Redis that failed, every call waited 5 s for it. Now a failed
@@ -442,7 +493,7 @@ async fn a_failing_redis_is_tried_rarely_while_budgets_are_counted_in_memory() {
             drop(socket);
         }
     });
-    let s = Server::start_with(move |s| {
+    let s = Server::start_with_clock(&ManualClock::new(), move |s| {
         s.ratelimit_enabled = true;
         s.api_rate_limit = LIMIT.into();
         s.ratelimit_storage_uri = url;

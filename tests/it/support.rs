@@ -2,6 +2,7 @@
 //! that call a method as a given identity and check the outcome the way every area's tests need.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -16,6 +17,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use ipamd::app::App;
+use ipamd::clock::{Clock, ManualClock};
 use ipamd::config::Settings;
 
 pub mod golden;
@@ -142,6 +144,16 @@ impl Server {
 
     /// A server like [`Server::start`]'s, with `adjust` applied to its settings last (API tokens, rate limits…).
     pub async fn start_with(adjust: impl FnOnce(&mut Settings)) -> Server {
+        Server::launch(Clock::System, adjust).await
+    }
+
+    /// A server like [`Server::start_with`]'s whose app reads the time from `clock`: it stands still until the test
+    /// advances it, so expiries and windows are crossed without sleeping. Servers given the same clock share it.
+    pub async fn start_with_clock(clock: &Arc<ManualClock>, adjust: impl FnOnce(&mut Settings)) -> Server {
+        Server::launch(clock.clock(), adjust).await
+    }
+
+    async fn launch(clock: Clock, adjust: impl FnOnce(&mut Settings)) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = Settings::defaults();
         settings.db = dir.path().join("ipam.db");
@@ -154,7 +166,7 @@ impl Server {
         settings.ratelimit_enabled = false;
         adjust(&mut settings);
         let (app, creds) = tokio::task::spawn_blocking(move || {
-            let app = App::open(settings).unwrap();
+            let app = App::open_with_clock(settings, clock).unwrap();
             let creds = ipamd::cli::first_run(&app.store, Some(ADMIN_PASSWORD.into())).unwrap();
             (app, creds.expect("an empty database gets the operator org"))
         })
@@ -434,7 +446,7 @@ impl Server {
                         tx,
                         caller: &caller,
                         app: &app,
-                        now: now(),
+                        now: app.clock.now(),
                         respid: "probe",
                         method,
                     };
