@@ -415,3 +415,10 @@ CREATE TRIGGER address_runs_update AFTER UPDATE OF subnet_id, ip ON addresses
 WHEN old.subnet_id IS NOT new.subnet_id OR old.ip IS NOT new.ip BEGIN
     INSERT INTO address_run_changes (subnet_id, ip, added) VALUES (old.subnet_id, old.ip, 0), (new.subnet_id, new.ip, 1);
 END;
+
+-- migration: 8
+-- Records by address in the order replies give them (address, then subnet): `ipaddress/get {"ip"}` and
+-- `search/ip` of a block read the index in order and sort nothing (an address determines its family: IPv4 keys
+-- are IPv4-mapped, and no IPv6 subnet may hold that block).
+DROP INDEX addresses_ip;
+CREATE INDEX addresses_ip ON addresses (ip, subnet_id);

@@ -152,6 +152,8 @@ pub struct GetParams {
     /// With `id`/`ids` and no other filter: how many distinct records must exist.
     exact: Option<usize>,
     by_id: bool,
+    /// One address is asked for: its records share a family.
+    by_ip: bool,
     filters: List,
     paging: Paging,
 }
@@ -179,8 +181,8 @@ impl Params for GetParams {
         if let Some(subnet) = subnet {
             filters.and("t.subnet_id = ?", subnet);
         }
-        if let Some(ip) = d.str("ip")? {
-            let ip = subnets::parse_ip("ip", &ip)?;
+        let ip = d.str("ip")?.map(|ip| subnets::parse_ip("ip", &ip)).transpose()?;
+        if let Some(ip) = ip {
             filters.and("t.ip = ?", net::key_bytes(net::key(ip)).to_vec());
         }
         for col in ["hostname", "cname"] {
@@ -212,6 +214,7 @@ impl Params for GetParams {
             subnet,
             exact,
             by_id,
+            by_ip: ip.is_some(),
             filters,
             paging: Paging::decode(d)?,
         })
@@ -224,11 +227,13 @@ impl Params for GetParams {
 pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<model::List<Host>> {
     let subnet = p.subnet.map(|s| subnets::get_record(ctx, s)).transpose()?;
     p.filters.args[0] = ctx.org().into();
-    // Within one subnet the family is fixed: its records are read in the order of the unique index, not sorted.
-    let order = match (p.by_id, p.subnet) {
-        (true, _) => "t.id",
-        (false, Some(_)) => "t.ip",
-        (false, None) => ORDER,
+    // Within one subnet, or at one address, the family is fixed: the records are read in the order of the unique
+    // index or of `addresses_ip`, not sorted.
+    let order = match (p.by_id, p.subnet, p.by_ip) {
+        (true, _, _) => "t.id",
+        (false, Some(_), _) => "t.ip",
+        (false, None, true) => "t.ip, t.subnet_id",
+        (false, None, false) => ORDER,
     };
     let (mut found, total) = p.filters.run(ctx, columns(), FROM, order, &p.paging, record)?;
     if p.exact.is_some_and(|n| usize::try_from(total).unwrap_or(0) != n) {
