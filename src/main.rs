@@ -13,8 +13,9 @@ use tokio::net::TcpListener;
 use ipamd::app::App;
 use ipamd::cli::{self, Credentials};
 use ipamd::config::{BackupCommand, Cli, Command, OrgCommand, Settings};
-use ipamd::dispatch::{self, Call};
+use ipamd::dispatch;
 use ipamd::error::{Code, Error};
+use ipamd::handler::{self, Call};
 use ipamd::store::Store;
 
 fn main() -> ExitCode {
@@ -104,7 +105,7 @@ fn backup(settings: Settings, cmd: BackupCommand) -> Result<(), Error> {
     let app = App::open(settings)?;
     let call = Call {
         method: method.into(),
-        credentials: dispatch::Credentials::Local,
+        credentials: handler::Credentials::Local,
         data,
     };
     let reply = runtime.block_on(dispatch::dispatch(&app, call)).result?;

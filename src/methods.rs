@@ -17,8 +17,9 @@ pub mod users;
 use rusqlite::Row;
 use serde_json::{json, Map, Value};
 
-use crate::dispatch::{call, Access, Kind, Level, Method};
 use crate::error::{Error, Result};
+use crate::handler::{call, Access, Kind, Level, Method, Params};
+use crate::params::Data;
 
 const READ: Access = Access::User(Level::Readonly);
 const STANDARD: Access = Access::User(Level::Standard);
@@ -87,6 +88,28 @@ pub static METHODS: &[Method] = &[
     Method { name: "search/ip", access: READ, kind: Kind::Read, prepare: |d| call(search::ip, d) },
     Method { name: "search/find", access: READ, kind: Kind::Read, prepare: |d| call(search::find, d) },
 ];
+
+/// The parameters of methods that take one required `id`.
+pub struct IdParam {
+    pub id: i64,
+}
+
+impl Params for IdParam {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(IdParam { id: d.req_id("id")? })
+    }
+}
+
+/// The parameters of methods that take an optional `id` (one record, or all of them).
+pub struct OptIdParam {
+    pub id: Option<i64>,
+}
+
+impl Params for OptIdParam {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(OptIdParam { id: d.id("id")? })
+    }
+}
 
 /// The stamp columns of a record table aliased `t`, joined to its last modifier as `m`; read by [`stamps`].
 pub fn stamp_cols(t: &str, m: &str) -> String {
@@ -162,7 +185,7 @@ pub fn one(mut records: Vec<Value>, what: &str) -> Result<Value> {
 }
 
 /// The owner a caller's view of app keys and tokens is limited to: admins see the whole org (`None`).
-pub fn owner_filter(ctx: &crate::dispatch::Ctx) -> Option<i64> {
+pub fn owner_filter(ctx: &crate::handler::Ctx) -> Option<i64> {
     match ctx.caller.level {
         Level::Admin => None,
         _ => Some(ctx.caller.user_id.unwrap_or(0)),
@@ -170,7 +193,7 @@ pub fn owner_filter(ctx: &crate::dispatch::Ctx) -> Option<i64> {
 }
 
 /// Deletes one app key or token the caller may see (`table` and `owner_col` are constants of the callers).
-pub fn delete_owned(ctx: &crate::dispatch::Ctx, table: &str, owner_col: &str, id: i64, what: &str) -> Result<Value> {
+pub fn delete_owned(ctx: &crate::handler::Ctx, table: &str, owner_col: &str, id: i64, what: &str) -> Result<Value> {
     let n = ctx.tx.execute(
         &format!("DELETE FROM {table} WHERE id = ?1 AND org_id = ?2 AND (?3 IS NULL OR {owner_col} = ?3)"),
         rusqlite::params![id, ctx.org(), owner_filter(ctx)],
@@ -183,7 +206,7 @@ pub fn delete_owned(ctx: &crate::dispatch::Ctx, table: &str, owner_col: &str, id
 }
 
 /// The user who will own a new app key or token; an `API_TOKENS` operator token is no user.
-pub fn owner(ctx: &crate::dispatch::Ctx) -> Result<i64> {
+pub fn owner(ctx: &crate::handler::Ctx) -> Result<i64> {
     ctx.caller.user_id.ok_or_else(|| {
         Error::new(
             crate::error::Code::AccessDenied,
@@ -235,7 +258,7 @@ pub fn too_many_deleted() -> Error {
 /// names their owner, and both are constants of the callers): the quota that keeps one user from multiplying
 /// their credentials. The check and the insert that follows share the writer's transaction.
 pub fn owner_within_quota(
-    ctx: &crate::dispatch::Ctx,
+    ctx: &crate::handler::Ctx,
     table: &str,
     owner_col: &str,
     max: u32,
@@ -298,7 +321,7 @@ impl List {
     /// Runs the query and, when paged, the count. Returns the records and the total.
     pub fn run(
         &self,
-        ctx: &crate::dispatch::Ctx,
+        ctx: &crate::handler::Ctx,
         cols: &str,
         from: &str,
         order: &str,

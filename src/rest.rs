@@ -7,8 +7,9 @@ use std::sync::LazyLock;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Map, Value};
 
-use crate::dispatch::{self, Call, Credentials, Outcome};
+use crate::dispatch;
 use crate::error::{Code, Error, Result};
+use crate::handler::{self, Call, Credentials, Outcome};
 use crate::time;
 
 /// A REST answer as it is written: its objects are lists of names and values, serialised in order, so a view
@@ -386,7 +387,7 @@ fn failed(e: Error, method: &'static str) -> Response {
         status: e.code.http_status(),
         body: Some(error_body(&e).into()),
         error: Some(e),
-        respid: dispatch::new_respid(),
+        respid: handler::new_respid(),
         caller: String::new(),
         method,
     }

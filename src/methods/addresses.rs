@@ -13,15 +13,15 @@ use rusqlite::types::Type;
 use rusqlite::{params, OptionalExtension, ToSql};
 use serde_json::{json, Map, Value};
 
-use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
+use crate::handler::{Ctx, Params};
 use crate::methods::subnets::{self, Subnet};
 use crate::methods::{
     column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamp_values, too_many_deleted,
-    List, Paging, Shape, MAX_RECORDS, STAMPS,
+    IdParam, List, Paging, Shape, MAX_RECORDS, STAMPS,
 };
 use crate::net;
-use crate::params::{as_bool, Data, IdParam, Params, Patch};
+use crate::params::{as_bool, Data, Patch};
 use crate::store::cached_sql;
 
 const STATUSES: [&str; 3] = ["active", "inactive", "reserved"];

@@ -5,10 +5,10 @@ use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
 
 use crate::auth;
-use crate::dispatch::Ctx;
 use crate::error::{Error, Result};
-use crate::methods::{capped, delete_owned, owner_filter, owner_within_quota};
-use crate::params::{Data, IdParam, OptIdParam, Params, Patch};
+use crate::handler::{Ctx, Params};
+use crate::methods::{capped, delete_owned, owner_filter, owner_within_quota, IdParam, OptIdParam};
+use crate::params::{Data, Patch};
 use crate::store::Tx;
 
 /// The longest app key name, in characters: it names the application in every log line and remembered caller.

@@ -12,10 +12,10 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension};
 use serde_json::{json, Value};
 
-use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
+use crate::handler::{Ctx, Params};
 use crate::net;
-use crate::params::{Data, Params};
+use crate::params::Data;
 use crate::store;
 use crate::time;
 

@@ -7,12 +7,12 @@ use rusqlite::types::Type;
 use rusqlite::{params, ToSql};
 use serde_json::{json, Map, Value};
 
-use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
+use crate::handler::{Ctx, Params};
 use crate::methods::subnets::{self, Subnet};
-use crate::methods::{deleted, list_reply, stamp_cols, stamps, List, Paging};
+use crate::methods::{deleted, list_reply, stamp_cols, stamps, IdParam, List, Paging};
 use crate::net;
-use crate::params::{as_bool, Data, IdParam, Params, Patch};
+use crate::params::{as_bool, Data, Patch};
 use crate::store::cached_sql;
 
 fn columns() -> &'static str {

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Map, Value};
 
-use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
+use crate::handler::{Ctx, Params};
 use crate::methods::subnets;
-use crate::methods::{capped, deleted, stamp_cols, stamps};
-use crate::params::{as_bool, Data, IdParam, Params, Patch};
+use crate::methods::{capped, deleted, stamp_cols, stamps, IdParam};
+use crate::params::{as_bool, Data, Patch};
 use crate::store::cached_sql;
 
 const TYPES: [&str; 4] = ["text", "number", "boolean", "select"];

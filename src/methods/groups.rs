@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Map, Value};
 
-use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
+use crate::handler::{Ctx, Params};
 use crate::methods::{capped, deleted, stamp_cols, stamps, too_many_deleted, MAX_RECORDS, UNPAGED_LIMIT};
-use crate::params::{Data, Params, Patch};
+use crate::params::{Data, Patch};
 use crate::store::cached_sql;
 
 fn select() -> &'static str {

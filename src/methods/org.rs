@@ -4,10 +4,10 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter};
 use serde_json::{json, Value};
 
-use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
+use crate::handler::{Ctx, Params};
 use crate::methods::deleted;
-use crate::params::{Data, Params, Patch};
+use crate::params::{Data, Patch};
 
 /// The caller's org as a plain object.
 pub fn load(ctx: &Ctx) -> Result<Value> {

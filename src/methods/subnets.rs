@@ -9,15 +9,15 @@ use ipnet::IpNet;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 
-use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
+use crate::handler::{Ctx, Params};
 use crate::methods::groups::{self, parent_param};
 use crate::methods::{
     addresses, column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamps, too_many,
     too_many_deleted, List, Paging, MAX_RECORDS,
 };
 use crate::net::{self, CidrError};
-use crate::params::{Data, Params, Patch};
+use crate::params::{Data, Patch};
 use crate::store::cached_sql;
 
 /// A subnet's identity and block, what most handlers need of it.

@@ -5,10 +5,10 @@ use rusqlite::params;
 use serde_json::{json, Value};
 
 use crate::auth;
-use crate::dispatch::Ctx;
 use crate::error::{Error, Result};
-use crate::methods::{capped, delete_owned, owner_filter, owner_within_quota};
-use crate::params::{Data, IdParam, OptIdParam, Params};
+use crate::handler::{Ctx, Params};
+use crate::methods::{capped, delete_owned, owner_filter, owner_within_quota, IdParam, OptIdParam};
+use crate::params::Data;
 use crate::store::Tx;
 
 const COLS: &str = "id, description, prefix, user_id, created, expires, lastused";

@@ -5,10 +5,10 @@ use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
 
 use crate::auth;
-use crate::dispatch::{Caller, Ctx, Level};
 use crate::error::{Code, Error, Result};
-use crate::methods::capped;
-use crate::params::{Data, OptIdParam, Params, Patch};
+use crate::handler::{Caller, Ctx, Level, Params};
+use crate::methods::{capped, OptIdParam};
+use crate::params::{Data, Patch};
 use crate::store::{Db, Tx};
 
 const COLS: &str = "id, username, email, realname, level, disabled, created, lastlogin";

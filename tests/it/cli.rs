@@ -10,7 +10,8 @@ use tempfile::TempDir;
 
 use ipamd::app::App;
 use ipamd::config::Settings;
-use ipamd::dispatch::{dispatch, Call, Credentials};
+use ipamd::dispatch::dispatch;
+use ipamd::handler::{Call, Credentials};
 
 use crate::support::{http, sha1_hex};
 

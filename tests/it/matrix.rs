@@ -11,7 +11,8 @@
 use hyper::Method as Verb;
 use serde_json::{json, Value};
 
-use ipamd::dispatch::{find_method, Access, Kind, Level};
+use ipamd::dispatch::find_method;
+use ipamd::handler::{Access, Kind, Level};
 use ipamd::methods::METHODS;
 use ipamd::rest::{Body, Resource, Route, ROUTES};
 

@@ -403,7 +403,8 @@ impl Server {
     /// method table, one read transaction) but on a connection whose progress handler counts the SQLite virtual
     /// machine's steps: the work of the call, independent of timing. The reply and the steps, to the hundred.
     pub async fn steps(&self, org_id: i64, method: &'static str, data: Value) -> (Value, u64) {
-        use ipamd::dispatch::{find_method, Caller, Ctx, Level};
+        use ipamd::dispatch::find_method;
+        use ipamd::handler::{Caller, Ctx, Level};
         use std::sync::atomic::{AtomicU64, Ordering};
         use std::sync::Arc;
         let app = self.app.clone();

@@ -4,7 +4,8 @@
 use hyper::Method;
 use serde_json::{json, Value};
 
-use ipamd::dispatch::{dispatch, Call, Credentials};
+use ipamd::dispatch::dispatch;
+use ipamd::handler::{Call, Credentials};
 
 use crate::support::{id_of, keys, now, only, Server};
 
