@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::auth::{self, Auth};
 use crate::config::Settings;
 use crate::error::{Code, Error, Result};
+use crate::handler::Method;
 use crate::ratelimit::Limiter;
 use crate::slots::Slots;
 use crate::store::Store;
@@ -20,11 +21,14 @@ pub struct App {
     pub limiter: Option<Arc<Limiter>>,
     /// The connection slots of the server that serves this app (`server::run`).
     pub slots: Arc<Slots>,
+    /// The method table the dispatcher serves (`methods::METHODS`), handed in by whoever builds the app, so the
+    /// dispatcher stands on the handlers' vocabulary without importing the handlers.
+    pub methods: &'static [Method],
 }
 
 impl App {
-    /// Opens the store (creating and migrating it) and prepares the authentication state.
-    pub fn open(settings: Settings) -> Result<App> {
+    /// Opens the store (creating and migrating it) and prepares the authentication state, to serve `methods`.
+    pub fn open(settings: Settings, methods: &'static [Method]) -> Result<App> {
         let store = Store::open(&settings.db)?;
         let auth = Auth::new(
             settings.auth_cache_ttl(),
@@ -54,6 +58,7 @@ impl App {
             auth: Arc::new(auth),
             operator_tokens: Arc::new(operator_tokens),
             limiter,
+            methods,
         })
     }
 }

@@ -482,7 +482,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = crate::config::Settings::defaults();
         settings.db = dir.path().join("ipam.db");
-        let app = App::open(settings).unwrap();
+        let app = App::open(settings, &[]).unwrap();
         let creds = crate::cli::create_org(&app.store, "a", "", "admin", Some("pw".into()), true).unwrap();
         let envelope = Credentials::Envelope {
             appkey: Some(creds.appkey.clone()),

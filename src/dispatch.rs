@@ -8,19 +8,16 @@ use serde_json::Value;
 use crate::app::App;
 use crate::credentials::{authenticate, grant, recheck, Authenticated, Grant, Mode, PasswordCheck, Prior, Stamps};
 use crate::error::{Code, Error, Result};
-use crate::handler::{check_access, new_respid, Call, Caller, Credentials, Ctx, Kind, Method, Outcome, Prepared};
-use crate::methods::METHODS;
+use crate::handler::{
+    check_access, find_method, new_respid, Call, Caller, Credentials, Ctx, Kind, Method, Outcome, Prepared,
+};
 use crate::params::Data;
 use crate::store::{self, Db, Tx};
-
-pub fn find_method(name: &str) -> Option<&'static Method> {
-    METHODS.iter().find(|m| m.name == name)
-}
 
 /// Runs one call through the whole pipeline.
 pub async fn dispatch(app: &App, call: Call) -> Outcome {
     let respid = new_respid();
-    let Some(method) = find_method(&call.method) else {
+    let Some(method) = find_method(app.methods, &call.method) else {
         let e = Error::new(Code::UnknownMethod, format!("unknown method '{}'", call.method));
         return Outcome {
             respid,
@@ -186,7 +183,8 @@ fn run(
     let ctx = Ctx {
         tx,
         caller,
-        app,
+        settings: &app.settings,
+        store: &app.store,
         now: store::now(),
         respid,
         method: method.name,

@@ -7,10 +7,10 @@
 use rusqlite::params;
 use serde_json::Value;
 
-use crate::app::App;
+use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::params::Data;
-use crate::store::{Db, Tx};
+use crate::store::{Db, Store, Tx};
 
 /// Permission levels, ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -144,11 +144,13 @@ pub struct Caller {
     pub application: String,
 }
 
-/// Everything a handler gets: the transaction, the caller, and the time of the call.
+/// Everything a handler gets: the transaction, the caller, the settings, the store (for its file, not its
+/// connections: the transaction is the handler's one way into the database) and the time of the call.
 pub struct Ctx<'a> {
     pub tx: &'a Tx<'a>,
     pub caller: &'a Caller,
-    pub app: &'a App,
+    pub settings: &'a Settings,
+    pub store: &'a Store,
     pub now: i64,
     pub respid: &'a str,
     pub method: &'static str,
@@ -201,6 +203,11 @@ pub struct Outcome {
     /// Who called, for the request log line (never a secret).
     pub caller: String,
     pub result: Result<Value>,
+}
+
+/// The line of `methods` named `name`: a scan of the table, in order (it holds some fifty lines).
+pub fn find_method(methods: &'static [Method], name: &str) -> Option<&'static Method> {
+    methods.iter().find(|m| m.name == name)
 }
 
 /// A unique response id: a UUID v7 in simple form, ordered by time.

@@ -366,7 +366,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
     };
     let key = net::key(ip);
     check_free(ctx, &subnet, key, 0)?;
-    let assign = ctx.app.settings.host_assign_on_create;
+    let assign = ctx.settings.host_assign_on_create;
     let host = p.host.apply(
         Host {
             texts: [None, None, None, None],
@@ -451,7 +451,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
     if moved {
         check_free(ctx, &subnet, key, p.id)?;
     }
-    let host = p.host.apply(host, ctx.app.settings.host_assign_on_create);
+    let host = p.host.apply(host, ctx.settings.host_assign_on_create);
     let [hostname, cname, discovery_source, description] = &host.texts;
     ctx.tx
         .execute(

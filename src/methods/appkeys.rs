@@ -90,13 +90,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
     let (id, key) = insert(
         ctx.tx,
         ctx.org(),
-        owner_within_quota(
-            ctx,
-            "appkeys",
-            "owner_id",
-            ctx.app.settings.max_appkeys_per_user,
-            "app key",
-        )?,
+        owner_within_quota(ctx, "appkeys", "owner_id", ctx.settings.max_appkeys_per_user, "app key")?,
         &p.name,
         p.description.as_deref(),
         ctx.now,

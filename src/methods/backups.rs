@@ -21,7 +21,7 @@ use crate::time;
 
 /// The backup directory, created when missing.
 fn dir(ctx: &Ctx) -> Result<PathBuf> {
-    let dir = ctx.app.settings.backup_dir.clone();
+    let dir = ctx.settings.backup_dir.clone();
     std::fs::create_dir_all(&dir)
         .map_err(|e| Error::new(Code::Unavailable, format!("cannot create the backup directory: {e}")))?;
     Ok(dir)
@@ -84,7 +84,7 @@ fn create(ctx: &Ctx) -> Result<(String, PathBuf)> {
     let partial = dir.join(format!(".ipam-backup-{}.partial", ctx.respid));
     // A copy of a WAL database is marked WAL too: made a rollback-journal file, it is one self-contained file, and
     // opening it (verify, restore) leaves no -wal and -shm files beside it.
-    let written = Connection::open(ctx.app.store.path())
+    let written = Connection::open(ctx.store.path())
         .and_then(|live| live.backup(rusqlite::MAIN_DB, &partial, None))
         .and_then(|()| Connection::open(&partial)?.pragma_update(None, "journal_mode", "DELETE"))
         .map_err(Error::from)

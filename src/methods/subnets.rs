@@ -986,7 +986,7 @@ pub fn split(ctx: &Ctx, p: SplitParams) -> Result<Value> {
         }
         (None, None) => return Err(invalid("nothing to split into".into())),
     };
-    let children = net::split(&s.net, prefix, ctx.app.settings.max_split).map_err(invalid)?;
+    let children = net::split(&s.net, prefix, ctx.settings.max_split).map_err(invalid)?;
     for child in &children {
         storable(*child)?;
     }

@@ -81,7 +81,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
     let (id, token) = insert(
         ctx.tx,
         ctx.org(),
-        owner_within_quota(ctx, "tokens", "user_id", ctx.app.settings.max_tokens_per_user, "token")?,
+        owner_within_quota(ctx, "tokens", "user_id", ctx.settings.max_tokens_per_user, "token")?,
         p.description.as_deref(),
         p.expires,
         ctx.now,

@@ -12,6 +12,7 @@ use ipamd::app::App;
 use ipamd::config::Settings;
 use ipamd::dispatch::dispatch;
 use ipamd::handler::{Call, Credentials};
+use ipamd::methods::METHODS;
 
 use crate::support::{http, sha1_hex};
 
@@ -74,7 +75,7 @@ fn credentials(out: &Output) -> Value {
 async fn whoami(dir: &Path, creds: &Value) -> Value {
     let mut settings = Settings::defaults();
     settings.db = dir.join("ipam.db");
-    let app = tokio::task::spawn_blocking(move || App::open(settings).unwrap())
+    let app = tokio::task::spawn_blocking(move || App::open(settings, METHODS).unwrap())
         .await
         .unwrap();
     let call = Call {
