@@ -5,6 +5,7 @@
 //! A leaf: it imports nothing of the dispatcher, the doors or the handlers, so each of them can stand on it.
 
 use rusqlite::params;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::Settings;
@@ -166,8 +167,9 @@ impl Ctx<'_> {
         require(self.caller, level)
     }
 
-    /// Writes one audit log entry, in the call's transaction.
-    pub fn log(&self, objecttype: &str, objectid: Option<i64>, summary: &str, changes: Option<Value>) -> Result<()> {
+    /// Writes the audit entry of `change` into the call's transaction: the one place an entry is written, so the
+    /// change and its entry commit together or not at all.
+    pub fn log(&self, change: Change) -> Result<()> {
         self.tx.execute(
             "INSERT INTO logs (org_id, time, userid, user, application, respid, method, objecttype, objectid,
                                summary, changes)
@@ -180,13 +182,132 @@ impl Ctx<'_> {
                 self.caller.application,
                 self.respid,
                 self.method,
-                objecttype,
-                objectid,
-                summary,
-                changes.map(|c| c.to_string()),
+                change.object.kind.as_str(),
+                change.object.id,
+                change.summary,
+                change.detail.map(|c| c.to_string()),
             ],
         )?;
         Ok(())
+    }
+}
+
+/// The kinds of record a change is about; stored as the audit entry's `objecttype`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    Org,
+    User,
+    Appkey,
+    Token,
+    Group,
+    Subnet,
+    Field,
+    Address,
+    DhcpRange,
+    Backup,
+}
+
+impl ObjectKind {
+    /// The `objecttype` of `org/logs` (methods.md).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Org => "org",
+            ObjectKind::User => "user",
+            ObjectKind::Appkey => "appkey",
+            ObjectKind::Token => "token",
+            ObjectKind::Group => "group",
+            ObjectKind::Subnet => "subnet",
+            ObjectKind::Field => "field",
+            ObjectKind::Address => "ipaddress",
+            ObjectKind::DhcpRange => "dhcprange",
+            ObjectKind::Backup => "backup",
+        }
+    }
+
+    /// The record of this kind with id `id`.
+    pub fn id(self, id: i64) -> Object {
+        Object {
+            kind: self,
+            id: Some(id),
+        }
+    }
+}
+
+/// What a change is about: a kind of record and its id (`None` for what has none: a backup is known by name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Object {
+    pub kind: ObjectKind,
+    pub id: Option<i64>,
+}
+
+/// What a change did to its object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Added,
+    Edited,
+    Deleted,
+    /// A subnet split into smaller ones (the object is the first of them, the original's id).
+    Split,
+    /// Subnets joined into one (the object is the survivor).
+    Joined,
+    /// The whole database replaced by a backup.
+    Restored,
+}
+
+/// One change a write made, as its audit entry: built by the handler, written by [`Ctx::log`].
+///
+/// The `logs` table stores the object (`objecttype`, `objectid`), the summary and the detail (`changes`), beside
+/// the call's org, caller, time, respid and method. The action and the records before and after are carried for
+/// the change feed to come but not stored: the table has no column for them (its `changes` holds the per-method
+/// detail clients of `org/logs` read), and adding them is a migration of its own.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub object: Object,
+    pub action: Action,
+    /// The human summary: "address 10.0.0.5 deleted".
+    pub summary: String,
+    /// The method's own detail, as methods.md documents it for each method (`changes`).
+    pub detail: Option<Value>,
+    /// The record before the change, as JSON text, where the handler read it anyway.
+    pub before: Option<String>,
+    /// The record after the change, as JSON text, where the handler read it anyway (for its reply).
+    pub after: Option<String>,
+}
+
+impl Change {
+    pub fn new(object: Object, action: Action, summary: impl Into<String>) -> Change {
+        Change {
+            object,
+            action,
+            summary: summary.into(),
+            detail: None,
+            before: None,
+            after: None,
+        }
+    }
+
+    /// With the method's detail (`changes`).
+    pub fn detail(self, detail: Value) -> Change {
+        Change {
+            detail: Some(detail),
+            ..self
+        }
+    }
+
+    /// With the record as it was before.
+    pub fn before(self, record: &impl Serialize) -> Change {
+        Change {
+            before: serde_json::to_string(record).ok(),
+            ..self
+        }
+    }
+
+    /// With the record as it is after.
+    pub fn after(self, record: &impl Serialize) -> Change {
+        Change {
+            after: serde_json::to_string(record).ok(),
+            ..self
+        }
     }
 }
 
@@ -265,5 +386,43 @@ pub fn check_access(caller: &Caller, access: Access) -> Result<()> {
         Access::User(level) => require(caller, level),
         Access::Operator if caller.operator_org => require(caller, Level::Admin),
         Access::Operator => Err(Error::access_denied()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// `objecttype` is part of the wire contract of `org/logs`: each kind keeps the name it was stored under.
+    #[test]
+    fn object_kinds_keep_their_stored_names() {
+        let kinds = [
+            (ObjectKind::Org, "org"),
+            (ObjectKind::User, "user"),
+            (ObjectKind::Appkey, "appkey"),
+            (ObjectKind::Token, "token"),
+            (ObjectKind::Group, "group"),
+            (ObjectKind::Subnet, "subnet"),
+            (ObjectKind::Field, "field"),
+            (ObjectKind::Address, "ipaddress"),
+            (ObjectKind::DhcpRange, "dhcprange"),
+            (ObjectKind::Backup, "backup"),
+        ];
+        for (kind, name) in kinds {
+            assert_eq!(kind.as_str(), name);
+        }
+    }
+
+    #[test]
+    fn a_change_carries_its_records_as_json_text() {
+        let change = Change::new(ObjectKind::Subnet.id(7), Action::Edited, "subnet edited")
+            .detail(json!({"name": ["a", "b"]}))
+            .before(&json!({"id": 7, "name": "a"}))
+            .after(&json!({"id": 7, "name": "b"}));
+        assert_eq!(change.object, ObjectKind::Subnet.id(7));
+        assert_eq!(change.detail, Some(json!({"name": ["a", "b"]})));
+        assert_eq!(change.before.as_deref(), Some(r#"{"id":7,"name":"a"}"#));
+        assert_eq!(change.after.as_deref(), Some(r#"{"id":7,"name":"b"}"#));
     }
 }

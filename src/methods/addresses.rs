@@ -14,7 +14,9 @@ use rusqlite::{params, OptionalExtension, ToSql};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Code, Error, Result};
-use crate::handler::{Ctx, Params};
+use crate::handler::Action::{Added, Deleted, Edited};
+use crate::handler::ObjectKind::Address;
+use crate::handler::{Change, Ctx, Params};
 use crate::methods::subnets::{self, Subnet};
 use crate::methods::{
     column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamp_values, too_many_deleted,
@@ -403,13 +405,17 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
     let id = ctx.tx.last_insert_rowid();
     fields::set_values(ctx, subnet.id, id, &p.host.fields.unwrap_or_default(), true)?;
     subnets::adjust(ctx, &subnet, key, true)?;
+    let after = get_record(ctx, id)?;
     ctx.log(
-        "ipaddress",
-        Some(id),
-        &format!("address {ip} added to subnet {}", subnet.net),
-        Some(json!({"subnet": subnet.id, "ip": ip.to_string()})),
+        Change::new(
+            Address.id(id),
+            Added,
+            format!("address {ip} added to subnet {}", subnet.net),
+        )
+        .detail(json!({"subnet": subnet.id, "ip": ip.to_string()}))
+        .after(&after),
     )?;
-    Ok(Value::Array(vec![get_record(ctx, id)?]))
+    Ok(Value::Array(vec![after]))
 }
 
 pub struct EditParams {
@@ -505,10 +511,10 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
     }
     let after = get_record(ctx, p.id)?;
     ctx.log(
-        "ipaddress",
-        Some(p.id),
-        &format!("address {ip} edited"),
-        Some(subnets::diff(&before, &after)),
+        Change::new(Address.id(p.id), Edited, format!("address {ip} edited"))
+            .detail(subnets::diff(&before, &after))
+            .before(&before)
+            .after(&after),
     )?;
     Ok(Value::Array(vec![after]))
 }
@@ -571,10 +577,8 @@ pub fn massdelete(ctx: &Ctx, p: MassDeleteParams) -> Result<Value> {
         for (id, ip) in &doomed {
             let ip = net::bytes_key(ip).map(|k| s.addr(k).to_string()).unwrap_or_default();
             ctx.log(
-                "ipaddress",
-                Some(*id),
-                &format!("address {ip} deleted"),
-                Some(json!({"subnet": s.id, "ip": ip})),
+                Change::new(Address.id(*id), Deleted, format!("address {ip} deleted"))
+                    .detail(json!({"subnet": s.id, "ip": ip})),
             )?;
         }
         return Ok(deleted(&doomed.iter().map(|d| d.0).collect::<Vec<_>>()));
@@ -809,10 +813,8 @@ fn remove(ctx: &Ctx, s: &Subnet, id: i64, key: u128) -> Result<()> {
     subnets::adjust(ctx, s, key, false)?;
     let ip = s.addr(key);
     ctx.log(
-        "ipaddress",
-        Some(id),
-        &format!("address {ip} deleted"),
-        Some(json!({"subnet": s.id, "ip": ip.to_string()})),
+        Change::new(Address.id(id), Deleted, format!("address {ip} deleted"))
+            .detail(json!({"subnet": s.id, "ip": ip.to_string()})),
     )
 }
 

@@ -13,7 +13,7 @@ use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtensio
 use serde_json::{json, Value};
 
 use crate::error::{Code, Error, Result};
-use crate::handler::{Ctx, Params};
+use crate::handler::{Action, Change, Ctx, Object, ObjectKind, Params};
 use crate::net;
 use crate::params::Data;
 use crate::store;
@@ -316,11 +316,12 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Value> {
     // Every remembered caller and every write authorised before the restore is checked again, whatever the
     // restore's deletes already moved.
     ctx.tx.execute("UPDATE credential_epoch SET n = n + 1", [])?;
+    let backup = Object {
+        kind: ObjectKind::Backup,
+        id: None,
+    };
     ctx.log(
-        "backup",
-        None,
-        &format!("restored {}", p.name),
-        Some(json!({"safety_backup": safety})),
+        Change::new(backup, Action::Restored, format!("restored {}", p.name)).detail(json!({"safety_backup": safety})),
     )?;
     tracing::warn!(backup = %p.name, safety = %safety, respid = ctx.respid, "database restored from backup");
     Ok(

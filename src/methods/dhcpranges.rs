@@ -8,7 +8,9 @@ use rusqlite::{params, ToSql};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Code, Error, Result};
-use crate::handler::{Ctx, Params};
+use crate::handler::Action::{Added, Deleted, Edited};
+use crate::handler::ObjectKind::DhcpRange;
+use crate::handler::{Change, Ctx, Params};
 use crate::methods::subnets::{self, Subnet};
 use crate::methods::{deleted, list_reply, stamp_cols, stamps, IdParam, List, Paging};
 use crate::net;
@@ -145,13 +147,17 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
     let id = ctx.tx.last_insert_rowid();
     subnets::recount(ctx, &s)?;
     let range = span((start, end), s.v4());
+    let after = load(ctx, id)?;
     ctx.log(
-        "dhcprange",
-        Some(id),
-        &format!("DHCP range {range} added to subnet {}", s.net),
-        Some(json!({"subnet": s.id, "range": range, "is_active": p.is_active})),
+        Change::new(
+            DhcpRange.id(id),
+            Added,
+            format!("DHCP range {range} added to subnet {}", s.net),
+        )
+        .detail(json!({"subnet": s.id, "range": range, "is_active": p.is_active}))
+        .after(&after),
     )?;
-    Ok(Value::Array(vec![load(ctx, id)?]))
+    Ok(Value::Array(vec![after]))
 }
 
 pub struct EditParams {
@@ -229,10 +235,14 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
     }
     let after = load(ctx, p.id)?;
     ctx.log(
-        "dhcprange",
-        Some(p.id),
-        &format!("DHCP range {} edited", span((start, end), s.v4())),
-        Some(subnets::diff(&before, &after)),
+        Change::new(
+            DhcpRange.id(p.id),
+            Edited,
+            format!("DHCP range {} edited", span((start, end), s.v4())),
+        )
+        .detail(subnets::diff(&before, &after))
+        .before(&before)
+        .after(&after),
     )?;
     Ok(Value::Array(vec![after]))
 }
@@ -243,10 +253,12 @@ pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Value> {
     subnets::recount(ctx, &s)?;
     let range = span(range, s.v4());
     ctx.log(
-        "dhcprange",
-        Some(p.id),
-        &format!("DHCP range {range} deleted from subnet {}", s.net),
-        Some(json!({"subnet": s.id, "range": range})),
+        Change::new(
+            DhcpRange.id(p.id),
+            Deleted,
+            format!("DHCP range {range} deleted from subnet {}", s.net),
+        )
+        .detail(json!({"subnet": s.id, "range": range})),
     )?;
     Ok(deleted(&[p.id]))
 }

@@ -10,7 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Code, Error, Result};
-use crate::handler::{Ctx, Params};
+use crate::handler::Action::{Added, Deleted, Edited, Joined, Split};
+use crate::handler::{Change, Ctx, ObjectKind, Params};
 use crate::methods::groups::{self, parent_param};
 use crate::methods::{
     addresses, column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamps, too_many,
@@ -681,13 +682,13 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
     }
     check_overlap(ctx, p.group, &p.block, &[])?;
     let id = insert(ctx, &p.block, p.group, &p.texts, p.vlan_id)?;
+    let after = get_record(ctx, id)?;
     ctx.log(
-        "subnet",
-        Some(id),
-        &format!("subnet {} added", p.block),
-        Some(json!({"group": p.group})),
+        Change::new(ObjectKind::Subnet.id(id), Added, format!("subnet {} added", p.block))
+            .detail(json!({"group": p.group}))
+            .after(&after),
     )?;
-    Ok(Value::Array(vec![get_record(ctx, id)?]))
+    Ok(Value::Array(vec![after]))
 }
 
 fn insert(ctx: &Ctx, block: &IpNet, group: Option<i64>, texts: &[Option<String>; 4], vlan: Option<i64>) -> Result<i64> {
@@ -818,7 +819,12 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
     touch(ctx, s.id)?;
     recount(ctx, &Subnet { net: block, group, ..s })?;
     let after = get_record(ctx, p.id)?;
-    ctx.log("subnet", Some(p.id), "subnet edited", Some(diff(&before, &after)))?;
+    ctx.log(
+        Change::new(ObjectKind::Subnet.id(p.id), Edited, "subnet edited")
+            .detail(diff(&before, &after))
+            .before(&before)
+            .after(&after),
+    )?;
     Ok(Value::Array(vec![after]))
 }
 
@@ -939,10 +945,13 @@ fn remove(ctx: &Ctx, p: DeleteParams, mass: bool) -> Result<Value> {
         let id = r["id"].as_i64().unwrap_or(0);
         ctx.tx.execute("DELETE FROM subnets WHERE id = ?1", [id])?;
         ctx.log(
-            "subnet",
-            Some(id),
-            &format!("subnet {} deleted", r["subnet"].as_str().unwrap_or("")),
-            Some(json!({"addresses": r["used_hosts"]})),
+            Change::new(
+                ObjectKind::Subnet.id(id),
+                Deleted,
+                format!("subnet {} deleted", r["subnet"].as_str().unwrap_or("")),
+            )
+            .detail(json!({"addresses": r["used_hosts"]}))
+            .before(&r),
         )?;
         ids.push(id);
     }
@@ -1057,10 +1066,12 @@ pub fn split(ctx: &Ctx, p: SplitParams) -> Result<Value> {
         },
     )?;
     ctx.log(
-        "subnet",
-        Some(s.id),
-        &format!("subnet {} split into {} /{prefix}", s.net, children.len()),
-        Some(json!({"from": s.net.to_string(), "created": ids[1..]})),
+        Change::new(
+            ObjectKind::Subnet.id(s.id),
+            Split,
+            format!("subnet {} split into {} /{prefix}", s.net, children.len()),
+        )
+        .detail(json!({"from": s.net.to_string(), "created": ids[1..]})),
     )?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
@@ -1188,10 +1199,12 @@ pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Value> {
         },
     )?;
     ctx.log(
-        "subnet",
-        Some(survivor.id),
-        &format!("{} subnets joined into {block}", ids.len()),
-        Some(json!({"joined": absorbed})),
+        Change::new(
+            ObjectKind::Subnet.id(survivor.id),
+            Joined,
+            format!("{} subnets joined into {block}", ids.len()),
+        )
+        .detail(json!({"joined": absorbed})),
     )?;
     let mut rec = get_record(ctx, survivor.id)?;
     rec["joined"] = json!(absorbed);

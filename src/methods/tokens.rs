@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 
 use crate::auth;
 use crate::error::{Error, Result};
-use crate::handler::{Ctx, Params};
+use crate::handler::ObjectKind::Token;
+use crate::handler::{Action, Change, Ctx, Params};
 use crate::methods::{capped, delete_owned, owner_filter, owner_within_quota, IdParam, OptIdParam};
 use crate::params::Data;
 use crate::store::Tx;
@@ -86,13 +87,12 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
         p.expires,
         ctx.now,
     )?;
-    ctx.log(
-        "token",
-        Some(id),
-        "token added",
-        Some(json!({"prefix": auth::prefix(&token)})),
-    )?;
     let mut rec = list(ctx, Some(id))?.pop().ok_or_else(|| Error::not_found("token"))?;
+    ctx.log(
+        Change::new(Token.id(id), Action::Added, "token added")
+            .detail(json!({"prefix": auth::prefix(&token)}))
+            .after(&rec),
+    )?;
     rec["token"] = Value::String(token);
     Ok(Value::Array(vec![rec]))
 }
@@ -106,5 +106,5 @@ pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Value> {
 }
 
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Value> {
-    delete_owned(ctx, "tokens", "user_id", p.id, "token")
+    delete_owned(ctx, "tokens", "user_id", p.id, Token)
 }
