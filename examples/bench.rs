@@ -43,6 +43,7 @@ use tokio::task::JoinHandle;
 
 use ipamd::app::App;
 use ipamd::config::Settings;
+use ipamd::methods::METHODS;
 
 use client::{Api, Measure, Outcome, Plan, Res, Target};
 use seed::{DataSet, Sizes};
@@ -319,7 +320,7 @@ fn run() -> Res<ExitCode> {
     let (app, creds) = server_rt.block_on(async {
         let settings = settings.clone();
         tokio::task::spawn_blocking(move || -> Res<_> {
-            let app = App::open(settings)?;
+            let app = App::open(settings, METHODS)?;
             let creds = ipamd::cli::first_run(&app.store, None)?.ok_or("the new database is already initialised")?;
             Ok((app, creds))
         })
@@ -359,7 +360,7 @@ fn run() -> Res<ExitCode> {
     let rss_reset = reset_peak_rss();
     let restart = Instant::now();
     let app = server_rt.block_on(async {
-        tokio::task::spawn_blocking(move || App::open(settings))
+        tokio::task::spawn_blocking(move || App::open(settings, METHODS))
             .await
             .map_err(|e| e.to_string())
     })??;
@@ -644,7 +645,7 @@ fn bench_settings(db: &Path) -> Settings {
 fn serve(db: &Path) -> Res<ExitCode> {
     init_logging(false);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let app = App::open(bench_settings(db))?;
+    let app = App::open(bench_settings(db), METHODS)?;
     let server = Server::start(&rt, app)?;
     println!("{}", server.addr);
     std::io::stdin().read_to_end(&mut Vec::new())?;

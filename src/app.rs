@@ -6,6 +6,7 @@ use crate::auth::{self, Auth};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{Code, Error, Result};
+use crate::handler::Method;
 use crate::ratelimit::Limiter;
 use crate::slots::Slots;
 use crate::store::Store;
@@ -23,16 +24,20 @@ pub struct App {
     pub slots: Arc<Slots>,
     /// Where every expiry, window and stamp reads the time; `auth` and `limiter` hold copies of it.
     pub clock: Clock,
+    /// The method table the dispatcher serves (`methods::METHODS`), handed in by whoever builds the app, so the
+    /// dispatcher stands on the handlers' vocabulary without importing the handlers.
+    pub methods: &'static [Method],
 }
 
 impl App {
-    /// Opens the store (creating and migrating it) and prepares the authentication state, on the system clock.
-    pub fn open(settings: Settings) -> Result<App> {
-        App::open_with_clock(settings, Clock::System)
+    /// Opens the store (creating and migrating it) and prepares the authentication state, to serve `methods`, on
+    /// the system clock.
+    pub fn open(settings: Settings, methods: &'static [Method]) -> Result<App> {
+        App::open_with_clock(settings, methods, Clock::System)
     }
 
     /// [`App::open`] with the time read from `clock`: a test's manual clock.
-    pub fn open_with_clock(settings: Settings, clock: Clock) -> Result<App> {
+    pub fn open_with_clock(settings: Settings, methods: &'static [Method], clock: Clock) -> Result<App> {
         let store = Store::open(&settings.db)?;
         let auth = Auth::new(
             clock.clone(),
@@ -65,6 +70,7 @@ impl App {
             operator_tokens: Arc::new(operator_tokens),
             limiter,
             clock,
+            methods,
         })
     }
 }

@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::clock::Clock;
-use crate::dispatch::Caller;
 use crate::error::{Code, Error, Result};
+use crate::handler::Caller;
 use crate::ratelimit::{Held, Owner};
 
 /// Most entries each table (verification cache, known callers, lockout) keeps.
@@ -632,7 +632,7 @@ mod tests {
                 operator_org: false,
                 user_id: Some(2),
                 username: "bob".into(),
-                level: crate::dispatch::Level::Standard,
+                level: crate::handler::Level::Standard,
                 application: "token:abc".into(),
             },
             expires: None,

@@ -5,8 +5,8 @@ use serde::Serialize;
 
 use crate::auth;
 use crate::clock::Clock;
-use crate::dispatch::Level;
 use crate::error::{Code, Error, Result};
+use crate::handler::Level;
 use crate::methods::{appkeys, org, tokens, users};
 use crate::store::Store;
 

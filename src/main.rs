@@ -13,8 +13,10 @@ use tokio::net::TcpListener;
 use ipamd::app::App;
 use ipamd::cli::{self, Credentials};
 use ipamd::config::{BackupCommand, Cli, Command, OrgCommand, Settings};
-use ipamd::dispatch::{self, Call};
+use ipamd::dispatch;
 use ipamd::error::{Code, Error};
+use ipamd::handler::{self, Call};
+use ipamd::methods::METHODS;
 use ipamd::store::Store;
 
 fn main() -> ExitCode {
@@ -66,7 +68,7 @@ fn serve(settings: Settings) -> Result<(), Error> {
     runtime.block_on(async move {
         let listen = settings.listen;
         let admin_password = settings.admin_password.clone();
-        let app = App::open(settings)?;
+        let app = App::open(settings, METHODS)?;
         // An unreachable Redis is reported now rather than met by the first call.
         if let Some(limiter) = &app.limiter {
             limiter.check_storage().await;
@@ -101,10 +103,10 @@ fn backup(settings: Settings, cmd: BackupCommand) -> Result<(), Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::internal(format!("cannot start the runtime: {e}")))?;
-    let app = App::open(settings)?;
+    let app = App::open(settings, METHODS)?;
     let call = Call {
         method: method.into(),
-        credentials: dispatch::Credentials::Local,
+        credentials: handler::Credentials::Local,
         data,
     };
     let reply = runtime.block_on(dispatch::dispatch(&app, call)).result?;

@@ -17,9 +17,10 @@ pub mod users;
 use rusqlite::Row;
 use serde_json::{json, Map, Value};
 
-use crate::dispatch::{call, Access, Kind, Level, Method};
 use crate::error::{Error, Result};
+use crate::handler::{call, Access, Action, Change, Ctx, Kind, Level, Method, ObjectKind, Params};
 use crate::model::{self, Stamps};
+use crate::params::Data;
 
 const READ: Access = Access::User(Level::Readonly);
 const STANDARD: Access = Access::User(Level::Standard);
@@ -89,6 +90,28 @@ pub static METHODS: &[Method] = &[
     Method { name: "search/find", access: READ, kind: Kind::Read, prepare: |d| call(search::find, d) },
 ];
 
+/// The parameters of methods that take one required `id`.
+pub struct IdParam {
+    pub id: i64,
+}
+
+impl Params for IdParam {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(IdParam { id: d.req_id("id")? })
+    }
+}
+
+/// The parameters of methods that take an optional `id` (one record, or all of them).
+pub struct OptIdParam {
+    pub id: Option<i64>,
+}
+
+impl Params for OptIdParam {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(OptIdParam { id: d.id("id")? })
+    }
+}
+
 /// The stamp columns of a record table aliased `t`, joined to its last modifier as `m`; read by [`stamps`].
 pub fn stamp_cols(t: &str, m: &str) -> String {
     format!("{t}.modby_id, {t}.modifiedat, {t}.modby_name, {m}.email, {m}.realname, {t}.created")
@@ -140,7 +163,7 @@ pub fn one(mut records: Vec<Value>, what: &str) -> Result<Value> {
 }
 
 /// The owner a caller's view of app keys and tokens is limited to: admins see the whole org (`None`).
-pub fn owner_filter(ctx: &crate::dispatch::Ctx) -> Option<i64> {
+pub fn owner_filter(ctx: &Ctx) -> Option<i64> {
     match ctx.caller.level {
         Level::Admin => None,
         _ => Some(ctx.caller.user_id.unwrap_or(0)),
@@ -148,7 +171,8 @@ pub fn owner_filter(ctx: &crate::dispatch::Ctx) -> Option<i64> {
 }
 
 /// Deletes one app key or token the caller may see (`table` and `owner_col` are constants of the callers).
-pub fn delete_owned(ctx: &crate::dispatch::Ctx, table: &str, owner_col: &str, id: i64, what: &str) -> Result<Value> {
+pub fn delete_owned(ctx: &Ctx, table: &str, owner_col: &str, id: i64, kind: ObjectKind) -> Result<Value> {
+    let what = kind.as_str();
     let n = ctx.tx.execute(
         &format!("DELETE FROM {table} WHERE id = ?1 AND org_id = ?2 AND (?3 IS NULL OR {owner_col} = ?3)"),
         rusqlite::params![id, ctx.org(), owner_filter(ctx)],
@@ -156,12 +180,12 @@ pub fn delete_owned(ctx: &crate::dispatch::Ctx, table: &str, owner_col: &str, id
     if n == 0 {
         return Err(Error::not_found(what));
     }
-    ctx.log(what, Some(id), &format!("{what} deleted"), None)?;
+    ctx.log(Change::new(kind.id(id), Action::Deleted, format!("{what} deleted")))?;
     Ok(deleted(&[id]))
 }
 
 /// The user who will own a new app key or token; an `API_TOKENS` operator token is no user.
-pub fn owner(ctx: &crate::dispatch::Ctx) -> Result<i64> {
+pub fn owner(ctx: &Ctx) -> Result<i64> {
     ctx.caller.user_id.ok_or_else(|| {
         Error::new(
             crate::error::Code::AccessDenied,
@@ -212,13 +236,7 @@ pub fn too_many_deleted() -> Error {
 /// [`owner`], once it is checked that they own fewer than `max` rows of `table` (app keys or tokens; `owner_col`
 /// names their owner, and both are constants of the callers): the quota that keeps one user from multiplying
 /// their credentials. The check and the insert that follows share the writer's transaction.
-pub fn owner_within_quota(
-    ctx: &crate::dispatch::Ctx,
-    table: &str,
-    owner_col: &str,
-    max: u32,
-    what: &str,
-) -> Result<i64> {
+pub fn owner_within_quota(ctx: &Ctx, table: &str, owner_col: &str, max: u32, what: &str) -> Result<i64> {
     let user = owner(ctx)?;
     let owned: i64 = ctx.tx.query_row(
         &format!("SELECT COUNT(*) FROM {table} WHERE org_id = ?1 AND {owner_col} = ?2"),
@@ -276,7 +294,7 @@ impl List {
     /// Runs the query and, when paged, the count. Returns the records and the total.
     pub fn run<T>(
         &self,
-        ctx: &crate::dispatch::Ctx,
+        ctx: &Ctx,
         cols: &str,
         from: &str,
         order: &str,

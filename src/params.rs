@@ -6,60 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::dispatch::Caller;
 use crate::error::{Code, Error, Result};
-use crate::store::Db;
-
-/// A method's parameters, decoded by the dispatcher before the handler runs.
-pub trait Params: Sized {
-    fn decode(d: &mut Data) -> Result<Self>;
-
-    /// For a write: what [`Params::slow`] needs from the database (a stored username). Runs on a database thread
-    /// once the call is authenticated and decoded, in read transactions of its own; what it read may change before
-    /// the handler runs, which must check it. Default: nothing.
-    fn resolve(&mut self, _db: &mut Db, _caller: &Caller) -> Result<()> {
-        Ok(())
-    }
-
-    /// For a write: whether [`Params::slow`] has work to do.
-    fn has_slow_work(&self) -> bool {
-        false
-    }
-
-    /// For a write: work too slow for the database threads and the group-commit writer (argon2 over a new
-    /// password). Runs on tokio's blocking pool, holding no connection, before the call is queued for the writer.
-    fn slow(&mut self) -> Result<()> {
-        Ok(())
-    }
-}
-
-impl Params for () {
-    fn decode(_: &mut Data) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// The parameters of methods that take one required `id`.
-pub struct IdParam {
-    pub id: i64,
-}
-
-impl Params for IdParam {
-    fn decode(d: &mut Data) -> Result<Self> {
-        Ok(IdParam { id: d.req_id("id")? })
-    }
-}
-
-/// The parameters of methods that take an optional `id` (one record, or all of them).
-pub struct OptIdParam {
-    pub id: Option<i64>,
-}
-
-impl Params for OptIdParam {
-    fn decode(d: &mut Data) -> Result<Self> {
-        Ok(OptIdParam { id: d.id("id")? })
-    }
-}
 
 /// The `data` object of a call.
 #[derive(Debug, Default)]

@@ -6,8 +6,9 @@ use std::sync::LazyLock;
 
 use serde_json::{json, Map, Value};
 
-use crate::dispatch::{self, Call, Credentials, Outcome};
+use crate::dispatch;
 use crate::error::{Code, Error, Result};
+use crate::handler::{self, Call, Credentials, Outcome};
 use crate::model::{self, Reply};
 
 mod views;
@@ -324,7 +325,7 @@ fn failed(e: Error, method: &'static str) -> Response {
         status: e.code.http_status(),
         body: Some(serde_json::to_vec(&error_body(&e)).unwrap_or_else(|_| b"{}".to_vec())),
         error: Some(e),
-        respid: dispatch::new_respid(),
+        respid: handler::new_respid(),
         caller: String::new(),
         method,
     }
@@ -553,7 +554,7 @@ mod tests {
     fn routes_are_unique_and_name_methods_of_the_table() {
         for (i, r) in ROUTES.iter().enumerate() {
             assert!(
-                dispatch::find_method(r.method).is_some(),
+                crate::handler::find_method(crate::methods::METHODS, r.method).is_some(),
                 "{} {} names unknown method {}",
                 r.verb,
                 r.path,

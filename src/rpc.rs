@@ -5,8 +5,8 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::dispatch::{Call, Credentials, Outcome};
 use crate::error::{Code, Error};
+use crate::handler::{Call, Credentials, Outcome};
 use crate::model::Reply as Answer;
 
 mod manageips;

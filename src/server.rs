@@ -19,8 +19,9 @@ use tokio::net::TcpListener;
 use crate::app::App;
 use crate::auth;
 use crate::auth::CallerKey;
-use crate::dispatch::{self, new_respid, Credentials};
+use crate::dispatch;
 use crate::error::{Code, Error};
+use crate::handler::{new_respid, Credentials, Outcome};
 use crate::ratelimit::{Decision, Owner};
 use crate::rest;
 use crate::rpc;
@@ -381,8 +382,8 @@ fn add_budget_headers(resp: &mut Response<Body>, budget: Option<Decision>) {
     }
 }
 
-fn failed(e: Error) -> dispatch::Outcome {
-    dispatch::Outcome {
+fn failed(e: Error) -> Outcome {
+    Outcome {
         respid: new_respid(),
         caller: String::new(),
         result: Err(e),

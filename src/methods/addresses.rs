@@ -13,16 +13,18 @@ use rusqlite::types::Type;
 use rusqlite::{params, OptionalExtension, ToSql};
 use serde_json::{json, Map, Value};
 
-use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
+use crate::handler::Action::{Added, Deleted, Edited};
+use crate::handler::ObjectKind::Address;
+use crate::handler::{Change, Ctx, Params};
 use crate::methods::subnets::{self, Subnet};
 use crate::methods::{
-    column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamps_at, too_many_deleted, List,
-    Paging, MAX_RECORDS,
+    column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamps_at, too_many_deleted,
+    IdParam, List, Paging, MAX_RECORDS,
 };
 use crate::model::{self, Host};
 use crate::net;
-use crate::params::{as_bool, Data, IdParam, Params, Patch};
+use crate::params::{as_bool, Data, Patch};
 use crate::store::cached_sql;
 
 const STATUSES: [&str; 3] = ["active", "inactive", "reserved"];
@@ -372,7 +374,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<Host>> {
     };
     let key = net::key(ip);
     check_free(ctx, &subnet, key, 0)?;
-    let assign = ctx.app.settings.host_assign_on_create;
+    let assign = ctx.settings.host_assign_on_create;
     let host = p.host.apply(
         Columns {
             texts: [None, None, None, None],
@@ -409,11 +411,15 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<Host>> {
     let id = ctx.tx.last_insert_rowid();
     fields::set_values(ctx, subnet.id, id, &p.host.fields.unwrap_or_default(), true)?;
     subnets::adjust(ctx, &subnet, key, true)?;
+    let after = get_record(ctx, id)?;
     ctx.log(
-        "ipaddress",
-        Some(id),
-        &format!("address {ip} added to subnet {}", subnet.net),
-        Some(json!({"subnet": subnet.id, "ip": ip.to_string()})),
+        Change::new(
+            Address.id(id),
+            Added,
+            format!("address {ip} added to subnet {}", subnet.net),
+        )
+        .detail(json!({"subnet": subnet.id, "ip": ip.to_string()}))
+        .after(&after),
     )?;
     Ok(model::List::of(vec![get_record(ctx, id)?], "addresses"))
 }
@@ -457,7 +463,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<Host>> {
     if moved {
         check_free(ctx, &subnet, key, p.id)?;
     }
-    let host = p.host.apply(host, ctx.app.settings.host_assign_on_create);
+    let host = p.host.apply(host, ctx.settings.host_assign_on_create);
     let [hostname, cname, discovery_source, description] = &host.texts;
     ctx.tx
         .execute(
@@ -511,10 +517,10 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<Host>> {
     }
     let after = get_record(ctx, p.id)?;
     ctx.log(
-        "ipaddress",
-        Some(p.id),
-        &format!("address {ip} edited"),
-        Some(subnets::diff(&before, &after)),
+        Change::new(Address.id(p.id), Edited, format!("address {ip} edited"))
+            .detail(subnets::diff(&before, &after))
+            .before(&before)
+            .after(&after),
     )?;
     Ok(model::List::of(vec![after], "addresses"))
 }
@@ -577,10 +583,8 @@ pub fn massdelete(ctx: &Ctx, p: MassDeleteParams) -> Result<Value> {
         for (id, ip) in &doomed {
             let ip = net::bytes_key(ip).map(|k| s.addr(k).to_string()).unwrap_or_default();
             ctx.log(
-                "ipaddress",
-                Some(*id),
-                &format!("address {ip} deleted"),
-                Some(json!({"subnet": s.id, "ip": ip})),
+                Change::new(Address.id(*id), Deleted, format!("address {ip} deleted"))
+                    .detail(json!({"subnet": s.id, "ip": ip})),
             )?;
         }
         return Ok(deleted(&doomed.iter().map(|d| d.0).collect::<Vec<_>>()));
@@ -792,10 +796,8 @@ fn remove(ctx: &Ctx, s: &Subnet, id: i64, key: u128) -> Result<()> {
     subnets::adjust(ctx, s, key, false)?;
     let ip = s.addr(key);
     ctx.log(
-        "ipaddress",
-        Some(id),
-        &format!("address {ip} deleted"),
-        Some(json!({"subnet": s.id, "ip": ip.to_string()})),
+        Change::new(Address.id(id), Deleted, format!("address {ip} deleted"))
+            .detail(json!({"subnet": s.id, "ip": ip.to_string()})),
     )
 }
 

@@ -5,10 +5,12 @@ use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
 
 use crate::auth;
-use crate::dispatch::Ctx;
 use crate::error::{Error, Result};
-use crate::methods::{capped, delete_owned, owner_filter, owner_within_quota};
-use crate::params::{Data, IdParam, OptIdParam, Params, Patch};
+use crate::handler::Action::{Added, Edited};
+use crate::handler::ObjectKind::Appkey;
+use crate::handler::{Change, Ctx, Params};
+use crate::methods::{capped, delete_owned, owner_filter, owner_within_quota, IdParam, OptIdParam};
+use crate::params::{Data, Patch};
 use crate::store::Tx;
 
 /// The longest app key name, in characters: it names the application in every log line and remembered caller.
@@ -90,19 +92,13 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
     let (id, key) = insert(
         ctx.tx,
         ctx.org(),
-        owner_within_quota(
-            ctx,
-            "appkeys",
-            "owner_id",
-            ctx.app.settings.max_appkeys_per_user,
-            "app key",
-        )?,
+        owner_within_quota(ctx, "appkeys", "owner_id", ctx.settings.max_appkeys_per_user, "app key")?,
         &p.name,
         p.description.as_deref(),
         ctx.now,
     )?;
-    ctx.log("appkey", Some(id), &format!("appkey {} added", p.name), None)?;
     let mut rec = list(ctx, Some(id))?.pop().ok_or_else(|| Error::not_found("appkey"))?;
+    ctx.log(Change::new(Appkey.id(id), Added, format!("appkey {} added", p.name)).after(&rec))?;
     rec["key"] = Value::String(key);
     Ok(Value::Array(vec![rec]))
 }
@@ -163,10 +159,15 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
         .optional()?
         .ok_or_else(|| Error::not_found("appkey"))?;
     let changes = json!({"before": before[0], "after": after});
-    ctx.log("appkey", Some(p.id), "appkey edited", Some(changes))?;
+    ctx.log(
+        Change::new(Appkey.id(p.id), Edited, "appkey edited")
+            .detail(changes)
+            .before(&before[0])
+            .after(&after),
+    )?;
     Ok(Value::Array(vec![after]))
 }
 
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Value> {
-    delete_owned(ctx, "appkeys", "owner_id", p.id, "appkey")
+    delete_owned(ctx, "appkeys", "owner_id", p.id, Appkey)
 }

@@ -12,17 +12,17 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension};
 use serde_json::{json, Value};
 
-use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
+use crate::handler::{Action, Change, Ctx, Object, ObjectKind, Params};
 use crate::model::{Backup, List, Page};
 use crate::net;
-use crate::params::{Data, Params};
+use crate::params::Data;
 use crate::store;
 use crate::time;
 
 /// The backup directory, created when missing.
 fn dir(ctx: &Ctx) -> Result<PathBuf> {
-    let dir = ctx.app.settings.backup_dir.clone();
+    let dir = ctx.settings.backup_dir.clone();
     std::fs::create_dir_all(&dir)
         .map_err(|e| Error::new(Code::Unavailable, format!("cannot create the backup directory: {e}")))?;
     Ok(dir)
@@ -90,7 +90,7 @@ fn create(ctx: &Ctx) -> Result<(String, PathBuf)> {
     let partial = dir.join(format!(".ipam-backup-{}.partial", ctx.respid));
     // A copy of a WAL database is marked WAL too: made a rollback-journal file, it is one self-contained file, and
     // opening it (verify, restore) leaves no -wal and -shm files beside it.
-    let written = Connection::open(ctx.app.store.path())
+    let written = Connection::open(ctx.store.path())
         .and_then(|live| live.backup(rusqlite::MAIN_DB, &partial, None))
         .and_then(|()| Connection::open(&partial)?.pragma_update(None, "journal_mode", "DELETE"))
         .map_err(Error::from)
@@ -326,11 +326,12 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Value> {
     // Every remembered caller and every write authorised before the restore is checked again, whatever the
     // restore's deletes already moved.
     ctx.tx.execute("UPDATE credential_epoch SET n = n + 1", [])?;
+    let backup = Object {
+        kind: ObjectKind::Backup,
+        id: None,
+    };
     ctx.log(
-        "backup",
-        None,
-        &format!("restored {}", p.name),
-        Some(json!({"safety_backup": safety})),
+        Change::new(backup, Action::Restored, format!("restored {}", p.name)).detail(json!({"safety_backup": safety})),
     )?;
     tracing::warn!(backup = %p.name, safety = %safety, respid = ctx.respid, "database restored from backup");
     Ok(

@@ -7,13 +7,15 @@ use rusqlite::types::Type;
 use rusqlite::{params, ToSql};
 use serde_json::{json, Map, Value};
 
-use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
+use crate::handler::Action::{Added, Deleted, Edited};
+use crate::handler::ObjectKind;
+use crate::handler::{Change, Ctx, Params};
 use crate::methods::subnets::{self, Subnet};
-use crate::methods::{deleted, list_reply, stamp_cols, stamps_at, List, Paging};
+use crate::methods::{deleted, list_reply, stamp_cols, stamps_at, IdParam, List, Paging};
 use crate::model::{self, DhcpRange};
 use crate::net;
-use crate::params::{as_bool, Data, IdParam, Params, Patch};
+use crate::params::{as_bool, Data, Patch};
 use crate::store::cached_sql;
 
 fn columns() -> &'static str {
@@ -146,13 +148,17 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<DhcpRange>> {
     let id = ctx.tx.last_insert_rowid();
     subnets::recount(ctx, &s)?;
     let range = span((start, end), s.v4());
+    let after = load(ctx, id)?;
     ctx.log(
-        "dhcprange",
-        Some(id),
-        &format!("DHCP range {range} added to subnet {}", s.net),
-        Some(json!({"subnet": s.id, "range": range, "is_active": p.is_active})),
+        Change::new(
+            ObjectKind::DhcpRange.id(id),
+            Added,
+            format!("DHCP range {range} added to subnet {}", s.net),
+        )
+        .detail(json!({"subnet": s.id, "range": range, "is_active": p.is_active}))
+        .after(&after),
     )?;
-    Ok(model::List::of(vec![load(ctx, id)?], "dhcpranges"))
+    Ok(model::List::of(vec![after], "dhcpranges"))
 }
 
 pub struct EditParams {
@@ -230,10 +236,14 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<DhcpRange>> {
     }
     let after = load(ctx, p.id)?;
     ctx.log(
-        "dhcprange",
-        Some(p.id),
-        &format!("DHCP range {} edited", span((start, end), s.v4())),
-        Some(subnets::diff(&before, &after)),
+        Change::new(
+            ObjectKind::DhcpRange.id(p.id),
+            Edited,
+            format!("DHCP range {} edited", span((start, end), s.v4())),
+        )
+        .detail(subnets::diff(&before, &after))
+        .before(&before)
+        .after(&after),
     )?;
     Ok(model::List::of(vec![after], "dhcpranges"))
 }
@@ -244,10 +254,12 @@ pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Value> {
     subnets::recount(ctx, &s)?;
     let range = span(range, s.v4());
     ctx.log(
-        "dhcprange",
-        Some(p.id),
-        &format!("DHCP range {range} deleted from subnet {}", s.net),
-        Some(json!({"subnet": s.id, "range": range})),
+        Change::new(
+            ObjectKind::DhcpRange.id(p.id),
+            Deleted,
+            format!("DHCP range {range} deleted from subnet {}", s.net),
+        )
+        .detail(json!({"subnet": s.id, "range": range})),
     )?;
     Ok(deleted(&[p.id]))
 }

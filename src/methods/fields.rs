@@ -6,11 +6,13 @@ use std::collections::HashMap;
 use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Map, Value};
 
-use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
+use crate::handler::Action::{Added, Deleted, Edited};
+use crate::handler::ObjectKind::Field;
+use crate::handler::{Change, Ctx, Params};
 use crate::methods::subnets;
-use crate::methods::{capped, deleted, stamp_cols, stamps};
-use crate::params::{as_bool, Data, IdParam, Params, Patch};
+use crate::methods::{capped, deleted, stamp_cols, stamps, IdParam};
+use crate::params::{as_bool, Data, Patch};
 use crate::store::cached_sql;
 
 const TYPES: [&str; 4] = ["text", "number", "boolean", "select"];
@@ -542,13 +544,16 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
             params![id, default, p.subnet],
         )?;
     }
+    let after = load(ctx, id)?;
     ctx.log(
-        "field",
-        Some(id),
-        &format!("field '{}' added to subnet {}", p.name, p.subnet),
-        None,
+        Change::new(
+            Field.id(id),
+            Added,
+            format!("field '{}' added to subnet {}", p.name, p.subnet),
+        )
+        .after(&after),
     )?;
-    Ok(Value::Array(vec![load(ctx, id)?]))
+    Ok(Value::Array(vec![after]))
 }
 
 pub struct EditParams {
@@ -674,10 +679,10 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
     )?;
     let after = load(ctx, p.id)?;
     ctx.log(
-        "field",
-        Some(p.id),
-        "field edited",
-        Some(subnets::diff(&before, &after)),
+        Change::new(Field.id(p.id), Edited, "field edited")
+            .detail(subnets::diff(&before, &after))
+            .before(&before)
+            .after(&after),
     )?;
     Ok(Value::Array(vec![after]))
 }
@@ -686,11 +691,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Value> {
     let f = load(ctx, p.id)?;
     ctx.tx.execute("DELETE FROM fields WHERE id = ?1", [p.id])?;
-    ctx.log(
-        "field",
-        Some(p.id),
-        &format!("field '{}' deleted", f["name"].as_str().unwrap_or("")),
-        None,
-    )?;
+    let summary = format!("field '{}' deleted", f["name"].as_str().unwrap_or(""));
+    ctx.log(Change::new(Field.id(p.id), Deleted, summary).before(&f))?;
     Ok(deleted(&[p.id]))
 }

@@ -2,10 +2,10 @@
 
 use serde_json::{json, Value};
 
-use crate::dispatch::Ctx;
 use crate::error::Result;
+use crate::handler::{Ctx, Params};
 use crate::methods::{org, users};
-use crate::params::{Data, Params};
+use crate::params::Data;
 
 pub struct PingParams {
     time: Option<String>,

@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Map, Value};
 
-use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
+use crate::handler::Action::{Added, Deleted, Edited};
+use crate::handler::ObjectKind::Group;
+use crate::handler::{Change, Ctx, Params};
 use crate::methods::{capped, deleted, stamp_cols, stamps, too_many_deleted, MAX_RECORDS, UNPAGED_LIMIT};
-use crate::params::{Data, Params, Patch};
+use crate::params::{Data, Patch};
 use crate::store::cached_sql;
 
 fn select() -> &'static str {
@@ -176,13 +178,13 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
         ],
     )?;
     let id = ctx.tx.last_insert_rowid();
+    let after = load(ctx, id)?;
     ctx.log(
-        "group",
-        Some(id),
-        &format!("group '{}' added", p.description),
-        Some(json!({"parent": p.parent})),
+        Change::new(Group.id(id), Added, format!("group '{}' added", p.description))
+            .detail(json!({"parent": p.parent}))
+            .after(&after),
     )?;
-    Ok(Value::Array(vec![load(ctx, id)?]))
+    Ok(Value::Array(vec![after]))
 }
 
 pub struct EditParams {
@@ -239,7 +241,12 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
     let after = load(ctx, p.id)?;
     let changes = json!({"description": [before["description"], after["description"]],
                          "parent": [before["parent"], after["parent"]]});
-    ctx.log("group", Some(p.id), "group edited", Some(changes))?;
+    ctx.log(
+        Change::new(Group.id(p.id), Edited, "group edited")
+            .detail(changes)
+            .before(&before)
+            .after(&after),
+    )?;
     Ok(Value::Array(vec![after]))
 }
 
@@ -290,7 +297,7 @@ pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Value> {
     // The foreign keys cascade to the subtree, its subnets and their records.
     ctx.tx.execute("DELETE FROM groups WHERE id = ?1", [p.id])?;
     for (id, subnets, _) in &tree {
-        ctx.log("group", Some(*id), "group deleted", Some(json!({"subnets": subnets})))?;
+        ctx.log(Change::new(Group.id(*id), Deleted, "group deleted").detail(json!({"subnets": subnets})))?;
     }
     Ok(deleted(&tree.iter().map(|t| t.0).collect::<Vec<_>>()))
 }

@@ -4,10 +4,10 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter};
 use serde_json::{json, Value};
 
-use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
+use crate::handler::{Action, Change, Ctx, ObjectKind, Params};
 use crate::methods::deleted;
-use crate::params::{Data, Params, Patch};
+use crate::params::{Data, Patch};
 
 /// The caller's org as a plain object.
 pub fn load(ctx: &Ctx) -> Result<Value> {
@@ -110,7 +110,12 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
     let after = load(ctx)?;
     let changes = json!({"identifier": [before["identifier"], after["identifier"]],
                          "description": [before["description"], after["description"]]});
-    ctx.log("org", Some(ctx.org()), "organisation edited", Some(changes))?;
+    ctx.log(
+        Change::new(ObjectKind::Org.id(ctx.org()), Action::Edited, "organisation edited")
+            .detail(changes)
+            .before(&before)
+            .after(&after),
+    )?;
     Ok(Value::Array(vec![after]))
 }
 

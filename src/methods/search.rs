@@ -8,13 +8,13 @@ use ipnet::IpNet;
 use rusqlite::ToSql;
 use serde_json::json;
 
-use crate::dispatch::Ctx;
 use crate::error::{Error, Result};
+use crate::handler::{Ctx, Params};
 use crate::methods::groups::{self, parent_param};
 use crate::methods::{addresses, dhcpranges, subnets};
 use crate::model::{self, DhcpRange, Found, Holding, Host, IpStatus, Records, Reply};
 use crate::net::{self, CidrError};
-use crate::params::{Data, Params, Patch};
+use crate::params::{Data, Patch};
 
 const KINDS: [&str; 3] = ["groups", "subnets", "addresses"];
 

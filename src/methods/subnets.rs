@@ -9,8 +9,9 @@ use ipnet::IpNet;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 
-use crate::dispatch::Ctx;
 use crate::error::{Code, Error, Result};
+use crate::handler::Action::{Added, Deleted, Edited, Joined, Split};
+use crate::handler::{Change, Ctx, ObjectKind, Params};
 use crate::methods::groups::{self, parent_param};
 use crate::methods::{
     addresses, column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamps_at, too_many,
@@ -18,7 +19,7 @@ use crate::methods::{
 };
 use crate::model::{self, Records};
 use crate::net::{self, CidrError};
-use crate::params::{Data, Params, Patch};
+use crate::params::{Data, Patch};
 use crate::store::cached_sql;
 
 /// A subnet's identity and block, what most handlers need of it.
@@ -675,11 +676,11 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<model::Subnet>> {
     }
     check_overlap(ctx, p.group, &p.block, &[])?;
     let id = insert(ctx, &p.block, p.group, &p.texts, p.vlan_id)?;
+    let after = get_record(ctx, id)?;
     ctx.log(
-        "subnet",
-        Some(id),
-        &format!("subnet {} added", p.block),
-        Some(json!({"group": p.group})),
+        Change::new(ObjectKind::Subnet.id(id), Added, format!("subnet {} added", p.block))
+            .detail(json!({"group": p.group}))
+            .after(&after),
     )?;
     Ok(model::List::of(vec![get_record(ctx, id)?], "subnets"))
 }
@@ -812,7 +813,12 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<model::Subnet>> {
     touch(ctx, s.id)?;
     recount(ctx, &Subnet { net: block, group, ..s })?;
     let after = get_record(ctx, p.id)?;
-    ctx.log("subnet", Some(p.id), "subnet edited", Some(diff(&before, &after)))?;
+    ctx.log(
+        Change::new(ObjectKind::Subnet.id(p.id), Edited, "subnet edited")
+            .detail(diff(&before, &after))
+            .before(&before)
+            .after(&after),
+    )?;
     Ok(model::List::of(vec![after], "subnets"))
 }
 
@@ -933,10 +939,13 @@ fn remove(ctx: &Ctx, p: DeleteParams, mass: bool) -> Result<Value> {
         let id = r.id;
         ctx.tx.execute("DELETE FROM subnets WHERE id = ?1", [id])?;
         ctx.log(
-            "subnet",
-            Some(id),
-            &format!("subnet {} deleted", r.subnet),
-            Some(json!({"addresses": r.used_hosts})),
+            Change::new(
+                ObjectKind::Subnet.id(id),
+                Deleted,
+                format!("subnet {} deleted", r.subnet),
+            )
+            .detail(json!({"addresses": r.used_hosts}))
+            .before(&r),
         )?;
         ids.push(id);
     }
@@ -980,7 +989,7 @@ pub fn split(ctx: &Ctx, p: SplitParams) -> Result<model::List<model::Subnet>> {
         }
         (None, None) => return Err(invalid("nothing to split into".into())),
     };
-    let children = net::split(&s.net, prefix, ctx.app.settings.max_split).map_err(invalid)?;
+    let children = net::split(&s.net, prefix, ctx.settings.max_split).map_err(invalid)?;
     for child in &children {
         storable(*child)?;
     }
@@ -1051,10 +1060,12 @@ pub fn split(ctx: &Ctx, p: SplitParams) -> Result<model::List<model::Subnet>> {
         },
     )?;
     ctx.log(
-        "subnet",
-        Some(s.id),
-        &format!("subnet {} split into {} /{prefix}", s.net, children.len()),
-        Some(json!({"from": s.net.to_string(), "created": ids[1..]})),
+        Change::new(
+            ObjectKind::Subnet.id(s.id),
+            Split,
+            format!("subnet {} split into {} /{prefix}", s.net, children.len()),
+        )
+        .detail(json!({"from": s.net.to_string(), "created": ids[1..]})),
     )?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
@@ -1182,10 +1193,12 @@ pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Value> {
         },
     )?;
     ctx.log(
-        "subnet",
-        Some(survivor.id),
-        &format!("{} subnets joined into {block}", ids.len()),
-        Some(json!({"joined": absorbed})),
+        Change::new(
+            ObjectKind::Subnet.id(survivor.id),
+            Joined,
+            format!("{} subnets joined into {block}", ids.len()),
+        )
+        .detail(json!({"joined": absorbed})),
     )?;
     let mut rec = json!(get_record(ctx, survivor.id)?);
     rec["joined"] = json!(absorbed);

@@ -5,10 +5,11 @@ use rusqlite::params;
 use serde_json::{json, Value};
 
 use crate::auth;
-use crate::dispatch::Ctx;
 use crate::error::{Error, Result};
-use crate::methods::{capped, delete_owned, owner_filter, owner_within_quota};
-use crate::params::{Data, IdParam, OptIdParam, Params};
+use crate::handler::ObjectKind::Token;
+use crate::handler::{Action, Change, Ctx, Params};
+use crate::methods::{capped, delete_owned, owner_filter, owner_within_quota, IdParam, OptIdParam};
+use crate::params::Data;
 use crate::store::Tx;
 
 const COLS: &str = "id, description, prefix, user_id, created, expires, lastused";
@@ -81,18 +82,17 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
     let (id, token) = insert(
         ctx.tx,
         ctx.org(),
-        owner_within_quota(ctx, "tokens", "user_id", ctx.app.settings.max_tokens_per_user, "token")?,
+        owner_within_quota(ctx, "tokens", "user_id", ctx.settings.max_tokens_per_user, "token")?,
         p.description.as_deref(),
         p.expires,
         ctx.now,
     )?;
-    ctx.log(
-        "token",
-        Some(id),
-        "token added",
-        Some(json!({"prefix": auth::prefix(&token)})),
-    )?;
     let mut rec = list(ctx, Some(id))?.pop().ok_or_else(|| Error::not_found("token"))?;
+    ctx.log(
+        Change::new(Token.id(id), Action::Added, "token added")
+            .detail(json!({"prefix": auth::prefix(&token)}))
+            .after(&rec),
+    )?;
     rec["token"] = Value::String(token);
     Ok(Value::Array(vec![rec]))
 }
@@ -106,5 +106,5 @@ pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Value> {
 }
 
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Value> {
-    delete_owned(ctx, "tokens", "user_id", p.id, "token")
+    delete_owned(ctx, "tokens", "user_id", p.id, Token)
 }

@@ -5,10 +5,11 @@ use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
 
 use crate::auth;
-use crate::dispatch::{Caller, Ctx, Level};
 use crate::error::{Code, Error, Result};
-use crate::methods::capped;
-use crate::params::{Data, OptIdParam, Params, Patch};
+use crate::handler::ObjectKind::User;
+use crate::handler::{Action, Caller, Change, Ctx, Level, Params};
+use crate::methods::{capped, OptIdParam};
+use crate::params::{Data, Patch};
 use crate::store::{Db, Tx};
 
 const COLS: &str = "id, username, email, realname, level, disabled, created, lastlogin";
@@ -196,13 +197,13 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
         level: p.level,
     };
     let id = insert(ctx.tx, ctx.org(), &p, ctx.now)?;
+    let after = load(ctx, id)?;
     ctx.log(
-        "user",
-        Some(id),
-        &format!("user {} added", p.username),
-        Some(json!({"level": p.level.as_str()})),
+        Change::new(User.id(id), Action::Added, format!("user {} added", p.username))
+            .detail(json!({"level": p.level.as_str()}))
+            .after(&after),
     )?;
-    Ok(Value::Array(vec![load(ctx, id)?]))
+    Ok(Value::Array(vec![after]))
 }
 
 pub struct EditParams {
@@ -381,10 +382,10 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
             })
             .collect();
         ctx.log(
-            "user",
-            Some(id),
-            &format!("user {username} edited"),
-            Some(Value::Object(changes)),
+            Change::new(User.id(id), Action::Edited, format!("user {username} edited"))
+                .detail(Value::Object(changes))
+                .before(&before)
+                .after(&after),
         )?;
     }
     Ok(Value::Array(vec![after]))

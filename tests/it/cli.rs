@@ -10,7 +10,9 @@ use tempfile::TempDir;
 
 use ipamd::app::App;
 use ipamd::config::Settings;
-use ipamd::dispatch::{dispatch, Call, Credentials};
+use ipamd::dispatch::dispatch;
+use ipamd::handler::{Call, Credentials};
+use ipamd::methods::METHODS;
 
 use crate::support::{http, sha1_hex};
 
@@ -73,7 +75,7 @@ fn credentials(out: &Output) -> Value {
 async fn whoami(dir: &Path, creds: &Value) -> Value {
     let mut settings = Settings::defaults();
     settings.db = dir.join("ipam.db");
-    let app = tokio::task::spawn_blocking(move || App::open(settings).unwrap())
+    let app = tokio::task::spawn_blocking(move || App::open(settings, METHODS).unwrap())
         .await
         .unwrap();
     let call = Call {

@@ -10,8 +10,8 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use ipamd::dispatch::Credentials;
 use ipamd::error::Code;
+use ipamd::handler::Credentials;
 use ipamd::net::{self, CidrError};
 use ipamd::rest::{self, ROUTES};
 use ipamd::rpc;

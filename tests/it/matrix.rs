@@ -11,7 +11,7 @@
 use hyper::Method as Verb;
 use serde_json::{json, Value};
 
-use ipamd::dispatch::{find_method, Access, Kind, Level};
+use ipamd::handler::{find_method, Access, Kind, Level};
 use ipamd::methods::METHODS;
 use ipamd::rest::{Body, Resource, Route, ROUTES};
 
@@ -238,7 +238,10 @@ fn every_method_is_classified_for_isolation() {
         .map(|(n, _)| *n)
         .chain(NO_FOREIGN_ID.iter().map(|(n, _)| *n));
     for name in classified {
-        assert!(find_method(name).is_some(), "{name} is classified but not in METHODS");
+        assert!(
+            find_method(METHODS, name).is_some(),
+            "{name} is classified but not in METHODS"
+        );
     }
 }
 
@@ -410,7 +413,7 @@ async fn isolate(s: &Server, own: &Fixture, victim: &Fixture, tokens: &[(&str, b
     for (n, (token, operator)) in tokens.iter().enumerate() {
         for route in ROUTES {
             for (path, body) in rest_foreign_cases(route, own, victim, *operator) {
-                let (status, code) = match find_method(route.method).map(|m| m.access) {
+                let (status, code) = match find_method(METHODS, route.method).map(|m| m.access) {
                     Some(Access::Operator) if !operator => (403, "access_denied"),
                     _ => (404, "not_found"),
                 };
@@ -522,7 +525,7 @@ async fn level_matrix() {
 
     // REST: each route with a token one level too low (none for readonly routes).
     for route in ROUTES {
-        let access = find_method(route.method).map(|m| m.access).unwrap();
+        let access = find_method(METHODS, route.method).map(|m| m.access).unwrap();
         let (token, status, code) = match access {
             Access::AppKey | Access::User(Level::Readonly) => ("", 401, "auth_required"),
             Access::User(Level::Standard) => (f.readonly_token.as_str(), 403, "access_denied"),
@@ -556,7 +559,7 @@ async fn level_matrix() {
     let order = METHODS
         .iter()
         .filter(|m| !LAST.contains(&m.name))
-        .chain(LAST.iter().map(|n| find_method(n).unwrap()));
+        .chain(LAST.iter().map(|n| find_method(METHODS, n).unwrap()));
     let mut admin_half_done = false;
     for m in order {
         if LAST.contains(&m.name) && !admin_half_done {

@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use ipamd::app::App;
 use ipamd::config::Settings;
+use ipamd::methods::METHODS;
 
 use crate::support::{Ident, Server, ADMIN_PASSWORD};
 
@@ -368,7 +369,7 @@ async fn a_shutdown_finishes_requests_in_flight_and_refuses_new_ones_cleanly() {
     settings.backup_dir = dir.path().join("backups");
     settings.ratelimit_enabled = false;
     let (app, creds) = tokio::task::spawn_blocking(move || {
-        let app = App::open(settings).unwrap();
+        let app = App::open(settings, METHODS).unwrap();
         let creds = ipamd::cli::first_run(&app.store, Some(ADMIN_PASSWORD.into()))
             .unwrap()
             .unwrap();

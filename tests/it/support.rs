@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use ipamd::app::App;
 use ipamd::clock::{Clock, ManualClock};
 use ipamd::config::Settings;
+use ipamd::methods::METHODS;
 
 pub mod golden;
 pub mod schema;
@@ -166,7 +167,7 @@ impl Server {
         settings.ratelimit_enabled = false;
         adjust(&mut settings);
         let (app, creds) = tokio::task::spawn_blocking(move || {
-            let app = App::open_with_clock(settings, clock).unwrap();
+            let app = App::open_with_clock(settings, METHODS, clock).unwrap();
             let creds = ipamd::cli::first_run(&app.store, Some(ADMIN_PASSWORD.into())).unwrap();
             (app, creds.expect("an empty database gets the operator org"))
         })
@@ -418,7 +419,7 @@ impl Server {
     /// method table, one read transaction) but on a connection whose progress handler counts the SQLite virtual
     /// machine's steps: the work of the call, independent of timing. The reply and the steps, to the hundred.
     pub async fn steps(&self, org_id: i64, method: &'static str, data: Value) -> (Value, u64) {
-        use ipamd::dispatch::{find_method, Caller, Ctx, Level};
+        use ipamd::handler::{find_method, Caller, Ctx, Level};
         use std::sync::atomic::{AtomicU64, Ordering};
         use std::sync::Arc;
         let app = self.app.clone();
@@ -445,13 +446,14 @@ impl Server {
                     let ctx = Ctx {
                         tx,
                         caller: &caller,
-                        app: &app,
+                        settings: &app.settings,
+                        store: &app.store,
                         now: app.clock.now(),
                         respid: "probe",
                         method,
                     };
                     let mut d = ipamd::params::Data::new(data)?;
-                    let reply = (find_method(method).unwrap().prepare)(&mut d).and_then(|h| h.run(&ctx));
+                    let reply = (find_method(METHODS, method).unwrap().prepare)(&mut d).and_then(|h| h.run(&ctx));
                     tx.progress_handler(0, None::<fn() -> bool>)?;
                     Ok((reply?, steps.load(Ordering::Relaxed)))
                 })

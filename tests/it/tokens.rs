@@ -7,7 +7,8 @@ use hyper::Method;
 use serde_json::{json, Value};
 
 use ipamd::clock::ManualClock;
-use ipamd::dispatch::{dispatch, Call, Credentials};
+use ipamd::dispatch::dispatch;
+use ipamd::handler::{Call, Credentials};
 
 use crate::support::{id_of, keys, now, only, Server};
 

@@ -1,0 +1,432 @@
+//! The vocabulary handlers and the dispatcher share: what a method is ([`Method`], [`Access`], [`Kind`],
+//! [`Level`]), who calls it ([`Credentials`], [`Caller`]), a call and its outcome ([`Call`], [`Outcome`]), what a
+//! handler sees ([`Ctx`]) and how a typed handler is bound to its parameters ([`Params`], [`call`]).
+//!
+//! A leaf: it imports nothing of the dispatcher, the doors or the handlers, so each of them can stand on it.
+
+use rusqlite::params;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::model::Reply;
+use crate::params::Data;
+use crate::store::{Db, Store, Tx};
+
+/// Permission levels, ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Readonly,
+    Standard,
+    Admin,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Readonly => "readonly",
+            Level::Standard => "standard",
+            Level::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Level> {
+        match s {
+            "readonly" => Some(Level::Readonly),
+            "standard" => Some(Level::Standard),
+            "admin" => Some(Level::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// Who may call a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A valid, enabled app key is enough (`ping`, `version`).
+    AppKey,
+    /// An authenticated user of at least this level.
+    User(Level),
+    /// An admin of the operator org (backups).
+    Operator,
+}
+
+/// Whether a method changes data: writers run in `BEGIN IMMEDIATE` and leave log entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Read,
+    Write,
+    /// A write that replaces the whole database (`backups/restore`): it runs alone, in a transaction of its own,
+    /// so nothing it leaves for the commit (deferred foreign keys) touches another call.
+    Replace,
+}
+
+/// One line of the method table.
+pub struct Method {
+    pub name: &'static str,
+    pub access: Access,
+    pub kind: Kind,
+    /// Decodes the parameters and returns the handler bound to them (see [`call`]).
+    pub prepare: fn(&mut Data) -> Result<Prepared>,
+}
+
+/// A handler with its decoded parameters, ready to run in a transaction.
+pub type Prepared = Box<dyn Bound>;
+
+/// A handler bound to its parameters (see [`call`]).
+pub trait Bound: Send {
+    /// [`Params::resolve`] of the parameters.
+    fn resolve(&mut self, db: &mut Db, caller: &Caller) -> Result<()>;
+    /// [`Params::has_slow_work`] of the parameters.
+    fn has_slow_work(&self) -> bool;
+    /// [`Params::slow`] of the parameters.
+    fn slow(&mut self) -> Result<()>;
+    fn run(self: Box<Self>, ctx: &Ctx) -> Result<Reply>;
+}
+
+struct Handler<P, R> {
+    f: fn(&Ctx, P) -> Result<R>,
+    params: P,
+}
+
+impl<P: Params + Send, R: Into<Reply>> Bound for Handler<P, R> {
+    fn resolve(&mut self, db: &mut Db, caller: &Caller) -> Result<()> {
+        self.params.resolve(db, caller)
+    }
+
+    fn has_slow_work(&self) -> bool {
+        self.params.has_slow_work()
+    }
+
+    fn slow(&mut self) -> Result<()> {
+        self.params.slow()
+    }
+
+    fn run(self: Box<Self>, ctx: &Ctx) -> Result<Reply> {
+        (self.f)(ctx, self.params).map(Into::into)
+    }
+}
+
+/// Decodes the parameters of handler `f` and refuses leftovers. Each table line calls this. Decoding (and, for a
+/// write, `Params::resolve`) happens on a database thread before the call reaches its transaction; a write's slow
+/// work (`Params::slow`, such as hashing a new password) on tokio's blocking pool, so neither the database threads
+/// nor the group-commit writer wait on it.
+pub fn call<P: Params + Send + 'static, R: Into<Reply> + 'static>(
+    f: fn(&Ctx, P) -> Result<R>,
+    data: &mut Data,
+) -> Result<Prepared> {
+    let params = P::decode(data)?;
+    data.finish()?;
+    Ok(Box::new(Handler { f, params }))
+}
+
+/// The credentials a front door collected, not yet checked.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// The envelope's `appkey` and `userdata`.
+    Envelope {
+        appkey: Option<String>,
+        userdata: Option<String>,
+    },
+    /// A REST bearer token (`None` when the request carried none).
+    Token(Option<String>),
+    /// The command line on the server's own machine, acting as the operator org's admin. No front door
+    /// builds this.
+    Local,
+}
+
+/// The authenticated caller of one call.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub org_id: i64,
+    pub operator_org: bool,
+    /// `None` for an app key alone (`ping`) and for the `API_TOKENS` operator tokens.
+    pub user_id: Option<i64>,
+    pub username: String,
+    pub level: Level,
+    /// What the audit log names as the application: the app key's name, a token's prefix, or `API_TOKENS`.
+    pub application: String,
+}
+
+/// Everything a handler gets: the transaction, the caller, the settings, the store (for its file, not its
+/// connections: the transaction is the handler's one way into the database) and the time of the call.
+pub struct Ctx<'a> {
+    pub tx: &'a Tx<'a>,
+    pub caller: &'a Caller,
+    pub settings: &'a Settings,
+    pub store: &'a Store,
+    pub now: i64,
+    pub respid: &'a str,
+    pub method: &'static str,
+}
+
+impl Ctx<'_> {
+    pub fn org(&self) -> i64 {
+        self.caller.org_id
+    }
+
+    /// The one level check, used by the dispatcher and by handlers whose rule depends on the parameters.
+    pub fn require(&self, level: Level) -> Result<()> {
+        require(self.caller, level)
+    }
+
+    /// Writes the audit entry of `change` into the call's transaction: the one place an entry is written, so the
+    /// change and its entry commit together or not at all.
+    pub fn log(&self, change: Change) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO logs (org_id, time, userid, user, application, respid, method, objecttype, objectid,
+                               summary, changes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                self.caller.org_id,
+                self.now,
+                self.caller.user_id,
+                self.caller.username,
+                self.caller.application,
+                self.respid,
+                self.method,
+                change.object.kind.as_str(),
+                change.object.id,
+                change.summary,
+                change.detail.map(|c| c.to_string()),
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+/// The kinds of record a change is about; stored as the audit entry's `objecttype`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    Org,
+    User,
+    Appkey,
+    Token,
+    Group,
+    Subnet,
+    Field,
+    Address,
+    DhcpRange,
+    Backup,
+}
+
+impl ObjectKind {
+    /// The `objecttype` of `org/logs` (methods.md).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Org => "org",
+            ObjectKind::User => "user",
+            ObjectKind::Appkey => "appkey",
+            ObjectKind::Token => "token",
+            ObjectKind::Group => "group",
+            ObjectKind::Subnet => "subnet",
+            ObjectKind::Field => "field",
+            ObjectKind::Address => "ipaddress",
+            ObjectKind::DhcpRange => "dhcprange",
+            ObjectKind::Backup => "backup",
+        }
+    }
+
+    /// The record of this kind with id `id`.
+    pub fn id(self, id: i64) -> Object {
+        Object {
+            kind: self,
+            id: Some(id),
+        }
+    }
+}
+
+/// What a change is about: a kind of record and its id (`None` for what has none: a backup is known by name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Object {
+    pub kind: ObjectKind,
+    pub id: Option<i64>,
+}
+
+/// What a change did to its object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Added,
+    Edited,
+    Deleted,
+    /// A subnet split into smaller ones (the object is the first of them, the original's id).
+    Split,
+    /// Subnets joined into one (the object is the survivor).
+    Joined,
+    /// The whole database replaced by a backup.
+    Restored,
+}
+
+/// One change a write made, as its audit entry: built by the handler, written by [`Ctx::log`].
+///
+/// The `logs` table stores the object (`objecttype`, `objectid`), the summary and the detail (`changes`), beside
+/// the call's org, caller, time, respid and method. The action and the records before and after are carried for
+/// the change feed to come but not stored: the table has no column for them (its `changes` holds the per-method
+/// detail clients of `org/logs` read), and adding them is a migration of its own.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub object: Object,
+    pub action: Action,
+    /// The human summary: "address 10.0.0.5 deleted".
+    pub summary: String,
+    /// The method's own detail, as methods.md documents it for each method (`changes`).
+    pub detail: Option<Value>,
+    /// The record before the change, as JSON text, where the handler read it anyway.
+    pub before: Option<String>,
+    /// The record after the change, as JSON text, where the handler read it anyway (for its reply).
+    pub after: Option<String>,
+}
+
+impl Change {
+    pub fn new(object: Object, action: Action, summary: impl Into<String>) -> Change {
+        Change {
+            object,
+            action,
+            summary: summary.into(),
+            detail: None,
+            before: None,
+            after: None,
+        }
+    }
+
+    /// With the method's detail (`changes`).
+    pub fn detail(self, detail: Value) -> Change {
+        Change {
+            detail: Some(detail),
+            ..self
+        }
+    }
+
+    /// With the record as it was before.
+    pub fn before(self, record: &impl Serialize) -> Change {
+        Change {
+            before: serde_json::to_string(record).ok(),
+            ..self
+        }
+    }
+
+    /// With the record as it is after.
+    pub fn after(self, record: &impl Serialize) -> Change {
+        Change {
+            after: serde_json::to_string(record).ok(),
+            ..self
+        }
+    }
+}
+
+/// One call, as a front door hands it over.
+pub struct Call {
+    pub method: String,
+    pub credentials: Credentials,
+    pub data: Value,
+}
+
+/// What came of a call, for the front door to render and log.
+pub struct Outcome {
+    pub respid: String,
+    /// Who called, for the request log line (never a secret).
+    pub caller: String,
+    pub result: Result<Reply>,
+}
+
+/// The line of `methods` named `name`: a scan of the table, in order (it holds some fifty lines).
+pub fn find_method(methods: &'static [Method], name: &str) -> Option<&'static Method> {
+    methods.iter().find(|m| m.name == name)
+}
+
+/// A unique response id: a UUID v7 in simple form, ordered by time.
+pub fn new_respid() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// A method's parameters, decoded by the dispatcher before the handler runs.
+pub trait Params: Sized {
+    fn decode(d: &mut Data) -> Result<Self>;
+
+    /// For a write: what [`Params::slow`] needs from the database (a stored username). Runs on a database thread
+    /// once the call is authenticated and decoded, in read transactions of its own; what it read may change before
+    /// the handler runs, which must check it. Default: nothing.
+    fn resolve(&mut self, _db: &mut Db, _caller: &Caller) -> Result<()> {
+        Ok(())
+    }
+
+    /// For a write: whether [`Params::slow`] has work to do.
+    fn has_slow_work(&self) -> bool {
+        false
+    }
+
+    /// For a write: work too slow for the database threads and the group-commit writer (argon2 over a new
+    /// password). Runs on tokio's blocking pool, holding no connection, before the call is queued for the writer.
+    fn slow(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Params for () {
+    fn decode(_: &mut Data) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Caller {
+    /// Whether the caller is a user (or operator token) of at least `level`. An app key alone carries no user,
+    /// hence no level.
+    pub fn has(&self, level: Level) -> bool {
+        (self.user_id.is_some() || !self.username.is_empty()) && self.level >= level
+    }
+}
+
+pub fn require(caller: &Caller, level: Level) -> Result<()> {
+    match caller.has(level) {
+        true => Ok(()),
+        false => Err(Error::access_denied()),
+    }
+}
+
+pub fn check_access(caller: &Caller, access: Access) -> Result<()> {
+    match access {
+        Access::AppKey => Ok(()),
+        Access::User(level) => require(caller, level),
+        Access::Operator if caller.operator_org => require(caller, Level::Admin),
+        Access::Operator => Err(Error::access_denied()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// `objecttype` is part of the wire contract of `org/logs`: each kind keeps the name it was stored under.
+    #[test]
+    fn object_kinds_keep_their_stored_names() {
+        let kinds = [
+            (ObjectKind::Org, "org"),
+            (ObjectKind::User, "user"),
+            (ObjectKind::Appkey, "appkey"),
+            (ObjectKind::Token, "token"),
+            (ObjectKind::Group, "group"),
+            (ObjectKind::Subnet, "subnet"),
+            (ObjectKind::Field, "field"),
+            (ObjectKind::Address, "ipaddress"),
+            (ObjectKind::DhcpRange, "dhcprange"),
+            (ObjectKind::Backup, "backup"),
+        ];
+        for (kind, name) in kinds {
+            assert_eq!(kind.as_str(), name);
+        }
+    }
+
+    #[test]
+    fn a_change_carries_its_records_as_json_text() {
+        let change = Change::new(ObjectKind::Subnet.id(7), Action::Edited, "subnet edited")
+            .detail(json!({"name": ["a", "b"]}))
+            .before(&json!({"id": 7, "name": "a"}))
+            .after(&json!({"id": 7, "name": "b"}));
+        assert_eq!(change.object, ObjectKind::Subnet.id(7));
+        assert_eq!(change.detail, Some(json!({"name": ["a", "b"]})));
+        assert_eq!(change.before.as_deref(), Some(r#"{"id":7,"name":"a"}"#));
+        assert_eq!(change.after.as_deref(), Some(r#"{"id":7,"name":"b"}"#));
+    }
+}
