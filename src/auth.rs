@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -39,9 +38,11 @@ pub const APPLICATION_MAX: usize = 256;
 pub struct Auth {
     /// What every lifetime and window here is measured by (the app's clock).
     clock: Clock,
-    /// HMAC-SHA-256 keyed once with a key random per process (cache keys mean nothing outside it and nothing
-    /// secret is kept in memory); each cache key starts from a clone, without hashing the key again.
-    mac: Hmac<Sha256>,
+    /// The keyed hash of the tables' keys: BLAKE3 in its keyed mode (a MAC) under a key random per process, so a
+    /// key means nothing outside it, nothing secret is kept in memory, and an attacker can neither predict a key nor
+    /// make two inputs share one. About a tenth of the instructions of HMAC-SHA-256 over the same input, and it runs
+    /// on every authenticated call. Each key starts from a clone, without hashing the key again.
+    keyed: blake3::Hasher,
     /// A real argon2id hash of a random value, verified against for unknown users so timing reveals nothing.
     dummy_phc: String,
     cache_ttl: Duration,
@@ -115,7 +116,7 @@ impl<K: Hash + Eq, V> Table<K, V> {
 }
 
 /// Which credentials a remembered caller is for: a token by its SHA-256 digest (as stored in the database), an app
-/// key with userdata by an HMAC of both (like the verification cache, nothing reusable is kept).
+/// key with userdata by a keyed hash of both (like the verification cache, nothing reusable is kept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallerKey {
     Token([u8; 32]),
@@ -130,6 +131,9 @@ pub struct Known {
     pub expires: Option<i64>,
     /// The app key or token whose last use is stamped, at most once a minute.
     pub stamp_id: i64,
+    /// The [`Auth::lockout_key`] of the user of an envelope's `userdata`, kept so that a call it answers does not
+    /// compute it again.
+    pub lockout: Option<[u8; 32]>,
 }
 
 struct Remembered {
@@ -162,13 +166,12 @@ pub struct Userdata {
 impl Auth {
     pub fn new(clock: Clock, cache_ttl: Duration, lockout_attempts: u32, lockout_window: Duration) -> Result<Auth> {
         let dummy_phc = hash_password(&random_hex(20)?)?;
-        let mut hmac_key = [0u8; 32];
-        fill_random(&mut hmac_key)?;
+        let mut secret = [0u8; 32];
+        fill_random(&mut secret)?;
         let now = clock.instant();
         Ok(Auth {
             clock,
-            mac: <Hmac<Sha256> as Mac>::new_from_slice(&hmac_key)
-                .map_err(|e| Error::internal(format!("cache key: {e}")))?,
+            keyed: blake3::Hasher::new_keyed(&secret),
             dummy_phc,
             cache_ttl,
             cache: Mutex::new(Table::new(now)),
@@ -254,13 +257,13 @@ impl Auth {
     pub fn envelope_key(&self, appkey: &str, ud: &Userdata) -> CallerKey {
         let appkey = appkey.trim().to_lowercase();
         let (org, username) = (ud.org.to_lowercase(), ud.username.to_lowercase());
-        let mut mac = self.mac.clone();
+        let mut h = self.keyed.clone();
         for part in [&appkey, &org, &username] {
-            mac.update(&(part.len() as u64).to_be_bytes());
-            mac.update(part.as_bytes());
+            h.update(&(part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
         }
-        mac.update(ud.sha1.as_bytes());
-        CallerKey::Envelope(mac.finalize().into_bytes().into())
+        h.update(ud.sha1.as_bytes());
+        CallerKey::Envelope(*h.finalize().as_bytes())
     }
 
     /// [`Auth::proven`] for an envelope's app key and `userdata` (malformed `userdata` is never proven).
@@ -271,11 +274,11 @@ impl Auth {
 
     /// The key of the lockout of user `username` (as claimed, compared case-insensitively) of org `org_id`.
     pub fn lockout_key(&self, org_id: i64, username: &str) -> [u8; 32] {
-        let mut mac = self.mac.clone();
-        mac.update(b"lockout");
-        mac.update(&org_id.to_be_bytes());
-        mac.update(username.to_lowercase().as_bytes());
-        mac.finalize().into_bytes().into()
+        let mut h = self.keyed.clone();
+        h.update(b"lockout");
+        h.update(&org_id.to_be_bytes());
+        h.update(username.to_lowercase().as_bytes());
+        *h.finalize().as_bytes()
     }
 
     /// The user whose budget a call with credentials `key` spends, when those credentials were proven within the
@@ -416,12 +419,12 @@ impl Auth {
     }
 
     fn cache_key(&self, phc: &str, sha1: &str) -> [u8; 32] {
-        // HMAC over length-prefixed parts, so no two (phc, sha1) pairs share an input.
-        let mut mac = self.mac.clone();
-        mac.update(&(phc.len() as u64).to_be_bytes());
-        mac.update(phc.as_bytes());
-        mac.update(sha1.as_bytes());
-        mac.finalize().into_bytes().into()
+        // Length-prefixed parts, so no two (phc, sha1) pairs share an input.
+        let mut h = self.keyed.clone();
+        h.update(&(phc.len() as u64).to_be_bytes());
+        h.update(phc.as_bytes());
+        h.update(sha1.as_bytes());
+        *h.finalize().as_bytes()
     }
 }
 
@@ -637,6 +640,7 @@ mod tests {
             },
             expires: None,
             stamp_id: 7,
+            lockout: None,
         }
     }
 

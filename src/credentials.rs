@@ -247,7 +247,9 @@ fn authenticate_envelope(
     // lockout, which depends on the time. (After argon2, `prior` carries a fresh result: the checks run.)
     if let (Some((key, epoch)), Some(ud), None) = (&remembered, &ud, &prior) {
         if let Some((known, stamp)) = app.auth.recall(key, *epoch, now) {
-            let who = app.auth.lockout_key(known.caller.org_id, &ud.username);
+            let who = known
+                .lockout
+                .unwrap_or_else(|| app.auth.lockout_key(known.caller.org_id, &ud.username));
             app.auth.check_lockout(&who)?;
             app.auth.record_success(&who);
             stamps.appkey = stamp.then_some(known.stamp_id);
@@ -360,7 +362,7 @@ fn authenticate_envelope(
     if let Some((cache_key, epoch)) = remembered {
         let stamped = if touch_key { Some(now) } else { key.lastused };
         app.auth
-            .remember(cache_key, known(&caller, None, key.id), epoch, stamped);
+            .remember(cache_key, known(&caller, None, key.id, Some(who)), epoch, stamped);
     }
     Ok(Authenticated::Caller(caller))
 }
@@ -373,11 +375,12 @@ fn credential_epoch(tx: &Tx) -> Result<Option<i64>> {
         .optional()?)
 }
 
-fn known(caller: &Caller, expires: Option<i64>, stamp_id: i64) -> Known {
+fn known(caller: &Caller, expires: Option<i64>, stamp_id: i64, lockout: Option<[u8; 32]>) -> Known {
     Known {
         caller: caller.clone(),
         expires,
         stamp_id,
+        lockout,
     }
 }
 
@@ -464,7 +467,7 @@ fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, mode: Mode, stamp
     if let Some(epoch) = epoch {
         let stamped = if touch { Some(now) } else { lastused };
         app.auth
-            .remember(key, known(&caller, expires, token_id), epoch, stamped);
+            .remember(key, known(&caller, expires, token_id, None), epoch, stamped);
     }
     Ok(caller)
 }
