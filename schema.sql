@@ -422,3 +422,21 @@ END;
 -- are IPv4-mapped, and no IPv6 subnet may hold that block).
 DROP INDEX addresses_ip;
 CREATE INDEX addresses_ip ON addresses (ip, subnet_id);
+
+-- migration: 9
+-- Each group's number of subnets, kept by triggers: `groups/get` shows it for every group, and counting the
+-- `subnets_group` entries of each group read every subnet of the org (10,000 subnets in 40 groups: 1.5M
+-- instructions a call).
+ALTER TABLE groups ADD COLUMN subnet_count INTEGER NOT NULL DEFAULT 0;
+UPDATE groups SET subnet_count = (SELECT count(*) FROM subnets s WHERE s.group_id = groups.id);
+CREATE TRIGGER groups_count_insert AFTER INSERT ON subnets WHEN new.group_id IS NOT NULL BEGIN
+    UPDATE groups SET subnet_count = subnet_count + 1 WHERE id = new.group_id;
+END;
+CREATE TRIGGER groups_count_delete AFTER DELETE ON subnets WHEN old.group_id IS NOT NULL BEGIN
+    UPDATE groups SET subnet_count = subnet_count - 1 WHERE id = old.group_id;
+END;
+CREATE TRIGGER groups_count_move AFTER UPDATE OF group_id ON subnets
+WHEN old.group_id IS NOT new.group_id BEGIN
+    UPDATE groups SET subnet_count = subnet_count - 1 WHERE id = old.group_id;
+    UPDATE groups SET subnet_count = subnet_count + 1 WHERE id = new.group_id;
+END;

@@ -16,7 +16,7 @@ use crate::store::cached_sql;
 fn select() -> &'static str {
     cached_sql!(format!(
         "SELECT t.id, t.description, t.parent_id,
-                (SELECT count(*) FROM subnets s WHERE s.group_id = t.id),
+                t.subnet_count,
                 (SELECT count(*) FROM groups c WHERE c.parent_id = t.id), {stamps}
          FROM groups t LEFT JOIN users m ON m.id = t.modby_id",
         stamps = stamp_cols("t", "m")

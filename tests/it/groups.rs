@@ -428,3 +428,43 @@ async fn the_group_tree_is_bounded_in_size_and_depth() {
     s.ok(a, "ipaddress/massdelete", json!({"ids": [1]})).await;
     s.ok(a, "groups/delete", json!({"id": g, "recursive": true})).await;
 }
+
+/// `subnetcount` is kept by triggers (schema.sql, migration 9), not counted at read time: it follows every way a
+/// subnet enters, leaves or moves between groups, and always equals the group's subnets as `subnets/get` lists them.
+#[tokio::test]
+async fn subnet_counts_follow_every_change() {
+    let s = Server::start().await;
+    let a = add(&s, &s.admin, "a", None).await;
+    let b = add(&s, &s.admin, "b", None).await;
+    let counts = || async {
+        let groups = s.ok(&s.admin, "groups/get", json!({})).await;
+        let mut out = Vec::new();
+        for g in [a, b] {
+            let shown = &groups[g.to_string()]["subnetcount"];
+            let listed = s.ok(&s.admin, "subnets/get", json!({"group": g})).await;
+            assert_eq!(shown, &json!(keys(&listed).len().to_string()), "group {g}: {groups}");
+            out.push(shown.as_str().unwrap().parse::<usize>().unwrap());
+        }
+        out
+    };
+    let subnet = |cidr: &str, group: i64| json!({"subnet": cidr, "group": group});
+    let first = id_of(only(&s.ok(&s.admin, "subnets/add", subnet("10.0.0.0/24", a)).await));
+    s.ok(&s.admin, "subnets/add", subnet("10.0.1.0/24", a)).await;
+    s.ok(&s.admin, "subnets/add", subnet("10.0.2.0/24", b)).await;
+    assert_eq!(counts().await, [2, 1]);
+    s.ok(&s.admin, "subnets/edit", json!({"id": first, "group": b})).await;
+    assert_eq!(counts().await, [1, 2], "moved to b");
+    let split = s.ok(&s.admin, "subnets/split", json!({"id": first, "cidr": 26})).await;
+    assert_eq!(counts().await, [1, 5], "split in four inside b");
+    let quarters: Vec<i64> = keys(&split).iter().map(|k| k.parse().unwrap()).collect();
+    s.ok(&s.admin, "subnets/join", json!({"ids": quarters})).await;
+    assert_eq!(counts().await, [1, 2], "joined back");
+    s.ok(&s.admin, "subnets/edit", json!({"id": first, "group": 0})).await;
+    assert_eq!(counts().await, [1, 1], "moved to the top level");
+    s.ok(&s.admin, "subnets/delete", json!({"id": first})).await;
+    assert_eq!(counts().await, [1, 1], "a top-level subnet counts nowhere");
+    let gone = s.ok(&s.admin, "subnets/get", json!({"group": a})).await;
+    let ids: Vec<i64> = keys(&gone).iter().map(|k| k.parse().unwrap()).collect();
+    s.ok(&s.admin, "subnets/massdelete", json!({"ids": ids})).await;
+    assert_eq!(counts().await, [0, 1]);
+}
