@@ -326,6 +326,17 @@ pub struct Outcome {
     pub result: Result<Value>,
 }
 
+impl Outcome {
+    /// A request that failed before the dispatcher had it (rate limit, body, decoding): a fresh respid, no caller.
+    pub fn failed(e: Error) -> Outcome {
+        Outcome {
+            respid: new_respid(),
+            caller: String::new(),
+            result: Err(e),
+        }
+    }
+}
+
 /// The line of `methods` named `name`: a scan of the table, in order (it holds some fifty lines).
 pub fn find_method(methods: &'static [Method], name: &str) -> Option<&'static Method> {
     methods.iter().find(|m| m.name == name)

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod dispatch;
+pub mod door;
 pub mod error;
 pub mod handler;
 pub mod logging;
