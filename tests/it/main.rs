@@ -17,6 +17,7 @@ mod general;
 mod groupcommit;
 mod groups;
 mod hostile;
+mod layers;
 mod matrix;
 mod org;
 mod ratelimit;
