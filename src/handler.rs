@@ -1,6 +1,7 @@
 //! The vocabulary handlers and the dispatcher share: what a method is ([`Method`], [`Access`], [`Kind`],
 //! [`Level`]), who calls it ([`Credentials`], [`Caller`]), a call and its outcome ([`Call`], [`Outcome`]), what a
-//! handler sees ([`Ctx`]) and how a typed handler is bound to its parameters ([`Params`], [`call`]).
+//! handler sees ([`Ctx`]), how a typed handler is bound to its parameters ([`Params`], [`call`]), and the audit
+//! entry a write leaves ([`Change`], written by [`Ctx::log`]).
 //!
 //! A leaf: it imports nothing of the dispatcher, the doors or the handlers, so each of them can stand on it.
 
