@@ -1,6 +1,7 @@
 //! The vocabulary handlers and the dispatcher share: what a method is ([`Method`], [`Access`], [`Kind`],
 //! [`Level`]), who calls it ([`Credentials`], [`Caller`]), a call and its outcome ([`Call`], [`Outcome`]), what a
-//! handler sees ([`Ctx`]) and how a typed handler is bound to its parameters ([`Params`], [`call`]).
+//! handler sees ([`Ctx`]), how a typed handler is bound to its parameters ([`Params`], [`call`]), and the audit
+//! entry a write leaves ([`Change`], written by [`Ctx::log`]).
 //!
 //! A leaf: it imports nothing of the dispatcher, the doors or the handlers, so each of them can stand on it.
 
@@ -328,6 +329,17 @@ pub struct Outcome {
     /// Who called, for the request log line (never a secret).
     pub caller: String,
     pub result: Result<Reply>,
+}
+
+impl Outcome {
+    /// A request that failed before the dispatcher had it (rate limit, body, decoding): a fresh respid, no caller.
+    pub fn failed(e: Error) -> Outcome {
+        Outcome {
+            respid: new_respid(),
+            caller: String::new(),
+            result: Err(e),
+        }
+    }
 }
 
 /// The line of `methods` named `name`: a scan of the table, in order (it holds some fifty lines).

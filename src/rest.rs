@@ -1,14 +1,14 @@
-//! The `/api/v1` REST adapter. Every route is one line of [`ROUTES`] naming a method of the method table: the
-//! adapter turns path, query and body into that method's parameters, calls the same dispatcher, and renders typed
-//! JSON in the REST shapes. It has no SQL and no business rules of its own.
+//! The `/api/v1` REST door. Every route is one line of [`ROUTES`] naming a method of the method table: the door
+//! turns path, query and body into that method's parameters, for the server to dispatch, and renders typed JSON in
+//! the REST shapes. It has no SQL and no business rules of its own.
 
 use std::sync::LazyLock;
 
 use serde_json::{json, Map, Value};
 
-use crate::dispatch;
+use crate::door::{Door, Rendered};
 use crate::error::{Code, Error, Result};
-use crate::handler::{self, Call, Credentials, Outcome};
+use crate::handler::{Call, Credentials, Outcome};
 use crate::model::{self, Reply};
 
 mod views;
@@ -200,26 +200,116 @@ pub static ROUTES: &[Route] = &[
     Route { verb: "POST", path: "/backups/{name}/restore", method: "backups/restore", params: BACKUP_NAME, fixed: &[], query: &[], body: Body::None, render: Plain, status: 200, summary: "Restore a backup after a safety backup (operator admins)" },
 ];
 
-/// A REST request, as the server hands it over.
-pub struct Request<'a> {
-    pub verb: &'a str,
+/// The REST door for one request below `/api/v1`.
+pub struct RestDoor {
+    verb: String,
     /// The path below `/api/v1`.
-    pub path: &'a str,
-    pub query: &'a str,
-    pub token: Option<String>,
-    /// The body, already checked to be JSON (or empty).
-    pub body: &'a [u8],
+    path: String,
+    query: String,
+    /// The bearer token, as [`Credentials::Token`].
+    credentials: Credentials,
+    /// Whether the request's `Content-Type` is JSON (or absent).
+    json_body: bool,
+    /// How far decoding went: the error of a request that reached no method is answered as it is, a method's is
+    /// renamed back to the REST names.
+    decoded: Decoded,
 }
 
-/// What the server sends back: status, JSON body (none for 204), and the error for its headers.
-pub struct Response {
-    pub status: u16,
-    /// The JSON body, serialised.
-    pub body: Option<Vec<u8>>,
-    pub error: Option<Error>,
-    pub respid: String,
-    pub caller: String,
-    pub method: &'static str,
+/// How far [`RestDoor::decode`] went.
+#[derive(Clone, Copy)]
+enum Decoded {
+    /// No route yet (or none matched).
+    Nothing,
+    /// A route matched, but its parameters were refused: no method runs.
+    Route(&'static Route),
+    /// A call of the route's method.
+    Call(&'static Route),
+}
+
+impl RestDoor {
+    /// A request for `path` (below `/api/v1`) with its bearer token, if any; `json_body` tells whether its
+    /// `Content-Type` is JSON or absent.
+    pub fn new(verb: String, path: String, query: String, token: Option<String>, json_body: bool) -> RestDoor {
+        RestDoor {
+            verb,
+            path,
+            query,
+            credentials: Credentials::Token(token),
+            json_body,
+            decoded: Decoded::Nothing,
+        }
+    }
+}
+
+impl Door for RestDoor {
+    fn name(&self) -> &str {
+        match self.decoded {
+            Decoded::Nothing => &self.path,
+            Decoded::Route(route) | Decoded::Call(route) => route.method,
+        }
+    }
+
+    /// The bearer token comes in the head: a request is counted before its body is read.
+    fn head_credentials(&self) -> Option<&Credentials> {
+        Some(&self.credentials)
+    }
+
+    fn decode(&mut self, body: &[u8]) -> Result<Call> {
+        if !body.is_empty() && !self.json_body {
+            return Err(Error::new(
+                Code::UnsupportedMediaType,
+                "the body must be JSON (Content-Type: application/json)",
+            ));
+        }
+        let (route, path_params) = route(&self.verb, &self.path)?;
+        self.decoded = Decoded::Route(route);
+        let data = build_params(route, &path_params, &self.query, body)?;
+        self.decoded = Decoded::Call(route);
+        Ok(Call {
+            method: route.method.to_string(),
+            credentials: self.credentials.clone(),
+            data,
+        })
+    }
+
+    fn render(&self, outcome: Outcome) -> Rendered {
+        let rendered = match self.decoded {
+            Decoded::Call(route) => outcome
+                .result
+                .and_then(|v| render(route, v))
+                .map(|body| (route, body))
+                .map_err(|e| rename_errors(route, e)),
+            Decoded::Nothing | Decoded::Route(_) => match outcome.result {
+                Err(e) => Err(e),
+                Ok(_) => Err(Error::internal("a reply to a request that made no call")),
+            },
+        };
+        let (status, body, error) = match rendered {
+            Ok((route, body)) => (route.status, (route.render != NoContent).then_some(body), None),
+            Err(e) => (e.code.http_status(), Some(to_json(&error_body(&e))), Some(e)),
+        };
+        Rendered {
+            status,
+            body,
+            headers: error.as_ref().and_then(allow).into_iter().collect(),
+            error,
+            respid: outcome.respid,
+            caller: outcome.caller,
+        }
+    }
+}
+
+/// The `Allow` header of a 405: the verbs the path takes, which the route matcher put in the error's data.
+fn allow(e: &Error) -> Option<(&'static str, String)> {
+    match (e.code, &e.data) {
+        (Code::MethodNotAllowed, Some(Value::String(verbs))) => Some(("allow", verbs.clone())),
+        _ => None,
+    }
+}
+
+/// A body serialised. Serialising into memory cannot fail; should it, the client still gets JSON.
+fn to_json(body: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec())
 }
 
 /// The path parameters of a matched route, by name.
@@ -277,58 +367,6 @@ fn match_path<'p>(parts: &[&'static str], segments: &[&'p str]) -> Option<PathPa
         }
     }
     Some(params)
-}
-
-/// Handles one REST call.
-pub async fn handle(app: &crate::app::App, req: Request<'_>) -> Response {
-    let (route, path_params) = match route(req.verb, req.path) {
-        Ok(r) => r,
-        Err(e) => return failed(e, ""),
-    };
-    let data = match build_params(route, &path_params, req.query, req.body) {
-        Ok(d) => d,
-        Err(e) => return failed(e, route.method),
-    };
-    let call = Call {
-        method: route.method.to_string(),
-        credentials: Credentials::Token(req.token),
-        data,
-    };
-    let outcome: Outcome = dispatch::dispatch(app, call).await;
-    let result = outcome.result.and_then(|answer| render(route, answer));
-    match result {
-        Ok(body) => Response {
-            status: route.status,
-            body: (route.render != NoContent).then_some(body),
-            error: None,
-            respid: outcome.respid,
-            caller: outcome.caller,
-            method: route.method,
-        },
-        Err(e) => Response {
-            respid: outcome.respid,
-            caller: outcome.caller,
-            ..failed(rename_errors(route, e), route.method)
-        },
-    }
-}
-
-impl Response {
-    /// An error answered before any method ran.
-    pub fn from_error(e: Error) -> Response {
-        failed(e, "")
-    }
-}
-
-fn failed(e: Error, method: &'static str) -> Response {
-    Response {
-        status: e.code.http_status(),
-        body: Some(serde_json::to_vec(&error_body(&e)).unwrap_or_else(|_| b"{}".to_vec())),
-        error: Some(e),
-        respid: handler::new_respid(),
-        caller: String::new(),
-        method,
-    }
 }
 
 /// The REST error body: `{message, code, errors?}` (`errors` names fields), `details` for other error data.
@@ -462,7 +500,7 @@ fn render(route: &Route, answer: Reply) -> Result<Vec<u8>> {
             route.method, route.path
         ))
     };
-    let json = match (route.render, &answer) {
+    Ok(match (route.render, &answer) {
         (NoContent, _) => return Ok(Vec::new()),
         (Page(Network), Reply::Subnets(l)) => to_json(&page::<_, NetworkView>(l)),
         (Page(Host), Reply::Hosts(l)) => to_json(&page::<_, HostView>(l)),
@@ -502,17 +540,12 @@ fn render(route: &Route, answer: Reply) -> Result<Vec<u8>> {
             to_json(&m)
         }
         _ => return Err(wrong()),
-    };
-    json.map_err(|e| Error::internal(format!("rendering {}: {e}", route.path)))
+    })
 }
 
 /// The one record of a lookup's answer.
 fn first<T>(list: &model::List<T>) -> Result<&T> {
     list.first().ok_or_else(|| Error::not_found("record"))
-}
-
-fn to_json(v: &impl serde::Serialize) -> serde_json::Result<Vec<u8>> {
-    serde_json::to_vec(v)
 }
 
 fn page<'a, T, V: From<&'a T>>(list: &'a model::List<T>) -> PageView<V> {

@@ -1,16 +1,69 @@
-//! The `/1.0` envelope adapter: decodes `{reqid, appkey, userdata, data}` (raw JSON or the form field `data=`),
-//! hands the call to the dispatcher, and renders the manageips way: every scalar a string, record lists keyed by id.
+//! The `/1.0` envelope door: decodes `{reqid, appkey, userdata, data}` (raw JSON or the form field `data=`) into
+//! the call the server dispatches, and renders the manageips way: every scalar a string, record lists keyed by id.
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::door::{Door, Rendered};
 use crate::error::{Code, Error};
 use crate::handler::{Call, Credentials, Outcome};
 use crate::model::Reply as Answer;
 
 mod manageips;
 pub use manageips::Manageips;
+
+/// The envelope door for one request to `/1.0/<method>`.
+pub struct EnvelopeDoor {
+    method: String,
+    /// Whether the body is `application/x-www-form-urlencoded`.
+    form: bool,
+    /// The `reqid` to echo, once the body is decoded (`null` until then, or when it cannot be read).
+    reqid: Value,
+}
+
+impl EnvelopeDoor {
+    pub fn new(method: String, form: bool) -> EnvelopeDoor {
+        EnvelopeDoor {
+            method,
+            form,
+            reqid: Value::Null,
+        }
+    }
+}
+
+impl Door for EnvelopeDoor {
+    fn name(&self) -> &str {
+        &self.method
+    }
+
+    fn decode(&mut self, body: &[u8]) -> Result<Call, Error> {
+        match decode(&self.method, body, self.form) {
+            Ok(envelope) => {
+                self.reqid = envelope.reqid;
+                Ok(envelope.call)
+            }
+            Err(rejected) => {
+                let (reqid, e) = *rejected;
+                self.reqid = reqid;
+                Err(e)
+            }
+        }
+    }
+
+    fn render(&self, outcome: Outcome) -> Rendered {
+        let body = render(&self.reqid, &self.method, &outcome);
+        let error = outcome.result.err();
+        Rendered {
+            status: error.as_ref().map_or(200, |e| e.code.http_status()),
+            body: Some(body),
+            headers: Vec::new(),
+            error,
+            respid: outcome.respid,
+            caller: outcome.caller,
+        }
+    }
+}
 
 /// A decoded envelope.
 pub struct Envelope {

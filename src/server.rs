@@ -20,11 +20,12 @@ use crate::app::App;
 use crate::auth;
 use crate::auth::CallerKey;
 use crate::dispatch;
+use crate::door::{Door, Rendered};
 use crate::error::{Code, Error};
-use crate::handler::{new_respid, Credentials, Outcome};
+use crate::handler::{Credentials, Outcome};
 use crate::ratelimit::{Decision, Owner};
-use crate::rest;
-use crate::rpc;
+use crate::rest::{self, RestDoor};
+use crate::rpc::EnvelopeDoor;
 use crate::slots::{Admission, CLOSE_GRACE};
 
 /// Largest request body either API accepts.
@@ -138,13 +139,15 @@ async fn handle(app: &App, req: Request<Incoming>, peer: IpAddr) -> Response<Bod
         if req.method() != Method::POST {
             return method_not_allowed("POST");
         }
-        return envelope(app, method.to_string(), req, peer).await;
+        let door = EnvelopeDoor::new(method.to_string(), is_form(&req));
+        return serve(app, door, req, peer).await;
     }
     if let Some(rest_path) = path.strip_prefix("/api/v1") {
         if let Some(resp) = crate::openapi::serve(rest_path, req.method()) {
             return resp;
         }
-        return rest(app, rest_path.to_string(), req, peer).await;
+        let door = rest_door(&req, rest_path);
+        return serve(app, door, req, peer).await;
     }
     let first = path.trim_start_matches('/').split('/').next().unwrap_or_default();
     // `/1.0` itself (no method) is an unknown path, not an unsupported version.
@@ -164,170 +167,150 @@ async fn handle(app: &App, req: Request<Incoming>, peer: IpAddr) -> Response<Bod
     error_response(&e, rest::error_body(&e))
 }
 
-/// `POST /1.0/<method>`: read the body, decode the envelope, count it against its caller's budget, dispatch,
-/// render, log.
-async fn envelope(app: &App, method: String, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
-    let start = Instant::now();
-    let form = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.trim()
-                .to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
-    let mut budget = None;
-    let (reqid, outcome) = match read_body(req, app.settings.body_timeout()).await {
-        Err(e) => (Value::Null, failed(e)),
-        Ok(body) => match rpc::decode(&method, &body, form) {
-            Err(rejected) => {
-                let (reqid, e) = *rejected;
-                (reqid, failed(e))
-            }
-            Ok(env) => {
-                // The budget's owner, only when there is a limiter to count against.
-                let owner = app.limiter.as_ref().map(|_| match &env.call.credentials {
-                    Credentials::Envelope {
-                        appkey: Some(k),
-                        userdata: Some(u),
-                    } => budget_owner(app.auth.proven_envelope(k, u), peer),
-                    _ => Owner::address(peer),
-                });
-                let (decision, refused) = admit(app, owner).await;
-                budget = decision;
-                let mut outcome = match refused {
-                    Some(e) => failed(e),
-                    None => dispatch::dispatch(app, env.call).await,
-                };
-                if let Some(d) = charge_failure(app, owner, outcome.result.as_ref().err(), peer).await {
-                    if !d.allowed {
-                        outcome.result = Err(limited(d));
-                        budget = Some(d);
-                    }
-                }
-                (env.reqid, outcome)
-            }
-        },
-    };
-    let status = outcome.result.as_ref().err().map_or(200, |e| e.code.http_status());
-    log_request(
-        &outcome.respid,
-        &outcome.caller,
-        outcome.result.as_ref().err(),
-        &method,
-        status,
-        start,
-    );
-    let retry_after = outcome.result.as_ref().err().and_then(|e| e.retry_after);
-    let body = rpc::render(&reqid, &method, &outcome);
-    let mut resp = bytes_response(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        body,
-    );
-    if let Some(secs) = retry_after {
-        resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
-    }
-    add_budget_headers(&mut resp, budget);
-    resp
+/// Whether a request's body is `application/x-www-form-urlencoded` (an envelope may come as a form).
+fn is_form(req: &Request<Incoming>) -> bool {
+    header(req, CONTENT_TYPE.as_str())
+        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
 }
 
-/// `/api/v1/...`: check the content type, read the body, count the call against its caller's budget, and hand
-/// it to the REST adapter.
-async fn rest(app: &App, path: String, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
-    let start = Instant::now();
-    let verb = req.method().as_str().to_string();
-    let query = req.uri().query().unwrap_or_default().to_string();
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    let token = header("authorization")
+/// The REST door for a request below `/api/v1`: its verb, path and query, its bearer token (`Authorization:
+/// Bearer …`, or `X-API-Key`), and whether its body is JSON (a missing `Content-Type` counts as JSON).
+fn rest_door(req: &Request<Incoming>, path: &str) -> RestDoor {
+    let token = header(req, "authorization")
         .and_then(|v| {
             v.split_once(' ')
                 .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         })
         .map(|(_, t)| t.trim().to_string())
-        .or_else(|| header("x-api-key").map(str::to_string));
-    let json_body = header("content-type").is_none_or(|ct| {
+        .or_else(|| header(req, "x-api-key").map(str::to_string));
+    let json_body = header(req, "content-type").is_none_or(|ct| {
         let ct = ct.to_ascii_lowercase();
         let mime = ct.split(';').next().unwrap_or_default().trim();
         mime == "application/json" || mime.ends_with("+json")
     });
-    // The budget's owner, only when there is a limiter to count against.
-    let owner = app.limiter.as_ref().map(|_| {
-        let proven = token.as_deref().and_then(|t| {
-            let digest = auth::digest_bytes(t.trim());
+    let query = req.uri().query().unwrap_or_default().to_string();
+    RestDoor::new(
+        req.method().as_str().to_string(),
+        path.to_string(),
+        query,
+        token,
+        json_body,
+    )
+}
+
+/// A header's value as text, trimmed; `None` when absent or not visible ASCII.
+fn header<'r>(req: &'r Request<Incoming>, name: &str) -> Option<&'r str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// Runs one request through a door, every door in the same order: rate limit, body, decode, dispatch, failure
+/// accounting, render, headers, log line. The rate limit counts as soon as the credentials are known: before the
+/// body when the door finds them in the head, after decoding when they travel in the body (the envelope; see
+/// [`Door::head_credentials`]).
+async fn serve(app: &App, mut door: impl Door, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
+    let start = Instant::now();
+    let mut budget = Budget::default();
+    let refused = match door.head_credentials() {
+        Some(credentials) => budget.spend(app, credentials, peer).await,
+        None => None,
+    };
+    let mut outcome = match refused {
+        Some(e) => Outcome::failed(e),
+        None => call(app, &mut door, req, &mut budget, peer).await,
+    };
+    budget.charge_failure(app, &mut outcome, peer).await;
+    let Rendered {
+        status,
+        body,
+        headers,
+        error,
+        respid,
+        caller,
+    } = door.render(outcome);
+    let resp = respond(status, body, headers, error.as_ref(), budget.decision);
+    log_request(&respid, &caller, error.as_ref(), door.name(), status, start);
+    resp
+}
+
+/// Reads the body, decodes it and dispatches the call; counts the request against its budget first if the door
+/// could not before (its credentials were in the body).
+async fn call(app: &App, door: &mut impl Door, req: Request<Incoming>, budget: &mut Budget, peer: IpAddr) -> Outcome {
+    let body = match read_body(req, app.settings.body_timeout()).await {
+        Ok(body) => body,
+        Err(e) => return Outcome::failed(e),
+    };
+    let call = match door.decode(&body) {
+        Ok(call) => call,
+        Err(e) => return Outcome::failed(e),
+    };
+    if !budget.counted {
+        if let Some(refused) = budget.spend(app, &call.credentials, peer).await {
+            return Outcome::failed(refused);
+        }
+    }
+    dispatch::dispatch(app, call).await
+}
+
+/// The rate-limit budget a request spends: whose it is, and the limiter's last word for the `X-RateLimit-*`
+/// headers. Both stay `None` when there is no limiter, or when the request never got as far as being counted.
+#[derive(Default)]
+struct Budget {
+    /// Whether the request has been counted (or would have been, with a limiter).
+    counted: bool,
+    owner: Option<Owner>,
+    decision: Option<Decision>,
+}
+
+impl Budget {
+    /// Counts the request against the budget of whoever `credentials` were proven to be earlier. Returns the
+    /// refusal when the budget is spent.
+    async fn spend(&mut self, app: &App, credentials: &Credentials, peer: IpAddr) -> Option<Error> {
+        self.counted = true;
+        let limiter = app.limiter.as_ref()?;
+        let owner = budget_owner(proven(app, credentials), peer);
+        let decision = limiter.check(&owner).await;
+        (self.owner, self.decision) = (Some(owner), Some(decision));
+        (!decision.allowed).then(|| limited(decision))
+    }
+
+    /// Credentials proven earlier that fail now (revoked since) also spend their address's budget; past it, the
+    /// failure is answered 429. Calls that spent the address's budget already are not counted twice.
+    async fn charge_failure(&mut self, app: &App, outcome: &mut Outcome, peer: IpAddr) {
+        let auth_failure = outcome.result.as_ref().err().is_some_and(|e| {
+            matches!(
+                e.code,
+                Code::AuthFailed | Code::AuthRequired | Code::BadAppkey | Code::AppkeyDisabled
+            )
+        });
+        let (Some(limiter), Some(Owner::User { .. } | Owner::Operator(_))) = (&app.limiter, self.owner) else {
+            return;
+        };
+        if auth_failure {
+            let decision = limiter.check(&Owner::address(peer)).await;
+            if !decision.allowed {
+                outcome.result = Err(limited(decision));
+                self.decision = Some(decision);
+            }
+        }
+    }
+}
+
+/// Who `credentials` were proven to be by an earlier call (`Auth::proven`), or an `API_TOKENS` token.
+fn proven(app: &App, credentials: &Credentials) -> Option<Owner> {
+    match credentials {
+        Credentials::Envelope {
+            appkey: Some(k),
+            userdata: Some(u),
+        } => app.auth.proven_envelope(k, u),
+        Credentials::Token(Some(token)) => {
+            let digest = auth::digest_bytes(token.trim());
             match auth::contains_digest(&app.operator_tokens, &digest) {
                 true => Some(Owner::Operator(digest)),
                 false => app.auth.proven(&CallerKey::Token(digest)),
             }
-        });
-        budget_owner(proven, peer)
-    });
-    let (budget, refused) = admit(app, owner).await;
-    let mut response = match refused {
-        Some(e) => rest::Response::from_error(e),
-        None => match read_body(req, app.settings.body_timeout()).await {
-            Err(e) => rest::Response::from_error(e),
-            Ok(body) if !body.is_empty() && !json_body => rest::Response::from_error(Error::new(
-                Code::UnsupportedMediaType,
-                "the body must be JSON (Content-Type: application/json)",
-            )),
-            Ok(body) => {
-                rest::handle(
-                    app,
-                    rest::Request {
-                        verb: &verb,
-                        path: &path,
-                        query: &query,
-                        token,
-                        body: &body,
-                    },
-                )
-                .await
-            }
-        },
-    };
-    let mut budget = budget;
-    if let Some(d) = charge_failure(app, owner, response.error.as_ref(), peer).await {
-        if !d.allowed {
-            response = rest::Response {
-                respid: response.respid.clone(),
-                ..rest::Response::from_error(limited(d))
-            };
-            budget = Some(d);
         }
+        _ => None,
     }
-    let name = if response.method.is_empty() {
-        path.as_str()
-    } else {
-        response.method
-    };
-    log_request(
-        &response.respid,
-        &response.caller,
-        response.error.as_ref(),
-        name,
-        response.status,
-        start,
-    );
-    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut resp = match response.body {
-        Some(body) => bytes_response(status, body),
-        None => {
-            let mut r = Response::new(Full::new(Bytes::new()));
-            *r.status_mut() = status;
-            r
-        }
-    };
-    if let Some(e) = &response.error {
-        add_error_headers(&mut resp, e);
-        if let (Code::MethodNotAllowed, Some(Value::String(allow))) = (e.code, &e.data) {
-            if let Ok(v) = HeaderValue::from_str(allow) {
-                resp.headers_mut().insert(ALLOW, v);
-            }
-        }
-    }
-    add_budget_headers(&mut resp, budget);
-    resp
 }
 
 /// Whose budget a call spends: the user (or `API_TOKENS` token) its credentials proved to be earlier, else its
@@ -335,33 +318,6 @@ async fn rest(app: &App, path: String, req: Request<Incoming>, peer: IpAddr) -> 
 /// user's budget by claiming them, and every unproven attempt counts against the address it came from.
 fn budget_owner(proven: Option<Owner>, peer: IpAddr) -> Owner {
     proven.unwrap_or_else(|| Owner::address(peer))
-}
-
-/// Counts a call against its owner's budget (`None` when there is no limiter). Returns the decision for the
-/// headers and the refusal, if any.
-async fn admit(app: &App, owner: Option<Owner>) -> (Option<Decision>, Option<Error>) {
-    let (Some(limiter), Some(owner)) = (&app.limiter, owner) else {
-        return (None, None);
-    };
-    let decision = limiter.check(&owner).await;
-    (Some(decision), (!decision.allowed).then(|| limited(decision)))
-}
-
-/// Credentials proven earlier that fail now (revoked since) also spend their address's budget; past it, the
-/// failure is answered 429. Calls that spent the address's budget already are not counted twice.
-async fn charge_failure(app: &App, owner: Option<Owner>, error: Option<&Error>, peer: IpAddr) -> Option<Decision> {
-    let auth_failure = error.is_some_and(|e| {
-        matches!(
-            e.code,
-            Code::AuthFailed | Code::AuthRequired | Code::BadAppkey | Code::AppkeyDisabled
-        )
-    });
-    match (&app.limiter, owner) {
-        (Some(limiter), Some(Owner::User { .. } | Owner::Operator(_))) if auth_failure => {
-            Some(limiter.check(&Owner::address(peer)).await)
-        }
-        _ => None,
-    }
 }
 
 fn limited(d: Decision) -> Error {
@@ -373,20 +329,42 @@ fn limited(d: Decision) -> Error {
     e
 }
 
+/// A door's answer as an HTTP response: its status, body and own headers, and the headers every door's answer
+/// carries (`Content-Type` with a body, the error's `Retry-After`, the budget's `X-RateLimit-*`).
+fn respond(
+    status: u16,
+    body: Option<Vec<u8>>,
+    headers: Vec<(&'static str, String)>,
+    error: Option<&Error>,
+    budget: Option<Decision>,
+) -> Response<Body> {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = match body {
+        Some(json) => bytes_response(status, json),
+        None => {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = status;
+            r
+        }
+    };
+    if let Some(e) = error {
+        add_error_headers(&mut resp, e);
+    }
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().insert(name, v);
+        }
+    }
+    add_budget_headers(&mut resp, budget);
+    resp
+}
+
 fn add_budget_headers(resp: &mut Response<Body>, budget: Option<Decision>) {
     if let Some(d) = budget {
         let h = resp.headers_mut();
         h.insert("x-ratelimit-limit", HeaderValue::from(d.limit));
         h.insert("x-ratelimit-remaining", HeaderValue::from(d.remaining));
         h.insert("x-ratelimit-reset", HeaderValue::from(d.reset));
-    }
-}
-
-fn failed(e: Error) -> Outcome {
-    Outcome {
-        respid: new_respid(),
-        caller: String::new(),
-        result: Err(e),
     }
 }
 

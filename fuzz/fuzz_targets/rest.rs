@@ -1,4 +1,4 @@
-//! Whole REST requests through `rest::handle` (route, parameter building, dispatch, handler, rendering) as the
+//! Whole REST requests through the REST door (route, parameter building, dispatch, handler, rendering) as the
 //! operator, on one scratch database that the inputs change as they go: never a server error.
 #![no_main]
 
@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 
 use ipamd::app::App;
 use ipamd::config::Settings;
-use ipamd::rest;
+use ipamd::methods::METHODS;
 
 #[allow(dead_code)]
 #[path = "../../tests/it/decoders.rs"]
@@ -31,7 +31,7 @@ fn world() -> &'static World {
         settings.backup_dir = dir.path().join("backups");
         settings.api_tokens = TOKEN.into();
         settings.ratelimit_enabled = false;
-        let app = App::open(settings).unwrap();
+        let app = App::open(settings, METHODS).unwrap();
         ipamd::cli::first_run(&app.store, Some("fuzz-password".into())).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         World {
@@ -46,13 +46,8 @@ fuzz_target!(|input: (u8, &str, &str, &[u8])| {
     let (verb, path, query, body) = input;
     let verb = decoders::VERBS[usize::from(verb) % decoders::VERBS.len()];
     let w = world();
-    let request = rest::Request {
-        verb,
-        path,
-        query,
-        token: Some(TOKEN.into()),
-        body,
-    };
-    let answer = w.runtime.block_on(rest::handle(&w.app, request));
+    let answer = w
+        .runtime
+        .block_on(decoders::rest_answer(&w.app, verb, path, query, TOKEN, body));
     decoders::check_rest_answer(&format!("{verb} {path}?{query}"), &answer);
 });

@@ -1,5 +1,5 @@
 //! The decoders that face the network, checked on any input: the envelope decoder, the address, CIDR and MAC
-//! parsers, the REST route matcher, and whole REST requests through `rest::handle`. Each `check_*` function states
+//! parsers, the REST route matcher, and whole REST requests through the REST door. Each `check_*` function states
 //! what must hold for every input, and panics when it does not.
 //!
 //! The same functions serve two runners: proptest in the normal suite (the `tests` module below, what CI runs),
@@ -10,10 +10,13 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
+use ipamd::app::App;
+use ipamd::dispatch::dispatch;
+use ipamd::door::{Door, Rendered};
 use ipamd::error::Code;
-use ipamd::handler::Credentials;
+use ipamd::handler::{Credentials, Outcome};
 use ipamd::net::{self, CidrError};
-use ipamd::rest::{self, ROUTES};
+use ipamd::rest::{self, RestDoor, ROUTES};
 use ipamd::rpc;
 
 /// `rpc::decode`: a body is an envelope exactly when it is a JSON object (after the form layer) whose `appkey` and
@@ -181,8 +184,9 @@ pub fn check_route(verb: &str, path: &str) {
 
 /// A REST answer to any request: never a server error, a JSON body unless 204, and an error body whose code
 /// matches the status.
-pub fn check_rest_answer(what: &str, answer: &rest::Response) {
-    assert!(answer.status < 500, "{what} → {} {:?}", answer.status, answer.body);
+pub fn check_rest_answer(what: &str, answer: &Rendered) {
+    let text = answer.body.as_deref().map(String::from_utf8_lossy);
+    assert!(answer.status < 500, "{what} → {} {text:?}", answer.status);
     match (&answer.error, &answer.body) {
         (None, None) => assert_eq!(answer.status, 204, "{what}"),
         (None, Some(_)) => assert!((200..300).contains(&answer.status), "{what} → {}", answer.status),
@@ -197,6 +201,17 @@ pub fn check_rest_answer(what: &str, answer: &rest::Response) {
         }
         (Some(e), None) => panic!("{what}: the error {e} has no body"),
     }
+}
+
+/// A whole REST request with a JSON body (or none) and `token`, the way the server runs it once the body is read
+/// (decode, dispatch, render), without HTTP and without a rate limit.
+pub async fn rest_answer(app: &App, verb: &str, path: &str, query: &str, token: &str, body: &[u8]) -> Rendered {
+    let mut door = RestDoor::new(verb.into(), path.into(), query.into(), Some(token.into()), true);
+    let outcome = match door.decode(body) {
+        Ok(call) => dispatch(app, call).await,
+        Err(e) => Outcome::failed(e),
+    };
+    door.render(outcome)
 }
 
 /// The verbs a REST request may carry, for generated requests.
@@ -387,7 +402,7 @@ mod tests {
         }
     }
 
-    /// Whole REST requests through `rest::handle` as the operator, 256 of them on one database that they change as
+    /// Whole REST requests through the REST door as the operator, 256 of them on one database that they change as
     /// they go: never a server error.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn generated_rest_requests_never_fail_on_the_server() {
@@ -407,17 +422,7 @@ mod tests {
             cases.push(strategy.new_tree(&mut runner).unwrap().current());
         }
         for (verb, path, query, body) in cases {
-            let answer = rest::handle(
-                &s.app,
-                rest::Request {
-                    verb,
-                    path: &path,
-                    query: &query,
-                    token: Some(s.admin_token.clone()),
-                    body: &body,
-                },
-            )
-            .await;
+            let answer = rest_answer(&s.app, verb, &path, &query, &s.admin_token, &body).await;
             check_rest_answer(
                 &format!("{verb} {path}?{query} {}", String::from_utf8_lossy(&body)),
                 &answer,

@@ -1,0 +1,47 @@
+//! What a front door is to the server: it decodes a request's body into a [`Call`] and renders what came of it
+//! into a status, a body and headers. `server.rs` runs every door through one pipeline, in one order: rate limit,
+//! body, decode, dispatch, failure accounting, render, headers, log line. The envelope (`rpc.rs`) and REST
+//! (`rest.rs`) are the two doors; neither sees hyper, the server hands them strings and bytes.
+
+use crate::error::Error;
+use crate::handler::{Call, Credentials, Outcome};
+
+/// A front door of the API: one value per request, made by the server from the request's head (path, content
+/// type, a bearer token), which keeps what it needs to render the answer (the envelope's `reqid`, REST's route).
+pub trait Door {
+    /// What the request log line names the request by: the method, or what the door had instead (REST: the path
+    /// when no route matched).
+    fn name(&self) -> &str;
+
+    /// The credentials the request's head carries. The rate limit needs them to tell whose budget a request
+    /// spends, and counts as soon as they are known: from the head, before the body is read, so the body of a
+    /// request over its budget is never read. The envelope's credentials travel in its body, so it keeps this
+    /// default and is counted once its body is decoded; this is the one step whose place depends on the door.
+    fn head_credentials(&self) -> Option<&Credentials> {
+        None
+    }
+
+    /// Decodes the request's body into the call to dispatch. An error is answered as the request's outcome.
+    fn decode(&mut self, body: &[u8]) -> Result<Call, Error>;
+
+    /// Renders what came of the request: the dispatcher's outcome, or the error that stopped the request before
+    /// dispatch (rate limit, body, decoding).
+    fn render(&self, outcome: Outcome) -> Rendered;
+}
+
+/// A door's answer. The server adds what every door's answer carries: `Content-Type` (when there is a body), the
+/// error's `Retry-After` and the `X-RateLimit-*` headers.
+#[derive(Debug)]
+pub struct Rendered {
+    pub status: u16,
+    /// The JSON body; `None` for no body at all (REST's 204).
+    pub body: Option<Vec<u8>>,
+    /// The door's own headers (REST's `Allow` on a 405).
+    pub headers: Vec<(&'static str, String)>,
+    /// The error the answer reports, which may not be the outcome's (REST answers a reply it cannot render as an
+    /// error): for the shared headers and the log line.
+    pub error: Option<Error>,
+    /// The outcome's respid and caller, for the log line.
+    pub respid: String,
+    pub caller: String,
+}
