@@ -115,6 +115,20 @@ struct UserRow {
     operator_org: bool,
 }
 
+impl UserRow {
+    /// The caller this user is, calling through `application` (an app key's name, or `token:<prefix>`).
+    fn caller(self, application: String) -> Caller {
+        Caller {
+            org_id: self.org_id,
+            operator_org: self.operator_org,
+            user_id: Some(self.id),
+            username: self.username,
+            level: Level::parse(&self.level).unwrap_or(Level::Readonly),
+            application,
+        }
+    }
+}
+
 /// Reads a [`UserRow`] from `u.id, u.org_id, u.username, u.level, u.disabled, <the user's org>.operator` at
 /// column `at`.
 fn user_row(r: &rusqlite::Row, at: usize) -> rusqlite::Result<UserRow> {
@@ -351,14 +365,7 @@ fn authenticate_envelope(
     // A real login (not a cache hit) is worth a write, at most once per cache lifetime.
     stamps.user_login = (verified == Verified::Fresh).then_some(user.id);
     stamps.appkey = touch_key.then_some(key.id);
-    let caller = Caller {
-        org_id: user.org_id,
-        operator_org: user.operator_org,
-        user_id: Some(user.id),
-        username: user.username,
-        level: Level::parse(&user.level).unwrap_or(Level::Readonly),
-        application: key.name,
-    };
+    let caller = user.caller(key.name);
     if let Some((cache_key, epoch)) = remembered {
         let stamped = if touch_key { Some(now) } else { key.lastused };
         app.auth
@@ -456,14 +463,7 @@ fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, mode: Mode, stamp
     // Once a minute at most: a token in steady use should not turn every read into a write.
     let touch = lastused.is_none_or(|t| t < now - 60);
     stamps.token = touch.then_some(token_id);
-    let caller = Caller {
-        org_id: user.org_id,
-        operator_org: user.operator_org,
-        user_id: Some(user.id),
-        username: user.username,
-        level: Level::parse(&user.level).unwrap_or(Level::Readonly),
-        application: format!("token:{prefix}"),
-    };
+    let caller = user.caller(format!("token:{prefix}"));
     if let Some(epoch) = epoch {
         let stamped = if touch { Some(now) } else { lastused };
         app.auth

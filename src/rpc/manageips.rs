@@ -26,8 +26,29 @@ struct Strings<S>(S);
 /// A compound of the wrapped serializer whose elements are written through [`Strings`].
 pub struct Compound<C>(C);
 
-fn text<S: Serializer>(s: S, v: impl itoa::Integer) -> Result<S::Ok, S::Error> {
-    s.serialize_str(itoa::Buffer::new().format(v))
+/// The `serialize_<integer>` methods: the integer's decimal text, as a string.
+macro_rules! integers_as_text {
+    ($($method:ident: $t:ty),* $(,)?) => {$(
+        fn $method(self, v: $t) -> Result<S::Ok, S::Error> {
+            self.0.serialize_str(itoa::Buffer::new().format(v))
+        }
+    )*};
+}
+
+/// A compound whose elements (or fields) are written through [`Manageips`] by the method `$element`.
+macro_rules! elements_through_manageips {
+    ($($trait:ident: $element:ident),* $(,)?) => {$(
+        impl<C: $trait> $trait for Compound<C> {
+            type Ok = C::Ok;
+            type Error = C::Error;
+            fn $element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
+                self.0.$element(&Manageips(v))
+            }
+            fn end(self) -> Result<C::Ok, C::Error> {
+                self.0.end()
+            }
+        }
+    )*};
 }
 
 impl<S: Serializer> Serializer for Strings<S> {
@@ -44,35 +65,9 @@ impl<S: Serializer> Serializer for Strings<S> {
     fn serialize_bool(self, v: bool) -> Result<S::Ok, S::Error> {
         self.0.serialize_str(if v { "true" } else { "false" })
     }
-    fn serialize_i8(self, v: i8) -> Result<S::Ok, S::Error> {
-        text(self.0, v)
-    }
-    fn serialize_i16(self, v: i16) -> Result<S::Ok, S::Error> {
-        text(self.0, v)
-    }
-    fn serialize_i32(self, v: i32) -> Result<S::Ok, S::Error> {
-        text(self.0, v)
-    }
-    fn serialize_i64(self, v: i64) -> Result<S::Ok, S::Error> {
-        text(self.0, v)
-    }
-    fn serialize_i128(self, v: i128) -> Result<S::Ok, S::Error> {
-        text(self.0, v)
-    }
-    fn serialize_u8(self, v: u8) -> Result<S::Ok, S::Error> {
-        text(self.0, v)
-    }
-    fn serialize_u16(self, v: u16) -> Result<S::Ok, S::Error> {
-        text(self.0, v)
-    }
-    fn serialize_u32(self, v: u32) -> Result<S::Ok, S::Error> {
-        text(self.0, v)
-    }
-    fn serialize_u64(self, v: u64) -> Result<S::Ok, S::Error> {
-        text(self.0, v)
-    }
-    fn serialize_u128(self, v: u128) -> Result<S::Ok, S::Error> {
-        text(self.0, v)
+    integers_as_text! {
+        serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64, serialize_i128: i128,
+        serialize_u8: u8, serialize_u16: u16, serialize_u32: u32, serialize_u64: u64, serialize_u128: u128,
     }
     fn serialize_f32(self, v: f32) -> Result<S::Ok, S::Error> {
         self.serialize_f64(f64::from(v))
@@ -156,48 +151,11 @@ impl<S: Serializer> Serializer for Strings<S> {
     }
 }
 
-impl<C: SerializeSeq> SerializeSeq for Compound<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_element(&Manageips(v))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
-}
-
-impl<C: SerializeTuple> SerializeTuple for Compound<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_element(&Manageips(v))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
-}
-
-impl<C: SerializeTupleStruct> SerializeTupleStruct for Compound<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_field(&Manageips(v))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
-}
-
-impl<C: SerializeTupleVariant> SerializeTupleVariant for Compound<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), C::Error> {
-        self.0.serialize_field(&Manageips(v))
-    }
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
+elements_through_manageips! {
+    SerializeSeq: serialize_element,
+    SerializeTuple: serialize_element,
+    SerializeTupleStruct: serialize_field,
+    SerializeTupleVariant: serialize_field,
 }
 
 impl<C: SerializeMap> SerializeMap for Compound<C> {
@@ -251,5 +209,68 @@ impl<S: Serializer> SerializeStruct for StructOrNumber<S> {
             StructOrNumber::Struct(c) => c.0.end(),
             StructOrNumber::Number(_, ok) => ok.ok_or_else(|| ser::Error::custom("a number without a value")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Keyed, Records};
+    use serde_json::json;
+
+    #[derive(serde::Serialize)]
+    struct Record {
+        id: i64,
+        big: u128,
+        ok: bool,
+        none: Option<i64>,
+        text: &'static str,
+        nested: Vec<Option<u8>>,
+        free: serde_json::Value,
+    }
+
+    impl Keyed for Record {
+        type Key<'a> = i64;
+        fn key(&self) -> i64 {
+            self.id
+        }
+    }
+
+    fn rendered(v: &impl Serialize) -> String {
+        serde_json::to_string(&Manageips(v)).unwrap()
+    }
+
+    #[test]
+    fn scalars_become_strings_while_serialising() {
+        let r = Record {
+            id: -7,
+            big: u128::MAX,
+            ok: true,
+            none: None,
+            text: "a\"b",
+            nested: vec![Some(1), None],
+            free: json!({"n": 12345678901234567890u64, "f": 1.5, "b": false, "l": [1, "x", null]}),
+        };
+        assert_eq!(
+            rendered(&r),
+            r#"{"id":"-7","big":"340282366920938463463374607431768211455","ok":"true","none":null,"text":"a\"b","nested":["1",null],"free":{"n":"12345678901234567890","f":"1.5","b":"false","l":["1","x",null]}}"#
+        );
+    }
+
+    #[test]
+    fn records_are_keyed_by_their_type_and_none_is_an_empty_list() {
+        let one = |id| Record {
+            id,
+            big: 0,
+            ok: false,
+            none: Some(3),
+            text: "",
+            nested: vec![],
+            free: json!(null),
+        };
+        let keyed = rendered(&Records(vec![one(9), one(2)]));
+        assert!(keyed.starts_with(r#"{"9":{"id":"9","#), "{keyed}");
+        assert!(keyed.contains(r#"},"2":{"id":"2","#), "in order, not sorted: {keyed}");
+        assert_eq!(rendered(&Records(Vec::<Record>::new())), "[]");
     }
 }
