@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document of `/api/v1`, generated from the route table so the two cannot drift, and Swagger UI
 //! served from assets compiled into the binary (no CDN, no download).
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use http_body_util::Full;
@@ -8,8 +9,14 @@ use hyper::body::Bytes;
 use hyper::header::{HeaderValue, CONTENT_TYPE, LOCATION};
 use hyper::{Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::{Code, Error, Result};
+use crate::rest::views::{
+    AvailableIps, BackupView, HostView, IpStatusView, NetworkHosts, NetworkView, NextIp, PageView, Pagination,
+    RangeView,
+};
 use crate::rest::{Body, Render, Resource, Route, ROUTES};
 use crate::server::{json_response, Body as HttpBody};
 
@@ -120,17 +127,21 @@ fn operation(r: &Route) -> Value {
         "parameters": params,
         "responses": responses(r),
     });
-    let input = match r.body {
-        Body::None => None,
-        Body::Fields(res) | Body::Replace(res) => Some(format!("{}Input", name(res))),
-    };
-    if let Some(input) = input {
+    if let Some(res) = input(r) {
         op["requestBody"] = json!({
             "required": matches!(r.body, Body::Replace(_)),
-            "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{input}")}}},
+            "content": {"application/json": {"schema": reference(&input_name(res))}},
         });
     }
     op
+}
+
+/// The resource whose fields a route's body carries, if it reads one.
+fn input(r: &Route) -> Option<Resource> {
+    match r.body {
+        Body::None => None,
+        Body::Fields(res) | Body::Replace(res) => Some(res),
+    }
 }
 
 fn operation_id(r: &Route) -> String {
@@ -159,10 +170,7 @@ fn query_param(name: &str) -> Value {
         "vlan_id" => (json!({"type": "integer", "minimum": 1, "maximum": 4094}), "VLAN ID"),
         "group_id" | "network_id" => (json!({"type": "integer", "minimum": 1}), "Filter by id"),
         "is_assigned" | "force" => (json!({"type": "boolean"}), "true or false"),
-        "status" => (
-            json!({"type": "string", "enum": ["active", "inactive", "reserved"]}),
-            "Host status",
-        ),
+        "status" => (json!({"type": "string", "enum": HOST_STATES}), "Host status"),
         "limit" => (
             json!({"type": "integer", "minimum": 1, "maximum": 10000, "default": 256}),
             "Most addresses returned",
@@ -184,7 +192,7 @@ fn query_param(name: &str) -> Value {
 /// The `/1.0` envelope does not come here: it keeps its lenient decoding.
 pub fn check_body(resource: Resource, body: &Map<String, Value>) -> Result<()> {
     let schemas = &document()["components"]["schemas"];
-    let properties = &schemas[format!("{}Input", name(resource))]["properties"];
+    let properties = &schemas[input_name(resource)]["properties"];
     let mut errors = Map::new();
     for (field, value) in body {
         let Some(types) = properties.get(field).and_then(|p| p.get("type")) else {
@@ -256,29 +264,43 @@ fn type_of(v: &Value) -> &'static str {
     }
 }
 
-fn name(r: Resource) -> &'static str {
+/// The schema name of a resource's records: the name its view derives.
+fn name(r: Resource) -> Cow<'static, str> {
     match r {
-        Resource::Network => "Network",
-        Resource::Host => "Host",
-        Resource::DhcpRange => "DhcpRange",
-        Resource::Backup => "Backup",
+        Resource::Network => NetworkView::name(),
+        Resource::Host => HostView::name(),
+        Resource::DhcpRange => RangeView::name(),
+        Resource::Backup => BackupView::name(),
     }
+}
+
+fn page_name(record: &str) -> String {
+    format!("{record}Page")
+}
+
+fn input_name(r: Resource) -> String {
+    format!("{}Input", name(r))
 }
 
 fn reference(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
+/// A reference to the schema a view derives.
+fn reference_to<T: ToSchema>() -> Value {
+    reference(&T::name())
+}
+
 fn responses(r: &Route) -> Value {
     let success = match r.render {
-        Render::Page(res) => Some(reference(&format!("{}Page", name(res)))),
+        Render::Page(res) => Some(reference(&page_name(&name(res)))),
         Render::List(res) => Some(json!({"type": "object", "required": ["data"],
-                                          "properties": {"data": {"type": "array", "items": reference(name(res))}}})),
-        Render::One(res) => Some(reference(name(res))),
-        Render::NetworkHosts => Some(reference("NetworkHosts")),
-        Render::NextIp => Some(reference("NextIp")),
-        Render::Available => Some(reference("AvailableIps")),
-        Render::IpStatus => Some(reference("IpStatus")),
+                                          "properties": {"data": {"type": "array", "items": reference(&name(res))}}})),
+        Render::One(res) => Some(reference(&name(res))),
+        Render::NetworkHosts => Some(reference_to::<NetworkHosts>()),
+        Render::NextIp => Some(reference_to::<NextIp>()),
+        Render::Available => Some(reference_to::<AvailableIps>()),
+        Render::IpStatus => Some(reference_to::<IpStatusView>()),
         Render::Plain => Some(reference(match r.method {
             "backups/add" => "BackupCreated",
             "backups/restore" => "BackupRestore",
@@ -312,112 +334,119 @@ fn responses(r: &Route) -> Value {
     Value::Object(out)
 }
 
-fn nullable(t: &str) -> Value {
-    json!({"type": [t, "null"]})
+/// The states of a host, as the status query parameter and the host schemas name them.
+const HOST_STATES: [&str; 3] = ["active", "inactive", "reserved"];
+
+/// The schema of a count of addresses (`u128` for IPv6 networks), for the views' `schema_with`.
+pub(crate) fn count() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(0))
+        .description(Some("Exact, even beyond 2^53"))
+        .build()
 }
 
+/// The schema of `Host.status`: a state, or null (which clears it on input).
+pub(crate) fn host_status() -> Object {
+    let states = HOST_STATES.iter().map(|s| json!(s)).chain([Value::Null]);
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(states))
+        .build()
+}
+
+/// The schema of `IpStatus.status`.
+pub(crate) fn address_status() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["assigned", "dhcp", "available", "unusable", "unmanaged"]))
+        .build()
+}
+
+/// A derived schema as JSON. A schema's maps have string keys only, so serialising one cannot fail.
+fn json_of(schema: impl serde::Serialize) -> Value {
+    serde_json::to_value(schema).unwrap_or_default()
+}
+
+/// The schema a view derives, under the name it derives.
+fn component<T: ToSchema>() -> (String, Value) {
+    (T::name().into_owned(), json_of(T::schema()))
+}
+
+/// The schemas of the document: records and replies as their views in `rest::views` derive them, the input schemas
+/// made from the records, and what no view renders (the backups' replies, passed on as the method gives them, and
+/// `Error`).
 fn schemas() -> Value {
-    let int = json!({"type": "integer"});
-    let count = json!({"type": "integer", "minimum": 0, "description": "Exact, even beyond 2^53"});
-    let network_fields = json!({
-        "network": {"type": "string", "examples": ["192.168.1.0"]},
-        "cidr": {"type": "integer", "minimum": 0, "maximum": 128},
-        "name": nullable("string"),
-        "domain": nullable("string"),
-        "vlan_id": {"type": ["integer", "null"], "minimum": 1, "maximum": 4094},
-        "description": nullable("string"),
-        "location": nullable("string"),
-        "group_id": {"type": ["integer", "null"], "minimum": 1},
-    });
-    let mut network = network_fields.as_object().cloned().unwrap_or_default();
-    network.insert("id".into(), int.clone());
-    network.insert("broadcast_address".into(), json!({"type": "string"}));
-    for c in ["total_hosts", "used_hosts", "available_hosts"] {
-        network.insert(c.into(), count.clone());
+    let mut out = Map::new();
+    record::<NetworkView>(&mut out);
+    record::<HostView>(&mut out);
+    record::<RangeView>(&mut out);
+    record::<BackupView>(&mut out);
+    out.extend([
+        component::<Pagination>(),
+        component::<NetworkHosts>(),
+        component::<NextIp>(),
+        component::<AvailableIps>(),
+        component::<IpStatusView>(),
+    ]);
+    for res in ROUTES.iter().filter_map(input) {
+        let schema = input_schema(res, &out[name(res).as_ref()]);
+        out.insert(input_name(res), schema);
     }
-    let host_fields = json!({
-        "ip_address": {"type": "string", "examples": ["192.168.1.10"]},
-        "hostname": nullable("string"),
-        "cname": nullable("string"),
-        "mac_address": {"type": ["string", "null"], "examples": ["aa:bb:cc:dd:ee:ff"]},
-        "status": {"type": ["string", "null"], "enum": ["active", "inactive", "reserved", null]},
-        "is_assigned": nullable("boolean"),
-        "last_seen": {"type": ["string", "null"], "description": "RFC 3339; input also accepts unix seconds"},
-        "discovery_source": nullable("string"),
-        "description": nullable("string"),
-        "network_id": {"type": ["integer", "null"], "minimum": 1},
-        "fields": {"type": ["object", "null"], "description": "Custom field values by name"},
-    });
-    let mut host = host_fields.as_object().cloned().unwrap_or_default();
-    // Input takes unix seconds as well as RFC 3339 text; output is always text.
-    let mut host_input = host_fields.clone();
-    host_input["last_seen"] = json!({"type": ["string", "integer", "null"],
-        "description": "RFC 3339, or unix seconds (a number or its digits)"});
-    host.insert("id".into(), int.clone());
-    host.insert(
-        "network".into(),
-        json!({"type": "string", "examples": ["192.168.1.0/24"]}),
-    );
-    let range_fields = json!({
-        "network_id": {"type": "integer", "minimum": 1},
-        "start_ip": {"type": "string"},
-        "end_ip": {"type": "string"},
-        "description": nullable("string"),
-        "is_active": nullable("boolean"),
-    });
-    let mut range = range_fields.as_object().cloned().unwrap_or_default();
-    range.insert("id".into(), int.clone());
-    let backup = json!({"type": "object", "required": ["name", "size_bytes", "created_at"], "properties": {
-        "name": {"type": "string"}, "size_bytes": int, "created_at": {"type": "string"}}});
-    let pagination = json!({"type": "object", "required": ["page", "per_page", "total_items", "total_pages"],
-        "properties": {"page": int, "per_page": int, "total_items": int, "total_pages": int}});
-    let page_of = |item: &str| {
-        json!({"type": "object", "required": ["data", "pagination"], "properties": {
-            "data": {"type": "array", "items": reference(item)}, "pagination": reference("Pagination")}})
-    };
-    let verify = json!({"name": {"type": "string"}, "integrity_ok": {"type": "boolean"}, "integrity_message": {"type": "string"}});
-    let mut created = backup["properties"].as_object().cloned().unwrap_or_default();
-    created.extend(verify.as_object().cloned().unwrap_or_default());
-    let mut restore = verify.as_object().cloned().unwrap_or_default();
+    let backup = out[BackupView::name().as_ref()]["properties"].clone();
+    out.extend(backup_replies(backup));
+    out.insert("Error".into(), error_schema());
+    Value::Object(out)
+}
+
+/// A record's schema and the schema of its pages.
+fn record<V: ToSchema>(out: &mut Map<String, Value>) {
+    out.insert(page_name(&V::name()), json_of(PageView::<V>::schema()));
+    out.insert(V::name().into_owned(), json_of(V::schema()));
+}
+
+/// The body a resource's routes read: the fields of its record less the read-only ones, which a client may send back
+/// and the adapter ignores. Nothing is required here (a PUT's required fields are the adapter's check), and a time may
+/// also come as unix seconds.
+fn input_schema(res: Resource, record: &Value) -> Value {
+    let mut properties = record["properties"].as_object().cloned().unwrap_or_default();
+    properties.retain(|field, _| !res.read_only().contains(&field.as_str()));
+    if let Some(last_seen) = properties.get_mut("last_seen") {
+        *last_seen = json!({"type": ["string", "integer", "null"],
+                            "description": "RFC 3339, or unix seconds (a number or its digits)"});
+    }
+    json!({
+        "type": "object",
+        "properties": properties,
+        "description": format!("Read-only fields of {} may be sent back; they are ignored.", name(res)),
+    })
+}
+
+/// The replies of `backups/add`, `backups/verify` and `backups/restore`, from the properties of `Backup`.
+fn backup_replies(backup: Value) -> [(String, Value); 3] {
+    let verify = json!({"name": {"type": "string"}, "integrity_ok": {"type": "boolean"},
+                        "integrity_message": {"type": "string"}});
+    let verify = verify.as_object().cloned().unwrap_or_default();
+    let mut created = backup.as_object().cloned().unwrap_or_default();
+    created.extend(verify.clone());
+    let mut restore = verify.clone();
     restore.insert("restored".into(), json!({"type": "boolean"}));
     restore.insert("safety_backup".into(), json!({"type": "string"}));
-    let short_network = json!({"type": "object", "properties": {"id": int, "network": {"type": "string"},
-        "name": nullable("string"), "domain": nullable("string"), "vlan_id": nullable("integer"), "location": nullable("string")}});
-    json!({
-        "Network": {"type": "object", "required": ["id", "network", "cidr"], "properties": network},
-        "NetworkInput": {"type": "object", "properties": network_fields, "description": "Read-only fields of Network may be sent back; they are ignored."},
-        "Host": {"type": "object", "required": ["id", "ip_address", "network_id"], "properties": host},
-        "HostInput": {"type": "object", "properties": host_input, "description": "Read-only fields of Host may be sent back; they are ignored."},
-        "DhcpRange": {"type": "object", "required": ["id", "network_id", "start_ip", "end_ip"], "properties": range},
-        "DhcpRangeInput": {"type": "object", "properties": range_fields},
-        "Backup": backup,
-        "BackupCreated": {"type": "object", "properties": created},
-        "BackupVerify": {"type": "object", "required": ["name", "integrity_ok", "integrity_message"], "properties": verify},
-        "BackupRestore": {"type": "object", "properties": restore},
-        "Pagination": pagination,
-        "NetworkPage": page_of("Network"),
-        "HostPage": page_of("Host"),
-        "DhcpRangePage": page_of("DhcpRange"),
-        "BackupPage": page_of("Backup"),
-        "NetworkHosts": {"type": "object", "required": ["network_id", "network", "hosts", "pagination"], "properties": {
-            "network_id": int, "network": {"type": "string"}, "hosts": {"type": "array", "items": reference("Host")},
-            "pagination": reference("Pagination")}},
-        "NextIp": {"type": "object", "required": ["ip_address", "network", "network_id"], "properties": {
-            "ip_address": {"type": "string"}, "network": {"type": "string"}, "network_id": int}},
-        "AvailableIps": {"type": "object", "required": ["network", "network_id", "total_available", "available_ips"], "properties": {
-            "network": {"type": "string"}, "network_id": int, "total_available": count,
-            "available_ips": {"type": "array", "items": {"type": "string"}}}},
-        "IpStatus": {"type": "object", "required": ["ip_address", "status"], "properties": {
-            "ip_address": {"type": "string"},
-            "status": {"type": "string", "enum": ["assigned", "dhcp", "available", "unusable", "unmanaged"]},
-            "host": reference("Host"), "network": short_network,
-            "dhcp_range": {"type": "object", "properties": {"id": int, "start_ip": {"type": "string"}, "end_ip": {"type": "string"}, "network_id": int}},
-            "matches": int, "message": {"type": "string"}}},
-        "Error": {"type": "object", "required": ["message", "code"], "properties": {
-            "message": {"type": "string"}, "code": {"type": "string"},
-            "errors": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Per-field messages"},
-            "details": {"description": "Detail of a business-rule error"}}},
-    })
+    [
+        ("BackupCreated".into(), json!({"type": "object", "properties": created})),
+        (
+            "BackupVerify".into(),
+            json!({"type": "object", "required": ["name", "integrity_ok", "integrity_message"], "properties": verify}),
+        ),
+        ("BackupRestore".into(), json!({"type": "object", "properties": restore})),
+    ]
+}
+
+fn error_schema() -> Value {
+    json!({"type": "object", "required": ["message", "code"], "properties": {
+        "message": {"type": "string"}, "code": {"type": "string"},
+        "errors": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Per-field messages"},
+        "details": {"description": "Detail of a business-rule error"}}})
 }
 
 #[cfg(test)]
@@ -474,6 +503,69 @@ mod tests {
         let e = check_body(Resource::DhcpRange, &body(json!({"network_id": null}))).unwrap_err();
         assert_eq!(e.data, Some(json!({"network_id": "must be an integer, not null"})));
         assert!(check_body(Resource::Backup, &body(json!({"name": 1}))).is_ok());
+    }
+
+    /// The views' attributes keep the contract of the schemas once written by hand: what is required, what may be
+    /// null, counts as exact integers, inputs without the read-only fields, and the optional parts of an address's
+    /// status absent rather than null.
+    #[test]
+    fn derived_schemas_keep_the_contract() {
+        let s = &document()["components"]["schemas"];
+        for (schema, required) in [
+            ("Network", json!(["id", "network", "cidr"])),
+            ("Host", json!(["id", "ip_address", "network_id"])),
+            ("DhcpRange", json!(["id", "network_id", "start_ip", "end_ip"])),
+            ("Backup", json!(["name", "size_bytes", "created_at"])),
+            ("NetworkPage", json!(["data", "pagination"])),
+            ("IpStatus", json!(["ip_address", "status"])),
+        ] {
+            assert_eq!(s[schema]["required"], required, "{schema}");
+        }
+        let count = json!({"type": "integer", "minimum": 0, "description": "Exact, even beyond 2^53"});
+        assert_eq!(s["Network"]["properties"]["total_hosts"], count);
+        assert_eq!(s["AvailableIps"]["properties"]["total_available"], count);
+        let host = &s["Host"]["properties"];
+        assert_eq!(host["status"]["enum"], json!(["active", "inactive", "reserved", null]));
+        assert_eq!(host["network_id"]["type"], json!(["integer", "null"]));
+        assert_eq!(
+            host["fields"],
+            json!({"type": ["object", "null"], "description": "Custom field values by name"})
+        );
+        let fields = |schema: &str| {
+            s[schema]["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            fields("NetworkInput"),
+            [
+                "network",
+                "cidr",
+                "name",
+                "domain",
+                "vlan_id",
+                "description",
+                "location",
+                "group_id"
+            ]
+        );
+        assert_eq!(
+            fields("DhcpRangeInput"),
+            ["network_id", "start_ip", "end_ip", "description", "is_active"]
+        );
+        assert!(!fields("HostInput").iter().any(|f| f == "id" || f == "network"));
+        assert_eq!(
+            s["HostInput"]["properties"]["last_seen"]["type"],
+            json!(["string", "integer", "null"])
+        );
+        let status = &s["IpStatus"]["properties"];
+        assert_eq!(status["host"], reference("Host"));
+        assert_eq!(status["network"]["type"], "object");
+        assert_eq!(status["matches"]["type"], "integer");
+        assert_eq!(s["NetworkPage"]["properties"]["data"]["items"], reference("Network"));
     }
 
     #[test]

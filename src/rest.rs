@@ -11,7 +11,7 @@ use crate::error::{Code, Error, Result};
 use crate::handler::{Call, Credentials, Outcome};
 use crate::model::{self, Reply};
 
-mod views;
+pub(crate) mod views;
 use views::{
     views, AvailableIps, BackupView, HostView, IpStatusView, ListView, NetworkView, PageView, Pagination, RangeView,
     ShortNetwork, ShortRange,
@@ -72,7 +72,7 @@ impl Resource {
     }
 
     /// Fields a client may send back from a GET, ignored on input.
-    fn read_only(self) -> &'static [&'static str] {
+    pub(crate) fn read_only(self) -> &'static [&'static str] {
         match self {
             Resource::Network => &[
                 "id",

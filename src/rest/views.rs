@@ -1,26 +1,39 @@
 //! The REST shapes of the typed records (`model`): REST field names, RFC 3339 times, read straight from a record
-//! while it is serialised. Each REST field name is spelled here and nowhere else in the adapter.
+//! while it is serialised. Each REST field name is spelled here and nowhere else in the adapter: the OpenAPI
+//! document's schemas of these replies are derived from these structs (`utoipa::ToSchema`), whose `schema` attributes
+//! say what the Rust types cannot (required fields, null on input, bounds, examples).
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::model::{Backup, DhcpRange, Host, List, Subnet};
+use crate::openapi::{address_status, count, host_status};
 use crate::time;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Network)]
 pub struct NetworkView<'a> {
     id: i64,
+    #[schema(examples("192.168.1.0"))]
     network: &'a str,
+    #[schema(minimum = 0, maximum = 128)]
     cidr: u8,
+    #[schema(required = false)]
     broadcast_address: &'a str,
     name: Option<&'a str>,
     domain: Option<&'a str>,
+    #[schema(minimum = 1, maximum = 4094)]
     vlan_id: Option<i64>,
     description: Option<&'a str>,
     location: Option<&'a str>,
+    #[schema(minimum = 1)]
     group_id: Option<i64>,
+    #[schema(schema_with = count, required = false)]
     total_hosts: u128,
+    #[schema(schema_with = count, required = false)]
     used_hosts: i64,
+    #[schema(schema_with = count, required = false)]
     available_hosts: u128,
 }
 
@@ -44,20 +57,32 @@ impl<'a> From<&'a Subnet> for NetworkView<'a> {
     }
 }
 
-#[derive(Serialize)]
+// The schema shares its types with the input schema `HostInput` (`openapi`), hence the nullable fields that a reply
+// always fills.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Host)]
 pub struct HostView<'a> {
     id: i64,
+    #[schema(examples("192.168.1.10"))]
     ip_address: &'a str,
     hostname: Option<&'a str>,
     cname: Option<&'a str>,
+    #[schema(examples("aa:bb:cc:dd:ee:ff"))]
     mac_address: Option<&'a str>,
+    #[schema(schema_with = host_status, required = false)]
     status: &'a str,
+    #[schema(nullable, required = false)]
     is_assigned: bool,
+    /// RFC 3339; input also accepts unix seconds
     last_seen: Option<String>,
     discovery_source: Option<&'a str>,
     description: Option<&'a str>,
+    #[schema(nullable, minimum = 1)]
     network_id: i64,
+    #[schema(examples("192.168.1.0/24"), required = false)]
     network: &'a str,
+    /// Custom field values by name
+    #[schema(value_type = Object, nullable, required = false)]
     fields: &'a Map<String, Value>,
 }
 
@@ -81,13 +106,16 @@ impl<'a> From<&'a Host> for HostView<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = DhcpRange)]
 pub struct RangeView<'a> {
     id: i64,
+    #[schema(minimum = 1)]
     network_id: i64,
     start_ip: &'a str,
     end_ip: &'a str,
     description: Option<&'a str>,
+    #[schema(nullable, required = false)]
     is_active: bool,
 }
 
@@ -104,7 +132,8 @@ impl<'a> From<&'a DhcpRange> for RangeView<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Backup)]
 pub struct BackupView<'a> {
     name: &'a str,
     size_bytes: u64,
@@ -122,7 +151,7 @@ impl<'a> From<&'a Backup> for BackupView<'a> {
 }
 
 /// Where a page lies in a list.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Pagination {
     page: i64,
     per_page: i64,
@@ -156,7 +185,7 @@ pub fn views<'a, T, V: From<&'a T>>(list: &'a List<T>) -> Vec<V> {
 }
 
 /// `{data: […], pagination: {…}}`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PageView<V> {
     pub data: Vec<V>,
     pub pagination: Pagination,
@@ -169,7 +198,7 @@ pub struct ListView<V> {
 }
 
 /// `GET /networks/{id}/hosts`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct NetworkHosts<'a> {
     pub network_id: i64,
     pub network: &'a str,
@@ -178,7 +207,7 @@ pub struct NetworkHosts<'a> {
 }
 
 /// `GET /ip/networks/{id}/next-ip`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct NextIp<'a> {
     pub ip_address: &'a str,
     pub network: &'a str,
@@ -186,18 +215,21 @@ pub struct NextIp<'a> {
 }
 
 /// `GET /ip/networks/{id}/available-ips`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct AvailableIps<'a> {
     pub network: &'a str,
     pub network_id: i64,
+    #[schema(schema_with = count)]
     pub total_available: u128,
     pub available_ips: &'a [String],
 }
 
 /// The network of `GET /ip/{ip}`: the fields that place an address.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ShortNetwork<'a> {
+    #[schema(required = false)]
     id: i64,
+    #[schema(required = false)]
     network: &'a str,
     name: Option<&'a str>,
     domain: Option<&'a str>,
@@ -219,11 +251,15 @@ impl<'a> From<&'a Subnet> for ShortNetwork<'a> {
 }
 
 /// The DHCP range of `GET /ip/{ip}`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ShortRange<'a> {
+    #[schema(required = false)]
     id: i64,
+    #[schema(required = false)]
     start_ip: &'a str,
+    #[schema(required = false)]
     end_ip: &'a str,
+    #[schema(required = false)]
     network_id: i64,
 }
 
@@ -238,19 +274,27 @@ impl<'a> From<&'a DhcpRange> for ShortRange<'a> {
     }
 }
 
-/// `GET /ip/{ip}`: the seed's shape for each status.
-#[derive(Serialize)]
+/// `GET /ip/{ip}`: which of the optional fields are present depends on the status.
+// Absent fields are left out, never null: the options are not nullable in the schema.
+#[derive(Serialize, ToSchema)]
+#[schema(as = IpStatus)]
 pub struct IpStatusView<'a> {
     pub ip_address: &'a str,
+    #[schema(schema_with = address_status)]
     pub status: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub host: Option<HostView<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(inline, nullable = false)]
     pub dhcp_range: Option<ShortRange<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(inline, nullable = false)]
     pub network: Option<ShortNetwork<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub message: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub matches: Option<usize>,
 }
