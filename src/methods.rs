@@ -15,11 +15,10 @@ pub mod tokens;
 pub mod users;
 
 use rusqlite::Row;
-use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
 use crate::handler::{call, Access, Action, Change, Ctx, Kind, Level, Method, ObjectKind, Params};
-use crate::model::{self, Stamps};
+use crate::model::{self, Deleted, Records, Stamps};
 use crate::params::Data;
 
 const READ: Access = Access::User(Level::Readonly);
@@ -112,7 +111,7 @@ impl Params for OptIdParam {
     }
 }
 
-/// The stamp columns of a record table aliased `t`, joined to its last modifier as `m`; read by [`stamps`].
+/// The stamp columns of a record table aliased `t`, joined to its last modifier as `m`; read by [`stamps_at`].
 pub fn stamp_cols(t: &str, m: &str) -> String {
     format!("{t}.modby_id, {t}.modifiedat, {t}.modby_name, {m}.email, {m}.realname, {t}.created")
 }
@@ -141,25 +140,9 @@ pub fn stamps_at(r: &Row, at: usize) -> rusqlite::Result<Stamps> {
     })
 }
 
-/// Adds the [`stamps_at`] column `at` to a record that is still a JSON object.
-pub fn stamps(r: &Row, at: usize, out: &mut Map<String, Value>) -> rusqlite::Result<()> {
-    if let Value::Object(m) = json!(stamps_at(r, at)?) {
-        out.extend(m);
-    }
-    Ok(())
-}
-
 /// The reply of a delete: one `{id, deleted}` record per deleted id.
-pub fn deleted(ids: &[i64]) -> Value {
-    Value::Array(ids.iter().map(|id| json!({"id": id, "deleted": true})).collect())
-}
-
-/// The one record a lookup must find in the caller's org; another org's record is "not found" as well.
-pub fn one(mut records: Vec<Value>, what: &str) -> Result<Value> {
-    match records.pop() {
-        Some(r) if records.is_empty() => Ok(Value::Array(vec![r])),
-        _ => Err(Error::not_found(what)),
-    }
+pub fn deleted(ids: &[i64]) -> Records<Deleted> {
+    Records(ids.iter().map(|&id| Deleted { id, deleted: true }).collect())
 }
 
 /// The owner a caller's view of app keys and tokens is limited to: admins see the whole org (`None`).
@@ -171,7 +154,7 @@ pub fn owner_filter(ctx: &Ctx) -> Option<i64> {
 }
 
 /// Deletes one app key or token the caller may see (`table` and `owner_col` are constants of the callers).
-pub fn delete_owned(ctx: &Ctx, table: &str, owner_col: &str, id: i64, kind: ObjectKind) -> Result<Value> {
+pub fn delete_owned(ctx: &Ctx, table: &str, owner_col: &str, id: i64, kind: ObjectKind) -> Result<Records<Deleted>> {
     let what = kind.as_str();
     let n = ctx.tx.execute(
         &format!("DELETE FROM {table} WHERE id = ?1 AND org_id = ?2 AND (?3 IS NULL OR {owner_col} = ?3)"),

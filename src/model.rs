@@ -3,7 +3,9 @@
 //! the envelope through `rpc::Manageips` (every scalar a string, lists keyed by id), the REST door through its
 //! views (`rest.rs`: REST names, RFC 3339 times). Neither builds a second tree.
 //!
-//! A list that the envelope keys by id says so by its type ([`Records`]); nothing is guessed from the items.
+//! Every answer is one of these types ([`Reply`]), never a JSON tree: a list that the envelope keys by id says so
+//! by its type ([`Records`]), and nothing is guessed from the items. A `Value` appears only where the content is
+//! free-form (an address record's field values, an audit entry's `changes`), never as a list of records.
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
@@ -74,7 +76,36 @@ pub struct Subnet {
     pub addresses: Option<Records<Host>>,
     /// The subnet's field definitions, when asked for (`subnets/get` with `fields`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub fields: Option<Records<Value>>,
+    pub fields: Option<Records<FieldDef>>,
+}
+
+/// `subnets/join`: the surviving subnet, and the ids of the subnets it absorbed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Joined {
+    #[serde(flatten)]
+    pub subnet: Subnet,
+    pub joined: Vec<i64>,
+}
+
+/// A custom field definition of a subnet (`subnets/fields/*`).
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldDef {
+    pub id: i64,
+    /// The subnet's id.
+    pub subnet: i64,
+    pub name: String,
+    pub description: Option<String>,
+    /// `text`, `number`, `boolean` or `select`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The choices of a `select` field (none for the other types).
+    pub options: Vec<String>,
+    /// The value a record without one takes, as stored text.
+    pub default: Option<String>,
+    pub required: bool,
+    pub position: i64,
+    #[serde(flatten)]
+    pub stamps: Stamps,
 }
 
 /// A DHCP range of a subnet.
@@ -128,7 +159,7 @@ pub struct Located {
 /// `search/find`: groups, subnets and address records whose text matches.
 #[derive(Debug, Clone, Serialize)]
 pub struct Found {
-    pub groups: Records<Value>,
+    pub groups: Records<Group>,
     pub subnets: Records<Holding>,
     pub addresses: Records<Host>,
     pub truncated: bool,
@@ -151,6 +182,214 @@ pub struct IpStatus {
     pub dhcp_range: Option<DhcpRange>,
 }
 
+/// A user of an org (`org/users/*`); the password hash never leaves the server.
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub realname: Option<String>,
+    /// `readonly`, `standard` or `admin`.
+    pub level: String,
+    pub disabled: bool,
+    pub created: i64,
+    pub lastlogin: Option<i64>,
+}
+
+/// An application key (`org/appkeys/*`): its digest never leaves the server.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppKey {
+    pub id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    /// The key's first characters, to recognise it.
+    pub prefix: String,
+    pub enabled: bool,
+    pub disabledreason: Option<String>,
+    /// The owner's user id.
+    pub owner: i64,
+    pub created: i64,
+    pub lastused: Option<i64>,
+    /// The key itself: only in the reply that creates it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// A REST API token (`org/tokens/*`): its digest never leaves the server.
+#[derive(Debug, Clone, Serialize)]
+pub struct Token {
+    pub id: i64,
+    pub description: Option<String>,
+    /// The token's first characters, to recognise it.
+    pub prefix: String,
+    /// The id of the user it acts as.
+    pub user: i64,
+    pub created: i64,
+    /// Unix seconds; `None` never expires.
+    pub expires: Option<i64>,
+    pub lastused: Option<i64>,
+    /// The token itself: only in the reply that creates it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// A group of subnets (`groups/*`, `search/find`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    pub id: i64,
+    pub description: String,
+    #[serde(flatten)]
+    pub stamps: Stamps,
+    /// The parent group's id; `None` at the top level.
+    pub parent: Option<i64>,
+    pub subnetcount: i64,
+    pub childcount: i64,
+    /// The child groups, in a tree (`groups/get` with `sort`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub children: Option<Records<Group>>,
+}
+
+/// What names an org: how `userdata` shows the caller's.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrgName {
+    pub id: i64,
+    pub identifier: String,
+    pub description: String,
+}
+
+/// An organisation (`org/edit`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Org {
+    #[serde(flatten)]
+    pub name: OrgName,
+    pub created: i64,
+    /// Whether it is the operator org, whose admins manage backups.
+    pub operator: bool,
+}
+
+/// `org/info`: the caller's org and what it holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrgInfo {
+    #[serde(flatten)]
+    pub org: Org,
+    pub usercount: i64,
+    pub groupcount: i64,
+    pub subnetcount: i64,
+    /// Address records in all.
+    pub ipcount: i64,
+}
+
+/// An entry of the audit log (`org/logs`).
+#[derive(Debug, Clone, Serialize)]
+pub struct LogEntry {
+    pub id: i64,
+    /// Unix seconds.
+    pub time: i64,
+    pub userid: Option<i64>,
+    pub user: String,
+    pub application: String,
+    pub respid: String,
+    pub method: String,
+    pub objecttype: String,
+    pub objectid: Option<i64>,
+    pub summary: String,
+    /// The method's own detail, free-form (methods.md documents each method's).
+    pub changes: Option<Value>,
+}
+
+/// `org/logs`: a page of the audit log, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogPage {
+    pub page: i64,
+    pub pages: i64,
+    pub total: i64,
+    pub logs: Records<LogEntry>,
+}
+
+/// A deleted record, as a delete answers it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deleted {
+    pub id: i64,
+    /// Always true.
+    pub deleted: bool,
+}
+
+/// Who a caller is, as `userdata` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Identity {
+    User(User),
+    /// An `API_TOKENS` operator token, which acts as the operator org's admin without being a user.
+    Operator {
+        /// No user: always `null`.
+        id: (),
+        username: String,
+        level: &'static str,
+    },
+}
+
+/// `userdata`: the caller and their org.
+#[derive(Debug, Clone, Serialize)]
+pub struct Userdata {
+    pub user: Identity,
+    pub org: OrgName,
+}
+
+/// `ping`: the server is up, and its time.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ping {
+    /// Always true.
+    pub pong: bool,
+    /// Unix seconds.
+    pub servertime: i64,
+    /// The caller's `time`, echoed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+}
+
+/// `version`: the API's version and the server's.
+#[derive(Debug, Clone, Serialize)]
+pub struct Version {
+    pub version: &'static str,
+    pub server: &'static str,
+}
+
+/// The integrity check of a backup file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Integrity {
+    pub integrity_ok: bool,
+    /// SQLite's verdict: `ok`, or what is wrong.
+    pub integrity_message: String,
+}
+
+/// `backups/add`: the backup taken, and its check.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewBackup {
+    #[serde(flatten)]
+    pub backup: Backup,
+    #[serde(flatten)]
+    pub integrity: Integrity,
+}
+
+/// `backups/verify`: a backup's check.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verified {
+    pub name: String,
+    #[serde(flatten)]
+    pub integrity: Integrity,
+}
+
+/// `backups/restore`: the backup restored, its check, and the safety backup taken before.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restored {
+    pub name: String,
+    /// Always true.
+    pub restored: bool,
+    #[serde(flatten)]
+    pub integrity: Integrity,
+    pub safety_backup: String,
+}
+
 /// The key a record is listed under in the envelope.
 pub trait Keyed {
     type Key<'a>: Serialize
@@ -159,33 +398,32 @@ pub trait Keyed {
     fn key(&self) -> Self::Key<'_>;
 }
 
-/// Records keyed by their numeric `id`.
-macro_rules! keyed_by_id {
-    ($($t:ty),*) => {$(
+/// Records keyed by a numeric id: their own, or that of the record they hold.
+macro_rules! keyed_by {
+    ($($t:ty => $($field:ident).+),* $(,)?) => {$(
         impl Keyed for $t {
             type Key<'a> = i64;
             fn key(&self) -> i64 {
-                self.id
+                self.$($field).+
             }
         }
     )*};
 }
 
-keyed_by_id!(Host, Subnet, DhcpRange);
-
-impl Keyed for Holding {
-    type Key<'a> = i64;
-    fn key(&self) -> i64 {
-        self.subnet.id
-    }
-}
-
-/// A record not typed yet (a field definition): keyed by its `id`.
-impl Keyed for Value {
-    type Key<'a> = &'a Value;
-    fn key(&self) -> &Value {
-        &self["id"]
-    }
+keyed_by! {
+    Host => id,
+    Subnet => id,
+    DhcpRange => id,
+    FieldDef => id,
+    User => id,
+    AppKey => id,
+    Token => id,
+    Group => id,
+    LogEntry => id,
+    Deleted => id,
+    Org => name.id,
+    Holding => subnet.id,
+    Joined => subnet.id,
 }
 
 impl Keyed for Backup {
@@ -284,7 +522,8 @@ pub struct Available {
     pub addresses: Vec<String>,
 }
 
-/// What a handler answers.
+/// What a handler answers: one variant per kind of answer, so that each door renders it by its type (the big ones
+/// boxed, to keep a `Reply` small).
 #[derive(Debug)]
 pub enum Reply {
     Hosts(List<Host>),
@@ -296,19 +535,42 @@ pub enum Reply {
     IpStatus(Box<IpStatus>),
     Located(Located),
     Found(Found),
-    /// Any other answer, as JSON in native types.
-    Json(Value),
+    Joined(Records<Joined>),
+    Fields(Records<FieldDef>),
+    Users(Records<User>),
+    AppKeys(Records<AppKey>),
+    Tokens(Records<Token>),
+    Groups(Records<Group>),
+    Orgs(Records<Org>),
+    OrgInfo(Box<OrgInfo>),
+    Logs(LogPage),
+    Deleted(Records<Deleted>),
+    Userdata(Box<Userdata>),
+    Ping(Ping),
+    Version(Version),
+    NewBackup(Box<NewBackup>),
+    Verified(Verified),
+    Restored(Restored),
 }
 
-/// `From` each answer a handler may give into its [`Reply`].
+/// `From` each answer a handler may give into its [`Reply`]; those after `boxed` are boxed on the way.
 macro_rules! replies {
-    ($($t:ty => $variant:ident),* $(,)?) => {$(
-        impl From<$t> for Reply {
-            fn from(v: $t) -> Reply {
-                Reply::$variant(v)
+    ($($t:ty => $variant:ident),* ; boxed $($b:ty => $boxed:ident),* $(,)?) => {
+        $(
+            impl From<$t> for Reply {
+                fn from(v: $t) -> Reply {
+                    Reply::$variant(v)
+                }
             }
-        }
-    )*};
+        )*
+        $(
+            impl From<$b> for Reply {
+                fn from(v: $b) -> Reply {
+                    Reply::$boxed(Box::new(v))
+                }
+            }
+        )*
+    };
 }
 
 replies! {
@@ -320,7 +582,24 @@ replies! {
     Available => Available,
     Located => Located,
     Found => Found,
-    Value => Json,
+    Records<Joined> => Joined,
+    Records<FieldDef> => Fields,
+    Records<User> => Users,
+    Records<AppKey> => AppKeys,
+    Records<Token> => Tokens,
+    Records<Group> => Groups,
+    Records<Org> => Orgs,
+    LogPage => Logs,
+    Records<Deleted> => Deleted,
+    Ping => Ping,
+    Version => Version,
+    Verified => Verified,
+    Restored => Restored;
+    boxed
+    IpStatus => IpStatus,
+    OrgInfo => OrgInfo,
+    Userdata => Userdata,
+    NewBackup => NewBackup,
 }
 
 impl Serialize for Reply {
@@ -335,7 +614,48 @@ impl Serialize for Reply {
             Reply::IpStatus(i) => i.serialize(s),
             Reply::Located(l) => l.serialize(s),
             Reply::Found(f) => f.serialize(s),
-            Reply::Json(v) => v.serialize(s),
+            Reply::Joined(r) => r.serialize(s),
+            Reply::Fields(r) => r.serialize(s),
+            Reply::Users(r) => r.serialize(s),
+            Reply::AppKeys(r) => r.serialize(s),
+            Reply::Tokens(r) => r.serialize(s),
+            Reply::Groups(r) => r.serialize(s),
+            Reply::Orgs(r) => r.serialize(s),
+            Reply::OrgInfo(o) => o.serialize(s),
+            Reply::Logs(l) => l.serialize(s),
+            Reply::Deleted(r) => r.serialize(s),
+            Reply::Userdata(u) => u.serialize(s),
+            Reply::Ping(p) => p.serialize(s),
+            Reply::Version(v) => v.serialize(s),
+            Reply::NewBackup(b) => b.serialize(s),
+            Reply::Verified(v) => v.serialize(s),
+            Reply::Restored(r) => r.serialize(s),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every answer travels as a `Reply` from the database thread to its door: the big answers are boxed so that
+    /// the common ones (a list) do not pay for them.
+    #[test]
+    fn a_reply_is_no_bigger_than_a_list() {
+        assert!(std::mem::size_of::<Reply>() <= std::mem::size_of::<List<Subnet>>() + 8);
+    }
+
+    /// An operator token has no user id: `userdata` shows it as `null`, in the user's place.
+    #[test]
+    fn an_operator_token_is_a_user_without_id() {
+        let who = Identity::Operator {
+            id: (),
+            username: "api-token".into(),
+            level: "admin",
+        };
+        assert_eq!(
+            serde_json::to_string(&who).ok().as_deref(),
+            Some(r#"{"id":null,"username":"api-token","level":"admin"}"#)
+        );
     }
 }

@@ -45,7 +45,7 @@ pub enum Render {
     Available,
     /// The status of one address.
     IpStatus,
-    /// The reply as it is (backups).
+    /// A backup's reply as the method gives it (a new backup without the `id` only the envelope shows).
     Plain,
     /// 204, no body.
     NoContent,
@@ -533,14 +533,23 @@ fn render(route: &Route, answer: Reply) -> Result<Vec<u8>> {
             available_ips: &a.addresses,
         }),
         (IpStatus, Reply::IpStatus(s)) => to_json(&ip_status(s)),
-        // Backups carry their name as `id` only for the envelope's keyed rendering.
-        (Plain, Reply::Json(Value::Object(m))) => {
-            let mut m = m.clone();
-            m.shift_remove("id");
-            to_json(&m)
-        }
+        (Plain, Reply::NewBackup(b)) => to_json(&BackupCreated {
+            backup: BackupView::from(&b.backup),
+            integrity: &b.integrity,
+        }),
+        (Plain, Reply::Verified(v)) => to_json(v),
+        (Plain, Reply::Restored(r)) => to_json(r),
         _ => return Err(wrong()),
     })
+}
+
+/// `POST /backups`: the backup as `GET /backups` lists it (without the `id` the envelope keys it by), and its check.
+#[derive(serde::Serialize)]
+struct BackupCreated<'a> {
+    #[serde(flatten)]
+    backup: BackupView<'a>,
+    #[serde(flatten)]
+    integrity: &'a model::Integrity,
 }
 
 /// The one record of a lookup's answer.

@@ -1,7 +1,9 @@
 //! The `/1.0` envelope door: decodes `{reqid, appkey, userdata, data}` (raw JSON or the form field `data=`) into
 //! the call the server dispatches, and renders the manageips way: every scalar a string, record lists keyed by id.
+//! Typed records, no guessing: a list is keyed by id because its type says so (`model::Records`), never because its
+//! items look like records.
 
-use serde::ser::{SerializeMap, Serializer};
+use serde::ser::Serializer;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -139,7 +141,7 @@ pub fn render(reqid: &Value, method: &str, outcome: &Outcome) -> Vec<u8> {
             method,
             error: e.public_message(),
             error_code: e.code.as_str(),
-            error_data: e.data.as_ref().filter(|_| e.code != Code::Internal).map(Guessed),
+            error_data: e.data.as_ref().filter(|_| e.code != Code::Internal).map(Manageips),
         }),
     };
     // Serialising a `Value` into memory cannot fail; should it, the client still gets JSON.
@@ -155,15 +157,12 @@ struct Reply<'a> {
     response: Response<'a>,
 }
 
-/// A handler's answer in the envelope: typed records through [`Manageips`]; a plain JSON answer [`Guessed`].
+/// A handler's answer in the envelope: its typed records through [`Manageips`], keyed where their type says.
 struct Response<'a>(&'a Answer);
 
 impl Serialize for Response<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        match self.0 {
-            Answer::Json(v) => Guessed(v).serialize(s),
-            typed => Manageips(typed).serialize(s),
-        }
+        Manageips(self.0).serialize(s)
     }
 }
 
@@ -176,42 +175,10 @@ struct ErrorReply<'a> {
     error: &'a str,
     #[serde(rename = "errorCode")]
     error_code: &'a str,
+    /// The error's detail (`Error::data`), scalars as strings; errors that list records key them where they are
+    /// built (an object by id), nothing is keyed here.
     #[serde(rename = "errorData", skip_serializing_if = "Option::is_none")]
-    error_data: Option<Guessed<'a>>,
-}
-
-/// A JSON answer rendered the manageips way while it is serialised (no second tree is built): scalars become
-/// strings (`null` stays), and a non-empty array of records (objects with a non-null `id`) becomes an object keyed
-/// by id, in order. Other arrays stay arrays. Typed answers need no guess: see [`Manageips`].
-struct Guessed<'a>(&'a Value);
-
-impl Serialize for Guessed<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        match self.0 {
-            Value::Null => s.serialize_unit(),
-            Value::Bool(b) => s.serialize_str(if *b { "true" } else { "false" }),
-            Value::Number(n) => s.serialize_str(n.as_str()),
-            Value::String(t) => s.serialize_str(t),
-            Value::Array(items) if !items.is_empty() && items.iter().all(|i| record_id(i).is_some()) => {
-                let mut keyed = s.serialize_map(Some(items.len()))?;
-                for item in items {
-                    keyed.serialize_entry(record_id(item).unwrap_or_default(), &Guessed(item))?;
-                }
-                keyed.end()
-            }
-            Value::Array(items) => s.collect_seq(items.iter().map(Guessed)),
-            Value::Object(m) => s.collect_map(m.iter().map(|(k, v)| (k, Guessed(v)))),
-        }
-    }
-}
-
-/// A record's `id` as its key: the text of a string or a number; `None` when it has none.
-fn record_id(v: &Value) -> Option<&str> {
-    match v.get("id")? {
-        Value::String(s) => Some(s),
-        Value::Number(n) => Some(n.as_str()),
-        _ => None,
-    }
+    error_data: Option<Manageips<'a, Value>>,
 }
 
 /// The decoded value of one field of an `application/x-www-form-urlencoded` body.
@@ -245,12 +212,25 @@ mod tests {
 
     #[test]
     fn renders_the_manageips_way() {
-        let v =
-            json!([{"id": 3, "ok": true, "n": null, "children": [], "kids": [{"id": 4, "x": 1.5}], "tags": [1, "a"]}]);
+        let outcome = |result| Outcome {
+            respid: "r".into(),
+            caller: String::new(),
+            result,
+        };
+        let rendered = |o: &Outcome| -> Value { serde_json::from_slice(&render(&json!(1), "m", o)).unwrap() };
+        // A typed list is keyed by id; no records are `[]`.
+        let deleted = |ids: &[i64]| Answer::Deleted(crate::methods::deleted(ids));
         assert_eq!(
-            serde_json::to_value(Guessed(&v)).unwrap(),
-            json!({"3": {"id": "3", "ok": "true", "n": null, "children": [], "kids": {"4": {"id": "4", "x": "1.5"}},
-                          "tags": ["1", "a"]}})
+            rendered(&outcome(Ok(deleted(&[3, 4]))))["response"],
+            json!({"3": {"id": "3", "deleted": "true"}, "4": {"id": "4", "deleted": "true"}})
+        );
+        assert_eq!(rendered(&outcome(Ok(deleted(&[]))))["response"], json!([]));
+        // Error data is no list of records: scalars become strings, arrays stay arrays whatever their items.
+        let e =
+            Error::new(Code::NotFound, "x").with_data(json!({"n": null, "kids": [{"id": 4, "x": 1.5}], "ok": true}));
+        assert_eq!(
+            rendered(&outcome(Err(e)))["errorData"],
+            json!({"n": null, "kids": [{"id": "4", "x": "1.5"}], "ok": "true"})
         );
     }
 

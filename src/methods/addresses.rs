@@ -22,7 +22,7 @@ use crate::methods::{
     column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamps_at, too_many_deleted,
     IdParam, List, Paging, MAX_RECORDS,
 };
-use crate::model::{self, Host};
+use crate::model::{self, Host, Records};
 use crate::net;
 use crate::params::{as_bool, Data, Patch};
 use crate::store::cached_sql;
@@ -525,7 +525,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<Host>> {
     Ok(model::List::of(vec![after], "addresses"))
 }
 
-pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Value> {
+pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<model::Deleted>> {
     let (subnet, key, _) = load_row(ctx, p.id)?;
     remove(ctx, &subnet, p.id, key)?;
     Ok(deleted(&[p.id]))
@@ -564,7 +564,7 @@ impl Params for MassDeleteParams {
 
 /// Deletes records, all or nothing: `ids` (each must exist, else errorData names it), or every record of a
 /// `subnet` with `all`; at most [`MAX_RECORDS`] either way.
-pub fn massdelete(ctx: &Ctx, p: MassDeleteParams) -> Result<Value> {
+pub fn massdelete(ctx: &Ctx, p: MassDeleteParams) -> Result<Records<model::Deleted>> {
     if let Some(subnet) = p.subnet {
         let s = subnets::load(ctx, subnet)?;
         let mut stmt = ctx

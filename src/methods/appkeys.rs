@@ -2,7 +2,7 @@
 //! Users manage their own keys; admins manage every key of the org.
 
 use rusqlite::{params, OptionalExtension};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::auth;
 use crate::error::{Error, Result};
@@ -10,6 +10,7 @@ use crate::handler::Action::{Added, Edited};
 use crate::handler::ObjectKind::Appkey;
 use crate::handler::{Change, Ctx, Params};
 use crate::methods::{capped, delete_owned, owner_filter, owner_within_quota, IdParam, OptIdParam};
+use crate::model::{AppKey, Deleted, Records};
 use crate::params::{Data, Patch};
 use crate::store::Tx;
 
@@ -18,27 +19,34 @@ const NAME_MAX: usize = 64;
 
 const COLS: &str = "id, name, description, prefix, enabled, disabledreason, owner_id, created, lastused";
 
-fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
-    Ok(json!({
-        "id": r.get::<_, i64>(0)?,
-        "name": r.get::<_, String>(1)?,
-        "description": r.get::<_, Option<String>>(2)?,
-        "prefix": r.get::<_, String>(3)?,
-        "enabled": r.get::<_, bool>(4)?,
-        "disabledreason": r.get::<_, Option<String>>(5)?,
-        "owner": r.get::<_, i64>(6)?,
-        "created": r.get::<_, i64>(7)?,
-        "lastused": r.get::<_, Option<i64>>(8)?,
-    }))
+fn record(r: &rusqlite::Row) -> rusqlite::Result<AppKey> {
+    Ok(AppKey {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        description: r.get(2)?,
+        prefix: r.get(3)?,
+        enabled: r.get(4)?,
+        disabledreason: r.get(5)?,
+        owner: r.get(6)?,
+        created: r.get(7)?,
+        lastused: r.get(8)?,
+        key: None,
+    })
 }
 
-fn list(ctx: &Ctx, id: Option<i64>) -> Result<Vec<Value>> {
+/// The keys the caller may see (or the one `id`).
+fn list(ctx: &Ctx, id: Option<i64>) -> Result<Vec<AppKey>> {
     let mut stmt = ctx.tx.prepare_cached(&format!(
         "SELECT {COLS} FROM appkeys WHERE org_id = ?1 AND (?2 IS NULL OR owner_id = ?2) AND (?3 IS NULL OR id = ?3)
          ORDER BY id"
     ))?;
     let rows = stmt.query_map(params![ctx.org(), owner_filter(ctx), id], record)?;
     capped(rows)
+}
+
+/// The key `id`, if the caller may see it.
+fn load(ctx: &Ctx, id: i64) -> Result<AppKey> {
+    list(ctx, Some(id))?.pop().ok_or_else(|| Error::not_found("appkey"))
 }
 
 /// Inserts a key and returns its id and the key itself (lower case), the only time it exists in clear.
@@ -88,7 +96,7 @@ fn checked_name(name: String) -> Result<String> {
     }
 }
 
-pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
+pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<AppKey>> {
     let (id, key) = insert(
         ctx.tx,
         ctx.org(),
@@ -97,17 +105,16 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
         p.description.as_deref(),
         ctx.now,
     )?;
-    let mut rec = list(ctx, Some(id))?.pop().ok_or_else(|| Error::not_found("appkey"))?;
+    let mut rec = load(ctx, id)?;
     ctx.log(Change::new(Appkey.id(id), Added, format!("appkey {} added", p.name)).after(&rec))?;
-    rec["key"] = Value::String(key);
-    Ok(Value::Array(vec![rec]))
+    rec.key = Some(key);
+    Ok(Records(vec![rec]))
 }
 
-pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Value> {
-    let keys = list(ctx, p.id)?;
+pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Records<AppKey>> {
     match p.id {
-        Some(_) => crate::methods::one(keys, "appkey"),
-        None => Ok(Value::Array(keys)),
+        Some(id) => Ok(Records(vec![load(ctx, id)?])),
+        None => Ok(Records(list(ctx, None)?)),
     }
 }
 
@@ -132,8 +139,8 @@ impl Params for EditParams {
 }
 
 /// Edits a key. Disabling takes effect on the next request: every call looks its key up afresh.
-pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
-    let before = crate::methods::one(list(ctx, Some(p.id))?, "appkey")?;
+pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<AppKey>> {
+    let before = load(ctx, p.id)?;
     if let Some(name) = &p.name {
         ctx.tx
             .execute("UPDATE appkeys SET name = ?1 WHERE id = ?2", params![name, p.id])?;
@@ -158,16 +165,16 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
         .query_row(&format!("SELECT {COLS} FROM appkeys WHERE id = ?1"), [p.id], record)
         .optional()?
         .ok_or_else(|| Error::not_found("appkey"))?;
-    let changes = json!({"before": before[0], "after": after});
+    let changes = json!({"before": before, "after": after});
     ctx.log(
         Change::new(Appkey.id(p.id), Edited, "appkey edited")
             .detail(changes)
-            .before(&before[0])
+            .before(&before)
             .after(&after),
     )?;
-    Ok(Value::Array(vec![after]))
+    Ok(Records(vec![after]))
 }
 
-pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Value> {
+pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<Deleted>> {
     delete_owned(ctx, "appkeys", "owner_id", p.id, Appkey)
 }

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::error::{Code, Error, Result};
 use crate::handler::{Action, Change, Ctx, Object, ObjectKind, Params};
-use crate::model::{Backup, List, Page};
+use crate::model::{Backup, Integrity, List, NewBackup, Page, Restored, Verified};
 use crate::net;
 use crate::params::Data;
 use crate::store;
@@ -64,7 +64,7 @@ fn entry(path: &Path, name: &str) -> Result<Backup> {
 }
 
 /// `PRAGMA integrity_check` of a file; a file that is not a database is "not ok", not an error.
-fn integrity(path: &Path) -> (bool, String) {
+fn integrity(path: &Path) -> Integrity {
     let check = || -> rusqlite::Result<String> {
         let conn =
             Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
@@ -74,9 +74,13 @@ fn integrity(path: &Path) -> (bool, String) {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(lines.join("; "))
     };
-    match check() {
+    let (integrity_ok, integrity_message) = match check() {
         Ok(m) => (m == "ok", m),
         Err(e) => (false, e.to_string()),
+    };
+    Integrity {
+        integrity_ok,
+        integrity_message,
     }
 }
 
@@ -194,14 +198,12 @@ pub fn get(ctx: &Ctx, p: ListParams) -> Result<List<Backup>> {
 }
 
 /// Takes a backup and verifies it.
-pub fn add(ctx: &Ctx, _: ()) -> Result<Value> {
+pub fn add(ctx: &Ctx, _: ()) -> Result<NewBackup> {
     let (name, path) = create(ctx)?;
-    let (ok, message) = integrity(&path);
-    let mut out = json!(entry(&path, &name)?);
-    out["integrity_ok"] = json!(ok);
-    out["integrity_message"] = json!(message);
+    let integrity = integrity(&path);
+    let backup = entry(&path, &name)?;
     tracing::info!(backup = %name, respid = ctx.respid, "backup created");
-    Ok(out)
+    Ok(NewBackup { backup, integrity })
 }
 
 pub struct NameParam {
@@ -225,19 +227,22 @@ fn existing(ctx: &Ctx, name: &str) -> Result<PathBuf> {
     }
 }
 
-pub fn verify(ctx: &Ctx, p: NameParam) -> Result<Value> {
-    let (ok, message) = integrity(&existing(ctx, &p.name)?);
-    Ok(json!({"name": p.name, "integrity_ok": ok, "integrity_message": message}))
+pub fn verify(ctx: &Ctx, p: NameParam) -> Result<Verified> {
+    let integrity = integrity(&existing(ctx, &p.name)?);
+    Ok(Verified {
+        name: p.name,
+        integrity,
+    })
 }
 
 /// Replaces the live data with a verified backup of this schema version, after a safety backup.
-pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Value> {
+pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Restored> {
     let path = existing(ctx, &p.name)?;
-    let (ok, message) = integrity(&path);
-    if !ok {
+    let integrity = integrity(&path);
+    if !integrity.integrity_ok {
         return Err(Error::new(
             Code::InvalidBackup,
-            format!("{} fails its integrity check: {message}", p.name),
+            format!("{} fails its integrity check: {}", p.name, integrity.integrity_message),
         ));
     }
     let backup = Connection::open_with_flags(
@@ -334,9 +339,12 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Value> {
         Change::new(backup, Action::Restored, format!("restored {}", p.name)).detail(json!({"safety_backup": safety})),
     )?;
     tracing::warn!(backup = %p.name, safety = %safety, respid = ctx.respid, "database restored from backup");
-    Ok(
-        json!({"name": p.name, "restored": true, "integrity_ok": ok, "integrity_message": message, "safety_backup": safety}),
-    )
+    Ok(Restored {
+        name: p.name,
+        restored: true,
+        integrity,
+        safety_backup: safety,
+    })
 }
 
 /// A private copy of a backup for upgrading its schema before a restore, deleted when dropped.

@@ -13,7 +13,7 @@ use crate::handler::ObjectKind;
 use crate::handler::{Change, Ctx, Params};
 use crate::methods::subnets::{self, Subnet};
 use crate::methods::{deleted, list_reply, stamp_cols, stamps_at, IdParam, List, Paging};
-use crate::model::{self, DhcpRange};
+use crate::model::{self, DhcpRange, Records};
 use crate::net;
 use crate::params::{as_bool, Data, Patch};
 use crate::store::cached_sql;
@@ -248,7 +248,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<DhcpRange>> {
     Ok(model::List::of(vec![after], "dhcpranges"))
 }
 
-pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Value> {
+pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<model::Deleted>> {
     let (s, range) = load_row(ctx, p.id)?;
     ctx.tx.execute("DELETE FROM dhcp_ranges WHERE id = ?1", [p.id])?;
     subnets::recount(ctx, &s)?;

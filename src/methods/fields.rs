@@ -11,15 +11,16 @@ use crate::handler::Action::{Added, Deleted, Edited};
 use crate::handler::ObjectKind::Field;
 use crate::handler::{Change, Ctx, Params};
 use crate::methods::subnets;
-use crate::methods::{capped, deleted, stamp_cols, stamps, IdParam};
+use crate::methods::{capped, deleted, stamp_cols, stamps_at, IdParam};
+use crate::model::{self, FieldDef, Records};
 use crate::params::{as_bool, Data, Patch};
 use crate::store::cached_sql;
 
 const TYPES: [&str; 4] = ["text", "number", "boolean", "select"];
 
-/// A field definition, as validation needs it.
+/// A field definition as validation needs it: what a value is checked against.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FieldDef {
+pub struct Rule {
     pub id: i64,
     pub name: String,
     pub kind: String,
@@ -37,27 +38,28 @@ fn select() -> &'static str {
     ))
 }
 
-fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
-    let options: Option<String> = r.get(5)?;
-    let mut o = Map::with_capacity(16);
-    o.insert("id".into(), json!(r.get::<_, i64>(0)?));
-    o.insert("subnet".into(), json!(r.get::<_, i64>(1)?));
-    o.insert("name".into(), json!(r.get::<_, String>(2)?));
-    o.insert("description".into(), json!(r.get::<_, Option<String>>(3)?));
-    o.insert("type".into(), json!(r.get::<_, String>(4)?));
-    o.insert(
-        "options".into(),
-        options.and_then(|o| serde_json::from_str(&o).ok()).unwrap_or(json!([])),
-    );
-    o.insert("default".into(), json!(r.get::<_, Option<String>>(6)?));
-    o.insert("required".into(), json!(r.get::<_, bool>(7)?));
-    o.insert("position".into(), json!(r.get::<_, i64>(8)?));
-    stamps(r, 9, &mut o)?;
-    Ok(Value::Object(o))
+fn record(r: &rusqlite::Row) -> rusqlite::Result<FieldDef> {
+    Ok(FieldDef {
+        id: r.get(0)?,
+        subnet: r.get(1)?,
+        name: r.get(2)?,
+        description: r.get(3)?,
+        kind: r.get(4)?,
+        options: options(r.get(5)?),
+        default: r.get(6)?,
+        required: r.get(7)?,
+        position: r.get(8)?,
+        stamps: stamps_at(r, 9)?,
+    })
+}
+
+/// The options of a definition, stored as a JSON list (none for a field that is no `select`).
+fn options(stored: Option<String>) -> Vec<String> {
+    stored.and_then(|o| serde_json::from_str(&o).ok()).unwrap_or_default()
 }
 
 /// The field definitions of a subnet, by position then id, as records.
-pub fn list(ctx: &Ctx, subnet_id: i64) -> Result<Vec<Value>> {
+pub fn list(ctx: &Ctx, subnet_id: i64) -> Result<Vec<FieldDef>> {
     let mut stmt = ctx.tx.prepare_cached(&format!(
         "{} WHERE t.subnet_id = ?1 ORDER BY t.position, t.id",
         select()
@@ -67,17 +69,16 @@ pub fn list(ctx: &Ctx, subnet_id: i64) -> Result<Vec<Value>> {
 }
 
 /// The field definitions of a subnet, for validation.
-pub fn definitions(ctx: &Ctx, subnet_id: i64) -> Result<Vec<FieldDef>> {
+pub fn definitions(ctx: &Ctx, subnet_id: i64) -> Result<Vec<Rule>> {
     let mut stmt = ctx.tx.prepare_cached(
         "SELECT id, name, type, options, dflt, required FROM fields WHERE subnet_id = ?1 ORDER BY position, id",
     )?;
     let rows = stmt.query_map([subnet_id], |r| {
-        let options: Option<String> = r.get(3)?;
-        Ok(FieldDef {
+        Ok(Rule {
             id: r.get(0)?,
             name: r.get(1)?,
             kind: r.get(2)?,
-            options: options.and_then(|o| serde_json::from_str(&o).ok()).unwrap_or_default(),
+            options: options(r.get(3)?),
             default: r.get(4)?,
             required: r.get(5)?,
         })
@@ -86,7 +87,7 @@ pub fn definitions(ctx: &Ctx, subnet_id: i64) -> Result<Vec<FieldDef>> {
 }
 
 /// Checks a value against its field's type and returns the text stored for it.
-pub fn check_value(def: &FieldDef, v: &Value) -> std::result::Result<String, String> {
+pub fn check_value(def: &Rule, v: &Value) -> std::result::Result<String, String> {
     let text = match v {
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
@@ -295,7 +296,7 @@ pub fn merge_definitions(ctx: &Ctx, from: i64, into: i64, force: bool) -> Result
 /// Gives the records of `subnet` that have no value for field `field_id` the default of `def`, as records that
 /// join a subnet get the defaults of its fields (like new records, and like the records already there when a field
 /// is added). A required field without a default cannot take records that lack a value.
-fn fill_missing(ctx: &Ctx, subnet: i64, field_id: i64, def: &FieldDef) -> Result<()> {
+fn fill_missing(ctx: &Ctx, subnet: i64, field_id: i64, def: &Rule) -> Result<()> {
     match &def.default {
         Some(default) => {
             ctx.tx.execute(
@@ -329,7 +330,7 @@ fn fill_missing(ctx: &Ctx, subnet: i64, field_id: i64, def: &FieldDef) -> Result
 
 /// Makes the stored values of field `field_id` fit `def`: normalised where they fit it, dropped where they do not,
 /// so that a value never contradicts the definition it is read under.
-fn fit_values(ctx: &Ctx, field_id: i64, def: &FieldDef) -> Result<()> {
+fn fit_values(ctx: &Ctx, field_id: i64, def: &Rule) -> Result<()> {
     let mut stmt = ctx
         .tx
         .prepare_cached("SELECT address_id, value FROM field_values WHERE field_id = ?1")?;
@@ -356,7 +357,7 @@ fn fit_values(ctx: &Ctx, field_id: i64, def: &FieldDef) -> Result<()> {
     Ok(())
 }
 
-fn load(ctx: &Ctx, id: i64) -> Result<Value> {
+fn load(ctx: &Ctx, id: i64) -> Result<FieldDef> {
     ctx.tx
         .query_row(
             &format!(
@@ -390,12 +391,12 @@ impl Params for GetParams {
 }
 
 /// One field definition by its id (as every other `*/get` reads `id`), or the field definitions of one subnet.
-pub fn get(ctx: &Ctx, p: GetParams) -> Result<Value> {
+pub fn get(ctx: &Ctx, p: GetParams) -> Result<Records<FieldDef>> {
     match p {
-        GetParams::Field(id) => Ok(Value::Array(vec![load(ctx, id)?])),
+        GetParams::Field(id) => Ok(Records(vec![load(ctx, id)?])),
         GetParams::Subnet(subnet) => {
             subnets::load(ctx, subnet)?;
-            Ok(Value::Array(list(ctx, subnet)?))
+            Ok(Records(list(ctx, subnet)?))
         }
     }
 }
@@ -418,7 +419,7 @@ impl Shape {
         let default = match &self.default {
             None => None,
             Some(d) => {
-                let def = FieldDef {
+                let def = Rule {
                     id: 0,
                     name: name.to_string(),
                     kind: self.kind.clone(),
@@ -504,7 +505,7 @@ fn check_name_free(ctx: &Ctx, subnet: i64, name: &str, except: i64) -> Result<()
     Ok(())
 }
 
-pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
+pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<FieldDef>> {
     subnets::load(ctx, p.subnet)?;
     check_name_free(ctx, p.subnet, &p.name, 0)?;
     if p.required && p.shape.default.is_none() {
@@ -553,7 +554,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
         )
         .after(&after),
     )?;
-    Ok(Value::Array(vec![after]))
+    Ok(Records(vec![after]))
 }
 
 pub struct EditParams {
@@ -583,37 +584,31 @@ impl Params for EditParams {
 }
 
 /// Edits a definition. A rename keeps the values; a new type or options must fit every stored value.
-pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
+pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<FieldDef>> {
     let before = load(ctx, p.id)?;
-    let subnet = before["subnet"].as_i64().unwrap_or(0);
-    let name = p
-        .name
-        .clone()
-        .unwrap_or_else(|| before["name"].as_str().unwrap_or_default().to_string());
+    let subnet = before.subnet;
+    let name = p.name.clone().unwrap_or_else(|| before.name.clone());
     if p.name.is_some() {
         check_name_free(ctx, subnet, &name, p.id)?;
     }
-    let old_options: Vec<String> = serde_json::from_value(before["options"].clone()).unwrap_or_default();
     let default = match p.default {
-        Patch::Keep => before["default"].as_str().map(str::to_string),
+        Patch::Keep => before.default.clone(),
         Patch::Clear => None,
         Patch::Set(d) => Some(d),
     };
     let shape = Shape {
-        kind: p
-            .kind
-            .unwrap_or_else(|| before["type"].as_str().unwrap_or("text").to_string()),
-        options: p.options.unwrap_or(old_options),
+        kind: p.kind.unwrap_or_else(|| before.kind.clone()),
+        options: p.options.unwrap_or_else(|| before.options.clone()),
         default,
     }
     .check(&name)?;
-    let def = FieldDef {
+    let def = Rule {
         id: p.id,
         name: name.clone(),
         kind: shape.kind.clone(),
         options: shape.options.clone(),
         default: shape.default.clone(),
-        required: p.required.unwrap_or(before["required"] == json!(true)),
+        required: p.required.unwrap_or(before.required),
     };
     let mut stmt = ctx
         .tx
@@ -655,7 +650,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
         }
     }
     let description = match p.description {
-        Patch::Keep => before["description"].as_str().map(str::to_string),
+        Patch::Keep => before.description.clone(),
         Patch::Clear => None,
         Patch::Set(d) => Some(d),
     };
@@ -670,7 +665,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
             json!(def.options).to_string(),
             def.default,
             def.required,
-            p.position.unwrap_or(before["position"].as_i64().unwrap_or(0)),
+            p.position.unwrap_or(before.position),
             ctx.now,
             ctx.caller.user_id,
             ctx.caller.username,
@@ -684,14 +679,14 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
             .before(&before)
             .after(&after),
     )?;
-    Ok(Value::Array(vec![after]))
+    Ok(Records(vec![after]))
 }
 
 /// Deletes a definition and its values.
-pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Value> {
+pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<model::Deleted>> {
     let f = load(ctx, p.id)?;
     ctx.tx.execute("DELETE FROM fields WHERE id = ?1", [p.id])?;
-    let summary = format!("field '{}' deleted", f["name"].as_str().unwrap_or(""));
+    let summary = format!("field '{}' deleted", f.name);
     ctx.log(Change::new(Field.id(p.id), Deleted, summary).before(&f))?;
     Ok(deleted(&[p.id]))
 }

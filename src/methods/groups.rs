@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 
 use rusqlite::{params, OptionalExtension};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
 use crate::error::{Code, Error, Result};
 use crate::handler::Action::{Added, Deleted, Edited};
-use crate::handler::ObjectKind::Group;
-use crate::handler::{Change, Ctx, Params};
-use crate::methods::{capped, deleted, stamp_cols, stamps, too_many_deleted, MAX_RECORDS, UNPAGED_LIMIT};
+use crate::handler::{Change, Ctx, ObjectKind, Params};
+use crate::methods::{capped, deleted, stamp_cols, stamps_at, too_many_deleted, MAX_RECORDS, UNPAGED_LIMIT};
+use crate::model::{self, Group, Records};
 use crate::params::{Data, Patch};
 use crate::store::cached_sql;
 
@@ -23,19 +23,20 @@ fn select() -> &'static str {
     ))
 }
 
-fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
-    let mut g = Map::with_capacity(16);
-    g.insert("id".into(), json!(r.get::<_, i64>(0)?));
-    g.insert("description".into(), json!(r.get::<_, String>(1)?));
-    stamps(r, 5, &mut g)?;
-    g.insert("parent".into(), json!(r.get::<_, Option<i64>>(2)?));
-    g.insert("subnetcount".into(), json!(r.get::<_, i64>(3)?));
-    g.insert("childcount".into(), json!(r.get::<_, i64>(4)?));
-    Ok(Value::Object(g))
+fn record(r: &rusqlite::Row) -> rusqlite::Result<Group> {
+    Ok(Group {
+        id: r.get(0)?,
+        description: r.get(1)?,
+        stamps: stamps_at(r, 5)?,
+        parent: r.get(2)?,
+        subnetcount: r.get(3)?,
+        childcount: r.get(4)?,
+        children: None,
+    })
 }
 
 /// One group of the caller's org.
-pub fn load(ctx: &Ctx, id: i64) -> Result<Value> {
+pub fn load(ctx: &Ctx, id: i64) -> Result<Group> {
     ctx.tx
         .query_row(
             &format!("{} WHERE t.id = ?1 AND t.org_id = ?2", select()),
@@ -86,28 +87,28 @@ impl Params for GetParams {
 /// Without `sort`: every group (or the one `id`), flat, by id. With `sort`: the tree (rooted at `id` when given),
 /// each group's `children` nested, siblings ordered by description. At most [`MAX_RECORDS`] groups, nested at most
 /// [`MAX_DEPTH`] deep: more is `too_large`, found after reading one group more.
-pub fn get(ctx: &Ctx, p: GetParams) -> Result<Value> {
+pub fn get(ctx: &Ctx, p: GetParams) -> Result<Records<Group>> {
     if !p.sort {
         if let Some(id) = p.id {
-            return Ok(Value::Array(vec![load(ctx, id)?]));
+            return Ok(Records(vec![load(ctx, id)?]));
         }
         let sql = cached_sql!(format!("{} WHERE t.org_id = ?1 ORDER BY t.id{UNPAGED_LIMIT}", select()));
-        return Ok(Value::Array(all(ctx, sql)?));
+        return Ok(Records(all(ctx, sql)?));
     }
     let sql = cached_sql!(format!(
         "{} WHERE t.org_id = ?1 ORDER BY t.description COLLATE NOCASE, t.id{UNPAGED_LIMIT}",
         select()
     ));
     let all = all(ctx, sql)?;
-    let mut by_parent: HashMap<Option<i64>, Vec<Value>> = HashMap::new();
+    let mut by_parent: HashMap<Option<i64>, Vec<Group>> = HashMap::new();
     for g in all {
-        by_parent.entry(g["parent"].as_i64()).or_default().push(g);
+        by_parent.entry(g.parent).or_default().push(g);
     }
     let roots = match p.id {
         Some(id) => vec![load(ctx, id)?],
         None => by_parent.remove(&None).unwrap_or_default(),
     };
-    Ok(Value::Array(
+    Ok(Records(
         roots
             .into_iter()
             .map(|g| nest(g, &mut by_parent, 1))
@@ -121,27 +122,27 @@ pub fn get(ctx: &Ctx, p: GetParams) -> Result<Value> {
 pub const MAX_DEPTH: usize = 32;
 
 /// The groups of the caller's org, by `sql` (`?1` the org, ending in [`UNPAGED_LIMIT`]): at most [`MAX_RECORDS`].
-fn all(ctx: &Ctx, sql: &str) -> Result<Vec<Value>> {
+fn all(ctx: &Ctx, sql: &str) -> Result<Vec<Group>> {
     let mut stmt = ctx.tx.prepare_cached(sql)?;
     let rows = stmt.query_map(params![ctx.org()], record)?;
     capped(rows)
 }
 
 /// Attaches each group's children, depth first, `depth` being `g`'s. The tree has no cycles, so this ends.
-fn nest(mut g: Value, by_parent: &mut HashMap<Option<i64>, Vec<Value>>, depth: usize) -> Result<Value> {
-    let children = by_parent.remove(&g["id"].as_i64()).unwrap_or_default();
+fn nest(mut g: Group, by_parent: &mut HashMap<Option<i64>, Vec<Group>>, depth: usize) -> Result<Group> {
+    let children = by_parent.remove(&Some(g.id)).unwrap_or_default();
     if depth >= MAX_DEPTH && !children.is_empty() {
         return Err(Error::too_large(
             format!("the group tree is more than {MAX_DEPTH} levels deep: read it flat (without sort)"),
             MAX_DEPTH,
         ));
     }
-    g["children"] = Value::Array(
+    g.children = Some(Records(
         children
             .into_iter()
             .map(|c| nest(c, by_parent, depth + 1))
             .collect::<Result<_>>()?,
-    );
+    ));
     Ok(g)
 }
 
@@ -161,7 +162,7 @@ impl Params for AddParams {
     }
 }
 
-pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
+pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<Group>> {
     if let Some(parent) = p.parent {
         exists(ctx, parent).map_err(|_| Error::new(Code::NotFound, "parent group not found"))?;
     }
@@ -180,11 +181,15 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
     let id = ctx.tx.last_insert_rowid();
     let after = load(ctx, id)?;
     ctx.log(
-        Change::new(Group.id(id), Added, format!("group '{}' added", p.description))
-            .detail(json!({"parent": p.parent}))
-            .after(&after),
+        Change::new(
+            ObjectKind::Group.id(id),
+            Added,
+            format!("group '{}' added", p.description),
+        )
+        .detail(json!({"parent": p.parent}))
+        .after(&after),
     )?;
-    Ok(Value::Array(vec![after]))
+    Ok(Records(vec![after]))
 }
 
 pub struct EditParams {
@@ -203,7 +208,7 @@ impl Params for EditParams {
     }
 }
 
-pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
+pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<Group>> {
     let before = load(ctx, p.id)?;
     if let Some(description) = &p.description {
         ctx.tx.execute(
@@ -239,15 +244,15 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
         params![ctx.now, ctx.caller.user_id, ctx.caller.username, p.id],
     )?;
     let after = load(ctx, p.id)?;
-    let changes = json!({"description": [before["description"], after["description"]],
-                         "parent": [before["parent"], after["parent"]]});
+    let changes = json!({"description": [before.description, after.description],
+                         "parent": [before.parent, after.parent]});
     ctx.log(
-        Change::new(Group.id(p.id), Edited, "group edited")
+        Change::new(ObjectKind::Group.id(p.id), Edited, "group edited")
             .detail(changes)
             .before(&before)
             .after(&after),
     )?;
-    Ok(Value::Array(vec![after]))
+    Ok(Records(vec![after]))
 }
 
 pub struct DeleteParams {
@@ -265,12 +270,9 @@ impl Params for DeleteParams {
 }
 
 /// Deletes a group; with `recursive`, its whole subtree and every subnet in it.
-pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Value> {
+pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Records<model::Deleted>> {
     let group = load(ctx, p.id)?;
-    let (children, subnets) = (
-        group["childcount"].as_i64().unwrap_or(0),
-        group["subnetcount"].as_i64().unwrap_or(0),
-    );
+    let (children, subnets) = (group.childcount, group.subnetcount);
     if (children > 0 || subnets > 0) && !p.recursive {
         return Err(Error::new(
             Code::NotEmpty,
@@ -297,7 +299,7 @@ pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Value> {
     // The foreign keys cascade to the subtree, its subnets and their records.
     ctx.tx.execute("DELETE FROM groups WHERE id = ?1", [p.id])?;
     for (id, subnets, _) in &tree {
-        ctx.log(Change::new(Group.id(*id), Deleted, "group deleted").detail(json!({"subnets": subnets})))?;
+        ctx.log(Change::new(ObjectKind::Group.id(*id), Deleted, "group deleted").detail(json!({"subnets": subnets})))?;
     }
     Ok(deleted(&tree.iter().map(|t| t.0).collect::<Vec<_>>()))
 }

@@ -7,40 +7,47 @@ use serde_json::{json, Value};
 use crate::error::{Code, Error, Result};
 use crate::handler::{Action, Change, Ctx, ObjectKind, Params};
 use crate::methods::deleted;
+use crate::model::{Deleted, LogEntry, LogPage, Org, OrgInfo, OrgName, Records};
 use crate::params::{Data, Patch};
 
-/// The caller's org as a plain object.
-pub fn load(ctx: &Ctx) -> Result<Value> {
+/// The caller's org.
+pub fn load(ctx: &Ctx) -> Result<Org> {
     let org = ctx.tx.query_row(
         "SELECT id, identifier, description, created, operator FROM orgs WHERE id = ?1",
         [ctx.org()],
         |r| {
-            Ok(json!({
-                "id": r.get::<_, i64>(0)?,
-                "identifier": r.get::<_, String>(1)?,
-                "description": r.get::<_, String>(2)?,
-                "created": r.get::<_, i64>(3)?,
-                "operator": r.get::<_, bool>(4)?,
-            }))
+            Ok(Org {
+                name: OrgName {
+                    id: r.get(0)?,
+                    identifier: r.get(1)?,
+                    description: r.get(2)?,
+                },
+                created: r.get(3)?,
+                operator: r.get(4)?,
+            })
         },
     )?;
     Ok(org)
 }
 
-pub fn info(ctx: &Ctx, _: ()) -> Result<Value> {
-    let mut org = load(ctx)?;
-    let counts = ctx.tx.query_row(
+pub fn info(ctx: &Ctx, _: ()) -> Result<OrgInfo> {
+    let org = load(ctx)?;
+    Ok(ctx.tx.query_row(
         "SELECT (SELECT count(*) FROM users WHERE org_id = ?1),
                 (SELECT count(*) FROM groups WHERE org_id = ?1),
                 (SELECT count(*) FROM subnets WHERE org_id = ?1),
                 (SELECT coalesce(sum(used), 0) FROM subnets WHERE org_id = ?1)",
         [ctx.org()],
-        |r| Ok([r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?]),
-    )?;
-    for (name, n) in ["usercount", "groupcount", "subnetcount", "ipcount"].iter().zip(counts) {
-        org[*name] = json!(n);
-    }
-    Ok(org)
+        |r| {
+            Ok(OrgInfo {
+                org,
+                usercount: r.get(0)?,
+                groupcount: r.get(1)?,
+                subnetcount: r.get(2)?,
+                ipcount: r.get(3)?,
+            })
+        },
+    )?)
 }
 
 /// Checks and normalises an org identifier: `[a-z0-9._-]{1,64}`, compared case-insensitively.
@@ -75,7 +82,7 @@ impl Params for EditParams {
     }
 }
 
-pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
+pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<Org>> {
     let before = load(ctx)?;
     if let Some(identifier) = &p.identifier {
         let taken: bool = ctx.tx.query_row(
@@ -108,15 +115,15 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
         }
     }
     let after = load(ctx)?;
-    let changes = json!({"identifier": [before["identifier"], after["identifier"]],
-                         "description": [before["description"], after["description"]]});
+    let (b, a) = (&before.name, &after.name);
+    let changes = json!({"identifier": [b.identifier, a.identifier], "description": [b.description, a.description]});
     ctx.log(
         Change::new(ObjectKind::Org.id(ctx.org()), Action::Edited, "organisation edited")
             .detail(changes)
             .before(&before)
             .after(&after),
     )?;
-    Ok(Value::Array(vec![after]))
+    Ok(Records(vec![after]))
 }
 
 pub struct DeleteParams {
@@ -132,18 +139,15 @@ impl Params for DeleteParams {
 }
 
 /// Deletes the org and everything in it (the foreign keys cascade) in the call's one transaction.
-pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Value> {
+pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Records<Deleted>> {
     let org = load(ctx)?;
-    if org["operator"] == json!(true) {
+    if org.operator {
         return Err(Error::new(
             Code::Conflict,
             "the operator organisation cannot be deleted",
         ));
     }
-    if !org["identifier"]
-        .as_str()
-        .is_some_and(|i| i.eq_ignore_ascii_case(p.confirm.trim()))
-    {
+    if !org.name.identifier.eq_ignore_ascii_case(p.confirm.trim()) {
         return Err(Error::param("confirm", "must be the organisation's identifier"));
     }
     ctx.tx.execute("DELETE FROM orgs WHERE id = ?1", [ctx.org()])?;
@@ -182,7 +186,7 @@ impl Params for LogsParams {
 }
 
 /// The org's audit log, newest first, a page at a time.
-pub fn logs(ctx: &Ctx, p: LogsParams) -> Result<Value> {
+pub fn logs(ctx: &Ctx, p: LogsParams) -> Result<LogPage> {
     let mut sql_where = String::from("org_id = ?");
     let mut args = vec![SqlValue::Integer(ctx.org())];
     for (cond, v) in p.filters {
@@ -203,23 +207,26 @@ pub fn logs(ctx: &Ctx, p: LogsParams) -> Result<Value> {
     ))?;
     let rows = stmt.query_map(params_from_iter(&args), |r| {
         let changes: Option<String> = r.get(10)?;
-        Ok(json!({
-            "id": r.get::<_, i64>(0)?,
-            "time": r.get::<_, i64>(1)?,
-            "userid": r.get::<_, Option<i64>>(2)?,
-            "user": r.get::<_, String>(3)?,
-            "application": r.get::<_, String>(4)?,
-            "respid": r.get::<_, String>(5)?,
-            "method": r.get::<_, String>(6)?,
-            "objecttype": r.get::<_, String>(7)?,
-            "objectid": r.get::<_, Option<i64>>(8)?,
-            "summary": r.get::<_, String>(9)?,
-            "changes": changes.and_then(|c| serde_json::from_str::<Value>(&c).ok()),
-        }))
+        Ok(LogEntry {
+            id: r.get(0)?,
+            time: r.get(1)?,
+            userid: r.get(2)?,
+            user: r.get(3)?,
+            application: r.get(4)?,
+            respid: r.get(5)?,
+            method: r.get(6)?,
+            objecttype: r.get(7)?,
+            objectid: r.get(8)?,
+            summary: r.get(9)?,
+            changes: changes.and_then(|c| serde_json::from_str::<Value>(&c).ok()),
+        })
     })?;
-    let logs = rows.collect::<rusqlite::Result<Vec<Value>>>()?;
-    let pages = (total + p.perpage - 1) / p.perpage;
-    Ok(json!({"page": p.page, "pages": pages, "total": total, "logs": logs}))
+    Ok(LogPage {
+        page: p.page,
+        pages: (total + p.perpage - 1) / p.perpage,
+        total,
+        logs: Records(rows.collect::<rusqlite::Result<_>>()?),
+    })
 }
 
 /// Inserts an org; the identifier must be valid (see [`valid_identifier`]) and free.

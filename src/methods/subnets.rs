@@ -881,17 +881,17 @@ impl Params for DeleteMany {
     }
 }
 
-pub fn delete(ctx: &Ctx, p: DeleteOne) -> Result<Value> {
+pub fn delete(ctx: &Ctx, p: DeleteOne) -> Result<Records<model::Deleted>> {
     remove(ctx, p.0, false)
 }
 
-pub fn massdelete(ctx: &Ctx, p: DeleteMany) -> Result<Value> {
+pub fn massdelete(ctx: &Ctx, p: DeleteMany) -> Result<Records<model::Deleted>> {
     remove(ctx, p.0, true)
 }
 
 /// Deletes subnets, all or nothing. A subnet with records is refused unless `force`; its DHCP ranges, fields and
 /// (with `force`) records go with it, at most [`MAX_RECORDS`] records in all.
-fn remove(ctx: &Ctx, p: DeleteParams, mass: bool) -> Result<Value> {
+fn remove(ctx: &Ctx, p: DeleteParams, mass: bool) -> Result<Records<model::Deleted>> {
     let mut failures = Map::new();
     let mut first: Option<Error> = None;
     let mut doomed = Vec::new();
@@ -1098,7 +1098,7 @@ impl Params for JoinParams {
 }
 
 /// Joins subnets of one group that exactly tile one block into the lowest-addressed of them, which keeps its id.
-pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Value> {
+pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Records<model::Joined>> {
     let members: Vec<Subnet> = match (&p.ids, p.id, p.cidr) {
         (Some(ids), _, _) => {
             let mut v = Vec::new();
@@ -1200,9 +1200,10 @@ pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Value> {
         )
         .detail(json!({"joined": absorbed})),
     )?;
-    let mut rec = json!(get_record(ctx, survivor.id)?);
-    rec["joined"] = json!(absorbed);
-    Ok(Value::Array(vec![rec]))
+    Ok(Records(vec![model::Joined {
+        subnet: get_record(ctx, survivor.id)?,
+        joined: absorbed,
+    }]))
 }
 
 /// `not_contiguous`, naming the block the members should tile and the ranges of it they leave uncovered.

@@ -2,37 +2,44 @@
 //! level). A token is shown once; only its SHA-256 digest is stored.
 
 use rusqlite::params;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::auth;
 use crate::error::{Error, Result};
-use crate::handler::ObjectKind::Token;
-use crate::handler::{Action, Change, Ctx, Params};
+use crate::handler::{Action, Change, Ctx, ObjectKind, Params};
 use crate::methods::{capped, delete_owned, owner_filter, owner_within_quota, IdParam, OptIdParam};
+use crate::model::{Deleted, Records, Token};
 use crate::params::Data;
 use crate::store::Tx;
 
 const COLS: &str = "id, description, prefix, user_id, created, expires, lastused";
 
-fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
-    Ok(json!({
-        "id": r.get::<_, i64>(0)?,
-        "description": r.get::<_, Option<String>>(1)?,
-        "prefix": r.get::<_, String>(2)?,
-        "user": r.get::<_, i64>(3)?,
-        "created": r.get::<_, i64>(4)?,
-        "expires": r.get::<_, Option<i64>>(5)?,
-        "lastused": r.get::<_, Option<i64>>(6)?,
-    }))
+fn record(r: &rusqlite::Row) -> rusqlite::Result<Token> {
+    Ok(Token {
+        id: r.get(0)?,
+        description: r.get(1)?,
+        prefix: r.get(2)?,
+        user: r.get(3)?,
+        created: r.get(4)?,
+        expires: r.get(5)?,
+        lastused: r.get(6)?,
+        token: None,
+    })
 }
 
-fn list(ctx: &Ctx, id: Option<i64>) -> Result<Vec<Value>> {
+/// The tokens the caller may see (or the one `id`).
+fn list(ctx: &Ctx, id: Option<i64>) -> Result<Vec<Token>> {
     let mut stmt = ctx.tx.prepare_cached(&format!(
         "SELECT {COLS} FROM tokens WHERE org_id = ?1 AND (?2 IS NULL OR user_id = ?2) AND (?3 IS NULL OR id = ?3)
          ORDER BY id"
     ))?;
     let rows = stmt.query_map(params![ctx.org(), owner_filter(ctx), id], record)?;
     capped(rows)
+}
+
+/// The token `id`, if the caller may see it.
+fn load(ctx: &Ctx, id: i64) -> Result<Token> {
+    list(ctx, Some(id))?.pop().ok_or_else(|| Error::not_found("token"))
 }
 
 /// Inserts a token and returns its id and the token itself, the only time it exists in clear.
@@ -75,7 +82,7 @@ impl Params for AddParams {
     }
 }
 
-pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
+pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<Token>> {
     if p.expires.is_some_and(|e| e <= ctx.now) {
         return Err(Error::param("expires", "must be a unix time in the future"));
     }
@@ -87,24 +94,23 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
         p.expires,
         ctx.now,
     )?;
-    let mut rec = list(ctx, Some(id))?.pop().ok_or_else(|| Error::not_found("token"))?;
+    let mut rec = load(ctx, id)?;
     ctx.log(
-        Change::new(Token.id(id), Action::Added, "token added")
+        Change::new(ObjectKind::Token.id(id), Action::Added, "token added")
             .detail(json!({"prefix": auth::prefix(&token)}))
             .after(&rec),
     )?;
-    rec["token"] = Value::String(token);
-    Ok(Value::Array(vec![rec]))
+    rec.token = Some(token);
+    Ok(Records(vec![rec]))
 }
 
-pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Value> {
-    let tokens = list(ctx, p.id)?;
+pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Records<Token>> {
     match p.id {
-        Some(_) => crate::methods::one(tokens, "token"),
-        None => Ok(Value::Array(tokens)),
+        Some(id) => Ok(Records(vec![load(ctx, id)?])),
+        None => Ok(Records(list(ctx, None)?)),
     }
 }
 
-pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Value> {
-    delete_owned(ctx, "tokens", "user_id", p.id, Token)
+pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<Deleted>> {
+    delete_owned(ctx, "tokens", "user_id", p.id, ObjectKind::Token)
 }

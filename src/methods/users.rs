@@ -6,29 +6,29 @@ use serde_json::{json, Value};
 
 use crate::auth;
 use crate::error::{Code, Error, Result};
-use crate::handler::ObjectKind::User;
-use crate::handler::{Action, Caller, Change, Ctx, Level, Params};
+use crate::handler::{Action, Caller, Change, Ctx, Level, ObjectKind, Params};
 use crate::methods::{capped, OptIdParam};
+use crate::model::{Records, User};
 use crate::params::{Data, Patch};
 use crate::store::{Db, Tx};
 
 const COLS: &str = "id, username, email, realname, level, disabled, created, lastlogin";
 
-fn record(r: &rusqlite::Row) -> rusqlite::Result<Value> {
-    Ok(json!({
-        "id": r.get::<_, i64>(0)?,
-        "username": r.get::<_, String>(1)?,
-        "email": r.get::<_, String>(2)?,
-        "realname": r.get::<_, Option<String>>(3)?,
-        "level": r.get::<_, String>(4)?,
-        "disabled": r.get::<_, bool>(5)?,
-        "created": r.get::<_, i64>(6)?,
-        "lastlogin": r.get::<_, Option<i64>>(7)?,
-    }))
+fn record(r: &rusqlite::Row) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        email: r.get(2)?,
+        realname: r.get(3)?,
+        level: r.get(4)?,
+        disabled: r.get(5)?,
+        created: r.get(6)?,
+        lastlogin: r.get(7)?,
+    })
 }
 
-/// One user of the caller's org as a plain object.
-pub fn load(ctx: &Ctx, id: i64) -> Result<Value> {
+/// One user of the caller's org.
+pub fn load(ctx: &Ctx, id: i64) -> Result<User> {
     ctx.tx
         .query_row(
             &format!("SELECT {COLS} FROM users WHERE id = ?1 AND org_id = ?2"),
@@ -39,15 +39,15 @@ pub fn load(ctx: &Ctx, id: i64) -> Result<Value> {
         .ok_or_else(|| Error::not_found("user"))
 }
 
-pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Value> {
+pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Records<User>> {
     if let Some(id) = p.id {
-        return Ok(Value::Array(vec![load(ctx, id)?]));
+        return Ok(Records(vec![load(ctx, id)?]));
     }
     let mut stmt = ctx
         .tx
         .prepare_cached(&format!("SELECT {COLS} FROM users WHERE org_id = ?1 ORDER BY id"))?;
     let users = capped(stmt.query_map([ctx.org()], record)?)?;
-    Ok(Value::Array(users))
+    Ok(Records(users))
 }
 
 /// Checks a username: `[A-Za-z0-9._@-]{1,64}`.
@@ -186,7 +186,7 @@ impl Params for AddParams {
     }
 }
 
-pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
+pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<User>> {
     let p = NewUser {
         phc: p
             .phc
@@ -199,11 +199,15 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Value> {
     let id = insert(ctx.tx, ctx.org(), &p, ctx.now)?;
     let after = load(ctx, id)?;
     ctx.log(
-        Change::new(User.id(id), Action::Added, format!("user {} added", p.username))
-            .detail(json!({"level": p.level.as_str()}))
-            .after(&after),
+        Change::new(
+            ObjectKind::User.id(id),
+            Action::Added,
+            format!("user {} added", p.username),
+        )
+        .detail(json!({"level": p.level.as_str()}))
+        .after(&after),
     )?;
-    Ok(Value::Array(vec![after]))
+    Ok(Records(vec![after]))
 }
 
 pub struct EditParams {
@@ -299,7 +303,7 @@ impl EditParams {
 }
 
 /// Edits a user. Anyone may change their own email, realname and password; the rest needs an admin.
-pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
+pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<User>> {
     let Some(id) = p.target(ctx.caller) else {
         return Err(Error::param(
             "id",
@@ -310,8 +314,8 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
         ctx.require(Level::Admin)?;
     }
     let before = load(ctx, id)?;
-    let username = before["username"].as_str().unwrap_or_default().to_string();
-    let was_active_admin = before["level"] == "admin" && before["disabled"] == false;
+    let username = before.username.clone();
+    let was_active_admin = before.level == Level::Admin.as_str() && !before.disabled;
     let demoted = p.level.is_some_and(|l| l != Level::Admin) || p.disabled == Some(true);
     if was_active_admin && demoted {
         let others: i64 = ctx.tx.query_row(
@@ -368,25 +372,31 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Value> {
     }
     let after = load(ctx, id)?;
     if !changed.is_empty() {
+        // Each field given, even if to the value it had: `[before, after]`; the password only as "changed".
+        let (b, a) = (&before, &after);
         let changes: serde_json::Map<String, Value> = changed
             .iter()
             .map(|f| {
-                (
-                    f.to_string(),
-                    if *f == "password" {
-                        json!("changed")
-                    } else {
-                        json!([before[*f], after[*f]])
-                    },
-                )
+                let change = match *f {
+                    "email" => json!([b.email, a.email]),
+                    "realname" => json!([b.realname, a.realname]),
+                    "level" => json!([b.level, a.level]),
+                    "disabled" => json!([b.disabled, a.disabled]),
+                    _ => json!("changed"),
+                };
+                (f.to_string(), change)
             })
             .collect();
         ctx.log(
-            Change::new(User.id(id), Action::Edited, format!("user {username} edited"))
-                .detail(Value::Object(changes))
-                .before(&before)
-                .after(&after),
+            Change::new(
+                ObjectKind::User.id(id),
+                Action::Edited,
+                format!("user {username} edited"),
+            )
+            .detail(Value::Object(changes))
+            .before(&before)
+            .after(&after),
         )?;
     }
-    Ok(Value::Array(vec![after]))
+    Ok(Records(vec![after]))
 }
