@@ -13,14 +13,23 @@ use crate::model::{self, Group, Records};
 use crate::params::{Data, Patch};
 use crate::store::cached_sql;
 
-fn select() -> &'static str {
-    cached_sql!(format!(
-        "SELECT t.id, t.description, t.parent_id,
-                t.subnet_count,
-                (SELECT count(*) FROM groups c WHERE c.parent_id = t.id), {stamps}
+/// The columns [`record`] reads, from groups `t` and their last modifiers `m`; `childcount` is the given expression.
+fn select_with(childcount: &str) -> String {
+    format!(
+        "SELECT t.id, t.description, t.parent_id, t.subnet_count, {childcount}, {stamps}
          FROM groups t LEFT JOIN users m ON m.id = t.modby_id",
         stamps = stamp_cols("t", "m")
-    ))
+    )
+}
+
+/// [`select_with`] counting each group's children.
+fn select() -> &'static str {
+    cached_sql!(select_with("(SELECT count(*) FROM groups c WHERE c.parent_id = t.id)"))
+}
+
+/// [`select_with`] for all the groups of an org, whose children [`all`] counts among them.
+fn select_all() -> &'static str {
+    cached_sql!(select_with("0"))
 }
 
 fn record(r: &rusqlite::Row) -> rusqlite::Result<Group> {
@@ -92,12 +101,16 @@ pub fn get(ctx: &Ctx, p: GetParams) -> Result<Records<Group>> {
         if let Some(id) = p.id {
             return Ok(Records(vec![load(ctx, id)?]));
         }
-        let sql = cached_sql!(format!("{} WHERE t.org_id = ?1 ORDER BY t.id{UNPAGED_LIMIT}", select()));
+        let sql = cached_sql!(format!(
+            "{} WHERE t.org_id = ?1 ORDER BY t.id{UNPAGED_LIMIT}",
+            select_all()
+        ));
         return Ok(Records(all(ctx, sql)?));
     }
+    // `groups_sorted` (schema.sql, migration 10) holds the groups in this order: no sorter.
     let sql = cached_sql!(format!(
         "{} WHERE t.org_id = ?1 ORDER BY t.description COLLATE NOCASE, t.id{UNPAGED_LIMIT}",
-        select()
+        select_all()
     ));
     let all = all(ctx, sql)?;
     let mut by_parent: HashMap<Option<i64>, Vec<Group>> = HashMap::new();
@@ -121,11 +134,20 @@ pub fn get(ctx: &Ctx, p: GetParams) -> Result<Records<Group>> {
 /// stop at 128 (serde_json does).
 pub const MAX_DEPTH: usize = 32;
 
-/// The groups of the caller's org, by `sql` (`?1` the org, ending in [`UNPAGED_LIMIT`]): at most [`MAX_RECORDS`].
+/// All the groups of the caller's org, by `sql` (a [`select_all`] with `?1` the org, ending in [`UNPAGED_LIMIT`]): at
+/// most [`MAX_RECORDS`]. Their children are counted here, among them, rather than by a subquery per group.
 fn all(ctx: &Ctx, sql: &str) -> Result<Vec<Group>> {
     let mut stmt = ctx.tx.prepare_cached(sql)?;
     let rows = stmt.query_map(params![ctx.org()], record)?;
-    capped(rows)
+    let mut groups = capped(rows)?;
+    let mut children: HashMap<i64, i64> = HashMap::new();
+    for parent in groups.iter().filter_map(|g| g.parent) {
+        *children.entry(parent).or_default() += 1;
+    }
+    for g in &mut groups {
+        g.childcount = children.get(&g.id).copied().unwrap_or(0);
+    }
+    Ok(groups)
 }
 
 /// Attaches each group's children, depth first, `depth` being `g`'s. The tree has no cycles, so this ends.
