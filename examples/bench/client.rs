@@ -383,6 +383,12 @@ impl Outcome {
     }
 
     /// Server CPU microseconds per measured request, as text (`-` when unknown).
+    /// The server's CPU microseconds per measured request, when known.
+    pub fn server_us_per_request(&self) -> Option<f64> {
+        let cpu = self.server_cpu?;
+        (self.requests > 0).then(|| cpu.as_secs_f64() * 1e6 / self.requests as f64)
+    }
+
     pub fn server_us(&self) -> String {
         self.per_request_us(self.server_cpu)
     }
