@@ -81,41 +81,39 @@ pub fn decode(method: &str, body: &[u8], form: bool) -> std::result::Result<Enve
     let reject = |reqid: &Value, e: Error| Box::new((reqid.clone(), e));
     // `curl -d '{...}'` labels raw JSON as a form: a "form" that is a JSON object and has no `data=` is JSON.
     let raw_json = body.trim_ascii_start().starts_with(b"{");
-    let json_text = if form && !raw_json {
-        form_field(body, "data").ok_or_else(|| {
-            reject(
-                &Value::Null,
-                Error::new(Code::BadRequest, "the form has no 'data' field"),
-            )
-        })?
+    let json_text: std::borrow::Cow<str> = if form && !raw_json {
+        form_field(body, "data")
+            .ok_or_else(|| {
+                reject(
+                    &Value::Null,
+                    Error::new(Code::BadRequest, "the form has no 'data' field"),
+                )
+            })?
+            .into()
     } else {
-        String::from_utf8(body.to_vec())
+        std::str::from_utf8(body)
             .map_err(|_| reject(&Value::Null, Error::new(Code::BadRequest, "the body is not UTF-8")))?
+            .into()
     };
-    let v: Value = serde_json::from_str(&json_text).map_err(|e| {
-        reject(
-            &Value::Null,
-            Error::new(Code::BadRequest, format!("the body is not valid JSON: {e}")),
-        )
+    let raw: Raw = serde_json::from_str(&json_text).map_err(|e| {
+        let message = match e.classify() {
+            serde_json::error::Category::Data => "the envelope must be a JSON object".to_string(),
+            _ => format!("the body is not valid JSON: {e}"),
+        };
+        reject(&Value::Null, Error::new(Code::BadRequest, message))
     })?;
-    let Value::Object(mut env) = v else {
-        return Err(reject(
-            &Value::Null,
-            Error::new(Code::BadRequest, "the envelope must be a JSON object"),
-        ));
-    };
-    let reqid = env.remove("reqid").unwrap_or(Value::Null);
-    let mut text = |key: &str| match env.remove(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(reject(
+    let reqid = raw.reqid;
+    let text = |key: &str, v: Value| match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        _ => Err(reject(
             &reqid,
             Error::new(Code::BadRequest, format!("'{key}' must be a string")),
         )),
     };
-    let appkey = text("appkey")?;
-    let userdata = text("userdata")?;
-    let data = env.remove("data").unwrap_or(Value::Null);
+    let appkey = text("appkey", raw.appkey)?;
+    let userdata = text("userdata", raw.userdata)?;
+    let data = raw.data;
     Ok(Envelope {
         reqid,
         call: Call {
@@ -124,6 +122,44 @@ pub fn decode(method: &str, body: &[u8], form: bool) -> std::result::Result<Enve
             data,
         },
     })
+}
+
+/// The members of an envelope, read straight into their places: no map of the envelope is built. A member given
+/// twice counts as its last (as a JSON object read into a map would have it); other members are ignored.
+#[derive(Default)]
+struct Raw {
+    reqid: Value,
+    appkey: Value,
+    userdata: Value,
+    data: Value,
+}
+
+impl<'de> serde::Deserialize<'de> for Raw {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Raw, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = Raw;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Raw, A::Error> {
+                let mut raw = Raw::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<str>>()? {
+                    match key.as_ref() {
+                        "reqid" => raw.reqid = map.next_value()?,
+                        "appkey" => raw.appkey = map.next_value()?,
+                        "userdata" => raw.userdata = map.next_value()?,
+                        "data" => raw.data = map.next_value()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(raw)
+            }
+        }
+        d.deserialize_map(Members)
+    }
 }
 
 /// The response body for an outcome, serialised.

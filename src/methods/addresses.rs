@@ -156,6 +156,8 @@ pub struct GetParams {
     by_id: bool,
     /// One address is asked for: its records share a family.
     by_ip: bool,
+    /// Only `id` is given: a primary-key lookup, without building a list's statement.
+    one: Option<i64>,
     filters: List,
     paging: Paging,
 }
@@ -204,6 +206,7 @@ impl Params for GetParams {
                 Err(_) => filters.and("t.mac_address LIKE ? ESCAPE '\\'", text_pattern(&v)),
             }
         }
+        let one = id.filter(|_| filters.conds.len() == 2);
         if filters.conds.len() > 2 {
             exact = None;
         }
@@ -217,6 +220,7 @@ impl Params for GetParams {
             exact,
             by_id,
             by_ip: ip.is_some(),
+            one,
             filters,
             paging: Paging::decode(d)?,
         })
@@ -227,6 +231,9 @@ impl Params for GetParams {
 /// `hostname`, `cname`, `status`, `is_assigned`, `mac_address`) may match nothing. With `page` or `perpage` the
 /// reply is a page, which for one `subnet` also carries that subnet's record.
 pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<model::List<Host>> {
+    if let (Some(id), false) = (p.one, p.paging.paged) {
+        return Ok(model::List::of(vec![get_record(ctx, id)?], "addresses"));
+    }
     let subnet = p.subnet.map(|s| subnets::get_record(ctx, s)).transpose()?;
     p.filters.args[0] = ctx.org().into();
     // Within one subnet, or at one address, the family is fixed: the records are read in the order of the unique
