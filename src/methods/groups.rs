@@ -1,6 +1,6 @@
 //! `groups/*`: the tree of groups that subnets are filed in, one tree per org, never a cycle.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use rusqlite::{params, OptionalExtension};
 use serde_json::json;
@@ -113,7 +113,7 @@ pub fn get(ctx: &Ctx, p: GetParams) -> Result<Records<Group>> {
         select_all()
     ));
     let all = all(ctx, sql)?;
-    let mut by_parent: HashMap<Option<i64>, Vec<Group>> = HashMap::new();
+    let mut by_parent: BTreeMap<Option<i64>, Vec<Group>> = BTreeMap::new();
     for g in all {
         by_parent.entry(g.parent).or_default().push(g);
     }
@@ -140,7 +140,7 @@ fn all(ctx: &Ctx, sql: &str) -> Result<Vec<Group>> {
     let mut stmt = ctx.tx.prepare_cached(sql)?;
     let rows = stmt.query_map(params![ctx.org()], record)?;
     let mut groups = capped(rows)?;
-    let mut children: HashMap<i64, i64> = HashMap::new();
+    let mut children: BTreeMap<i64, i64> = BTreeMap::new();
     for parent in groups.iter().filter_map(|g| g.parent) {
         *children.entry(parent).or_default() += 1;
     }
@@ -151,7 +151,7 @@ fn all(ctx: &Ctx, sql: &str) -> Result<Vec<Group>> {
 }
 
 /// Attaches each group's children, depth first, `depth` being `g`'s. The tree has no cycles, so this ends.
-fn nest(mut g: Group, by_parent: &mut HashMap<Option<i64>, Vec<Group>>, depth: usize) -> Result<Group> {
+fn nest(mut g: Group, by_parent: &mut BTreeMap<Option<i64>, Vec<Group>>, depth: usize) -> Result<Group> {
     let children = by_parent.remove(&Some(g.id)).unwrap_or_default();
     if depth >= MAX_DEPTH && !children.is_empty() {
         return Err(Error::too_large(
