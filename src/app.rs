@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::auth::{self, Auth};
+use crate::auth::Auth;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{Code, Error, Result};
@@ -16,7 +16,7 @@ pub struct App {
     pub store: Store,
     pub settings: Arc<Settings>,
     pub auth: Arc<Auth>,
-    /// SHA-256 digests of the `API_TOKENS` operator tokens; the tokens themselves are not kept.
+    /// The [`Auth::token_key`]s of the `API_TOKENS` operator tokens; the tokens themselves are not kept.
     pub operator_tokens: Arc<Vec<[u8; 32]>>,
     /// `None` when rate limiting is off.
     pub limiter: Option<Arc<Limiter>>,
@@ -45,11 +45,7 @@ impl App {
             settings.lockout_attempts,
             settings.lockout_window(),
         )?;
-        let operator_tokens = settings
-            .operator_tokens()
-            .iter()
-            .map(|t| auth::digest_bytes(t))
-            .collect();
+        let operator_tokens = settings.operator_tokens().iter().map(|t| auth.token_key(t)).collect();
         let limiter = Limiter::new(
             settings.ratelimit_enabled,
             &settings.api_rate_limit,

@@ -115,8 +115,8 @@ impl<K: Hash + Eq, V> Table<K, V> {
     }
 }
 
-/// Which credentials a remembered caller is for: a token by its SHA-256 digest (as stored in the database), an app
-/// key with userdata by a keyed hash of both (like the verification cache, nothing reusable is kept).
+/// Which credentials a remembered caller is for: a token by its [`Auth::token_key`], an app key with userdata by a
+/// keyed hash of both (like the verification cache, nothing reusable is kept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallerKey {
     Token([u8; 32]),
@@ -264,6 +264,15 @@ impl Auth {
         }
         h.update(ud.sha1.as_bytes());
         CallerKey::Envelope(*h.finalize().as_bytes())
+    }
+
+    /// The key of a token in this process's tables (known callers, the `API_TOKENS` list): a keyed hash, a sixth of
+    /// the instructions of the SHA-256 digest the database stores, which a remembered token then never needs.
+    pub fn token_key(&self, token: &str) -> [u8; 32] {
+        let mut h = self.keyed.clone();
+        h.update(b"token");
+        h.update(token.as_bytes());
+        *h.finalize().as_bytes()
     }
 
     /// [`Auth::proven`] for an envelope's app key and `userdata` (malformed `userdata` is never proven).

@@ -416,8 +416,8 @@ fn operator(tx: &Tx, username: &str) -> Result<Caller> {
 fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, mode: Mode, stamps: &mut Stamps) -> Result<Caller> {
     let token = token.map(str::trim).filter(|t| !t.is_empty());
     let token = token.ok_or_else(|| Error::new(Code::AuthRequired, "a token is required"))?;
-    let digest = auth::digest_bytes(token);
-    if auth::contains_digest(&app.operator_tokens, &digest) {
+    let key = app.auth.token_key(token);
+    if auth::contains_digest(&app.operator_tokens, &key) {
         return operator(tx, "api-token");
     }
     let invalid = || Error::new(Code::AuthFailed, "invalid token");
@@ -428,7 +428,7 @@ fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, mode: Mode, stamp
         Mode::Call => credential_epoch(tx)?,
         Mode::Recheck => None,
     };
-    let key = CallerKey::Token(digest);
+    let key = CallerKey::Token(key);
     // The same token succeeded at this credential epoch: only its expiry is checked again.
     if let Some((known, stamp)) = epoch.and_then(|epoch| app.auth.recall(&key, epoch, now)) {
         if known.expires.is_some_and(|e| e <= now) {
@@ -441,7 +441,7 @@ fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, mode: Mode, stamp
         .query_row(
             "SELECT t.id, t.prefix, t.expires, t.lastused, u.id, u.org_id, u.username, u.level, u.disabled, o.operator
              FROM tokens t JOIN users u ON u.id = t.user_id JOIN orgs o ON o.id = u.org_id WHERE t.digest = ?1",
-            [auth::hex(&digest)],
+            [auth::digest(token)],
             |r| {
                 Ok((
                     r.get::<_, i64>(0)?,

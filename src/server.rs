@@ -303,10 +303,11 @@ fn proven(app: &App, credentials: &Credentials) -> Option<Owner> {
             userdata: Some(u),
         } => app.auth.proven_envelope(k, u),
         Credentials::Token(Some(token)) => {
-            let digest = auth::digest_bytes(token.trim());
-            match auth::contains_digest(&app.operator_tokens, &digest) {
-                true => Some(Owner::Operator(digest)),
-                false => app.auth.proven(&CallerKey::Token(digest)),
+            let key = app.auth.token_key(token.trim());
+            match auth::contains_digest(&app.operator_tokens, &key) {
+                // By the SHA-256 digest, which every process sharing budgets in Redis computes alike.
+                true => Some(Owner::Operator(auth::digest_bytes(token.trim()))),
+                false => app.auth.proven(&CallerKey::Token(key)),
             }
         }
         _ => None,
