@@ -96,8 +96,10 @@ pub fn decode(method: &str, body: &[u8], form: bool) -> std::result::Result<Enve
             .into()
     };
     let raw: Raw = serde_json::from_str(&json_text).map_err(|e| {
-        let message = match e.classify() {
-            serde_json::error::Category::Data => "the envelope must be a JSON object".to_string(),
+        // A body that is not an object fails before it is all read: only one that is valid JSON is "not an object".
+        let message = match (e.classify(), serde_json::from_str::<Value>(&json_text)) {
+            (serde_json::error::Category::Data, Ok(_)) => "the envelope must be a JSON object".to_string(),
+            (serde_json::error::Category::Data, Err(syntax)) => format!("the body is not valid JSON: {syntax}"),
             _ => format!("the body is not valid JSON: {e}"),
         };
         reject(&Value::Null, Error::new(Code::BadRequest, message))
@@ -150,8 +152,10 @@ impl<'de> serde::Deserialize<'de> for Raw {
                         "appkey" => raw.appkey = map.next_value()?,
                         "userdata" => raw.userdata = map.next_value()?,
                         "data" => raw.data = map.next_value()?,
+                        // Read, not skipped: a member's text is checked as every member's was (a lone surrogate
+                        // escape is refused).
                         _ => {
-                            map.next_value::<serde::de::IgnoredAny>()?;
+                            map.next_value::<Value>()?;
                         }
                     }
                 }
@@ -306,6 +310,27 @@ mod tests {
     #[test]
     fn refuses_malformed_envelopes_but_keeps_reqid() {
         assert_eq!(decode("ping", b"[1]", false).err().unwrap().1.code, Code::BadRequest);
+        let message = |body: &[u8]| decode("ping", body, false).err().unwrap().1.message;
+        assert_eq!(message(b"[1]"), "the envelope must be a JSON object");
+        assert_eq!(message(b"null"), "the envelope must be a JSON object");
+        for broken in [&b"[1,"[..], b"[1] x", b"1 2", br#"{"x":"\ud800"}"#, b"{"] {
+            assert!(
+                message(broken).starts_with("the body is not valid JSON: "),
+                "{}: {}",
+                String::from_utf8_lossy(broken),
+                message(broken)
+            );
+        }
+        let twice = decode(
+            "ping",
+            br#"{"reqid":1,"data":{"a":1},"reqid":2.50,"data":{"b":2}}"#,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (twice.reqid.to_string(), twice.call.data),
+            ("2.50".to_string(), json!({"b": 2}))
+        );
         let (reqid, e) = *decode("ping", br#"{"reqid":"r1","appkey":5}"#, false).err().unwrap();
         assert_eq!((reqid, e.code), (json!("r1"), Code::BadRequest));
     }

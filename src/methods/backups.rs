@@ -328,6 +328,12 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Restored> {
             _ => e,
         })?;
     }
+    // Each group's subnet count is derived too: copied from the backup, then raised again by the triggers as its
+    // subnets arrived. Counted afresh from the rows restored.
+    ctx.tx.execute(
+        "UPDATE groups SET subnet_count = (SELECT count(*) FROM subnets s WHERE s.group_id = groups.id)",
+        [],
+    )?;
     // Every remembered caller and every write authorised before the restore is checked again, whatever the
     // restore's deletes already moved.
     ctx.tx.execute("UPDATE credential_epoch SET n = n + 1", [])?;
