@@ -428,7 +428,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<Host>> {
         .detail(json!({"subnet": subnet.id, "ip": ip.to_string()}))
         .after(&after),
     )?;
-    Ok(model::List::of(vec![get_record(ctx, id)?], "addresses"))
+    Ok(model::List::of(vec![after], "addresses"))
 }
 
 pub struct EditParams {

@@ -682,7 +682,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<model::Subnet>> {
             .detail(json!({"group": p.group}))
             .after(&after),
     )?;
-    Ok(model::List::of(vec![get_record(ctx, id)?], "subnets"))
+    Ok(model::List::of(vec![after], "subnets"))
 }
 
 fn insert(ctx: &Ctx, block: &IpNet, group: Option<i64>, texts: &[Option<String>; 4], vlan: Option<i64>) -> Result<i64> {
