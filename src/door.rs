@@ -29,6 +29,11 @@ pub trait Door {
     fn render(&self, outcome: Outcome) -> Rendered;
 }
 
+/// A body serialised. Serialising into memory cannot fail; should it, the client still gets JSON.
+pub fn to_json(body: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec())
+}
+
 /// A door's answer. The server adds what every door's answer carries: `Content-Type` (when there is a body), the
 /// error's `Retry-After` and the `X-RateLimit-*` headers.
 #[derive(Debug)]

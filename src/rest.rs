@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use serde_json::{json, Map, Value};
 
-use crate::door::{Door, Rendered};
+use crate::door::{to_json, Door, Rendered};
 use crate::error::{Code, Error, Result};
 use crate::handler::{Call, Credentials, Outcome};
 use crate::model::{self, Reply};
@@ -305,11 +305,6 @@ fn allow(e: &Error) -> Option<(&'static str, String)> {
         (Code::MethodNotAllowed, Some(Value::String(verbs))) => Some(("allow", verbs.clone())),
         _ => None,
     }
-}
-
-/// A body serialised. Serialising into memory cannot fail; should it, the client still gets JSON.
-fn to_json(body: &impl serde::Serialize) -> Vec<u8> {
-    serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec())
 }
 
 /// The path parameters of a matched route, by name.

@@ -7,7 +7,7 @@ use serde::ser::Serializer;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::door::{Door, Rendered};
+use crate::door::{to_json, Door, Rendered};
 use crate::error::{Code, Error};
 use crate::handler::{Call, Credentials, Outcome};
 use crate::model::Reply as Answer;
@@ -168,14 +168,14 @@ impl<'de> serde::Deserialize<'de> for Raw {
 
 /// The response body for an outcome, serialised.
 pub fn render(reqid: &Value, method: &str, outcome: &Outcome) -> Vec<u8> {
-    let written = match &outcome.result {
-        Ok(answer) => serde_json::to_vec(&Reply {
+    match &outcome.result {
+        Ok(answer) => to_json(&Reply {
             reqid,
             respid: &outcome.respid,
             method,
             response: Response(answer),
         }),
-        Err(e) => serde_json::to_vec(&ErrorReply {
+        Err(e) => to_json(&ErrorReply {
             reqid,
             respid: &outcome.respid,
             method,
@@ -183,9 +183,7 @@ pub fn render(reqid: &Value, method: &str, outcome: &Outcome) -> Vec<u8> {
             error_code: e.code.as_str(),
             error_data: e.data.as_ref().filter(|_| e.code != Code::Internal).map(Manageips),
         }),
-    };
-    // Serialising a `Value` into memory cannot fail; should it, the client still gets JSON.
-    written.unwrap_or_else(|_| b"{}".to_vec())
+    }
 }
 
 /// A successful answer.

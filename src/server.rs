@@ -20,7 +20,7 @@ use crate::app::App;
 use crate::auth;
 use crate::auth::CallerKey;
 use crate::dispatch;
-use crate::door::{Door, Rendered};
+use crate::door::{to_json, Door, Rendered};
 use crate::error::{Code, Error};
 use crate::handler::{Credentials, Outcome};
 use crate::ratelimit::{Decision, Owner};
@@ -410,7 +410,7 @@ pub async fn read_body(req: Request<Incoming>, timeout: Duration) -> Result<Byte
 }
 
 pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
-    bytes_response(status, serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec()))
+    bytes_response(status, to_json(body))
 }
 
 /// A JSON answer already serialised.
