@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::handler::{Ctx, Params};
 use crate::methods::groups::{self, parent_param};
 use crate::methods::{addresses, dhcpranges, subnets};
-use crate::model::{self, DhcpRange, Found, Holding, Host, IpStatus, Records, Reply};
+use crate::model::{Found, Holding, IpStatus, Located, Records, Reply};
 use crate::net::{self, CidrError};
 use crate::params::{Data, Patch};
 
@@ -69,19 +69,8 @@ pub fn ip(ctx: &Ctx, p: IpParams) -> Result<Reply> {
     match p.query {
         Query::Addr(ip) if p.status => status(ctx, ip, &p.group, p.brief).map(|s| Reply::IpStatus(Box::new(s))),
         _ => {
-            let found = locate(
-                ctx,
-                &p.query,
-                &p.group,
-                &["subnets", "addresses", "dhcpranges"],
-                p.limit,
-            )?;
-            Ok(Reply::Located(model::Located {
-                subnets: Records(found.subnets),
-                addresses: Records(found.addresses),
-                dhcpranges: Records(found.dhcpranges),
-                truncated: found.truncated,
-            }))
+            let kinds = ["subnets", "addresses", "dhcpranges"];
+            Ok(Reply::Located(locate(ctx, &p.query, &p.group, &kinds, p.limit)?))
         }
     }
 }
@@ -205,7 +194,7 @@ pub fn find(ctx: &Ctx, p: FindParams) -> Result<Found> {
     if wanted("subnets") {
         subnets = located
             .as_mut()
-            .map(|l| std::mem::take(&mut l.subnets))
+            .map(|l| std::mem::take(&mut l.subnets.0))
             .unwrap_or_default();
         let text = hits
             .subnets
@@ -215,7 +204,7 @@ pub fn find(ctx: &Ctx, p: FindParams) -> Result<Found> {
     }
     let mut addresses = Vec::new();
     if wanted("addresses") {
-        addresses = located.map(|l| l.addresses).unwrap_or_default();
+        addresses = located.map(|l| l.addresses.0).unwrap_or_default();
         let ids = json!(hits.addresses).to_string();
         let text = addresses::query(ctx, "t.id IN (SELECT value FROM json_each(?2))", &[&ids])?;
         truncated |= merge(&mut addresses, text.into_iter().map(Ok), |h| h.id, p.limit)?;
@@ -277,24 +266,16 @@ impl Query {
     }
 }
 
-/// What [`locate`] found, each kind cut at its limit.
-struct Located {
-    subnets: Vec<Holding>,
-    addresses: Vec<Host>,
-    dhcpranges: Vec<DhcpRange>,
-    /// Whether some kind had more than the limit.
-    truncated: bool,
-}
-
 /// The first `limit` subnets, records and ranges of the caller's org at `q` (of the kinds named in `kinds`; the
-/// others stay empty and are not read), limited to the direct members of `group` when set.
+/// others stay empty and are not read), limited to the direct members of `group` when set; each kind cut at its
+/// limit, `truncated` when one had more.
 fn locate(ctx: &Ctx, q: &Query, group: &Patch<i64>, kinds: &[&str], limit: usize) -> Result<Located> {
     let (family, lo, hi) = q.span();
     let gid = group_filter(group);
     let mut found = Located {
-        subnets: Vec::new(),
-        addresses: Vec::new(),
-        dhcpranges: Vec::new(),
+        subnets: Records(Vec::new()),
+        addresses: Records(Vec::new()),
+        dhcpranges: Records(Vec::new()),
         truncated: false,
     };
     if kinds.contains(&"subnets") || kinds.contains(&"dhcpranges") {
@@ -309,11 +290,11 @@ fn locate(ctx: &Ctx, q: &Query, group: &Patch<i64>, kinds: &[&str], limit: usize
             // A range lies inside its subnet: the ranges at `q` are those of the subnets found, filtered already.
             let ids: Vec<i64> = blocks.iter().map(|(s, _)| s.id).collect();
             let (lo_b, hi_b) = (net::key_bytes(lo).to_vec(), net::key_bytes(hi).to_vec());
-            found.dhcpranges = dhcpranges::overlapping(ctx, ids, &lo_b, &hi_b, limit + 1)?;
-            found.truncated |= cut(&mut found.dhcpranges, limit);
+            found.dhcpranges.0 = dhcpranges::overlapping(ctx, ids, &lo_b, &hi_b, limit + 1)?;
+            found.truncated |= cut(&mut found.dhcpranges.0, limit);
         }
         if kinds.contains(&"subnets") {
-            found.subnets = blocks
+            found.subnets.0 = blocks
                 .into_iter()
                 .map(|(sub, subnet)| Holding {
                     subnet,
@@ -323,8 +304,8 @@ fn locate(ctx: &Ctx, q: &Query, group: &Patch<i64>, kinds: &[&str], limit: usize
         }
     }
     if kinds.contains(&"addresses") {
-        found.addresses = addresses::records_in(ctx, family, lo, hi, gid, limit + 1)?;
-        found.truncated |= cut(&mut found.addresses, limit);
+        found.addresses.0 = addresses::records_in(ctx, family, lo, hi, gid, limit + 1)?;
+        found.truncated |= cut(&mut found.addresses.0, limit);
     }
     Ok(found)
 }
