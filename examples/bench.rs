@@ -82,7 +82,8 @@ struct Args {
     #[arg(long)]
     markdown: bool,
     /// Keep the temporary directory with the database instead of deleting it, and print where it is and the
-    /// operator's credentials (app key, userdata, REST token), so the data can be served and loaded again.
+    /// operator's credentials (app key, userdata, REST token), so the data can be served and loaded again. With
+    /// `--instructions` the callgrind dumps are kept there too (`callgrind_annotate` reads them).
     #[arg(long)]
     keep: bool,
     /// List the scenarios and exit.
@@ -382,6 +383,9 @@ fn run() -> Res<ExitCode> {
         if let Some(path) = &args.svg {
             std::fs::write(path, chart::instructions(&counts))?;
             println!("chart written to {}", path.display());
+        }
+        if args.keep {
+            println!("database and callgrind dumps kept in {}", dir.keep().display());
         }
         return Ok(ExitCode::SUCCESS);
     }

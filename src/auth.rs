@@ -254,15 +254,26 @@ impl Auth {
     }
 
     /// The key of an app key (trimmed and lower-cased here) with the claimed user and sha1 of `userdata`.
+    ///
+    /// The parts are gathered, length-prefixed, in one buffer and hashed in one update: this runs on every
+    /// envelope call, and each update of the hasher has a cost of its own.
     pub fn envelope_key(&self, appkey: &str, ud: &Userdata) -> CallerKey {
-        let appkey = appkey.trim().to_lowercase();
-        let (org, username) = (ud.org.to_lowercase(), ud.username.to_lowercase());
-        let mut h = self.keyed.clone();
-        for part in [&appkey, &org, &username] {
-            h.update(&(part.len() as u64).to_be_bytes());
-            h.update(part.as_bytes());
+        let parts = [appkey.trim(), ud.org.as_str(), ud.username.as_str()];
+        let mut input = Vec::with_capacity(parts.iter().map(|p| p.len() + 8).sum::<usize>() + ud.sha1.len());
+        for part in parts {
+            let start = input.len() + 8;
+            input.extend_from_slice(&[0; 8]);
+            if part.is_ascii() {
+                input.extend(part.bytes().map(|b| b.to_ascii_lowercase()));
+            } else {
+                input.extend_from_slice(part.to_lowercase().as_bytes());
+            }
+            let len = (input.len() - start) as u64;
+            input[start - 8..start].copy_from_slice(&len.to_be_bytes());
         }
-        h.update(ud.sha1.as_bytes());
+        input.extend_from_slice(ud.sha1.as_bytes());
+        let mut h = self.keyed.clone();
+        h.update(&input);
         CallerKey::Envelope(*h.finalize().as_bytes())
     }
 

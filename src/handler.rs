@@ -347,9 +347,46 @@ pub fn find_method(methods: &'static [Method], name: &str) -> Option<&'static Me
     methods.iter().find(|m| m.name == name)
 }
 
-/// A unique response id: a UUID v7 in simple form, ordered by time.
+/// A unique response id: a UUID v7 in simple form, ordered by time (to the millisecond).
+///
+/// Its 80 bits after the time come from a generator per thread, seeded once from random keys: uuid's own
+/// `now_v7` asks the kernel for random bytes on every reply (a `getrandom` system call or two per request). The
+/// bits only make ids unique, they guard nothing: a reply's id is no secret.
 pub fn new_respid() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = std::cell::Cell::new(respid_seed());
+    }
+    // SplitMix64: a 64-bit state stepped by a constant and mixed; two outputs give the 80 bits.
+    let next = || {
+        STATE.with(|state| {
+            let s = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+            state.set(s);
+            let z = (s ^ (s >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        })
+    };
+    let (a, b) = (next().to_le_bytes(), next().to_le_bytes());
+    let mut bits = [0u8; 10];
+    bits[..8].copy_from_slice(&a);
+    bits[8..].copy_from_slice(&b[..2]);
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    uuid::Builder::from_unix_timestamp_millis(millis, &bits)
+        .into_uuid()
+        .simple()
+        .to_string()
+}
+
+/// A thread's first state for [`new_respid`]: the thread's id and the time, hashed with the standard library's
+/// per-thread random keys (taken from the operating system once).
+fn respid_seed() -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    std::thread::current().id().hash(&mut h);
+    std::time::SystemTime::now().hash(&mut h);
+    h.finish()
 }
 
 /// A method's parameters, decoded by the dispatcher before the handler runs.

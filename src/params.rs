@@ -54,6 +54,11 @@ impl Data {
         self.map.shift_remove(key).filter(|v| !v.is_null())
     }
 
+    /// Whether every key has been taken.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
     pub fn has(&self, key: &str) -> bool {
         self.map.get(key).is_some_and(|v| !v.is_null())
     }

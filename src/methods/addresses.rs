@@ -165,6 +165,22 @@ pub struct GetParams {
 impl Params for GetParams {
     fn decode(d: &mut Data) -> Result<Self> {
         let id = d.id("id")?;
+        if let Some(id) = id.filter(|_| d.is_empty()) {
+            // Only `id`, the commonest call: `get` answers it by primary key, with no list statement to build.
+            return Ok(GetParams {
+                subnet: None,
+                exact: Some(1),
+                by_id: true,
+                by_ip: false,
+                one: Some(id),
+                filters: List::new("s.org_id = ?", 0),
+                paging: Paging {
+                    page: 1,
+                    perpage: 1,
+                    paged: false,
+                },
+            });
+        }
         let ids = d.ids("ids")?;
         if id.is_some() && ids.is_some() {
             return Err(Error::param("ids", "give either id or ids"));
