@@ -101,6 +101,14 @@ pub fn skip(reason: &str) {
     println!("skipping: {reason}");
 }
 
+/// The first of `names` found on PATH.
+pub fn on_path(names: &[&str]) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| p.is_file())
+}
+
 /// The `userdata` hash, computed here from the seed's recipe rather than by the code under test.
 pub fn sha1_hex(username: &str, password: &str) -> String {
     let mut h = Sha1::new();
