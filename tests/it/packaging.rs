@@ -327,7 +327,7 @@ fn service_settings() -> Vec<(String, String)> {
 }
 
 #[test]
-fn the_systemd_unit_keeps_the_database_and_backups_in_its_own_state_directory() {
+fn the_systemd_unit_and_the_readmes_commands_share_one_user_and_its_state_directory() {
     let settings = service_settings();
     let get = |key: &str| -> Vec<&str> {
         settings
@@ -338,12 +338,19 @@ fn the_systemd_unit_keeps_the_database_and_backups_in_its_own_state_directory() 
     };
     assert_eq!(get("ExecStart"), ["/usr/local/bin/ipamd serve"]);
     assert_eq!(get("DynamicUser"), ["yes"]);
+    assert_eq!(get("User").len(), 1);
     assert_eq!(get("ProtectSystem"), ["strict"]);
     let state: PathBuf = Path::new("/var/lib").join(get("StateDirectory")[0]);
     let env: Vec<(&str, &str)> = get("Environment")
         .into_iter()
         .map(|e| e.split_once('=').unwrap())
         .collect();
+    assert_eq!(get("WorkingDirectory"), [state.to_str().unwrap()]);
+    // The README's systemd-run line for commands from the shell runs them as this user on these files.
+    let mut shared = vec![
+        format!("-p User={}", get("User")[0]),
+        format!("-p StateDirectory={}", get("StateDirectory")[0]),
+    ];
     for name in ["IPAMD_DB", "BACKUP_DIR"] {
         let (_, path) = env.iter().find(|(n, _)| *n == name).unwrap();
         assert!(
@@ -351,8 +358,12 @@ fn the_systemd_unit_keeps_the_database_and_backups_in_its_own_state_directory() 
             "{name}={path} is outside the state directory {}: ProtectSystem=strict makes it read-only",
             state.display()
         );
+        shared.push(format!("-E {name}={path}"));
     }
-    assert_eq!(get("WorkingDirectory"), [state.to_str().unwrap()]);
+    let readme = repo_file("README.md");
+    for setting in shared {
+        assert!(readme.contains(&setting), "README.md's as_ipamd lacks {setting}");
+    }
     let stop = get("TimeoutStopSec")[0];
     let seconds: u64 = stop.strip_suffix('s').unwrap().parse().unwrap();
     assert!(seconds > 30, "TimeoutStopSec={stop} cuts ipamd's 30 s drain short");
