@@ -171,6 +171,11 @@ fn the_containerfile_builds_in_a_stage_of_its_own_and_runs_unprivileged_on_a_vol
         );
     }
     assert_eq!(only(runtime, "EXPOSE"), port);
+    let license = cargo_toml.lines().find_map(|l| l.strip_prefix("license = ")).unwrap();
+    assert!(
+        only(runtime, "LABEL").contains(&format!("org.opencontainers.image.licenses={license}")),
+        "the image's licence label is not Cargo.toml's {license}"
+    );
     let entrypoint: Vec<String> = serde_json::from_str(only(runtime, "ENTRYPOINT")).unwrap();
     assert_eq!(entrypoint, ["/usr/local/bin/ipamd"]);
 
