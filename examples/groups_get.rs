@@ -12,13 +12,15 @@
 //! | `IPAMD_APPKEY`   | `--appkey`   | (required)              |
 //!
 //! ```text
-//! IPAMD_PASSWORD=... IPAMD_APPKEY=... cargo run --example groups_get
+//! IPAMD_URL=http://127.0.0.1:5000 IPAMD_PASSWORD=... IPAMD_APPKEY=... cargo run --example groups_get
+//! cargo run --example groups_get -- --url http://127.0.0.1:5000 --password ... --appkey ...
 //! ```
 //!
 //! It speaks plain HTTP/1.1 with hyper's low-level client, so it needs nothing beyond the crates ipamd already
-//! uses. Exits non-zero when the server answers with an error.
+//! uses. Exits non-zero, with the reason on stderr, when the server cannot be reached or answers with an error.
 
 use std::error::Error;
+use std::process::ExitCode;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -38,7 +40,18 @@ struct Settings {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> ExitCode {
+    // Errors are printed as sentences, not as the Debug form `main` would print for a returned error.
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("groups_get: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
     let s = settings()?;
 
     // userdata = <org>/<user>:sha1hex(lowercase(user) + "-" + password)
@@ -69,7 +82,10 @@ async fn post(base: &str, method: &str, envelope: &Value) -> Result<Value, Box<d
     let port = uri.port_u16().unwrap_or(80);
     let authority = uri.authority().ok_or("the URL has no host")?.to_string();
 
-    let stream = TcpStream::connect((host.as_str(), port)).await?;
+    // An IPv6 literal keeps its brackets in the URL but not as a host to connect to.
+    let stream = TcpStream::connect((host.trim_start_matches('[').trim_end_matches(']'), port))
+        .await
+        .map_err(|e| format!("cannot connect to {base} ({e}); set IPAMD_URL or --url to the server's address"))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     // The connection future drives the socket; it ends when `sender` is dropped.
     tokio::spawn(async move {

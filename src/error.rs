@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-/// The stable error codes of SPEC §6. Each maps to one wire string and one HTTP status.
+/// The stable error codes (methods.md, Errors). Each maps to one wire string and one HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     BadRequest,

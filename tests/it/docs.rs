@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -256,17 +255,9 @@ async fn swagger_ui_and_its_assets_are_served_without_a_token() {
     assert_eq!(r.status, 405);
 }
 
-/// The first of `names` found on PATH.
-fn on_path(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
-        .find(|p| p.is_file())
-}
-
 #[tokio::test]
 async fn a_headless_browser_renders_the_operations() {
-    let Some(chromium) = on_path(&["chromium", "chromium-browser"]) else {
+    let Some(chromium) = support::on_path(&["chromium", "chromium-browser"]) else {
         return support::skip("chromium is not installed");
     };
     let s = Server::start().await;

@@ -21,6 +21,7 @@ mod hostile;
 mod layers;
 mod matrix;
 mod org;
+mod packaging;
 mod ratelimit;
 mod rest;
 mod revocation;

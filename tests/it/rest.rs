@@ -1304,7 +1304,7 @@ async fn ip_lookup_refuses_an_encoded_cidr() {
     }
 }
 
-/// SPEC §8: "a CIDR in the path is a 400", also when it is written with its slash, as a user types it.
+/// A CIDR in the path is a 400, not an address to look up, also when it is written with its slash, as a user types it.
 #[tokio::test]
 async fn ip_lookup_refuses_a_cidr_written_with_its_slash() {
     let s = Server::start().await;

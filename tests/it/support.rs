@@ -101,6 +101,14 @@ pub fn skip(reason: &str) {
     println!("skipping: {reason}");
 }
 
+/// The first of `names` found on PATH.
+pub fn on_path(names: &[&str]) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| p.is_file())
+}
+
 /// The `userdata` hash, computed here from the seed's recipe rather than by the code under test.
 pub fn sha1_hex(username: &str, password: &str) -> String {
     let mut h = Sha1::new();
@@ -108,7 +116,7 @@ pub fn sha1_hex(username: &str, password: &str) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The HTTP status SPEC §6 gives each error code.
+/// The HTTP status methods.md (Errors) gives each error code.
 pub fn status_of(code: &str) -> u16 {
     match code {
         "bad_request" | "invalid_params" | "duplicate" | "not_empty" | "last_admin" | "conflict" | "quota_exceeded" => {
@@ -619,7 +627,8 @@ fn strip_login_stamps(v: Value) -> Value {
     }
 }
 
-/// The HTTP status of any code of SPEC §6: [`status_of`] plus the business-rule codes (all 400) that it leaves out.
+/// The HTTP status of any code of methods.md's Errors: [`status_of`] plus the business-rule codes (all 400) that it
+/// leaves out.
 pub fn status_of_any(code: &str) -> u16 {
     match code {
         "invalid_subnet" | "invalid_split" | "not_contiguous" | "overlap" | "subnet_full" | "ambiguous"
@@ -629,8 +638,8 @@ pub fn status_of_any(code: &str) -> u16 {
 }
 
 impl Server {
-    /// Calls `method` as `who` expecting the error `code` (any code of SPEC §6, with its HTTP status); the whole
-    /// body. Like [`Server::check`], for the codes of the IPAM business rules as well.
+    /// Calls `method` as `who` expecting the error `code` (any code of methods.md's Errors, with its HTTP status); the
+    /// whole body. Like [`Server::check`], for the codes of the IPAM business rules as well.
     pub async fn refused(&self, who: &Ident, method: &str, data: Value, code: &str) -> Value {
         let (status, body) = self.call(who, method, data.clone()).await;
         let what = format!("{method} {data} as {} → {status} {body}", who.username);
