@@ -447,3 +447,87 @@ fn file_settings(path: &Path) -> Result<Vec<(String, String)>, String> {
     }
     Ok(settings)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command and argument below `cmd`, with the path that reaches it.
+    fn walk<'a>(cmd: &'a clap::Command, path: String, out: &mut Vec<(String, &'a clap::Arg)>) {
+        for arg in cmd.get_arguments() {
+            out.push((path.clone(), arg));
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_argument_has_help() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut args = Vec::new();
+        walk(&cmd, "ipamd".into(), &mut args);
+        let missing: Vec<String> = args
+            .iter()
+            .filter(|(_, a)| a.get_help().is_none_or(|h| h.to_string().trim().is_empty()))
+            .map(|(path, a)| format!("{path} {}", a.get_id()))
+            .collect();
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
+        assert!(args.len() > 40, "the walk found the arguments: {}", args.len());
+    }
+
+    /// A command's flag that is also a server setting (`--db`, `--backup-dir`, the password rule, `init
+    /// --password`) reads the same environment variable with the same default, so the config file and the
+    /// environment mean the same thing to every command.
+    #[test]
+    fn the_commands_share_the_servers_variables_and_defaults() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let settings: Vec<&clap::Arg> = cmd.get_arguments().filter(|a| a.get_env().is_some()).collect();
+        let mut args = Vec::new();
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "serve") {
+            walk(sub, sub.get_name().into(), &mut args);
+        }
+        let mut shared = 0;
+        for (path, arg) in args
+            .iter()
+            .filter(|(_, a)| a.get_env().is_some() && a.get_id() != "config")
+        {
+            let server = settings
+                .iter()
+                .find(|s| s.get_env() == arg.get_env())
+                .unwrap_or_else(|| panic!("{path} {}: a variable no server setting reads", arg.get_id()));
+            assert_eq!(
+                arg.get_default_values(),
+                server.get_default_values(),
+                "{path} {}",
+                arg.get_id()
+            );
+            shared += 1;
+        }
+        assert!(shared >= 8, "{shared}");
+    }
+
+    #[test]
+    fn listen_takes_addresses_host_names_and_bare_ports() {
+        assert_eq!(parse_listen("5733").unwrap(), "127.0.0.1:5733");
+        assert_eq!(parse_listen("0.0.0.0:80").unwrap(), "0.0.0.0:80");
+        assert_eq!(parse_listen("[::1]:5000").unwrap(), "[::1]:5000");
+        assert_eq!(parse_listen("localhost:5733").unwrap(), "localhost:5733");
+        assert_eq!(parse_listen("ipam.example.org:443").unwrap(), "ipam.example.org:443");
+        for bad in [
+            "",
+            "localhost",
+            "localhost:99999",
+            ":80",
+            "a b:80",
+            "-x:80",
+            "70000",
+            "::1:5000x",
+        ] {
+            assert!(parse_listen(bad).is_err(), "{bad}");
+        }
+    }
+}
