@@ -147,12 +147,26 @@ async fn add_refuses_bad_and_duplicate_users() {
         s.check(&s.admin, "org/users/add", with("username", json!(taken)), "duplicate")
             .await;
     }
+    // A password under IPAMD_MIN_PASSWORD_LENGTH (12) is refused, here and when changed; 12 characters pass.
+    let short = with("password", json!("eleven-char"));
+    let body = s.check(&s.admin, "org/users/add", short, "weak_password").await;
+    assert!(body["error"].as_str().unwrap().contains("at least 12"), "{body}");
+    let change = json!({"id": "self", "password": "eleven-char"});
+    s.check(&s.admin, "org/users/edit", change, "weak_password").await;
+    s.ok(&s.admin, "org/users/add", with("password", json!("twelve-chars")))
+        .await;
+    s.ok(
+        &s.admin,
+        "org/users/edit",
+        json!({"id": "self", "realname": "unchanged password"}),
+    )
+    .await;
     // The same username in another org is a different user.
     let b = s.org("orgb").await;
     s.user(&b, "alice", "readonly").await;
     s.ok(&s.admin, "org/users/add", with("username", json!("a".repeat(64))))
         .await;
-    assert_eq!(keys(&s.ok(&s.admin, "org/users/get", json!({})).await).len(), 3);
+    assert_eq!(keys(&s.ok(&s.admin, "org/users/get", json!({})).await).len(), 4);
 }
 
 #[tokio::test]
