@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -16,7 +18,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "IP address management server",
     long_about = "IP address management server. With no command it serves (`ipamd serve`), and takes the server's \
                   flags as `serve` does.",
-    args_conflicts_with_subcommands = true,
     after_help = "Each server flag also reads the environment variable in brackets, and the config file's key of its \
                   name (`--max-split` is `max_split` or `max-split`); a flag wins over the environment, the \
                   environment over the file. RUST_LOG filters the log lines (default `info`, e.g. \
@@ -381,7 +382,7 @@ fn valid_host(host: &str) -> bool {
 /// has none, so clap applies one order everywhere: flag, environment, file, default. The variables are set before
 /// anything else runs (no other thread exists yet).
 pub fn parse() -> Result<Cli, String> {
-    let cli = Cli::parse();
+    let cli = parse_args();
     let Some(path) = cli.config.clone() else {
         return Ok(cli);
     };
@@ -390,7 +391,35 @@ pub fn parse() -> Result<Cli, String> {
             std::env::set_var(var, value);
         }
     }
-    Ok(Cli::parse())
+    Ok(parse_args())
+}
+
+/// The command line, or clap's answer (help, version, a usage error) and exit. A server flag given before a
+/// command is refused: it belongs to `serve`, and the command would not see it.
+fn parse_args() -> Cli {
+    let mut cmd = Cli::command();
+    let matches = cmd.get_matches_mut();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut cmd).exit());
+    if matches.subcommand().is_some() {
+        // The whole command, `org list` say, for the message.
+        let mut name = Vec::new();
+        let mut at = &matches;
+        while let Some((sub, sub_matches)) = at.subcommand() {
+            name.push(sub);
+            at = sub_matches;
+        }
+        let name = name.join(" ");
+        let early = cmd
+            .get_arguments()
+            .filter(|a| a.get_id() != "config")
+            .find(|a| matches.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine))
+            .and_then(|a| a.get_long());
+        if let Some(long) = early {
+            let message = format!("--{long} goes after the command: `ipamd {name} --{long} …` (where it takes it)");
+            cmd.error(ErrorKind::ArgumentConflict, message).exit();
+        }
+    }
+    cli
 }
 
 /// The settings of the config file at `path`, as (environment variable, value), each value checked.
@@ -451,7 +480,6 @@ fn file_settings(path: &Path) -> Result<Vec<(String, String)>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     /// Every command and argument below `cmd`, with the path that reaches it.
     fn walk<'a>(cmd: &'a clap::Command, path: String, out: &mut Vec<(String, &'a clap::Arg)>) {

@@ -67,7 +67,12 @@ pub fn valid_username(s: &str) -> Result<String> {
 
 /// Refuses a password shorter than `min` characters (`IPAMD_MIN_PASSWORD_LENGTH`), wherever one is set in clear.
 pub fn check_password(password: &str, min: u32) -> Result<()> {
-    if password.chars().count() < min as usize {
+    check_length(Some(password.chars().count()), min)
+}
+
+/// [`check_password`] for a password of `chars` characters (`None`: a client-side `hash`, which cannot be measured).
+fn check_length(chars: Option<usize>, min: u32) -> Result<()> {
+    if chars.is_some_and(|n| n < min as usize) {
         return Err(Error::new(
             Code::WeakPassword,
             format!("the password must be at least {min} characters long"),
@@ -110,11 +115,11 @@ impl Secret {
         }
     }
 
-    /// [`check_password`] for a password in clear; a client-side `hash` cannot be measured.
-    fn check(&self, min: u32) -> Result<()> {
+    /// The length of a password in clear, in characters; a client-side `hash` cannot be measured.
+    fn chars(&self) -> Option<usize> {
         match self {
-            Secret::Password(pw) => check_password(pw, min),
-            Secret::Hash(_) => Ok(()),
+            Secret::Password(pw) => Some(pw.chars().count()),
+            Secret::Hash(_) => None,
         }
     }
 
@@ -174,7 +179,8 @@ pub fn insert(tx: &Tx, org_id: i64, u: &NewUser, now: i64) -> Result<i64> {
 /// The parameters of `org/users/add`: a [`NewUser`] whose password is hashed by [`Params::slow`].
 pub struct AddParams {
     username: String,
-    secret: Secret,
+    /// The password's length, checked by the handler against the settings (the password itself is not kept).
+    chars: Option<usize>,
     sha1: String,
     phc: Option<String>,
     email: String,
@@ -188,7 +194,7 @@ impl Params for AddParams {
         let secret = Secret::decode(d)?.ok_or_else(|| Error::param("password", "password or hash is required"))?;
         Ok(AddParams {
             sha1: secret.sha1(&username),
-            secret,
+            chars: secret.chars(),
             phc: None,
             email: valid_email(&d.req_str("email")?)?,
             realname: d.str("realname")?,
@@ -208,7 +214,7 @@ impl Params for AddParams {
 }
 
 pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<User>> {
-    p.secret.check(ctx.settings.min_password_length)?;
+    check_length(p.chars, ctx.settings.min_password_length)?;
     let p = NewUser {
         phc: p
             .phc
@@ -336,7 +342,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<User>> {
         ctx.require(Level::Admin)?;
     }
     if let Some(secret) = &p.secret {
-        secret.check(ctx.settings.min_password_length)?;
+        check_length(secret.chars(), ctx.settings.min_password_length)?;
     }
     let before = load(ctx, id)?;
     let username = before.username.clone();

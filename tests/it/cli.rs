@@ -23,8 +23,14 @@ const CREDENTIAL_KEYS: [&str; 7] = ["org", "username", "password", "sha1", "user
 /// `ipamd` with `args`, its database and backups in `dir`, and none of the caller's ipamd settings.
 fn ipamd(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipamd"));
-    cmd.args(args)
-        .env("IPAMD_DB", dir.join("ipam.db"))
+    cmd.args(args);
+    isolate(&mut cmd, dir);
+    cmd
+}
+
+/// The environment of [`ipamd`], for a command that runs ipamd through another program.
+fn isolate(cmd: &mut Command, dir: &Path) {
+    cmd.env("IPAMD_DB", dir.join("ipam.db"))
         .env("BACKUP_DIR", dir.join("backups"))
         .env("RUST_LOG", "warn");
     for var in [
@@ -36,7 +42,6 @@ fn ipamd(dir: &Path, args: &[&str]) -> Command {
     ] {
         cmd.env_remove(var);
     }
-    cmd
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -548,6 +553,8 @@ fn the_config_file_is_under_the_environment_and_the_flags() {
     assert_eq!(looked_for(&mut org_list(&[])), "ipam.db");
     assert_eq!(looked_for(&mut org_list(&["--config", config])), "from-file.db");
     assert_eq!(looked_for(org_list(&[]).env("IPAMD_CONFIG", config)), "from-file.db");
+    let mut before = ipamd(d, &["--config", config, "org", "list"]);
+    assert_eq!(looked_for(before.current_dir(d).env_remove("IPAMD_DB")), "from-file.db");
     let mut env = org_list(&["--config", config]);
     assert_eq!(looked_for(env.env("IPAMD_DB", "from-env.db")), "from-env.db");
     let mut flag = org_list(&["--db", "from-flag.db"]);
@@ -635,6 +642,13 @@ fn help_shows_each_command_its_own_flags_and_completions_and_man_page_are_genera
         let text = help(&args);
         assert!(text.contains("--db") && !text.contains("--listen"), "{args:?}: {text}");
     }
+    // A server flag before a command would be lost: it is refused, saying where it goes.
+    let early = run(&mut ipamd(dir.path(), &["--db", "x.db", "org", "list"]));
+    let stderr = refusal(&early);
+    assert!(
+        stderr.contains("--db goes after the command: `ipamd org list --db"),
+        "{stderr}"
+    );
     let bash = help(&["completions", "bash"]);
     for word in ["serve", "reset-password", "unlock", "backup", "completions", "--listen"] {
         assert!(bash.contains(word), "{word}: {bash}");
@@ -644,4 +658,36 @@ fn help_shows_each_command_its_own_flags_and_completions_and_man_page_are_genera
     }
     let man = help(&["man"]);
     assert!(man.contains(".TH ipamd") && man.contains("serve"), "{man}");
+}
+
+/// On a terminal, `backup restore` asks first, and any answer but yes changes nothing. `script` (util-linux) gives
+/// the command its terminal.
+#[test]
+fn restore_asks_on_a_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        return crate::support::skip("`script` (util-linux) is not installed");
+    }
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    credentials(&run(&mut ipamd(d, &["init", "--json"])));
+    let name = printed(&run(&mut ipamd(d, &["backup", "create"])))["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let backups = || std::fs::read_dir(d.join("backups")).unwrap().count();
+    for (answer, restored) in [("n", false), ("yes", true)] {
+        let restore = format!("{} backup restore {name}", env!("CARGO_BIN_EXE_ipamd"));
+        let mut script = Command::new("sh");
+        script.args(["-c", "echo \"$0\" | script -qec \"$1\" /dev/null", answer, &restore]);
+        isolate(&mut script, d);
+        let before = backups();
+        let out = run(&mut script);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("[y/N]"), "{answer}: {text}");
+        assert_eq!(out.status.success(), restored, "{answer}: {text}");
+        assert_eq!(text.contains("\"restored\": true"), restored, "{answer}: {text}");
+        assert_eq!(text.contains("restore cancelled"), !restored, "{answer}: {text}");
+        // A restore leaves its safety backup; a cancelled one nothing.
+        assert_eq!(backups(), before + usize::from(restored), "{answer}");
+    }
 }
