@@ -122,6 +122,12 @@ pub fn create_org(
 
 /// Creates the operator org `admin` with user `admin` when the database has no org yet; `None` when it has.
 pub fn first_run(store: &Store, password: Option<String>, min_password_length: u32) -> Result<Option<Credentials>> {
+    // Asked first, so that an initialised database costs no argon2 run and its start does not depend on the
+    // password (a short IPAMD_ADMIN_PASSWORD left from before the length rule). `create_org` asks again in its
+    // transaction.
+    if store.run_blocking(|db| db.read(org::any))? {
+        return Ok(None);
+    }
     match create_org(
         store,
         "admin",

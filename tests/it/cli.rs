@@ -120,10 +120,8 @@ async fn init_prints_working_credentials_once() {
         (json!("admin"), json!("admin"))
     );
 
-    let again = run(&mut ipamd(
-        dir.path(),
-        &["init", "--json", "--password", "y-admin-password"],
-    ));
+    // An initialised database is not initialised again, whatever the password (a short one is not even measured).
+    let again = run(&mut ipamd(dir.path(), &["init", "--json", "--password", "y"]));
     assert!(!again.status.success());
     assert!(again.stdout.is_empty(), "no credentials the second time");
     let stderr = String::from_utf8_lossy(&again.stderr);
