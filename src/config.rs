@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -66,18 +66,10 @@ pub enum Command {
     /// Print a shell completion script (e.g. `ipamd completions bash > /etc/bash_completion.d/ipamd`).
     Completions {
         /// The shell to complete in.
-        shell: Shell,
+        shell: clap_complete::Shell,
     },
     /// Print the man page (roff; e.g. `ipamd man | man -l -`).
     Man,
-}
-
-/// The shells `ipamd completions` writes for.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Shell {
-    Bash,
-    Zsh,
-    Fish,
 }
 
 #[derive(Debug, Subcommand)]

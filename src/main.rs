@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use ipamd::app::App;
 use ipamd::cli::{self, Credentials};
 use ipamd::config::{
-    self, BackupCommand, BackupDirs, Cli, Command, Database, OrgCommand, Settings, Shell, TokenCommand, UserCommand,
+    self, BackupCommand, BackupDirs, Cli, Command, Database, OrgCommand, Settings, TokenCommand, UserCommand,
 };
 use ipamd::error::{Code, Error};
 use ipamd::handler;
@@ -110,11 +110,6 @@ fn main() -> ExitCode {
         }),
         Some(Command::Backup(cmd)) => backup(cmd),
         Some(Command::Completions { shell }) => {
-            let shell = match shell {
-                Shell::Bash => clap_complete::Shell::Bash,
-                Shell::Zsh => clap_complete::Shell::Zsh,
-                Shell::Fish => clap_complete::Shell::Fish,
-            };
             // Into a buffer first: clap_complete panics when its writer fails (a closed pipe).
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "ipamd", &mut script);
