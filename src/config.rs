@@ -530,6 +530,21 @@ mod tests {
         assert!(shared >= 8, "{shared}");
     }
 
+    /// A server setting is a flag of `serve` only: a global one would be shown and accepted by every command, which
+    /// ignores it. Each has an environment variable, so it is also a key of the config file.
+    #[test]
+    fn server_settings_are_flags_of_serve_with_a_variable() {
+        let cmd = Settings::augment_args(clap::Command::new("ipamd"));
+        for arg in cmd.get_arguments() {
+            assert!(!arg.is_global_set(), "--{:?} is global", arg.get_long());
+            assert!(
+                arg.get_env().is_some(),
+                "--{:?} has no environment variable",
+                arg.get_long()
+            );
+        }
+    }
+
     #[test]
     fn listen_takes_addresses_host_names_and_bare_ports() {
         assert_eq!(parse_listen("5733").unwrap(), "127.0.0.1:5733");
