@@ -445,3 +445,13 @@ END;
 -- An org's groups in the order of `groups/get` with `sort` (description, any case, then id): read in order, not
 -- sorted at every call.
 CREATE INDEX groups_sorted ON groups (org_id, description COLLATE NOCASE, id);
+
+-- migration: 11
+-- `ipamd user unlock` ends a user's lockout from another process: the lockout counters live in the server's memory
+-- keyed by org, username and this count (auth::Auth::lockout_key), so raising it starts the user afresh, and the
+-- epoch it moves makes every server read it again.
+ALTER TABLE users ADD COLUMN unlocks INTEGER NOT NULL DEFAULT 0;
+DROP TRIGGER credential_epoch_users_update;
+CREATE TRIGGER credential_epoch_users_update AFTER UPDATE OF id, org_id, username, level, disabled, phc, unlocks ON users BEGIN
+    UPDATE credential_epoch SET n = n + 1;
+END;

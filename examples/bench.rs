@@ -326,7 +326,8 @@ fn run() -> Res<ExitCode> {
         let settings = settings.clone();
         tokio::task::spawn_blocking(move || -> Res<_> {
             let app = App::open(settings, METHODS)?;
-            let creds = ipamd::cli::first_run(&app.store, None)?.ok_or("the new database is already initialised")?;
+            let creds =
+                ipamd::cli::first_run(&app.store, None, 12)?.ok_or("the new database is already initialised")?;
             Ok((app, creds))
         })
         .await?

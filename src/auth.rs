@@ -292,11 +292,14 @@ impl Auth {
         self.proven(&self.envelope_key(appkey, &ud))
     }
 
-    /// The key of the lockout of user `username` (as claimed, compared case-insensitively) of org `org_id`.
-    pub fn lockout_key(&self, org_id: i64, username: &str) -> [u8; 32] {
+    /// The key of the lockout of user `username` (as claimed, compared case-insensitively) of org `org_id`, whose
+    /// `unlocks` count is `unlocks` (0 for a name that names nobody): `ipamd user unlock` raises the count in the
+    /// database, so the user's failures and lockout are left behind under the old key, in every process.
+    pub fn lockout_key(&self, org_id: i64, username: &str, unlocks: i64) -> [u8; 32] {
         let mut h = self.keyed.clone();
         h.update(b"lockout");
         h.update(&org_id.to_be_bytes());
+        h.update(&unlocks.to_be_bytes());
         h.update(username.to_lowercase().as_bytes());
         *h.finalize().as_bytes()
     }
@@ -699,8 +702,8 @@ mod tests {
     #[test]
     fn lockout_starts_at_the_limit_and_success_resets() {
         let auth = Auth::new(Clock::System, Duration::ZERO, 3, Duration::from_secs(60)).unwrap();
-        let who = auth.lockout_key(1, "U");
-        assert_eq!(who, auth.lockout_key(1, "u"));
+        let who = auth.lockout_key(1, "U", 0);
+        assert_eq!(who, auth.lockout_key(1, "u", 0));
         for _ in 0..2 {
             auth.record_failure(&who, true);
             assert!(auth.check_lockout(&who).is_ok());
@@ -713,21 +716,25 @@ mod tests {
         let e = auth.check_lockout(&who).unwrap_err();
         assert_eq!(e.code, Code::TooManyAttempts);
         assert!(e.retry_after.unwrap() > 0);
-        assert!(auth.check_lockout(&auth.lockout_key(1, "other")).is_ok());
+        assert!(auth.check_lockout(&auth.lockout_key(1, "other", 0)).is_ok());
         assert!(
-            auth.check_lockout(&auth.lockout_key(2, "u")).is_ok(),
+            auth.check_lockout(&auth.lockout_key(2, "u", 0)).is_ok(),
             "another org's user"
+        );
+        assert!(
+            auth.check_lockout(&auth.lockout_key(1, "u", 1)).is_ok(),
+            "the same user once unlocked"
         );
     }
 
     #[test]
     fn the_lockout_table_stays_bounded_and_keeps_lockouts_in_force() {
         let auth = Auth::new(Clock::System, Duration::ZERO, 2, Duration::from_secs(60)).unwrap();
-        let target = auth.lockout_key(1, "target");
+        let target = auth.lockout_key(1, "target", 0);
         auth.record_failure(&target, true);
         auth.record_failure(&target, true);
         for i in 0..2 * TABLE_LIMIT {
-            auth.record_failure(&auth.lockout_key(1, &format!("user-{i}")), true);
+            auth.record_failure(&auth.lockout_key(1, &format!("user-{i}"), 0), true);
         }
         let held = auth.held().failures;
         assert!(held.entries <= TABLE_LIMIT, "{held:?}");
@@ -737,14 +744,14 @@ mod tests {
         // Made-up names, locked out by the thousand, give way to a user's failures.
         let auth = Auth::new(Clock::System, Duration::ZERO, 1, Duration::from_secs(60)).unwrap();
         for i in 0..TABLE_LIMIT {
-            auth.record_failure(&auth.lockout_key(1, &format!("ghost-{i}")), false);
+            auth.record_failure(&auth.lockout_key(1, &format!("ghost-{i}"), 0), false);
         }
         assert_eq!(auth.held().failures.entries, TABLE_LIMIT);
         assert!(
-            auth.check_lockout(&auth.lockout_key(1, "ghost-7")).is_err(),
+            auth.check_lockout(&auth.lockout_key(1, "ghost-7", 0)).is_err(),
             "a made-up name locks out too"
         );
-        let real = auth.lockout_key(1, "real");
+        let real = auth.lockout_key(1, "real", 0);
         auth.record_failure(&real, true);
         assert!(auth.check_lockout(&real).is_err(), "the user's failure was counted");
         assert_eq!(auth.held().failures.entries, 1, "the made-up names gave way");
@@ -753,18 +760,18 @@ mod tests {
         let clock = ManualClock::new();
         let brief = Auth::new(clock.clock(), Duration::ZERO, 5, Duration::from_millis(20)).unwrap();
         for i in 0..100 {
-            brief.record_failure(&brief.lockout_key(1, &format!("user-{i}")), true);
+            brief.record_failure(&brief.lockout_key(1, &format!("user-{i}"), 0), true);
         }
         assert_eq!(brief.held().failures.entries, 100);
         clock.advance(Duration::from_millis(19));
-        brief.record_failure(&brief.lockout_key(1, "early"), true);
+        brief.record_failure(&brief.lockout_key(1, "early", 0), true);
         assert_eq!(
             brief.held().failures.entries,
             101,
             "no sweep before a lifetime has passed"
         );
         clock.advance(Duration::from_millis(1));
-        brief.record_failure(&brief.lockout_key(1, "late"), true);
+        brief.record_failure(&brief.lockout_key(1, "late", 0), true);
         assert_eq!(
             brief.held().failures.entries,
             2,
@@ -792,7 +799,7 @@ mod tests {
         assert!(auth.recall(&key, 5, 0).is_none() && auth.proven(&key).is_none());
 
         // Two failures lock the user out for the window; failures further apart than the window do not.
-        let who = auth.lockout_key(1, "bob");
+        let who = auth.lockout_key(1, "bob", 0);
         auth.record_failure(&who, true);
         clock.advance(Duration::from_secs(300));
         auth.record_failure(&who, true);

@@ -172,7 +172,39 @@ pub(crate) fn authenticate(
             authenticate_token(tx, app, token.as_deref(), mode, stamps).map(Authenticated::Caller)
         }
         Credentials::Local => operator(tx, "cli").map(Authenticated::Caller),
+        Credentials::LocalUser { org, username } => local_user(tx, org, username).map(Authenticated::Caller),
     }
+}
+
+/// The command line acting as user `username` of org `org` (the recovery commands): whoever runs it holds the
+/// database file, so no password is asked, and a disabled user may be acted for. The errors name what is missing.
+pub(crate) fn local_user(tx: &Tx, org: &str, username: &str) -> Result<Caller> {
+    let found = tx
+        .query_row(
+            "SELECT id, operator FROM orgs WHERE identifier = ?1",
+            [org.trim().to_ascii_lowercase()],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?)),
+        )
+        .optional()?;
+    let (org_id, operator_org) =
+        found.ok_or_else(|| Error::new(Code::NotFound, format!("no org '{org}' (`ipamd org list` lists them)")))?;
+    let user = tx
+        .query_row(
+            "SELECT id, username, level FROM users WHERE org_id = ?1 AND username = ?2",
+            params![org_id, username],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
+        )
+        .optional()?;
+    let (user_id, username, level) =
+        user.ok_or_else(|| Error::new(Code::NotFound, format!("no user '{username}' in org '{org}'")))?;
+    Ok(Caller {
+        org_id,
+        operator_org,
+        user_id: Some(user_id),
+        username,
+        level: Level::parse(&level).unwrap_or(Level::Readonly),
+        application: "cli".into(),
+    })
 }
 
 /// When credentials were last used, to record once the call's read transaction has ended.
@@ -261,9 +293,10 @@ fn authenticate_envelope(
     // lockout, which depends on the time. (After argon2, `prior` carries a fresh result: the checks run.)
     if let (Some((key, epoch)), Some(ud), None) = (&remembered, &ud, &prior) {
         if let Some((known, stamp)) = app.auth.recall(key, *epoch, now) {
+            // Remembered with the key it was checked under: an unlock moves the epoch, so none is older than it.
             let who = known
                 .lockout
-                .unwrap_or_else(|| app.auth.lockout_key(known.caller.org_id, &ud.username));
+                .unwrap_or_else(|| app.auth.lockout_key(known.caller.org_id, &ud.username, 0));
             app.auth.check_lockout(&who)?;
             app.auth.record_success(&who);
             stamps.appkey = stamp.then_some(known.stamp_id);
@@ -277,7 +310,7 @@ fn authenticate_envelope(
     let row = tx
         .query_row(
             "SELECT k.id, k.org_id, k.name, k.enabled, ko.operator, k.lastused, ko.identifier,
-                    u.id, u.org_id, u.username, u.level, u.disabled, ko.operator, u.phc
+                    u.id, u.org_id, u.username, u.level, u.disabled, ko.operator, u.phc, u.unlocks
              FROM appkeys k JOIN orgs ko ON ko.id = k.org_id
              LEFT JOIN users u ON u.org_id = k.org_id AND u.username = ?2
              WHERE k.digest = ?1",
@@ -297,11 +330,12 @@ fn authenticate_envelope(
                     None => None,
                     Some(_) => Some((user_row(r, 7)?, r.get::<_, String>(13)?)),
                 };
-                Ok((key, org, user))
+                let unlocks = r.get::<_, Option<i64>>(14)?.unwrap_or(0);
+                Ok((key, org, user, unlocks))
             },
         )
         .optional()?;
-    let (key, key_org, user) = row.ok_or_else(|| Error::new(Code::BadAppkey, "unknown appkey"))?;
+    let (key, key_org, user, unlocks) = row.ok_or_else(|| Error::new(Code::BadAppkey, "unknown appkey"))?;
     if !key.enabled {
         return Err(Error::new(Code::AppkeyDisabled, "this appkey is disabled"));
     }
@@ -331,7 +365,7 @@ fn authenticate_envelope(
             "this appkey belongs to another organisation",
         ));
     }
-    let who = app.auth.lockout_key(key.org_id, &ud.username);
+    let who = app.auth.lockout_key(key.org_id, &ud.username, unlocks);
     app.auth.check_lockout(&who)?;
     let phc = user.as_ref().map(|(_, phc)| phc.as_str());
     let verified = match (prior, phc) {
@@ -486,7 +520,8 @@ mod tests {
         let mut settings = crate::config::Settings::defaults();
         settings.db = dir.path().join("ipam.db");
         let app = App::open(settings, &[]).unwrap();
-        let creds = crate::cli::create_org(&app.store, "a", "", "admin", Some("pw".into()), true).unwrap();
+        let creds =
+            crate::cli::create_org(&app.store, "a", "", "admin", Some("admin-password".into()), true, 12).unwrap();
         let envelope = Credentials::Envelope {
             appkey: Some(creds.appkey.clone()),
             userdata: Some(creds.userdata.clone()),
@@ -547,7 +582,7 @@ mod tests {
     fn last_use_marks_are_dropped_once_a_credential_changed() {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(&dir.path().join("ipam.db")).unwrap();
-        crate::cli::create_org(&store, "a", "", "admin", Some("pw".into()), true).unwrap();
+        crate::cli::create_org(&store, "a", "", "admin", Some("admin-password".into()), true, 12).unwrap();
         store
             .run_blocking(|db| {
                 let (key, epoch) = db.read(|tx| {

@@ -16,6 +16,7 @@ pub enum Code {
     SubnetFull,
     Ambiguous,
     LastAdmin,
+    WeakPassword,
     InvalidBackup,
     Conflict,
     TooLarge,
@@ -52,6 +53,7 @@ impl Code {
             Code::SubnetFull => "subnet_full",
             Code::Ambiguous => "ambiguous",
             Code::LastAdmin => "last_admin",
+            Code::WeakPassword => "weak_password",
             Code::InvalidBackup => "invalid_backup",
             Code::Conflict => "conflict",
             Code::TooLarge => "too_large",
@@ -88,6 +90,7 @@ impl Code {
             | Code::SubnetFull
             | Code::Ambiguous
             | Code::LastAdmin
+            | Code::WeakPassword
             | Code::InvalidBackup
             | Code::Conflict
             | Code::TooLarge

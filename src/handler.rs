@@ -135,6 +135,9 @@ pub enum Credentials {
     /// The command line on the server's own machine, acting as the operator org's admin. No front door
     /// builds this.
     Local,
+    /// The command line on the server's own machine, acting as user `username` of org `org` (identifiers as
+    /// given): the recovery commands. No front door builds this.
+    LocalUser { org: String, username: String },
 }
 
 /// The authenticated caller of one call.

@@ -10,24 +10,25 @@ use crate::methods::deleted;
 use crate::model::{Deleted, LogEntry, LogPage, Org, OrgInfo, OrgName, Records};
 use crate::params::{Data, Patch};
 
+const COLS: &str = "id, identifier, description, created, operator";
+
+fn record(r: &rusqlite::Row) -> rusqlite::Result<Org> {
+    Ok(Org {
+        name: OrgName {
+            id: r.get(0)?,
+            identifier: r.get(1)?,
+            description: r.get(2)?,
+        },
+        created: r.get(3)?,
+        operator: r.get(4)?,
+    })
+}
+
 /// The caller's org.
 pub fn load(ctx: &Ctx) -> Result<Org> {
-    let org = ctx.tx.query_row(
-        "SELECT id, identifier, description, created, operator FROM orgs WHERE id = ?1",
-        [ctx.org()],
-        |r| {
-            Ok(Org {
-                name: OrgName {
-                    id: r.get(0)?,
-                    identifier: r.get(1)?,
-                    description: r.get(2)?,
-                },
-                created: r.get(3)?,
-                operator: r.get(4)?,
-            })
-        },
-    )?;
-    Ok(org)
+    Ok(ctx
+        .tx
+        .query_row(&format!("SELECT {COLS} FROM orgs WHERE id = ?1"), [ctx.org()], record)?)
 }
 
 pub fn info(ctx: &Ctx, _: ()) -> Result<OrgInfo> {
@@ -252,4 +253,11 @@ pub fn insert(tx: &crate::store::Tx, identifier: &str, description: &str, operat
 /// Whether any org exists: an empty database is initialised on first run.
 pub fn any(tx: &crate::store::Tx) -> Result<bool> {
     Ok(tx.query_row("SELECT EXISTS(SELECT 1 FROM orgs)", [], |r| r.get(0))?)
+}
+
+/// Every org, by id: `ipamd org list` (the command line's, never a caller's: a caller sees only its own org).
+pub fn all(tx: &crate::store::Tx) -> Result<Vec<Org>> {
+    let mut stmt = tx.prepare_cached(&format!("SELECT {COLS} FROM orgs ORDER BY id"))?;
+    let rows = stmt.query_map([], record)?;
+    crate::methods::capped(rows)
 }

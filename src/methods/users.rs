@@ -65,6 +65,22 @@ pub fn valid_username(s: &str) -> Result<String> {
     }
 }
 
+/// Refuses a password shorter than `min` characters (`IPAMD_MIN_PASSWORD_LENGTH`), wherever one is set in clear.
+pub fn check_password(password: &str, min: u32) -> Result<()> {
+    check_length(Some(password.chars().count()), min)
+}
+
+/// [`check_password`] for a password of `chars` characters (`None`: a client-side `hash`, which cannot be measured).
+fn check_length(chars: Option<usize>, min: u32) -> Result<()> {
+    if chars.is_some_and(|n| n < min as usize) {
+        return Err(Error::new(
+            Code::WeakPassword,
+            format!("the password must be at least {min} characters long"),
+        ));
+    }
+    Ok(())
+}
+
 fn valid_email(s: &str) -> Result<String> {
     let s = s.trim();
     match s.split_once('@') {
@@ -96,6 +112,14 @@ impl Secret {
                 "must be 40 hex digits: sha1(lowercase(username) + '-' + password)",
             )),
             (None, None) => Ok(None),
+        }
+    }
+
+    /// The length of a password in clear, in characters; a client-side `hash` cannot be measured.
+    fn chars(&self) -> Option<usize> {
+        match self {
+            Secret::Password(pw) => Some(pw.chars().count()),
+            Secret::Hash(_) => None,
         }
     }
 
@@ -155,6 +179,8 @@ pub fn insert(tx: &Tx, org_id: i64, u: &NewUser, now: i64) -> Result<i64> {
 /// The parameters of `org/users/add`: a [`NewUser`] whose password is hashed by [`Params::slow`].
 pub struct AddParams {
     username: String,
+    /// The password's length, checked by the handler against the settings (the password itself is not kept).
+    chars: Option<usize>,
     sha1: String,
     phc: Option<String>,
     email: String,
@@ -168,6 +194,7 @@ impl Params for AddParams {
         let secret = Secret::decode(d)?.ok_or_else(|| Error::param("password", "password or hash is required"))?;
         Ok(AddParams {
             sha1: secret.sha1(&username),
+            chars: secret.chars(),
             phc: None,
             email: valid_email(&d.req_str("email")?)?,
             realname: d.str("realname")?,
@@ -187,6 +214,7 @@ impl Params for AddParams {
 }
 
 pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<User>> {
+    check_length(p.chars, ctx.settings.min_password_length)?;
     let p = NewUser {
         phc: p
             .phc
@@ -313,6 +341,9 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<User>> {
     if p.needs_admin(id, ctx.caller) {
         ctx.require(Level::Admin)?;
     }
+    if let Some(secret) = &p.secret {
+        check_length(secret.chars(), ctx.settings.min_password_length)?;
+    }
     let before = load(ctx, id)?;
     let username = before.username.clone();
     let was_active_admin = before.level == Level::Admin.as_str() && !before.disabled;
@@ -399,4 +430,26 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<User>> {
         )?;
     }
     Ok(Records(vec![after]))
+}
+
+/// Ends the lockout of the caller, a user the command line acts for (`ipamd user unlock`): raising `unlocks` moves
+/// the user's lockout key (`auth::Auth::lockout_key`) and the credential epoch, so every server process starts them
+/// afresh at their next login.
+pub fn unlock(ctx: &Ctx) -> Result<()> {
+    let id = ctx
+        .caller
+        .user_id
+        .ok_or_else(|| Error::internal("unlock: the caller is no user"))?;
+    ctx.tx.execute(
+        "UPDATE users SET unlocks = unlocks + 1 WHERE id = ?1 AND org_id = ?2",
+        params![id, ctx.org()],
+    )?;
+    ctx.log(
+        Change::new(
+            ObjectKind::User.id(id),
+            Action::Edited,
+            format!("user {} unlocked", ctx.caller.username),
+        )
+        .detail(json!({"lockout": "ended"})),
+    )
 }

@@ -278,10 +278,14 @@ async fn a_password_change_drops_the_cached_verification_at_once() {
     // Twice: the second call is answered from the cache.
     s.ok(&gina, "userdata", json!({})).await;
     s.ok(&gina, "userdata", json!({})).await;
-    s.ok(&s.admin, "org/users/edit", json!({"id": gina.id, "password": "new-pw"}))
-        .await;
+    s.ok(
+        &s.admin,
+        "org/users/edit",
+        json!({"id": gina.id, "password": "new-password-1"}),
+    )
+    .await;
     s.check(&gina, "userdata", json!({}), "auth_failed").await;
-    let gina = gina.with_password("new-pw");
+    let gina = gina.with_password("new-password-1");
     s.ok(&gina, "userdata", json!({})).await;
     // Her own change through "self", with a hash this time.
     let hash = sha1_hex("gina", "third-pw");

@@ -527,39 +527,52 @@ fn failed(out: &Output, what: &str) {
     assert!(!out.stderr.is_empty(), "{what}: no message");
 }
 
-/// The names of a `backups/get` reply's backups, which it lists keyed by name (as the envelope does; none is `[]`).
-fn backup_names(list: &Value) -> BTreeSet<String> {
-    match &list["backups"] {
-        Value::Object(keyed) => keyed
-            .iter()
-            .map(|(key, b)| {
-                assert_eq!(b["name"].as_str(), Some(key.as_str()), "{list}");
-                key.clone()
-            })
-            .collect(),
-        Value::Array(none) if none.is_empty() => BTreeSet::new(),
-        _ => panic!("no backups: {list}"),
-    }
+/// The names `ipamd backup list --json` printed, newest first, after checking each entry's documented keys.
+fn backup_names(list: &Value) -> Vec<String> {
+    let list = list.as_array().unwrap_or_else(|| panic!("not an array: {list}"));
+    list.iter()
+        .map(|b| {
+            let keys: Vec<&str> = b.as_object().unwrap().keys().map(String::as_str).collect();
+            assert_eq!(keys, ["name", "size_bytes", "created_at"], "{b}");
+            assert!(b["size_bytes"].as_u64().unwrap() > 0, "{b}");
+            b["name"].as_str().unwrap().to_string()
+        })
+        .collect()
 }
 
 #[test]
 fn the_command_line_lists_creates_verifies_and_restores() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    printed(&ipamd(d, &["init", "--password", "pw", "--json"]), "init");
-    let empty = printed(&ipamd(d, &["backup", "list"]), "list");
-    assert_eq!(backup_names(&empty), BTreeSet::new());
+    printed(&ipamd(d, &["init", "--password", "admin-password", "--json"]), "init");
+    let empty = printed(&ipamd(d, &["backup", "list", "--json"]), "list");
+    assert_eq!(backup_names(&empty), Vec::<String>::new());
 
     let made = printed(&ipamd(d, &["backup", "create"]), "create");
     let name = made["name"].as_str().unwrap().to_string();
     assert!(is_backup_name(&name), "{made}");
     assert_eq!(made["integrity_ok"], json!(true), "{made}");
     assert!(d.join("backups").join(&name).is_file());
-    let list = printed(&ipamd(d, &["backup", "list"]), "list");
-    assert_eq!(backup_names(&list), BTreeSet::from([name.clone()]));
+    let list = printed(&ipamd(d, &["backup", "list", "--json"]), "list");
+    assert_eq!(backup_names(&list), std::slice::from_ref(&name));
+    // For people, a table: a header and one line per backup.
+    let table = ipamd(d, &["backup", "list"]);
+    let table = String::from_utf8(table.stdout).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    assert!(lines[0].starts_with("NAME") && lines[1].starts_with(&name), "{table}");
 
     // A change after the backup: a new org.
-    let add = ["org", "add", "later", "--admin", "bob", "--password", "pw", "--json"];
+    let add = [
+        "org",
+        "add",
+        "later",
+        "--admin",
+        "bob",
+        "--password",
+        "password-of-bob",
+        "--json",
+    ];
     printed(&ipamd(d, &add), "org add");
     failed(&ipamd(d, &add), "a second org add of the same identifier");
 
@@ -568,22 +581,32 @@ fn the_command_line_lists_creates_verifies_and_restores() {
         v,
         json!({"name": name, "integrity_ok": true, "integrity_message": "ok"})
     );
-    let restored = printed(&ipamd(d, &["backup", "restore", &name]), "restore");
+    // Not on a terminal, a restore needs --yes, and without it changes nothing.
+    failed(&ipamd(d, &["backup", "restore", &name]), "restore without --yes");
+    failed(&ipamd(d, &add), "the org is still there after the refused restore");
+    let restored = printed(&ipamd(d, &["backup", "restore", &name, "--yes"]), "restore");
     assert_eq!(restored["restored"], json!(true), "{restored}");
     let safety = restored["safety_backup"].as_str().unwrap().to_string();
     assert!(is_backup_name(&safety) && safety != name, "{restored}");
     // The org made after the backup is gone, so it can be made again.
     printed(&ipamd(d, &add), "org add after the restore");
-    let list = printed(&ipamd(d, &["backup", "list"]), "list");
-    assert_eq!(backup_names(&list), BTreeSet::from([name.clone(), safety]));
+    let list = printed(&ipamd(d, &["backup", "list", "--json"]), "list");
+    let names: BTreeSet<String> = backup_names(&list).into_iter().collect();
+    assert_eq!(names, BTreeSet::from([name.clone(), safety]));
 
     std::fs::write(d.join("backups").join("junk.db"), b"not a database").unwrap();
-    let junk = printed(&ipamd(d, &["backup", "verify", "junk.db"]), "verify junk");
-    assert_eq!(junk["integrity_ok"], json!(false), "{junk}");
-    failed(&ipamd(d, &["backup", "restore", "junk.db"]), "restore junk");
+    // A failed check prints the verdict and exits non-zero.
+    let junk = ipamd(d, &["backup", "verify", "junk.db"]);
+    failed(&junk, "verify junk");
+    let verdict: Value = serde_json::from_slice(&junk.stdout).unwrap();
+    assert_eq!(verdict["integrity_ok"], json!(false), "{verdict}");
+    failed(&ipamd(d, &["backup", "restore", "junk.db", "--yes"]), "restore junk");
     failed(&ipamd(d, &["backup", "verify", "missing.db"]), "verify missing");
     failed(&ipamd(d, &["backup", "verify", "../ipam.db"]), "verify ../ipam.db");
-    failed(&ipamd(d, &["backup", "restore", "../ipam.db"]), "restore ../ipam.db");
+    failed(
+        &ipamd(d, &["backup", "restore", "../ipam.db", "--yes"]),
+        "restore ../ipam.db",
+    );
     failed(&ipamd(d, &["backup", "restore"]), "restore without a name");
 }
 
@@ -633,6 +656,7 @@ async fn a_backup_of_an_older_schema_is_upgraded_on_a_copy_and_restored() {
          ALTER TABLE subnets ADD COLUMN floor BLOB;
          DROP INDEX addresses_brief;
          DROP TABLE credential_epoch; {epoch_triggers}
+         ALTER TABLE users DROP COLUMN unlocks;
          DROP TABLE subnet_prefixes;
          DROP TRIGGER subnet_prefixes_insert; DROP TRIGGER subnet_prefixes_delete; DROP TRIGGER subnet_prefixes_update;
          DROP TABLE addresses_fts_pending;
@@ -674,7 +698,16 @@ async fn a_restore_by_the_command_line_revokes_what_the_running_server_remembere
         .as_str()
         .unwrap()
         .to_string();
-    let later = ["org", "add", "later", "--admin", "bob", "--password", "pw", "--json"];
+    let later = [
+        "org",
+        "add",
+        "later",
+        "--admin",
+        "bob",
+        "--password",
+        "password-of-bob",
+        "--json",
+    ];
     let token = printed(&ipamd(d, &later), "org add")["token"]
         .as_str()
         .unwrap()
@@ -689,7 +722,7 @@ async fn a_restore_by_the_command_line_revokes_what_the_running_server_remembere
     };
     assert_eq!(list().await, 200);
     assert_eq!(list().await, 200);
-    let restored = printed(&ipamd(d, &["backup", "restore", &name]), "restore");
+    let restored = printed(&ipamd(d, &["backup", "restore", &name, "--yes"]), "restore");
     assert_eq!(restored["restored"], json!(true), "{restored}");
     assert_eq!(list().await, 401, "the token of an org the restore removed");
     server.expect(Method::GET, "/networks", None, 200).await;

@@ -1,4 +1,6 @@
-//! The `ipamd` binary: `init`, `org add` and `serve` on a database in a temp dir, and a clean exit on SIGTERM.
+//! The `ipamd` binary: `init`, `org add` and `serve` on a database in a temp dir, a clean exit on SIGTERM, the
+//! recovery commands against a running server, the config file and its precedence, the commands that must not
+//! create a database, a failed first start that leaves nothing, and the generated completions and man page.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -21,8 +23,14 @@ const CREDENTIAL_KEYS: [&str; 7] = ["org", "username", "password", "sha1", "user
 /// `ipamd` with `args`, its database and backups in `dir`, and none of the caller's ipamd settings.
 fn ipamd(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipamd"));
-    cmd.args(args)
-        .env("IPAMD_DB", dir.join("ipam.db"))
+    cmd.args(args);
+    isolate(&mut cmd, dir);
+    cmd
+}
+
+/// The environment of [`ipamd`], for a command that runs ipamd through another program.
+fn isolate(cmd: &mut Command, dir: &Path) {
+    cmd.env("IPAMD_DB", dir.join("ipam.db"))
         .env("BACKUP_DIR", dir.join("backups"))
         .env("RUST_LOG", "warn");
     for var in [
@@ -34,7 +42,6 @@ fn ipamd(dir: &Path, args: &[&str]) -> Command {
     ] {
         cmd.env_remove(var);
     }
-    cmd
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -92,7 +99,10 @@ async fn whoami(dir: &Path, creds: &Value) -> Value {
 #[tokio::test]
 async fn init_prints_working_credentials_once() {
     let dir = TempDir::new().unwrap();
-    let out = run(&mut ipamd(dir.path(), &["init", "--json", "--password", "x"]));
+    let out = run(&mut ipamd(
+        dir.path(),
+        &["init", "--json", "--password", "x-admin-password"],
+    ));
     let creds = credentials(&out);
     assert_eq!(
         (
@@ -100,16 +110,17 @@ async fn init_prints_working_credentials_once() {
             creds["username"].clone(),
             creds["password"].clone()
         ),
-        (json!("admin"), json!("admin"), json!("x"))
+        (json!("admin"), json!("admin"), json!("x-admin-password"))
     );
-    // sha1("admin-x"), computed independently with sha1sum.
-    assert_eq!(creds["sha1"], "db7ea2f61418fbeb6e1f82d915ec31d90b652c3f");
+    // sha1("admin-x-admin-password"), computed independently with sha1sum.
+    assert_eq!(creds["sha1"], "e142dc1bc982969258195f5e967eb7a8932a6599");
     let me = whoami(dir.path(), &creds).await;
     assert_eq!(
         (me["user"]["level"].clone(), me["org"]["identifier"].clone()),
         (json!("admin"), json!("admin"))
     );
 
+    // An initialised database is not initialised again, whatever the password (a short one is not even measured).
     let again = run(&mut ipamd(dir.path(), &["init", "--json", "--password", "y"]));
     assert!(!again.status.success());
     assert!(again.stdout.is_empty(), "no credentials the second time");
@@ -123,9 +134,9 @@ async fn init_prints_working_credentials_once() {
 async fn init_takes_the_password_from_the_environment_and_prints_text_by_default() {
     let dir = TempDir::new().unwrap();
     let creds = credentials(&run(
-        ipamd(dir.path(), &["init", "--json"]).env("IPAMD_ADMIN_PASSWORD", "from-env")
+        ipamd(dir.path(), &["init", "--json"]).env("IPAMD_ADMIN_PASSWORD", "from-the-environment")
     ));
-    assert_eq!(creds["password"], "from-env");
+    assert_eq!(creds["password"], "from-the-environment");
 
     let dir = TempDir::new().unwrap();
     let out = run(&mut ipamd(dir.path(), &["init"]));
@@ -173,7 +184,7 @@ async fn org_add_creates_an_org_with_its_admin() {
         "--admin",
         "carol",
         "--password",
-        "pw",
+        "carol-password",
         "--description",
         "B",
         "--json",
@@ -181,13 +192,17 @@ async fn org_add_creates_an_org_with_its_admin() {
     let beta = credentials(&run(&mut ipamd(dir.path(), &with_pw)));
     assert_eq!(
         (beta["org"].clone(), beta["password"].clone()),
-        (json!("beta"), json!("pw"))
+        (json!("beta"), json!("carol-password"))
     );
 
     for (args, message) in [
         (vec!["org", "add", "ACME", "--admin", "x"], "taken"),
         (vec!["org", "add", "bad org", "--admin", "x"], "identifier"),
         (vec!["org", "add", "ok", "--admin", "bad name"], "username"),
+        (
+            vec!["org", "add", "ok", "--admin", "x", "--password", "short"],
+            "at least 12 characters",
+        ),
     ] {
         let out = run(&mut ipamd(dir.path(), &args));
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -289,4 +304,388 @@ async fn serve_prints_first_run_credentials_once_and_stops_on_sigterm() {
     let reply = http(addr.parse().unwrap(), Method::POST, "/1.0/userdata", &headers, env).await;
     assert_eq!(reply.status, 200);
     terminate(serving);
+}
+
+/// What a command printed on stderr, after checking that it failed and printed nothing on stdout.
+fn refusal(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success() && out.stdout.is_empty(),
+        "{}\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr
+}
+
+/// The one JSON value a successful command printed.
+fn printed(out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+/// Calls `userdata` on a running server with an app key and `userdata`: the status and the error code.
+async fn login(addr: std::net::SocketAddr, appkey: &str, userdata: &str) -> (u16, Value) {
+    let env = json!({"appkey": appkey, "userdata": userdata}).to_string();
+    let headers = [("content-type", "application/json")];
+    let reply = http(addr, Method::POST, "/1.0/userdata", &headers, env).await;
+    (reply.status, reply.json()["errorCode"].clone())
+}
+
+#[tokio::test]
+async fn recovery_commands_take_effect_in_a_running_server_and_are_audited() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let server = crate::support::Ipamd::start(d);
+    let bob = credentials(&run(&mut ipamd(
+        d,
+        &[
+            "org",
+            "add",
+            "acme",
+            "--admin",
+            "bob",
+            "--password",
+            "bob-password-1",
+            "--json",
+        ],
+    )));
+    let appkey = bob["appkey"].as_str().unwrap();
+    let old = bob["userdata"].as_str().unwrap();
+    assert_eq!(login(server.addr, appkey, old).await.0, 200);
+
+    let orgs = printed(&run(&mut ipamd(d, &["org", "list", "--json"])));
+    let listed: Vec<(Value, Value)> = orgs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["identifier"].clone(), o["operator"].clone()))
+        .collect();
+    assert_eq!(listed, [(json!("admin"), json!(true)), (json!("acme"), json!(false))]);
+    let table = String::from_utf8(run(&mut ipamd(d, &["org", "list"])).stdout).unwrap();
+    assert!(table.starts_with("ID") && table.lines().count() == 3, "{table}");
+
+    // A new password applies at once: the old one is refused, the new one accepted.
+    let new = printed(&run(&mut ipamd(
+        d,
+        &["user", "reset-password", "acme", "bob", "--json"],
+    )));
+    let password = new["password"].as_str().unwrap();
+    assert!(password.len() >= 22, "{new}");
+    assert_eq!(new["userdata"], format!("acme/bob:{}", sha1_hex("bob", password)));
+    assert_eq!(login(server.addr, appkey, old).await, (401, json!("auth_failed")));
+    assert_eq!(
+        login(server.addr, appkey, new["userdata"].as_str().unwrap()).await.0,
+        200
+    );
+    let chosen = [
+        "user",
+        "reset-password",
+        "acme",
+        "bob",
+        "--password",
+        "bob-password-2",
+        "--json",
+    ];
+    let chosen = printed(&run(&mut ipamd(d, &chosen)));
+    let userdata = format!("acme/bob:{}", sha1_hex("bob", "bob-password-2"));
+    assert_eq!(chosen["userdata"], userdata);
+    assert_eq!(login(server.addr, appkey, &userdata).await.0, 200);
+
+    // Ten failures lock bob out, even with the right password; `user unlock` ends it in the running server.
+    let wrong = format!("acme/bob:{}", sha1_hex("bob", "wrong-password"));
+    for _ in 0..10 {
+        assert_eq!(login(server.addr, appkey, &wrong).await.0, 401);
+    }
+    assert_eq!(
+        login(server.addr, appkey, &userdata).await,
+        (429, json!("too_many_attempts"))
+    );
+    let unlocked = run(&mut ipamd(d, &["user", "unlock", "acme", "bob"]));
+    assert!(
+        unlocked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unlocked.stderr)
+    );
+    assert_eq!(login(server.addr, appkey, &userdata).await.0, 200);
+
+    let token = printed(&run(&mut ipamd(d, &["token", "create", "acme", "bob", "--json"])));
+    let bearer = format!("Bearer {}", token["token"].as_str().unwrap());
+    let reply = http(
+        server.addr,
+        Method::GET,
+        "/api/v1/networks",
+        &[("authorization", bearer.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+
+    // Each change left its audit entry in acme's log, made by the command line.
+    let env = json!({"appkey": appkey, "userdata": userdata, "data": {"perpage": 10}}).to_string();
+    let headers = [("content-type", "application/json")];
+    let logs = http(server.addr, Method::POST, "/1.0/org/logs", &headers, env)
+        .await
+        .json();
+    let entries: Vec<(String, String, String)> = logs["response"]["logs"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|e| {
+            let field = |k: &str| e[k].as_str().unwrap().to_string();
+            (field("method"), field("user"), field("application"))
+        })
+        .collect();
+    let cli = |method: &str| (method.to_string(), "bob".to_string(), "cli".to_string());
+    assert_eq!(
+        entries,
+        [
+            cli("org/tokens/add"),
+            cli("ipamd user unlock"),
+            cli("org/users/edit"),
+            cli("org/users/edit")
+        ],
+        "{logs}"
+    );
+
+    for (args, message) in [
+        (
+            vec!["user", "reset-password", "acme", "nobody"],
+            "no user 'nobody' in org 'acme'",
+        ),
+        (vec!["user", "unlock", "nope", "bob"], "no org 'nope'"),
+        (
+            vec!["token", "create", "acme", "nobody"],
+            "no user 'nobody' in org 'acme'",
+        ),
+        (
+            vec!["user", "reset-password", "acme", "bob", "--password", "short"],
+            "at least 12 characters",
+        ),
+    ] {
+        let stderr = refusal(&run(&mut ipamd(d, &args)));
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    assert_eq!(
+        login(server.addr, appkey, &userdata).await.0,
+        200,
+        "the refused reset changed nothing"
+    );
+}
+
+#[test]
+fn commands_other_than_serve_and_init_create_no_database() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    for args in [
+        vec!["org", "add", "acme", "--admin", "bob"],
+        vec!["org", "list"],
+        vec!["user", "unlock", "acme", "bob"],
+        vec!["user", "reset-password", "acme", "bob"],
+        vec!["token", "create", "acme", "bob"],
+        vec!["backup", "list"],
+        vec!["backup", "create"],
+    ] {
+        let stderr = refusal(&run(&mut ipamd(d, &args)));
+        let looked = d.join("ipam.db");
+        assert!(
+            stderr.contains(&looked.display().to_string()) && stderr.contains("--db"),
+            "{args:?}: {stderr}"
+        );
+        let left: Vec<_> = std::fs::read_dir(d).unwrap().collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+    }
+}
+
+/// A first start or `init` that cannot write its database (here: a file size limit of 0, as on a full disk) fails
+/// and leaves neither the file nor the directory it made for it.
+#[test]
+fn a_failed_first_start_leaves_nothing_behind() {
+    let (dir, backups) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let db = dir.path().join("data").join("ipam.db");
+    for args in [vec!["serve", "--listen", "127.0.0.1:0"], vec!["init"]] {
+        // The shell ignores SIGXFSZ, so writing past the limit fails with EFBIG instead of killing ipamd.
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            "ulimit -f 0; trap '' XFSZ; exec \"$0\" \"$@\"",
+            env!("CARGO_BIN_EXE_ipamd"),
+        ])
+        .args(&args)
+        .env("IPAMD_DB", &db)
+        .env("BACKUP_DIR", backups.path())
+        .env("RUST_LOG", "warn")
+        .env_remove("IPAMD_ADMIN_PASSWORD")
+        .env_remove("IPAMD_LISTEN");
+        let out = run(&mut cmd);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+    }
+}
+
+#[test]
+fn the_config_file_is_under_the_environment_and_the_flags() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let file = d.join("ipamd.toml");
+    std::fs::write(&file, "db = \"from-file.db\"\nmax-split = 3\n").unwrap();
+    // The database a command looked for tells which setting won.
+    let looked_for = |cmd: &mut Command| {
+        let stderr = refusal(&run(cmd));
+        ["from-flag.db", "from-env.db", "from-file.db", "ipam.db"]
+            .into_iter()
+            .find(|name| stderr.contains(&format!("{}/{name}", d.display())))
+            .unwrap_or_else(|| panic!("{stderr}"))
+    };
+    let org_list = |extra: &[&str]| {
+        let mut cmd = ipamd(d, &[&["org", "list"], extra].concat());
+        cmd.current_dir(d).env_remove("IPAMD_DB");
+        cmd
+    };
+    let config = file.to_str().unwrap();
+    assert_eq!(looked_for(&mut org_list(&[])), "ipam.db");
+    assert_eq!(looked_for(&mut org_list(&["--config", config])), "from-file.db");
+    assert_eq!(looked_for(org_list(&[]).env("IPAMD_CONFIG", config)), "from-file.db");
+    let mut before = ipamd(d, &["--config", config, "org", "list"]);
+    assert_eq!(looked_for(before.current_dir(d).env_remove("IPAMD_DB")), "from-file.db");
+    let mut env = org_list(&["--config", config]);
+    assert_eq!(looked_for(env.env("IPAMD_DB", "from-env.db")), "from-env.db");
+    let mut flag = org_list(&["--db", "from-flag.db"]);
+    flag.env("IPAMD_CONFIG", config).env("IPAMD_DB", "from-env.db");
+    assert_eq!(looked_for(&mut flag), "from-flag.db");
+
+    // Refusals name the file's key; a secret's value is never shown.
+    for (text, message) in [
+        ("max_splt = 3", "unknown key `max_splt` (did you mean `max_split`?)"),
+        ("max_connections = 0", "`max_connections` = \"0\": 0 is not in 1..="),
+        ("listen = \"here\"", "`listen` = \"here\": 'here' is not IP:PORT"),
+        (
+            "ratelimit_enabled = \"maybe\"",
+            "`ratelimit_enabled` = \"maybe\": not a boolean",
+        ),
+        (
+            "api_tokens = [\"a\"]",
+            "`api_tokens` must be a string, a number or a boolean",
+        ),
+        ("max_split = 3\nmax-split = 4", "is given twice"),
+        ("admin_password = \"Secret-Value-1", "line 1"),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let stderr = refusal(&run(&mut ipamd(d, &["org", "list", "--config", config])));
+        assert!(stderr.contains(config) && stderr.contains(message), "{text}: {stderr}");
+        assert!(!stderr.contains("Secret-Value-1"), "{stderr}");
+    }
+
+    // The server takes every setting from the file: here its address, a bare port.
+    std::fs::write(
+        &file,
+        "listen = 0\nmin_password_length = 20\nadmin_password = \"short-password\"\n",
+    )
+    .unwrap();
+    let stderr = refusal(&run(&mut ipamd(d, &["--config", config])));
+    assert!(stderr.contains("at least 20 characters"), "{stderr}");
+    std::fs::write(&file, "listen = \"localhost:0\"\n").unwrap();
+    let mut cmd = ipamd(d, &["serve", "--config", config]);
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let serving = Serving(child);
+    let addr = loop {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "serve exited early");
+        if let Some(addr) = line.trim().strip_prefix("ipamd listening on http://") {
+            break addr.to_string();
+        }
+    };
+    assert!(addr.starts_with("127.0.0.1:") || addr.starts_with("[::1]:"), "{addr}");
+    drop(serving);
+}
+
+#[test]
+fn listen_takes_host_names_and_bare_ports_and_names_what_does_not_resolve() {
+    let dir = TempDir::new().unwrap();
+    let stderr = refusal(&run(&mut ipamd(dir.path(), &["--listen", "nosuch.invalid:5000"])));
+    assert!(
+        stderr.contains("cannot resolve the listen address nosuch.invalid:5000"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("ipam.db").exists(),
+        "nothing is created before the address is bound"
+    );
+    let stderr = refusal(&run(&mut ipamd(dir.path(), &["serve", "--listen", "not an address"])));
+    assert!(stderr.contains("is not IP:PORT, HOST:PORT or a port"), "{stderr}");
+}
+
+#[test]
+fn help_shows_each_command_its_own_flags_and_completions_and_man_page_are_generated() {
+    let dir = TempDir::new().unwrap();
+    let help = |args: &[&str]| String::from_utf8(run(&mut ipamd(dir.path(), args)).stdout).unwrap();
+    let top = help(&["--help"]);
+    assert!(top.contains("RUST_LOG") && top.contains("--listen"), "{top}");
+    let init = help(&["init", "--help"]);
+    assert!(
+        init.contains("--password") && !init.contains("--admin-password"),
+        "{init}"
+    );
+    for args in [
+        ["org", "add", "--help"],
+        ["backup", "list", "--help"],
+        ["user", "unlock", "--help"],
+    ] {
+        let text = help(&args);
+        assert!(text.contains("--db") && !text.contains("--listen"), "{args:?}: {text}");
+    }
+    // A server flag before a command would be lost: it is refused, saying where it goes.
+    let early = run(&mut ipamd(dir.path(), &["--db", "x.db", "org", "list"]));
+    let stderr = refusal(&early);
+    assert!(
+        stderr.contains("--db goes after the command: `ipamd org list --db"),
+        "{stderr}"
+    );
+    let bash = help(&["completions", "bash"]);
+    for word in ["serve", "reset-password", "unlock", "backup", "completions", "--listen"] {
+        assert!(bash.contains(word), "{word}: {bash}");
+    }
+    for shell in ["zsh", "fish"] {
+        assert!(help(&["completions", shell]).contains("reset-password"), "{shell}");
+    }
+    let man = help(&["man"]);
+    assert!(man.contains(".TH ipamd") && man.contains("serve"), "{man}");
+}
+
+/// On a terminal, `backup restore` asks first, and any answer but yes changes nothing. `script` (util-linux) gives
+/// the command its terminal.
+#[test]
+fn restore_asks_on_a_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        return crate::support::skip("`script` (util-linux) is not installed");
+    }
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    credentials(&run(&mut ipamd(d, &["init", "--json"])));
+    let name = printed(&run(&mut ipamd(d, &["backup", "create"])))["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let backups = || std::fs::read_dir(d.join("backups")).unwrap().count();
+    for (answer, restored) in [("n", false), ("yes", true)] {
+        let restore = format!("{} backup restore {name}", env!("CARGO_BIN_EXE_ipamd"));
+        let mut script = Command::new("sh");
+        script.args(["-c", "echo \"$0\" | script -qec \"$1\" /dev/null", answer, &restore]);
+        isolate(&mut script, d);
+        let before = backups();
+        let out = run(&mut script);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("[y/N]"), "{answer}: {text}");
+        assert_eq!(out.status.success(), restored, "{answer}: {text}");
+        assert_eq!(text.contains("\"restored\": true"), restored, "{answer}: {text}");
+        assert_eq!(text.contains("restore cancelled"), !restored, "{answer}: {text}");
+        // A restore leaves its safety backup; a cancelled one nothing.
+        assert_eq!(backups(), before + usize::from(restored), "{answer}");
+    }
 }

@@ -349,10 +349,10 @@ async fn groups(r: &mut Recorder<'_>, a: &Ident) -> (i64, i64) {
 
 /// Users, app keys and tokens, each with every optional field and without.
 async fn credentials(r: &mut Recorder<'_>, a: &Ident) {
-    let full = json!({"username": "carol", "password": "pw-carol", "email": "carol@example.org",
+    let full = json!({"username": "carol", "password": "password-of-carol", "email": "carol@example.org",
                       "realname": "Carol C", "level": "standard"});
     let carol = id(&r.ok("rpc-users-add", a, "org/users/add", full).await);
-    let bare = json!({"username": "dave", "hash": sha1_hex("dave", "pw-dave"), "email": "dave@example.org"});
+    let bare = json!({"username": "dave", "hash": sha1_hex("dave", "password-of-dave"), "email": "dave@example.org"});
     let dave = id(&r.ok("rpc-users-add-bare", a, "org/users/add", bare).await);
     let edit = json!({"id": dave, "realname": "Dave D", "level": "readonly", "disabled": true});
     r.ok("rpc-users-edit", a, "org/users/edit", edit).await;

@@ -118,7 +118,7 @@ const NOT_IDS: &[(&str, &str)] = &[("subnets/add", "subnet"), ("subnets/edit", "
 /// More calls per method on the other org's records, each merged into the sample: the flags that would do the
 /// most damage if a foreign id got through.
 const VARIANTS: &[(&str, &str)] = &[
-    ("org/users/edit", r#"{"password": "taken-over"}"#),
+    ("org/users/edit", r#"{"password": "taken-over-now"}"#),
     ("org/users/edit", r#"{"disabled": true}"#),
     ("org/users/edit", r#"{"level": "readonly"}"#),
     ("org/users/edit", r#"{"email": "taken@example.org"}"#),
@@ -473,7 +473,7 @@ async fn level_matrix() {
         (
             std,
             "org/users/edit",
-            json!({"id": f.admin.id, "password": "mine"}),
+            json!({"id": f.admin.id, "password": "mine-mine-mine"}),
             "access_denied",
         ),
         (
@@ -571,7 +571,7 @@ async fn level_matrix() {
                     "org/users/edit",
                     json!({"id": ro.id, "level": "standard", "disabled": true}),
                 ),
-                ("org/users/edit", json!({"id": std.id, "password": "reset"})),
+                ("org/users/edit", json!({"id": std.id, "password": "reset-password"})),
                 ("org/appkeys/edit", json!({"id": f.key, "name": "renamed by the admin"})),
                 ("org/appkeys/delete", json!({"id": f.key})),
                 ("org/tokens/delete", json!({"id": f.token})),
@@ -730,7 +730,7 @@ impl Fixture {
             "org/logs" => json!({"perpage": 10}),
             "org/users/get" => json!({"id": self.standard.id}),
             "org/users/add" => {
-                json!({"username": "newcomer", "password": "pw-newcomer", "email": "newcomer@example.org"})
+                json!({"username": "newcomer", "password": "password-of-newcomer", "email": "newcomer@example.org"})
             }
             "org/users/edit" => json!({"id": "self", "realname": format!("{tag} me")}),
             "org/appkeys/add" => json!({"name": format!("{tag} new key")}),

@@ -74,7 +74,7 @@ async fn edit_changes_the_description_and_the_identifier() {
     assert_eq!(only(&edited)["identifier"], "acme.corp_1-x");
     // The old prefix is another org than the key's now.
     s.check(&b, "org/info", json!({}), "bad_appkey").await;
-    let renamed = Ident::new(b.id, "acme.corp_1-x", "bob", "pw-bob", &b.appkey);
+    let renamed = Ident::new(b.id, "acme.corp_1-x", "bob", "password-of-bob", &b.appkey);
     assert_eq!(
         s.ok(&renamed, "org/info", json!({})).await["identifier"],
         "acme.corp_1-x"
@@ -107,7 +107,7 @@ async fn edit_refuses_bad_and_taken_identifiers() {
         assert!(body["errorData"]["identifier"].is_string(), "{bad}: {body}");
     }
     s.ok(&b, "org/edit", json!({"identifier": "a".repeat(64)})).await;
-    let b = Ident::new(b.id, &"a".repeat(64), "bob", "pw-bob", &b.appkey);
+    let b = Ident::new(b.id, &"a".repeat(64), "bob", "password-of-bob", &b.appkey);
     for taken in ["admin", "ADMIN", " Admin "] {
         s.check(&b, "org/edit", json!({"identifier": taken}), "duplicate").await;
     }
@@ -346,5 +346,5 @@ async fn logs_stay_inside_the_org() {
     assert_eq!(s.ok(&s.admin, "org/logs", json!({})).await["total"], "5");
     // The password sha1 never shows in a log.
     let all = s.ok(&s.admin, "org/logs", json!({"perpage": 500})).await.to_string();
-    assert!(!all.contains(&sha1_hex("writer", "pw-writer")));
+    assert!(!all.contains(&sha1_hex("writer", "password-of-writer")));
 }

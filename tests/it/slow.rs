@@ -370,7 +370,7 @@ async fn a_shutdown_finishes_requests_in_flight_and_refuses_new_ones_cleanly() {
     settings.ratelimit_enabled = false;
     let (app, creds) = tokio::task::spawn_blocking(move || {
         let app = App::open(settings, METHODS).unwrap();
-        let creds = ipamd::cli::first_run(&app.store, Some(ADMIN_PASSWORD.into()))
+        let creds = ipamd::cli::first_run(&app.store, Some(ADMIN_PASSWORD.into()), 12)
             .unwrap()
             .unwrap();
         (app, creds)

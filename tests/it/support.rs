@@ -119,9 +119,8 @@ pub fn sha1_hex(username: &str, password: &str) -> String {
 /// The HTTP status methods.md (Errors) gives each error code.
 pub fn status_of(code: &str) -> u16 {
     match code {
-        "bad_request" | "invalid_params" | "duplicate" | "not_empty" | "last_admin" | "conflict" | "quota_exceeded" => {
-            400
-        }
+        "bad_request" | "invalid_params" | "duplicate" | "not_empty" | "last_admin" | "weak_password" | "conflict"
+        | "quota_exceeded" => 400,
         "auth_required" | "auth_failed" => 401,
         "bad_appkey" | "appkey_disabled" | "account_disabled" | "access_denied" => 403,
         "not_found" | "unknown_method" | "unsupported_version" => 404,
@@ -176,7 +175,12 @@ impl Server {
         adjust(&mut settings);
         let (app, creds) = tokio::task::spawn_blocking(move || {
             let app = App::open_with_clock(settings, METHODS, clock).unwrap();
-            let creds = ipamd::cli::first_run(&app.store, Some(ADMIN_PASSWORD.into())).unwrap();
+            let creds = ipamd::cli::first_run(
+                &app.store,
+                Some(ADMIN_PASSWORD.into()),
+                app.settings.min_password_length,
+            )
+            .unwrap();
             (app, creds.expect("an empty database gets the operator org"))
         })
         .await
@@ -291,7 +295,7 @@ impl Server {
 
     /// A new user of `admin`'s org at `level`, calling with `admin`'s app key (an app key belongs to the org).
     pub async fn user(&self, admin: &Ident, username: &str, level: &str) -> Ident {
-        let password = format!("pw-{username}");
+        let password = format!("password-of-{username}");
         let data = json!({"username": username, "password": password, "email": format!("{username}@example.org"),
                           "level": level});
         let added = self.ok(admin, "org/users/add", data).await;
@@ -347,7 +351,15 @@ impl Server {
         let store = self.app.store.clone();
         let identifier = identifier.to_string();
         let creds = tokio::task::spawn_blocking(move || {
-            ipamd::cli::create_org(&store, &identifier, "", "bob", Some("pw-bob".into()), false)
+            ipamd::cli::create_org(
+                &store,
+                &identifier,
+                "",
+                "bob",
+                Some("password-of-bob".into()),
+                false,
+                12,
+            )
         })
         .await
         .unwrap()

@@ -31,7 +31,7 @@ async fn get_lists_the_orgs_users_without_secrets() {
     }
     let text = all.to_string();
     assert!(
-        !text.contains("argon2") && !text.contains(&sha1_hex("reader", "pw-reader")),
+        !text.contains("argon2") && !text.contains(&sha1_hex("reader", "password-of-reader")),
         "{text}"
     );
     assert_eq!(all[writer.id.to_string()]["level"], "standard");
@@ -53,7 +53,7 @@ async fn add_creates_a_user_who_can_log_in() {
         .ok(
             &s.admin,
             "org/users/add",
-            json!({"username": "Alice.B@corp", "password": "s3cret", "email": "alice@example.org",
+            json!({"username": "Alice.B@corp", "password": "s3cret-s3cret", "email": "alice@example.org",
                    "realname": "Alice B"}),
         )
         .await;
@@ -64,12 +64,12 @@ async fn add_creates_a_user_who_can_log_in() {
     assert_eq!(alice["realname"], "Alice B");
     assert_eq!(alice["disabled"], "false");
     assert_eq!(alice["lastlogin"], Value::Null);
-    let who = Ident::new(id_of(alice), "admin", "Alice.B@corp", "s3cret", &s.admin.appkey);
+    let who = Ident::new(id_of(alice), "admin", "Alice.B@corp", "s3cret-s3cret", &s.admin.appkey);
     let me = s.ok(&who, "userdata", json!({})).await;
     assert_eq!(me["user"]["id"], alice["id"]);
     // The username compares case-insensitively at login too.
     s.ok(
-        &Ident::new(who.id, "admin", "alice.b@CORP", "s3cret", &s.admin.appkey),
+        &Ident::new(who.id, "admin", "alice.b@CORP", "s3cret-s3cret", &s.admin.appkey),
         "userdata",
         json!({}),
     )
@@ -121,7 +121,7 @@ async fn add_refuses_bad_and_duplicate_users() {
     let s = Server::start().await;
     s.user(&s.admin, "alice", "standard").await;
     let long = "a".repeat(65);
-    let base = json!({"username": "ok", "password": "pw", "email": "ok@example.org"});
+    let base = json!({"username": "ok", "password": "password-ok-1", "email": "ok@example.org"});
     let with = |key: &str, v: Value| {
         let mut d = base.clone();
         d[key] = v;
@@ -147,12 +147,26 @@ async fn add_refuses_bad_and_duplicate_users() {
         s.check(&s.admin, "org/users/add", with("username", json!(taken)), "duplicate")
             .await;
     }
+    // A password under IPAMD_MIN_PASSWORD_LENGTH (12) is refused, here and when changed; 12 characters pass.
+    let short = with("password", json!("eleven-char"));
+    let body = s.check(&s.admin, "org/users/add", short, "weak_password").await;
+    assert!(body["error"].as_str().unwrap().contains("at least 12"), "{body}");
+    let change = json!({"id": "self", "password": "eleven-char"});
+    s.check(&s.admin, "org/users/edit", change, "weak_password").await;
+    s.ok(&s.admin, "org/users/add", with("password", json!("twelve-chars")))
+        .await;
+    s.ok(
+        &s.admin,
+        "org/users/edit",
+        json!({"id": "self", "realname": "unchanged password"}),
+    )
+    .await;
     // The same username in another org is a different user.
     let b = s.org("orgb").await;
     s.user(&b, "alice", "readonly").await;
     s.ok(&s.admin, "org/users/add", with("username", json!("a".repeat(64))))
         .await;
-    assert_eq!(keys(&s.ok(&s.admin, "org/users/get", json!({})).await).len(), 3);
+    assert_eq!(keys(&s.ok(&s.admin, "org/users/get", json!({})).await).len(), 4);
 }
 
 #[tokio::test]
@@ -241,9 +255,13 @@ async fn a_readonly_user_edits_their_own_email_realname_and_password_only() {
     assert_eq!(only(&edited)["email"], "me@example.org");
     s.ok(&reader, "org/users/edit", json!({"id": reader.id, "realname": ""}))
         .await;
-    s.ok(&reader, "org/users/edit", json!({"id": "SELF", "password": "mine"}))
-        .await;
-    let reader = reader.with_password("mine");
+    s.ok(
+        &reader,
+        "org/users/edit",
+        json!({"id": "SELF", "password": "mine-mine-mine"}),
+    )
+    .await;
+    let reader = reader.with_password("mine-mine-mine");
     let me = s.ok(&reader, "userdata", json!({})).await;
     assert_eq!(
         (me["user"]["realname"].clone(), me["user"]["level"].clone()),
@@ -256,7 +274,7 @@ async fn a_readonly_user_edits_their_own_email_realname_and_password_only() {
         json!({"id": reader.id, "level": "readonly"}),
         json!({"id": "self", "disabled": false}),
         json!({"id": other.id, "email": "hijack@example.org"}),
-        json!({"id": other.id, "password": "taken-over"}),
+        json!({"id": other.id, "password": "taken-over-now"}),
         json!({"id": s.admin.id, "realname": "x"}),
     ] {
         s.check(&reader, "org/users/edit", data, "access_denied").await;
