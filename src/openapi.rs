@@ -529,8 +529,8 @@ fn record<V: ToSchema>(out: &mut Map<String, Value>) {
     out.insert(V::name().into_owned(), json_of(V::schema()));
 }
 
-/// The body a resource's routes read: the fields of its record less the read-only ones (which PUT and PATCH ignore,
-/// so that a record read can be sent back, and POST refuses), and what a record does not show (a user's password).
+/// The body a resource's routes read: the fields of its record less the read-only ones (which a PUT ignores, so
+/// that a record read can be sent back, and POST and PATCH refuse), and what a record does not show (a user's password).
 /// Nothing is required here (see `required_fields`), and a time may also come as unix seconds. Split and join have
 /// no record: their fields are their own.
 fn input_schema(res: Resource, record: Option<&Value>) -> Value {
@@ -570,7 +570,7 @@ fn input_schema(res: Resource, record: Option<&Value>) -> Value {
     let description = match res {
         Resource::Split | Resource::Join => String::new(),
         _ => format!(
-            "Read-only fields of {} are ignored by PUT and PATCH (a record read may be sent back) and refused by POST.",
+            "Read-only fields of {} are ignored by PUT (a record read may be sent back) and refused by POST and PATCH.",
             name(res)
         ),
     };

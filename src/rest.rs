@@ -93,8 +93,8 @@ impl Resource {
         }
     }
 
-    /// Fields a client may send back from a GET: ignored by PUT and PATCH (a record read can be sent back as it
-    /// is), refused by a POST, which has no record to send back.
+    /// Fields of a record that no request sets: ignored by a PUT (a record read can be sent back as it is), refused
+    /// by POST and PATCH.
     pub(crate) fn read_only(self) -> &'static [&'static str] {
         match self {
             Resource::Network => &[
@@ -536,11 +536,11 @@ fn build_params(route: &Route, path: &[(&str, &str)], query: &str, body: &[u8]) 
         },
     };
     crate::openapi::check_body(resource, &fields)?;
-    // A POST has no record a client could send back: a read-only field there is a mistake to name, not to drop
-    // (`subnet` on `POST /networks` would otherwise end as "network is required").
-    let creates = route.verb == "POST";
+    // Only a PUT replaces a record with what a GET gave: elsewhere a read-only field is a mistake to name, not to
+    // drop (`subnet` on `POST /networks` would otherwise end as "network is required", and a PATCH of it would
+    // answer 200 having changed nothing).
     let mut errors = Map::new();
-    if creates {
+    if !matches!(route.body, Replace(_)) {
         for name in fields.keys().filter(|f| resource.read_only().contains(&f.as_str())) {
             errors.insert(name.clone(), json!("is read-only"));
         }

@@ -1733,58 +1733,81 @@ async fn unknown_fields_are_refused_and_read_only_ones_named() {
         c.get(&format!("/dhcp-ranges/{range}")).await,
     );
     assert_eq!(before, after, "refused calls change nothing");
-    // A POST has no record to send back: its read-only fields are refused, each named, and nothing is made.
-    for (path, body, fields) in [
+    // POST and PATCH refuse read-only fields, each named, and nothing changes (a PUT ignores them: see
+    // `put_replaces_and_patch_changes_a_network`).
+    let cases: Vec<(Method, String, Value, Vec<&str>)> = vec![
         (
-            "/networks",
+            Method::POST,
+            "/networks".into(),
             json!({"network": "10.0.0.0", "cidr": 24, "id": 5, "broadcast_address": "x", "total_hosts": 1}),
             vec!["id", "broadcast_address", "total_hosts"],
         ),
         // The envelope's form of a block is read-only in REST: it says so rather than "network is required".
         (
-            "/networks",
+            Method::POST,
+            "/networks".into(),
             json!({"subnet": "10.9.0.0/24"}),
             vec!["subnet", "network", "cidr"],
         ),
         (
-            "/hosts",
+            Method::PATCH,
+            format!("/networks/{net}"),
+            json!({"subnet": "10.9.0.0/24", "name": "x"}),
+            vec!["subnet"],
+        ),
+        (
+            Method::POST,
+            "/hosts".into(),
             json!({"ip_address": "192.168.1.30", "network": "x"}),
             vec!["network"],
         ),
         (
-            "/groups",
+            Method::PATCH,
+            format!("/hosts/{host}"),
+            json!({"network": "10.0.0.0/24", "id": 9}),
+            vec!["network", "id"],
+        ),
+        (
+            Method::PATCH,
+            format!("/dhcp-ranges/{range}"),
+            json!({"id": 77, "description": "x"}),
+            vec!["id"],
+        ),
+        (
+            Method::POST,
+            "/groups".into(),
             json!({"description": "g", "child_count": 0}),
             vec!["child_count"],
         ),
         (
-            "/tokens",
+            Method::POST,
+            "/tokens".into(),
             json!({"token": "mine", "prefix": "x"}),
             vec!["token", "prefix"],
         ),
         (
-            "/users",
+            Method::POST,
+            "/users".into(),
             json!({"id": 3, "email": "e@example.org"}),
             vec!["id", "username"],
         ),
-    ] {
-        let r = s.api(Method::POST, path, &s.admin_token, Some(&body)).await;
-        let e = error_of(&r, 400, "invalid_params", &format!("POST {path} {body}"));
+    ];
+    for (verb, path, body, fields) in cases {
+        let what = format!("{verb} {path} {body}");
+        let r = s.api(verb, &path, &s.admin_token, Some(&body)).await;
+        let e = error_of(&r, 400, "invalid_params", &what);
         let named: Vec<&str> = e["errors"].as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(named, fields, "POST {path} {body}: {e}");
+        assert_eq!(named, fields, "{what}: {e}");
         for f in fields {
             assert!(e["message"].as_str().unwrap().contains(f), "{e}");
         }
     }
-    assert_eq!(before.0, c.get("/networks").await, "refused POSTs make nothing");
-    // PUT and PATCH ignore them, so that a record read can be sent back.
-    let h = c
-        .patch(&format!("/hosts/{host}"), json!({"network": "10.0.0.0/24", "id": 9}))
-        .await;
-    assert_eq!((&h["id"], &h["network"]), (&json!(host), &json!("192.168.1.0/24")));
-    let r = c
-        .patch(&format!("/dhcp-ranges/{range}"), json!({"id": 77, "description": "x"}))
-        .await;
-    assert_eq!((&r["id"], &r["description"]), (&json!(range), &json!("x")));
+    let after = (
+        c.get("/networks").await,
+        c.get(&format!("/hosts/{host}")).await,
+        c.get(&format!("/dhcp-ranges/{range}")).await,
+    );
+    assert_eq!(before, after, "refused calls change nothing");
 }
 
 /// Whether `v` is of one of the JSON Schema `types` (a type or a list of them).
