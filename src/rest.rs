@@ -607,11 +607,14 @@ fn rename_errors(route: &Route, mut e: Error) -> Error {
             .find(|(_, p)| *p == name)
             .map(|(rest, _)| *rest)
     };
-    // In a message, a parameter's name followed by a number is the record it names ("not inside subnet 3"), not
-    // the parameter; nor is a path's `id` renamed there.
-    let words = |text: &str| -> String {
+    // The REST nouns for the envelope's, and with `params` the parameters' REST names. A parameter's name followed
+    // by a number is the record it names ("not inside subnet 3"), not the parameter; nor is a path's `id` renamed.
+    let words = |text: &str, params: bool| -> String {
+        let text = text
+            .replace("address records", "hosts")
+            .replace("address record", "host");
         let mut out = String::with_capacity(text.len());
-        let mut rest = text;
+        let mut rest = text.as_str();
         while let Some(start) = rest.find(|c: char| c.is_ascii_alphanumeric() || c == '_') {
             out.push_str(&rest[..start]);
             rest = &rest[start..];
@@ -622,8 +625,10 @@ fn rename_errors(route: &Route, mut e: Error) -> Error {
             let names_a_record = tail
                 .strip_prefix(' ')
                 .is_some_and(|t| t.starts_with(|c: char| c.is_ascii_digit()));
-            match back(word) {
-                Some(name) if name != "id" && !names_a_record => out.push_str(name),
+            match (back(word), word) {
+                (Some(name), _) if params && name != "id" && !names_a_record => out.push_str(name),
+                (_, "subnet") => out.push_str("network"),
+                (_, "subnets") => out.push_str("networks"),
                 _ => out.push_str(word),
             }
             rest = tail;
@@ -644,6 +649,7 @@ fn rename_errors(route: &Route, mut e: Error) -> Error {
         e.message = format!("{before}{hint}{}", &after[flag.len()..]);
     }
     if e.code != Code::InvalidParams {
+        e.message = words(&e.message, false);
         return e;
     }
     if let Some(Value::Object(m)) = e.data.take() {
@@ -651,7 +657,7 @@ fn rename_errors(route: &Route, mut e: Error) -> Error {
             .into_iter()
             .map(|(k, v)| {
                 let v = match v {
-                    Value::String(text) => Value::String(words(&text)),
+                    Value::String(text) => Value::String(words(&text, true)),
                     other => other,
                 };
                 (back(&k).unwrap_or(&k).to_string(), v)
@@ -864,6 +870,46 @@ mod tests {
         assert_eq!(e.data, Some(json!("GET, POST, DELETE")));
         assert_eq!(route("GET", "/nope").err().unwrap().code, Code::NotFound);
         assert_eq!(route("GET", "/networks//hosts").err().unwrap().code, Code::NotFound);
+    }
+
+    #[test]
+    fn method_errors_speak_rest() {
+        let speak = |verb: &str, path: &str, e: Error| rename_errors(route(verb, path).unwrap().0, e);
+        let e = Error::new(Code::NotEmpty, "subnet 3 holds 2 address records; pass force");
+        assert_eq!(
+            speak("DELETE", "/networks/3", e).message,
+            "network 3 holds 2 hosts; add ?force=true"
+        );
+        let e = Error::new(
+            Code::Conflict,
+            "field definitions conflict; pass force to keep the surviving subnet's",
+        );
+        assert_eq!(
+            speak("POST", "/networks/join", e).message,
+            "field definitions conflict; send \"force\": true to keep the surviving network's"
+        );
+        let e = speak("POST", "/hosts", Error::param("ip", "give ip, subnet, or both"));
+        assert_eq!(e.message, "ip_address: give ip_address, network_id, or both");
+        assert_eq!(
+            e.data,
+            Some(json!({"ip_address": "give ip_address, network_id, or both"}))
+        );
+        let e = speak(
+            "POST",
+            "/hosts",
+            Error::param("ip", "10.1.0.9 is not inside subnet 4 (10.0.0.0/24)"),
+        );
+        assert_eq!(
+            e.data,
+            Some(json!({"ip_address": "10.1.0.9 is not inside network 4 (10.0.0.0/24)"}))
+        );
+        // Outside `errors`, parameter names are left alone: this `parent` is no field.
+        let e = speak(
+            "PATCH",
+            "/groups/2",
+            Error::new(Code::NotFound, "parent group not found"),
+        );
+        assert_eq!(e.message, "parent group not found");
     }
 
     #[test]

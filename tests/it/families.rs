@@ -216,7 +216,7 @@ async fn networks_split_join_and_go_in_bulk() {
             "network_ids",
         )
         .await;
-    assert_eq!(e["errors"]["network_ids"], json!("name at least two subnets to join"));
+    assert_eq!(e["errors"]["network_ids"], json!("name at least two networks to join"));
     let joined = c
         .ok(Method::POST, "/networks/join", Some(json!({"network_ids": ids})), 200)
         .await;
