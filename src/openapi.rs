@@ -258,8 +258,8 @@ fn query_param(name: &str) -> Value {
             "Text, an address or a block to find",
         ),
         "types" => (
-            json!({"type": "string", "examples": ["groups,subnets,addresses"]}),
-            "Comma-separated kinds: groups, subnets, addresses (default all)",
+            json!({"type": "string", "examples": ["groups,networks,hosts"]}),
+            "Comma-separated kinds: groups, networks, hosts (default all)",
         ),
         "since" | "until" => (json!({"type": "integer", "minimum": 0}), "Unix seconds"),
         "user_id" | "object_id" => (json!({"type": "integer", "minimum": 1}), "Filter by id"),

@@ -293,6 +293,18 @@ async fn search_audit_log_and_org() {
     assert_eq!(found["truncated"], json!(false));
     let some = c.get("/search?query=north&types=groups&limit=1").await;
     assert_eq!((&some["networks"], &some["hosts"]), (&json!([]), &json!([])));
+    let some = c.get("/search?query=north&types=networks,hosts").await;
+    assert_eq!(
+        (&some["groups"], &some["hosts"][0]["hostname"]),
+        (&json!([]), &json!("north-db"))
+    );
+    let e = c
+        .invalid(Method::GET, "/search?query=north&types=racks", None, "types")
+        .await;
+    assert_eq!(
+        e["errors"]["types"],
+        json!("must be a list of groups, networks, addresses")
+    );
     c.invalid(Method::GET, "/search?query=", None, "query").await;
 
     let log = c.get("/audit-log?per_page=2").await;
