@@ -741,22 +741,19 @@ fn render(route: &Route, answer: Reply) -> Result<Vec<u8>> {
                 joined: &j.joined,
             })
         }
-        (Me, Reply::Userdata(u)) => to_json(&match &u.user {
-            model::Identity::User(user) => views::Me {
-                user_id: Some(user.id),
-                username: &user.username,
-                level: &user.level,
-                org_id: u.org.id,
-                org: &u.org.identifier,
-            },
-            model::Identity::Operator { username, level, .. } => views::Me {
-                user_id: None,
+        (Me, Reply::Userdata(u)) => {
+            let (user_id, username, level) = match &u.user {
+                model::Identity::User(user) => (Some(user.id), user.username.as_str(), user.level.as_str()),
+                model::Identity::Operator { username, level, .. } => (None, username.as_str(), *level),
+            };
+            to_json(&views::Me {
+                user_id,
                 username,
                 level,
                 org_id: u.org.id,
                 org: &u.org.identifier,
-            },
-        }),
+            })
+        }
         (Plain, Reply::Ping(p)) => to_json(&views::Pong {
             pong: p.pong,
             server_time: crate::time::rfc3339(p.servertime),

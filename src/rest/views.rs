@@ -174,18 +174,8 @@ impl Pagination {
     pub fn of<T>(list: &List<T>) -> Pagination {
         let shown = list.records.0.len() as i64;
         match list.page {
-            Some(p) => Pagination {
-                page: p.page,
-                per_page: p.perpage,
-                total_items: p.total,
-                total_pages: p.pages,
-            },
-            None => Pagination {
-                page: 1,
-                per_page: shown,
-                total_items: shown,
-                total_pages: 1,
-            },
+            Some(p) => Pagination::new(p.page, p.perpage, p.total, p.pages),
+            None => Pagination::new(1, shown, shown, 1),
         }
     }
 }
