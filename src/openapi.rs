@@ -249,6 +249,7 @@ fn query_param(name: &str) -> Value {
             json!({"type": "boolean"}),
             "true also deletes child groups and their networks",
         ),
+        "tree" => (json!({"type": "boolean"}), "true nests each group's children in it"),
         "confirm" => (
             json!({"type": "string"}),
             "The organisation's identifier, as a safeguard",

@@ -111,7 +111,7 @@ impl Resource {
             // A field belongs to the network whose path made it.
             Resource::Field => &["id", "network_id"],
             Resource::Backup => &["name", "size_bytes", "created_at"],
-            Resource::Group => &["id", "network_count", "child_count"],
+            Resource::Group => &["id", "network_count", "child_count", "children"],
             Resource::User => &["id", "created_at", "last_login_at"],
             Resource::AppKey => &["id", "prefix", "owner_id", "created_at", "last_used_at", "key"],
             Resource::Token => &["id", "prefix", "user_id", "created_at", "last_used_at", "token"],
@@ -214,6 +214,8 @@ const BACKUP_NAME: &[(&str, &str)] = &[];
 const IDS: &[&str] = &["ids", "force"];
 const HOST_IDS: &[&str] = &["ids"];
 const RECURSIVE: &[&str] = &["recursive"];
+const TREE: &[&str] = &["tree"];
+const TREE_QUERY: &[(&str, &str)] = &[("tree", "sort")];
 const CONFIRM: &[&str] = &["confirm"];
 const SEARCH: &[&str] = &["query", "limit", "types"];
 const AUDIT_FILTERS: &[&str] = &[
@@ -266,9 +268,9 @@ pub static ROUTES: &[Route] = &[
     Route { verb: "POST", path: "/ip/networks/{id}/next-ip", method: "ipaddress/add", params: NET_ID, fixed: &[], query: &[], body: Fields(Host), render: One(Host), status: 201, summary: "Allocate the next free address of a network as a new host, atomically" },
     Route { verb: "GET", path: "/ip/networks/{id}/available-ips", method: "ipaddress/available", params: NET_ID, fixed: &[], query: AVAILABLE, body: Body::None, render: Available, status: 200, summary: "List free addresses of a network (limit, after)" },
     Route { verb: "GET", path: "/ip/{ip}", method: "search/ip", params: BY_ID, fixed: &[("status", "true"), ("brief", "true")], query: &[], body: Body::None, render: IpStatus, status: 200, summary: "The status of one address: assigned, dhcp, available, unusable or unmanaged" },
-    Route { verb: "GET", path: "/groups", method: "groups/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: List(Group), status: 200, summary: "List groups, flat, by id" },
+    Route { verb: "GET", path: "/groups", method: "groups/get", params: TREE_QUERY, fixed: &[], query: TREE, body: Body::None, render: List(Group), status: 200, summary: "List groups: flat by id, or with tree=true the top-level groups with their children nested" },
     Route { verb: "POST", path: "/groups", method: "groups/add", params: BY_ID, fixed: &[], query: &[], body: Fields(Group), render: One(Group), status: 201, summary: "Create a group" },
-    Route { verb: "GET", path: "/groups/{id}", method: "groups/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: One(Group), status: 200, summary: "Get a group" },
+    Route { verb: "GET", path: "/groups/{id}", method: "groups/get", params: TREE_QUERY, fixed: &[], query: TREE, body: Body::None, render: One(Group), status: 200, summary: "Get a group (tree=true: with its subtree)" },
     Route { verb: "PATCH", path: "/groups/{id}", method: "groups/edit", params: BY_ID, fixed: &[], query: &[], body: Fields(Group), render: One(Group), status: 200, summary: "Rename a group or move it (parent_id null: to the top level)" },
     Route { verb: "DELETE", path: "/groups/{id}", method: "groups/delete", params: BY_ID, fixed: &[], query: RECURSIVE, body: Body::None, render: NoContent, status: 204, summary: "Delete a group (recursive=true deletes its child groups and networks too)" },
     Route { verb: "DELETE", path: "/networks", method: "subnets/massdelete", params: BY_ID, fixed: &[], query: IDS, body: Body::None, render: NoContent, status: 204, summary: "Delete several networks, all or nothing (ids=1,2,3; force=true deletes their hosts too)" },

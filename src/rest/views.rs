@@ -315,6 +315,10 @@ pub struct GroupView<'a> {
     /// Child groups
     #[schema(required = false)]
     child_count: i64,
+    /// The child groups, nested to any depth (only with `?tree=true`)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, required = false, no_recursion)]
+    children: Option<Vec<GroupView<'a>>>,
 }
 
 impl<'a> From<&'a Group> for GroupView<'a> {
@@ -325,6 +329,7 @@ impl<'a> From<&'a Group> for GroupView<'a> {
             parent_id: g.parent,
             network_count: g.subnetcount,
             child_count: g.childcount,
+            children: g.children.as_ref().map(|c| c.0.iter().map(GroupView::from).collect()),
         }
     }
 }

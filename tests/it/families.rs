@@ -103,6 +103,20 @@ async fn groups_are_made_moved_and_deleted() {
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
     assert_eq!(list["data"][0]["child_count"], json!(1));
     assert_eq!(c.get(&format!("/groups/{row_id}")).await["network_count"], json!(1));
+    assert!(list["data"][0].get("children").is_none(), "flat without tree: {list}");
+    let tree = c.get("/groups?tree=true").await;
+    assert_eq!(tree["data"].as_array().unwrap().len(), 1);
+    assert_eq!(tree["data"][0]["children"][0]["id"], json!(row_id));
+    assert_eq!(tree["data"][0]["children"][0]["children"], json!([]));
+    let sub = c.get(&format!("/groups/{row_id}?tree=true")).await;
+    assert_eq!((&sub["id"], &sub["children"]), (&json!(row_id), &json!([])));
+    c.invalid(
+        Method::POST,
+        "/groups",
+        Some(json!({"description": "x", "children": []})),
+        "children",
+    )
+    .await;
 
     // A cycle is refused naming the REST field.
     let e = c

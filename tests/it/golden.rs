@@ -866,6 +866,10 @@ async fn rest_families(r: &mut Recorder<'_>, t: &str, site: i64) {
             .await,
     );
     r.rest("rest-groups-list", Method::GET, "/groups", t, None, 200).await;
+    r.rest("rest-groups-tree", Method::GET, "/groups?tree=true", t, None, 200)
+        .await;
+    let subtree = format!("/groups/{site}?tree=true");
+    r.rest("rest-groups-subtree", Method::GET, &subtree, t, None, 200).await;
     let g_path = format!("/groups/{g}");
     r.rest("rest-groups-get", Method::GET, &g_path, t, None, 200).await;
     let moved = json!({"description": "rest group, top", "parent_id": null});
