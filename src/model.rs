@@ -301,6 +301,9 @@ pub struct LogEntry {
 #[derive(Debug, Clone, Serialize)]
 pub struct LogPage {
     pub page: i64,
+    /// Entries per page: the envelope does not show it, the REST door's pagination does.
+    #[serde(skip)]
+    pub perpage: i64,
     pub pages: i64,
     pub total: i64,
     pub logs: Records<LogEntry>,

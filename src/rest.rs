@@ -13,8 +13,8 @@ use crate::model::{self, Reply};
 
 pub(crate) mod views;
 use views::{
-    views, AvailableIps, BackupView, HostView, IpStatusView, ListView, NetworkView, PageView, Pagination, RangeView,
-    ShortNetwork, ShortRange,
+    views, AppKeyView, AuditEntryView, AvailableIps, BackupView, FieldView, GroupView, HostView, IpStatusView,
+    ListView, NetworkView, OrgView, PageView, Pagination, RangeView, ShortNetwork, ShortRange, TokenView, UserView,
 };
 
 /// How a route's request body is read.
@@ -45,8 +45,15 @@ pub enum Render {
     Available,
     /// The status of one address.
     IpStatus,
-    /// A backup's reply as the method gives it (a new backup without the `id` only the envelope shows).
+    /// A backup's reply as the method gives it (a new backup without the `id` only the envelope shows), `ping` and
+    /// `version`.
     Plain,
+    /// `GET /search`: `{groups, networks, hosts, truncated}`.
+    Found,
+    /// `POST /networks/join`: `{network, joined}`.
+    Joined,
+    /// `GET /me`: who the token acts as.
+    Me,
     /// 204, no body.
     NoContent,
 }
@@ -58,6 +65,17 @@ pub enum Resource {
     Host,
     DhcpRange,
     Backup,
+    Group,
+    Field,
+    User,
+    AppKey,
+    Token,
+    Org,
+    AuditEntry,
+    /// The body of `POST /networks/{id}/split`: no record of its own.
+    Split,
+    /// The body of `POST /networks/join`: no record of its own.
+    Join,
 }
 
 impl Resource {
@@ -66,12 +84,17 @@ impl Resource {
         match self {
             Resource::Network => &[("group_id", "group")],
             Resource::Host => &[("ip_address", "ip"), ("network_id", "subnet")],
-            Resource::DhcpRange => &[("network_id", "subnet")],
-            Resource::Backup => &[],
+            Resource::DhcpRange | Resource::Field => &[("network_id", "subnet")],
+            Resource::Group => &[("parent_id", "parent")],
+            Resource::AppKey => &[("disabled_reason", "disabledreason")],
+            Resource::Token => &[("expires_at", "expires")],
+            Resource::Join => &[("network_ids", "ids"), ("network_id", "id")],
+            Resource::Backup | Resource::User | Resource::Org | Resource::AuditEntry | Resource::Split => &[],
         }
     }
 
-    /// Fields a client may send back from a GET, ignored on input.
+    /// Fields of a record that no request sets: ignored by a PUT (a record read can be sent back as it is), refused
+    /// by POST and PATCH.
     pub(crate) fn read_only(self) -> &'static [&'static str] {
         match self {
             Resource::Network => &[
@@ -85,17 +108,44 @@ impl Resource {
             ],
             Resource::Host => &["id", "network"],
             Resource::DhcpRange => &["id"],
+            // A field belongs to the network whose path made it.
+            Resource::Field => &["id", "network_id"],
             Resource::Backup => &["name", "size_bytes", "created_at"],
+            Resource::Group => &["id", "network_count", "child_count", "children"],
+            Resource::User => &["id", "created_at", "last_login_at"],
+            Resource::AppKey => &["id", "prefix", "owner_id", "created_at", "last_used_at", "key"],
+            Resource::Token => &["id", "prefix", "user_id", "created_at", "last_used_at", "token"],
+            Resource::Org => &[
+                "id",
+                "created_at",
+                "operator",
+                "user_count",
+                "group_count",
+                "network_count",
+                "host_count",
+            ],
+            Resource::AuditEntry | Resource::Split | Resource::Join => &[],
         }
     }
 
     /// Fields a PUT must carry.
-    fn required(self) -> &'static [&'static str] {
+    pub(crate) fn required(self) -> &'static [&'static str] {
+        match self {
+            Resource::Host => &["ip_address"],
+            other => other.create_required(),
+        }
+    }
+
+    /// Fields a POST that creates a record must carry (a host needs `ip_address`, `network_id` or both, which its
+    /// method checks).
+    pub(crate) fn create_required(self) -> &'static [&'static str] {
         match self {
             Resource::Network => &["network", "cidr"],
-            Resource::Host => &["ip_address"],
             Resource::DhcpRange => &["start_ip", "end_ip"],
-            Resource::Backup => &[],
+            Resource::Group => &["description"],
+            Resource::Field | Resource::AppKey => &["name"],
+            Resource::User => &["username", "email"],
+            _ => &[],
         }
     }
 
@@ -114,7 +164,7 @@ impl Resource {
                 "description",
             ],
             Resource::DhcpRange => &["description", "is_active"],
-            Resource::Backup => &[],
+            _ => &[],
         }
     }
 }
@@ -161,10 +211,35 @@ const NETWORKS_QUERY: &[(&str, &str)] = &[("per_page", "perpage"), ("group_id", 
 const HOSTS_QUERY: &[(&str, &str)] = &[("per_page", "perpage"), ("network_id", "subnet")];
 const HOSTS_OF_NET: &[(&str, &str)] = &[("per_page", "perpage"), ("id", "subnet")];
 const BACKUP_NAME: &[(&str, &str)] = &[];
+const IDS: &[&str] = &["ids", "force"];
+const HOST_IDS: &[&str] = &["ids"];
+const RECURSIVE: &[&str] = &["recursive"];
+const TREE: &[&str] = &["tree"];
+const TREE_QUERY: &[(&str, &str)] = &[("tree", "sort")];
+const CONFIRM: &[&str] = &["confirm"];
+const SEARCH: &[&str] = &["query", "limit", "types"];
+const AUDIT_FILTERS: &[&str] = &[
+    "page",
+    "per_page",
+    "since",
+    "until",
+    "user_id",
+    "object_type",
+    "object_id",
+    "method",
+];
+const AUDIT_QUERY: &[(&str, &str)] = &[
+    ("per_page", "perpage"),
+    ("user_id", "userid"),
+    ("object_type", "objecttype"),
+    ("object_id", "objectid"),
+];
+/// `DELETE /networks/{id}/hosts` empties the network: `all` is the envelope's guard against doing so by accident.
+const ALL_OF_NET: &[(&str, &str)] = &[("all", "true")];
 
 use Body::{Fields, Replace};
 use Render::*;
-use Resource::{Backup, DhcpRange, Host, Network};
+use Resource::{AppKey, AuditEntry, Backup, DhcpRange, Field, Group, Host, Join, Network, Org, Split, Token, User};
 
 #[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
@@ -193,6 +268,42 @@ pub static ROUTES: &[Route] = &[
     Route { verb: "POST", path: "/ip/networks/{id}/next-ip", method: "ipaddress/add", params: NET_ID, fixed: &[], query: &[], body: Fields(Host), render: One(Host), status: 201, summary: "Allocate the next free address of a network as a new host, atomically" },
     Route { verb: "GET", path: "/ip/networks/{id}/available-ips", method: "ipaddress/available", params: NET_ID, fixed: &[], query: AVAILABLE, body: Body::None, render: Available, status: 200, summary: "List free addresses of a network (limit, after)" },
     Route { verb: "GET", path: "/ip/{ip}", method: "search/ip", params: BY_ID, fixed: &[("status", "true"), ("brief", "true")], query: &[], body: Body::None, render: IpStatus, status: 200, summary: "The status of one address: assigned, dhcp, available, unusable or unmanaged" },
+    Route { verb: "GET", path: "/groups", method: "groups/get", params: TREE_QUERY, fixed: &[], query: TREE, body: Body::None, render: List(Group), status: 200, summary: "List groups: flat by id, or with tree=true the top-level groups with their children nested" },
+    Route { verb: "POST", path: "/groups", method: "groups/add", params: BY_ID, fixed: &[], query: &[], body: Fields(Group), render: One(Group), status: 201, summary: "Create a group" },
+    Route { verb: "GET", path: "/groups/{id}", method: "groups/get", params: TREE_QUERY, fixed: &[], query: TREE, body: Body::None, render: One(Group), status: 200, summary: "Get a group (tree=true: with its subtree)" },
+    Route { verb: "PATCH", path: "/groups/{id}", method: "groups/edit", params: BY_ID, fixed: &[], query: &[], body: Fields(Group), render: One(Group), status: 200, summary: "Rename a group or move it (parent_id null: to the top level)" },
+    Route { verb: "DELETE", path: "/groups/{id}", method: "groups/delete", params: BY_ID, fixed: &[], query: RECURSIVE, body: Body::None, render: NoContent, status: 204, summary: "Delete a group (recursive=true deletes its child groups and networks too)" },
+    Route { verb: "DELETE", path: "/networks", method: "subnets/massdelete", params: BY_ID, fixed: &[], query: IDS, body: Body::None, render: NoContent, status: 204, summary: "Delete several networks, all or nothing (ids=1,2,3; force=true deletes their hosts too)" },
+    Route { verb: "POST", path: "/networks/{id}/split", method: "subnets/split", params: BY_ID, fixed: &[], query: &[], body: Fields(Split), render: List(Network), status: 200, summary: "Split a network into equal parts (cidr or parts)" },
+    Route { verb: "POST", path: "/networks/join", method: "subnets/join", params: BY_ID, fixed: &[], query: &[], body: Fields(Join), render: Joined, status: 200, summary: "Join networks that tile one block (network_ids, or network_id and cidr)" },
+    Route { verb: "DELETE", path: "/networks/{id}/hosts", method: "ipaddress/massdelete", params: NET_ID, fixed: ALL_OF_NET, query: &[], body: Body::None, render: NoContent, status: 204, summary: "Delete every host of a network (at most 5000)" },
+    Route { verb: "DELETE", path: "/hosts", method: "ipaddress/massdelete", params: BY_ID, fixed: &[], query: HOST_IDS, body: Body::None, render: NoContent, status: 204, summary: "Delete several hosts, all or nothing (ids=1,2,3)" },
+    Route { verb: "GET", path: "/networks/{id}/custom-fields", method: "subnets/fields/get", params: NET_ID, fixed: &[], query: &[], body: Body::None, render: List(Field), status: 200, summary: "List the custom fields of a network's hosts" },
+    Route { verb: "POST", path: "/networks/{id}/custom-fields", method: "subnets/fields/add", params: NET_ID, fixed: &[], query: &[], body: Fields(Field), render: One(Field), status: 201, summary: "Add a custom field to a network's hosts" },
+    Route { verb: "GET", path: "/custom-fields/{id}", method: "subnets/fields/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: One(Field), status: 200, summary: "Get a custom field" },
+    Route { verb: "PATCH", path: "/custom-fields/{id}", method: "subnets/fields/edit", params: BY_ID, fixed: &[], query: &[], body: Fields(Field), render: One(Field), status: 200, summary: "Change a custom field" },
+    Route { verb: "DELETE", path: "/custom-fields/{id}", method: "subnets/fields/delete", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: NoContent, status: 204, summary: "Delete a custom field and every value of it" },
+    Route { verb: "GET", path: "/search", method: "search/find", params: BY_ID, fixed: &[], query: SEARCH, body: Body::None, render: Found, status: 200, summary: "Find groups, networks and hosts by text, address or block" },
+    Route { verb: "GET", path: "/audit-log", method: "org/logs", params: AUDIT_QUERY, fixed: &[], query: AUDIT_FILTERS, body: Body::None, render: Page(AuditEntry), status: 200, summary: "The org's audit log, newest first (admins; since and until in unix seconds)" },
+    Route { verb: "GET", path: "/org", method: "org/info", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: One(Org), status: 200, summary: "The caller's organisation and its counts" },
+    Route { verb: "PATCH", path: "/org", method: "org/edit", params: BY_ID, fixed: &[], query: &[], body: Fields(Org), render: One(Org), status: 200, summary: "Rename the organisation or change its description (admins)" },
+    Route { verb: "DELETE", path: "/org", method: "org/delete", params: BY_ID, fixed: &[], query: CONFIRM, body: Body::None, render: NoContent, status: 204, summary: "Delete the organisation and everything in it (admins; confirm=<identifier>)" },
+    Route { verb: "GET", path: "/me", method: "userdata", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: Me, status: 200, summary: "Who the token acts as" },
+    Route { verb: "GET", path: "/users", method: "org/users/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: List(User), status: 200, summary: "List the users of the org" },
+    Route { verb: "POST", path: "/users", method: "org/users/add", params: BY_ID, fixed: &[], query: &[], body: Fields(User), render: One(User), status: 201, summary: "Create a user (admins; password or hash)" },
+    Route { verb: "GET", path: "/users/{id}", method: "org/users/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: One(User), status: 200, summary: "Get a user" },
+    Route { verb: "PATCH", path: "/users/{id}", method: "org/users/edit", params: BY_ID, fixed: &[], query: &[], body: Fields(User), render: One(User), status: 200, summary: "Change a user (one's own email, realname, password; admins anything)" },
+    Route { verb: "GET", path: "/app-keys", method: "org/appkeys/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: List(AppKey), status: 200, summary: "List app keys of the /1.0 API (one's own; admins all)" },
+    Route { verb: "POST", path: "/app-keys", method: "org/appkeys/add", params: BY_ID, fixed: &[], query: &[], body: Fields(AppKey), render: One(AppKey), status: 201, summary: "Create an app key, shown once in the reply" },
+    Route { verb: "GET", path: "/app-keys/{id}", method: "org/appkeys/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: One(AppKey), status: 200, summary: "Get an app key" },
+    Route { verb: "PATCH", path: "/app-keys/{id}", method: "org/appkeys/edit", params: BY_ID, fixed: &[], query: &[], body: Fields(AppKey), render: One(AppKey), status: 200, summary: "Rename, describe, disable or enable an app key" },
+    Route { verb: "DELETE", path: "/app-keys/{id}", method: "org/appkeys/delete", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: NoContent, status: 204, summary: "Delete an app key" },
+    Route { verb: "GET", path: "/tokens", method: "org/tokens/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: List(Token), status: 200, summary: "List REST tokens (one's own; admins all)" },
+    Route { verb: "POST", path: "/tokens", method: "org/tokens/add", params: BY_ID, fixed: &[], query: &[], body: Fields(Token), render: One(Token), status: 201, summary: "Create a token acting as the caller, shown once in the reply" },
+    Route { verb: "GET", path: "/tokens/{id}", method: "org/tokens/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: One(Token), status: 200, summary: "Get a token" },
+    Route { verb: "DELETE", path: "/tokens/{id}", method: "org/tokens/delete", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: NoContent, status: 204, summary: "Revoke a token" },
+    Route { verb: "GET", path: "/ping", method: "ping", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: Plain, status: 200, summary: "Check the token and the server's clock" },
+    Route { verb: "GET", path: "/version", method: "version", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: Plain, status: 200, summary: "The API and server versions" },
     Route { verb: "GET", path: "/backups", method: "backups/get", params: PAGING, fixed: &[], query: PAGE, body: Body::None, render: Page(Backup), status: 200, summary: "List backups (operator admins)" },
     Route { verb: "POST", path: "/backups", method: "backups/add", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: Plain, status: 201, summary: "Create a verified backup (operator admins)" },
     Route { verb: "GET", path: "/backups/{name}/verify", method: "backups/verify", params: BACKUP_NAME, fixed: &[], query: &[], body: Body::None, render: Plain, status: 200, summary: "Verify a backup's integrity (operator admins)" },
@@ -427,12 +538,24 @@ fn build_params(route: &Route, path: &[(&str, &str)], query: &str, body: &[u8]) 
         },
     };
     crate::openapi::check_body(resource, &fields)?;
-    if let Replace(r) = route.body {
-        for f in r.required() {
-            if fields.get(*f).is_none_or(Value::is_null) {
-                return Err(Error::param(f, "is required"));
-            }
+    // Only a PUT replaces a record with what a GET gave: elsewhere a read-only field is a mistake to name, not to
+    // drop (`subnet` on `POST /networks` would otherwise end as "network is required", and a PATCH of it would
+    // answer 200 having changed nothing).
+    let mut errors = Map::new();
+    if !matches!(route.body, Replace(_)) {
+        for name in fields.keys().filter(|f| resource.read_only().contains(&f.as_str())) {
+            errors.insert(name.clone(), json!("is read-only"));
         }
+    }
+    for f in crate::openapi::required_fields(route) {
+        if fields.get(*f).is_none_or(Value::is_null) && !data.contains_key(&rename(f)) {
+            errors.insert((*f).to_string(), json!("is required"));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(invalid_fields(errors));
+    }
+    if let Replace(r) = route.body {
         for f in r.optional() {
             if !fields.contains_key(*f) {
                 data.insert(rename(f), Value::Null);
@@ -460,29 +583,89 @@ fn build_params(route: &Route, path: &[(&str, &str)], query: &str, body: &[u8]) 
     Ok(Value::Object(data))
 }
 
-/// Parameter names in `invalid_params` errors back to the REST names the client used.
+/// `invalid_params` for the fields of `errors` (REST names → messages), all of them named in the message.
+pub(crate) fn invalid_fields(errors: Map<String, Value>) -> Error {
+    let message = errors
+        .iter()
+        .map(|(field, m)| format!("{field}: {}", m.as_str().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Error::new(Code::InvalidParams, message).with_data(Value::Object(errors))
+}
+
+/// A method's error in the words of the REST request: parameter names back to the REST names the client used (in
+/// `errors` and in its messages), and an envelope hint to "pass force" as the query parameter or body field that
+/// does it.
 fn rename_errors(route: &Route, mut e: Error) -> Error {
-    if e.code != Code::InvalidParams {
-        return e;
-    }
     let resource = match route.body {
         Fields(r) | Replace(r) => r.renames(),
         Body::None => &[],
     };
-    let back = |name: &str| -> String {
+    let back = |name: &str| -> Option<&'static str> {
         route
             .params
             .iter()
             .chain(resource)
             .find(|(_, p)| *p == name)
-            .map_or(name, |(rest, _)| rest)
-            .to_string()
+            .map(|(rest, _)| *rest)
     };
+    // The REST nouns for the envelope's, and with `params` the parameters' REST names. A parameter's name followed
+    // by a number is the record it names ("not inside subnet 3"), not the parameter; nor is a path's `id` renamed.
+    let words = |text: &str, params: bool| -> String {
+        let text = text
+            .replace("address records", "hosts")
+            .replace("address record", "host");
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+            out.push_str(&rest[..start]);
+            rest = &rest[start..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            let (word, tail) = rest.split_at(end);
+            let names_a_record = tail
+                .strip_prefix(' ')
+                .is_some_and(|t| t.starts_with(|c: char| c.is_ascii_digit()));
+            match (back(word), word) {
+                (Some(name), _) if params && name != "id" && !names_a_record => out.push_str(name),
+                (_, "subnet") => out.push_str("network"),
+                (_, "subnets") => out.push_str("networks"),
+                _ => out.push_str(word),
+            }
+            rest = tail;
+        }
+        out.push_str(rest);
+        out
+    };
+    if let Some((before, after)) = e.message.split_once("pass ") {
+        let flag: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let rest_flag = back(&flag).unwrap_or(&flag);
+        let hint = match route.query.contains(&rest_flag) {
+            true => format!("add ?{rest_flag}=true"),
+            false => format!("send \"{rest_flag}\": true"),
+        };
+        e.message = format!("{before}{hint}{}", &after[flag.len()..]);
+    }
+    if e.code != Code::InvalidParams {
+        e.message = words(&e.message, false);
+        return e;
+    }
     if let Some(Value::Object(m)) = e.data.take() {
-        let renamed: Map<String, Value> = m.into_iter().map(|(k, v)| (back(&k), v)).collect();
-        let names: Vec<&str> = renamed.keys().map(String::as_str).collect();
-        e.message = format!("invalid parameters: {}", names.join(", "));
-        e.data = Some(Value::Object(renamed));
+        let renamed: Map<String, Value> = m
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Value::String(text) => Value::String(words(&text, true)),
+                    other => other,
+                };
+                (back(&k).unwrap_or(&k).to_string(), v)
+            })
+            .collect();
+        e = invalid_fields(renamed);
     }
     e
 }
@@ -528,6 +711,59 @@ fn render(route: &Route, answer: Reply) -> Result<Vec<u8>> {
             available_ips: &a.addresses,
         }),
         (IpStatus, Reply::IpStatus(s)) => to_json(&ip_status(s)),
+        (List(Group), Reply::Groups(l)) => to_json(&list::<_, GroupView>(l)),
+        (List(Field), Reply::Fields(l)) => to_json(&list::<_, FieldView>(l)),
+        (List(User), Reply::Users(l)) => to_json(&list::<_, UserView>(l)),
+        (List(AppKey), Reply::AppKeys(l)) => to_json(&list::<_, AppKeyView>(l)),
+        (List(Token), Reply::Tokens(l)) => to_json(&list::<_, TokenView>(l)),
+        (List(Network), Reply::Subnets(l)) => to_json(&ListView {
+            data: views::<_, NetworkView>(l),
+        }),
+        (One(Group), Reply::Groups(l)) => to_json(&GroupView::from(only(l)?)),
+        (One(Field), Reply::Fields(l)) => to_json(&FieldView::from(only(l)?)),
+        (One(User), Reply::Users(l)) => to_json(&UserView::from(only(l)?)),
+        (One(AppKey), Reply::AppKeys(l)) => to_json(&AppKeyView::from(only(l)?)),
+        (One(Token), Reply::Tokens(l)) => to_json(&TokenView::from(only(l)?)),
+        (One(Org), Reply::Orgs(l)) => to_json(&OrgView::from(only(l)?)),
+        (One(Org), Reply::OrgInfo(i)) => to_json(&OrgView::from(i.as_ref())),
+        (Page(AuditEntry), Reply::Logs(l)) => to_json(&PageView {
+            data: l.logs.0.iter().map(AuditEntryView::from).collect::<Vec<_>>(),
+            pagination: Pagination::new(l.page, l.perpage, l.total, l.pages),
+        }),
+        (Found, Reply::Found(f)) => to_json(&views::SearchResults {
+            groups: f.groups.0.iter().map(GroupView::from).collect(),
+            networks: f.subnets.0.iter().map(|h| NetworkView::from(&h.subnet)).collect(),
+            hosts: f.addresses.0.iter().map(HostView::from).collect(),
+            truncated: f.truncated,
+        }),
+        (Joined, Reply::Joined(l)) => {
+            let j = only(l)?;
+            to_json(&views::Joined {
+                network: NetworkView::from(&j.subnet),
+                joined: &j.joined,
+            })
+        }
+        (Me, Reply::Userdata(u)) => {
+            let (user_id, username, level) = match &u.user {
+                model::Identity::User(user) => (Some(user.id), user.username.as_str(), user.level.as_str()),
+                model::Identity::Operator { username, level, .. } => (None, username.as_str(), *level),
+            };
+            to_json(&views::Me {
+                user_id,
+                username,
+                level,
+                org_id: u.org.id,
+                org: &u.org.identifier,
+            })
+        }
+        (Plain, Reply::Ping(p)) => to_json(&views::Pong {
+            pong: p.pong,
+            server_time: crate::time::rfc3339(p.servertime),
+        }),
+        (Plain, Reply::Version(v)) => to_json(&views::Version {
+            version: v.version,
+            server: v.server,
+        }),
         (Plain, Reply::NewBackup(b)) => to_json(&BackupCreated {
             backup: BackupView::from(&b.backup),
             integrity: &b.integrity,
@@ -550,6 +786,18 @@ struct BackupCreated<'a> {
 /// The one record of a lookup's answer.
 fn first<T>(list: &model::List<T>) -> Result<&T> {
     list.first().ok_or_else(|| Error::not_found("record"))
+}
+
+/// The one record of an answer keyed by id.
+fn only<T>(records: &model::Records<T>) -> Result<&T> {
+    records.0.first().ok_or_else(|| Error::not_found("record"))
+}
+
+/// `{data: […]}`: the records of an answer keyed by id, in its order.
+fn list<'a, T, V: From<&'a T>>(records: &'a model::Records<T>) -> ListView<V> {
+    ListView {
+        data: records.0.iter().map(V::from).collect(),
+    }
 }
 
 fn page<'a, T, V: From<&'a T>>(list: &'a model::List<T>) -> PageView<V> {
@@ -616,11 +864,51 @@ mod tests {
             route("GET", "/ip/networks/3/next-ip").unwrap().0.method,
             "ipaddress/next"
         );
-        let e = route("DELETE", "/networks").err().unwrap();
+        let e = route("PUT", "/networks").err().unwrap();
         assert_eq!(e.code, Code::MethodNotAllowed);
-        assert_eq!(e.data, Some(json!("GET, POST")));
+        assert_eq!(e.data, Some(json!("GET, POST, DELETE")));
         assert_eq!(route("GET", "/nope").err().unwrap().code, Code::NotFound);
         assert_eq!(route("GET", "/networks//hosts").err().unwrap().code, Code::NotFound);
+    }
+
+    #[test]
+    fn method_errors_speak_rest() {
+        let speak = |verb: &str, path: &str, e: Error| rename_errors(route(verb, path).unwrap().0, e);
+        let e = Error::new(Code::NotEmpty, "subnet 3 holds 2 address records; pass force");
+        assert_eq!(
+            speak("DELETE", "/networks/3", e).message,
+            "network 3 holds 2 hosts; add ?force=true"
+        );
+        let e = Error::new(
+            Code::Conflict,
+            "field definitions conflict; pass force to keep the surviving subnet's",
+        );
+        assert_eq!(
+            speak("POST", "/networks/join", e).message,
+            "field definitions conflict; send \"force\": true to keep the surviving network's"
+        );
+        let e = speak("POST", "/hosts", Error::param("ip", "give ip, subnet, or both"));
+        assert_eq!(e.message, "ip_address: give ip_address, network_id, or both");
+        assert_eq!(
+            e.data,
+            Some(json!({"ip_address": "give ip_address, network_id, or both"}))
+        );
+        let e = speak(
+            "POST",
+            "/hosts",
+            Error::param("ip", "10.1.0.9 is not inside subnet 4 (10.0.0.0/24)"),
+        );
+        assert_eq!(
+            e.data,
+            Some(json!({"ip_address": "10.1.0.9 is not inside network 4 (10.0.0.0/24)"}))
+        );
+        // Outside `errors`, parameter names are left alone: this `parent` is no field.
+        let e = speak(
+            "PATCH",
+            "/groups/2",
+            Error::new(Code::NotFound, "parent group not found"),
+        );
+        assert_eq!(e.message, "parent group not found");
     }
 
     #[test]

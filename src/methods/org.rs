@@ -224,6 +224,7 @@ pub fn logs(ctx: &Ctx, p: LogsParams) -> Result<LogPage> {
     })?;
     Ok(LogPage {
         page: p.page,
+        perpage: p.perpage,
         pages: (total + p.perpage - 1) / p.perpage,
         total,
         logs: Records(rows.collect::<rusqlite::Result<_>>()?),

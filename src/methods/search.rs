@@ -18,6 +18,9 @@ use crate::params::{Data, Patch};
 
 const KINDS: [&str; 3] = ["groups", "subnets", "addresses"];
 
+/// The REST API's names of the kinds, also accepted in `types`.
+const REST_KINDS: [(&str, &str); 2] = [("networks", "subnets"), ("hosts", "addresses")];
+
 /// The default and the most results of each kind that `search/ip` and `search/find` answer with.
 const LIMIT: i64 = 1000;
 
@@ -147,7 +150,14 @@ impl Params for FindParams {
                 for item in items {
                     let kind = item
                         .as_str()
-                        .and_then(|t| KINDS.iter().find(|k| k.eq_ignore_ascii_case(t.trim())))
+                        .map(|t| {
+                            let t = t.trim();
+                            REST_KINDS
+                                .iter()
+                                .find(|(rest, _)| rest.eq_ignore_ascii_case(t))
+                                .map_or(t, |(_, kind)| kind)
+                        })
+                        .and_then(|t| KINDS.iter().find(|k| k.eq_ignore_ascii_case(t)))
                         .ok_or_else(|| Error::param("types", "must be a list of groups, subnets, addresses"))?;
                     if !kinds.contains(kind) {
                         kinds.push(*kind);

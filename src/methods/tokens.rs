@@ -77,14 +77,17 @@ impl Params for AddParams {
     fn decode(d: &mut Data) -> Result<Self> {
         Ok(AddParams {
             description: d.str("description")?,
-            expires: d.int("expires")?,
+            expires: d
+                .str("expires")?
+                .map(|t| super::addresses::parse_time(&t).map_err(|m| Error::param("expires", m)))
+                .transpose()?,
         })
     }
 }
 
 pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<Token>> {
     if p.expires.is_some_and(|e| e <= ctx.now) {
-        return Err(Error::param("expires", "must be a unix time in the future"));
+        return Err(Error::param("expires", "must be a time in the future"));
     }
     let (id, token) = insert(
         ctx.tx,

@@ -7,7 +7,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::model::{Backup, DhcpRange, Host, List, Subnet};
+use crate::model::{
+    AppKey, Backup, DhcpRange, FieldDef, Group, Host, List, LogEntry, Org, OrgInfo, Subnet, Token, User,
+};
 use crate::openapi::{address_status, count, host_status};
 use crate::time;
 
@@ -160,21 +162,20 @@ pub struct Pagination {
 }
 
 impl Pagination {
+    pub fn new(page: i64, per_page: i64, total_items: i64, total_pages: i64) -> Pagination {
+        Pagination {
+            page,
+            per_page,
+            total_items,
+            total_pages,
+        }
+    }
+
     pub fn of<T>(list: &List<T>) -> Pagination {
         let shown = list.records.0.len() as i64;
         match list.page {
-            Some(p) => Pagination {
-                page: p.page,
-                per_page: p.perpage,
-                total_items: p.total,
-                total_pages: p.pages,
-            },
-            None => Pagination {
-                page: 1,
-                per_page: shown,
-                total_items: shown,
-                total_pages: 1,
-            },
+            Some(p) => Pagination::new(p.page, p.perpage, p.total, p.pages),
+            None => Pagination::new(1, shown, shown, 1),
         }
     }
 }
@@ -297,4 +298,338 @@ pub struct IpStatusView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub matches: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = Group)]
+pub struct GroupView<'a> {
+    id: i64,
+    #[schema(examples("Datacenter 1"))]
+    description: &'a str,
+    /// The parent group; null at the top level
+    #[schema(minimum = 1)]
+    parent_id: Option<i64>,
+    /// Networks directly in the group
+    #[schema(required = false)]
+    network_count: i64,
+    /// Child groups
+    #[schema(required = false)]
+    child_count: i64,
+    /// The child groups, nested to any depth (only with `?tree=true`)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, required = false, no_recursion)]
+    children: Option<Vec<GroupView<'a>>>,
+}
+
+impl<'a> From<&'a Group> for GroupView<'a> {
+    fn from(g: &'a Group) -> Self {
+        GroupView {
+            id: g.id,
+            description: &g.description,
+            parent_id: g.parent,
+            network_count: g.subnetcount,
+            child_count: g.childcount,
+            children: g.children.as_ref().map(|c| c.0.iter().map(GroupView::from).collect()),
+        }
+    }
+}
+
+/// A custom field of a network's hosts: the hosts carry their values in `fields`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = CustomField)]
+pub struct FieldView<'a> {
+    id: i64,
+    #[schema(minimum = 1, required = false)]
+    network_id: i64,
+    #[schema(examples("rack"))]
+    name: &'a str,
+    description: Option<&'a str>,
+    /// text, number, boolean or select
+    #[schema(nullable, required = false, examples("select"))]
+    r#type: &'a str,
+    /// The choices of a select field
+    #[schema(nullable, required = false)]
+    options: &'a [String],
+    /// The value a host without one takes
+    default: Option<&'a str>,
+    #[schema(nullable, required = false)]
+    required: bool,
+    /// Sort key among the network's fields
+    #[schema(nullable, required = false)]
+    position: i64,
+}
+
+impl<'a> From<&'a FieldDef> for FieldView<'a> {
+    fn from(f: &'a FieldDef) -> Self {
+        FieldView {
+            id: f.id,
+            network_id: f.subnet,
+            name: &f.name,
+            description: f.description.as_deref(),
+            r#type: &f.kind,
+            options: &f.options,
+            default: f.default.as_deref(),
+            required: f.required,
+            position: f.position,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = User)]
+pub struct UserView<'a> {
+    id: i64,
+    #[schema(examples("bob"))]
+    username: &'a str,
+    #[schema(examples("bob@example.org"))]
+    email: &'a str,
+    realname: Option<&'a str>,
+    /// readonly, standard or admin
+    #[schema(nullable, required = false)]
+    level: &'a str,
+    #[schema(nullable, required = false)]
+    disabled: bool,
+    #[schema(required = false)]
+    created_at: String,
+    #[schema(required = false)]
+    last_login_at: Option<String>,
+}
+
+impl<'a> From<&'a User> for UserView<'a> {
+    fn from(u: &'a User) -> Self {
+        UserView {
+            id: u.id,
+            username: &u.username,
+            email: &u.email,
+            realname: u.realname.as_deref(),
+            level: &u.level,
+            disabled: u.disabled,
+            created_at: time::rfc3339(u.created),
+            last_login_at: u.lastlogin.map(time::rfc3339),
+        }
+    }
+}
+
+/// An app key of the `/1.0` API; `key` only in the reply that creates it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AppKey)]
+pub struct AppKeyView<'a> {
+    id: i64,
+    #[schema(examples("inventory-sync"))]
+    name: &'a str,
+    description: Option<&'a str>,
+    /// The key's first characters
+    #[schema(required = false)]
+    prefix: &'a str,
+    #[schema(nullable, required = false)]
+    enabled: bool,
+    disabled_reason: Option<&'a str>,
+    #[schema(required = false)]
+    owner_id: i64,
+    #[schema(required = false)]
+    created_at: String,
+    #[schema(required = false)]
+    last_used_at: Option<String>,
+    /// The key itself, shown once
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, required = false)]
+    key: Option<&'a str>,
+}
+
+impl<'a> From<&'a AppKey> for AppKeyView<'a> {
+    fn from(k: &'a AppKey) -> Self {
+        AppKeyView {
+            id: k.id,
+            name: &k.name,
+            description: k.description.as_deref(),
+            prefix: &k.prefix,
+            enabled: k.enabled,
+            disabled_reason: k.disabledreason.as_deref(),
+            owner_id: k.owner,
+            created_at: time::rfc3339(k.created),
+            last_used_at: k.lastused.map(time::rfc3339),
+            key: k.key.as_deref(),
+        }
+    }
+}
+
+/// A REST token; `token` only in the reply that creates it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Token)]
+pub struct TokenView<'a> {
+    id: i64,
+    description: Option<&'a str>,
+    /// The token's first characters
+    #[schema(required = false)]
+    prefix: &'a str,
+    /// The user it acts as
+    #[schema(required = false)]
+    user_id: i64,
+    #[schema(required = false)]
+    created_at: String,
+    /// RFC 3339 (input also accepts unix seconds); null never expires
+    expires_at: Option<String>,
+    #[schema(required = false)]
+    last_used_at: Option<String>,
+    /// The token itself, shown once
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, required = false)]
+    token: Option<&'a str>,
+}
+
+impl<'a> From<&'a Token> for TokenView<'a> {
+    fn from(t: &'a Token) -> Self {
+        TokenView {
+            id: t.id,
+            description: t.description.as_deref(),
+            prefix: &t.prefix,
+            user_id: t.user,
+            created_at: time::rfc3339(t.created),
+            expires_at: t.expires.map(time::rfc3339),
+            last_used_at: t.lastused.map(time::rfc3339),
+            token: t.token.as_deref(),
+        }
+    }
+}
+
+/// The caller's organisation; the counts only in `GET /org`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Org)]
+pub struct OrgView<'a> {
+    id: i64,
+    /// The prefix of its users' userdata
+    #[schema(examples("acme"))]
+    identifier: &'a str,
+    #[schema(nullable)]
+    description: &'a str,
+    #[schema(required = false)]
+    created_at: String,
+    /// Whether it is the operator org, whose admins manage backups
+    #[schema(required = false)]
+    operator: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, required = false)]
+    user_count: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, required = false)]
+    group_count: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, required = false)]
+    network_count: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, required = false)]
+    host_count: Option<i64>,
+}
+
+impl<'a> From<&'a Org> for OrgView<'a> {
+    fn from(o: &'a Org) -> Self {
+        OrgView {
+            id: o.name.id,
+            identifier: &o.name.identifier,
+            description: &o.name.description,
+            created_at: time::rfc3339(o.created),
+            operator: o.operator,
+            user_count: None,
+            group_count: None,
+            network_count: None,
+            host_count: None,
+        }
+    }
+}
+
+impl<'a> From<&'a OrgInfo> for OrgView<'a> {
+    fn from(i: &'a OrgInfo) -> Self {
+        OrgView {
+            user_count: Some(i.usercount),
+            group_count: Some(i.groupcount),
+            network_count: Some(i.subnetcount),
+            host_count: Some(i.ipcount),
+            ..OrgView::from(&i.org)
+        }
+    }
+}
+
+/// An entry of the org's audit log.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AuditEntry)]
+pub struct AuditEntryView<'a> {
+    id: i64,
+    time: String,
+    /// Null for a caller that is no user
+    user_id: Option<i64>,
+    /// The username at the time
+    user: &'a str,
+    /// The app key's name, or token:<prefix>
+    application: &'a str,
+    /// The respid of the call that made it
+    request_id: &'a str,
+    method: &'a str,
+    object_type: &'a str,
+    object_id: Option<i64>,
+    summary: &'a str,
+    /// The method's own detail (methods.md)
+    #[schema(value_type = Object, nullable)]
+    changes: Option<&'a Value>,
+}
+
+impl<'a> From<&'a LogEntry> for AuditEntryView<'a> {
+    fn from(e: &'a LogEntry) -> Self {
+        AuditEntryView {
+            id: e.id,
+            time: time::rfc3339(e.time),
+            user_id: e.userid,
+            user: &e.user,
+            application: &e.application,
+            request_id: &e.respid,
+            method: &e.method,
+            object_type: &e.objecttype,
+            object_id: e.objectid,
+            summary: &e.summary,
+            changes: e.changes.as_ref(),
+        }
+    }
+}
+
+/// `GET /search`: groups, networks and hosts whose text matches.
+#[derive(Serialize, ToSchema)]
+pub struct SearchResults<'a> {
+    pub groups: Vec<GroupView<'a>>,
+    pub networks: Vec<NetworkView<'a>>,
+    pub hosts: Vec<HostView<'a>>,
+    /// Whether some kind had more than `limit` results
+    pub truncated: bool,
+}
+
+/// `POST /networks/join`: the network that absorbed the others, and their ids.
+#[derive(Serialize, ToSchema)]
+pub struct Joined<'a> {
+    pub network: NetworkView<'a>,
+    pub joined: &'a [i64],
+}
+
+/// `GET /me`: who the token acts as.
+#[derive(Serialize, ToSchema)]
+pub struct Me<'a> {
+    /// Null for an API_TOKENS operator token, which is no user
+    pub user_id: Option<i64>,
+    pub username: &'a str,
+    /// readonly, standard or admin
+    pub level: &'a str,
+    pub org_id: i64,
+    pub org: &'a str,
+}
+
+/// `GET /ping`.
+#[derive(Serialize, ToSchema)]
+pub struct Pong {
+    pub pong: bool,
+    pub server_time: String,
+}
+
+/// `GET /version`.
+#[derive(Serialize, ToSchema)]
+pub struct Version<'a> {
+    /// The version of the /1.0 API
+    pub version: &'a str,
+    pub server: &'a str,
 }

@@ -142,8 +142,9 @@ fn response_schema(
     let path = x.path["/api/v1".len()..].split('?').next().unwrap_or_default();
     let verb = x.verb.as_str().to_ascii_lowercase();
     let paths = doc["paths"].as_object().ok_or("the document has no paths")?;
-    let pattern = paths.keys().find(|p| matches_pattern(p, path));
-    let Some((pattern, operation)) = pattern.and_then(|p| Some((p, paths[p].get(&verb)?))) else {
+    // `/networks/join` is an instance of `/networks/{id}` too: the pattern that has the verb answers.
+    let mut patterns = paths.iter().filter(|(p, _)| matches_pattern(p, path));
+    let Some((pattern, operation)) = patterns.find_map(|(p, ops)| Some((p, ops.get(&verb)?))) else {
         // No operation of the document answers a path it lacks (404) or a verb it lacks on a path it has (405):
         // the server answers those with the same error body, the document's `Error`.
         return match x.status {
@@ -853,6 +854,164 @@ async fn rest(r: &mut Recorder<'_>, site: i64, lan: i64) {
     r.rest("rest-networks-delete", Method::DELETE, &lab_path, t, None, 204)
         .await;
     rest_errors(r, t, dmz, site).await;
+    rest_families(r, t, site).await;
+}
+
+/// The routes of the method families beyond networks, hosts and ranges: groups, custom fields, split and join, mass
+/// deletes, search, the audit log, the org, users, app keys, tokens, and the general ones.
+async fn rest_families(r: &mut Recorder<'_>, t: &str, site: i64) {
+    let group = json!({"description": "rest group", "parent_id": site});
+    let g = rest_id(
+        &r.rest("rest-groups-post", Method::POST, "/groups", t, Some(group), 201)
+            .await,
+    );
+    r.rest("rest-groups-list", Method::GET, "/groups", t, None, 200).await;
+    r.rest("rest-groups-tree", Method::GET, "/groups?tree=true", t, None, 200)
+        .await;
+    let subtree = format!("/groups/{site}?tree=true");
+    r.rest("rest-groups-subtree", Method::GET, &subtree, t, None, 200).await;
+    let g_path = format!("/groups/{g}");
+    r.rest("rest-groups-get", Method::GET, &g_path, t, None, 200).await;
+    let moved = json!({"description": "rest group, top", "parent_id": null});
+    r.rest("rest-groups-patch", Method::PATCH, &g_path, t, Some(moved), 200)
+        .await;
+
+    let net = json!({"network": "10.30.0.0", "cidr": 24, "name": "split me", "group_id": g});
+    let net = rest_id(
+        &r.rest("rest-families-network", Method::POST, "/networks", t, Some(net), 201)
+            .await,
+    );
+    let fields = format!("/networks/{net}/custom-fields");
+    let rack = json!({"name": "rack", "type": "select", "options": ["r1", "r2"], "default": "r1", "required": true});
+    let f = rest_id(
+        &r.rest("rest-fields-post", Method::POST, &fields, t, Some(rack), 201)
+            .await,
+    );
+    r.rest("rest-fields-list", Method::GET, &fields, t, None, 200).await;
+    let f_path = format!("/custom-fields/{f}");
+    r.rest("rest-fields-get", Method::GET, &f_path, t, None, 200).await;
+    let edit = json!({"description": "where it stands", "position": 2});
+    r.rest("rest-fields-patch", Method::PATCH, &f_path, t, Some(edit), 200)
+        .await;
+    let host = json!({"ip_address": "10.30.0.200", "hostname": "racked", "fields": {"rack": "r2"}});
+    let h = rest_id(
+        &r.rest("rest-families-host", Method::POST, "/hosts", t, Some(host), 201)
+            .await,
+    );
+    let split = format!("/networks/{net}/split");
+    r.rest(
+        "rest-networks-split",
+        Method::POST,
+        &split,
+        t,
+        Some(json!({"parts": 4})),
+        200,
+    )
+    .await;
+    let join = json!({"network_id": net, "cidr": 24});
+    r.rest("rest-networks-join", Method::POST, "/networks/join", t, Some(join), 200)
+        .await;
+    r.rest("rest-fields-delete", Method::DELETE, &f_path, t, None, 204)
+        .await;
+    r.rest(
+        "rest-hosts-massdelete",
+        Method::DELETE,
+        &format!("/hosts?ids={h}"),
+        t,
+        None,
+        204,
+    )
+    .await;
+    let auto = json!({"network_id": net});
+    r.rest("rest-families-host-2", Method::POST, "/hosts", t, Some(auto), 201)
+        .await;
+    let emptied = format!("/networks/{net}/hosts");
+    r.rest("rest-network-hosts-delete", Method::DELETE, &emptied, t, None, 204)
+        .await;
+    r.rest("rest-search", Method::GET, "/search?query=rack&limit=5", t, None, 200)
+        .await;
+    r.rest("rest-search-ip", Method::GET, "/search?query=10.20.0.10", t, None, 200)
+        .await;
+    let mass = format!("/networks?ids={net}&force=true");
+    r.rest("rest-networks-massdelete", Method::DELETE, &mass, t, None, 204)
+        .await;
+    r.rest("rest-groups-delete", Method::DELETE, &g_path, t, None, 204)
+        .await;
+
+    r.rest("rest-audit-log", Method::GET, "/audit-log?per_page=3", t, None, 200)
+        .await;
+    let filtered = "/audit-log?object_type=group&user_id=1&per_page=2&page=2";
+    r.rest("rest-audit-log-filtered", Method::GET, filtered, t, None, 200)
+        .await;
+    r.rest("rest-org-get", Method::GET, "/org", t, None, 200).await;
+    let org = json!({"description": "operators"});
+    r.rest("rest-org-patch", Method::PATCH, "/org", t, Some(org), 200).await;
+    r.rest("rest-me", Method::GET, "/me", t, None, 200).await;
+    r.rest("rest-me-operator", Method::GET, "/me", OPERATOR_TOKEN, None, 200)
+        .await;
+    r.rest("rest-ping", Method::GET, "/ping", t, None, 200).await;
+    r.rest("rest-version", Method::GET, "/version", t, None, 200).await;
+
+    let user = json!({"username": "rest-user", "email": "rest@example.org", "password": "rest-user-password",
+                      "realname": "Rest User", "level": "readonly"});
+    let u = rest_id(
+        &r.rest("rest-users-post", Method::POST, "/users", t, Some(user), 201)
+            .await,
+    );
+    r.rest("rest-users-list", Method::GET, "/users", t, None, 200).await;
+    let u_path = format!("/users/{u}");
+    r.rest("rest-users-get", Method::GET, &u_path, t, None, 200).await;
+    let promote = json!({"level": "standard", "realname": null, "disabled": true});
+    r.rest("rest-users-patch", Method::PATCH, &u_path, t, Some(promote), 200)
+        .await;
+
+    let key = json!({"name": "rest key", "description": "made over REST"});
+    let k = rest_id(
+        &r.rest("rest-app-keys-post", Method::POST, "/app-keys", t, Some(key), 201)
+            .await,
+    );
+    r.rest("rest-app-keys-list", Method::GET, "/app-keys", t, None, 200)
+        .await;
+    let k_path = format!("/app-keys/{k}");
+    r.rest("rest-app-keys-get", Method::GET, &k_path, t, None, 200).await;
+    let off = json!({"enabled": false, "disabled_reason": "rotated"});
+    r.rest("rest-app-keys-patch", Method::PATCH, &k_path, t, Some(off), 200)
+        .await;
+    r.rest("rest-app-keys-delete", Method::DELETE, &k_path, t, None, 204)
+        .await;
+
+    let token = json!({"description": "rest token", "expires_at": "2100-01-01T00:00:00Z"});
+    let tk = rest_id(
+        &r.rest("rest-tokens-post", Method::POST, "/tokens", t, Some(token), 201)
+            .await,
+    );
+    r.rest("rest-tokens-list", Method::GET, "/tokens", t, None, 200).await;
+    let tk_path = format!("/tokens/{tk}");
+    r.rest("rest-tokens-get", Method::GET, &tk_path, t, None, 200).await;
+    r.rest("rest-tokens-delete", Method::DELETE, &tk_path, t, None, 204)
+        .await;
+
+    let other = r.s.org("doomed").await;
+    let (doomed, _) = r.s.new_token(&other, "doomed").await;
+    r.rest(
+        "rest-org-delete",
+        Method::DELETE,
+        "/org?confirm=doomed",
+        &doomed,
+        None,
+        204,
+    )
+    .await;
+    let read_only = json!({"subnet": "10.9.0.0/24"});
+    r.rest(
+        "rest-error-400-read-only",
+        Method::POST,
+        "/networks",
+        t,
+        Some(read_only),
+        400,
+    )
+    .await;
 }
 
 /// The REST error bodies: 400 with `errors` and with `details`, 401, 404 for an id and for a route, 405, 415.
@@ -883,12 +1042,14 @@ async fn rest_errors(r: &mut Recorder<'_>, t: &str, dmz: i64, site: i64) {
     let ranges = format!("/networks/{dmz}/dhcp-ranges");
     r.rest("rest-error-400-range", Method::POST, &ranges, t, Some(outside), 400)
         .await;
+    let held = format!("/networks/{dmz}");
+    r.rest("rest-error-400-force", Method::DELETE, &held, t, None, 400)
+        .await;
     r.rest("rest-error-401", Method::GET, "/networks", "", None, 401).await;
     r.rest("rest-error-404-id", Method::GET, "/networks/999", t, None, 404)
         .await;
     r.rest("rest-error-404-route", Method::GET, "/nope", t, None, 404).await;
-    r.rest("rest-error-405", Method::DELETE, "/networks", t, None, 405)
-        .await;
+    r.rest("rest-error-405", Method::PUT, "/networks", t, None, 405).await;
     let bearer = format!("Bearer {t}");
     let text = [("content-type", "text/plain"), ("authorization", bearer.as_str())];
     r.http(

@@ -10,6 +10,7 @@ mod crash;
 mod decoders;
 mod dhcpranges;
 mod docs;
+mod families;
 mod faults;
 mod fields;
 mod fts;

@@ -878,7 +878,17 @@ fn body_ids(r: Resource) -> &'static [(&'static str, &'static str, Obj)] {
         Resource::Network => &[("group_id", "group", Obj::Group)],
         Resource::Host => &[("network_id", "subnet", Obj::Subnet)],
         Resource::DhcpRange => &[("network_id", "subnet", Obj::Subnet)],
-        Resource::Backup => &[],
+        Resource::Group => &[("parent_id", "parent", Obj::Group)],
+        // A list: see `rest_foreign_cases`.
+        Resource::Join => &[("network_ids", "ids", Obj::Subnet)],
+        Resource::Backup
+        | Resource::Field
+        | Resource::User
+        | Resource::AppKey
+        | Resource::Token
+        | Resource::Org
+        | Resource::AuditEntry
+        | Resource::Split => &[],
     }
 }
 
@@ -947,7 +957,19 @@ fn rest_body(route: &Route, own: &Fixture, v6: bool) -> Option<Value> {
         Body::Replace(Resource::DhcpRange) => {
             json!({"start_ip": ip(100), "end_ip": ip(150), "network_id": own.v4})
         }
-        Body::Fields(Resource::Backup) | Body::Replace(Resource::Backup) => json!({}),
+        Body::Fields(Resource::Group) => json!({"description": "pwned", "parent_id": own.group}),
+        Body::Fields(Resource::Field) if post => json!({"name": "pwned"}),
+        Body::Fields(Resource::User) if post => {
+            json!({"username": "pwned", "email": "pwned@example.org", "password": "pwned-password"})
+        }
+        Body::Fields(Resource::User) => json!({"realname": "pwned"}),
+        Body::Fields(Resource::AppKey) if post => json!({"name": "pwned"}),
+        Body::Fields(Resource::Field | Resource::AppKey | Resource::Token | Resource::Org) => {
+            json!({"description": "pwned"})
+        }
+        Body::Fields(Resource::Split) => json!({"parts": 2}),
+        Body::Fields(Resource::Join) => json!({"network_ids": own.join}),
+        Body::Fields(_) | Body::Replace(_) => json!({}),
     })
 }
 
@@ -989,7 +1011,10 @@ fn rest_foreign_cases(route: &Route, own: &Fixture, victim: &Fixture, operator: 
             }
             for id in victim.records(*kind) {
                 let mut body = rest_body(route, own, false).unwrap();
-                body[*field] = json!(id);
+                body[*field] = match field.ends_with("_ids") {
+                    true => json!([own.pair(*kind)[0], id]),
+                    false => json!(id),
+                };
                 cases.push((rest_path(route, own, |k| own.records(k)[0]), Some(body)));
             }
         }

@@ -1537,16 +1537,21 @@ async fn a_wrong_verb_is_405_with_allow() {
     let c = client(&s, &s.admin_token);
     let net = office(&c).await;
     let cases = [
-        (Method::DELETE, "/networks".to_string(), vec!["GET", "POST"]),
-        (Method::PUT, "/networks".into(), vec!["GET", "POST"]),
+        (Method::PUT, "/networks".to_string(), vec!["GET", "POST", "DELETE"]),
         (
             Method::POST,
             format!("/networks/{net}"),
             vec!["GET", "PUT", "PATCH", "DELETE"],
         ),
-        (Method::DELETE, format!("/networks/{net}/hosts"), vec!["GET"]),
+        (Method::PUT, format!("/networks/{net}/hosts"), vec!["GET", "DELETE"]),
         (Method::PUT, format!("/networks/{net}/dhcp-ranges"), vec!["GET", "POST"]),
-        (Method::PATCH, "/hosts".into(), vec!["GET", "POST"]),
+        (Method::PATCH, "/hosts".into(), vec!["GET", "POST", "DELETE"]),
+        (Method::PUT, "/groups".into(), vec!["GET", "POST"]),
+        (Method::PUT, "/groups/1".into(), vec!["GET", "PATCH", "DELETE"]),
+        (Method::POST, "/org".into(), vec!["GET", "PATCH", "DELETE"]),
+        (Method::DELETE, "/me".into(), vec!["GET"]),
+        (Method::PUT, "/tokens/1".into(), vec!["GET", "DELETE"]),
+        (Method::GET, format!("/networks/{net}/split"), vec!["POST"]),
         (Method::POST, "/hosts/1".into(), vec!["GET", "PUT", "PATCH", "DELETE"]),
         (Method::DELETE, "/dhcp-ranges".into(), vec!["GET", "POST"]),
         (Method::PUT, format!("/ip/networks/{net}/next-ip"), vec!["GET", "POST"]),
@@ -1653,7 +1658,7 @@ async fn one_of_each(c: &Client<'_>) -> (i64, i64, i64) {
 }
 
 #[tokio::test]
-async fn unknown_fields_are_refused_and_read_only_ones_ignored() {
+async fn unknown_fields_are_refused_and_read_only_ones_named() {
     let s = Server::start().await;
     let c = client(&s, &s.admin_token);
     let (net, host, range) = one_of_each(&c).await;
@@ -1728,26 +1733,81 @@ async fn unknown_fields_are_refused_and_read_only_ones_ignored() {
         c.get(&format!("/dhcp-ranges/{range}")).await,
     );
     assert_eq!(before, after, "refused calls change nothing");
-    // The read-only fields of each record are ignored on POST and PATCH too.
-    let n = c
-        .post(
-            "/networks",
-            json!({"network": "10.0.0.0", "cidr": 24, "id": 5, "broadcast_address": "x", "total_hosts": 1,
-                   "used_hosts": 1, "available_hosts": 1}),
-        )
-        .await;
-    assert_eq!(
-        (&n["total_hosts"], &n["broadcast_address"]),
-        (&json!(254), &json!("10.0.0.255"))
+    // POST and PATCH refuse read-only fields, each named, and nothing changes (a PUT ignores them: see
+    // `put_replaces_and_patch_changes_a_network`).
+    let cases: Vec<(Method, String, Value, Vec<&str>)> = vec![
+        (
+            Method::POST,
+            "/networks".into(),
+            json!({"network": "10.0.0.0", "cidr": 24, "id": 5, "broadcast_address": "x", "total_hosts": 1}),
+            vec!["id", "broadcast_address", "total_hosts"],
+        ),
+        // The envelope's form of a block is read-only in REST: it says so rather than "network is required".
+        (
+            Method::POST,
+            "/networks".into(),
+            json!({"subnet": "10.9.0.0/24"}),
+            vec!["subnet", "network", "cidr"],
+        ),
+        (
+            Method::PATCH,
+            format!("/networks/{net}"),
+            json!({"subnet": "10.9.0.0/24", "name": "x"}),
+            vec!["subnet"],
+        ),
+        (
+            Method::POST,
+            "/hosts".into(),
+            json!({"ip_address": "192.168.1.30", "network": "x"}),
+            vec!["network"],
+        ),
+        (
+            Method::PATCH,
+            format!("/hosts/{host}"),
+            json!({"network": "10.0.0.0/24", "id": 9}),
+            vec!["network", "id"],
+        ),
+        (
+            Method::PATCH,
+            format!("/dhcp-ranges/{range}"),
+            json!({"id": 77, "description": "x"}),
+            vec!["id"],
+        ),
+        (
+            Method::POST,
+            "/groups".into(),
+            json!({"description": "g", "child_count": 0}),
+            vec!["child_count"],
+        ),
+        (
+            Method::POST,
+            "/tokens".into(),
+            json!({"token": "mine", "prefix": "x"}),
+            vec!["token", "prefix"],
+        ),
+        (
+            Method::POST,
+            "/users".into(),
+            json!({"id": 3, "email": "e@example.org"}),
+            vec!["id", "username"],
+        ),
+    ];
+    for (verb, path, body, fields) in cases {
+        let what = format!("{verb} {path} {body}");
+        let r = s.api(verb, &path, &s.admin_token, Some(&body)).await;
+        let e = error_of(&r, 400, "invalid_params", &what);
+        let named: Vec<&str> = e["errors"].as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(named, fields, "{what}: {e}");
+        for f in fields {
+            assert!(e["message"].as_str().unwrap().contains(f), "{e}");
+        }
+    }
+    let after = (
+        c.get("/networks").await,
+        c.get(&format!("/hosts/{host}")).await,
+        c.get(&format!("/dhcp-ranges/{range}")).await,
     );
-    let h = c
-        .patch(&format!("/hosts/{host}"), json!({"network": "10.0.0.0/24", "id": 9}))
-        .await;
-    assert_eq!((&h["id"], &h["network"]), (&json!(host), &json!("192.168.1.0/24")));
-    let r = c
-        .patch(&format!("/dhcp-ranges/{range}"), json!({"id": 77, "description": "x"}))
-        .await;
-    assert_eq!((&r["id"], &r["description"]), (&json!(range), &json!("x")));
+    assert_eq!(before, after, "refused calls change nothing");
 }
 
 /// Whether `v` is of one of the JSON Schema `types` (a type or a list of them).

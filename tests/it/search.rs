@@ -253,7 +253,7 @@ async fn search_find_matches_text_case_insensitively() {
         json!({"query": "   "}),
         json!({"query": "x", "limit": 0}),
         json!({"query": "x", "limit": 1001}),
-        json!({"query": "x", "types": ["hosts"]}),
+        json!({"query": "x", "types": ["racks"]}),
         json!({"query": "x", "types": []}),
         json!({"query": "x", "type": "groups"}),
     ] {

@@ -31,6 +31,11 @@ pub const VOLATILE: &[&str] = &[
     "servertime",
     "time",
     "created_at",
+    // The REST names of the same times and respids.
+    "last_login_at",
+    "last_used_at",
+    "server_time",
+    "request_id",
     // Secrets shown once and their first characters.
     "key",
     "token",
