@@ -445,3 +445,24 @@ END;
 -- An org's groups in the order of `groups/get` with `sort` (description, any case, then id): read in order, not
 -- sorted at every call.
 CREATE INDEX groups_sorted ON groups (org_id, description COLLATE NOCASE, id);
+
+-- migration: 11
+-- Idempotency keys (`Idempotency-Key` on REST, `requestkey` in the envelope): the answer of each keyed write,
+-- written in the write's own savepoint, so the change and its key commit together or not at all. A key belongs to
+-- its caller: the org, and the user (`caller` is `user:<id>`) or `API_TOKENS`. `fingerprint` is the SHA-256 of the
+-- request's target and canonical parameters; `status` and `body` the answer a retry gets again. Rows older than
+-- IPAMD_IDEMPOTENCY_SECONDS are ignored and purged in small batches by later keyed writes. A restore copies them
+-- with the records they answered for.
+CREATE TABLE request_keys (
+    org_id      INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    user_id     INTEGER REFERENCES users(id) ON DELETE CASCADE,
+    caller      TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    fingerprint BLOB NOT NULL,
+    status      INTEGER NOT NULL,
+    body        BLOB NOT NULL,
+    created     INTEGER NOT NULL,
+    PRIMARY KEY (org_id, caller, key)
+);
+CREATE INDEX request_keys_created ON request_keys (created);
+CREATE INDEX request_keys_user ON request_keys (user_id);

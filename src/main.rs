@@ -108,6 +108,7 @@ fn backup(settings: Settings, cmd: BackupCommand) -> Result<(), Error> {
         method: method.into(),
         credentials: handler::Credentials::Local,
         data,
+        key: None,
     };
     let reply = runtime.block_on(dispatch::dispatch(&app, call)).result?;
     println!("{}", serde_json::to_string_pretty(&reply).unwrap_or_default());

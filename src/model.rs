@@ -551,6 +551,23 @@ pub enum Reply {
     NewBackup(Box<NewBackup>),
     Verified(Verified),
     Restored(Restored),
+    /// The stored answer of an earlier request with the same idempotency key, given again instead of running the
+    /// handler (`idempotency::once`): the server sends it as it was, whichever door.
+    Replayed(Box<Replayed>),
+}
+
+/// An answer as a door rendered it, kept with its idempotency key.
+#[derive(Debug, Clone)]
+pub struct Replayed {
+    pub status: u16,
+    /// The body as it was sent; empty for none (REST's 204).
+    pub body: Vec<u8>,
+}
+
+impl Serialize for Replayed {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&String::from_utf8_lossy(&self.body))
+    }
 }
 
 /// `From` each answer a handler may give into its [`Reply`]; those after `boxed` are boxed on the way.
@@ -630,6 +647,7 @@ impl Serialize for Reply {
             Reply::NewBackup(b) => b.serialize(s),
             Reply::Verified(v) => v.serialize(s),
             Reply::Restored(r) => r.serialize(s),
+            Reply::Replayed(r) => r.serialize(s),
         }
     }
 }

@@ -119,6 +119,18 @@ fn operation(r: &Route) -> Value {
         })
         .collect();
     params.extend(r.query.iter().map(|q| query_param(q)));
+    if r.verb != "GET" {
+        params.push(json!({
+            "name": "Idempotency-Key", "in": "header", "required": false,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+            "example": "3f1c9a52-alloc-web-1",
+            "description": "Makes the request safe to retry: a retry with the same key and the same request gets the \
+                            first answer again (with Idempotent-Replayed: true) without doing the work twice; the same \
+                            key with another request is 422 key_reused; while the first is in progress, 409 \
+                            in_progress. Only successes are kept, for IPAMD_IDEMPOTENCY_SECONDS (24 h). Keys belong \
+                            to the caller. Writes only: a read or a restore refuses a key (400).",
+        }));
+    }
     let tag = r.path.trim_start_matches('/').split('/').next().unwrap_or_default();
     let mut op = json!({
         "operationId": operation_id(r),
@@ -309,13 +321,29 @@ fn responses(r: &Route) -> Value {
         Render::NoContent => None,
     };
     let mut out = Map::new();
-    out.insert(
-        r.status.to_string(),
-        match success {
-            Some(schema) => json!({"description": "Success", "content": {"application/json": {"schema": schema}}}),
-            None => json!({"description": "Deleted"}),
-        },
-    );
+    let mut answer = match success {
+        Some(schema) => json!({"description": "Success", "content": {"application/json": {"schema": schema}}}),
+        None => json!({"description": "Deleted"}),
+    };
+    if r.verb == "GET" {
+        out.insert(r.status.to_string(), answer);
+    } else {
+        answer["headers"] = json!({"Idempotent-Replayed": {
+            "description": "true when this is the stored first answer to the request's Idempotency-Key",
+            "schema": {"type": "string", "enum": ["true"]},
+        }});
+        out.insert(r.status.to_string(), answer);
+        out.insert(
+            "409".into(),
+            json!({"description": "A request with this Idempotency-Key is still in progress (in_progress)",
+                   "content": {"application/json": {"schema": reference("Error")}}}),
+        );
+        out.insert(
+            "422".into(),
+            json!({"description": "This Idempotency-Key was used for another request (key_reused)",
+                   "content": {"application/json": {"schema": reference("Error")}}}),
+        );
+    }
     for (code, what) in [
         ("400", "Invalid input or a business rule"),
         ("401", "No valid token"),

@@ -8,8 +8,8 @@ use serde_json::{json, Map, Value};
 
 use crate::door::{to_json, Door, Rendered};
 use crate::error::{Code, Error, Result};
-use crate::handler::{Call, Credentials, Outcome};
-use crate::model::{self, Reply};
+use crate::handler::{Call, Credentials, Outcome, RequestKey};
+use crate::model::{self, Replayed, Reply};
 
 pub(crate) mod views;
 use views::{
@@ -210,6 +210,8 @@ pub struct RestDoor {
     credentials: Credentials,
     /// Whether the request's `Content-Type` is JSON (or absent).
     json_body: bool,
+    /// The request's `Idempotency-Key`, taken by [`RestDoor::decode`] into the call.
+    key: Option<String>,
     /// How far decoding went: the error of a request that reached no method is answered as it is, a method's is
     /// renamed back to the REST names.
     decoded: Decoded,
@@ -227,15 +229,25 @@ enum Decoded {
 }
 
 impl RestDoor {
-    /// A request for `path` (below `/api/v1`) with its bearer token, if any; `json_body` tells whether its
-    /// `Content-Type` is JSON or absent.
-    pub fn new(verb: String, path: String, query: String, token: Option<String>, json_body: bool) -> RestDoor {
+    /// A request for `path` (below `/api/v1`) with its bearer token and its `Idempotency-Key`, if any; `json_body`
+    /// tells whether its `Content-Type` is JSON or absent. A key is read on the verbs that write (a GET's is
+    /// ignored, as HTTP has it: a GET is idempotent already).
+    pub fn new(
+        verb: String,
+        path: String,
+        query: String,
+        token: Option<String>,
+        json_body: bool,
+        key: Option<String>,
+    ) -> RestDoor {
+        let key = key.filter(|_| !matches!(verb.as_str(), "GET" | "HEAD"));
         RestDoor {
             verb,
             path,
             query,
             credentials: Credentials::Token(token),
             json_body,
+            key,
             decoded: Decoded::Nothing,
         }
     }
@@ -265,10 +277,21 @@ impl Door for RestDoor {
         self.decoded = Decoded::Route(route);
         let data = build_params(route, &path_params, &self.query, body)?;
         self.decoded = Decoded::Call(route);
+        let key = self.key.take().map(|key| RequestKey {
+            key,
+            target: format!("{} {}", route.verb, route.path),
+            render: Box::new(move |_: &str, answer: &Reply| {
+                Ok(Replayed {
+                    status: route.status,
+                    body: render(route, answer)?,
+                })
+            }),
+        });
         Ok(Call {
             method: route.method.to_string(),
             credentials: self.credentials.clone(),
             data,
+            key,
         })
     }
 
@@ -276,7 +299,7 @@ impl Door for RestDoor {
         let rendered = match self.decoded {
             Decoded::Call(route) => outcome
                 .result
-                .and_then(|v| render(route, v))
+                .and_then(|v| render(route, &v))
                 .map(|body| (route, body))
                 .map_err(|e| rename_errors(route, e)),
             Decoded::Nothing | Decoded::Route(_) => match outcome.result {
@@ -488,14 +511,14 @@ fn rename_errors(route: &Route, mut e: Error) -> Error {
 }
 
 /// A typed answer in the route's REST shape, serialised.
-fn render(route: &Route, answer: Reply) -> Result<Vec<u8>> {
+fn render(route: &Route, answer: &Reply) -> Result<Vec<u8>> {
     let wrong = || {
         Error::internal(format!(
             "{} answered a shape {} cannot render",
             route.method, route.path
         ))
     };
-    Ok(match (route.render, &answer) {
+    Ok(match (route.render, answer) {
         (NoContent, _) => return Ok(Vec::new()),
         (Page(Network), Reply::Subnets(l)) => to_json(&page::<_, NetworkView>(l)),
         (Page(Host), Reply::Hosts(l)) => to_json(&page::<_, HostView>(l)),

@@ -624,7 +624,8 @@ async fn a_backup_of_an_older_schema_is_upgraded_on_a_copy_and_restored() {
         .collect();
     let old = rusqlite::Connection::open(&file).unwrap();
     old.execute_batch(&format!(
-        "DROP INDEX groups_sorted;
+        "DROP TABLE request_keys;
+         DROP INDEX groups_sorted;
          DROP TRIGGER groups_count_insert; DROP TRIGGER groups_count_delete; DROP TRIGGER groups_count_move;
          ALTER TABLE groups DROP COLUMN subnet_count;
          DROP INDEX addresses_ip; CREATE INDEX addresses_ip ON addresses (ip);

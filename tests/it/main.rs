@@ -18,6 +18,7 @@ mod golden;
 mod groupcommit;
 mod groups;
 mod hostile;
+mod idempotency;
 mod layers;
 mod matrix;
 mod org;

@@ -24,6 +24,7 @@ async fn whoami(s: &Server, token: &str) -> Result<String, &'static str> {
         method: "userdata".into(),
         credentials: Credentials::Token(Some(token.to_string())),
         data: json!({}),
+        key: None,
     };
     match dispatch(&s.app, call).await.result {
         Ok(v) => Ok(serde_json::to_value(v).unwrap()["user"]["id"].to_string()),
@@ -131,6 +132,7 @@ async fn a_token_carries_its_users_level_and_state() {
         method: "groups/add".into(),
         credentials: Credentials::Token(Some(token.clone())),
         data: json!({"description": "x"}),
+        key: None,
     };
     let denied = dispatch(&s.app, call).await.result.unwrap_err();
     assert_eq!(denied.code.as_str(), "access_denied");
