@@ -119,6 +119,28 @@ fn operation(r: &Route) -> Value {
         })
         .collect();
     params.extend(r.query.iter().map(|q| query_param(q)));
+    match (r.verb, r.render) {
+        ("GET", Render::One(_)) => params.push(json!({
+            "name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"},
+            "example": "\"42\"",
+            "description": "The ETag of the version the client holds: 304 Not Modified, without a body, while the \
+                            record is still at it.",
+        })),
+        ("PUT" | "PATCH" | "DELETE", _) => params.extend([
+            json!({
+                "name": "If-Match", "in": "header", "required": false, "schema": {"type": "string"},
+                "example": "\"42\"",
+                "description": "The record's ETag as read (one strong tag, or *): the change is made only if the \
+                                record is still at that version, else 412 precondition_failed and nothing changes.",
+            }),
+            json!({
+                "name": "If-None-Match", "in": "header", "required": false,
+                "schema": {"type": "string", "enum": ["*"]},
+                "description": "*: only if there is no such record, so 412 precondition_failed when there is.",
+            }),
+        ]),
+        _ => {}
+    }
     if r.verb != "GET" {
         params.push(json!({
             "name": "Idempotency-Key", "in": "header", "required": false,
@@ -325,14 +347,33 @@ fn responses(r: &Route) -> Value {
         Some(schema) => json!({"description": "Success", "content": {"application/json": {"schema": schema}}}),
         None => json!({"description": "Deleted"}),
     };
+    if matches!(r.render, Render::One(_)) {
+        answer["headers"] = json!({"ETag": {
+            "description": "The record's version as a strong entity tag, for If-Match and If-None-Match",
+            "schema": {"type": "string"},
+        }});
+    }
     if r.verb == "GET" {
         out.insert(r.status.to_string(), answer);
+        if matches!(r.render, Render::One(_)) {
+            out.insert(
+                "304".into(),
+                json!({"description": "Not Modified: the record is still at the version If-None-Match names"}),
+            );
+        }
     } else {
-        answer["headers"] = json!({"Idempotent-Replayed": {
+        answer["headers"]["Idempotent-Replayed"] = json!({
             "description": "true when this is the stored first answer to the request's Idempotency-Key",
             "schema": {"type": "string", "enum": ["true"]},
-        }});
+        });
         out.insert(r.status.to_string(), answer);
+        if matches!(r.verb, "PUT" | "PATCH" | "DELETE") {
+            out.insert(
+                "412".into(),
+                json!({"description": "The record is no longer at the version If-Match names (precondition_failed)",
+                       "content": {"application/json": {"schema": reference("Error")}}}),
+            );
+        }
         out.insert(
             "409".into(),
             json!({"description": "A request with this Idempotency-Key is still in progress (in_progress)",

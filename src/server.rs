@@ -196,7 +196,11 @@ fn rest_door(req: &Request<Incoming>, path: &str) -> RestDoor {
         query,
         token,
         json_body,
-        header(req, "idempotency-key").map(str::to_string),
+        rest::Headers {
+            idempotency_key: header(req, "idempotency-key").map(str::to_string),
+            if_match: header(req, "if-match").map(str::to_string),
+            if_none_match: header(req, "if-none-match").map(str::to_string),
+        },
     )
 }
 

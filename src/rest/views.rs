@@ -35,6 +35,9 @@ pub struct NetworkView<'a> {
     used_hosts: i64,
     #[schema(schema_with = count, required = false)]
     available_hosts: u128,
+    /// Counts the record's changes: its ETag, and what If-Match names to change it only as it was read
+    #[schema(minimum = 1, required = false)]
+    version: i64,
 }
 
 impl<'a> From<&'a Subnet> for NetworkView<'a> {
@@ -53,6 +56,7 @@ impl<'a> From<&'a Subnet> for NetworkView<'a> {
             total_hosts: s.total_hosts,
             used_hosts: s.used_hosts,
             available_hosts: s.available_hosts,
+            version: s.stamps.version,
         }
     }
 }
@@ -84,6 +88,10 @@ pub struct HostView<'a> {
     /// Custom field values by name
     #[schema(value_type = Object, nullable, required = false)]
     fields: &'a Map<String, Value>,
+    /// Counts the record's changes: its ETag, and what If-Match names to change it only as it was read
+    #[schema(minimum = 1, required = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<i64>,
 }
 
 impl<'a> From<&'a Host> for HostView<'a> {
@@ -102,6 +110,7 @@ impl<'a> From<&'a Host> for HostView<'a> {
             network_id: h.subnet,
             network: &h.network,
             fields: &h.fields,
+            version: h.stamps.as_ref().map(|s| s.version),
         }
     }
 }
@@ -117,6 +126,9 @@ pub struct RangeView<'a> {
     description: Option<&'a str>,
     #[schema(nullable, required = false)]
     is_active: bool,
+    /// Counts the record's changes: its ETag, and what If-Match names to change it only as it was read
+    #[schema(minimum = 1, required = false)]
+    version: i64,
 }
 
 impl<'a> From<&'a DhcpRange> for RangeView<'a> {
@@ -128,6 +140,7 @@ impl<'a> From<&'a DhcpRange> for RangeView<'a> {
             end_ip: &r.end_ip,
             description: r.description.as_deref(),
             is_active: r.is_active,
+            version: r.stamps.version,
         }
     }
 }

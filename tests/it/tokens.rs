@@ -12,7 +12,16 @@ use ipamd::handler::{Call, Credentials};
 
 use crate::support::{id_of, keys, now, only, Server};
 
-const TOKEN_KEYS: [&str; 7] = ["id", "description", "prefix", "user", "created", "expires", "lastused"];
+const TOKEN_KEYS: [&str; 8] = [
+    "id",
+    "description",
+    "prefix",
+    "user",
+    "created",
+    "expires",
+    "lastused",
+    "version",
+];
 
 fn record_keys(r: &Value) -> Vec<&str> {
     r.as_object().unwrap().keys().map(String::as_str).collect()
