@@ -283,3 +283,97 @@ async fn envelope_edits_and_deletes_take_a_version() {
     s.refused(&other, "groups/edit", json!({"id": gid, "version": 1}), "not_found")
         .await;
 }
+
+#[tokio::test]
+async fn every_versioned_record_of_the_envelope_refuses_a_stale_change() {
+    let s = Server::start().await;
+    let a = s.admin.clone();
+    let subnet = id_of(only(&s.ok(&a, "subnets/add", json!({"subnet": "10.65.0.0/24"})).await));
+    let field = only(
+        &s.ok(&a, "subnets/fields/add", json!({"subnet": subnet, "name": "rack"}))
+            .await,
+    )
+    .clone();
+    let host = only(
+        &s.ok(&a, "ipaddress/add", json!({"subnet": subnet, "hostname": "h"}))
+            .await,
+    )
+    .clone();
+    let range = s
+        .ok(
+            &a,
+            "dhcpranges/add",
+            json!({"subnet": subnet, "start_ip": "10.65.0.100", "end_ip": "10.65.0.110"}),
+        )
+        .await;
+    let range = only(&range).clone();
+    let key = only(&s.ok(&a, "org/appkeys/add", json!({"name": "k"})).await).clone();
+    for (edit, delete, record, change) in [
+        (
+            "subnets/fields/edit",
+            "subnets/fields/delete",
+            &field,
+            json!({"description": "d"}),
+        ),
+        ("ipaddress/edit", "ipaddress/delete", &host, json!({"hostname": "g"})),
+        (
+            "dhcpranges/edit",
+            "dhcpranges/delete",
+            &range,
+            json!({"description": "d"}),
+        ),
+        (
+            "org/appkeys/edit",
+            "org/appkeys/delete",
+            &key,
+            json!({"description": "d"}),
+        ),
+    ] {
+        let id = id_of(record);
+        let version: i64 = record["version"].as_str().unwrap().parse().unwrap();
+        let mut stale = change.clone();
+        stale["id"] = json!(id);
+        stale["version"] = json!(version + 1000);
+        s.refused(&a, edit, stale, "precondition_failed").await;
+        let mut fresh = change.clone();
+        fresh["id"] = json!(id);
+        fresh["version"] = json!(version);
+        let changed = only(&s.ok(&a, edit, fresh).await).clone();
+        let now: i64 = changed["version"].as_str().unwrap().parse().unwrap();
+        assert!(now > version, "{edit} moves the version");
+        s.refused(&a, delete, json!({"id": id, "version": version}), "precondition_failed")
+            .await;
+        s.ok(&a, delete, json!({"id": id, "version": now})).await;
+    }
+}
+
+#[tokio::test]
+async fn a_records_field_values_are_part_of_its_version() {
+    let s = Server::start().await;
+    let a = s.admin.clone();
+    let subnet = id_of(only(&s.ok(&a, "subnets/add", json!({"subnet": "10.66.0.0/24"})).await));
+    s.ok(&a, "subnets/fields/add", json!({"subnet": subnet, "name": "rack"}))
+        .await;
+    let host = only(&s.ok(&a, "ipaddress/add", json!({"subnet": subnet})).await).clone();
+    let before = host["version"].clone();
+    let edited = s
+        .ok(
+            &a,
+            "ipaddress/edit",
+            json!({"id": id_of(&host), "fields": {"rack": "r9"}}),
+        )
+        .await;
+    assert_ne!(only(&edited)["version"], before);
+    let after = only(&s.ok(&a, "ipaddress/get", json!({"id": id_of(&host)})).await).clone();
+    assert_eq!(
+        after["version"],
+        only(&edited)["version"],
+        "the edit's answer shows the version it left"
+    );
+    // Deleting the definition deletes the record's value: the record changed.
+    let field = s.ok(&a, "subnets/fields/get", json!({"subnet": subnet})).await;
+    s.ok(&a, "subnets/fields/delete", json!({"id": id_of(only(&field))}))
+        .await;
+    let last = only(&s.ok(&a, "ipaddress/get", json!({"id": id_of(&host)})).await).clone();
+    assert_ne!(last["version"], after["version"]);
+}
