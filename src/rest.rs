@@ -291,19 +291,6 @@ pub struct Headers {
     pub if_none_match: Option<String>,
 }
 
-/// The strong `ETag` of a record at `version`.
-fn etag(version: i64) -> String {
-    format!("\"{version}\"")
-}
-
-/// Whether an `If-None-Match` value names `tag` (`*`, or a list of tags compared weakly, as a GET's is).
-fn names_tag(if_none_match: &str, tag: &str) -> bool {
-    if_none_match.trim() == "*"
-        || if_none_match
-            .split(',')
-            .any(|t| t.trim().trim_start_matches("W/") == tag)
-}
-
 /// The version of the one record a reply holds, for its `ETag`.
 fn version_of(answer: &Reply) -> Option<i64> {
     match answer {
@@ -367,7 +354,10 @@ impl Door for RestDoor {
 
     fn render(&self, outcome: Outcome) -> Rendered {
         let tag = match (self.decoded, &outcome.result) {
-            (Decoded::Call(route), Ok(answer)) if matches!(route.render, One(_)) => version_of(answer).map(etag),
+            // One record's strong entity tag: its version.
+            (Decoded::Call(route), Ok(answer)) if matches!(route.render, One(_)) => {
+                version_of(answer).map(|v| format!("\"{v}\""))
+            }
             _ => None,
         };
         let rendered = match self.decoded {
@@ -387,14 +377,14 @@ impl Door for RestDoor {
         };
         let mut headers: Vec<(&'static str, String)> = error.as_ref().and_then(allow).into_iter().collect();
         if let Some(tag) = tag.filter(|_| error.is_none()) {
-            // A client that holds this version already is told so, without the record.
-            if self.verb == "GET"
-                && self
-                    .headers
-                    .if_none_match
-                    .as_deref()
-                    .is_some_and(|v| names_tag(v, &tag))
-            {
+            // A client that holds this version already is told so, without the record: `*`, or a list of tags
+            // compared weakly, as a GET's are.
+            let held = self
+                .headers
+                .if_none_match
+                .as_deref()
+                .is_some_and(|v| v.trim() == "*" || v.split(',').any(|t| t.trim().trim_start_matches("W/") == tag));
+            if self.verb == "GET" && held {
                 (status, body) = (304, None);
             }
             headers.push(("etag", tag));
