@@ -455,3 +455,76 @@ DROP TRIGGER credential_epoch_users_update;
 CREATE TRIGGER credential_epoch_users_update AFTER UPDATE OF id, org_id, username, level, disabled, phc, unlocks ON users BEGIN
     UPDATE credential_epoch SET n = n + 1;
 END;
+
+-- migration: 12
+-- Idempotency keys (`Idempotency-Key` on REST, `requestkey` in the envelope): the answer of each keyed write,
+-- written in the write's own savepoint, so the change and its key commit together or not at all. A key belongs to
+-- its caller: the org, and the user (`caller` is `user:<id>`) or `API_TOKENS`. `fingerprint` is the SHA-256 of the
+-- request's target and canonical parameters; `status` and `body` the answer a retry gets again. Rows older than
+-- IPAMD_IDEMPOTENCY_SECONDS are ignored and purged in small batches by later keyed writes. A restore copies them
+-- with the records they answered for.
+CREATE TABLE request_keys (
+    org_id      INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    user_id     INTEGER REFERENCES users(id) ON DELETE CASCADE,
+    caller      TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    fingerprint BLOB NOT NULL,
+    status      INTEGER NOT NULL,
+    body        BLOB NOT NULL,
+    created     INTEGER NOT NULL,
+    PRIMARY KEY (org_id, caller, key)
+);
+CREATE INDEX request_keys_created ON request_keys (created);
+CREATE INDEX request_keys_user ON request_keys (user_id);
+-- Record versions (methods.md, Versions): each record's `version` tells whether it changed since a client read it
+-- (REST's ETag and If-Match, the envelope's `version`). `version_seq` counts write transactions: every call in the
+-- group commit (a savepoint each) and every other write transaction moves it first (store.rs). A record is made at
+-- version 1; a change of its own fields (a subnet's counts included: they are part of its record) sets its version
+-- to the count of the write that changed it, once however many statements of that write change it: so versions only
+-- grow, a version names one state of the record, and one call moves it once. (A record restored from another
+-- database may hold a version above the count: then each change adds one.) The stamps a call leaves (`lastlogin`,
+-- `lastused`) do not move it. Kept by triggers, whichever write changes the row. A restore keeps the count.
+CREATE TABLE version_seq (n INTEGER NOT NULL);
+INSERT INTO version_seq (n) VALUES (1);
+ALTER TABLE subnets ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE addresses ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE dhcp_ranges ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE groups ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE fields ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE users ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE appkeys ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE tokens ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+CREATE TRIGGER subnets_version AFTER UPDATE ON subnets WHEN new.version = old.version BEGIN
+    UPDATE subnets SET version = (SELECT CASE WHEN old.version <= n THEN n ELSE old.version + 1 END FROM version_seq) WHERE id = new.id;
+END;
+CREATE TRIGGER addresses_version AFTER UPDATE ON addresses WHEN new.version = old.version BEGIN
+    UPDATE addresses SET version = (SELECT CASE WHEN old.version <= n THEN n ELSE old.version + 1 END FROM version_seq) WHERE id = new.id;
+END;
+CREATE TRIGGER dhcp_ranges_version AFTER UPDATE ON dhcp_ranges WHEN new.version = old.version BEGIN
+    UPDATE dhcp_ranges SET version = (SELECT CASE WHEN old.version <= n THEN n ELSE old.version + 1 END FROM version_seq) WHERE id = new.id;
+END;
+CREATE TRIGGER groups_version AFTER UPDATE ON groups WHEN new.version = old.version BEGIN
+    UPDATE groups SET version = (SELECT CASE WHEN old.version <= n THEN n ELSE old.version + 1 END FROM version_seq) WHERE id = new.id;
+END;
+CREATE TRIGGER fields_version AFTER UPDATE ON fields WHEN new.version = old.version BEGIN
+    UPDATE fields SET version = (SELECT CASE WHEN old.version <= n THEN n ELSE old.version + 1 END FROM version_seq) WHERE id = new.id;
+END;
+CREATE TRIGGER users_version AFTER UPDATE OF org_id, username, email, realname, level, disabled, phc ON users WHEN new.version = old.version BEGIN
+    UPDATE users SET version = (SELECT CASE WHEN old.version <= n THEN n ELSE old.version + 1 END FROM version_seq) WHERE id = new.id;
+END;
+CREATE TRIGGER appkeys_version AFTER UPDATE OF org_id, owner_id, name, description, enabled, disabledreason ON appkeys WHEN new.version = old.version BEGIN
+    UPDATE appkeys SET version = (SELECT CASE WHEN old.version <= n THEN n ELSE old.version + 1 END FROM version_seq) WHERE id = new.id;
+END;
+CREATE TRIGGER tokens_version AFTER UPDATE OF org_id, user_id, description, expires ON tokens WHEN new.version = old.version BEGIN
+    UPDATE tokens SET version = (SELECT CASE WHEN old.version <= n THEN n ELSE old.version + 1 END FROM version_seq) WHERE id = new.id;
+END;
+-- A record's custom field values are part of it.
+CREATE TRIGGER field_values_version_insert AFTER INSERT ON field_values BEGIN
+    UPDATE addresses SET version = (SELECT CASE WHEN addresses.version <= n THEN n ELSE addresses.version + 1 END FROM version_seq) WHERE id = new.address_id;
+END;
+CREATE TRIGGER field_values_version_update AFTER UPDATE ON field_values BEGIN
+    UPDATE addresses SET version = (SELECT CASE WHEN addresses.version <= n THEN n ELSE addresses.version + 1 END FROM version_seq) WHERE id = new.address_id;
+END;
+CREATE TRIGGER field_values_version_delete AFTER DELETE ON field_values BEGIN
+    UPDATE addresses SET version = (SELECT CASE WHEN addresses.version <= n THEN n ELSE addresses.version + 1 END FROM version_seq) WHERE id = old.address_id;
+END;

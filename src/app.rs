@@ -7,6 +7,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{Code, Error, Result};
 use crate::handler::Method;
+use crate::idempotency::InFlight;
 use crate::ratelimit::Limiter;
 use crate::slots::Slots;
 use crate::store::Store;
@@ -27,6 +28,8 @@ pub struct App {
     /// The method table the dispatcher serves (`methods::METHODS`), handed in by whoever builds the app, so the
     /// dispatcher stands on the handlers' vocabulary without importing the handlers.
     pub methods: &'static [Method],
+    /// The idempotency keys of the writes in flight in this process.
+    pub in_flight: Arc<InFlight>,
 }
 
 impl App {
@@ -67,6 +70,7 @@ impl App {
             limiter,
             clock,
             methods,
+            in_flight: Arc::default(),
         })
     }
 }

@@ -159,6 +159,7 @@ pub fn call(app: &App, credentials: handler::Credentials, method: &str, data: Va
         method: method.into(),
         credentials,
         data,
+        key: None,
     };
     runtime.block_on(dispatch::dispatch(app, call)).result
 }

@@ -284,6 +284,10 @@ pub struct Settings {
     /// proxy every client has the proxy's address: raise it to IPAMD_MAX_CONNECTIONS there.
     #[arg(long, env = "IPAMD_MAX_CONNECTIONS_PER_ADDRESS", default_value = "256")]
     pub max_connections_per_address: u32,
+    /// How long the answer of a write with an idempotency key (`Idempotency-Key`, `requestkey`) is kept for its
+    /// retries, in seconds.
+    #[arg(long, env = "IPAMD_IDEMPOTENCY_SECONDS", default_value = "86400", value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub idempotency_seconds: u64,
 }
 
 impl Settings {

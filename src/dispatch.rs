@@ -9,6 +9,7 @@ use crate::error::{Code, Error, Result};
 use crate::handler::{
     check_access, find_method, new_respid, Call, Caller, Credentials, Ctx, Kind, Method, Outcome, Prepared,
 };
+use crate::idempotency::Keyed;
 use crate::model::Reply;
 use crate::params::Data;
 use crate::store::{Db, Tx};
@@ -23,6 +24,16 @@ pub async fn dispatch(app: &App, call: Call) -> Outcome {
             caller: String::new(),
             result: Err(e),
         };
+    };
+    let key = match call.key.map(|k| Keyed::new(k, method, &call.data)).transpose() {
+        Ok(key) => key,
+        Err(e) => {
+            return Outcome {
+                respid,
+                caller: String::new(),
+                result: Err(e),
+            }
+        }
     };
     let data = match Data::new(call.data) {
         Ok(d) => d,
@@ -77,13 +88,31 @@ pub async fn dispatch(app: &App, call: Call) -> Outcome {
         }
         Ok(Stage::Done(caller, result)) => (caller, result),
         Ok(Stage::Write(caller, prepared, credentials, grant)) => {
-            let result = match slow_work(prepared).await {
-                Ok(prepared) => {
+            // Held until the answer: a retry with the key meanwhile is told so at once.
+            let held = match &key {
+                Some(key) => key.hold(&app.in_flight, &caller),
+                None => Ok(None),
+            };
+            let slow = match held {
+                Ok(held) => slow_work(prepared).await.map(|prepared| (prepared, held)),
+                Err(e) => Err(e),
+            };
+            let result = match slow {
+                Ok((prepared, _held)) => {
                     let (app2, rid, who) = (app.clone(), respid.clone(), caller.clone());
-                    // The credentials are checked again in the transaction that applies the write.
+                    // The credentials are checked again in the transaction that applies the write, and a key's
+                    // answer is looked up and kept in it.
                     let write = move |tx: &Tx| {
                         let who = recheck(tx, &app2, &credentials, method.access, &grant, &who)?;
-                        run(method, tx, &who, &app2, &rid, prepared)
+                        match &key {
+                            None => run(method, tx, &who, &app2, &rid, prepared),
+                            Some(key) => {
+                                let ttl = app2.settings.idempotency_seconds;
+                                key.once(tx, &who, app2.clock.now(), ttl, &rid, || {
+                                    run(method, tx, &who, &app2, &rid, prepared)
+                                })
+                            }
+                        }
                     };
                     app.auth.write_queued();
                     match method.kind {

@@ -37,6 +37,12 @@ pub enum Code {
     RateLimited,
     Internal,
     Unavailable,
+    /// A write with an idempotency key that a request still in flight holds.
+    InProgress,
+    /// An idempotency key used again for a different request.
+    KeyReused,
+    /// A write whose `If-Match` (or `version`) names a version the record no longer has.
+    PreconditionFailed,
 }
 
 impl Code {
@@ -74,6 +80,9 @@ impl Code {
             Code::RateLimited => "rate_limited",
             Code::Internal => "internal_error",
             Code::Unavailable => "unavailable",
+            Code::InProgress => "in_progress",
+            Code::KeyReused => "key_reused",
+            Code::PreconditionFailed => "precondition_failed",
         }
     }
 
@@ -104,6 +113,9 @@ impl Code {
             Code::TooManyAttempts | Code::RateLimited => 429,
             Code::Internal => 500,
             Code::Unavailable => 503,
+            Code::InProgress => 409,
+            Code::KeyReused => 422,
+            Code::PreconditionFailed => 412,
         }
     }
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::model::Reply;
+use crate::model::{Replayed, Reply};
 use crate::params::Data;
 use crate::store::{Db, Store, Tx};
 
@@ -324,7 +324,23 @@ pub struct Call {
     pub method: String,
     pub credentials: Credentials,
     pub data: Value,
+    /// The idempotency key the request carried, if any.
+    pub key: Option<RequestKey>,
 }
+
+/// An idempotency key a front door found on a request (REST's `Idempotency-Key` header, the envelope's
+/// `requestkey`), with what the dispatcher needs to keep the answer for the key's retries.
+pub struct RequestKey {
+    pub key: String,
+    /// What the request addressed besides its parameters (the envelope's method, REST's verb and route), part of
+    /// the request's fingerprint.
+    pub target: String,
+    pub render: RenderAnswer,
+}
+
+/// Renders a successful answer, given the call's respid, as the door will send it: the status and body stored with
+/// an idempotency key, in the write's own transaction.
+pub type RenderAnswer = Box<dyn Fn(&str, &Reply) -> Result<Replayed> + Send>;
 
 /// What came of a call, for the front door to render and log.
 pub struct Outcome {

@@ -18,6 +18,7 @@ pub mod dispatch;
 pub mod door;
 pub mod error;
 pub mod handler;
+pub mod idempotency;
 pub mod logging;
 pub mod methods;
 pub mod model;

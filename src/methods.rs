@@ -16,7 +16,7 @@ pub mod users;
 
 use rusqlite::Row;
 
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::handler::{call, Access, Action, Change, Ctx, Kind, Level, Method, ObjectKind, Params};
 use crate::model::{self, Deleted, Records, Stamps};
 use crate::params::Data;
@@ -92,12 +92,40 @@ pub static METHODS: &[Method] = &[
 /// The parameters of methods that take one required `id`.
 pub struct IdParam {
     pub id: i64,
+    /// The version the caller read the record at, to delete it only as it was (see [`check_version`]).
+    pub version: Option<i64>,
 }
 
 impl Params for IdParam {
     fn decode(d: &mut Data) -> Result<Self> {
-        Ok(IdParam { id: d.req_id("id")? })
+        Ok(IdParam {
+            id: d.req_id("id")?,
+            version: d.int("version")?,
+        })
     }
+}
+
+/// Refuses to change record `id` of `table` when the caller named the version it read it at (`version`, REST's
+/// `If-Match`) and the record has moved on since: `precondition_failed`, with the version it has now. Checked in
+/// the write's own transaction before anything changes, so a refused call changes nothing. Call it once the record
+/// was found in the caller's org: it reads by id alone.
+pub fn check_version(ctx: &Ctx, table: &str, id: i64, expected: Option<i64>) -> Result<()> {
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    let current: i64 = ctx
+        .tx
+        .query_row(&format!("SELECT version FROM {table} WHERE id = ?1"), [id], |r| {
+            r.get(0)
+        })?;
+    if current == expected {
+        return Ok(());
+    }
+    Err(Error::new(
+        Code::PreconditionFailed,
+        format!("the record is at version {current}, not {expected}: it changed since it was read"),
+    )
+    .with_data(serde_json::json!({"version": current})))
 }
 
 /// The parameters of methods that take an optional `id` (one record, or all of them).
@@ -111,9 +139,10 @@ impl Params for OptIdParam {
     }
 }
 
-/// The stamp columns of a record table aliased `t`, joined to its last modifier as `m`; read by [`stamps_at`].
+/// The stamp columns of a record table aliased `t`, joined to its last modifier as `m`, and the record's version;
+/// read by [`stamps_at`].
 pub fn stamp_cols(t: &str, m: &str) -> String {
-    format!("{t}.modby_id, {t}.modifiedat, {t}.modby_name, {m}.email, {m}.realname, {t}.created")
+    format!("{t}.modby_id, {t}.modifiedat, {t}.modby_name, {m}.email, {m}.realname, {t}.created, {t}.version")
 }
 
 /// The number of columns in a list of column expressions with no comma inside one.
@@ -137,6 +166,7 @@ pub fn stamps_at(r: &Row, at: usize) -> rusqlite::Result<Stamps> {
         email: r.get(at + 3)?,
         realname: r.get(at + 4)?,
         created: r.get(at + 5)?,
+        version: r.get(at + 6)?,
     })
 }
 
@@ -154,8 +184,19 @@ pub fn owner_filter(ctx: &Ctx) -> Option<i64> {
 }
 
 /// Deletes one app key or token the caller may see (`table` and `owner_col` are constants of the callers).
-pub fn delete_owned(ctx: &Ctx, table: &str, owner_col: &str, id: i64, kind: ObjectKind) -> Result<Records<Deleted>> {
-    let what = kind.as_str();
+pub fn delete_owned(ctx: &Ctx, table: &str, owner_col: &str, p: IdParam, kind: ObjectKind) -> Result<Records<Deleted>> {
+    let (what, id) = (kind.as_str(), p.id);
+    if p.version.is_some() {
+        let seen: bool = ctx.tx.query_row(
+            &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE id = ?1 AND org_id = ?2 AND (?3 IS NULL OR {owner_col} = ?3))"),
+            rusqlite::params![id, ctx.org(), owner_filter(ctx)],
+            |r| r.get(0),
+        )?;
+        if !seen {
+            return Err(Error::not_found(what));
+        }
+        check_version(ctx, table, id, p.version)?;
+    }
     let n = ctx.tx.execute(
         &format!("DELETE FROM {table} WHERE id = ?1 AND org_id = ?2 AND (?3 IS NULL OR {owner_col} = ?3)"),
         rusqlite::params![id, ctx.org(), owner_filter(ctx)],

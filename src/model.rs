@@ -11,7 +11,8 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// Who last changed a record and when, in the seed's names and order; `created` is when the record was made.
+/// Who last changed a record and when, in the seed's names and order; `created` is when the record was made, and
+/// `version` counts its changes (methods.md, Versions).
 #[derive(Debug, Clone, Serialize)]
 pub struct Stamps {
     pub userid: Option<i64>,
@@ -20,6 +21,7 @@ pub struct Stamps {
     pub email: Option<String>,
     pub realname: Option<String>,
     pub created: i64,
+    pub version: i64,
 }
 
 /// An address record (a host).
@@ -194,6 +196,7 @@ pub struct User {
     pub disabled: bool,
     pub created: i64,
     pub lastlogin: Option<i64>,
+    pub version: i64,
 }
 
 /// An application key (`org/appkeys/*`): its digest never leaves the server.
@@ -210,6 +213,7 @@ pub struct AppKey {
     pub owner: i64,
     pub created: i64,
     pub lastused: Option<i64>,
+    pub version: i64,
     /// The key itself: only in the reply that creates it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
@@ -228,6 +232,7 @@ pub struct Token {
     /// Unix seconds; `None` never expires.
     pub expires: Option<i64>,
     pub lastused: Option<i64>,
+    pub version: i64,
     /// The token itself: only in the reply that creates it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
@@ -554,6 +559,23 @@ pub enum Reply {
     NewBackup(Box<NewBackup>),
     Verified(Verified),
     Restored(Restored),
+    /// The stored answer of an earlier request with the same idempotency key, given again instead of running the
+    /// handler (`idempotency::once`): the server sends it as it was, whichever door.
+    Replayed(Box<Replayed>),
+}
+
+/// An answer as a door rendered it, kept with its idempotency key.
+#[derive(Debug, Clone)]
+pub struct Replayed {
+    pub status: u16,
+    /// The body as it was sent; empty for none (REST's 204).
+    pub body: Vec<u8>,
+}
+
+impl Serialize for Replayed {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&String::from_utf8_lossy(&self.body))
+    }
 }
 
 /// `From` each answer a handler may give into its [`Reply`]; those after `boxed` are boxed on the way.
@@ -633,6 +655,7 @@ impl Serialize for Reply {
             Reply::NewBackup(b) => b.serialize(s),
             Reply::Verified(v) => v.serialize(s),
             Reply::Restored(r) => r.serialize(s),
+            Reply::Replayed(r) => r.serialize(s),
         }
     }
 }

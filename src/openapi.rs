@@ -121,6 +121,40 @@ fn operation(r: &Route) -> Value {
         })
         .collect();
     params.extend(r.query.iter().map(|q| query_param(q)));
+    match (r.verb, r.render) {
+        ("GET", Render::One(_)) => params.push(json!({
+            "name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"},
+            "example": "\"42\"",
+            "description": "The ETag of the version the client holds: 304 Not Modified, without a body, while the \
+                            record is still at it.",
+        })),
+        ("PUT" | "PATCH" | "DELETE", _) => params.extend([
+            json!({
+                "name": "If-Match", "in": "header", "required": false, "schema": {"type": "string"},
+                "example": "\"42\"",
+                "description": "The record's ETag as read (one strong tag, or *): the change is made only if the \
+                                record is still at that version, else 412 precondition_failed and nothing changes.",
+            }),
+            json!({
+                "name": "If-None-Match", "in": "header", "required": false,
+                "schema": {"type": "string", "enum": ["*"]},
+                "description": "*: only if there is no such record, so 412 precondition_failed when there is.",
+            }),
+        ]),
+        _ => {}
+    }
+    if r.verb != "GET" {
+        params.push(json!({
+            "name": "Idempotency-Key", "in": "header", "required": false,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+            "example": "3f1c9a52-alloc-web-1",
+            "description": "Makes the request safe to retry: a retry with the same key and the same request gets the \
+                            first answer again (with Idempotent-Replayed: true) without doing the work twice; the same \
+                            key with another request is 422 key_reused; while the first is in progress, 409 \
+                            in_progress. Only successes are kept, for IPAMD_IDEMPOTENCY_SECONDS (24 h). Keys belong \
+                            to the caller. Writes only: a read or a restore refuses a key (400).",
+        }));
+    }
     let tag = r.path.trim_start_matches('/').split('/').next().unwrap_or_default();
     let mut op = json!({
         "operationId": operation_id(r),
@@ -414,13 +448,48 @@ fn responses(r: &Route) -> Value {
         Render::NoContent => None,
     };
     let mut out = Map::new();
-    out.insert(
-        r.status.to_string(),
-        match success {
-            Some(schema) => json!({"description": "Success", "content": {"application/json": {"schema": schema}}}),
-            None => json!({"description": "Deleted"}),
-        },
-    );
+    let mut answer = match success {
+        Some(schema) => json!({"description": "Success", "content": {"application/json": {"schema": schema}}}),
+        None => json!({"description": "Deleted"}),
+    };
+    if matches!(r.render, Render::One(_)) {
+        answer["headers"] = json!({"ETag": {
+            "description": "The record's version as a strong entity tag, for If-Match and If-None-Match",
+            "schema": {"type": "string"},
+        }});
+    }
+    if r.verb == "GET" {
+        out.insert(r.status.to_string(), answer);
+        if matches!(r.render, Render::One(_)) {
+            out.insert(
+                "304".into(),
+                json!({"description": "Not Modified: the record is still at the version If-None-Match names"}),
+            );
+        }
+    } else {
+        answer["headers"]["Idempotent-Replayed"] = json!({
+            "description": "true when this is the stored first answer to the request's Idempotency-Key",
+            "schema": {"type": "string", "enum": ["true"]},
+        });
+        out.insert(r.status.to_string(), answer);
+        if matches!(r.verb, "PUT" | "PATCH" | "DELETE") {
+            out.insert(
+                "412".into(),
+                json!({"description": "The record is no longer at the version If-Match names (precondition_failed)",
+                       "content": {"application/json": {"schema": reference("Error")}}}),
+            );
+        }
+        out.insert(
+            "409".into(),
+            json!({"description": "A request with this Idempotency-Key is still in progress (in_progress)",
+                   "content": {"application/json": {"schema": reference("Error")}}}),
+        );
+        out.insert(
+            "422".into(),
+            json!({"description": "This Idempotency-Key was used for another request (key_reused)",
+                   "content": {"application/json": {"schema": reference("Error")}}}),
+        );
+    }
     for (code, what) in [
         ("400", "Invalid input or a business rule"),
         ("401", "No valid token"),

@@ -8,8 +8,8 @@ use serde_json::{json, Map, Value};
 
 use crate::door::{to_json, Door, Rendered};
 use crate::error::{Code, Error, Result};
-use crate::handler::{Call, Credentials, Outcome};
-use crate::model::{self, Reply};
+use crate::handler::{Call, Credentials, Outcome, RequestKey};
+use crate::model::{self, Replayed, Reply};
 
 pub(crate) mod views;
 use views::{
@@ -105,16 +105,33 @@ impl Resource {
                 "available_hosts",
                 "family",
                 "subnet",
+                "version",
             ],
-            Resource::Host => &["id", "network"],
-            Resource::DhcpRange => &["id"],
+            Resource::Host => &["id", "network", "version"],
+            Resource::DhcpRange => &["id", "version"],
             // A field belongs to the network whose path made it.
-            Resource::Field => &["id", "network_id"],
+            Resource::Field => &["id", "network_id", "version"],
             Resource::Backup => &["name", "size_bytes", "created_at"],
-            Resource::Group => &["id", "network_count", "child_count", "children"],
-            Resource::User => &["id", "created_at", "last_login_at"],
-            Resource::AppKey => &["id", "prefix", "owner_id", "created_at", "last_used_at", "key"],
-            Resource::Token => &["id", "prefix", "user_id", "created_at", "last_used_at", "token"],
+            Resource::Group => &["id", "network_count", "child_count", "children", "version"],
+            Resource::User => &["id", "created_at", "last_login_at", "version"],
+            Resource::AppKey => &[
+                "id",
+                "prefix",
+                "owner_id",
+                "created_at",
+                "last_used_at",
+                "key",
+                "version",
+            ],
+            Resource::Token => &[
+                "id",
+                "prefix",
+                "user_id",
+                "created_at",
+                "last_used_at",
+                "token",
+                "version",
+            ],
             Resource::Org => &[
                 "id",
                 "created_at",
@@ -321,6 +338,8 @@ pub struct RestDoor {
     credentials: Credentials,
     /// Whether the request's `Content-Type` is JSON (or absent).
     json_body: bool,
+    /// The headers of the request that make it conditional or retry-safe.
+    headers: Headers,
     /// How far decoding went: the error of a request that reached no method is answered as it is, a method's is
     /// renamed back to the REST names.
     decoded: Decoded,
@@ -338,17 +357,79 @@ enum Decoded {
 }
 
 impl RestDoor {
-    /// A request for `path` (below `/api/v1`) with its bearer token, if any; `json_body` tells whether its
-    /// `Content-Type` is JSON or absent.
-    pub fn new(verb: String, path: String, query: String, token: Option<String>, json_body: bool) -> RestDoor {
+    /// A request for `path` (below `/api/v1`) with its bearer token, if any, and its conditional and
+    /// idempotency `headers`; `json_body` tells whether its `Content-Type` is JSON or absent.
+    pub fn new(
+        verb: String,
+        path: String,
+        query: String,
+        token: Option<String>,
+        json_body: bool,
+        headers: Headers,
+    ) -> RestDoor {
         RestDoor {
             verb,
             path,
             query,
             credentials: Credentials::Token(token),
             json_body,
+            headers,
             decoded: Decoded::Nothing,
         }
+    }
+
+    /// The `version` parameter a write's preconditions ask for (methods.md, Versions): `If-Match: "<version>"`
+    /// names the version the record must still have; `If-None-Match: *` asks for no current record, which an
+    /// existing one never is (version 0 is no record's). `If-Match: *` asks for any current record, which the
+    /// method requires anyway. On a create (`POST`), `If-None-Match: *` is what a create does anyway: it never
+    /// replaces a record (`duplicate`).
+    fn precondition(&self) -> Result<Option<i64>> {
+        let (if_match, if_none_match) = (self.headers.if_match.as_deref(), self.headers.if_none_match.as_deref());
+        let refused = |what: &str| Err(Error::new(Code::BadRequest, what.to_string()));
+        match self.verb.as_str() {
+            "GET" | "HEAD" => Ok(None),
+            "POST" if if_match.is_some() => refused("If-Match applies to PUT, PATCH and DELETE of one record"),
+            "POST" if if_none_match.is_some_and(|v| v != "*") => refused("If-None-Match on a create takes only *"),
+            "POST" => Ok(None),
+            _ => match (if_match, if_none_match) {
+                (Some(_), Some(_)) => refused("send If-Match or If-None-Match, not both"),
+                (None, Some("*")) => Ok(Some(0)),
+                (None, Some(_)) => refused("If-None-Match on a change takes only *"),
+                (Some("*"), None) | (None, None) => Ok(None),
+                // A tag that is no version of ours (a weak one, a list) matches no record: refused as a mismatch.
+                (Some(tag), None) => Ok(Some(
+                    tag.strip_prefix('"')
+                        .and_then(|t| t.strip_suffix('"'))
+                        .and_then(|t| t.parse::<i64>().ok())
+                        .filter(|v| *v > 0)
+                        .unwrap_or(-1),
+                )),
+            },
+        }
+    }
+}
+
+/// The headers of a REST request the door reads besides its token and content type.
+#[derive(Debug, Default)]
+pub struct Headers {
+    /// `Idempotency-Key`, taken into the call on the verbs that write (a GET's is ignored: a GET is idempotent).
+    pub idempotency_key: Option<String>,
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+}
+
+/// The version of the one record a reply holds, for its `ETag`.
+fn version_of(answer: &Reply) -> Option<i64> {
+    match answer {
+        Reply::Subnets(l) => l.first().map(|s| s.stamps.version),
+        Reply::Hosts(l) => l.first().and_then(|h| h.stamps.as_ref()).map(|s| s.version),
+        Reply::Ranges(l) => l.first().map(|r| r.stamps.version),
+        Reply::Groups(r) => r.0.first().map(|g| g.stamps.version),
+        Reply::Fields(r) => r.0.first().map(|f| f.stamps.version),
+        Reply::Users(r) => r.0.first().map(|u| u.version),
+        Reply::AppKeys(r) => r.0.first().map(|k| k.version),
+        Reply::Tokens(r) => r.0.first().map(|t| t.version),
+        _ => None,
     }
 }
 
@@ -374,20 +455,47 @@ impl Door for RestDoor {
         }
         let (route, path_params) = route(&self.verb, &self.path)?;
         self.decoded = Decoded::Route(route);
-        let data = build_params(route, &path_params, &self.query, body)?;
+        let mut data = build_params(route, &path_params, &self.query, body)?;
+        if let Some(version) = self.precondition()? {
+            data["version"] = json!(version);
+        }
         self.decoded = Decoded::Call(route);
+        let writes = !matches!(self.verb.as_str(), "GET" | "HEAD");
+        let key = self
+            .headers
+            .idempotency_key
+            .take()
+            .filter(|_| writes)
+            .map(|key| RequestKey {
+                key,
+                target: format!("{} {}", route.verb, route.path),
+                render: Box::new(move |_: &str, answer: &Reply| {
+                    Ok(Replayed {
+                        status: route.status,
+                        body: render(route, answer)?,
+                    })
+                }),
+            });
         Ok(Call {
             method: route.method.to_string(),
             credentials: self.credentials.clone(),
             data,
+            key,
         })
     }
 
     fn render(&self, outcome: Outcome) -> Rendered {
+        let tag = match (self.decoded, &outcome.result) {
+            // One record's strong entity tag: its version.
+            (Decoded::Call(route), Ok(answer)) if matches!(route.render, One(_)) => {
+                version_of(answer).map(|v| format!("\"{v}\""))
+            }
+            _ => None,
+        };
         let rendered = match self.decoded {
             Decoded::Call(route) => outcome
                 .result
-                .and_then(|v| render(route, v))
+                .and_then(|v| render(route, &v))
                 .map(|body| (route, body))
                 .map_err(|e| rename_errors(route, e)),
             Decoded::Nothing | Decoded::Route(_) => match outcome.result {
@@ -395,14 +503,28 @@ impl Door for RestDoor {
                 Ok(_) => Err(Error::internal("a reply to a request that made no call")),
             },
         };
-        let (status, body, error) = match rendered {
+        let (mut status, mut body, error) = match rendered {
             Ok((route, body)) => (route.status, (route.render != NoContent).then_some(body), None),
             Err(e) => (e.code.http_status(), Some(to_json(&error_body(&e))), Some(e)),
         };
+        let mut headers: Vec<(&'static str, String)> = error.as_ref().and_then(allow).into_iter().collect();
+        if let Some(tag) = tag.filter(|_| error.is_none()) {
+            // A client that holds this version already is told so, without the record: `*`, or a list of tags
+            // compared weakly, as a GET's are.
+            let held = self
+                .headers
+                .if_none_match
+                .as_deref()
+                .is_some_and(|v| v.trim() == "*" || v.split(',').any(|t| t.trim().trim_start_matches("W/") == tag));
+            if self.verb == "GET" && held {
+                (status, body) = (304, None);
+            }
+            headers.push(("etag", tag));
+        }
         Rendered {
             status,
             body,
-            headers: error.as_ref().and_then(allow).into_iter().collect(),
+            headers,
             error,
             respid: outcome.respid,
             caller: outcome.caller,
@@ -671,14 +793,14 @@ fn rename_errors(route: &Route, mut e: Error) -> Error {
 }
 
 /// A typed answer in the route's REST shape, serialised.
-fn render(route: &Route, answer: Reply) -> Result<Vec<u8>> {
+fn render(route: &Route, answer: &Reply) -> Result<Vec<u8>> {
     let wrong = || {
         Error::internal(format!(
             "{} answered a shape {} cannot render",
             route.method, route.path
         ))
     };
-    Ok(match (route.render, &answer) {
+    Ok(match (route.render, answer) {
         (NoContent, _) => return Ok(Vec::new()),
         (Page(Network), Reply::Subnets(l)) => to_json(&page::<_, NetworkView>(l)),
         (Page(Host), Reply::Hosts(l)) => to_json(&page::<_, HostView>(l)),

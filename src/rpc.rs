@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use crate::door::{to_json, Door, Rendered};
 use crate::error::{Code, Error};
-use crate::handler::{Call, Credentials, Outcome};
-use crate::model::Reply as Answer;
+use crate::handler::{Call, Credentials, Outcome, RequestKey};
+use crate::model::{Replayed, Reply as Answer};
 
 mod manageips;
 pub use manageips::Manageips;
@@ -115,6 +115,19 @@ pub fn decode(method: &str, body: &[u8], form: bool) -> std::result::Result<Enve
     };
     let appkey = text("appkey", raw.appkey)?;
     let userdata = text("userdata", raw.userdata)?;
+    let key = text("requestkey", raw.requestkey)?.map(|key| {
+        let (reqid, method) = (reqid.clone(), method.to_string());
+        RequestKey {
+            key,
+            target: format!("/1.0/{method}"),
+            render: Box::new(move |respid: &str, answer: &Answer| {
+                Ok(Replayed {
+                    status: 200,
+                    body: render_answer(&reqid, respid, &method, answer),
+                })
+            }),
+        }
+    });
     let data = raw.data;
     Ok(Envelope {
         reqid,
@@ -122,6 +135,7 @@ pub fn decode(method: &str, body: &[u8], form: bool) -> std::result::Result<Enve
             method: method.to_string(),
             credentials: Credentials::Envelope { appkey, userdata },
             data,
+            key,
         },
     })
 }
@@ -134,6 +148,7 @@ struct Raw {
     appkey: Value,
     userdata: Value,
     data: Value,
+    requestkey: Value,
 }
 
 impl<'de> serde::Deserialize<'de> for Raw {
@@ -152,6 +167,7 @@ impl<'de> serde::Deserialize<'de> for Raw {
                         "appkey" => raw.appkey = map.next_value()?,
                         "userdata" => raw.userdata = map.next_value()?,
                         "data" => raw.data = map.next_value()?,
+                        "requestkey" => raw.requestkey = map.next_value()?,
                         // Read, not skipped: a member's text is checked as every member's was (a lone surrogate
                         // escape is refused).
                         _ => {
@@ -169,12 +185,7 @@ impl<'de> serde::Deserialize<'de> for Raw {
 /// The response body for an outcome, serialised.
 pub fn render(reqid: &Value, method: &str, outcome: &Outcome) -> Vec<u8> {
     match &outcome.result {
-        Ok(answer) => to_json(&Reply {
-            reqid,
-            respid: &outcome.respid,
-            method,
-            response: Response(answer),
-        }),
+        Ok(answer) => render_answer(reqid, &outcome.respid, method, answer),
         Err(e) => to_json(&ErrorReply {
             reqid,
             respid: &outcome.respid,
@@ -184,6 +195,16 @@ pub fn render(reqid: &Value, method: &str, outcome: &Outcome) -> Vec<u8> {
             error_data: e.data.as_ref().filter(|_| e.code != Code::Internal).map(Manageips),
         }),
     }
+}
+
+/// The response body of a successful call, serialised.
+fn render_answer(reqid: &Value, respid: &str, method: &str, answer: &Answer) -> Vec<u8> {
+    to_json(&Reply {
+        reqid,
+        respid,
+        method,
+        response: Response(answer),
+    })
 }
 
 /// A successful answer.

@@ -23,6 +23,7 @@ use crate::dispatch;
 use crate::door::{to_json, Door, Rendered};
 use crate::error::{Code, Error};
 use crate::handler::{Credentials, Outcome};
+use crate::model::Reply;
 use crate::ratelimit::{Decision, Owner};
 use crate::rest::{self, RestDoor};
 use crate::rpc::EnvelopeDoor;
@@ -195,6 +196,11 @@ fn rest_door(req: &Request<Incoming>, path: &str) -> RestDoor {
         query,
         token,
         json_body,
+        rest::Headers {
+            idempotency_key: header(req, "idempotency-key").map(str::to_string),
+            if_match: header(req, "if-match").map(str::to_string),
+            if_none_match: header(req, "if-none-match").map(str::to_string),
+        },
     )
 }
 
@@ -226,7 +232,18 @@ async fn serve(app: &App, mut door: impl Door, req: Request<Incoming>, peer: IpA
         error,
         respid,
         caller,
-    } = door.render(outcome);
+    } = match outcome.result {
+        // The first answer to this idempotency key, as the door rendered it then.
+        Ok(Reply::Replayed(first)) => Rendered {
+            status: first.status,
+            body: (!first.body.is_empty()).then_some(first.body),
+            headers: vec![("idempotent-replayed", "true".to_string())],
+            error: None,
+            respid: outcome.respid,
+            caller: outcome.caller,
+        },
+        result => door.render(Outcome { result, ..outcome }),
+    };
     let resp = respond(status, body, headers, error.as_ref(), budget.decision);
     log_request(&respid, &caller, error.as_ref(), door.name(), status, start);
     resp

@@ -218,6 +218,7 @@ impl Db {
     pub fn write<T>(&mut self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         let _turn = self.write_lock.blocking_lock();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        next_version(&Tx(&tx))?;
         let out = f(&Tx(&tx))?;
         flush_fts(&Tx(&tx))?;
         tx.commit()?;
@@ -315,8 +316,10 @@ fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Reply>> {
             Err(e) => Err(Error::from(e)),
             Ok(_) => {
                 // A panicking handler must not take the writer, and every later write, down with it.
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&tx)))
-                    .unwrap_or_else(|_| Err(Error::internal("a handler panicked")));
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    next_version(&tx).map_err(Error::from).and_then(|_| f(&tx))
+                }))
+                .unwrap_or_else(|_| Err(Error::internal("a handler panicked")));
                 // An I/O error or a full disk inside a statement can make SQLite roll the whole transaction back
                 // by itself. Then nothing of the batch is kept, whatever the calls before were told, and no later
                 // call may run: outside a transaction its savepoint would commit on its own.
@@ -391,6 +394,12 @@ pub fn add_functions(c: &Connection) -> rusqlite::Result<()> {
                 .map(net::key_bytes))
         },
     )
+}
+
+/// Moves `version_seq` (schema.sql, migration 11) at the start of every write: the records a write changes take
+/// its count as their version, once however many of its statements change them.
+fn next_version(tx: &Tx) -> rusqlite::Result<usize> {
+    tx.execute("UPDATE version_seq SET n = n + 1", [])
 }
 
 /// Applies the full-text changes the triggers queued in `addresses_fts_pending` (schema.sql, migration 3) to

@@ -19,8 +19,8 @@ use crate::handler::ObjectKind::Address;
 use crate::handler::{Change, Ctx, Params};
 use crate::methods::subnets::{self, Subnet};
 use crate::methods::{
-    column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamps_at, too_many_deleted,
-    IdParam, List, Paging, MAX_RECORDS,
+    check_version, column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamps_at,
+    too_many_deleted, IdParam, List, Paging, MAX_RECORDS,
 };
 use crate::model::{self, Host, Records};
 use crate::net;
@@ -449,6 +449,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<Host>> {
 
 pub struct EditParams {
     id: i64,
+    version: Option<i64>,
     ip: Option<IpAddr>,
     subnet: Option<i64>,
     host: HostParams,
@@ -458,6 +459,7 @@ impl Params for EditParams {
     fn decode(d: &mut Data) -> Result<Self> {
         Ok(EditParams {
             id: d.req_id("id")?,
+            version: d.int("version")?,
             ip: d.str("ip")?.map(|s| subnets::parse_ip("ip", &s)).transpose()?,
             subnet: d.id("subnet")?,
             host: HostParams::decode(d)?,
@@ -470,6 +472,7 @@ impl Params for EditParams {
 /// subnet defines (and that fit their type), and takes the new subnet's defaults for the rest.
 pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<Host>> {
     let before = get_record(ctx, p.id)?;
+    check_version(ctx, "addresses", p.id, p.version)?;
     let (old_subnet, old_key, host) = load_row(ctx, p.id)?;
     let ip = p.ip.unwrap_or_else(|| old_subnet.addr(old_key));
     let subnet = match p.subnet {
@@ -550,6 +553,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<Host>> {
 
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<model::Deleted>> {
     let (subnet, key, _) = load_row(ctx, p.id)?;
+    check_version(ctx, "addresses", p.id, p.version)?;
     remove(ctx, &subnet, p.id, key)?;
     Ok(deleted(&[p.id]))
 }

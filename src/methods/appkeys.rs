@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::handler::Action::{Added, Edited};
 use crate::handler::ObjectKind::Appkey;
 use crate::handler::{Change, Ctx, Params};
-use crate::methods::{capped, delete_owned, owner_filter, owner_within_quota, IdParam, OptIdParam};
+use crate::methods::{capped, check_version, delete_owned, owner_filter, owner_within_quota, IdParam, OptIdParam};
 use crate::model::{AppKey, Deleted, Records};
 use crate::params::{Data, Patch};
 use crate::store::Tx;
@@ -17,7 +17,7 @@ use crate::store::Tx;
 /// The longest app key name, in characters: it names the application in every log line and remembered caller.
 const NAME_MAX: usize = 64;
 
-const COLS: &str = "id, name, description, prefix, enabled, disabledreason, owner_id, created, lastused";
+const COLS: &str = "id, name, description, prefix, enabled, disabledreason, owner_id, created, lastused, version";
 
 fn record(r: &rusqlite::Row) -> rusqlite::Result<AppKey> {
     Ok(AppKey {
@@ -30,6 +30,7 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<AppKey> {
         owner: r.get(6)?,
         created: r.get(7)?,
         lastused: r.get(8)?,
+        version: r.get(9)?,
         key: None,
     })
 }
@@ -120,6 +121,7 @@ pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Records<AppKey>> {
 
 pub struct EditParams {
     id: i64,
+    version: Option<i64>,
     name: Option<String>,
     description: Patch<String>,
     enabled: Option<bool>,
@@ -130,6 +132,7 @@ impl Params for EditParams {
     fn decode(d: &mut Data) -> Result<Self> {
         Ok(EditParams {
             id: d.req_id("id")?,
+            version: d.int("version")?,
             name: d.str("name")?.map(checked_name).transpose()?,
             description: d.patch_str("description")?,
             enabled: d.bool("enabled")?,
@@ -141,6 +144,7 @@ impl Params for EditParams {
 /// Edits a key. Disabling takes effect on the next request: every call looks its key up afresh.
 pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<AppKey>> {
     let before = load(ctx, p.id)?;
+    check_version(ctx, "appkeys", p.id, p.version)?;
     if let Some(name) = &p.name {
         ctx.tx
             .execute("UPDATE appkeys SET name = ?1 WHERE id = ?2", params![name, p.id])?;
@@ -176,5 +180,5 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<AppKey>> {
 }
 
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<Deleted>> {
-    delete_owned(ctx, "appkeys", "owner_id", p.id, Appkey)
+    delete_owned(ctx, "appkeys", "owner_id", p, Appkey)
 }

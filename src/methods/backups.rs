@@ -381,12 +381,12 @@ impl Drop for Upgraded {
 }
 
 /// The tables a restore copies: all but SQLite's own, the derived ones (`*_fts`, `subnet_prefixes`, `address_runs`), which the
-/// triggers of schema.sql rebuild as the rows arrive, and `credential_epoch`, which must keep moving forward (the
-/// restore moves it).
+/// triggers of schema.sql rebuild as the rows arrive, and `credential_epoch` and `version_seq`, which must keep moving
+/// forward (the restore moves the epoch; every write moves the count).
 fn live_tables(ctx: &Ctx) -> Result<Vec<String>> {
     let mut stmt = ctx.tx.prepare(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
-                  AND name NOT LIKE '%\\_fts%' ESCAPE '\\' AND name NOT IN ('subnet_prefixes', 'address_runs', 'credential_epoch')
+                  AND name NOT LIKE '%\\_fts%' ESCAPE '\\' AND name NOT IN ('subnet_prefixes', 'address_runs', 'credential_epoch', 'version_seq')
                   ORDER BY name",
     )?;
     let names = stmt

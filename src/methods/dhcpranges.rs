@@ -12,7 +12,7 @@ use crate::handler::Action::{Added, Deleted, Edited};
 use crate::handler::ObjectKind;
 use crate::handler::{Change, Ctx, Params};
 use crate::methods::subnets::{self, Subnet};
-use crate::methods::{deleted, list_reply, stamp_cols, stamps_at, IdParam, List, Paging};
+use crate::methods::{check_version, deleted, list_reply, stamp_cols, stamps_at, IdParam, List, Paging};
 use crate::model::{self, DhcpRange, Records};
 use crate::net;
 use crate::params::{as_bool, Data, Patch};
@@ -163,6 +163,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<DhcpRange>> {
 
 pub struct EditParams {
     id: i64,
+    version: Option<i64>,
     subnet: Option<i64>,
     start: Option<IpAddr>,
     end: Option<IpAddr>,
@@ -174,6 +175,7 @@ impl Params for EditParams {
     fn decode(d: &mut Data) -> Result<Self> {
         Ok(EditParams {
             id: d.req_id("id")?,
+            version: d.int("version")?,
             subnet: d.id("subnet")?,
             start: d
                 .str("start_ip")?
@@ -195,6 +197,7 @@ impl Params for EditParams {
 /// Edits a range. A new `subnet` moves it there; its (new or current) ends must lie inside that subnet.
 pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<DhcpRange>> {
     let before = load(ctx, p.id)?;
+    check_version(ctx, "dhcp_ranges", p.id, p.version)?;
     let (old, keys) = load_row(ctx, p.id)?;
     let s = match p.subnet {
         Some(id) if id != old.id => subnets::load(ctx, id)?,
@@ -250,6 +253,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<DhcpRange>> {
 
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<model::Deleted>> {
     let (s, range) = load_row(ctx, p.id)?;
+    check_version(ctx, "dhcp_ranges", p.id, p.version)?;
     ctx.tx.execute("DELETE FROM dhcp_ranges WHERE id = ?1", [p.id])?;
     subnets::recount(ctx, &s)?;
     let range = span(range, s.v4());

@@ -11,7 +11,7 @@ use crate::handler::Action::{Added, Deleted, Edited};
 use crate::handler::ObjectKind::Field;
 use crate::handler::{Change, Ctx, Params};
 use crate::methods::subnets;
-use crate::methods::{capped, deleted, stamp_cols, stamps_at, IdParam};
+use crate::methods::{capped, check_version, deleted, stamp_cols, stamps_at, IdParam};
 use crate::model::{self, FieldDef, Records};
 use crate::params::{as_bool, Data, Patch};
 use crate::store::cached_sql;
@@ -559,6 +559,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<FieldDef>> {
 
 pub struct EditParams {
     id: i64,
+    version: Option<i64>,
     name: Option<String>,
     description: Patch<String>,
     kind: Option<String>,
@@ -572,6 +573,7 @@ impl Params for EditParams {
     fn decode(d: &mut Data) -> Result<Self> {
         Ok(EditParams {
             id: d.req_id("id")?,
+            version: d.int("version")?,
             name: d.str("name")?.map(name_param).transpose()?,
             description: d.patch_str("description")?,
             kind: d.str("type")?.map(|t| t.to_ascii_lowercase()),
@@ -586,6 +588,7 @@ impl Params for EditParams {
 /// Edits a definition. A rename keeps the values; a new type or options must fit every stored value.
 pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<FieldDef>> {
     let before = load(ctx, p.id)?;
+    check_version(ctx, "fields", p.id, p.version)?;
     let subnet = before.subnet;
     let name = p.name.clone().unwrap_or_else(|| before.name.clone());
     if p.name.is_some() {
@@ -685,6 +688,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<FieldDef>> {
 /// Deletes a definition and its values.
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<model::Deleted>> {
     let f = load(ctx, p.id)?;
+    check_version(ctx, "fields", p.id, p.version)?;
     ctx.tx.execute("DELETE FROM fields WHERE id = ?1", [p.id])?;
     let summary = format!("field '{}' deleted", f.name);
     ctx.log(Change::new(Field.id(p.id), Deleted, summary).before(&f))?;

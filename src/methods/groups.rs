@@ -8,7 +8,9 @@ use serde_json::json;
 use crate::error::{Code, Error, Result};
 use crate::handler::Action::{Added, Deleted, Edited};
 use crate::handler::{Change, Ctx, ObjectKind, Params};
-use crate::methods::{capped, deleted, stamp_cols, stamps_at, too_many_deleted, MAX_RECORDS, UNPAGED_LIMIT};
+use crate::methods::{
+    capped, check_version, deleted, stamp_cols, stamps_at, too_many_deleted, MAX_RECORDS, UNPAGED_LIMIT,
+};
 use crate::model::{self, Group, Records};
 use crate::params::{Data, Patch};
 use crate::store::cached_sql;
@@ -216,6 +218,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<Group>> {
 
 pub struct EditParams {
     id: i64,
+    version: Option<i64>,
     description: Option<String>,
     parent: Patch<i64>,
 }
@@ -224,6 +227,7 @@ impl Params for EditParams {
     fn decode(d: &mut Data) -> Result<Self> {
         Ok(EditParams {
             id: d.req_id("id")?,
+            version: d.int("version")?,
             description: d.str("description")?,
             parent: parent_param(d, "parent")?,
         })
@@ -232,6 +236,7 @@ impl Params for EditParams {
 
 pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<Group>> {
     let before = load(ctx, p.id)?;
+    check_version(ctx, "groups", p.id, p.version)?;
     if let Some(description) = &p.description {
         ctx.tx.execute(
             "UPDATE groups SET description = ?1 WHERE id = ?2",
@@ -279,6 +284,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<Group>> {
 
 pub struct DeleteParams {
     id: i64,
+    version: Option<i64>,
     recursive: bool,
 }
 
@@ -286,6 +292,7 @@ impl Params for DeleteParams {
     fn decode(d: &mut Data) -> Result<Self> {
         Ok(DeleteParams {
             id: d.req_id("id")?,
+            version: d.int("version")?,
             recursive: d.bool("recursive")?.unwrap_or(false),
         })
     }
@@ -294,6 +301,7 @@ impl Params for DeleteParams {
 /// Deletes a group; with `recursive`, its whole subtree and every subnet in it.
 pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Records<model::Deleted>> {
     let group = load(ctx, p.id)?;
+    check_version(ctx, "groups", p.id, p.version)?;
     let (children, subnets) = (group.childcount, group.subnetcount);
     if (children > 0 || subnets > 0) && !p.recursive {
         return Err(Error::new(

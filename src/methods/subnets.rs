@@ -14,8 +14,8 @@ use crate::handler::Action::{Added, Deleted, Edited, Joined, Split};
 use crate::handler::{Change, Ctx, ObjectKind, Params};
 use crate::methods::groups::{self, parent_param};
 use crate::methods::{
-    addresses, column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamps_at, too_many,
-    too_many_deleted, List, Paging, MAX_RECORDS,
+    addresses, check_version, column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols,
+    stamps_at, too_many, too_many_deleted, List, Paging, MAX_RECORDS,
 };
 use crate::model::{self, Records};
 use crate::net::{self, CidrError};
@@ -723,6 +723,7 @@ fn touch(ctx: &Ctx, id: i64) -> Result<()> {
 
 pub struct EditParams {
     id: i64,
+    version: Option<i64>,
     block: Option<IpNet>,
     group: Patch<i64>,
     texts: [Patch<String>; 4],
@@ -733,6 +734,7 @@ impl Params for EditParams {
     fn decode(d: &mut Data) -> Result<Self> {
         Ok(EditParams {
             id: d.req_id("id")?,
+            version: d.int("version")?,
             block: block_param(d)?,
             group: parent_param(d, "group")?,
             texts: [
@@ -749,6 +751,7 @@ impl Params for EditParams {
 /// Edits a subnet. A new block must still hold every record and DHCP range, and overlap nothing in its group.
 pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<model::Subnet>> {
     let s = load(ctx, p.id)?;
+    check_version(ctx, "subnets", p.id, p.version)?;
     let before = get_record(ctx, p.id)?;
     let group = match p.group {
         Patch::Keep => s.group,
@@ -863,12 +866,12 @@ impl DeleteParams {
     }
 }
 
-/// `subnets/delete` parameters: `{id, force?}`.
-pub struct DeleteOne(DeleteParams);
+/// `subnets/delete` parameters: `{id, force?, version?}`.
+pub struct DeleteOne(DeleteParams, Option<i64>);
 
 impl Params for DeleteOne {
     fn decode(d: &mut Data) -> Result<Self> {
-        DeleteParams::decode_with(d, "id").map(DeleteOne)
+        Ok(DeleteOne(DeleteParams::decode_with(d, "id")?, d.int("version")?))
     }
 }
 
@@ -882,6 +885,10 @@ impl Params for DeleteMany {
 }
 
 pub fn delete(ctx: &Ctx, p: DeleteOne) -> Result<Records<model::Deleted>> {
+    if let (Some(version), [id]) = (p.1, p.0.ids.as_slice()) {
+        load(ctx, *id)?;
+        check_version(ctx, "subnets", *id, Some(version))?;
+    }
     remove(ctx, p.0, false)
 }
 

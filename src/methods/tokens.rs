@@ -12,7 +12,7 @@ use crate::model::{Deleted, Records, Token};
 use crate::params::Data;
 use crate::store::Tx;
 
-const COLS: &str = "id, description, prefix, user_id, created, expires, lastused";
+const COLS: &str = "id, description, prefix, user_id, created, expires, lastused, version";
 
 fn record(r: &rusqlite::Row) -> rusqlite::Result<Token> {
     Ok(Token {
@@ -23,6 +23,7 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<Token> {
         created: r.get(4)?,
         expires: r.get(5)?,
         lastused: r.get(6)?,
+        version: r.get(7)?,
         token: None,
     })
 }
@@ -115,5 +116,5 @@ pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Records<Token>> {
 }
 
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<Deleted>> {
-    delete_owned(ctx, "tokens", "user_id", p.id, ObjectKind::Token)
+    delete_owned(ctx, "tokens", "user_id", p, ObjectKind::Token)
 }

@@ -7,12 +7,12 @@ use serde_json::{json, Value};
 use crate::auth;
 use crate::error::{Code, Error, Result};
 use crate::handler::{Action, Caller, Change, Ctx, Level, ObjectKind, Params};
-use crate::methods::{capped, OptIdParam};
+use crate::methods::{capped, check_version, OptIdParam};
 use crate::model::{Records, User};
 use crate::params::{Data, Patch};
 use crate::store::{Db, Tx};
 
-const COLS: &str = "id, username, email, realname, level, disabled, created, lastlogin";
+const COLS: &str = "id, username, email, realname, level, disabled, created, lastlogin, version";
 
 fn record(r: &rusqlite::Row) -> rusqlite::Result<User> {
     Ok(User {
@@ -24,6 +24,7 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<User> {
         disabled: r.get(5)?,
         created: r.get(6)?,
         lastlogin: r.get(7)?,
+        version: r.get(8)?,
     })
 }
 
@@ -248,6 +249,7 @@ pub struct EditParams {
     hashed: Option<Hashed>,
     level: Option<Level>,
     disabled: Option<bool>,
+    version: Option<i64>,
 }
 
 /// A new password hashed for the user it was hashed for.
@@ -276,6 +278,7 @@ impl Params for EditParams {
             hashed: None,
             level: level_param(d)?,
             disabled: d.bool("disabled")?,
+            version: d.int("version")?,
         })
     }
 
@@ -345,6 +348,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<User>> {
         check_length(secret.chars(), ctx.settings.min_password_length)?;
     }
     let before = load(ctx, id)?;
+    check_version(ctx, "users", id, p.version)?;
     let username = before.username.clone();
     let was_active_admin = before.level == Level::Admin.as_str() && !before.disabled;
     let demoted = p.level.is_some_and(|l| l != Level::Admin) || p.disabled == Some(true);

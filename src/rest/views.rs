@@ -37,6 +37,9 @@ pub struct NetworkView<'a> {
     used_hosts: i64,
     #[schema(schema_with = count, required = false)]
     available_hosts: u128,
+    /// Counts the record's changes: its ETag, and what If-Match names to change it only as it was read
+    #[schema(minimum = 1, required = false)]
+    version: i64,
 }
 
 impl<'a> From<&'a Subnet> for NetworkView<'a> {
@@ -55,6 +58,7 @@ impl<'a> From<&'a Subnet> for NetworkView<'a> {
             total_hosts: s.total_hosts,
             used_hosts: s.used_hosts,
             available_hosts: s.available_hosts,
+            version: s.stamps.version,
         }
     }
 }
@@ -86,6 +90,10 @@ pub struct HostView<'a> {
     /// Custom field values by name
     #[schema(value_type = Object, nullable, required = false)]
     fields: &'a Map<String, Value>,
+    /// Counts the record's changes: its ETag, and what If-Match names to change it only as it was read
+    #[schema(minimum = 1, required = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<i64>,
 }
 
 impl<'a> From<&'a Host> for HostView<'a> {
@@ -104,6 +112,7 @@ impl<'a> From<&'a Host> for HostView<'a> {
             network_id: h.subnet,
             network: &h.network,
             fields: &h.fields,
+            version: h.stamps.as_ref().map(|s| s.version),
         }
     }
 }
@@ -119,6 +128,9 @@ pub struct RangeView<'a> {
     description: Option<&'a str>,
     #[schema(nullable, required = false)]
     is_active: bool,
+    /// Counts the record's changes: its ETag, and what If-Match names to change it only as it was read
+    #[schema(minimum = 1, required = false)]
+    version: i64,
 }
 
 impl<'a> From<&'a DhcpRange> for RangeView<'a> {
@@ -130,6 +142,7 @@ impl<'a> From<&'a DhcpRange> for RangeView<'a> {
             end_ip: &r.end_ip,
             description: r.description.as_deref(),
             is_active: r.is_active,
+            version: r.stamps.version,
         }
     }
 }
@@ -315,6 +328,9 @@ pub struct GroupView<'a> {
     /// Child groups
     #[schema(required = false)]
     child_count: i64,
+    /// Counts the record's changes: its ETag, and what If-Match names to change it only as it was read
+    #[schema(minimum = 1, required = false)]
+    version: i64,
     /// The child groups, nested to any depth (only with `?tree=true`)
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, required = false, no_recursion)]
@@ -329,6 +345,7 @@ impl<'a> From<&'a Group> for GroupView<'a> {
             parent_id: g.parent,
             network_count: g.subnetcount,
             child_count: g.childcount,
+            version: g.stamps.version,
             children: g.children.as_ref().map(|c| c.0.iter().map(GroupView::from).collect()),
         }
     }
@@ -357,6 +374,9 @@ pub struct FieldView<'a> {
     /// Sort key among the network's fields
     #[schema(nullable, required = false)]
     position: i64,
+    /// Counts the record's changes: its ETag, and what If-Match names to change it only as it was read
+    #[schema(minimum = 1, required = false)]
+    version: i64,
 }
 
 impl<'a> From<&'a FieldDef> for FieldView<'a> {
@@ -371,6 +391,7 @@ impl<'a> From<&'a FieldDef> for FieldView<'a> {
             default: f.default.as_deref(),
             required: f.required,
             position: f.position,
+            version: f.stamps.version,
         }
     }
 }
@@ -393,6 +414,9 @@ pub struct UserView<'a> {
     created_at: String,
     #[schema(required = false)]
     last_login_at: Option<String>,
+    /// Counts the record's changes: its ETag, and what If-Match names to change it only as it was read
+    #[schema(minimum = 1, required = false)]
+    version: i64,
 }
 
 impl<'a> From<&'a User> for UserView<'a> {
@@ -406,6 +430,7 @@ impl<'a> From<&'a User> for UserView<'a> {
             disabled: u.disabled,
             created_at: time::rfc3339(u.created),
             last_login_at: u.lastlogin.map(time::rfc3339),
+            version: u.version,
         }
     }
 }
@@ -430,6 +455,9 @@ pub struct AppKeyView<'a> {
     created_at: String,
     #[schema(required = false)]
     last_used_at: Option<String>,
+    /// Counts the record's changes: its ETag, and what If-Match names to change it only as it was read
+    #[schema(minimum = 1, required = false)]
+    version: i64,
     /// The key itself, shown once
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, required = false)]
@@ -448,6 +476,7 @@ impl<'a> From<&'a AppKey> for AppKeyView<'a> {
             owner_id: k.owner,
             created_at: time::rfc3339(k.created),
             last_used_at: k.lastused.map(time::rfc3339),
+            version: k.version,
             key: k.key.as_deref(),
         }
     }
@@ -471,6 +500,9 @@ pub struct TokenView<'a> {
     expires_at: Option<String>,
     #[schema(required = false)]
     last_used_at: Option<String>,
+    /// Counts the record's changes: its ETag, and what If-Match names to change it only as it was read
+    #[schema(minimum = 1, required = false)]
+    version: i64,
     /// The token itself, shown once
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, required = false)]
@@ -487,6 +519,7 @@ impl<'a> From<&'a Token> for TokenView<'a> {
             created_at: time::rfc3339(t.created),
             expires_at: t.expires.map(time::rfc3339),
             last_used_at: t.lastused.map(time::rfc3339),
+            version: t.version,
             token: t.token.as_deref(),
         }
     }

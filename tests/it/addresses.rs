@@ -93,7 +93,8 @@ async fn add_and_get_in_both_families() {
             "user",
             "email",
             "realname",
-            "created"
+            "created",
+            "version"
         ]
     );
     assert_eq!(

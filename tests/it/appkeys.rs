@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::support::{id_of, keys, only, Server};
 
-const KEY_KEYS: [&str; 9] = [
+const KEY_KEYS: [&str; 10] = [
     "id",
     "name",
     "description",
@@ -14,6 +14,7 @@ const KEY_KEYS: [&str; 9] = [
     "owner",
     "created",
     "lastused",
+    "version",
 ];
 
 fn record_keys(r: &Value) -> Vec<&str> {

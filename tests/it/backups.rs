@@ -645,9 +645,29 @@ async fn a_backup_of_an_older_schema_is_upgraded_on_a_copy_and_restored() {
         .iter()
         .flat_map(|t| ["update", "delete"].map(|w| format!("DROP TRIGGER credential_epoch_{t}_{w};")))
         .collect();
+    let versioned = [
+        "subnets",
+        "addresses",
+        "dhcp_ranges",
+        "groups",
+        "fields",
+        "users",
+        "appkeys",
+        "tokens",
+    ];
+    let unversioned: String = ["insert", "update", "delete"]
+        .map(|w| format!("DROP TRIGGER field_values_version_{w};"))
+        .into_iter()
+        .chain(
+            versioned
+                .iter()
+                .map(|t| format!("DROP TRIGGER {t}_version; ALTER TABLE {t} DROP COLUMN version;")),
+        )
+        .collect();
     let old = rusqlite::Connection::open(&file).unwrap();
     old.execute_batch(&format!(
-        "DROP INDEX groups_sorted;
+        "DROP TABLE request_keys; {unversioned} DROP TABLE version_seq;
+         DROP INDEX groups_sorted;
          DROP TRIGGER groups_count_insert; DROP TRIGGER groups_count_delete; DROP TRIGGER groups_count_move;
          ALTER TABLE groups DROP COLUMN subnet_count;
          DROP INDEX addresses_ip; CREATE INDEX addresses_ip ON addresses (ip);

@@ -92,6 +92,7 @@ async fn whoami(dir: &Path, creds: &Value) -> Value {
             userdata: creds["userdata"].as_str().map(str::to_string),
         },
         data: json!({}),
+        key: None,
     };
     serde_json::to_value(dispatch(&app, call).await.result.unwrap()).unwrap()
 }

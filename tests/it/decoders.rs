@@ -206,7 +206,14 @@ pub fn check_rest_answer(what: &str, answer: &Rendered) {
 /// A whole REST request with a JSON body (or none) and `token`, the way the server runs it once the body is read
 /// (decode, dispatch, render), without HTTP and without a rate limit.
 pub async fn rest_answer(app: &App, verb: &str, path: &str, query: &str, token: &str, body: &[u8]) -> Rendered {
-    let mut door = RestDoor::new(verb.into(), path.into(), query.into(), Some(token.into()), true);
+    let mut door = RestDoor::new(
+        verb.into(),
+        path.into(),
+        query.into(),
+        Some(token.into()),
+        true,
+        Default::default(),
+    );
     let outcome = match door.decode(body) {
         Ok(call) => dispatch(app, call).await,
         Err(e) => Outcome::failed(e),

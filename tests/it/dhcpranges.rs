@@ -65,7 +65,8 @@ async fn add_get_edit_delete_in_both_families() {
             "user",
             "email",
             "realname",
-            "created"
+            "created",
+            "version"
         ]
     );
     assert_eq!(

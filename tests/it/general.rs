@@ -65,7 +65,8 @@ async fn userdata_describes_the_caller_and_their_org() {
             "level",
             "disabled",
             "created",
-            "lastlogin"
+            "lastlogin",
+            "version"
         ]
     );
     assert_eq!(user["id"], s.admin.id.to_string());

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use crate::support::{id_of, keys, only, Ident, Server};
 
 /// The keys of a group in the seed's example, in its order; ipamd adds `created` after the stamps.
-const SEED_KEYS: [&str; 11] = [
+const SEED_KEYS: [&str; 12] = [
     "id",
     "description",
     "userid",
@@ -13,6 +13,7 @@ const SEED_KEYS: [&str; 11] = [
     "user",
     "email",
     "realname",
+    "version",
     "parent",
     "subnetcount",
     "childcount",
@@ -128,7 +129,7 @@ async fn flat_get_lists_groups_by_id() {
         let flat = s.ok(&s.admin, "groups/get", json!({"sort": sort})).await;
         assert_eq!(keys(&flat), [b, a].map(|i| i.to_string()), "sort {sort}");
         let ga = &flat[a.to_string()];
-        let mut expected: Vec<&str> = SEED_KEYS[..10].to_vec();
+        let mut expected: Vec<&str> = SEED_KEYS[..11].to_vec();
         expected.insert(7, "created");
         assert_eq!(record_keys(ga), expected);
         assert_eq!(ga["parent"], b.to_string());

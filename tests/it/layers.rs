@@ -20,7 +20,7 @@ use std::path::Path;
 /// The layers, top down, with their modules (`methods::*` is every file of `src/methods/`).
 const LAYERS: [(&str, &[&str]); 4] = [
     ("door", &["server", "rpc", "rest", "openapi", "door"]),
-    ("dispatcher", &["dispatch", "credentials"]),
+    ("dispatcher", &["dispatch", "credentials", "idempotency"]),
     ("vocabulary", &["handler"]),
     ("handlers", &["methods", "methods::*"]),
 ];

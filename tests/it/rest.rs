@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use crate::support::{http, id_of, only, Reply, Server};
 
 /// The fields of a network: the seed's, plus `group_id` (the group filter of the list).
-pub const NETWORK_KEYS: [&str; 13] = [
+pub const NETWORK_KEYS: [&str; 14] = [
     "id",
     "network",
     "cidr",
@@ -23,10 +23,11 @@ pub const NETWORK_KEYS: [&str; 13] = [
     "total_hosts",
     "used_hosts",
     "available_hosts",
+    "version",
 ];
 
 /// The fields of a host: the seed's, plus the custom `fields` of its network.
-pub const HOST_KEYS: [&str; 13] = [
+pub const HOST_KEYS: [&str; 14] = [
     "id",
     "ip_address",
     "hostname",
@@ -40,9 +41,18 @@ pub const HOST_KEYS: [&str; 13] = [
     "network_id",
     "network",
     "fields",
+    "version",
 ];
 
-pub const RANGE_KEYS: [&str; 6] = ["id", "network_id", "start_ip", "end_ip", "description", "is_active"];
+pub const RANGE_KEYS: [&str; 7] = [
+    "id",
+    "network_id",
+    "start_ip",
+    "end_ip",
+    "description",
+    "is_active",
+    "version",
+];
 
 /// The short network of `GET /ip/{ip}`.
 const SHORT_NETWORK_KEYS: [&str; 6] = ["id", "network", "name", "domain", "vlan_id", "location"];
@@ -249,11 +259,13 @@ pub fn raw_number(body: &[u8], key: &str) -> String {
 }
 
 /// A host without its `network`, which `hosts_name_their_network_as_a_cidr` checks on every route that shows
-/// hosts; the other tests compare the rest, so that each fails for its own subject.
+/// hosts, and without its `version`, which the version tests check; the other tests compare the rest, so that each
+/// fails for its own subject.
 pub fn except_network(host: &Value) -> Value {
     let mut h = host.clone();
     if let Some(m) = h.as_object_mut() {
         m.remove("network");
+        m.remove("version");
     }
     h
 }
@@ -295,7 +307,7 @@ async fn networks_have_the_seed_shape() {
         json!({"id": id, "network": "192.168.1.0", "cidr": 24, "broadcast_address": "192.168.1.255",
                "name": "Office Network", "domain": "office.local", "vlan_id": 100,
                "description": "Main office network", "location": "Building A", "group_id": null,
-               "total_hosts": 254, "used_hosts": 0, "available_hosts": 254})
+               "total_hosts": 254, "used_hosts": 0, "available_hosts": 254, "version": 1})
     );
     assert_eq!(c.get(&format!("/networks/{id}")).await, created);
 
@@ -396,6 +408,12 @@ async fn network_lists_filter_and_paginate_by_id() {
     assert_eq!(all["pagination"]["per_page"], json!(1000));
 }
 
+/// A record without its `version`, which every change moves: for comparing what a change left with what was read.
+fn unversioned(mut record: Value) -> Value {
+    record.as_object_mut().unwrap().shift_remove("version");
+    record
+}
+
 #[tokio::test]
 async fn put_replaces_and_patch_changes_a_network() {
     let s = Server::start().await;
@@ -405,7 +423,7 @@ async fn put_replaces_and_patch_changes_a_network() {
     let got = c.get(&path).await;
 
     // What a GET gave can be PUT back as it is: the read-only fields are ignored.
-    assert_eq!(c.put(&path, got.clone()).await, got);
+    assert_eq!(unversioned(c.put(&path, got.clone()).await), unversioned(got.clone()));
     let mut tampered = got.clone();
     for (k, v) in [
         ("id", json!(999)),
@@ -416,7 +434,7 @@ async fn put_replaces_and_patch_changes_a_network() {
     ] {
         tampered[k] = v;
     }
-    assert_eq!(c.put(&path, tampered).await, got);
+    assert_eq!(unversioned(c.put(&path, tampered).await), unversioned(got.clone()));
 
     // PUT needs the required fields and clears omitted optional ones.
     c.invalid(
@@ -428,7 +446,11 @@ async fn put_replaces_and_patch_changes_a_network() {
     .await;
     c.invalid(Method::PUT, &path, Some(json!({"cidr": 24})), "network")
         .await;
-    assert_eq!(c.get(&path).await, got, "a refused PUT changes nothing");
+    assert_eq!(
+        unversioned(c.get(&path).await),
+        unversioned(got.clone()),
+        "a refused PUT changes nothing"
+    );
     let bare = c
         .put(&path, json!({"network": "192.168.1.0", "cidr": 24, "name": "Renamed"}))
         .await;
@@ -437,7 +459,7 @@ async fn put_replaces_and_patch_changes_a_network() {
         expected[k] = Value::Null;
     }
     expected["name"] = json!("Renamed");
-    assert_eq!(bare, expected);
+    assert_eq!(unversioned(bare), unversioned(expected.clone()));
 
     // PATCH changes only what it is given; null clears.
     c.put(&path, got.clone()).await;
@@ -445,13 +467,16 @@ async fn put_replaces_and_patch_changes_a_network() {
     let mut expected = got.clone();
     expected["name"] = json!("Patched");
     expected["vlan_id"] = json!(200);
-    assert_eq!(patched, expected);
+    assert_eq!(unversioned(patched), unversioned(expected.clone()));
     let cleared = c.patch(&path, json!({"domain": null, "location": null})).await;
     expected["domain"] = Value::Null;
     expected["location"] = Value::Null;
-    assert_eq!(cleared, expected);
-    assert_eq!(c.patch(&path, json!({})).await, expected);
-    assert_eq!(c.get(&path).await, expected);
+    assert_eq!(unversioned(cleared), unversioned(expected.clone()));
+    assert_eq!(
+        unversioned(c.patch(&path, json!({})).await),
+        unversioned(expected.clone())
+    );
+    assert_eq!(unversioned(c.get(&path).await), unversioned(expected.clone()));
 
     // PATCH may change the range when everything still fits.
     let grown = c.patch(&path, json!({"network": "192.168.0.0", "cidr": 23})).await;
@@ -720,11 +745,11 @@ async fn put_replaces_and_patch_changes_a_host() {
     let got = c.get(&path).await;
 
     // GET then PUT of the same body round-trips; id and network are read-only and ignored.
-    assert_eq!(c.put(&path, got.clone()).await, got);
+    assert_eq!(unversioned(c.put(&path, got.clone()).await), unversioned(got.clone()));
     let mut tampered = got.clone();
     tampered["id"] = json!(424_242);
     tampered["network"] = json!("10.0.0.0/8");
-    assert_eq!(c.put(&path, tampered).await, got);
+    assert_eq!(unversioned(c.put(&path, tampered).await), unversioned(got.clone()));
 
     // PUT needs ip_address; omitted optional fields are cleared, status and is_assigned reset to their defaults.
     c.invalid(Method::PUT, &path, Some(json!({"hostname": "x"})), "ip_address")
@@ -744,15 +769,15 @@ async fn put_replaces_and_patch_changes_a_host() {
     let mut expected = got.clone();
     expected["hostname"] = json!("server01-new");
     expected["is_assigned"] = json!(false);
-    assert_eq!(patched, expected);
+    assert_eq!(unversioned(patched), unversioned(expected.clone()));
     let cleared = c.patch(&path, json!({"cname": null, "description": null})).await;
     expected["cname"] = Value::Null;
     expected["description"] = Value::Null;
-    assert_eq!(cleared, expected);
+    assert_eq!(unversioned(cleared), unversioned(expected.clone()));
     let moved = c.patch(&path, json!({"ip_address": "192.168.1.12"})).await;
     expected["ip_address"] = json!("192.168.1.12");
-    assert_eq!(moved, expected);
-    assert_eq!(c.get(&path).await, expected);
+    assert_eq!(unversioned(moved), unversioned(expected.clone()));
+    assert_eq!(unversioned(c.get(&path).await), unversioned(expected.clone()));
 
     // A second network: the host moves with an explicit network_id that holds its address.
     let other = num_id(&c.post("/networks", json!({"network": "10.5.0.0", "cidr": 24})).await);
@@ -903,7 +928,7 @@ async fn dhcp_ranges_have_the_seed_shape() {
     assert_eq!(
         pool,
         json!({"id": id, "network_id": net, "start_ip": "192.168.1.100", "end_ip": "192.168.1.150",
-               "description": "Office DHCP pool", "is_active": true})
+               "description": "Office DHCP pool", "is_active": true, "version": 1})
     );
     let second = c
         .post(
@@ -959,7 +984,7 @@ async fn dhcp_ranges_have_the_seed_shape() {
     .await;
 
     // PUT round-trips a GET, needs start_ip and end_ip, and clears or resets what it omits.
-    assert_eq!(c.put(&path, pool.clone()).await, pool);
+    assert_eq!(unversioned(c.put(&path, pool.clone()).await), unversioned(pool.clone()));
     c.invalid(Method::PUT, &path, Some(json!({"start_ip": "192.168.1.100"})), "end_ip")
         .await;
     c.patch(&path, json!({"is_active": false})).await;
@@ -967,7 +992,7 @@ async fn dhcp_ranges_have_the_seed_shape() {
         .put(&path, json!({"start_ip": "192.168.1.110", "end_ip": "192.168.1.160"}))
         .await;
     assert_eq!(
-        replaced,
+        unversioned(replaced),
         json!({"id": id, "network_id": net, "start_ip": "192.168.1.110", "end_ip": "192.168.1.160",
                "description": null, "is_active": true})
     );
@@ -976,7 +1001,7 @@ async fn dhcp_ranges_have_the_seed_shape() {
         .patch(&path, json!({"description": "Updated DHCP pool", "is_active": false}))
         .await;
     assert_eq!(
-        patched,
+        unversioned(patched),
         json!({"id": id, "network_id": net, "start_ip": "192.168.1.110", "end_ip": "192.168.1.160",
                "description": "Updated DHCP pool", "is_active": false})
     );

@@ -218,6 +218,37 @@ impl Server {
         }
     }
 
+    /// Stops the server and starts another on the same database, settings and clock (a restart): the same
+    /// operator org, admin and token.
+    pub async fn restart(mut self) -> Server {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        let (settings, clock) = ((*self.app.settings).clone(), self.app.clock.clone());
+        let app = tokio::task::spawn_blocking(move || App::open_with_clock(settings, METHODS, clock).unwrap())
+            .await
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(ipamd::server::run(listener, app.clone(), async {
+            let _ = stopped.await;
+        }));
+        Server {
+            addr,
+            app,
+            admin: self.admin.clone(),
+            admin_token: self.admin_token.clone(),
+            stop: Some(stop),
+            task: Some(task),
+            // The old server's directory holds the database: the new one keeps it.
+            _dir: std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap()),
+        }
+    }
+
     /// One HTTP/1.1 request on a fresh connection.
     pub async fn request(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
         http(self.addr, method, path, headers, body).await
@@ -645,6 +676,9 @@ pub fn status_of_any(code: &str) -> u16 {
     match code {
         "invalid_subnet" | "invalid_split" | "not_contiguous" | "overlap" | "subnet_full" | "ambiguous"
         | "invalid_backup" => 400,
+        "in_progress" => 409,
+        "precondition_failed" => 412,
+        "key_reused" => 422,
         other => status_of(other),
     }
 }

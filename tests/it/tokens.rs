@@ -12,7 +12,16 @@ use ipamd::handler::{Call, Credentials};
 
 use crate::support::{id_of, keys, now, only, Server};
 
-const TOKEN_KEYS: [&str; 7] = ["id", "description", "prefix", "user", "created", "expires", "lastused"];
+const TOKEN_KEYS: [&str; 8] = [
+    "id",
+    "description",
+    "prefix",
+    "user",
+    "created",
+    "expires",
+    "lastused",
+    "version",
+];
 
 fn record_keys(r: &Value) -> Vec<&str> {
     r.as_object().unwrap().keys().map(String::as_str).collect()
@@ -24,6 +33,7 @@ async fn whoami(s: &Server, token: &str) -> Result<String, &'static str> {
         method: "userdata".into(),
         credentials: Credentials::Token(Some(token.to_string())),
         data: json!({}),
+        key: None,
     };
     match dispatch(&s.app, call).await.result {
         Ok(v) => Ok(serde_json::to_value(v).unwrap()["user"]["id"].to_string()),
@@ -131,6 +141,7 @@ async fn a_token_carries_its_users_level_and_state() {
         method: "groups/add".into(),
         credentials: Credentials::Token(Some(token.clone())),
         data: json!({"description": "x"}),
+        key: None,
     };
     let denied = dispatch(&s.app, call).await.result.unwrap_err();
     assert_eq!(denied.code.as_str(), "access_denied");

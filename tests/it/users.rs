@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::support::{id_of, keys, only, sha1_hex, Ident, Server};
 
-const USER_KEYS: [&str; 8] = [
+const USER_KEYS: [&str; 9] = [
     "id",
     "username",
     "email",
@@ -13,6 +13,7 @@ const USER_KEYS: [&str; 8] = [
     "disabled",
     "created",
     "lastlogin",
+    "version",
 ];
 
 fn record_keys(r: &Value) -> Vec<&str> {
