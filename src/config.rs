@@ -138,6 +138,15 @@ pub struct Settings {
         global = true
     )]
     pub max_connections_per_address: u32,
+    /// Log filter: a level (trace, debug, info, warn, error, off) or target=level directives, comma-separated.
+    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
+    pub log_filter: String,
+    /// The request log, one line per request: stderr (with the rest of the log), off, or a file to append to.
+    #[arg(long, env = "IPAMD_REQUEST_LOG", default_value = "stderr", global = true)]
+    pub request_log: String,
+    /// Serve Prometheus metrics at GET /metrics on the listen address (no credentials asked).
+    #[arg(long, env = "IPAMD_METRICS", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set, global = true)]
+    pub metrics: bool,
 }
 
 impl Settings {

@@ -7,7 +7,8 @@ use crate::app::App;
 use crate::credentials::{authenticate, grant, recheck, Authenticated, Grant, Mode, PasswordCheck, Prior, Stamps};
 use crate::error::{Code, Error, Result};
 use crate::handler::{
-    check_access, find_method, new_respid, Call, Caller, Credentials, Ctx, Kind, Method, Outcome, Prepared,
+    check_access, closest_methods, find_method, new_respid, Call, Caller, Credentials, Ctx, Kind, Method, Outcome,
+    Prepared,
 };
 use crate::model::Reply;
 use crate::params::Data;
@@ -17,7 +18,7 @@ use crate::store::{Db, Tx};
 pub async fn dispatch(app: &App, call: Call) -> Outcome {
     let respid = new_respid();
     let Some(method) = find_method(app.methods, &call.method) else {
-        let e = Error::new(Code::UnknownMethod, format!("unknown method '{}'", call.method));
+        let e = Error::new(Code::UnknownMethod, unknown_method(app.methods, &call.method));
         return Outcome {
             respid,
             caller: String::new(),
@@ -189,6 +190,22 @@ fn run(
         method: method.name,
     };
     prepared.run(&ctx)
+}
+
+/// The refusal of a method the table does not hold, with the closest names it does hold.
+fn unknown_method(methods: &[Method], name: &str) -> String {
+    let shown: String = name.chars().take(64).collect();
+    match closest_methods(methods, name).as_slice() {
+        [] => format!("unknown method '{shown}'"),
+        [one] => format!("unknown method '{shown}'; did you mean '{one}'?"),
+        [first @ .., last] => {
+            let first: Vec<String> = first.iter().map(|m| format!("'{m}'")).collect();
+            format!(
+                "unknown method '{shown}'; did you mean {} or '{last}'?",
+                first.join(", ")
+            )
+        }
+    }
 }
 
 fn describe(c: &Caller) -> String {

@@ -20,6 +20,7 @@ pub mod error;
 pub mod handler;
 pub mod logging;
 pub mod methods;
+pub mod metrics;
 pub mod model;
 pub mod net;
 pub mod openapi;

@@ -21,7 +21,10 @@ use ipamd::store::Store;
 
 fn main() -> ExitCode {
     let args = Cli::parse();
-    init_logging(&args.settings);
+    if let Err(e) = ipamd::logging::setup(&args.settings) {
+        eprintln!("ipamd: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match args.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(args.settings),
         Command::Init { password, json } => init(&args.settings, password, json),
@@ -84,6 +87,7 @@ fn serve(settings: Settings) -> Result<(), Error> {
             .await
             .map_err(|e| Error::new(Code::Unavailable, format!("cannot listen on {listen}: {e}")))?;
         let addr = listener.local_addr().map_err(|e| Error::internal(e.to_string()))?;
+        ipamd::logging::started(&app.settings, addr);
         println!("ipamd listening on http://{addr}");
         ipamd::server::run(listener, app, shutdown_signal())
             .await
@@ -147,11 +151,4 @@ async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
     tracing::info!("shutting down: draining in-flight requests");
-}
-
-fn init_logging(settings: &Settings) {
-    // Colour codes only for a terminal: in files and pipes they are noise.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let json = settings.log_format.eq_ignore_ascii_case("json");
-    ipamd::logging::init(json, ansi, std::io::stderr);
 }

@@ -20,10 +20,15 @@ use crate::rest::views::{
 use crate::rest::{Body, Render, Resource, Route, ROUTES};
 use crate::server::{json_response, Body as HttpBody};
 
+/// Whether `path` (below `/api/v1`) is one of the documents [`serve`] answers.
+pub fn is_document(path: &str) -> bool {
+    path == "/openapi.json" || path == "/swagger.json" || path == "/docs" || path.starts_with("/docs/")
+}
+
 /// Serves `/openapi.json`, `/swagger.json` and `/docs/…` (paths below `/api/v1`); `None` for other paths.
 pub fn serve(path: &str, method: &Method) -> Option<Response<HttpBody>> {
     let docs = path == "/docs" || path.starts_with("/docs/");
-    if !(path == "/openapi.json" || path == "/swagger.json" || docs) {
+    if !is_document(path) {
         return None;
     }
     if method != Method::GET && method != Method::HEAD {

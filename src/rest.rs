@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 use crate::door::{to_json, Door, Rendered};
 use crate::error::{Code, Error, Result};
 use crate::handler::{Call, Credentials, Outcome};
+use crate::metrics::Endpoint;
 use crate::model::{self, Reply};
 
 pub(crate) mod views;
@@ -244,9 +245,20 @@ impl RestDoor {
 impl Door for RestDoor {
     fn name(&self) -> &str {
         match self.decoded {
-            Decoded::Nothing => &self.path,
+            Decoded::Nothing => "",
             Decoded::Route(route) | Decoded::Call(route) => route.method,
         }
+    }
+
+    fn door(&self) -> &'static str {
+        "rest"
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        Endpoint::Rest(match self.decoded {
+            Decoded::Nothing => None,
+            Decoded::Route(route) | Decoded::Call(route) => ROUTES.iter().position(|r| std::ptr::eq(r, route)),
+        })
     }
 
     /// The bearer token comes in the head: a request is counted before its body is read.
@@ -288,10 +300,12 @@ impl Door for RestDoor {
             Ok((route, body)) => (route.status, (route.render != NoContent).then_some(body), None),
             Err(e) => (e.code.http_status(), Some(to_json(&error_body(&e))), Some(e)),
         };
+        // A 401 names the scheme REST takes (RFC 9110 asks every 401 to).
+        let challenge = (status == 401).then(|| ("www-authenticate", "Bearer realm=\"ipamd\"".to_string()));
         Rendered {
             status,
             body,
-            headers: error.as_ref().and_then(allow).into_iter().collect(),
+            headers: error.as_ref().and_then(allow).into_iter().chain(challenge).collect(),
             error,
             respid: outcome.respid,
             caller: outcome.caller,

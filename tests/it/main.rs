@@ -20,6 +20,7 @@ mod groups;
 mod hostile;
 mod layers;
 mod matrix;
+mod observe;
 mod org;
 mod ratelimit;
 mod rest;
