@@ -542,25 +542,25 @@ fn refusal(metrics: &Metrics, e: &Error, claim: &Claim, door: &str, respid: &str
 }
 
 /// The `org/user` an envelope's `userdata` claims, each cut to [`crate::auth::NAME_MAX`] bytes, for the warning
-/// of a failed login; kept in place, no allocation per request.
+/// of a failed login (empty when `userdata` has no `:`); kept in place, no allocation per request.
 type Claim = logging::Inline<{ 2 * auth::NAME_MAX + 1 }>;
 
 fn claim_of(credentials: &Credentials) -> Claim {
     let mut claim = Claim::new();
-    if let Credentials::Envelope {
+    let Credentials::Envelope {
         userdata: Some(userdata),
         ..
     } = credentials
-    {
-        let who = userdata.rsplit_once(':').map_or(userdata.as_str(), |(who, _)| who);
-        let (org, user) = who.split_once('/').unwrap_or((who, ""));
-        let _ = write!(
-            claim,
-            "{}/{}",
-            logging::cut(org, auth::NAME_MAX),
-            logging::cut(user, auth::NAME_MAX)
-        );
-    }
+    else {
+        return claim;
+    };
+    // Only what comes before the first `:`: without one, or with a password holding one, the rest may be a password.
+    let Some((who, _)) = userdata.split_once(':') else {
+        return claim;
+    };
+    let (org, user) = who.split_once('/').unwrap_or((who, ""));
+    let (org, user) = (logging::cut(org, auth::NAME_MAX), logging::cut(user, auth::NAME_MAX));
+    let _ = write!(claim, "{org}/{user}");
     claim
 }
 
@@ -782,4 +782,30 @@ fn method_not_allowed(allow: &'static str) -> Response<Body> {
     let mut resp = error_response(&e, json!({"message": e.message, "code": e.code.as_str()}));
     resp.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_is_the_org_and_user_before_the_first_colon_cut_to_their_longest() {
+        let claim = |userdata: &str| {
+            let credentials = Credentials::Envelope {
+                appkey: None,
+                userdata: Some(userdata.into()),
+            };
+            claim_of(&credentials).as_str().to_string()
+        };
+        assert_eq!(claim("acme/bob:0123"), "acme/bob");
+        assert_eq!(claim("acme/bob:pass:word"), "acme/bob");
+        assert_eq!(
+            claim("acme/bobSecretPassword"),
+            "",
+            "no colon: the rest may be a password"
+        );
+        let long = claim(&format!("{}/{}:x", "o".repeat(100), "u".repeat(100)));
+        assert_eq!(long, format!("{}/{}", "o".repeat(64), "u".repeat(64)));
+        assert_eq!(claim_of(&Credentials::Token(Some("t".into()))).as_str(), "");
+    }
 }
