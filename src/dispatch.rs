@@ -47,7 +47,10 @@ pub async fn dispatch(app: &App, call: Call) -> Outcome {
     if let Ok(Stage::Slow(credentials, data, check)) = staged {
         let auth_app = app.clone();
         let verified = tokio::task::spawn_blocking(move || {
+            let began = std::time::Instant::now();
             let result = auth_app.auth.verify(check.phc.as_deref(), &check.sha1);
+            let ms = began.elapsed().as_secs_f64() * 1e3;
+            tracing::debug!(ms, outcome = ?result, "password checked (argon2 unless another call cached it meanwhile)");
             (check.phc, result)
         })
         .await;

@@ -441,6 +441,16 @@ pub fn check_access(caller: &Caller, access: Access) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_closest_methods_are_a_few_edits_away() {
+        let table = crate::methods::METHODS;
+        assert_eq!(closest_methods(table, "group/get"), ["groups/get"]);
+        assert_eq!(closest_methods(table, "groups/get/"), ["groups/get"]);
+        assert!(closest_methods(table, "nothing-like-it").is_empty());
+        assert!(closest_methods(table, &"x".repeat(100)).is_empty());
+        assert!(closest_methods(table, "subnets/ad").len() <= 3);
+    }
     use serde_json::json;
 
     /// `objecttype` is part of the wire contract of `org/logs`: each kind keeps the name it was stored under.

@@ -641,4 +641,84 @@ mod tests {
         let warn = line_of(|| tracing::warn!("one\ntwo"));
         assert!(warn.ends_with("  WARN ipamd::logging::tests: one\\ntwo\n"), "{warn}");
     }
+
+    fn sample(code: Option<&'static str>) -> Request<'static> {
+        Request {
+            respid: "01a2",
+            door: "rest",
+            verb: "GET",
+            path: "/api/v1/networks/7",
+            method: "subnets/get",
+            caller: "org=1 user=a\"b app=x\ny",
+            client: "2001:db8::1".parse().unwrap(),
+            status: 404,
+            elapsed: Duration::from_micros(12_345),
+            code,
+            probe: false,
+        }
+    }
+
+    #[test]
+    fn request_lines_are_one_buffer_in_the_configured_format() {
+        let now = UNIX_EPOCH + Duration::from_micros(1_766_916_118_000_042);
+        let mut out = Vec::new();
+        request_line(&mut out, &sample(Some("not_found")), false, now);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2025-12-28T10:01:58.000042Z  INFO ipamd::request: request respid=\"01a2\" door=\"rest\" verb=\"GET\" \
+             path=\"/api/v1/networks/7\" method=\"subnets/get\" caller=\"org=1 user=a\\\"b app=x\\ny\" \
+             client=\"2001:db8::1\" status=404 ms=12.345 code=\"not_found\"\n"
+        );
+        let mut out = Vec::new();
+        request_line(&mut out, &sample(Some("internal_error")), true, now);
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(line["level"], "ERROR");
+        assert_eq!(line["target"], "ipamd::request");
+        assert_eq!(line["timestamp"], "2025-12-28T10:01:58.000042Z");
+        let fields = &line["fields"];
+        assert_eq!(fields["caller"], "org=1 user=a\"b app=x\ny");
+        assert_eq!(
+            (&fields["status"], fields["ms"].to_string()),
+            (&serde_json::json!(404), "12.345".into())
+        );
+        assert!(out.ends_with(b"}\n") && out.iter().filter(|b| **b == b'\n').count() == 1);
+        // Empty fields are left out; a probe is at debug.
+        let mut probe = sample(None);
+        (probe.respid, probe.method, probe.caller, probe.probe) = ("", "", "", true);
+        let mut out = Vec::new();
+        request_line(&mut out, &probe, false, now);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(" DEBUG ipamd::request: request door="), "{text}");
+        assert!(!text.contains("respid") && !text.contains("code="), "{text}");
+    }
+
+    #[test]
+    fn durations_have_three_decimals_and_texts_are_cut_at_a_character() {
+        let ms = |micros| String::from_utf8(duration_ms(Duration::from_micros(micros)).as_bytes().to_vec()).unwrap();
+        assert_eq!(
+            [ms(0), ms(7), ms(1_000), ms(123_456_789)],
+            ["0.000", "0.007", "1.000", "123456.789"]
+        );
+        assert_eq!(cut("héllo", 2), "h");
+        assert_eq!(cut("héllo", 3), "hé");
+        assert_eq!(cut("abc", 10), "abc");
+    }
+
+    #[test]
+    fn passwords_in_urls_are_redacted() {
+        assert_eq!(redact("redis://:s3cret@cache:6379/0"), "redis://:***@cache:6379/0");
+        assert_eq!(redact("redis://user:s3cret@cache/0"), "redis://user:***@cache/0");
+        assert_eq!(redact("redis://cache:6379/0"), "redis://cache:6379/0");
+        assert_eq!(redact("memory://"), "memory://");
+    }
+
+    #[test]
+    fn filters_that_would_log_nothing_of_ipamd_are_refused() {
+        for ok in ["info", "DEBUG", "ipamd=debug,hyper=info", "warn,ipamd::request=off", ""] {
+            assert!(filter(ok).is_ok(), "{ok}");
+        }
+        for bad in ["verbose", "warning", "ipamd=loud", "info,quiet"] {
+            assert!(filter(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -89,6 +89,7 @@ pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output =
                 },
             }
         };
+        tracing::debug!(peer = %peer, open = slots.open(), "connection accepted");
         let _ = stream.set_nodelay(true);
         let (app, conn, owner, metrics) = (app.clone(), slot.conn.clone(), slots.clone(), metrics.clone());
         let service = service_fn(move |req| {

@@ -344,9 +344,10 @@ fn write_loop(
         stats.batch.observe(work.len() as u64);
         let results = {
             let _turn = lock.blocking_lock();
-            let began = Instant::now();
+            let (began, calls) = (Instant::now(), work.len());
             let results = run_batch(&conn, work);
             stats.commit.time(began.elapsed());
+            tracing::debug!(calls, ms = began.elapsed().as_secs_f64() * 1e3, "group commit");
             results
         };
         for (answer, result) in answers.into_iter().zip(results) {
