@@ -239,9 +239,22 @@ fn request_line(out: &mut Vec<u8>, r: &Request, json: bool, now: SystemTime) {
         ("method", cut(r.method, PATH_MAX)),
         ("caller", r.caller),
     ];
-    // The longest IPv6 address is 45 bytes as text.
+    // The longest IPv6 address is 45 bytes as text. An IPv4 address, the usual case, is written octet by octet:
+    // `Display` would take it through the formatting machinery.
     let mut client = Inline::<48>::new();
-    let _ = write!(client, "{}", r.client);
+    match r.client {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    let _ = client.write_str(".");
+                }
+                let _ = client.write_str(number.format(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(client, "{v6}");
+        }
+    }
     let tail = [("code", r.code.unwrap_or_default())];
     if json {
         out.extend_from_slice(b"{\"timestamp\":\"");
