@@ -135,10 +135,13 @@ fn filter(directives: &str) -> Result<EnvFilter, String> {
 /// Logs what the server starts with (version, database, listen address, metrics, request log), in the configured
 /// format; secrets in URLs (a Redis password) are replaced by `***`.
 pub fn started(settings: &Settings, listen: SocketAddr) {
-    let storage = redact(&settings.ratelimit_storage_uri);
+    let (database, storage) = (
+        redact(&settings.db.to_string_lossy()),
+        redact(&settings.ratelimit_storage_uri),
+    );
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
-        database = %settings.db.display(),
+        database = database.as_str(),
         listen = %listen,
         metrics = settings.metrics,
         request_log = settings.request_log.as_str(),
