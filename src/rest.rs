@@ -255,10 +255,12 @@ impl Door for RestDoor {
     }
 
     fn endpoint(&self) -> Endpoint {
-        Endpoint::Rest(match self.decoded {
-            Decoded::Nothing => None,
-            Decoded::Route(route) | Decoded::Call(route) => ROUTES.iter().position(|r| std::ptr::eq(r, route)),
-        })
+        let route = match self.decoded {
+            // Refused before decoding (rate limit, body): the route is matched here, for that rare answer only.
+            Decoded::Nothing => route(&self.verb, &self.path).ok().map(|(r, _)| r),
+            Decoded::Route(route) | Decoded::Call(route) => Some(route),
+        };
+        Endpoint::Rest(route.and_then(|route| ROUTES.iter().position(|r| std::ptr::eq(r, route))))
     }
 
     /// The bearer token comes in the head: a request is counted before its body is read.

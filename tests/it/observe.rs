@@ -169,7 +169,16 @@ async fn metrics_count_requests_by_door_endpoint_and_status_and_parse_as_the_exp
     );
     assert_eq!(s.api(Method::GET, "/nowhere/at/all", &token, None).await.status, 404);
     assert_eq!(s.api(Method::GET, "/networks", "wrong-token", None).await.status, 401);
-    assert_eq!(s.request(Method::GET, "/healthz", &[], "").await.status, 200);
+    let healthz = s.request(Method::GET, "/healthz", &[], "").await;
+    assert_eq!((healthz.status, healthz.json()), (200, json!({"status": "ok"})));
+    assert_eq!(healthz.header("content-type"), Some("application/json"));
+    // Refused before its body is decoded: still counted on its route.
+    let bearer = format!("Bearer {token}");
+    let form = [("content-type", "text/plain"), ("authorization", bearer.as_str())];
+    assert_eq!(
+        s.request(Method::POST, "/api/v1/networks", &form, "x").await.status,
+        415
+    );
     assert_eq!(s.request(Method::GET, "/1.0/ping", &[], "").await.status, 405);
     assert_eq!(s.request(Method::GET, "/not/a/page", &[], "").await.status, 404);
 
@@ -198,6 +207,10 @@ async fn metrics_count_requests_by_door_endpoint_and_status_and_parse_as_the_exp
         ([("door", "rest"), ("endpoint", "unmatched"), ("status", "404")], 1.0),
         (
             [("door", "rest"), ("endpoint", "GET /networks"), ("status", "401")],
+            1.0,
+        ),
+        (
+            [("door", "rest"), ("endpoint", "POST /networks"), ("status", "415")],
             1.0,
         ),
         ([("door", "server"), ("endpoint", "/healthz"), ("status", "200")], 1.0),
