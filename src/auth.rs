@@ -57,6 +57,10 @@ pub struct Auth {
     /// See [`Auth::write_checks`].
     writes_queued: AtomicU64,
     writes_rechecked: AtomicU64,
+    /// See [`Auth::work`].
+    callers_recalled: AtomicU64,
+    passwords_cached: AtomicU64,
+    argon2_runs: AtomicU64,
 }
 
 /// The failed logins of one user: `count` since `since` (a window that starts at the first failure), and the
@@ -77,6 +81,17 @@ pub struct WriteChecks {
     pub queued: u64,
     /// Writes whose credentials the writer checked again in full because `credential_epoch` had moved since.
     pub rechecked: u64,
+}
+
+/// What the credential checks cost (see [`Auth::work`]), for `GET /metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthWork {
+    /// Calls answered from the known callers, with no credential lookup.
+    pub callers_recalled: u64,
+    /// Passwords found in the verification cache, with no argon2.
+    pub passwords_cached: u64,
+    /// argon2 verifications (against a user's hash or the dummy).
+    pub argon2_runs: u64,
 }
 
 /// What the authentication tables hold (see [`Auth::held`]).
@@ -181,6 +196,9 @@ impl Auth {
             failures: Mutex::new(Table::new(now)),
             writes_queued: AtomicU64::new(0),
             writes_rechecked: AtomicU64::new(0),
+            callers_recalled: AtomicU64::new(0),
+            passwords_cached: AtomicU64::new(0),
+            argon2_runs: AtomicU64::new(0),
         })
     }
 
@@ -203,6 +221,15 @@ impl Auth {
     /// Counts a write checked again at a moved epoch ([`Auth::write_checks`]).
     pub fn write_rechecked(&self) {
         self.writes_rechecked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How often the caches spared a lookup or an argon2 run, and how often argon2 ran.
+    pub fn work(&self) -> AuthWork {
+        AuthWork {
+            callers_recalled: self.callers_recalled.load(Ordering::Relaxed),
+            passwords_cached: self.passwords_cached.load(Ordering::Relaxed),
+            argon2_runs: self.argon2_runs.load(Ordering::Relaxed),
+        }
     }
 
     /// What each table holds: its entries, and the bytes of its storage and of what its entries own.
@@ -232,6 +259,7 @@ impl Auth {
     /// The cache key covers the PHC string itself, so a password change (a new salt) can never hit an old entry.
     pub fn verify(&self, phc: Option<&str>, sha1: &str) -> Verified {
         let Some(phc) = phc else {
+            self.argon2_runs.fetch_add(1, Ordering::Relaxed);
             verify_password(&self.dummy_phc, sha1);
             return Verified::Failed;
         };
@@ -239,6 +267,7 @@ impl Auth {
             return Verified::Cached;
         }
         let (key, now) = (self.cache_key(phc, sha1), self.clock.instant());
+        self.argon2_runs.fetch_add(1, Ordering::Relaxed);
         if !verify_password(phc, sha1) {
             return Verified::Failed;
         }
@@ -335,6 +364,7 @@ impl Auth {
         if stamp {
             entry.stamped = Some(now);
         }
+        self.callers_recalled.fetch_add(1, Ordering::Relaxed);
         Some((entry.known.clone(), stamp))
     }
 
@@ -368,9 +398,14 @@ impl Auth {
     pub fn cached(&self, phc: &str, sha1: &str) -> bool {
         let key = self.cache_key(phc, sha1);
         let now = self.clock.instant();
-        self.cache
+        let hit = self
+            .cache
             .lock()
-            .is_ok_and(|cache| cache.map.get(&key).is_some_and(|expires| *expires > now))
+            .is_ok_and(|cache| cache.map.get(&key).is_some_and(|expires| *expires > now));
+        if hit {
+            self.passwords_cached.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
     }
 
     /// Refuses a user (by [`Auth::lockout_key`]) who failed too often recently, with the seconds left in

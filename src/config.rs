@@ -286,8 +286,17 @@ pub struct Settings {
     pub max_connections_per_address: u32,
     /// How long the answer of a write with an idempotency key (`Idempotency-Key`, `requestkey`) is kept for its
     /// retries, in seconds.
-    #[arg(long, env = "IPAMD_IDEMPOTENCY_SECONDS", default_value = "86400", value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    #[arg(long, env = "IPAMD_IDEMPOTENCY_SECONDS", default_value = "86400", value_parser = clap::value_parser!(u64).range(1..))]
     pub idempotency_seconds: u64,
+    /// Log filter: a level (trace, debug, info, warn, error, off) or target=level directives, comma-separated.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log_filter: String,
+    /// The request log, one line per request: stderr (with the rest of the log), off, or a file to append to.
+    #[arg(long, env = "IPAMD_REQUEST_LOG", default_value = "stderr")]
+    pub request_log: String,
+    /// Serve Prometheus metrics at GET /metrics on the listen address (no credentials asked).
+    #[arg(long, env = "IPAMD_METRICS", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub metrics: bool,
 }
 
 impl Settings {

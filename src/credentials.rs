@@ -356,7 +356,15 @@ fn authenticate_envelope(
         return Err(Error::new(Code::AuthRequired, "userdata is required"));
     }
     let failed = || Error::new(Code::AuthFailed, "authentication failed");
-    let ud = ud.ok_or_else(failed)?;
+    // Userdata not of the form `org/user:<40 hex digits>` (often a password sent where its sha1 belongs): the answer
+    // says what the form is. It tells nothing about credentials of the right form.
+    let ud = ud.ok_or_else(|| {
+        Error::new(
+            Code::AuthFailed,
+            "authentication failed: userdata must be org/user:sha1, where sha1 is 40 hex digits, the SHA-1 of the \
+             lower-cased username, a hyphen and the password (not the password itself)",
+        )
+    })?;
     // Another org's user (or an org that does not exist) is refused before the lockout is checked or counted and
     // before any password check: one answer whatever the password, and no way to lock out another org's users.
     if !ud.org.eq_ignore_ascii_case(&key_org) {

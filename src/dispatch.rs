@@ -7,7 +7,8 @@ use crate::app::App;
 use crate::credentials::{authenticate, grant, recheck, Authenticated, Grant, Mode, PasswordCheck, Prior, Stamps};
 use crate::error::{Code, Error, Result};
 use crate::handler::{
-    check_access, find_method, new_respid, Call, Caller, Credentials, Ctx, Kind, Method, Outcome, Prepared,
+    check_access, closest_methods, find_method, new_respid, Call, Caller, Credentials, Ctx, Kind, Method, Outcome,
+    Prepared,
 };
 use crate::idempotency::Keyed;
 use crate::model::Reply;
@@ -18,7 +19,7 @@ use crate::store::{Db, Tx};
 pub async fn dispatch(app: &App, call: Call) -> Outcome {
     let respid = new_respid();
     let Some(method) = find_method(app.methods, &call.method) else {
-        let e = Error::new(Code::UnknownMethod, format!("unknown method '{}'", call.method));
+        let e = Error::new(Code::UnknownMethod, unknown_method(app.methods, &call.method));
         return Outcome {
             respid,
             caller: String::new(),
@@ -57,7 +58,10 @@ pub async fn dispatch(app: &App, call: Call) -> Outcome {
     if let Ok(Stage::Slow(credentials, data, check)) = staged {
         let auth_app = app.clone();
         let verified = tokio::task::spawn_blocking(move || {
+            let began = std::time::Instant::now();
             let result = auth_app.auth.verify(check.phc.as_deref(), &check.sha1);
+            let ms = began.elapsed().as_secs_f64() * 1e3;
+            tracing::debug!(ms, outcome = ?result, "password checked (argon2 unless another call cached it meanwhile)");
             (check.phc, result)
         })
         .await;
@@ -218,6 +222,22 @@ fn run(
         method: method.name,
     };
     prepared.run(&ctx)
+}
+
+/// The refusal of a method the table does not hold, with the closest names it does hold.
+fn unknown_method(methods: &[Method], name: &str) -> String {
+    let shown: String = name.chars().take(64).collect();
+    match closest_methods(methods, name).as_slice() {
+        [] => format!("unknown method '{shown}'"),
+        [one] => format!("unknown method '{shown}'; did you mean '{one}'?"),
+        [first @ .., last] => {
+            let first: Vec<String> = first.iter().map(|m| format!("'{m}'")).collect();
+            format!(
+                "unknown method '{shown}'; did you mean {} or '{last}'?",
+                first.join(", ")
+            )
+        }
+    }
 }
 
 fn describe(c: &Caller) -> String {

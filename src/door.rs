@@ -5,13 +5,20 @@
 
 use crate::error::Error;
 use crate::handler::{Call, Credentials, Outcome};
+use crate::metrics::Endpoint;
 
 /// A front door of the API: one value per request, made by the server from the request's head (path, content
 /// type, a bearer token), which keeps what it needs to render the answer (the envelope's `reqid`, REST's route).
 pub trait Door {
-    /// What the request log line names the request by: the method, or what the door had instead (REST: the path
-    /// when no route matched).
+    /// The method the request log line names: the one called (the envelope: the name asked for), or nothing (REST:
+    /// no route matched).
     fn name(&self) -> &str;
+
+    /// The door's name in the request log and the metrics: `1.0` or `rest`.
+    fn door(&self) -> &'static str;
+
+    /// The line of the request metrics the request is counted on: its method or route, from the fixed tables.
+    fn endpoint(&self) -> Endpoint;
 
     /// The credentials the request's head carries. The rate limit needs them to tell whose budget a request
     /// spends, and counts as soon as they are known: from the head, before the body is read, so the body of a

@@ -366,6 +366,39 @@ pub fn find_method(methods: &'static [Method], name: &str) -> Option<&'static Me
     methods.iter().find(|m| m.name == name)
 }
 
+/// The names of `methods` nearest to `name`, for a "did you mean": at most three, each at most a third of the
+/// name's length of edits away (insertions, deletions, substitutions of a character), nearest first. A name longer
+/// than any method's is not compared.
+pub fn closest_methods(methods: &[Method], name: &str) -> Vec<&'static str> {
+    if name.len() > 64 {
+        return Vec::new();
+    }
+    let wanted: Vec<char> = name.chars().collect();
+    let most = (wanted.len() / 3).max(1);
+    let mut near: Vec<(usize, &'static str)> = methods
+        .iter()
+        .map(|m| (edits(&wanted, m.name), m.name))
+        .filter(|(d, _)| *d <= most)
+        .collect();
+    near.sort();
+    near.into_iter().take(3).map(|(_, m)| m).collect()
+}
+
+/// The edit distance between `a` and `b` (Levenshtein), in one row.
+fn edits(a: &[char], b: &str) -> usize {
+    let mut row: Vec<usize> = (0..=a.len()).collect();
+    for (j, cb) in b.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = j + 1;
+        for (i, ca) in a.iter().enumerate() {
+            let substituted = diagonal + usize::from(*ca != cb);
+            diagonal = row[i + 1];
+            row[i + 1] = substituted.min(row[i] + 1).min(diagonal + 1);
+        }
+    }
+    row[a.len()]
+}
+
 /// A unique response id: a UUID v7 in simple form, ordered by time (to the millisecond).
 ///
 /// Its 80 bits after the time come from a generator per thread, seeded once from random keys: uuid's own
@@ -464,6 +497,16 @@ pub fn check_access(caller: &Caller, access: Access) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_closest_methods_are_a_few_edits_away() {
+        let table = crate::methods::METHODS;
+        assert_eq!(closest_methods(table, "group/get"), ["groups/get"]);
+        assert_eq!(closest_methods(table, "groups/get/"), ["groups/get"]);
+        assert!(closest_methods(table, "nothing-like-it").is_empty());
+        assert!(closest_methods(table, &"x".repeat(100)).is_empty());
+        assert!(closest_methods(table, "subnets/ad").len() <= 3);
+    }
     use serde_json::json;
 
     /// `objecttype` is part of the wire contract of `org/logs`: each kind keeps the name it was stored under.

@@ -21,6 +21,7 @@ pub mod handler;
 pub mod idempotency;
 pub mod logging;
 pub mod methods;
+pub mod metrics;
 pub mod model;
 pub mod net;
 pub mod openapi;

@@ -150,7 +150,7 @@ fn init(db: &Database, password: Option<String>, min_password_length: u32, json:
 }
 
 fn serve(settings: Settings) -> Result<(), Error> {
-    init_logging(&settings);
+    start_logging(&settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -192,6 +192,7 @@ fn serve(settings: Settings) -> Result<(), Error> {
         if let Some(creds) = creds {
             print_credentials(&creds, false, "First run: created the operator organisation.");
         }
+        ipamd::logging::started(&app.settings, addr);
         println!("ipamd listening on http://{addr}");
         ipamd::server::run(listener, app, shutdown_signal())
             .await
@@ -273,7 +274,7 @@ fn settings_with(db: &Database, adjust: impl FnOnce(&mut Settings)) -> Result<Se
     let mut settings = Settings::from_env().map_err(|e| Error::new(Code::BadRequest, e.to_string()))?;
     settings.db = db.db.clone();
     adjust(&mut settings);
-    init_logging(&settings);
+    start_logging(&settings)?;
     Ok(settings)
 }
 
@@ -436,9 +437,7 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: draining in-flight requests");
 }
 
-fn init_logging(settings: &Settings) {
-    // Colour codes only for a terminal: in files and pipes they are noise.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let json = settings.log_format.eq_ignore_ascii_case("json");
-    ipamd::logging::init(json, ansi, std::io::stderr);
+/// Starts the log with the settings' format, filter and request log; a value it cannot use stops the command.
+fn start_logging(settings: &Settings) -> Result<(), Error> {
+    ipamd::logging::setup(settings).map_err(|e| Error::new(Code::BadRequest, e))
 }

@@ -61,7 +61,9 @@ pub struct Subnet {
     pub subnet: String,
     pub network: String,
     pub cidr: u8,
-    pub broadcast: String,
+    /// The broadcast address: the last of an IPv4 block of /30 or shorter. A /31 or /32 has none (RFC 3021), nor
+    /// has IPv6.
+    pub broadcast: Option<String>,
     pub family: u8,
     pub name: Option<String>,
     pub description: Option<String>,

@@ -21,10 +21,15 @@ use crate::rest::views::{
 use crate::rest::{Body, Render, Resource, Route, ROUTES};
 use crate::server::{json_response, Body as HttpBody};
 
+/// Whether `path` (below `/api/v1`) is one of the documents [`serve`] answers.
+pub fn is_document(path: &str) -> bool {
+    path == "/openapi.json" || path == "/swagger.json" || path == "/docs" || path.starts_with("/docs/")
+}
+
 /// Serves `/openapi.json`, `/swagger.json` and `/docs/…` (paths below `/api/v1`); `None` for other paths.
 pub fn serve(path: &str, method: &Method) -> Option<Response<HttpBody>> {
     let docs = path == "/docs" || path.starts_with("/docs/");
-    if !(path == "/openapi.json" || path == "/swagger.json" || docs) {
+    if !is_document(path) {
         return None;
     }
     if method != Method::GET && method != Method::HEAD {
@@ -78,11 +83,75 @@ pub fn document() -> &'static Value {
     DOC.get_or_init(build)
 }
 
+/// The server's own pages, outside `/api/v1` (documented with a server of their own, `/`): path, operation id,
+/// summary, and the answers (status, media type, schema).
+pub const PAGES: [(&str, &str, &str); 4] = [
+    (
+        "/healthz",
+        "getHealthz",
+        "Liveness: 200 while the process serves, whatever the database does",
+    ),
+    (
+        "/readyz",
+        "getReadyz",
+        "Readiness: 200 while the database answers and the rate limiter's Redis (if configured) is connected; \
+         else 503 naming the part that failed",
+    ),
+    (
+        "/metrics",
+        "getMetrics",
+        "Prometheus metrics, text exposition format 0.0.4 (with IPAMD_METRICS=true; otherwise 404)",
+    ),
+    ("/", "getRoot", "Where the APIs, their documentation and the probes are"),
+];
+
+/// The operation of one of [`PAGES`]: no credentials, no rate limit.
+fn page(path: &str, id: &str, summary: &str) -> Value {
+    let readiness = json!({"type": "object", "required": ["status", "database", "ratelimit_storage"], "properties": {
+        "status": {"type": "string", "enum": ["ready", "not_ready"]},
+        "database": {"type": "string", "enum": ["ok", "unavailable"]},
+        "ratelimit_storage": {"type": "string", "enum": ["ok", "unavailable"]},
+    }});
+    let json_answer = |schema: Value| json!({"content": {"application/json": {"schema": schema}}});
+    let mut responses = match path {
+        "/healthz" => json!({"200": json_answer(json!({"type": "object", "required": ["status"],
+                                                      "properties": {"status": {"const": "ok"}}}))}),
+        "/readyz" => json!({"200": json_answer(readiness.clone()), "503": json_answer(readiness)}),
+        "/metrics" => json!({
+            "200": {"content": {"text/plain; version=0.0.4; charset=utf-8": {"schema": {"type": "string"}}}},
+            "404": json_answer(reference("Error")),
+        }),
+        _ => json!({"200": json_answer(json!({"type": "object"}))}),
+    };
+    if let Some(answers) = responses.as_object_mut() {
+        for (status, answer) in answers.iter_mut() {
+            answer["description"] = json!(if status.starts_with('2') {
+                "Answer"
+            } else {
+                "Not available"
+            });
+        }
+    }
+    json!({
+        "servers": [{"url": "/"}],
+        "get": {
+            "operationId": id,
+            "summary": summary,
+            "tags": ["server"],
+            "security": [],
+            "responses": responses,
+        },
+    })
+}
+
 fn build() -> Value {
     let mut paths = Map::new();
     for r in ROUTES {
         let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
         entry[r.verb.to_ascii_lowercase()] = operation(r);
+    }
+    for (path, id, summary) in PAGES {
+        paths.insert(path.to_string(), page(path, id, summary));
     }
     json!({
         "openapi": "3.1.0",
@@ -505,6 +574,12 @@ fn responses(r: &Route) -> Value {
             json!({"description": what, "content": {"application/json": {"schema": reference("Error")}}}),
         );
     }
+    if let Some(unauthorised) = out.get_mut("401") {
+        unauthorised["headers"] = json!({"WWW-Authenticate": {
+            "description": "The scheme to authenticate with: `Bearer realm=\"ipamd\"`",
+            "schema": {"type": "string"},
+        }});
+    }
     Value::Object(out)
 }
 
@@ -722,9 +797,17 @@ mod tests {
                 r.path
             );
         }
-        let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+        // Each of the server's pages is one GET with its own server; every other path is a route of the table.
+        let pages = PAGES
+            .iter()
+            .filter(|(p, _, _)| paths[*p]["get"].is_object() && paths[*p]["servers"].is_array());
+        assert_eq!(pages.count(), PAGES.len());
+        let rest = paths
+            .iter()
+            .filter(|(p, _)| !PAGES.iter().any(|(page, _, _)| page == p));
+        let documented: usize = rest.clone().map(|(_, item)| item.as_object().unwrap().len()).sum();
         assert_eq!(documented, ROUTES.len(), "the document names a route the table lacks");
-        for p in paths.keys() {
+        for (p, _) in rest {
             assert!(ROUTES.iter().any(|r| r.path == p), "{p} is not in the route table");
         }
     }

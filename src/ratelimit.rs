@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
@@ -57,6 +57,8 @@ pub struct Decision {
     pub remaining: u64,
     /// Seconds until the budget refills.
     pub reset: u64,
+    /// The budget's period, in seconds.
+    pub period: u64,
 }
 
 /// Whose budget a call spends.
@@ -259,6 +261,21 @@ impl Limiter {
         }
     }
 
+    /// Whether the counters' storage can be used now, for `GET /readyz`: always with `memory://`; with Redis, while
+    /// it is connected. Costs a lock, never a round trip: while Redis is down, a connection attempt is started in
+    /// the background when the back-off allows one, and a later answer shows its outcome.
+    pub fn storage_ready(self: &Arc<Self>) -> bool {
+        let Some(redis) = &self.redis else {
+            return true;
+        };
+        if redis.link.lock().is_ok_and(|link| link.conn.is_some()) {
+            return true;
+        }
+        let limiter = self.clone();
+        tokio::spawn(async move { limiter.check_storage().await });
+        false
+    }
+
     /// Counts one request against `owner`'s budget. While Redis fails, the request is counted in this process's
     /// memory instead: an outage of the limiter must neither become an outage of the IPAM nor lift every limit.
     pub async fn check(&self, owner: &Owner) -> Decision {
@@ -281,12 +298,14 @@ impl Limiter {
                 limit: self.limit.count,
                 remaining: self.limit.count.saturating_sub(count),
                 reset,
+                period,
             },
             None => Decision {
                 allowed: true,
                 limit: self.limit.count,
                 remaining: self.limit.count,
                 reset,
+                period,
             },
         }
     }

@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 use crate::door::{to_json, Door, Rendered};
 use crate::error::{Code, Error, Result};
 use crate::handler::{Call, Credentials, Outcome, RequestKey};
+use crate::metrics::Endpoint;
 use crate::model::{self, Replayed, Reply};
 
 pub(crate) mod views;
@@ -436,9 +437,22 @@ fn version_of(answer: &Reply) -> Option<i64> {
 impl Door for RestDoor {
     fn name(&self) -> &str {
         match self.decoded {
-            Decoded::Nothing => &self.path,
+            Decoded::Nothing => "",
             Decoded::Route(route) | Decoded::Call(route) => route.method,
         }
+    }
+
+    fn door(&self) -> &'static str {
+        "rest"
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        let route = match self.decoded {
+            // Refused before decoding (rate limit, body): the route is matched here, for that rare answer only.
+            Decoded::Nothing => route(&self.verb, &self.path).ok().map(|(r, _)| r),
+            Decoded::Route(route) | Decoded::Call(route) => Some(route),
+        };
+        Endpoint::Rest(route.and_then(|route| ROUTES.iter().position(|r| std::ptr::eq(r, route))))
     }
 
     /// The bearer token comes in the head: a request is counted before its body is read.
@@ -507,7 +521,10 @@ impl Door for RestDoor {
             Ok((route, body)) => (route.status, (route.render != NoContent).then_some(body), None),
             Err(e) => (e.code.http_status(), Some(to_json(&error_body(&e))), Some(e)),
         };
-        let mut headers: Vec<(&'static str, String)> = error.as_ref().and_then(allow).into_iter().collect();
+        // A 401 names the scheme REST takes (RFC 9110 asks every 401 to).
+        let challenge = (status == 401).then(|| ("www-authenticate", "Bearer realm=\"ipamd\"".to_string()));
+        let mut headers: Vec<(&'static str, String)> =
+            error.as_ref().and_then(allow).into_iter().chain(challenge).collect();
         if let Some(tag) = tag.filter(|_| error.is_none()) {
             // A client that holds this version already is told so, without the record: `*`, or a list of tags
             // compared weakly, as a GET's are.

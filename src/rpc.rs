@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use crate::door::{to_json, Door, Rendered};
 use crate::error::{Code, Error};
-use crate::handler::{Call, Credentials, Outcome, RequestKey};
+use crate::handler::{Call, Credentials, Method, Outcome, RequestKey};
+use crate::metrics::Endpoint;
 use crate::model::{Replayed, Reply as Answer};
 
 mod manageips;
@@ -18,6 +19,8 @@ pub use manageips::Manageips;
 /// The envelope door for one request to `/1.0/<method>`.
 pub struct EnvelopeDoor {
     method: String,
+    /// The method's line in the method table, for the metrics; `None` for a name the table does not hold.
+    index: Option<usize>,
     /// Whether the body is `application/x-www-form-urlencoded`.
     form: bool,
     /// The `reqid` to echo, once the body is decoded (`null` until then, or when it cannot be read).
@@ -25,8 +28,10 @@ pub struct EnvelopeDoor {
 }
 
 impl EnvelopeDoor {
-    pub fn new(method: String, form: bool) -> EnvelopeDoor {
+    /// The door for a call of `method`, one of `methods` (the app's table) or not.
+    pub fn new(method: String, form: bool, methods: &[Method]) -> EnvelopeDoor {
         EnvelopeDoor {
+            index: methods.iter().position(|m| m.name == method),
             method,
             form,
             reqid: Value::Null,
@@ -37,6 +42,14 @@ impl EnvelopeDoor {
 impl Door for EnvelopeDoor {
     fn name(&self) -> &str {
         &self.method
+    }
+
+    fn door(&self) -> &'static str {
+        "1.0"
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        Endpoint::Envelope(self.index)
     }
 
     fn decode(&mut self, body: &[u8]) -> Result<Call, Error> {

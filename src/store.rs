@@ -14,6 +14,7 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use crate::error::{Code, Error, Result};
+use crate::metrics::{Histogram, BATCH_BOUNDS, LATENCY_BOUNDS};
 use crate::net;
 
 /// The text of a statement that is the same on every call but is assembled from column lists: built once, on first
@@ -40,6 +41,18 @@ pub struct Store {
     /// Writers queue here, in order, instead of spinning in SQLite's busy handler.
     write_lock: Arc<tokio::sync::Mutex<()>>,
     path: PathBuf,
+    stats: Arc<StoreStats>,
+}
+
+/// What the database threads and the writer did, for `GET /metrics`: a few atomic additions per task or batch.
+#[derive(Debug)]
+pub struct StoreStats {
+    /// How long tasks waited in the database threads' queue.
+    pub wait: Histogram,
+    /// Calls per group commit.
+    pub batch: Histogram,
+    /// How long each group commit took, from `BEGIN IMMEDIATE` to its `COMMIT`.
+    pub commit: Histogram,
 }
 
 /// One pooled connection, lent to a closure on the blocking pool.
@@ -102,6 +115,11 @@ impl Store {
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
         let write_lock = Arc::new(tokio::sync::Mutex::new(()));
+        let stats = Arc::new(StoreStats {
+            wait: Histogram::seconds(LATENCY_BOUNDS),
+            batch: Histogram::numbers(BATCH_BOUNDS),
+            commit: Histogram::seconds(LATENCY_BOUNDS),
+        });
         // Every idle database thread waits on the queue itself, so a task wakes one thread. (Threads sharing a
         // single-consumer receiver behind a mutex woke a second one per task, only to put it back to sleep.)
         let (tasks, queue) = crossbeam_channel::bounded::<Task>(WRITE_QUEUE);
@@ -110,18 +128,18 @@ impl Store {
                 conn: pool.get()?,
                 write_lock: write_lock.clone(),
             };
-            let queue = queue.clone();
+            let (queue, stats) = (queue.clone(), stats.clone());
             std::thread::Builder::new()
                 .name(format!("{DB_THREAD}{n}"))
-                .spawn(move || task_loop(db, queue))
+                .spawn(move || task_loop(db, queue, &stats))
                 .map_err(|e| Error::internal(format!("cannot start a database thread: {e}")))?;
         }
         let (writer, jobs) = crossbeam_channel::bounded::<Job>(WRITE_QUEUE);
         let conn = pool.get()?;
-        let lock = write_lock.clone();
+        let (lock, writer_stats) = (write_lock.clone(), stats.clone());
         std::thread::Builder::new()
             .name(WRITER_THREAD.into())
-            .spawn(move || write_loop(conn, lock, jobs))
+            .spawn(move || write_loop(conn, lock, jobs, &writer_stats))
             .map_err(|e| Error::internal(format!("cannot start the writer: {e}")))?;
         Ok(Store {
             pool,
@@ -129,7 +147,18 @@ impl Store {
             tasks,
             write_lock,
             path: path.to_path_buf(),
+            stats,
         })
+    }
+
+    /// What the database threads and the writer did.
+    pub fn stats(&self) -> &StoreStats {
+        &self.stats
+    }
+
+    /// How many tasks wait for a database thread, and how many writes for the writer.
+    pub fn queued(&self) -> (usize, usize) {
+        (self.tasks.len(), self.writer.len())
     }
 
     /// Runs a write `f` in the group-commit writer: calls that arrive together share one transaction and one
@@ -179,11 +208,25 @@ impl Store {
         F: FnOnce(&mut Db) -> Result<T> + Send + 'static,
     {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let task: Task = Box::new(move |db: &mut Db| {
+        let work: Work = Box::new(move |db: &mut Db| {
             let _ = answer.send(f(db));
         });
+        let task = (Instant::now(), work);
         enqueue(&self.tasks, task, "the database threads have stopped").await?;
         answered.await.map_err(|_| Error::internal("a database task failed"))?
+    }
+
+    /// Whether the database can be used, for `GET /readyz`: a read on a database thread finds the schema and the
+    /// operator org.
+    pub async fn usable(&self) -> Result<()> {
+        let sql = "SELECT count(*) FROM orgs WHERE operator = 1";
+        let operators = self
+            .run(move |db| db.read(|tx| Ok(tx.query_row(sql, [], |r| r.get::<_, i64>(0))?)))
+            .await?;
+        match operators {
+            0 => Err(Error::new(Code::Unavailable, "the database is not initialised")),
+            _ => Ok(()),
+        }
     }
 
     /// The same as [`Store::run`] for callers already off the async runtime (the command line).
@@ -242,16 +285,18 @@ async fn enqueue<T: Send + 'static>(queue: &Sender<T>, item: T, stopped: &'stati
     }
 }
 
-/// Work for a database thread.
-type Task = Box<dyn FnOnce(&mut Db) + Send>;
+/// Work for a database thread, with when it was queued.
+type Task = (Instant, Work);
+type Work = Box<dyn FnOnce(&mut Db) + Send>;
 
 /// Database threads: SQLite reads scale to about three threads on two cores, and these threads never wait on
 /// argon2 or the network.
 const DB_THREADS: usize = 4;
 
 /// A database thread: runs queued tasks with its own connection until every [`Store`] is gone.
-fn task_loop(mut db: Db, queue: Receiver<Task>) {
-    while let Ok(task) = queue.recv() {
+fn task_loop(mut db: Db, queue: Receiver<Task>, stats: &StoreStats) {
+    while let Ok((queued, task)) = queue.recv() {
+        stats.wait.time(queued.elapsed());
         // A panicking task drops its answer (the caller sees an internal error); the thread lives on.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(&mut db)));
     }
@@ -275,7 +320,12 @@ const MAX_BATCH: usize = 512;
 /// The writer thread: takes every queued write, runs them in one transaction (a savepoint each), commits once,
 /// then answers them all. A write queued to run alone ends the batch before it and is a batch of its own. Ends when
 /// every [`Store`] is gone.
-fn write_loop(conn: PooledConnection<SqliteConnectionManager>, lock: Arc<tokio::sync::Mutex<()>>, jobs: Receiver<Job>) {
+fn write_loop(
+    conn: PooledConnection<SqliteConnectionManager>,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    jobs: Receiver<Job>,
+    stats: &StoreStats,
+) {
     // A write that must run alone, taken from the queue while a batch was being gathered: it starts the next one.
     let mut next: Option<Job> = None;
     while let Some(first) = next.take().or_else(|| jobs.recv().ok()) {
@@ -292,9 +342,14 @@ fn write_loop(conn: PooledConnection<SqliteConnectionManager>, lock: Arc<tokio::
             }
         }
         let (work, answers): (Vec<WriteFn>, Vec<_>) = batch.into_iter().map(|j| (j.work, j.answer)).unzip();
+        stats.batch.observe(work.len() as u64);
         let results = {
             let _turn = lock.blocking_lock();
-            run_batch(&conn, work)
+            let (began, calls) = (Instant::now(), work.len());
+            let results = run_batch(&conn, work);
+            stats.commit.time(began.elapsed());
+            tracing::debug!(calls, ms = began.elapsed().as_secs_f64() * 1e3, "group commit");
+            results
         };
         for (answer, result) in answers.into_iter().zip(results) {
             let _ = answer.send(result);

@@ -469,7 +469,7 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<model::Subnet> {
         subnet: net::net_text(&s.net),
         network: net::ip_text(s.net.network()),
         cidr: s.net.prefix_len(),
-        broadcast: net::ip_text(s.net.broadcast()),
+        broadcast: (s.v4() && s.net.prefix_len() <= 30).then(|| net::ip_text(s.net.broadcast())),
         family: if s.v4() { 4 } else { 6 },
         name: r.get(5)?,
         description: r.get(6)?,

@@ -21,8 +21,9 @@ pub struct NetworkView<'a> {
     network: &'a str,
     #[schema(minimum = 0, maximum = 128)]
     cidr: u8,
+    /// The broadcast address: `null` for IPv6 and IPv4 /31 and /32, which have none.
     #[schema(required = false)]
-    broadcast_address: &'a str,
+    broadcast_address: Option<&'a str>,
     name: Option<&'a str>,
     domain: Option<&'a str>,
     #[schema(minimum = 1, maximum = 4094)]
@@ -48,7 +49,7 @@ impl<'a> From<&'a Subnet> for NetworkView<'a> {
             id: s.id,
             network: &s.network,
             cidr: s.cidr,
-            broadcast_address: &s.broadcast,
+            broadcast_address: s.broadcast.as_deref(),
             name: s.name.as_deref(),
             domain: s.domain.as_deref(),
             vlan_id: s.vlan_id,

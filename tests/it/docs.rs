@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use hyper::Method;
 use serde_json::Value;
 
+use ipamd::openapi::PAGES;
 use ipamd::rest::{Body, ROUTES};
 
 use crate::support::{self, Reply, Server};
@@ -96,8 +97,24 @@ async fn the_document_names_exactly_the_routes_of_the_table() {
     let table: BTreeSet<(String, String)> = ROUTES
         .iter()
         .map(|r| (r.verb.to_string(), r.path.to_string()))
+        .chain(PAGES.iter().map(|(path, _, _)| ("GET".to_string(), path.to_string())))
         .collect();
-    assert_eq!(documented, table, "the document and rest::ROUTES differ");
+    assert_eq!(
+        documented, table,
+        "the document differs from rest::ROUTES and the server's pages"
+    );
+    // The server's pages are outside /api/v1, need no credentials, and are answered (with `/metrics` off, its 404).
+    for (path, _, _) in PAGES {
+        assert_eq!(paths[path]["servers"], serde_json::json!([{"url": "/"}]), "{path}");
+        assert_eq!(paths[path]["get"]["security"], serde_json::json!([]), "{path}");
+        let reply = fetch(&s, path).await;
+        let documented = paths[path]["get"]["responses"].as_object().unwrap();
+        assert!(
+            documented.contains_key(&reply.status.to_string()),
+            "{path}: {}",
+            reply.status
+        );
+    }
 
     let schemas = &doc["components"]["schemas"];
     let mut operation_ids = BTreeSet::new();
@@ -143,6 +160,7 @@ async fn the_document_names_exactly_the_routes_of_the_table() {
         for code in ["400", "401", "404", "429"] {
             assert!(responses.contains_key(code), "{what}: no {code}");
         }
+        assert!(responses["401"]["headers"].get("WWW-Authenticate").is_some(), "{what}");
     }
     // Every reference resolves.
     let text = doc.to_string();

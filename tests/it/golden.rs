@@ -115,6 +115,10 @@ async fn rest_replies_match_their_openapi_schemas() {
         }
     }
     for (p, ops) in doc["paths"].as_object().into_iter().flatten() {
+        // The server's own pages (with a server of their own, outside /api/v1) are not REST: docs.rs calls them.
+        if ops.get("servers").is_some() {
+            continue;
+        }
         for verb in ops.as_object().into_iter().flat_map(|o| o.keys()) {
             if !covered.contains(&(verb.clone(), p.clone())) {
                 problems.push(format!(

@@ -22,6 +22,7 @@ mod hostile;
 mod idempotency;
 mod layers;
 mod matrix;
+mod observe;
 mod org;
 mod packaging;
 mod ratelimit;

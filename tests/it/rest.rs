@@ -337,11 +337,11 @@ async fn networks_have_the_seed_shape() {
     );
 
     // Small networks follow the usable-address rules.
-    for (cidr, total, broadcast) in [(30, 2, "10.7.0.3"), (31, 2, "10.7.0.1"), (32, 1, "10.7.0.0")] {
+    for (cidr, total, broadcast) in [(30, 2, json!("10.7.0.3")), (31, 2, Value::Null), (32, 1, Value::Null)] {
         let n = c.post("/networks", json!({"network": "10.7.0.0", "cidr": cidr})).await;
         assert_eq!(
             (&n["total_hosts"], &n["broadcast_address"]),
-            (&json!(total), &json!(broadcast)),
+            (&json!(total), &broadcast),
             "/{cidr}: {n}"
         );
         c.delete(&format!("/networks/{}", num_id(&n))).await;
@@ -1429,7 +1429,8 @@ async fn ipv6_counts_are_exact_integers() {
     let net = num_id(&created.json());
     assert_eq!(
         created.json()["broadcast_address"],
-        json!("2001:db8:0:ffff:ffff:ffff:ffff:ffff")
+        Value::Null,
+        "IPv6 has no broadcast"
     );
     let one = s
         .api(Method::GET, &format!("/networks/{net}"), &s.admin_token, None)
