@@ -4,6 +4,7 @@
 pub mod addresses;
 pub mod appkeys;
 pub mod backups;
+pub mod changes;
 pub mod dhcpranges;
 pub mod fields;
 pub mod general;
@@ -87,6 +88,8 @@ pub static METHODS: &[Method] = &[
 
     Method { name: "search/ip", access: READ, kind: Kind::Read, prepare: |d| call(search::ip, d) },
     Method { name: "search/find", access: READ, kind: Kind::Read, prepare: |d| call(search::find, d) },
+
+    Method { name: "changes/get", access: ADMIN, kind: Kind::Poll, prepare: |d| call(changes::get, d) },
 ];
 
 /// The parameters of methods that take one required `id`.

@@ -306,6 +306,45 @@ pub struct LogPage {
     pub logs: Records<LogEntry>,
 }
 
+/// An entry of the change feed (`changes/get`), and the `data` of a webhook's event.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeEntry {
+    /// The feed's cursor at this entry: ask for `after` it to read on.
+    pub cursor: i64,
+    /// Unix seconds.
+    pub time: i64,
+    pub objecttype: String,
+    pub objectid: Option<i64>,
+    /// `added`, `edited`, `deleted`, `split`, `joined` or `restored`.
+    pub action: String,
+    pub summary: String,
+    /// The changed fields as they were (the whole record for a delete), where known.
+    pub before: Option<Value>,
+    /// The changed fields as they are (the whole record for an add), where known.
+    pub after: Option<Value>,
+    /// The method's own detail, as in the audit log's `changes`.
+    pub detail: Option<Value>,
+    pub userid: Option<i64>,
+    pub user: String,
+    pub application: String,
+    pub method: String,
+    pub respid: String,
+}
+
+/// `changes/get`: the org's changes after a cursor, in commit order.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangePage {
+    pub changes: Vec<ChangeEntry>,
+    /// Where to read on: the last entry's cursor, or the cursor asked for when there was none.
+    pub cursor: i64,
+    /// Whether more changes follow at once.
+    pub more: bool,
+    /// Seconds the caller asked to wait for a change when there is none yet: the dispatcher waits for commits
+    /// and asks again. Not part of the reply.
+    #[serde(skip)]
+    pub wait: u64,
+}
+
 /// A deleted record, as a delete answers it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Deleted {
@@ -544,6 +583,7 @@ pub enum Reply {
     Orgs(Records<Org>),
     OrgInfo(Box<OrgInfo>),
     Logs(LogPage),
+    Changes(ChangePage),
     Deleted(Records<Deleted>),
     Userdata(Box<Userdata>),
     Ping(Ping),
@@ -590,6 +630,7 @@ replies! {
     Records<Group> => Groups,
     Records<Org> => Orgs,
     LogPage => Logs,
+    ChangePage => Changes,
     Records<Deleted> => Deleted,
     Ping => Ping,
     Version => Version,
@@ -623,6 +664,7 @@ impl Serialize for Reply {
             Reply::Orgs(r) => r.serialize(s),
             Reply::OrgInfo(o) => o.serialize(s),
             Reply::Logs(l) => l.serialize(s),
+            Reply::Changes(c) => c.serialize(s),
             Reply::Deleted(r) => r.serialize(s),
             Reply::Userdata(u) => u.serialize(s),
             Reply::Ping(p) => p.serialize(s),

@@ -118,7 +118,7 @@ fn operation(r: &Route) -> Value {
             json!({"name": name, "in": "path", "required": true, "schema": schema})
         })
         .collect();
-    params.extend(r.query.iter().map(|q| query_param(q)));
+    params.extend(r.query.iter().map(|q| query_param(r.method, q)));
     let tag = r.path.trim_start_matches('/').split('/').next().unwrap_or_default();
     let mut op = json!({
         "operationId": operation_id(r),
@@ -160,27 +160,41 @@ fn operation_id(r: &Route) -> String {
     id
 }
 
-fn query_param(name: &str) -> Value {
-    let (schema, description) = match name {
-        "page" => (json!({"type": "integer", "minimum": 1, "default": 1}), "Page number"),
-        "per_page" => (
-            json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}),
-            "Items per page",
+fn query_param(method: &str, name: &str) -> Value {
+    let (schema, description) = match (method, name) {
+        ("changes/get", "after") => (
+            json!({"type": "integer", "minimum": 0}),
+            "The cursor of the last change read (absent: from the oldest change kept)",
         ),
-        "vlan_id" => (json!({"type": "integer", "minimum": 1, "maximum": 4094}), "VLAN ID"),
-        "group_id" | "network_id" => (json!({"type": "integer", "minimum": 1}), "Filter by id"),
-        "is_assigned" | "force" => (json!({"type": "boolean"}), "true or false"),
-        "status" => (json!({"type": "string", "enum": HOST_STATES}), "Host status"),
-        "limit" => (
-            json!({"type": "integer", "minimum": 1, "maximum": 10000, "default": 256}),
-            "Most addresses returned",
+        ("changes/get", "limit") => (
+            json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
+            "Most changes returned",
         ),
-        "after" => (json!({"type": "string"}), "Return addresses after this one (a cursor)"),
-        "hostname" | "cname" => (
-            json!({"type": "string"}),
-            "Case-insensitive substring, or a glob with * and ?",
+        ("changes/get", "wait") => (
+            json!({"type": "integer", "minimum": 0, "default": 0}),
+            "Seconds to wait for a change when there is none yet (at most IPAMD_FEED_MAX_WAIT)",
         ),
-        _ => (json!({"type": "string"}), "Case-insensitive substring"),
+        (_, name) => match name {
+            "page" => (json!({"type": "integer", "minimum": 1, "default": 1}), "Page number"),
+            "per_page" => (
+                json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}),
+                "Items per page",
+            ),
+            "vlan_id" => (json!({"type": "integer", "minimum": 1, "maximum": 4094}), "VLAN ID"),
+            "group_id" | "network_id" => (json!({"type": "integer", "minimum": 1}), "Filter by id"),
+            "is_assigned" | "force" => (json!({"type": "boolean"}), "true or false"),
+            "status" => (json!({"type": "string", "enum": HOST_STATES}), "Host status"),
+            "limit" => (
+                json!({"type": "integer", "minimum": 1, "maximum": 10000, "default": 256}),
+                "Most addresses returned",
+            ),
+            "after" => (json!({"type": "string"}), "Return addresses after this one (a cursor)"),
+            "hostname" | "cname" => (
+                json!({"type": "string"}),
+                "Case-insensitive substring, or a glob with * and ?",
+            ),
+            _ => (json!({"type": "string"}), "Case-insensitive substring"),
+        },
     };
     json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description})
 }
@@ -302,6 +316,7 @@ fn responses(r: &Route) -> Value {
         Render::Available => Some(reference_to::<AvailableIps>()),
         Render::IpStatus => Some(reference_to::<IpStatusView>()),
         Render::Plain => Some(reference(match r.method {
+            "changes/get" => "ChangePage",
             "backups/add" => "BackupCreated",
             "backups/restore" => "BackupRestore",
             _ => "BackupVerify",
@@ -395,6 +410,7 @@ fn schemas() -> Value {
     }
     let backup = out[BackupView::name().as_ref()]["properties"].clone();
     out.extend(backup_replies(backup));
+    out.insert("ChangePage".into(), change_page_schema());
     out.insert("Error".into(), error_schema());
     Value::Object(out)
 }
@@ -440,6 +456,22 @@ fn backup_replies(backup: Value) -> [(String, Value); 3] {
         ),
         ("BackupRestore".into(), json!({"type": "object", "properties": restore})),
     ]
+}
+
+/// `GET /changes`: the entries of `model::ChangeEntry` (methods.md, `changes/get`).
+fn change_page_schema() -> Value {
+    let json_or_null = json!({"description": "JSON object, or null"});
+    let entry = json!({"type": "object", "properties": {
+        "cursor": {"type": "integer"}, "time": {"type": "integer", "description": "Unix seconds"},
+        "objecttype": {"type": "string"}, "objectid": {"type": ["integer", "null"]},
+        "action": {"type": "string", "enum": ["added", "edited", "deleted", "split", "joined", "restored"]},
+        "summary": {"type": "string"}, "before": json_or_null, "after": json_or_null, "detail": json_or_null,
+        "userid": {"type": ["integer", "null"]}, "user": {"type": "string"}, "application": {"type": "string"},
+        "method": {"type": "string"}, "respid": {"type": "string"}}});
+    json!({"type": "object", "required": ["changes", "cursor", "more"], "properties": {
+        "changes": {"type": "array", "items": entry},
+        "cursor": {"type": "integer", "description": "Pass as `after` to read on"},
+        "more": {"type": "boolean", "description": "Whether more changes follow at once"}}})
 }
 
 fn error_schema() -> Value {

@@ -161,6 +161,7 @@ const NETWORKS_QUERY: &[(&str, &str)] = &[("per_page", "perpage"), ("group_id", 
 const HOSTS_QUERY: &[(&str, &str)] = &[("per_page", "perpage"), ("network_id", "subnet")];
 const HOSTS_OF_NET: &[(&str, &str)] = &[("per_page", "perpage"), ("id", "subnet")];
 const BACKUP_NAME: &[(&str, &str)] = &[];
+const FEED: &[&str] = &["after", "limit", "wait"];
 
 use Body::{Fields, Replace};
 use Render::*;
@@ -198,6 +199,8 @@ pub static ROUTES: &[Route] = &[
     Route { verb: "GET", path: "/backups/{name}/verify", method: "backups/verify", params: BACKUP_NAME, fixed: &[], query: &[], body: Body::None, render: Plain, status: 200, summary: "Verify a backup's integrity (operator admins)" },
     Route { verb: "POST", path: "/backups/{name}/verify", method: "backups/verify", params: BACKUP_NAME, fixed: &[], query: &[], body: Body::None, render: Plain, status: 200, summary: "Verify a backup's integrity (operator admins)" },
     Route { verb: "POST", path: "/backups/{name}/restore", method: "backups/restore", params: BACKUP_NAME, fixed: &[], query: &[], body: Body::None, render: Plain, status: 200, summary: "Restore a backup after a safety backup (operator admins)" },
+
+    Route { verb: "GET", path: "/changes", method: "changes/get", params: BY_ID, fixed: &[], query: FEED, body: Body::None, render: Plain, status: 200, summary: "The org's changes after a cursor, in commit order (wait: long-poll seconds; admins)" },
 ];
 
 /// The REST door for one request below `/api/v1`.
@@ -534,6 +537,7 @@ fn render(route: &Route, answer: Reply) -> Result<Vec<u8>> {
         }),
         (Plain, Reply::Verified(v)) => to_json(v),
         (Plain, Reply::Restored(r)) => to_json(r),
+        (Plain, Reply::Changes(c)) => to_json(c),
         _ => return Err(wrong()),
     })
 }

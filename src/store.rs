@@ -39,6 +39,9 @@ pub struct Store {
     tasks: Sender<Task>,
     /// Writers queue here, in order, instead of spinning in SQLite's busy handler.
     write_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Moved on by the writer after each commit that kept a call's change: what the change feed's long polls and
+    /// the webhook deliveries wait on (see [`Store::commits`]).
+    commits: Arc<tokio::sync::watch::Sender<u64>>,
     path: PathBuf,
 }
 
@@ -119,15 +122,18 @@ impl Store {
         let (writer, jobs) = crossbeam_channel::bounded::<Job>(WRITE_QUEUE);
         let conn = pool.get()?;
         let lock = write_lock.clone();
+        let commits = Arc::new(tokio::sync::watch::Sender::new(0u64));
+        let committed = commits.clone();
         std::thread::Builder::new()
             .name(WRITER_THREAD.into())
-            .spawn(move || write_loop(conn, lock, jobs))
+            .spawn(move || write_loop(conn, lock, jobs, &committed))
             .map_err(|e| Error::internal(format!("cannot start the writer: {e}")))?;
         Ok(Store {
             pool,
             writer,
             tasks,
             write_lock,
+            commits,
             path: path.to_path_buf(),
         })
     }
@@ -165,6 +171,12 @@ impl Store {
         answered
             .await
             .map_err(|_| Error::new(Code::Unavailable, "the writer has stopped"))?
+    }
+
+    /// A receiver of the writer's commits: `changed()` completes after the next commit that kept a change of the
+    /// group-commit writer. Waiting on it holds no connection and no thread.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 
     pub fn path(&self) -> &Path {
@@ -274,7 +286,12 @@ const MAX_BATCH: usize = 512;
 /// The writer thread: takes every queued write, runs them in one transaction (a savepoint each), commits once,
 /// then answers them all. A write queued to run alone ends the batch before it and is a batch of its own. Ends when
 /// every [`Store`] is gone.
-fn write_loop(conn: PooledConnection<SqliteConnectionManager>, lock: Arc<tokio::sync::Mutex<()>>, jobs: Receiver<Job>) {
+fn write_loop(
+    conn: PooledConnection<SqliteConnectionManager>,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    jobs: Receiver<Job>,
+    commits: &tokio::sync::watch::Sender<u64>,
+) {
     // A write that must run alone, taken from the queue while a batch was being gathered: it starts the next one.
     let mut next: Option<Job> = None;
     while let Some(first) = next.take().or_else(|| jobs.recv().ok()) {
@@ -295,6 +312,11 @@ fn write_loop(conn: PooledConnection<SqliteConnectionManager>, lock: Arc<tokio::
             let _turn = lock.blocking_lock();
             run_batch(&conn, work)
         };
+        // Before the answers: a client that reads the feed once answered finds the change there, and a long poll
+        // waiting since before the commit wakes.
+        if results.iter().any(Result::is_ok) {
+            commits.send_modify(|n| *n = n.wrapping_add(1));
+        }
         for (answer, result) in answers.into_iter().zip(results) {
             let _ = answer.send(result);
         }

@@ -645,6 +645,8 @@ async fn searches(r: &mut Recorder<'_>, a: &Ident, site: i64) {
     .await;
     let groups = json!({"query": "site", "types": ["groups"]});
     r.ok("rpc-search-find-groups", a, "search/find", groups).await;
+    r.ok("rpc-changes-get", a, "changes/get", json!({"after": 2, "limit": 2}))
+        .await;
 }
 
 /// The error shapes of the envelope door: a method's errors (with and without `errorData`), and the answers given
@@ -714,6 +716,8 @@ async fn envelope_errors(r: &mut Recorder<'_>, a: &Ident, site: i64) {
 async fn rest(r: &mut Recorder<'_>, site: i64, lan: i64) {
     let t = r.s.admin_token.clone();
     let t = t.as_str();
+    r.rest("rest-changes", Method::GET, "/changes?after=3&limit=2", t, None, 200)
+        .await;
     let full = json!({"network": "10.20.0.0", "cidr": 24, "name": "dmz", "domain": "d.example", "vlan_id": 30,
                       "description": "edge", "location": "rack 2", "group_id": site});
     let dmz = rest_id(

@@ -11,6 +11,7 @@ mod decoders;
 mod dhcpranges;
 mod docs;
 mod faults;
+mod feed;
 mod fields;
 mod fts;
 mod general;

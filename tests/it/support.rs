@@ -633,6 +633,7 @@ pub fn status_of_any(code: &str) -> u16 {
     match code {
         "invalid_subnet" | "invalid_split" | "not_contiguous" | "overlap" | "subnet_full" | "ambiguous"
         | "invalid_backup" => 400,
+        "cursor_expired" => 410,
         other => status_of(other),
     }
 }
