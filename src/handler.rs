@@ -401,6 +401,7 @@ pub enum ObjectKind {
     Address,
     DhcpRange,
     Backup,
+    Webhook,
 }
 
 impl Action {
@@ -431,6 +432,7 @@ impl ObjectKind {
             ObjectKind::Address => "ipaddress",
             ObjectKind::DhcpRange => "dhcprange",
             ObjectKind::Backup => "backup",
+            ObjectKind::Webhook => "webhook",
         }
     }
 
@@ -665,6 +667,7 @@ mod tests {
             (ObjectKind::Address, "ipaddress"),
             (ObjectKind::DhcpRange, "dhcprange"),
             (ObjectKind::Backup, "backup"),
+            (ObjectKind::Webhook, "webhook"),
         ];
         for (kind, name) in kinds {
             assert_eq!(kind.as_str(), name);
@@ -678,7 +681,10 @@ mod tests {
         let after = json!({"id": 7, "name": "b", "vlan": 3, "new": 2});
         assert_eq!(
             changed_fields(Some(before.clone()), Some(after)),
-            (Some(json!({"name": "a", "gone": 1})), Some(json!({"name": "b", "new": 2})))
+            (
+                Some(json!({"name": "a", "gone": 1})),
+                Some(json!({"name": "b", "new": 2}))
+            )
         );
         assert_eq!(changed_fields(Some(before.clone()), None), (Some(before), None));
     }

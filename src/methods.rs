@@ -14,6 +14,7 @@ pub mod search;
 pub mod subnets;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use rusqlite::Row;
 
@@ -90,6 +91,12 @@ pub static METHODS: &[Method] = &[
     Method { name: "search/find", access: READ, kind: Kind::Read, prepare: |d| call(search::find, d) },
 
     Method { name: "changes/get", access: ADMIN, kind: Kind::Poll, prepare: |d| call(changes::get, d) },
+    Method { name: "webhooks/add", access: ADMIN, kind: Kind::Write, prepare: |d| call(webhooks::add, d) },
+    Method { name: "webhooks/get", access: ADMIN, kind: Kind::Read, prepare: |d| call(webhooks::get, d) },
+    Method { name: "webhooks/edit", access: ADMIN, kind: Kind::Write, prepare: |d| call(webhooks::edit, d) },
+    Method { name: "webhooks/delete", access: ADMIN, kind: Kind::Write, prepare: |d| call(webhooks::delete, d) },
+    Method { name: "webhooks/deliveries", access: ADMIN, kind: Kind::Read, prepare: |d| call(webhooks::deliveries, d) },
+    Method { name: "webhooks/redeliver", access: ADMIN, kind: Kind::Write, prepare: |d| call(webhooks::redeliver, d) },
 ];
 
 /// The parameters of methods that take one required `id`.

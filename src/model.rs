@@ -345,6 +345,48 @@ pub struct ChangePage {
     pub wait: u64,
 }
 
+/// A webhook subscription (`webhooks/*`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Webhook {
+    pub id: i64,
+    pub url: String,
+    pub description: String,
+    /// The object types it is sent (empty: all).
+    pub objecttypes: Vec<String>,
+    /// The actions it is sent (empty: all).
+    pub actions: Vec<String>,
+    /// Only changes in this subnet.
+    pub subnet: Option<i64>,
+    /// Only changes in this group (its subnets, their addresses and ranges).
+    pub group: Option<i64>,
+    pub enabled: bool,
+    pub created: i64,
+    /// The signing secret: only in the reply of `webhooks/add`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// One delivery of a change to a webhook, as its delivery log shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    pub id: i64,
+    pub webhook: i64,
+    /// The change's cursor in the feed.
+    pub change: i64,
+    /// `<objecttype>.<action>`.
+    pub event: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    /// The receiver's last HTTP status, if it answered.
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    /// When a pending delivery is tried next, in unix milliseconds.
+    pub next_attempt: i64,
+    pub created: i64,
+    pub updated: i64,
+}
+
 /// A deleted record, as a delete answers it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Deleted {
@@ -459,6 +501,8 @@ keyed_by! {
     Token => id,
     Group => id,
     LogEntry => id,
+    Webhook => id,
+    Delivery => id,
     Deleted => id,
     Org => name.id,
     Holding => subnet.id,
@@ -584,6 +628,8 @@ pub enum Reply {
     OrgInfo(Box<OrgInfo>),
     Logs(LogPage),
     Changes(ChangePage),
+    Webhooks(Records<Webhook>),
+    Deliveries(Records<Delivery>),
     Deleted(Records<Deleted>),
     Userdata(Box<Userdata>),
     Ping(Ping),
@@ -631,6 +677,8 @@ replies! {
     Records<Org> => Orgs,
     LogPage => Logs,
     ChangePage => Changes,
+    Records<Webhook> => Webhooks,
+    Records<Delivery> => Deliveries,
     Records<Deleted> => Deleted,
     Ping => Ping,
     Version => Version,
@@ -665,6 +713,8 @@ impl Serialize for Reply {
             Reply::OrgInfo(o) => o.serialize(s),
             Reply::Logs(l) => l.serialize(s),
             Reply::Changes(c) => c.serialize(s),
+            Reply::Webhooks(w) => w.serialize(s),
+            Reply::Deliveries(d) => d.serialize(s),
             Reply::Deleted(r) => r.serialize(s),
             Reply::Userdata(u) => u.serialize(s),
             Reply::Ping(p) => p.serialize(s),

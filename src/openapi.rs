@@ -14,8 +14,8 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::{Code, Error, Result};
 use crate::rest::views::{
-    AvailableIps, BackupView, HostView, IpStatusView, NetworkHosts, NetworkView, NextIp, PageView, Pagination,
-    RangeView,
+    AvailableIps, BackupView, DeliveryView, HostView, IpStatusView, NetworkHosts, NetworkView, NextIp, PageView,
+    Pagination, RangeView, WebhookView,
 };
 use crate::rest::{Body, Render, Resource, Route, ROUTES};
 use crate::server::{json_response, Body as HttpBody};
@@ -174,6 +174,14 @@ fn query_param(method: &str, name: &str) -> Value {
             json!({"type": "integer", "minimum": 0, "default": 0}),
             "Seconds to wait for a change when there is none yet (at most IPAMD_FEED_MAX_WAIT)",
         ),
+        ("webhooks/deliveries", "status") => (
+            json!({"type": "string", "enum": ["pending", "delivered", "failed"]}),
+            "Only deliveries in this state",
+        ),
+        ("webhooks/deliveries", "limit") => (
+            json!({"type": "integer", "minimum": 1, "maximum": 5000, "default": 100}),
+            "Most deliveries returned",
+        ),
         (_, name) => match name {
             "page" => (json!({"type": "integer", "minimum": 1, "default": 1}), "Page number"),
             "per_page" => (
@@ -285,6 +293,8 @@ fn name(r: Resource) -> Cow<'static, str> {
         Resource::Host => HostView::name(),
         Resource::DhcpRange => RangeView::name(),
         Resource::Backup => BackupView::name(),
+        Resource::Webhook => WebhookView::name(),
+        Resource::Delivery => DeliveryView::name(),
     }
 }
 
@@ -397,6 +407,8 @@ fn schemas() -> Value {
     record::<HostView>(&mut out);
     record::<RangeView>(&mut out);
     record::<BackupView>(&mut out);
+    record::<WebhookView>(&mut out);
+    record::<DeliveryView>(&mut out);
     out.extend([
         component::<Pagination>(),
         component::<NetworkHosts>(),

@@ -13,8 +13,8 @@ use crate::model::{self, Reply};
 
 pub(crate) mod views;
 use views::{
-    views, AvailableIps, BackupView, HostView, IpStatusView, ListView, NetworkView, PageView, Pagination, RangeView,
-    ShortNetwork, ShortRange,
+    views, AvailableIps, BackupView, DeliveryView, HostView, IpStatusView, ListView, NetworkView, PageView, Pagination,
+    RangeView, ShortNetwork, ShortRange, WebhookView,
 };
 
 /// How a route's request body is read.
@@ -58,6 +58,8 @@ pub enum Resource {
     Host,
     DhcpRange,
     Backup,
+    Webhook,
+    Delivery,
 }
 
 impl Resource {
@@ -67,7 +69,8 @@ impl Resource {
             Resource::Network => &[("group_id", "group")],
             Resource::Host => &[("ip_address", "ip"), ("network_id", "subnet")],
             Resource::DhcpRange => &[("network_id", "subnet")],
-            Resource::Backup => &[],
+            Resource::Backup | Resource::Delivery => &[],
+            Resource::Webhook => &[("network_id", "subnet"), ("group_id", "group")],
         }
     }
 
@@ -86,6 +89,20 @@ impl Resource {
             Resource::Host => &["id", "network"],
             Resource::DhcpRange => &["id"],
             Resource::Backup => &["name", "size_bytes", "created_at"],
+            Resource::Webhook => &["id", "created_at", "secret"],
+            Resource::Delivery => &[
+                "id",
+                "webhook_id",
+                "change",
+                "event",
+                "status",
+                "attempts",
+                "last_status",
+                "last_error",
+                "next_attempt",
+                "created_at",
+                "updated_at",
+            ],
         }
     }
 
@@ -95,7 +112,7 @@ impl Resource {
             Resource::Network => &["network", "cidr"],
             Resource::Host => &["ip_address"],
             Resource::DhcpRange => &["start_ip", "end_ip"],
-            Resource::Backup => &[],
+            Resource::Backup | Resource::Webhook | Resource::Delivery => &[],
         }
     }
 
@@ -114,7 +131,7 @@ impl Resource {
                 "description",
             ],
             Resource::DhcpRange => &["description", "is_active"],
-            Resource::Backup => &[],
+            Resource::Backup | Resource::Webhook | Resource::Delivery => &[],
         }
     }
 }
@@ -162,10 +179,11 @@ const HOSTS_QUERY: &[(&str, &str)] = &[("per_page", "perpage"), ("network_id", "
 const HOSTS_OF_NET: &[(&str, &str)] = &[("per_page", "perpage"), ("id", "subnet")];
 const BACKUP_NAME: &[(&str, &str)] = &[];
 const FEED: &[&str] = &["after", "limit", "wait"];
+const DELIVERIES: &[&str] = &["status", "limit"];
 
 use Body::{Fields, Replace};
 use Render::*;
-use Resource::{Backup, DhcpRange, Host, Network};
+use Resource::{Backup, Delivery, DhcpRange, Host, Network, Webhook};
 
 #[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
@@ -201,6 +219,13 @@ pub static ROUTES: &[Route] = &[
     Route { verb: "POST", path: "/backups/{name}/restore", method: "backups/restore", params: BACKUP_NAME, fixed: &[], query: &[], body: Body::None, render: Plain, status: 200, summary: "Restore a backup after a safety backup (operator admins)" },
 
     Route { verb: "GET", path: "/changes", method: "changes/get", params: BY_ID, fixed: &[], query: FEED, body: Body::None, render: Plain, status: 200, summary: "The org's changes after a cursor, in commit order (wait: long-poll seconds; admins)" },
+    Route { verb: "GET", path: "/webhooks", method: "webhooks/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: List(Webhook), status: 200, summary: "List the org's webhook subscriptions (admins)" },
+    Route { verb: "POST", path: "/webhooks", method: "webhooks/add", params: BY_ID, fixed: &[], query: &[], body: Fields(Webhook), render: One(Webhook), status: 201, summary: "Subscribe a URL to the org's changes; the signing secret is in this reply only (admins)" },
+    Route { verb: "GET", path: "/webhooks/{id}", method: "webhooks/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: One(Webhook), status: 200, summary: "Get a webhook subscription (admins)" },
+    Route { verb: "PATCH", path: "/webhooks/{id}", method: "webhooks/edit", params: BY_ID, fixed: &[], query: &[], body: Fields(Webhook), render: One(Webhook), status: 200, summary: "Change some fields of a webhook subscription (admins)" },
+    Route { verb: "DELETE", path: "/webhooks/{id}", method: "webhooks/delete", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: NoContent, status: 204, summary: "Delete a webhook subscription and its delivery log (admins)" },
+    Route { verb: "GET", path: "/webhooks/{id}/deliveries", method: "webhooks/deliveries", params: BY_ID, fixed: &[], query: DELIVERIES, body: Body::None, render: List(Delivery), status: 200, summary: "A webhook's delivery log, newest first (filters: status, limit; admins)" },
+    Route { verb: "POST", path: "/webhook-deliveries/{id}/redeliver", method: "webhooks/redeliver", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: One(Delivery), status: 200, summary: "Send a delivery again, now (admins)" },
 ];
 
 /// The REST door for one request below `/api/v1`.
@@ -538,6 +563,18 @@ fn render(route: &Route, answer: Reply) -> Result<Vec<u8>> {
         (Plain, Reply::Verified(v)) => to_json(v),
         (Plain, Reply::Restored(r)) => to_json(r),
         (Plain, Reply::Changes(c)) => to_json(c),
+        (List(Webhook), Reply::Webhooks(r)) => to_json(&ListView {
+            data: r.0.iter().map(WebhookView::from).collect(),
+        }),
+        (One(Webhook), Reply::Webhooks(r)) => to_json(&WebhookView::from(
+            r.0.first().ok_or_else(|| Error::not_found("webhook"))?,
+        )),
+        (List(Delivery), Reply::Deliveries(r)) => to_json(&ListView {
+            data: r.0.iter().map(DeliveryView::from).collect(),
+        }),
+        (One(Delivery), Reply::Deliveries(r)) => to_json(&DeliveryView::from(
+            r.0.first().ok_or_else(|| Error::not_found("delivery"))?,
+        )),
         _ => return Err(wrong()),
     })
 }

@@ -34,3 +34,4 @@ mod subnets;
 mod support;
 mod tokens;
 mod users;
+mod webhooks;

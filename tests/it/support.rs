@@ -203,6 +203,36 @@ impl Server {
         server
     }
 
+    /// Stops the server and starts another on the same database, with the same settings and clock, as after a
+    /// crash or an upgrade: the same admin and token, a new port.
+    pub async fn restart(mut self) -> Server {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        let (settings, clock) = ((*self.app.settings).clone(), self.app.clock.clone());
+        let app = tokio::task::spawn_blocking(move || App::open_with_clock(settings, METHODS, clock).unwrap())
+            .await
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(ipamd::server::run(listener, app.clone(), async {
+            let _ = stopped.await;
+        }));
+        Server {
+            addr,
+            app,
+            admin: self.admin.clone(),
+            admin_token: self.admin_token.clone(),
+            stop: Some(stop),
+            task: Some(task),
+            _dir: std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap()),
+        }
+    }
+
     /// Asks the server to shut down and waits for `server::run` to return.
     pub async fn stop(mut self) -> std::io::Result<()> {
         if let Some(stop) = self.stop.take() {

@@ -31,10 +31,14 @@ pub const VOLATILE: &[&str] = &[
     "servertime",
     "time",
     "created_at",
+    "updated",
+    "updated_at",
+    "next_attempt",
     // Secrets shown once and their first characters.
     "key",
     "token",
     "prefix",
+    "secret",
     // The size of a backup file.
     "size_bytes",
 ];
