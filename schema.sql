@@ -472,7 +472,6 @@ CREATE TABLE changes (
     detail      TEXT
 );
 CREATE INDEX changes_org ON changes (org_id, id);
-CREATE INDEX changes_time ON changes (time);
 CREATE TABLE changes_purged (id INTEGER NOT NULL);
 INSERT INTO changes_purged (id) VALUES (0);
 

@@ -245,10 +245,14 @@ async fn cursors_stay_valid_across_a_restore_and_expire_past_the_retention() {
     let s = Server::start_with_clock(&clock, |_| {}).await;
     let (a, token) = (&s.admin, s.admin_token.clone());
     let before = subnet(&s, a, "10.5.0.0/24").await;
+    // Webhook subscriptions are data a backup holds and a restore brings back.
+    let hook = json!({"url": "http://192.0.2.1/hook", "enabled": false});
+    let hook = id_of(only(&s.ok(a, "webhooks/add", hook).await));
     let backup = s.ok(a, "backups/add", json!({})).await["name"]
         .as_str()
         .unwrap()
         .to_string();
+    s.ok(a, "webhooks/delete", json!({"id": hook})).await;
     let cursor = head(&s, &token).await;
     subnet(&s, a, "10.6.0.0/24").await;
     s.ok(a, "backups/restore", json!({"name": backup})).await;
@@ -262,6 +266,7 @@ async fn cursors_stay_valid_across_a_restore_and_expire_past_the_retention() {
         .map(|c| (c["objecttype"].as_str().unwrap(), c["action"].as_str().unwrap()))
         .collect();
     assert_eq!(actions, [("subnet", "added"), ("backup", "restored")]);
+    s.ok(a, "webhooks/get", json!({"id": hook})).await;
     let after_restore = page["cursor"].as_i64().unwrap();
     let later = subnet(&s, a, "10.7.0.0/24").await;
     let page = feed(&s, &token, &format!("after={after_restore}")).await;

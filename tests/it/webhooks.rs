@@ -242,6 +242,64 @@ async fn deliveries_come_in_commit_order_signed_and_only_for_committed_matching_
 }
 
 #[tokio::test]
+async fn a_subnet_or_group_filter_sends_only_the_changes_inside_it() {
+    let s = server(20, 5).await;
+    let a = &s.admin;
+    let site = id_of(only(&s.ok(a, "groups/add", json!({"description": "site"})).await));
+    let inside = id_of(only(
+        &s.ok(a, "subnets/add", json!({"subnet": "10.7.0.0/24", "group": site}))
+            .await,
+    ));
+    let outside = id_of(only(&s.ok(a, "subnets/add", json!({"subnet": "10.7.1.0/24"})).await));
+    let (by_group, by_subnet) = (Receiver::start(&[]).await, Receiver::start(&[]).await);
+    subscribe(&s, a, json!({"url": by_group.url(), "group": site})).await;
+    subscribe(
+        &s,
+        a,
+        json!({"url": by_subnet.url(), "subnet": outside, "actions": ["added"]}),
+    )
+    .await;
+    let mut expected_group = Vec::new();
+    for (subnet, ip) in [(inside, "10.7.0.5"), (outside, "10.7.1.5"), (inside, "10.7.0.6")] {
+        let id = id_of(only(
+            &s.ok(a, "ipaddress/add", json!({"subnet": subnet, "ip": ip})).await,
+        ));
+        if subnet == inside {
+            expected_group.push(id);
+        }
+    }
+    let range = json!({"subnet": inside, "start_ip": "10.7.0.100", "end_ip": "10.7.0.110"});
+    expected_group.push(id_of(only(&s.ok(a, "dhcpranges/add", range).await)));
+    s.ok(a, "subnets/edit", json!({"id": inside, "description": "edited"}))
+        .await;
+    expected_group.push(inside);
+    // Last, so that once the subnet receiver has it, every earlier change has been queued for both.
+    let last = id_of(only(
+        &s.ok(a, "ipaddress/add", json!({"subnet": outside, "ip": "10.7.1.6"}))
+            .await,
+    ));
+    let objects = |got: Vec<Received>| -> Vec<i64> {
+        got.iter()
+            .map(|r| {
+                serde_json::from_str::<Value>(&r.body).unwrap()["data"]["objectid"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(objects(by_subnet.wait_for(2).await)[1], last);
+    assert_eq!(objects(by_group.wait_for(4).await), expected_group);
+    let got: Vec<Value> = by_group
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.body).unwrap())
+        .collect();
+    assert_eq!(got.len(), 4, "a change outside the group was sent: {got:?}");
+}
+
+#[tokio::test]
 async fn failed_attempts_are_retried_in_order_then_marked_failed_and_redelivered() {
     let s = server(20, 4).await;
     let timeout = s.app.settings.webhook_timeout_ms;
