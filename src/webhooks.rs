@@ -112,6 +112,9 @@ pub struct Target {
 /// Parses a subscription's URL. Only `http` is delivered to: ipamd carries no TLS client (put a relay that
 /// speaks HTTPS onwards in the allowed network where the receiver is remote).
 pub fn target(url: &str) -> Result<Target, String> {
+    if url.len() > 2048 {
+        return Err("must be at most 2048 bytes".into());
+    }
     let Some(rest) = url.strip_prefix("http://") else {
         return Err(match url.starts_with("https://") {
             true => "https is not supported: deliveries are plain http (to a relay in an allowed network)".into(),

@@ -4,7 +4,7 @@
 use rusqlite::{params, OptionalExtension, Row};
 use serde_json::json;
 
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::handler::{Action, Change, Ctx, ObjectKind, Params};
 use crate::methods::{deleted, IdParam, OptIdParam, MAX_RECORDS, UNPAGED_LIMIT};
 use crate::model::{Deleted, Delivery, Records, Webhook};
@@ -26,6 +26,9 @@ const OBJECT_TYPES: &[&str] = &[
     "webhook",
 ];
 const ACTIONS: &[&str] = &["added", "edited", "deleted", "split", "joined", "restored"];
+
+/// Most subscriptions one org may have.
+const MAX_WEBHOOKS: i64 = 50;
 
 /// The fields of a subscription, as `webhooks/add` and `webhooks/edit` take them.
 pub struct Fields {
@@ -144,6 +147,18 @@ fn load(ctx: &Ctx, id: i64) -> Result<Webhook> {
 pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<Webhook>> {
     let f = p.0;
     f.check(ctx)?;
+    // Every change of the org is matched against each subscription in its transaction: their number is bounded.
+    let held: i64 = ctx
+        .tx
+        .query_row("SELECT count(*) FROM webhooks WHERE org_id = ?1", [ctx.org()], |r| {
+            r.get(0)
+        })?;
+    if held >= MAX_WEBHOOKS {
+        return Err(Error::new(
+            Code::QuotaExceeded,
+            format!("an org may have at most {MAX_WEBHOOKS} webhooks; delete one first"),
+        ));
+    }
     let secret = new_secret()?;
     let patched = |p: &Patch<i64>| match p {
         Patch::Set(id) => Some(*id),

@@ -388,6 +388,9 @@ async fn webhooks_reach_only_allowed_destinations() {
         assert!(body["errorData"].get("url").is_some(), "{url}: {body}");
     }
     s.refused(a, "webhooks/add", json!({}), "invalid_params").await;
+    let long = format!("http://example.org/{}", "x".repeat(2048));
+    s.refused(a, "webhooks/add", json!({"url": long}), "invalid_params")
+        .await;
     s.refused(
         a,
         "webhooks/add",
@@ -427,4 +430,10 @@ async fn webhooks_reach_only_allowed_destinations() {
     s.ok(a, "webhooks/delete", json!({"id": hook})).await;
     s.refused(a, "webhooks/deliveries", json!({"id": hook}), "not_found")
         .await;
+    // Every change is matched against each subscription of its org: an org has at most 50.
+    let parked = json!({"url": "http://example.org/", "enabled": false});
+    for _ in 0..50 {
+        s.ok(a, "webhooks/add", parked.clone()).await;
+    }
+    s.refused(a, "webhooks/add", parked, "quota_exceeded").await;
 }
