@@ -305,9 +305,13 @@ async fn send(app: &App, allow: &Allow, d: &Due) -> Result<u16, String> {
             .await
             .map_err(|e| format!("http: {e}"))?;
         tokio::spawn(conn);
+        let name = match target.host.contains(':') {
+            true => format!("[{}]", target.host),
+            false => target.host.clone(),
+        };
         let host = match target.port {
-            80 => target.host.clone(),
-            port => format!("{}:{port}", target.host),
+            80 => name,
+            port => format!("{name}:{port}"),
         };
         let request = hyper::Request::post(target.path.as_str())
             .header(hyper::header::HOST, host)
