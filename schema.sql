@@ -528,3 +528,71 @@ END;
 CREATE TRIGGER field_values_version_delete AFTER DELETE ON field_values BEGIN
     UPDATE addresses SET version = (SELECT CASE WHEN addresses.version <= n THEN n ELSE addresses.version + 1 END FROM version_seq) WHERE id = old.address_id;
 END;
+
+-- migration: 13
+-- The change feed (`changes/get`, `GET /api/v1/changes`) and webhooks. `changes` is written by `Ctx::log` in the
+-- transaction of each change, beside its audit entry: its AUTOINCREMENT id, never reused, is the feed's cursor, in
+-- commit order (one writer; ids are taken in the order the writes commit). Apart from `logs`, so `org/delete`
+-- (which deletes an org's audit log with the org) does not take rows other orgs' cursors sit between, and with no
+-- foreign key: `org/delete` deletes the org's own rows itself. A restore does not copy it (the live feed goes on,
+-- with a `restored` entry in every org's feed) and the retention purge deletes from its oldest end, noting the
+-- highest id purged in `changes_purged` so a cursor behind it is told it expired.
+CREATE TABLE changes (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    org_id      INTEGER NOT NULL,
+    time        INTEGER NOT NULL,
+    userid      INTEGER,
+    user        TEXT NOT NULL,
+    application TEXT NOT NULL,
+    respid      TEXT NOT NULL,
+    method      TEXT NOT NULL,
+    objecttype  TEXT NOT NULL,
+    objectid    INTEGER,
+    action      TEXT NOT NULL,
+    summary     TEXT NOT NULL,
+    before      TEXT,
+    after       TEXT,
+    detail      TEXT
+);
+CREATE INDEX changes_org ON changes (org_id, id);
+CREATE TABLE changes_purged (id INTEGER NOT NULL);
+INSERT INTO changes_purged (id) VALUES (0);
+
+-- Webhook subscriptions of an org. The secret is kept as issued (`whsec_…`): the server must compute HMACs with it,
+-- so a digest would not do (SECURITY.md). Filters: comma-separated object types and actions (empty: all), one
+-- subnet or group (NULL: any).
+CREATE TABLE webhooks (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    org_id      INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+    url         TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    objecttypes TEXT NOT NULL DEFAULT '',
+    actions     TEXT NOT NULL DEFAULT '',
+    subnet_id   INTEGER,
+    group_id    INTEGER,
+    secret      TEXT NOT NULL,
+    enabled     INTEGER NOT NULL DEFAULT 1,
+    created     INTEGER NOT NULL
+);
+CREATE INDEX webhooks_org ON webhooks (org_id, enabled);
+
+-- The outbox and delivery log: one row per change and matching enabled subscription, written by `Ctx::log` in the
+-- change's transaction; the delivery task sends each subscription's oldest pending row first. `next_attempt` is in
+-- unix milliseconds.
+CREATE TABLE webhook_deliveries (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook_id   INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+    change_id    INTEGER NOT NULL,
+    event        TEXT NOT NULL,
+    payload      TEXT NOT NULL,
+    status       TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER NOT NULL,
+    last_status  INTEGER,
+    last_error   TEXT,
+    created      INTEGER NOT NULL,
+    updated      INTEGER NOT NULL
+);
+CREATE INDEX webhook_deliveries_log ON webhook_deliveries (webhook_id, id);
+CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (webhook_id, id) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_time ON webhook_deliveries (updated) WHERE status != 'pending';

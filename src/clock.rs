@@ -33,6 +33,15 @@ impl Clock {
         }
     }
 
+    /// Unix milliseconds now: for stored times finer than a second (a webhook delivery's next attempt).
+    pub fn now_millis(&self) -> i64 {
+        let since_epoch = match self {
+            Clock::System => SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default(),
+            Clock::Manual(manual) => manual.unix + manual.elapsed(),
+        };
+        i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+    }
+
     /// A monotonic instant now.
     pub fn instant(&self) -> Instant {
         match self {

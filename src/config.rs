@@ -297,6 +297,29 @@ pub struct Settings {
     /// Serve Prometheus metrics at GET /metrics on the listen address (no credentials asked).
     #[arg(long, env = "IPAMD_METRICS", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub metrics: bool,
+
+    /// Days the change feed and the webhook delivery log keep an entry; older ones are purged in small batches as
+    /// new changes are written. A feed cursor older than what is kept is answered `cursor_expired`.
+    #[arg(long, env = "IPAMD_FEED_RETENTION_DAYS", default_value = "30", value_parser = clap::value_parser!(u64).range(1..))]
+    pub feed_retention_days: u64,
+    /// Most seconds a change-feed call waits for a change (`wait`); longer waits are cut to this. Kept below the
+    /// 30 s drain at shutdown.
+    #[arg(long, env = "IPAMD_FEED_MAX_WAIT", default_value = "25")]
+    pub feed_max_wait: u64,
+    /// Where webhooks may deliver: comma-separated CIDRs and host names. Empty: any public (globally routable)
+    /// address. Loopback, private and link-local addresses are reached only when a listed CIDR holds them.
+    #[arg(long, env = "IPAMD_WEBHOOK_ALLOW", default_value = "")]
+    pub webhook_allow: String,
+    /// Milliseconds a webhook receiver gets to connect and answer one delivery.
+    #[arg(long, env = "IPAMD_WEBHOOK_TIMEOUT_MS", default_value = "10000", value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_timeout_ms: u64,
+    /// Milliseconds before the first retry of a failed delivery; each further retry waits twice as long (at most an
+    /// hour), with jitter.
+    #[arg(long, env = "IPAMD_WEBHOOK_RETRY_MS", default_value = "5000", value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_retry_ms: u64,
+    /// Attempts of one delivery before it is marked failed.
+    #[arg(long, env = "IPAMD_WEBHOOK_ATTEMPTS", default_value = "10", value_parser = clap::value_parser!(u32).range(1..))]
+    pub webhook_attempts: u32,
 }
 
 impl Settings {

@@ -17,15 +17,48 @@ use crate::store::{Db, Tx};
 
 /// Runs one call through the whole pipeline.
 pub async fn dispatch(app: &App, call: Call) -> Outcome {
-    let respid = new_respid();
     let Some(method) = find_method(app.methods, &call.method) else {
         let e = Error::new(Code::UnknownMethod, unknown_method(app.methods, &call.method));
-        return Outcome {
-            respid,
-            caller: String::new(),
-            result: Err(e),
-        };
+        return Outcome::failed(e);
     };
+    match method.kind {
+        Kind::Poll => poll(app, method, call).await,
+        Kind::Read | Kind::Write | Kind::Replace => run_call(app, method, call).await,
+    }
+}
+
+/// A [`Kind::Poll`] call: run as a read; while it answers an empty page of changes that asks to wait, wait for the
+/// writer's next commit (up to the wait asked for, counted from the start) and run it again, authentication
+/// included. The receiver is marked seen before each run, so a commit during the run wakes the wait at once.
+async fn poll(app: &App, method: &'static Method, call: Call) -> Outcome {
+    let mut commits = app.store.commits();
+    let mut deadline = None;
+    // Only the first run sees the key: the method refuses one (a read takes none), and that answer ends the wait.
+    let mut key = call.key;
+    loop {
+        commits.borrow_and_update();
+        let again = Call {
+            method: String::new(),
+            credentials: call.credentials.clone(),
+            data: call.data.clone(),
+            key: key.take(),
+        };
+        let outcome = run_call(app, method, again).await;
+        let wait = match &outcome.result {
+            Ok(Reply::Changes(page)) if page.changes.is_empty() => page.wait,
+            _ => 0,
+        };
+        let deadline =
+            *deadline.get_or_insert_with(|| tokio::time::Instant::now() + std::time::Duration::from_secs(wait));
+        if wait == 0 || !matches!(tokio::time::timeout_at(deadline, commits.changed()).await, Ok(Ok(()))) {
+            return outcome;
+        }
+    }
+}
+
+/// Runs one call of `method` through the whole pipeline once.
+async fn run_call(app: &App, method: &'static Method, call: Call) -> Outcome {
+    let respid = new_respid();
     let key = match call.key.map(|k| Keyed::new(k, method, &call.data)).transpose() {
         Ok(key) => key,
         Err(e) => {
@@ -121,7 +154,7 @@ pub async fn dispatch(app: &App, call: Call) -> Outcome {
                     app.auth.write_queued();
                     match method.kind {
                         Kind::Replace => app.store.write_alone(write).await,
-                        Kind::Read | Kind::Write => app.store.write(write).await,
+                        Kind::Read | Kind::Poll | Kind::Write => app.store.write(write).await,
                     }
                 }
                 Err(e) => Err(e),
@@ -167,7 +200,7 @@ fn stage(
         if let Err(e) = check_access(&caller, method.access) {
             return Ok(Checked::Answered(caller, Err(e)));
         }
-        if method.kind != Kind::Read {
+        if !matches!(method.kind, Kind::Read | Kind::Poll) {
             let grant = grant(tx, &credentials, &caller)?;
             return Ok(Checked::Write(caller, grant));
         }

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::model::{Replayed, Reply};
+use crate::model::{ChangeEntry, Replayed, Reply};
 use crate::params::Data;
 use crate::store::{Db, Store, Tx};
 
@@ -57,6 +57,10 @@ pub enum Access {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Read,
+    /// A read that may wait (the change feed's `wait`): when it answers an empty page of changes that asks to wait,
+    /// the dispatcher waits for the writer's next commit, holding no connection or thread, and runs it again, until
+    /// something comes or the wait is over.
+    Poll,
     Write,
     /// A write that replaces the whole database (`backups/restore`): it runs alone, in a transaction of its own,
     /// so nothing it leaves for the commit (deferred foreign keys) touches another call.
@@ -175,9 +179,11 @@ impl Ctx<'_> {
         require(self.caller, level)
     }
 
-    /// Writes the audit entry of `change` into the call's transaction: the one place an entry is written, so the
-    /// change and its entry commit together or not at all.
+    /// Writes the audit entry of `change` into the call's transaction, with its entry in the change feed and the
+    /// webhook outbox ([`Ctx::feed`]): the one place an entry is written, so the change, its entry, its place in
+    /// the feed and its deliveries commit together or not at all.
     pub fn log(&self, change: Change) -> Result<()> {
+        let detail = change.detail.as_ref().map(Value::to_string);
         self.tx.execute(
             "INSERT INTO logs (org_id, time, userid, user, application, respid, method, objecttype, objectid,
                                summary, changes)
@@ -193,10 +199,195 @@ impl Ctx<'_> {
                 change.object.kind.as_str(),
                 change.object.id,
                 change.summary,
-                change.detail.map(|c| c.to_string()),
+                detail,
             ],
         )?;
+        self.feed(change)
+    }
+
+    /// Appends `change` to the org's change feed (to every org's, for a restore, which replaced them all), and a
+    /// delivery to the outbox of each of the org's enabled webhooks whose filter it passes. Every
+    /// [`PURGE_EVERY`]th entry also purges a batch of what is past the retention.
+    fn feed(&self, change: Change) -> Result<()> {
+        let parse = |t: &Option<String>| t.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok());
+        let (before, after) = (parse(&change.before), parse(&change.after));
+        // What a webhook's filter looks at, read from the whole records before they are cut to the changed fields.
+        let subnet = match change.object.kind {
+            ObjectKind::Subnet => change.object.id,
+            ObjectKind::Address | ObjectKind::DhcpRange => [&after, &before, &change.detail]
+                .into_iter()
+                .find_map(|r| r.as_ref().and_then(|r| r.get("subnet")).and_then(Value::as_i64)),
+            _ => None,
+        };
+        let group = match change.object.kind {
+            ObjectKind::Group => change.object.id,
+            ObjectKind::Subnet => [&after, &before]
+                .into_iter()
+                .find_map(|r| r.as_ref().and_then(|r| r.get("group")).and_then(Value::as_i64)),
+            _ => None,
+        };
+        let (before, after) = changed_fields(before, after);
+        let orgs = match change.action {
+            Action::Restored => {
+                let mut stmt = self.tx.prepare_cached("SELECT id FROM orgs ORDER BY id")?;
+                let orgs = stmt
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<i64>>>()?;
+                orgs
+            }
+            _ => vec![self.org()],
+        };
+        let mut entry = ChangeEntry {
+            cursor: 0,
+            time: self.now,
+            objecttype: change.object.kind.as_str().to_string(),
+            objectid: change.object.id,
+            action: change.action.as_str().to_string(),
+            summary: change.summary,
+            before,
+            after,
+            detail: change.detail,
+            userid: self.caller.user_id,
+            user: self.caller.username.clone(),
+            application: self.caller.application.clone(),
+            method: self.method.to_string(),
+            respid: self.respid.to_string(),
+        };
+        let text = |v: &Option<Value>| v.as_ref().map(Value::to_string);
+        let (before, after, detail) = (text(&entry.before), text(&entry.after), text(&entry.detail));
+        for org in orgs {
+            self.tx.execute(
+                "INSERT INTO changes (org_id, time, userid, user, application, respid, method, objecttype, objectid,
+                                      action, summary, before, after, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                params![
+                    org,
+                    entry.time,
+                    entry.userid,
+                    entry.user,
+                    entry.application,
+                    entry.respid,
+                    entry.method,
+                    entry.objecttype,
+                    entry.objectid,
+                    entry.action,
+                    entry.summary,
+                    before,
+                    after,
+                    detail,
+                ],
+            )?;
+            entry.cursor = self.tx.last_insert_rowid();
+            self.outbox(org, &entry, subnet, group)?;
+            if entry.cursor % PURGE_EVERY == 0 {
+                self.purge()?;
+            }
+        }
         Ok(())
+    }
+
+    /// Queues `entry` for each enabled webhook of `org` whose filter it passes (`subnet` and `group`: the subnet
+    /// and group the change is in, where it has one).
+    fn outbox(&self, org: i64, entry: &ChangeEntry, subnet: Option<i64>, group: Option<i64>) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT id, objecttypes, actions, subnet_id, group_id FROM webhooks WHERE org_id = ?1 AND enabled = 1",
+        )?;
+        let hooks = stmt
+            .query_map([org], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+            .collect::<rusqlite::Result<Vec<(i64, String, String, Option<i64>, Option<i64>)>>>()?;
+        if hooks.is_empty() {
+            return Ok(());
+        }
+        // An address or DHCP range is in the group of its subnet.
+        let group = match (group, subnet, entry.objecttype.as_str()) {
+            (None, Some(subnet), "ipaddress" | "dhcprange") if hooks.iter().any(|h| h.4.is_some()) => {
+                use rusqlite::OptionalExtension;
+                self.tx
+                    .query_row("SELECT group_id FROM subnets WHERE id = ?1", [subnet], |r| r.get(0))
+                    .optional()?
+                    .flatten()
+            }
+            _ => group,
+        };
+        let event = format!("{}.{}", entry.objecttype, entry.action);
+        let payload = serde_json::json!({
+            "type": event,
+            "timestamp": crate::time::rfc3339(entry.time),
+            "data": entry,
+        })
+        .to_string();
+        let listed = |list: &str, item: &str| list.is_empty() || list.split(',').any(|x| x == item);
+        for (hook, types, actions, hook_subnet, hook_group) in hooks {
+            let passes = listed(&types, &entry.objecttype)
+                && listed(&actions, &entry.action)
+                && hook_subnet.is_none_or(|s| subnet == Some(s))
+                && hook_group.is_none_or(|g| group == Some(g));
+            if passes {
+                self.tx.execute(
+                    "INSERT INTO webhook_deliveries (webhook_id, change_id, event, payload, next_attempt, created,
+                                                     updated)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                    params![
+                        hook,
+                        entry.cursor,
+                        event,
+                        payload,
+                        self.now.saturating_mul(1000),
+                        self.now
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a batch of the feed's oldest entries past the retention (a batch of the oldest ids, so the work is
+    /// bounded however large the feed), noting the highest id deleted for `cursor_expired`, and a batch of
+    /// finished deliveries past it.
+    fn purge(&self) -> Result<()> {
+        let cutoff = self.now.saturating_sub(
+            i64::try_from(self.settings.feed_retention_days)
+                .unwrap_or(i64::MAX / 2)
+                .saturating_mul(86_400),
+        );
+        let upto: Option<i64> = self.tx.query_row(
+            "SELECT max(id) FROM (SELECT id, time FROM changes ORDER BY id LIMIT 1024) WHERE time < ?1",
+            [cutoff],
+            |r| r.get(0),
+        )?;
+        if let Some(upto) = upto {
+            self.tx.execute("DELETE FROM changes WHERE id <= ?1", [upto])?;
+            self.tx.execute("UPDATE changes_purged SET id = max(id, ?1)", [upto])?;
+        }
+        self.tx.execute(
+            "DELETE FROM webhook_deliveries WHERE id IN (
+                 SELECT id FROM webhook_deliveries WHERE status != 'pending' AND updated < ?1 LIMIT 1024)",
+            [cutoff],
+        )?;
+        Ok(())
+    }
+}
+
+/// How often (in feed entries) a write purges a batch past the retention: with batches of 1024, the purge keeps
+/// up with any rate of writes.
+const PURGE_EVERY: i64 = 256;
+
+/// The fields of an edit's records that changed, before and after; a record alone (an add, a delete) is kept whole.
+fn changed_fields(before: Option<Value>, after: Option<Value>) -> (Option<Value>, Option<Value>) {
+    match (before, after) {
+        (Some(Value::Object(mut b)), Some(Value::Object(mut a))) => {
+            let same: Vec<String> = b
+                .iter()
+                .filter(|(k, v)| a.get(k.as_str()) == Some(*v))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in &same {
+                b.shift_remove(k);
+                a.shift_remove(k);
+            }
+            (Some(Value::Object(b)), Some(Value::Object(a)))
+        }
+        pair => pair,
     }
 }
 
@@ -213,6 +404,21 @@ pub enum ObjectKind {
     Address,
     DhcpRange,
     Backup,
+    Webhook,
+}
+
+impl Action {
+    /// The `action` of the change feed and the second half of a webhook's event type (`ipaddress.added`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Added => "added",
+            Action::Edited => "edited",
+            Action::Deleted => "deleted",
+            Action::Split => "split",
+            Action::Joined => "joined",
+            Action::Restored => "restored",
+        }
+    }
 }
 
 impl ObjectKind {
@@ -229,6 +435,7 @@ impl ObjectKind {
             ObjectKind::Address => "ipaddress",
             ObjectKind::DhcpRange => "dhcprange",
             ObjectKind::Backup => "backup",
+            ObjectKind::Webhook => "webhook",
         }
     }
 
@@ -265,9 +472,8 @@ pub enum Action {
 /// One change a write made, as its audit entry: built by the handler, written by [`Ctx::log`].
 ///
 /// The `logs` table stores the object (`objecttype`, `objectid`), the summary and the detail (`changes`), beside
-/// the call's org, caller, time, respid and method. The action and the records before and after are carried for
-/// the change feed to come but not stored: the table has no column for them (its `changes` holds the per-method
-/// detail clients of `org/logs` read), and adding them is a migration of its own.
+/// the call's org, caller, time, respid and method. The `changes` table (the change feed) stores all of it with the
+/// action and the fields that changed, from the records before and after.
 #[derive(Debug, Clone)]
 pub struct Change {
     pub object: Object,
@@ -523,10 +729,26 @@ mod tests {
             (ObjectKind::Address, "ipaddress"),
             (ObjectKind::DhcpRange, "dhcprange"),
             (ObjectKind::Backup, "backup"),
+            (ObjectKind::Webhook, "webhook"),
         ];
         for (kind, name) in kinds {
             assert_eq!(kind.as_str(), name);
         }
+    }
+
+    /// The feed keeps only what an edit changed; an add or a delete keeps its record whole.
+    #[test]
+    fn the_feed_keeps_the_changed_fields_of_an_edit() {
+        let before = json!({"id": 7, "name": "a", "vlan": 3, "gone": 1});
+        let after = json!({"id": 7, "name": "b", "vlan": 3, "new": 2});
+        assert_eq!(
+            changed_fields(Some(before.clone()), Some(after)),
+            (
+                Some(json!({"name": "a", "gone": 1})),
+                Some(json!({"name": "b", "new": 2}))
+            )
+        );
+        assert_eq!(changed_fields(Some(before.clone()), None), (Some(before), None));
     }
 
     #[test]

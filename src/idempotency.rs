@@ -1,7 +1,7 @@
 //! Idempotency keys: a write sent again with the key it was first sent with (REST's `Idempotency-Key` header, the
 //! envelope's `requestkey`) gets the first answer again, status and body, without running a second time.
 //!
-//! The answer is stored in the `request_keys` table (schema.sql, migration 11) in the write's own savepoint, so the
+//! The answer is stored in the `request_keys` table (schema.sql, migration 12) in the write's own savepoint, so the
 //! change and its key commit together or not at all, and survive a restart. The writer is one thread per database,
 //! so the look-up in the write transaction decides: a retry queued behind the first request finds its answer. A
 //! request still in flight in this process holds its key in [`InFlight`], and a retry meanwhile is answered 409

@@ -33,3 +33,4 @@ pub mod server;
 pub mod slots;
 pub mod store;
 pub mod time;
+pub mod webhooks;

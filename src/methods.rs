@@ -4,6 +4,7 @@
 pub mod addresses;
 pub mod appkeys;
 pub mod backups;
+pub mod changes;
 pub mod dhcpranges;
 pub mod fields;
 pub mod general;
@@ -13,6 +14,7 @@ pub mod search;
 pub mod subnets;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use rusqlite::Row;
 
@@ -87,6 +89,14 @@ pub static METHODS: &[Method] = &[
 
     Method { name: "search/ip", access: READ, kind: Kind::Read, prepare: |d| call(search::ip, d) },
     Method { name: "search/find", access: READ, kind: Kind::Read, prepare: |d| call(search::find, d) },
+
+    Method { name: "changes/get", access: ADMIN, kind: Kind::Poll, prepare: |d| call(changes::get, d) },
+    Method { name: "webhooks/add", access: ADMIN, kind: Kind::Write, prepare: |d| call(webhooks::add, d) },
+    Method { name: "webhooks/get", access: ADMIN, kind: Kind::Read, prepare: |d| call(webhooks::get, d) },
+    Method { name: "webhooks/edit", access: ADMIN, kind: Kind::Write, prepare: |d| call(webhooks::edit, d) },
+    Method { name: "webhooks/delete", access: ADMIN, kind: Kind::Write, prepare: |d| call(webhooks::delete, d) },
+    Method { name: "webhooks/deliveries", access: ADMIN, kind: Kind::Read, prepare: |d| call(webhooks::deliveries, d) },
+    Method { name: "webhooks/redeliver", access: ADMIN, kind: Kind::Write, prepare: |d| call(webhooks::redeliver, d) },
 ];
 
 /// The parameters of methods that take one required `id`.

@@ -316,6 +316,87 @@ pub struct LogPage {
     pub logs: Records<LogEntry>,
 }
 
+/// An entry of the change feed (`changes/get`), and the `data` of a webhook's event.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeEntry {
+    /// The feed's cursor at this entry: ask for `after` it to read on.
+    pub cursor: i64,
+    /// Unix seconds.
+    pub time: i64,
+    pub objecttype: String,
+    pub objectid: Option<i64>,
+    /// `added`, `edited`, `deleted`, `split`, `joined` or `restored`.
+    pub action: String,
+    pub summary: String,
+    /// The changed fields as they were (the whole record for a delete), where known.
+    pub before: Option<Value>,
+    /// The changed fields as they are (the whole record for an add), where known.
+    pub after: Option<Value>,
+    /// The method's own detail, as in the audit log's `changes`.
+    pub detail: Option<Value>,
+    pub userid: Option<i64>,
+    pub user: String,
+    pub application: String,
+    pub method: String,
+    pub respid: String,
+}
+
+/// `changes/get`: the org's changes after a cursor, in commit order.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangePage {
+    pub changes: Vec<ChangeEntry>,
+    /// Where to read on: the last entry's cursor, or the cursor asked for when there was none.
+    pub cursor: i64,
+    /// Whether more changes follow at once.
+    pub more: bool,
+    /// Seconds the caller asked to wait for a change when there is none yet: the dispatcher waits for commits
+    /// and asks again. Not part of the reply.
+    #[serde(skip)]
+    pub wait: u64,
+}
+
+/// A webhook subscription (`webhooks/*`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Webhook {
+    pub id: i64,
+    pub url: String,
+    pub description: String,
+    /// The object types it is sent (empty: all).
+    pub objecttypes: Vec<String>,
+    /// The actions it is sent (empty: all).
+    pub actions: Vec<String>,
+    /// Only changes in this subnet.
+    pub subnet: Option<i64>,
+    /// Only changes in this group (its subnets, their addresses and ranges).
+    pub group: Option<i64>,
+    pub enabled: bool,
+    pub created: i64,
+    /// The signing secret: only in the reply of `webhooks/add`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// One delivery of a change to a webhook, as its delivery log shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    pub id: i64,
+    pub webhook: i64,
+    /// The change's cursor in the feed.
+    pub change: i64,
+    /// `<objecttype>.<action>`.
+    pub event: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    /// The receiver's last HTTP status, if it answered.
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    /// When a pending delivery is tried next, in unix milliseconds.
+    pub next_attempt: i64,
+    pub created: i64,
+    pub updated: i64,
+}
+
 /// A deleted record, as a delete answers it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Deleted {
@@ -430,6 +511,8 @@ keyed_by! {
     Token => id,
     Group => id,
     LogEntry => id,
+    Webhook => id,
+    Delivery => id,
     Deleted => id,
     Org => name.id,
     Holding => subnet.id,
@@ -554,6 +637,9 @@ pub enum Reply {
     Orgs(Records<Org>),
     OrgInfo(Box<OrgInfo>),
     Logs(LogPage),
+    Changes(ChangePage),
+    Webhooks(Records<Webhook>),
+    Deliveries(Records<Delivery>),
     Deleted(Records<Deleted>),
     Userdata(Box<Userdata>),
     Ping(Ping),
@@ -617,6 +703,9 @@ replies! {
     Records<Group> => Groups,
     Records<Org> => Orgs,
     LogPage => Logs,
+    ChangePage => Changes,
+    Records<Webhook> => Webhooks,
+    Records<Delivery> => Deliveries,
     Records<Deleted> => Deleted,
     Ping => Ping,
     Version => Version,
@@ -650,6 +739,9 @@ impl Serialize for Reply {
             Reply::Orgs(r) => r.serialize(s),
             Reply::OrgInfo(o) => o.serialize(s),
             Reply::Logs(l) => l.serialize(s),
+            Reply::Changes(c) => c.serialize(s),
+            Reply::Webhooks(w) => w.serialize(s),
+            Reply::Deliveries(d) => d.serialize(s),
             Reply::Deleted(r) => r.serialize(s),
             Reply::Userdata(u) => u.serialize(s),
             Reply::Ping(p) => p.serialize(s),

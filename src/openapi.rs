@@ -14,9 +14,9 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::Result;
 use crate::rest::views::{
-    AppKeyView, AuditEntryView, AvailableIps, BackupView, FieldView, GroupView, HostView, IpStatusView, Joined, Me,
-    NetworkHosts, NetworkView, NextIp, OrgView, PageView, Pagination, Pong, RangeView, SearchResults, TokenView,
-    UserView, Version,
+    AppKeyView, AuditEntryView, AvailableIps, BackupView, DeliveryView, FieldView, GroupView, HostView, IpStatusView,
+    Joined, Me, NetworkHosts, NetworkView, NextIp, OrgView, PageView, Pagination, Pong, RangeView, SearchResults,
+    TokenView, UserView, Version, WebhookView,
 };
 use crate::rest::{Body, Render, Resource, Route, ROUTES};
 use crate::server::{json_response, Body as HttpBody};
@@ -189,7 +189,7 @@ fn operation(r: &Route) -> Value {
             json!({"name": name, "in": "path", "required": true, "schema": schema})
         })
         .collect();
-    params.extend(r.query.iter().map(|q| query_param(q)));
+    params.extend(r.query.iter().map(|q| query_param(r.method, q)));
     match (r.verb, r.render) {
         ("GET", Render::One(_)) => params.push(json!({
             "name": "If-None-Match", "in": "header", "required": false, "schema": {"type": "string"},
@@ -300,6 +300,9 @@ fn example(r: &Route) -> Option<Value> {
         ("POST", "/app-keys") => json!({"name": "inventory-sync", "description": "nightly job"}),
         ("PATCH", "/app-keys/{id}") => json!({"enabled": false, "disabled_reason": "rotated"}),
         ("POST", "/tokens") => json!({"description": "ci", "expires_at": "2100-01-01T00:00:00Z"}),
+        ("POST", "/webhooks") => json!({"url": "http://hooks.example.org/ipamd", "description": "DNS sync",
+                                        "objecttypes": ["ipaddress"], "actions": ["added", "deleted"]}),
+        ("PATCH", "/webhooks/{id}") => json!({"enabled": false}),
         _ => return None,
     })
 }
@@ -328,58 +331,80 @@ fn operation_id(r: &Route) -> String {
     id
 }
 
-fn query_param(name: &str) -> Value {
-    let (schema, description) = match name {
-        "page" => (json!({"type": "integer", "minimum": 1, "default": 1}), "Page number"),
-        "per_page" => (
-            json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}),
-            "Items per page",
+fn query_param(method: &str, name: &str) -> Value {
+    let (schema, description) = match (method, name) {
+        ("changes/get", "after") => (
+            json!({"type": "integer", "minimum": 0}),
+            "The cursor of the last change read (absent: from the oldest change kept)",
         ),
-        "vlan_id" => (json!({"type": "integer", "minimum": 1, "maximum": 4094}), "VLAN ID"),
-        "group_id" | "network_id" => (json!({"type": "integer", "minimum": 1}), "Filter by id"),
-        "is_assigned" | "force" | "all" => (json!({"type": "boolean"}), "true or false"),
-        "status" => (json!({"type": "string", "enum": HOST_STATES}), "Host status"),
-        "limit" => (
-            json!({"type": "integer", "minimum": 1, "maximum": 10000}),
-            "Most results: available-ips 1–10000 (default 256); search 1–1000 per kind (default 100)",
+        ("changes/get", "limit") => (
+            json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
+            "Most changes returned",
         ),
-        "after" => (json!({"type": "string"}), "Return addresses after this one (a cursor)"),
-        "ids" => (
-            json!({"type": "string", "examples": ["1,2,3"]}),
-            "Comma-separated ids, at most 5000",
+        ("changes/get", "wait") => (
+            json!({"type": "integer", "minimum": 0, "default": 0}),
+            "Seconds to wait for a change when there is none yet (at most IPAMD_FEED_MAX_WAIT)",
         ),
-        "recursive" => (
-            json!({"type": "boolean"}),
-            "true also deletes child groups and their networks",
+        ("webhooks/deliveries", "status") => (
+            json!({"type": "string", "enum": ["pending", "delivered", "failed"]}),
+            "Only deliveries in this state",
         ),
-        "tree" => (json!({"type": "boolean"}), "true nests each group's children in it"),
-        "confirm" => (
-            json!({"type": "string"}),
-            "The organisation's identifier, as a safeguard",
+        ("webhooks/deliveries", "limit") => (
+            json!({"type": "integer", "minimum": 1, "maximum": 5000, "default": 100}),
+            "Most deliveries returned",
         ),
-        "query" => (
-            json!({"type": "string", "minLength": 1}),
-            "Text, an address or a block to find",
-        ),
-        "types" => (
-            json!({"type": "string", "examples": ["groups,networks,hosts"]}),
-            "Comma-separated kinds: groups, networks, hosts (default all)",
-        ),
-        "since" | "until" => (json!({"type": "integer", "minimum": 0}), "Unix seconds"),
-        "user_id" | "object_id" => (json!({"type": "integer", "minimum": 1}), "Filter by id"),
-        "object_type" => (
-            json!({"type": "string", "examples": ["subnet"]}),
-            "org, user, appkey, token, group, subnet, field, ipaddress, dhcprange or backup",
-        ),
-        "method" => (
-            json!({"type": "string", "examples": ["groups/add"]}),
-            "The method that made the entry",
-        ),
-        "hostname" | "cname" => (
-            json!({"type": "string"}),
-            "Case-insensitive substring, or a glob with * and ?",
-        ),
-        _ => (json!({"type": "string"}), "Case-insensitive substring"),
+        (_, name) => match name {
+            "page" => (json!({"type": "integer", "minimum": 1, "default": 1}), "Page number"),
+            "per_page" => (
+                json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}),
+                "Items per page",
+            ),
+            "vlan_id" => (json!({"type": "integer", "minimum": 1, "maximum": 4094}), "VLAN ID"),
+            "group_id" | "network_id" => (json!({"type": "integer", "minimum": 1}), "Filter by id"),
+            "is_assigned" | "force" | "all" => (json!({"type": "boolean"}), "true or false"),
+            "status" => (json!({"type": "string", "enum": HOST_STATES}), "Host status"),
+            "limit" => (
+                json!({"type": "integer", "minimum": 1, "maximum": 10000}),
+                "Most results: available-ips 1–10000 (default 256); search 1–1000 per kind (default 100)",
+            ),
+            "after" => (json!({"type": "string"}), "Return addresses after this one (a cursor)"),
+            "ids" => (
+                json!({"type": "string", "examples": ["1,2,3"]}),
+                "Comma-separated ids, at most 5000",
+            ),
+            "recursive" => (
+                json!({"type": "boolean"}),
+                "true also deletes child groups and their networks",
+            ),
+            "tree" => (json!({"type": "boolean"}), "true nests each group's children in it"),
+            "confirm" => (
+                json!({"type": "string"}),
+                "The organisation's identifier, as a safeguard",
+            ),
+            "query" => (
+                json!({"type": "string", "minLength": 1}),
+                "Text, an address or a block to find",
+            ),
+            "types" => (
+                json!({"type": "string", "examples": ["groups,networks,hosts"]}),
+                "Comma-separated kinds: groups, networks, hosts (default all)",
+            ),
+            "since" | "until" => (json!({"type": "integer", "minimum": 0}), "Unix seconds"),
+            "user_id" | "object_id" => (json!({"type": "integer", "minimum": 1}), "Filter by id"),
+            "object_type" => (
+                json!({"type": "string", "examples": ["subnet"]}),
+                "org, user, appkey, token, group, subnet, field, ipaddress, dhcprange or backup",
+            ),
+            "method" => (
+                json!({"type": "string", "examples": ["groups/add"]}),
+                "The method that made the entry",
+            ),
+            "hostname" | "cname" => (
+                json!({"type": "string"}),
+                "Case-insensitive substring, or a glob with * and ?",
+            ),
+            _ => (json!({"type": "string"}), "Case-insensitive substring"),
+        },
     };
     json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description})
 }
@@ -474,6 +499,9 @@ fn name(r: Resource) -> Cow<'static, str> {
         Resource::AuditEntry => AuditEntryView::name(),
         Resource::Split => "Split".into(),
         Resource::Join => "Join".into(),
+
+        Resource::Webhook => WebhookView::name(),
+        Resource::Delivery => DeliveryView::name(),
     }
 }
 
@@ -505,6 +533,7 @@ fn responses(r: &Route) -> Value {
         Render::Available => Some(reference_to::<AvailableIps>()),
         Render::IpStatus => Some(reference_to::<IpStatusView>()),
         Render::Plain => Some(reference(match r.method {
+            "changes/get" => "ChangePage",
             "backups/add" => "BackupCreated",
             "backups/restore" => "BackupRestore",
             "ping" => "Pong",
@@ -638,6 +667,9 @@ fn schemas() -> Value {
     record::<TokenView>(&mut out);
     record::<OrgView>(&mut out);
     record::<AuditEntryView>(&mut out);
+
+    record::<WebhookView>(&mut out);
+    record::<DeliveryView>(&mut out);
     out.extend([
         component::<Pagination>(),
         component::<NetworkHosts>(),
@@ -664,6 +696,7 @@ fn schemas() -> Value {
     }
     let backup = out[BackupView::name().as_ref()]["properties"].clone();
     out.extend(backup_replies(backup));
+    out.insert("ChangePage".into(), change_page_schema());
     out.insert("Error".into(), error_schema());
     Value::Object(out)
 }
@@ -740,6 +773,22 @@ fn backup_replies(backup: Value) -> [(String, Value); 3] {
         ),
         ("BackupRestore".into(), json!({"type": "object", "properties": restore})),
     ]
+}
+
+/// `GET /changes`: the entries of `model::ChangeEntry` (methods.md, `changes/get`).
+fn change_page_schema() -> Value {
+    let json_or_null = json!({"description": "JSON object, or null"});
+    let entry = json!({"type": "object", "properties": {
+        "cursor": {"type": "integer"}, "time": {"type": "integer", "description": "Unix seconds"},
+        "objecttype": {"type": "string"}, "objectid": {"type": ["integer", "null"]},
+        "action": {"type": "string", "enum": ["added", "edited", "deleted", "split", "joined", "restored"]},
+        "summary": {"type": "string"}, "before": json_or_null, "after": json_or_null, "detail": json_or_null,
+        "userid": {"type": ["integer", "null"]}, "user": {"type": "string"}, "application": {"type": "string"},
+        "method": {"type": "string"}, "respid": {"type": "string"}}});
+    json!({"type": "object", "required": ["changes", "cursor", "more"], "properties": {
+        "changes": {"type": "array", "items": entry},
+        "cursor": {"type": "integer", "description": "Pass as `after` to read on"},
+        "more": {"type": "boolean", "description": "Whether more changes follow at once"}}})
 }
 
 fn error_schema() -> Value {

@@ -14,8 +14,9 @@ use crate::model::{self, Replayed, Reply};
 
 pub(crate) mod views;
 use views::{
-    views, AppKeyView, AuditEntryView, AvailableIps, BackupView, FieldView, GroupView, HostView, IpStatusView,
-    ListView, NetworkView, OrgView, PageView, Pagination, RangeView, ShortNetwork, ShortRange, TokenView, UserView,
+    views, AppKeyView, AuditEntryView, AvailableIps, BackupView, DeliveryView, FieldView, GroupView, HostView,
+    IpStatusView, ListView, NetworkView, OrgView, PageView, Pagination, RangeView, ShortNetwork, ShortRange, TokenView,
+    UserView, WebhookView,
 };
 
 /// How a route's request body is read.
@@ -77,6 +78,8 @@ pub enum Resource {
     Split,
     /// The body of `POST /networks/join`: no record of its own.
     Join,
+    Webhook,
+    Delivery,
 }
 
 impl Resource {
@@ -90,7 +93,13 @@ impl Resource {
             Resource::AppKey => &[("disabled_reason", "disabledreason")],
             Resource::Token => &[("expires_at", "expires")],
             Resource::Join => &[("network_ids", "ids"), ("network_id", "id")],
-            Resource::Backup | Resource::User | Resource::Org | Resource::AuditEntry | Resource::Split => &[],
+            Resource::Webhook => &[("network_id", "subnet"), ("group_id", "group")],
+            Resource::Backup
+            | Resource::User
+            | Resource::Org
+            | Resource::AuditEntry
+            | Resource::Split
+            | Resource::Delivery => &[],
         }
     }
 
@@ -143,6 +152,20 @@ impl Resource {
                 "host_count",
             ],
             Resource::AuditEntry | Resource::Split | Resource::Join => &[],
+            Resource::Webhook => &["id", "created_at", "secret"],
+            Resource::Delivery => &[
+                "id",
+                "webhook_id",
+                "change",
+                "event",
+                "status",
+                "attempts",
+                "last_status",
+                "last_error",
+                "next_attempt",
+                "created_at",
+                "updated_at",
+            ],
         }
     }
 
@@ -255,9 +278,15 @@ const AUDIT_QUERY: &[(&str, &str)] = &[
 /// `DELETE /networks/{id}/hosts` empties the network: `all` is the envelope's guard against doing so by accident.
 const ALL_OF_NET: &[(&str, &str)] = &[("all", "true")];
 
+const FEED: &[&str] = &["after", "limit", "wait"];
+const DELIVERIES: &[&str] = &["status", "limit"];
+
 use Body::{Fields, Replace};
 use Render::*;
-use Resource::{AppKey, AuditEntry, Backup, DhcpRange, Field, Group, Host, Join, Network, Org, Split, Token, User};
+use Resource::{
+    AppKey, AuditEntry, Backup, Delivery, DhcpRange, Field, Group, Host, Join, Network, Org, Split, Token, User,
+    Webhook,
+};
 
 #[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
@@ -327,6 +356,15 @@ pub static ROUTES: &[Route] = &[
     Route { verb: "GET", path: "/backups/{name}/verify", method: "backups/verify", params: BACKUP_NAME, fixed: &[], query: &[], body: Body::None, render: Plain, status: 200, summary: "Verify a backup's integrity (operator admins)" },
     Route { verb: "POST", path: "/backups/{name}/verify", method: "backups/verify", params: BACKUP_NAME, fixed: &[], query: &[], body: Body::None, render: Plain, status: 200, summary: "Verify a backup's integrity (operator admins)" },
     Route { verb: "POST", path: "/backups/{name}/restore", method: "backups/restore", params: BACKUP_NAME, fixed: &[], query: &[], body: Body::None, render: Plain, status: 200, summary: "Restore a backup after a safety backup (operator admins)" },
+
+    Route { verb: "GET", path: "/changes", method: "changes/get", params: BY_ID, fixed: &[], query: FEED, body: Body::None, render: Plain, status: 200, summary: "The org's changes after a cursor, in commit order (wait: long-poll seconds; admins)" },
+    Route { verb: "GET", path: "/webhooks", method: "webhooks/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: List(Webhook), status: 200, summary: "List the org's webhook subscriptions (admins)" },
+    Route { verb: "POST", path: "/webhooks", method: "webhooks/add", params: BY_ID, fixed: &[], query: &[], body: Fields(Webhook), render: One(Webhook), status: 201, summary: "Subscribe a URL to the org's changes; the signing secret is in this reply only (admins)" },
+    Route { verb: "GET", path: "/webhooks/{id}", method: "webhooks/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: One(Webhook), status: 200, summary: "Get a webhook subscription (admins)" },
+    Route { verb: "PATCH", path: "/webhooks/{id}", method: "webhooks/edit", params: BY_ID, fixed: &[], query: &[], body: Fields(Webhook), render: One(Webhook), status: 200, summary: "Change some fields of a webhook subscription (admins)" },
+    Route { verb: "DELETE", path: "/webhooks/{id}", method: "webhooks/delete", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: NoContent, status: 204, summary: "Delete a webhook subscription and its delivery log (admins)" },
+    Route { verb: "GET", path: "/webhooks/{id}/deliveries", method: "webhooks/deliveries", params: BY_ID, fixed: &[], query: DELIVERIES, body: Body::None, render: List(Delivery), status: 200, summary: "A webhook's delivery log, newest first (filters: status, limit; admins)" },
+    Route { verb: "POST", path: "/webhook-deliveries/{id}/redeliver", method: "webhooks/redeliver", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: One(Delivery), status: 200, summary: "Send a delivery again, now (admins)" },
 ];
 
 /// The REST door for one request below `/api/v1`.
@@ -909,6 +947,19 @@ fn render(route: &Route, answer: &Reply) -> Result<Vec<u8>> {
         }),
         (Plain, Reply::Verified(v)) => to_json(v),
         (Plain, Reply::Restored(r)) => to_json(r),
+        (Plain, Reply::Changes(c)) => to_json(c),
+        (List(Webhook), Reply::Webhooks(r)) => to_json(&ListView {
+            data: r.0.iter().map(WebhookView::from).collect(),
+        }),
+        (One(Webhook), Reply::Webhooks(r)) => to_json(&WebhookView::from(
+            r.0.first().ok_or_else(|| Error::not_found("webhook"))?,
+        )),
+        (List(Delivery), Reply::Deliveries(r)) => to_json(&ListView {
+            data: r.0.iter().map(DeliveryView::from).collect(),
+        }),
+        (One(Delivery), Reply::Deliveries(r)) => to_json(&DeliveryView::from(
+            r.0.first().ok_or_else(|| Error::not_found("delivery"))?,
+        )),
         _ => return Err(wrong()),
     })
 }

@@ -63,6 +63,8 @@ pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output =
         .header_read_timeout(app.settings.header_timeout())
         .keep_alive(true);
     tokio::pin!(shutdown);
+    // Webhook deliveries run beside the server, on tasks of their own, and stop with it.
+    let deliveries = tokio::spawn(crate::webhooks::deliver(app.clone()));
     'accept: loop {
         let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
@@ -125,6 +127,7 @@ pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output =
         });
     }
     drop(listener);
+    deliveries.abort();
     let _ = stop.send(true);
     let drained = async {
         while slots.open() > 0 {

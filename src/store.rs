@@ -40,6 +40,9 @@ pub struct Store {
     tasks: Sender<Task>,
     /// Writers queue here, in order, instead of spinning in SQLite's busy handler.
     write_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Moved on by the writer after each commit that kept a call's change: what the change feed's long polls and
+    /// the webhook deliveries wait on (see [`Store::commits`]).
+    commits: Arc<tokio::sync::watch::Sender<u64>>,
     path: PathBuf,
     stats: Arc<StoreStats>,
 }
@@ -137,15 +140,18 @@ impl Store {
         let (writer, jobs) = crossbeam_channel::bounded::<Job>(WRITE_QUEUE);
         let conn = pool.get()?;
         let (lock, writer_stats) = (write_lock.clone(), stats.clone());
+        let commits = Arc::new(tokio::sync::watch::Sender::new(0u64));
+        let committed = commits.clone();
         std::thread::Builder::new()
             .name(WRITER_THREAD.into())
-            .spawn(move || write_loop(conn, lock, jobs, &writer_stats))
+            .spawn(move || write_loop(conn, lock, jobs, &writer_stats, &committed))
             .map_err(|e| Error::internal(format!("cannot start the writer: {e}")))?;
         Ok(Store {
             pool,
             writer,
             tasks,
             write_lock,
+            commits,
             path: path.to_path_buf(),
             stats,
         })
@@ -194,6 +200,12 @@ impl Store {
         answered
             .await
             .map_err(|_| Error::new(Code::Unavailable, "the writer has stopped"))?
+    }
+
+    /// A receiver of the writer's commits: `changed()` completes after the next commit that kept a change of the
+    /// group-commit writer. Waiting on it holds no connection and no thread.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 
     pub fn path(&self) -> &Path {
@@ -325,6 +337,7 @@ fn write_loop(
     lock: Arc<tokio::sync::Mutex<()>>,
     jobs: Receiver<Job>,
     stats: &StoreStats,
+    commits: &tokio::sync::watch::Sender<u64>,
 ) {
     // A write that must run alone, taken from the queue while a batch was being gathered: it starts the next one.
     let mut next: Option<Job> = None;
@@ -351,6 +364,11 @@ fn write_loop(
             tracing::debug!(calls, ms = began.elapsed().as_secs_f64() * 1e3, "group commit");
             results
         };
+        // Before the answers: a client that reads the feed once answered finds the change there, and a long poll
+        // waiting since before the commit wakes.
+        if results.iter().any(Result::is_ok) {
+            commits.send_modify(|n| *n = n.wrapping_add(1));
+        }
         for (answer, result) in answers.into_iter().zip(results) {
             let _ = answer.send(result);
         }
@@ -451,7 +469,7 @@ pub fn add_functions(c: &Connection) -> rusqlite::Result<()> {
     )
 }
 
-/// Moves `version_seq` (schema.sql, migration 11) at the start of every write: the records a write changes take
+/// Moves `version_seq` (schema.sql, migration 12) at the start of every write: the records a write changes take
 /// its count as their version, once however many of its statements change them.
 fn next_version(tx: &Tx) -> rusqlite::Result<usize> {
     tx.execute("UPDATE version_seq SET n = n + 1", [])

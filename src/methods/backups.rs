@@ -381,12 +381,15 @@ impl Drop for Upgraded {
 }
 
 /// The tables a restore copies: all but SQLite's own, the derived ones (`*_fts`, `subnet_prefixes`, `address_runs`), which the
-/// triggers of schema.sql rebuild as the rows arrive, and `credential_epoch` and `version_seq`, which must keep moving
-/// forward (the restore moves the epoch; every write moves the count).
+/// triggers of schema.sql rebuild as the rows arrive, `credential_epoch` and `version_seq`, which must keep moving
+/// forward (the restore moves the epoch; every write moves the count), and the change feed (`changes`,
+/// `changes_purged`), which goes on across the restore so its cursors stay valid: the restore is an entry of every
+/// org's feed. Webhooks and their delivery log are copied.
 fn live_tables(ctx: &Ctx) -> Result<Vec<String>> {
     let mut stmt = ctx.tx.prepare(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
-                  AND name NOT LIKE '%\\_fts%' ESCAPE '\\' AND name NOT IN ('subnet_prefixes', 'address_runs', 'credential_epoch', 'version_seq')
+                  AND name NOT LIKE '%\\_fts%' ESCAPE '\\' AND name NOT IN ('subnet_prefixes', 'address_runs', 'credential_epoch',
+                                                                            'version_seq', 'changes', 'changes_purged')
                   ORDER BY name",
     )?;
     let names = stmt

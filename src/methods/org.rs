@@ -152,6 +152,9 @@ pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Records<Deleted>> {
         return Err(Error::param("confirm", "must be the organisation's identifier"));
     }
     ctx.tx.execute("DELETE FROM orgs WHERE id = ?1", [ctx.org()])?;
+    // The feed's rows have no foreign key (schema.sql, migration 13): an org id may be given again, and its new
+    // owner must not read the old org's changes.
+    ctx.tx.execute("DELETE FROM changes WHERE org_id = ?1", [ctx.org()])?;
     tracing::info!(org = ctx.org(), respid = ctx.respid, "organisation deleted");
     Ok(deleted(&[ctx.org()]))
 }

@@ -8,7 +8,8 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::model::{
-    AppKey, Backup, DhcpRange, FieldDef, Group, Host, List, LogEntry, Org, OrgInfo, Subnet, Token, User,
+    AppKey, Backup, Delivery, DhcpRange, FieldDef, Group, Host, List, LogEntry, Org, OrgInfo, Subnet, Token, User,
+    Webhook,
 };
 use crate::openapi::{address_status, count, host_status};
 use crate::time;
@@ -197,6 +198,88 @@ impl Pagination {
 /// The records of a list in their REST shape `V`.
 pub fn views<'a, T, V: From<&'a T>>(list: &'a List<T>) -> Vec<V> {
     list.records.0.iter().map(V::from).collect()
+}
+
+/// A webhook subscription; its `secret` only in the reply that creates it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Webhook)]
+pub struct WebhookView<'a> {
+    id: i64,
+    #[schema(examples("http://hooks.example.org/ipam"))]
+    url: &'a str,
+    description: &'a str,
+    /// Object types sent (empty: all).
+    #[schema(examples(json!(["ipaddress", "subnet"])))]
+    objecttypes: &'a [String],
+    /// Actions sent (empty: all).
+    #[schema(examples(json!(["added", "deleted"])))]
+    actions: &'a [String],
+    /// Only changes in this network.
+    #[schema(minimum = 1)]
+    network_id: Option<i64>,
+    /// Only changes in this group.
+    #[schema(minimum = 1)]
+    group_id: Option<i64>,
+    enabled: bool,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    secret: Option<&'a str>,
+}
+
+impl<'a> From<&'a Webhook> for WebhookView<'a> {
+    fn from(w: &'a Webhook) -> Self {
+        WebhookView {
+            id: w.id,
+            url: &w.url,
+            description: &w.description,
+            objecttypes: &w.objecttypes,
+            actions: &w.actions,
+            network_id: w.subnet,
+            group_id: w.group,
+            enabled: w.enabled,
+            created_at: time::rfc3339(w.created),
+            secret: w.secret.as_deref(),
+        }
+    }
+}
+
+/// One delivery of a change to a webhook.
+#[derive(Serialize, ToSchema)]
+#[schema(as = WebhookDelivery)]
+pub struct DeliveryView<'a> {
+    id: i64,
+    webhook_id: i64,
+    /// The change's cursor in the feed.
+    change: i64,
+    event: &'a str,
+    #[schema(examples("pending", "delivered", "failed"))]
+    status: &'a str,
+    attempts: i64,
+    last_status: Option<i64>,
+    last_error: Option<&'a str>,
+    /// Unix milliseconds.
+    next_attempt: i64,
+    created_at: String,
+    updated_at: String,
+}
+
+impl<'a> From<&'a Delivery> for DeliveryView<'a> {
+    fn from(d: &'a Delivery) -> Self {
+        DeliveryView {
+            id: d.id,
+            webhook_id: d.webhook,
+            change: d.change,
+            event: &d.event,
+            status: &d.status,
+            attempts: d.attempts,
+            last_status: d.last_status,
+            last_error: d.last_error.as_deref(),
+            next_attempt: d.next_attempt,
+            created_at: time::rfc3339(d.created),
+            updated_at: time::rfc3339(d.updated),
+        }
+    }
 }
 
 /// `{data: […], pagination: {…}}`.

@@ -88,7 +88,7 @@ async fn groups_are_made_moved_and_deleted() {
     let dc_id = dc["id"].as_i64().unwrap();
     assert_eq!(
         dc,
-        json!({"id": dc_id, "description": "DC", "parent_id": null, "network_count": 0, "child_count": 0})
+        json!({"id": dc_id, "description": "DC", "parent_id": null, "network_count": 0, "child_count": 0, "version": 1})
     );
     let row = c
         .post("/groups", json!({"description": "row", "parent_id": dc_id}))
@@ -160,7 +160,7 @@ async fn custom_fields_define_what_hosts_carry() {
     assert_eq!(
         rack,
         json!({"id": id, "network_id": net, "name": "rack", "description": null, "type": "select",
-               "options": ["r1", "r2"], "default": "r1", "required": false, "position": 0})
+               "options": ["r1", "r2"], "default": "r1", "required": false, "position": 0, "version": 1})
     );
     assert_eq!(c.get(&fields).await["data"], json!([rack]));
     let host = c

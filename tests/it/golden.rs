@@ -264,18 +264,87 @@ fn rest_id(record: &Value) -> i64 {
 const SEEN: i64 = 1_766_916_118;
 
 async fn build() -> Fixture {
-    let s = Server::start_with(|settings| settings.api_tokens = OPERATOR_TOKEN.into()).await;
+    let s = Server::start_with(|settings| {
+        settings.api_tokens = OPERATOR_TOKEN.into();
+        // One attempt: a delivery the default settings refuse (see `webhooks`) ends failed at once.
+        settings.webhook_attempts = 1;
+    })
+    .await;
     let mut r = Recorder {
         s: &s,
         exchanges: Vec::new(),
     };
     let (site, lan) = envelope(&mut r).await;
     rest(&mut r, site, lan).await;
+    webhooks(&mut r).await;
     backups(&mut r).await;
     let openapi = s.request(Method::GET, "/api/v1/openapi.json", &[], "").await.json();
     let exchanges = r.exchanges;
     s.stop().await.unwrap();
     Fixture { exchanges, openapi }
+}
+
+/// Webhooks on both doors. The receiver is a name the default settings refuse (localhost is loopback), and the
+/// server makes one attempt: each delivery ends `failed` at once with the same error every run, and the replies
+/// are recorded once it has.
+async fn webhooks(r: &mut Recorder<'_>) {
+    let a = r.s.admin.clone();
+    let hook =
+        json!({"url": "http://localhost/hook", "description": "ops", "objecttypes": ["group"], "actions": "added"});
+    let id = id_of(only(&r.ok("rpc-webhooks-add", &a, "webhooks/add", hook).await));
+    r.ok("rpc-webhooks-get", &a, "webhooks/get", json!({})).await;
+    let edit = json!({"id": id, "description": "ops team"});
+    r.ok("rpc-webhooks-edit", &a, "webhooks/edit", edit).await;
+    r.s.ok(&a, "groups/add", json!({"description": "hooked"})).await;
+    let failed = failed_delivery(r.s, &a, id).await;
+    r.ok("rpc-webhooks-deliveries", &a, "webhooks/deliveries", json!({"id": id}))
+        .await;
+    r.ok(
+        "rpc-webhooks-redeliver",
+        &a,
+        "webhooks/redeliver",
+        json!({"id": failed}),
+    )
+    .await;
+    failed_delivery(r.s, &a, id).await;
+
+    let t = OPERATOR_TOKEN;
+    let body =
+        json!({"url": "http://localhost/other", "objecttypes": ["subnet"], "network_id": null, "enabled": false});
+    let other = rest_id(
+        &r.rest("rest-webhooks-post", Method::POST, "/webhooks", t, Some(body), 201)
+            .await,
+    );
+    r.rest("rest-webhooks-list", Method::GET, "/webhooks", t, None, 200)
+        .await;
+    let path = format!("/webhooks/{other}");
+    r.rest("rest-webhooks-get", Method::GET, &path, t, None, 200).await;
+    let patch = json!({"description": "disabled", "actions": ["deleted"]});
+    r.rest("rest-webhooks-patch", Method::PATCH, &path, t, Some(patch), 200)
+        .await;
+    let log = format!("/webhooks/{id}/deliveries?status=failed");
+    r.rest("rest-webhooks-deliveries", Method::GET, &log, t, None, 200)
+        .await;
+    let again = format!("/webhook-deliveries/{failed}/redeliver");
+    r.rest("rest-webhooks-redeliver", Method::POST, &again, t, None, 200)
+        .await;
+    failed_delivery(r.s, &a, id).await;
+    r.rest("rest-webhooks-delete", Method::DELETE, &path, t, None, 204)
+        .await;
+    r.ok("rpc-webhooks-delete", &a, "webhooks/delete", json!({"id": id}))
+        .await;
+}
+
+/// The id of webhook `id`'s one delivery once it has failed (polled: the delivery task records it).
+async fn failed_delivery(s: &Server, a: &Ident, id: i64) -> i64 {
+    for _ in 0..600 {
+        let log = s.ok(a, "webhooks/deliveries", json!({"id": id})).await;
+        if only(&log)["status"] == "failed" {
+            return id_of(only(&log));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the delivery of webhook {id} never failed");
 }
 
 /// Every method of the `/1.0` door that answers records, on a record of each kind, and its error shapes: the ids of
@@ -650,6 +719,8 @@ async fn searches(r: &mut Recorder<'_>, a: &Ident, site: i64) {
     .await;
     let groups = json!({"query": "site", "types": ["groups"]});
     r.ok("rpc-search-find-groups", a, "search/find", groups).await;
+    r.ok("rpc-changes-get", a, "changes/get", json!({"after": 2, "limit": 2}))
+        .await;
 }
 
 /// The error shapes of the envelope door: a method's errors (with and without `errorData`), and the answers given
@@ -719,6 +790,8 @@ async fn envelope_errors(r: &mut Recorder<'_>, a: &Ident, site: i64) {
 async fn rest(r: &mut Recorder<'_>, site: i64, lan: i64) {
     let t = r.s.admin_token.clone();
     let t = t.as_str();
+    r.rest("rest-changes", Method::GET, "/changes?after=3&limit=2", t, None, 200)
+        .await;
     let full = json!({"network": "10.20.0.0", "cidr": 24, "name": "dmz", "domain": "d.example", "vlan_id": 30,
                       "description": "edge", "location": "rack 2", "group_id": site});
     let dmz = rest_id(

@@ -28,6 +28,8 @@ enum Obj {
     User,
     AppKey,
     Token,
+    Webhook,
+    Delivery,
 }
 
 /// The parameter names that carry record ids, in any method.
@@ -43,6 +45,8 @@ const FAMILIES: &[(&str, Obj)] = &[
     ("org/users/", Obj::User),
     ("org/appkeys/", Obj::AppKey),
     ("org/tokens/", Obj::Token),
+    ("webhooks/redeliver", Obj::Delivery),
+    ("webhooks/", Obj::Webhook),
 ];
 
 /// The other id parameters name the same kind in every method.
@@ -85,6 +89,12 @@ const TAKES_IDS: &[(&str, &[&str])] = &[
     ("dhcpranges/edit", &["id", "subnet"]),
     ("dhcpranges/delete", &["id"]),
     ("search/ip", &["group"]),
+    ("webhooks/add", &["subnet", "group"]),
+    ("webhooks/get", &["id"]),
+    ("webhooks/edit", &["id", "subnet", "group"]),
+    ("webhooks/delete", &["id"]),
+    ("webhooks/deliveries", &["id"]),
+    ("webhooks/redeliver", &["id"]),
 ];
 
 /// Methods that take no id of a record, and how their isolation is checked instead.
@@ -110,6 +120,7 @@ const NO_FOREIGN_ID: &[(&str, &str)] = &[
     ("backups/verify", "server-wide, operator admins only: the level matrix"),
     ("backups/restore", "server-wide, operator admins only: the level matrix"),
     ("search/find", "free text: leak scan with the other org's words"),
+    ("changes/get", "the caller's own org's feed: leak scan"),
 ];
 
 /// Parameters named like id parameters that carry something else: the CIDR text of subnets/add and subnets/edit.
@@ -203,6 +214,13 @@ const DOCUMENTED_LEVELS: &[(&str, Access)] = &[
     ("dhcpranges/delete", STANDARD),
     ("search/ip", READ),
     ("search/find", READ),
+    ("changes/get", ADMIN),
+    ("webhooks/add", ADMIN),
+    ("webhooks/get", ADMIN),
+    ("webhooks/edit", ADMIN),
+    ("webhooks/delete", ADMIN),
+    ("webhooks/deliveries", ADMIN),
+    ("webhooks/redeliver", ADMIN),
 ];
 
 const READ: Access = Access::User(Level::Readonly);
@@ -352,7 +370,7 @@ async fn isolate(s: &Server, own: &Fixture, victim: &Fixture, tokens: &[(&str, b
     // Methods without ids: what they show holds nothing of the other org, even asked with its words.
     for m in METHODS
         .iter()
-        .filter(|m| m.kind == Kind::Read && m.access != Access::Operator)
+        .filter(|m| matches!(m.kind, Kind::Read | Kind::Poll) && m.access != Access::Operator)
     {
         let mut sample = own.sample(m.name);
         expect(s, fails, who, m.name, sample.clone(), "ok", hidden).await;
@@ -455,7 +473,7 @@ async fn level_matrix() {
     for m in METHODS {
         let (who, code) = below(&f, m.access);
         expect(&s, &mut fails, &who, m.name, f.sample(m.name), code, None).await;
-        if m.kind != Kind::Read {
+        if !matches!(m.kind, Kind::Read | Kind::Poll) {
             before = unchanged(&s, &mut fails, &f, before, || format!("{} one level too low", m.name)).await;
         }
     }
@@ -620,6 +638,10 @@ struct Fixture {
     addr_mdel: i64,
     range: i64,
     range_del: i64,
+    /// Webhooks (to a documentation address, never reached in time), one to delete, and a delivery of `webhook`.
+    webhook: i64,
+    webhook_del: i64,
+    delivery: i64,
     /// A valid backup name (a real backup in the level matrix).
     backup: String,
 }
@@ -681,6 +703,18 @@ impl Fixture {
         let range = |from: &str, to: &str| json!({"subnet": v4, "start_ip": from, "end_ip": to, "description": tag});
         let range_del = add(s, &admin, "dhcpranges/add", range("10.0.0.160", "10.0.0.170")).await;
         let range = add(s, &admin, "dhcpranges/add", range("10.0.0.100", "10.0.0.150")).await;
+        let hook = json!({"url": "http://192.0.2.1/hook", "description": tag, "subnet": v4, "group": group,
+                          "objecttypes": "subnet"});
+        let webhook = add(s, &admin, "webhooks/add", hook.clone()).await;
+        let webhook_del = add(s, &admin, "webhooks/add", hook).await;
+        s.ok(
+            &admin,
+            "subnets/edit",
+            json!({"id": v4, "description": format!("{tag} net")}),
+        )
+        .await;
+        let deliveries = s.ok(&admin, "webhooks/deliveries", json!({"id": webhook})).await;
+        let delivery = crate::support::id_of(crate::support::only(&deliveries));
         Fixture {
             org,
             tag: tag.to_string(),
@@ -714,6 +748,9 @@ impl Fixture {
             addr_mdel,
             range,
             range_del,
+            webhook,
+            webhook_del,
+            delivery,
             backup: "ipam-backup-20000101-000000Z.db".into(),
         }
     }
@@ -768,6 +805,13 @@ impl Fixture {
             "dhcpranges/delete" => json!({"id": self.range_del}),
             "search/ip" => json!({"ip": "10.0.0.10", "group": self.group}),
             "search/find" => json!({"query": tag}),
+            "changes/get" => json!({"limit": 1000}),
+            "webhooks/add" => json!({"url": "http://192.0.2.1/new", "subnet": self.v4, "group": self.group}),
+            "webhooks/get" | "webhooks/deliveries" => json!({"id": self.webhook}),
+            "webhooks/edit" => json!({"id": self.webhook, "description": format!("{tag} edited"), "subnet": self.v4,
+                                      "group": self.group}),
+            "webhooks/delete" => json!({"id": self.webhook_del}),
+            "webhooks/redeliver" => json!({"id": self.delivery}),
             other => panic!("no sample call for {other}: add one to Fixture::sample in tests/it/matrix.rs"),
         }
     }
@@ -783,6 +827,8 @@ impl Fixture {
             Obj::User => vec![self.admin.id, self.standard.id],
             Obj::AppKey => vec![self.key, self.admin_key],
             Obj::Token => vec![self.token, self.admin_token_id],
+            Obj::Webhook => vec![self.webhook],
+            Obj::Delivery => vec![self.delivery],
         }
     }
 
@@ -797,6 +843,8 @@ impl Fixture {
             Obj::User => [self.admin.id, self.standard.id],
             Obj::AppKey => [self.key, self.admin_key],
             Obj::Token => [self.token, self.admin_token_id],
+            Obj::Webhook => [self.webhook, self.webhook_del],
+            Obj::Delivery => [self.delivery, self.delivery],
         }
     }
 }
@@ -888,7 +936,9 @@ fn body_ids(r: Resource) -> &'static [(&'static str, &'static str, Obj)] {
         | Resource::Token
         | Resource::Org
         | Resource::AuditEntry
-        | Resource::Split => &[],
+        | Resource::Split
+        | Resource::Delivery => &[],
+        Resource::Webhook => &[("network_id", "subnet", Obj::Subnet), ("group_id", "group", Obj::Group)],
     }
 }
 
@@ -957,6 +1007,10 @@ fn rest_body(route: &Route, own: &Fixture, v6: bool) -> Option<Value> {
         Body::Replace(Resource::DhcpRange) => {
             json!({"start_ip": ip(100), "end_ip": ip(150), "network_id": own.v4})
         }
+        Body::Fields(Resource::Webhook) if post => {
+            json!({"url": "http://192.0.2.1/pwned", "network_id": own.v4, "group_id": own.group})
+        }
+        Body::Fields(Resource::Webhook) => json!({"description": "pwned", "network_id": own.v4, "group_id": own.group}),
         Body::Fields(Resource::Group) => json!({"description": "pwned", "parent_id": own.group}),
         Body::Fields(Resource::Field) if post => json!({"name": "pwned"}),
         Body::Fields(Resource::User) if post => {

@@ -207,19 +207,8 @@ impl Server {
         server
     }
 
-    /// Asks the server to shut down and waits for `server::run` to return.
-    pub async fn stop(mut self) -> std::io::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.task.take() {
-            Some(task) => task.await.unwrap(),
-            None => Ok(()),
-        }
-    }
-
-    /// Stops the server and starts another on the same database, settings and clock (a restart): the same
-    /// operator org, admin and token.
+    /// Stops the server and starts another on the same database, with the same settings and clock, as after a
+    /// crash or an upgrade: the same admin and token, a new port.
     pub async fn restart(mut self) -> Server {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -244,8 +233,18 @@ impl Server {
             admin_token: self.admin_token.clone(),
             stop: Some(stop),
             task: Some(task),
-            // The old server's directory holds the database: the new one keeps it.
             _dir: std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap()),
+        }
+    }
+
+    /// Asks the server to shut down and waits for `server::run` to return.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.unwrap(),
+            None => Ok(()),
         }
     }
 
@@ -679,6 +678,8 @@ pub fn status_of_any(code: &str) -> u16 {
         "in_progress" => 409,
         "precondition_failed" => 412,
         "key_reused" => 422,
+
+        "cursor_expired" => 410,
         other => status_of(other),
     }
 }

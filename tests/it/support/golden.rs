@@ -36,10 +36,14 @@ pub const VOLATILE: &[&str] = &[
     "last_used_at",
     "server_time",
     "request_id",
+    "updated",
+    "updated_at",
+    "next_attempt",
     // Secrets shown once and their first characters.
     "key",
     "token",
     "prefix",
+    "secret",
     // The size of a backup file.
     "size_bytes",
 ];
