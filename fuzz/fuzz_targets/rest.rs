@@ -32,7 +32,12 @@ fn world() -> &'static World {
         settings.api_tokens = TOKEN.into();
         settings.ratelimit_enabled = false;
         let app = App::open(settings, METHODS).unwrap();
-        ipamd::cli::first_run(&app.store, Some("fuzz-password".into()), app.settings.min_password_length).unwrap();
+        ipamd::cli::first_run(
+            &app.store,
+            Some("fuzz-password".into()),
+            app.settings.min_password_length,
+        )
+        .unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         World {
             app,
