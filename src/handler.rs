@@ -208,25 +208,19 @@ impl Ctx<'_> {
     /// Appends `change` to the org's change feed (to every org's, for a restore, which replaced them all), and a
     /// delivery to the outbox of each of the org's enabled webhooks whose filter it passes. Every
     /// [`PURGE_EVERY`]th entry also purges a batch of what is past the retention.
+    ///
+    /// This runs in every write, so it parses no JSON it need not: an edit's two records are cut to the fields that
+    /// changed, which needs them parsed, but a record alone (an add, a delete) is stored as the handler wrote it,
+    /// and the records are read for a webhook's filter and payload only when the org has an enabled webhook.
     fn feed(&self, change: Change) -> Result<()> {
-        let parse = |t: &Option<String>| t.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok());
-        let (before, after) = (parse(&change.before), parse(&change.after));
-        // What a webhook's filter looks at, read from the whole records before they are cut to the changed fields.
-        let subnet = match change.object.kind {
-            ObjectKind::Subnet => change.object.id,
-            ObjectKind::Address | ObjectKind::DhcpRange => [&after, &before, &change.detail]
-                .into_iter()
-                .find_map(|r| r.as_ref().and_then(|r| r.get("subnet")).and_then(Value::as_i64)),
-            _ => None,
+        let (before, after) = match (&change.before, &change.after) {
+            (Some(b), Some(a)) => {
+                let (b, a) = changed_fields(parse_record(b), parse_record(a));
+                (b.map(|v| v.to_string()), a.map(|v| v.to_string()))
+            }
+            _ => (change.before.clone(), change.after.clone()),
         };
-        let group = match change.object.kind {
-            ObjectKind::Group => change.object.id,
-            ObjectKind::Subnet => [&after, &before]
-                .into_iter()
-                .find_map(|r| r.as_ref().and_then(|r| r.get("group")).and_then(Value::as_i64)),
-            _ => None,
-        };
-        let (before, after) = changed_fields(before, after);
+        let detail = change.detail.as_ref().map(Value::to_string);
         let orgs = match change.action {
             Action::Restored => {
                 let mut stmt = self.tx.prepare_cached("SELECT id FROM orgs ORDER BY id")?;
@@ -237,24 +231,7 @@ impl Ctx<'_> {
             }
             _ => vec![self.org()],
         };
-        let mut entry = ChangeEntry {
-            cursor: 0,
-            time: self.now,
-            objecttype: change.object.kind.as_str().to_string(),
-            objectid: change.object.id,
-            action: change.action.as_str().to_string(),
-            summary: change.summary,
-            before,
-            after,
-            detail: change.detail,
-            userid: self.caller.user_id,
-            user: self.caller.username.clone(),
-            application: self.caller.application.clone(),
-            method: self.method.to_string(),
-            respid: self.respid.to_string(),
-        };
-        let text = |v: &Option<Value>| v.as_ref().map(Value::to_string);
-        let (before, after, detail) = (text(&entry.before), text(&entry.after), text(&entry.detail));
+        let (objecttype, action) = (change.object.kind.as_str(), change.action.as_str());
         for org in orgs {
             self.tx.execute(
                 "INSERT INTO changes (org_id, time, userid, user, application, respid, method, objecttype, objectid,
@@ -262,33 +239,33 @@ impl Ctx<'_> {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     org,
-                    entry.time,
-                    entry.userid,
-                    entry.user,
-                    entry.application,
-                    entry.respid,
-                    entry.method,
-                    entry.objecttype,
-                    entry.objectid,
-                    entry.action,
-                    entry.summary,
+                    self.now,
+                    self.caller.user_id,
+                    self.caller.username,
+                    self.caller.application,
+                    self.respid,
+                    self.method,
+                    objecttype,
+                    change.object.id,
+                    action,
+                    change.summary,
                     before,
                     after,
                     detail,
                 ],
             )?;
-            entry.cursor = self.tx.last_insert_rowid();
-            self.outbox(org, &entry, subnet, group)?;
-            if entry.cursor % PURGE_EVERY == 0 {
+            let cursor = self.tx.last_insert_rowid();
+            self.outbox(org, cursor, &change, before.as_deref(), after.as_deref())?;
+            if cursor % PURGE_EVERY == 0 {
                 self.purge()?;
             }
         }
         Ok(())
     }
 
-    /// Queues `entry` for each enabled webhook of `org` whose filter it passes (`subnet` and `group`: the subnet
-    /// and group the change is in, where it has one).
-    fn outbox(&self, org: i64, entry: &ChangeEntry, subnet: Option<i64>, group: Option<i64>) -> Result<()> {
+    /// Queues the feed entry `cursor` of `change` (its records cut as the feed stores them: `before`, `after`) for
+    /// each enabled webhook of `org` whose filter it passes.
+    fn outbox(&self, org: i64, cursor: i64, change: &Change, before: Option<&str>, after: Option<&str>) -> Result<()> {
         let mut stmt = self.tx.prepare_cached(
             "SELECT id, objecttypes, actions, subnet_id, group_id FROM webhooks WHERE org_id = ?1 AND enabled = 1",
         )?;
@@ -298,16 +275,50 @@ impl Ctx<'_> {
         if hooks.is_empty() {
             return Ok(());
         }
-        // An address or DHCP range is in the group of its subnet.
-        let group = match (group, subnet, entry.objecttype.as_str()) {
-            (None, Some(subnet), "ipaddress" | "dhcprange") if hooks.iter().any(|h| h.4.is_some()) => {
-                use rusqlite::OptionalExtension;
-                self.tx
-                    .query_row("SELECT group_id FROM subnets WHERE id = ?1", [subnet], |r| r.get(0))
-                    .optional()?
-                    .flatten()
-            }
-            _ => group,
+        // What a filter looks at, read from the whole records (not the fields the feed keeps of an edit).
+        let whole = [&change.after, &change.before].map(|r| r.as_deref().and_then(parse_record));
+        let field = |name: &str| {
+            whole
+                .iter()
+                .chain(std::iter::once(&change.detail))
+                .find_map(|r| r.as_ref().and_then(|r| r.get(name)).and_then(Value::as_i64))
+        };
+        let subnet = match change.object.kind {
+            ObjectKind::Subnet => change.object.id,
+            ObjectKind::Address | ObjectKind::DhcpRange => field("subnet"),
+            _ => None,
+        };
+        let group = match change.object.kind {
+            ObjectKind::Group => change.object.id,
+            ObjectKind::Subnet => field("group"),
+            // An address or DHCP range is in the group of its subnet.
+            ObjectKind::Address | ObjectKind::DhcpRange if hooks.iter().any(|h| h.4.is_some()) => match subnet {
+                Some(subnet) => {
+                    use rusqlite::OptionalExtension;
+                    self.tx
+                        .query_row("SELECT group_id FROM subnets WHERE id = ?1", [subnet], |r| r.get(0))
+                        .optional()?
+                        .flatten()
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        let entry = ChangeEntry {
+            cursor,
+            time: self.now,
+            objecttype: change.object.kind.as_str().to_string(),
+            objectid: change.object.id,
+            action: change.action.as_str().to_string(),
+            summary: change.summary.clone(),
+            before: before.and_then(parse_record),
+            after: after.and_then(parse_record),
+            detail: change.detail.clone(),
+            userid: self.caller.user_id,
+            user: self.caller.username.clone(),
+            application: self.caller.application.clone(),
+            method: self.method.to_string(),
+            respid: self.respid.to_string(),
         };
         let event = format!("{}.{}", entry.objecttype, entry.action);
         let payload = serde_json::json!({
@@ -371,6 +382,11 @@ impl Ctx<'_> {
 /// How often (in feed entries) a write purges a batch past the retention: with batches of 1024, the purge keeps
 /// up with any rate of writes.
 const PURGE_EVERY: i64 = 256;
+
+/// A record's JSON text as a handler wrote it for its [`Change`]; `None` should it not parse.
+fn parse_record(text: &str) -> Option<Value> {
+    serde_json::from_str(text).ok()
+}
 
 /// The fields of an edit's records that changed, before and after; a record alone (an add, a delete) is kept whole.
 fn changed_fields(before: Option<Value>, after: Option<Value>) -> (Option<Value>, Option<Value>) {
