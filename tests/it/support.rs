@@ -185,12 +185,7 @@ impl Server {
         })
         .await
         .unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(ipamd::server::run(listener, app.clone(), async {
-            let _ = stopped.await;
-        }));
+        let (addr, stop, task) = serve(&app).await;
         let mut admin = Ident::new(0, &creds.org, &creds.username, &creds.password, &creds.appkey);
         assert_eq!(admin.userdata, creds.userdata);
         let mut server = Server {
@@ -220,12 +215,7 @@ impl Server {
         let app = tokio::task::spawn_blocking(move || App::open_with_clock(settings, METHODS, clock).unwrap())
             .await
             .unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(ipamd::server::run(listener, app.clone(), async {
-            let _ = stopped.await;
-        }));
+        let (addr, stop, task) = serve(&app).await;
         Server {
             addr,
             app,
@@ -545,6 +535,17 @@ impl Drop for Server {
             let _ = stop.send(());
         }
     }
+}
+
+/// Serves `app` on a free port of 127.0.0.1 until the sender is used or dropped.
+async fn serve(app: &App) -> (SocketAddr, oneshot::Sender<()>, JoinHandle<std::io::Result<()>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(ipamd::server::run(listener, app.clone(), async {
+        let _ = stopped.await;
+    }));
+    (addr, stop, task)
 }
 
 /// One HTTP/1.1 request to any server on a fresh connection.
