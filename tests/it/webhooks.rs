@@ -437,3 +437,36 @@ async fn webhooks_reach_only_allowed_destinations() {
     }
     s.refused(a, "webhooks/add", parked, "quota_exceeded").await;
 }
+
+/// A destination list that does not parse stops the server at start, naming the setting, before it creates
+/// anything: deliveries would otherwise all wait for a fix nobody was told of.
+#[test]
+fn a_malformed_destination_list_is_refused_at_start() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut child = crate::support::Ipamd::command(dir.path())
+        .env("IPAMD_WEBHOOK_ALLOW", "10.0.0.0/8, hooks example")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A server that started anyway would serve until stopped: give it a while, then stop it and fail.
+    let began = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if began.elapsed() > std::time::Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!("the server started with a malformed IPAMD_WEBHOOK_ALLOW");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("IPAMD_WEBHOOK_ALLOW: 'hooks example' is neither a CIDR nor a host name"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("ipam.db").exists(), "nothing is created");
+}
