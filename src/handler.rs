@@ -595,30 +595,14 @@ pub fn closest_methods(methods: &[Method], name: &str) -> Vec<&'static str> {
     if name.len() > 64 {
         return Vec::new();
     }
-    let wanted: Vec<char> = name.chars().collect();
-    let most = (wanted.len() / 3).max(1);
+    let most = (name.chars().count() / 3).max(1);
     let mut near: Vec<(usize, &'static str)> = methods
         .iter()
-        .map(|m| (edits(&wanted, m.name), m.name))
+        .map(|m| (strsim::levenshtein(name, m.name), m.name))
         .filter(|(d, _)| *d <= most)
         .collect();
     near.sort();
     near.into_iter().take(3).map(|(_, m)| m).collect()
-}
-
-/// The edit distance between `a` and `b` (Levenshtein), in one row.
-fn edits(a: &[char], b: &str) -> usize {
-    let mut row: Vec<usize> = (0..=a.len()).collect();
-    for (j, cb) in b.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = j + 1;
-        for (i, ca) in a.iter().enumerate() {
-            let substituted = diagonal + usize::from(*ca != cb);
-            diagonal = row[i + 1];
-            row[i + 1] = substituted.min(row[i] + 1).min(diagonal + 1);
-        }
-    }
-    row[a.len()]
 }
 
 /// A unique response id: a UUID v7 in simple form, ordered by time (to the millisecond).
