@@ -563,18 +563,8 @@ fn the_command_line_lists_creates_verifies_and_restores() {
     assert!(lines[0].starts_with("NAME") && lines[1].starts_with(&name), "{table}");
 
     // A change after the backup: a new org.
-    let add = [
-        "org",
-        "add",
-        "later",
-        "--admin",
-        "bob",
-        "--password",
-        "password-of-bob",
-        "--json",
-    ];
-    printed(&ipamd(d, &add), "org add");
-    failed(&ipamd(d, &add), "a second org add of the same identifier");
+    printed(&ipamd(d, &ADD_LATER), "org add");
+    failed(&ipamd(d, &ADD_LATER), "a second org add of the same identifier");
 
     let v = printed(&ipamd(d, &["backup", "verify", &name]), "verify");
     assert_eq!(
@@ -583,13 +573,16 @@ fn the_command_line_lists_creates_verifies_and_restores() {
     );
     // Not on a terminal, a restore needs --yes, and without it changes nothing.
     failed(&ipamd(d, &["backup", "restore", &name]), "restore without --yes");
-    failed(&ipamd(d, &add), "the org is still there after the refused restore");
+    failed(
+        &ipamd(d, &ADD_LATER),
+        "the org is still there after the refused restore",
+    );
     let restored = printed(&ipamd(d, &["backup", "restore", &name, "--yes"]), "restore");
     assert_eq!(restored["restored"], json!(true), "{restored}");
     let safety = restored["safety_backup"].as_str().unwrap().to_string();
     assert!(is_backup_name(&safety) && safety != name, "{restored}");
     // The org made after the backup is gone, so it can be made again.
-    printed(&ipamd(d, &add), "org add after the restore");
+    printed(&ipamd(d, &ADD_LATER), "org add after the restore");
     let list = printed(&ipamd(d, &["backup", "list", "--json"]), "list");
     let names: BTreeSet<String> = backup_names(&list).into_iter().collect();
     assert_eq!(names, BTreeSet::from([name.clone(), safety]));
@@ -719,17 +712,7 @@ async fn a_restore_by_the_command_line_revokes_what_the_running_server_remembere
         .as_str()
         .unwrap()
         .to_string();
-    let later = [
-        "org",
-        "add",
-        "later",
-        "--admin",
-        "bob",
-        "--password",
-        "password-of-bob",
-        "--json",
-    ];
-    let token = printed(&ipamd(d, &later), "org add")["token"]
+    let token = printed(&ipamd(d, &ADD_LATER), "org add")["token"]
         .as_str()
         .unwrap()
         .to_string();
@@ -748,3 +731,15 @@ async fn a_restore_by_the_command_line_revokes_what_the_running_server_remembere
     assert_eq!(list().await, 401, "the token of an org the restore removed");
     server.expect(Method::GET, "/networks", None, 200).await;
 }
+
+/// `ipamd org add` of the org the command-line backup tests make after a backup, so a restore has something to undo.
+const ADD_LATER: [&str; 8] = [
+    "org",
+    "add",
+    "later",
+    "--admin",
+    "bob",
+    "--password",
+    "password-of-bob",
+    "--json",
+];
