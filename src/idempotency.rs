@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{params, OptionalExtension};
+use crate::db::params;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -111,14 +111,12 @@ impl Keyed {
     ) -> Result<Reply> {
         let scope = scope(caller);
         let oldest = now.saturating_sub(i64::try_from(ttl).unwrap_or(i64::MAX));
-        let stored = tx
-            .query_row(
-                "SELECT fingerprint, status, body FROM request_keys
+        let stored = tx.query_opt(
+            "SELECT fingerprint, status, body FROM request_keys
                  WHERE org_id = ?1 AND caller = ?2 AND key = ?3 AND created > ?4",
-                params![caller.org_id, scope, self.key, oldest],
-                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u16>(1)?, r.get::<_, Vec<u8>>(2)?)),
-            )
-            .optional()?;
+            params![caller.org_id, scope, self.key, oldest],
+            |r| Ok((r.get::<Vec<u8>>(0)?, r.get::<u16>(1)?, r.get::<Vec<u8>>(2)?)),
+        )?;
         if let Some((fingerprint, status, body)) = stored {
             if fingerprint != self.fingerprint {
                 return Err(Error::new(

@@ -16,8 +16,7 @@ pub mod tokens;
 pub mod users;
 pub mod webhooks;
 
-use rusqlite::Row;
-
+use crate::db::{self, params, Row, Sql, ToParam, Tx};
 use crate::error::{Code, Error, Result};
 use crate::handler::{call, Access, Action, Change, Ctx, Kind, Level, Method, ObjectKind, Params};
 use crate::model::{self, Deleted, Records, Stamps};
@@ -123,11 +122,11 @@ pub fn check_version(ctx: &Ctx, table: &str, id: i64, expected: Option<i64>) -> 
     let Some(expected) = expected else {
         return Ok(());
     };
-    let current: i64 = ctx
-        .tx
-        .query_row(&format!("SELECT version FROM {table} WHERE id = ?1"), [id], |r| {
-            r.get(0)
-        })?;
+    let current: i64 = ctx.tx.query_row(
+        &format!("SELECT version FROM {table} WHERE id = ?1"),
+        params![id],
+        |r| r.get(0),
+    )?;
     if current == expected {
         return Ok(());
     }
@@ -168,7 +167,7 @@ pub const fn column_count(cols: &str) -> usize {
 }
 
 /// The stamps read from [`stamp_cols`] at column `at` onwards.
-pub fn stamps_at(r: &Row, at: usize) -> rusqlite::Result<Stamps> {
+pub fn stamps_at(r: &Row, at: usize) -> Result<Stamps> {
     Ok(Stamps {
         userid: r.get(at)?,
         modifiedat: r.get(at + 1)?,
@@ -199,7 +198,7 @@ pub fn delete_owned(ctx: &Ctx, table: &str, owner_col: &str, p: IdParam, kind: O
     if p.version.is_some() {
         let seen: bool = ctx.tx.query_row(
             &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE id = ?1 AND org_id = ?2 AND (?3 IS NULL OR {owner_col} = ?3))"),
-            rusqlite::params![id, ctx.org(), owner_filter(ctx)],
+            params![id, ctx.org(), owner_filter(ctx)],
             |r| r.get(0),
         )?;
         if !seen {
@@ -209,7 +208,7 @@ pub fn delete_owned(ctx: &Ctx, table: &str, owner_col: &str, p: IdParam, kind: O
     }
     let n = ctx.tx.execute(
         &format!("DELETE FROM {table} WHERE id = ?1 AND org_id = ?2 AND (?3 IS NULL OR {owner_col} = ?3)"),
-        rusqlite::params![id, ctx.org(), owner_filter(ctx)],
+        params![id, ctx.org(), owner_filter(ctx)],
     )?;
     if n == 0 {
         return Err(Error::not_found(what));
@@ -239,15 +238,25 @@ pub const UNPAGED_LIMIT: &str = " LIMIT 5001";
 /// The rows of a list without paging, read one by one: more than [`MAX_RECORDS`] is refused ([`too_many`]) as soon
 /// as the row past the bound is read. A statement that sorts should also say `LIMIT` of one row more, so that
 /// SQLite's sorter keeps no more rows than that either.
-pub fn capped<T>(rows: impl Iterator<Item = rusqlite::Result<T>>) -> Result<Vec<T>> {
+pub fn capped<'s, T>(
+    tx: &Tx,
+    sql: impl Into<Sql<'s>>,
+    params: &[&dyn ToParam],
+    mut f: impl FnMut(&Row) -> Result<T>,
+) -> Result<Vec<T>> {
     let mut out = Vec::new();
-    for row in rows {
-        if out.len() == MAX_RECORDS {
-            return Err(too_many());
+    let mut over = false;
+    tx.each(sql, params, |r| {
+        over = out.len() == MAX_RECORDS;
+        if !over {
+            out.push(f(r)?);
         }
-        out.push(row?);
+        Ok(!over)
+    })?;
+    match over {
+        true => Err(too_many()),
+        false => Ok(out),
     }
-    Ok(out)
 }
 
 /// The refusal of a list without paging that matches more than [`MAX_RECORDS`] records.
@@ -274,7 +283,7 @@ pub fn owner_within_quota(ctx: &Ctx, table: &str, owner_col: &str, max: u32, wha
     let user = owner(ctx)?;
     let owned: i64 = ctx.tx.query_row(
         &format!("SELECT COUNT(*) FROM {table} WHERE org_id = ?1 AND {owner_col} = ?2"),
-        rusqlite::params![ctx.org(), user],
+        params![ctx.org(), user],
         |r| r.get(0),
     )?;
     if owned >= i64::from(max) {
@@ -307,7 +316,7 @@ impl Paging {
 /// A filtered, ordered, optionally paginated list query over `from` (which names the main table `t`).
 pub struct List {
     pub conds: Vec<String>,
-    pub args: Vec<rusqlite::types::Value>,
+    pub args: Vec<db::Value>,
 }
 
 impl List {
@@ -315,12 +324,12 @@ impl List {
     pub fn new(org_cond: &str, org: i64) -> List {
         List {
             conds: vec![org_cond.to_string()],
-            args: vec![rusqlite::types::Value::Integer(org)],
+            args: vec![db::Value::Int(org)],
         }
     }
 
     /// Adds `cond` (with one `?`) bound to `value`.
-    pub fn and(&mut self, cond: &str, value: impl Into<rusqlite::types::Value>) {
+    pub fn and(&mut self, cond: &str, value: impl Into<db::Value>) {
         self.conds.push(cond.to_string());
         self.args.push(value.into());
     }
@@ -333,7 +342,7 @@ impl List {
         from: &str,
         order: &str,
         paging: &Paging,
-        record: fn(&Row) -> rusqlite::Result<T>,
+        record: fn(&Row) -> Result<T>,
     ) -> Result<(Vec<T>, i64)> {
         let cond = self.conds.join(" AND ");
         let mut args = self.args.clone();
@@ -347,14 +356,16 @@ impl List {
         } else {
             UNPAGED_LIMIT
         };
-        let mut stmt = ctx.tx.prepare_cached(&format!(
-            "SELECT {cols} FROM {from} WHERE {cond} ORDER BY {order}{limit}"
-        ))?;
-        let rows = capped(stmt.query_map(rusqlite::params_from_iter(&args), record)?)?;
+        let rows = capped(
+            ctx.tx,
+            &format!("SELECT {cols} FROM {from} WHERE {cond} ORDER BY {order}{limit}"),
+            &db::param_list(&args),
+            record,
+        )?;
         let total = if paging.paged {
             ctx.tx.query_row(
                 &format!("SELECT count(*) FROM {from} WHERE {cond}"),
-                rusqlite::params_from_iter(&self.args),
+                &db::param_list(&self.args),
                 |r| r.get(0),
             )?
         } else {

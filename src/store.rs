@@ -13,6 +13,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
+use crate::db::params;
 use crate::error::{Code, Error, Result};
 use crate::metrics::{Histogram, BATCH_BOUNDS, LATENCY_BOUNDS};
 use crate::net;
@@ -64,32 +65,7 @@ pub struct Db {
     write_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// A transaction (or a savepoint inside a group commit). Dereferences to the connection so handlers can run SQL;
-/// commit and rollback belong to [`Db`] and the writer.
-pub struct Tx<'c>(&'c Connection);
-
-impl Tx<'_> {
-    /// `Connection::query_row` through the statement cache: handlers run the same few statements all day.
-    pub fn query_row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
-    where
-        P: rusqlite::Params,
-        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    {
-        self.0.prepare_cached(sql)?.query_row(params, f)
-    }
-
-    /// `Connection::execute` through the statement cache.
-    pub fn execute<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
-        self.0.prepare_cached(sql)?.execute(params)
-    }
-}
-
-impl std::ops::Deref for Tx<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        self.0
-    }
-}
+pub use crate::db::Tx;
 
 impl Store {
     /// Opens (creating when missing) the database at `path` and brings its schema up to date.
@@ -233,7 +209,7 @@ impl Store {
     pub async fn usable(&self) -> Result<()> {
         let sql = "SELECT count(*) FROM orgs WHERE operator = 1";
         let operators = self
-            .run(move |db| db.read(|tx| Ok(tx.query_row(sql, [], |r| r.get::<_, i64>(0))?)))
+            .run(move |db| db.read(|tx| tx.query_row(sql, params![], |r| r.get::<i64>(0))))
             .await?;
         match operators {
             0 => Err(Error::new(Code::Unavailable, "the database is not initialised")),
@@ -261,9 +237,9 @@ impl Db {
             self.conn.execute_batch("ROLLBACK")?;
         }
         let tx = Tx(&self.conn);
-        tx.execute("BEGIN", [])?;
+        tx.execute("BEGIN", params![])?;
         let out = f(&tx);
-        let ended = tx.execute("ROLLBACK", []);
+        let ended = tx.execute("ROLLBACK", params![]);
         let out = out?;
         ended?;
         Ok(out)
@@ -377,22 +353,20 @@ fn write_loop(
 
 /// One group commit. When the commit itself fails every call gets the error: nothing of the batch was kept.
 fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Reply>> {
-    if let Err(e) = Tx(conn).execute("BEGIN IMMEDIATE", []) {
-        let e = Error::from(e);
+    if let Err(e) = Tx(conn).execute("BEGIN IMMEDIATE", params![]) {
         return work.iter().map(|_| Err(e.clone())).collect();
     }
     let calls = work.len();
     let mut results = Vec::with_capacity(calls);
     for f in work {
         let tx = Tx(conn);
-        let result = match tx.execute("SAVEPOINT call", []) {
-            Err(e) => Err(Error::from(e)),
+        let result = match tx.execute("SAVEPOINT call", params![]) {
+            Err(e) => Err(e),
             Ok(_) => {
                 // A panicking handler must not take the writer, and every later write, down with it.
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    next_version(&tx).map_err(Error::from).and_then(|_| f(&tx))
-                }))
-                .unwrap_or_else(|_| Err(Error::internal("a handler panicked")));
+                let ran =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| next_version(&tx).and_then(|_| f(&tx))))
+                        .unwrap_or_else(|_| Err(Error::internal("a handler panicked")));
                 // An I/O error or a full disk inside a statement can make SQLite roll the whole transaction back
                 // by itself. Then nothing of the batch is kept, whatever the calls before were told, and no later
                 // call may run: outside a transaction its savepoint would commit on its own.
@@ -405,20 +379,16 @@ fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Reply>> {
                 }
                 let rolled_back = match ran.is_ok() {
                     true => Ok(0),
-                    false => tx.execute("ROLLBACK TO call", []),
+                    false => tx.execute("ROLLBACK TO call", params![]),
                 };
-                rolled_back
-                    .and_then(|_| tx.execute("RELEASE call", []))
-                    .map_err(Error::from)
-                    .and(ran)
+                rolled_back.and_then(|_| tx.execute("RELEASE call", params![])).and(ran)
             }
         };
         results.push(result);
     }
-    let committed = flush_fts(&Tx(conn)).and_then(|_| Tx(conn).execute("COMMIT", []));
+    let committed = flush_fts(&Tx(conn)).and_then(|_| Tx(conn).execute("COMMIT", params![]));
     if let Err(e) = committed {
         let _ = conn.execute_batch("ROLLBACK");
-        let e = Error::from(e);
         return results.iter().map(|_| Err(e.clone())).collect();
     }
     results
@@ -471,19 +441,19 @@ pub fn add_functions(c: &Connection) -> rusqlite::Result<()> {
 
 /// Moves `version_seq` (schema.sql, migration 12) at the start of every write: the records a write changes take
 /// its count as their version, once however many of its statements change them.
-fn next_version(tx: &Tx) -> rusqlite::Result<usize> {
-    tx.execute("UPDATE version_seq SET n = n + 1", [])
+fn next_version(tx: &Tx) -> Result<usize> {
+    tx.execute("UPDATE version_seq SET n = n + 1", params![])
 }
 
 /// Applies the full-text changes the triggers queued in `addresses_fts_pending` (schema.sql, migration 3) to
 /// `addresses_fts`, in order, and empties the queue. Every write transaction runs it just before COMMIT.
-fn flush_fts(tx: &Tx) -> rusqlite::Result<usize> {
+fn flush_fts(tx: &Tx) -> Result<usize> {
     tx.execute(
         "INSERT INTO addresses_fts (addresses_fts, rowid, hostname, cname, mac_address, description)
          SELECT command, id, hostname, cname, mac_address, description FROM addresses_fts_pending ORDER BY seq",
-        [],
+        params![],
     )?;
-    tx.execute("DELETE FROM addresses_fts_pending", [])
+    tx.execute("DELETE FROM addresses_fts_pending", params![])
 }
 
 /// How long [`Store::open`] waits for another process's migration (or its change to WAL) on the same file.

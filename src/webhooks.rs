@@ -11,13 +11,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::db::params;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
-use rusqlite::params;
 
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -247,15 +247,14 @@ fn now_ms(app: &App) -> i64 {
 /// The deliveries due at `now` (each enabled subscription's oldest pending one, if its time has come) and when
 /// the next pending one falls due.
 fn due(tx: &crate::store::Tx, now: i64) -> Result<(Vec<Due>, Option<i64>)> {
-    let mut stmt = tx.prepare_cached(
+    let due = tx.rows(
         "SELECT d.id, d.webhook_id, d.change_id, d.payload, d.attempts, w.url, w.secret
          FROM webhooks w JOIN webhook_deliveries d ON d.id = (
              SELECT min(p.id) FROM webhook_deliveries p WHERE p.webhook_id = w.id AND p.status = 'pending')
          WHERE w.enabled = 1 AND d.next_attempt <= ?1
          LIMIT 256",
-    )?;
-    let due = stmt
-        .query_map([now], |r| {
+        params![now],
+        |r| {
             Ok(Due {
                 id: r.get(0)?,
                 webhook: r.get(1)?,
@@ -265,11 +264,11 @@ fn due(tx: &crate::store::Tx, now: i64) -> Result<(Vec<Due>, Option<i64>)> {
                 url: r.get(5)?,
                 secret: r.get(6)?,
             })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        },
+    )?;
     let next = tx.query_row(
         "SELECT min(next_attempt) FROM webhook_deliveries WHERE status = 'pending' AND next_attempt > ?1",
-        [now],
+        params![now],
         |r| r.get(0),
     )?;
     Ok((due, next))

@@ -1,10 +1,10 @@
 //! `org/appkeys/*`: application keys. A key is shown once, at creation; only its SHA-256 digest is stored.
 //! Users manage their own keys; admins manage every key of the org.
 
-use rusqlite::{params, OptionalExtension};
 use serde_json::json;
 
 use crate::auth;
+use crate::db::{params, Row};
 use crate::error::{Error, Result};
 use crate::handler::Action::{Added, Edited};
 use crate::handler::ObjectKind::Appkey;
@@ -19,7 +19,7 @@ const NAME_MAX: usize = 64;
 
 const COLS: &str = "id, name, description, prefix, enabled, disabledreason, owner_id, created, lastused, version";
 
-fn record(r: &rusqlite::Row) -> rusqlite::Result<AppKey> {
+fn record(r: &Row) -> Result<AppKey> {
     Ok(AppKey {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -37,12 +37,15 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<AppKey> {
 
 /// The keys the caller may see (or the one `id`).
 fn list(ctx: &Ctx, id: Option<i64>) -> Result<Vec<AppKey>> {
-    let mut stmt = ctx.tx.prepare_cached(&format!(
-        "SELECT {COLS} FROM appkeys WHERE org_id = ?1 AND (?2 IS NULL OR owner_id = ?2) AND (?3 IS NULL OR id = ?3)
+    capped(
+        ctx.tx,
+        &format!(
+            "SELECT {COLS} FROM appkeys WHERE org_id = ?1 AND (?2 IS NULL OR owner_id = ?2) AND (?3 IS NULL OR id = ?3)
          ORDER BY id"
-    ))?;
-    let rows = stmt.query_map(params![ctx.org(), owner_filter(ctx), id], record)?;
-    capped(rows)
+        ),
+        params![ctx.org(), owner_filter(ctx), id],
+        record,
+    )
 }
 
 /// The key `id`, if the caller may see it.
@@ -60,9 +63,9 @@ pub fn insert(
     now: i64,
 ) -> Result<(i64, String)> {
     let key = auth::new_appkey();
-    tx.execute(
+    let id = tx.query_row(
         "INSERT INTO appkeys (org_id, owner_id, name, description, digest, prefix, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
         params![
             org_id,
             owner_id,
@@ -72,8 +75,9 @@ pub fn insert(
             auth::prefix(&key),
             now
         ],
+        |r| r.get::<i64>(0),
     )?;
-    Ok((tx.last_insert_rowid(), key))
+    Ok((id, key))
 }
 
 pub struct AddParams {
@@ -166,8 +170,11 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<AppKey>> {
     }
     let after = ctx
         .tx
-        .query_row(&format!("SELECT {COLS} FROM appkeys WHERE id = ?1"), [p.id], record)
-        .optional()?
+        .query_opt(
+            &format!("SELECT {COLS} FROM appkeys WHERE id = ?1"),
+            params![p.id],
+            record,
+        )?
         .ok_or_else(|| Error::not_found("appkey"))?;
     let changes = json!({"before": before, "after": after});
     ctx.log(

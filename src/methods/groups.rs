@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{params, OptionalExtension};
 use serde_json::json;
 
+use crate::db::{params, Row};
 use crate::error::{Code, Error, Result};
 use crate::handler::Action::{Added, Deleted, Edited};
 use crate::handler::{Change, Ctx, ObjectKind, Params};
@@ -34,7 +34,7 @@ fn select_all() -> &'static str {
     cached_sql!(select_with("0"))
 }
 
-fn record(r: &rusqlite::Row) -> rusqlite::Result<Group> {
+fn record(r: &Row) -> Result<Group> {
     Ok(Group {
         id: r.get(0)?,
         description: r.get(1)?,
@@ -49,12 +49,11 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<Group> {
 /// One group of the caller's org.
 pub fn load(ctx: &Ctx, id: i64) -> Result<Group> {
     ctx.tx
-        .query_row(
+        .query_opt(
             &format!("{} WHERE t.id = ?1 AND t.org_id = ?2", select()),
             params![id, ctx.org()],
             record,
-        )
-        .optional()?
+        )?
         .ok_or_else(|| Error::not_found("group"))
 }
 
@@ -139,9 +138,7 @@ pub const MAX_DEPTH: usize = 32;
 /// All the groups of the caller's org, by `sql` (a [`select_all`] with `?1` the org, ending in [`UNPAGED_LIMIT`]): at
 /// most [`MAX_RECORDS`]. Their children are counted here, among them, rather than by a subquery per group.
 fn all(ctx: &Ctx, sql: &str) -> Result<Vec<Group>> {
-    let mut stmt = ctx.tx.prepare_cached(sql)?;
-    let rows = stmt.query_map(params![ctx.org()], record)?;
-    let mut groups = capped(rows)?;
+    let mut groups = capped(ctx.tx, sql, params![ctx.org()], record)?;
     let mut children: BTreeMap<i64, i64> = BTreeMap::new();
     for parent in groups.iter().filter_map(|g| g.parent) {
         *children.entry(parent).or_default() += 1;
@@ -190,9 +187,9 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<Group>> {
     if let Some(parent) = p.parent {
         exists(ctx, parent).map_err(|_| Error::new(Code::NotFound, "parent group not found"))?;
     }
-    ctx.tx.execute(
+    let id = ctx.tx.query_row(
         "INSERT INTO groups (org_id, parent_id, description, created, modifiedat, modby_id, modby_name)
-         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6) RETURNING id",
         params![
             ctx.org(),
             p.parent,
@@ -201,8 +198,8 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<Group>> {
             ctx.caller.user_id,
             ctx.caller.username
         ],
+        |r| r.get::<i64>(0),
     )?;
-    let id = ctx.tx.last_insert_rowid();
     let after = load(ctx, id)?;
     ctx.log(
         Change::new(
@@ -311,23 +308,20 @@ pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Records<model::Deleted>> {
         .with_data(json!({"children": children, "subnets": subnets})));
     }
     // The subtree, with each group's subnets and address records, read one group past the bound at most.
-    let mut stmt = ctx.tx.prepare_cached(
+    let tree = ctx.tx.rows(
         "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT g.id FROM groups g JOIN sub ON g.parent_id = sub.id)
          SELECT sub.id, (SELECT count(*) FROM subnets s WHERE s.group_id = sub.id),
                 (SELECT coalesce(sum(s.used), 0) FROM subnets s WHERE s.group_id = sub.id)
          FROM sub LIMIT ?2",
+        params![p.id, MAX_RECORDS as i64 + 1],
+        |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?, r.get::<i64>(2)?)),
     )?;
-    let tree = stmt
-        .query_map(params![p.id, MAX_RECORDS as i64 + 1], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
     let (groups, subnets, records) = tree.iter().fold((0, 0, 0), |(g, s, r), t| (g + 1, s + t.1, r + t.2));
     if groups > MAX_RECORDS || subnets > MAX_RECORDS as i64 || records > MAX_RECORDS as i64 {
         return Err(too_many_deleted());
     }
     // The foreign keys cascade to the subtree, its subnets and their records.
-    ctx.tx.execute("DELETE FROM groups WHERE id = ?1", [p.id])?;
+    ctx.tx.execute("DELETE FROM groups WHERE id = ?1", params![p.id])?;
     for (id, subnets, _) in &tree {
         ctx.log(Change::new(ObjectKind::Group.id(*id), Deleted, "group deleted").detail(json!({"subnets": subnets})))?;
     }

@@ -1,10 +1,10 @@
 //! `org/tokens/*`: REST API tokens, each bound to the user who made it (so it carries that user's org and
 //! level). A token is shown once; only its SHA-256 digest is stored.
 
-use rusqlite::params;
 use serde_json::json;
 
 use crate::auth;
+use crate::db::{params, Row};
 use crate::error::{Error, Result};
 use crate::handler::{Action, Change, Ctx, ObjectKind, Params};
 use crate::methods::{capped, delete_owned, owner_filter, owner_within_quota, IdParam, OptIdParam};
@@ -14,7 +14,7 @@ use crate::store::Tx;
 
 const COLS: &str = "id, description, prefix, user_id, created, expires, lastused, version";
 
-fn record(r: &rusqlite::Row) -> rusqlite::Result<Token> {
+fn record(r: &Row) -> Result<Token> {
     Ok(Token {
         id: r.get(0)?,
         description: r.get(1)?,
@@ -30,12 +30,15 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<Token> {
 
 /// The tokens the caller may see (or the one `id`).
 fn list(ctx: &Ctx, id: Option<i64>) -> Result<Vec<Token>> {
-    let mut stmt = ctx.tx.prepare_cached(&format!(
-        "SELECT {COLS} FROM tokens WHERE org_id = ?1 AND (?2 IS NULL OR user_id = ?2) AND (?3 IS NULL OR id = ?3)
+    capped(
+        ctx.tx,
+        &format!(
+            "SELECT {COLS} FROM tokens WHERE org_id = ?1 AND (?2 IS NULL OR user_id = ?2) AND (?3 IS NULL OR id = ?3)
          ORDER BY id"
-    ))?;
-    let rows = stmt.query_map(params![ctx.org(), owner_filter(ctx), id], record)?;
-    capped(rows)
+        ),
+        params![ctx.org(), owner_filter(ctx), id],
+        record,
+    )
 }
 
 /// The token `id`, if the caller may see it.
@@ -53,9 +56,9 @@ pub fn insert(
     now: i64,
 ) -> Result<(i64, String)> {
     let token = auth::new_token()?;
-    tx.execute(
+    let id = tx.query_row(
         "INSERT INTO tokens (org_id, user_id, description, digest, prefix, created, expires)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
         params![
             org_id,
             user_id,
@@ -65,8 +68,9 @@ pub fn insert(
             now,
             expires
         ],
+        |r| r.get::<i64>(0),
     )?;
-    Ok((tx.last_insert_rowid(), token))
+    Ok((id, token))
 }
 
 pub struct AddParams {

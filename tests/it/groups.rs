@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::support::{id_of, keys, only, Ident, Server};
+use ipamd::db::params;
 
 /// The keys of a group in the seed's example, in its order; ipamd adds `created` after the stamps.
 const SEED_KEYS: [&str; 12] = [
@@ -347,12 +348,13 @@ async fn seed_groups(s: &Server, org: i64, count: i64, chain: bool) -> i64 {
         .store
         .run(move |db| {
             db.write(|tx| {
-                let first: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM groups", [], |r| r.get(0))?;
+                let first: i64 =
+                    tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM groups", params![], |r| r.get(0))?;
                 tx.execute(
                     "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?3 - 1)
                      INSERT INTO groups (id, org_id, parent_id, description, created, modifiedat, modby_name)
                      SELECT ?2 + i, ?1, CASE WHEN ?4 AND i > 0 THEN ?2 + i - 1 END, 'g' || i, 0, 0, 'seed' FROM n",
-                    rusqlite::params![org, first, count, chain],
+                    params![org, first, count, chain],
                 )?;
                 Ok(first)
             })

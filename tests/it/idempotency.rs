@@ -8,6 +8,7 @@ use hyper::Method;
 use serde_json::{json, Value};
 
 use ipamd::clock::ManualClock;
+use ipamd::db::params;
 use ipamd::handler::{Caller, Level, RequestKey};
 use ipamd::idempotency::Keyed;
 
@@ -286,7 +287,7 @@ async fn keys_expire_on_the_apps_clock() {
     let rows: i64 = s
         .app
         .store
-        .run(|db| db.read(|tx| Ok(tx.query_row("SELECT count(*) FROM request_keys", [], |r| r.get(0))?)))
+        .run(|db| db.read(|tx| tx.query_row("SELECT count(*) FROM request_keys", params![], |r| r.get(0))))
         .await
         .unwrap();
     assert_eq!(rows, 1);
