@@ -149,6 +149,50 @@ impl Params for OptIdParam {
     }
 }
 
+/// The parameters of a list method that takes an optional `id` (one record, or all of them) and paging.
+pub struct ListParams {
+    pub id: Option<i64>,
+    pub paging: Paging,
+}
+
+impl Params for ListParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(ListParams {
+            id: d.id("id")?,
+            paging: Paging::decode(d)?,
+        })
+    }
+}
+
+/// What [`listed`] reads: columns, tables (the main one aliased `t`) and order, and how the reply names the records
+/// (`key`) and a missing one (`what`).
+pub struct Table {
+    pub cols: &'static str,
+    pub from: &'static str,
+    pub order: &'static str,
+    pub key: &'static str,
+    pub what: &'static str,
+}
+
+/// The records of `table` that `filters` match, or the one `p.id` (`not_found` when it matches none), with
+/// paging a page of them, read with `LIMIT`/`OFFSET` in the order of an index ([`List::run`]).
+pub fn listed<T>(
+    ctx: &Ctx,
+    mut filters: List,
+    table: &Table,
+    p: &ListParams,
+    record: fn(&Row) -> rusqlite::Result<T>,
+) -> Result<model::List<T>> {
+    if let Some(id) = p.id {
+        filters.and("t.id = ?", id);
+    }
+    let (found, total) = filters.run(ctx, table.cols, table.from, table.order, &p.paging, record)?;
+    if p.id.is_some() && total == 0 {
+        return Err(Error::not_found(table.what));
+    }
+    Ok(list_reply(&p.paging, total, table.key, found))
+}
+
 /// The stamp columns of a record table aliased `t`, joined to its last modifier as `m`, and the record's version;
 /// read by [`stamps_at`].
 pub fn stamp_cols(t: &str, m: &str) -> String {
@@ -191,6 +235,16 @@ pub fn owner_filter(ctx: &Ctx) -> Option<i64> {
         Level::Admin => None,
         _ => Some(ctx.caller.user_id.unwrap_or(0)),
     }
+}
+
+/// The filter of a list of app keys or tokens: the caller's org, and unless an admin asks, the owner
+/// (`owner_cond`, with one `?`).
+pub fn owned(ctx: &Ctx, owner_cond: &str) -> List {
+    let mut filters = List::new("t.org_id = ?", ctx.org());
+    if let Some(owner) = owner_filter(ctx) {
+        filters.and(owner_cond, owner);
+    }
+    filters
 }
 
 /// Deletes one app key or token the caller may see (`table` and `owner_col` are constants of the callers).
@@ -311,7 +365,8 @@ pub struct List {
 }
 
 impl List {
-    /// Starts with the org filter, which every list has.
+    /// Starts with the filter that keeps the list within the caller's org, which every list has: its org, or a
+    /// parent record already found in it (a subnet's field definitions).
     pub fn new(org_cond: &str, org: i64) -> List {
         List {
             conds: vec![org_cond.to_string()],

@@ -1,14 +1,14 @@
 //! `org/tokens/*`: REST API tokens, each bound to the user who made it (so it carries that user's org and
 //! level). A token is shown once; only its SHA-256 digest is stored.
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use serde_json::json;
 
 use crate::auth;
 use crate::error::{Error, Result};
 use crate::handler::{Action, Change, Ctx, ObjectKind, Params};
-use crate::methods::{capped, delete_owned, owner_filter, owner_within_quota, IdParam, OptIdParam};
-use crate::model::{Deleted, Records, Token};
+use crate::methods::{delete_owned, listed, owned, owner_filter, owner_within_quota, IdParam, ListParams, Table};
+use crate::model::{self, Deleted, Records, Token};
 use crate::params::Data;
 use crate::store::Tx;
 
@@ -28,19 +28,16 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<Token> {
     })
 }
 
-/// The tokens the caller may see (or the one `id`).
-fn list(ctx: &Ctx, id: Option<i64>) -> Result<Vec<Token>> {
-    let mut stmt = ctx.tx.prepare_cached(&format!(
-        "SELECT {COLS} FROM tokens WHERE org_id = ?1 AND (?2 IS NULL OR user_id = ?2) AND (?3 IS NULL OR id = ?3)
-         ORDER BY id"
-    ))?;
-    let rows = stmt.query_map(params![ctx.org(), owner_filter(ctx), id], record)?;
-    capped(rows)
-}
-
 /// The token `id`, if the caller may see it.
 fn load(ctx: &Ctx, id: i64) -> Result<Token> {
-    list(ctx, Some(id))?.pop().ok_or_else(|| Error::not_found("token"))
+    ctx.tx
+        .query_row(
+            &format!("SELECT {COLS} FROM tokens WHERE id = ?1 AND org_id = ?2 AND (?3 IS NULL OR user_id = ?3)"),
+            params![id, ctx.org(), owner_filter(ctx)],
+            record,
+        )
+        .optional()?
+        .ok_or_else(|| Error::not_found("token"))
 }
 
 /// Inserts a token and returns its id and the token itself, the only time it exists in clear.
@@ -108,11 +105,16 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<Token>> {
     Ok(Records(vec![rec]))
 }
 
-pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Records<Token>> {
-    match p.id {
-        Some(id) => Ok(Records(vec![load(ctx, id)?])),
-        None => Ok(Records(list(ctx, None)?)),
-    }
+/// The tokens the caller may see by id (or the one `id`); with `page` or `perpage`, a page.
+pub fn get(ctx: &Ctx, p: ListParams) -> Result<model::List<Token>> {
+    let table = Table {
+        cols: COLS,
+        from: "tokens t",
+        order: "t.id",
+        key: "tokens",
+        what: "token",
+    };
+    listed(ctx, owned(ctx, "t.user_id = ?"), &table, &p, record)
 }
 
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<Deleted>> {
