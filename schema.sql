@@ -604,3 +604,5 @@ CREATE INDEX webhook_deliveries_time ON webhook_deliveries (updated) WHERE statu
 CREATE INDEX groups_org_id ON groups (org_id);
 CREATE INDEX users_org_id ON users (org_id);
 CREATE INDEX fields_subnet ON fields (subnet_id, position);
+-- The `ETag` a keyed REST write answered with (one record's version), which a retry gets again with the body.
+ALTER TABLE request_keys ADD COLUMN etag TEXT;

@@ -17,6 +17,7 @@ pub mod users;
 pub mod webhooks;
 
 use rusqlite::Row;
+use serde::Serialize;
 
 use crate::error::{Code, Error, Result};
 use crate::handler::{call, Access, Action, Change, Ctx, Kind, Level, Method, ObjectKind, Params};
@@ -247,29 +248,20 @@ pub fn owned(ctx: &Ctx, owner_cond: &str) -> List {
     filters
 }
 
-/// Deletes one app key or token the caller may see (`table` and `owner_col` are constants of the callers).
-pub fn delete_owned(ctx: &Ctx, table: &str, owner_col: &str, p: IdParam, kind: ObjectKind) -> Result<Records<Deleted>> {
-    let (what, id) = (kind.as_str(), p.id);
-    if p.version.is_some() {
-        let seen: bool = ctx.tx.query_row(
-            &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE id = ?1 AND org_id = ?2 AND (?3 IS NULL OR {owner_col} = ?3))"),
-            rusqlite::params![id, ctx.org(), owner_filter(ctx)],
-            |r| r.get(0),
-        )?;
-        if !seen {
-            return Err(Error::not_found(what));
-        }
-        check_version(ctx, table, id, p.version)?;
-    }
-    let n = ctx.tx.execute(
-        &format!("DELETE FROM {table} WHERE id = ?1 AND org_id = ?2 AND (?3 IS NULL OR {owner_col} = ?3)"),
-        rusqlite::params![id, ctx.org(), owner_filter(ctx)],
-    )?;
-    if n == 0 {
-        return Err(Error::not_found(what));
-    }
-    ctx.log(Change::new(kind.id(id), Action::Deleted, format!("{what} deleted")))?;
-    Ok(deleted(&[id]))
+/// Deletes app key or token `p.id` (of `table`, a constant of the callers), which the caller read as `before`
+/// through their own view (so it exists and is theirs to delete); the feed keeps `before`.
+pub fn delete_owned(
+    ctx: &Ctx,
+    table: &str,
+    p: IdParam,
+    kind: ObjectKind,
+    before: &impl Serialize,
+) -> Result<Records<Deleted>> {
+    check_version(ctx, table, p.id, p.version)?;
+    ctx.tx.execute(&format!("DELETE FROM {table} WHERE id = ?1"), [p.id])?;
+    let what = kind.as_str();
+    ctx.log(Change::new(kind.id(p.id), Action::Deleted, format!("{what} deleted")).before(before))?;
+    Ok(deleted(&[p.id]))
 }
 
 /// The user who will own a new app key or token; an `API_TOKENS` operator token is no user.

@@ -658,6 +658,8 @@ pub struct Replayed {
     pub status: u16,
     /// The body as it was sent; empty for none (REST's 204).
     pub body: Vec<u8>,
+    /// The `ETag` it was sent with (REST's answers of one record), sent again with it.
+    pub etag: Option<String>,
 }
 
 impl Serialize for Replayed {

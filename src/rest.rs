@@ -460,6 +460,14 @@ pub struct Headers {
     pub if_none_match: Option<String>,
 }
 
+/// The `ETag` of `route`'s answer: a strong tag of its record's version, when it answers one record.
+fn entity_tag(route: &Route, answer: &Reply) -> Option<String> {
+    match route.render {
+        One(_) => version_of(answer).map(|v| format!("\"{v}\"")),
+        _ => None,
+    }
+}
+
 /// The version of the one record a reply holds, for its `ETag`.
 fn version_of(answer: &Reply) -> Option<i64> {
     match answer {
@@ -528,6 +536,7 @@ impl Door for RestDoor {
                     Ok(Replayed {
                         status: route.status,
                         body: render(route, answer)?,
+                        etag: entity_tag(route, answer),
                     })
                 }),
             });
@@ -541,10 +550,7 @@ impl Door for RestDoor {
 
     fn render(&self, outcome: Outcome) -> Rendered {
         let tag = match (self.decoded, &outcome.result) {
-            // One record's strong entity tag: its version.
-            (Decoded::Call(route), Ok(answer)) if matches!(route.render, One(_)) => {
-                version_of(answer).map(|v| format!("\"{v}\""))
-            }
+            (Decoded::Call(route), Ok(answer)) => entity_tag(route, answer),
             _ => None,
         };
         let rendered = match self.decoded {

@@ -184,5 +184,6 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<AppKey>> {
 }
 
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<Deleted>> {
-    delete_owned(ctx, "appkeys", "owner_id", p, Appkey)
+    let before = load(ctx, p.id)?;
+    delete_owned(ctx, "appkeys", p, Appkey, &before)
 }

@@ -341,10 +341,23 @@ pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Records<model::Deleted>> {
     if groups > MAX_RECORDS || subnets > MAX_RECORDS as i64 || records > MAX_RECORDS as i64 {
         return Err(too_many_deleted());
     }
+    // The subtree's groups whole, in one read, for the feed's `before`.
+    let ids = json!(tree.iter().map(|t| t.0).collect::<Vec<_>>()).to_string();
+    let sql = cached_sql!(format!("{} WHERE t.id IN (SELECT value FROM json_each(?1))", select()));
+    let mut stmt = ctx.tx.prepare_cached(sql)?;
+    let before: BTreeMap<i64, Group> = stmt
+        .query_map([ids], record)?
+        .map(|g| g.map(|g| (g.id, g)))
+        .collect::<rusqlite::Result<_>>()?;
     // The foreign keys cascade to the subtree, its subnets and their records.
     ctx.tx.execute("DELETE FROM groups WHERE id = ?1", [p.id])?;
     for (id, subnets, _) in &tree {
-        ctx.log(Change::new(ObjectKind::Group.id(*id), Deleted, "group deleted").detail(json!({"subnets": subnets})))?;
+        let mut change =
+            Change::new(ObjectKind::Group.id(*id), Deleted, "group deleted").detail(json!({"subnets": subnets}));
+        if let Some(group) = before.get(id) {
+            change = change.before(group);
+        }
+        ctx.log(change)?;
     }
     Ok(deleted(&tree.iter().map(|t| t.0).collect::<Vec<_>>()))
 }

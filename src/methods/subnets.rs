@@ -1020,6 +1020,8 @@ pub fn split(ctx: &Ctx, p: SplitParams) -> Result<model::List<model::Subnet>> {
             invalid(format!("DHCP ranges would straddle the /{prefix} children")).with_data(Value::Object(straddling))
         );
     }
+    // The subnet as it was, for the feed: its entry gives the fields the split changed.
+    let before = get_record(ctx, s.id)?;
     let meta: [Option<String>; 4] = ctx.tx.query_row(
         "SELECT name, description, domain, location FROM subnets WHERE id = ?1",
         [s.id],
@@ -1066,18 +1068,20 @@ pub fn split(ctx: &Ctx, p: SplitParams) -> Result<model::List<model::Subnet>> {
             ..s.clone()
         },
     )?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in &ids {
+        out.push(get_record(ctx, *id)?);
+    }
     ctx.log(
         Change::new(
             ObjectKind::Subnet.id(s.id),
             Split,
             format!("subnet {} split into {} /{prefix}", s.net, children.len()),
         )
-        .detail(json!({"from": s.net.to_string(), "created": ids[1..]})),
+        .detail(json!({"from": s.net.to_string(), "created": ids[1..]}))
+        .before(&before)
+        .after(&out[0]),
     )?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.push(get_record(ctx, id)?);
-    }
     Ok(model::List::of(out, "subnets"))
 }
 
@@ -1168,6 +1172,8 @@ pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Records<model::Joined>> {
         .cloned()
         .ok_or_else(|| Error::internal("no members"))?;
     let absorbed: Vec<i64> = ids.iter().copied().filter(|id| *id != survivor.id).collect();
+    // The surviving subnet as it was, for the feed: its entry gives the fields the join changed.
+    let before = get_record(ctx, survivor.id)?;
     for id in &absorbed {
         let field_map = fields::merge_definitions(ctx, *id, survivor.id, p.force)?;
         ctx.tx.execute(
@@ -1199,16 +1205,19 @@ pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Records<model::Joined>> {
             ..survivor.clone()
         },
     )?;
+    let after = get_record(ctx, survivor.id)?;
     ctx.log(
         Change::new(
             ObjectKind::Subnet.id(survivor.id),
             Joined,
             format!("{} subnets joined into {block}", ids.len()),
         )
-        .detail(json!({"joined": absorbed})),
+        .detail(json!({"joined": absorbed}))
+        .before(&before)
+        .after(&after),
     )?;
     Ok(Records(vec![model::Joined {
-        subnet: get_record(ctx, survivor.id)?,
+        subnet: after,
         joined: absorbed,
     }]))
 }

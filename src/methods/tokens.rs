@@ -118,5 +118,6 @@ pub fn get(ctx: &Ctx, p: ListParams) -> Result<model::List<Token>> {
 }
 
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<Deleted>> {
-    delete_owned(ctx, "tokens", "user_id", p, ObjectKind::Token)
+    let before = load(ctx, p.id)?;
+    delete_owned(ctx, "tokens", p, ObjectKind::Token, &before)
 }
