@@ -156,6 +156,20 @@ pub struct ListParams {
     pub paging: Paging,
 }
 
+impl ListParams {
+    /// Record `id` alone, unpaged.
+    pub fn one(id: i64) -> ListParams {
+        ListParams {
+            id: Some(id),
+            paging: Paging {
+                page: 1,
+                perpage: 1,
+                paged: false,
+            },
+        }
+    }
+}
+
 impl Params for ListParams {
     fn decode(d: &mut Data) -> Result<Self> {
         Ok(ListParams {
@@ -231,7 +245,7 @@ pub fn deleted(ids: &[i64]) -> Records<Deleted> {
 }
 
 /// The owner a caller's view of app keys and tokens is limited to: admins see the whole org (`None`).
-pub fn owner_filter(ctx: &Ctx) -> Option<i64> {
+fn owner_filter(ctx: &Ctx) -> Option<i64> {
     match ctx.caller.level {
         Level::Admin => None,
         _ => Some(ctx.caller.user_id.unwrap_or(0)),

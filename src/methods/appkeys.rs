@@ -9,9 +9,7 @@ use crate::error::{Error, Result};
 use crate::handler::Action::{Added, Edited};
 use crate::handler::ObjectKind::Appkey;
 use crate::handler::{Change, Ctx, Params};
-use crate::methods::{
-    check_version, delete_owned, listed, owned, owner_filter, owner_within_quota, IdParam, ListParams, Table,
-};
+use crate::methods::{check_version, delete_owned, listed, owned, owner_within_quota, IdParam, ListParams, Table};
 use crate::model::{self, AppKey, Deleted, Records};
 use crate::params::{Data, Patch};
 use crate::store::Tx;
@@ -37,16 +35,19 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<AppKey> {
     })
 }
 
+/// The appkeys a caller may see: their own, or an admin's every one of the org.
+const TABLE: Table = Table {
+    cols: COLS,
+    from: "appkeys t",
+    order: "t.id",
+    key: "appkeys",
+    what: "appkey",
+};
+
 /// The appkey `id`, if the caller may see it.
 fn load(ctx: &Ctx, id: i64) -> Result<AppKey> {
-    ctx.tx
-        .query_row(
-            &format!("SELECT {COLS} FROM appkeys WHERE id = ?1 AND org_id = ?2 AND (?3 IS NULL OR owner_id = ?3)"),
-            params![id, ctx.org(), owner_filter(ctx)],
-            record,
-        )
-        .optional()?
-        .ok_or_else(|| Error::not_found("appkey"))
+    let mut one = get(ctx, ListParams::one(id))?;
+    one.records.0.pop().ok_or_else(|| Error::not_found("appkey"))
 }
 
 /// Inserts a key and returns its id and the key itself (lower case), the only time it exists in clear.
@@ -113,14 +114,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<AppKey>> {
 
 /// The keys the caller may see by id (or the one `id`); with `page` or `perpage`, a page.
 pub fn get(ctx: &Ctx, p: ListParams) -> Result<model::List<AppKey>> {
-    let table = Table {
-        cols: COLS,
-        from: "appkeys t",
-        order: "t.id",
-        key: "appkeys",
-        what: "appkey",
-    };
-    listed(ctx, owned(ctx, "t.owner_id = ?"), &table, &p, record)
+    listed(ctx, owned(ctx, "t.owner_id = ?"), &TABLE, &p, record)
 }
 
 pub struct EditParams {

@@ -1,13 +1,13 @@
 //! `org/tokens/*`: REST API tokens, each bound to the user who made it (so it carries that user's org and
 //! level). A token is shown once; only its SHA-256 digest is stored.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 use serde_json::json;
 
 use crate::auth;
 use crate::error::{Error, Result};
 use crate::handler::{Action, Change, Ctx, ObjectKind, Params};
-use crate::methods::{delete_owned, listed, owned, owner_filter, owner_within_quota, IdParam, ListParams, Table};
+use crate::methods::{delete_owned, listed, owned, owner_within_quota, IdParam, ListParams, Table};
 use crate::model::{self, Deleted, Records, Token};
 use crate::params::Data;
 use crate::store::Tx;
@@ -28,16 +28,19 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<Token> {
     })
 }
 
+/// The tokens a caller may see: their own, or an admin's every one of the org.
+const TABLE: Table = Table {
+    cols: COLS,
+    from: "tokens t",
+    order: "t.id",
+    key: "tokens",
+    what: "token",
+};
+
 /// The token `id`, if the caller may see it.
 fn load(ctx: &Ctx, id: i64) -> Result<Token> {
-    ctx.tx
-        .query_row(
-            &format!("SELECT {COLS} FROM tokens WHERE id = ?1 AND org_id = ?2 AND (?3 IS NULL OR user_id = ?3)"),
-            params![id, ctx.org(), owner_filter(ctx)],
-            record,
-        )
-        .optional()?
-        .ok_or_else(|| Error::not_found("token"))
+    let mut one = get(ctx, ListParams::one(id))?;
+    one.records.0.pop().ok_or_else(|| Error::not_found("token"))
 }
 
 /// Inserts a token and returns its id and the token itself, the only time it exists in clear.
@@ -107,14 +110,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<Token>> {
 
 /// The tokens the caller may see by id (or the one `id`); with `page` or `perpage`, a page.
 pub fn get(ctx: &Ctx, p: ListParams) -> Result<model::List<Token>> {
-    let table = Table {
-        cols: COLS,
-        from: "tokens t",
-        order: "t.id",
-        key: "tokens",
-        what: "token",
-    };
-    listed(ctx, owned(ctx, "t.user_id = ?"), &table, &p, record)
+    listed(ctx, owned(ctx, "t.user_id = ?"), &TABLE, &p, record)
 }
 
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<Deleted>> {
