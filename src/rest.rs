@@ -258,7 +258,8 @@ const RECURSIVE: &[&str] = &["recursive"];
 const TREE: &[&str] = &["tree"];
 const TREE_PAGE: &[&str] = &["tree", "page", "per_page"];
 const TREE_QUERY: &[(&str, &str)] = &[("tree", "sort"), ("per_page", "perpage")];
-/// The REST lists that are not ordered by a choice of the caller are paginated too, from the first page.
+/// The REST lists whose method has one order of its own (by id; a network's fields by position; a tree's top-level
+/// groups by description) are paginated too, from the first page.
 const FIRST_PAGE: &[(&str, &str)] = &[("page", "1")];
 const CONFIRM: &[&str] = &["confirm"];
 const SEARCH: &[&str] = &["query", "limit", "types"];
