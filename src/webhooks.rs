@@ -57,7 +57,7 @@ impl Outbound {
 /// The TLS client of `https` deliveries: a receiver's certificate must chain to one of Mozilla's roots
 /// (webpki-roots) or of the PEM certificates in `ca_file` (`IPAMD_WEBHOOK_CA_FILE`; empty: none), and name the
 /// URL's host; HTTP/1.1 only.
-pub fn tls(ca_file: &str) -> Result<Arc<ClientConfig>, String> {
+fn tls(ca_file: &str) -> Result<Arc<ClientConfig>, String> {
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
