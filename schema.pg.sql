@@ -506,3 +506,11 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_log ON webhook_deliveries (webhook_id, id);
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (webhook_id, id) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_time ON webhook_deliveries (updated) WHERE status != 'pending';
+
+-- migration: 14
+-- Pages of groups, users and field definitions read in their list's order from an index (schema.sql, migration 14).
+-- PostgreSQL indexes hold no row id: the id is a column of each.
+CREATE INDEX groups_org_id ON groups (org_id, id);
+CREATE INDEX users_org_id ON users (org_id, id);
+CREATE INDEX fields_subnet ON fields (subnet_id, position, id);
+ALTER TABLE request_keys ADD COLUMN etag TEXT;

@@ -16,7 +16,10 @@ pub mod tokens;
 pub mod users;
 pub mod webhooks;
 
+use serde::Serialize;
+
 use crate::db::{self, params, Row, Sql, ToParam, Tx};
+
 use crate::error::{Code, Error, Result};
 use crate::handler::{call, Access, Action, Change, Ctx, Kind, Level, Method, ObjectKind, Params};
 use crate::model::{self, Deleted, Records, Stamps};
@@ -148,6 +151,64 @@ impl Params for OptIdParam {
     }
 }
 
+/// The parameters of a list method that takes an optional `id` (one record, or all of them) and paging.
+pub struct ListParams {
+    pub id: Option<i64>,
+    pub paging: Paging,
+}
+
+impl ListParams {
+    /// Record `id` alone, unpaged.
+    pub fn one(id: i64) -> ListParams {
+        ListParams {
+            id: Some(id),
+            paging: Paging {
+                page: 1,
+                perpage: 1,
+                paged: false,
+            },
+        }
+    }
+}
+
+impl Params for ListParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(ListParams {
+            id: d.id("id")?,
+            paging: Paging::decode(d)?,
+        })
+    }
+}
+
+/// What [`listed`] reads: columns, tables (the main one aliased `t`) and order, and how the reply names the records
+/// (`key`) and a missing one (`what`).
+pub struct Table {
+    pub cols: &'static str,
+    pub from: &'static str,
+    pub order: &'static str,
+    pub key: &'static str,
+    pub what: &'static str,
+}
+
+/// The records of `table` that `filters` match, or the one `p.id` (`not_found` when it matches none), with
+/// paging a page of them, read with `LIMIT`/`OFFSET` in the order of an index ([`List::run`]).
+pub fn listed<T>(
+    ctx: &Ctx,
+    mut filters: List,
+    table: &Table,
+    p: &ListParams,
+    record: fn(&Row) -> Result<T>,
+) -> Result<model::List<T>> {
+    if let Some(id) = p.id {
+        filters.and("t.id = ?", id);
+    }
+    let (found, total) = filters.run(ctx, table.cols, table.from, table.order, &p.paging, record)?;
+    if p.id.is_some() && total == 0 {
+        return Err(Error::not_found(table.what));
+    }
+    Ok(list_reply(&p.paging, total, table.key, found))
+}
+
 /// The stamp columns of a record table aliased `t`, joined to its last modifier as `m`, and the record's version;
 /// read by [`stamps_at`].
 pub fn stamp_cols(t: &str, m: &str) -> String {
@@ -185,36 +246,38 @@ pub fn deleted(ids: &[i64]) -> Records<Deleted> {
 }
 
 /// The owner a caller's view of app keys and tokens is limited to: admins see the whole org (`None`).
-pub fn owner_filter(ctx: &Ctx) -> Option<i64> {
+fn owner_filter(ctx: &Ctx) -> Option<i64> {
     match ctx.caller.level {
         Level::Admin => None,
         _ => Some(ctx.caller.user_id.unwrap_or(0)),
     }
 }
 
-/// Deletes one app key or token the caller may see (`table` and `owner_col` are constants of the callers).
-pub fn delete_owned(ctx: &Ctx, table: &str, owner_col: &str, p: IdParam, kind: ObjectKind) -> Result<Records<Deleted>> {
-    let (what, id) = (kind.as_str(), p.id);
-    if p.version.is_some() {
-        let seen: bool = ctx.tx.query_row(
-            &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE id = ?1 AND org_id = ?2 AND (?3 IS NULL OR {owner_col} = ?3))"),
-            params![id, ctx.org(), owner_filter(ctx)],
-            |r| r.get(0),
-        )?;
-        if !seen {
-            return Err(Error::not_found(what));
-        }
-        check_version(ctx, table, id, p.version)?;
+/// The filter of a list of app keys or tokens: the caller's org, and unless an admin asks, the owner
+/// (`owner_cond`, with one `?`).
+pub fn owned(ctx: &Ctx, owner_cond: &str) -> List {
+    let mut filters = List::new("t.org_id = ?", ctx.org());
+    if let Some(owner) = owner_filter(ctx) {
+        filters.and(owner_cond, owner);
     }
-    let n = ctx.tx.execute(
-        &format!("DELETE FROM {table} WHERE id = ?1 AND org_id = ?2 AND (?3 IS NULL OR {owner_col} = ?3)"),
-        params![id, ctx.org(), owner_filter(ctx)],
-    )?;
-    if n == 0 {
-        return Err(Error::not_found(what));
-    }
-    ctx.log(Change::new(kind.id(id), Action::Deleted, format!("{what} deleted")))?;
-    Ok(deleted(&[id]))
+    filters
+}
+
+/// Deletes app key or token `p.id` (of `table`, a constant of the callers), which the caller read as `before`
+/// through their own view (so it exists and is theirs to delete); the feed keeps `before`.
+pub fn delete_owned(
+    ctx: &Ctx,
+    table: &str,
+    p: IdParam,
+    kind: ObjectKind,
+    before: &impl Serialize,
+) -> Result<Records<Deleted>> {
+    check_version(ctx, table, p.id, p.version)?;
+    ctx.tx
+        .execute(&format!("DELETE FROM {table} WHERE id = ?1"), params![p.id])?;
+    let what = kind.as_str();
+    ctx.log(Change::new(kind.id(p.id), Action::Deleted, format!("{what} deleted")).before(before))?;
+    Ok(deleted(&[p.id]))
 }
 
 /// The user who will own a new app key or token; an `API_TOKENS` operator token is no user.
@@ -320,7 +383,8 @@ pub struct List {
 }
 
 impl List {
-    /// Starts with the org filter, which every list has.
+    /// Starts with the filter that keeps the list within the caller's org, which every list has: its org, or a
+    /// parent record already found in it (a subnet's field definitions).
     pub fn new(org_cond: &str, org: i64) -> List {
         List {
             conds: vec![org_cond.to_string()],

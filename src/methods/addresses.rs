@@ -5,6 +5,7 @@
 //! between runs of records and active DHCP ranges ([`subnets::with_taken`]), never by enumerating a subnet or its
 //! records.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::LazyLock;
 
@@ -550,7 +551,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<Host>> {
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<model::Deleted>> {
     let (subnet, key, _) = load_row(ctx, p.id)?;
     check_version(ctx, "addresses", p.id, p.version)?;
-    remove(ctx, &subnet, p.id, key)?;
+    remove(ctx, &subnet, &get_record(ctx, p.id)?, key)?;
     Ok(deleted(&[p.id]))
 }
 
@@ -590,25 +591,18 @@ impl Params for MassDeleteParams {
 pub fn massdelete(ctx: &Ctx, p: MassDeleteParams) -> Result<Records<model::Deleted>> {
     if let Some(subnet) = p.subnet {
         let s = subnets::load(ctx, subnet)?;
-        let doomed = ctx.tx.rows(
-            "SELECT id, ip FROM addresses WHERE subnet_id = ?1 ORDER BY ip LIMIT ?2",
-            params![s.id, MAX_RECORDS as i64 + 1],
-            |r| Ok((r.get::<i64>(0)?, r.get::<Vec<u8>>(1)?)),
-        )?;
+        // Read whole, for the feed's `before`: at most one record past the bound.
+        let doomed = records_of_subnet(ctx, s.id, MAX_RECORDS + 1)?;
         if doomed.len() > MAX_RECORDS {
             return Err(too_many_deleted());
         }
         ctx.tx
             .execute("DELETE FROM addresses WHERE subnet_id = ?1", params![s.id])?;
         subnets::recount(ctx, &s)?;
-        for (id, ip) in &doomed {
-            let ip = net::bytes_key(ip).map(|k| s.addr(k).to_string()).unwrap_or_default();
-            ctx.log(
-                Change::new(Address.id(*id), Deleted, format!("address {ip} deleted"))
-                    .detail(json!({"subnet": s.id, "ip": ip})),
-            )?;
+        for host in &doomed {
+            ctx.log(deletion(host))?;
         }
-        return Ok(deleted(&doomed.iter().map(|d| d.0).collect::<Vec<_>>()));
+        return Ok(deleted(&doomed.iter().map(|h| h.id).collect::<Vec<_>>()));
     }
     let ids = p.ids.unwrap_or_default();
     let mut failures = Map::new();
@@ -632,8 +626,17 @@ pub fn massdelete(ctx: &Ctx, p: MassDeleteParams) -> Result<Records<model::Delet
         )
         .with_data(Value::Object(failures)));
     }
+    // The records whole, in one read, for the feed's `before`.
+    let ids = json!(doomed.iter().map(|d| d.0).collect::<Vec<_>>()).to_string();
+    let records: HashMap<i64, Host> = query(ctx, "t.id IN (SELECT value FROM json_each(?2))", &[&ids])?
+        .into_iter()
+        .map(|h| (h.id, h))
+        .collect();
     for (id, s, key) in &doomed {
-        remove(ctx, s, *id, *key)?;
+        let host = records
+            .get(id)
+            .ok_or_else(|| Error::internal(format!("address record {id} vanished")))?;
+        remove(ctx, s, host, *key)?;
     }
     Ok(deleted(&doomed.iter().map(|d| d.0).collect::<Vec<_>>()))
 }
@@ -806,15 +809,19 @@ fn load_row(ctx: &Ctx, id: i64) -> Result<(Subnet, u128, Columns)> {
     Ok((s, key, host))
 }
 
-/// Deletes one record, keeps its subnet's counts and logs it.
-fn remove(ctx: &Ctx, s: &Subnet, id: i64, key: u128) -> Result<()> {
-    ctx.tx.execute("DELETE FROM addresses WHERE id = ?1", params![id])?;
+/// Deletes record `host` (its address `key` in subnet `s`), keeps the subnet's counts and logs it.
+fn remove(ctx: &Ctx, s: &Subnet, host: &Host, key: u128) -> Result<()> {
+    ctx.tx
+        .execute("DELETE FROM addresses WHERE id = ?1", params![host.id])?;
     subnets::adjust(ctx, s, key, false)?;
-    let ip = s.addr(key);
-    ctx.log(
-        Change::new(Address.id(id), Deleted, format!("address {ip} deleted"))
-            .detail(json!({"subnet": s.id, "ip": ip.to_string()})),
-    )
+    ctx.log(deletion(host))
+}
+
+/// The log entry of a deleted record, the record itself as the feed's `before`.
+fn deletion(host: &Host) -> Change {
+    Change::new(Address.id(host.id), Deleted, format!("address {} deleted", host.ip))
+        .detail(json!({"subnet": host.subnet, "ip": host.ip}))
+        .before(host)
 }
 
 /// The lowest free address of a subnet; `subnet_full` when there is none.

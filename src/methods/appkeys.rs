@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 use crate::handler::Action::{Added, Edited};
 use crate::handler::ObjectKind::Appkey;
 use crate::handler::{Change, Ctx, Params};
-use crate::methods::{capped, check_version, delete_owned, owner_filter, owner_within_quota, IdParam, OptIdParam};
-use crate::model::{AppKey, Deleted, Records};
+use crate::methods::{check_version, delete_owned, listed, owned, owner_within_quota, IdParam, ListParams, Table};
+use crate::model::{self, AppKey, Deleted, Records};
 use crate::params::{Data, Patch};
 use crate::store::Tx;
 
@@ -35,22 +35,19 @@ fn record(r: &Row) -> Result<AppKey> {
     })
 }
 
-/// The keys the caller may see (or the one `id`).
-fn list(ctx: &Ctx, id: Option<i64>) -> Result<Vec<AppKey>> {
-    capped(
-        ctx.tx,
-        &format!(
-            "SELECT {COLS} FROM appkeys WHERE org_id = ?1 AND (?2 IS NULL OR owner_id = ?2) AND (?3 IS NULL OR id = ?3)
-         ORDER BY id"
-        ),
-        params![ctx.org(), owner_filter(ctx), id],
-        record,
-    )
-}
+/// The appkeys a caller may see: their own, or an admin's every one of the org.
+const TABLE: Table = Table {
+    cols: COLS,
+    from: "appkeys t",
+    order: "t.id",
+    key: "appkeys",
+    what: "appkey",
+};
 
-/// The key `id`, if the caller may see it.
+/// The appkey `id`, if the caller may see it.
 fn load(ctx: &Ctx, id: i64) -> Result<AppKey> {
-    list(ctx, Some(id))?.pop().ok_or_else(|| Error::not_found("appkey"))
+    let mut one = get(ctx, ListParams::one(id))?;
+    one.records.0.pop().ok_or_else(|| Error::not_found("appkey"))
 }
 
 /// Inserts a key and returns its id and the key itself (lower case), the only time it exists in clear.
@@ -116,11 +113,9 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<AppKey>> {
     Ok(Records(vec![rec]))
 }
 
-pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Records<AppKey>> {
-    match p.id {
-        Some(id) => Ok(Records(vec![load(ctx, id)?])),
-        None => Ok(Records(list(ctx, None)?)),
-    }
+/// The keys the caller may see by id (or the one `id`); with `page` or `perpage`, a page.
+pub fn get(ctx: &Ctx, p: ListParams) -> Result<model::List<AppKey>> {
+    listed(ctx, owned(ctx, "t.owner_id = ?"), &TABLE, &p, record)
 }
 
 pub struct EditParams {
@@ -187,5 +182,6 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<AppKey>> {
 }
 
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<Deleted>> {
-    delete_owned(ctx, "appkeys", "owner_id", p, Appkey)
+    let before = load(ctx, p.id)?;
+    delete_owned(ctx, "appkeys", p, Appkey, &before)
 }

@@ -251,6 +251,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<DhcpRange>> {
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<model::Deleted>> {
     let (s, range) = load_row(ctx, p.id)?;
     check_version(ctx, "dhcp_ranges", p.id, p.version)?;
+    let before = load(ctx, p.id)?;
     ctx.tx.execute("DELETE FROM dhcp_ranges WHERE id = ?1", params![p.id])?;
     subnets::recount(ctx, &s)?;
     let range = span(range, s.v4());
@@ -260,7 +261,8 @@ pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<model::Deleted>> {
             Deleted,
             format!("DHCP range {range} deleted from subnet {}", s.net),
         )
-        .detail(json!({"subnet": s.id, "range": range})),
+        .detail(json!({"subnet": s.id, "range": range}))
+        .before(&before),
     )?;
     Ok(deleted(&[p.id]))
 }

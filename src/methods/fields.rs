@@ -11,7 +11,7 @@ use crate::handler::Action::{Added, Deleted, Edited};
 use crate::handler::ObjectKind::Field;
 use crate::handler::{Change, Ctx, Params};
 use crate::methods::subnets;
-use crate::methods::{capped, check_version, deleted, stamp_cols, stamps_at, IdParam};
+use crate::methods::{capped, check_version, deleted, list_reply, stamp_cols, stamps_at, IdParam, List, Paging};
 use crate::model::{self, FieldDef, Records};
 use crate::params::{as_bool, Data, Patch};
 use crate::store::cached_sql;
@@ -29,13 +29,17 @@ pub struct Rule {
     pub required: bool,
 }
 
-fn select() -> &'static str {
+fn columns() -> &'static str {
     cached_sql!(format!(
-        "SELECT t.id, t.subnet_id, t.name, t.description, t.type, t.options, t.dflt, t.required, t.position,
-                {stamps}
-         FROM fields t LEFT JOIN users m ON m.id = t.modby_id",
-        stamps = stamp_cols("t", "m")
+        "t.id, t.subnet_id, t.name, t.description, t.type, t.options, t.dflt, t.required, t.position, {}",
+        stamp_cols("t", "m")
     ))
+}
+
+const FROM: &str = "fields t LEFT JOIN users m ON m.id = t.modby_id";
+
+fn select() -> &'static str {
+    cached_sql!(format!("SELECT {} FROM {FROM}", columns()))
 }
 
 fn record(r: &Row) -> Result<FieldDef> {
@@ -369,17 +373,19 @@ fn load(ctx: &Ctx, id: i64) -> Result<FieldDef> {
         .ok_or_else(|| Error::not_found("field"))
 }
 
-/// `subnets/fields/get` names exactly one of: a field by its own `id`, or a `subnet` whose fields it lists.
+/// `subnets/fields/get` names exactly one of: a field by its own `id`, or a `subnet` whose fields it lists (a page
+/// of them with `page` or `perpage`).
 pub enum GetParams {
     Field(i64),
-    Subnet(i64),
+    Subnet(i64, Paging),
 }
 
 impl Params for GetParams {
     fn decode(d: &mut Data) -> Result<Self> {
         match (d.id("id")?, d.id("subnet")?) {
-            (Some(id), None) => Ok(GetParams::Field(id)),
-            (None, Some(subnet)) => Ok(GetParams::Subnet(subnet)),
+            (Some(id), None) if !d.has("page") && !d.has("perpage") => Ok(GetParams::Field(id)),
+            (Some(_), None) => Err(Error::param("page", "pages a subnet's fields, not one field")),
+            (None, Some(subnet)) => Ok(GetParams::Subnet(subnet, Paging::decode(d)?)),
             _ => Err(Error::param(
                 "id",
                 "give either id (one field) or subnet (a subnet's fields), not both",
@@ -388,13 +394,16 @@ impl Params for GetParams {
     }
 }
 
-/// One field definition by its id (as every other `*/get` reads `id`), or the field definitions of one subnet.
-pub fn get(ctx: &Ctx, p: GetParams) -> Result<Records<FieldDef>> {
+/// One field definition by its id (as every other `*/get` reads `id`), or the field definitions of one subnet by
+/// position, read a page at a time from the `fields_subnet` index when paged.
+pub fn get(ctx: &Ctx, p: GetParams) -> Result<model::List<FieldDef>> {
     match p {
-        GetParams::Field(id) => Ok(Records(vec![load(ctx, id)?])),
-        GetParams::Subnet(subnet) => {
+        GetParams::Field(id) => Ok(model::List::of(vec![load(ctx, id)?], "fields")),
+        GetParams::Subnet(subnet, paging) => {
             subnets::load(ctx, subnet)?;
-            Ok(Records(list(ctx, subnet)?))
+            let filters = List::new("t.subnet_id = ?", subnet);
+            let (found, total) = filters.run(ctx, columns(), FROM, "t.position, t.id", &paging, record)?;
+            Ok(list_reply(&paging, total, "fields", found))
         }
     }
 }

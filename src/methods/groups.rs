@@ -9,29 +9,36 @@ use crate::error::{Code, Error, Result};
 use crate::handler::Action::{Added, Deleted, Edited};
 use crate::handler::{Change, Ctx, ObjectKind, Params};
 use crate::methods::{
-    capped, check_version, deleted, stamp_cols, stamps_at, too_many_deleted, MAX_RECORDS, UNPAGED_LIMIT,
+    capped, check_version, deleted, list_reply, listed, stamp_cols, stamps_at, too_many_deleted, List, ListParams,
+    Table, MAX_RECORDS, UNPAGED_LIMIT,
 };
 use crate::model::{self, Group, Records};
 use crate::params::{Data, Patch};
 use crate::store::cached_sql;
 
-/// The columns [`record`] reads, from groups `t` and their last modifiers `m`; `childcount` is the given expression.
-fn select_with(childcount: &str) -> String {
+/// The columns [`record`] reads, from groups `t` and their last modifiers `m` ([`FROM`]); `childcount` is the given
+/// expression.
+fn columns_with(childcount: &str) -> String {
     format!(
-        "SELECT t.id, t.description, t.parent_id, t.subnet_count, {childcount}, {stamps}
-         FROM groups t LEFT JOIN users m ON m.id = t.modby_id",
+        "t.id, t.description, t.parent_id, t.subnet_count, {childcount}, {stamps}",
         stamps = stamp_cols("t", "m")
     )
 }
 
-/// [`select_with`] counting each group's children.
-fn select() -> &'static str {
-    cached_sql!(select_with("(SELECT count(*) FROM groups c WHERE c.parent_id = t.id)"))
+const FROM: &str = "groups t LEFT JOIN users m ON m.id = t.modby_id";
+
+/// [`columns_with`] counting each group's children.
+fn columns() -> &'static str {
+    cached_sql!(columns_with("(SELECT count(*) FROM groups c WHERE c.parent_id = t.id)"))
 }
 
-/// [`select_with`] for all the groups of an org, whose children [`all`] counts among them.
+fn select() -> &'static str {
+    cached_sql!(format!("SELECT {} FROM {FROM}", columns()))
+}
+
+/// [`columns_with`] for all the groups of an org, whose children [`all`] counts among them.
 fn select_all() -> &'static str {
-    cached_sql!(select_with("0"))
+    cached_sql!(format!("SELECT {} FROM {FROM}", columns_with("0")))
 }
 
 fn record(r: &Row) -> Result<Group> {
@@ -81,32 +88,34 @@ pub fn parent_param(d: &mut Data, key: &str) -> Result<Patch<i64>> {
 }
 
 pub struct GetParams {
-    id: Option<i64>,
+    list: ListParams,
     sort: bool,
 }
 
 impl Params for GetParams {
     fn decode(d: &mut Data) -> Result<Self> {
         Ok(GetParams {
-            id: d.id("id")?,
+            list: ListParams::decode(d)?,
             sort: d.bool("sort")?.unwrap_or(false),
         })
     }
 }
 
-/// Without `sort`: every group (or the one `id`), flat, by id. With `sort`: the tree (rooted at `id` when given),
-/// each group's `children` nested, siblings ordered by description. At most [`MAX_RECORDS`] groups, nested at most
+/// Without `sort`: every group (or the one `id`), flat, by id; with `page` or `perpage`, a page of them. With
+/// `sort`: the tree (rooted at `id` when given), each group's `children` nested, siblings ordered by description;
+/// paging pages its top-level groups. A tree is read whole: at most [`MAX_RECORDS`] groups, nested at most
 /// [`MAX_DEPTH`] deep: more is `too_large`, found after reading one group more.
-pub fn get(ctx: &Ctx, p: GetParams) -> Result<Records<Group>> {
+pub fn get(ctx: &Ctx, p: GetParams) -> Result<model::List<Group>> {
+    let paging = &p.list.paging;
     if !p.sort {
-        if let Some(id) = p.id {
-            return Ok(Records(vec![load(ctx, id)?]));
-        }
-        let sql = cached_sql!(format!(
-            "{} WHERE t.org_id = ?1 ORDER BY t.id{UNPAGED_LIMIT}",
-            select_all()
-        ));
-        return Ok(Records(all(ctx, sql)?));
+        let table = Table {
+            cols: columns(),
+            from: FROM,
+            order: "t.id",
+            key: "groups",
+            what: "group",
+        };
+        return listed(ctx, List::new("t.org_id = ?", ctx.org()), &table, &p.list, record);
     }
     // `groups_sorted` (schema.sql, migration 10) holds the groups in this order: no sorter.
     let sql = cached_sql!(format!(
@@ -118,16 +127,22 @@ pub fn get(ctx: &Ctx, p: GetParams) -> Result<Records<Group>> {
     for g in all {
         by_parent.entry(g.parent).or_default().push(g);
     }
-    let roots = match p.id {
+    let roots = match p.list.id {
         Some(id) => vec![load(ctx, id)?],
         None => by_parent.remove(&None).unwrap_or_default(),
     };
-    Ok(Records(
-        roots
-            .into_iter()
-            .map(|g| nest(g, &mut by_parent, 1))
-            .collect::<Result<_>>()?,
-    ))
+    let total = roots.len() as i64;
+    let (skip, take) = match paging.paged {
+        true => ((paging.page - 1).saturating_mul(paging.perpage), paging.perpage),
+        false => (0, total),
+    };
+    let roots = roots
+        .into_iter()
+        .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+        .take(usize::try_from(take).unwrap_or(usize::MAX))
+        .map(|g| nest(g, &mut by_parent, 1))
+        .collect::<Result<_>>()?;
+    Ok(list_reply(paging, total, "groups", roots))
 }
 
 /// The deepest a group tree is answered: replies are nested JSON, which is written and read recursively, so a
@@ -320,10 +335,24 @@ pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Records<model::Deleted>> {
     if groups > MAX_RECORDS || subnets > MAX_RECORDS as i64 || records > MAX_RECORDS as i64 {
         return Err(too_many_deleted());
     }
+    // The subtree's groups whole, in one read, for the feed's `before`.
+    let ids = json!(tree.iter().map(|t| t.0).collect::<Vec<_>>()).to_string();
+    let sql = cached_sql!(format!("{} WHERE t.id IN (SELECT value FROM json_each(?1))", select()));
+    let before: BTreeMap<i64, Group> = ctx
+        .tx
+        .rows(sql, params![ids], record)?
+        .into_iter()
+        .map(|g| (g.id, g))
+        .collect();
     // The foreign keys cascade to the subtree, its subnets and their records.
     ctx.tx.execute("DELETE FROM groups WHERE id = ?1", params![p.id])?;
     for (id, subnets, _) in &tree {
-        ctx.log(Change::new(ObjectKind::Group.id(*id), Deleted, "group deleted").detail(json!({"subnets": subnets})))?;
+        let mut change =
+            Change::new(ObjectKind::Group.id(*id), Deleted, "group deleted").detail(json!({"subnets": subnets}));
+        if let Some(group) = before.get(id) {
+            change = change.before(group);
+        }
+        ctx.log(change)?;
     }
     Ok(deleted(&tree.iter().map(|t| t.0).collect::<Vec<_>>()))
 }

@@ -63,10 +63,9 @@ const SUBNET_COLUMNS: usize = column_count(SUBNET_COLS);
 /// Reads [`SUBNET_COLS`] at column `at`.
 pub fn subnet_of(r: &Row, at: usize) -> Result<Subnet> {
     let family: i64 = r.get(at + 2)?;
-    let start: Vec<u8> = r.get(at + 3)?;
     let prefix: u8 = r.get(at + 4)?;
-    let bad = || rusqlite::Error::FromSqlConversionFailure(at + 3, rusqlite::types::Type::Blob, "bad subnet".into());
-    let k = net::bytes_key(&start).ok_or_else(bad)?;
+    let bad = || Error::internal(format!("column {}: bad subnet", at + 3));
+    let k = net::bytes_key(r.blob(at + 3)?).ok_or_else(bad)?;
     let net = IpNet::new(net::from_key(k, family == 4), prefix).map_err(|_| bad())?;
     Ok(Subnet {
         id: r.get(at)?,
@@ -1014,6 +1013,8 @@ pub fn split(ctx: &Ctx, p: SplitParams) -> Result<model::List<model::Subnet>> {
             invalid(format!("DHCP ranges would straddle the /{prefix} children")).with_data(Value::Object(straddling))
         );
     }
+    // The subnet as it was, for the feed: its entry gives the fields the split changed.
+    let before = get_record(ctx, s.id)?;
     let meta: [Option<String>; 4] = ctx.tx.query_row(
         "SELECT name, description, domain, location FROM subnets WHERE id = ?1",
         params![s.id],
@@ -1060,18 +1061,20 @@ pub fn split(ctx: &Ctx, p: SplitParams) -> Result<model::List<model::Subnet>> {
             ..s.clone()
         },
     )?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in &ids {
+        out.push(get_record(ctx, *id)?);
+    }
     ctx.log(
         Change::new(
             ObjectKind::Subnet.id(s.id),
             Split,
             format!("subnet {} split into {} /{prefix}", s.net, children.len()),
         )
-        .detail(json!({"from": s.net.to_string(), "created": ids[1..]})),
+        .detail(json!({"from": s.net.to_string(), "created": ids[1..]}))
+        .before(&before)
+        .after(&out[0]),
     )?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.push(get_record(ctx, id)?);
-    }
     Ok(model::List::of(out, "subnets"))
 }
 
@@ -1162,6 +1165,8 @@ pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Records<model::Joined>> {
         .cloned()
         .ok_or_else(|| Error::internal("no members"))?;
     let absorbed: Vec<i64> = ids.iter().copied().filter(|id| *id != survivor.id).collect();
+    // The surviving subnet as it was, for the feed: its entry gives the fields the join changed.
+    let before = get_record(ctx, survivor.id)?;
     for id in &absorbed {
         let field_map = fields::merge_definitions(ctx, *id, survivor.id, p.force)?;
         ctx.tx.execute(
@@ -1193,16 +1198,19 @@ pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Records<model::Joined>> {
             ..survivor.clone()
         },
     )?;
+    let after = get_record(ctx, survivor.id)?;
     ctx.log(
         Change::new(
             ObjectKind::Subnet.id(survivor.id),
             Joined,
             format!("{} subnets joined into {block}", ids.len()),
         )
-        .detail(json!({"joined": absorbed})),
+        .detail(json!({"joined": absorbed}))
+        .before(&before)
+        .after(&after),
     )?;
     Ok(Records(vec![model::Joined {
-        subnet: get_record(ctx, survivor.id)?,
+        subnet: after,
         joined: absorbed,
     }]))
 }
@@ -1271,9 +1279,7 @@ mod tests {
         crate::store::migrate(&conn).unwrap();
         for sql in TAKEN_SQL {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let rows = stmt
-                .query_map(rusqlite::params![1, 0], |r| r.get::<_, String>(3))
-                .unwrap();
+            let rows = stmt.query_map(rusqlite::params![1, 0], |r| r.get::<_, String>(3)).unwrap();
             let plan = rows.map(|r| r.unwrap()).collect::<Vec<_>>();
             assert!(plan.iter().all(|step| !step.starts_with("SCAN")), "{plan:#?}");
             let seeks = plan

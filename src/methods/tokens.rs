@@ -7,8 +7,8 @@ use crate::auth;
 use crate::db::{params, Row};
 use crate::error::{Error, Result};
 use crate::handler::{Action, Change, Ctx, ObjectKind, Params};
-use crate::methods::{capped, delete_owned, owner_filter, owner_within_quota, IdParam, OptIdParam};
-use crate::model::{Deleted, Records, Token};
+use crate::methods::{delete_owned, listed, owned, owner_within_quota, IdParam, ListParams, Table};
+use crate::model::{self, Deleted, Records, Token};
 use crate::params::Data;
 use crate::store::Tx;
 
@@ -28,22 +28,19 @@ fn record(r: &Row) -> Result<Token> {
     })
 }
 
-/// The tokens the caller may see (or the one `id`).
-fn list(ctx: &Ctx, id: Option<i64>) -> Result<Vec<Token>> {
-    capped(
-        ctx.tx,
-        &format!(
-            "SELECT {COLS} FROM tokens WHERE org_id = ?1 AND (?2 IS NULL OR user_id = ?2) AND (?3 IS NULL OR id = ?3)
-         ORDER BY id"
-        ),
-        params![ctx.org(), owner_filter(ctx), id],
-        record,
-    )
-}
+/// The tokens a caller may see: their own, or an admin's every one of the org.
+const TABLE: Table = Table {
+    cols: COLS,
+    from: "tokens t",
+    order: "t.id",
+    key: "tokens",
+    what: "token",
+};
 
 /// The token `id`, if the caller may see it.
 fn load(ctx: &Ctx, id: i64) -> Result<Token> {
-    list(ctx, Some(id))?.pop().ok_or_else(|| Error::not_found("token"))
+    let mut one = get(ctx, ListParams::one(id))?;
+    one.records.0.pop().ok_or_else(|| Error::not_found("token"))
 }
 
 /// Inserts a token and returns its id and the token itself, the only time it exists in clear.
@@ -112,13 +109,12 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<Token>> {
     Ok(Records(vec![rec]))
 }
 
-pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Records<Token>> {
-    match p.id {
-        Some(id) => Ok(Records(vec![load(ctx, id)?])),
-        None => Ok(Records(list(ctx, None)?)),
-    }
+/// The tokens the caller may see by id (or the one `id`); with `page` or `perpage`, a page.
+pub fn get(ctx: &Ctx, p: ListParams) -> Result<model::List<Token>> {
+    listed(ctx, owned(ctx, "t.user_id = ?"), &TABLE, &p, record)
 }
 
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<Deleted>> {
-    delete_owned(ctx, "tokens", "user_id", p, ObjectKind::Token)
+    let before = load(ctx, p.id)?;
+    delete_owned(ctx, "tokens", p, ObjectKind::Token, &before)
 }

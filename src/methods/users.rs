@@ -7,10 +7,9 @@ use crate::auth;
 use crate::db::{params, Row};
 use crate::error::{Code, Error, Result};
 use crate::handler::{Action, Caller, Change, Ctx, Level, ObjectKind, Params};
-use crate::methods::{capped, check_version, OptIdParam};
-use crate::model::{Records, User};
+use crate::methods::{check_version, listed, List, ListParams, Table};
+use crate::model::{self, Records, User};
 use crate::params::{Data, Patch};
-use crate::store::cached_sql;
 use crate::store::{Db, Tx};
 
 const COLS: &str = "id, username, email, realname, level, disabled, created, lastlogin, version";
@@ -40,17 +39,16 @@ pub fn load(ctx: &Ctx, id: i64) -> Result<User> {
         .ok_or_else(|| Error::not_found("user"))
 }
 
-pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Records<User>> {
-    if let Some(id) = p.id {
-        return Ok(Records(vec![load(ctx, id)?]));
-    }
-    let users = capped(
-        ctx.tx,
-        cached_sql!(format!("SELECT {COLS} FROM users WHERE org_id = ?1 ORDER BY id")),
-        params![ctx.org()],
-        record,
-    )?;
-    Ok(Records(users))
+/// The org's users by id (or the one `id`); with `page` or `perpage`, a page.
+pub fn get(ctx: &Ctx, p: ListParams) -> Result<model::List<User>> {
+    let table = Table {
+        cols: COLS,
+        from: "users t",
+        order: "t.id",
+        key: "users",
+        what: "user",
+    };
+    listed(ctx, List::new("t.org_id = ?", ctx.org()), &table, &p, record)
 }
 
 /// Checks a username: `[A-Za-z0-9._@-]{1,64}`.

@@ -142,10 +142,14 @@ async fn a_key_survives_a_restart() {
     let path = format!("/ip/networks/{net}/next-ip");
     let first = keyed(&s, &path, &s.admin_token, "k-restart", &json!({})).await;
     assert_eq!(first.status, 201);
+    let tag = first.header("etag").map(str::to_string);
+    assert!(tag.is_some(), "the new host's answer has its ETag");
     let s = s.restart().await;
     let again = keyed(&s, &path, &s.admin_token, "k-restart", &json!({})).await;
     assert_eq!((again.status, &again.body), (201, &first.body));
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    // The first answer again, its ETag included.
+    assert_eq!(again.header("etag"), tag.as_deref());
     assert_eq!(hosts(&s, net).await.len(), 1);
 }
 
