@@ -12,6 +12,8 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 
 use crate::error::{Error, Result};
 
+pub mod pg;
+
 /// A statement: one text for both engines, or one for each.
 #[derive(Debug, Clone, Copy)]
 pub enum Sql<'a> {
@@ -24,6 +26,12 @@ impl<'a> Sql<'a> {
     fn sqlite(self) -> &'a str {
         match self {
             Sql::Both(s) | Sql::Dialects(s, _) => s,
+        }
+    }
+
+    fn postgres(self) -> &'a str {
+        match self {
+            Sql::Both(s) | Sql::Dialects(_, s) => s,
         }
     }
 }
@@ -227,71 +235,136 @@ impl rusqlite::ToSql for Param<'_> {
     }
 }
 
+/// One value of a row, as both engines give it: integers (PostgreSQL booleans as 0 and 1), reals, text, bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell<'a> {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
 /// One row of a result, read by column position.
-pub struct Row<'r>(&'r rusqlite::Row<'r>);
+pub struct Row<'r>(RowRef<'r>);
+
+enum RowRef<'r> {
+    Sqlite(&'r rusqlite::Row<'r>),
+    Pg(&'r postgres::Row),
+}
 
 impl Row<'_> {
     /// Column `i` as a `T`; a NULL or a value of another kind is an error unless `T` allows it (`Option`).
     pub fn get<T: FromColumn>(&self, i: usize) -> Result<T> {
-        T::from_sqlite(self.0.get_ref(i)?).map_err(|e| kind(i, e))
+        let cell = self.cell(i)?;
+        T::from_cell(cell)
+            .ok_or_else(|| Error::internal(format!("database: column {i}: {cell:?} is not a {}", T::KIND)))
     }
 
     /// Column `i`, a BLOB, borrowed from the row.
     pub fn blob(&self, i: usize) -> Result<&[u8]> {
-        self.0.get_ref(i)?.as_blob().map_err(|e| kind(i, e))
-    }
-
-    /// Column `i`, a BLOB or NULL, borrowed from the row.
-    pub fn blob_or_null(&self, i: usize) -> Result<Option<&[u8]>> {
-        self.0.get_ref(i)?.as_blob_or_null().map_err(|e| kind(i, e))
+        match self.cell(i)? {
+            Cell::Blob(b) => Ok(b),
+            other => Err(Error::internal(format!("database: column {i}: {other:?} is not bytes"))),
+        }
     }
 
     /// Column `i`, TEXT, borrowed from the row.
     pub fn text(&self, i: usize) -> Result<&str> {
-        self.0.get_ref(i)?.as_str().map_err(|e| kind(i, e))
+        match self.cell(i)? {
+            Cell::Text(t) => Ok(t),
+            other => Err(Error::internal(format!("database: column {i}: {other:?} is not text"))),
+        }
     }
 
-    /// Column `i`, TEXT or NULL, borrowed from the row.
-    pub fn text_or_null(&self, i: usize) -> Result<Option<&str>> {
-        self.0.get_ref(i)?.as_str_or_null().map_err(|e| kind(i, e))
+    /// Column `i` as it is stored.
+    pub fn cell(&self, i: usize) -> Result<Cell<'_>> {
+        match &self.0 {
+            RowRef::Sqlite(r) => Ok(match r.get_ref(i)? {
+                ValueRef::Null => Cell::Null,
+                ValueRef::Integer(n) => Cell::Int(n),
+                ValueRef::Real(x) => Cell::Real(x),
+                ValueRef::Text(t) => Cell::Text(
+                    std::str::from_utf8(t).map_err(|e| Error::internal(format!("database: column {i}: {e}")))?,
+                ),
+                ValueRef::Blob(b) => Cell::Blob(b),
+            }),
+            RowRef::Pg(r) => pg::cell(r, i),
+        }
     }
-
-    /// The number of columns.
-    pub fn len(&self) -> usize {
-        self.0.as_ref().column_count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// A column that is not of the kind asked for: a bug, or a database that is not ipamd's.
-fn kind(i: usize, e: rusqlite::types::FromSqlError) -> Error {
-    Error::internal(format!("database: column {i}: {e}"))
 }
 
 /// A type a column can be read as.
 pub trait FromColumn: Sized {
-    fn from_sqlite(value: ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self>;
+    /// What the type is called in an error.
+    const KIND: &'static str;
+    /// The value of `cell`, if it is of this type (an integer that fits, for the narrower integers).
+    fn from_cell(cell: Cell<'_>) -> Option<Self>;
 }
 
-macro_rules! from_column {
+macro_rules! from_int {
     ($($t:ty),*) => {$(
         impl FromColumn for $t {
-            fn from_sqlite(value: ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-                rusqlite::types::FromSql::column_result(value)
+            const KIND: &'static str = stringify!($t);
+            fn from_cell(cell: Cell<'_>) -> Option<Self> {
+                match cell {
+                    Cell::Int(n) => <$t>::try_from(n).ok(),
+                    _ => None,
+                }
             }
         }
     )*};
 }
-from_column!(i64, i32, u32, u16, u8, bool, f64, String, Vec<u8>);
+from_int!(i64, i32, u32, u16, u8);
+
+impl FromColumn for bool {
+    const KIND: &'static str = "boolean";
+    fn from_cell(cell: Cell<'_>) -> Option<Self> {
+        match cell {
+            Cell::Int(n) => Some(n != 0),
+            _ => None,
+        }
+    }
+}
+
+impl FromColumn for f64 {
+    const KIND: &'static str = "number";
+    fn from_cell(cell: Cell<'_>) -> Option<Self> {
+        match cell {
+            Cell::Real(x) => Some(x),
+            Cell::Int(n) => Some(n as f64),
+            _ => None,
+        }
+    }
+}
+
+impl FromColumn for String {
+    const KIND: &'static str = "text";
+    fn from_cell(cell: Cell<'_>) -> Option<Self> {
+        match cell {
+            Cell::Text(t) => Some(t.to_string()),
+            _ => None,
+        }
+    }
+}
+
+impl FromColumn for Vec<u8> {
+    const KIND: &'static str = "bytes";
+    fn from_cell(cell: Cell<'_>) -> Option<Self> {
+        match cell {
+            Cell::Blob(b) => Some(b.to_vec()),
+            Cell::Text(t) => Some(t.as_bytes().to_vec()),
+            _ => None,
+        }
+    }
+}
 
 impl<T: FromColumn> FromColumn for Option<T> {
-    fn from_sqlite(value: ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        match value {
-            ValueRef::Null => Ok(None),
-            v => T::from_sqlite(v).map(Some),
+    const KIND: &'static str = T::KIND;
+    fn from_cell(cell: Cell<'_>) -> Option<Self> {
+        match cell {
+            Cell::Null => Some(None),
+            c => T::from_cell(c).map(Some),
         }
     }
 }
@@ -305,37 +378,77 @@ fn unique_violation(e: &rusqlite::Error) -> bool {
 
 /// A transaction (or a savepoint inside a group commit): what handlers run their statements on. Commit and rollback
 /// belong to the store.
-pub struct Tx<'c>(pub(crate) &'c rusqlite::Connection);
+#[derive(Clone, Copy)]
+pub struct Tx<'c>(Engine<'c>);
+
+#[derive(Clone, Copy)]
+enum Engine<'c> {
+    Sqlite(&'c rusqlite::Connection),
+    Pg(&'c std::cell::RefCell<pg::Session>),
+}
+
+impl<'c> Tx<'c> {
+    /// Statements on a SQLite connection, in the transaction the caller opened on it.
+    pub fn on_sqlite(conn: &'c rusqlite::Connection) -> Tx<'c> {
+        Tx(Engine::Sqlite(conn))
+    }
+
+    /// Statements on a PostgreSQL session, in the transaction the caller opened on it.
+    pub fn on_postgres(session: &'c std::cell::RefCell<pg::Session>) -> Tx<'c> {
+        Tx(Engine::Pg(session))
+    }
+}
+
+/// The parameters of a SQLite statement.
+fn sqlite_params<'p>(params: &'p [&dyn ToParam]) -> rusqlite::ParamsFromIter<impl Iterator<Item = Param<'p>>> {
+    rusqlite::params_from_iter(params.iter().map(|p| p.param()))
+}
 
 impl Tx<'_> {
     /// Runs a statement that returns no rows; the number of rows it changed.
     pub fn execute<'s>(&self, sql: impl Into<Sql<'s>>, params: &[&dyn ToParam]) -> Result<usize> {
-        let mut stmt = self.0.prepare_cached(sql.into().sqlite())?;
-        Ok(stmt.execute(rusqlite::params_from_iter(params.iter().map(|p| p.param())))?)
+        match self.0 {
+            Engine::Sqlite(c) => Ok(c.prepare_cached(sql.into().sqlite())?.execute(sqlite_params(params))?),
+            Engine::Pg(s) => s.borrow_mut().execute(sql.into().postgres(), params),
+        }
     }
 
     /// Runs an `INSERT … RETURNING id` of one row under a unique constraint: the new row's id, or `None` when the
     /// constraint refused the row (and nothing was written).
     pub fn insert_unique<'s>(&self, sql: impl Into<Sql<'s>>, params: &[&dyn ToParam]) -> Result<Option<i64>> {
-        let sql = sql.into().sqlite();
-        let mut stmt = self.0.prepare_cached(sql)?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(|p| p.param())))?;
-        match rows.next() {
-            Ok(Some(row)) => Row(row).get(0).map(Some),
-            Ok(None) => Err(Error::internal(format!("database: no id from {sql}"))),
-            Err(e) if unique_violation(&e) => Ok(None),
-            Err(e) => Err(e.into()),
+        let sql = sql.into();
+        match self.0 {
+            Engine::Sqlite(c) => {
+                let mut stmt = c.prepare_cached(sql.sqlite())?;
+                let mut rows = stmt.query(sqlite_params(params))?;
+                match rows.next() {
+                    Ok(Some(row)) => Row(RowRef::Sqlite(row)).get(0).map(Some),
+                    Ok(None) => Err(Error::internal(format!("database: no id from {}", sql.sqlite()))),
+                    Err(e) if unique_violation(&e) => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Engine::Pg(s) => {
+                let rows = s.borrow_mut().unique(|s| s.query(sql.postgres(), params))?;
+                match rows.as_deref() {
+                    Some([row, ..]) => Row(RowRef::Pg(row)).get(0).map(Some),
+                    Some([]) => Err(Error::internal(format!("database: no id from {}", sql.sqlite()))),
+                    None => Ok(None),
+                }
+            }
         }
     }
 
     /// Runs a statement that changes rows under a unique constraint: the number of rows changed, or `None` when the
     /// constraint refused the change (and nothing was changed).
     pub fn execute_unique<'s>(&self, sql: impl Into<Sql<'s>>, params: &[&dyn ToParam]) -> Result<Option<usize>> {
-        let mut stmt = self.0.prepare_cached(sql.into().sqlite())?;
-        match stmt.execute(rusqlite::params_from_iter(params.iter().map(|p| p.param()))) {
-            Ok(changed) => Ok(Some(changed)),
-            Err(e) if unique_violation(&e) => Ok(None),
-            Err(e) => Err(e.into()),
+        match self.0 {
+            Engine::Sqlite(c) => match c.prepare_cached(sql.into().sqlite())?.execute(sqlite_params(params)) {
+                Ok(changed) => Ok(Some(changed)),
+                Err(e) if unique_violation(&e) => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+            Engine::Pg(s) => s.borrow_mut().unique(|s| s.execute(sql.into().postgres(), params)),
         }
     }
 
@@ -346,11 +459,19 @@ impl Tx<'_> {
         params: &[&dyn ToParam],
         f: impl FnOnce(&Row) -> Result<T>,
     ) -> Result<Option<T>> {
-        let mut stmt = self.0.prepare_cached(sql.into().sqlite())?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(|p| p.param())))?;
-        match rows.next()? {
-            Some(row) => f(&Row(row)).map(Some),
-            None => Ok(None),
+        match self.0 {
+            Engine::Sqlite(c) => {
+                let mut stmt = c.prepare_cached(sql.into().sqlite())?;
+                let mut rows = stmt.query(sqlite_params(params))?;
+                match rows.next()? {
+                    Some(row) => f(&Row(RowRef::Sqlite(row))).map(Some),
+                    None => Ok(None),
+                }
+            }
+            Engine::Pg(s) => {
+                let rows = s.borrow_mut().query(sql.into().postgres(), params)?;
+                rows.first().map(|row| f(&Row(RowRef::Pg(row)))).transpose()
+            }
         }
     }
 
@@ -383,26 +504,40 @@ impl Tx<'_> {
         Ok(out)
     }
 
-    /// Reads the rows of a query in order with `f` until it returns `false` or they end. Rows are read as they are
-    /// needed: rows after the last one `f` takes are never read.
+    /// Reads the rows of a query in order with `f` until it returns `false` or they end. On SQLite, rows after the
+    /// last one `f` takes are never read; PostgreSQL sends them all (the statement bounds them).
     pub fn each<'s>(
         &self,
         sql: impl Into<Sql<'s>>,
         params: &[&dyn ToParam],
         mut f: impl FnMut(&Row) -> Result<bool>,
     ) -> Result<()> {
-        let mut stmt = self.0.prepare_cached(sql.into().sqlite())?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(|p| p.param())))?;
-        while let Some(row) = rows.next()? {
-            if !f(&Row(row))? {
-                break;
+        match self.0 {
+            Engine::Sqlite(c) => {
+                let mut stmt = c.prepare_cached(sql.into().sqlite())?;
+                let mut rows = stmt.query(sqlite_params(params))?;
+                while let Some(row) = rows.next()? {
+                    if !f(&Row(RowRef::Sqlite(row)))? {
+                        break;
+                    }
+                }
+            }
+            Engine::Pg(s) => {
+                // Read whole before `f` runs: `f` may run statements of its own on the session.
+                let rows = s.borrow_mut().query(sql.into().postgres(), params)?;
+                for row in &rows {
+                    if !f(&Row(RowRef::Pg(row)))? {
+                        break;
+                    }
+                }
             }
         }
         Ok(())
     }
 
     /// Reads the rows of a query as they are needed: `body` gets them, each read by `read`, as an iterator, and may
-    /// stop at any point (two scans can be walked side by side, one inside the other's `body`).
+    /// stop at any point (two scans can be walked side by side, one inside the other's `body`). PostgreSQL reads
+    /// them in batches from a cursor.
     pub fn scan<'s, T, R>(
         &self,
         sql: impl Into<Sql<'s>>,
@@ -411,57 +546,72 @@ impl Tx<'_> {
         body: impl FnOnce(&mut dyn Iterator<Item = Result<T>>) -> R,
     ) -> Result<R> {
         let mut read = read;
-        let mut stmt = self.0.prepare_cached(sql.into().sqlite())?;
-        let mut rows = stmt
-            .query_map(rusqlite::params_from_iter(params.iter().map(|p| p.param())), |r| {
-                Ok(read(&Row(r)))
-            })?
-            .map(|row| row.map_err(Error::from).and_then(|t| t));
-        Ok(body(&mut rows))
-    }
-
-    /// The SQLite connection under the transaction, for what only SQLite has (the tests that read its query plans
-    /// and step counts).
-    pub fn sqlite(&self) -> Option<&rusqlite::Connection> {
-        Some(self.0)
+        match self.0 {
+            Engine::Sqlite(c) => {
+                let mut stmt = c.prepare_cached(sql.into().sqlite())?;
+                let mut rows = stmt
+                    .query_map(sqlite_params(params), |r| Ok(read(&Row(RowRef::Sqlite(r)))))?
+                    .map(|row| row.map_err(Error::from).and_then(|t| t));
+                Ok(body(&mut rows))
+            }
+            Engine::Pg(s) => pg::Cursor::open(s, sql.into().postgres(), params)?.walk(read, body),
+        }
     }
 
     /// Runs statements without parameters, one after the other.
     pub fn batch(&self, sql: &str) -> Result<()> {
-        Ok(self.0.execute_batch(sql)?)
+        match self.0 {
+            Engine::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Engine::Pg(s) => s.borrow_mut().batch(sql),
+        }
+    }
+
+    /// The SQLite connection under the transaction, for what only SQLite has (the backup file, and the tests that
+    /// read its query plans and step counts); `None` on PostgreSQL.
+    pub fn sqlite(&self) -> Option<&rusqlite::Connection> {
+        match self.0 {
+            Engine::Sqlite(c) => Some(c),
+            Engine::Pg(_) => None,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::RefCell;
 
-    fn with_tx<T>(f: impl FnOnce(&Tx) -> T) -> T {
+    /// Runs `f` in a transaction on SQLite, then on PostgreSQL when a test server is configured, over a table `t`.
+    fn on_both_engines(f: impl Fn(&Tx)) {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
         rusqlite::vtab::array::load_module(&conn).unwrap();
-        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE, key BLOB, n INTEGER)")
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE, key BLOB, n INTEGER); BEGIN")
             .unwrap();
-        f(&Tx(&conn))
+        f(&Tx::on_sqlite(&conn));
+        let Some(mut db) = pg::testing::Fresh::new() else {
+            return;
+        };
+        let session = RefCell::new(db.session());
+        session
+            .borrow_mut()
+            .batch(
+                "CREATE TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, name TEXT UNIQUE, key BYTEA,
+                                 n BIGINT);
+                 BEGIN",
+            )
+            .unwrap();
+        f(&Tx::on_postgres(&session));
+        session.borrow_mut().batch("ROLLBACK").unwrap();
     }
 
     #[test]
     fn parameters_of_every_kind_bind_and_read_back() {
-        with_tx(|tx| {
+        on_both_engines(|tx| {
             let key = [7u8; 16];
             let none: Option<&str> = None;
-            assert_eq!(
-                tx.execute(
-                    "INSERT INTO t (name, key, n) VALUES (?1, ?2, ?3)",
-                    params!["a", key, 3u32]
-                )
-                .unwrap(),
-                1
-            );
-            tx.execute(
-                "INSERT INTO t (name, key, n) VALUES (?1, ?2, ?3)",
-                params![none, vec![1u8], true],
-            )
-            .unwrap();
+            let insert = "INSERT INTO t (name, key, n) VALUES (?1, ?2, ?3)";
+            assert_eq!(tx.execute(insert, params!["a", key, 3u32]).unwrap(), 1);
+            tx.execute(insert, params![none, vec![1u8], true]).unwrap();
             let rows = tx
                 .rows("SELECT id, name, key, n FROM t ORDER BY id", params![], |r| {
                     Ok((
@@ -473,20 +623,29 @@ mod tests {
                 })
                 .unwrap();
             assert_eq!(rows, [(1, Some("a".into()), key.to_vec(), 3), (2, None, vec![1], 1)]);
-            let found = tx
-                .rows(
-                    "SELECT id FROM t WHERE id IN rarray(?1) ORDER BY id",
-                    params![Ids::new([2, 9])],
-                    |r| r.get::<i64>(0),
+            let listed = Sql::Dialects(
+                "SELECT id FROM t WHERE id IN rarray(?1) ORDER BY id",
+                "SELECT id FROM t WHERE id = ANY(?1) ORDER BY id",
+            );
+            assert_eq!(
+                tx.rows(listed, params![Ids::new([2, 9])], |r| r.get::<i64>(0)).unwrap(),
+                [2]
+            );
+            // Bare `?` are numbered as SQLite numbers them; a boolean reads as 0 or 1 on both engines.
+            let (n, yes): (i64, bool) = tx
+                .query_row(
+                    "SELECT count(*), count(*) > 1 FROM t WHERE n >= ? AND id <= ?",
+                    params![1, 2],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .unwrap();
-            assert_eq!(found, [2]);
+            assert_eq!((n, yes), (2, true));
         })
     }
 
     #[test]
     fn missing_rows_unique_violations_and_early_stops_are_told_apart() {
-        with_tx(|tx| {
+        on_both_engines(|tx| {
             assert_eq!(
                 tx.query_opt("SELECT id FROM t", params![], |r| r.get::<i64>(0))
                     .unwrap(),
@@ -502,7 +661,8 @@ mod tests {
             assert_eq!(tx.execute_unique(rename, params!["y", "x"]).unwrap(), Some(1));
             tx.insert_unique(insert, params!["x"]).unwrap().unwrap();
             assert_eq!(tx.execute_unique(rename, params!["y", "x"]).unwrap(), None);
-            for n in 0..5 {
+            // The transaction goes on after a refused row, with what came before it.
+            for n in 0..200 {
                 tx.insert_unique(insert, params![format!("n{n}")]).unwrap().unwrap();
             }
             let mut seen = 0;
@@ -512,6 +672,32 @@ mod tests {
             })
             .unwrap();
             assert_eq!(seen, 3);
+            // Two scans walked side by side, each stopped early, past a batch of the cursor.
+            let ids = "SELECT id FROM t ORDER BY id";
+            let pairs = tx
+                .scan(
+                    ids,
+                    params![],
+                    |r| r.get::<i64>(0),
+                    |a| {
+                        tx.scan(
+                            ids,
+                            params![],
+                            |r| r.get::<i64>(0),
+                            |b| {
+                                a.zip(b.skip(1))
+                                    .take(150)
+                                    .map(|(x, y)| Ok((x?, y?)))
+                                    .collect::<Result<Vec<_>>>()
+                            },
+                        )
+                    },
+                )
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(pairs.len(), 150);
+            assert!(pairs.iter().all(|(x, y)| x < y));
             // A wrong kind is an error, not a panic.
             assert!(tx.query_row("SELECT 'text'", params![], |r| r.get::<i64>(0)).is_err());
         })

@@ -236,7 +236,7 @@ impl Db {
             // Left open by a task that panicked: end it rather than fail every later call of this thread.
             self.conn.execute_batch("ROLLBACK")?;
         }
-        let tx = Tx(&self.conn);
+        let tx = Tx::on_sqlite(&self.conn);
         tx.execute("BEGIN", params![])?;
         let out = f(&tx);
         let ended = tx.execute("ROLLBACK", params![]);
@@ -249,9 +249,9 @@ impl Db {
     pub fn write<T>(&mut self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         let _turn = self.write_lock.blocking_lock();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        next_version(&Tx(&tx))?;
-        let out = f(&Tx(&tx))?;
-        flush_fts(&Tx(&tx))?;
+        next_version(&Tx::on_sqlite(&tx))?;
+        let out = f(&Tx::on_sqlite(&tx))?;
+        flush_fts(&Tx::on_sqlite(&tx))?;
         tx.commit()?;
         Ok(out)
     }
@@ -353,13 +353,13 @@ fn write_loop(
 
 /// One group commit. When the commit itself fails every call gets the error: nothing of the batch was kept.
 fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Reply>> {
-    if let Err(e) = Tx(conn).execute("BEGIN IMMEDIATE", params![]) {
+    if let Err(e) = Tx::on_sqlite(conn).execute("BEGIN IMMEDIATE", params![]) {
         return work.iter().map(|_| Err(e.clone())).collect();
     }
     let calls = work.len();
     let mut results = Vec::with_capacity(calls);
     for f in work {
-        let tx = Tx(conn);
+        let tx = Tx::on_sqlite(conn);
         let result = match tx.execute("SAVEPOINT call", params![]) {
             Err(e) => Err(e),
             Ok(_) => {
@@ -386,7 +386,7 @@ fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Reply>> {
         };
         results.push(result);
     }
-    let committed = flush_fts(&Tx(conn)).and_then(|_| Tx(conn).execute("COMMIT", params![]));
+    let committed = flush_fts(&Tx::on_sqlite(conn)).and_then(|_| Tx::on_sqlite(conn).execute("COMMIT", params![]));
     if let Err(e) = committed {
         let _ = conn.execute_batch("ROLLBACK");
         return results.iter().map(|_| Err(e.clone())).collect();
@@ -578,6 +578,7 @@ mod tests {
     /// fresh database of its own.
     mod postgres_twin {
         use super::*;
+        use crate::db::pg::testing::Fresh;
         use postgres::types::Type;
 
         const PG_SCHEMA: &str = include_str!("../schema.pg.sql");
@@ -620,53 +621,6 @@ mod tests {
                 true
             }
             postgres::types::to_sql_checked!();
-        }
-
-        /// A fresh, empty database on the test server, dropped when the value is.
-        struct Fresh {
-            admin: postgres::Client,
-            name: String,
-            client: Option<postgres::Client>,
-        }
-
-        impl Fresh {
-            /// `None` (after saying why) when no server is configured; under `CI=true` that fails the test.
-            fn new() -> Option<Fresh> {
-                let Ok(url) = std::env::var("IPAMD_TEST_DATABASE_URL") else {
-                    if std::env::var("CI").is_ok_and(|v| v == "true") {
-                        panic!("CI=true but IPAMD_TEST_DATABASE_URL is unset: this test cannot be skipped on CI");
-                    }
-                    println!("skipping: IPAMD_TEST_DATABASE_URL is unset");
-                    return None;
-                };
-                let mut config: postgres::Config = url.parse().unwrap();
-                let mut admin = config.connect(postgres::NoTls).unwrap();
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos();
-                let name = format!("ipamd_twin_{}_{nanos}", std::process::id());
-                admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-                let client = config.dbname(&name).connect(postgres::NoTls).unwrap();
-                Some(Fresh {
-                    admin,
-                    name,
-                    client: Some(client),
-                })
-            }
-
-            fn client(&mut self) -> &mut postgres::Client {
-                self.client.as_mut().unwrap()
-            }
-        }
-
-        impl Drop for Fresh {
-            fn drop(&mut self) {
-                drop(self.client.take());
-                let _ = self
-                    .admin
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-            }
         }
 
         /// Applies every section of schema.pg.sql, each in its transaction.

@@ -1279,7 +1279,9 @@ mod tests {
         crate::store::migrate(&conn).unwrap();
         for sql in TAKEN_SQL {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let rows = stmt.query_map(rusqlite::params![1, 0], |r| r.get::<_, String>(3)).unwrap();
+            let rows = stmt
+                .query_map(rusqlite::params![1, 0], |r| r.get::<_, String>(3))
+                .unwrap();
             let plan = rows.map(|r| r.unwrap()).collect::<Vec<_>>();
             assert!(plan.iter().all(|step| !step.starts_with("SCAN")), "{plan:#?}");
             let seeks = plan
