@@ -23,13 +23,15 @@ pub enum Sql<'a> {
 }
 
 impl<'a> Sql<'a> {
-    fn sqlite(self) -> &'a str {
+    /// The text SQLite runs.
+    pub fn sqlite(self) -> &'a str {
         match self {
             Sql::Both(s) | Sql::Dialects(s, _) => s,
         }
     }
 
-    fn postgres(self) -> &'a str {
+    /// The text PostgreSQL runs (with `?N` parameters, see [`pg::translate`]).
+    pub fn postgres(self) -> &'a str {
         match self {
             Sql::Both(s) | Sql::Dialects(_, s) => s,
         }
@@ -564,6 +566,12 @@ impl Tx<'_> {
             Engine::Sqlite(c) => Ok(c.execute_batch(sql)?),
             Engine::Pg(s) => s.borrow_mut().batch(sql),
         }
+    }
+
+    /// Whether the transaction is PostgreSQL's: for the few statements whose parameters differ between the engines
+    /// too (full-text search), not only their text.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.0, Engine::Pg(_))
     }
 
     /// The SQLite connection under the transaction, for what only SQLite has (the backup file, and the tests that

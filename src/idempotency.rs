@@ -139,14 +139,17 @@ impl Keyed {
         let reply = run()?;
         let answer = (self.render)(respid, &reply)?;
         tx.execute(
-            "DELETE FROM request_keys WHERE rowid IN
-             (SELECT rowid FROM request_keys WHERE created <= ?1 ORDER BY created LIMIT ?2)",
+            "DELETE FROM request_keys WHERE (org_id, caller, key) IN
+             (SELECT org_id, caller, key FROM request_keys WHERE created <= ?1 ORDER BY created LIMIT ?2)",
             params![oldest, PURGE_BATCH],
         )?;
         // An expired row of the same key may be left (the purge takes the oldest first): replaced.
         tx.execute(
-            "INSERT OR REPLACE INTO request_keys (org_id, user_id, caller, key, fingerprint, status, body, etag, created)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO request_keys (org_id, user_id, caller, key, fingerprint, status, body, etag, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (org_id, caller, key) DO UPDATE SET user_id = excluded.user_id,
+                 fingerprint = excluded.fingerprint, status = excluded.status, body = excluded.body,
+                 etag = excluded.etag, created = excluded.created",
             params![
                 caller.org_id,
                 caller.user_id,

@@ -31,10 +31,12 @@ pub(crate) use cached_sql;
 /// The whole schema, applied section by section (see the header of `schema.sql`).
 pub const SCHEMA: &str = include_str!("../schema.sql");
 
+mod postgres;
+
 /// A handle on the database, cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool<SqliteConnectionManager>,
+    backend: Backend,
     /// The group-commit writer's queue (see [`Store::write`]).
     writer: Sender<Job>,
     /// The database threads' queue (see [`Store::run`]).
@@ -44,8 +46,27 @@ pub struct Store {
     /// Moved on by the writer after each commit that kept a call's change: what the change feed's long polls and
     /// the webhook deliveries wait on (see [`Store::commits`]).
     commits: Arc<tokio::sync::watch::Sender<u64>>,
-    path: PathBuf,
     stats: Arc<StoreStats>,
+}
+
+/// The engine that holds the data: a SQLite file (its pool of connections) or a PostgreSQL database.
+#[derive(Clone)]
+enum Backend {
+    Sqlite {
+        pool: Pool<SqliteConnectionManager>,
+        path: PathBuf,
+    },
+    Postgres(Box<postgres::Target>),
+}
+
+impl Backend {
+    /// A new connection of the engine, for a database thread, the writer or the command line.
+    fn conn(&self) -> Result<Conn> {
+        Ok(match self {
+            Backend::Sqlite { pool, .. } => Conn::Sqlite(pool.get()?),
+            Backend::Postgres(target) => Conn::Postgres(postgres::Link::new((**target).clone())),
+        })
+    }
 }
 
 /// What the database threads and the writer did, for `GET /metrics`: a few atomic additions per task or batch.
@@ -59,17 +80,41 @@ pub struct StoreStats {
     pub commit: Histogram,
 }
 
-/// One pooled connection, lent to a closure on the blocking pool.
+/// One connection, lent to a closure on a database thread.
 pub struct Db {
-    conn: PooledConnection<SqliteConnectionManager>,
+    conn: Conn,
     write_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A connection of either engine: one per database thread, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Conn {
+    Sqlite(PooledConnection<SqliteConnectionManager>),
+    Postgres(postgres::Link),
 }
 
 pub use crate::db::Tx;
 
 impl Store {
-    /// Opens (creating when missing) the database at `path` and brings its schema up to date.
+    /// Opens the database the setting names and brings its schema up to date: a `postgres://` (or
+    /// `postgresql://`) URL, or else a SQLite file, created (with its directory) when missing.
     pub fn open(path: &Path) -> Result<Store> {
+        let backend = match path.to_str().filter(|p| postgres::is_url(p)) {
+            Some(url) => {
+                let target = postgres::Target::parse(url)?;
+                let latest = schema_version()?;
+                // The driver blocks on a runtime of its own, which must not be started on the caller's (async) one.
+                std::thread::scope(|s| s.spawn(|| postgres::migrate(&target, latest)).join())
+                    .map_err(|_| Error::internal("the migration failed"))??;
+                Backend::Postgres(Box::new(target))
+            }
+            None => Self::open_sqlite(path)?,
+        };
+        Self::start(backend)
+    }
+
+    /// Opens (creating when missing) the SQLite database at `path` and brings its schema up to date.
+    fn open_sqlite(path: &Path) -> Result<Backend> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::new(Code::Unavailable, format!("cannot create {}: {e}", dir.display())))?;
@@ -93,6 +138,14 @@ impl Store {
             .max_size(DB_THREADS as u32 + 8)
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
+        Ok(Backend::Sqlite {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Starts the database threads and the writer of `backend`.
+    fn start(backend: Backend) -> Result<Store> {
         let write_lock = Arc::new(tokio::sync::Mutex::new(()));
         let stats = Arc::new(StoreStats {
             wait: Histogram::seconds(LATENCY_BOUNDS),
@@ -104,7 +157,7 @@ impl Store {
         let (tasks, queue) = crossbeam_channel::bounded::<Task>(WRITE_QUEUE);
         for n in 0..DB_THREADS {
             let db = Db {
-                conn: pool.get()?,
+                conn: backend.conn()?,
                 write_lock: write_lock.clone(),
             };
             let (queue, stats) = (queue.clone(), stats.clone());
@@ -114,7 +167,7 @@ impl Store {
                 .map_err(|e| Error::internal(format!("cannot start a database thread: {e}")))?;
         }
         let (writer, jobs) = crossbeam_channel::bounded::<Job>(WRITE_QUEUE);
-        let conn = pool.get()?;
+        let conn = backend.conn()?;
         let (lock, writer_stats) = (write_lock.clone(), stats.clone());
         let commits = Arc::new(tokio::sync::watch::Sender::new(0u64));
         let committed = commits.clone();
@@ -123,12 +176,11 @@ impl Store {
             .spawn(move || write_loop(conn, lock, jobs, &writer_stats, &committed))
             .map_err(|e| Error::internal(format!("cannot start the writer: {e}")))?;
         Ok(Store {
-            pool,
+            backend,
             writer,
             tasks,
             write_lock,
             commits,
-            path: path.to_path_buf(),
             stats,
         })
     }
@@ -184,8 +236,12 @@ impl Store {
         self.commits.subscribe()
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The SQLite file, when the data is in one (a backup copies it).
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => Some(path),
+            Backend::Postgres(_) => None,
+        }
     }
 
     /// Runs `f` on one of the database threads, each of which keeps its own connection. Async code never
@@ -220,7 +276,7 @@ impl Store {
     /// The same as [`Store::run`] for callers already off the async runtime (the command line).
     pub fn run_blocking<T>(&self, f: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
         let mut db = Db {
-            conn: self.pool.get()?,
+            conn: self.backend.conn()?,
             write_lock: self.write_lock.clone(),
         };
         f(&mut db)
@@ -232,11 +288,15 @@ impl Db {
     /// mistake is kept. `BEGIN` and `ROLLBACK` go through the statement cache: a read is often a single indexed
     /// lookup, and parsing the two statements anew cost as much.
     pub fn read<T>(&mut self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
-        if !self.conn.is_autocommit() {
+        let conn = match &mut self.conn {
+            Conn::Sqlite(conn) => conn,
+            Conn::Postgres(link) => return link.read(f),
+        };
+        if !conn.is_autocommit() {
             // Left open by a task that panicked: end it rather than fail every later call of this thread.
-            self.conn.execute_batch("ROLLBACK")?;
+            conn.execute_batch("ROLLBACK")?;
         }
-        let tx = Tx::on_sqlite(&self.conn);
+        let tx = Tx::on_sqlite(conn);
         tx.execute("BEGIN", params![])?;
         let out = f(&tx);
         let ended = tx.execute("ROLLBACK", params![]);
@@ -248,7 +308,11 @@ impl Db {
     /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`): committed when `f` succeeds, rolled back otherwise.
     pub fn write<T>(&mut self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         let _turn = self.write_lock.blocking_lock();
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let conn = match &mut self.conn {
+            Conn::Sqlite(conn) => conn,
+            Conn::Postgres(link) => return link.write(next_version, f),
+        };
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         next_version(&Tx::on_sqlite(&tx))?;
         let out = f(&Tx::on_sqlite(&tx))?;
         flush_fts(&Tx::on_sqlite(&tx))?;
@@ -309,7 +373,7 @@ const MAX_BATCH: usize = 512;
 /// then answers them all. A write queued to run alone ends the batch before it and is a batch of its own. Ends when
 /// every [`Store`] is gone.
 fn write_loop(
-    conn: PooledConnection<SqliteConnectionManager>,
+    mut conn: Conn,
     lock: Arc<tokio::sync::Mutex<()>>,
     jobs: Receiver<Job>,
     stats: &StoreStats,
@@ -335,7 +399,10 @@ fn write_loop(
         let results = {
             let _turn = lock.blocking_lock();
             let (began, calls) = (Instant::now(), work.len());
-            let results = run_batch(&conn, work);
+            let results = match &mut conn {
+                Conn::Sqlite(conn) => run_batch(conn, work),
+                Conn::Postgres(link) => link.batch(work, &next_version),
+            };
             stats.commit.time(began.elapsed());
             tracing::debug!(calls, ms = began.elapsed().as_secs_f64() * 1e3, "group commit");
             results
@@ -579,7 +646,7 @@ mod tests {
     mod postgres_twin {
         use super::*;
         use crate::db::pg::testing::Fresh;
-        use postgres::types::Type;
+        use ::postgres::types::Type;
 
         const PG_SCHEMA: &str = include_str!("../schema.pg.sql");
 
@@ -604,14 +671,14 @@ mod tests {
             }
         }
 
-        impl postgres::types::ToSql for Val {
+        impl ::postgres::types::ToSql for Val {
             fn to_sql(
                 &self,
                 ty: &Type,
                 out: &mut bytes::BytesMut,
-            ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+            ) -> std::result::Result<::postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
                 match self {
-                    Val::Null => Ok(postgres::types::IsNull::Yes),
+                    Val::Null => Ok(::postgres::types::IsNull::Yes),
                     Val::Int(n) => n.to_sql(ty, out),
                     Val::Text(t) => t.to_sql(ty, out),
                     Val::Blob(b) => b.to_sql(ty, out),
@@ -620,11 +687,11 @@ mod tests {
             fn accepts(_: &Type) -> bool {
                 true
             }
-            postgres::types::to_sql_checked!();
+            ::postgres::types::to_sql_checked!();
         }
 
         /// Applies every section of schema.pg.sql, each in its transaction.
-        fn migrate_pg(client: &mut postgres::Client) {
+        fn migrate_pg(client: &mut ::postgres::Client) {
             for (version, sql) in sections(PG_SCHEMA).unwrap() {
                 let mut tx = client.transaction().unwrap();
                 tx.batch_execute(sql)
@@ -639,8 +706,8 @@ mod tests {
             conn
         }
 
-        fn pg_rows(client: &mut postgres::Client, sql: &str, params: &[Val]) -> Vec<Vec<Val>> {
-            let params: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(|p| p as _).collect();
+        fn pg_rows(client: &mut ::postgres::Client, sql: &str, params: &[Val]) -> Vec<Vec<Val>> {
+            let params: Vec<&(dyn ::postgres::types::ToSql + Sync)> = params.iter().map(|p| p as _).collect();
             let rows = client.query(sql, &params).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
             rows.iter()
                 .map(|row| {

@@ -47,7 +47,7 @@ impl Session {
         if self.prepared.len() >= PREPARED {
             self.prepared.clear();
         }
-        let stmt = self.client.prepare(&placeholders(sql)).map_err(error)?;
+        let stmt = self.client.prepare(&translate(sql)).map_err(error)?;
         self.prepared.insert(sql.to_string(), stmt.clone());
         Ok(stmt)
     }
@@ -137,6 +137,68 @@ pub(super) fn cell(row: &postgres::Row, i: usize) -> Result<Cell<'_>> {
             )))
         }
     })
+}
+
+/// The statement text PostgreSQL runs for one the handlers wrote: SQLite's few spellings that PostgreSQL lacks,
+/// rewritten in this one place (a statement that needs more is an [`Sql::Dialects`](super::Sql::Dialects) pair), then
+/// its parameters numbered (see [`placeholders`]):
+/// - `CROSS JOIN t a ON …`, SQLite's join-order hint, is `JOIN t a ON …`;
+/// - `INDEXED BY i`, an index hint, is dropped;
+/// - `x COLLATE NOCASE` is `lower(x) COLLATE "C"`: ASCII-folded, byte order (schema.pg.sql indexes the same);
+/// - `LIKE`, case-insensitive for ASCII in SQLite, is `ILIKE`;
+/// - `instr(a, b)` is `strpos(a, b)`; `CAST(… AS INTEGER)` is `AS BIGINT`;
+/// - `SELECT value FROM json_each(?N)`, the ids of a JSON list, reads the list with `json_array_elements_text`.
+pub fn translate(sql: &str) -> String {
+    let mut text = sql.to_string();
+    while let Some(at) = find_cross_join_on(&text) {
+        text.replace_range(at..at + "CROSS ".len(), "");
+    }
+    while let Some(at) = text.find("INDEXED BY ") {
+        let end = text[at + "INDEXED BY ".len()..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(text.len(), |n| at + "INDEXED BY ".len() + n);
+        text.replace_range(at..end, "");
+    }
+    while let Some(at) = text.find(" COLLATE NOCASE") {
+        let start = text[..at]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+            .map_or(0, |n| n + 1);
+        let term = text[start..at].to_string();
+        text.replace_range(
+            start..at + " COLLATE NOCASE".len(),
+            &format!("lower({term}) COLLATE \"C\""),
+        );
+    }
+    while let Some(at) = text.find("SELECT value FROM json_each(") {
+        let open = at + "SELECT value FROM json_each(".len();
+        let Some(close) = text[open..].find(')').map(|n| open + n) else {
+            break;
+        };
+        let param = text[open..close].to_string();
+        text.replace_range(
+            at..=close,
+            &format!("SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(CAST({param} AS TEXT) AS JSON))"),
+        );
+    }
+    let text = text
+        .replace(" LIKE ", " ILIKE ")
+        .replace("instr(", "strpos(")
+        .replace(" AS INTEGER)", " AS BIGINT)");
+    placeholders(&text)
+}
+
+/// Where `CROSS JOIN <table> <alias> ON` starts in `sql`, if it does anywhere.
+fn find_cross_join_on(sql: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(n) = sql[from..].find("CROSS JOIN ") {
+        let at = from + n;
+        let words: Vec<&str> = sql[at + "CROSS JOIN ".len()..].split_whitespace().take(3).collect();
+        if words.get(2) == Some(&"ON") {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// The statement text PostgreSQL reads: `?N` becomes `$N` and a bare `?` the number after the highest so far, as
@@ -270,7 +332,15 @@ pub fn error(e: postgres::Error) -> Error {
             e.retry_after = Some(1);
             e
         }
-        false => Error::internal(format!("database: {e}")),
+        false => match e.as_db_error() {
+            Some(db) => Error::internal(format!(
+                "database: {} ({}){}",
+                db.message(),
+                db.code().code(),
+                db.where_().map(|w| format!(" at {w}")).unwrap_or_default()
+            )),
+            None => Error::internal(format!("database: {e}")),
+        },
     }
 }
 
@@ -330,6 +400,25 @@ impl<'s> Cursor<'s> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_spellings_become_postgresql_ones() {
+        assert_eq!(
+            translate("SELECT 1 FROM a t CROSS JOIN subnets s ON s.id = t.x CROSS JOIN b LEFT JOIN c m ON m.id = 1"),
+            "SELECT 1 FROM a t JOIN subnets s ON s.id = t.x CROSS JOIN b LEFT JOIN c m ON m.id = 1"
+        );
+        assert_eq!(translate("FROM a INDEXED BY a_brief WHERE"), "FROM a  WHERE");
+        assert_eq!(
+            translate("ORDER BY t.description COLLATE NOCASE, t.id"),
+            "ORDER BY lower(t.description) COLLATE \"C\", t.id"
+        );
+        assert_eq!(
+            translate("t.id IN (SELECT value FROM json_each(?)) AND t.hostname LIKE ?"),
+            "t.id IN (SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST(CAST($1 AS TEXT) AS JSON))) \
+             AND t.hostname ILIKE $2"
+        );
+        assert_eq!(translate("instr(lower(x), ?2) > 0"), "strpos(lower(x), $2) > 0");
+    }
 
     #[test]
     fn parameters_are_numbered_as_sqlite_numbers_them_outside_quotes() {

@@ -112,7 +112,7 @@ pub fn records_in(
     let (lo_b, hi_b) = (net::key_bytes(lo).to_vec(), net::key_bytes(hi).to_vec());
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let sql = cached_sql!(query_sql(
-        "s.family = ?2 AND t.ip BETWEEN ?3 AND ?4 AND (?5 = 0 OR s.group_id IS ?6)",
+        "s.family = ?2 AND t.ip BETWEEN ?3 AND ?4 AND (?5 = 0 OR s.group_id IS NOT DISTINCT FROM ?6)",
         "t.ip, t.subnet_id LIMIT ?7"
     ));
     run_query(

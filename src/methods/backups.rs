@@ -89,13 +89,19 @@ fn integrity(path: &Path) -> Integrity {
 /// written and synced under a hidden name (never listed, never a valid backup name) and renamed to its own only when
 /// complete, so a crash mid-backup never leaves a partial file that looks like a backup.
 fn create(ctx: &Ctx) -> Result<(String, PathBuf)> {
+    let live = ctx.store.sqlite_path().ok_or_else(|| {
+        Error::new(
+            Code::BadRequest,
+            "backups of a PostgreSQL database are not made by ipamd yet: use pg_dump",
+        )
+    })?;
     let dir = dir(ctx)?;
     remove_stale_partials(&dir);
     let unavailable = |e: std::io::Error| Error::new(Code::Unavailable, format!("cannot write a backup: {e}"));
     let partial = dir.join(format!(".ipam-backup-{}.partial", ctx.respid));
     // A copy of a WAL database is marked WAL too: made a rollback-journal file, it is one self-contained file, and
     // opening it (verify, restore) leaves no -wal and -shm files beside it.
-    let written = Connection::open(ctx.store.path())
+    let written = Connection::open(live)
         .and_then(|live| live.backup(rusqlite::MAIN_DB, &partial, None))
         .and_then(|()| Connection::open(&partial)?.pragma_update(None, "journal_mode", "DELETE"))
         .map_err(Error::from)

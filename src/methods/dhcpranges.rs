@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use serde_json::{json, Map, Value};
 
-use crate::db::{params, Ids, Row, ToParam};
+use crate::db::{params, Ids, Row, Sql, ToParam};
 use crate::error::{Code, Error, Result};
 use crate::handler::Action::{Added, Deleted, Edited};
 use crate::handler::ObjectKind;
@@ -37,30 +37,44 @@ fn query(ctx: &Ctx, cond: &str, args: &[&dyn ToParam]) -> Result<Vec<DhcpRange>>
 }
 
 /// The first `limit` ranges of the subnets `ids` (of the caller's org) that overlap the keys `lo..=hi`: one index
-/// seek per subnet, the ids joined as a `rarray` list.
+/// seek per subnet, the ids joined as a `rarray` list on SQLite, an array on PostgreSQL.
 pub fn overlapping(ctx: &Ctx, ids: Vec<i64>, lo: &[u8], hi: &[u8], limit: usize) -> Result<Vec<DhcpRange>> {
     let ids = Ids::new(ids);
-    let from = format!("rarray(?2) a CROSS JOIN {FROM}");
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    select(
-        ctx,
-        &from,
-        "t.subnet_id = a.value AND t.start_ip <= ?4 AND t.end_ip >= ?3",
-        &[&ids, &lo, &hi, &limit],
-        " LIMIT ?5",
+    let (sqlite, postgres) = (
+        statement(
+            &format!("rarray(?2) a CROSS JOIN {FROM}"),
+            "t.subnet_id = a.value AND t.start_ip <= ?4 AND t.end_ip >= ?3",
+            " LIMIT ?5",
+        ),
+        statement(
+            FROM,
+            "t.subnet_id = ANY(?2) AND t.start_ip <= ?4 AND t.end_ip >= ?3",
+            " LIMIT ?5",
+        ),
+    );
+    let org = ctx.org();
+    ctx.tx.rows(
+        Sql::Dialects(&sqlite, &postgres),
+        params![org, ids, lo, hi, limit],
+        record,
     )
 }
 
 /// The ranges over `from` that match `cond`, in [`ORDER`], followed by `limit` (a `LIMIT` clause or nothing).
 fn select(ctx: &Ctx, from: &str, cond: &str, args: &[&dyn ToParam], limit: &str) -> Result<Vec<DhcpRange>> {
-    let sql = format!(
-        "SELECT {} FROM {from} WHERE s.org_id = ?1 AND ({cond}) ORDER BY {ORDER}{limit}",
-        columns()
-    );
     let org = ctx.org();
     let mut all: Vec<&dyn ToParam> = vec![&org];
     all.extend_from_slice(args);
-    ctx.tx.rows(&sql, &all[..], record)
+    ctx.tx.rows(&statement(from, cond, limit), &all[..], record)
+}
+
+/// The statement of [`select`].
+fn statement(from: &str, cond: &str, limit: &str) -> String {
+    format!(
+        "SELECT {} FROM {from} WHERE s.org_id = ?1 AND ({cond}) ORDER BY {ORDER}{limit}",
+        columns()
+    )
 }
 
 pub struct GetParams {

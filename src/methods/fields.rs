@@ -304,8 +304,9 @@ fn fill_missing(ctx: &Ctx, subnet: i64, field_id: i64, def: &Rule) -> Result<()>
     match &def.default {
         Some(default) => {
             ctx.tx.execute(
-                "INSERT OR IGNORE INTO field_values (address_id, field_id, value)
-                 SELECT id, ?1, ?2 FROM addresses WHERE subnet_id = ?3",
+                "INSERT INTO field_values (address_id, field_id, value)
+                 SELECT id, ?1, ?2 FROM addresses WHERE subnet_id = ?3
+                 ON CONFLICT (address_id, field_id) DO NOTHING",
                 params![field_id, default, subnet],
             )?;
         }

@@ -326,7 +326,7 @@ pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Records<model::Deleted>> {
     let tree = ctx.tx.rows(
         "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT g.id FROM groups g JOIN sub ON g.parent_id = sub.id)
          SELECT sub.id, (SELECT count(*) FROM subnets s WHERE s.group_id = sub.id),
-                (SELECT coalesce(sum(s.used), 0) FROM subnets s WHERE s.group_id = sub.id)
+                (SELECT CAST(coalesce(sum(s.used), 0) AS BIGINT) FROM subnets s WHERE s.group_id = sub.id)
          FROM sub LIMIT ?2",
         params![p.id, MAX_RECORDS as i64 + 1],
         |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?, r.get::<i64>(2)?)),

@@ -38,7 +38,7 @@ pub fn info(ctx: &Ctx, _: ()) -> Result<OrgInfo> {
         "SELECT (SELECT count(*) FROM users WHERE org_id = ?1),
                 (SELECT count(*) FROM groups WHERE org_id = ?1),
                 (SELECT count(*) FROM subnets WHERE org_id = ?1),
-                (SELECT coalesce(sum(used), 0) FROM subnets WHERE org_id = ?1)",
+                (SELECT CAST(coalesce(sum(used), 0) AS BIGINT) FROM subnets WHERE org_id = ?1)",
         params![ctx.org()],
         |r| {
             Ok(OrgInfo {

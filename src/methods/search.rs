@@ -356,8 +356,27 @@ fn address_matches(ctx: &Ctx, query: &str, mac: Option<&str>, limit: i64) -> Res
     let org = ctx.org();
     let collect =
         |sql: &str, args: &[&dyn ToParam]| -> Result<Vec<i64>> { ctx.tx.rows(sql, args, |r| r.get::<i64>(0)) };
-    // FTS5 cuts a phrase at a NUL; such a query (and one too short for trigrams) takes the scan.
-    let mut ids = if query.chars().count() >= 3 && !query.contains('\0') {
+    // FTS5 cuts a phrase at a NUL; such a query (and one too short for trigrams) takes the scan. PostgreSQL reads
+    // its trigram indexes (schema.pg.sql) through ILIKE, however short the query.
+    let mut ids = if ctx.tx.is_postgres() {
+        let pattern = |s: &str| format!("%{}%", crate::methods::like_escape(s));
+        let mut ids = collect(
+            "SELECT t.id FROM addresses t JOIN subnets s ON s.id = t.subnet_id
+             WHERE s.org_id = ?1
+               AND (t.hostname ILIKE ?2 ESCAPE '\\' OR t.cname ILIKE ?2 ESCAPE '\\'
+                    OR t.mac_address ILIKE ?2 ESCAPE '\\' OR t.description ILIKE ?2 ESCAPE '\\'
+                    OR t.mac_address ILIKE ?4 ESCAPE '\\')
+             ORDER BY t.id LIMIT ?3",
+            &[&org, &pattern(query), &limit, &pattern(mac.unwrap_or(query))],
+        )?;
+        ids.extend(collect(
+            "SELECT DISTINCT v.address_id FROM field_values v JOIN addresses t ON t.id = v.address_id
+             JOIN subnets s ON s.id = t.subnet_id
+             WHERE s.org_id = ?1 AND v.value ILIKE ?2 ESCAPE '\\' ORDER BY v.address_id LIMIT ?3",
+            &[&org, &pattern(query), &limit],
+        )?);
+        ids
+    } else if query.chars().count() >= 3 && !query.contains('\0') {
         let phrase = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
         let fts = match mac {
             Some(m) if m != query => format!("{} OR {}", phrase(query), phrase(m)),

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde_json::{json, Map, Value};
 
-use crate::db::{params, Row, Tx};
+use crate::db::{params, Row, Sql, Tx};
 use crate::error::{Code, Error, Result};
 use crate::handler::Action::{Added, Deleted, Edited, Joined, Split};
 use crate::handler::{Change, Ctx, ObjectKind, Params};
@@ -336,16 +336,32 @@ fn block_param(d: &mut Data) -> Result<Option<IpNet>> {
 /// The free-space engine's two reads: the runs of record addresses (schema.sql, migration 7) and the DHCP ranges of
 /// a subnet (`?1`), each from the one holding key `?2` (the last to start at or below it) on, ascending. Neither
 /// kind overlaps its own kind, so nothing ending at or after `?2` starts before that one.
-pub const TAKEN_SQL: [&str; 2] = [
-    "SELECT first_ip, last_ip FROM address_runs
-     WHERE subnet_id = ?1
-       AND first_ip >= coalesce((SELECT max(first_ip) FROM address_runs WHERE subnet_id = ?1 AND first_ip <= ?2), x'')
-     ORDER BY first_ip",
-    "SELECT start_ip, end_ip FROM dhcp_ranges
-     WHERE subnet_id = ?1
-       AND start_ip >= coalesce((SELECT max(start_ip) FROM dhcp_ranges WHERE subnet_id = ?1 AND start_ip <= ?2), x'')
-       AND is_active = 1
-     ORDER BY start_ip",
+/// (PostgreSQL has no `max` of `bytea`: it reads the first key of the index in descending order.)
+pub const TAKEN_SQL: [Sql<'static>; 2] = [
+    Sql::Dialects(
+        "SELECT first_ip, last_ip FROM address_runs
+         WHERE subnet_id = ?1
+           AND first_ip >= coalesce((SELECT max(first_ip) FROM address_runs WHERE subnet_id = ?1 AND first_ip <= ?2), x'')
+         ORDER BY first_ip",
+        "SELECT first_ip, last_ip FROM address_runs
+         WHERE subnet_id = ?1
+           AND first_ip >= coalesce((SELECT first_ip FROM address_runs WHERE subnet_id = ?1 AND first_ip <= ?2
+                                     ORDER BY first_ip DESC LIMIT 1), '\\x'::bytea)
+         ORDER BY first_ip",
+    ),
+    Sql::Dialects(
+        "SELECT start_ip, end_ip FROM dhcp_ranges
+         WHERE subnet_id = ?1
+           AND start_ip >= coalesce((SELECT max(start_ip) FROM dhcp_ranges WHERE subnet_id = ?1 AND start_ip <= ?2), x'')
+           AND is_active = 1
+         ORDER BY start_ip",
+        "SELECT start_ip, end_ip FROM dhcp_ranges
+         WHERE subnet_id = ?1
+           AND start_ip >= coalesce((SELECT start_ip FROM dhcp_ranges WHERE subnet_id = ?1 AND start_ip <= ?2
+                                     ORDER BY start_ip DESC LIMIT 1), '\\x'::bytea)
+           AND is_active = 1
+         ORDER BY start_ip",
+    ),
 ];
 
 /// Walks the space of a subnet taken by address records and active DHCP ranges, ascending, from the intervals that
@@ -1235,7 +1251,7 @@ fn members_within(ctx: &Ctx, group: Option<i64>, block: &IpNet) -> Result<Vec<Su
     ctx.tx.rows(
         &format!(
             "SELECT {SUBNET_COLS} FROM subnets t
-         WHERE t.org_id = ?1 AND t.group_id IS ?2 AND t.family = ?3 AND t.net_start >= ?4 AND t.net_end <= ?5 {ORDER}"
+         WHERE t.org_id = ?1 AND t.group_id IS NOT DISTINCT FROM ?2 AND t.family = ?3 AND t.net_start >= ?4 AND t.net_end <= ?5 {ORDER}"
         ),
         params![
             ctx.org(),
@@ -1278,7 +1294,7 @@ mod tests {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
         crate::store::migrate(&conn).unwrap();
         for sql in TAKEN_SQL {
-            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", sql.sqlite())).unwrap();
             let rows = stmt
                 .query_map(rusqlite::params![1, 0], |r| r.get::<_, String>(3))
                 .unwrap();

@@ -136,7 +136,7 @@ async fn a_write_lock_held_by_another_program_gives_unavailable_until_it_is_rele
     s.ok(&a, "subnets/add", json!({"subnet": "10.80.0.0/24"})).await;
     // The token's first use stamps it (a write); done before the fault, reads under it need no write.
     assert_eq!(s.api(Method::GET, "/networks", &s.admin_token, None).await.status, 200);
-    let db = s.app.store.path().to_path_buf();
+    let Some(db) = s.sqlite_file() else { return };
     let (locked, is_locked) = tokio::sync::oneshot::channel();
     let (release, released) = std::sync::mpsc::channel::<()>();
     let holder = std::thread::spawn(move || {

@@ -144,6 +144,54 @@ pub struct Server {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     _dir: TempDir,
+    _database: Option<Arc<PgDatabase>>,
+}
+
+/// A fresh PostgreSQL database of its own for a test server, when the suite runs on PostgreSQL
+/// (`IPAMD_TEST_ENGINE=postgres`, on the server `IPAMD_TEST_DATABASE_URL` names); dropped with the server.
+pub struct PgDatabase {
+    url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    /// `None` unless the suite runs on PostgreSQL.
+    fn create() -> Option<PgDatabase> {
+        if std::env::var("IPAMD_TEST_ENGINE").ok().as_deref() != Some("postgres") {
+            return None;
+        }
+        let url =
+            std::env::var("IPAMD_TEST_DATABASE_URL").expect("IPAMD_TEST_ENGINE=postgres needs IPAMD_TEST_DATABASE_URL");
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("ipamd_it_{}_{n}", std::process::id());
+        let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .unwrap();
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
+        Some(PgDatabase {
+            url: format!("{base}/{name}"),
+            name,
+        })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (url, name) = (
+            std::env::var("IPAMD_TEST_DATABASE_URL").unwrap_or_default(),
+            self.name.clone(),
+        );
+        // The driver runs a runtime of its own: not on the test's.
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut admin) = postgres::Client::connect(&url, postgres::NoTls) {
+                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        })
+        .join();
+    }
 }
 
 impl Server {
@@ -166,6 +214,13 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = Settings::defaults();
         settings.db = dir.path().join("ipam.db");
+        let database = tokio::task::spawn_blocking(PgDatabase::create)
+            .await
+            .unwrap()
+            .map(Arc::new);
+        if let Some(database) = &database {
+            settings.db = database.url.clone().into();
+        }
         settings.backup_dir = dir.path().join("backups");
         // Pinned rather than read from the environment: the auth tests depend on these numbers.
         settings.lockout_attempts = 10;
@@ -197,10 +252,20 @@ impl Server {
             stop: Some(stop),
             task: Some(task),
             _dir: dir,
+            _database: database,
         };
         admin.id = id_of(&server.ok(&admin, "userdata", json!({})).await["user"]);
         server.admin = admin;
         server
+    }
+
+    /// The SQLite file of a test about SQLite itself; `None`, after saying so, when the suite runs on PostgreSQL.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        let path = self.app.store.sqlite_path().map(std::path::Path::to_path_buf);
+        if path.is_none() {
+            println!("not run: a test of the SQLite file, and this pass runs on PostgreSQL");
+        }
+        path
     }
 
     /// Stops the server and starts another on the same database, with the same settings and clock, as after a
@@ -225,6 +290,7 @@ impl Server {
             stop: Some(stop),
             task: Some(task),
             _dir: std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap()),
+            _database: self._database.clone(),
         }
     }
 

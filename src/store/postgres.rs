@@ -1,0 +1,284 @@
+//! The store on PostgreSQL: the database setting's URL, connections that say clearly why they failed, migrations
+//! of schema.pg.sql under an advisory lock, and transactions with the same semantics as SQLite's: a read is one
+//! `REPEATABLE READ READ ONLY` snapshot; writes are serialized across every ipamd process on the database by one
+//! transaction-scoped advisory lock, taken first, so a write sees every write committed before it, as SQLite's
+//! single writer gives.
+
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+use crate::db::pg::Session;
+use crate::db::Tx;
+use crate::error::{Code, Error, Result};
+
+/// The PostgreSQL twin of [`super::SCHEMA`].
+pub const SCHEMA: &str = include_str!("../../schema.pg.sql");
+
+/// The advisory lock every write transaction takes first (ipamd's writers on one database take turns), and the one
+/// migrations take. Arbitrary constants, the same in every ipamd.
+const WRITE_LOCK: i64 = 0x6970_616d_6401;
+const MIGRATION_LOCK: i64 = 0x6970_616d_6402;
+
+/// How long a failed connection is not tried again: a database that is down costs a call microseconds, not a
+/// connection attempt each.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Whether the database setting names PostgreSQL (`postgres://` or `postgresql://`) rather than a SQLite file.
+pub fn is_url(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
+}
+
+/// Where to connect, parsed once from the setting.
+#[derive(Clone)]
+pub struct Target {
+    config: postgres::Config,
+    /// `user@host:port/database`, for messages: never the password.
+    shown: String,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target> {
+        let config: postgres::Config = url
+            .parse()
+            .map_err(|e| Error::new(Code::BadRequest, format!("the database URL is not valid: {e}")))?;
+        let hosts: Vec<String> = config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                postgres::config::Host::Tcp(name) => name.clone(),
+                postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let shown = format!(
+            "{}@{}:{port}/{}",
+            config.get_user().unwrap_or(""),
+            hosts.join(","),
+            config.get_dbname().unwrap_or("")
+        );
+        if matches!(config.get_ssl_mode(), postgres::config::SslMode::Require) {
+            return Err(Error::new(
+                Code::BadRequest,
+                format!("{shown}: sslmode=require is not supported yet: use a TLS proxy, or sslmode=disable on a trusted network"),
+            ));
+        }
+        Ok(Target { config, shown })
+    }
+
+    /// A new session, or a one-line reason it could not be made: the server unreachable, the credentials refused,
+    /// the database missing.
+    pub fn connect(&self) -> Result<Session> {
+        let mut config = self.config.clone();
+        config.connect_timeout(Duration::from_secs(5));
+        let client = config.connect(postgres::NoTls).map_err(|e| {
+            let mut err = Error::new(
+                Code::Unavailable,
+                format!("cannot connect to PostgreSQL at {}: {}", self.shown, reason(&e)),
+            );
+            err.retry_after = Some(1);
+            err
+        })?;
+        Ok(Session::new(client))
+    }
+}
+
+/// What a failed connection says, in one line.
+fn reason(e: &postgres::Error) -> String {
+    let text = match e.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
+    };
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+/// A database thread's session, made again when the connection is lost: not before [`RETRY_AFTER`] has passed
+/// since the last failure, so a database that is down is answered `unavailable` at once.
+pub struct Link {
+    target: Target,
+    session: Option<RefCell<Session>>,
+    failed: Option<Instant>,
+}
+
+impl Link {
+    pub fn new(target: Target) -> Link {
+        Link {
+            target,
+            session: None,
+            failed: None,
+        }
+    }
+
+    fn session(&mut self) -> Result<&RefCell<Session>> {
+        if self.session.as_ref().is_some_and(|s| s.borrow().is_closed()) {
+            self.session = None;
+        }
+        if self.session.is_none() {
+            if self.failed.is_some_and(|at| at.elapsed() < RETRY_AFTER) {
+                let mut e = Error::new(
+                    Code::Unavailable,
+                    format!("PostgreSQL at {} is not available", self.target.shown),
+                );
+                e.retry_after = Some(1);
+                return Err(e);
+            }
+            match self.target.connect() {
+                Ok(s) => {
+                    self.failed = None;
+                    self.session = Some(RefCell::new(s));
+                }
+                Err(e) => {
+                    if self.failed.is_none() {
+                        tracing::warn!(error = %e.message, "the database connection is lost");
+                    }
+                    self.failed = Some(Instant::now());
+                    return Err(e);
+                }
+            }
+        }
+        self.session
+            .as_ref()
+            .ok_or_else(|| Error::internal("no database session"))
+    }
+
+    /// Runs `f` in a read-only snapshot.
+    pub fn read<T>(&mut self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
+        let session = self.session()?;
+        session
+            .borrow_mut()
+            .batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+        let out = f(&Tx::on_postgres(session));
+        let ended = session.borrow_mut().batch("ROLLBACK");
+        let out = out?;
+        ended?;
+        Ok(out)
+    }
+
+    /// Runs `f` in a write transaction, after every other ipamd's write on the database: committed when `f`
+    /// succeeds, rolled back otherwise. `before` runs first in the transaction (the version count).
+    pub fn write<T>(
+        &mut self,
+        before: impl FnOnce(&Tx) -> Result<usize>,
+        f: impl FnOnce(&Tx) -> Result<T>,
+    ) -> Result<T> {
+        let session = self.session()?;
+        begin_write(session)?;
+        let tx = Tx::on_postgres(session);
+        let out = before(&tx).and_then(|_| f(&tx));
+        let ended = match out.is_ok() {
+            true => session.borrow_mut().batch("COMMIT"),
+            false => session.borrow_mut().batch("ROLLBACK"),
+        };
+        let out = out?;
+        ended?;
+        Ok(out)
+    }
+
+    /// Runs one group commit: `calls` each in a savepoint of its own, in one transaction. `before` runs at the
+    /// start of each call.
+    pub fn batch<W>(&mut self, calls: Vec<W>, before: &dyn Fn(&Tx) -> Result<usize>) -> Vec<Result<crate::model::Reply>>
+    where
+        W: FnOnce(&Tx) -> Result<crate::model::Reply>,
+    {
+        let count = calls.len();
+        let session = match self.session().and_then(|s| begin_write(s).map(|_| s)) {
+            Ok(s) => s,
+            Err(e) => return (0..count).map(|_| Err(e.clone())).collect(),
+        };
+        let mut results = Vec::with_capacity(count);
+        for f in calls {
+            let tx = Tx::on_postgres(session);
+            let result = match tx.batch("SAVEPOINT call") {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    let ran =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| before(&tx).and_then(|_| f(&tx))))
+                            .unwrap_or_else(|_| Err(Error::internal("a handler panicked")));
+                    let ended = match ran.is_ok() {
+                        true => tx.batch("RELEASE SAVEPOINT call"),
+                        false => tx.batch("ROLLBACK TO SAVEPOINT call; RELEASE SAVEPOINT call"),
+                    };
+                    if let Err(e) = ended {
+                        // The transaction is gone (the connection, most likely): nothing of the batch is kept.
+                        let _ = session.borrow_mut().batch("ROLLBACK");
+                        return (0..count).map(|_| Err(e.clone())).collect();
+                    }
+                    ran
+                }
+            };
+            results.push(result);
+        }
+        if let Err(e) = session.borrow_mut().batch("COMMIT") {
+            return results.iter().map(|_| Err(e.clone())).collect();
+        }
+        results
+    }
+}
+
+/// Opens a write transaction and waits for the write lock.
+fn begin_write(session: &RefCell<Session>) -> Result<()> {
+    session
+        .borrow_mut()
+        .batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
+}
+
+/// Applies the sections of schema.pg.sql above the database's version, in one transaction under the migration
+/// lock: of several instances starting on an empty database, one migrates and the others find nothing to do.
+/// Refuses a database whose schema is newer than this build, and names what is missing when the role may not
+/// create a table or an extension.
+pub fn migrate(target: &Target, latest: i64) -> Result<()> {
+    let session = RefCell::new(target.connect()?);
+    let mut s = session.borrow_mut();
+    let refused = |what: &str, e: Error| {
+        Error::new(
+            Code::Unavailable,
+            format!(
+                "PostgreSQL at {}: {what}: {}",
+                target.shown,
+                e.message.trim_start_matches("database: ")
+            ),
+        )
+    };
+    s.batch(&format!(
+        "BEGIN; SELECT pg_advisory_xact_lock({MIGRATION_LOCK});
+         CREATE TABLE IF NOT EXISTS schema_version (n BIGINT NOT NULL)"
+    ))
+    .map_err(|e| {
+        refused(
+            "cannot create the schema_version table (does the role own the database?)",
+            e,
+        )
+    })?;
+    drop(s);
+    let tx = Tx::on_postgres(&session);
+    let current: i64 = tx
+        .query_opt("SELECT n FROM schema_version", crate::db::params![], |r| r.get(0))?
+        .unwrap_or(0);
+    if current > latest {
+        return Err(Error::new(
+            Code::Unavailable,
+            format!(
+                "PostgreSQL at {}: the database's schema is version {current}, newer than this ipamd's {latest}: run a newer ipamd",
+                target.shown
+            ),
+        ));
+    }
+    for (version, sql) in super::sections(SCHEMA)? {
+        if version <= current {
+            continue;
+        }
+        tx.batch(sql).map_err(|e| match e.message.contains("extension") {
+            true => refused(
+                "cannot create the extensions ipamd needs (citext, pg_trgm): ask an administrator to run CREATE EXTENSION citext; CREATE EXTENSION pg_trgm; in the database",
+                e,
+            ),
+            false => refused(&format!("migration {version} failed"), e),
+        })?;
+    }
+    tx.execute("DELETE FROM schema_version", crate::db::params![])?;
+    tx.execute("INSERT INTO schema_version (n) VALUES (?1)", crate::db::params![latest])?;
+    session.borrow_mut().batch("COMMIT")?;
+    Ok(())
+}
