@@ -360,45 +360,68 @@ struct Columns {
     last_seen: Option<i64>,
 }
 
+/// The most records one `ipaddress/add` with `count` allocates.
+pub const MAX_BULK: i64 = 1000;
+
+/// The hostname template's placeholder: the record's place in a bulk allocation, from 1.
+const PLACE: &str = "{n}";
+
 pub struct AddParams {
     ip: Option<IpAddr>,
     subnet: Option<i64>,
+    /// `count` records at once, and whether their addresses must be consecutive.
+    bulk: Option<(usize, bool)>,
     host: HostParams,
 }
 
 impl Params for AddParams {
     fn decode(d: &mut Data) -> Result<Self> {
+        let count = d.int("count")?;
+        let contiguous = d.bool("contiguous")?;
         let p = AddParams {
             ip: d.str("ip")?.map(|s| subnets::parse_ip("ip", &s)).transpose()?,
             subnet: d.id("subnet")?,
+            bulk: match (count, contiguous) {
+                (Some(n), c) if (1..=MAX_BULK).contains(&n) => {
+                    Some((usize::try_from(n).unwrap_or(1), c.unwrap_or(false)))
+                }
+                (Some(_), _) => return Err(Error::param("count", format!("must be from 1 to {MAX_BULK}"))),
+                (None, Some(_)) => return Err(Error::param("contiguous", "goes with count")),
+                (None, None) => None,
+            },
             host: HostParams::decode(d)?,
         };
         if p.ip.is_none() && p.subnet.is_none() {
             return Err(Error::param("ip", "give ip, subnet, or both"));
+        }
+        if p.bulk.is_some() && (p.ip.is_some() || p.subnet.is_none()) {
+            return Err(Error::param("count", "goes with subnet alone: the records take its next free addresses"));
         }
         Ok(p)
     }
 }
 
 /// Adds a record. `ip` alone files it in the most specific subnet containing it; `subnet` alone takes that
-/// subnet's next free address; both must agree.
-pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<Host>> {
-    let (subnet, ip) = match (p.subnet, p.ip) {
+/// subnet's next free address; both must agree. With `count` (and `subnet` alone): that many records at the
+/// subnet's lowest free addresses (`contiguous`: the first run of that many consecutive ones), all or none, each
+/// hostname from the template `hostname` with `{n}` replaced by the record's place (1, 2, …).
+pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::Reply> {
+    let (subnet, ips) = match (p.subnet, p.ip) {
         (Some(id), ip) => {
             let s = subnets::load(ctx, id)?;
-            let ip = match ip {
-                Some(ip) => inside(&s, ip)?,
-                None => next_free(ctx, &s)?,
+            subnets::refuse_pool(ctx, &s)?;
+            let ips = match (ip, p.bulk) {
+                (Some(ip), _) => vec![inside(&s, ip)?],
+                (None, None) => vec![next_free(ctx, &s)?],
+                (None, Some((n, contiguous))) => free_many(ctx, &s, n, contiguous)?,
             };
-            (s, ip)
+            (s, ips)
         }
-        (None, Some(ip)) => (most_specific(ctx, ip)?, ip),
+        (None, Some(ip)) => (most_specific(ctx, ip)?, vec![ip]),
         (None, None) => return Err(Error::param("ip", "give ip, subnet, or both")),
     };
-    let key = net::key(ip);
-    check_free(ctx, &subnet, key, 0)?;
     let assign = ctx.settings.host_assign_on_create;
-    let host = p.host.apply(
+    let template = p.host.apply(
         Columns {
             texts: [None, None, None, None],
             mac_address: None,
@@ -408,32 +431,59 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<Host>> {
         },
         assign,
     );
-    let [hostname, cname, discovery_source, description] = &host.texts;
+    let values = p.host.fields.unwrap_or_default();
+    let mut out = Vec::with_capacity(ips.len());
+    for (i, ip) in ips.into_iter().enumerate() {
+        let hostname = match (&template.texts[0], p.bulk) {
+            (Some(h), Some(_)) => Some(h.replace(PLACE, &(i + 1).to_string())),
+            (h, _) => h.clone(),
+        };
+        out.push(insert(ctx, &subnet, ip, &template, hostname, &values)?);
+    }
+    let list = model::List::of(out, "addresses");
+    Ok(match p.bulk {
+        Some(_) => model::Allocated(list).into(),
+        None => list.into(),
+    })
+}
+
+/// Files one new record at `ip` in `subnet`, keeps the subnet's counts and logs it.
+fn insert(
+    ctx: &Ctx,
+    subnet: &Subnet,
+    ip: IpAddr,
+    host: &Columns,
+    hostname: Option<String>,
+    values: &Map<String, Value>,
+) -> Result<Host> {
+    let key = net::key(ip);
+    check_free(ctx, subnet, key, 0)?;
+    let [_, cname, discovery_source, description] = &host.texts;
     ctx.tx
-        .execute(
+        .prepare_cached(
             "INSERT INTO addresses (subnet_id, ip, hostname, cname, mac_address, status, is_assigned, last_seen,
                                     discovery_source, description, created, modifiedat, modby_id, modby_name)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13)",
-            params![
-                subnet.id,
-                &net::key_bytes(key)[..],
-                hostname,
-                cname,
-                host.mac_address,
-                host.status,
-                host.is_assigned,
-                host.last_seen,
-                discovery_source,
-                description,
-                ctx.now,
-                ctx.caller.user_id,
-                ctx.caller.username
-            ],
-        )
-        .map_err(|e| duplicate_or(e, &subnet, ip))?;
+        )?
+        .execute(params![
+            subnet.id,
+            &net::key_bytes(key)[..],
+            hostname,
+            cname,
+            host.mac_address,
+            host.status,
+            host.is_assigned,
+            host.last_seen,
+            discovery_source,
+            description,
+            ctx.now,
+            ctx.caller.user_id,
+            ctx.caller.username
+        ])
+        .map_err(|e| duplicate_or(e, subnet, ip))?;
     let id = ctx.tx.last_insert_rowid();
-    fields::set_values(ctx, subnet.id, id, &p.host.fields.unwrap_or_default(), true)?;
-    subnets::adjust(ctx, &subnet, key, true)?;
+    fields::set_values(ctx, subnet.id, id, values, true)?;
+    subnets::adjust(ctx, subnet, key, true)?;
     let after = get_record(ctx, id)?;
     ctx.log(
         Change::new(
@@ -444,7 +494,28 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<Host>> {
         .detail(json!({"subnet": subnet.id, "ip": ip.to_string()}))
         .after(&after),
     )?;
-    Ok(model::List::of(vec![after], "addresses"))
+    Ok(after)
+}
+
+/// The `n` lowest free addresses of a subnet, or with `contiguous` the first run of `n` consecutive free ones;
+/// `subnet_full` when there are not that many.
+fn free_many(ctx: &Ctx, s: &Subnet, n: usize, contiguous: bool) -> Result<Vec<IpAddr>> {
+    let usable = s.usable();
+    let keys = match contiguous {
+        false => subnets::free_keys(ctx.tx, s, usable.0, n)?,
+        true => subnets::with_taken(ctx.tx, s, usable.0, |taken| net::free_run(usable, n, taken))?
+            .map(|first| (0..n as u128).map(|i| first + i).collect())
+            .unwrap_or_default(),
+    };
+    if keys.len() < n {
+        let what = if contiguous { "consecutive free addresses" } else { "free addresses" };
+        return Err(Error::new(
+            Code::SubnetFull,
+            format!("subnet {} ({}) has fewer than {n} {what}", s.id, s.net),
+        )
+        .with_data(json!({"count": n})));
+    }
+    Ok(keys.into_iter().map(|k| s.addr(k)).collect())
 }
 
 pub struct EditParams {
@@ -478,6 +549,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<Host>> {
     let subnet = match p.subnet {
         Some(id) => {
             let s = subnets::load(ctx, id)?;
+            subnets::refuse_pool(ctx, &s)?;
             inside(&s, ip)?;
             s
         }
@@ -839,9 +911,16 @@ fn next_free(ctx: &Ctx, s: &Subnet) -> Result<IpAddr> {
     })
 }
 
-/// The most specific subnet of the caller's org containing `ip`; a tie between groups is `ambiguous`.
+/// The most specific subnet of the caller's org containing `ip`, pools aside; a tie between groups is `ambiguous`.
 fn most_specific(ctx: &Ctx, ip: IpAddr) -> Result<Subnet> {
-    let found = subnets::containing(ctx, ip)?;
+    let mut found = subnets::containing(ctx, ip)?;
+    let mut pools = Vec::new();
+    for s in &found {
+        if subnets::placement(ctx, s.id)?.pool {
+            pools.push(s.id);
+        }
+    }
+    found.retain(|s| !pools.contains(&s.id));
     let Some(first) = found.first() else {
         return Err(Error::new(Code::NotFound, format!("no subnet contains {ip}")));
     };
