@@ -392,7 +392,7 @@ fn query_param(method: &str, name: &str) -> Value {
             ),
             "recursive" => (
                 json!({"type": "boolean"}),
-                "true also deletes child groups and their networks",
+                "true also deletes child groups and their networks (a pool's networks, for a network)",
             ),
             "tree" => (json!({"type": "boolean"}), "true nests each group's children in it"),
             "confirm" => (

@@ -262,7 +262,7 @@ const RANGE_FILTERS: &[&str] = &["page", "per_page", "network_id"];
 const AVAILABLE: &[&str] = &["limit", "after"];
 const AVAILABLE_NETS: &[&str] = &["cidr", "limit", "after"];
 const POOL_ID: &[(&str, &str)] = &[("id", "parent")];
-const FORCE: &[&str] = &["force"];
+const FORCE: &[&str] = &["force", "recursive"];
 /// REST lists are ordered by id and always paginated.
 const PAGED: &[(&str, &str)] = &[("order", "\"id\""), ("page", "1")];
 const PAGING: &[(&str, &str)] = &[("per_page", "perpage")];
@@ -272,7 +272,7 @@ const NETWORKS_QUERY: &[(&str, &str)] = &[("per_page", "perpage"), ("group_id", 
 const HOSTS_QUERY: &[(&str, &str)] = &[("per_page", "perpage"), ("network_id", "subnet")];
 const HOSTS_OF_NET: &[(&str, &str)] = &[("per_page", "perpage"), ("id", "subnet")];
 const BACKUP_NAME: &[(&str, &str)] = &[];
-const IDS: &[&str] = &["ids", "force"];
+const IDS: &[&str] = &["ids", "force", "recursive"];
 const HOST_IDS: &[&str] = &["ids"];
 const RECURSIVE: &[&str] = &["recursive"];
 const TREE: &[&str] = &["tree"];
@@ -315,7 +315,7 @@ pub static ROUTES: &[Route] = &[
     Route { verb: "GET", path: "/networks/{id}", method: "subnets/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: One(Network), status: 200, summary: "Get a network" },
     Route { verb: "PUT", path: "/networks/{id}", method: "subnets/edit", params: BY_ID, fixed: &[], query: &[], body: Replace(Network), render: One(Network), status: 200, summary: "Replace a network" },
     Route { verb: "PATCH", path: "/networks/{id}", method: "subnets/edit", params: BY_ID, fixed: &[], query: &[], body: Fields(Network), render: One(Network), status: 200, summary: "Change some fields of a network" },
-    Route { verb: "DELETE", path: "/networks/{id}", method: "subnets/delete", params: BY_ID, fixed: &[], query: FORCE, body: Body::None, render: NoContent, status: 204, summary: "Delete a network (force=true deletes its hosts too)" },
+    Route { verb: "DELETE", path: "/networks/{id}", method: "subnets/delete", params: BY_ID, fixed: &[], query: FORCE, body: Body::None, render: NoContent, status: 204, summary: "Delete a network (force=true deletes its hosts too; recursive=true a pool's networks)" },
     Route { verb: "GET", path: "/networks/{id}/hosts", method: "ipaddress/get", params: HOSTS_OF_NET, fixed: PAGED, query: PAGE, body: Body::None, render: NetworkHosts, status: 200, summary: "List the hosts of a network" },
     Route { verb: "GET", path: "/networks/{id}/dhcp-ranges", method: "dhcpranges/get", params: NET_ID, fixed: &[], query: &[], body: Body::None, render: List(DhcpRange), status: 200, summary: "List the DHCP ranges of a network" },
     Route { verb: "POST", path: "/networks/{id}/dhcp-ranges", method: "dhcpranges/add", params: NET_ID, fixed: &[], query: &[], body: Fields(DhcpRange), render: One(DhcpRange), status: 201, summary: "Create a DHCP range in a network" },

@@ -584,7 +584,7 @@ pub fn pool_refs(ctx: &Ctx, parent: Option<i64>) -> Result<Vec<model::PoolRef>> 
 
 /// The pool a child names: a pool of the caller's org, which must hold `block` (when known) strictly.
 fn pool_param(ctx: &Ctx, id: i64, block: Option<&IpNet>) -> Result<Subnet> {
-    let pool = load(ctx, id).map_err(|_| Error::param("parent", format!("no subnet {id}")))?;
+    let pool = load(ctx, id)?;
     require_pool(ctx, &pool, "parent")?;
     if let Some(b) = block {
         if !net::contains(&pool.net, b) || b.prefix_len() <= pool.net.prefix_len() {
@@ -804,7 +804,7 @@ fn subtree(ctx: &Ctx, id: i64, room: &mut usize, depth: usize) -> Result<Vec<mod
 pub struct AddParams {
     /// The block, or the prefix length to allocate in `parent`.
     block: Result<IpNet, i64>,
-    group: Option<i64>,
+    group: Patch<i64>,
     parent: Option<i64>,
     pool: bool,
     strategy: Option<pools::Strategy>,
@@ -826,10 +826,7 @@ impl Params for AddParams {
         if strategy.is_some() && block.is_ok() {
             return Err(Error::param("strategy", "goes with parent and cidr alone, which allocate a block"));
         }
-        let group = match parent_param(d, "group")? {
-            Patch::Set(g) => Some(g),
-            _ => None,
-        };
+        let group = parent_param(d, "group")?;
         let texts = [
             d.str("name")?,
             d.str("description")?,
@@ -860,15 +857,20 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<model::Subnet>> {
         Some(id) => Some(pool_param(ctx, id, p.block.as_ref().ok())?),
         None => None,
     };
-    let group = match &parent {
-        Some(pool) if p.group.is_some_and(|g| Some(g) != pool.group) => {
+    let given = match p.group {
+        Patch::Keep => None,
+        Patch::Clear => Some(None),
+        Patch::Set(g) => Some(Some(g)),
+    };
+    let group = match (&parent, given) {
+        (Some(pool), Some(g)) if g != pool.group => {
             return Err(Error::param(
                 "group",
                 format!("a child is in its pool's group ({})", json!(pool.group)),
             ))
         }
-        Some(pool) => pool.group,
-        None => p.group,
+        (Some(pool), _) => pool.group,
+        (None, g) => g.flatten(),
     };
     if let Some(g) = group {
         groups::exists(ctx, g)?;
@@ -1511,7 +1513,7 @@ pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Records<model::Joined>> {
                     format!("must be shorter than /{}", s.net.prefix_len()),
                 ));
             }
-            let members = members_within(ctx, s.group, &block)?;
+            let members = members_within(ctx, s.group, placement(ctx, s.id)?.parent, &block)?;
             // The members must fill the block asked for, not merely tile a smaller one inside it.
             let (start, end) = net::range(&block);
             let mut missing = Vec::new();
@@ -1635,13 +1637,14 @@ fn not_contiguous(expected: &IpNet, missing: &[(u128, u128)]) -> Error {
     }))
 }
 
-/// The subnets of a group that lie inside `block`.
-fn members_within(ctx: &Ctx, group: Option<i64>, block: &IpNet) -> Result<Vec<Subnet>> {
+/// The subnets of a group and pool that lie inside `block`.
+fn members_within(ctx: &Ctx, group: Option<i64>, parent: Option<i64>, block: &IpNet) -> Result<Vec<Subnet>> {
     let (lo, hi) = net::range(block);
     let family = if matches!(block, IpNet::V4(_)) { 4 } else { 6 };
     let mut stmt = ctx.tx.prepare_cached(&format!(
         "SELECT {SUBNET_COLS} FROM subnets t
-         WHERE t.org_id = ?1 AND t.group_id IS ?2 AND t.family = ?3 AND t.net_start >= ?4 AND t.net_end <= ?5 {ORDER}"
+         WHERE t.org_id = ?1 AND t.group_id IS ?2 AND t.family = ?3 AND t.net_start >= ?4 AND t.net_end <= ?5
+           AND t.parent_id IS ?6 {ORDER}"
     ))?;
     let rows = stmt.query_map(
         params![
@@ -1649,7 +1652,8 @@ fn members_within(ctx: &Ctx, group: Option<i64>, block: &IpNet) -> Result<Vec<Su
             group,
             family,
             &net::key_bytes(lo)[..],
-            &net::key_bytes(hi)[..]
+            &net::key_bytes(hi)[..],
+            parent
         ],
         |r| subnet_of(r, 0),
     )?;
