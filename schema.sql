@@ -599,10 +599,11 @@ CREATE INDEX webhook_deliveries_time ON webhook_deliveries (updated) WHERE statu
 
 -- migration: 14
 -- Pools (container subnets, methods.md "Pools"): a subnet with `pool` = 1 holds child subnets instead of address
--- records; a child names its pool in `parent_id` and lies strictly inside it, in its group. Deleting a pool deletes
--- its subtree (the handler refuses unless asked to). `child_count` is kept by the triggers below, as the groups'
--- `subnet_count`, so a record never counts its children.
-ALTER TABLE subnets ADD COLUMN parent_id INTEGER REFERENCES subnets(id) ON DELETE CASCADE;
+-- records; a child names its pool in `parent_id` and lies strictly inside it, in its group. `subnets/delete` deletes
+-- a pool's subtree itself (with `recursive`), so the column needs no foreign key (nor could a restore of an older
+-- backup's copy drop it). `child_count` is kept by the triggers below, as the groups' `subnet_count`, so a record
+-- never counts its children.
+ALTER TABLE subnets ADD COLUMN parent_id INTEGER;
 ALTER TABLE subnets ADD COLUMN pool INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE subnets ADD COLUMN child_count INTEGER NOT NULL DEFAULT 0;
 -- A pool's children in address order: the walk of `subnets/get {parent}` and the recursive deletes.
@@ -622,7 +623,7 @@ END;
 -- a pool that no child holds lies in exactly one row, and no row's block could grow into a free aligned block twice
 -- its size. Taking a child splits the one row that holds it (at most one new row per bit of difference), freeing
 -- one merges it with its free buddies, so `subnets/available` and allocation read rows by index seeks, never the
--- children (src/pools.rs). Kept by the handlers (the block arithmetic is Rust's); a restore copies it with the
+-- children (src/methods/subnets/pools.rs). Kept by the handlers (the block arithmetic is Rust's); a restore copies it with the
 -- subnets it describes.
 CREATE TABLE pool_free (
     pool_id INTEGER NOT NULL REFERENCES subnets(id) ON DELETE CASCADE,

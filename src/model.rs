@@ -123,6 +123,9 @@ pub struct FreeBlocks {
     pub blocks: Vec<String>,
 }
 
+/// The most records one `ipaddress/add` with `count` allocates: one call's transaction, and one reply, stay small.
+pub const MAX_BULK: i64 = 1000;
+
 /// `ipaddress/add` with `count`: the records of a bulk allocation, in address order. The envelope shows them as
 /// any list of records; REST as a list even when there is one.
 #[derive(Debug)]

@@ -14,9 +14,9 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::Result;
 use crate::rest::views::{
-    AppKeyView, AuditEntryView, AvailableIps, AvailableNetworks, BackupView, DeliveryView, FieldView, GroupView, HostView, IpStatusView,
-    Joined, Me, NetworkHosts, NetworkView, NextIp, OrgView, PageView, Pagination, Pong, RangeView, SearchResults,
-    TokenView, UserView, Version, WebhookView,
+    AppKeyView, AuditEntryView, AvailableIps, AvailableNetworks, BackupView, DeliveryView, FieldView, GroupView,
+    HostView, IpStatusView, Joined, Me, NetworkHosts, NetworkView, NextIp, OrgView, PageView, Pagination, Pong,
+    PoolView, RangeView, SearchResults, TokenView, UserView, Version, WebhookView,
 };
 use crate::rest::{Body, Render, Resource, Route, ROUTES};
 use crate::server::{json_response, Body as HttpBody};
@@ -701,6 +701,7 @@ fn schemas() -> Value {
         component::<NextIp>(),
         component::<AvailableIps>(),
         component::<AvailableNetworks>(),
+        component::<PoolView>(),
         component::<IpStatusView>(),
         component::<SearchResults>(),
         component::<Joined>(),
@@ -761,7 +762,7 @@ fn input_schema(res: Resource, record: Option<&Value>) -> Value {
             "parts": {"type": "integer", "minimum": 2, "description": "The number of parts, a power of two (or cidr)"},
         }),
         Resource::Host => json!({
-            "count": {"type": "integer", "minimum": 1, "maximum": crate::methods::addresses::MAX_BULK,
+            "count": {"type": "integer", "minimum": 1, "maximum": crate::model::MAX_BULK,
                       "description": "Allocate this many hosts at the network's next free addresses, all or none \
                                       (with network_id alone; the reply is then a list)"},
             "contiguous": {"type": "boolean",

@@ -304,7 +304,7 @@ const DELIVERIES: &[&str] = &["status", "limit"];
 use Body::{Fields, Replace};
 use Render::*;
 use Resource::{
-    AppKey, Allocation, AuditEntry, Backup, Delivery, DhcpRange, Field, Group, Host, Join, Network, Org, Split, Token,
+    Allocation, AppKey, AuditEntry, Backup, Delivery, DhcpRange, Field, Group, Host, Join, Network, Org, Split, Token,
     User, Webhook,
 };
 

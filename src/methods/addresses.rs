@@ -22,7 +22,7 @@ use crate::methods::{
     check_version, column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamps_at,
     too_many_deleted, IdParam, List, Paging, MAX_RECORDS,
 };
-use crate::model::{self, Host, Records};
+use crate::model::{self, Host, Records, MAX_BULK};
 use crate::net;
 use crate::params::{as_bool, Data, Patch};
 use crate::store::cached_sql;
@@ -360,9 +360,6 @@ struct Columns {
     last_seen: Option<i64>,
 }
 
-/// The most records one `ipaddress/add` with `count` allocates.
-pub const MAX_BULK: i64 = 1000;
-
 /// The hostname template's placeholder: the record's place in a bulk allocation, from 1.
 const PLACE: &str = "{n}";
 
@@ -395,7 +392,10 @@ impl Params for AddParams {
             return Err(Error::param("ip", "give ip, subnet, or both"));
         }
         if p.bulk.is_some() && (p.ip.is_some() || p.subnet.is_none()) {
-            return Err(Error::param("count", "goes with subnet alone: the records take its next free addresses"));
+            return Err(Error::param(
+                "count",
+                "goes with subnet alone: the records take its next free addresses",
+            ));
         }
         Ok(p)
     }
@@ -508,7 +508,11 @@ fn free_many(ctx: &Ctx, s: &Subnet, n: usize, contiguous: bool) -> Result<Vec<Ip
             .unwrap_or_default(),
     };
     if keys.len() < n {
-        let what = if contiguous { "consecutive free addresses" } else { "free addresses" };
+        let what = if contiguous {
+            "consecutive free addresses"
+        } else {
+            "free addresses"
+        };
         return Err(Error::new(
             Code::SubnetFull,
             format!("subnet {} ({}) has fewer than {n} {what}", s.id, s.net),

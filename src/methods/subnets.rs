@@ -524,23 +524,26 @@ pub struct Placement {
 
 /// Whether subnet `id` (of the caller's org, already loaded) is a pool, and its pool.
 pub fn placement(ctx: &Ctx, id: i64) -> Result<Placement> {
-    Ok(ctx.tx.prepare_cached("SELECT pool, parent_id, child_count FROM subnets WHERE id = ?1")?.query_row(
-        [id],
-        |r| {
+    Ok(ctx
+        .tx
+        .prepare_cached("SELECT pool, parent_id, child_count FROM subnets WHERE id = ?1")?
+        .query_row([id], |r| {
             Ok(Placement {
                 pool: r.get(0)?,
                 parent: r.get(1)?,
                 children: r.get(2)?,
             })
-        },
-    )?)
+        })?)
 }
 
 /// Refuses a subnet that is not a pool where a pool is needed (`field` names it).
 pub fn require_pool(ctx: &Ctx, s: &Subnet, field: &str) -> Result<()> {
     match placement(ctx, s.id)?.pool {
         true => Ok(()),
-        false => Err(Error::param(field, format!("subnet {} ({}) is not a pool", s.id, s.net))),
+        false => Err(Error::param(
+            field,
+            format!("subnet {} ({}) is not a pool", s.id, s.net),
+        )),
     }
 }
 
@@ -817,14 +820,17 @@ impl Params for AddParams {
         let parent = d.id("parent")?;
         let block = match (parent, d.has("subnet") || d.has("network")) {
             // `{parent, cidr}` alone: a free block of that length, allocated in the pool.
-            (Some(_), false) => Err(d.int("cidr")?.ok_or_else(|| {
-                Error::param("cidr", "is required: the prefix length to allocate (or give subnet)")
-            })?),
+            (Some(_), false) => Err(d
+                .int("cidr")?
+                .ok_or_else(|| Error::param("cidr", "is required: the prefix length to allocate (or give subnet)"))?),
             _ => Ok(block_param(d)?.ok_or_else(|| Error::param("subnet", "is required (or network and cidr)"))?),
         };
         let strategy = pools::Strategy::decode(d)?;
         if strategy.is_some() && block.is_ok() {
-            return Err(Error::param("strategy", "goes with parent and cidr alone, which allocate a block"));
+            return Err(Error::param(
+                "strategy",
+                "goes with parent and cidr alone, which allocate a block",
+            ));
         }
         let group = parent_param(d, "group")?;
         let texts = [
@@ -1024,7 +1030,10 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<model::Subnet>> {
     if pool && !place.pool && (before.used_hosts > 0 || has_ranges(ctx, s.id)?) {
         return Err(Error::new(
             Code::NotEmpty,
-            format!("subnet {} holds address records or DHCP ranges: it cannot become a pool", s.id),
+            format!(
+                "subnet {} holds address records or DHCP ranges: it cannot become a pool",
+                s.id
+            ),
         ));
     }
     if !pool && place.children > 0 {
@@ -1098,7 +1107,11 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<model::Subnet>> {
             params![s.id, group],
         )?;
     }
-    let now = Subnet { net: block, group, ..s.clone() };
+    let now = Subnet {
+        net: block,
+        group,
+        ..s.clone()
+    };
     match (place.pool, pool) {
         (false, true) => pools::init(ctx, &now)?,
         (true, false) => {
@@ -1295,10 +1308,22 @@ fn remove(ctx: &Ctx, p: DeleteParams, mass: bool) -> Result<Records<model::Delet
     for (r, subnets, used) in doomed {
         let id = r.id;
         // A pool deleted earlier in this call took its subtree with it.
-        let Some(s) = load(ctx, id).ok() else {
-            ids.push(id);
-            continue;
+        let s = match load(ctx, id) {
+            Ok(s) => s,
+            Err(e) if e.code == Code::NotFound => {
+                ids.push(id);
+                continue;
+            }
+            Err(e) => return Err(e),
         };
+        if subnets > 0 {
+            ctx.tx.execute(
+                "WITH RECURSIVE sub(id) AS (SELECT id FROM subnets WHERE parent_id = ?1
+                                            UNION ALL SELECT t.id FROM subnets t JOIN sub ON t.parent_id = sub.id)
+                 DELETE FROM subnets WHERE id IN (SELECT id FROM sub)",
+                [id],
+            )?;
+        }
         ctx.tx.execute("DELETE FROM subnets WHERE id = ?1", [id])?;
         if let Some(pool) = r.parent {
             pools::release(ctx, &load(ctx, pool)?, &s.net)?;
@@ -1439,7 +1464,14 @@ pub fn split(ctx: &Ctx, p: SplitParams) -> Result<model::List<model::Subnet>> {
     )?;
     if place.pool {
         for (id, net) in ids.iter().zip(&children) {
-            pools::rebuild(ctx, &Subnet { id: *id, group: s.group, net: *net })?;
+            pools::rebuild(
+                ctx,
+                &Subnet {
+                    id: *id,
+                    group: s.group,
+                    net: *net,
+                },
+            )?;
         }
     }
     touch(ctx, s.id)?;

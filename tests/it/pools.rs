@@ -52,22 +52,44 @@ async fn a_pool_holds_children_and_shows_the_space_they_cover() {
     assert_eq!(p["covered"], "1024");
     assert_eq!(p["children"], "1");
     // A child lies strictly inside its pool, and siblings do not overlap.
-    s.refused(a, "subnets/add", json!({"subnet": "10.1.0.0/24", "parent": pool_id}), "invalid_subnet")
-        .await;
-    s.refused(a, "subnets/add", json!({"subnet": "10.0.0.0/16", "parent": pool_id}), "invalid_subnet")
-        .await;
+    s.refused(
+        a,
+        "subnets/add",
+        json!({"subnet": "10.1.0.0/24", "parent": pool_id}),
+        "invalid_subnet",
+    )
+    .await;
+    s.refused(
+        a,
+        "subnets/add",
+        json!({"subnet": "10.0.0.0/16", "parent": pool_id}),
+        "invalid_subnet",
+    )
+    .await;
     let e = s
-        .refused(a, "subnets/add", json!({"subnet": "10.0.5.0/24", "parent": pool_id}), "overlap")
+        .refused(
+            a,
+            "subnets/add",
+            json!({"subnet": "10.0.5.0/24", "parent": pool_id}),
+            "overlap",
+        )
         .await;
     assert!(e["errorData"].get(child["id"].as_str().unwrap()).is_some(), "{e}");
     // A plain subnet in the pool's group still may not overlap the pool.
-    s.refused(a, "subnets/add", json!({"subnet": "10.0.8.0/24"}), "overlap").await;
+    s.refused(a, "subnets/add", json!({"subnet": "10.0.8.0/24"}), "overlap")
+        .await;
     // The parent must be a pool of the org.
     let plain = id_of(&add(&s, a, json!({"subnet": "192.168.0.0/24"})).await);
-    s.refused(a, "subnets/add", json!({"subnet": "192.168.0.0/25", "parent": plain}), "invalid_params")
-        .await;
+    s.refused(
+        a,
+        "subnets/add",
+        json!({"subnet": "192.168.0.0/25", "parent": plain}),
+        "invalid_params",
+    )
+    .await;
     // A pool holds no address records nor DHCP ranges; an address in a child is filed in the child.
-    s.refused(a, "ipaddress/add", json!({"subnet": pool_id}), "invalid_subnet").await;
+    s.refused(a, "ipaddress/add", json!({"subnet": pool_id}), "invalid_subnet")
+        .await;
     s.refused(
         a,
         "dhcpranges/add",
@@ -77,12 +99,19 @@ async fn a_pool_holds_children_and_shows_the_space_they_cover() {
     .await;
     let host = only(&s.ok(a, "ipaddress/add", json!({"ip": "10.0.4.7"})).await).clone();
     assert_eq!(host["subnet"], child["id"]);
-    s.refused(a, "ipaddress/add", json!({"ip": "10.0.9.7"}), "not_found").await;
+    s.refused(a, "ipaddress/add", json!({"ip": "10.0.9.7"}), "not_found")
+        .await;
     // Another org sees neither.
     let other = s.org("pools-other").await;
-    s.refused(&other, "subnets/add", json!({"subnet": "10.0.200.0/24", "parent": pool_id}), "not_found")
+    s.refused(
+        &other,
+        "subnets/add",
+        json!({"subnet": "10.0.200.0/24", "parent": pool_id}),
+        "not_found",
+    )
+    .await;
+    s.refused(&other, "subnets/available", json!({"id": pool_id}), "not_found")
         .await;
-    s.refused(&other, "subnets/available", json!({"id": pool_id}), "not_found").await;
 }
 
 #[tokio::test]
@@ -91,11 +120,21 @@ async fn children_nest_to_any_depth_and_the_tree_shows_them() {
     let a = &s.admin;
     let g = id_of(only(&s.ok(a, "groups/add", json!({"description": "dc"})).await));
     let top = id_of(&add(&s, a, json!({"subnet": "2001:db8::/32", "pool": true, "group": g})).await);
-    let mid = add(&s, a, json!({"subnet": "2001:db8:100::/40", "pool": true, "parent": top})).await;
+    let mid = add(
+        &s,
+        a,
+        json!({"subnet": "2001:db8:100::/40", "pool": true, "parent": top}),
+    )
+    .await;
     // A child takes its pool's group, and may not name another.
     assert_eq!(mid["group"], g.to_string());
-    s.refused(a, "subnets/add", json!({"subnet": "2001:db8:200::/40", "parent": top, "group": 0}), "invalid_params")
-        .await;
+    s.refused(
+        a,
+        "subnets/add",
+        json!({"subnet": "2001:db8:200::/40", "parent": top, "group": 0}),
+        "invalid_params",
+    )
+    .await;
     let mid = id_of(&mid);
     let leaf = id_of(&add(&s, a, json!({"subnet": "2001:db8:100::/64", "parent": mid})).await);
     let tree = get_tree(&s, a, top).await;
@@ -125,11 +164,20 @@ async fn children_nest_to_any_depth_and_the_tree_shows_them() {
         .ok(a, "search/ip", json!({"ip": "2001:db8:100::5", "status": true}))
         .await;
     assert_eq!(st["network"]["id"], leaf.to_string());
-    let r = s.api(Method::GET, "/ip/2001:db8:100::5", &s.admin_token, None).await.json();
+    let r = s
+        .api(Method::GET, "/ip/2001:db8:100::5", &s.admin_token, None)
+        .await
+        .json();
     assert_eq!(r["status"], "available");
     assert_eq!(r["network"]["id"], leaf);
-    assert_eq!(r["pools"], json!([{"id": mid, "network": "2001:db8:100::/40"}, {"id": top, "network": "2001:db8::/32"}]));
-    let r = s.api(Method::GET, "/ip/2001:db8:ff::1", &s.admin_token, None).await.json();
+    assert_eq!(
+        r["pools"],
+        json!([{"id": mid, "network": "2001:db8:100::/40"}, {"id": top, "network": "2001:db8::/32"}])
+    );
+    let r = s
+        .api(Method::GET, "/ip/2001:db8:ff::1", &s.admin_token, None)
+        .await
+        .json();
     assert_eq!(r["status"], "unmanaged");
     assert_eq!(r["pools"], json!([{"id": top, "network": "2001:db8::/32"}]));
 }
@@ -147,14 +195,25 @@ async fn available_lists_the_largest_aligned_free_blocks_and_counts_them_exactly
     let f = free(&s, a, json!({"id": pool})).await;
     assert_eq!(
         strings(&f["blocks"]),
-        ["10.0.0.0/24", "10.0.2.0/23", "10.0.4.0/22", "10.0.8.0/21", "10.0.16.0/20", "10.0.32.0/19", "10.0.64.0/18",
-         "10.0.128.0/17"]
+        [
+            "10.0.0.0/24",
+            "10.0.2.0/23",
+            "10.0.4.0/22",
+            "10.0.8.0/21",
+            "10.0.16.0/20",
+            "10.0.32.0/19",
+            "10.0.64.0/18",
+            "10.0.128.0/17"
+        ]
     );
     assert_eq!(f["total_free"], (65536 - 256).to_string());
     assert_eq!(f["largest"], "17");
     // Only blocks that hold a /20, and how many /20s are free.
     let f = free(&s, a, json!({"id": pool, "cidr": 20})).await;
-    assert_eq!(strings(&f["blocks"]), ["10.0.16.0/20", "10.0.32.0/19", "10.0.64.0/18", "10.0.128.0/17"]);
+    assert_eq!(
+        strings(&f["blocks"]),
+        ["10.0.16.0/20", "10.0.32.0/19", "10.0.64.0/18", "10.0.128.0/17"]
+    );
     assert_eq!(f["free"], "15");
     let f = free(&s, a, json!({"id": pool, "cidr": 24})).await;
     assert_eq!(f["free"], "255");
@@ -167,10 +226,23 @@ async fn available_lists_the_largest_aligned_free_blocks_and_counts_them_exactly
     let v6 = id_of(&add(&s, a, json!({"subnet": "2001:db8::/32", "pool": true})).await);
     let f = free(&s, a, json!({"id": v6, "cidr": 128})).await;
     assert_eq!(f["free"], (1u128 << 96).to_string());
-    s.refused(a, "subnets/available", json!({"id": pool, "cidr": 16}), "invalid_params").await;
-    s.refused(a, "subnets/available", json!({"id": pool, "after": "10.1.0.0"}), "invalid_params").await;
+    s.refused(
+        a,
+        "subnets/available",
+        json!({"id": pool, "cidr": 16}),
+        "invalid_params",
+    )
+    .await;
+    s.refused(
+        a,
+        "subnets/available",
+        json!({"id": pool, "after": "10.1.0.0"}),
+        "invalid_params",
+    )
+    .await;
     let plain = id_of(&add(&s, a, json!({"subnet": "192.168.0.0/24"})).await);
-    s.refused(a, "subnets/available", json!({"id": plain}), "invalid_params").await;
+    s.refused(a, "subnets/available", json!({"id": plain}), "invalid_params")
+        .await;
 }
 
 #[tokio::test]
@@ -190,20 +262,37 @@ async fn a_free_block_is_allocated_by_prefix_length_with_each_strategy() {
     assert_eq!(take(json!({"cidr": 24, "strategy": "first-fit"})).await, "10.0.1.0/24");
     assert_eq!(take(json!({"cidr": 20, "strategy": "last"})).await, "10.0.240.0/20");
     // Best fit: inside the smallest free block that holds it (the free /23 at 10.0.2.0), not the /22 beyond.
-    s.ok(a, "subnets/delete", json!({"id": get_by_block(&s, a, "10.0.1.0/24").await})).await;
+    s.ok(
+        a,
+        "subnets/delete",
+        json!({"id": get_by_block(&s, a, "10.0.1.0/24").await}),
+    )
+    .await;
     assert_eq!(take(json!({"cidr": 25, "strategy": "best-fit"})).await, "10.0.1.0/25");
     assert_eq!(take(json!({"cidr": 22, "strategy": "best-fit"})).await, "10.0.4.0/22");
-    s.refused(a, "subnets/add", json!({"parent": pool, "cidr": 16}), "invalid_params").await;
-    s.refused(a, "subnets/add", json!({"parent": pool, "cidr": 24, "strategy": "random"}), "invalid_params")
+    s.refused(a, "subnets/add", json!({"parent": pool, "cidr": 16}), "invalid_params")
         .await;
-    s.refused(a, "subnets/add", json!({"subnet": "10.0.99.0/24", "parent": pool, "strategy": "last"}), "invalid_params")
-        .await;
+    s.refused(
+        a,
+        "subnets/add",
+        json!({"parent": pool, "cidr": 24, "strategy": "random"}),
+        "invalid_params",
+    )
+    .await;
+    s.refused(
+        a,
+        "subnets/add",
+        json!({"subnet": "10.0.99.0/24", "parent": pool, "strategy": "last"}),
+        "invalid_params",
+    )
+    .await;
     // A full pool: subnet_full, nothing made.
     let small = id_of(&add(&s, a, json!({"subnet": "10.9.0.0/30", "pool": true})).await);
     for _ in 0..2 {
         add(&s, a, json!({"parent": small, "cidr": 31})).await;
     }
-    s.refused(a, "subnets/add", json!({"parent": small, "cidr": 32}), "subnet_full").await;
+    s.refused(a, "subnets/add", json!({"parent": small, "cidr": 32}), "subnet_full")
+        .await;
     // The log names the pool of each allocation.
     let logs = s.ok(a, "org/logs", json!({"perpage": 1})).await;
     assert!(logs.to_string().contains("10.9.0.2/31"), "{logs}");
@@ -226,21 +315,40 @@ async fn edit_split_join_and_delete_keep_the_hierarchy_valid() {
     let c1 = id_of(&add(&s, a, json!({"subnet": "10.0.0.0/24", "parent": pool})).await);
     let c2 = id_of(&add(&s, a, json!({"subnet": "10.0.8.0/24", "parent": pool})).await);
     // Resizing a child keeps it inside the pool and clear of its siblings; its old space is free again.
-    s.refused(a, "subnets/edit", json!({"id": c1, "subnet": "10.0.0.0/20"}), "overlap").await;
-    s.refused(a, "subnets/edit", json!({"id": c1, "subnet": "10.1.0.0/24"}), "invalid_subnet").await;
-    s.ok(a, "subnets/edit", json!({"id": c1, "subnet": "10.0.0.0/23"})).await;
+    s.refused(a, "subnets/edit", json!({"id": c1, "subnet": "10.0.0.0/20"}), "overlap")
+        .await;
+    s.refused(
+        a,
+        "subnets/edit",
+        json!({"id": c1, "subnet": "10.1.0.0/24"}),
+        "invalid_subnet",
+    )
+    .await;
+    s.ok(a, "subnets/edit", json!({"id": c1, "subnet": "10.0.0.0/23"}))
+        .await;
     assert_eq!(get(&s, a, pool).await["covered"], "768");
     // A pool's block must keep its children; it cannot lie in itself, and stays a pool while it has children.
-    s.refused(a, "subnets/edit", json!({"id": pool, "subnet": "10.0.0.0/21"}), "invalid_subnet").await;
-    s.refused(a, "subnets/edit", json!({"id": pool, "parent": c1}), "invalid_params").await;
-    s.refused(a, "subnets/edit", json!({"id": pool, "pool": false}), "not_empty").await;
-    s.ok(a, "subnets/edit", json!({"id": pool, "subnet": "10.0.0.0/12"})).await;
+    s.refused(
+        a,
+        "subnets/edit",
+        json!({"id": pool, "subnet": "10.0.0.0/21"}),
+        "invalid_subnet",
+    )
+    .await;
+    s.refused(a, "subnets/edit", json!({"id": pool, "parent": c1}), "invalid_params")
+        .await;
+    s.refused(a, "subnets/edit", json!({"id": pool, "pool": false}), "not_empty")
+        .await;
+    s.ok(a, "subnets/edit", json!({"id": pool, "subnet": "10.0.0.0/12"}))
+        .await;
     let f = free(&s, a, json!({"id": pool, "cidr": 13})).await;
     assert_eq!(f["free"], "1");
     // Out of its pool, a child may not stay in the pool's group; in another group, its space is free in the pool.
-    s.refused(a, "subnets/edit", json!({"id": c2, "parent": 0}), "overlap").await;
+    s.refused(a, "subnets/edit", json!({"id": c2, "parent": 0}), "overlap")
+        .await;
     let g = id_of(only(&s.ok(a, "groups/add", json!({"description": "elsewhere"})).await));
-    s.ok(a, "subnets/edit", json!({"id": c2, "parent": 0, "group": g})).await;
+    s.ok(a, "subnets/edit", json!({"id": c2, "parent": 0, "group": g}))
+        .await;
     assert_eq!(get(&s, a, pool).await["covered"], "512");
     s.ok(a, "subnets/edit", json!({"id": c2, "parent": pool})).await;
     // Split a child: the parts stay in the pool, which covers what it did.
@@ -264,7 +372,8 @@ async fn edit_split_join_and_delete_keep_the_hierarchy_valid() {
     s.ok(a, "ipaddress/add", json!({"ip": "10.0.8.1"})).await;
     let e = s.refused(a, "subnets/delete", json!({"id": pool}), "not_empty").await;
     assert!(e["error"].as_str().unwrap().contains("recursive"), "{e}");
-    s.refused(a, "subnets/delete", json!({"id": pool, "recursive": true}), "not_empty").await;
+    s.refused(a, "subnets/delete", json!({"id": pool, "recursive": true}), "not_empty")
+        .await;
     s.ok(a, "subnets/delete", json!({"id": c2, "force": true})).await;
     assert_eq!(get(&s, a, pool).await["covered"], "512");
     s.ok(a, "subnets/delete", json!({"id": pool, "recursive": true})).await;
@@ -319,7 +428,12 @@ async fn rest_pools_and_available_networks() {
     let s = Server::start().await;
     let t = &s.admin_token;
     let pool = s
-        .api(Method::POST, "/networks", t, Some(&json!({"network": "10.0.0.0", "cidr": 16, "pool": true})))
+        .api(
+            Method::POST,
+            "/networks",
+            t,
+            Some(&json!({"network": "10.0.0.0", "cidr": 16, "pool": true})),
+        )
         .await;
     assert_eq!(pool.status, 201);
     let pool = pool.json();
@@ -349,24 +463,40 @@ async fn rest_pools_and_available_networks() {
         .await;
     assert_eq!(given.status, 201);
     let list = s
-        .api(Method::GET, &format!("/networks/{id}/available-networks?cidr=23&limit=3"), t, None)
+        .api(
+            Method::GET,
+            &format!("/networks/{id}/available-networks?cidr=23&limit=3"),
+            t,
+            None,
+        )
         .await
         .json();
     assert_eq!(list["network_id"], id);
-    assert_eq!(list["available_networks"], json!(["10.0.2.0/23", "10.0.4.0/22", "10.0.10.0/23"]));
+    assert_eq!(
+        list["available_networks"],
+        json!(["10.0.2.0/23", "10.0.4.0/22", "10.0.10.0/23"])
+    );
     assert_eq!(list["free_networks"], 128 - 2);
-    let kids = s.api(Method::GET, &format!("/networks?parent_id={id}"), t, None).await.json();
+    let kids = s
+        .api(Method::GET, &format!("/networks?parent_id={id}"), t, None)
+        .await
+        .json();
     assert_eq!(kids["data"].as_array().unwrap().len(), 2);
     let e = s
-        .api(Method::POST, &format!("/networks/{id}/available-networks"), t, Some(&json!({"cidr": 8})))
+        .api(
+            Method::POST,
+            &format!("/networks/{id}/available-networks"),
+            t,
+            Some(&json!({"cidr": 8})),
+        )
         .await;
     assert_eq!(e.status, 400);
-    let e = s
-        .api(Method::DELETE, &format!("/networks/{id}"), t, None)
-        .await;
+    let e = s.api(Method::DELETE, &format!("/networks/{id}"), t, None).await;
     assert_eq!(e.status, 400, "{}", String::from_utf8_lossy(&e.body));
     assert!(String::from_utf8_lossy(&e.body).contains("?recursive=true"));
-    let gone = s.api(Method::DELETE, &format!("/networks/{id}?recursive=true"), t, None).await;
+    let gone = s
+        .api(Method::DELETE, &format!("/networks/{id}?recursive=true"), t, None)
+        .await;
     assert_eq!(gone.status, 204);
 }
 
@@ -383,7 +513,11 @@ async fn bulk_allocation_files_n_records_at_once_or_none() {
     )
     .await;
     let got = s
-        .ok(a, "ipaddress/add", json!({"subnet": net, "count": 5, "hostname": "web-{n}"}))
+        .ok(
+            a,
+            "ipaddress/add",
+            json!({"subnet": net, "count": 5, "hostname": "web-{n}"}),
+        )
         .await;
     let mut recs: Vec<&Value> = got.as_object().unwrap().values().collect();
     recs.sort_by_key(|r| r["id"].as_str().unwrap().parse::<i64>().unwrap());
@@ -393,7 +527,11 @@ async fn bulk_allocation_files_n_records_at_once_or_none() {
     assert_eq!(names, ["web-1", "web-2", "web-3", "web-4", "web-5"]);
     // Contiguous: the first run of 4 free addresses skips the DHCP range.
     let got = s
-        .ok(a, "ipaddress/add", json!({"subnet": net, "count": 4, "contiguous": true}))
+        .ok(
+            a,
+            "ipaddress/add",
+            json!({"subnet": net, "count": 4, "contiguous": true}),
+        )
         .await;
     let mut ips: Vec<String> = got
         .as_object()
@@ -409,10 +547,22 @@ async fn bulk_allocation_files_n_records_at_once_or_none() {
         .refused(a, "ipaddress/add", json!({"subnet": net, "count": 250}), "subnet_full")
         .await;
     assert!(e["error"].as_str().unwrap().contains("fewer than 250"), "{e}");
-    s.refused(a, "ipaddress/add", json!({"subnet": net, "count": 7, "contiguous": true, "ip": "10.5.0.100"}), "invalid_params")
+    s.refused(
+        a,
+        "ipaddress/add",
+        json!({"subnet": net, "count": 7, "contiguous": true, "ip": "10.5.0.100"}),
+        "invalid_params",
+    )
+    .await;
+    s.refused(
+        a,
+        "ipaddress/add",
+        json!({"subnet": net, "count": 1001}),
+        "invalid_params",
+    )
+    .await;
+    s.refused(a, "ipaddress/add", json!({"subnet": net, "count": 0}), "invalid_params")
         .await;
-    s.refused(a, "ipaddress/add", json!({"subnet": net, "count": 1001}), "invalid_params").await;
-    s.refused(a, "ipaddress/add", json!({"subnet": net, "count": 0}), "invalid_params").await;
     assert_eq!(s.ok(a, "subnets/get", json!({"id": net})).await, before);
     // REST: a list, with an idempotency key replayed as it was.
     let t = &s.admin_token;
@@ -435,7 +585,15 @@ async fn bulk_allocation_files_n_records_at_once_or_none() {
     let used = s.ok(a, "subnets/get", json!({"id": net})).await;
     assert_eq!(only(&used)["used_hosts"], (1 + 5 + 4 + 3).to_string());
     // Without count, one host as before.
-    let one = s.api(Method::POST, &format!("/ip/networks/{net}/next-ip"), t, Some(&json!({}))).await.json();
+    let one = s
+        .api(
+            Method::POST,
+            &format!("/ip/networks/{net}/next-ip"),
+            t,
+            Some(&json!({})),
+        )
+        .await
+        .json();
     assert!(one["ip_address"].is_string(), "{one}");
 }
 
@@ -454,7 +612,12 @@ async fn concurrent_bulk_allocations_never_overlap() {
                 let data = json!({"subnet": net, "count": 5 + (client + i) % 4, "contiguous": i % 2 == 0,
                                   "hostname": format!("c{client}-{{n}}")});
                 let r = s.ok(&a, "ipaddress/add", data).await;
-                got.extend(r.as_object().unwrap().values().map(|v| v["ip"].as_str().unwrap().to_string()));
+                got.extend(
+                    r.as_object()
+                        .unwrap()
+                        .values()
+                        .map(|v| v["ip"].as_str().unwrap().to_string()),
+                );
             }
             got
         });

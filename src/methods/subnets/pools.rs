@@ -72,7 +72,9 @@ pub fn take(ctx: &Ctx, pool: &Subnet, child: &IpNet) -> Result<()> {
         .prepare_cached(
             "SELECT start, prefix FROM pool_free WHERE pool_id = ?1 AND start <= ?2 ORDER BY start DESC LIMIT 1",
         )?
-        .query_row(params![pool.id, &net::key_bytes(lo)[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![pool.id, &net::key_bytes(lo)[..]], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     let max = u32::from(pool.net.max_prefix_len());
     let free = holder.and_then(|(start, prefix)| Some((net::bytes_key(&start)?, max.checked_sub(prefix)?)));
@@ -318,10 +320,9 @@ pub fn available(ctx: &Ctx, p: AvailableParams) -> Result<model::FreeBlocks> {
             "SELECT start FROM pool_free WHERE pool_id = ?1 AND prefix = ?2 AND start >= ?3 ORDER BY start LIMIT ?4",
         )?;
         for &(prefix, _) in counts.iter().filter(|(prefix, _)| want.is_none_or(|w| *prefix <= w)) {
-            let rows = stmt.query_map(
-                params![pool.id, prefix, &net::key_bytes(from)[..], p.limit],
-                |r| r.get::<_, Vec<u8>>(0),
-            )?;
+            let rows = stmt.query_map(params![pool.id, prefix, &net::key_bytes(from)[..], p.limit], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })?;
             for row in rows {
                 let start = net::bytes_key(&row?).ok_or_else(|| Error::internal("a free block with a bad key"))?;
                 found.push((start, prefix));
