@@ -676,7 +676,7 @@ pub enum Reply {
     Backups(List<Backup>),
     Next(Next),
     Available(Available),
-    FreeBlocks(FreeBlocks),
+    FreeBlocks(Box<FreeBlocks>),
     Allocated(Allocated),
     IpStatus(Box<IpStatus>),
     Located(Located),
@@ -746,7 +746,6 @@ replies! {
     List<Backup> => Backups,
     Next => Next,
     Available => Available,
-    FreeBlocks => FreeBlocks,
     Allocated => Allocated,
     Located => Located,
     Found => Found,
@@ -767,6 +766,7 @@ replies! {
     Verified => Verified,
     Restored => Restored;
     boxed
+    FreeBlocks => FreeBlocks,
     IpStatus => IpStatus,
     OrgInfo => OrgInfo,
     Userdata => Userdata,

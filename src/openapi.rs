@@ -981,7 +981,9 @@ mod tests {
                 "vlan_id",
                 "description",
                 "location",
-                "group_id"
+                "group_id",
+                "pool",
+                "parent_id"
             ]
         );
         assert_eq!(

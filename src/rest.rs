@@ -891,7 +891,7 @@ fn render(route: &Route, answer: &Reply) -> Result<Vec<u8>> {
         (Allocated, Reply::Allocated(a)) => to_json(&ListView {
             data: views::<_, HostView>(&a.0),
         }),
-        (AvailableNetworks, Reply::FreeBlocks(f)) => to_json(&views::AvailableNetworks::from(f)),
+        (AvailableNetworks, Reply::FreeBlocks(f)) => to_json(&views::AvailableNetworks::from(f.as_ref())),
         (One(DhcpRange), Reply::Ranges(l)) => to_json(&RangeView::from(first(l)?)),
         (NetworkHosts, Reply::Hosts(l)) => {
             let network = l.within.as_deref().ok_or_else(wrong)?;
