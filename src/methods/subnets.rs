@@ -1043,7 +1043,8 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<model::Subnet>> {
         )
         .with_data(json!({"subnets": place.children})));
     }
-    let subtree = (place.children > 0).then_some(&s.net);
+    // Its subtree is in its group: exempt there, and not yet in another it moves to.
+    let subtree = (place.children > 0 && group == s.group).then_some(&s.net);
     if block != s.net || group != s.group || parent_id != place.parent {
         check_overlap(ctx, group, &block, &[s.id], &chain, subtree)?;
     }

@@ -324,9 +324,15 @@ async fn edit_split_join_and_delete_keep_the_hierarchy_valid() {
         "invalid_subnet",
     )
     .await;
+    let before = get(&s, a, pool).await["version"].clone();
     s.ok(a, "subnets/edit", json!({"id": c1, "subnet": "10.0.0.0/23"}))
         .await;
-    assert_eq!(get(&s, a, pool).await["covered"], "768");
+    let after = get(&s, a, pool).await;
+    assert_eq!(after["covered"], "768");
+    assert_ne!(
+        after["version"], before,
+        "the pool's covered space changed, so did its version"
+    );
     // A pool's block must keep its children; it cannot lie in itself, and stays a pool while it has children.
     s.refused(
         a,
@@ -351,6 +357,13 @@ async fn edit_split_join_and_delete_keep_the_hierarchy_valid() {
         .await;
     assert_eq!(get(&s, a, pool).await["covered"], "512");
     s.ok(a, "subnets/edit", json!({"id": c2, "parent": pool})).await;
+    // A pool moving to another group takes its subtree, and may not overlap what that group holds.
+    add(&s, a, json!({"subnet": "10.0.100.0/24", "group": g})).await;
+    s.refused(a, "subnets/edit", json!({"id": pool, "group": g}), "overlap")
+        .await;
+    let g2 = id_of(only(&s.ok(a, "groups/add", json!({"description": "new home"})).await));
+    s.ok(a, "subnets/edit", json!({"id": pool, "group": g2})).await;
+    assert_eq!(get(&s, a, c1).await["group"], g2.to_string());
     // Split a child: the parts stay in the pool, which covers what it did.
     let parts = s.ok(a, "subnets/split", json!({"id": c1, "cidr": 24})).await;
     for v in parts.as_object().unwrap().values() {
@@ -633,4 +646,36 @@ async fn concurrent_bulk_allocations_never_overlap() {
     let rec = only(&s.ok(&a, "subnets/get", json!({"id": net})).await).clone();
     assert_eq!(rec["used_hosts"], all.len().to_string());
     assert_eq!(rec["available_hosts"], (1022 - all.len()).to_string());
+}
+
+/// A restore brings back pools with their children, counts and free space.
+#[tokio::test]
+async fn a_restore_keeps_pools_and_their_free_space() {
+    let s = Server::start().await;
+    let a = &s.admin;
+    let pool = id_of(&add(&s, a, json!({"subnet": "2001:db8:a::/48", "pool": true})).await);
+    for _ in 0..3 {
+        add(&s, a, json!({"parent": pool, "cidr": 52})).await;
+    }
+    let before = (
+        get(&s, a, pool).await,
+        free(&s, a, json!({"id": pool, "cidr": 52})).await,
+    );
+    let name = s.ok(a, "backups/add", json!({})).await["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    add(&s, a, json!({"parent": pool, "cidr": 52})).await;
+    s.ok(a, "backups/restore", json!({"name": name})).await;
+    let after = (
+        get(&s, a, pool).await,
+        free(&s, a, json!({"id": pool, "cidr": 52})).await,
+    );
+    assert_eq!(after.0["children"], before.0["children"]);
+    assert_eq!(after.0["covered"], before.0["covered"]);
+    assert_eq!(after.1, before.1);
+    assert_eq!(
+        add(&s, a, json!({"parent": pool, "cidr": 52})).await["subnet"],
+        "2001:db8:a:3000::/52"
+    );
 }

@@ -90,6 +90,15 @@ pub fn take(ctx: &Ctx, pool: &Subnet, child: &IpNet) -> Result<()> {
     for (s, b) in net::remainder(bits, lo, bits_of(child)) {
         insert_free(ctx, pool, s, b)?;
     }
+    changed(ctx, pool)
+}
+
+/// Moves a pool's version: its `covered` is part of its record (schema.sql, migration 12), and a child that changes
+/// size changes no column of the pool's row.
+fn changed(ctx: &Ctx, pool: &Subnet) -> Result<()> {
+    ctx.tx
+        .prepare_cached("UPDATE subnets SET child_count = child_count WHERE id = ?1")?
+        .execute([pool.id])?;
     Ok(())
 }
 
@@ -109,7 +118,8 @@ pub fn release(ctx: &Ctx, pool: &Subnet, child: &IpNet) -> Result<()> {
         }
         (start, bits) = (parent, bits + 1);
     }
-    insert_free(ctx, pool, start, bits)
+    insert_free(ctx, pool, start, bits)?;
+    changed(ctx, pool)
 }
 
 /// Recomputes a pool's free space from its children (after its block changed, a split or a join): reads every
