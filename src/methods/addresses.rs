@@ -763,16 +763,7 @@ impl Params for AvailableParams {
 /// the exact number of free addresses in the whole subnet.
 pub fn available(ctx: &Ctx, p: AvailableParams) -> Result<model::Available> {
     let s = subnets::load(ctx, p.subnet)?;
-    let after = match p.after {
-        Some(a) if s.contains(a) => Some(net::key(a)),
-        Some(a) => {
-            return Err(Error::param(
-                "after",
-                format!("{a} is not inside subnet {} ({})", s.id, s.net),
-            ))
-        }
-        None => None,
-    };
+    let after = subnets::cursor(&s, p.after, "subnet")?;
     let free = match after.map_or(Some(s.usable().0), |a| a.checked_add(1)) {
         Some(from) => subnets::free_keys(ctx.tx, &s, from, usize::try_from(p.limit).unwrap_or(0))?,
         None => Vec::new(),

@@ -265,6 +265,18 @@ fn overlap_sql(cols: &str) -> String {
     )
 }
 
+/// The key of a page's cursor `after`, an address that must lie inside `s` (a `what`: subnet or pool).
+pub fn cursor(s: &Subnet, after: Option<IpAddr>, what: &str) -> Result<Option<u128>> {
+    match after {
+        Some(a) if s.contains(a) => Ok(Some(net::key(a))),
+        Some(a) => Err(Error::param(
+            "after",
+            format!("{a} is not inside {what} {} ({})", s.id, s.net),
+        )),
+        None => Ok(None),
+    }
+}
+
 /// Parses an address parameter. IPv4-mapped IPv6 forms are refused: their keys are the IPv4 addresses' keys.
 pub fn parse_ip(field: &str, s: &str) -> Result<IpAddr> {
     let ip = net::parse_addr(s).map_err(|m| Error::param(field, m))?;

@@ -311,16 +311,7 @@ pub fn available(ctx: &Ctx, p: AvailableParams) -> Result<model::FreeBlocks> {
     let pool = subnets::load(ctx, p.id)?;
     subnets::require_pool(ctx, &pool, "id")?;
     let want = p.cidr.map(|c| child_prefix(&pool, "cidr", c)).transpose()?;
-    let after = match p.after {
-        Some(a) if pool.contains(a) => Some(net::key(a)),
-        Some(a) => {
-            return Err(Error::param(
-                "after",
-                format!("{a} is not inside pool {} ({})", pool.id, pool.net),
-            ))
-        }
-        None => None,
-    };
+    let after = subnets::cursor(&pool, p.after, "pool")?;
     let counts = counts(ctx, pool.id)?;
     let limit = usize::try_from(p.limit).unwrap_or(0);
     let mut found: Vec<(u128, u8)> = Vec::new();
