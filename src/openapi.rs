@@ -575,7 +575,7 @@ fn responses(r: &Route) -> Value {
         Some(schema) => json!({"description": "Success", "content": {"application/json": {"schema": schema}}}),
         None => json!({"description": "Deleted"}),
     };
-    if matches!(r.render, Render::One(_)) {
+    if matches!(r.render, Render::One(_) | Render::Allocated) {
         answer["headers"] = json!({"ETag": {
             "description": "The record's version as a strong entity tag, for If-Match and If-None-Match",
             "schema": {"type": "string"},
