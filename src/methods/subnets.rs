@@ -1081,6 +1081,9 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<model::Subnet>> {
         }
         if let Some(new) = &parent {
             pools::take(ctx, new, &block)?;
+            if parent_id == place.parent {
+                pools::changed(ctx, new)?;
+            }
         }
     }
     if block != s.net {

@@ -90,12 +90,12 @@ pub fn take(ctx: &Ctx, pool: &Subnet, child: &IpNet) -> Result<()> {
     for (s, b) in net::remainder(bits, lo, bits_of(child)) {
         insert_free(ctx, pool, s, b)?;
     }
-    changed(ctx, pool)
+    Ok(())
 }
 
-/// Moves a pool's version: its `covered` is part of its record (schema.sql, migration 12), and a child that changes
-/// size changes no column of the pool's row.
-fn changed(ctx: &Ctx, pool: &Subnet) -> Result<()> {
+/// Moves a pool's version when a child changes size: its `covered` is part of its record (schema.sql, migration
+/// 12), and no column of its row changes with it (a child added, moved or deleted moves `child_count`).
+pub fn changed(ctx: &Ctx, pool: &Subnet) -> Result<()> {
     ctx.tx
         .prepare_cached("UPDATE subnets SET child_count = child_count WHERE id = ?1")?
         .execute([pool.id])?;
@@ -118,8 +118,7 @@ pub fn release(ctx: &Ctx, pool: &Subnet, child: &IpNet) -> Result<()> {
         }
         (start, bits) = (parent, bits + 1);
     }
-    insert_free(ctx, pool, start, bits)?;
-    changed(ctx, pool)
+    insert_free(ctx, pool, start, bits)
 }
 
 /// Recomputes a pool's free space from its children (after its block changed, a split or a join): reads every
@@ -222,62 +221,42 @@ fn child_prefix(pool: &Subnet, field: &str, cidr: i64) -> Result<u8> {
     }
 }
 
-/// The block of length `cidr` that `strategy` picks in `pool`'s free space; `subnet_full` when none is free.
+/// The statements of [`pick`], one per strategy: over the prefix lengths the pool has free blocks of
+/// (`pool_free_counts`) that can hold a /`?2`, the lowest (or highest) free block of each, one seek each in
+/// `pool_free_prefix`, in one statement.
+const PICK_SQL: [&str; 3] = [
+    "SELECT c.prefix, (SELECT min(f.start) FROM pool_free f WHERE f.pool_id = ?1 AND f.prefix = c.prefix) AS s
+     FROM pool_free_counts c WHERE c.pool_id = ?1 AND c.prefix <= ?2 ORDER BY s LIMIT 1",
+    "SELECT c.prefix, (SELECT min(f.start) FROM pool_free f WHERE f.pool_id = ?1 AND f.prefix = c.prefix) AS s
+     FROM pool_free_counts c WHERE c.pool_id = ?1 AND c.prefix <= ?2 ORDER BY c.prefix DESC LIMIT 1",
+    "SELECT c.prefix, (SELECT max(f.start) FROM pool_free f WHERE f.pool_id = ?1 AND f.prefix = c.prefix) AS s
+     FROM pool_free_counts c WHERE c.pool_id = ?1 AND c.prefix <= ?2 ORDER BY s DESC LIMIT 1",
+];
+
+/// The block of length `cidr` that `strategy` picks in `pool`'s free space; `subnet_full` when none is free. Every
+/// free aligned block of that length lies in one free block of `pool_free` at most that long, so the lowest starts
+/// the lowest such free block, and the highest ends the highest one.
 pub fn pick(ctx: &Ctx, pool: &Subnet, cidr: i64, strategy: Strategy) -> Result<IpNet> {
     let want = child_prefix(pool, "cidr", cidr)?;
-    let fitting: Vec<u8> = counts(ctx, pool.id)?
-        .into_iter()
-        .filter(|&(prefix, n)| prefix <= want && n > 0)
-        .map(|(prefix, _)| prefix)
-        .collect();
-    let seek = |prefix: u8, last: bool| -> Result<Option<u128>> {
-        let sql = if last {
-            "SELECT max(start) FROM pool_free WHERE pool_id = ?1 AND prefix = ?2"
-        } else {
-            "SELECT min(start) FROM pool_free WHERE pool_id = ?1 AND prefix = ?2"
-        };
-        let start: Option<Vec<u8>> = ctx
-            .tx
-            .prepare_cached(sql)?
-            .query_row(params![pool.id, prefix], |r| r.get(0))?;
-        Ok(start.as_deref().and_then(net::bytes_key))
+    let sql = match strategy {
+        Strategy::FirstFit => PICK_SQL[0],
+        Strategy::BestFit => PICK_SQL[1],
+        Strategy::Last => PICK_SQL[2],
     };
+    let found: Option<(u8, Vec<u8>)> = ctx
+        .tx
+        .prepare_cached(sql)?
+        .query_row(params![pool.id, want], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
     let max = pool.net.max_prefix_len();
-    let found: Option<(u128, u8)> = match strategy {
-        Strategy::FirstFit => {
-            let mut best: Option<(u128, u8)> = None;
-            for &prefix in &fitting {
-                if let Some(s) = seek(prefix, false)? {
-                    if best.is_none_or(|(b, _)| s < b) {
-                        best = Some((s, prefix));
-                    }
-                }
-            }
-            best
+    let want_bits = u32::from(max - want);
+    match found.and_then(|(prefix, start)| Some((prefix, net::bytes_key(&start)?))) {
+        Some((_, start)) if strategy != Strategy::Last => block(pool, start, want_bits),
+        // The highest block of length `want` ends where its free block ends.
+        Some((prefix, start)) => {
+            let bits = u32::from(max.saturating_sub(prefix));
+            block(pool, (start | low_mask(bits)) & !low_mask(want_bits), want_bits)
         }
-        Strategy::BestFit => match fitting.last() {
-            Some(&prefix) => seek(prefix, false)?.map(|s| (s, prefix)),
-            None => None,
-        },
-        Strategy::Last => {
-            let mut best: Option<(u128, u8)> = None;
-            for &prefix in &fitting {
-                if let Some(s) = seek(prefix, true)? {
-                    if best.is_none_or(|(b, _)| s > b) {
-                        best = Some((s, prefix));
-                    }
-                }
-            }
-            // The highest block of length `want` ends where its free block ends.
-            best.map(|(s, prefix)| {
-                let bits = u32::from(max - prefix);
-                let want_bits = u32::from(max - want);
-                ((s | low_mask(bits)) & !low_mask(want_bits), prefix)
-            })
-        }
-    };
-    match found {
-        Some((start, _)) => block(pool, start, u32::from(max - want)),
         None => Err(Error::new(
             Code::SubnetFull,
             format!("pool {} ({}) has no free /{want}", pool.id, pool.net),
@@ -351,6 +330,24 @@ pub fn available(ctx: &Ctx, p: AvailableParams) -> Result<model::FreeBlocks> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each strategy's statement seeks the lowest or highest free block of each prefix length in the index: it
+    /// never scans a pool's free blocks, however many there are.
+    #[test]
+    fn picking_a_block_seeks_one_free_block_per_prefix_length() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        crate::store::migrate(&conn).unwrap();
+        for sql in PICK_SQL {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt.query_map(params![1, 24], |r| r.get::<_, String>(3)).unwrap();
+            let plan = rows.map(|r| r.unwrap()).collect::<Vec<_>>();
+            assert!(plan.iter().all(|step| !step.starts_with("SCAN")), "{plan:#?}");
+            assert!(
+                plan.iter().any(|s| s.contains("INDEX pool_free_prefix (pool_id=? AND prefix=?)")),
+                "{plan:#?}"
+            );
+        }
+    }
 
     #[test]
     fn free_blocks_of_a_length_count_the_smaller_inside_the_larger() {
