@@ -343,7 +343,8 @@ mod tests {
             let plan = rows.map(|r| r.unwrap()).collect::<Vec<_>>();
             assert!(plan.iter().all(|step| !step.starts_with("SCAN")), "{plan:#?}");
             assert!(
-                plan.iter().any(|s| s.contains("INDEX pool_free_prefix (pool_id=? AND prefix=?)")),
+                plan.iter()
+                    .any(|s| s.contains("INDEX pool_free_prefix (pool_id=? AND prefix=?)")),
                 "{plan:#?}"
             );
         }
