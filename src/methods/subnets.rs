@@ -463,8 +463,8 @@ fn columns() -> &'static str {
     cached_sql!(format!(
         "{SUBNET_COLS}, t.name, t.description, t.domain, t.vlan_id, t.location, t.used, t.taken, {}, t.pool,
          t.parent_id, t.child_count,
-         CASE WHEN t.pool THEN coalesce((SELECT group_concat(c.prefix || ':' || c.blocks) FROM pool_free_counts c
-                                         WHERE c.pool_id = t.id), '') END",
+         CASE WHEN t.pool = 1 THEN coalesce((SELECT string_agg(c.prefix || ':' || c.blocks, ',')
+                                             FROM pool_free_counts c WHERE c.pool_id = t.id), '') END",
         stamp_cols("t", "m")
     ))
 }
