@@ -352,12 +352,36 @@ fn patched<T: Clone>(p: &Patch<T>, cur: Option<T>) -> Option<T> {
 }
 
 /// The stored columns of a record besides its place.
+#[derive(Clone)]
 struct Columns {
     texts: [Option<String>; 4],
     mac_address: Option<String>,
     status: String,
     is_assigned: bool,
     last_seen: Option<i64>,
+}
+
+impl Columns {
+    /// The parameters `?1` to `?13` of the statements that write a record whole (`add`'s INSERT, `edit`'s
+    /// UPDATE): its subnet, address key, columns, and the time and caller of the change.
+    fn params<'a>(&'a self, ctx: &'a Ctx, subnet: &'a i64, key: &'a [u8; 16]) -> [&'a dyn ToSql; 13] {
+        let [hostname, cname, discovery_source, description] = &self.texts;
+        [
+            subnet,
+            key,
+            hostname,
+            cname,
+            &self.mac_address,
+            &self.status,
+            &self.is_assigned,
+            &self.last_seen,
+            discovery_source,
+            description,
+            &ctx.now,
+            &ctx.caller.user_id,
+            &ctx.caller.username,
+        ]
+    }
 }
 
 /// The hostname template's placeholder: the record's place in a bulk allocation, from 1.
@@ -434,11 +458,11 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::Reply> {
     let values = p.host.fields.unwrap_or_default();
     let mut out = Vec::with_capacity(ips.len());
     for (i, ip) in ips.into_iter().enumerate() {
-        let hostname = match (&template.texts[0], p.bulk) {
-            (Some(h), Some(_)) => Some(h.replace(PLACE, &(i + 1).to_string())),
-            (h, _) => h.clone(),
-        };
-        out.push(insert(ctx, &subnet, ip, &template, hostname, &values)?);
+        let mut host = template.clone();
+        if let (Some(h), Some(_)) = (&template.texts[0], p.bulk) {
+            host.texts[0] = Some(h.replace(PLACE, &(i + 1).to_string()));
+        }
+        out.push(insert(ctx, &subnet, ip, &host, &values)?);
     }
     let list = model::List::of(out, "addresses");
     Ok(match p.bulk {
@@ -448,38 +472,17 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::Reply> {
 }
 
 /// Files one new record at `ip` in `subnet`, keeps the subnet's counts and logs it.
-fn insert(
-    ctx: &Ctx,
-    subnet: &Subnet,
-    ip: IpAddr,
-    host: &Columns,
-    hostname: Option<String>,
-    values: &Map<String, Value>,
-) -> Result<Host> {
+fn insert(ctx: &Ctx, subnet: &Subnet, ip: IpAddr, host: &Columns, values: &Map<String, Value>) -> Result<Host> {
     let key = net::key(ip);
     check_free(ctx, subnet, key, 0)?;
-    let [_, cname, discovery_source, description] = &host.texts;
+    let key_bytes = net::key_bytes(key);
     ctx.tx
         .prepare_cached(
             "INSERT INTO addresses (subnet_id, ip, hostname, cname, mac_address, status, is_assigned, last_seen,
                                     discovery_source, description, created, modifiedat, modby_id, modby_name)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13)",
         )?
-        .execute(params![
-            subnet.id,
-            &net::key_bytes(key)[..],
-            hostname,
-            cname,
-            host.mac_address,
-            host.status,
-            host.is_assigned,
-            host.last_seen,
-            discovery_source,
-            description,
-            ctx.now,
-            ctx.caller.user_id,
-            ctx.caller.username
-        ])
+        .execute(&host.params(ctx, &subnet.id, &key_bytes)[..])
         .map_err(|e| duplicate_or(e, subnet, ip))?;
     let id = ctx.tx.last_insert_rowid();
     fields::set_values(ctx, subnet.id, id, values, true)?;
@@ -566,29 +569,16 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<Host>> {
         check_free(ctx, &subnet, key, p.id)?;
     }
     let host = p.host.apply(host, ctx.settings.host_assign_on_create);
-    let [hostname, cname, discovery_source, description] = &host.texts;
+    let key_bytes = net::key_bytes(key);
+    let mut args = host.params(ctx, &subnet.id, &key_bytes).to_vec();
+    args.push(&p.id);
     ctx.tx
         .execute(
             "UPDATE addresses SET subnet_id = ?1, ip = ?2, hostname = ?3, cname = ?4, mac_address = ?5, status = ?6,
                                   is_assigned = ?7, last_seen = ?8, discovery_source = ?9, description = ?10,
                                   modifiedat = ?11, modby_id = ?12, modby_name = ?13
              WHERE id = ?14",
-            params![
-                subnet.id,
-                &net::key_bytes(key)[..],
-                hostname,
-                cname,
-                host.mac_address,
-                host.status,
-                host.is_assigned,
-                host.last_seen,
-                discovery_source,
-                description,
-                ctx.now,
-                ctx.caller.user_id,
-                ctx.caller.username,
-                p.id
-            ],
+            &args[..],
         )
         .map_err(|e| duplicate_or(e, &subnet, ip))?;
     if subnet.id != old_subnet.id {
