@@ -679,3 +679,28 @@ async fn a_restore_keeps_pools_and_their_free_space() {
         "2001:db8:a:3000::/52"
     );
 }
+
+/// A mass delete may name a pool and its own children: the pool takes them with it, and every id is answered.
+#[tokio::test]
+async fn a_mass_delete_of_a_pool_and_its_children_deletes_each_once() {
+    let s = Server::start().await;
+    let a = &s.admin;
+    let outer = id_of(&add(&s, a, json!({"subnet": "10.0.0.0/8", "pool": true})).await);
+    let pool = id_of(&add(&s, a, json!({"subnet": "10.1.0.0/16", "pool": true, "parent": outer})).await);
+    let child = id_of(&add(&s, a, json!({"parent": pool, "cidr": 24})).await);
+    let top = s.ok(a, "subnets/get", json!({"parent": 0})).await;
+    assert_eq!(top.as_object().unwrap().len(), 1, "{top}");
+    s.refused(a, "subnets/massdelete", json!({"ids": [pool, child]}), "not_empty")
+        .await;
+    let gone = s
+        .ok(
+            a,
+            "subnets/massdelete",
+            json!({"ids": [pool, child], "recursive": true}),
+        )
+        .await;
+    assert_eq!(gone.as_object().unwrap().len(), 2, "{gone}");
+    let o = get(&s, a, outer).await;
+    assert_eq!((o["children"].as_str(), o["covered"].as_str()), (Some("0"), Some("0")));
+    assert_eq!(free(&s, a, json!({"id": outer})).await["blocks"], json!(["10.0.0.0/8"]));
+}
