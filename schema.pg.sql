@@ -514,3 +514,54 @@ CREATE INDEX groups_org_id ON groups (org_id, id);
 CREATE INDEX users_org_id ON users (org_id, id);
 CREATE INDEX fields_subnet ON fields (subnet_id, position, id);
 ALTER TABLE request_keys ADD COLUMN etag TEXT;
+
+-- migration: 15
+-- Pools (schema.sql, migration 15): parent, pool flag and child count of a subnet, and each pool's free blocks.
+ALTER TABLE subnets ADD COLUMN parent_id BIGINT;
+ALTER TABLE subnets ADD COLUMN pool BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE subnets ADD COLUMN child_count BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX subnets_parent ON subnets (parent_id, net_start);
+CREATE FUNCTION subnets_children_keep() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('DELETE', 'UPDATE') AND OLD.parent_id IS NOT NULL THEN
+        UPDATE subnets SET child_count = child_count - 1 WHERE id = OLD.parent_id;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.parent_id IS NOT NULL THEN
+        UPDATE subnets SET child_count = child_count + 1 WHERE id = NEW.parent_id;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER subnets_children_insert AFTER INSERT ON subnets
+    FOR EACH ROW EXECUTE FUNCTION subnets_children_keep();
+CREATE TRIGGER subnets_children_delete AFTER DELETE ON subnets
+    FOR EACH ROW EXECUTE FUNCTION subnets_children_keep();
+CREATE TRIGGER subnets_children_move AFTER UPDATE OF parent_id ON subnets
+    FOR EACH ROW WHEN (OLD.parent_id IS DISTINCT FROM NEW.parent_id) EXECUTE FUNCTION subnets_children_keep();
+CREATE TABLE pool_free (
+    pool_id BIGINT NOT NULL REFERENCES subnets(id) ON DELETE CASCADE,
+    start   BYTEA NOT NULL,
+    prefix  BIGINT NOT NULL,
+    PRIMARY KEY (pool_id, start)
+);
+CREATE INDEX pool_free_prefix ON pool_free (pool_id, prefix, start);
+CREATE TABLE pool_free_counts (
+    pool_id BIGINT NOT NULL,
+    prefix  BIGINT NOT NULL,
+    blocks  BIGINT NOT NULL,
+    PRIMARY KEY (pool_id, prefix)
+);
+CREATE FUNCTION pool_free_counts_keep() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        UPDATE pool_free_counts SET blocks = blocks - 1 WHERE pool_id = OLD.pool_id AND prefix = OLD.prefix;
+        DELETE FROM pool_free_counts WHERE pool_id = OLD.pool_id AND prefix = OLD.prefix AND blocks <= 0;
+    ELSE
+        INSERT INTO pool_free_counts (pool_id, prefix, blocks) VALUES (NEW.pool_id, NEW.prefix, 1)
+        ON CONFLICT (pool_id, prefix) DO UPDATE SET blocks = pool_free_counts.blocks + 1;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER pool_free_insert AFTER INSERT ON pool_free
+    FOR EACH ROW EXECUTE FUNCTION pool_free_counts_keep();
+CREATE TRIGGER pool_free_delete AFTER DELETE ON pool_free
+    FOR EACH ROW EXECUTE FUNCTION pool_free_counts_keep();

@@ -606,3 +606,57 @@ CREATE INDEX users_org_id ON users (org_id);
 CREATE INDEX fields_subnet ON fields (subnet_id, position);
 -- The `ETag` a keyed REST write answered with (one record's version), which a retry gets again with the body.
 ALTER TABLE request_keys ADD COLUMN etag TEXT;
+
+-- migration: 15
+-- Pools (container subnets, methods.md "Pools"): a subnet with `pool` = 1 holds child subnets instead of address
+-- records; a child names its pool in `parent_id` and lies strictly inside it, in its group. `subnets/delete` deletes
+-- a pool's subtree itself (with `recursive`), so the column needs no foreign key (nor could a restore of an older
+-- backup's copy drop it). `child_count` is kept by the triggers below, as the groups' `subnet_count`, so a record
+-- never counts its children.
+ALTER TABLE subnets ADD COLUMN parent_id INTEGER;
+ALTER TABLE subnets ADD COLUMN pool INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE subnets ADD COLUMN child_count INTEGER NOT NULL DEFAULT 0;
+-- A pool's children in address order: the walk of `subnets/get {parent}` and the recursive deletes.
+CREATE INDEX subnets_parent ON subnets (parent_id, net_start);
+CREATE TRIGGER subnets_children_insert AFTER INSERT ON subnets WHEN new.parent_id IS NOT NULL BEGIN
+    UPDATE subnets SET child_count = child_count + 1 WHERE id = new.parent_id;
+END;
+CREATE TRIGGER subnets_children_delete AFTER DELETE ON subnets WHEN old.parent_id IS NOT NULL BEGIN
+    UPDATE subnets SET child_count = child_count - 1 WHERE id = old.parent_id;
+END;
+CREATE TRIGGER subnets_children_move AFTER UPDATE OF parent_id ON subnets
+WHEN old.parent_id IS NOT new.parent_id BEGIN
+    UPDATE subnets SET child_count = child_count - 1 WHERE id = old.parent_id;
+    UPDATE subnets SET child_count = child_count + 1 WHERE id = new.parent_id;
+END;
+-- The free space of each pool as its maximal aligned free blocks (a buddy allocator's free lists): every address of
+-- a pool that no child holds lies in exactly one row, and no row's block could grow into a free aligned block twice
+-- its size. Taking a child splits the one row that holds it (at most one new row per bit of difference), freeing
+-- one merges it with its free buddies, so `subnets/available` and allocation read rows by index seeks, never the
+-- children (src/methods/subnets/pools.rs). Kept by the handlers (the block arithmetic is Rust's); a restore copies it with the
+-- subnets it describes.
+CREATE TABLE pool_free (
+    pool_id INTEGER NOT NULL REFERENCES subnets(id) ON DELETE CASCADE,
+    start   BLOB NOT NULL,
+    prefix  INTEGER NOT NULL,
+    PRIMARY KEY (pool_id, start)
+) WITHOUT ROWID;
+-- First-fit, best-fit and last seek the lowest or highest block of each length that can hold the one asked for.
+CREATE INDEX pool_free_prefix ON pool_free (pool_id, prefix, start);
+-- How many free blocks each pool has of each length, kept by the triggers below: the exact count of free /N blocks
+-- and the space the children cover come from at most 129 rows, however fragmented the pool. Derived data: a restore
+-- skips it and the triggers rebuild it from the rows of pool_free it copies.
+CREATE TABLE pool_free_counts (
+    pool_id INTEGER NOT NULL,
+    prefix  INTEGER NOT NULL,
+    blocks  INTEGER NOT NULL,
+    PRIMARY KEY (pool_id, prefix)
+) WITHOUT ROWID;
+CREATE TRIGGER pool_free_insert AFTER INSERT ON pool_free BEGIN
+    INSERT INTO pool_free_counts (pool_id, prefix, blocks) VALUES (new.pool_id, new.prefix, 1)
+    ON CONFLICT (pool_id, prefix) DO UPDATE SET blocks = blocks + 1;
+END;
+CREATE TRIGGER pool_free_delete AFTER DELETE ON pool_free BEGIN
+    UPDATE pool_free_counts SET blocks = blocks - 1 WHERE pool_id = old.pool_id AND prefix = old.prefix;
+    DELETE FROM pool_free_counts WHERE pool_id = old.pool_id AND prefix = old.prefix AND blocks <= 0;
+END;

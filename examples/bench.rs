@@ -217,6 +217,20 @@ const SCENARIOS: &[Scenario] = &[
         goal: Goal::TimeMs(1000.0),
         what: "one /1.0 subnets/split of a /16 holding 60,000 records into 256 /24s",
     },
+    Scenario {
+        name: "pool-available",
+        connections: 2,
+        goal: Goal::P50Ms(1.0),
+        what: "/1.0 subnets/available cidr 48 limit 16 of an IPv6 /32 pool holding 100,000 /56 children, a free /56 \
+               after each",
+    },
+    Scenario {
+        name: "pool-alloc",
+        connections: 2,
+        goal: Goal::P50Ms(1.0),
+        what: "POST /api/v1/networks/{id}/available-networks {cidr: 56} in that pool (first fit: the holes), then a \
+               check that the pool's free space and children agree",
+    },
 ];
 
 const RSS_TARGET_MB: f64 = 150.0;
@@ -754,21 +768,26 @@ async fn run_scenario(sc: &Scenario, plan: Plan, threads: usize, target: &Target
     if sc.name == "read-memory" {
         return read_memory(row, &mut api).await;
     }
-    let ooo = match sc.name {
+    let own = match sc.name {
         "peek-ooo" => Some(file_out_of_order(&mut row, &mut api, target, ds.sizes).await?),
+        "pool-available" | "pool-alloc" => Some(pool(&mut row, &mut api, ds.sizes, db).await?),
         _ => None,
     };
-    let make = load(sc.name, target, ds, ooo)?;
+    let make = load(sc.name, target, ds, own)?;
     let extract: Option<client::Extract> = (sc.name == "alloc").then_some(allocated_key as client::Extract);
     row.outcome = client::run(target.addr, plan, threads, make, extract).await?;
     if sc.name == "alloc" {
         check_allocations(&mut row, ds, db)?;
     }
+    if let ("pool-alloc", Some(id)) = (sc.name, own) {
+        check_pool(&mut row, &mut api, id, ds.sizes).await?;
+    }
     Ok(row)
 }
 
-/// The requests of a scenario's load, each drawn from the connection's generator. `ooo`: peek-ooo's subnet.
-fn load(name: &str, target: &Target, ds: &DataSet, ooo: Option<i64>) -> Res<client::MakeRequest> {
+/// The requests of a scenario's load, each drawn from the connection's generator. `own`: the subnet a scenario made
+/// for itself (peek-ooo's, the pool's).
+fn load(name: &str, target: &Target, ds: &DataSet, own: Option<i64>) -> Res<client::MakeRequest> {
     let t = target.clone();
     let sizes = ds.sizes;
     let (record_lo, record_hi) = ds.record_ids;
@@ -806,8 +825,25 @@ fn load(name: &str, target: &Target, ds: &DataSet, ooo: Option<i64>) -> Res<clie
             )
         }),
         "peek-ooo" => {
-            let id = ooo.ok_or("peek-ooo runs after its filing")?;
+            let id = own.ok_or("peek-ooo runs after its filing")?;
             Arc::new(move |_, w| t.wire_rest(w, "GET", format_args!("/ip/networks/{id}/next-ip"), None))
+        }
+        "pool-available" => {
+            let id = own.ok_or("pool-available runs after its seeding")?;
+            Arc::new(move |_, w| {
+                t.wire_envelope(
+                    w,
+                    "subnets/available",
+                    format_args!("{{\"id\":{id},\"cidr\":48,\"limit\":16}}"),
+                )
+            })
+        }
+        "pool-alloc" => {
+            let id = own.ok_or("pool-alloc runs after its seeding")?;
+            Arc::new(move |_, w| {
+                let body = br#"{"cidr":56}"#;
+                t.wire_rest(w, "POST", format_args!("/networks/{id}/available-networks"), Some(body))
+            })
         }
         "search-1m" => Arc::new(move |rng, w| {
             let m = rng.range(sizes.records / 1000, sizes.records / 100);
@@ -867,8 +903,8 @@ async fn run_paired(sc: &Scenario, plan: Plan, threads: usize, target: &Target, 
 async fn first_answer(name: &str, api: &mut Api, ds: &DataSet) -> Res<()> {
     let sizes = ds.sizes;
     match name {
-        // peek-ooo's first answer is checked after its filing (file_out_of_order).
-        "healthz" | "alloc" | "split-16" | "peek-ooo" | "read-memory" => {}
+        // peek-ooo's first answer is checked after its filing (file_out_of_order), the pool's after its seeding.
+        "healthz" | "alloc" | "split-16" | "peek-ooo" | "read-memory" | "pool-available" | "pool-alloc" => {}
         "rpc-get" => {
             let r = api.rpc("ipaddress/get", json!({"id": ds.record_ids.1})).await?;
             if r.get(ds.record_ids.1.to_string()).is_none() {
@@ -1022,6 +1058,69 @@ async fn file_out_of_order(row: &mut Row, api: &mut Api, target: &Target, sizes:
         row.failures.push(format!("next-ip answered {r}, expected {want}"));
     }
     Ok(id)
+}
+
+/// The pool scenarios' pool, seeded once (the first of them to run does it): a /33 pool made through the API, its
+/// children bulk-inserted in one transaction while the server runs, then the pool grown to its /32 through the API,
+/// which recomputes its free space from the children as the server's own code does. Checks the first answer.
+async fn pool(row: &mut Row, api: &mut Api, sizes: seed::Sizes, db: &Path) -> Res<i64> {
+    let found = api.rpc("subnets/get", json!({"name": "pool-32"})).await?;
+    if let Some(id) = found
+        .as_object()
+        .and_then(|m| m.keys().next())
+        .and_then(|k| k.parse().ok())
+    {
+        return Ok(id);
+    }
+    let t = Instant::now();
+    let half = json!({"subnet": seed::POOL_HALF, "pool": true, "name": "pool-32"});
+    let made = api.rpc("subnets/add", half).await?;
+    let id: i64 = made
+        .as_object()
+        .and_then(|m| m.keys().next())
+        .and_then(|k| k.parse().ok())
+        .ok_or_else(|| format!("subnets/add answered {made}"))?;
+    seed::pool_children(db, id, sizes.pool)?;
+    api.rpc("subnets/edit", json!({"id": id, "subnet": seed::POOL})).await?;
+    row.notes.push(format!(
+        "pool {} with {} /56 children seeded in {:.1} s",
+        seed::POOL,
+        sizes.pool,
+        t.elapsed().as_secs_f64()
+    ));
+    let r = api
+        .rpc("subnets/available", json!({"id": id, "cidr": 56, "limit": 2}))
+        .await?;
+    let want = ((1u64 << 24) - sizes.pool).to_string();
+    let first = r["blocks"][0].as_str().unwrap_or_default();
+    if text(&r["free"]) != want || first != seed::pool_hole(0)?.to_string() {
+        row.failures.push(format!(
+            "subnets/available answered {r}, expected {want} free /56s from the first hole"
+        ));
+    }
+    Ok(id)
+}
+
+/// pool-alloc: every allocation a distinct block, so the children and the free space add up to the pool.
+async fn check_pool(row: &mut Row, api: &mut Api, id: i64, sizes: seed::Sizes) -> Res<()> {
+    let acknowledged = row.outcome.ok_total;
+    let p = &api.rpc("subnets/get", json!({"id": id})).await?[id.to_string()];
+    let children: u64 = text(&p["children"]).parse()?;
+    let free = api
+        .rpc("subnets/available", json!({"id": id, "cidr": 56, "limit": 1}))
+        .await?;
+    let free: u64 = text(&free["free"]).parse()?;
+    let agree = children == sizes.pool + acknowledged && free + children == 1 << 24;
+    row.notes.push(format!(
+        "{acknowledged} blocks allocated (201, warm-up included); {children} children and {free} free /56s of 2^24: \
+         {}",
+        if agree { "they agree" } else { "they DO NOT agree" }
+    ));
+    if !agree {
+        row.failures
+            .push("pool: children and free space do not add up to the pool".into());
+    }
+    Ok(())
 }
 
 /// read-memory: reads that once loaded a whole org (issue 14), each once, with the most the resident set grew while

@@ -70,6 +70,7 @@ pub static METHODS: &[Method] = &[
     Method { name: "subnets/massdelete", access: STANDARD, kind: Kind::Write, prepare: |d| call(subnets::massdelete, d) },
     Method { name: "subnets/split", access: STANDARD, kind: Kind::Write, prepare: |d| call(subnets::split, d) },
     Method { name: "subnets/join", access: STANDARD, kind: Kind::Write, prepare: |d| call(subnets::join, d) },
+    Method { name: "subnets/available", access: READ, kind: Kind::Read, prepare: |d| call(subnets::available, d) },
 
     Method { name: "subnets/fields/get", access: READ, kind: Kind::Read, prepare: |d| call(fields::get, d) },
     Method { name: "subnets/fields/add", access: STANDARD, kind: Kind::Write, prepare: |d| call(fields::add, d) },

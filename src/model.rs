@@ -73,8 +73,23 @@ pub struct Subnet {
     pub total_hosts: u128,
     pub used_hosts: i64,
     pub available_hosts: u128,
+    /// Whether the subnet is a pool, which holds child subnets instead of address records.
+    pub pool: bool,
+    /// The pool the subnet lies in (`null` at the top).
+    pub parent: Option<i64>,
+    /// How many subnets name it as their pool.
+    pub children: i64,
+    /// A pool's addresses its children hold, exact (absent for a subnet that is not a pool).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub covered: Option<u128>,
     #[serde(flatten)]
     pub stamps: Stamps,
+    /// The pools holding the subnet, innermost first, when asked for (`subnets/get` with `tree`, `search/ip`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pools: Option<Vec<PoolRef>>,
+    /// A pool's subtree, when asked for (`subnets/get` with `tree`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnets: Option<Records<Subnet>>,
     /// The subnet's address records, when asked for (`subnets/get` with `addresses`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub addresses: Option<Records<Host>>,
@@ -82,6 +97,39 @@ pub struct Subnet {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fields: Option<Records<FieldDef>>,
 }
+
+/// A pool holding a subnet: its id and block.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolRef {
+    pub id: i64,
+    pub subnet: String,
+}
+
+/// `subnets/available`: the free space of a pool as its largest aligned free blocks.
+#[derive(Debug, Clone, Serialize)]
+pub struct FreeBlocks {
+    pub subnet: i64,
+    pub network: String,
+    /// The prefix length asked for, if any: then `blocks` holds only blocks that can hold one, and `free` counts
+    /// the free blocks of that length.
+    pub cidr: Option<u8>,
+    /// The free blocks of length `cidr`, exact; absent without `cidr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub free: Option<u128>,
+    /// The addresses no child holds, exact.
+    pub total_free: u128,
+    /// The shortest prefix length free, `null` when the pool is full.
+    pub largest: Option<u8>,
+    pub blocks: Vec<String>,
+}
+
+/// The most records one `ipaddress/add` with `count` allocates: one call's transaction, and one reply, stay small.
+pub const MAX_BULK: i64 = 1000;
+
+/// `ipaddress/add` with `count`: the records of a bulk allocation, in address order. The envelope shows them as
+/// any list of records; REST as a list even when there is one.
+#[derive(Debug)]
+pub struct Allocated(pub List<Host>);
 
 /// `subnets/join`: the surviving subnet, and the ids of the subnets it absorbed.
 #[derive(Debug, Clone, Serialize)]
@@ -184,6 +232,9 @@ pub struct IpStatus {
     pub host: Option<Host>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dhcp_range: Option<DhcpRange>,
+    /// The pools holding the answering subnet (or, unmanaged, the address), innermost first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<PoolRef>,
 }
 
 /// A user of an org (`org/users/*`); the password hash never leaves the server.
@@ -625,6 +676,8 @@ pub enum Reply {
     Backups(List<Backup>),
     Next(Next),
     Available(Available),
+    FreeBlocks(Box<FreeBlocks>),
+    Allocated(Allocated),
     IpStatus(Box<IpStatus>),
     Located(Located),
     Found(Found),
@@ -709,6 +762,7 @@ replies! {
     List<Backup> => Backups,
     Next => Next,
     Available => Available,
+    Allocated => Allocated,
     Located => Located,
     Found => Found,
     Records<Joined> => Joined,
@@ -723,6 +777,7 @@ replies! {
     Verified => Verified,
     Restored => Restored;
     boxed
+    FreeBlocks => FreeBlocks,
     IpStatus => IpStatus,
     OrgInfo => OrgInfo,
     Userdata => Userdata,
@@ -744,6 +799,8 @@ impl Serialize for Reply {
             Reply::Backups(l) => l.serialize(s),
             Reply::Next(n) => n.serialize(s),
             Reply::Available(a) => a.serialize(s),
+            Reply::FreeBlocks(f) => f.serialize(s),
+            Reply::Allocated(a) => a.0.serialize(s),
             Reply::IpStatus(i) => i.serialize(s),
             Reply::Located(l) => l.serialize(s),
             Reply::Found(f) => f.serialize(s),

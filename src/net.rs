@@ -323,6 +323,42 @@ pub fn tile(blocks: &[IpNet]) -> Result<IpNet, NotTiling> {
     Ok(expected)
 }
 
+/// The maximal aligned blocks that tile the key range `lo..=hi` (`lo <= hi`), ascending, each as its first key and
+/// its host bits (a block of `2^bits` keys starting at a multiple of `2^bits`): at most two per bit.
+pub fn aligned_blocks(lo: u128, hi: u128) -> Vec<(u128, u32)> {
+    let mut out = Vec::new();
+    let mut k = lo;
+    loop {
+        let align = if k == 0 { 128 } else { k.trailing_zeros() };
+        // The largest power of two no greater than the keys left, hi - k + 1 (2^128 when all are left).
+        let fit = match (hi - k).checked_add(1) {
+            Some(left) => 127 - left.leading_zeros(),
+            None => 128,
+        };
+        let bits = align.min(fit);
+        out.push((k, bits));
+        let last = k | host_mask(bits);
+        match last.checked_add(1) {
+            Some(next) if last < hi => k = next,
+            _ => return out,
+        }
+    }
+}
+
+/// What is left of an aligned block of `bits` host bits when the aligned block at `inner` of `inner_bits` inside it
+/// is taken: the other half of each enclosing block between them, one block per bit, smallest first.
+pub fn remainder(bits: u32, inner: u128, inner_bits: u32) -> Vec<(u128, u32)> {
+    (inner_bits..bits)
+        .map(|b| ((inner ^ (1u128 << b)) & !host_mask(b), b))
+        .collect()
+}
+
+/// The block of `bits + 1` host bits holding the aligned block at `start` of `bits` (`bits < 128`), and its other
+/// half (the buddy).
+pub fn parent_and_buddy(start: u128, bits: u32) -> (u128, u128) {
+    (start & !host_mask(bits + 1), start ^ (1u128 << bits))
+}
+
 /// Renders a key range as "a-b", or "a" for a single key.
 pub fn format_range(r: (u128, u128), v4: bool) -> String {
     if r.0 == r.1 {
@@ -376,6 +412,12 @@ pub fn next_free(
     taken: impl IntoIterator<Item = (u128, u128)>,
 ) -> Option<u128> {
     free_runs(usable, after, taken).next().map(|r| r.0)
+}
+
+/// The first key of the lowest run of `n` consecutive free usable keys (`n` ≥ 1), if any.
+pub fn free_run(usable: (u128, u128), n: usize, taken: impl IntoIterator<Item = (u128, u128)>) -> Option<u128> {
+    let want = (n as u128).saturating_sub(1);
+    free_runs(usable, None, taken).find(|(a, b)| b - a >= want).map(|r| r.0)
 }
 
 /// Up to `limit` free keys above `after`, ascending.
@@ -440,6 +482,48 @@ mod tests {
 
     fn net(s: &str) -> IpNet {
         parse_cidr(s).unwrap()
+    }
+
+    #[test]
+    fn aligned_blocks_are_the_largest_that_tile_a_range() {
+        assert_eq!(aligned_blocks(0, u128::MAX), vec![(0, 128)]);
+        assert_eq!(aligned_blocks(5, 5), vec![(5, 0)]);
+        // 1..=14: 1, 2-3, 4-7, 8-11, 12-13, 14.
+        assert_eq!(
+            aligned_blocks(1, 14),
+            vec![(1, 0), (2, 1), (4, 2), (8, 2), (12, 1), (14, 0)]
+        );
+        assert_eq!(aligned_blocks(u128::MAX, u128::MAX), vec![(u128::MAX, 0)]);
+        assert_eq!(aligned_blocks(1u128 << 127, u128::MAX), vec![(1u128 << 127, 127)]);
+    }
+
+    #[test]
+    fn the_remainder_of_a_taken_block_is_one_half_per_bit() {
+        // 0..=15 minus 4..=5: 6-7, 0-3, 8-15.
+        assert_eq!(remainder(4, 4, 1), vec![(6, 1), (0, 2), (8, 3)]);
+        assert_eq!(remainder(3, 0, 3), vec![]);
+        assert_eq!(parent_and_buddy(6, 1), (4, 4));
+        assert_eq!(parent_and_buddy(8, 3), (0, 0));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// The blocks tile the range exactly, each aligned, and none could double inside the range.
+        #[test]
+        fn aligned_blocks_tile_their_range(lo in 0u128..1 << 20, len in 0u128..1 << 20) {
+            let hi = lo + len;
+            let blocks = aligned_blocks(lo, hi);
+            let mut next = lo;
+            for &(start, bits) in &blocks {
+                prop_assert_eq!(start, next);
+                prop_assert_eq!(start & host_mask(bits), 0);
+                let (parent, _) = parent_and_buddy(start, bits);
+                prop_assert!(parent < lo || parent + (2u128 << bits) - 1 > hi);
+                next = start + (1u128 << bits);
+            }
+            prop_assert_eq!(next, hi + 1);
+            prop_assert!(blocks.len() <= 2 * 21);
+        }
     }
 
     fn ip(s: &str) -> IpAddr {

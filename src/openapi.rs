@@ -14,9 +14,9 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::Result;
 use crate::rest::views::{
-    AppKeyView, AuditEntryView, AvailableIps, BackupView, DeliveryView, FieldView, GroupView, HostView, IpStatusView,
-    Joined, Me, NetworkHosts, NetworkView, NextIp, OrgView, PageView, Pagination, Pong, RangeView, SearchResults,
-    TokenView, UserView, Version, WebhookView,
+    AppKeyView, AuditEntryView, AvailableIps, AvailableNetworks, BackupView, DeliveryView, FieldView, GroupView,
+    HostView, IpStatusView, Joined, Me, NetworkHosts, NetworkView, NextIp, OrgView, PageView, Pagination, Pong,
+    PoolView, RangeView, SearchResults, TokenView, UserView, Version, WebhookView,
 };
 use crate::rest::{Body, Render, Resource, Route, ROUTES};
 use crate::server::{json_response, Body as HttpBody};
@@ -290,6 +290,8 @@ fn example(r: &Route) -> Option<Value> {
         ("PATCH", "/groups/{id}") => json!({"description": "Datacenter 1 (main)"}),
         ("POST", "/networks/{id}/split") => json!({"parts": 2}),
         ("POST", "/networks/join") => json!({"network_id": 1, "cidr": 24}),
+        ("POST", "/networks/{id}/available-networks") => json!({"cidr": 24, "strategy": "best-fit",
+                                                                "name": "Rack 12"}),
         ("POST", "/networks/{id}/custom-fields") => json!({"name": "rack", "type": "select",
                                                            "options": ["r1", "r2"], "default": "r1"}),
         ("PATCH", "/custom-fields/{id}") => json!({"description": "Rack of the server"}),
@@ -345,6 +347,18 @@ fn query_param(method: &str, name: &str) -> Value {
             json!({"type": "integer", "minimum": 0, "default": 0}),
             "Seconds to wait for a change when there is none yet (at most IPAMD_FEED_MAX_WAIT)",
         ),
+        ("subnets/available", "cidr") => (
+            json!({"type": "integer", "minimum": 1, "maximum": 128}),
+            "Only free blocks that can hold a network of this prefix length, and how many such networks are free",
+        ),
+        ("subnets/available", "limit") => (
+            json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 256}),
+            "Most blocks returned",
+        ),
+        ("subnets/available", "after") => (
+            json!({"type": "string"}),
+            "Return blocks starting after this address (a cursor: the last block's network address)",
+        ),
         ("webhooks/deliveries", "status") => (
             json!({"type": "string", "enum": ["pending", "delivered", "failed"]}),
             "Only deliveries in this state",
@@ -361,6 +375,10 @@ fn query_param(method: &str, name: &str) -> Value {
             ),
             "vlan_id" => (json!({"type": "integer", "minimum": 1, "maximum": 4094}), "VLAN ID"),
             "group_id" | "network_id" => (json!({"type": "integer", "minimum": 1}), "Filter by id"),
+            "parent_id" => (
+                json!({"type": "integer", "minimum": 0}),
+                "The children of this pool (0: networks in no pool)",
+            ),
             "is_assigned" | "force" | "all" => (json!({"type": "boolean"}), "true or false"),
             "status" => (json!({"type": "string", "enum": HOST_STATES}), "Host status"),
             "limit" => (
@@ -374,7 +392,7 @@ fn query_param(method: &str, name: &str) -> Value {
             ),
             "recursive" => (
                 json!({"type": "boolean"}),
-                "true also deletes child groups and their networks",
+                "true also deletes child groups and their networks (a pool's networks, for a network)",
             ),
             "tree" => (json!({"type": "boolean"}), "true nests each group's children in it"),
             "confirm" => (
@@ -499,6 +517,7 @@ fn name(r: Resource) -> Cow<'static, str> {
         Resource::AuditEntry => AuditEntryView::name(),
         Resource::Split => "Split".into(),
         Resource::Join => "Join".into(),
+        Resource::Allocation => "NetworkAllocation".into(),
 
         Resource::Webhook => WebhookView::name(),
         Resource::Delivery => DeliveryView::name(),
@@ -531,6 +550,12 @@ fn responses(r: &Route) -> Value {
         Render::NetworkHosts => Some(reference_to::<NetworkHosts>()),
         Render::NextIp => Some(reference_to::<NextIp>()),
         Render::Available => Some(reference_to::<AvailableIps>()),
+        Render::AvailableNetworks => Some(reference_to::<AvailableNetworks>()),
+        Render::Allocated => Some(json!({"oneOf": [
+            reference(&name(Resource::Host)),
+            {"type": "object", "required": ["data"], "description": "With count: the new hosts, in address order",
+             "properties": {"data": {"type": "array", "items": reference(&name(Resource::Host))}}},
+        ]})),
         Render::IpStatus => Some(reference_to::<IpStatusView>()),
         Render::Plain => Some(reference(match r.method {
             "changes/get" => "ChangePage",
@@ -550,7 +575,7 @@ fn responses(r: &Route) -> Value {
         Some(schema) => json!({"description": "Success", "content": {"application/json": {"schema": schema}}}),
         None => json!({"description": "Deleted"}),
     };
-    if matches!(r.render, Render::One(_)) {
+    if matches!(r.render, Render::One(_) | Render::Allocated) {
         answer["headers"] = json!({"ETag": {
             "description": "The record's version as a strong entity tag, for If-Match and If-None-Match",
             "schema": {"type": "string"},
@@ -675,6 +700,8 @@ fn schemas() -> Value {
         component::<NetworkHosts>(),
         component::<NextIp>(),
         component::<AvailableIps>(),
+        component::<AvailableNetworks>(),
+        component::<PoolView>(),
         component::<IpStatusView>(),
         component::<SearchResults>(),
         component::<Joined>(),
@@ -734,6 +761,23 @@ fn input_schema(res: Resource, record: Option<&Value>) -> Value {
             "cidr": {"type": "integer", "minimum": 1, "maximum": 128, "description": "The parts' prefix length (or parts)"},
             "parts": {"type": "integer", "minimum": 2, "description": "The number of parts, a power of two (or cidr)"},
         }),
+        Resource::Host => json!({
+            "count": {"type": "integer", "minimum": 1, "maximum": crate::model::MAX_BULK,
+                      "description": "Allocate this many hosts at the network's next free addresses, all or none \
+                                      (with network_id alone; the reply is then a list)"},
+            "contiguous": {"type": "boolean",
+                           "description": "With count: the addresses must be consecutive (the first such run)"},
+        }),
+        Resource::Allocation => json!({
+            "cidr": {"type": "integer", "minimum": 1, "maximum": 128, "description": "The prefix length to allocate"},
+            "strategy": {"type": "string", "enum": ["first-fit", "best-fit", "last"],
+                         "description": "Which free block: the lowest (default), the lowest in the smallest free \
+                                         block that holds it, or the highest"},
+            "pool": {"type": "boolean", "description": "The new network is a pool itself"},
+            "name": {"type": ["string", "null"]}, "description": {"type": ["string", "null"]},
+            "domain": {"type": ["string", "null"]}, "location": {"type": ["string", "null"]},
+            "vlan_id": {"type": ["integer", "null"], "minimum": 1, "maximum": 4094},
+        }),
         Resource::Join => json!({
             "network_ids": {"type": "array", "items": {"type": "integer", "minimum": 1},
                             "description": "The networks to join, at least two, all in one group"},
@@ -746,7 +790,7 @@ fn input_schema(res: Resource, record: Option<&Value>) -> Value {
     };
     properties.extend(extra.as_object().cloned().unwrap_or_default());
     let description = match res {
-        Resource::Split | Resource::Join => String::new(),
+        Resource::Split | Resource::Join | Resource::Allocation => String::new(),
         _ => format!(
             "Read-only fields of {} are ignored by PUT (a record read may be sent back) and refused by POST and PATCH.",
             name(res)
@@ -937,7 +981,9 @@ mod tests {
                 "vlan_id",
                 "description",
                 "location",
-                "group_id"
+                "group_id",
+                "pool",
+                "parent_id"
             ]
         );
         assert_eq!(

@@ -45,6 +45,10 @@ pub enum Render {
     NextIp,
     /// `{network, network_id, total_available, available_ips}`.
     Available,
+    /// `GET /networks/{id}/available-networks`: a pool's free blocks.
+    AvailableNetworks,
+    /// A new host, or with `count` the list of them: `{data: […]}`.
+    Allocated,
     /// The status of one address.
     IpStatus,
     /// A backup's reply as the method gives it (a new backup without the `id` only the envelope shows), `ping` and
@@ -78,6 +82,8 @@ pub enum Resource {
     Split,
     /// The body of `POST /networks/join`: no record of its own.
     Join,
+    /// The body of `POST /networks/{id}/available-networks`: a new network's fields and the block to allocate.
+    Allocation,
     Webhook,
     Delivery,
 }
@@ -86,7 +92,7 @@ impl Resource {
     /// REST name → method parameter name, for the fields whose names differ.
     fn renames(self) -> &'static [(&'static str, &'static str)] {
         match self {
-            Resource::Network => &[("group_id", "group")],
+            Resource::Network | Resource::Allocation => &[("group_id", "group"), ("parent_id", "parent")],
             Resource::Host => &[("ip_address", "ip"), ("network_id", "subnet")],
             Resource::DhcpRange | Resource::Field => &[("network_id", "subnet")],
             Resource::Group => &[("parent_id", "parent")],
@@ -116,6 +122,8 @@ impl Resource {
                 "family",
                 "subnet",
                 "version",
+                "child_count",
+                "covered",
             ],
             Resource::Host => &["id", "network", "version"],
             Resource::DhcpRange => &["id", "version"],
@@ -151,7 +159,7 @@ impl Resource {
                 "network_count",
                 "host_count",
             ],
-            Resource::AuditEntry | Resource::Split | Resource::Join => &[],
+            Resource::AuditEntry | Resource::Split | Resource::Join | Resource::Allocation => &[],
             Resource::Webhook => &["id", "created_at", "secret"],
             Resource::Delivery => &[
                 "id",
@@ -184,6 +192,7 @@ impl Resource {
             Resource::Network => &["network", "cidr"],
             Resource::DhcpRange => &["start_ip", "end_ip"],
             Resource::Group => &["description"],
+            Resource::Allocation => &["cidr"],
             Resource::Field | Resource::AppKey => &["name"],
             Resource::User => &["username", "email"],
             _ => &[],
@@ -229,7 +238,16 @@ pub struct Route {
 }
 
 const PAGE: &[&str] = &["page", "per_page"];
-const NETWORK_FILTERS: &[&str] = &["page", "per_page", "name", "domain", "vlan_id", "location", "group_id"];
+const NETWORK_FILTERS: &[&str] = &[
+    "page",
+    "per_page",
+    "name",
+    "domain",
+    "vlan_id",
+    "location",
+    "group_id",
+    "parent_id",
+];
 const HOST_FILTERS: &[&str] = &[
     "page",
     "per_page",
@@ -242,17 +260,19 @@ const HOST_FILTERS: &[&str] = &[
 ];
 const RANGE_FILTERS: &[&str] = &["page", "per_page", "network_id"];
 const AVAILABLE: &[&str] = &["limit", "after"];
-const FORCE: &[&str] = &["force"];
+const AVAILABLE_NETS: &[&str] = &["cidr", "limit", "after"];
+const POOL_ID: &[(&str, &str)] = &[("id", "parent")];
+const FORCE: &[&str] = &["force", "recursive"];
 /// REST lists are ordered by id and always paginated.
 const PAGED: &[(&str, &str)] = &[("order", "\"id\""), ("page", "1")];
 const PAGING: &[(&str, &str)] = &[("per_page", "perpage")];
 const BY_ID: &[(&str, &str)] = &[];
 const NET_ID: &[(&str, &str)] = &[("id", "subnet")];
-const NETWORKS_QUERY: &[(&str, &str)] = &[("per_page", "perpage"), ("group_id", "group")];
+const NETWORKS_QUERY: &[(&str, &str)] = &[("per_page", "perpage"), ("group_id", "group"), ("parent_id", "parent")];
 const HOSTS_QUERY: &[(&str, &str)] = &[("per_page", "perpage"), ("network_id", "subnet")];
 const HOSTS_OF_NET: &[(&str, &str)] = &[("per_page", "perpage"), ("id", "subnet")];
 const BACKUP_NAME: &[(&str, &str)] = &[];
-const IDS: &[&str] = &["ids", "force"];
+const IDS: &[&str] = &["ids", "force", "recursive"];
 const HOST_IDS: &[&str] = &["ids"];
 const RECURSIVE: &[&str] = &["recursive"];
 const TREE: &[&str] = &["tree"];
@@ -288,23 +308,23 @@ const DELIVERIES: &[&str] = &["status", "limit"];
 use Body::{Fields, Replace};
 use Render::*;
 use Resource::{
-    AppKey, AuditEntry, Backup, Delivery, DhcpRange, Field, Group, Host, Join, Network, Org, Split, Token, User,
-    Webhook,
+    Allocation, AppKey, AuditEntry, Backup, Delivery, DhcpRange, Field, Group, Host, Join, Network, Org, Split, Token,
+    User, Webhook,
 };
 
 #[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
-    Route { verb: "GET", path: "/networks", method: "subnets/get", params: NETWORKS_QUERY, fixed: PAGED, query: NETWORK_FILTERS, body: Body::None, render: Page(Network), status: 200, summary: "List networks (filters: name, domain, vlan_id, location, group_id)" },
+    Route { verb: "GET", path: "/networks", method: "subnets/get", params: NETWORKS_QUERY, fixed: PAGED, query: NETWORK_FILTERS, body: Body::None, render: Page(Network), status: 200, summary: "List networks (filters: name, domain, vlan_id, location, group_id, parent_id: a pool's children, 0 for the top)" },
     Route { verb: "POST", path: "/networks", method: "subnets/add", params: BY_ID, fixed: &[], query: &[], body: Fields(Network), render: One(Network), status: 201, summary: "Create a network" },
     Route { verb: "GET", path: "/networks/{id}", method: "subnets/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: One(Network), status: 200, summary: "Get a network" },
     Route { verb: "PUT", path: "/networks/{id}", method: "subnets/edit", params: BY_ID, fixed: &[], query: &[], body: Replace(Network), render: One(Network), status: 200, summary: "Replace a network" },
     Route { verb: "PATCH", path: "/networks/{id}", method: "subnets/edit", params: BY_ID, fixed: &[], query: &[], body: Fields(Network), render: One(Network), status: 200, summary: "Change some fields of a network" },
-    Route { verb: "DELETE", path: "/networks/{id}", method: "subnets/delete", params: BY_ID, fixed: &[], query: FORCE, body: Body::None, render: NoContent, status: 204, summary: "Delete a network (force=true deletes its hosts too)" },
+    Route { verb: "DELETE", path: "/networks/{id}", method: "subnets/delete", params: BY_ID, fixed: &[], query: FORCE, body: Body::None, render: NoContent, status: 204, summary: "Delete a network (force=true deletes its hosts too; recursive=true a pool's networks)" },
     Route { verb: "GET", path: "/networks/{id}/hosts", method: "ipaddress/get", params: HOSTS_OF_NET, fixed: PAGED, query: PAGE, body: Body::None, render: NetworkHosts, status: 200, summary: "List the hosts of a network" },
     Route { verb: "GET", path: "/networks/{id}/dhcp-ranges", method: "dhcpranges/get", params: NET_ID, fixed: &[], query: &[], body: Body::None, render: List(DhcpRange), status: 200, summary: "List the DHCP ranges of a network" },
     Route { verb: "POST", path: "/networks/{id}/dhcp-ranges", method: "dhcpranges/add", params: NET_ID, fixed: &[], query: &[], body: Fields(DhcpRange), render: One(DhcpRange), status: 201, summary: "Create a DHCP range in a network" },
     Route { verb: "GET", path: "/hosts", method: "ipaddress/get", params: HOSTS_QUERY, fixed: PAGED, query: HOST_FILTERS, body: Body::None, render: Page(Host), status: 200, summary: "List hosts (filters: hostname, cname, status, is_assigned, mac_address, network_id)" },
-    Route { verb: "POST", path: "/hosts", method: "ipaddress/add", params: BY_ID, fixed: &[], query: &[], body: Fields(Host), render: One(Host), status: 201, summary: "Create a host (network_id without ip_address allocates the next free address)" },
+    Route { verb: "POST", path: "/hosts", method: "ipaddress/add", params: BY_ID, fixed: &[], query: &[], body: Fields(Host), render: Allocated, status: 201, summary: "Create a host (network_id without ip_address allocates the next free address; with count, that many: a list)" },
     Route { verb: "GET", path: "/hosts/{id}", method: "ipaddress/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: One(Host), status: 200, summary: "Get a host" },
     Route { verb: "PUT", path: "/hosts/{id}", method: "ipaddress/edit", params: BY_ID, fixed: &[], query: &[], body: Replace(Host), render: One(Host), status: 200, summary: "Replace a host" },
     Route { verb: "PATCH", path: "/hosts/{id}", method: "ipaddress/edit", params: BY_ID, fixed: &[], query: &[], body: Fields(Host), render: One(Host), status: 200, summary: "Change some fields of a host" },
@@ -316,7 +336,7 @@ pub static ROUTES: &[Route] = &[
     Route { verb: "PATCH", path: "/dhcp-ranges/{id}", method: "dhcpranges/edit", params: BY_ID, fixed: &[], query: &[], body: Fields(DhcpRange), render: One(DhcpRange), status: 200, summary: "Change some fields of a DHCP range" },
     Route { verb: "DELETE", path: "/dhcp-ranges/{id}", method: "dhcpranges/delete", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: NoContent, status: 204, summary: "Delete a DHCP range" },
     Route { verb: "GET", path: "/ip/networks/{id}/next-ip", method: "ipaddress/next", params: NET_ID, fixed: &[], query: &[], body: Body::None, render: NextIp, status: 200, summary: "Suggest the next free address of a network" },
-    Route { verb: "POST", path: "/ip/networks/{id}/next-ip", method: "ipaddress/add", params: NET_ID, fixed: &[], query: &[], body: Fields(Host), render: One(Host), status: 201, summary: "Allocate the next free address of a network as a new host, atomically" },
+    Route { verb: "POST", path: "/ip/networks/{id}/next-ip", method: "ipaddress/add", params: NET_ID, fixed: &[], query: &[], body: Fields(Host), render: Allocated, status: 201, summary: "Allocate the next free address of a network as a new host, atomically (with count, that many: a list)" },
     Route { verb: "GET", path: "/ip/networks/{id}/available-ips", method: "ipaddress/available", params: NET_ID, fixed: &[], query: AVAILABLE, body: Body::None, render: Available, status: 200, summary: "List free addresses of a network (limit, after)" },
     Route { verb: "GET", path: "/ip/{ip}", method: "search/ip", params: BY_ID, fixed: &[("status", "true"), ("brief", "true")], query: &[], body: Body::None, render: IpStatus, status: 200, summary: "The status of one address: assigned, dhcp, available, unusable or unmanaged" },
     Route { verb: "GET", path: "/groups", method: "groups/get", params: TREE_QUERY, fixed: FIRST_PAGE, query: TREE_PAGE, body: Body::None, render: Page(Group), status: 200, summary: "List groups: flat by id, or with tree=true the top-level groups with their children nested" },
@@ -326,6 +346,8 @@ pub static ROUTES: &[Route] = &[
     Route { verb: "DELETE", path: "/groups/{id}", method: "groups/delete", params: BY_ID, fixed: &[], query: RECURSIVE, body: Body::None, render: NoContent, status: 204, summary: "Delete a group (recursive=true deletes its child groups and networks too)" },
     Route { verb: "DELETE", path: "/networks", method: "subnets/massdelete", params: BY_ID, fixed: &[], query: IDS, body: Body::None, render: NoContent, status: 204, summary: "Delete several networks, all or nothing (ids=1,2,3; force=true deletes their hosts too)" },
     Route { verb: "POST", path: "/networks/{id}/split", method: "subnets/split", params: BY_ID, fixed: &[], query: &[], body: Fields(Split), render: List(Network), status: 200, summary: "Split a network into equal parts (cidr or parts)" },
+    Route { verb: "GET", path: "/networks/{id}/available-networks", method: "subnets/available", params: BY_ID, fixed: &[], query: AVAILABLE_NETS, body: Body::None, render: AvailableNetworks, status: 200, summary: "List the free blocks of a pool (cidr: only blocks that hold one; limit, after)" },
+    Route { verb: "POST", path: "/networks/{id}/available-networks", method: "subnets/add", params: POOL_ID, fixed: &[], query: &[], body: Fields(Allocation), render: One(Network), status: 201, summary: "Allocate a free block of a pool as a new network, atomically (cidr, strategy)" },
     Route { verb: "POST", path: "/networks/join", method: "subnets/join", params: BY_ID, fixed: &[], query: &[], body: Fields(Join), render: Joined, status: 200, summary: "Join networks that tile one block (network_ids, or network_id and cidr)" },
     Route { verb: "DELETE", path: "/networks/{id}/hosts", method: "ipaddress/massdelete", params: NET_ID, fixed: ALL_OF_NET, query: &[], body: Body::None, render: NoContent, status: 204, summary: "Delete every host of a network (at most 5000)" },
     Route { verb: "DELETE", path: "/hosts", method: "ipaddress/massdelete", params: BY_ID, fixed: &[], query: HOST_IDS, body: Body::None, render: NoContent, status: 204, summary: "Delete several hosts, all or nothing (ids=1,2,3)" },
@@ -463,8 +485,9 @@ pub struct Headers {
 
 /// The `ETag` of `route`'s answer: a strong tag of its record's version, when it answers one record.
 fn entity_tag(route: &Route, answer: &Reply) -> Option<String> {
-    match route.render {
-        One(_) => version_of(answer).map(|v| format!("\"{v}\"")),
+    match (route.render, answer) {
+        // One new host (not a bulk allocation's list) is one record.
+        (One(_), _) | (Allocated, Reply::Hosts(_)) => version_of(answer).map(|v| format!("\"{v}\"")),
         _ => None,
     }
 }
@@ -875,7 +898,11 @@ fn render(route: &Route, answer: &Reply) -> Result<Vec<u8>> {
             data: views::<_, RangeView>(l),
         }),
         (One(Network), Reply::Subnets(l)) => to_json(&NetworkView::from(first(l)?)),
-        (One(Host), Reply::Hosts(l)) => to_json(&HostView::from(first(l)?)),
+        (One(Host) | Allocated, Reply::Hosts(l)) => to_json(&HostView::from(first(l)?)),
+        (Allocated, Reply::Allocated(a)) => to_json(&ListView {
+            data: views::<_, HostView>(&a.0),
+        }),
+        (AvailableNetworks, Reply::FreeBlocks(f)) => to_json(&views::AvailableNetworks::from(f.as_ref())),
         (One(DhcpRange), Reply::Ranges(l)) => to_json(&RangeView::from(first(l)?)),
         (NetworkHosts, Reply::Hosts(l)) => {
             let network = l.within.as_deref().ok_or_else(wrong)?;
@@ -1011,6 +1038,7 @@ fn ip_status(s: &model::IpStatus) -> IpStatusView<'_> {
         network: None,
         message: None,
         matches: (s.matches > 1).then_some(s.matches),
+        pools: s.pools.iter().map(views::PoolView::from).collect(),
     };
     match s.status {
         "assigned" => view.host = s.host.as_ref().map(HostView::from),

@@ -170,7 +170,8 @@ async fn drive(target: &Target, make: &client::MakeRequest, n: u64) -> client::R
     Ok(t.elapsed())
 }
 
-/// Counts every selected scenario that has a load of its own (not split-16 nor peek-ooo) and prints the table.
+/// Counts every selected scenario that has a load of its own (not split-16, peek-ooo nor the pool's, which seed
+/// their data as they start) and prints the table.
 pub fn count(
     args: &Args,
     selected: &[&Scenario],
@@ -197,7 +198,7 @@ pub fn count(
     println!("  idle server: {idle_per_s:.0} instructions per second");
     let mut counts = Vec::new();
     for sc in selected {
-        if matches!(sc.name, "split-16" | "peek-ooo") {
+        if matches!(sc.name, "split-16" | "peek-ooo" | "pool-available" | "pool-alloc") {
             println!("  {:<14} skipped: no repeatable request of its own", sc.name);
             continue;
         }

@@ -30,6 +30,8 @@ pub struct Sizes {
     pub v6: u64,
     /// Records filed out of order through the server by the peek-ooo scenario.
     pub ooo16: u64,
+    /// Children of the pool scenarios' IPv6 /32 pool.
+    pub pool: u64,
     pub roots: usize,
     pub children: usize,
 }
@@ -42,6 +44,7 @@ impl Sizes {
         split16: 60_000,
         v6: 100_000,
         ooo16: 20_000,
+        pool: 100_000,
         roots: 8,
         children: 4,
     };
@@ -52,6 +55,7 @@ impl Sizes {
         split16: 500,
         v6: 500,
         ooo16: 500,
+        pool: 1_000,
         roots: 3,
         children: 2,
     };
@@ -67,6 +71,7 @@ impl Sizes {
             split16: share(6),
             v6: share(10),
             ooo16: share(2),
+            pool: share(10),
             ..Sizes::FULL
         }
     }
@@ -99,6 +104,39 @@ pub const SPLIT16: &str = "10.1.0.0/16";
 pub const V6: &str = "2001:db8::/48";
 pub const ALLOC: &str = "10.64.0.0/10";
 pub const OOO16: &str = "10.2.0.0/16";
+/// The pool scenarios' pool, made as its lower half and grown once its children are in.
+pub const POOL: &str = "3fff:100::/32";
+pub const POOL_HALF: &str = "3fff:100::/33";
+
+/// The free /56 after pool child `i`: the children are the even /56s from the pool's start.
+pub fn pool_hole(i: u64) -> Res<IpNet> {
+    let start = net::range(&block(POOL)?).0 + (u128::from(2 * i + 1) << 72);
+    Ok(IpNet::new(net::from_key(start, false), 56)?)
+}
+
+/// The pool's children, the even /56s from its start, inserted as `subnets/add` files a child (stamps from the
+/// pool's row), in one transaction while the server runs.
+pub fn pool_children(db_path: &Path, pool: i64, n: u64) -> Res<()> {
+    let mut db = Connection::open(db_path)?;
+    db.busy_timeout(Duration::from_secs(30))?;
+    let tx = db.transaction()?;
+    {
+        let base = net::range(&block(POOL)?).0;
+        let mut insert = tx.prepare(
+            "INSERT INTO subnets (org_id, group_id, family, net_start, net_end, prefix, name, created, modifiedat,
+                                  modby_id, modby_name, parent_id)
+             SELECT org_id, group_id, 6, ?1, ?2, 56, NULL, created, created, modby_id, modby_name, id
+             FROM subnets WHERE id = ?3",
+        )?;
+        for i in 0..n {
+            let lo = base + (u128::from(2 * i) << 72);
+            let hi = lo + ((1u128 << 72) - 1);
+            insert.execute(params![&net::key_bytes(lo)[..], &net::key_bytes(hi)[..], pool])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
 /// The first /24; the others follow it.
 const SMALL_BASE: Ipv4Addr = Ipv4Addr::new(100, 64, 0, 0);
 

@@ -22,7 +22,7 @@ use crate::methods::{
     check_version, column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamps_at,
     too_many_deleted, IdParam, List, Paging, MAX_RECORDS,
 };
-use crate::model::{self, Host, Records};
+use crate::model::{self, Host, Records, MAX_BULK};
 use crate::net;
 use crate::params::{as_bool, Data, Patch};
 use crate::store::cached_sql;
@@ -349,6 +349,7 @@ fn patched<T: Clone>(p: &Patch<T>, cur: Option<T>) -> Option<T> {
 }
 
 /// The stored columns of a record besides its place.
+#[derive(Clone)]
 struct Columns {
     texts: [Option<String>; 4],
     mac_address: Option<String>,
@@ -357,45 +358,91 @@ struct Columns {
     last_seen: Option<i64>,
 }
 
+impl Columns {
+    /// The parameters `?1` to `?13` of the statements that write a record whole (`add`'s INSERT, `edit`'s
+    /// UPDATE): its subnet, address key, columns, and the time and caller of the change.
+    fn params<'a>(&'a self, ctx: &'a Ctx, subnet: &'a i64, key: &'a [u8; 16]) -> [&'a dyn ToParam; 13] {
+        let [hostname, cname, discovery_source, description] = &self.texts;
+        [
+            subnet,
+            key,
+            hostname,
+            cname,
+            &self.mac_address,
+            &self.status,
+            &self.is_assigned,
+            &self.last_seen,
+            discovery_source,
+            description,
+            &ctx.now,
+            &ctx.caller.user_id,
+            &ctx.caller.username,
+        ]
+    }
+}
+
+/// The hostname template's placeholder: the record's place in a bulk allocation, from 1.
+const PLACE: &str = "{n}";
+
 pub struct AddParams {
     ip: Option<IpAddr>,
     subnet: Option<i64>,
+    /// `count` records at once, and whether their addresses must be consecutive.
+    bulk: Option<(usize, bool)>,
     host: HostParams,
 }
 
 impl Params for AddParams {
     fn decode(d: &mut Data) -> Result<Self> {
+        let count = d.int("count")?;
+        let contiguous = d.bool("contiguous")?;
         let p = AddParams {
             ip: d.str("ip")?.map(|s| subnets::parse_ip("ip", &s)).transpose()?,
             subnet: d.id("subnet")?,
+            bulk: match (count, contiguous) {
+                (Some(n), c) if (1..=MAX_BULK).contains(&n) => {
+                    Some((usize::try_from(n).unwrap_or(1), c.unwrap_or(false)))
+                }
+                (Some(_), _) => return Err(Error::param("count", format!("must be from 1 to {MAX_BULK}"))),
+                (None, Some(_)) => return Err(Error::param("contiguous", "goes with count")),
+                (None, None) => None,
+            },
             host: HostParams::decode(d)?,
         };
         if p.ip.is_none() && p.subnet.is_none() {
             return Err(Error::param("ip", "give ip, subnet, or both"));
+        }
+        if p.bulk.is_some() && (p.ip.is_some() || p.subnet.is_none()) {
+            return Err(Error::param(
+                "count",
+                "goes with subnet alone: the records take its next free addresses",
+            ));
         }
         Ok(p)
     }
 }
 
 /// Adds a record. `ip` alone files it in the most specific subnet containing it; `subnet` alone takes that
-/// subnet's next free address; both must agree.
-pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<Host>> {
-    let (subnet, ip) = match (p.subnet, p.ip) {
+/// subnet's next free address; both must agree. With `count` (and `subnet` alone): that many records at the
+/// subnet's lowest free addresses (`contiguous`: the first run of that many consecutive ones), all or none, each
+/// hostname from the template `hostname` with `{n}` replaced by the record's place (1, 2, …).
+pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::Reply> {
+    let (subnet, ips) = match (p.subnet, p.ip) {
         (Some(id), ip) => {
             let s = subnets::load(ctx, id)?;
-            let ip = match ip {
-                Some(ip) => inside(&s, ip)?,
-                None => next_free(ctx, &s)?,
+            subnets::refuse_pool(ctx, &s)?;
+            let ips = match (ip, p.bulk) {
+                (Some(ip), _) => vec![inside(&s, ip)?],
+                (None, None) => vec![next_free(ctx, &s)?],
+                (None, Some((n, contiguous))) => free_many(ctx, &s, n, contiguous)?,
             };
-            (s, ip)
+            (s, ips)
         }
-        (None, Some(ip)) => (most_specific(ctx, ip)?, ip),
+        (None, Some(ip)) => (most_specific(ctx, ip)?, vec![ip]),
         (None, None) => return Err(Error::param("ip", "give ip, subnet, or both")),
     };
-    let key = net::key(ip);
-    check_free(ctx, &subnet, key, 0)?;
     let assign = ctx.settings.host_assign_on_create;
-    let host = p.host.apply(
+    let template = p.host.apply(
         Columns {
             texts: [None, None, None, None],
             mac_address: None,
@@ -405,32 +452,38 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<Host>> {
         },
         assign,
     );
-    let [hostname, cname, discovery_source, description] = &host.texts;
+    let values = p.host.fields.unwrap_or_default();
+    let mut out = Vec::with_capacity(ips.len());
+    for (i, ip) in ips.into_iter().enumerate() {
+        let mut host = template.clone();
+        if let (Some(h), Some(_)) = (&template.texts[0], p.bulk) {
+            host.texts[0] = Some(h.replace(PLACE, &(i + 1).to_string()));
+        }
+        out.push(insert(ctx, &subnet, ip, &host, &values)?);
+    }
+    let list = model::List::of(out, "addresses");
+    Ok(match p.bulk {
+        Some(_) => model::Allocated(list).into(),
+        None => list.into(),
+    })
+}
+
+/// Files one new record at `ip` in `subnet`, keeps the subnet's counts and logs it.
+fn insert(ctx: &Ctx, subnet: &Subnet, ip: IpAddr, host: &Columns, values: &Map<String, Value>) -> Result<Host> {
+    let key = net::key(ip);
+    check_free(ctx, subnet, key, 0)?;
+    let key_bytes = net::key_bytes(key);
     let id = ctx
         .tx
         .insert_unique(
             "INSERT INTO addresses (subnet_id, ip, hostname, cname, mac_address, status, is_assigned, last_seen,
                                     discovery_source, description, created, modifiedat, modby_id, modby_name)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13) RETURNING id",
-            params![
-                subnet.id,
-                &net::key_bytes(key)[..],
-                hostname,
-                cname,
-                host.mac_address,
-                host.status,
-                host.is_assigned,
-                host.last_seen,
-                discovery_source,
-                description,
-                ctx.now,
-                ctx.caller.user_id,
-                ctx.caller.username
-            ],
+            &host.params(ctx, &subnet.id, &key_bytes),
         )?
-        .ok_or_else(|| duplicate(&subnet, ip))?;
-    fields::set_values(ctx, subnet.id, id, &p.host.fields.unwrap_or_default(), true)?;
-    subnets::adjust(ctx, &subnet, key, true)?;
+        .ok_or_else(|| duplicate(subnet, ip))?;
+    fields::set_values(ctx, subnet.id, id, values, true)?;
+    subnets::adjust(ctx, subnet, key, true)?;
     let after = get_record(ctx, id)?;
     ctx.log(
         Change::new(
@@ -441,7 +494,32 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<Host>> {
         .detail(json!({"subnet": subnet.id, "ip": ip.to_string()}))
         .after(&after),
     )?;
-    Ok(model::List::of(vec![after], "addresses"))
+    Ok(after)
+}
+
+/// The `n` lowest free addresses of a subnet, or with `contiguous` the first run of `n` consecutive free ones;
+/// `subnet_full` when there are not that many.
+fn free_many(ctx: &Ctx, s: &Subnet, n: usize, contiguous: bool) -> Result<Vec<IpAddr>> {
+    let usable = s.usable();
+    let keys = match contiguous {
+        false => subnets::free_keys(ctx.tx, s, usable.0, n)?,
+        true => subnets::with_taken(ctx.tx, s, usable.0, |taken| net::free_run(usable, n, taken))?
+            .map(|first| (0..n as u128).map(|i| first + i).collect())
+            .unwrap_or_default(),
+    };
+    if keys.len() < n {
+        let what = if contiguous {
+            "consecutive free addresses"
+        } else {
+            "free addresses"
+        };
+        return Err(Error::new(
+            Code::SubnetFull,
+            format!("subnet {} ({}) has fewer than {n} {what}", s.id, s.net),
+        )
+        .with_data(json!({"count": n})));
+    }
+    Ok(keys.into_iter().map(|k| s.addr(k)).collect())
 }
 
 pub struct EditParams {
@@ -475,6 +553,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<Host>> {
     let subnet = match p.subnet {
         Some(id) => {
             let s = subnets::load(ctx, id)?;
+            subnets::refuse_pool(ctx, &s)?;
             inside(&s, ip)?;
             s
         }
@@ -487,29 +566,16 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<Host>> {
         check_free(ctx, &subnet, key, p.id)?;
     }
     let host = p.host.apply(host, ctx.settings.host_assign_on_create);
-    let [hostname, cname, discovery_source, description] = &host.texts;
+    let key_bytes = net::key_bytes(key);
+    let mut args = host.params(ctx, &subnet.id, &key_bytes).to_vec();
+    args.push(&p.id);
     ctx.tx
         .execute_unique(
             "UPDATE addresses SET subnet_id = ?1, ip = ?2, hostname = ?3, cname = ?4, mac_address = ?5, status = ?6,
                                   is_assigned = ?7, last_seen = ?8, discovery_source = ?9, description = ?10,
                                   modifiedat = ?11, modby_id = ?12, modby_name = ?13
              WHERE id = ?14",
-            params![
-                subnet.id,
-                &net::key_bytes(key)[..],
-                hostname,
-                cname,
-                host.mac_address,
-                host.status,
-                host.is_assigned,
-                host.last_seen,
-                discovery_source,
-                description,
-                ctx.now,
-                ctx.caller.user_id,
-                ctx.caller.username,
-                p.id
-            ],
+            &args[..],
         )?
         .ok_or_else(|| duplicate(&subnet, ip))?;
     if subnet.id != old_subnet.id {
@@ -684,16 +750,7 @@ impl Params for AvailableParams {
 /// the exact number of free addresses in the whole subnet.
 pub fn available(ctx: &Ctx, p: AvailableParams) -> Result<model::Available> {
     let s = subnets::load(ctx, p.subnet)?;
-    let after = match p.after {
-        Some(a) if s.contains(a) => Some(net::key(a)),
-        Some(a) => {
-            return Err(Error::param(
-                "after",
-                format!("{a} is not inside subnet {} ({})", s.id, s.net),
-            ))
-        }
-        None => None,
-    };
+    let after = subnets::cursor(&s, p.after, "subnet")?;
     let free = match after.map_or(Some(s.usable().0), |a| a.checked_add(1)) {
         Some(from) => subnets::free_keys(ctx.tx, &s, from, usize::try_from(p.limit).unwrap_or(0))?,
         None => Vec::new(),
@@ -835,9 +892,16 @@ fn next_free(ctx: &Ctx, s: &Subnet) -> Result<IpAddr> {
     })
 }
 
-/// The most specific subnet of the caller's org containing `ip`; a tie between groups is `ambiguous`.
+/// The most specific subnet of the caller's org containing `ip`, pools aside; a tie between groups is `ambiguous`.
 fn most_specific(ctx: &Ctx, ip: IpAddr) -> Result<Subnet> {
-    let found = subnets::containing(ctx, ip)?;
+    let mut found = subnets::containing(ctx, ip)?;
+    let mut pools = Vec::new();
+    for s in &found {
+        if subnets::placement(ctx, s.id)?.pool {
+            pools.push(s.id);
+        }
+    }
+    found.retain(|s| !pools.contains(&s.id));
     let Some(first) = found.first() else {
         return Err(Error::new(Code::NotFound, format!("no subnet contains {ip}")));
     };

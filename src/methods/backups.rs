@@ -341,6 +341,11 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Restored> {
         "UPDATE groups SET subnet_count = (SELECT count(*) FROM subnets s WHERE s.group_id = groups.id)",
         params![],
     )?;
+    // So is each pool's child count.
+    ctx.tx.execute(
+        "UPDATE subnets SET child_count = (SELECT count(*) FROM subnets c WHERE c.parent_id = subnets.id)",
+        params![],
+    )?;
     // Every remembered caller and every write authorised before the restore is checked again, whatever the
     // restore's deletes already moved.
     ctx.tx.execute("UPDATE credential_epoch SET n = n + 1", params![])?;
@@ -387,7 +392,8 @@ impl Drop for Upgraded {
     }
 }
 
-/// The tables a restore copies: all but SQLite's own, the derived ones (`*_fts`, `subnet_prefixes`, `address_runs`), which the
+/// The tables a restore copies: all but SQLite's own, the derived ones (`*_fts`, `subnet_prefixes`, `address_runs`,
+/// `pool_free_counts`), which the
 /// triggers of schema.sql rebuild as the rows arrive, `credential_epoch` and `version_seq`, which must keep moving
 /// forward (the restore moves the epoch; every write moves the count), and the change feed (`changes`,
 /// `changes_purged`), which goes on across the restore so its cursors stay valid: the restore is an entry of every
@@ -395,7 +401,7 @@ impl Drop for Upgraded {
 fn live_tables(ctx: &Ctx) -> Result<Vec<String>> {
     ctx.tx.rows(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
-                  AND name NOT LIKE '%\\_fts%' ESCAPE '\\' AND name NOT IN ('subnet_prefixes', 'address_runs', 'credential_epoch',
+                  AND name NOT LIKE '%\\_fts%' ESCAPE '\\' AND name NOT IN ('subnet_prefixes', 'address_runs', 'pool_free_counts', 'credential_epoch',
                                                                             'version_seq', 'changes', 'changes_purged')
                   ORDER BY name",
         params![],

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::handler::{Ctx, Params};
 use crate::methods::groups::{self, parent_param};
 use crate::methods::{addresses, dhcpranges, subnets};
-use crate::model::{Found, Holding, IpStatus, Located, Records, Reply};
+use crate::model::{Found, Holding, IpStatus, Located, PoolRef, Records, Reply};
 use crate::net::{self, CidrError};
 use crate::params::{Data, Patch};
 
@@ -90,6 +90,17 @@ fn status(ctx: &Ctx, ip: IpAddr, group: &Patch<i64>, brief: bool) -> Result<IpSt
     if let Some(gid) = group_filter(group) {
         holders.retain(|h| h.subnet.group == gid);
     }
+    // A pool answers for no address: its children do.
+    let mut pools = Vec::new();
+    for h in &holders {
+        if subnets::placement(ctx, h.subnet.id)?.pool {
+            pools.push(PoolRef {
+                id: h.subnet.id,
+                subnet: net::net_text(&h.subnet.net),
+            });
+        }
+    }
+    holders.retain(|h| !pools.iter().any(|p| p.id == h.subnet.id));
     let mut out = IpStatus {
         ip: net::ip_text(ip),
         matches: holders.len(),
@@ -97,12 +108,15 @@ fn status(ctx: &Ctx, ip: IpAddr, group: &Patch<i64>, brief: bool) -> Result<IpSt
         status: "unmanaged",
         host: None,
         dhcp_range: None,
+        pools: Vec::new(),
     };
     if holders.is_empty() {
+        out.pools = pools;
         return Ok(out);
     }
     let answering = holders.iter().position(|h| h.address.is_some()).unwrap_or(0);
     let subnets::Holder { subnet, address } = holders.swap_remove(answering);
+    out.pools = subnets::pool_refs(ctx, subnets::placement(ctx, subnet.id)?.parent)?;
     let key = net::key(ip);
     if !(brief && address.is_some()) {
         out.network = Some(Holding {

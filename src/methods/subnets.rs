@@ -1,6 +1,10 @@
-//! `subnets/*`: IPv4 and IPv6 subnets, filed in groups. Subnets of one group never overlap; split and join keep
-//! every record, range and field definition. Also the helpers the address, DHCP and search methods share:
+//! `subnets/*`: IPv4 and IPv6 subnets, filed in groups, and pools (subnets that hold child subnets, [`pools`]).
+//! Subnets of one group never overlap, but for a child and the pools that hold it; split and join keep every
+//! record, range, field definition and child. Also the helpers the address, DHCP and search methods share:
 //! loading a subnet, parsing addresses and blocks, walking taken space, and keeping the counts.
+
+mod pools;
+pub use pools::{available, AvailableParams};
 
 use std::cell::RefCell;
 use std::net::IpAddr;
@@ -261,6 +265,18 @@ fn overlap_sql(cols: &str) -> String {
     )
 }
 
+/// The key of a page's cursor `after`, an address that must lie inside `s` (a `what`: subnet or pool).
+pub fn cursor(s: &Subnet, after: Option<IpAddr>, what: &str) -> Result<Option<u128>> {
+    match after {
+        Some(a) if s.contains(a) => Ok(Some(net::key(a))),
+        Some(a) => Err(Error::param(
+            "after",
+            format!("{a} is not inside {what} {} ({})", s.id, s.net),
+        )),
+        None => Ok(None),
+    }
+}
+
 /// Parses an address parameter. IPv4-mapped IPv6 forms are refused: their keys are the IPv4 addresses' keys.
 pub fn parse_ip(field: &str, s: &str) -> Result<IpAddr> {
     let ip = net::parse_addr(s).map_err(|m| Error::param(field, m))?;
@@ -454,10 +470,13 @@ pub fn adjust(ctx: &Ctx, s: &Subnet, k: u128, added: bool) -> Result<()> {
     Ok(())
 }
 
-/// The columns [`record`] reads.
+/// The columns [`record`] reads; a pool's free blocks per length as `prefix:blocks,…` ([`pools`]).
 fn columns() -> &'static str {
     cached_sql!(format!(
-        "{SUBNET_COLS}, t.name, t.description, t.domain, t.vlan_id, t.location, t.used, t.taken, {}",
+        "{SUBNET_COLS}, t.name, t.description, t.domain, t.vlan_id, t.location, t.used, t.taken, {}, t.pool,
+         t.parent_id, t.child_count,
+         CASE WHEN t.pool = 1 THEN coalesce((SELECT string_agg(c.prefix || ':' || c.blocks, ',')
+                                             FROM pool_free_counts c WHERE c.pool_id = t.id), '') END",
         stamp_cols("t", "m")
     ))
 }
@@ -492,6 +511,16 @@ fn record(r: &Row) -> Result<model::Subnet> {
         used_hosts: r.get(10)?,
         available_hosts: total.saturating_sub(taken.parse::<u128>().unwrap_or(0)),
         stamps: stamps_at(r, 12)?,
+        pool: r.get(19)?,
+        parent: r.get(20)?,
+        children: r.get(21)?,
+        covered: r.get::<Option<String>>(22)?.map(|counts| {
+            let (lo, hi) = s.range();
+            let free = pools::free_keys(s.net.max_prefix_len(), &pools::parse_counts(&counts));
+            (hi - lo).saturating_add(1).saturating_sub(free)
+        }),
+        pools: None,
+        subnets: None,
         addresses: None,
         fields: None,
     })
@@ -508,13 +537,113 @@ pub fn get_record(ctx: &Ctx, id: i64) -> Result<model::Subnet> {
         .ok_or_else(|| Error::not_found("subnet"))
 }
 
-/// Refuses a block that overlaps another subnet of the same group (`except` excludes subnets being changed).
-fn check_overlap(ctx: &Ctx, group: Option<i64>, block: &IpNet, except: &[i64]) -> Result<()> {
+/// Where a subnet stands among pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub pool: bool,
+    pub parent: Option<i64>,
+    pub children: i64,
+}
+
+/// Whether subnet `id` (of the caller's org, already loaded) is a pool, and its pool.
+pub fn placement(ctx: &Ctx, id: i64) -> Result<Placement> {
+    ctx.tx.query_row(
+        "SELECT pool, parent_id, child_count FROM subnets WHERE id = ?1",
+        params![id],
+        |r| {
+            Ok(Placement {
+                pool: r.get(0)?,
+                parent: r.get(1)?,
+                children: r.get(2)?,
+            })
+        },
+    )
+}
+
+/// Refuses a subnet that is not a pool where a pool is needed (`field` names it).
+pub fn require_pool(ctx: &Ctx, s: &Subnet, field: &str) -> Result<()> {
+    match placement(ctx, s.id)?.pool {
+        true => Ok(()),
+        false => Err(Error::param(
+            field,
+            format!("subnet {} ({}) is not a pool", s.id, s.net),
+        )),
+    }
+}
+
+/// Refuses to file address records or DHCP ranges in a pool.
+pub fn refuse_pool(ctx: &Ctx, s: &Subnet) -> Result<()> {
+    match placement(ctx, s.id)?.pool {
+        false => Ok(()),
+        true => Err(Error::new(
+            Code::InvalidSubnet,
+            format!(
+                "subnet {} ({}) is a pool: it holds subnets, not addresses or DHCP ranges",
+                s.id, s.net
+            ),
+        )),
+    }
+}
+
+/// The pools holding a subnet whose pool is `parent`, innermost first: at most one per prefix length.
+pub fn chain(ctx: &Ctx, mut parent: Option<i64>) -> Result<Vec<Subnet>> {
+    let mut out: Vec<Subnet> = Vec::new();
+    while let Some(id) = parent {
+        if out.len() > 129 {
+            return Err(Error::internal(format!("pool {id}: a cycle of pools")));
+        }
+        out.push(load(ctx, id)?);
+        parent = placement(ctx, id)?.parent;
+    }
+    Ok(out)
+}
+
+/// [`chain`] as records show it.
+pub fn pool_refs(ctx: &Ctx, parent: Option<i64>) -> Result<Vec<model::PoolRef>> {
+    Ok(chain(ctx, parent)?
+        .into_iter()
+        .map(|p| model::PoolRef {
+            id: p.id,
+            subnet: net::net_text(&p.net),
+        })
+        .collect())
+}
+
+/// The pool a child names: a pool of the caller's org, which must hold `block` (when known) strictly.
+fn pool_param(ctx: &Ctx, id: i64, block: Option<&IpNet>) -> Result<Subnet> {
+    let pool = load(ctx, id)?;
+    require_pool(ctx, &pool, "parent")?;
+    if let Some(b) = block {
+        if !net::contains(&pool.net, b) || b.prefix_len() <= pool.net.prefix_len() {
+            return Err(Error::new(
+                Code::InvalidSubnet,
+                format!("{b} does not lie inside pool {} ({})", pool.id, pool.net),
+            ));
+        }
+    }
+    Ok(pool)
+}
+
+/// Refuses a block that overlaps another subnet of the same group (`except` excludes subnets being changed), but for
+/// the pools holding it (`pools`, its [`chain`]) and, for a pool whose block changes, its own subtree: the subnets of
+/// the group inside `subtree`, its block before the change (a subnet of the group inside it could only be one of
+/// its descendants).
+fn check_overlap(
+    ctx: &Ctx,
+    group: Option<i64>,
+    block: &IpNet,
+    except: &[i64],
+    pools: &[Subnet],
+    subtree: Option<&IpNet>,
+) -> Result<()> {
     let (lo, hi) = net::range(block);
     let rows = overlapping(ctx, matches!(block, IpNet::V4(_)), lo, hi, Order::ByAddress)?;
     let mut conflicts = Map::new();
     for s in rows.into_iter().filter(|s| s.group == group) {
-        if !except.contains(&s.id) {
+        let exempt = except.contains(&s.id)
+            || pools.iter().any(|p| p.id == s.id)
+            || subtree.is_some_and(|t| net::contains(t, &s.net) && s.net != *t);
+        if !exempt {
             conflicts.insert(s.id.to_string(), json!(s.net.to_string()));
         }
     }
@@ -541,6 +670,8 @@ fn vlan_param(d: &mut Data) -> Result<Patch<i64>> {
 pub struct GetParams {
     ids: Option<Vec<i64>>,
     group: Patch<i64>,
+    parent: Patch<i64>,
+    tree: bool,
     addresses: bool,
     fields: bool,
     by_id: bool,
@@ -581,9 +712,15 @@ impl Params for GetParams {
         if (id.is_some() || ids.is_some()) && group != Patch::Keep {
             return Err(Error::param("group", "give either id, ids or group"));
         }
+        let parent = parent_param(d, "parent")?;
+        if (id.is_some() || ids.is_some()) && parent != Patch::Keep {
+            return Err(Error::param("parent", "give either id, ids or parent"));
+        }
         Ok(GetParams {
             ids: id.map(|i| vec![i]).or(ids),
             group,
+            parent,
+            tree: d.bool("tree")?.unwrap_or(false),
             addresses: d.bool("addresses")?.unwrap_or(false),
             fields: d.bool("fields")?.unwrap_or(false),
             by_id,
@@ -614,6 +751,14 @@ pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<model::List<model::Subnet>> {
                     p.filters.and("t.group_id = ?", g)
                 }
             }
+            match p.parent {
+                Patch::Keep => {}
+                Patch::Clear => p.filters.conds.push("t.parent_id IS NULL".into()),
+                Patch::Set(id) => {
+                    load(ctx, id)?;
+                    p.filters.and("t.parent_id = ?", id)
+                }
+            }
             let order = if p.by_id {
                 "t.id"
             } else {
@@ -633,7 +778,14 @@ pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<model::List<model::Subnet>> {
             MAX_RECORDS,
         )
     };
+    let mut tree_room = MAX_RECORDS;
     for s in list.iter_mut() {
+        if p.tree {
+            s.pools = Some(pool_refs(ctx, s.parent)?);
+            if s.children > 0 {
+                s.subnets = Some(Records(subtree(ctx, s.id, &mut tree_room, 1)?));
+            }
+        }
         if p.addresses {
             let records = addresses::records_of_subnet(ctx, s.id, records_room + 1)?;
             records_room = records_room.checked_sub(records.len()).ok_or_else(full)?;
@@ -648,20 +800,64 @@ pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<model::List<model::Subnet>> {
     Ok(list_reply(&p.paging, total, "subnets", list))
 }
 
+/// The children of pool `id`, by address, each with its own subtree: at most `room` subnets in all, else
+/// `too_large`.
+fn subtree(ctx: &Ctx, id: i64, room: &mut usize, depth: usize) -> Result<Vec<model::Subnet>> {
+    let too_large = || {
+        Error::too_large(
+            format!("the tree holds more than {MAX_RECORDS} subnets: page through subnets/get with parent"),
+            MAX_RECORDS,
+        )
+    };
+    // A child is strictly inside its pool: no tree is deeper than the longest prefix.
+    if depth > 129 {
+        return Err(Error::internal(format!("pool {id}: a cycle of pools")));
+    }
+    let limit = i64::try_from(*room + 1).unwrap_or(i64::MAX);
+    let mut children = ctx.tx.rows(
+        cached_sql!(format!(
+            "{} WHERE t.parent_id = ?1 ORDER BY t.net_start LIMIT ?2",
+            select()
+        )),
+        params![id, limit],
+        record,
+    )?;
+    *room = room.checked_sub(children.len()).ok_or_else(too_large)?;
+    for c in children.iter_mut().filter(|c| c.children > 0) {
+        c.subnets = Some(Records(subtree(ctx, c.id, room, depth + 1)?));
+    }
+    Ok(children)
+}
+
 pub struct AddParams {
-    block: IpNet,
-    group: Option<i64>,
+    /// The block, or the prefix length to allocate in `parent`.
+    block: Result<IpNet, i64>,
+    group: Patch<i64>,
+    parent: Option<i64>,
+    pool: bool,
+    strategy: Option<pools::Strategy>,
     texts: [Option<String>; 4],
     vlan_id: Option<i64>,
 }
 
 impl Params for AddParams {
     fn decode(d: &mut Data) -> Result<Self> {
-        let block = block_param(d)?.ok_or_else(|| Error::param("subnet", "is required (or network and cidr)"))?;
-        let group = match parent_param(d, "group")? {
-            Patch::Set(g) => Some(g),
-            _ => None,
+        let parent = d.id("parent")?;
+        let block = match (parent, d.has("subnet") || d.has("network")) {
+            // `{parent, cidr}` alone: a free block of that length, allocated in the pool.
+            (Some(_), false) => Err(d
+                .int("cidr")?
+                .ok_or_else(|| Error::param("cidr", "is required: the prefix length to allocate (or give subnet)"))?),
+            _ => Ok(block_param(d)?.ok_or_else(|| Error::param("subnet", "is required (or network and cidr)"))?),
         };
+        let strategy = pools::Strategy::decode(d)?;
+        if strategy.is_some() && block.is_ok() {
+            return Err(Error::param(
+                "strategy",
+                "goes with parent and cidr alone, which allocate a block",
+            ));
+        }
+        let group = parent_param(d, "group")?;
         let texts = [
             d.str("name")?,
             d.str("description")?,
@@ -675,34 +871,80 @@ impl Params for AddParams {
         Ok(AddParams {
             block,
             group,
+            parent,
+            pool: d.bool("pool")?.unwrap_or(false),
+            strategy,
             texts,
             vlan_id,
         })
     }
 }
 
+/// Adds a subnet, or a pool (`pool`). With `parent` it is a child of that pool, in the pool's group: its block must
+/// lie strictly inside the pool and overlap none of its siblings, or, given as `cidr` alone, is the free block of
+/// that length `strategy` picks.
 pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<model::Subnet>> {
-    if let Some(g) = p.group {
+    let parent = match p.parent {
+        Some(id) => Some(pool_param(ctx, id, p.block.as_ref().ok())?),
+        None => None,
+    };
+    let given = match p.group {
+        Patch::Keep => None,
+        Patch::Clear => Some(None),
+        Patch::Set(g) => Some(Some(g)),
+    };
+    let group = match (&parent, given) {
+        (Some(pool), Some(g)) if g != pool.group => {
+            return Err(Error::param(
+                "group",
+                format!("a child is in its pool's group ({})", json!(pool.group)),
+            ))
+        }
+        (Some(pool), _) => pool.group,
+        (None, g) => g.flatten(),
+    };
+    if let Some(g) = group {
         groups::exists(ctx, g)?;
     }
-    check_overlap(ctx, p.group, &p.block, &[])?;
-    let id = insert(ctx, &p.block, p.group, &p.texts, p.vlan_id)?;
+    let block = match (&parent, p.block) {
+        (_, Ok(block)) => block,
+        (Some(pool), Err(cidr)) => pools::pick(ctx, pool, cidr, p.strategy.unwrap_or(pools::Strategy::FirstFit))?,
+        (None, Err(_)) => return Err(Error::param("parent", "is required to allocate a block")),
+    };
+    let chain = chain(ctx, p.parent)?;
+    check_overlap(ctx, group, &block, &[], &chain, None)?;
+    let id = insert(ctx, &block, group, p.parent, p.pool, &p.texts, p.vlan_id)?;
+    let new = Subnet { id, group, net: block };
+    if let Some(pool) = &parent {
+        pools::take(ctx, pool, &block)?;
+    }
+    if p.pool {
+        pools::init(ctx, &new)?;
+    }
     let after = get_record(ctx, id)?;
     ctx.log(
-        Change::new(ObjectKind::Subnet.id(id), Added, format!("subnet {} added", p.block))
-            .detail(json!({"group": p.group}))
+        Change::new(ObjectKind::Subnet.id(id), Added, format!("subnet {block} added"))
+            .detail(json!({"group": group, "parent": p.parent, "pool": p.pool}))
             .after(&after),
     )?;
     Ok(model::List::of(vec![after], "subnets"))
 }
 
-fn insert(ctx: &Ctx, block: &IpNet, group: Option<i64>, texts: &[Option<String>; 4], vlan: Option<i64>) -> Result<i64> {
+fn insert(
+    ctx: &Ctx,
+    block: &IpNet,
+    group: Option<i64>,
+    parent: Option<i64>,
+    pool: bool,
+    texts: &[Option<String>; 4],
+    vlan: Option<i64>,
+) -> Result<i64> {
     let (lo, hi) = net::range(block);
     let family = if matches!(block, IpNet::V4(_)) { 4 } else { 6 };
     let id = ctx.tx.query_row(
         "INSERT INTO subnets (org_id, group_id, family, net_start, net_end, prefix, name, description, domain,
-                              location, vlan_id, created, modifiedat, modby_id, modby_name)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14) RETURNING id",
+                              location, vlan_id, created, modifiedat, modby_id, modby_name, parent_id, pool)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15, ?16) RETURNING id",
         params![
             ctx.org(),
             group,
@@ -717,7 +959,9 @@ fn insert(ctx: &Ctx, block: &IpNet, group: Option<i64>, texts: &[Option<String>;
             vlan,
             ctx.now,
             ctx.caller.user_id,
-            ctx.caller.username
+            ctx.caller.username,
+            parent,
+            pool
         ],
         |r| r.get::<i64>(0),
     )?;
@@ -738,6 +982,8 @@ pub struct EditParams {
     version: Option<i64>,
     block: Option<IpNet>,
     group: Patch<i64>,
+    parent: Patch<i64>,
+    pool: Option<bool>,
     texts: [Patch<String>; 4],
     vlan_id: Patch<i64>,
 }
@@ -749,6 +995,8 @@ impl Params for EditParams {
             version: d.int("version")?,
             block: block_param(d)?,
             group: parent_param(d, "group")?,
+            parent: parent_param(d, "parent")?,
+            pool: d.bool("pool")?,
             texts: [
                 d.patch_str("name")?,
                 d.patch_str("description")?,
@@ -760,22 +1008,97 @@ impl Params for EditParams {
     }
 }
 
-/// Edits a subnet. A new block must still hold every record and DHCP range, and overlap nothing in its group.
+/// Edits a subnet. A new block must still hold every record, DHCP range and child, lie inside its pool, and overlap
+/// nothing in its group but its pools and its subtree. A new pool (`parent`, `0` for none) must hold it and not be
+/// in its subtree; a child takes its pool's group, and a pool's subtree moves with it to another group. `pool`
+/// makes an empty subnet a pool, or a pool without children a plain subnet.
 pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<model::Subnet>> {
     let s = load(ctx, p.id)?;
     check_version(ctx, "subnets", p.id, p.version)?;
     let before = get_record(ctx, p.id)?;
-    let group = match p.group {
-        Patch::Keep => s.group,
+    let place = placement(ctx, s.id)?;
+    let block = p.block.unwrap_or(s.net);
+    let parent_id = match p.parent {
+        Patch::Keep => place.parent,
         Patch::Clear => None,
-        Patch::Set(g) => {
+        Patch::Set(id) => Some(id),
+    };
+    let parent = match parent_id {
+        Some(id) => Some(pool_param(ctx, id, Some(&block))?),
+        None => None,
+    };
+    let chain = chain(ctx, parent_id)?;
+    if chain.iter().any(|c| c.id == s.id) {
+        return Err(Error::param("parent", "a pool cannot lie inside itself"));
+    }
+    let group = match (p.group, &parent) {
+        (Patch::Set(g), Some(pool)) if Some(g) != pool.group => {
+            return Err(Error::param(
+                "group",
+                format!("a child is in its pool's group ({})", json!(pool.group)),
+            ))
+        }
+        (Patch::Clear, Some(pool)) if pool.group.is_some() => {
+            return Err(Error::param(
+                "group",
+                format!("a child is in its pool's group ({})", json!(pool.group)),
+            ))
+        }
+        (_, Some(pool)) => pool.group,
+        (Patch::Keep, None) => s.group,
+        (Patch::Clear, None) => None,
+        (Patch::Set(g), None) => {
             groups::exists(ctx, g)?;
             Some(g)
         }
     };
-    let block = p.block.unwrap_or(s.net);
-    if block != s.net || group != s.group {
-        check_overlap(ctx, group, &block, &[s.id])?;
+    let pool = p.pool.unwrap_or(place.pool);
+    if pool && !place.pool && (before.used_hosts > 0 || has_ranges(ctx, s.id)?) {
+        return Err(Error::new(
+            Code::NotEmpty,
+            format!(
+                "subnet {} holds address records or DHCP ranges: it cannot become a pool",
+                s.id
+            ),
+        ));
+    }
+    if !pool && place.children > 0 {
+        return Err(Error::new(
+            Code::NotEmpty,
+            format!("pool {} holds {} subnets: it stays a pool", s.id, place.children),
+        )
+        .with_data(json!({"subnets": place.children})));
+    }
+    // Its subtree is in its group: exempt there, and not yet in another it moves to.
+    let subtree = (place.children > 0 && group == s.group).then_some(&s.net);
+    if block != s.net || group != s.group || parent_id != place.parent {
+        check_overlap(ctx, group, &block, &[s.id], &chain, subtree)?;
+    }
+    if block != s.net && place.children > 0 {
+        let (lo, hi) = net::range(&block);
+        let outside: i64 = ctx.tx.query_row(
+            "SELECT count(*) FROM subnets WHERE parent_id = ?1 AND (net_start < ?2 OR net_end > ?3)",
+            params![s.id, &net::key_bytes(lo)[..], &net::key_bytes(hi)[..]],
+            |r| r.get(0),
+        )?;
+        if outside > 0 {
+            return Err(Error::new(
+                Code::InvalidSubnet,
+                format!("{block} would leave {outside} of the pool's subnets outside"),
+            )
+            .with_data(json!({"subnets": outside})));
+        }
+    }
+    if block != s.net || parent_id != place.parent {
+        if let Some(old) = place.parent {
+            pools::release(ctx, &load(ctx, old)?, &s.net)?;
+        }
+        if let Some(new) = &parent {
+            pools::take(ctx, new, &block)?;
+            if parent_id == place.parent {
+                pools::changed(ctx, new)?;
+            }
+        }
     }
     if block != s.net {
         if block.network().is_ipv4() != s.v4() {
@@ -801,8 +1124,33 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<model::Subnet>> {
             params![&lo[..], &hi[..], block.prefix_len(), s.id],
         )?;
     }
-    ctx.tx
-        .execute("UPDATE subnets SET group_id = ?1 WHERE id = ?2", params![group, s.id])?;
+    ctx.tx.execute(
+        "UPDATE subnets SET group_id = ?1, parent_id = ?2, pool = ?3 WHERE id = ?4",
+        params![group, parent_id, pool, s.id],
+    )?;
+    if group != s.group && place.children > 0 {
+        // The subtree follows its pool into the group.
+        ctx.tx.execute(
+            "WITH RECURSIVE sub(id) AS (SELECT id FROM subnets WHERE parent_id = ?1
+                                        UNION ALL SELECT t.id FROM subnets t JOIN sub ON t.parent_id = sub.id)
+             UPDATE subnets SET group_id = ?2 WHERE id IN (SELECT id FROM sub)",
+            params![s.id, group],
+        )?;
+    }
+    let now = Subnet {
+        net: block,
+        group,
+        ..s.clone()
+    };
+    match (place.pool, pool) {
+        (false, true) => pools::init(ctx, &now)?,
+        (true, false) => {
+            ctx.tx
+                .execute("DELETE FROM pool_free WHERE pool_id = ?1", params![s.id])?;
+        }
+        (true, true) if block != s.net => pools::rebuild(ctx, &now)?,
+        _ => {}
+    }
     for (col, patch) in TEXT_COLS.iter().zip(&p.texts) {
         let v = match patch {
             Patch::Keep => continue,
@@ -826,7 +1174,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<model::Subnet>> {
         }
     }
     touch(ctx, s.id)?;
-    recount(ctx, &Subnet { net: block, group, ..s })?;
+    recount(ctx, &now)?;
     let after = get_record(ctx, p.id)?;
     ctx.log(
         Change::new(ObjectKind::Subnet.id(p.id), Edited, "subnet edited")
@@ -835,6 +1183,15 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<model::Subnet>> {
             .after(&after),
     )?;
     Ok(model::List::of(vec![after], "subnets"))
+}
+
+/// Whether a subnet has DHCP ranges.
+fn has_ranges(ctx: &Ctx, id: i64) -> Result<bool> {
+    ctx.tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM dhcp_ranges WHERE subnet_id = ?1)",
+        params![id],
+        |r| r.get(0),
+    )
 }
 
 /// The fields that differ between two records, as `{field: [before, after]}`.
@@ -857,6 +1214,7 @@ pub fn diff(before: &impl serde::Serialize, after: &impl serde::Serialize) -> Va
 pub struct DeleteParams {
     ids: Vec<i64>,
     force: bool,
+    recursive: bool,
 }
 
 impl DeleteParams {
@@ -874,6 +1232,7 @@ impl DeleteParams {
         Ok(DeleteParams {
             ids,
             force: d.bool("force")?.unwrap_or(false),
+            recursive: d.bool("recursive")?.unwrap_or(false),
         })
     }
 }
@@ -908,23 +1267,46 @@ pub fn massdelete(ctx: &Ctx, p: DeleteMany) -> Result<Records<model::Deleted>> {
     remove(ctx, p.0, true)
 }
 
-/// Deletes subnets, all or nothing. A subnet with records is refused unless `force`; its DHCP ranges, fields and
-/// (with `force`) records go with it, at most [`MAX_RECORDS`] records in all.
+/// The number of subnets below a pool and of address records in them.
+fn subtree_counts(ctx: &Ctx, id: i64) -> Result<(i64, i64)> {
+    ctx.tx.query_row(
+        "WITH RECURSIVE sub(id) AS (SELECT id FROM subnets WHERE parent_id = ?1
+                                    UNION ALL SELECT t.id FROM subnets t JOIN sub ON t.parent_id = sub.id)
+         SELECT count(*), CAST(coalesce(sum(t.used), 0) AS BIGINT) FROM sub JOIN subnets t ON t.id = sub.id",
+        params![id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
+/// Deletes subnets, all or nothing. A subnet with records is refused unless `force`, a pool with children unless
+/// `recursive` (and `force` too when its subtree holds records); its DHCP ranges, fields, (with `force`) records
+/// and (with `recursive`) subtree go with it, at most [`MAX_RECORDS`] records in all. A deleted child's block is
+/// free again in its pool.
 fn remove(ctx: &Ctx, p: DeleteParams, mass: bool) -> Result<Records<model::Deleted>> {
     let mut failures = Map::new();
     let mut first: Option<Error> = None;
     let mut doomed = Vec::new();
     for id in &p.ids {
         let outcome = get_record(ctx, *id).and_then(|r| {
-            let used = r.used_hosts;
-            if used > 0 && !p.force {
+            let (subnets, below) = match r.children {
+                0 => (0, 0),
+                _ => subtree_counts(ctx, r.id)?,
+            };
+            let used = r.used_hosts + below;
+            if subnets > 0 && !p.recursive {
+                Err(Error::new(
+                    Code::NotEmpty,
+                    format!("pool {id} holds {subnets} subnets; pass recursive"),
+                )
+                .with_data(json!({"subnets": subnets})))
+            } else if used > 0 && !p.force {
                 Err(Error::new(
                     Code::NotEmpty,
                     format!("subnet {id} holds {used} address records; pass force"),
                 )
                 .with_data(json!({"addresses": used})))
             } else {
-                Ok(r)
+                Ok((r, subnets, used))
             }
         });
         match outcome {
@@ -949,21 +1331,44 @@ fn remove(ctx: &Ctx, p: DeleteParams, mass: bool) -> Result<Records<model::Delet
         )
         .with_data(Value::Object(failures)));
     }
-    let records: i64 = doomed.iter().map(|r| r.used_hosts).sum();
+    let records: i64 = doomed.iter().map(|(_, subnets, used)| subnets + used).sum();
     if records > MAX_RECORDS as i64 {
         return Err(too_many_deleted());
     }
     let mut ids = Vec::new();
-    for r in doomed {
+    for (r, subnets, used) in doomed {
         let id = r.id;
+        // A pool deleted earlier in this call took its subtree with it.
+        let s = match load(ctx, id) {
+            Ok(s) => s,
+            Err(e) if e.code == Code::NotFound => {
+                ids.push(id);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if subnets > 0 {
+            ctx.tx.execute(
+                "WITH RECURSIVE sub(id) AS (SELECT id FROM subnets WHERE parent_id = ?1
+                                            UNION ALL SELECT t.id FROM subnets t JOIN sub ON t.parent_id = sub.id)
+                 DELETE FROM subnets WHERE id IN (SELECT id FROM sub)",
+                params![id],
+            )?;
+        }
         ctx.tx.execute("DELETE FROM subnets WHERE id = ?1", params![id])?;
+        if let Some(pool) = r.parent {
+            pools::release(ctx, &load(ctx, pool)?, &s.net)?;
+        }
         ctx.log(
             Change::new(
                 ObjectKind::Subnet.id(id),
                 Deleted,
                 format!("subnet {} deleted", r.subnet),
             )
-            .detail(json!({"addresses": r.used_hosts}))
+            .detail(match subnets {
+                0 => json!({"addresses": used}),
+                _ => json!({"addresses": used, "subnets": subnets}),
+            })
             .before(&r),
         )?;
         ids.push(id);
@@ -1012,6 +1417,20 @@ pub fn split(ctx: &Ctx, p: SplitParams) -> Result<model::List<model::Subnet>> {
     for child in &children {
         storable(*child)?;
     }
+    let place = placement(ctx, s.id)?;
+    if place.children > 0 {
+        // Each child of a pool must fit in one part.
+        let too_big: i64 = ctx.tx.query_row(
+            "SELECT count(*) FROM subnets WHERE parent_id = ?1 AND prefix < ?2",
+            params![s.id, prefix],
+            |r| r.get(0),
+        )?;
+        if too_big > 0 {
+            return Err(invalid(format!(
+                "{too_big} of the pool's subnets are larger than /{prefix}"
+            )));
+        }
+    }
     let ranges = ctx.tx.rows(
         "SELECT id, start_ip, end_ip FROM dhcp_ranges WHERE subnet_id = ?1",
         params![s.id],
@@ -1041,9 +1460,13 @@ pub fn split(ctx: &Ctx, p: SplitParams) -> Result<model::List<model::Subnet>> {
         .query_row("SELECT vlan_id FROM subnets WHERE id = ?1", params![s.id], |r| r.get(0))?;
     let mut ids = vec![s.id];
     for child in &children[1..] {
-        let id = insert(ctx, child, s.group, &meta, vlan)?;
+        let id = insert(ctx, child, s.group, place.parent, place.pool, &meta, vlan)?;
         let (lo, hi) = net::range(child);
         let (lo, hi) = (net::key_bytes(lo), net::key_bytes(hi));
+        ctx.tx.execute(
+            "UPDATE subnets SET parent_id = ?1 WHERE parent_id = ?2 AND net_start BETWEEN ?3 AND ?4",
+            params![id, s.id, &lo[..], &hi[..]],
+        )?;
         let field_map = fields::copy_definitions(ctx, s.id, id)?;
         ctx.tx.execute(
             "UPDATE addresses SET subnet_id = ?1 WHERE subnet_id = ?2 AND ip BETWEEN ?3 AND ?4",
@@ -1069,6 +1492,18 @@ pub fn split(ctx: &Ctx, p: SplitParams) -> Result<model::List<model::Subnet>> {
         "UPDATE subnets SET net_start = ?1, net_end = ?2, prefix = ?3 WHERE id = ?4",
         params![&net::key_bytes(lo)[..], &net::key_bytes(hi)[..], prefix, s.id],
     )?;
+    if place.pool {
+        for (id, net) in ids.iter().zip(&children) {
+            pools::rebuild(
+                ctx,
+                &Subnet {
+                    id: *id,
+                    group: s.group,
+                    net: *net,
+                },
+            )?;
+        }
+    }
     touch(ctx, s.id)?;
     recount(
         ctx,
@@ -1142,7 +1577,7 @@ pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Records<model::Joined>> {
                     format!("must be shorter than /{}", s.net.prefix_len()),
                 ));
             }
-            let members = members_within(ctx, s.group, &block)?;
+            let members = members_within(ctx, s.group, placement(ctx, s.id)?.parent, &block)?;
             // The members must fill the block asked for, not merely tile a smaller one inside it.
             let (start, end) = net::range(&block);
             let mut missing = Vec::new();
@@ -1170,11 +1605,25 @@ pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Records<model::Joined>> {
     if members.iter().any(|m| m.group != members[0].group) {
         return Err(Error::param("ids", "the subnets must all be in one group"));
     }
+    let places = members
+        .iter()
+        .map(|m| placement(ctx, m.id))
+        .collect::<Result<Vec<_>>>()?;
+    let place = places[0];
+    if places.iter().any(|p| p.parent != place.parent || p.pool != place.pool) {
+        return Err(Error::param(
+            "ids",
+            "the subnets must all be pools or all not, in one pool",
+        ));
+    }
     let nets: Vec<IpNet> = members.iter().map(|m| m.net).collect();
     let block = net::tile(&nets).map_err(|nt| not_contiguous(&nt.expected, &nt.missing))?;
     storable(block)?;
     let ids: Vec<i64> = members.iter().map(|m| m.id).collect();
-    check_overlap(ctx, members[0].group, &block, &ids)?;
+    let chain = chain(ctx, place.parent)?;
+    // The members tile the block: a subnet of the group inside it is in a member's subtree.
+    let subtree = place.pool.then_some(&block);
+    check_overlap(ctx, members[0].group, &block, &ids, &chain, subtree)?;
     let survivor = members
         .iter()
         .min_by_key(|m| m.range().0)
@@ -1194,6 +1643,10 @@ pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Records<model::Joined>> {
             params![survivor.id, id],
         )?;
         fields::remap_values(ctx, survivor.id, &field_map)?;
+        ctx.tx.execute(
+            "UPDATE subnets SET parent_id = ?1 WHERE parent_id = ?2",
+            params![survivor.id, id],
+        )?;
         ctx.tx.execute("DELETE FROM subnets WHERE id = ?1", params![id])?;
     }
     let (lo, hi) = net::range(&block);
@@ -1206,6 +1659,15 @@ pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Records<model::Joined>> {
             survivor.id
         ],
     )?;
+    if place.pool {
+        pools::rebuild(
+            ctx,
+            &Subnet {
+                net: block,
+                ..survivor.clone()
+            },
+        )?;
+    }
     touch(ctx, survivor.id)?;
     recount(
         ctx,
@@ -1244,22 +1706,17 @@ fn not_contiguous(expected: &IpNet, missing: &[(u128, u128)]) -> Error {
     }))
 }
 
-/// The subnets of a group that lie inside `block`.
-fn members_within(ctx: &Ctx, group: Option<i64>, block: &IpNet) -> Result<Vec<Subnet>> {
+/// The subnets of a group and pool that lie inside `block`.
+fn members_within(ctx: &Ctx, group: Option<i64>, parent: Option<i64>, block: &IpNet) -> Result<Vec<Subnet>> {
     let (lo, hi) = net::range(block);
     let family = if matches!(block, IpNet::V4(_)) { 4 } else { 6 };
     ctx.tx.rows(
-        &format!(
+        cached_sql!(format!(
             "SELECT {SUBNET_COLS} FROM subnets t
-         WHERE t.org_id = ?1 AND t.group_id IS NOT DISTINCT FROM ?2 AND t.family = ?3 AND t.net_start >= ?4 AND t.net_end <= ?5 {ORDER}"
-        ),
-        params![
-            ctx.org(),
-            group,
-            family,
-            &net::key_bytes(lo)[..],
-            &net::key_bytes(hi)[..]
-        ],
+             WHERE t.org_id = ?1 AND t.group_id IS NOT DISTINCT FROM ?2 AND t.family = ?3 AND t.net_start >= ?4
+               AND t.net_end <= ?5 AND t.parent_id IS NOT DISTINCT FROM ?6 {ORDER}"
+        )),
+        params![ctx.org(), group, family, net::key_bytes(lo), net::key_bytes(hi), parent],
         |r| subnet_of(r, 0),
     )
 }

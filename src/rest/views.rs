@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::model::{
-    AppKey, Backup, Delivery, DhcpRange, FieldDef, Group, Host, List, LogEntry, Org, OrgInfo, Subnet, Token, User,
-    Webhook,
+    AppKey, Backup, Delivery, DhcpRange, FieldDef, FreeBlocks, Group, Host, List, LogEntry, Org, OrgInfo, PoolRef,
+    Subnet, Token, User, Webhook,
 };
 use crate::openapi::{address_status, count, host_status};
 use crate::time;
@@ -39,6 +39,19 @@ pub struct NetworkView<'a> {
     used_hosts: i64,
     #[schema(schema_with = count, required = false)]
     available_hosts: u128,
+    /// A pool holds networks (its children) instead of hosts
+    #[schema(nullable, required = false)]
+    pool: bool,
+    /// The pool the network lies in; null at the top
+    #[schema(minimum = 0)]
+    parent_id: Option<i64>,
+    /// The networks whose pool this is
+    #[schema(required = false)]
+    child_count: i64,
+    /// A pool's addresses its children hold, exact (absent for a network that is not a pool)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = count, required = false)]
+    covered: Option<u128>,
     /// Counts the record's changes: its ETag, and what If-Match names to change it only as it was read
     #[schema(minimum = 1, required = false)]
     version: i64,
@@ -60,7 +73,64 @@ impl<'a> From<&'a Subnet> for NetworkView<'a> {
             total_hosts: s.total_hosts,
             used_hosts: s.used_hosts,
             available_hosts: s.available_hosts,
+            pool: s.pool,
+            parent_id: s.parent,
+            child_count: s.children,
+            covered: s.covered,
             version: s.stamps.version,
+        }
+    }
+}
+
+/// A pool holding a network or an address.
+#[derive(Serialize, ToSchema)]
+pub struct PoolView<'a> {
+    id: i64,
+    #[schema(examples("10.0.0.0/8"))]
+    network: &'a str,
+}
+
+impl<'a> From<&'a PoolRef> for PoolView<'a> {
+    fn from(p: &'a PoolRef) -> Self {
+        PoolView {
+            id: p.id,
+            network: &p.subnet,
+        }
+    }
+}
+
+/// `GET /networks/{id}/available-networks`: the free space of a pool as its largest aligned free blocks.
+#[derive(Serialize, ToSchema)]
+pub struct AvailableNetworks<'a> {
+    network_id: i64,
+    #[schema(examples("10.0.0.0/8"))]
+    network: &'a str,
+    /// The prefix length asked for: then only blocks that hold one are listed
+    cidr: Option<u8>,
+    /// The free blocks of length `cidr`, exact (only with `cidr`)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = count, required = false)]
+    free_networks: Option<u128>,
+    /// The addresses no child holds
+    #[schema(schema_with = count)]
+    total_free: u128,
+    /// The shortest prefix length free; null when the pool is full
+    largest_cidr: Option<u8>,
+    /// Free blocks in address order, each as large as alignment allows
+    #[schema(examples(json!(["10.0.1.0/24", "10.0.2.0/23"])))]
+    available_networks: &'a [String],
+}
+
+impl<'a> From<&'a FreeBlocks> for AvailableNetworks<'a> {
+    fn from(f: &'a FreeBlocks) -> Self {
+        AvailableNetworks {
+            network_id: f.subnet,
+            network: &f.network,
+            cidr: f.cidr,
+            free_networks: f.free,
+            total_free: f.total_free,
+            largest_cidr: f.largest,
+            available_networks: &f.blocks,
         }
     }
 }
@@ -395,6 +465,10 @@ pub struct IpStatusView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub matches: Option<usize>,
+    /// The pools holding the address's network (or, unmanaged, the address), innermost first
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
+    pub pools: Vec<PoolView<'a>>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -659,7 +659,11 @@ async fn a_backup_of_an_older_schema_is_upgraded_on_a_copy_and_restored() {
         .collect();
     let old = rusqlite::Connection::open(&file).unwrap();
     old.execute_batch(&format!(
-        "DROP TABLE request_keys; {unversioned} DROP TABLE version_seq;
+        "DROP TABLE pool_free_counts; DROP TABLE pool_free; DROP INDEX subnets_parent;
+         DROP TRIGGER subnets_children_insert; DROP TRIGGER subnets_children_delete; DROP TRIGGER subnets_children_move;
+         ALTER TABLE subnets DROP COLUMN child_count; ALTER TABLE subnets DROP COLUMN pool;
+         ALTER TABLE subnets DROP COLUMN parent_id;
+         DROP TABLE request_keys; {unversioned} DROP TABLE version_seq;
          DROP INDEX groups_sorted;
          DROP TRIGGER groups_count_insert; DROP TRIGGER groups_count_delete; DROP TRIGGER groups_count_move;
          ALTER TABLE groups DROP COLUMN subnet_count;

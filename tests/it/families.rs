@@ -14,8 +14,8 @@ use crate::support::{Ident, Server};
 
 /// Every example request body of the document, sent on a new server in the order of the route table, succeeds:
 /// what Swagger UI's "Try it out" sends by default. Each `{id}` is the id of the last record a reply gave under the
-/// collection named before it (`/networks/{id}/…` → the last network). An example must also carry every field its
-/// schema requires.
+/// collection named before it (`/networks/{id}/…` → the last network; a pool's routes → a pool made for them). An
+/// example must also carry every field its schema requires.
 #[tokio::test]
 async fn every_example_body_of_the_document_succeeds() {
     let s = Server::start().await;
@@ -45,13 +45,22 @@ async fn every_example_body_of_the_document_succeeds() {
                 r.path
             );
         }
+        // A pool's routes need a pool: one made as a user would, once, when the first of them comes.
+        if r.path.contains("available-networks") && !last.iter().any(|(c, _)| c == "pools") {
+            let pool = json!({"network": "10.64.0.0", "cidr": 16, "pool": true});
+            let made = s.api(Method::POST, "/networks", &s.admin_token, Some(&pool)).await;
+            last.push(("pools".into(), made.json()["id"].as_i64().unwrap()));
+        }
         let segments: Vec<&str> = r.path.split('/').collect();
         let path: Vec<String> = segments
             .iter()
             .enumerate()
             .map(|(i, seg)| match *seg {
                 "{id}" => {
-                    let collection = segments[i - 1];
+                    let collection = match r.path.contains("available-networks") {
+                        true => "pools",
+                        false => segments[i - 1],
+                    };
                     let id = last.iter().rev().find(|(c, _)| c == collection);
                     id.unwrap_or_else(|| panic!("{} {}: no {collection} made before", r.verb, r.path))
                         .1

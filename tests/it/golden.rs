@@ -666,6 +666,25 @@ async fn subnet_reads_and_changes(r: &mut Recorder<'_>, a: &Ident, lan: i64) {
     r.rpc("rpc-error-not-contiguous", a, "subnets/join", apart.clone(), 400)
         .await;
     r.ok("rpc-subnets-massdelete", a, "subnets/massdelete", apart).await;
+
+    let pool = json!({"subnet": "10.64.0.0/16", "pool": true, "name": "site pool"});
+    let pool = id(&r.ok("rpc-subnets-add-pool", a, "subnets/add", pool).await);
+    let child = json!({"parent": pool, "cidr": 24, "strategy": "best-fit", "name": "rack"});
+    r.ok("rpc-subnets-add-allocate", a, "subnets/add", child).await;
+    r.ok(
+        "rpc-subnets-available",
+        a,
+        "subnets/available",
+        json!({"id": pool, "cidr": 22, "limit": 3}),
+    )
+    .await;
+    r.ok(
+        "rpc-subnets-get-tree",
+        a,
+        "subnets/get",
+        json!({"id": pool, "tree": true}),
+    )
+    .await;
 }
 
 async fn searches(r: &mut Recorder<'_>, a: &Ident, site: i64) {
@@ -915,6 +934,23 @@ async fn rest(r: &mut Recorder<'_>, site: i64, lan: i64) {
         .await;
     let free = format!("/ip/networks/{lab}/available-ips?limit=2");
     r.rest("rest-available-ips-v6", Method::GET, &free, t, None, 200).await;
+    let bulk = json!({"count": 2, "contiguous": true, "hostname": "bulk-{n}"});
+    r.rest("rest-next-ip-post-count", Method::POST, &next, t, Some(bulk), 201)
+        .await;
+
+    let pool = json!({"network": "2001:db8:1000::", "cidr": 36, "pool": true, "name": "v6 pool"});
+    let pool = r
+        .rest("rest-networks-post-pool", Method::POST, "/networks", t, Some(pool), 201)
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let nets = format!("/networks/{pool}/available-networks");
+    let take = json!({"cidr": 48, "strategy": "last", "name": "site 1"});
+    r.rest("rest-available-networks-post", Method::POST, &nets, t, Some(take), 201)
+        .await;
+    let list = format!("{nets}?cidr=40&limit=3");
+    r.rest("rest-available-networks", Method::GET, &list, t, None, 200)
+        .await;
 
     for (name, ip) in [
         ("rest-ip-assigned", "10.20.0.10"),

@@ -26,6 +26,7 @@ mod matrix;
 mod observe;
 mod org;
 mod packaging;
+mod pools;
 mod ratelimit;
 mod rest;
 mod revocation;

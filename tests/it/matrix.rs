@@ -49,7 +49,7 @@ const FAMILIES: &[(&str, Obj)] = &[
     ("webhooks/", Obj::Webhook),
 ];
 
-/// The other id parameters name the same kind in every method.
+/// The other id parameters name the same kind in every method, but a subnet's `parent`, which names its pool.
 const NAMED: &[(&str, Obj)] = &[("subnet", Obj::Subnet), ("group", Obj::Group), ("parent", Obj::Group)];
 
 /// The id parameters each method takes. `isolation_matrix` checks this against the server: a method that accepts
@@ -66,13 +66,14 @@ const TAKES_IDS: &[(&str, &[&str])] = &[
     ("groups/add", &["parent"]),
     ("groups/edit", &["id", "parent"]),
     ("groups/delete", &["id"]),
-    ("subnets/get", &["id", "ids", "group"]),
-    ("subnets/add", &["group"]),
-    ("subnets/edit", &["id", "group"]),
+    ("subnets/get", &["id", "ids", "group", "parent"]),
+    ("subnets/add", &["group", "parent"]),
+    ("subnets/edit", &["id", "group", "parent"]),
     ("subnets/delete", &["id"]),
     ("subnets/massdelete", &["ids"]),
     ("subnets/split", &["id"]),
     ("subnets/join", &["id", "ids"]),
+    ("subnets/available", &["id"]),
     ("subnets/fields/get", &["id", "subnet"]),
     ("subnets/fields/add", &["subnet"]),
     ("subnets/fields/edit", &["id"]),
@@ -148,7 +149,7 @@ const VARIANTS: &[(&str, &str)] = &[
 
 /// Parameters of a method that exclude each other: setting one drops the others from a sample call.
 const EXCLUSIVE: &[(&str, &[&str])] = &[
-    ("subnets/get", &["id", "ids", "group"]),
+    ("subnets/get", &["id", "ids", "group", "parent"]),
     ("ipaddress/get", &["id", "ids"]),
     ("ipaddress/massdelete", &["ids", "subnet"]),
     ("subnets/join", &["ids", "id"]),
@@ -197,6 +198,7 @@ const DOCUMENTED_LEVELS: &[(&str, Access)] = &[
     ("subnets/massdelete", STANDARD),
     ("subnets/split", STANDARD),
     ("subnets/join", STANDARD),
+    ("subnets/available", READ),
     ("subnets/fields/get", READ),
     ("subnets/fields/add", STANDARD),
     ("subnets/fields/edit", STANDARD),
@@ -374,8 +376,8 @@ async fn isolate(s: &Server, own: &Fixture, victim: &Fixture, tokens: &[(&str, b
     {
         let mut sample = own.sample(m.name);
         expect(s, fails, who, m.name, sample.clone(), "ok", hidden).await;
-        if sample.as_object_mut().unwrap().shift_remove("id").is_some() {
-            // The whole list, where the sample asked for one record.
+        // The whole list, where the sample asked for one record (`subnets/available` reads one pool: no list).
+        if m.name != "subnets/available" && sample.as_object_mut().unwrap().shift_remove("id").is_some() {
             expect(s, fails, who, m.name, sample, "ok", hidden).await;
         }
     }
@@ -399,7 +401,7 @@ async fn isolate(s: &Server, own: &Fixture, victim: &Fixture, tokens: &[(&str, b
     // The counts are the caller's own (the fixtures make the same number of records in every org).
     let info = expect(s, fails, who, "org/info", json!({}), "ok", hidden).await;
     let counts = ["usercount", "groupcount", "subnetcount", "ipcount"].map(|k| info["response"][k].clone());
-    fails.check(counts == ["3", "3", "7", "5"].map(Value::from), || {
+    fails.check(counts == ["3", "3", "8", "5"].map(Value::from), || {
         format!("org/info as {} counts another org's records: {info}", who.username)
     });
     for filter in [
@@ -627,6 +629,8 @@ struct Fixture {
     v6: i64,
     join: [i64; 2],
     split: i64,
+    /// A pool, for `subnets/available` and the `parent` of a subnet.
+    pool: i64,
     del: i64,
     mdel: i64,
     field: i64,
@@ -687,6 +691,7 @@ impl Fixture {
         let split = add(s, &admin, "subnets/add", net("10.0.2.0/24", None)).await;
         let del = add(s, &admin, "subnets/add", net("10.0.3.0/24", None)).await;
         let mdel = add(s, &admin, "subnets/add", net("10.0.4.0/24", None)).await;
+        let pool = add(s, &admin, "subnets/add", json!({"subnet": "10.1.0.0/16", "pool": true})).await;
         let field = |name: &str| json!({"subnet": v4, "name": name, "description": tag});
         let field_del = add(s, &admin, "subnets/fields/add", field("doomed")).await;
         let field = add(s, &admin, "subnets/fields/add", field("owner")).await;
@@ -737,6 +742,7 @@ impl Fixture {
             v6,
             join,
             split,
+            pool,
             del,
             mdel,
             field,
@@ -788,6 +794,7 @@ impl Fixture {
             "subnets/massdelete" => json!({"ids": [self.mdel]}),
             "subnets/split" => json!({"id": self.split, "parts": 2}),
             "subnets/join" => json!({"ids": self.join}),
+            "subnets/available" => json!({"id": self.pool, "cidr": 24}),
             "subnets/fields/get" => json!({"subnet": self.v4}),
             "subnets/fields/add" => json!({"subnet": self.v4, "name": "extra", "description": tag}),
             "subnets/fields/edit" => json!({"id": self.field, "description": format!("{tag} edited")}),
@@ -820,7 +827,7 @@ impl Fixture {
     fn records(&self, kind: Obj) -> Vec<i64> {
         match kind {
             Obj::Group => vec![self.group, self.group2],
-            Obj::Subnet => vec![self.v4, self.v6],
+            Obj::Subnet => vec![self.v4, self.v6, self.pool],
             Obj::Field => vec![self.field],
             Obj::Address => vec![self.addr, self.addr6],
             Obj::Range => vec![self.range],
@@ -867,6 +874,7 @@ fn takes_ids(method: &str) -> &'static [&'static str] {
 fn kind_of(method: &str, param: &str) -> Option<Obj> {
     match param {
         "id" | "ids" => FAMILIES.iter().find(|(f, _)| method.starts_with(f)).map(|(_, k)| *k),
+        "parent" if method.starts_with("subnets/") => Some(Obj::Subnet),
         _ => NAMED.iter().find(|(n, _)| *n == param).map(|(_, k)| *k),
     }
 }
@@ -923,7 +931,7 @@ fn at_level(s: &Server, f: &Fixture, access: Access) -> Ident {
 /// The REST body fields that carry record ids, per resource: (REST name, method parameter, kind).
 fn body_ids(r: Resource) -> &'static [(&'static str, &'static str, Obj)] {
     match r {
-        Resource::Network => &[("group_id", "group", Obj::Group)],
+        Resource::Network => &[("group_id", "group", Obj::Group), ("parent_id", "parent", Obj::Subnet)],
         Resource::Host => &[("network_id", "subnet", Obj::Subnet)],
         Resource::DhcpRange => &[("network_id", "subnet", Obj::Subnet)],
         Resource::Group => &[("parent_id", "parent", Obj::Group)],
@@ -937,6 +945,7 @@ fn body_ids(r: Resource) -> &'static [(&'static str, &'static str, Obj)] {
         | Resource::Org
         | Resource::AuditEntry
         | Resource::Split
+        | Resource::Allocation
         | Resource::Delivery => &[],
         Resource::Webhook => &[("network_id", "subnet", Obj::Subnet), ("group_id", "group", Obj::Group)],
     }
@@ -1023,6 +1032,7 @@ fn rest_body(route: &Route, own: &Fixture, v6: bool) -> Option<Value> {
         }
         Body::Fields(Resource::Split) => json!({"parts": 2}),
         Body::Fields(Resource::Join) => json!({"network_ids": own.join}),
+        Body::Fields(Resource::Allocation) => json!({"cidr": 24, "name": "pwned"}),
         Body::Fields(_) | Body::Replace(_) => json!({}),
     })
 }

@@ -8,8 +8,9 @@ use serde_json::{json, Map, Value};
 
 use crate::support::{http, id_of, only, Reply, Server};
 
-/// The fields of a network: the seed's, plus `group_id` (the group filter of the list).
-pub const NETWORK_KEYS: [&str; 14] = [
+/// The fields of a network: the seed's, plus `group_id` (the group filter of the list) and its place among pools
+/// (a pool's `covered` only for pools).
+pub const NETWORK_KEYS: [&str; 17] = [
     "id",
     "network",
     "cidr",
@@ -23,6 +24,9 @@ pub const NETWORK_KEYS: [&str; 14] = [
     "total_hosts",
     "used_hosts",
     "available_hosts",
+    "pool",
+    "parent_id",
+    "child_count",
     "version",
 ];
 
@@ -307,7 +311,8 @@ async fn networks_have_the_seed_shape() {
         json!({"id": id, "network": "192.168.1.0", "cidr": 24, "broadcast_address": "192.168.1.255",
                "name": "Office Network", "domain": "office.local", "vlan_id": 100,
                "description": "Main office network", "location": "Building A", "group_id": null,
-               "total_hosts": 254, "used_hosts": 0, "available_hosts": 254, "version": 1})
+               "total_hosts": 254, "used_hosts": 0, "available_hosts": 254, "pool": false, "parent_id": null,
+               "child_count": 0, "version": 1})
     );
     assert_eq!(c.get(&format!("/networks/{id}")).await, created);
 
