@@ -56,6 +56,11 @@ pub enum Render {
     Joined,
     /// `GET /me`: who the token acts as.
     Me,
+    /// `GET /export`: a page of rows, as `{data: […], next}` or, with `format=csv`, CSV (the header on the first
+    /// page only, so that the pages put end to end are one file), the next page's URL in a `Link` header.
+    Export,
+    /// `output/get`: the generated text as it is, under its own media type.
+    Text,
     /// 204, no body.
     NoContent,
 }
@@ -80,6 +85,8 @@ pub enum Resource {
     Join,
     Webhook,
     Delivery,
+    /// The body of `POST /import`: no record of its own.
+    Import,
 }
 
 impl Resource {
@@ -94,6 +101,7 @@ impl Resource {
             Resource::Token => &[("expires_at", "expires")],
             Resource::Join => &[("network_ids", "ids"), ("network_id", "id")],
             Resource::Webhook => &[("network_id", "subnet"), ("group_id", "group")],
+            Resource::Import => &[("group_id", "group")],
             Resource::Backup
             | Resource::User
             | Resource::Org
@@ -151,7 +159,7 @@ impl Resource {
                 "network_count",
                 "host_count",
             ],
-            Resource::AuditEntry | Resource::Split | Resource::Join => &[],
+            Resource::AuditEntry | Resource::Split | Resource::Join | Resource::Import => &[],
             Resource::Webhook => &["id", "created_at", "secret"],
             Resource::Delivery => &[
                 "id",
@@ -186,6 +194,7 @@ impl Resource {
             Resource::Group => &["description"],
             Resource::Field | Resource::AppKey => &["name"],
             Resource::User => &["username", "email"],
+            Resource::Import => &["data"],
             _ => &[],
         }
     }
@@ -279,13 +288,18 @@ const AUDIT_QUERY: &[(&str, &str)] = &[
 const ALL_OF_NET: &[(&str, &str)] = &[("all", "true")];
 
 const FEED: &[&str] = &["after", "limit", "wait"];
+const EXPORT: &[&str] = &["format", "network_id", "group_id", "after", "limit"];
+const EXPORT_QUERY: &[(&str, &str)] = &[("network_id", "subnet"), ("group_id", "group")];
+const OUTPUT: &[&str] = &["format", "zone", "ttl", "ns"];
+const OUTPUT_OF_NET: &[(&str, &str)] = &[("id", "subnet")];
+const OUTPUT_OF_GROUP: &[(&str, &str)] = &[("id", "group")];
 const DELIVERIES: &[&str] = &["status", "limit"];
 
 use Body::{Fields, Replace};
 use Render::*;
 use Resource::{
-    AppKey, AuditEntry, Backup, Delivery, DhcpRange, Field, Group, Host, Join, Network, Org, Split, Token, User,
-    Webhook,
+    AppKey, AuditEntry, Backup, Delivery, DhcpRange, Field, Group, Host, Import, Join, Network, Org, Split, Token,
+    User, Webhook,
 };
 
 #[rustfmt::skip]
@@ -356,6 +370,11 @@ pub static ROUTES: &[Route] = &[
     Route { verb: "GET", path: "/backups/{name}/verify", method: "backups/verify", params: BACKUP_NAME, fixed: &[], query: &[], body: Body::None, render: Plain, status: 200, summary: "Verify a backup's integrity (operator admins)" },
     Route { verb: "POST", path: "/backups/{name}/verify", method: "backups/verify", params: BACKUP_NAME, fixed: &[], query: &[], body: Body::None, render: Plain, status: 200, summary: "Verify a backup's integrity (operator admins)" },
     Route { verb: "POST", path: "/backups/{name}/restore", method: "backups/restore", params: BACKUP_NAME, fixed: &[], query: &[], body: Body::None, render: Plain, status: 200, summary: "Restore a backup after a safety backup (operator admins)" },
+
+    Route { verb: "GET", path: "/export", method: "export/get", params: EXPORT_QUERY, fixed: &[], query: EXPORT, body: Body::None, render: Export, status: 200, summary: "Export networks, hosts and DHCP ranges (of the org, a network_id or a group_id's subtree) as JSON or CSV, a page at a time (after: the cursor of the next page)" },
+    Route { verb: "POST", path: "/import", method: "import/run", params: BY_ID, fixed: &[], query: &[], body: Fields(Import), render: Plain, status: 200, summary: "Import networks, hosts and DHCP ranges from CSV or JSON (ipamd, phpIPAM or NetBox columns); all or nothing, or a dry run" },
+    Route { verb: "GET", path: "/networks/{id}/output", method: "output/get", params: OUTPUT_OF_NET, fixed: &[], query: OUTPUT, body: Body::None, render: Text, status: 200, summary: "Generate DNS or DHCP server configuration from a network's hosts (format: dnsmasq, kea4, kea6, bind, bind-reverse, bind-delegation)" },
+    Route { verb: "GET", path: "/groups/{id}/output", method: "output/get", params: OUTPUT_OF_GROUP, fixed: &[], query: OUTPUT, body: Body::None, render: Text, status: 200, summary: "Generate DNS or DHCP server configuration from the hosts of a group's subtree" },
 
     Route { verb: "GET", path: "/changes", method: "changes/get", params: BY_ID, fixed: &[], query: FEED, body: Body::None, render: Plain, status: 200, summary: "The org's changes after a cursor, in commit order (wait: long-poll seconds; admins)" },
     Route { verb: "GET", path: "/webhooks", method: "webhooks/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: List(Webhook), status: 200, summary: "List the org's webhook subscriptions (admins)" },
@@ -448,6 +467,40 @@ impl RestDoor {
     }
 }
 
+impl RestDoor {
+    /// Whether the request names no `after` cursor: the first page of an export.
+    fn first_page(&self) -> bool {
+        crate::rpc::form_pairs(self.query.as_bytes()).is_none_or(|pairs| pairs.iter().all(|(k, _)| k != "after"))
+    }
+
+    /// The headers of an answer that is not JSON (a CSV export, generated text): its `Content-Type`; and of an
+    /// export page that has a next one, the `Link` to it.
+    fn media_headers(&self, route: &Route, answer: &Reply) -> Vec<(&'static str, String)> {
+        let mut headers = Vec::new();
+        match (route.render, answer) {
+            (Text, Reply::Generated(g)) => headers.push(("content-type", g.content_type.to_string())),
+            (Export, Reply::Exported(e)) => {
+                if e.format == "csv" {
+                    headers.push(("content-type", "text/csv; charset=utf-8".to_string()));
+                }
+                if let Some(next) = &e.next {
+                    let mut query: Vec<String> = self
+                        .query
+                        .split('&')
+                        .filter(|p| !p.is_empty() && !p.starts_with("after="))
+                        .map(str::to_string)
+                        .collect();
+                    // A cursor is digits, hex and dots: nothing to escape.
+                    query.push(format!("after={next}"));
+                    headers.push(("link", format!("</api/v1{}?{}>; rel=\"next\"", route.path, query.join("&"))));
+                }
+            }
+            _ => {}
+        }
+        headers
+    }
+}
+
 /// The headers of a REST request the door reads besides its token and content type.
 #[derive(Debug, Default)]
 pub struct Headers {
@@ -524,7 +577,7 @@ impl Door for RestDoor {
                 render: Box::new(move |_: &str, answer: &Reply| {
                     Ok(Replayed {
                         status: route.status,
-                        body: render(route, answer)?,
+                        body: render(route, answer, true)?,
                     })
                 }),
             });
@@ -544,10 +597,14 @@ impl Door for RestDoor {
             }
             _ => None,
         };
+        let media = match (self.decoded, &outcome.result) {
+            (Decoded::Call(route), Ok(answer)) => self.media_headers(route, answer),
+            _ => Vec::new(),
+        };
         let rendered = match self.decoded {
             Decoded::Call(route) => outcome
                 .result
-                .and_then(|v| render(route, &v))
+                .and_then(|v| render(route, &v, self.first_page()))
                 .map(|body| (route, body))
                 .map_err(|e| rename_errors(route, e)),
             Decoded::Nothing | Decoded::Route(_) => match outcome.result {
@@ -563,6 +620,9 @@ impl Door for RestDoor {
         let challenge = (status == 401).then(|| ("www-authenticate", "Bearer realm=\"ipamd\"".to_string()));
         let mut headers: Vec<(&'static str, String)> =
             error.as_ref().and_then(allow).into_iter().chain(challenge).collect();
+        if error.is_none() {
+            headers.extend(media);
+        }
         if let Some(tag) = tag.filter(|_| error.is_none()) {
             // A client that holds this version already is told so, without the record: `*`, or a list of tags
             // compared weakly, as a GET's are.
@@ -848,7 +908,8 @@ fn rename_errors(route: &Route, mut e: Error) -> Error {
 }
 
 /// A typed answer in the route's REST shape, serialised.
-fn render(route: &Route, answer: &Reply) -> Result<Vec<u8>> {
+/// `first_page`: whether the request asked for no `after` cursor (a CSV export writes its header on the first page).
+fn render(route: &Route, answer: &Reply, first_page: bool) -> Result<Vec<u8>> {
     let wrong = || {
         Error::internal(format!(
             "{} answered a shape {} cannot render",
@@ -948,6 +1009,22 @@ fn render(route: &Route, answer: &Reply) -> Result<Vec<u8>> {
         (Plain, Reply::Verified(v)) => to_json(v),
         (Plain, Reply::Restored(r)) => to_json(r),
         (Plain, Reply::Changes(c)) => to_json(c),
+        (Plain, Reply::Imported(i)) => to_json(i),
+        (Export, Reply::Exported(e)) if e.format == "csv" => {
+            let mut out = String::new();
+            if first_page {
+                crate::csv::write_record(&mut out, model::ExportRow::COLUMNS);
+            }
+            for row in &e.rows {
+                crate::csv::write_record(&mut out, row.fields().iter().map(AsRef::as_ref));
+            }
+            out.into_bytes()
+        }
+        (Export, Reply::Exported(e)) => to_json(&views::ExportView {
+            data: &e.rows,
+            next: e.next.as_deref(),
+        }),
+        (Text, Reply::Generated(g)) => g.text.clone().into_bytes(),
         (List(Webhook), Reply::Webhooks(r)) => to_json(&ListView {
             data: r.0.iter().map(WebhookView::from).collect(),
         }),

@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 use crate::error::{Code, Error, Result};
 use crate::handler::{call, Ctx, Params};
 use crate::methods::export::{ip_in, record_at, subnet_with_block};
-use crate::methods::{addresses, dhcpranges, subnets};
+use crate::methods::{addresses, dhcpranges, groups, subnets};
 use crate::model::{ExportRow, ImportReport, ImportRow, Reply, RowError};
 use crate::net;
 use crate::params::Data;
@@ -87,6 +87,9 @@ impl Params for RunParams {
 /// Runs every row. A dry run answers what each row would do and changes nothing; a real run answers the counts,
 /// or, when any row is refused, `invalid_params` listing the refused rows (the first 100) and changes nothing.
 pub fn run(ctx: &Ctx, p: RunParams) -> Result<ImportReport> {
+    if let Some(g) = p.group {
+        groups::exists(ctx, g)?;
+    }
     ctx.tx.execute_batch("SAVEPOINT import")?;
     let outcome = run_rows(ctx, &p);
     let keep = matches!(&outcome, Ok(report) if !p.dry_run && report.refused == 0);
