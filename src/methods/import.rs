@@ -44,6 +44,17 @@ pub struct RunParams {
     group: Option<i64>,
 }
 
+impl RunParams {
+    /// The number of rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
 impl Params for RunParams {
     fn decode(d: &mut Data) -> Result<Self> {
         let json = match d.str("format")?.as_deref() {
@@ -87,11 +98,16 @@ impl Params for RunParams {
 /// Runs every row. A dry run answers what each row would do and changes nothing; a real run answers the counts,
 /// or, when any row is refused, `invalid_params` listing the refused rows (the first 100) and changes nothing.
 pub fn run(ctx: &Ctx, p: RunParams) -> Result<ImportReport> {
+    run_with(ctx, p, &mut |_| {})
+}
+
+/// [`run`], calling `progress` with the number of rows done after each row (the command line's progress).
+pub fn run_with(ctx: &Ctx, p: RunParams, progress: &mut dyn FnMut(usize)) -> Result<ImportReport> {
     if let Some(g) = p.group {
         groups::exists(ctx, g)?;
     }
     ctx.tx.execute_batch("SAVEPOINT import")?;
-    let outcome = run_rows(ctx, &p);
+    let outcome = run_rows(ctx, &p, progress);
     let keep = matches!(&outcome, Ok(report) if !p.dry_run && report.refused == 0);
     ctx.tx.execute_batch(if keep {
         "RELEASE import"
@@ -118,7 +134,7 @@ pub fn run(ctx: &Ctx, p: RunParams) -> Result<ImportReport> {
     Ok(report)
 }
 
-fn run_rows(ctx: &Ctx, p: &RunParams) -> Result<ImportReport> {
+fn run_rows(ctx: &Ctx, p: &RunParams, progress: &mut dyn FnMut(usize)) -> Result<ImportReport> {
     let mut report = ImportReport {
         dry_run: p.dry_run,
         created: 0,
@@ -155,6 +171,7 @@ fn run_rows(ctx: &Ctx, p: &RunParams) -> Result<ImportReport> {
             id,
             errors,
         });
+        progress(report.rows.len());
     }
     Ok(report)
 }
