@@ -25,6 +25,7 @@ mod layers;
 mod matrix;
 mod observe;
 mod org;
+mod output;
 mod packaging;
 mod ratelimit;
 mod rest;
