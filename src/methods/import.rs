@@ -445,10 +445,10 @@ fn row(line: usize, source: Source, cells: Vec<(String, String)>) -> Result<Row>
     if source == Source::Netbox {
         if let Some((input, address)) = values.get("ip").cloned() {
             if let Some((ip, len)) = address.trim().split_once('/') {
-                let block = len
-                    .parse::<u8>()
+                let block = net::parse_addr(ip)
                     .ok()
-                    .and_then(|l| net::cidr_from_parts(ip, l).ok())
+                    .zip(len.parse::<u8>().ok())
+                    .and_then(|(ip, l)| ipnet::IpNet::new(ip, l).ok())
                     .ok_or_else(|| Error::param("data", format!("line {line}, {input}: not an address with its prefix length")))?;
                 values.insert("ip", (input.clone(), ip.to_string()));
                 values.entry("network").or_insert((input, net::net_text(&block.trunc())));

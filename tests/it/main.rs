@@ -37,6 +37,7 @@ mod slow;
 mod subnets;
 mod support;
 mod tokens;
+mod transfer;
 mod users;
 mod versions;
 mod webhooks;
