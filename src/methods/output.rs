@@ -468,7 +468,7 @@ mod tests {
         assert_eq!(zone("10.1.2.0/24"), ("2.1.10.in-addr.arpa".into(), 1));
         assert_eq!(zone("10.1.0.0/20"), ("1.10.in-addr.arpa".into(), 2));
         assert_eq!(zone("192.0.2.64/26"), ("64-26.2.0.192.in-addr.arpa".into(), 1));
-        assert_eq!(zone("2001:db8::/64"), ("0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa".into(), 16));
+        assert_eq!(zone("2001:db8::/64"), ("0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa".into(), 16));
         assert_eq!(reverse_labels("10.1.2.3".parse().unwrap(), 2), "3.2");
     }
 }
