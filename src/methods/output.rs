@@ -30,7 +30,9 @@ const FORMATS: [&str; 6] = ["dnsmasq", "kea4", "kea6", "bind", "bind-reverse", "
 
 pub struct GetParams {
     scope: Scope,
-    format: &'static str,
+    /// Checked by the handler once the scope is known to be the caller's: another org's subnet is `not_found`
+    /// whatever the rest of the call.
+    format: String,
     zone: Option<String>,
     ttl: i64,
     ns: Vec<String>,
@@ -39,11 +41,7 @@ pub struct GetParams {
 impl Params for GetParams {
     fn decode(d: &mut Data) -> Result<Self> {
         let scope = Scope::decode(d)?;
-        let format = d.req_str("format")?;
-        let format = FORMATS
-            .into_iter()
-            .find(|f| *f == format)
-            .ok_or_else(|| Error::param("format", format!("must be one of {}", FORMATS.join(", "))))?;
+        let format = d.str("format")?.unwrap_or_default();
         let zone = d
             .str("zone")?
             .map(|z| dns_name(&z).map(|n| n.to_ascii_lowercase()).ok_or_else(|| Error::param("zone", "must be a DNS name")))
@@ -64,9 +62,6 @@ impl Params for GetParams {
                 })
                 .collect::<Result<Vec<_>>>()?,
         };
-        if format == "bind-delegation" && ns.is_empty() {
-            return Err(Error::param("ns", "bind-delegation needs the name servers of the delegated zones"));
-        }
         Ok(GetParams {
             scope,
             format,
@@ -81,18 +76,25 @@ impl Params for GetParams {
 /// silently; records whose hostname or MAC cannot be written are left out and listed in `skipped`.
 pub fn get(ctx: &Ctx, p: GetParams) -> Result<Generated> {
     p.scope.check(ctx)?;
+    let format = FORMATS
+        .into_iter()
+        .find(|f| *f == p.format)
+        .ok_or_else(|| Error::param("format", format!("must be one of {}", FORMATS.join(", "))))?;
+    if format == "bind-delegation" && p.ns.is_empty() {
+        return Err(Error::param("ns", "bind-delegation needs the name servers of the delegated zones"));
+    }
     let (nets, records) = load(ctx, p.scope)?;
     let mut out = Output {
         text: String::new(),
         skipped: Vec::new(),
     };
-    let content_type = match p.format {
+    let content_type = match format {
         "dnsmasq" => {
             dnsmasq(&mut out, &nets, &records);
             "text/plain; charset=utf-8"
         }
         "kea4" | "kea6" => {
-            kea(&mut out, &nets, &records, p.format == "kea4");
+            kea(&mut out, &nets, &records, format == "kea4");
             "application/json"
         }
         "bind" => {
@@ -110,7 +112,7 @@ pub fn get(ctx: &Ctx, p: GetParams) -> Result<Generated> {
         }
     };
     Ok(Generated {
-        format: p.format,
+        format,
         content_type,
         text: out.text,
         skipped: out.skipped,
