@@ -17,7 +17,7 @@ use crate::dispatch;
 use crate::error::{Code, Error, Result};
 use crate::handler::{self, Call, Ctx, Level};
 use crate::methods::{appkeys, import, org, tokens, users};
-use crate::model::{ExportRow, Org, Reply};
+use crate::model::{ExportPage, Org, Reply};
 use crate::store::Store;
 
 /// Everything a new org's admin needs to call ipamd. Shown once; only hashes and digests are stored.
@@ -260,11 +260,7 @@ pub fn export(app: &App, org: &str, username: &str, scope: Value, format: &str, 
     let runtime = runtime()?;
     let failed = |e: std::io::Error| Error::internal(format!("cannot write the export: {e}"));
     let mut progress = Progress::new("exported", None);
-    let (mut rows, mut after, mut text) = (0, None::<String>, String::new());
-    match format {
-        "csv" => crate::csv::write_record(&mut text, ExportRow::COLUMNS),
-        _ => text.push('['),
-    }
+    let (mut rows, mut after) = (0, None::<String>);
     loop {
         let mut data = json!({"format": format, "limit": EXPORT_PAGE, "after": after});
         if let (Some(d), Value::Object(scope)) = (data.as_object_mut(), &scope) {
@@ -274,27 +270,15 @@ pub fn export(app: &App, org: &str, username: &str, scope: Value, format: &str, 
             Reply::Exported(page) => page,
             _ => return Err(Error::internal("export/get answered no page")),
         };
-        for row in &page.rows {
-            match format {
-                "csv" => crate::csv::write_record(&mut text, row.fields().iter().map(AsRef::as_ref)),
-                _ => {
-                    text.push_str(if rows == 0 { "\n" } else { ",\n" });
-                    text.push_str(&serde_json::to_string(row).unwrap_or_default());
-                }
-            }
-            rows += 1;
-        }
-        out.write_all(text.as_bytes()).map_err(failed)?;
-        text.clear();
+        out.write_all(&page.part(after.is_none())).map_err(failed)?;
+        rows += page.rows.len();
         progress.show(rows);
         match page.next {
             Some(next) => after = Some(next),
             None => break,
         }
     }
-    if format == "json" {
-        out.write_all(b"\n]\n").map_err(failed)?;
-    }
+    out.write_all(ExportPage::tail(format)).map_err(failed)?;
     out.flush().map_err(failed)?;
     progress.finish(rows);
     Ok(rows)

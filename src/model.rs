@@ -686,6 +686,42 @@ pub struct ExportPage {
     pub next: Option<String>,
 }
 
+impl ExportPage {
+    /// This page as one part of a whole export's text: CSV rows (the header before the first part's), or JSON, one
+    /// array of rows across the parts, opened by the first part and closed by [`ExportPage::tail`].
+    pub fn part(&self, first: bool) -> Vec<u8> {
+        let mut out = String::new();
+        match self.format {
+            "csv" => {
+                if first {
+                    crate::csv::write_record(&mut out, ExportRow::COLUMNS);
+                }
+                for row in &self.rows {
+                    crate::csv::write_record(&mut out, row.fields().iter().map(AsRef::as_ref));
+                }
+            }
+            _ => {
+                if first {
+                    out.push('[');
+                }
+                for (i, row) in self.rows.iter().enumerate() {
+                    out.push_str(if first && i == 0 { "\n" } else { ",\n" });
+                    out.push_str(&serde_json::to_string(row).unwrap_or_default());
+                }
+            }
+        }
+        out.into_bytes()
+    }
+
+    /// What ends a whole export in `format`, after its last part.
+    pub fn tail(format: &str) -> &'static [u8] {
+        match format {
+            "csv" => b"",
+            _ => b"\n]\n",
+        }
+    }
+}
+
 /// `import/run`: what the rows did (or, in a dry run, would do).
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportReport {

@@ -4,7 +4,6 @@
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
-use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::{HeaderValue, CONTENT_TYPE, LOCATION};
 use hyper::{Method, Response, StatusCode};
@@ -19,7 +18,7 @@ use crate::rest::views::{
     TokenView, UserView, Version, WebhookView,
 };
 use crate::rest::{Body, Render, Resource, Route, ROUTES};
-use crate::server::{json_response, Body as HttpBody};
+use crate::server::{full, json_response, Body as HttpBody};
 
 /// Whether `path` (below `/api/v1`) is one of the documents [`serve`] answers.
 pub fn is_document(path: &str) -> bool {
@@ -46,7 +45,7 @@ pub fn serve(path: &str, method: &Method) -> Option<Response<HttpBody>> {
     }
     if path == "/docs" {
         // Relative asset paths in Swagger UI's index need the trailing slash.
-        let mut r = Response::new(Full::new(Bytes::new()));
+        let mut r = Response::new(full(Bytes::new()));
         *r.status_mut() = StatusCode::MOVED_PERMANENTLY;
         r.headers_mut()
             .insert(LOCATION, HeaderValue::from_static("/api/v1/docs/"));
@@ -57,7 +56,7 @@ pub fn serve(path: &str, method: &Method) -> Option<Response<HttpBody>> {
     let tail = path.trim_start_matches("/docs/");
     Some(match utoipa_swagger_ui::serve(tail, config.clone()) {
         Ok(Some(file)) => {
-            let mut r = Response::new(Full::new(Bytes::from(file.bytes.into_owned())));
+            let mut r = Response::new(full(file.bytes.into_owned()));
             if let Ok(ct) = HeaderValue::from_str(&file.content_type) {
                 r.headers_mut().insert(CONTENT_TYPE, ct);
             }

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use serde_json::{json, Map, Value};
 
-use crate::door::{to_json, Door, Rendered};
+use crate::door::{to_json, Door, More, Rendered};
 use crate::error::{Code, Error, Result};
 use crate::handler::{Call, Credentials, Outcome, RequestKey};
 use crate::metrics::Endpoint;
@@ -401,6 +401,8 @@ pub struct RestDoor {
     /// How far decoding went: the error of a request that reached no method is answered as it is, a method's is
     /// renamed back to the REST names.
     decoded: Decoded,
+    /// A whole export, streamed: the parameters of its calls, each of which reads the page after the last.
+    streamed: Option<Value>,
 }
 
 /// How far [`RestDoor::decode`] went.
@@ -433,6 +435,7 @@ impl RestDoor {
             json_body,
             headers,
             decoded: Decoded::Nothing,
+            streamed: None,
         }
     }
 
@@ -468,6 +471,39 @@ impl RestDoor {
 }
 
 impl RestDoor {
+    /// The first part of a whole export (`first`, its first page) and how the server goes on with the rest: a call
+    /// per page with the parameters `data` and the `after` of the page before. CSV has its header in the first part;
+    /// JSON is one array of rows, opened in the first part and closed in the tail.
+    fn stream_export(&self, data: &Value, first: &model::ExportPage) -> (Vec<u8>, Option<More>) {
+        let mut part = first.part(true);
+        let tail = model::ExportPage::tail(first.format).to_vec();
+        let (credentials, method, data) = (self.credentials.clone(), self.name().to_string(), data.clone());
+        let call = move |after: &str| {
+            let mut data = data.clone();
+            data["after"] = json!(after);
+            Call {
+                method: method.clone(),
+                credentials: credentials.clone(),
+                data,
+                key: None,
+            }
+        };
+        let Some(next) = first.next.as_deref().map(&call) else {
+            part.extend(tail);
+            return (part, None);
+        };
+        let render = move |answer: &Reply| match answer {
+            Reply::Exported(page) => Ok((page.part(false), page.next.as_deref().map(&call))),
+            _ => Err(Error::internal("export/get answered no page")),
+        };
+        let more = More {
+            next,
+            render: Box::new(render),
+            tail,
+        };
+        (part, Some(more))
+    }
+
     /// Whether the request names no `after` cursor: the first page of an export.
     fn first_page(&self) -> bool {
         crate::rpc::form_pairs(self.query.as_bytes()).is_none_or(|pairs| pairs.iter().all(|(k, _)| k != "after"))
@@ -483,7 +519,7 @@ impl RestDoor {
                 if e.format == "csv" {
                     headers.push(("content-type", "text/csv; charset=utf-8".to_string()));
                 }
-                if let Some(next) = &e.next {
+                if let Some(next) = e.next.as_ref().filter(|_| self.streamed.is_none()) {
                     let mut query: Vec<String> = self
                         .query
                         .split('&')
@@ -564,6 +600,11 @@ impl Door for RestDoor {
         if let Some(version) = self.precondition()? {
             data["version"] = json!(version);
         }
+        // `GET /export` without `limit` or `after` is the whole export, in pages of the most a call gives.
+        if route.render == Export && data.get("limit").is_none() && data.get("after").is_none() {
+            data["limit"] = json!(crate::methods::MAX_RECORDS);
+            self.streamed = Some(data.clone());
+        }
         self.decoded = Decoded::Call(route);
         let writes = !matches!(self.verb.as_str(), "GET" | "HEAD");
         let key = self
@@ -601,10 +642,18 @@ impl Door for RestDoor {
             (Decoded::Call(route), Ok(answer)) => self.media_headers(route, answer),
             _ => Vec::new(),
         };
+        let mut more = None;
         let rendered = match self.decoded {
             Decoded::Call(route) => outcome
                 .result
-                .and_then(|v| render(route, &v, self.first_page()))
+                .and_then(|v| match (&self.streamed, &v) {
+                    (Some(data), Reply::Exported(first)) => {
+                        let (part, rest) = self.stream_export(data, first);
+                        more = rest;
+                        Ok(part)
+                    }
+                    _ => render(route, &v, self.first_page()),
+                })
                 .map(|body| (route, body))
                 .map_err(|e| rename_errors(route, e)),
             Decoded::Nothing | Decoded::Route(_) => match outcome.result {
@@ -643,6 +692,7 @@ impl Door for RestDoor {
             error,
             respid: outcome.respid,
             caller: outcome.caller,
+            more,
         }
     }
 }
@@ -1010,16 +1060,7 @@ fn render(route: &Route, answer: &Reply, first_page: bool) -> Result<Vec<u8>> {
         (Plain, Reply::Restored(r)) => to_json(r),
         (Plain, Reply::Changes(c)) => to_json(c),
         (Plain, Reply::Imported(i)) => to_json(i),
-        (Export, Reply::Exported(e)) if e.format == "csv" => {
-            let mut out = String::new();
-            if first_page {
-                crate::csv::write_record(&mut out, model::ExportRow::COLUMNS);
-            }
-            for row in &e.rows {
-                crate::csv::write_record(&mut out, row.fields().iter().map(AsRef::as_ref));
-            }
-            out.into_bytes()
-        }
+        (Export, Reply::Exported(e)) if e.format == "csv" => e.part(first_page),
         (Export, Reply::Exported(e)) => to_json(&views::ExportView {
             data: &e.rows,
             next: e.next.as_deref(),

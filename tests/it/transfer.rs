@@ -217,3 +217,29 @@ async fn phpipam_and_netbox_exports_map_onto_networks_and_records() {
     let r = s.api(Method::POST, "/import", &s.admin_token, Some(&json!({"source": "netbox", "data": "address,status\n10.20.0.9/24,bogus\n", "dry_run": true}))).await;
     assert_eq!(r.json()["rows"][0]["errors"][0]["column"], "status");
 }
+
+#[tokio::test]
+async fn rest_streams_a_whole_export_in_one_answer() {
+    let s = Server::start().await;
+    let a = &s.admin;
+    let mut csv = String::from("kind,network,ip,hostname\nnetwork,10.40.0.0/18,,\n");
+    for i in 1..=6000u32 {
+        csv.push_str(&format!("address,10.40.0.0/18,10.40.{}.{},h{i}\n", i / 256, i % 256));
+    }
+    let r = s.api(Method::POST, "/import", &s.admin_token, Some(&json!({"data": csv}))).await;
+    assert_eq!((r.status, &r.json()["created"]), (200, &json!(6001)));
+    let pages = export(&s, a, json!({}), 5000).await;
+    // Without limit or after: every row in one answer, read from the database a page (5000 rows) at a time.
+    let r = s.api(Method::GET, "/export", &s.admin_token, None).await;
+    assert_eq!((r.status, r.header("content-type"), r.header("link")), (200, Some("application/json"), None));
+    assert_eq!(r.header("content-length"), None, "streamed, not counted in advance");
+    let streamed: Vec<Value> = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(streamed.len(), 6001);
+    let strings = |rows: &[Value]| -> Vec<String> { rows.iter().map(|r| r["ip"].to_string() + &r["hostname"].to_string()).collect() };
+    assert_eq!(strings(&streamed), strings(&pages));
+    let r = s.api(Method::GET, "/export?format=csv", &s.admin_token, None).await;
+    let text = String::from_utf8(r.body.to_vec()).unwrap();
+    assert_eq!(text.lines().count(), 1 + 6001);
+    assert_eq!(text.lines().filter(|l| l.starts_with("kind,")).count(), 1);
+    assert!(text.ends_with("address,10.40.0.0/18,,10.40.23.112,,,,,,h6000,,,active,\r\n"), "{}", &text[text.len() - 200..]);
+}
