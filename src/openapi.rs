@@ -346,6 +346,40 @@ fn query_param(method: &str, name: &str) -> Value {
             json!({"type": "integer", "minimum": 0, "default": 0}),
             "Seconds to wait for a change when there is none yet (at most IPAMD_FEED_MAX_WAIT)",
         ),
+        ("export/get", "format") => (
+            json!({"type": "string", "enum": ["json", "csv"], "default": "json"}),
+            "JSON (an array of rows streamed, or a page {data, next}) or CSV (with its header line first)",
+        ),
+        ("export/get", "limit") => (
+            json!({"type": "integer", "minimum": 1, "maximum": 5000}),
+            "Rows per page: answers one page, with a Link header to the next. Without limit or after, every row is \
+             streamed in one answer",
+        ),
+        ("export/get", "after") => (
+            json!({"type": "string", "examples": ["1.a.ffff0a000001"]}),
+            "The cursor of the next page, from the Link header or `next` of the page before",
+        ),
+        ("export/get", "network_id") => (json!({"type": "integer", "minimum": 1}), "Only this network"),
+        ("export/get", "group_id") => (
+            json!({"type": "integer", "minimum": 1}),
+            "Only the networks of this group and of the groups below it",
+        ),
+        ("output/get", "format") => (
+            json!({"type": "string", "enum": ["dnsmasq", "kea4", "kea6", "bind", "bind-reverse", "bind-delegation"]}),
+            "What to generate (methods.md, output/get)",
+        ),
+        ("output/get", "zone") => (
+            json!({"type": "string", "examples": ["lan.example"]}),
+            "bind: the forward zone (default: the networks' shared domain); bind-reverse: the domain of bare names",
+        ),
+        ("output/get", "ttl") => (
+            json!({"type": "integer", "minimum": 0, "maximum": 2_147_483_647, "default": 3600}),
+            "The records' TTL (BIND formats)",
+        ),
+        ("output/get", "ns") => (
+            json!({"type": "string", "examples": ["ns1.example.net,ns2.example.net"]}),
+            "bind-delegation: the name servers of the delegated zones, comma-separated",
+        ),
         ("webhooks/deliveries", "status") => (
             json!({"type": "string", "enum": ["pending", "delivered", "failed"]}),
             "Only deliveries in this state",
