@@ -762,7 +762,7 @@ async fn run_scenario(sc: &Scenario, plan: Plan, threads: usize, target: &Target
         return read_memory(row, &mut api).await;
     }
     if sc.name == "import-100k" {
-        return import(row, &mut api, ds, db).await;
+        return import(row, &mut api, target, ds, db).await;
     }
     let ooo = match sc.name {
         "peek-ooo" => Some(file_out_of_order(&mut row, &mut api, target, ds.sizes).await?),
@@ -999,7 +999,7 @@ const IMPORT15: &str = "198.18.0.0/15";
 /// import-100k: one import of 100,000 address rows (as many as there are records, when fewer) into the empty
 /// IMPORT15, timed, on the command line's path (`cli::import`, with a store of its own on the same database, as
 /// `ipamd import` runs beside a server); then a check that the subnet holds every row.
-async fn import(mut row: Row, api: &mut Api, ds: &DataSet, db: &Path) -> Res<Row> {
+async fn import(mut row: Row, api: &mut Api, target: &Target, ds: &DataSet, db: &Path) -> Res<Row> {
     let n = ds.sizes.records.min(100_000);
     let added = api.rpc("subnets/add", json!({"subnet": IMPORT15})).await?;
     let id = added.as_object().and_then(|m| m.keys().next()).ok_or("subnets/add answered no subnet")?.clone();
@@ -1020,6 +1020,8 @@ async fn import(mut row: Row, api: &mut Api, ds: &DataSet, db: &Path) -> Res<Row
     row.outcome.requests = 1;
     row.outcome.elapsed = took;
     row.outcome.latencies_us = vec![u32::try_from(took.as_micros()).unwrap_or(u32::MAX)];
+    // A new connection: the server closes one idle for longer than its keep-alive allows.
+    let mut api = Api::connect(target).await?;
     let held = text(&api.rpc("subnets/get", json!({"id": id})).await?[&id]["used_hosts"]);
     row.notes.push(format!(
         "{IMPORT15}: {} rows imported in {:.1} ms ({:.0} rows/s), the subnet holds {held}",

@@ -143,12 +143,12 @@ fn run_rows(ctx: &Ctx, p: &RunParams, progress: &mut dyn FnMut(usize)) -> Result
         rows: Vec::with_capacity(p.rows.len()),
     };
     for row in &p.rows {
-        ctx.tx.execute_batch("SAVEPOINT import_row")?;
+        ctx.tx.execute("SAVEPOINT import_row", [])?;
         let done = apply(ctx, row, p.group);
-        ctx.tx.execute_batch(match done {
-            Ok(_) => "RELEASE import_row",
-            Err(_) => "ROLLBACK TO import_row; RELEASE import_row",
-        })?;
+        if done.is_err() {
+            ctx.tx.execute("ROLLBACK TO import_row", [])?;
+        }
+        ctx.tx.execute("RELEASE import_row", [])?;
         let (action, id, errors) = match done {
             Ok((created, id)) => {
                 match created {
