@@ -1002,7 +1002,11 @@ const IMPORT15: &str = "198.18.0.0/15";
 async fn import(mut row: Row, api: &mut Api, target: &Target, ds: &DataSet, db: &Path) -> Res<Row> {
     let n = ds.sizes.records.min(100_000);
     let added = api.rpc("subnets/add", json!({"subnet": IMPORT15})).await?;
-    let id = added.as_object().and_then(|m| m.keys().next()).ok_or("subnets/add answered no subnet")?.clone();
+    let id = added
+        .as_object()
+        .and_then(|m| m.keys().next())
+        .ok_or("subnets/add answered no subnet")?
+        .clone();
     let mut csv = String::from("ip,hostname\n");
     let base = u32::from(std::net::Ipv4Addr::new(198, 18, 0, 0));
     for i in 1..=n {
@@ -1030,7 +1034,10 @@ async fn import(mut row: Row, api: &mut Api, target: &Target, ds: &DataSet, db: 
         report.created as f64 / took.as_secs_f64()
     ));
     if report.created as u64 != n || held != n.to_string() {
-        row.failures.push(format!("expected {n} records created and held, got {} and {held}", report.created));
+        row.failures.push(format!(
+            "expected {n} records created and held, got {} and {held}",
+            report.created
+        ));
     }
     Ok(row)
 }

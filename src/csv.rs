@@ -76,10 +76,7 @@ pub fn write_record<'a>(out: &mut String, fields: impl IntoIterator<Item = &'a s
             out.push(',');
         }
         let formula = field.starts_with(['=', '+', '-', '@']) && !looks_numeric(field);
-        let quote = formula
-            || field.contains([',', '"', '\r', '\n'])
-            || field.starts_with(' ')
-            || field.ends_with(' ');
+        let quote = formula || field.contains([',', '"', '\r', '\n']) || field.starts_with(' ') || field.ends_with(' ');
         if !quote {
             out.push_str(field);
             continue;
@@ -140,7 +137,10 @@ mod tests {
     fn writes_what_it_reads_and_guards_formulas() {
         let mut out = String::new();
         write_record(&mut out, ["plain", "a,b", "q\"q", "two\nlines", "=cmd()", "-5", " pad"]);
-        assert_eq!(out, "plain,\"a,b\",\"q\"\"q\",\"two\nlines\",\"'=cmd()\",-5,\" pad\"\r\n");
+        assert_eq!(
+            out,
+            "plain,\"a,b\",\"q\"\"q\",\"two\nlines\",\"'=cmd()\",-5,\" pad\"\r\n"
+        );
         let back: Vec<String> = fields(&out).remove(0).iter().map(|f| unguard(f).to_string()).collect();
         assert_eq!(back, ["plain", "a,b", "q\"q", "two\nlines", "=cmd()", "-5", " pad"]);
     }

@@ -67,14 +67,18 @@ pub struct Rendered {
 /// of any length holds a part or two in memory.
 pub struct More {
     pub next: Call,
-    /// A part's bytes from its answer, and the call of the part after it (`None`: it was the last).
-    pub render: Box<dyn Fn(&Reply) -> Result<(Vec<u8>, Option<Call>), Error> + Send>,
+    pub render: RenderPart,
     /// Written after the last part.
     pub tail: Vec<u8>,
 }
 
+/// A part's bytes from its answer, and the call of the part after it (`None`: it was the last).
+pub type RenderPart = Box<dyn Fn(&Reply) -> Result<(Vec<u8>, Option<Call>), Error> + Send>;
+
 impl std::fmt::Debug for More {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("More").field("next", &self.next.method).finish_non_exhaustive()
+        f.debug_struct("More")
+            .field("next", &self.next.method)
+            .finish_non_exhaustive()
     }
 }

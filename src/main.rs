@@ -416,7 +416,11 @@ fn transfer(cmd: Command) -> Result<(), Error> {
                     .collect();
                 println!("row {}: {} {} {}", row.row, row.kind, row.action, errors.join("; "));
             }
-            let what = if dry_run { "Dry run, nothing changed" } else { "Imported" };
+            let what = if dry_run {
+                "Dry run, nothing changed"
+            } else {
+                "Imported"
+            };
             println!(
                 "{what}: {} created, {} updated, {} refused.",
                 report.created, report.updated, report.refused

@@ -528,7 +528,10 @@ impl RestDoor {
                         .collect();
                     // A cursor is digits, hex and dots: nothing to escape.
                     query.push(format!("after={next}"));
-                    headers.push(("link", format!("</api/v1{}?{}>; rel=\"next\"", route.path, query.join("&"))));
+                    headers.push((
+                        "link",
+                        format!("</api/v1{}?{}>; rel=\"next\"", route.path, query.join("&")),
+                    ));
                 }
             }
             _ => {}

@@ -67,7 +67,9 @@ impl hyper::body::Body for Streamed {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
-        self.0.poll_recv(cx).map(|part| part.map(|r| r.map(hyper::body::Frame::data)))
+        self.0
+            .poll_recv(cx)
+            .map(|part| part.map(|r| r.map(hyper::body::Frame::data)))
     }
 }
 
@@ -83,7 +85,10 @@ fn stream(app: &App, first: Vec<u8>, more: More, respid: String) -> Body {
         }
         let mut next = Some(more.next);
         while let Some(call) = next {
-            let part = dispatch::dispatch(&app, call).await.result.and_then(|answer| (more.render)(&answer));
+            let part = dispatch::dispatch(&app, call)
+                .await
+                .result
+                .and_then(|answer| (more.render)(&answer));
             match part {
                 Ok((bytes, after)) => {
                     if tx.send(Ok(Bytes::from(bytes))).await.is_err() {

@@ -262,7 +262,13 @@ const ADDRESSES_SQL: &str = "SELECT ip, NULL, NULL, description, hostname, cname
 
 /// The first `limit` DHCP ranges (`ranges`) or address records of `s`, after key `after` (from the first without
 /// one), each with its key: one index range scan of (subnet, address).
-fn read_children(ctx: &Ctx, ranges: bool, s: &Subnet, after: Option<u128>, limit: usize) -> Result<Vec<(u128, ExportRow)>> {
+fn read_children(
+    ctx: &Ctx,
+    ranges: bool,
+    s: &Subnet,
+    after: Option<u128>,
+    limit: usize,
+) -> Result<Vec<(u128, ExportRow)>> {
     let lo = net::key_bytes(after.unwrap_or(0));
     // `<> ?3` drops the key the last page ended on; from the start, a 17-byte blob no 16-byte key equals.
     let not: &[u8] = match after {

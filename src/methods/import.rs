@@ -79,7 +79,10 @@ impl Params for RunParams {
                 }
             }
             (true, _) if source != Source::Ipamd => {
-                return Err(Error::param("format", "phpIPAM and NetBox rows are read from their CSV exports"))
+                return Err(Error::param(
+                    "format",
+                    "phpIPAM and NetBox rows are read from their CSV exports",
+                ))
             }
             (false, Value::String(text)) => {
                 check_size(&text)?;
@@ -201,7 +204,10 @@ fn apply(ctx: &Ctx, row: &Row, group: Option<i64>) -> Result<(bool, i64)> {
         "network" => {
             let block = subnets::parse_block(row.req("network")?).map_err(|e| rename(e, "network"))?;
             let group = match row.get("group") {
-                Some(g) => Some(g.parse::<i64>().map_err(|_| Error::param("group", "must be a group id"))?),
+                Some(g) => Some(
+                    g.parse::<i64>()
+                        .map_err(|_| Error::param("group", "must be a group id"))?,
+                ),
                 None => group,
             };
             let mut data = fields(row, &["name", "description", "domain", "vlan_id", "location"]);
@@ -352,7 +358,11 @@ fn row_error(row: &Row, e: Error) -> RowError {
 fn rename(e: Error, col: &str) -> Error {
     match e.code {
         Code::InvalidParams => {
-            let message = e.message.split_once(": ").map_or(e.message.as_str(), |(_, m)| m).to_string();
+            let message = e
+                .message
+                .split_once(": ")
+                .map_or(e.message.as_str(), |(_, m)| m)
+                .to_string();
             Error::param(col, message)
         }
         _ => e,
@@ -395,7 +405,12 @@ fn json_rows(items: Vec<Value>) -> Result<Vec<Row>> {
                     Value::String(s) => s,
                     Value::Number(n) => n.to_string(),
                     Value::Bool(b) => b.to_string(),
-                    _ => return Err(Error::param("data", format!("row {}, {k}: must be a string or a number", i + 1))),
+                    _ => {
+                        return Err(Error::param(
+                            "data",
+                            format!("row {}, {k}: must be a string or a number", i + 1),
+                        ))
+                    }
                 };
                 cells.push((k, text));
             }
@@ -406,7 +421,9 @@ fn json_rows(items: Vec<Value>) -> Result<Vec<Row>> {
 
 /// CSV rows: a header line, then one row per line.
 fn csv_rows(text: &str, source: Source) -> Result<Vec<Row>> {
-    let mut records = crate::csv::parse(text).map_err(|e| Error::param("data", e))?.into_iter();
+    let mut records = crate::csv::parse(text)
+        .map_err(|e| Error::param("data", e))?
+        .into_iter();
     let Some((_, header)) = records.next() else {
         return Err(Error::param("data", "has no header line"));
     };
@@ -416,9 +433,15 @@ fn csv_rows(text: &str, source: Source) -> Result<Vec<Row>> {
     records
         .map(|(line, fields)| {
             if fields.len() > header.len() {
-                return Err(Error::param("data", format!("line {line}: more fields than the header has")));
+                return Err(Error::param(
+                    "data",
+                    format!("line {line}: more fields than the header has"),
+                ));
             }
-            let cells = header.iter().cloned().zip(fields.into_iter().map(|f| crate::csv::unguard(&f).to_string()));
+            let cells = header
+                .iter()
+                .cloned()
+                .zip(fields.into_iter().map(|f| crate::csv::unguard(&f).to_string()));
             row(line, source, cells.collect())
         })
         .collect()
@@ -431,7 +454,10 @@ fn row(line: usize, source: Source, cells: Vec<(String, String)>) -> Result<Row>
         let key = name.trim().to_ascii_lowercase().replace(' ', "_");
         let Some(native) = column(source, &key) else {
             if source == Source::Ipamd {
-                return Err(Error::param("data", format!("line {line}: unknown column '{}'", name.trim())));
+                return Err(Error::param(
+                    "data",
+                    format!("line {line}: unknown column '{}'", name.trim()),
+                ));
             }
             continue;
         };
@@ -449,9 +475,16 @@ fn row(line: usize, source: Source, cells: Vec<(String, String)>) -> Result<Row>
                     .ok()
                     .zip(len.parse::<u8>().ok())
                     .and_then(|(ip, l)| ipnet::IpNet::new(ip, l).ok())
-                    .ok_or_else(|| Error::param("data", format!("line {line}, {input}: not an address with its prefix length")))?;
+                    .ok_or_else(|| {
+                        Error::param(
+                            "data",
+                            format!("line {line}, {input}: not an address with its prefix length"),
+                        )
+                    })?;
                 values.insert("ip", (input.clone(), ip.to_string()));
-                values.entry("network").or_insert((input, net::net_text(&block.trunc())));
+                values
+                    .entry("network")
+                    .or_insert((input, net::net_text(&block.trunc())));
             }
         }
     }
@@ -512,22 +545,39 @@ mod tests {
 
     #[test]
     fn netbox_and_phpipam_columns_map_to_ours() {
-        let rows = csv_rows("address,status,dns_name,tenant\n10.0.0.5/24,deprecated,web1,acme\n", Source::Netbox).unwrap();
+        let rows = csv_rows(
+            "address,status,dns_name,tenant\n10.0.0.5/24,deprecated,web1,acme\n",
+            Source::Netbox,
+        )
+        .unwrap();
         assert_eq!(rows[0].kind, "address");
         assert_eq!(rows[0].get("ip"), Some("10.0.0.5"));
         assert_eq!(rows[0].get("network"), Some("10.0.0.0/24"));
         assert_eq!(rows[0].get("status"), Some("inactive"));
         assert_eq!(rows[0].get("hostname"), Some("web1"));
-        let rows = csv_rows("prefix,status,description\n10.1.0.0/16,container,core\n", Source::Netbox).unwrap();
+        let rows = csv_rows(
+            "prefix,status,description\n10.1.0.0/16,container,core\n",
+            Source::Netbox,
+        )
+        .unwrap();
         assert_eq!((rows[0].kind, rows[0].get("network")), ("network", Some("10.1.0.0/16")));
-        let rows = csv_rows("IP address,Hostname,MAC address,State,Owner\n10.0.0.7,db,aa:bb:cc:dd:ee:ff,Offline,x\n", Source::Phpipam).unwrap();
+        let rows = csv_rows(
+            "IP address,Hostname,MAC address,State,Owner\n10.0.0.7,db,aa:bb:cc:dd:ee:ff,Offline,x\n",
+            Source::Phpipam,
+        )
+        .unwrap();
         assert_eq!(rows[0].get("status"), Some("inactive"));
-        assert_eq!(rows[0].values.get("mac_address").map(|(c, _)| c.as_str()), Some("MAC address"));
+        assert_eq!(
+            rows[0].values.get("mac_address").map(|(c, _)| c.as_str()),
+            Some("MAC address")
+        );
     }
 
     #[test]
     fn our_own_columns_are_strict() {
-        let e = csv_rows("kind,network,colour\naddress,10.0.0.0/24,red\n", Source::Ipamd).err().unwrap();
+        let e = csv_rows("kind,network,colour\naddress,10.0.0.0/24,red\n", Source::Ipamd)
+            .err()
+            .unwrap();
         assert_eq!(e.message, "data: line 2: unknown column 'colour'");
     }
 }

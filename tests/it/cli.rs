@@ -721,8 +721,15 @@ fn import_export_and_output_act_as_the_user_they_name() {
                 address,10.5.0.0/24,10.5.0.11,\"db1\",\n";
     let out = import(rows, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "Imported: 3 created, 0 updated, 0 refused.\n");
-    assert!(out.stderr.is_empty(), "no progress off a terminal: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Imported: 3 created, 0 updated, 0 refused.\n"
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "no progress off a terminal: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let csv = export("csv");
     assert_eq!(
         csv,
@@ -748,7 +755,10 @@ fn import_export_and_output_act_as_the_user_they_name() {
     args.extend(as_admin);
     let out = run(&mut ipamd(dir.path(), &args));
     let zone = String::from_utf8_lossy(&out.stdout);
-    assert!(zone.contains("$ORIGIN lab.example.\n$TTL 3600\nweb1 IN A 10.5.0.10\ndb1 IN A 10.5.0.11\n"), "{zone}");
+    assert!(
+        zone.contains("$ORIGIN lab.example.\n$TTL 3600\nweb1 IN A 10.5.0.10\ndb1 IN A 10.5.0.11\n"),
+        "{zone}"
+    );
     let mut args = vec!["output", "--network", "1", "--format", "bind"];
     args.extend(as_admin);
     let out = run(&mut ipamd(dir.path(), &args));
