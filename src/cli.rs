@@ -232,6 +232,18 @@ pub fn create_token(app: &App, org: &str, username: &str) -> Result<NewToken> {
 /// Ends the lockout of `username` of `org`: no method does this, so the change and its audit entry are written
 /// here in one transaction, through the handler vocabulary as a method's would be.
 pub fn unlock(app: &App, org: &str, username: &str) -> Result<()> {
+    write_as(app, org, username, "ipamd user unlock", users::unlock)
+}
+
+/// Runs `f` in one write transaction through a `Ctx`, as `username` of `org` calling `method`: what the dispatcher
+/// gives a handler, for the commands that run one themselves.
+fn write_as<T>(
+    app: &App,
+    org: &str,
+    username: &str,
+    method: &'static str,
+    f: impl FnOnce(&Ctx) -> Result<T>,
+) -> Result<T> {
     app.store.run_blocking(|db| {
         db.write(|tx| {
             let caller = credentials::local_user(tx, org, username)?;
@@ -243,9 +255,9 @@ pub fn unlock(app: &App, org: &str, username: &str) -> Result<()> {
                 store: &app.store,
                 now: app.clock.now(),
                 respid: &respid,
-                method: "ipamd user unlock",
+                method,
             };
-            users::unlock(&ctx)
+            f(&ctx)
         })
     })
 }
@@ -292,22 +304,9 @@ pub fn import(app: &App, org: &str, username: &str, params: Value) -> Result<cra
     let p = <import::RunParams as handler::Params>::decode(&mut data)?;
     data.finish()?;
     let mut progress = Progress::new("imported", Some(p.len()));
-    let report = app.store.run_blocking(|db| {
-        db.write(|tx| {
-            let caller = credentials::local_user(tx, org, username)?;
-            let respid = handler::new_respid();
-            let ctx = Ctx {
-                tx,
-                caller: &caller,
-                settings: &app.settings,
-                store: &app.store,
-                now: app.clock.now(),
-                respid: &respid,
-                method: "import/run",
-            };
-            ctx.require(Level::Standard)?;
-            import::run_with(&ctx, p, &mut |done| progress.show(done))
-        })
+    let report = write_as(app, org, username, "import/run", |ctx| {
+        ctx.require(Level::Standard)?;
+        import::run_with(ctx, p, &mut |done| progress.show(done))
     })?;
     progress.finish(report.created + report.updated + report.refused);
     Ok(report)
