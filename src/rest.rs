@@ -603,9 +603,8 @@ impl Door for RestDoor {
         if let Some(version) = self.precondition()? {
             data["version"] = json!(version);
         }
-        // `GET /export` without `limit` or `after` is the whole export, in pages of the most a call gives.
+        // `GET /export` without `limit` or `after` is the whole export, read in pages of the method's default size.
         if route.render == Export && data.get("limit").is_none() && data.get("after").is_none() {
-            data["limit"] = json!(crate::methods::MAX_RECORDS);
             self.streamed = Some(data.clone());
         }
         self.decoded = Decoded::Call(route);

@@ -342,7 +342,7 @@ async fn rest_streams_a_whole_export_in_one_answer() {
         .await;
     assert_eq!((r.status, &r.json()["created"]), (200, &json!(6001)));
     let pages = export(&s, a, json!({}), 5000).await;
-    // Without limit or after: every row in one answer, read from the database a page (5000 rows) at a time.
+    // Without limit or after: every row in one answer, read from the database a page (1000 rows) at a time: seven parts.
     let r = s.api(Method::GET, "/export", &s.admin_token, None).await;
     assert_eq!(
         (r.status, r.header("content-type"), r.header("link")),
