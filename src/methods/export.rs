@@ -7,11 +7,8 @@
 //! after it. No row is given twice or missed for paging's sake; a record changed mid-export is given as it was
 //! when its page was read.
 
-use std::net::IpAddr;
-
-use ipnet::IpNet;
+use rusqlite::params_from_iter;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params_from_iter, OptionalExtension};
 
 use crate::error::{Error, Result};
 use crate::handler::{Ctx, Params};
@@ -316,50 +313,4 @@ fn read_children(
         ))
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-}
-
-/// Parses an address that must lie in `net`, for the rows of an import.
-pub fn ip_in(net: &IpNet, field: &str, text: &str) -> Result<IpAddr> {
-    let ip = subnets::parse_ip(field, text)?;
-    if net.contains(&ip) {
-        Ok(ip)
-    } else {
-        Err(Error::param(field, format!("{ip} is not inside {net}")))
-    }
-}
-
-/// The id of subnet `net` of the caller's org (in `group` when given): `None` when there is none, `ambiguous` when
-/// subnets of several groups have that block.
-pub fn subnet_with_block(ctx: &Ctx, block: &IpNet, group: Option<i64>) -> Result<Option<Subnet>> {
-    let (lo, _) = net::range(block);
-    let family = if matches!(block, IpNet::V4(_)) { 4 } else { 6 };
-    let mut stmt = ctx.tx.prepare_cached(&format!(
-        "SELECT {SUBNET_COLS} FROM subnets t WHERE t.org_id = ?1 AND t.net_start = ?2 AND t.prefix = ?3
-         AND t.family = ?4 AND (?5 IS NULL OR t.group_id = ?5) ORDER BY t.id LIMIT 2"
-    ))?;
-    let found = stmt
-        .query_map(
-            rusqlite::params![ctx.org(), &net::key_bytes(lo)[..], block.prefix_len(), family, group],
-            |r| subnets::subnet_of(r, 0),
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    match found.len() {
-        0 | 1 => Ok(found.into_iter().next()),
-        _ => Err(Error::new(
-            crate::error::Code::Ambiguous,
-            format!("subnets of several groups are {block}: name the group"),
-        )),
-    }
-}
-
-/// The id of the record of `ip` in subnet `s`, if it has one.
-pub fn record_at(ctx: &Ctx, s: &Subnet, ip: IpAddr) -> Result<Option<i64>> {
-    Ok(ctx
-        .tx
-        .query_row(
-            "SELECT id FROM addresses WHERE subnet_id = ?1 AND ip = ?2",
-            rusqlite::params![s.id, &net::key_bytes(net::key(ip))[..]],
-            |r| r.get(0),
-        )
-        .optional()?)
 }

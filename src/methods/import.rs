@@ -10,12 +10,14 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use rusqlite::OptionalExtension;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Code, Error, Result};
 use crate::handler::{call, Ctx, Params};
-use crate::methods::export::{ip_in, record_at, subnet_with_block};
+use crate::methods::subnets::{Subnet, SUBNET_COLS};
 use crate::methods::{addresses, dhcpranges, groups, subnets};
 use crate::model::{ExportRow, ImportReport, ImportRow, Reply, RowError};
 use crate::net;
@@ -200,16 +202,17 @@ impl Row {
 
 /// Creates or updates the row's record: whether it was created, and its id.
 fn apply(ctx: &Ctx, row: &Row, group: Option<i64>) -> Result<(bool, i64)> {
+    // The group a row's network is found or made in: the row's, else the call's; any, when neither says.
+    let group = match row.get("group") {
+        Some(g) => Some(
+            g.parse::<i64>()
+                .map_err(|_| Error::param("group", "must be a group id"))?,
+        ),
+        None => group,
+    };
     match row.kind {
         "network" => {
             let block = subnets::parse_block(row.req("network")?).map_err(|e| rename(e, "network"))?;
-            let group = match row.get("group") {
-                Some(g) => Some(
-                    g.parse::<i64>()
-                        .map_err(|_| Error::param("group", "must be a group id"))?,
-                ),
-                None => group,
-            };
             let mut data = fields(row, &["name", "description", "domain", "vlan_id", "location"]);
             match subnet_with_block(ctx, &block, group)? {
                 Some(s) => {
@@ -230,14 +233,20 @@ fn apply(ctx: &Ctx, row: &Row, group: Option<i64>) -> Result<(bool, i64)> {
             let s = match row.get("network") {
                 Some(block) => {
                     let block = subnets::parse_block(block).map_err(|e| rename(e, "network"))?;
-                    subnet_with_block(ctx, &block, None)?.ok_or_else(|| no_network(&block))?
+                    subnet_with_block(ctx, &block, group)?.ok_or_else(|| no_network(&block))?
                 }
+                // The most specific subnet containing the address, as `ipaddress/add` with `ip` alone files it.
                 None => {
                     let ip = subnets::parse_ip("ip", row.req("ip")?)?;
-                    subnets::containing(ctx, ip)?
-                        .into_iter()
-                        .next()
-                        .ok_or_else(|| Error::param("ip", format!("no network contains {ip}")))?
+                    let found = subnets::containing(ctx, ip)?;
+                    match found.as_slice() {
+                        [] => return Err(Error::param("ip", format!("no network contains {ip}"))),
+                        [a, b, ..] if a.net.prefix_len() == b.net.prefix_len() => {
+                            let message = format!("{ip} is in subnets of several groups: name the network and group");
+                            return Err(Error::new(Code::Ambiguous, message));
+                        }
+                        [first, ..] => first.clone(),
+                    }
                 }
             };
             let ip: IpAddr = ip_in(&s.net, "ip", row.req("ip")?)?;
@@ -259,7 +268,7 @@ fn apply(ctx: &Ctx, row: &Row, group: Option<i64>) -> Result<(bool, i64)> {
         }
         _ => {
             let block = subnets::parse_block(row.req("network")?).map_err(|e| rename(e, "network"))?;
-            let s = subnet_with_block(ctx, &block, None)?.ok_or_else(|| no_network(&block))?;
+            let s = subnet_with_block(ctx, &block, group)?.ok_or_else(|| no_network(&block))?;
             let start = ip_in(&s.net, "ip", row.req("ip")?)?;
             let end = ip_in(&s.net, "end_ip", row.req("end_ip")?)?;
             let mut data = fields(row, &["description"]);
@@ -537,6 +546,52 @@ fn status(source: Source, value: &str) -> &str {
         // A NetBox prefix's status (container…) is no address's; a network row does not read it.
         _ => value,
     }
+}
+
+/// Parses an address that must lie in `net`, for the rows of an import.
+fn ip_in(net: &IpNet, field: &str, text: &str) -> Result<IpAddr> {
+    let ip = subnets::parse_ip(field, text)?;
+    if net.contains(&ip) {
+        Ok(ip)
+    } else {
+        Err(Error::param(field, format!("{ip} is not inside {net}")))
+    }
+}
+
+/// The subnet of the caller's org whose block is `block` (in `group` when given): `None` when there is none,
+/// `ambiguous` when subnets of several groups have that block.
+fn subnet_with_block(ctx: &Ctx, block: &IpNet, group: Option<i64>) -> Result<Option<Subnet>> {
+    let (lo, _) = net::range(block);
+    let family = if matches!(block, IpNet::V4(_)) { 4 } else { 6 };
+    let mut stmt = ctx.tx.prepare_cached(&format!(
+        "SELECT {SUBNET_COLS} FROM subnets t WHERE t.org_id = ?1 AND t.net_start = ?2 AND t.prefix = ?3
+         AND t.family = ?4 AND (?5 IS NULL OR t.group_id = ?5) ORDER BY t.id LIMIT 2"
+    ))?;
+    let found = stmt
+        .query_map(
+            rusqlite::params![ctx.org(), &net::key_bytes(lo)[..], block.prefix_len(), family, group],
+            |r| subnets::subnet_of(r, 0),
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    match found.len() {
+        0 | 1 => Ok(found.into_iter().next()),
+        _ => Err(Error::new(
+            Code::Ambiguous,
+            format!("subnets of several groups are {block}: name the group"),
+        )),
+    }
+}
+
+/// The id of the record of `ip` in subnet `s`, if it has one.
+fn record_at(ctx: &Ctx, s: &Subnet, ip: IpAddr) -> Result<Option<i64>> {
+    Ok(ctx
+        .tx
+        .query_row(
+            "SELECT id FROM addresses WHERE subnet_id = ?1 AND ip = ?2",
+            rusqlite::params![s.id, &net::key_bytes(net::key(ip))[..]],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 #[cfg(test)]
