@@ -56,8 +56,9 @@ pub enum Render {
     Joined,
     /// `GET /me`: who the token acts as.
     Me,
-    /// `GET /export`: a page of rows, as `{data: […], next}` or, with `format=csv`, CSV (the header on the first
-    /// page only, so that the pages put end to end are one file), the next page's URL in a `Link` header.
+    /// `GET /export`: without `limit` or `after`, every row in one streamed answer (a JSON array, or CSV); with them,
+    /// a page of rows, as `{data: […], next}` or CSV (the header on the first page only, so that the pages put end to
+    /// end are one file), the next page's URL in a `Link` header.
     Export,
     /// `output/get`: the generated text as it is, under its own media type.
     Text,
