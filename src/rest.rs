@@ -469,9 +469,7 @@ impl RestDoor {
             },
         }
     }
-}
 
-impl RestDoor {
     /// The first part of a whole export (`first`, its first page) and how the server goes on with the rest: a call
     /// per page with the parameters `data` and the `after` of the page before. CSV has its header in the first part;
     /// JSON is one array of rows, opened in the first part and closed in the tail.
