@@ -206,6 +206,13 @@ const SCENARIOS: &[Scenario] = &[
                the growth of the resident set during each",
     },
     Scenario {
+        name: "import-100k",
+        connections: 1,
+        goal: Goal::TimeMs(10_000.0),
+        what: "one `ipamd import` of 100,000 address rows (CSV) into an empty /15: one transaction, every row through \
+               ipaddress/add with its audit entry",
+    },
+    Scenario {
         name: "alloc",
         connections: 64,
         goal: Goal::Rps(15_000.0),
@@ -410,7 +417,7 @@ fn run() -> Res<ExitCode> {
     let all_run = selected.len() > 1;
     for sc in &selected {
         let connections = match (sc.name, args.connections, args.smoke) {
-            ("split-16" | "read-memory", _, _) => 1,
+            ("split-16" | "read-memory" | "import-100k", _, _) => 1,
             (_, Some(n), _) => n.max(1),
             ("alloc", None, true) => 8,
             (_, None, true) => sc.connections.min(4),
@@ -768,6 +775,9 @@ async fn run_scenario(sc: &Scenario, plan: Plan, threads: usize, target: &Target
     if sc.name == "read-memory" {
         return read_memory(row, &mut api).await;
     }
+    if sc.name == "import-100k" {
+        return import(row, &mut api, target, ds, db).await;
+    }
     let own = match sc.name {
         "peek-ooo" => Some(file_out_of_order(&mut row, &mut api, target, ds.sizes).await?),
         "pool-available" | "pool-alloc" => Some(pool(&mut row, &mut api, ds.sizes, db).await?),
@@ -904,7 +914,8 @@ async fn first_answer(name: &str, api: &mut Api, ds: &DataSet) -> Res<()> {
     let sizes = ds.sizes;
     match name {
         // peek-ooo's first answer is checked after its filing (file_out_of_order), the pool's after its seeding.
-        "healthz" | "alloc" | "split-16" | "peek-ooo" | "read-memory" | "pool-available" | "pool-alloc" => {}
+        "healthz" | "alloc" | "split-16" | "peek-ooo" | "read-memory" | "pool-available" | "pool-alloc"
+        | "import-100k" => {}
         "rpc-get" => {
             let r = api.rpc("ipaddress/get", json!({"id": ds.record_ids.1})).await?;
             if r.get(ds.record_ids.1.to_string()).is_none() {
@@ -1015,6 +1026,55 @@ async fn split(mut row: Row, api: &mut Api, ds: &DataSet) -> Res<Row> {
                 ));
             }
         }
+    }
+    Ok(row)
+}
+
+/// import-100k's subnet: RFC 2544's benchmarking block, which the seeding leaves empty.
+const IMPORT15: &str = "198.18.0.0/15";
+
+/// import-100k: one import of 100,000 address rows (as many as there are records, when fewer) into the empty
+/// IMPORT15, timed, on the command line's path (`cli::import`, with a store of its own on the same database, as
+/// `ipamd import` runs beside a server); then a check that the subnet holds every row.
+async fn import(mut row: Row, api: &mut Api, target: &Target, ds: &DataSet, db: &Path) -> Res<Row> {
+    let n = ds.sizes.records.min(100_000);
+    let added = api.rpc("subnets/add", json!({"subnet": IMPORT15})).await?;
+    let id = added
+        .as_object()
+        .and_then(|m| m.keys().next())
+        .ok_or("subnets/add answered no subnet")?
+        .clone();
+    let mut csv = String::from("ip,hostname\n");
+    let base = u32::from(std::net::Ipv4Addr::new(198, 18, 0, 0));
+    for i in 1..=n {
+        let ip = std::net::Ipv4Addr::from(base + u32::try_from(i)?);
+        csv.push_str(&format!("{ip},imported-{i}\n"));
+    }
+    let app = App::open(bench_settings(db), METHODS)?;
+    let t = Instant::now();
+    let report = tokio::task::spawn_blocking(move || {
+        ipamd::cli::import(&app, "admin", "admin", json!({"data": csv})).map_err(|e| e.message)
+    })
+    .await??;
+    let took = t.elapsed();
+    row.single = Some(took);
+    row.outcome.requests = 1;
+    row.outcome.elapsed = took;
+    row.outcome.latencies_us = vec![u32::try_from(took.as_micros()).unwrap_or(u32::MAX)];
+    // A new connection: the server closes one idle for longer than its keep-alive allows.
+    let mut api = Api::connect(target).await?;
+    let held = text(&api.rpc("subnets/get", json!({"id": id})).await?[&id]["used_hosts"]);
+    row.notes.push(format!(
+        "{IMPORT15}: {} rows imported in {:.1} ms ({:.0} rows/s), the subnet holds {held}",
+        report.created,
+        ms(took),
+        report.created as f64 / took.as_secs_f64()
+    ));
+    if report.created as u64 != n || held != n.to_string() {
+        row.failures.push(format!(
+            "expected {n} records created and held, got {} and {held}",
+            report.created
+        ));
     }
     Ok(row)
 }

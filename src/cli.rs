@@ -1,7 +1,10 @@
 //! The command line's work apart from serving: creating the operator org on first run (`ipamd init`) and new
 //! orgs (`ipamd org add`), each with its first admin, an app key and a REST token, printed once; listing the orgs;
-//! and the recovery commands (`ipamd user reset-password`, `user unlock`, `token create`), which act as the user
-//! concerned and are audited like any change.
+//! the recovery commands (`ipamd user reset-password`, `user unlock`, `token create`), which act as the user
+//! concerned and are audited like any change; and the transfer commands (`ipamd export`, `import`, `output`), which
+//! act as the user they name.
+
+use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -13,8 +16,8 @@ use crate::credentials;
 use crate::dispatch;
 use crate::error::{Code, Error, Result};
 use crate::handler::{self, Call, Ctx, Level};
-use crate::methods::{appkeys, org, tokens, users};
-use crate::model::{Org, Reply};
+use crate::methods::{appkeys, import, org, tokens, users};
+use crate::model::{ExportPage, Org, Reply};
 use crate::store::Store;
 
 /// Everything a new org's admin needs to call ipamd. Shown once; only hashes and digests are stored.
@@ -151,10 +154,24 @@ pub fn orgs(store: &Store) -> Result<Vec<Org>> {
 /// Runs `method` through the dispatcher as `credentials`, on a runtime of its own: the command line's calls take
 /// the path of every call, with its checks, transaction and audit entry.
 pub fn call(app: &App, credentials: handler::Credentials, method: &str, data: Value) -> Result<Reply> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    call_on(&runtime()?, app, credentials, method, data)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::internal(format!("cannot start the runtime: {e}")))?;
+        .map_err(|e| Error::internal(format!("cannot start the runtime: {e}")))
+}
+
+/// [`call`] on a runtime the caller keeps, for a command that makes many calls.
+fn call_on(
+    runtime: &tokio::runtime::Runtime,
+    app: &App,
+    credentials: handler::Credentials,
+    method: &str,
+    data: Value,
+) -> Result<Reply> {
     let call = Call {
         method: method.into(),
         credentials,
@@ -215,6 +232,18 @@ pub fn create_token(app: &App, org: &str, username: &str) -> Result<NewToken> {
 /// Ends the lockout of `username` of `org`: no method does this, so the change and its audit entry are written
 /// here in one transaction, through the handler vocabulary as a method's would be.
 pub fn unlock(app: &App, org: &str, username: &str) -> Result<()> {
+    write_as(app, org, username, "ipamd user unlock", users::unlock)
+}
+
+/// Runs `f` in one write transaction through a `Ctx`, as `username` of `org` calling `method`: what the dispatcher
+/// gives a handler, for the commands that run one themselves.
+fn write_as<T>(
+    app: &App,
+    org: &str,
+    username: &str,
+    method: &'static str,
+    f: impl FnOnce(&Ctx) -> Result<T>,
+) -> Result<T> {
     app.store.run_blocking(|db| {
         db.write(|tx| {
             let caller = credentials::local_user(tx, org, username)?;
@@ -226,9 +255,106 @@ pub fn unlock(app: &App, org: &str, username: &str) -> Result<()> {
                 store: &app.store,
                 now: app.clock.now(),
                 respid: &respid,
-                method: "ipamd user unlock",
+                method,
             };
-            users::unlock(&ctx)
+            f(&ctx)
         })
     })
+}
+
+/// The page size of `ipamd export`: the most `export/get` gives.
+const EXPORT_PAGE: usize = crate::methods::MAX_RECORDS;
+
+/// Writes the rows of `scope` (the `subnet` or `group` parameter, or none) as `format` (`csv` or `json`) to `out`,
+/// page by page through `export/get` as `username` of `org`: the memory used is one page's, however many rows.
+/// Shows the progress on standard error when it is a terminal. Returns the number of rows.
+pub fn export(app: &App, org: &str, username: &str, scope: Value, format: &str, out: &mut dyn Write) -> Result<usize> {
+    let runtime = runtime()?;
+    let failed = |e: std::io::Error| Error::internal(format!("cannot write the export: {e}"));
+    let mut progress = Progress::new("exported", None);
+    let (mut rows, mut after) = (0, None::<String>);
+    loop {
+        let mut data = json!({"format": format, "limit": EXPORT_PAGE, "after": after});
+        if let (Some(d), Value::Object(scope)) = (data.as_object_mut(), &scope) {
+            d.extend(scope.clone());
+        }
+        let page = match call_on(&runtime, app, acting_as(org, username), "export/get", data)? {
+            Reply::Exported(page) => page,
+            _ => return Err(Error::internal("export/get answered no page")),
+        };
+        out.write_all(&page.part(after.is_none())).map_err(failed)?;
+        rows += page.rows.len();
+        progress.show(rows);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    out.write_all(ExportPage::tail(format)).map_err(failed)?;
+    out.flush().map_err(failed)?;
+    progress.finish(rows);
+    Ok(rows)
+}
+
+/// Imports rows (`import/run`'s parameters) as `username` of `org`, in one transaction. The command line runs the
+/// handler itself, through a `Ctx` in one write as the dispatcher would (with the method's level checked), so that
+/// it can show the progress row by row on a terminal: a call through the dispatcher answers only at the end.
+pub fn import(app: &App, org: &str, username: &str, params: Value) -> Result<crate::model::ImportReport> {
+    let mut data = crate::params::Data::new(params)?;
+    let p = <import::RunParams as handler::Params>::decode(&mut data)?;
+    data.finish()?;
+    let mut progress = Progress::new("imported", Some(p.len()));
+    let report = write_as(app, org, username, "import/run", |ctx| {
+        ctx.require(Level::Standard)?;
+        import::run_with(ctx, p, &mut |done| progress.show(done))
+    })?;
+    progress.finish(report.created + report.updated + report.refused);
+    Ok(report)
+}
+
+/// The progress of a long export or import, on standard error when it is a terminal (never into a file or a
+/// pipe): rows so far, the rate, and the time left when the total is known. Redrawn at most five times a second.
+struct Progress {
+    shown: bool,
+    verb: &'static str,
+    total: Option<usize>,
+    start: std::time::Instant,
+    last: Option<std::time::Instant>,
+}
+
+impl Progress {
+    fn new(verb: &'static str, total: Option<usize>) -> Progress {
+        Progress {
+            shown: std::io::stderr().is_terminal(),
+            verb,
+            total,
+            start: std::time::Instant::now(),
+            last: None,
+        }
+    }
+
+    fn show(&mut self, done: usize) {
+        if !self.shown || self.last.is_some_and(|t| t.elapsed().as_millis() < 200) {
+            return;
+        }
+        self.last = Some(std::time::Instant::now());
+        eprint!("\r{}\x1b[K", self.line(done));
+    }
+
+    fn finish(&mut self, done: usize) {
+        if self.shown {
+            eprintln!("\r{}\x1b[K", self.line(done));
+        }
+    }
+
+    fn line(&self, done: usize) -> String {
+        let secs = self.start.elapsed().as_secs_f64().max(1e-3);
+        let rate = done as f64 / secs;
+        let mut line = format!("{} {done} rows, {rate:.0} rows/s", self.verb);
+        if let Some(total) = self.total.filter(|_| rate > 0.0) {
+            let left = total.saturating_sub(done) as f64 / rate;
+            line.push_str(&format!(" of {total}, {left:.0} s left"));
+        }
+        line
+    }
 }

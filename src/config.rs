@@ -63,6 +63,71 @@ pub enum Command {
     /// Backups of the database in the backup directory.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Export networks, hosts and DHCP ranges (of the org, a network or a group's subtree) as CSV or JSON, page by
+    /// page in constant memory; progress on a terminal.
+    Export {
+        #[command(flatten)]
+        who: ActingAs,
+        #[command(flatten)]
+        scope: Scope,
+        /// csv or json.
+        #[arg(long, default_value = "csv", value_parser = ["csv", "json"])]
+        format: String,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        db: Database,
+    },
+    /// Import networks, hosts and DHCP ranges from a CSV or JSON file, all or nothing (at most 100,000 rows);
+    /// --dry-run reports what each row would do. Progress on a terminal.
+    Import {
+        #[command(flatten)]
+        who: ActingAs,
+        /// The file to read (CSV, or JSON rows when it ends in .json or with --format json).
+        file: PathBuf,
+        /// csv or json (default: json for a file ending in .json, else csv).
+        #[arg(long, value_parser = ["csv", "json"])]
+        format: Option<String>,
+        /// Whose columns the file uses: ipamd (an `ipamd export`), phpipam or netbox.
+        #[arg(long, default_value = "ipamd", value_parser = ["ipamd", "phpipam", "netbox"])]
+        source: String,
+        /// The group of new networks whose row names none.
+        #[arg(long)]
+        group: Option<i64>,
+        /// Report what each row would do; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: Database,
+    },
+    /// Generate DNS or DHCP server configuration from the hosts of the org, a network or a group's subtree.
+    Output {
+        #[command(flatten)]
+        who: ActingAs,
+        #[command(flatten)]
+        scope: Scope,
+        /// dnsmasq, kea4, kea6, bind, bind-reverse or bind-delegation.
+        #[arg(long)]
+        format: String,
+        /// The forward zone (bind), or the domain of names without one (bind-reverse).
+        #[arg(long)]
+        zone: Option<String>,
+        /// The records' TTL in seconds (bind formats).
+        #[arg(long)]
+        ttl: Option<i64>,
+        /// The name servers of RFC 2317 delegated zones, comma-separated (bind-delegation).
+        #[arg(long)]
+        ns: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        db: Database,
+    },
     /// Print a shell completion script (e.g. `ipamd completions bash > /etc/bash_completion.d/ipamd`).
     Completions {
         /// The shell to complete in.
@@ -183,6 +248,28 @@ pub enum TokenCommand {
         #[command(flatten)]
         db: Database,
     },
+}
+
+/// The user a command acts as: its org and username (no password: the command holds the database file).
+#[derive(Debug, Clone, Args)]
+pub struct ActingAs {
+    /// The org's identifier.
+    #[arg(long)]
+    pub org: String,
+    /// The username to act as: the audit log names them, and their level applies.
+    #[arg(long)]
+    pub user: String,
+}
+
+/// What an export or generated configuration covers: one network, a group's subtree, or (neither) the org.
+#[derive(Debug, Clone, Args)]
+pub struct Scope {
+    /// One network, by id.
+    #[arg(long, conflicts_with = "group")]
+    pub network: Option<i64>,
+    /// A group and the groups below it, by id.
+    #[arg(long)]
+    pub group: Option<i64>,
 }
 
 /// The database file of the commands that work on it directly; the same flag, variable and default as the

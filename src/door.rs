@@ -6,6 +6,7 @@
 use crate::error::Error;
 use crate::handler::{Call, Credentials, Outcome};
 use crate::metrics::Endpoint;
+use crate::model::Reply;
 
 /// A front door of the API: one value per request, made by the server from the request's head (path, content
 /// type, a bearer token), which keeps what it needs to render the answer (the envelope's `reqid`, REST's route).
@@ -56,4 +57,28 @@ pub struct Rendered {
     /// The outcome's respid and caller, for the log line.
     pub respid: String,
     pub caller: String,
+    /// The rest of an answer streamed in parts (an export): `body` is its first part.
+    pub more: Option<More>,
+}
+
+/// How a streamed answer goes on after its first part: the server dispatches `next`, writes what `render` makes of
+/// its answer, and so on until `render` gives no next call; then `tail`. Each part is a call of its own through the
+/// dispatcher (its own read transaction), made only once the part before has been taken by the client, so an answer
+/// of any length holds a part or two in memory.
+pub struct More {
+    pub next: Call,
+    pub render: RenderPart,
+    /// Written after the last part.
+    pub tail: Vec<u8>,
+}
+
+/// A part's bytes from its answer, and the call of the part after it (`None`: it was the last).
+pub type RenderPart = Box<dyn Fn(&Reply) -> Result<(Vec<u8>, Option<Call>), Error> + Send>;
+
+impl std::fmt::Debug for More {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("More")
+            .field("next", &self.next.method)
+            .finish_non_exhaustive()
+    }
 }

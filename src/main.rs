@@ -109,6 +109,7 @@ fn main() -> ExitCode {
             Ok(())
         }),
         Some(Command::Backup(cmd)) => backup(cmd),
+        Some(cmd @ (Command::Export { .. } | Command::Import { .. } | Command::Output { .. })) => transfer(cmd),
         Some(Command::Completions { shell }) => {
             // Into a buffer first: clap_complete panics when its writer fails (a closed pipe).
             let mut script = Vec::new();
@@ -363,6 +364,125 @@ fn write_out(bytes: &[u8]) -> Result<(), Error> {
     std::io::stdout()
         .write_all(bytes)
         .map_err(|e| Error::internal(format!("cannot write to standard output: {e}")))
+}
+
+/// `ipamd export`, `import` and `output`: methods called as the user the command names.
+fn transfer(cmd: Command) -> Result<(), Error> {
+    match cmd {
+        Command::Export {
+            who,
+            scope,
+            format,
+            output,
+            db,
+        } => {
+            let app = open(&db, |_| {})?;
+            let mut out = destination(output.as_deref())?;
+            let rows = cli::export(&app, &who.org, &who.user, scope_params(&scope), &format, &mut out)?;
+            if output.is_some() {
+                eprintln!("Exported {rows} rows.");
+            }
+            Ok(())
+        }
+        Command::Import {
+            who,
+            file,
+            format,
+            source,
+            group,
+            dry_run,
+            json,
+            db,
+        } => {
+            let app = open(&db, |_| {})?;
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| Error::new(Code::BadRequest, format!("cannot read {}: {e}", file.display())))?;
+            let format = format.unwrap_or_else(|| {
+                let json = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+                if json { "json" } else { "csv" }.to_string()
+            });
+            let params = serde_json::json!({"format": format, "source": source, "group": group, "dry_run": dry_run,
+                                            "data": text});
+            let report = cli::import(&app, &who.org, &who.user, params)?;
+            if json {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                return Ok(());
+            }
+            for row in report.rows.iter().filter(|r| dry_run || r.action == "refused") {
+                let errors: Vec<String> = row
+                    .errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.column.as_deref().unwrap_or("row"), e.message))
+                    .collect();
+                println!("row {}: {} {} {}", row.row, row.kind, row.action, errors.join("; "));
+            }
+            let what = if dry_run {
+                "Dry run, nothing changed"
+            } else {
+                "Imported"
+            };
+            println!(
+                "{what}: {} created, {} updated, {} refused.",
+                report.created, report.updated, report.refused
+            );
+            match report.refused {
+                0 => Ok(()),
+                n => Err(Error::new(Code::InvalidParams, format!("{n} rows would be refused"))),
+            }
+        }
+        Command::Output {
+            who,
+            scope,
+            format,
+            zone,
+            ttl,
+            ns,
+            output,
+            db,
+        } => {
+            let app = open(&db, |_| {})?;
+            let mut params = scope_params(&scope);
+            params["format"] = format.into();
+            params["zone"] = zone.into();
+            params["ttl"] = ttl.into();
+            params["ns"] = ns.into();
+            let credentials = ipamd::handler::Credentials::LocalUser {
+                org: who.org,
+                username: who.user,
+            };
+            let generated = match cli::call(&app, credentials, "output/get", params)? {
+                Reply::Generated(g) => g,
+                _ => return Err(Error::internal("output/get answered no configuration")),
+            };
+            for s in &generated.skipped {
+                eprintln!("skipped record {} ({}): {}", s.id, s.ip, s.reason);
+            }
+            let mut out = destination(output.as_deref())?;
+            out.write_all(generated.text.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(|e| Error::internal(format!("cannot write the configuration: {e}")))
+        }
+        _ => Err(Error::internal("not a transfer command")),
+    }
+}
+
+/// The `subnet` or `group` parameter of a scope (none: the whole org).
+fn scope_params(scope: &ipamd::config::Scope) -> serde_json::Value {
+    match (scope.network, scope.group) {
+        (Some(n), _) => serde_json::json!({"subnet": n}),
+        (None, Some(g)) => serde_json::json!({"group": g}),
+        (None, None) => serde_json::json!({}),
+    }
+}
+
+/// Where a command writes: the file `path` (created or truncated), else standard output; buffered.
+fn destination(path: Option<&std::path::Path>) -> Result<Box<dyn Write>, Error> {
+    Ok(match path {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(|e| {
+            Error::new(Code::BadRequest, format!("cannot create {}: {e}", p.display()))
+        })?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    })
 }
 
 /// Asks `question` on the terminal; without one (a script), refuses: `--yes` is how a script confirms.

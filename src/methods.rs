@@ -6,10 +6,13 @@ pub mod appkeys;
 pub mod backups;
 pub mod changes;
 pub mod dhcpranges;
+pub mod export;
 pub mod fields;
 pub mod general;
 pub mod groups;
+pub mod import;
 pub mod org;
+pub mod output;
 pub mod search;
 pub mod subnets;
 pub mod tokens;
@@ -89,6 +92,10 @@ pub static METHODS: &[Method] = &[
     Method { name: "dhcpranges/add", access: STANDARD, kind: Kind::Write, prepare: |d| call(dhcpranges::add, d) },
     Method { name: "dhcpranges/edit", access: STANDARD, kind: Kind::Write, prepare: |d| call(dhcpranges::edit, d) },
     Method { name: "dhcpranges/delete", access: STANDARD, kind: Kind::Write, prepare: |d| call(dhcpranges::delete, d) },
+
+    Method { name: "export/get", access: READ, kind: Kind::Read, prepare: |d| call(export::get, d) },
+    Method { name: "import/run", access: STANDARD, kind: Kind::Write, prepare: |d| call(import::run, d) },
+    Method { name: "output/get", access: READ, kind: Kind::Read, prepare: |d| call(output::get, d) },
 
     Method { name: "search/ip", access: READ, kind: Kind::Read, prepare: |d| call(search::ip, d) },
     Method { name: "search/find", access: READ, kind: Kind::Read, prepare: |d| call(search::find, d) },

@@ -657,6 +657,171 @@ pub struct Next {
     pub network: String,
 }
 
+/// One line of an export (`export/get`) and of an import (`import/run`): a network, an address record or a DHCP
+/// range, under the same columns whatever the kind (CSV needs one header), the columns a kind does not use empty.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ExportRow {
+    /// `network`, `address` or `dhcp_range`.
+    pub kind: &'static str,
+    /// The network's block (CIDR), for all three kinds: where an address or a range belongs.
+    pub network: String,
+    /// The network's group.
+    pub group: Option<i64>,
+    /// An address record's address; a range's first address.
+    pub ip: Option<String>,
+    /// A range's last address.
+    pub end_ip: Option<String>,
+    pub name: Option<String>,
+    pub domain: Option<String>,
+    pub vlan_id: Option<i64>,
+    pub location: Option<String>,
+    pub hostname: Option<String>,
+    pub cname: Option<String>,
+    pub mac_address: Option<String>,
+    /// An address record's status; a range's `active` or `inactive`.
+    pub status: Option<String>,
+    pub description: Option<String>,
+}
+
+impl ExportRow {
+    /// The columns, in the order of a CSV export's header.
+    pub const COLUMNS: [&'static str; 14] = [
+        "kind",
+        "network",
+        "group",
+        "ip",
+        "end_ip",
+        "name",
+        "domain",
+        "vlan_id",
+        "location",
+        "hostname",
+        "cname",
+        "mac_address",
+        "status",
+        "description",
+    ];
+
+    /// The fields in the order of [`ExportRow::COLUMNS`], as text (empty for none).
+    pub fn fields(&self) -> [std::borrow::Cow<'_, str>; 14] {
+        use std::borrow::Cow;
+        fn text(v: &Option<String>) -> Cow<'_, str> {
+            Cow::Borrowed(v.as_deref().unwrap_or(""))
+        }
+        let number = |v: Option<i64>| v.map_or(Cow::Borrowed(""), |n| Cow::Owned(n.to_string()));
+        [
+            Cow::Borrowed(self.kind),
+            Cow::Borrowed(self.network.as_str()),
+            number(self.group),
+            text(&self.ip),
+            text(&self.end_ip),
+            text(&self.name),
+            text(&self.domain),
+            number(self.vlan_id),
+            text(&self.location),
+            text(&self.hostname),
+            text(&self.cname),
+            text(&self.mac_address),
+            text(&self.status),
+            text(&self.description),
+        ]
+    }
+}
+
+/// `export/get`: a page of rows, and the cursor of the next page (`None` after the last).
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportPage {
+    /// `json` or `csv`: how the REST door and the command line write the rows.
+    pub format: &'static str,
+    pub rows: Vec<ExportRow>,
+    pub next: Option<String>,
+}
+
+impl ExportPage {
+    /// This page as one part of a whole export's text: CSV rows (the header before the first part's), or JSON, one
+    /// array of rows across the parts, opened by the first part and closed by [`ExportPage::tail`].
+    pub fn part(&self, first: bool) -> Vec<u8> {
+        let mut out = String::new();
+        match self.format {
+            "csv" => {
+                if first {
+                    crate::csv::write_record(&mut out, ExportRow::COLUMNS);
+                }
+                for row in &self.rows {
+                    crate::csv::write_record(&mut out, row.fields().iter().map(AsRef::as_ref));
+                }
+            }
+            _ => {
+                if first {
+                    out.push('[');
+                }
+                for (i, row) in self.rows.iter().enumerate() {
+                    out.push_str(if first && i == 0 { "\n" } else { ",\n" });
+                    out.push_str(&serde_json::to_string(row).unwrap_or_default());
+                }
+            }
+        }
+        out.into_bytes()
+    }
+
+    /// What ends a whole export in `format`, after its last part.
+    pub fn tail(format: &str) -> &'static [u8] {
+        match format {
+            "csv" => b"",
+            _ => b"\n]\n",
+        }
+    }
+}
+
+/// `import/run`: what the rows did (or, in a dry run, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    pub dry_run: bool,
+    pub created: usize,
+    pub updated: usize,
+    pub refused: usize,
+    pub rows: Vec<ImportRow>,
+}
+
+/// What one row of an import did: `created`, `updated` or `refused` (with the errors that refused it).
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportRow {
+    /// The row's number: its line in a CSV text, its index (from 1) in a JSON list.
+    pub row: usize,
+    pub kind: &'static str,
+    pub action: &'static str,
+    /// The record created or updated.
+    pub id: Option<i64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<RowError>,
+}
+
+/// Why a row was refused: the column (as the input names it, when one is to blame), the error's code and message.
+#[derive(Debug, Clone, Serialize)]
+pub struct RowError {
+    pub column: Option<String>,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// `output/get`: a DNS or DHCP server's configuration, generated from records, and the records left out of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Generated {
+    pub format: &'static str,
+    /// The media type of `text` (`text/plain`, or `application/json` for Kea's).
+    pub content_type: &'static str,
+    pub text: String,
+    pub skipped: Vec<Skipped>,
+}
+
+/// An address record `output/get` left out, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub id: i64,
+    pub ip: String,
+    pub reason: &'static str,
+}
+
 /// `ipaddress/available`: free addresses of a subnet, and how many it has in all.
 #[derive(Debug, Clone, Serialize)]
 pub struct Available {
@@ -700,6 +865,9 @@ pub enum Reply {
     NewBackup(Box<NewBackup>),
     Verified(Verified),
     Restored(Restored),
+    Exported(ExportPage),
+    Imported(Box<ImportReport>),
+    Generated(Box<Generated>),
     /// The stored answer of an earlier request with the same idempotency key, given again instead of running the
     /// handler (`idempotency::once`): the server sends it as it was, whichever door.
     Replayed(Box<Replayed>),
@@ -775,9 +943,12 @@ replies! {
     Ping => Ping,
     Version => Version,
     Verified => Verified,
-    Restored => Restored;
+    Restored => Restored,
+    ExportPage => Exported;
     boxed
     FreeBlocks => FreeBlocks,
+    ImportReport => Imported,
+    Generated => Generated,
     IpStatus => IpStatus,
     OrgInfo => OrgInfo,
     Userdata => Userdata,
@@ -823,6 +994,9 @@ impl Serialize for Reply {
             Reply::NewBackup(b) => b.serialize(s),
             Reply::Verified(v) => v.serialize(s),
             Reply::Restored(r) => r.serialize(s),
+            Reply::Exported(e) => e.serialize(s),
+            Reply::Imported(i) => i.serialize(s),
+            Reply::Generated(g) => g.serialize(s),
             Reply::Replayed(r) => r.serialize(s),
         }
     }

@@ -4,7 +4,6 @@
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
-use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::{HeaderValue, CONTENT_TYPE, LOCATION};
 use hyper::{Method, Response, StatusCode};
@@ -19,7 +18,7 @@ use crate::rest::views::{
     PoolView, RangeView, SearchResults, TokenView, UserView, Version, WebhookView,
 };
 use crate::rest::{Body, Render, Resource, Route, ROUTES};
-use crate::server::{json_response, Body as HttpBody};
+use crate::server::{full, json_response, Body as HttpBody};
 
 /// Whether `path` (below `/api/v1`) is one of the documents [`serve`] answers.
 pub fn is_document(path: &str) -> bool {
@@ -46,7 +45,7 @@ pub fn serve(path: &str, method: &Method) -> Option<Response<HttpBody>> {
     }
     if path == "/docs" {
         // Relative asset paths in Swagger UI's index need the trailing slash.
-        let mut r = Response::new(Full::new(Bytes::new()));
+        let mut r = Response::new(full(Bytes::new()));
         *r.status_mut() = StatusCode::MOVED_PERMANENTLY;
         r.headers_mut()
             .insert(LOCATION, HeaderValue::from_static("/api/v1/docs/"));
@@ -57,7 +56,7 @@ pub fn serve(path: &str, method: &Method) -> Option<Response<HttpBody>> {
     let tail = path.trim_start_matches("/docs/");
     Some(match utoipa_swagger_ui::serve(tail, config.clone()) {
         Ok(Some(file)) => {
-            let mut r = Response::new(Full::new(Bytes::from(file.bytes.into_owned())));
+            let mut r = Response::new(full(file.bytes.into_owned()));
             if let Ok(ct) = HeaderValue::from_str(&file.content_type) {
                 r.headers_mut().insert(CONTENT_TYPE, ct);
             }
@@ -305,6 +304,8 @@ fn example(r: &Route) -> Option<Value> {
         ("POST", "/webhooks") => json!({"url": "http://hooks.example.org/ipamd", "description": "DNS sync",
                                         "objecttypes": ["ipaddress"], "actions": ["added", "deleted"]}),
         ("PATCH", "/webhooks/{id}") => json!({"enabled": false}),
+        ("POST", "/import") => json!({"format": "csv", "dry_run": true,
+                                      "data": "kind,network,ip,hostname\nnetwork,192.168.7.0/24,,\naddress,192.168.7.0/24,192.168.7.10,printer\n"}),
         _ => return None,
     })
 }
@@ -358,6 +359,40 @@ fn query_param(method: &str, name: &str) -> Value {
         ("subnets/available", "after") => (
             json!({"type": "string"}),
             "Return blocks starting after this address (a cursor: the last block's network address)",
+        ),
+        ("export/get", "format") => (
+            json!({"type": "string", "enum": ["json", "csv"], "default": "json"}),
+            "JSON (an array of rows streamed, or a page {data, next}) or CSV (with its header line first)",
+        ),
+        ("export/get", "limit") => (
+            json!({"type": "integer", "minimum": 1, "maximum": 5000}),
+            "Rows per page: answers one page, with a Link header to the next. Without limit or after, every row is \
+             streamed in one answer",
+        ),
+        ("export/get", "after") => (
+            json!({"type": "string", "examples": ["1.a.ffff0a000001"]}),
+            "The cursor of the next page, from the Link header or `next` of the page before",
+        ),
+        ("export/get", "network_id") => (json!({"type": "integer", "minimum": 1}), "Only this network"),
+        ("export/get", "group_id") => (
+            json!({"type": "integer", "minimum": 1}),
+            "Only the networks of this group and of the groups below it",
+        ),
+        ("output/get", "format") => (
+            json!({"type": "string", "enum": ["dnsmasq", "kea4", "kea6", "bind", "bind-reverse", "bind-delegation"]}),
+            "What to generate (methods.md, output/get)",
+        ),
+        ("output/get", "zone") => (
+            json!({"type": "string", "examples": ["lan.example"]}),
+            "bind: the forward zone (default: the networks' shared domain); bind-reverse: the domain of bare names",
+        ),
+        ("output/get", "ttl") => (
+            json!({"type": "integer", "minimum": 0, "maximum": 2_147_483_647, "default": 3600}),
+            "The records' TTL (BIND formats)",
+        ),
+        ("output/get", "ns") => (
+            json!({"type": "string", "examples": ["ns1.example.net,ns2.example.net"]}),
+            "bind-delegation: the name servers of the delegated zones, comma-separated",
         ),
         ("webhooks/deliveries", "status") => (
             json!({"type": "string", "enum": ["pending", "delivered", "failed"]}),
@@ -518,6 +553,7 @@ fn name(r: Resource) -> Cow<'static, str> {
         Resource::Split => "Split".into(),
         Resource::Join => "Join".into(),
         Resource::Allocation => "NetworkAllocation".into(),
+        Resource::Import => "Import".into(),
 
         Resource::Webhook => WebhookView::name(),
         Resource::Delivery => DeliveryView::name(),
@@ -563,17 +599,29 @@ fn responses(r: &Route) -> Value {
             "backups/restore" => "BackupRestore",
             "ping" => "Pong",
             "version" => "Version",
+            "import/run" => "ImportReport",
             _ => "BackupVerify",
         })),
         Render::Found => Some(reference_to::<SearchResults>()),
         Render::Joined => Some(reference_to::<Joined>()),
         Render::Me => Some(reference_to::<Me>()),
-        Render::NoContent => None,
+        Render::Export | Render::Text | Render::NoContent => None,
     };
     let mut out = Map::new();
-    let mut answer = match success {
-        Some(schema) => json!({"description": "Success", "content": {"application/json": {"schema": schema}}}),
-        None => json!({"description": "Deleted"}),
+    let mut answer = match (success, r.render) {
+        (Some(schema), _) => json!({"description": "Success", "content": {"application/json": {"schema": schema}}}),
+        (None, Render::Export) => json!({"description": "A page of rows", "content": {
+            "application/json": {"schema": reference("ExportPage")},
+            "text/csv; charset=utf-8": {"schema": {"type": "string"},
+                                        "example": "kind,network,group,ip,end_ip,name,domain,vlan_id,location,hostname,cname,mac_address,status,description\r\nnetwork,192.168.1.0/24,,,,Office LAN,office.example,100,Building A,,,,,\r\n"},
+        }, "headers": {"Link": {"description": "`<…?after=…>; rel=\"next\"`: the next page, when there is one",
+                                "schema": {"type": "string"}}}}),
+        (None, Render::Text) => json!({"description": "The generated configuration", "content": {
+            "text/plain; charset=utf-8": {"schema": {"type": "string"},
+                                          "example": "; zone fragment generated by ipamd\n$ORIGIN office.example.\n$TTL 3600\nserver01 IN A 192.168.1.10\n"},
+            "application/json": {"schema": {"type": "object", "description": "Kea's configuration (kea4, kea6)"}},
+        }}),
+        (None, _) => json!({"description": "Deleted"}),
     };
     if matches!(r.render, Render::One(_) | Render::Allocated) {
         answer["headers"] = json!({"ETag": {
@@ -724,6 +772,7 @@ fn schemas() -> Value {
     let backup = out[BackupView::name().as_ref()]["properties"].clone();
     out.extend(backup_replies(backup));
     out.insert("ChangePage".into(), change_page_schema());
+    out.extend(transfer_schemas());
     out.insert("Error".into(), error_schema());
     Value::Object(out)
 }
@@ -786,11 +835,19 @@ fn input_schema(res: Resource, record: Option<&Value>) -> Value {
                      "description": "… and the prefix length of the block to build"},
             "force": {"type": "boolean", "description": "Keep the surviving network's custom fields where they differ"},
         }),
+        Resource::Import => json!({
+            "format": {"type": "string", "enum": ["csv", "json"], "default": "csv"},
+            "source": {"type": "string", "enum": ["ipamd", "phpipam", "netbox"], "default": "ipamd",
+                       "description": "Whose columns the rows use (methods.md, import/run)"},
+            "data": {"type": ["string", "array"], "description": "The CSV text, or the JSON rows (an array, or its text)"},
+            "dry_run": {"type": "boolean", "default": false, "description": "Report what each row would do; change nothing"},
+            "group_id": {"type": ["integer", "null"], "description": "The group of new networks whose row names none"},
+        }),
         _ => json!({}),
     };
     properties.extend(extra.as_object().cloned().unwrap_or_default());
     let description = match res {
-        Resource::Split | Resource::Join | Resource::Allocation => String::new(),
+        Resource::Split | Resource::Join | Resource::Allocation | Resource::Import => String::new(),
         _ => format!(
             "Read-only fields of {} are ignored by PUT (a record read may be sent back) and refused by POST and PATCH.",
             name(res)
@@ -816,6 +873,44 @@ fn backup_replies(backup: Value) -> [(String, Value); 3] {
             json!({"type": "object", "required": ["name", "integrity_ok", "integrity_message"], "properties": verify}),
         ),
         ("BackupRestore".into(), json!({"type": "object", "properties": restore})),
+    ]
+}
+
+/// The rows of `GET /export` and `POST /import`, and the import's report (methods.md, `export/get`, `import/run`).
+fn transfer_schemas() -> [(String, Value); 3] {
+    let text = json!({"type": ["string", "null"]});
+    let mut row = Map::new();
+    for col in crate::model::ExportRow::COLUMNS {
+        let schema = match col {
+            "kind" => json!({"type": "string", "enum": ["network", "address", "dhcp_range"]}),
+            "network" => json!({"type": "string", "description": "The network's block (CIDR)"}),
+            "group" | "vlan_id" => json!({"type": ["integer", "null"]}),
+            _ => text.clone(),
+        };
+        row.insert(col.to_string(), schema);
+    }
+    let row = json!({"type": "object", "required": ["kind", "network"], "properties": row});
+    let report_row = json!({"type": "object", "properties": {
+        "row": {"type": "integer", "description": "The CSV line, or the index from 1 in a JSON list"},
+        "kind": {"type": "string"}, "action": {"type": "string", "enum": ["created", "updated", "refused"]},
+        "id": {"type": ["integer", "null"]},
+        "errors": {"type": "array", "items": {"type": "object", "properties": {
+            "column": {"type": ["string", "null"]}, "code": {"type": "string"}, "message": {"type": "string"}}}}}});
+    [
+        ("ExportRow".into(), row),
+        (
+            "ExportPage".into(),
+            json!({"type": "object", "required": ["data", "next"], "properties": {
+                "data": {"type": "array", "items": reference("ExportRow")},
+                "next": {"type": ["string", "null"], "description": "Pass as after for the next page; null after the last"}}}),
+        ),
+        (
+            "ImportReport".into(),
+            json!({"type": "object", "required": ["dry_run", "created", "updated", "refused", "rows"], "properties": {
+                "dry_run": {"type": "boolean"}, "created": {"type": "integer"}, "updated": {"type": "integer"},
+                "refused": {"type": "integer"},
+                "rows": {"type": "array", "items": report_row, "description": "Per row (a dry run's; empty otherwise)"}}}),
+        ),
     ]
 }
 

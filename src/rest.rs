@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use serde_json::{json, Map, Value};
 
-use crate::door::{to_json, Door, Rendered};
+use crate::door::{to_json, Door, More, Rendered};
 use crate::error::{Code, Error, Result};
 use crate::handler::{Call, Credentials, Outcome, RequestKey};
 use crate::metrics::Endpoint;
@@ -60,6 +60,12 @@ pub enum Render {
     Joined,
     /// `GET /me`: who the token acts as.
     Me,
+    /// `GET /export`: without `limit` or `after`, every row in one streamed answer (a JSON array, or CSV); with them,
+    /// a page of rows, as `{data: […], next}` or CSV (the header on the first page only, so that the pages put end to
+    /// end are one file), the next page's URL in a `Link` header.
+    Export,
+    /// `output/get`: the generated text as it is, under its own media type.
+    Text,
     /// 204, no body.
     NoContent,
 }
@@ -86,6 +92,8 @@ pub enum Resource {
     Allocation,
     Webhook,
     Delivery,
+    /// The body of `POST /import`: no record of its own.
+    Import,
 }
 
 impl Resource {
@@ -100,6 +108,7 @@ impl Resource {
             Resource::Token => &[("expires_at", "expires")],
             Resource::Join => &[("network_ids", "ids"), ("network_id", "id")],
             Resource::Webhook => &[("network_id", "subnet"), ("group_id", "group")],
+            Resource::Import => &[("group_id", "group")],
             Resource::Backup
             | Resource::User
             | Resource::Org
@@ -159,7 +168,7 @@ impl Resource {
                 "network_count",
                 "host_count",
             ],
-            Resource::AuditEntry | Resource::Split | Resource::Join | Resource::Allocation => &[],
+            Resource::AuditEntry | Resource::Split | Resource::Join | Resource::Allocation | Resource::Import => &[],
             Resource::Webhook => &["id", "created_at", "secret"],
             Resource::Delivery => &[
                 "id",
@@ -195,6 +204,7 @@ impl Resource {
             Resource::Allocation => &["cidr"],
             Resource::Field | Resource::AppKey => &["name"],
             Resource::User => &["username", "email"],
+            Resource::Import => &["data"],
             _ => &[],
         }
     }
@@ -303,13 +313,18 @@ const AUDIT_QUERY: &[(&str, &str)] = &[
 const ALL_OF_NET: &[(&str, &str)] = &[("all", "true")];
 
 const FEED: &[&str] = &["after", "limit", "wait"];
+const EXPORT: &[&str] = &["format", "network_id", "group_id", "after", "limit"];
+const EXPORT_QUERY: &[(&str, &str)] = &[("network_id", "subnet"), ("group_id", "group")];
+const OUTPUT: &[&str] = &["format", "zone", "ttl", "ns"];
+const OUTPUT_OF_NET: &[(&str, &str)] = &[("id", "subnet")];
+const OUTPUT_OF_GROUP: &[(&str, &str)] = &[("id", "group")];
 const DELIVERIES: &[&str] = &["status", "limit"];
 
 use Body::{Fields, Replace};
 use Render::*;
 use Resource::{
-    Allocation, AppKey, AuditEntry, Backup, Delivery, DhcpRange, Field, Group, Host, Join, Network, Org, Split, Token,
-    User, Webhook,
+    Allocation, AppKey, AuditEntry, Backup, Delivery, DhcpRange, Field, Group, Host, Import, Join, Network, Org, Split,
+    Token, User, Webhook,
 };
 
 #[rustfmt::skip]
@@ -383,6 +398,11 @@ pub static ROUTES: &[Route] = &[
     Route { verb: "POST", path: "/backups/{name}/verify", method: "backups/verify", params: BACKUP_NAME, fixed: &[], query: &[], body: Body::None, render: Plain, status: 200, summary: "Verify a backup's integrity (operator admins)" },
     Route { verb: "POST", path: "/backups/{name}/restore", method: "backups/restore", params: BACKUP_NAME, fixed: &[], query: &[], body: Body::None, render: Plain, status: 200, summary: "Restore a backup after a safety backup (operator admins)" },
 
+    Route { verb: "GET", path: "/export", method: "export/get", params: EXPORT_QUERY, fixed: &[], query: EXPORT, body: Body::None, render: Export, status: 200, summary: "Export networks, hosts and DHCP ranges (of the org, a network_id or a group_id's subtree) as JSON or CSV: every row streamed in one answer, or with limit (and after) a page with a Link to the next" },
+    Route { verb: "POST", path: "/import", method: "import/run", params: BY_ID, fixed: &[], query: &[], body: Fields(Import), render: Plain, status: 200, summary: "Import networks, hosts and DHCP ranges from CSV or JSON (ipamd, phpIPAM or NetBox columns); all or nothing, or a dry run" },
+    Route { verb: "GET", path: "/networks/{id}/output", method: "output/get", params: OUTPUT_OF_NET, fixed: &[], query: OUTPUT, body: Body::None, render: Text, status: 200, summary: "Generate DNS or DHCP server configuration from a network's hosts (format: dnsmasq, kea4, kea6, bind, bind-reverse, bind-delegation)" },
+    Route { verb: "GET", path: "/groups/{id}/output", method: "output/get", params: OUTPUT_OF_GROUP, fixed: &[], query: OUTPUT, body: Body::None, render: Text, status: 200, summary: "Generate DNS or DHCP server configuration from the hosts of a group's subtree" },
+
     Route { verb: "GET", path: "/changes", method: "changes/get", params: BY_ID, fixed: &[], query: FEED, body: Body::None, render: Plain, status: 200, summary: "The org's changes after a cursor, in commit order (wait: long-poll seconds; admins)" },
     Route { verb: "GET", path: "/webhooks", method: "webhooks/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: List(Webhook), status: 200, summary: "List the org's webhook subscriptions (admins)" },
     Route { verb: "POST", path: "/webhooks", method: "webhooks/add", params: BY_ID, fixed: &[], query: &[], body: Fields(Webhook), render: One(Webhook), status: 201, summary: "Subscribe a URL to the org's changes; the signing secret is in this reply only (admins)" },
@@ -408,6 +428,8 @@ pub struct RestDoor {
     /// How far decoding went: the error of a request that reached no method is answered as it is, a method's is
     /// renamed back to the REST names.
     decoded: Decoded,
+    /// A whole export, streamed: the parameters of its calls, each of which reads the page after the last.
+    streamed: Option<Value>,
 }
 
 /// How far [`RestDoor::decode`] went.
@@ -440,6 +462,7 @@ impl RestDoor {
             json_body,
             headers,
             decoded: Decoded::Nothing,
+            streamed: None,
         }
     }
 
@@ -471,6 +494,74 @@ impl RestDoor {
                 )),
             },
         }
+    }
+
+    /// The first part of a whole export (`first`, its first page) and how the server goes on with the rest: a call
+    /// per page with the parameters `data` and the `after` of the page before. CSV has its header in the first part;
+    /// JSON is one array of rows, opened in the first part and closed in the tail.
+    fn stream_export(&self, data: &Value, first: &model::ExportPage) -> (Vec<u8>, Option<More>) {
+        let mut part = first.part(true);
+        let tail = model::ExportPage::tail(first.format).to_vec();
+        let (credentials, method, data) = (self.credentials.clone(), self.name().to_string(), data.clone());
+        let call = move |after: &str| {
+            let mut data = data.clone();
+            data["after"] = json!(after);
+            Call {
+                method: method.clone(),
+                credentials: credentials.clone(),
+                data,
+                key: None,
+            }
+        };
+        let Some(next) = first.next.as_deref().map(&call) else {
+            part.extend(tail);
+            return (part, None);
+        };
+        let render = move |answer: &Reply| match answer {
+            Reply::Exported(page) => Ok((page.part(false), page.next.as_deref().map(&call))),
+            _ => Err(Error::internal("export/get answered no page")),
+        };
+        let more = More {
+            next,
+            render: Box::new(render),
+            tail,
+        };
+        (part, Some(more))
+    }
+
+    /// Whether the request names no `after` cursor: the first page of an export.
+    fn first_page(&self) -> bool {
+        crate::rpc::form_pairs(self.query.as_bytes()).is_none_or(|pairs| pairs.iter().all(|(k, _)| k != "after"))
+    }
+
+    /// The headers of an answer that is not JSON (a CSV export, generated text): its `Content-Type`; and of an
+    /// export page that has a next one, the `Link` to it.
+    fn media_headers(&self, route: &Route, answer: &Reply) -> Vec<(&'static str, String)> {
+        let mut headers = Vec::new();
+        match (route.render, answer) {
+            (Text, Reply::Generated(g)) => headers.push(("content-type", g.content_type.to_string())),
+            (Export, Reply::Exported(e)) => {
+                if e.format == "csv" {
+                    headers.push(("content-type", "text/csv; charset=utf-8".to_string()));
+                }
+                if let Some(next) = e.next.as_ref().filter(|_| self.streamed.is_none()) {
+                    let mut query: Vec<String> = self
+                        .query
+                        .split('&')
+                        .filter(|p| !p.is_empty() && !p.starts_with("after="))
+                        .map(str::to_string)
+                        .collect();
+                    // A cursor is digits, hex and dots: nothing to escape.
+                    query.push(format!("after={next}"));
+                    headers.push((
+                        "link",
+                        format!("</api/v1{}?{}>; rel=\"next\"", route.path, query.join("&")),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        headers
     }
 }
 
@@ -546,6 +637,10 @@ impl Door for RestDoor {
         if let Some(version) = self.precondition()? {
             data["version"] = json!(version);
         }
+        // `GET /export` without `limit` or `after` is the whole export, read in pages of the method's default size.
+        if route.render == Export && data.get("limit").is_none() && data.get("after").is_none() {
+            self.streamed = Some(data.clone());
+        }
         self.decoded = Decoded::Call(route);
         let writes = !matches!(self.verb.as_str(), "GET" | "HEAD");
         let key = self
@@ -559,7 +654,7 @@ impl Door for RestDoor {
                 render: Box::new(move |_: &str, answer: &Reply| {
                     Ok(Replayed {
                         status: route.status,
-                        body: render(route, answer)?,
+                        body: render(route, answer, true)?,
                         etag: entity_tag(route, answer),
                     })
                 }),
@@ -577,10 +672,22 @@ impl Door for RestDoor {
             (Decoded::Call(route), Ok(answer)) => entity_tag(route, answer),
             _ => None,
         };
+        let media = match (self.decoded, &outcome.result) {
+            (Decoded::Call(route), Ok(answer)) => self.media_headers(route, answer),
+            _ => Vec::new(),
+        };
+        let mut more = None;
         let rendered = match self.decoded {
             Decoded::Call(route) => outcome
                 .result
-                .and_then(|v| render(route, &v))
+                .and_then(|v| match (&self.streamed, &v) {
+                    (Some(data), Reply::Exported(first)) => {
+                        let (part, rest) = self.stream_export(data, first);
+                        more = rest;
+                        Ok(part)
+                    }
+                    _ => render(route, &v, self.first_page()),
+                })
                 .map(|body| (route, body))
                 .map_err(|e| rename_errors(route, e)),
             Decoded::Nothing | Decoded::Route(_) => match outcome.result {
@@ -596,6 +703,9 @@ impl Door for RestDoor {
         let challenge = (status == 401).then(|| ("www-authenticate", "Bearer realm=\"ipamd\"".to_string()));
         let mut headers: Vec<(&'static str, String)> =
             error.as_ref().and_then(allow).into_iter().chain(challenge).collect();
+        if error.is_none() {
+            headers.extend(media);
+        }
         if let Some(tag) = tag.filter(|_| error.is_none()) {
             // A client that holds this version already is told so, without the record: `*`, or a list of tags
             // compared weakly, as a GET's are.
@@ -616,6 +726,7 @@ impl Door for RestDoor {
             error,
             respid: outcome.respid,
             caller: outcome.caller,
+            more,
         }
     }
 }
@@ -881,7 +992,8 @@ fn rename_errors(route: &Route, mut e: Error) -> Error {
 }
 
 /// A typed answer in the route's REST shape, serialised.
-fn render(route: &Route, answer: &Reply) -> Result<Vec<u8>> {
+/// `first_page`: whether the request asked for no `after` cursor (a CSV export writes its header on the first page).
+fn render(route: &Route, answer: &Reply, first_page: bool) -> Result<Vec<u8>> {
     let wrong = || {
         Error::internal(format!(
             "{} answered a shape {} cannot render",
@@ -985,6 +1097,13 @@ fn render(route: &Route, answer: &Reply) -> Result<Vec<u8>> {
         (Plain, Reply::Verified(v)) => to_json(v),
         (Plain, Reply::Restored(r)) => to_json(r),
         (Plain, Reply::Changes(c)) => to_json(c),
+        (Plain, Reply::Imported(i)) => to_json(i),
+        (Export, Reply::Exported(e)) if e.format == "csv" => e.part(first_page),
+        (Export, Reply::Exported(e)) => to_json(&views::ExportView {
+            data: &e.rows,
+            next: e.next.as_deref(),
+        }),
+        (Text, Reply::Generated(g)) => g.text.clone().into_bytes(),
         (List(Webhook), Reply::Webhooks(r)) => to_json(&ListView {
             data: r.0.iter().map(WebhookView::from).collect(),
         }),

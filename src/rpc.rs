@@ -76,6 +76,7 @@ impl Door for EnvelopeDoor {
             error,
             respid: outcome.respid,
             caller: outcome.caller,
+            more: None,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use hyper::http::request::Parts;
@@ -28,7 +28,7 @@ use crate::app::App;
 use crate::auth;
 use crate::auth::CallerKey;
 use crate::dispatch;
-use crate::door::{to_json, Door, Rendered};
+use crate::door::{to_json, Door, More, Rendered};
 use crate::error::{Code, Error};
 use crate::handler::{Credentials, Outcome};
 use crate::logging;
@@ -47,7 +47,66 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// default, so a busy or stuck database answers 503 rather than a time-out.
 const READY_TIMEOUT: Duration = Duration::from_millis(800);
 
-pub type Body = Full<Bytes>;
+/// A response's body: the whole answer at once, or an answer streamed in parts ([`Streamed`]).
+pub type Body = Either<Full<Bytes>, Streamed>;
+
+/// A body of one piece.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Either::Left(Full::new(bytes.into()))
+}
+
+/// The body of an answer streamed in parts (a whole export): what the task of [`stream`] sends, as it sends it.
+/// An error ends the body without its last chunk, so the client sees an answer cut short, never a complete one.
+pub struct Streamed(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl hyper::body::Body for Streamed {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|part| part.map(|r| r.map(hyper::body::Frame::data)))
+    }
+}
+
+/// The body of a streamed answer: `first`, then the parts of `more`, each dispatched by a task once the client has
+/// taken the one before (the channel holds one part), then its tail. The request was counted and logged with its
+/// first part; a part that fails is logged here and cuts the body short.
+fn stream(app: &App, first: Vec<u8>, more: More, respid: String) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let app = app.clone();
+    tokio::spawn(async move {
+        if tx.send(Ok(Bytes::from(first))).await.is_err() {
+            return;
+        }
+        let mut next = Some(more.next);
+        while let Some(call) = next {
+            let part = dispatch::dispatch(&app, call)
+                .await
+                .result
+                .and_then(|answer| (more.render)(&answer));
+            match part {
+                Ok((bytes, after)) => {
+                    if tx.send(Ok(Bytes::from(bytes))).await.is_err() {
+                        return;
+                    }
+                    next = after;
+                }
+                Err(e) => {
+                    tracing::error!(respid, code = e.code.as_str(), error = %e.message, "a streamed answer stopped");
+                    let _ = tx.send(Err(std::io::Error::other(e.message))).await;
+                    return;
+                }
+            }
+        }
+        let _ = tx.send(Ok(Bytes::from(more.tail))).await;
+    });
+    Either::Right(Streamed(rx))
+}
 
 /// Serves `listener` until `shutdown` completes, then drains in-flight requests.
 ///
@@ -404,7 +463,7 @@ fn scrape(app: &App, metrics: &Arc<Metrics>) -> Response<Body> {
         let e = Error::internal(format!("metrics: {e}"));
         return error_response(&e, rest::error_body(&e));
     }
-    let mut resp = Response::new(Full::new(Bytes::from(text)));
+    let mut resp = Response::new(full(text));
     resp.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static(prometheus_client::encoding::prometheus_text::CONTENT_TYPE),
@@ -511,6 +570,7 @@ async fn serve(
         error,
         respid,
         caller,
+        more,
     } = match outcome.result {
         // The first answer to this idempotency key, as the door rendered it then.
         Ok(Reply::Replayed(first)) => Rendered {
@@ -522,10 +582,21 @@ async fn serve(
             error: None,
             respid: outcome.respid,
             caller: outcome.caller,
+            more: None,
         },
         result => door.render(Outcome { result, ..outcome }),
     };
-    let resp = respond(status, body, headers, error.as_ref(), budget.decision);
+    let mut resp = respond(status, body, headers, error.as_ref(), budget.decision);
+    if let Some(more) = more {
+        // The first part, rendered as a whole body above, becomes the start of the stream.
+        let first = std::mem::replace(resp.body_mut(), full(Bytes::new()));
+        let first = match first {
+            Either::Left(part) => part.collect().await.map(|c| c.to_bytes().to_vec()).unwrap_or_default(),
+            Either::Right(_) => Vec::new(),
+        };
+        resp.headers_mut().remove(CONTENT_LENGTH);
+        *resp.body_mut() = stream(app, first, more, respid.clone());
+    }
     let elapsed = start.elapsed();
     metrics.requests.record(door.endpoint(), status, elapsed);
     if let Some(e) = error.as_ref().filter(|e| e.code == Code::Internal) {
@@ -727,7 +798,7 @@ fn respond(
     let mut resp = match body {
         Some(json) => bytes_response(status, json),
         None => {
-            let mut r = Response::new(Full::new(Bytes::new()));
+            let mut r = Response::new(full(Bytes::new()));
             *r.status_mut() = status;
             r
         }
@@ -787,7 +858,7 @@ pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Respon
 
 /// A JSON answer already serialised.
 fn bytes_response(status: StatusCode, json: impl Into<Bytes>) -> Response<Body> {
-    let mut resp = Response::new(Full::new(json.into()));
+    let mut resp = Response::new(full(json));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -142,7 +142,7 @@ pub(super) fn cell(row: &postgres::Row, i: usize) -> Result<Cell<'_>> {
 /// The statement text PostgreSQL runs for one the handlers wrote: SQLite's few spellings that PostgreSQL lacks,
 /// rewritten in this one place (a statement that needs more is an [`Sql::Dialects`](super::Sql::Dialects) pair), then
 /// its parameters numbered (see [`placeholders`]):
-/// - `CROSS JOIN t a ON …`, SQLite's join-order hint, is `JOIN t a ON …`;
+/// - `CROSS JOIN t [a] ON …`, SQLite's join-order hint, is `JOIN t [a] ON …`;
 /// - `INDEXED BY i`, an index hint, is dropped;
 /// - `x COLLATE NOCASE` is `lower(x) COLLATE "C"`: ASCII-folded, byte order (schema.pg.sql indexes the same);
 /// - `LIKE`, case-insensitive for ASCII in SQLite, is `ILIKE`;
@@ -187,13 +187,13 @@ pub fn translate(sql: &str) -> String {
     placeholders(&text)
 }
 
-/// Where `CROSS JOIN <table> <alias> ON` starts in `sql`, if it does anywhere.
+/// Where `CROSS JOIN <table> [<alias>] ON` starts in `sql`, if it does anywhere.
 fn find_cross_join_on(sql: &str) -> Option<usize> {
     let mut from = 0;
     while let Some(n) = sql[from..].find("CROSS JOIN ") {
         let at = from + n;
         let words: Vec<&str> = sql[at + "CROSS JOIN ".len()..].split_whitespace().take(3).collect();
-        if words.get(2) == Some(&"ON") {
+        if words.get(1) == Some(&"ON") || words.get(2) == Some(&"ON") {
             return Some(at);
         }
         from = at + 1;
@@ -406,6 +406,10 @@ mod tests {
         assert_eq!(
             translate("SELECT 1 FROM a t CROSS JOIN subnets s ON s.id = t.x CROSS JOIN b LEFT JOIN c m ON m.id = 1"),
             "SELECT 1 FROM a t JOIN subnets s ON s.id = t.x CROSS JOIN b LEFT JOIN c m ON m.id = 1"
+        );
+        assert_eq!(
+            translate("FROM g CROSS JOIN sub ON g.p = sub.id"),
+            "FROM g JOIN sub ON g.p = sub.id"
         );
         assert_eq!(translate("FROM a INDEXED BY a_brief WHERE"), "FROM a  WHERE");
         assert_eq!(

@@ -824,3 +824,12 @@ pub struct Version<'a> {
     pub version: &'a str,
     pub server: &'a str,
 }
+
+/// `GET /export` as JSON: a page of rows and the cursor of the next one.
+#[derive(Serialize, ToSchema)]
+pub struct ExportView<'a> {
+    #[schema(value_type = Vec<Object>)]
+    pub data: &'a [crate::model::ExportRow],
+    /// The `after` of the next page; null after the last.
+    pub next: Option<&'a str>,
+}

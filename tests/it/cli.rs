@@ -690,3 +690,78 @@ fn restore_asks_on_a_terminal() {
         assert_eq!(backups(), before + usize::from(restored), "{answer}");
     }
 }
+
+/// `ipamd import`, `export` and `output` on a database with no server: an import in one transaction (refused rows
+/// named, nothing changed), the export of what it made in both formats, the configuration generated from it, and no
+/// progress lines when standard error is not a terminal.
+#[test]
+fn import_export_and_output_act_as_the_user_they_name() {
+    let dir = TempDir::new().unwrap();
+    credentials(&run(&mut ipamd(dir.path(), &["init", "--json"])));
+    let file = dir.path().join("rows.csv");
+    let as_admin = ["--org", "admin", "--user", "admin"];
+    let import = |rows: &str, extra: &[&str]| {
+        std::fs::write(&file, rows).unwrap();
+        let mut args = vec!["import"];
+        args.extend(as_admin);
+        args.extend(extra);
+        args.push(file.to_str().unwrap());
+        run(&mut ipamd(dir.path(), &args))
+    };
+    let export = |format: &str| {
+        let mut args = vec!["export", "--format", format];
+        args.extend(as_admin);
+        let out = run(&mut ipamd(dir.path(), &args));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let rows = "kind,network,ip,hostname,mac_address\n\
+                network,10.5.0.0/24,,,\n\
+                address,10.5.0.0/24,10.5.0.10,web1,aa:bb:cc:dd:ee:01\n\
+                address,10.5.0.0/24,10.5.0.11,\"db1\",\n";
+    let out = import(rows, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Imported: 3 created, 0 updated, 0 refused.\n"
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "no progress off a terminal: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = export("csv");
+    assert_eq!(
+        csv,
+        "kind,network,group,ip,end_ip,name,domain,vlan_id,location,hostname,cname,mac_address,status,description\r\n\
+         network,10.5.0.0/24,,,,,,,,,,,,\r\n\
+         address,10.5.0.0/24,,10.5.0.10,,,,,,web1,,aa:bb:cc:dd:ee:01,active,\r\n\
+         address,10.5.0.0/24,,10.5.0.11,,,,,,db1,,,active,\r\n"
+    );
+    let json: Value = serde_json::from_str(&export("json")).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 3);
+    assert_eq!(json[1]["hostname"], "web1");
+
+    let out = import("ip,hostname\n10.5.0.12,new\n10.5.0.999,bad\n", &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("row 2: address created"), "{stdout}");
+    assert!(stdout.contains("row 3: address refused ip: "), "{stdout}");
+    let out = import("ip,hostname\n10.5.0.12,new\n10.5.0.999,bad\n", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(export("csv"), csv, "a refused row imports nothing");
+
+    let mut args = vec!["output", "--network", "1", "--format", "bind", "--zone", "lab.example"];
+    args.extend(as_admin);
+    let out = run(&mut ipamd(dir.path(), &args));
+    let zone = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        zone.contains("$ORIGIN lab.example.\n$TTL 3600\nweb1 IN A 10.5.0.10\ndb1 IN A 10.5.0.11\n"),
+        "{zone}"
+    );
+    let mut args = vec!["output", "--network", "1", "--format", "bind"];
+    args.extend(as_admin);
+    let out = run(&mut ipamd(dir.path(), &args));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("name the zone"));
+}

@@ -357,6 +357,7 @@ async fn envelope(r: &mut Recorder<'_>) -> (i64, i64) {
     let (lan, v6, empty) = subnets(r, &a, site, rack).await;
     fields_and_addresses(r, &a, lan, empty).await;
     ranges_and_free_space(r, &a, lan, v6).await;
+    transfer(r, &a, site, lan).await;
     subnet_reads_and_changes(r, &a, lan).await;
     searches(r, &a, site).await;
     r.ok("rpc-org-logs-page", &a, "org/logs", json!({"perpage": 3})).await;
@@ -613,6 +614,71 @@ async fn ranges_and_free_space(r: &mut Recorder<'_>, a: &Ident, lan: i64, v6: i6
         a,
         "ipaddress/available",
         json!({"subnet": v6, "limit": 2}),
+    )
+    .await;
+}
+
+/// Export, import and the generated configuration, through both doors (the JSON answers: CSV and text are checked
+/// in transfer.rs and output.rs).
+async fn transfer(r: &mut Recorder<'_>, a: &Ident, site: i64, lan: i64) {
+    let first = r
+        .ok("rpc-export-get", a, "export/get", json!({"subnet": lan, "limit": 2}))
+        .await;
+    let after = json!({"subnet": lan, "limit": 2, "after": first["next"]});
+    r.ok("rpc-export-get-after", a, "export/get", after).await;
+    let rows = "kind,network,ip,hostname\naddress,10.0.0.0/24,10.0.0.77,imported\naddress,10.0.0.0/24,10.0.0.300,\n";
+    r.ok(
+        "rpc-import-run-dry",
+        a,
+        "import/run",
+        json!({"data": rows, "dry_run": true}),
+    )
+    .await;
+    r.rpc("rpc-import-run-refused", a, "import/run", json!({"data": rows}), 400)
+        .await;
+    r.ok(
+        "rpc-output-get-dnsmasq",
+        a,
+        "output/get",
+        json!({"subnet": lan, "format": "dnsmasq"}),
+    )
+    .await;
+    r.ok(
+        "rpc-output-get-bind",
+        a,
+        "output/get",
+        json!({"group": site, "format": "bind", "zone": "a.example"}),
+    )
+    .await;
+    let t = r.s.admin_token.clone();
+    r.rest(
+        "rest-export",
+        Method::GET,
+        &format!("/export?network_id={lan}&limit=2"),
+        &t,
+        None,
+        200,
+    )
+    .await;
+    let dry = json!({"data": "ip,hostname\n10.0.0.78,imported\n", "dry_run": true});
+    r.rest("rest-import-dry", Method::POST, "/import", &t, Some(dry), 200)
+        .await;
+    r.rest(
+        "rest-output-kea4",
+        Method::GET,
+        &format!("/networks/{lan}/output?format=kea4"),
+        &t,
+        None,
+        200,
+    )
+    .await;
+    r.rest(
+        "rest-output-kea6-group",
+        Method::GET,
+        &format!("/groups/{site}/output?format=kea6"),
+        &t,
+        None,
+        200,
     )
     .await;
 }

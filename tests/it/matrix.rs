@@ -90,6 +90,9 @@ const TAKES_IDS: &[(&str, &[&str])] = &[
     ("dhcpranges/edit", &["id", "subnet"]),
     ("dhcpranges/delete", &["id"]),
     ("search/ip", &["group"]),
+    ("export/get", &["subnet", "group"]),
+    ("import/run", &["group"]),
+    ("output/get", &["subnet", "group"]),
     ("webhooks/add", &["subnet", "group"]),
     ("webhooks/get", &["id"]),
     ("webhooks/edit", &["id", "subnet", "group"]),
@@ -154,6 +157,8 @@ const EXCLUSIVE: &[(&str, &[&str])] = &[
     ("ipaddress/massdelete", &["ids", "subnet"]),
     ("subnets/join", &["ids", "id"]),
     ("subnets/fields/get", &["subnet", "id"]),
+    ("export/get", &["subnet", "group"]),
+    ("output/get", &["subnet", "group"]),
 ];
 
 /// Parameters that another needs: (method, parameter, companion, companion's value as JSON).
@@ -216,6 +221,9 @@ const DOCUMENTED_LEVELS: &[(&str, Access)] = &[
     ("dhcpranges/delete", STANDARD),
     ("search/ip", READ),
     ("search/find", READ),
+    ("export/get", READ),
+    ("import/run", STANDARD),
+    ("output/get", READ),
     ("changes/get", ADMIN),
     ("webhooks/add", ADMIN),
     ("webhooks/get", ADMIN),
@@ -813,6 +821,10 @@ impl Fixture {
             "search/ip" => json!({"ip": "10.0.0.10", "group": self.group}),
             "search/find" => json!({"query": tag}),
             "changes/get" => json!({"limit": 1000}),
+            "export/get" => json!({"subnet": self.v4}),
+            "import/run" => json!({"group": self.group, "dry_run": true,
+                                   "data": format!("kind,network,name\nnetwork,10.0.8.0/24,{tag}\n")}),
+            "output/get" => json!({"subnet": self.v4, "format": "dnsmasq"}),
             "webhooks/add" => json!({"url": "http://192.0.2.1/new", "subnet": self.v4, "group": self.group}),
             "webhooks/get" | "webhooks/deliveries" => json!({"id": self.webhook}),
             "webhooks/edit" => json!({"id": self.webhook, "description": format!("{tag} edited"), "subnet": self.v4,
@@ -948,6 +960,7 @@ fn body_ids(r: Resource) -> &'static [(&'static str, &'static str, Obj)] {
         | Resource::Allocation
         | Resource::Delivery => &[],
         Resource::Webhook => &[("network_id", "subnet", Obj::Subnet), ("group_id", "group", Obj::Group)],
+        Resource::Import => &[("group_id", "group", Obj::Group)],
     }
 }
 
@@ -1033,6 +1046,8 @@ fn rest_body(route: &Route, own: &Fixture, v6: bool) -> Option<Value> {
         Body::Fields(Resource::Split) => json!({"parts": 2}),
         Body::Fields(Resource::Join) => json!({"network_ids": own.join}),
         Body::Fields(Resource::Allocation) => json!({"cidr": 24, "name": "pwned"}),
+        Body::Fields(Resource::Import) => json!({"dry_run": true, "group_id": own.group,
+                                                 "data": "kind,network\nnetwork,10.0.8.0/24\n"}),
         Body::Fields(_) | Body::Replace(_) => json!({}),
     })
 }
