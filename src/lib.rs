@@ -33,4 +33,5 @@ pub mod server;
 pub mod slots;
 pub mod store;
 pub mod time;
+pub mod ui;
 pub mod webhooks;
