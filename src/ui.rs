@@ -206,14 +206,15 @@ fn data_of(form: &[(String, String)], names: &[&str], keep_empty: bool) -> Map<S
     data
 }
 
-/// A refused change shown at the form: `invalid_params` names its fields in its data (each shown at its field);
-/// a `duplicate` concerns the address; anything else is the form's message.
-fn form_state(form: &[(String, String)], e: &Error) -> FormState {
+/// A refused change shown at the form: `invalid_params` names its fields in its data (each shown at its field); a
+/// refusal of the value the form is about (a block that is no block or overlaps, a taken address, a split that
+/// cannot be) is shown at that field, `main`; anything else is the form's message.
+fn form_state(form: &[(String, String)], e: &Error, main: &str) -> FormState {
     let errors = match (&e.code, &e.data) {
         (Code::InvalidParams, Some(Value::Object(fields))) => fields.clone(),
-        (Code::Duplicate, _) => {
+        (Code::Duplicate | Code::Overlap | Code::InvalidSubnet | Code::InvalidSplit | Code::NotContiguous, _) => {
             let mut m = Map::new();
-            m.insert("ip".into(), Value::String(e.message.clone()));
+            m.insert(main.into(), Value::String(e.message.clone()));
             m
         }
         _ => Map::new(),
@@ -628,7 +629,9 @@ impl<'a> Ui<'a> {
                     Some(id) => Some(self.one_subnet(id).await?),
                     None => None,
                 };
-                let mut answer = self.subnet_form(subnet.as_ref(), form_state(form, &e)).await?;
+                let mut answer = self
+                    .subnet_form(subnet.as_ref(), form_state(form, &e, "subnet"))
+                    .await?;
                 answer.status = e.code.http_status();
                 Ok(answer.with_error(e))
             }
@@ -645,20 +648,21 @@ impl<'a> Ui<'a> {
         match self.call(method, Value::Object(data)).await {
             // A split replaces the subnet with its parts, a delete removes it: either way, back to the list.
             Ok(_) => Ok(Answer::redirect("/ui/subnets")),
-            Err(e) if is_form_error(&e) => self.refused_on_subnet(id, "change", form, e).await,
+            Err(e) if is_form_error(&e) => self.refused_on_subnet(id, "change", form, e, "cidr").await,
             Err(e) => Err(e),
         }
     }
 
-    /// The subnet page again, with the refusal `e` of its form `which`.
+    /// The subnet page again, with the refusal `e` of its form `which` (its value at field `main`).
     async fn refused_on_subnet(
         &self,
         id: i64,
         which: &str,
         form: &[(String, String)],
         e: Error,
+        main: &str,
     ) -> Result<Answer, Error> {
-        let mut answer = self.subnet(id, &[], Some((which, form_state(form, &e)))).await?;
+        let mut answer = self.subnet(id, &[], Some((which, form_state(form, &e, main)))).await?;
         answer.status = e.code.http_status();
         Ok(answer.with_error(e))
     }
@@ -671,7 +675,7 @@ impl<'a> Ui<'a> {
         match self.call("ipaddress/add", Value::Object(data)).await {
             Ok(_) => Ok(Answer::redirect(&format!("/ui/subnets/{id}"))),
             Err(e) if is_form_error(&e) || e.code == Code::SubnetFull => {
-                self.refused_on_subnet(id, "allocate", form, e).await
+                self.refused_on_subnet(id, "allocate", form, e, "ip").await
             }
             Err(e) => Err(e),
         }
@@ -723,7 +727,7 @@ impl<'a> Ui<'a> {
                 Ok(Answer::redirect(&format!("/ui/subnets/{subnet}")))
             }
             Err(e) if is_form_error(&e) => {
-                let mut answer = self.address(id, Some(form_state(form, &e))).await?;
+                let mut answer = self.address(id, Some(form_state(form, &e, "ip"))).await?;
                 answer.status = e.code.http_status();
                 Ok(answer.with_error(e))
             }
@@ -737,7 +741,7 @@ impl<'a> Ui<'a> {
         match self.call("ipaddress/delete", data).await {
             Ok(_) => Ok(Answer::redirect(&format!("/ui/subnets/{}", h.subnet))),
             Err(e) if is_form_error(&e) => {
-                let mut answer = self.address(id, Some(form_state(form, &e))).await?;
+                let mut answer = self.address(id, Some(form_state(form, &e, "ip"))).await?;
                 answer.status = e.code.http_status();
                 Ok(answer.with_error(e))
             }
@@ -755,7 +759,7 @@ impl<'a> Ui<'a> {
         match self.call("groups/add", Value::Object(data)).await {
             Ok(_) => Ok(Answer::redirect("/ui/groups")),
             Err(e) if is_form_error(&e) => {
-                let mut answer = self.groups(form_state(form, &e)).await?;
+                let mut answer = self.groups(form_state(form, &e, "description")).await?;
                 answer.status = e.code.http_status();
                 Ok(answer.with_error(e))
             }
@@ -819,7 +823,7 @@ impl<'a> Ui<'a> {
             }
             Ok(_) => Err(shape()),
             Err(e) if is_form_error(&e) => {
-                let mut answer = self.tokens(None, form_state(form, &e)).await?;
+                let mut answer = self.tokens(None, form_state(form, &e, "expires")).await?;
                 answer.status = e.code.http_status();
                 Ok(answer.with_error(e))
             }

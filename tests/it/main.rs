@@ -36,6 +36,7 @@ mod slow;
 mod subnets;
 mod support;
 mod tokens;
+mod ui;
 mod users;
 mod versions;
 mod webhooks;
