@@ -5,6 +5,7 @@ mod addresses;
 mod appkeys;
 mod auth;
 mod backups;
+mod browser;
 mod cli;
 mod crash;
 mod decoders;
