@@ -408,6 +408,13 @@ pub fn subnet_page(
             }
             p.actions { a.button href=(format!("{base}/edit")) { "Edit the subnet" } }
         }
+        section aria-labelledby="space" {
+            h2 #space { "Addresses" }
+            @match space {
+                Space::Map(cells) => (map(&base, cells)),
+                Space::List { lines, page, pages } => (record_list(&base, lines, *page, *pages)),
+            }
+        }
         @if !ranges.is_empty() {
             section aria-labelledby="ranges" {
                 h2 #ranges { "DHCP ranges" }
@@ -439,13 +446,6 @@ pub fn subnet_page(
                     (status_select(allocate, "alloc"))
                 }
                 button type="submit" { "Allocate" }
-            }
-        }
-        section aria-labelledby="space" {
-            h2 #space { "Addresses" }
-            @match space {
-                Space::Map(cells) => (map(&base, cells)),
-                Space::List { lines, page, pages } => (record_list(&base, lines, *page, *pages)),
             }
         }
         section aria-labelledby="change" {
