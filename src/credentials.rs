@@ -1,5 +1,6 @@
-//! Credential checking: envelope `appkey` + `userdata`, bearer tokens (per-user tokens and `API_TOKENS`) and the
-//! command line's `Local`, with the SQL they read; the `Grant` a write's check noted and its `recheck` in the
+//! Credential checking: envelope `appkey` + `userdata`, bearer tokens (per-user tokens and `API_TOKENS`), the web
+//! UI's sign-in and sessions (and the SQL that starts and ends a session) and the command line's `Local`, with the
+//! SQL they read; the `Grant` a write's check noted and its `recheck` in the
 //! writer; and the last-use stamps written after a call's read transaction.
 
 use rusqlite::{params, OptionalExtension};
