@@ -164,7 +164,7 @@ pub async fn serve(app: &App, req: Request) -> Answer {
         (["subnets", s, "edit"], false) if id(s).is_some() => ui.subnet_edit_form(id(s).unwrap_or(0)).await,
         (["subnets", s, "edit"], true) if id(s).is_some() => ui.subnet_save(id(s), &req.form).await,
         (["subnets", s, "addresses"], true) if id(s).is_some() => ui.allocate(id(s).unwrap_or(0), &req.form).await,
-        (["subnets", s, action @ ("split" | "delete")], true) if id(s).is_some() => {
+        (["subnets", s, action @ ("split" | "join" | "delete")], true) if id(s).is_some() => {
             ui.subnet_change(id(s).unwrap_or(0), action, &req.form).await
         }
         (["addresses", a], false) if id(a).is_some() => ui.address(id(a).unwrap_or(0), None).await,
@@ -549,10 +549,12 @@ impl<'a> Ui<'a> {
                 }
             }
         };
-        let (mut allocate, mut change) = (FormState::default(), FormState::default());
+        let (mut allocate, mut changes) = (FormState::default(), pages::Changes::default());
         match refused {
             Some(("allocate", state)) => allocate = state,
-            Some((_, state)) => change = state,
+            Some(("split", state)) => changes.split = state,
+            Some(("join", state)) => changes.join = state,
+            Some((_, state)) => changes.delete = state,
             None => {
                 let ip = field(query, "allocate");
                 if !ip.is_empty() {
@@ -560,7 +562,7 @@ impl<'a> Ui<'a> {
                 }
             }
         }
-        let body = pages::subnet_page(&s, &self.csrf, &ranges, &fields.0, &space, &allocate, &change);
+        let body = pages::subnet_page(&s, &self.csrf, &ranges, &fields.0, &space, &allocate, &changes);
         Ok(self.page(&s.subnet, Section::Subnets, body))
     }
 
@@ -642,13 +644,19 @@ impl<'a> Ui<'a> {
     async fn subnet_change(&self, id: i64, action: &str, form: &[(String, String)]) -> Result<Answer, Error> {
         let (method, mut data) = match action {
             "split" => ("subnets/split", data_of(form, &["cidr"], false)),
+            "join" => ("subnets/join", data_of(form, &["cidr"], false)),
             _ => ("subnets/delete", data_of(form, &["version", "force"], false)),
         };
         data.insert("id".into(), json!(id));
         match self.call(method, Value::Object(data)).await {
+            // A join leaves the lowest subnet, grown: its page.
+            Ok(Reply::Joined(joined)) => match joined.0.first() {
+                Some(survivor) => Ok(Answer::redirect(&format!("/ui/subnets/{}", survivor.subnet.id))),
+                None => Err(shape()),
+            },
             // A split replaces the subnet with its parts, a delete removes it: either way, back to the list.
             Ok(_) => Ok(Answer::redirect("/ui/subnets")),
-            Err(e) if is_form_error(&e) => self.refused_on_subnet(id, "change", form, e, "cidr").await,
+            Err(e) if is_form_error(&e) => self.refused_on_subnet(id, action, form, e, "cidr").await,
             Err(e) => Err(e),
         }
     }

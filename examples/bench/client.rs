@@ -308,7 +308,10 @@ impl Api {
             .finish();
         let req = Request::post("/ui/signin")
             .header(HOST, self.target.host.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"))
+            .header(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            )
             .body(Full::new(Bytes::from(form)))?;
         let resp = self.sender.send_request(req).await?;
         let cookie = resp

@@ -360,6 +360,14 @@ impl CellState {
     ];
 }
 
+/// The forms of the changes of a subnet as a whole, each with what the API refused of it.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub split: FormState,
+    pub join: FormState,
+    pub delete: FormState,
+}
+
 /// One address of the map.
 pub struct Cell<'a> {
     pub ip: String,
@@ -391,7 +399,7 @@ pub fn subnet_page(
     fields: &[FieldDef],
     space: &Space,
     allocate: &FormState,
-    change: &FormState,
+    changes: &Changes,
 ) -> Markup {
     let base = format!("/ui/subnets/{}", s.id);
     html! {
@@ -449,13 +457,20 @@ pub fn subnet_page(
             }
         }
         section aria-labelledby="change" {
-            h2 #change { "Split or delete" }
-            (form_message(change))
+            h2 #change { "Split, join or delete" }
+            (form_message(&changes.split))
             form.inline method="post" action=(format!("{base}/split")) {
                 (csrf(csrf_token))
-                (field(change, "split", "cidr", "Split into prefix length", "number", true))
+                (field(&changes.split, "split", "cidr", "Split into prefix length", "number", true))
                 button type="submit" { "Split" }
             }
+            (form_message(&changes.join))
+            form.inline method="post" action=(format!("{base}/join")) {
+                (csrf(csrf_token))
+                (field(&changes.join, "join", "cidr", "Join the subnets of its group into prefix length", "number", true))
+                button type="submit" { "Join" }
+            }
+            (form_message(&changes.delete))
             form.inline method="post" action=(format!("{base}/delete")) {
                 (csrf(csrf_token))
                 input type="hidden" name="version" value=(s.stamps.version);

@@ -48,7 +48,11 @@ impl Browser {
             skip("chromium and chromedriver are not on PATH");
             return None;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let driver = Command::new(chromedriver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -82,7 +86,10 @@ impl Browser {
         let capabilities = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome",
             "goog:chromeOptions": {"binary": chromium, "args": args}}}});
         for _ in 0..100 {
-            if crate::support::try_http(addr, Method::GET, "/status", &[], "").await.is_ok() {
+            if crate::support::try_http(addr, Method::GET, "/status", &[], "")
+                .await
+                .is_ok()
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -94,15 +101,27 @@ impl Browser {
 
     /// One WebDriver command; its `value`. A WebDriver error fails the test, naming the command.
     async fn command(&self, verb: Method, path: &str, body: Value) -> Value {
-        let body = if verb == Method::GET { String::new() } else { body.to_string() };
-        let reply = http(self.addr, verb.clone(), path, &[("content-type", "application/json")], body).await;
+        let body = if verb == Method::GET {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let reply = http(
+            self.addr,
+            verb.clone(),
+            path,
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await;
         let answer = reply.json();
         assert_eq!(reply.status, 200, "{verb} {path}: {answer}");
         answer["value"].clone()
     }
 
     async fn session(&self, verb: Method, path: &str, body: Value) -> Value {
-        self.command(verb, &format!("/session/{}{path}", self.session), body).await
+        self.command(verb, &format!("/session/{}{path}", self.session), body)
+            .await
     }
 
     async fn goto(&self, url: &str) {
@@ -110,22 +129,38 @@ impl Browser {
     }
 
     async fn url(&self) -> String {
-        self.session(Method::GET, "/url", json!({})).await.as_str().unwrap().to_string()
+        self.session(Method::GET, "/url", json!({}))
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     async fn find(&self, css: &str) -> String {
-        let found = self.session(Method::POST, "/element", json!({"using": "css selector", "value": css})).await;
-        found[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}: {found}")).to_string()
+        let found = self
+            .session(Method::POST, "/element", json!({"using": "css selector", "value": css}))
+            .await;
+        found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {found}"))
+            .to_string()
     }
 
     async fn count(&self, css: &str) -> usize {
-        let found = self.session(Method::POST, "/elements", json!({"using": "css selector", "value": css})).await;
+        let found = self
+            .session(
+                Method::POST,
+                "/elements",
+                json!({"using": "css selector", "value": css}),
+            )
+            .await;
         found.as_array().map_or(0, Vec::len)
     }
 
     async fn click(&self, css: &str) {
         let e = self.find(css).await;
-        self.session(Method::POST, &format!("/element/{e}/click"), json!({})).await;
+        self.session(Method::POST, &format!("/element/{e}/click"), json!({}))
+            .await;
     }
 
     /// Clicks a link or a form's button and waits for the next page: until the old page's root element is gone.
@@ -145,26 +180,36 @@ impl Browser {
 
     async fn text(&self, css: &str) -> String {
         let e = self.find(css).await;
-        self.session(Method::GET, &format!("/element/{e}/text"), json!({})).await.as_str().unwrap().to_string()
+        self.session(Method::GET, &format!("/element/{e}/text"), json!({}))
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     async fn attribute(&self, css: &str, name: &str) -> Option<String> {
         let e = self.find(css).await;
-        let v = self.session(Method::GET, &format!("/element/{e}/attribute/{name}"), json!({})).await;
+        let v = self
+            .session(Method::GET, &format!("/element/{e}/attribute/{name}"), json!({}))
+            .await;
         v.as_str().map(str::to_string)
     }
 
     /// Replaces the text of an input.
     async fn fill(&self, css: &str, text: &str) {
         let e = self.find(css).await;
-        self.session(Method::POST, &format!("/element/{e}/clear"), json!({})).await;
-        self.session(Method::POST, &format!("/element/{e}/value"), json!({"text": text})).await;
+        self.session(Method::POST, &format!("/element/{e}/clear"), json!({}))
+            .await;
+        self.session(Method::POST, &format!("/element/{e}/value"), json!({"text": text}))
+            .await;
     }
 
     /// Saves a screenshot of the page as `<name>.png` in the screenshots directory.
     async fn screenshot(&self, name: &str) {
         let png = self.session(Method::GET, "/screenshot", json!({})).await;
-        let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap()).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap())
+            .unwrap();
         let dir = screenshots();
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
@@ -177,8 +222,15 @@ impl Browser {
                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
                 .map(v => v.id + ': ' + v.help + ' — ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')));"
         );
-        let found = self.session(Method::POST, "/execute/sync", json!({"script": script, "args": []})).await;
-        let found: Vec<String> = found.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+        let found = self
+            .session(Method::POST, "/execute/sync", json!({"script": script, "args": []}))
+            .await;
+        let found: Vec<String> = found
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
         assert!(found.is_empty(), "{page}: {found:#?}");
     }
 }
@@ -237,7 +289,10 @@ async fn a_browser_manages_subnets_and_addresses_through_the_ui() {
         b.follow("#allocate form.inline button").await;
     }
     assert_eq!(b.count(".map .cell.s-assigned").await, 26);
-    assert_eq!(b.attribute(".util .fill", "class").await.as_deref(), Some("fill p11 ok"));
+    assert_eq!(
+        b.attribute(".util .fill", "class").await.as_deref(),
+        Some("fill p11 ok")
+    );
     b.screenshot("subnet").await;
 
     // Edit the printer, then delete it.
@@ -246,7 +301,8 @@ async fn a_browser_manages_subnets_and_addresses_through_the_ui() {
     b.follow("form.card button[type=submit]").await;
     assert!(b.url().await.contains("/ui/subnets/"));
     b.find(".map .cell[aria-label='10.20.0.10 assigned: printer-2']").await;
-    b.follow(".map .cell[aria-label='10.20.0.10 assigned: printer-2']").await;
+    b.follow(".map .cell[aria-label='10.20.0.10 assigned: printer-2']")
+        .await;
     b.screenshot("address").await;
     b.follow("button.danger").await;
     assert_eq!(b.count(".map .cell.s-assigned").await, 25);
@@ -277,18 +333,34 @@ async fn the_main_pages_have_no_serious_accessibility_violations_in_light_and_da
         };
         let s = Server::start().await;
         let group = crate::support::id_of(crate::support::only(
-            &s.ok(&s.admin, "groups/add", json!({"description": "Data centre"})).await,
-        ));
-        let id = crate::support::id_of(crate::support::only(
-            &s.ok(&s.admin, "subnets/add", json!({"subnet": "10.30.0.0/24", "group": group, "name": "servers"}))
+            &s.ok(&s.admin, "groups/add", json!({"description": "Data centre"}))
                 .await,
         ));
-        s.ok(&s.admin, "subnets/add", json!({"subnet": "2001:db8::/64", "name": "v6"})).await;
+        let id = crate::support::id_of(crate::support::only(
+            &s.ok(
+                &s.admin,
+                "subnets/add",
+                json!({"subnet": "10.30.0.0/24", "group": group, "name": "servers"}),
+            )
+            .await,
+        ));
+        s.ok(
+            &s.admin,
+            "subnets/add",
+            json!({"subnet": "2001:db8::/64", "name": "v6"}),
+        )
+        .await;
         for (n, status) in [(2, "active"), (3, "reserved"), (4, "inactive")] {
-            let data = json!({"subnet": id, "ip": format!("10.30.0.{n}"), "hostname": format!("host{n}"), "status": status});
+            let data =
+                json!({"subnet": id, "ip": format!("10.30.0.{n}"), "hostname": format!("host{n}"), "status": status});
             s.ok(&s.admin, "ipaddress/add", data).await;
         }
-        s.ok(&s.admin, "dhcpranges/add", json!({"subnet": id, "start_ip": "10.30.0.100", "end_ip": "10.30.0.150"})).await;
+        s.ok(
+            &s.admin,
+            "dhcpranges/add",
+            json!({"subnet": id, "start_ip": "10.30.0.100", "end_ip": "10.30.0.150"}),
+        )
+        .await;
         let base = format!("http://{}", s.addr);
         b.goto(&format!("{base}/ui/signin")).await;
         b.check_accessibility("sign-in").await;
@@ -314,7 +386,8 @@ async fn the_main_pages_have_no_serious_accessibility_violations_in_light_and_da
         }
         // A phone's width: the same pages, no serious violation either.
         if !dark {
-            b.session(Method::POST, "/window/rect", json!({"width": 390, "height": 844})).await;
+            b.session(Method::POST, "/window/rect", json!({"width": 390, "height": 844}))
+                .await;
             b.goto(&format!("{base}/ui/subnets/{id}")).await;
             b.check_accessibility("subnet page on a phone").await;
             b.screenshot("subnet-phone").await;

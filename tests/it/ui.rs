@@ -433,3 +433,61 @@ async fn a_new_token_is_shown_once_in_the_answer_and_never_in_a_url() {
     assert_eq!(s.api(Method::GET, "/networks", token, None).await.status, 200);
     assert!(!body(&b.get(&s, "/ui/tokens").await).contains(token));
 }
+
+#[tokio::test]
+async fn a_restore_ends_every_session() {
+    let s = Server::start().await;
+    let name = s.ok(&s.admin, "backups/add", json!({})).await["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = sign_in(&s, "admin", "admin", ADMIN_PASSWORD).await;
+    assert_eq!(b.get(&s, "/ui/").await.status, 200);
+    s.ok(&s.admin, "backups/restore", json!({"name": name})).await;
+    let after = b.get(&s, "/ui/").await;
+    assert_eq!((after.status, after.header("location")), (303, Some("/ui/signin")));
+    // Signing in again works on the restored data.
+    let b = sign_in(&s, "admin", "admin", ADMIN_PASSWORD).await;
+    assert_eq!(b.get(&s, "/ui/").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_subnet_is_split_joined_and_deleted_through_its_forms() {
+    let s = Server::start().await;
+    let id = subnet(&s, &s.admin, "10.4.0.0/24").await;
+    let b = sign_in(&s, "admin", "admin", ADMIN_PASSWORD).await;
+    let refused = b.post(&s, &format!("/ui/subnets/{id}/split"), &[("cidr", "20")]).await;
+    assert!((400..500).contains(&refused.status), "{}", refused.status);
+    assert!(
+        body(&refused).contains("aria-describedby=\"split-cidr-error\""),
+        "{}",
+        body(&refused)
+    );
+    let split = b.post(&s, &format!("/ui/subnets/{id}/split"), &[("cidr", "25")]).await;
+    assert_eq!((split.status, split.header("location")), (303, Some("/ui/subnets")));
+    let blocks = |v: serde_json::Value| {
+        let mut b: Vec<String> = v
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|s| s["subnet"].as_str().unwrap().to_string())
+            .collect();
+        b.sort();
+        b
+    };
+    assert_eq!(
+        blocks(s.ok(&s.admin, "subnets/get", json!({})).await),
+        ["10.4.0.0/25", "10.4.0.128/25"]
+    );
+    let joined = b.post(&s, &format!("/ui/subnets/{id}/join"), &[("cidr", "24")]).await;
+    assert_eq!(
+        (joined.status, joined.header("location")),
+        (303, Some(format!("/ui/subnets/{id}").as_str()))
+    );
+    assert_eq!(blocks(s.ok(&s.admin, "subnets/get", json!({})).await), ["10.4.0.0/24"]);
+    let deleted = b
+        .post(&s, &format!("/ui/subnets/{id}/delete"), &[("confirm", "yes")])
+        .await;
+    assert_eq!(deleted.status, 303);
+    assert_eq!(s.ok(&s.admin, "subnets/get", json!({})).await, json!([]));
+}
