@@ -784,7 +784,13 @@ impl<'a> Ui<'a> {
             Ok(Reply::Found(found)) => {
                 let hosts = found.addresses.0;
                 let subnets: Vec<model::Subnet> = found.subnets.0.into_iter().map(|h| h.subnet).collect();
-                pages::search(q, Some((&found.groups.0, &subnets, &hosts, found.truncated)), None)
+                let found = pages::Found {
+                    groups: &found.groups.0,
+                    subnets: &subnets,
+                    hosts: &hosts,
+                    truncated: found.truncated,
+                };
+                pages::search(q, Some(found), None)
             }
             Ok(_) => return Err(shape()),
             Err(e) if e.code == Code::InvalidParams => pages::search(q, None, Some(&e.message)),

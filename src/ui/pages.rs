@@ -666,8 +666,16 @@ fn tree(groups: &[Group], parent: Option<i64>) -> Markup {
     }
 }
 
+/// What a search found, each kind in its order; `truncated` when a kind had more than the page shows.
+pub struct Found<'a> {
+    pub groups: &'a [Group],
+    pub subnets: &'a [Subnet],
+    pub hosts: &'a [Host],
+    pub truncated: bool,
+}
+
 /// The search form and what it found.
-pub fn search(query: &str, found: Option<(&[Group], &[Subnet], &[Host], bool)>, error: Option<&str>) -> Markup {
+pub fn search(query: &str, found: Option<Found>, error: Option<&str>) -> Markup {
     html! {
         form.filters method="get" action="/ui/search" role="search" {
             div.field {
@@ -677,7 +685,7 @@ pub fn search(query: &str, found: Option<(&[Group], &[Subnet], &[Host], bool)>, 
             button type="submit" { "Search" }
         }
         @if let Some(e) = error { p.error role="alert" { (e) } }
-        @if let Some((groups, subnets, hosts, truncated)) = found {
+        @if let Some(Found { groups, subnets, hosts, truncated }) = found {
             @if groups.is_empty() && subnets.is_empty() && hosts.is_empty() { p { "Nothing found." } }
             @if truncated { p { "Only the first results of each kind are shown." } }
             @if !groups.is_empty() {
