@@ -245,8 +245,7 @@ pub fn subnet_table(subnets: &[Subnet]) -> Markup {
     html! {
         div.scroll {
             table {
-                thead { tr { th scope="col" { "Subnet" } th scope="col" { "Name" } th scope="col" { "VLAN" }
-                    th scope="col" { "Used" } th scope="col" { "Utilisation" } } }
+                (table_head(&["Subnet", "Name", "VLAN", "Used", "Utilisation"]))
                 tbody {
                     @for s in subnets {
                         tr {
@@ -536,8 +535,7 @@ fn record_list(base: &str, lines: &[Line], page: i64, pages: i64) -> Markup {
     html! {
         div.scroll {
             table {
-                thead { tr { th scope="col" { "Address" } th scope="col" { "Hostname" } th scope="col" { "Status" }
-                    th scope="col" { "Description" } } }
+                (table_head(&["Address", "Hostname", "Status", "Description"]))
                 tbody {
                     @for line in lines {
                         @match line {
@@ -696,8 +694,7 @@ pub fn search(query: &str, found: Option<Found>, error: Option<&str>) -> Markup 
             @if !hosts.is_empty() {
                 h2 { "Addresses" }
                 div.scroll { table {
-                    thead { tr { th scope="col" { "Address" } th scope="col" { "Hostname" } th scope="col" { "Subnet" }
-                        th scope="col" { "Description" } } }
+                    (table_head(&["Address", "Hostname", "Subnet", "Description"]))
                     tbody { @for h in hosts { tr {
                         td { a href=(format!("/ui/addresses/{}", h.id)) { (h.ip) } }
                         td { (h.hostname.as_deref().unwrap_or("")) }
@@ -710,12 +707,20 @@ pub fn search(query: &str, found: Option<Found>, error: Option<&str>) -> Markup 
     }
 }
 
+/// A table's head row: one column header a name; an empty name is a column of actions, named for screen readers.
+fn table_head(names: &[&str]) -> Markup {
+    html! {
+        thead { tr { @for name in names {
+            @if name.is_empty() { th scope="col" { span.sr-only { "Actions" } } } @else { th scope="col" { (name) } }
+        } } }
+    }
+}
+
 /// A table of audit entries.
 pub fn log_table(entries: &[LogEntry]) -> Markup {
     html! {
         div.scroll { table {
-            thead { tr { th scope="col" { "Time (UTC)" } th scope="col" { "User" } th scope="col" { "Method" }
-                th scope="col" { "Object" } th scope="col" { "Summary" } } }
+            (table_head(&["Time (UTC)", "User", "Method", "Object", "Summary"]))
             tbody { @for e in entries { tr {
                 td { (crate::time::rfc3339(e.time)) }
                 td { (e.user) }
@@ -766,8 +771,7 @@ pub fn tokens(csrf_token: &str, tokens: &[Token], new_secret: Option<&str>, form
             }
         }
         div.scroll { table {
-            thead { tr { th scope="col" { "Prefix" } th scope="col" { "Description" } th scope="col" { "Created (UTC)" }
-                th scope="col" { "Expires" } th scope="col" { span.sr-only { "Actions" } } } }
+            (table_head(&["Prefix", "Description", "Created (UTC)", "Expires", ""]))
             tbody { @for t in tokens { tr {
                 td { code { (t.prefix) "…" } }
                 td { (t.description.as_deref().unwrap_or("")) }
@@ -794,8 +798,7 @@ pub fn tokens(csrf_token: &str, tokens: &[Token], new_secret: Option<&str>, form
 pub fn users(users: &[User]) -> Markup {
     html! {
         div.scroll { table {
-            thead { tr { th scope="col" { "Username" } th scope="col" { "Name" } th scope="col" { "Email" }
-                th scope="col" { "Level" } th scope="col" { "State" } } }
+            (table_head(&["Username", "Name", "Email", "Level", "State"]))
             tbody { @for u in users { tr {
                 td { (u.username) }
                 td { (u.realname.as_deref().unwrap_or("")) }
