@@ -992,3 +992,127 @@ fn lines<'h>(s: &model::Subnet, hosts: &'h [model::Host], page: i64, pages: i64)
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subnet(block: &str, total: u128, available: u128) -> model::Subnet {
+        let net: ipnet::IpNet = block.parse().unwrap();
+        model::Subnet {
+            id: 1,
+            group: None,
+            subnet: block.into(),
+            network: net.network().to_string(),
+            cidr: net.prefix_len(),
+            broadcast: None,
+            family: if net.network().is_ipv4() { 4 } else { 6 },
+            name: None,
+            description: None,
+            domain: None,
+            vlan_id: None,
+            location: None,
+            total_hosts: total,
+            used_hosts: 0,
+            available_hosts: available,
+            stamps: model::Stamps {
+                userid: None,
+                modifiedat: 0,
+                user: String::new(),
+                email: None,
+                realname: None,
+                created: 0,
+                version: 1,
+            },
+            addresses: None,
+            fields: None,
+        }
+    }
+
+    fn host(id: i64, ip: &str, status: &str) -> model::Host {
+        model::Host {
+            id,
+            subnet: 1,
+            network: String::new(),
+            ip: ip.into(),
+            hostname: None,
+            cname: None,
+            mac_address: None,
+            status: status.into(),
+            is_assigned: true,
+            last_seen: None,
+            discovery_source: None,
+            description: None,
+            fields: Map::new(),
+            has_fields: false,
+            stamps: None,
+        }
+    }
+
+    #[test]
+    fn the_map_of_a_block_has_a_cell_per_address_in_its_state() {
+        let s = subnet("10.0.0.0/29", 6, 3);
+        let hosts = [host(1, "10.0.0.1", "active"), host(2, "10.0.0.3", "reserved")];
+        let range = model::DhcpRange {
+            id: 1,
+            subnet: 1,
+            network_id: 1,
+            start_ip: "10.0.0.5".into(),
+            end_ip: "10.0.0.5".into(),
+            description: None,
+            is_active: true,
+            stamps: subnet("10.0.0.0/29", 0, 0).stamps,
+        };
+        let states: Vec<&str> = cells(&s, &hosts, &[range]).iter().map(|c| c.state.class()).collect();
+        assert_eq!(
+            states,
+            ["unusable", "assigned", "free", "reserved", "free", "dhcp", "free", "unusable"]
+        );
+    }
+
+    #[test]
+    fn a_page_of_records_shows_the_free_ranges_between_them() {
+        let s = subnet("2001:db8::/64", u128::MAX, u128::MAX);
+        let hosts = [host(1, "2001:db8::1", "active"), host(2, "2001:db8::5", "active")];
+        let shown: Vec<String> = lines(&s, &hosts, 1, 1)
+            .iter()
+            .map(|l| match l {
+                Line::Record(h) => h.ip.clone(),
+                Line::Free { first, last, count } => format!("{count} free {first}-{last}"),
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "2001:db8::1",
+                "3 free 2001:db8::2-2001:db8::4",
+                "2001:db8::5",
+                "18446744073709551610 free 2001:db8::6-2001:db8::ffff:ffff:ffff:ffff",
+            ]
+        );
+        // Not the first page: nothing before the first record; not the last: nothing after the last.
+        assert_eq!(lines(&s, &hosts, 2, 3).len(), 3);
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        assert_eq!(
+            session_cookie(Some("a=1; ipamd_session=abc; b=2")).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(session_cookie(Some("a=1")), None);
+        assert_eq!(
+            session_cookie(Some(&format!("ipamd_session={}", "x".repeat(200)))),
+            None
+        );
+        assert_eq!(session_cookie(None), None);
+    }
+
+    #[test]
+    fn utilisation_rounds_up_and_a_full_subnet_is_100() {
+        assert_eq!(pages::percent(&subnet("10.0.0.0/24", 254, 254)), 0);
+        assert_eq!(pages::percent(&subnet("10.0.0.0/24", 254, 253)), 1);
+        assert_eq!(pages::percent(&subnet("10.0.0.0/24", 254, 0)), 100);
+        assert_eq!(pages::percent(&subnet("2001:db8::/48", u128::MAX, u128::MAX - 1)), 1);
+    }
+}
