@@ -326,9 +326,10 @@ struct Ui<'a> {
 
 impl<'a> Ui<'a> {
     /// The session of the request, checked by calling `userdata` with it; without one (or an ended one) a GET is sent
-    /// to the sign-in page, a POST refused.
+    /// to the sign-in page, a POST refused. An ended session is no failed login: the answer carries no error for the
+    /// server to count as one.
     async fn open(app: &'a App, req: &Request) -> Result<Ui<'a>, Answer> {
-        let to_sign_in = |e: Option<Error>| {
+        let to_sign_in = || {
             let mut answer = if req.verb == "POST" {
                 Answer::html(
                     401,
@@ -340,11 +341,10 @@ impl<'a> Ui<'a> {
             if req.session.is_some() {
                 answer.headers.push(("set-cookie", cookie("", req.secure, true)));
             }
-            answer.error = e;
             answer
         };
         let Some(session) = req.session.clone() else {
-            return Err(to_sign_in(None));
+            return Err(to_sign_in());
         };
         let call = Call {
             method: "userdata".into(),
@@ -361,7 +361,7 @@ impl<'a> Ui<'a> {
             }),
             Ok(_) => Err(refused(Error::internal("userdata answered another shape"))),
             Err(e) if matches!(e.code, Code::AuthFailed | Code::AuthRequired | Code::AccountDisabled) => {
-                Err(to_sign_in(Some(e)))
+                Err(to_sign_in())
             }
             Err(e) => Err(refused(e)),
         }
