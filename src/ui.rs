@@ -174,9 +174,15 @@ pub async fn serve(app: &App, req: Request) -> Answer {
         (["groups"], true) => ui.group_add(&req.form).await,
         (["search"], false) => ui.search(&query).await,
         (["log"], false) => ui.log(&query).await,
-        (["tokens"], false) => ui.tokens(None, FormState::default()).await,
-        (["tokens"], true) => ui.token_add(&req.form).await,
-        (["tokens", t, "delete"], true) if id(t).is_some() => ui.token_delete(id(t).unwrap_or(0)).await,
+        (["tokens"], false) => ui.secrets(None, None).await,
+        (["tokens"], true) => ui.secret_add("token", &req.form).await,
+        (["appkeys"], true) => ui.secret_add("key", &req.form).await,
+        (["tokens", t, "delete"], true) if id(t).is_some() => {
+            ui.secret_delete("org/tokens/delete", id(t).unwrap_or(0)).await
+        }
+        (["appkeys", k, "delete"], true) if id(k).is_some() => {
+            ui.secret_delete("org/appkeys/delete", id(k).unwrap_or(0)).await
+        }
         (["users"], false) => ui.users().await,
         _ => Err(Error::not_found("page")),
     }
@@ -816,37 +822,64 @@ impl<'a> Ui<'a> {
         ))
     }
 
-    async fn tokens(&self, new_secret: Option<&str>, form: FormState) -> Result<Answer, Error> {
+    /// The keys and tokens page; `new` a secret just created, `refused` a form the API refused (`token` or `key`).
+    async fn secrets(&self, new: Option<(&str, &str)>, refused: Option<(&str, FormState)>) -> Result<Answer, Error> {
         let Reply::Tokens(tokens) = self.call("org/tokens/get", json!({})).await? else {
             return Err(shape());
         };
-        Ok(self.page(
-            "Tokens",
-            Section::Tokens,
-            pages::tokens(&self.csrf, &tokens.0, new_secret, &form),
-        ))
-    }
-
-    /// Creates a token and shows its secret in the answer to this POST, once: it is in no URL and in no later page.
-    async fn token_add(&self, form: &[(String, String)]) -> Result<Answer, Error> {
-        let data = data_of(form, &["description", "expires"], false);
-        match self.call("org/tokens/add", Value::Object(data)).await {
-            Ok(Reply::Tokens(mut created)) => {
-                let secret = created.0.pop().and_then(|t| t.token).ok_or_else(shape)?;
-                self.tokens(Some(&secret), FormState::default()).await
-            }
-            Ok(_) => Err(shape()),
-            Err(e) if is_form_error(&e) => {
-                let mut answer = self.tokens(None, form_state(form, &e, "expires")).await?;
-                answer.status = e.code.http_status();
-                Ok(answer.with_error(e))
-            }
-            Err(e) => Err(e),
+        let Reply::AppKeys(keys) = self.call("org/appkeys/get", json!({})).await? else {
+            return Err(shape());
+        };
+        let (mut token_form, mut key_form) = (FormState::default(), FormState::default());
+        match refused {
+            Some(("token", state)) => token_form = state,
+            Some((_, state)) => key_form = state,
+            None => {}
         }
+        let secrets = pages::Secrets {
+            tokens: &tokens.0,
+            keys: &keys.0,
+            new,
+            token_form: &token_form,
+            key_form: &key_form,
+        };
+        Ok(self.page("Keys and tokens", Section::Tokens, pages::secrets(&self.csrf, &secrets)))
     }
 
-    async fn token_delete(&self, id: i64) -> Result<Answer, Error> {
-        self.call("org/tokens/delete", json!({"id": id})).await?;
+    /// Creates a token (`what` "token") or an app key and shows its secret in the answer to this POST, once: it is in
+    /// no URL and in no later page.
+    async fn secret_add(&self, what: &str, form: &[(String, String)]) -> Result<Answer, Error> {
+        let (method, data, main) = match what {
+            "token" => (
+                "org/tokens/add",
+                data_of(form, &["description", "expires"], false),
+                "expires",
+            ),
+            _ => (
+                "org/appkeys/add",
+                data_of(form, &["name", "description"], false),
+                "name",
+            ),
+        };
+        let secret = match self.call(method, Value::Object(data)).await {
+            Ok(Reply::Tokens(mut created)) => created.0.pop().and_then(|t| t.token),
+            Ok(Reply::AppKeys(mut created)) => created.0.pop().and_then(|k| k.key),
+            Ok(_) => None,
+            Err(e) if is_form_error(&e) => {
+                let mut answer = self.secrets(None, Some((what, form_state(form, &e, main)))).await?;
+                answer.status = e.code.http_status();
+                return Ok(answer.with_error(e));
+            }
+            Err(e) => return Err(e),
+        };
+        let secret = secret.ok_or_else(shape)?;
+        let label = if what == "token" { "REST token" } else { "app key" };
+        self.secrets(Some((label, &secret)), None).await
+    }
+
+    /// Deletes a token (`method` `org/tokens/delete`) or an app key.
+    async fn secret_delete(&self, method: &str, id: i64) -> Result<Answer, Error> {
+        self.call(method, json!({"id": id})).await?;
         Ok(Answer::redirect("/ui/tokens"))
     }
 

@@ -5,7 +5,7 @@
 use maud::{html, Markup, DOCTYPE};
 use serde_json::{Map, Value};
 
-use crate::model::{DhcpRange, FieldDef, Group, Host, LogEntry, Subnet, Token, User};
+use crate::model::{AppKey, DhcpRange, FieldDef, Group, Host, LogEntry, Subnet, Token, User};
 
 /// Where the stylesheet is served; its name carries the crate's version, so a new release is never served a stale
 /// copy from a browser's cache.
@@ -67,7 +67,7 @@ pub fn layout(c: &Chrome, body: Markup) -> Markup {
         (Section::Groups, "/ui/groups", "Groups"),
         (Section::Search, "/ui/search", "Search"),
         (Section::Log, "/ui/log", "Audit log"),
-        (Section::Tokens, "/ui/tokens", "Tokens"),
+        (Section::Tokens, "/ui/tokens", "Keys and tokens"),
         (Section::Users, "/ui/users", "Users"),
     ];
     html! {
@@ -762,34 +762,69 @@ pub fn log(entries: &[LogEntry], objecttype: &str, page: i64, pages: i64) -> Mar
 }
 
 /// The caller's REST tokens, the form of a new one, and a new token's secret, shown this once.
-pub fn tokens(csrf_token: &str, tokens: &[Token], new_secret: Option<&str>, form: &FormState) -> Markup {
+/// The secrets the caller owns: REST tokens and app keys, the forms of new ones, and a new secret (`new`: what it is
+/// and the secret), shown this once.
+pub struct Secrets<'a> {
+    pub tokens: &'a [Token],
+    pub keys: &'a [AppKey],
+    pub new: Option<(&'a str, &'a str)>,
+    pub token_form: &'a FormState,
+    pub key_form: &'a FormState,
+}
+
+pub fn secrets(csrf_token: &str, p: &Secrets) -> Markup {
     html! {
-        @if let Some(secret) = new_secret {
+        @if let Some((what, secret)) = p.new {
             div.card.secret role="status" {
-                p { "Your new token. Copy it now: it is not shown again." }
+                p { "Your new " (what) ". Copy it now: it is not shown again." }
                 p { code { (secret) } }
             }
         }
+        h2 { "REST tokens" }
         div.scroll { table {
             (table_head(&["Prefix", "Description", "Created (UTC)", "Expires", ""]))
-            tbody { @for t in tokens { tr {
+            tbody { @for t in p.tokens { tr {
                 td { code { (t.prefix) "…" } }
                 td { (t.description.as_deref().unwrap_or("")) }
                 td { (crate::time::rfc3339(t.created)) }
                 td { @if let Some(e) = t.expires { (crate::time::rfc3339(e)) } @else { "never" } }
-                td { form.inline method="post" action=(format!("/ui/tokens/{}/delete", t.id)) {
-                    (csrf(csrf_token))
-                    button.danger type="submit" aria-label=(format!("Revoke the token {}", t.prefix)) { "Revoke" }
-                } }
+                td { (revoke(csrf_token, &format!("/ui/tokens/{}/delete", t.id), &format!("the token {}", t.prefix))) }
             } } }
         } }
-        h2 { "Create a token" }
         form.card method="post" action="/ui/tokens" {
             (csrf(csrf_token))
-            (form_message(form))
-            (field(form, "token", "description", "Description", "text", false))
-            (field(form, "token", "expires", "Expires (RFC 3339 or a date; empty: never)", "text", false))
-            button.primary type="submit" { "Create the token" }
+            (form_message(p.token_form))
+            (field(p.token_form, "token", "description", "Description", "text", false))
+            (field(p.token_form, "token", "expires", "Expires (RFC 3339 or a date; empty: never)", "text", false))
+            button.primary type="submit" { "Create a token" }
+        }
+        h2 { "App keys" }
+        div.scroll { table {
+            (table_head(&["Prefix", "Name", "Description", "State", ""]))
+            tbody { @for k in p.keys { tr {
+                td { code { (k.prefix) "…" } }
+                td { (k.name) }
+                td { (k.description.as_deref().unwrap_or("")) }
+                td { @if k.enabled { "enabled" } @else { "disabled" } }
+                td { (revoke(csrf_token, &format!("/ui/appkeys/{}/delete", k.id), &format!("the app key {}", k.name))) }
+            } } }
+        } }
+        form.card method="post" action="/ui/appkeys" {
+            (csrf(csrf_token))
+            (form_message(p.key_form))
+            (field(p.key_form, "key", "name", "Application name", "text", true))
+            (field(p.key_form, "key", "description", "Description", "text", false))
+            button.primary type="submit" { "Create an app key" }
+        }
+    }
+}
+
+/// A button that deletes what `action` names, labelled for screen readers with `what`.
+fn revoke(csrf_token: &str, action: &str, what: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            (csrf(csrf_token))
+            button.danger type="submit" aria-label=(format!("Revoke {what}")) { "Revoke" }
         }
     }
 }

@@ -432,6 +432,26 @@ async fn a_new_token_is_shown_once_in_the_answer_and_never_in_a_url() {
     // The token works on the REST door, and no later page shows it.
     assert_eq!(s.api(Method::GET, "/networks", token, None).await.status, 200);
     assert!(!body(&b.get(&s, "/ui/tokens").await).contains(token));
+    // An app key likewise, and it works on the envelope.
+    let reply = b.post(&s, "/ui/appkeys", &[("name", "script")]).await;
+    let html = body(&reply);
+    let at = html.find("it is not shown again.</p><p><code>").unwrap() + 35;
+    let key = &html[at..at + 36];
+    s.ok(&s.admin.with_appkey(key), "userdata", json!({})).await;
+    assert!(!body(&b.get(&s, "/ui/tokens").await).contains(key));
+    // Revoked from the page: the key stops working.
+    let keys = s.ok(&s.admin, "org/appkeys/get", json!({})).await;
+    let script = keys
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|k| k["name"] == "script")
+        .unwrap();
+    let path = format!("/ui/appkeys/{}/delete", id_of(script));
+    assert!(body(&b.get(&s, "/ui/tokens").await).contains(&format!("action=\"{path}\"")));
+    assert_eq!(b.post(&s, &path, &[]).await.status, 303);
+    s.check(&s.admin.with_appkey(key), "userdata", json!({}), "bad_appkey")
+        .await;
 }
 
 #[tokio::test]
