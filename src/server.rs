@@ -1,6 +1,6 @@
-//! The HTTP server: the accept loop, limits and timeouts, graceful shutdown, and routing of paths to the
-//! front doors (`/1.0/<method>` to the envelope adapter, `/api/v1` to REST, `/ui` to the web UI) and to the server's
-//! own pages (`/healthz`, `/readyz`, `/metrics`, `/`), with JSON answers for everything else. Every request is counted for
+//! The HTTP server: the accept loop, limits and timeouts, graceful shutdown, and routing of paths to the front doors
+//! (`/1.0/<method>` to the envelope adapter, `/api/v1` to REST, `/ui` to the web UI) and to the server's own pages
+//! (`/healthz`, `/readyz`, `/metrics`, `/`), with JSON answers for everything else. Every request is counted for
 //! `/metrics` and written to the request log.
 
 use std::convert::Infallible;

@@ -82,7 +82,9 @@ pub fn layout(c: &Chrome, body: Markup) -> Markup {
                         ul {
                             @for (section, href, label) in nav {
                                 @if section != Section::Log || c.admin {
-                                    li { a href=(href) aria-current=[(section == c.section).then_some("page")] { (label) } }
+                                    li {
+                                        a href=(href) aria-current=[(section == c.section).then_some("page")] { (label) }
+                                    }
                                 }
                             }
                         }
@@ -130,7 +132,8 @@ pub fn sign_in(form: &FormState) -> Markup {
                         (field(form, "signin", "username", "Username", "text", true))
                         div.field {
                             label for="signin-password" { "Password" }
-                            input #signin-password name="password" type="password" required autocomplete="current-password";
+                            input #signin-password name="password" type="password" required
+                                autocomplete="current-password";
                         }
                         button.primary type="submit" { "Sign in" }
                     }
@@ -466,7 +469,8 @@ pub fn subnet_page(
             (form_message(&changes.join))
             form.inline method="post" action=(format!("{base}/join")) {
                 (csrf(csrf_token))
-                (field(&changes.join, "join", "cidr", "Join the subnets of its group into prefix length", "number", true))
+                (field(&changes.join, "join", "cidr", "Join the subnets of its group into prefix length", "number",
+                    true))
                 button type="submit" { "Join" }
             }
             (form_message(&changes.delete))
@@ -522,7 +526,8 @@ fn map(base: &str, cells: &[Cell]) -> Markup {
                     (_, Some(h)) => a role="listitem" class=(format!("cell s-{}", c.state.class()))
                         href=(format!("/ui/addresses/{}", h.id)) aria-label=(label) data-tip=(label) { (last) },
                     (CellState::Free, None) => a role="listitem" class="cell s-free"
-                        href=(format!("{base}?allocate={}#allocate", c.ip)) aria-label=(label) data-tip=(label) { (last) },
+                        href=(format!("{base}?allocate={}#allocate", c.ip)) aria-label=(label) data-tip=(label)
+                        { (last) },
                     (_, None) => span role="listitem" class=(format!("cell s-{}", c.state.class()))
                         aria-label=(label) data-tip=(label) { (last) },
                 }
@@ -617,7 +622,10 @@ pub fn address_page(csrf_token: &str, h: &Host, form: &FormState) -> Markup {
             (status_select(form, "addr"))
             @if !h.fields.is_empty() {
                 h2 { "Custom fields" }
-                dl { @for (k, v) in &h.fields { dt { (k) } dd { (v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())) } } }
+                dl { @for (k, v) in &h.fields {
+                    dt { (k) }
+                    dd { (v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())) }
+                } }
             }
             button.primary type="submit" { "Save" }
         }
@@ -751,7 +759,9 @@ pub fn log(entries: &[LogEntry], objecttype: &str, page: i64, pages: i64) -> Mar
             div.field {
                 label for="log-type" { "Object" }
                 select #log-type name="objecttype" {
-                    @for t in types { option value=(t) selected[t == objecttype] { @if t.is_empty() { "Any" } @else { (t) } } }
+                    @for t in types {
+                        option value=(t) selected[t == objecttype] { @if t.is_empty() { "Any" } @else { (t) } }
+                    }
                 }
             }
             button type="submit" { "Apply" }
