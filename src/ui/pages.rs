@@ -82,9 +82,8 @@ pub fn layout(c: &Chrome, body: Markup) -> Markup {
                         ul {
                             @for (section, href, label) in nav {
                                 @if section != Section::Log || c.admin {
-                                    li {
-                                        a href=(href) aria-current=[(section == c.section).then_some("page")] { (label) }
-                                    }
+                                    @let current = (section == c.section).then_some("page");
+                                    li { a href=(href) aria-current=[current] { (label) } }
                                 }
                             }
                         }
