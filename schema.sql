@@ -597,6 +597,16 @@ CREATE INDEX webhook_deliveries_log ON webhook_deliveries (webhook_id, id);
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (webhook_id, id) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_time ON webhook_deliveries (updated) WHERE status != 'pending';
 
+-- migration: 14
+-- Pages of groups, users and field definitions (page, perpage) are read in their list's order from an index, so a
+-- page costs its own rows and no sort of the whole list: groups and users by id within the org ((org_id, rowid)),
+-- a subnet's field definitions by position, then id.
+CREATE INDEX groups_org_id ON groups (org_id);
+CREATE INDEX users_org_id ON users (org_id);
+CREATE INDEX fields_subnet ON fields (subnet_id, position);
+-- The `ETag` a keyed REST write answered with (one record's version), which a retry gets again with the body.
+ALTER TABLE request_keys ADD COLUMN etag TEXT;
+
 -- migration: 15
 
 -- Sessions of the web UI (src/ui.rs), kept here so that every process serving the database knows them. The cookie

@@ -181,7 +181,7 @@ pub fn reset_password(app: &App, org: &str, username: &str, password: Option<Str
     };
     let data = json!({"id": "self", "password": password});
     let user = match call(app, acting_as(org, username), "org/users/edit", data)? {
-        Reply::Users(users) => users.0.into_iter().next(),
+        Reply::Users(users) => users.records.0.into_iter().next(),
         _ => None,
     };
     let username = user
@@ -202,7 +202,7 @@ pub fn reset_password(app: &App, org: &str, username: &str, password: Option<Str
 pub fn create_token(app: &App, org: &str, username: &str) -> Result<NewToken> {
     let data = json!({"description": "created from the command line"});
     let token = match call(app, acting_as(org, username), "org/tokens/add", data)? {
-        Reply::Tokens(tokens) => tokens.0.into_iter().next().and_then(|t| t.token),
+        Reply::Tokens(tokens) => tokens.records.0.into_iter().next().and_then(|t| t.token),
         _ => None,
     };
     Ok(NewToken {

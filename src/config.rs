@@ -320,6 +320,10 @@ pub struct Settings {
     /// address. Loopback, private and link-local addresses are reached only when a listed CIDR holds them.
     #[arg(long, env = "IPAMD_WEBHOOK_ALLOW", default_value = "")]
     pub webhook_allow: String,
+    /// A PEM file of CA certificates that https webhook receivers' certificates may also chain to, besides the
+    /// public roots built in (Mozilla's): for receivers with certificates of a private CA. Empty: none.
+    #[arg(long, env = "IPAMD_WEBHOOK_CA_FILE", default_value = "")]
+    pub webhook_ca_file: String,
     /// Milliseconds a webhook receiver gets to connect and answer one delivery.
     #[arg(long, env = "IPAMD_WEBHOOK_TIMEOUT_MS", default_value = "10000", value_parser = clap::value_parser!(u64).range(1..))]
     pub webhook_timeout_ms: u64,

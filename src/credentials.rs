@@ -3,10 +3,9 @@
 //! SQL they read; the `Grant` a write's check noted and its `recheck` in the
 //! writer; and the last-use stamps written after a call's read transaction.
 
-use rusqlite::{params, OptionalExtension};
-
 use crate::app::App;
 use crate::auth::{self, CallerKey, Known, Verified};
+use crate::db::{params, Row};
 use crate::error::{Code, Error, Result};
 use crate::handler::{check_access, Access, Caller, Credentials, Level};
 use crate::store::{Db, Tx};
@@ -26,12 +25,14 @@ pub(crate) fn grant(tx: &Tx, credentials: &Credentials, caller: &Caller) -> Resu
     let epoch = credential_epoch(tx)?;
     let (phc, expires) = match (credentials, caller.user_id) {
         (Credentials::Envelope { .. }, Some(user)) => {
-            let phc = tx.query_row("SELECT phc FROM users WHERE id = ?1", [user], |r| r.get(0))?;
+            let phc = tx.query_row("SELECT phc FROM users WHERE id = ?1", params![user], |r| r.get(0))?;
             (Some(phc), None)
         }
         (Credentials::Token(Some(token)), Some(_)) => {
             let digest = auth::digest(token.trim());
-            let expires = tx.query_row("SELECT expires FROM tokens WHERE digest = ?1", [digest], |r| r.get(0))?;
+            let expires = tx.query_row("SELECT expires FROM tokens WHERE digest = ?1", params![digest], |r| {
+                r.get(0)
+            })?;
             (None, expires)
         }
         // An app key alone, `API_TOKENS` and the command line: no password, no expiry.
@@ -132,7 +133,7 @@ impl UserRow {
 
 /// Reads a [`UserRow`] from `u.id, u.org_id, u.username, u.level, u.disabled, <the user's org>.operator` at
 /// column `at`.
-fn user_row(r: &rusqlite::Row, at: usize) -> rusqlite::Result<UserRow> {
+fn user_row(r: &Row, at: usize) -> Result<UserRow> {
     Ok(UserRow {
         id: r.get(at)?,
         org_id: r.get(at + 1)?,
@@ -182,22 +183,18 @@ pub(crate) fn authenticate(
 /// The command line acting as user `username` of org `org` (the recovery commands): whoever runs it holds the
 /// database file, so no password is asked, and a disabled user may be acted for. The errors name what is missing.
 pub(crate) fn local_user(tx: &Tx, org: &str, username: &str) -> Result<Caller> {
-    let found = tx
-        .query_row(
-            "SELECT id, operator FROM orgs WHERE identifier = ?1",
-            [org.trim().to_ascii_lowercase()],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?)),
-        )
-        .optional()?;
+    let found = tx.query_opt(
+        "SELECT id, operator FROM orgs WHERE identifier = ?1",
+        params![org.trim().to_ascii_lowercase()],
+        |r| Ok((r.get::<i64>(0)?, r.get::<bool>(1)?)),
+    )?;
     let (org_id, operator_org) =
         found.ok_or_else(|| Error::new(Code::NotFound, format!("no org '{org}' (`ipamd org list` lists them)")))?;
-    let user = tx
-        .query_row(
-            "SELECT id, username, level FROM users WHERE org_id = ?1 AND username = ?2",
-            params![org_id, username],
-            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
-        )
-        .optional()?;
+    let user = tx.query_opt(
+        "SELECT id, username, level FROM users WHERE org_id = ?1 AND username = ?2",
+        params![org_id, username],
+        |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<String>(2)?)),
+    )?;
     let (user_id, username, level) =
         user.ok_or_else(|| Error::new(Code::NotFound, format!("no user '{username}' in org '{org}'")))?;
     Ok(Caller {
@@ -313,34 +310,32 @@ fn authenticate_envelope(
     // The user of `userdata`, looked up in the app key's org, comes with the key in one statement (NULLs when
     // there is none).
     let username = ud.as_ref().map(|u| &u.username);
-    let row = tx
-        .query_row(
-            "SELECT k.id, k.org_id, k.name, k.enabled, ko.operator, k.lastused, ko.identifier,
+    let row = tx.query_opt(
+        "SELECT k.id, k.org_id, k.name, k.enabled, ko.operator, k.lastused, ko.identifier,
                     u.id, u.org_id, u.username, u.level, u.disabled, ko.operator, u.phc, u.unlocks
              FROM appkeys k JOIN orgs ko ON ko.id = k.org_id
              LEFT JOIN users u ON u.org_id = k.org_id AND u.username = ?2
              WHERE k.digest = ?1",
-            params![digest, username],
-            |r| {
-                let key = AppKeyRow {
-                    id: r.get(0)?,
-                    org_id: r.get(1)?,
-                    name: r.get(2)?,
-                    enabled: r.get(3)?,
-                    operator_org: r.get(4)?,
-                    lastused: r.get(5)?,
-                };
-                let org: String = r.get(6)?;
-                // The user and the PHC string of its password, when the user exists.
-                let user = match r.get::<_, Option<i64>>(7)? {
-                    None => None,
-                    Some(_) => Some((user_row(r, 7)?, r.get::<_, String>(13)?)),
-                };
-                let unlocks = r.get::<_, Option<i64>>(14)?.unwrap_or(0);
-                Ok((key, org, user, unlocks))
-            },
-        )
-        .optional()?;
+        params![digest, username],
+        |r| {
+            let key = AppKeyRow {
+                id: r.get(0)?,
+                org_id: r.get(1)?,
+                name: r.get(2)?,
+                enabled: r.get(3)?,
+                operator_org: r.get(4)?,
+                lastused: r.get(5)?,
+            };
+            let org: String = r.get(6)?;
+            // The user and the PHC string of its password, when the user exists.
+            let user = match r.get::<Option<i64>>(7)? {
+                None => None,
+                Some(_) => Some((user_row(r, 7)?, r.get::<String>(13)?)),
+            };
+            let unlocks = r.get::<Option<i64>>(14)?.unwrap_or(0);
+            Ok((key, org, user, unlocks))
+        },
+    )?;
     let (key, key_org, user, unlocks) = row.ok_or_else(|| Error::new(Code::BadAppkey, "unknown appkey"))?;
     if !key.enabled {
         return Err(Error::new(Code::AppkeyDisabled, "this appkey is disabled"));
@@ -397,9 +392,7 @@ fn authenticate_envelope(
 /// The `credential_epoch` of the call's transaction: remembered callers read at another one are not trusted.
 /// `None` if the table has lost its row: then nothing is remembered or trusted, and every call is checked in full.
 fn credential_epoch(tx: &Tx) -> Result<Option<i64>> {
-    Ok(tx
-        .query_row("SELECT n FROM credential_epoch", [], |r| r.get(0))
-        .optional()?)
+    tx.query_opt("SELECT n FROM credential_epoch", params![], |r| r.get(0))
 }
 
 fn known(caller: &Caller, expires: Option<i64>, stamp_id: i64, lockout: Option<[u8; 32]>) -> Known {
@@ -413,11 +406,11 @@ fn known(caller: &Caller, expires: Option<i64>, stamp_id: i64, lockout: Option<[
 
 /// The operator org's admin without a user: `API_TOKENS` tokens (`api-token`) and the command line (`cli`).
 fn operator(tx: &Tx, username: &str) -> Result<Caller> {
-    let org_id = tx
-        .query_row("SELECT id FROM orgs WHERE operator = 1 ORDER BY id LIMIT 1", [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .optional()?;
+    let org_id = tx.query_opt(
+        "SELECT id FROM orgs WHERE operator = 1 ORDER BY id LIMIT 1",
+        params![],
+        |r| r.get::<i64>(0),
+    )?;
     let org_id = org_id.ok_or_else(|| Error::new(Code::Unavailable, "the database is not initialised"))?;
     Ok(Caller {
         org_id,
@@ -457,22 +450,20 @@ fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, mode: Mode, stamp
         stamps.token = stamp.then_some(known.stamp_id);
         return Ok(known.caller);
     }
-    let row = tx
-        .query_row(
-            "SELECT t.id, t.prefix, t.expires, t.lastused, u.id, u.org_id, u.username, u.level, u.disabled, o.operator
+    let row = tx.query_opt(
+        "SELECT t.id, t.prefix, t.expires, t.lastused, u.id, u.org_id, u.username, u.level, u.disabled, o.operator
              FROM tokens t JOIN users u ON u.id = t.user_id JOIN orgs o ON o.id = u.org_id WHERE t.digest = ?1",
-            [auth::digest(token)],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<i64>>(2)?,
-                    r.get::<_, Option<i64>>(3)?,
-                    user_row(r, 4)?,
-                ))
-            },
-        )
-        .optional()?;
+        params![auth::digest(token)],
+        |r| {
+            Ok((
+                r.get::<i64>(0)?,
+                r.get::<String>(1)?,
+                r.get::<Option<i64>>(2)?,
+                r.get::<Option<i64>>(3)?,
+                user_row(r, 4)?,
+            ))
+        },
+    )?;
     let (token_id, prefix, expires, lastused, user) = row.ok_or_else(invalid)?;
     if expires.is_some_and(|e| e <= now) {
         return Err(invalid());
@@ -559,21 +550,19 @@ fn authenticate_sign_in(
     let failed = || Error::new(Code::AuthFailed, "authentication failed");
     let ud = auth::parse_userdata(userdata)?.ok_or_else(failed)?;
     stamps.now = app.clock.now();
-    let row = tx
-        .query_row(
-            "SELECT o.id, u.id, u.org_id, u.username, u.level, u.disabled, o.operator, u.phc, u.unlocks
+    let row = tx.query_opt(
+        "SELECT o.id, u.id, u.org_id, u.username, u.level, u.disabled, o.operator, u.phc, u.unlocks
              FROM orgs o LEFT JOIN users u ON u.org_id = o.id AND u.username = ?2
              WHERE o.identifier = ?1",
-            params![ud.org.to_ascii_lowercase(), ud.username],
-            |r| {
-                let user = match r.get::<_, Option<i64>>(1)? {
-                    None => None,
-                    Some(_) => Some((user_row(r, 1)?, r.get::<_, String>(7)?)),
-                };
-                Ok((r.get::<_, i64>(0)?, user, r.get::<_, Option<i64>>(8)?.unwrap_or(0)))
-            },
-        )
-        .optional()?;
+        params![ud.org.to_ascii_lowercase(), ud.username],
+        |r| {
+            let user = match r.get::<Option<i64>>(1)? {
+                None => None,
+                Some(_) => Some((user_row(r, 1)?, r.get::<String>(7)?)),
+            };
+            Ok((r.get::<i64>(0)?, user, r.get::<Option<i64>>(8)?.unwrap_or(0)))
+        },
+    )?;
     let (org_id, user, unlocks) = row.ok_or_else(failed)?;
     match check_password(app, org_id, ud, user, unlocks, prior, mode)? {
         Login::NeedsArgon2(check) => Ok(Authenticated::NeedsArgon2(check)),
@@ -594,24 +583,22 @@ fn authenticate_session(tx: &Tx, app: &App, id: Option<&str>, stamps: &mut Stamp
     let id = id.map(str::trim).filter(|t| !t.is_empty());
     let id = id.ok_or_else(|| Error::new(Code::AuthRequired, "sign in first"))?;
     let ended = || Error::new(Code::AuthFailed, "the session has ended: sign in again");
-    let row = tx
-        .query_row(
-            "SELECT s.id, s.phc, s.created, s.lastseen, u.id, u.org_id, u.username, u.level, u.disabled, o.operator,
+    let row = tx.query_opt(
+        "SELECT s.id, s.phc, s.created, s.lastseen, u.id, u.org_id, u.username, u.level, u.disabled, o.operator,
                     u.phc
              FROM sessions s JOIN users u ON u.id = s.user_id JOIN orgs o ON o.id = u.org_id WHERE s.digest = ?1",
-            [auth::digest(id)],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    user_row(r, 4)?,
-                    r.get::<_, String>(10)?,
-                ))
-            },
-        )
-        .optional()?;
+        params![auth::digest(id)],
+        |r| {
+            Ok((
+                r.get::<i64>(0)?,
+                r.get::<String>(1)?,
+                r.get::<i64>(2)?,
+                r.get::<i64>(3)?,
+                user_row(r, 4)?,
+                r.get::<String>(10)?,
+            ))
+        },
+    )?;
     let (session, signed_in_with, created, lastseen, user, phc) = row.ok_or_else(ended)?;
     let now = app.clock.now();
     let settings = &app.settings;
@@ -637,12 +624,11 @@ fn authenticate_session(tx: &Tx, app: &App, id: Option<&str>, stamps: &mut Stamp
 /// holds little more than the live ones.
 pub fn start_session(tx: &Tx, app: &App, user_id: i64, org_id: i64) -> Result<String> {
     let phc: String = tx
-        .query_row(
+        .query_opt(
             "SELECT phc FROM users WHERE id = ?1 AND org_id = ?2 AND disabled = 0",
             params![user_id, org_id],
             |r| r.get(0),
-        )
-        .optional()?
+        )?
         .ok_or_else(|| Error::new(Code::AuthFailed, "authentication failed"))?;
     let now = app.clock.now();
     let idle = i64::try_from(app.settings.ui_idle_minutes.saturating_mul(60)).unwrap_or(i64::MAX);
@@ -662,7 +648,7 @@ pub fn start_session(tx: &Tx, app: &App, user_id: i64, org_id: i64) -> Result<St
 
 /// Ends the web UI session `id` (signing out). An unknown id ends nothing.
 pub fn end_session(tx: &Tx, id: &str) -> Result<()> {
-    tx.execute("DELETE FROM sessions WHERE digest = ?1", [auth::digest(id)])?;
+    tx.execute("DELETE FROM sessions WHERE digest = ?1", params![auth::digest(id)])?;
     Ok(())
 }
 
@@ -689,10 +675,11 @@ mod tests {
         let token = Credentials::Token(Some(creds.token.clone()));
         let access = Access::User(Level::Standard);
         let (app2, stored) = (app.clone(), |tx: &Tx| -> Result<(Caller, Grant)> {
-            let (org_id, user_id, phc): (i64, i64, String) =
-                tx.query_row("SELECT org_id, id, phc FROM users WHERE username = 'admin'", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?;
+            let (org_id, user_id, phc): (i64, i64, String) = tx.query_row(
+                "SELECT org_id, id, phc FROM users WHERE username = 'admin'",
+                params![],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
             let caller = Caller {
                 org_id,
                 operator_org: false,
@@ -713,13 +700,13 @@ mod tests {
                 let (caller, grant) = db.read(stored)?;
                 // An earlier call of the batch moved the epoch; the batch then rolls back.
                 let rolled_back = db.write(|tx| {
-                    tx.execute("UPDATE credential_epoch SET n = n + 1", [])?;
+                    tx.execute("UPDATE credential_epoch SET n = n + 1", params![])?;
                     for creds in [&envelope, &token] {
                         let fresh = recheck(tx, &app2, creds, access, &grant, &caller)?;
                         assert_eq!(fresh.user_id, caller.user_id);
                     }
                     // The password changed in the same batch: the write is refused, and no login failed.
-                    tx.execute("UPDATE users SET phc = phc || 'x'", [])?;
+                    tx.execute("UPDATE users SET phc = phc || 'x'", params![])?;
                     let refused = recheck(tx, &app2, &envelope, access, &grant, &caller).unwrap_err();
                     assert_eq!(refused.code, Code::AuthFailed);
                     Err::<(), _>(Error::internal("the commit failed"))
@@ -746,11 +733,11 @@ mod tests {
         store
             .run_blocking(|db| {
                 let (key, epoch) = db.read(|tx| {
-                    let key = tx.query_row("SELECT id FROM appkeys", [], |r| r.get::<_, i64>(0))?;
+                    let key = tx.query_row("SELECT id FROM appkeys", params![], |r| r.get::<i64>(0))?;
                     Ok((key, credential_epoch(tx)?))
                 })?;
                 let lastused = |db: &mut Db| {
-                    db.read(|tx| Ok(tx.query_row("SELECT lastused FROM appkeys", [], |r| r.get::<_, Option<i64>>(0))?))
+                    db.read(|tx| tx.query_row("SELECT lastused FROM appkeys", params![], |r| r.get::<Option<i64>>(0)))
                 };
                 let stamps = |now| Stamps {
                     now,
@@ -760,7 +747,7 @@ mod tests {
                 };
                 stamps(100).record(db);
                 assert_eq!(lastused(db)?, Some(100));
-                db.write(|tx| Ok(tx.execute("UPDATE credential_epoch SET n = n + 1", [])?))?;
+                db.write(|tx| tx.execute("UPDATE credential_epoch SET n = n + 1", params![]))?;
                 stamps(200).record(db);
                 assert_eq!(lastused(db)?, Some(100));
                 Ok(())

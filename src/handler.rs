@@ -5,7 +5,7 @@
 //!
 //! A leaf: it imports nothing of the dispatcher, the doors or the handlers, so each of them can stand on it.
 
-use rusqlite::params;
+use crate::db::params;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -191,7 +191,7 @@ impl Ctx<'_> {
     pub fn log(&self, change: Change) -> Result<()> {
         let detail = change.detail.as_ref().map(Value::to_string);
         self.tx.execute(
-            "INSERT INTO logs (org_id, time, userid, user, application, respid, method, objecttype, objectid,
+            "INSERT INTO logs (org_id, time, userid, \"user\", application, respid, method, objecttype, objectid,
                                summary, changes)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
@@ -228,21 +228,17 @@ impl Ctx<'_> {
         };
         let detail = change.detail.as_ref().map(Value::to_string);
         let orgs = match change.action {
-            Action::Restored => {
-                let mut stmt = self.tx.prepare_cached("SELECT id FROM orgs ORDER BY id")?;
-                let orgs = stmt
-                    .query_map([], |r| r.get(0))?
-                    .collect::<rusqlite::Result<Vec<i64>>>()?;
-                orgs
-            }
+            Action::Restored => self
+                .tx
+                .rows("SELECT id FROM orgs ORDER BY id", params![], |r| r.get(0))?,
             _ => vec![self.org()],
         };
         let (objecttype, action) = (change.object.kind.as_str(), change.action.as_str());
         for org in orgs {
-            self.tx.execute(
-                "INSERT INTO changes (org_id, time, userid, user, application, respid, method, objecttype, objectid,
+            let cursor = self.tx.query_row(
+                "INSERT INTO changes (org_id, time, userid, \"user\", application, respid, method, objecttype, objectid,
                                       action, summary, before, after, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) RETURNING id",
                 params![
                     org,
                     self.now,
@@ -259,8 +255,8 @@ impl Ctx<'_> {
                     after,
                     detail,
                 ],
+                |r| r.get::<i64>(0),
             )?;
-            let cursor = self.tx.last_insert_rowid();
             self.outbox(org, cursor, &change, before.as_deref(), after.as_deref())?;
             if cursor % PURGE_EVERY == 0 {
                 self.purge()?;
@@ -272,12 +268,13 @@ impl Ctx<'_> {
     /// Queues the feed entry `cursor` of `change` (its records cut as the feed stores them: `before`, `after`) for
     /// each enabled webhook of `org` whose filter it passes.
     fn outbox(&self, org: i64, cursor: i64, change: &Change, before: Option<&str>, after: Option<&str>) -> Result<()> {
-        let mut stmt = self.tx.prepare_cached(
+        // (id, object types, actions, subnet, group) of each subscription.
+        type Hook = (i64, String, String, Option<i64>, Option<i64>);
+        let hooks: Vec<Hook> = self.tx.rows(
             "SELECT id, objecttypes, actions, subnet_id, group_id FROM webhooks WHERE org_id = ?1 AND enabled = 1",
+            params![org],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )?;
-        let hooks = stmt
-            .query_map([org], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
-            .collect::<rusqlite::Result<Vec<(i64, String, String, Option<i64>, Option<i64>)>>>()?;
         if hooks.is_empty() {
             return Ok(());
         }
@@ -299,13 +296,12 @@ impl Ctx<'_> {
             ObjectKind::Subnet => field("group"),
             // An address or DHCP range is in the group of its subnet.
             ObjectKind::Address | ObjectKind::DhcpRange if hooks.iter().any(|h| h.4.is_some()) => match subnet {
-                Some(subnet) => {
-                    use rusqlite::OptionalExtension;
-                    self.tx
-                        .query_row("SELECT group_id FROM subnets WHERE id = ?1", [subnet], |r| r.get(0))
-                        .optional()?
-                        .flatten()
-                }
+                Some(subnet) => self
+                    .tx
+                    .query_opt("SELECT group_id FROM subnets WHERE id = ?1", params![subnet], |r| {
+                        r.get(0)
+                    })?
+                    .flatten(),
                 None => None,
             },
             _ => None,
@@ -369,17 +365,18 @@ impl Ctx<'_> {
         );
         let upto: Option<i64> = self.tx.query_row(
             "SELECT max(id) FROM (SELECT id, time FROM changes ORDER BY id LIMIT 1024) WHERE time < ?1",
-            [cutoff],
+            params![cutoff],
             |r| r.get(0),
         )?;
         if let Some(upto) = upto {
-            self.tx.execute("DELETE FROM changes WHERE id <= ?1", [upto])?;
-            self.tx.execute("UPDATE changes_purged SET id = max(id, ?1)", [upto])?;
+            self.tx.execute("DELETE FROM changes WHERE id <= ?1", params![upto])?;
+            self.tx
+                .execute("UPDATE changes_purged SET id = max(id, ?1)", params![upto])?;
         }
         self.tx.execute(
             "DELETE FROM webhook_deliveries WHERE id IN (
                  SELECT id FROM webhook_deliveries WHERE status != 'pending' AND updated < ?1 LIMIT 1024)",
-            [cutoff],
+            params![cutoff],
         )?;
         Ok(())
     }

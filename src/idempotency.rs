@@ -11,7 +11,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{params, OptionalExtension};
+use crate::db::params;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -111,22 +111,30 @@ impl Keyed {
     ) -> Result<Reply> {
         let scope = scope(caller);
         let oldest = now.saturating_sub(i64::try_from(ttl).unwrap_or(i64::MAX));
-        let stored = tx
-            .query_row(
-                "SELECT fingerprint, status, body FROM request_keys
+        let stored = tx.query_opt(
+            "SELECT fingerprint, status, body, etag FROM request_keys
                  WHERE org_id = ?1 AND caller = ?2 AND key = ?3 AND created > ?4",
-                params![caller.org_id, scope, self.key, oldest],
-                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u16>(1)?, r.get::<_, Vec<u8>>(2)?)),
-            )
-            .optional()?;
-        if let Some((fingerprint, status, body)) = stored {
+            params![caller.org_id, scope, self.key, oldest],
+            |r| {
+                let (fingerprint, status, body) = (r.get::<Vec<u8>>(0)?, r.get(1)?, r.get(2)?);
+                Ok((
+                    fingerprint,
+                    Replayed {
+                        status,
+                        body,
+                        etag: r.get(3)?,
+                    },
+                ))
+            },
+        )?;
+        if let Some((fingerprint, first)) = stored {
             if fingerprint != self.fingerprint {
                 return Err(Error::new(
                     Code::KeyReused,
                     "this idempotency key was used for a different request; use a new key for a new request",
                 ));
             }
-            return Ok(Reply::Replayed(Box::new(Replayed { status, body })));
+            return Ok(Reply::Replayed(Box::new(first)));
         }
         let reply = run()?;
         let answer = (self.render)(respid, &reply)?;
@@ -137,8 +145,8 @@ impl Keyed {
         )?;
         // An expired row of the same key may be left (the purge takes the oldest first): replaced.
         tx.execute(
-            "INSERT OR REPLACE INTO request_keys (org_id, user_id, caller, key, fingerprint, status, body, created)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT OR REPLACE INTO request_keys (org_id, user_id, caller, key, fingerprint, status, body, etag, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 caller.org_id,
                 caller.user_id,
@@ -147,6 +155,7 @@ impl Keyed {
                 &self.fingerprint[..],
                 answer.status,
                 answer.body,
+                answer.etag,
                 now
             ],
         )?;

@@ -152,7 +152,7 @@ fn init(db: &Database, password: Option<String>, min_password_length: u32, json:
 fn serve(settings: Settings) -> Result<(), Error> {
     start_logging(&settings)?;
     // Refused here rather than by the delivery task, which could only log it and deliver nothing.
-    ipamd::webhooks::Allow::parse(&settings.webhook_allow).map_err(|e| Error::new(Code::BadRequest, e))?;
+    ipamd::webhooks::Outbound::new(&settings).map_err(|e| Error::new(Code::BadRequest, e))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -16,7 +16,9 @@ pub mod tokens;
 pub mod users;
 pub mod webhooks;
 
-use rusqlite::Row;
+use serde::Serialize;
+
+use crate::db::{self, params, Row, Sql, ToParam, Tx};
 
 use crate::error::{Code, Error, Result};
 use crate::handler::{call, Access, Action, Change, Ctx, Kind, Level, Method, ObjectKind, Params};
@@ -123,11 +125,11 @@ pub fn check_version(ctx: &Ctx, table: &str, id: i64, expected: Option<i64>) -> 
     let Some(expected) = expected else {
         return Ok(());
     };
-    let current: i64 = ctx
-        .tx
-        .query_row(&format!("SELECT version FROM {table} WHERE id = ?1"), [id], |r| {
-            r.get(0)
-        })?;
+    let current: i64 = ctx.tx.query_row(
+        &format!("SELECT version FROM {table} WHERE id = ?1"),
+        params![id],
+        |r| r.get(0),
+    )?;
     if current == expected {
         return Ok(());
     }
@@ -149,6 +151,64 @@ impl Params for OptIdParam {
     }
 }
 
+/// The parameters of a list method that takes an optional `id` (one record, or all of them) and paging.
+pub struct ListParams {
+    pub id: Option<i64>,
+    pub paging: Paging,
+}
+
+impl ListParams {
+    /// Record `id` alone, unpaged.
+    pub fn one(id: i64) -> ListParams {
+        ListParams {
+            id: Some(id),
+            paging: Paging {
+                page: 1,
+                perpage: 1,
+                paged: false,
+            },
+        }
+    }
+}
+
+impl Params for ListParams {
+    fn decode(d: &mut Data) -> Result<Self> {
+        Ok(ListParams {
+            id: d.id("id")?,
+            paging: Paging::decode(d)?,
+        })
+    }
+}
+
+/// What [`listed`] reads: columns, tables (the main one aliased `t`) and order, and how the reply names the records
+/// (`key`) and a missing one (`what`).
+pub struct Table {
+    pub cols: &'static str,
+    pub from: &'static str,
+    pub order: &'static str,
+    pub key: &'static str,
+    pub what: &'static str,
+}
+
+/// The records of `table` that `filters` match, or the one `p.id` (`not_found` when it matches none), with
+/// paging a page of them, read with `LIMIT`/`OFFSET` in the order of an index ([`List::run`]).
+pub fn listed<T>(
+    ctx: &Ctx,
+    mut filters: List,
+    table: &Table,
+    p: &ListParams,
+    record: fn(&Row) -> Result<T>,
+) -> Result<model::List<T>> {
+    if let Some(id) = p.id {
+        filters.and("t.id = ?", id);
+    }
+    let (found, total) = filters.run(ctx, table.cols, table.from, table.order, &p.paging, record)?;
+    if p.id.is_some() && total == 0 {
+        return Err(Error::not_found(table.what));
+    }
+    Ok(list_reply(&p.paging, total, table.key, found))
+}
+
 /// The stamp columns of a record table aliased `t`, joined to its last modifier as `m`, and the record's version;
 /// read by [`stamps_at`].
 pub fn stamp_cols(t: &str, m: &str) -> String {
@@ -168,7 +228,7 @@ pub const fn column_count(cols: &str) -> usize {
 }
 
 /// The stamps read from [`stamp_cols`] at column `at` onwards.
-pub fn stamps_at(r: &Row, at: usize) -> rusqlite::Result<Stamps> {
+pub fn stamps_at(r: &Row, at: usize) -> Result<Stamps> {
     Ok(Stamps {
         userid: r.get(at)?,
         modifiedat: r.get(at + 1)?,
@@ -186,36 +246,38 @@ pub fn deleted(ids: &[i64]) -> Records<Deleted> {
 }
 
 /// The owner a caller's view of app keys and tokens is limited to: admins see the whole org (`None`).
-pub fn owner_filter(ctx: &Ctx) -> Option<i64> {
+fn owner_filter(ctx: &Ctx) -> Option<i64> {
     match ctx.caller.level {
         Level::Admin => None,
         _ => Some(ctx.caller.user_id.unwrap_or(0)),
     }
 }
 
-/// Deletes one app key or token the caller may see (`table` and `owner_col` are constants of the callers).
-pub fn delete_owned(ctx: &Ctx, table: &str, owner_col: &str, p: IdParam, kind: ObjectKind) -> Result<Records<Deleted>> {
-    let (what, id) = (kind.as_str(), p.id);
-    if p.version.is_some() {
-        let seen: bool = ctx.tx.query_row(
-            &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE id = ?1 AND org_id = ?2 AND (?3 IS NULL OR {owner_col} = ?3))"),
-            rusqlite::params![id, ctx.org(), owner_filter(ctx)],
-            |r| r.get(0),
-        )?;
-        if !seen {
-            return Err(Error::not_found(what));
-        }
-        check_version(ctx, table, id, p.version)?;
+/// The filter of a list of app keys or tokens: the caller's org, and unless an admin asks, the owner
+/// (`owner_cond`, with one `?`).
+pub fn owned(ctx: &Ctx, owner_cond: &str) -> List {
+    let mut filters = List::new("t.org_id = ?", ctx.org());
+    if let Some(owner) = owner_filter(ctx) {
+        filters.and(owner_cond, owner);
     }
-    let n = ctx.tx.execute(
-        &format!("DELETE FROM {table} WHERE id = ?1 AND org_id = ?2 AND (?3 IS NULL OR {owner_col} = ?3)"),
-        rusqlite::params![id, ctx.org(), owner_filter(ctx)],
-    )?;
-    if n == 0 {
-        return Err(Error::not_found(what));
-    }
-    ctx.log(Change::new(kind.id(id), Action::Deleted, format!("{what} deleted")))?;
-    Ok(deleted(&[id]))
+    filters
+}
+
+/// Deletes app key or token `p.id` (of `table`, a constant of the callers), which the caller read as `before`
+/// through their own view (so it exists and is theirs to delete); the feed keeps `before`.
+pub fn delete_owned(
+    ctx: &Ctx,
+    table: &str,
+    p: IdParam,
+    kind: ObjectKind,
+    before: &impl Serialize,
+) -> Result<Records<Deleted>> {
+    check_version(ctx, table, p.id, p.version)?;
+    ctx.tx
+        .execute(&format!("DELETE FROM {table} WHERE id = ?1"), params![p.id])?;
+    let what = kind.as_str();
+    ctx.log(Change::new(kind.id(p.id), Action::Deleted, format!("{what} deleted")).before(before))?;
+    Ok(deleted(&[p.id]))
 }
 
 /// The user who will own a new app key or token; an `API_TOKENS` operator token is no user.
@@ -239,15 +301,25 @@ pub const UNPAGED_LIMIT: &str = " LIMIT 5001";
 /// The rows of a list without paging, read one by one: more than [`MAX_RECORDS`] is refused ([`too_many`]) as soon
 /// as the row past the bound is read. A statement that sorts should also say `LIMIT` of one row more, so that
 /// SQLite's sorter keeps no more rows than that either.
-pub fn capped<T>(rows: impl Iterator<Item = rusqlite::Result<T>>) -> Result<Vec<T>> {
+pub fn capped<'s, T>(
+    tx: &Tx,
+    sql: impl Into<Sql<'s>>,
+    params: &[&dyn ToParam],
+    mut f: impl FnMut(&Row) -> Result<T>,
+) -> Result<Vec<T>> {
     let mut out = Vec::new();
-    for row in rows {
-        if out.len() == MAX_RECORDS {
-            return Err(too_many());
+    let mut over = false;
+    tx.each(sql, params, |r| {
+        over = out.len() == MAX_RECORDS;
+        if !over {
+            out.push(f(r)?);
         }
-        out.push(row?);
+        Ok(!over)
+    })?;
+    match over {
+        true => Err(too_many()),
+        false => Ok(out),
     }
-    Ok(out)
 }
 
 /// The refusal of a list without paging that matches more than [`MAX_RECORDS`] records.
@@ -274,7 +346,7 @@ pub fn owner_within_quota(ctx: &Ctx, table: &str, owner_col: &str, max: u32, wha
     let user = owner(ctx)?;
     let owned: i64 = ctx.tx.query_row(
         &format!("SELECT COUNT(*) FROM {table} WHERE org_id = ?1 AND {owner_col} = ?2"),
-        rusqlite::params![ctx.org(), user],
+        params![ctx.org(), user],
         |r| r.get(0),
     )?;
     if owned >= i64::from(max) {
@@ -307,20 +379,21 @@ impl Paging {
 /// A filtered, ordered, optionally paginated list query over `from` (which names the main table `t`).
 pub struct List {
     pub conds: Vec<String>,
-    pub args: Vec<rusqlite::types::Value>,
+    pub args: Vec<db::Value>,
 }
 
 impl List {
-    /// Starts with the org filter, which every list has.
+    /// Starts with the filter that keeps the list within the caller's org, which every list has: its org, or a
+    /// parent record already found in it (a subnet's field definitions).
     pub fn new(org_cond: &str, org: i64) -> List {
         List {
             conds: vec![org_cond.to_string()],
-            args: vec![rusqlite::types::Value::Integer(org)],
+            args: vec![db::Value::Int(org)],
         }
     }
 
     /// Adds `cond` (with one `?`) bound to `value`.
-    pub fn and(&mut self, cond: &str, value: impl Into<rusqlite::types::Value>) {
+    pub fn and(&mut self, cond: &str, value: impl Into<db::Value>) {
         self.conds.push(cond.to_string());
         self.args.push(value.into());
     }
@@ -333,7 +406,7 @@ impl List {
         from: &str,
         order: &str,
         paging: &Paging,
-        record: fn(&Row) -> rusqlite::Result<T>,
+        record: fn(&Row) -> Result<T>,
     ) -> Result<(Vec<T>, i64)> {
         let cond = self.conds.join(" AND ");
         let mut args = self.args.clone();
@@ -347,14 +420,16 @@ impl List {
         } else {
             UNPAGED_LIMIT
         };
-        let mut stmt = ctx.tx.prepare_cached(&format!(
-            "SELECT {cols} FROM {from} WHERE {cond} ORDER BY {order}{limit}"
-        ))?;
-        let rows = capped(stmt.query_map(rusqlite::params_from_iter(&args), record)?)?;
+        let rows = capped(
+            ctx.tx,
+            &format!("SELECT {cols} FROM {from} WHERE {cond} ORDER BY {order}{limit}"),
+            &db::param_list(&args),
+            record,
+        )?;
         let total = if paging.paged {
             ctx.tx.query_row(
                 &format!("SELECT count(*) FROM {from} WHERE {cond}"),
-                rusqlite::params_from_iter(&self.args),
+                &db::param_list(&self.args),
                 |r| r.get(0),
             )?
         } else {

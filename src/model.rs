@@ -629,11 +629,11 @@ pub enum Reply {
     Located(Located),
     Found(Found),
     Joined(Records<Joined>),
-    Fields(Records<FieldDef>),
-    Users(Records<User>),
-    AppKeys(Records<AppKey>),
-    Tokens(Records<Token>),
-    Groups(Records<Group>),
+    Fields(List<FieldDef>),
+    Users(List<User>),
+    AppKeys(List<AppKey>),
+    Tokens(List<Token>),
+    Groups(List<Group>),
     Orgs(Records<Org>),
     OrgInfo(Box<OrgInfo>),
     Logs(LogPage),
@@ -658,6 +658,8 @@ pub struct Replayed {
     pub status: u16,
     /// The body as it was sent; empty for none (REST's 204).
     pub body: Vec<u8>,
+    /// The `ETag` it was sent with (REST's answers of one record), sent again with it.
+    pub etag: Option<String>,
 }
 
 impl Serialize for Replayed {
@@ -666,13 +668,27 @@ impl Serialize for Replayed {
     }
 }
 
-/// `From` each answer a handler may give into its [`Reply`]; those after `boxed` are boxed on the way.
+/// `From` each answer a handler may give into its [`Reply`]; those after `boxed` are boxed on the way, and those
+/// after `listed` are lists of records that a paged `*/get` answers as a [`List`] (named as given) and every other
+/// method of their family as [`Records`].
 macro_rules! replies {
-    ($($t:ty => $variant:ident),* ; boxed $($b:ty => $boxed:ident),* $(,)?) => {
+    ($($t:ty => $variant:ident),* ; boxed $($b:ty => $boxed:ident),* ; listed $($l:ty => $listed:ident $key:literal),* $(,)?) => {
         $(
             impl From<$t> for Reply {
                 fn from(v: $t) -> Reply {
                     Reply::$variant(v)
+                }
+            }
+        )*
+        $(
+            impl From<List<$l>> for Reply {
+                fn from(v: List<$l>) -> Reply {
+                    Reply::$listed(v)
+                }
+            }
+            impl From<Records<$l>> for Reply {
+                fn from(v: Records<$l>) -> Reply {
+                    Reply::$listed(List::of(v.0, $key))
                 }
             }
         )*
@@ -696,11 +712,6 @@ replies! {
     Located => Located,
     Found => Found,
     Records<Joined> => Joined,
-    Records<FieldDef> => Fields,
-    Records<User> => Users,
-    Records<AppKey> => AppKeys,
-    Records<Token> => Tokens,
-    Records<Group> => Groups,
     Records<Org> => Orgs,
     LogPage => Logs,
     ChangePage => Changes,
@@ -715,7 +726,13 @@ replies! {
     IpStatus => IpStatus,
     OrgInfo => OrgInfo,
     Userdata => Userdata,
-    NewBackup => NewBackup,
+    NewBackup => NewBackup;
+    listed
+    FieldDef => Fields "fields",
+    User => Users "users",
+    AppKey => AppKeys "appkeys",
+    Token => Tokens "tokens",
+    Group => Groups "groups",
 }
 
 impl Serialize for Reply {

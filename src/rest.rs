@@ -256,7 +256,11 @@ const IDS: &[&str] = &["ids", "force"];
 const HOST_IDS: &[&str] = &["ids"];
 const RECURSIVE: &[&str] = &["recursive"];
 const TREE: &[&str] = &["tree"];
-const TREE_QUERY: &[(&str, &str)] = &[("tree", "sort")];
+const TREE_PAGE: &[&str] = &["tree", "page", "per_page"];
+const TREE_QUERY: &[(&str, &str)] = &[("tree", "sort"), ("per_page", "perpage")];
+/// The REST lists whose method has one order of its own (by id; a network's fields by position; a tree's top-level
+/// groups by description) are paginated too, from the first page.
+const FIRST_PAGE: &[(&str, &str)] = &[("page", "1")];
 const CONFIRM: &[&str] = &["confirm"];
 const SEARCH: &[&str] = &["query", "limit", "types"];
 const AUDIT_FILTERS: &[&str] = &[
@@ -315,7 +319,7 @@ pub static ROUTES: &[Route] = &[
     Route { verb: "POST", path: "/ip/networks/{id}/next-ip", method: "ipaddress/add", params: NET_ID, fixed: &[], query: &[], body: Fields(Host), render: One(Host), status: 201, summary: "Allocate the next free address of a network as a new host, atomically" },
     Route { verb: "GET", path: "/ip/networks/{id}/available-ips", method: "ipaddress/available", params: NET_ID, fixed: &[], query: AVAILABLE, body: Body::None, render: Available, status: 200, summary: "List free addresses of a network (limit, after)" },
     Route { verb: "GET", path: "/ip/{ip}", method: "search/ip", params: BY_ID, fixed: &[("status", "true"), ("brief", "true")], query: &[], body: Body::None, render: IpStatus, status: 200, summary: "The status of one address: assigned, dhcp, available, unusable or unmanaged" },
-    Route { verb: "GET", path: "/groups", method: "groups/get", params: TREE_QUERY, fixed: &[], query: TREE, body: Body::None, render: List(Group), status: 200, summary: "List groups: flat by id, or with tree=true the top-level groups with their children nested" },
+    Route { verb: "GET", path: "/groups", method: "groups/get", params: TREE_QUERY, fixed: FIRST_PAGE, query: TREE_PAGE, body: Body::None, render: Page(Group), status: 200, summary: "List groups: flat by id, or with tree=true the top-level groups with their children nested" },
     Route { verb: "POST", path: "/groups", method: "groups/add", params: BY_ID, fixed: &[], query: &[], body: Fields(Group), render: One(Group), status: 201, summary: "Create a group" },
     Route { verb: "GET", path: "/groups/{id}", method: "groups/get", params: TREE_QUERY, fixed: &[], query: TREE, body: Body::None, render: One(Group), status: 200, summary: "Get a group (tree=true: with its subtree)" },
     Route { verb: "PATCH", path: "/groups/{id}", method: "groups/edit", params: BY_ID, fixed: &[], query: &[], body: Fields(Group), render: One(Group), status: 200, summary: "Rename a group or move it (parent_id null: to the top level)" },
@@ -325,7 +329,7 @@ pub static ROUTES: &[Route] = &[
     Route { verb: "POST", path: "/networks/join", method: "subnets/join", params: BY_ID, fixed: &[], query: &[], body: Fields(Join), render: Joined, status: 200, summary: "Join networks that tile one block (network_ids, or network_id and cidr)" },
     Route { verb: "DELETE", path: "/networks/{id}/hosts", method: "ipaddress/massdelete", params: NET_ID, fixed: ALL_OF_NET, query: &[], body: Body::None, render: NoContent, status: 204, summary: "Delete every host of a network (at most 5000)" },
     Route { verb: "DELETE", path: "/hosts", method: "ipaddress/massdelete", params: BY_ID, fixed: &[], query: HOST_IDS, body: Body::None, render: NoContent, status: 204, summary: "Delete several hosts, all or nothing (ids=1,2,3)" },
-    Route { verb: "GET", path: "/networks/{id}/custom-fields", method: "subnets/fields/get", params: NET_ID, fixed: &[], query: &[], body: Body::None, render: List(Field), status: 200, summary: "List the custom fields of a network's hosts" },
+    Route { verb: "GET", path: "/networks/{id}/custom-fields", method: "subnets/fields/get", params: HOSTS_OF_NET, fixed: FIRST_PAGE, query: PAGE, body: Body::None, render: Page(Field), status: 200, summary: "List the custom fields of a network's hosts" },
     Route { verb: "POST", path: "/networks/{id}/custom-fields", method: "subnets/fields/add", params: NET_ID, fixed: &[], query: &[], body: Fields(Field), render: One(Field), status: 201, summary: "Add a custom field to a network's hosts" },
     Route { verb: "GET", path: "/custom-fields/{id}", method: "subnets/fields/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: One(Field), status: 200, summary: "Get a custom field" },
     Route { verb: "PATCH", path: "/custom-fields/{id}", method: "subnets/fields/edit", params: BY_ID, fixed: &[], query: &[], body: Fields(Field), render: One(Field), status: 200, summary: "Change a custom field" },
@@ -336,16 +340,16 @@ pub static ROUTES: &[Route] = &[
     Route { verb: "PATCH", path: "/org", method: "org/edit", params: BY_ID, fixed: &[], query: &[], body: Fields(Org), render: One(Org), status: 200, summary: "Rename the organisation or change its description (admins)" },
     Route { verb: "DELETE", path: "/org", method: "org/delete", params: BY_ID, fixed: &[], query: CONFIRM, body: Body::None, render: NoContent, status: 204, summary: "Delete the organisation and everything in it (admins; confirm=<identifier>)" },
     Route { verb: "GET", path: "/me", method: "userdata", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: Me, status: 200, summary: "Who the token acts as" },
-    Route { verb: "GET", path: "/users", method: "org/users/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: List(User), status: 200, summary: "List the users of the org" },
+    Route { verb: "GET", path: "/users", method: "org/users/get", params: PAGING, fixed: FIRST_PAGE, query: PAGE, body: Body::None, render: Page(User), status: 200, summary: "List the users of the org" },
     Route { verb: "POST", path: "/users", method: "org/users/add", params: BY_ID, fixed: &[], query: &[], body: Fields(User), render: One(User), status: 201, summary: "Create a user (admins; password or hash)" },
     Route { verb: "GET", path: "/users/{id}", method: "org/users/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: One(User), status: 200, summary: "Get a user" },
     Route { verb: "PATCH", path: "/users/{id}", method: "org/users/edit", params: BY_ID, fixed: &[], query: &[], body: Fields(User), render: One(User), status: 200, summary: "Change a user (one's own email, realname, password; admins anything)" },
-    Route { verb: "GET", path: "/app-keys", method: "org/appkeys/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: List(AppKey), status: 200, summary: "List app keys of the /1.0 API (one's own; admins all)" },
+    Route { verb: "GET", path: "/app-keys", method: "org/appkeys/get", params: PAGING, fixed: FIRST_PAGE, query: PAGE, body: Body::None, render: Page(AppKey), status: 200, summary: "List app keys of the /1.0 API (one's own; admins all)" },
     Route { verb: "POST", path: "/app-keys", method: "org/appkeys/add", params: BY_ID, fixed: &[], query: &[], body: Fields(AppKey), render: One(AppKey), status: 201, summary: "Create an app key, shown once in the reply" },
     Route { verb: "GET", path: "/app-keys/{id}", method: "org/appkeys/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: One(AppKey), status: 200, summary: "Get an app key" },
     Route { verb: "PATCH", path: "/app-keys/{id}", method: "org/appkeys/edit", params: BY_ID, fixed: &[], query: &[], body: Fields(AppKey), render: One(AppKey), status: 200, summary: "Rename, describe, disable or enable an app key" },
     Route { verb: "DELETE", path: "/app-keys/{id}", method: "org/appkeys/delete", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: NoContent, status: 204, summary: "Delete an app key" },
-    Route { verb: "GET", path: "/tokens", method: "org/tokens/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: List(Token), status: 200, summary: "List REST tokens (one's own; admins all)" },
+    Route { verb: "GET", path: "/tokens", method: "org/tokens/get", params: PAGING, fixed: FIRST_PAGE, query: PAGE, body: Body::None, render: Page(Token), status: 200, summary: "List REST tokens (one's own; admins all)" },
     Route { verb: "POST", path: "/tokens", method: "org/tokens/add", params: BY_ID, fixed: &[], query: &[], body: Fields(Token), render: One(Token), status: 201, summary: "Create a token acting as the caller, shown once in the reply" },
     Route { verb: "GET", path: "/tokens/{id}", method: "org/tokens/get", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: One(Token), status: 200, summary: "Get a token" },
     Route { verb: "DELETE", path: "/tokens/{id}", method: "org/tokens/delete", params: BY_ID, fixed: &[], query: &[], body: Body::None, render: NoContent, status: 204, summary: "Revoke a token" },
@@ -457,17 +461,25 @@ pub struct Headers {
     pub if_none_match: Option<String>,
 }
 
+/// The `ETag` of `route`'s answer: a strong tag of its record's version, when it answers one record.
+fn entity_tag(route: &Route, answer: &Reply) -> Option<String> {
+    match route.render {
+        One(_) => version_of(answer).map(|v| format!("\"{v}\"")),
+        _ => None,
+    }
+}
+
 /// The version of the one record a reply holds, for its `ETag`.
 fn version_of(answer: &Reply) -> Option<i64> {
     match answer {
         Reply::Subnets(l) => l.first().map(|s| s.stamps.version),
         Reply::Hosts(l) => l.first().and_then(|h| h.stamps.as_ref()).map(|s| s.version),
         Reply::Ranges(l) => l.first().map(|r| r.stamps.version),
-        Reply::Groups(r) => r.0.first().map(|g| g.stamps.version),
-        Reply::Fields(r) => r.0.first().map(|f| f.stamps.version),
-        Reply::Users(r) => r.0.first().map(|u| u.version),
-        Reply::AppKeys(r) => r.0.first().map(|k| k.version),
-        Reply::Tokens(r) => r.0.first().map(|t| t.version),
+        Reply::Groups(l) => l.first().map(|g| g.stamps.version),
+        Reply::Fields(l) => l.first().map(|f| f.stamps.version),
+        Reply::Users(l) => l.first().map(|u| u.version),
+        Reply::AppKeys(l) => l.first().map(|k| k.version),
+        Reply::Tokens(l) => l.first().map(|t| t.version),
         _ => None,
     }
 }
@@ -525,6 +537,7 @@ impl Door for RestDoor {
                     Ok(Replayed {
                         status: route.status,
                         body: render(route, answer)?,
+                        etag: entity_tag(route, answer),
                     })
                 }),
             });
@@ -538,10 +551,7 @@ impl Door for RestDoor {
 
     fn render(&self, outcome: Outcome) -> Rendered {
         let tag = match (self.decoded, &outcome.result) {
-            // One record's strong entity tag: its version.
-            (Decoded::Call(route), Ok(answer)) if matches!(route.render, One(_)) => {
-                version_of(answer).map(|v| format!("\"{v}\""))
-            }
+            (Decoded::Call(route), Ok(answer)) => entity_tag(route, answer),
             _ => None,
         };
         let rendered = match self.decoded {
@@ -888,19 +898,19 @@ fn render(route: &Route, answer: &Reply) -> Result<Vec<u8>> {
             available_ips: &a.addresses,
         }),
         (IpStatus, Reply::IpStatus(s)) => to_json(&ip_status(s)),
-        (List(Group), Reply::Groups(l)) => to_json(&list::<_, GroupView>(l)),
-        (List(Field), Reply::Fields(l)) => to_json(&list::<_, FieldView>(l)),
-        (List(User), Reply::Users(l)) => to_json(&list::<_, UserView>(l)),
-        (List(AppKey), Reply::AppKeys(l)) => to_json(&list::<_, AppKeyView>(l)),
-        (List(Token), Reply::Tokens(l)) => to_json(&list::<_, TokenView>(l)),
+        (Page(Group), Reply::Groups(l)) => to_json(&page::<_, GroupView>(l)),
+        (Page(Field), Reply::Fields(l)) => to_json(&page::<_, FieldView>(l)),
+        (Page(User), Reply::Users(l)) => to_json(&page::<_, UserView>(l)),
+        (Page(AppKey), Reply::AppKeys(l)) => to_json(&page::<_, AppKeyView>(l)),
+        (Page(Token), Reply::Tokens(l)) => to_json(&page::<_, TokenView>(l)),
         (List(Network), Reply::Subnets(l)) => to_json(&ListView {
             data: views::<_, NetworkView>(l),
         }),
-        (One(Group), Reply::Groups(l)) => to_json(&GroupView::from(only(l)?)),
-        (One(Field), Reply::Fields(l)) => to_json(&FieldView::from(only(l)?)),
-        (One(User), Reply::Users(l)) => to_json(&UserView::from(only(l)?)),
-        (One(AppKey), Reply::AppKeys(l)) => to_json(&AppKeyView::from(only(l)?)),
-        (One(Token), Reply::Tokens(l)) => to_json(&TokenView::from(only(l)?)),
+        (One(Group), Reply::Groups(l)) => to_json(&GroupView::from(first(l)?)),
+        (One(Field), Reply::Fields(l)) => to_json(&FieldView::from(first(l)?)),
+        (One(User), Reply::Users(l)) => to_json(&UserView::from(first(l)?)),
+        (One(AppKey), Reply::AppKeys(l)) => to_json(&AppKeyView::from(first(l)?)),
+        (One(Token), Reply::Tokens(l)) => to_json(&TokenView::from(first(l)?)),
         (One(Org), Reply::Orgs(l)) => to_json(&OrgView::from(only(l)?)),
         (One(Org), Reply::OrgInfo(i)) => to_json(&OrgView::from(i.as_ref())),
         (Page(AuditEntry), Reply::Logs(l)) => to_json(&PageView {
@@ -981,13 +991,6 @@ fn first<T>(list: &model::List<T>) -> Result<&T> {
 /// The one record of an answer keyed by id.
 fn only<T>(records: &model::Records<T>) -> Result<&T> {
     records.0.first().ok_or_else(|| Error::not_found("record"))
-}
-
-/// `{data: […]}`: the records of an answer keyed by id, in its order.
-fn list<'a, T, V: From<&'a T>>(records: &'a model::Records<T>) -> ListView<V> {
-    ListView {
-        data: records.0.iter().map(V::from).collect(),
-    }
 }
 
 fn page<'a, T, V: From<&'a T>>(list: &'a model::List<T>) -> PageView<V> {

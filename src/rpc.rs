@@ -137,6 +137,7 @@ pub fn decode(method: &str, body: &[u8], form: bool) -> std::result::Result<Enve
                 Ok(Replayed {
                     status: 200,
                     body: render_answer(&reqid, respid, &method, answer),
+                    etag: None,
                 })
             }),
         }

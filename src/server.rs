@@ -624,7 +624,9 @@ async fn serve(
         Ok(Reply::Replayed(first)) => Rendered {
             status: first.status,
             body: (!first.body.is_empty()).then_some(first.body),
-            headers: vec![("idempotent-replayed", "true".to_string())],
+            headers: std::iter::once(("idempotent-replayed", "true".to_string()))
+                .chain(first.etag.map(|tag| ("etag", tag)))
+                .collect(),
             error: None,
             respid: outcome.respid,
             caller: outcome.caller,

@@ -13,6 +13,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
+use crate::db::params;
 use crate::error::{Code, Error, Result};
 use crate::metrics::{Histogram, BATCH_BOUNDS, LATENCY_BOUNDS};
 use crate::net;
@@ -64,32 +65,7 @@ pub struct Db {
     write_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// A transaction (or a savepoint inside a group commit). Dereferences to the connection so handlers can run SQL;
-/// commit and rollback belong to [`Db`] and the writer.
-pub struct Tx<'c>(&'c Connection);
-
-impl Tx<'_> {
-    /// `Connection::query_row` through the statement cache: handlers run the same few statements all day.
-    pub fn query_row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
-    where
-        P: rusqlite::Params,
-        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    {
-        self.0.prepare_cached(sql)?.query_row(params, f)
-    }
-
-    /// `Connection::execute` through the statement cache.
-    pub fn execute<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
-        self.0.prepare_cached(sql)?.execute(params)
-    }
-}
-
-impl std::ops::Deref for Tx<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        self.0
-    }
-}
+pub use crate::db::Tx;
 
 impl Store {
     /// Opens (creating when missing) the database at `path` and brings its schema up to date.
@@ -233,7 +209,7 @@ impl Store {
     pub async fn usable(&self) -> Result<()> {
         let sql = "SELECT count(*) FROM orgs WHERE operator = 1";
         let operators = self
-            .run(move |db| db.read(|tx| Ok(tx.query_row(sql, [], |r| r.get::<_, i64>(0))?)))
+            .run(move |db| db.read(|tx| tx.query_row(sql, params![], |r| r.get::<i64>(0))))
             .await?;
         match operators {
             0 => Err(Error::new(Code::Unavailable, "the database is not initialised")),
@@ -260,10 +236,10 @@ impl Db {
             // Left open by a task that panicked: end it rather than fail every later call of this thread.
             self.conn.execute_batch("ROLLBACK")?;
         }
-        let tx = Tx(&self.conn);
-        tx.execute("BEGIN", [])?;
+        let tx = Tx::on_sqlite(&self.conn);
+        tx.execute("BEGIN", params![])?;
         let out = f(&tx);
-        let ended = tx.execute("ROLLBACK", []);
+        let ended = tx.execute("ROLLBACK", params![]);
         let out = out?;
         ended?;
         Ok(out)
@@ -273,9 +249,9 @@ impl Db {
     pub fn write<T>(&mut self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         let _turn = self.write_lock.blocking_lock();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        next_version(&Tx(&tx))?;
-        let out = f(&Tx(&tx))?;
-        flush_fts(&Tx(&tx))?;
+        next_version(&Tx::on_sqlite(&tx))?;
+        let out = f(&Tx::on_sqlite(&tx))?;
+        flush_fts(&Tx::on_sqlite(&tx))?;
         tx.commit()?;
         Ok(out)
     }
@@ -377,22 +353,20 @@ fn write_loop(
 
 /// One group commit. When the commit itself fails every call gets the error: nothing of the batch was kept.
 fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Reply>> {
-    if let Err(e) = Tx(conn).execute("BEGIN IMMEDIATE", []) {
-        let e = Error::from(e);
+    if let Err(e) = Tx::on_sqlite(conn).execute("BEGIN IMMEDIATE", params![]) {
         return work.iter().map(|_| Err(e.clone())).collect();
     }
     let calls = work.len();
     let mut results = Vec::with_capacity(calls);
     for f in work {
-        let tx = Tx(conn);
-        let result = match tx.execute("SAVEPOINT call", []) {
-            Err(e) => Err(Error::from(e)),
+        let tx = Tx::on_sqlite(conn);
+        let result = match tx.execute("SAVEPOINT call", params![]) {
+            Err(e) => Err(e),
             Ok(_) => {
                 // A panicking handler must not take the writer, and every later write, down with it.
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    next_version(&tx).map_err(Error::from).and_then(|_| f(&tx))
-                }))
-                .unwrap_or_else(|_| Err(Error::internal("a handler panicked")));
+                let ran =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| next_version(&tx).and_then(|_| f(&tx))))
+                        .unwrap_or_else(|_| Err(Error::internal("a handler panicked")));
                 // An I/O error or a full disk inside a statement can make SQLite roll the whole transaction back
                 // by itself. Then nothing of the batch is kept, whatever the calls before were told, and no later
                 // call may run: outside a transaction its savepoint would commit on its own.
@@ -405,20 +379,16 @@ fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Reply>> {
                 }
                 let rolled_back = match ran.is_ok() {
                     true => Ok(0),
-                    false => tx.execute("ROLLBACK TO call", []),
+                    false => tx.execute("ROLLBACK TO call", params![]),
                 };
-                rolled_back
-                    .and_then(|_| tx.execute("RELEASE call", []))
-                    .map_err(Error::from)
-                    .and(ran)
+                rolled_back.and_then(|_| tx.execute("RELEASE call", params![])).and(ran)
             }
         };
         results.push(result);
     }
-    let committed = flush_fts(&Tx(conn)).and_then(|_| Tx(conn).execute("COMMIT", []));
+    let committed = flush_fts(&Tx::on_sqlite(conn)).and_then(|_| Tx::on_sqlite(conn).execute("COMMIT", params![]));
     if let Err(e) = committed {
         let _ = conn.execute_batch("ROLLBACK");
-        let e = Error::from(e);
         return results.iter().map(|_| Err(e.clone())).collect();
     }
     results
@@ -471,19 +441,19 @@ pub fn add_functions(c: &Connection) -> rusqlite::Result<()> {
 
 /// Moves `version_seq` (schema.sql, migration 12) at the start of every write: the records a write changes take
 /// its count as their version, once however many of its statements change them.
-fn next_version(tx: &Tx) -> rusqlite::Result<usize> {
-    tx.execute("UPDATE version_seq SET n = n + 1", [])
+fn next_version(tx: &Tx) -> Result<usize> {
+    tx.execute("UPDATE version_seq SET n = n + 1", params![])
 }
 
 /// Applies the full-text changes the triggers queued in `addresses_fts_pending` (schema.sql, migration 3) to
 /// `addresses_fts`, in order, and empties the queue. Every write transaction runs it just before COMMIT.
-fn flush_fts(tx: &Tx) -> rusqlite::Result<usize> {
+fn flush_fts(tx: &Tx) -> Result<usize> {
     tx.execute(
         "INSERT INTO addresses_fts (addresses_fts, rowid, hostname, cname, mac_address, description)
          SELECT command, id, hostname, cname, mac_address, description FROM addresses_fts_pending ORDER BY seq",
-        [],
+        params![],
     )?;
-    tx.execute("DELETE FROM addresses_fts_pending", [])
+    tx.execute("DELETE FROM addresses_fts_pending", params![])
 }
 
 /// How long [`Store::open`] waits for another process's migration (or its change to WAL) on the same file.
@@ -527,17 +497,22 @@ pub fn migrate(conn: &Connection) -> Result<()> {
 
 /// The sections of [`SCHEMA`], in order.
 fn migrations() -> Result<Vec<(i64, &'static str)>> {
+    sections(SCHEMA)
+}
+
+/// The `-- migration: N` sections of a schema file, in the order they appear.
+fn sections(schema: &'static str) -> Result<Vec<(i64, &'static str)>> {
     let mut out: Vec<(i64, &'static str)> = Vec::new();
     // At the start of a line only: the header comment mentions the marker too.
     let marker = "\n-- migration: ";
-    let mut rest = SCHEMA;
+    let mut rest = schema;
     while let Some(at) = rest.find(marker) {
         let after = &rest[at + marker.len()..];
         let line_end = after.find('\n').unwrap_or(after.len());
         let version = after[..line_end]
             .trim()
             .parse::<i64>()
-            .map_err(|e| Error::internal(format!("schema.sql: bad migration marker: {e}")))?;
+            .map_err(|e| Error::internal(format!("bad migration marker in the schema: {e}")))?;
         let body = &after[line_end..];
         let end = body.find(marker).unwrap_or(body.len());
         out.push((version, &body[..end]));
@@ -596,6 +571,323 @@ mod tests {
                 .query_row("SELECT count(*) FROM credential_epoch", [], |r| r.get(0))
                 .unwrap();
             assert_eq!(rows, 1);
+        }
+    }
+
+    /// The PostgreSQL twin of the schema, checked on the server `IPAMD_TEST_DATABASE_URL` names, each test on a
+    /// fresh database of its own.
+    mod postgres_twin {
+        use super::*;
+        use crate::db::pg::testing::Fresh;
+        use postgres::types::Type;
+
+        const PG_SCHEMA: &str = include_str!("../schema.pg.sql");
+
+        /// A value of either engine, compared across them.
+        #[derive(Debug, Clone, PartialEq)]
+        enum Val {
+            Null,
+            Int(i64),
+            Text(String),
+            Blob(Vec<u8>),
+        }
+
+        impl rusqlite::ToSql for Val {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                use rusqlite::types::{ToSqlOutput, ValueRef};
+                Ok(ToSqlOutput::Borrowed(match self {
+                    Val::Null => ValueRef::Null,
+                    Val::Int(n) => ValueRef::Integer(*n),
+                    Val::Text(t) => ValueRef::Text(t.as_bytes()),
+                    Val::Blob(b) => ValueRef::Blob(b),
+                }))
+            }
+        }
+
+        impl postgres::types::ToSql for Val {
+            fn to_sql(
+                &self,
+                ty: &Type,
+                out: &mut bytes::BytesMut,
+            ) -> std::result::Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+                match self {
+                    Val::Null => Ok(postgres::types::IsNull::Yes),
+                    Val::Int(n) => n.to_sql(ty, out),
+                    Val::Text(t) => t.to_sql(ty, out),
+                    Val::Blob(b) => b.to_sql(ty, out),
+                }
+            }
+            fn accepts(_: &Type) -> bool {
+                true
+            }
+            postgres::types::to_sql_checked!();
+        }
+
+        /// Applies every section of schema.pg.sql, each in its transaction.
+        fn migrate_pg(client: &mut postgres::Client) {
+            for (version, sql) in sections(PG_SCHEMA).unwrap() {
+                let mut tx = client.transaction().unwrap();
+                tx.batch_execute(sql)
+                    .unwrap_or_else(|e| panic!("schema.pg.sql, migration {version}: {e:?}"));
+                tx.commit().unwrap();
+            }
+        }
+
+        fn sqlite() -> Connection {
+            let conn = Connection::open_in_memory().unwrap();
+            migrate(&conn).unwrap();
+            conn
+        }
+
+        fn pg_rows(client: &mut postgres::Client, sql: &str, params: &[Val]) -> Vec<Vec<Val>> {
+            let params: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(|p| p as _).collect();
+            let rows = client.query(sql, &params).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+            rows.iter()
+                .map(|row| {
+                    (0..row.len())
+                        .map(|i| match *row.columns()[i].type_() {
+                            Type::INT8 => row.get::<_, Option<i64>>(i).map_or(Val::Null, Val::Int),
+                            Type::BYTEA => row.get::<_, Option<Vec<u8>>>(i).map_or(Val::Null, Val::Blob),
+                            _ => row.get::<_, Option<String>>(i).map_or(Val::Null, Val::Text),
+                        })
+                        .collect()
+                })
+                .collect()
+        }
+
+        /// `sql` is written with `$N` parameters, which SQLite reads as `?N`.
+        fn sqlite_rows(conn: &Connection, sql: &str, params: &[Val]) -> Vec<Vec<Val>> {
+            use rusqlite::types::ValueRef;
+            let sql = sql.replace('$', "?");
+            let mut stmt = conn.prepare(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let columns = stmt.column_count();
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(params), |r| {
+                    (0..columns)
+                        .map(|i| {
+                            Ok(match r.get_ref(i)? {
+                                ValueRef::Null => Val::Null,
+                                ValueRef::Integer(n) => Val::Int(n),
+                                ValueRef::Blob(b) => Val::Blob(b.to_vec()),
+                                v => Val::Text(v.as_str().map(str::to_owned).unwrap_or_default()),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap();
+            rows.map(|r| r.unwrap()).collect()
+        }
+
+        /// Every table of schema.sql has its twin, with the same columns in the same order, of the same kind and
+        /// nullability (`INTEGER` is `bigint`, `BLOB` is `bytea`, `TEXT` is `text` or `citext`); and schema.pg.sql
+        /// has a section for every schema.sql section after its baseline.
+        #[test]
+        fn the_postgres_schema_has_the_tables_and_migrations_of_the_sqlite_schema() {
+            let sqlite_versions: Vec<i64> = migrations().unwrap().iter().map(|m| m.0).collect();
+            let pg_versions: Vec<i64> = sections(PG_SCHEMA).unwrap().iter().map(|m| m.0).collect();
+            let baseline = pg_versions[0];
+            let expected: Vec<i64> = sqlite_versions.iter().copied().filter(|v| *v >= baseline).collect();
+            assert_eq!(
+                pg_versions, expected,
+                "schema.pg.sql needs a twin of every schema.sql migration after its baseline"
+            );
+
+            let conn = sqlite();
+            let tables = sqlite_rows(
+                &conn,
+                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
+                 AND name NOT LIKE 'addresses_fts%' ORDER BY name",
+                &[],
+            );
+            let mut sqlite_columns = Vec::new();
+            for table in tables {
+                let Val::Text(table) = &table[0] else { unreachable!() };
+                for column in sqlite_rows(
+                    &conn,
+                    &format!("SELECT name, type, \"notnull\", pk FROM pragma_table_info('{table}')"),
+                    &[],
+                ) {
+                    let kind = match &column[1] {
+                        Val::Text(t) => t.to_ascii_lowercase(),
+                        other => panic!("{other:?}"),
+                    };
+                    let not_null = column[2] == Val::Int(1) || column[3] != Val::Int(0);
+                    sqlite_columns.push((table.clone(), column[0].clone(), kind, not_null));
+                }
+            }
+
+            let Some(mut db) = Fresh::new() else { return };
+            migrate_pg(db.client());
+            let pg_columns: Vec<_> = pg_rows(
+                db.client(),
+                "SELECT table_name::text, column_name::text, data_type::text, udt_name::text, is_nullable::text
+                 FROM information_schema.columns WHERE table_schema = current_schema()
+                 ORDER BY table_name, ordinal_position",
+                &[],
+            )
+            .into_iter()
+            .map(|c| {
+                let kind = match (&c[2], &c[3]) {
+                    (Val::Text(t), _) if t == "bigint" => "integer",
+                    (Val::Text(t), _) if t == "text" => "text",
+                    (_, Val::Text(u)) if u == "citext" => "text",
+                    (Val::Text(t), _) if t == "bytea" => "blob",
+                    other => panic!("a column type without a twin in SQLite: {other:?}"),
+                };
+                let Val::Text(table) = &c[0] else { unreachable!() };
+                (
+                    table.clone(),
+                    c[1].clone(),
+                    kind.to_string(),
+                    c[4] == Val::Text("NO".into()),
+                )
+            })
+            .collect();
+            assert_eq!(pg_columns, sqlite_columns);
+        }
+
+        /// The SQL functions of schema.pg.sql compute what the server's own (store::add_functions) do.
+        #[test]
+        fn the_postgres_functions_agree_with_the_servers() {
+            let Some(mut db) = Fresh::new() else { return };
+            migrate_pg(db.client());
+            let conn = sqlite();
+            let keys: [u128; 6] = [
+                0,
+                1,
+                0xffff_0a00_0001,
+                0x2001_0db8 << 96 | 0xff,
+                u128::MAX - 1,
+                u128::MAX,
+            ];
+            for key in keys {
+                let key = Val::Blob(net::key_bytes(key).to_vec());
+                for n in [-300, -1, 1, 256, 70_000] {
+                    let sql = "SELECT key_add($1, CAST($2 AS BIGINT))";
+                    let params = [key.clone(), Val::Int(n)];
+                    assert_eq!(
+                        pg_rows(db.client(), sql, &params),
+                        sqlite_rows(&conn, sql, &params),
+                        "{key:?} {n}"
+                    );
+                }
+                for (family, prefix) in [
+                    (4, 0),
+                    (4, 7),
+                    (4, 24),
+                    (4, 32),
+                    (4, 33),
+                    (6, 0),
+                    (6, 48),
+                    (6, 127),
+                    (6, 128),
+                ] {
+                    let sql = "SELECT net_floor($1, CAST($2 AS BIGINT), CAST($3 AS BIGINT))";
+                    let params = [key.clone(), Val::Int(family), Val::Int(prefix)];
+                    assert_eq!(
+                        pg_rows(db.client(), sql, &params),
+                        sqlite_rows(&conn, sql, &params),
+                        "{key:?} {family} {prefix}"
+                    );
+                }
+            }
+        }
+
+        /// The same writes leave the same derived data on both engines: the address runs, the prefix counts, the
+        /// groups' subnet counts and the record versions the triggers keep.
+        #[test]
+        fn the_postgres_triggers_keep_what_the_sqlite_triggers_keep() {
+            let Some(mut db) = Fresh::new() else { return };
+            migrate_pg(db.client());
+            let conn = sqlite();
+            let ip = |n: u128| Val::Blob(net::key_bytes(0xffff_0a00_0000 | n).to_vec());
+            let write = |sql: &str, params: &[Val], db: &mut Fresh| {
+                pg_rows(db.client(), sql, params);
+                sqlite_rows(&conn, sql, params);
+            };
+            let next = |db: &mut Fresh| write("UPDATE version_seq SET n = n + 1", &[], db);
+            write(
+                "INSERT INTO orgs (identifier, created) VALUES ('a', 0), ('b', 0)",
+                &[],
+                &mut db,
+            );
+            write(
+                "INSERT INTO groups (org_id, description, created, modifiedat, modby_name)
+                 VALUES (1, 'one', 0, 0, 'x'), (1, 'two', 0, 0, 'x')",
+                &[],
+                &mut db,
+            );
+            for (org, group, prefix, start) in [(1, 1, 24, 0), (1, 1, 25, 256), (1, 2, 24, 512), (2, 0, 24, 0)] {
+                let group = if group == 0 { Val::Null } else { Val::Int(group) };
+                write(
+                    "INSERT INTO subnets (org_id, group_id, family, net_start, net_end, prefix, created, modifiedat,
+                     modby_name) VALUES ($1, $2, 4, $3, $4, $5, 0, 0, 'x')",
+                    &[
+                        Val::Int(org),
+                        group,
+                        ip(start),
+                        ip(start + (1 << (32 - prefix)) - 1),
+                        Val::Int(prefix),
+                    ],
+                    &mut db,
+                );
+            }
+            next(&mut db);
+            // Records filed out of order, runs joined and split.
+            for n in [5u128, 7, 6, 1, 2, 3, 10, 9, 200, 4, 254, 253] {
+                write(
+                    "INSERT INTO addresses (subnet_id, ip, created, modifiedat, modby_name) VALUES (1, $1, 0, 0, 'x')",
+                    &[ip(n)],
+                    &mut db,
+                );
+            }
+            next(&mut db);
+            for n in [6u128, 1, 254, 9] {
+                write(
+                    "DELETE FROM addresses WHERE subnet_id = 1 AND ip = $1",
+                    &[ip(n)],
+                    &mut db,
+                );
+            }
+            next(&mut db);
+            write(
+                "UPDATE addresses SET ip = $1 WHERE subnet_id = 1 AND ip = $2",
+                &[ip(6), ip(7)],
+                &mut db,
+            );
+            write(
+                "UPDATE addresses SET subnet_id = 3, ip = $1 WHERE subnet_id = 1 AND ip = $2",
+                &[ip(513), ip(3)],
+                &mut db,
+            );
+            write(
+                "UPDATE addresses SET hostname = 'h' WHERE subnet_id = 1 AND ip = $1",
+                &[ip(2)],
+                &mut db,
+            );
+            next(&mut db);
+            write(
+                "UPDATE addresses SET description = 'twice' WHERE subnet_id = 1 AND ip = $1",
+                &[ip(2)],
+                &mut db,
+            );
+            write("UPDATE subnets SET group_id = 2 WHERE id = 2", &[], &mut db);
+            write("UPDATE subnets SET prefix = 26 WHERE id = 2", &[], &mut db);
+            write("DELETE FROM subnets WHERE id = 4", &[], &mut db);
+            next(&mut db);
+            write("UPDATE groups SET description = 'renamed' WHERE id = 1", &[], &mut db);
+
+            for sql in [
+                "SELECT subnet_id, first_ip, last_ip FROM address_runs ORDER BY subnet_id, first_ip",
+                "SELECT org_id, family, prefix, subnets FROM subnet_prefixes ORDER BY org_id, family, prefix",
+                "SELECT id, subnet_count, version FROM groups ORDER BY id",
+                "SELECT id, version FROM subnets ORDER BY id",
+                "SELECT id, subnet_id, ip, version FROM addresses ORDER BY id",
+            ] {
+                let (pg, sqlite) = (pg_rows(db.client(), sql, &[]), sqlite_rows(&conn, sql, &[]));
+                assert!(!sqlite.is_empty(), "{sql}");
+                assert_eq!(pg, sqlite, "{sql}");
+            }
         }
     }
 

@@ -470,7 +470,7 @@ impl<'a> Ui<'a> {
 
     async fn all_groups(&self) -> Result<Vec<model::Group>, Error> {
         match self.call("groups/get", json!({})).await? {
-            Reply::Groups(groups) => Ok(groups.0),
+            Reply::Groups(groups) => Ok(groups.records.0),
             _ => Err(shape()),
         }
     }
@@ -568,7 +568,7 @@ impl<'a> Ui<'a> {
                 }
             }
         }
-        let body = pages::subnet_page(&s, &self.csrf, &ranges, &fields.0, &space, &allocate, &changes);
+        let body = pages::subnet_page(&s, &self.csrf, &ranges, &fields.records.0, &space, &allocate, &changes);
         Ok(self.page(&s.subnet, Section::Subnets, body))
     }
 
@@ -837,8 +837,8 @@ impl<'a> Ui<'a> {
             None => {}
         }
         let secrets = pages::Secrets {
-            tokens: &tokens.0,
-            keys: &keys.0,
+            tokens: &tokens.records.0,
+            keys: &keys.records.0,
             new,
             token_form: &token_form,
             key_form: &key_form,
@@ -862,8 +862,8 @@ impl<'a> Ui<'a> {
             ),
         };
         let secret = match self.call(method, Value::Object(data)).await {
-            Ok(Reply::Tokens(mut created)) => created.0.pop().and_then(|t| t.token),
-            Ok(Reply::AppKeys(mut created)) => created.0.pop().and_then(|k| k.key),
+            Ok(Reply::Tokens(mut created)) => created.records.0.pop().and_then(|t| t.token),
+            Ok(Reply::AppKeys(mut created)) => created.records.0.pop().and_then(|k| k.key),
             Ok(_) => None,
             Err(e) if is_form_error(&e) => {
                 let mut answer = self.secrets(None, Some((what, form_state(form, &e, main)))).await?;
@@ -887,7 +887,7 @@ impl<'a> Ui<'a> {
         let Reply::Users(users) = self.call("org/users/get", json!({})).await? else {
             return Err(shape());
         };
-        Ok(self.page("Users", Section::Users, pages::users(&users.0)))
+        Ok(self.page("Users", Section::Users, pages::users(&users.records.0)))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Webhook deliveries: the task that posts the outbox `Ctx::log` fills (`webhook_deliveries`, schema.sql migration
 //! 12) to each subscription's URL, in commit order per subscription, signed as Standard Webhooks do, only to the
-//! destinations `IPAMD_WEBHOOK_ALLOW` permits, retried with exponential backoff and jitter, then marked failed.
+//! destinations `IPAMD_WEBHOOK_ALLOW` permits, over TLS for `https` URLs, retried with exponential backoff and
+//! jitter, then marked failed.
 //!
 //! It runs beside the server (`server::run` starts it) and shares nothing with the calls but the store: a slow or
 //! dead receiver holds one of its own tasks, never a database thread, the writer or a request. Deliveries are
@@ -11,13 +12,18 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::db::params;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
-use rusqlite::params;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+use tokio_rustls::TlsConnector;
 
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -30,6 +36,55 @@ const MAX_BACKOFF_MS: u64 = 3_600_000;
 
 /// The prefix of a signing secret, as Standard Webhooks write them: `whsec_` and the key in base64.
 const SECRET_PREFIX: &str = "whsec_";
+
+/// How deliveries leave: where they may go, and the TLS client of `https` URLs. Built once from the settings, at
+/// start (`serve` refuses to start when it cannot be).
+#[derive(Clone)]
+pub struct Outbound {
+    allow: Allow,
+    tls: TlsConnector,
+}
+
+impl Outbound {
+    pub fn new(settings: &crate::config::Settings) -> Result<Outbound, String> {
+        Ok(Outbound {
+            allow: Allow::parse(&settings.webhook_allow)?,
+            tls: TlsConnector::from(tls(&settings.webhook_ca_file)?),
+        })
+    }
+}
+
+/// The TLS client of `https` deliveries: a receiver's certificate must chain to one of Mozilla's roots
+/// (webpki-roots) or of the PEM certificates in `ca_file` (`IPAMD_WEBHOOK_CA_FILE`; empty: none), and name the
+/// URL's host; HTTP/1.1 only.
+fn tls(ca_file: &str) -> Result<Arc<ClientConfig>, String> {
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if !ca_file.is_empty() {
+        let bad = |e: &dyn std::fmt::Display| format!("IPAMD_WEBHOOK_CA_FILE: {ca_file}: {e}");
+        let pem = std::fs::read(ca_file).map_err(|e| bad(&e))?;
+        let before = roots.len();
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+        }
+        if roots.len() == before {
+            return Err(bad(&"holds no PEM certificate"));
+        }
+    }
+    // rustls deprecates ring's provider for lacking the post-quantum key exchange, which only aws-lc-rs offers, at
+    // the price of a C library (and its build) in every build of ipamd. Deliveries keep today's key exchange, as
+    // most HTTPS clients do.
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("tls: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
 
 /// Where webhooks may deliver (`IPAMD_WEBHOOK_ALLOW`).
 #[derive(Debug, Clone, Default)]
@@ -100,27 +155,36 @@ fn public(ip: IpAddr) -> bool {
         .any(|n| n.contains(&ip))
 }
 
-/// A webhook URL taken apart: `http://host[:port]/path?query`.
+/// A webhook URL taken apart: `http[s]://host[:port]/path?query`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// Whether the URL is `https`: the delivery speaks TLS, verifying the receiver's certificate for `host`.
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     /// The path and query, `/` at least.
     pub path: String,
 }
 
-/// Parses a subscription's URL. Only `http` is delivered to: ipamd carries no TLS client (put a relay that
-/// speaks HTTPS onwards in the allowed network where the receiver is remote).
+/// The port of `http` (80) or, with `tls`, of `https` (443): a URL's when it names none, left out of `Host`.
+fn scheme_port(tls: bool) -> u16 {
+    match tls {
+        true => 443,
+        false => 80,
+    }
+}
+
+/// Parses a subscription's URL: `http` or `https`.
 pub fn target(url: &str) -> Result<Target, String> {
     if url.len() > 2048 {
         return Err("must be at most 2048 bytes".into());
     }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err(match url.starts_with("https://") {
-            true => "https is not supported: deliveries are plain http (to a relay in an allowed network)".into(),
-            false => "must be an http:// URL".into(),
-        });
+    let (tls, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => return Err("must be an http:// or https:// URL".into()),
     };
+    let default_port = scheme_port(tls);
     let (authority, path) = match rest.find(['/', '?']) {
         Some(at) => (&rest[..at], &rest[at..]),
         None => (rest, "/"),
@@ -135,16 +199,17 @@ pub fn target(url: &str) -> Result<Target, String> {
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => match p.parse::<u16>() {
             Ok(port) if !h.contains(':') || h.starts_with('[') => (h, port),
-            _ if authority.starts_with('[') && authority.ends_with(']') => (authority, 80),
+            _ if authority.starts_with('[') && authority.ends_with(']') => (authority, default_port),
             _ => return Err("has a bad port".into()),
         },
-        _ => (authority, 80),
+        _ => (authority, default_port),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("must name a host and a path without spaces".into());
     }
     Ok(Target {
+        tls,
         host: host.to_ascii_lowercase(),
         port,
         path,
@@ -188,8 +253,8 @@ struct Due {
 /// Delivers the outbox until the store goes away: wakes on every commit (new deliveries), when a delivery ends
 /// (its subscription's next one), and when the earliest retry is due.
 pub async fn deliver(app: App) {
-    let allow = match Allow::parse(&app.settings.webhook_allow) {
-        Ok(allow) => Arc::new(allow),
+    let out = match Outbound::new(&app.settings) {
+        Ok(out) => Arc::new(out),
         Err(e) => {
             tracing::error!(error = %e, "webhooks are not delivered");
             return;
@@ -214,9 +279,9 @@ pub async fn deliver(app: App) {
                     if busy.len() >= MAX_IN_FLIGHT || !busy.insert(d.webhook) {
                         continue;
                     }
-                    let (app, allow, ended) = (app.clone(), allow.clone(), ended.clone());
+                    let (app, out, ended) = (app.clone(), out.clone(), ended.clone());
                     tokio::spawn(async move {
-                        let outcome = send(&app, &allow, &d).await;
+                        let outcome = send(&app, &out, &d).await;
                         if let Err(e) = record(&app, &d, outcome).await {
                             tracing::warn!(error = %e, delivery = d.id, "a delivery's outcome was not recorded");
                         }
@@ -247,15 +312,14 @@ fn now_ms(app: &App) -> i64 {
 /// The deliveries due at `now` (each enabled subscription's oldest pending one, if its time has come) and when
 /// the next pending one falls due.
 fn due(tx: &crate::store::Tx, now: i64) -> Result<(Vec<Due>, Option<i64>)> {
-    let mut stmt = tx.prepare_cached(
+    let due = tx.rows(
         "SELECT d.id, d.webhook_id, d.change_id, d.payload, d.attempts, w.url, w.secret
          FROM webhooks w JOIN webhook_deliveries d ON d.id = (
              SELECT min(p.id) FROM webhook_deliveries p WHERE p.webhook_id = w.id AND p.status = 'pending')
          WHERE w.enabled = 1 AND d.next_attempt <= ?1
          LIMIT 256",
-    )?;
-    let due = stmt
-        .query_map([now], |r| {
+        params![now],
+        |r| {
             Ok(Due {
                 id: r.get(0)?,
                 webhook: r.get(1)?,
@@ -265,18 +329,19 @@ fn due(tx: &crate::store::Tx, now: i64) -> Result<(Vec<Due>, Option<i64>)> {
                 url: r.get(5)?,
                 secret: r.get(6)?,
             })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        },
+    )?;
     let next = tx.query_row(
         "SELECT min(next_attempt) FROM webhook_deliveries WHERE status = 'pending' AND next_attempt > ?1",
-        [now],
+        params![now],
         |r| r.get(0),
     )?;
     Ok((due, next))
 }
 
 /// Posts one delivery: the receiver's HTTP status, or why there is none.
-async fn send(app: &App, allow: &Allow, d: &Due) -> Result<u16, String> {
+async fn send(app: &App, out: &Outbound, d: &Due) -> Result<u16, String> {
+    let allow = &out.allow;
     let target = target(&d.url)?;
     let timeout = Duration::from_millis(app.settings.webhook_timeout_ms);
     let id = format!("msg_{}", d.change);
@@ -301,16 +366,12 @@ async fn send(app: &App, allow: &Allow, d: &Due) -> Result<u16, String> {
             Ok(peer) if allow.permits(&target.host, peer.ip()) => {}
             _ => return Err(format!("{addr} is not an allowed destination")),
         }
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("http: {e}"))?;
-        tokio::spawn(conn);
         let name = match target.host.contains(':') {
             true => format!("[{}]", target.host),
             false => target.host.clone(),
         };
         let host = match target.port {
-            80 => name,
+            port if port == scheme_port(target.tls) => name,
             port => format!("{name}:{port}"),
         };
         let request = hyper::Request::post(target.path.as_str())
@@ -322,14 +383,38 @@ async fn send(app: &App, allow: &Allow, d: &Due) -> Result<u16, String> {
             .header("webhook-signature", signed.as_str())
             .body(Full::new(Bytes::from(d.payload.clone())))
             .map_err(|e| format!("request: {e}"))?;
-        // Redirects are not followed: a 3xx is a failed attempt like any answer but a 2xx.
-        let answer = sender.send_request(request).await.map_err(|e| format!("http: {e}"))?;
-        Ok(answer.status().as_u16())
+        if !target.tls {
+            return exchange(stream, request).await;
+        }
+        // The certificate is verified for the URL's host (a name, or an address literal), over the connection
+        // checked above.
+        let server = ServerName::try_from(target.host.clone())
+            .map_err(|e| format!("{} cannot be verified by TLS: {e}", target.host))?;
+        let stream = out
+            .tls
+            .connect(server, stream)
+            .await
+            .map_err(|e| format!("tls with {}: {e}", target.host))?;
+        exchange(stream, request).await
     };
     match tokio::time::timeout(timeout, post).await {
         Ok(outcome) => outcome,
         Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
     }
+}
+
+/// Sends `request` over `stream` (plain or TLS): the status of the answer. Redirects are not followed: a 3xx is a
+/// failed attempt like any answer but a 2xx.
+async fn exchange<S>(stream: S, request: hyper::Request<Full<Bytes>>) -> Result<u16, String>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("http: {e}"))?;
+    tokio::spawn(conn);
+    let answer = sender.send_request(request).await.map_err(|e| format!("http: {e}"))?;
+    Ok(answer.status().as_u16())
 }
 
 /// Records how an attempt went: delivered on a 2xx; otherwise retried after a doubling, jittered pause, or
@@ -342,6 +427,9 @@ async fn record(app: &App, d: &Due, outcome: Result<u16, String>) -> Result<()> 
         Ok(code) => Some(format!("the receiver answered {code}")),
         Err(e) => Some(e.clone()),
     };
+    if let Some(e) = &error {
+        tracing::warn!(delivery = d.id, webhook = d.webhook, attempt = attempts, error = %e, "a webhook delivery failed");
+    }
     let delivered = error.is_none();
     let last_status = outcome.as_ref().ok().map(|c| i64::from(*c));
     let state = match (delivered, attempts >= i64::from(app.settings.webhook_attempts)) {
@@ -382,7 +470,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_are_taken_apart_and_only_http_is_accepted() {
+    fn urls_are_taken_apart_and_only_http_and_https_are_accepted() {
         let t = target("http://127.0.0.1:8080/hook?x=1").unwrap();
         assert_eq!(
             (t.host.as_str(), t.port, t.path.as_str()),
@@ -392,8 +480,16 @@ mod tests {
         assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("example.org", 80, "/"));
         let t = target("http://[::1]:9000/h").unwrap();
         assert_eq!((t.host.as_str(), t.port), ("::1", 9000));
+        let t = target("https://Hooks.example.org/in").unwrap();
+        assert_eq!(
+            (t.tls, t.host.as_str(), t.port, t.path.as_str()),
+            (true, "hooks.example.org", 443, "/in")
+        );
+        assert_eq!(target("https://[::1]").unwrap().port, 443);
+        assert!(!target("http://x/").unwrap().tls);
         for bad in [
-            "https://example.org/",
+            "https://user:pw@x/",
+            "https:/x/",
             "ftp://x/",
             "http://user:pw@x/",
             "http://x:99999/",
@@ -427,6 +523,21 @@ mod tests {
         assert!(!listed.permits("other.example.org", ip("93.184.216.34")));
         assert!(!listed.permits("hooks.example.org", ip("10.0.0.1")));
         assert!(Allow::parse("not a host!").is_err());
+    }
+
+    /// The CA file of `https` deliveries adds to the built-in roots; one that cannot be read or holds no
+    /// certificate is refused, naming the setting (`serve` does not start with it).
+    #[test]
+    fn a_ca_file_must_hold_certificates() {
+        assert!(tls("").is_ok());
+        let dir = tempfile::TempDir::new().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let e = tls(missing.to_str().unwrap()).unwrap_err();
+        assert!(e.starts_with("IPAMD_WEBHOOK_CA_FILE: "), "{e}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = tls(empty.to_str().unwrap()).unwrap_err();
+        assert!(e.ends_with("holds no PEM certificate"), "{e}");
     }
 
     /// The example of the Standard Webhooks specification.

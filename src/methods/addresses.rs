@@ -5,14 +5,14 @@
 //! between runs of records and active DHCP ranges ([`subnets::with_taken`]), never by enumerating a subnet or its
 //! records.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::LazyLock;
 
 use ipnet::IpNet;
-use rusqlite::types::Type;
-use rusqlite::{params, OptionalExtension, ToSql};
 use serde_json::{json, Map, Value};
 
+use crate::db::{params, Row, ToParam};
 use crate::error::{Code, Error, Result};
 use crate::handler::Action::{Added, Deleted, Edited};
 use crate::handler::ObjectKind::Address;
@@ -68,7 +68,7 @@ const ORDER: &str = "s.family, t.ip, t.subnet_id";
 
 /// The records of the caller's org that match `cond` (SQL over addresses `t` and subnets `s`; its parameters
 /// start at `?2`), ordered by family, address and subnet, each with its field values.
-pub fn query(ctx: &Ctx, cond: &str, args: &[&dyn ToSql]) -> Result<Vec<Host>> {
+pub fn query(ctx: &Ctx, cond: &str, args: &[&dyn ToParam]) -> Result<Vec<Host>> {
     run_query(ctx, &query_sql(cond, ORDER), args)
 }
 
@@ -80,14 +80,11 @@ fn query_sql(cond: &str, order: &str) -> String {
 }
 
 /// [`query`] with its statement, [`query_sql`] of the condition.
-fn run_query(ctx: &Ctx, sql: &str, args: &[&dyn ToSql]) -> Result<Vec<Host>> {
+fn run_query(ctx: &Ctx, sql: &str, args: &[&dyn ToParam]) -> Result<Vec<Host>> {
     let org = ctx.org();
-    let mut all: Vec<&dyn ToSql> = vec![&org];
+    let mut all: Vec<&dyn ToParam> = vec![&org];
     all.extend_from_slice(args);
-    let mut stmt = ctx.tx.prepare_cached(sql)?;
-    let mut rows = stmt
-        .query_map(&all[..], record)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut rows = ctx.tx.rows(sql, &all, record)?;
     with_fields(ctx, &mut rows)?;
     Ok(rows)
 }
@@ -409,11 +406,12 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<Host>> {
         assign,
     );
     let [hostname, cname, discovery_source, description] = &host.texts;
-    ctx.tx
-        .execute(
+    let id = ctx
+        .tx
+        .insert_unique(
             "INSERT INTO addresses (subnet_id, ip, hostname, cname, mac_address, status, is_assigned, last_seen,
                                     discovery_source, description, created, modifiedat, modby_id, modby_name)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13) RETURNING id",
             params![
                 subnet.id,
                 &net::key_bytes(key)[..],
@@ -429,9 +427,8 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<Host>> {
                 ctx.caller.user_id,
                 ctx.caller.username
             ],
-        )
-        .map_err(|e| duplicate_or(e, &subnet, ip))?;
-    let id = ctx.tx.last_insert_rowid();
+        )?
+        .ok_or_else(|| duplicate(&subnet, ip))?;
     fields::set_values(ctx, subnet.id, id, &p.host.fields.unwrap_or_default(), true)?;
     subnets::adjust(ctx, &subnet, key, true)?;
     let after = get_record(ctx, id)?;
@@ -492,7 +489,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<Host>> {
     let host = p.host.apply(host, ctx.settings.host_assign_on_create);
     let [hostname, cname, discovery_source, description] = &host.texts;
     ctx.tx
-        .execute(
+        .execute_unique(
             "UPDATE addresses SET subnet_id = ?1, ip = ?2, hostname = ?3, cname = ?4, mac_address = ?5, status = ?6,
                                   is_assigned = ?7, last_seen = ?8, discovery_source = ?9, description = ?10,
                                   modifiedat = ?11, modby_id = ?12, modby_name = ?13
@@ -513,13 +510,13 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<Host>> {
                 ctx.caller.username,
                 p.id
             ],
-        )
-        .map_err(|e| duplicate_or(e, &subnet, ip))?;
+        )?
+        .ok_or_else(|| duplicate(&subnet, ip))?;
     if subnet.id != old_subnet.id {
         // Field definitions belong to a subnet: carry the values by name, then let the new subnet's rules apply.
         let old_values = fields::values_of(ctx, p.id)?;
         ctx.tx
-            .execute("DELETE FROM field_values WHERE address_id = ?1", [p.id])?;
+            .execute("DELETE FROM field_values WHERE address_id = ?1", params![p.id])?;
         let defs = fields::definitions(ctx, subnet.id)?;
         let mut values = Map::new();
         for (name, v) in old_values {
@@ -554,7 +551,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<Host>> {
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<model::Deleted>> {
     let (subnet, key, _) = load_row(ctx, p.id)?;
     check_version(ctx, "addresses", p.id, p.version)?;
-    remove(ctx, &subnet, p.id, key)?;
+    remove(ctx, &subnet, &get_record(ctx, p.id)?, key)?;
     Ok(deleted(&[p.id]))
 }
 
@@ -594,27 +591,18 @@ impl Params for MassDeleteParams {
 pub fn massdelete(ctx: &Ctx, p: MassDeleteParams) -> Result<Records<model::Deleted>> {
     if let Some(subnet) = p.subnet {
         let s = subnets::load(ctx, subnet)?;
-        let mut stmt = ctx
-            .tx
-            .prepare_cached("SELECT id, ip FROM addresses WHERE subnet_id = ?1 ORDER BY ip LIMIT ?2")?;
-        let doomed = stmt
-            .query_map(params![s.id, MAX_RECORDS as i64 + 1], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        // Read whole, for the feed's `before`: at most one record past the bound.
+        let doomed = records_of_subnet(ctx, s.id, MAX_RECORDS + 1)?;
         if doomed.len() > MAX_RECORDS {
             return Err(too_many_deleted());
         }
-        ctx.tx.execute("DELETE FROM addresses WHERE subnet_id = ?1", [s.id])?;
+        ctx.tx
+            .execute("DELETE FROM addresses WHERE subnet_id = ?1", params![s.id])?;
         subnets::recount(ctx, &s)?;
-        for (id, ip) in &doomed {
-            let ip = net::bytes_key(ip).map(|k| s.addr(k).to_string()).unwrap_or_default();
-            ctx.log(
-                Change::new(Address.id(*id), Deleted, format!("address {ip} deleted"))
-                    .detail(json!({"subnet": s.id, "ip": ip})),
-            )?;
+        for host in &doomed {
+            ctx.log(deletion(host))?;
         }
-        return Ok(deleted(&doomed.iter().map(|d| d.0).collect::<Vec<_>>()));
+        return Ok(deleted(&doomed.iter().map(|h| h.id).collect::<Vec<_>>()));
     }
     let ids = p.ids.unwrap_or_default();
     let mut failures = Map::new();
@@ -638,8 +626,17 @@ pub fn massdelete(ctx: &Ctx, p: MassDeleteParams) -> Result<Records<model::Delet
         )
         .with_data(Value::Object(failures)));
     }
+    // The records whole, in one read, for the feed's `before`.
+    let ids = json!(doomed.iter().map(|d| d.0).collect::<Vec<_>>()).to_string();
+    let records: HashMap<i64, Host> = query(ctx, "t.id IN (SELECT value FROM json_each(?2))", &[&ids])?
+        .into_iter()
+        .map(|h| (h.id, h))
+        .collect();
     for (id, s, key) in &doomed {
-        remove(ctx, s, *id, *key)?;
+        let host = records
+            .get(id)
+            .ok_or_else(|| Error::internal(format!("address record {id} vanished")))?;
+        remove(ctx, s, host, *key)?;
     }
     Ok(deleted(&doomed.iter().map(|d| d.0).collect::<Vec<_>>()))
 }
@@ -703,7 +700,7 @@ pub fn available(ctx: &Ctx, p: AvailableParams) -> Result<model::Available> {
     };
     let taken: String = ctx
         .tx
-        .query_row("SELECT taken FROM subnets WHERE id = ?1", [s.id], |r| r.get(0))?;
+        .query_row("SELECT taken FROM subnets WHERE id = ?1", params![s.id], |r| r.get(0))?;
     let taken: u128 = taken
         .parse()
         .map_err(|_| Error::internal(format!("subnet {}: bad taken count", s.id)))?;
@@ -715,12 +712,12 @@ pub fn available(ctx: &Ctx, p: AvailableParams) -> Result<model::Available> {
     })
 }
 
-fn record(r: &rusqlite::Row) -> rusqlite::Result<Host> {
+fn record(r: &Row) -> Result<Host> {
     record_at(r, 0)
 }
 
 /// A record from the [`columns_of`] that start at column `at`.
-pub fn record_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Host> {
+pub fn record_at(r: &Row, at: usize) -> Result<Host> {
     let mut host = brief_record_at(r, at)?;
     host.stamps = Some(stamps_at(r, at + *BRIEF_COLUMNS)?);
     Ok(host)
@@ -729,15 +726,13 @@ pub fn record_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Host> {
 /// [`record_at`] without the stamps of its last change (`userid`, `modifiedat`, `user`, `email`, `realname`,
 /// `created`): the record as the REST API shows it (`search/ip` `brief`). Its `fields` are empty until
 /// [`with_fields`] fills in those of a record that has some.
-pub fn brief_record_at(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Host> {
-    let v4 = r.get::<_, i64>(at + 2)? == 4;
-    let key = |i: usize| -> rusqlite::Result<u128> {
-        let b = r.get_ref(at + i)?.as_blob()?;
-        net::bytes_key(b)
-            .ok_or_else(|| rusqlite::Error::FromSqlConversionFailure(at + i, Type::Blob, "bad address".into()))
+pub fn brief_record_at(r: &Row, at: usize) -> Result<Host> {
+    let v4 = r.get::<i64>(at + 2)? == 4;
+    let key = |i: usize| -> Result<u128> {
+        net::bytes_key(r.blob(at + i)?).ok_or_else(|| Error::internal(format!("column {}: bad address", at + i)))
     };
     let block = IpNet::new(net::from_key(key(12)?, v4), r.get(at + 13)?)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(at + 13, Type::Integer, Box::new(e)))?;
+        .map_err(|e| Error::internal(format!("column {}: {e}", at + 13)))?;
     Ok(Host {
         id: r.get(at)?,
         subnet: r.get(at + 1)?,
@@ -788,44 +783,45 @@ fn text_pattern(v: &str) -> String {
 
 /// A record's subnet, address key and columns, in the caller's org.
 fn load_row(ctx: &Ctx, id: i64) -> Result<(Subnet, u128, Columns)> {
-    let row = ctx
-        .tx
-        .query_row(
-            &format!(
-                "SELECT {}, a.ip, a.hostname, a.cname, a.discovery_source, a.description, a.mac_address, a.status,
+    let row = ctx.tx.query_opt(
+        &format!(
+            "SELECT {}, a.ip, a.hostname, a.cname, a.discovery_source, a.description, a.mac_address, a.status,
                         a.is_assigned, a.last_seen
                  FROM addresses a CROSS JOIN subnets t ON t.id = a.subnet_id WHERE a.id = ?1 AND t.org_id = ?2",
-                subnets::SUBNET_COLS
-            ),
-            params![id, ctx.org()],
-            |r| {
-                let s = subnets::subnet_of(r, 0)?;
-                let ip: Vec<u8> = r.get(5)?;
-                let host = Columns {
-                    texts: [r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?],
-                    mac_address: r.get(10)?,
-                    status: r.get(11)?,
-                    is_assigned: r.get(12)?,
-                    last_seen: r.get(13)?,
-                };
-                Ok((s, ip, host))
-            },
-        )
-        .optional()?;
+            subnets::SUBNET_COLS
+        ),
+        params![id, ctx.org()],
+        |r| {
+            let s = subnets::subnet_of(r, 0)?;
+            let ip: Vec<u8> = r.get(5)?;
+            let host = Columns {
+                texts: [r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?],
+                mac_address: r.get(10)?,
+                status: r.get(11)?,
+                is_assigned: r.get(12)?,
+                last_seen: r.get(13)?,
+            };
+            Ok((s, ip, host))
+        },
+    )?;
     let (s, ip, host) = row.ok_or_else(|| Error::not_found("address record"))?;
     let key = net::bytes_key(&ip).ok_or_else(|| Error::internal(format!("address {id}: bad key")))?;
     Ok((s, key, host))
 }
 
-/// Deletes one record, keeps its subnet's counts and logs it.
-fn remove(ctx: &Ctx, s: &Subnet, id: i64, key: u128) -> Result<()> {
-    ctx.tx.execute("DELETE FROM addresses WHERE id = ?1", [id])?;
+/// Deletes record `host` (its address `key` in subnet `s`), keeps the subnet's counts and logs it.
+fn remove(ctx: &Ctx, s: &Subnet, host: &Host, key: u128) -> Result<()> {
+    ctx.tx
+        .execute("DELETE FROM addresses WHERE id = ?1", params![host.id])?;
     subnets::adjust(ctx, s, key, false)?;
-    let ip = s.addr(key);
-    ctx.log(
-        Change::new(Address.id(id), Deleted, format!("address {ip} deleted"))
-            .detail(json!({"subnet": s.id, "ip": ip.to_string()})),
-    )
+    ctx.log(deletion(host))
+}
+
+/// The log entry of a deleted record, the record itself as the feed's `before`.
+fn deletion(host: &Host) -> Change {
+    Change::new(Address.id(host.id), Deleted, format!("address {} deleted", host.ip))
+        .detail(json!({"subnet": host.subnet, "ip": host.ip}))
+        .before(host)
 }
 
 /// The lowest free address of a subnet; `subnet_full` when there is none.
@@ -880,14 +876,11 @@ fn inside(s: &Subnet, ip: IpAddr) -> Result<IpAddr> {
 
 /// Refuses an address that already has a record (other than `except`) in the subnet.
 fn check_free(ctx: &Ctx, s: &Subnet, key: u128, except: i64) -> Result<()> {
-    let existing: Option<i64> = ctx
-        .tx
-        .query_row(
-            "SELECT id FROM addresses WHERE subnet_id = ?1 AND ip = ?2 AND id <> ?3",
-            params![s.id, &net::key_bytes(key)[..], except],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let existing: Option<i64> = ctx.tx.query_opt(
+        "SELECT id FROM addresses WHERE subnet_id = ?1 AND ip = ?2 AND id <> ?3",
+        params![s.id, &net::key_bytes(key)[..], except],
+        |r| r.get(0),
+    )?;
     match existing {
         None => Ok(()),
         Some(id) => Err(duplicate(s, s.addr(key)).with_data(json!({id.to_string(): s.addr(key).to_string()}))),
@@ -899,16 +892,6 @@ fn duplicate(s: &Subnet, ip: IpAddr) -> Error {
         Code::Duplicate,
         format!("{ip} already has a record in subnet {} ({})", s.id, s.net),
     )
-}
-
-/// Maps a violation of the unique index on (subnet, address) to `duplicate`; any other error passes through.
-fn duplicate_or(e: rusqlite::Error, s: &Subnet, ip: IpAddr) -> Error {
-    match &e {
-        rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE => {
-            duplicate(s, ip)
-        }
-        _ => e.into(),
-    }
 }
 
 /// Unix seconds: plain decimal digits, optionally with a fraction (dropped).

@@ -1,16 +1,16 @@
 //! `org/appkeys/*`: application keys. A key is shown once, at creation; only its SHA-256 digest is stored.
 //! Users manage their own keys; admins manage every key of the org.
 
-use rusqlite::{params, OptionalExtension};
 use serde_json::json;
 
 use crate::auth;
+use crate::db::{params, Row};
 use crate::error::{Error, Result};
 use crate::handler::Action::{Added, Edited};
 use crate::handler::ObjectKind::Appkey;
 use crate::handler::{Change, Ctx, Params};
-use crate::methods::{capped, check_version, delete_owned, owner_filter, owner_within_quota, IdParam, OptIdParam};
-use crate::model::{AppKey, Deleted, Records};
+use crate::methods::{check_version, delete_owned, listed, owned, owner_within_quota, IdParam, ListParams, Table};
+use crate::model::{self, AppKey, Deleted, Records};
 use crate::params::{Data, Patch};
 use crate::store::Tx;
 
@@ -19,7 +19,7 @@ const NAME_MAX: usize = 64;
 
 const COLS: &str = "id, name, description, prefix, enabled, disabledreason, owner_id, created, lastused, version";
 
-fn record(r: &rusqlite::Row) -> rusqlite::Result<AppKey> {
+fn record(r: &Row) -> Result<AppKey> {
     Ok(AppKey {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -35,19 +35,19 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<AppKey> {
     })
 }
 
-/// The keys the caller may see (or the one `id`).
-fn list(ctx: &Ctx, id: Option<i64>) -> Result<Vec<AppKey>> {
-    let mut stmt = ctx.tx.prepare_cached(&format!(
-        "SELECT {COLS} FROM appkeys WHERE org_id = ?1 AND (?2 IS NULL OR owner_id = ?2) AND (?3 IS NULL OR id = ?3)
-         ORDER BY id"
-    ))?;
-    let rows = stmt.query_map(params![ctx.org(), owner_filter(ctx), id], record)?;
-    capped(rows)
-}
+/// The appkeys a caller may see: their own, or an admin's every one of the org.
+const TABLE: Table = Table {
+    cols: COLS,
+    from: "appkeys t",
+    order: "t.id",
+    key: "appkeys",
+    what: "appkey",
+};
 
-/// The key `id`, if the caller may see it.
+/// The appkey `id`, if the caller may see it.
 fn load(ctx: &Ctx, id: i64) -> Result<AppKey> {
-    list(ctx, Some(id))?.pop().ok_or_else(|| Error::not_found("appkey"))
+    let mut one = get(ctx, ListParams::one(id))?;
+    one.records.0.pop().ok_or_else(|| Error::not_found("appkey"))
 }
 
 /// Inserts a key and returns its id and the key itself (lower case), the only time it exists in clear.
@@ -60,9 +60,9 @@ pub fn insert(
     now: i64,
 ) -> Result<(i64, String)> {
     let key = auth::new_appkey();
-    tx.execute(
+    let id = tx.query_row(
         "INSERT INTO appkeys (org_id, owner_id, name, description, digest, prefix, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
         params![
             org_id,
             owner_id,
@@ -72,8 +72,9 @@ pub fn insert(
             auth::prefix(&key),
             now
         ],
+        |r| r.get::<i64>(0),
     )?;
-    Ok((tx.last_insert_rowid(), key))
+    Ok((id, key))
 }
 
 pub struct AddParams {
@@ -112,11 +113,9 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<AppKey>> {
     Ok(Records(vec![rec]))
 }
 
-pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Records<AppKey>> {
-    match p.id {
-        Some(id) => Ok(Records(vec![load(ctx, id)?])),
-        None => Ok(Records(list(ctx, None)?)),
-    }
+/// The keys the caller may see by id (or the one `id`); with `page` or `perpage`, a page.
+pub fn get(ctx: &Ctx, p: ListParams) -> Result<model::List<AppKey>> {
+    listed(ctx, owned(ctx, "t.owner_id = ?"), &TABLE, &p, record)
 }
 
 pub struct EditParams {
@@ -166,8 +165,11 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<AppKey>> {
     }
     let after = ctx
         .tx
-        .query_row(&format!("SELECT {COLS} FROM appkeys WHERE id = ?1"), [p.id], record)
-        .optional()?
+        .query_opt(
+            &format!("SELECT {COLS} FROM appkeys WHERE id = ?1"),
+            params![p.id],
+            record,
+        )?
         .ok_or_else(|| Error::not_found("appkey"))?;
     let changes = json!({"before": before, "after": after});
     ctx.log(
@@ -180,5 +182,6 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<AppKey>> {
 }
 
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<Deleted>> {
-    delete_owned(ctx, "appkeys", "owner_id", p, Appkey)
+    let before = load(ctx, p.id)?;
+    delete_owned(ctx, "appkeys", p, Appkey, &before)
 }

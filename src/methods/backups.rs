@@ -8,10 +8,11 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde_json::json;
 
+use crate::db::{self, params};
 use crate::error::{Code, Error, Result};
 use crate::handler::{Action, Change, Ctx, Object, ObjectKind, Params};
 use crate::model::{Backup, Integrity, List, NewBackup, Page, Restored, Verified};
@@ -300,7 +301,7 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Restored> {
     let mapped: Option<i64> = src
         .query_row(
             "SELECT id FROM subnets WHERE family = 6 AND net_start <= ?2 AND net_end >= ?1 LIMIT 1",
-            params![&lo[..], &hi[..]],
+            rusqlite::params![&lo[..], &hi[..]],
             |r| r.get(0),
         )
         .optional()?;
@@ -314,11 +315,11 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Restored> {
         ));
     }
     let (safety, _) = create(ctx)?;
-    ctx.tx.execute_batch("PRAGMA defer_foreign_keys = ON")?;
+    ctx.tx.batch("PRAGMA defer_foreign_keys = ON")?;
     for t in &tables {
-        ctx.tx.execute(&format!("DELETE FROM \"{t}\""), [])?;
+        ctx.tx.execute(&format!("DELETE FROM \"{t}\""), params![])?;
     }
-    ctx.tx.execute("DELETE FROM sessions", [])?;
+    ctx.tx.execute("DELETE FROM sessions", params![])?;
     for t in &tables {
         // A row the live schema refuses (a CHECK, a bad value) makes the backup unfit, not the server broken.
         copy_table(&src, ctx, t).map_err(|e| match e.code {
@@ -333,11 +334,11 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Restored> {
     // subnets arrived. Counted afresh from the rows restored.
     ctx.tx.execute(
         "UPDATE groups SET subnet_count = (SELECT count(*) FROM subnets s WHERE s.group_id = groups.id)",
-        [],
+        params![],
     )?;
     // Every remembered caller and every write authorised before the restore is checked again, whatever the
     // restore's deletes already moved.
-    ctx.tx.execute("UPDATE credential_epoch SET n = n + 1", [])?;
+    ctx.tx.execute("UPDATE credential_epoch SET n = n + 1", params![])?;
     let backup = Object {
         kind: ObjectKind::Backup,
         id: None,
@@ -388,39 +389,42 @@ impl Drop for Upgraded {
 /// org's feed. Webhooks and their delivery log are copied. The web UI's sessions are not: a restore ends them all
 /// (their users may be other users now).
 fn live_tables(ctx: &Ctx) -> Result<Vec<String>> {
-    let mut stmt = ctx.tx.prepare(
+    ctx.tx.rows(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
                   AND name NOT LIKE '%\\_fts%' ESCAPE '\\' AND name NOT IN ('subnet_prefixes', 'address_runs', 'credential_epoch',
                                                                             'version_seq', 'changes', 'changes_purged',
                                                                             'sessions')
                   ORDER BY name",
-    )?;
-    let names = stmt
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(names)
+        params![],
+        |r| r.get(0),
+    )
 }
 
 /// Copies every row of table `t` from the backup into the live transaction, column by column name.
 fn copy_table(src: &Connection, ctx: &Ctx, t: &str) -> Result<()> {
-    let mut cols_stmt = ctx
+    let cols: Vec<String> = ctx
         .tx
-        .prepare_cached(&format!("SELECT name FROM pragma_table_info('{t}')"))?;
-    let cols = cols_stmt
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .rows(&format!("SELECT name FROM pragma_table_info('{t}')"), params![], |r| {
+            r.get(0)
+        })?;
     let list = cols.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
     let marks = vec!["?"; cols.len()].join(", ");
     let mut read = src.prepare(&format!("SELECT {list} FROM \"{t}\""))?;
-    let mut write = ctx
-        .tx
-        .prepare(&format!("INSERT INTO \"{t}\" ({list}) VALUES ({marks})"))?;
+    let write = format!("INSERT INTO \"{t}\" ({list}) VALUES ({marks})");
     let mut rows = read.query([])?;
     while let Some(row) = rows.next()? {
         let values = (0..cols.len())
-            .map(|i| row.get::<_, SqlValue>(i))
+            .map(|i| {
+                Ok(match row.get_ref(i)? {
+                    ValueRef::Null => db::Value::Null,
+                    ValueRef::Integer(n) => db::Value::Int(n),
+                    ValueRef::Real(x) => db::Value::Real(x),
+                    ValueRef::Text(t) => db::Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => db::Value::Blob(b.to_vec()),
+                })
+            })
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        write.execute(params_from_iter(values))?;
+        ctx.tx.execute(&write, &db::param_list(&values))?;
     }
     Ok(())
 }

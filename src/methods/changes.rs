@@ -1,7 +1,7 @@
 //! The change feed: `changes/get`, the org's changes after a cursor in commit order, read from the `changes` table
 //! `Ctx::log` writes with every change (schema.sql, migration 13).
 
-use rusqlite::{params, OptionalExtension};
+use crate::db::params;
 use serde_json::Value;
 
 use crate::error::{Code, Error, Result};
@@ -36,13 +36,16 @@ impl Params for FeedParams {
 /// from the cursor a call without `after` gives.
 pub fn get(ctx: &Ctx, p: FeedParams) -> Result<ChangePage> {
     if let Some(after) = p.after {
-        let purged: i64 = ctx.tx.query_row("SELECT id FROM changes_purged", [], |r| r.get(0))?;
+        let purged: i64 = ctx
+            .tx
+            .query_row("SELECT id FROM changes_purged", params![], |r| r.get(0))?;
         let last: i64 = ctx
             .tx
-            .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'changes'", [], |r| {
-                r.get(0)
-            })
-            .optional()?
+            .query_opt(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'changes'",
+                params![],
+                |r| r.get(0),
+            )?
             .unwrap_or(0);
         if after < purged || after > last {
             let why = match after < purged {
@@ -56,14 +59,13 @@ pub fn get(ctx: &Ctx, p: FeedParams) -> Result<ChangePage> {
         }
     }
     let after = p.after.unwrap_or(0);
-    let mut stmt = ctx.tx.prepare_cached(
-        "SELECT id, time, objecttype, objectid, action, summary, before, after, detail, userid, user, application,
+    let json = |t: Option<String>| t.and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    let mut changes = ctx.tx.rows(
+        "SELECT id, time, objecttype, objectid, action, summary, before, after, detail, userid, \"user\", application,
                 method, respid
          FROM changes WHERE org_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-    )?;
-    let json = |t: Option<String>| t.and_then(|t| serde_json::from_str::<Value>(&t).ok());
-    let mut changes = stmt
-        .query_map(params![ctx.org(), after, p.limit + 1], |r| {
+        params![ctx.org(), after, p.limit + 1],
+        |r| {
             Ok(ChangeEntry {
                 cursor: r.get(0)?,
                 time: r.get(1)?,
@@ -80,8 +82,8 @@ pub fn get(ctx: &Ctx, p: FeedParams) -> Result<ChangePage> {
                 method: r.get(12)?,
                 respid: r.get(13)?,
             })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        },
+    )?;
     let more = changes.len() as i64 > p.limit;
     changes.truncate(usize::try_from(p.limit).unwrap_or(0));
     Ok(ChangePage {

@@ -3,10 +3,9 @@
 
 use std::net::IpAddr;
 
-use rusqlite::types::Type;
-use rusqlite::{params, ToSql};
 use serde_json::{json, Map, Value};
 
+use crate::db::{params, Ids, Row, ToParam};
 use crate::error::{Code, Error, Result};
 use crate::handler::Action::{Added, Deleted, Edited};
 use crate::handler::ObjectKind;
@@ -33,14 +32,14 @@ const ORDER: &str = "s.family, t.start_ip, t.id";
 
 /// The ranges of the caller's org that match `cond` (SQL over ranges `t` and subnets `s`; its parameters start at
 /// `?2`), ordered by family, start address and id.
-fn query(ctx: &Ctx, cond: &str, args: &[&dyn ToSql]) -> Result<Vec<DhcpRange>> {
+fn query(ctx: &Ctx, cond: &str, args: &[&dyn ToParam]) -> Result<Vec<DhcpRange>> {
     select(ctx, FROM, cond, args, "")
 }
 
 /// The first `limit` ranges of the subnets `ids` (of the caller's org) that overlap the keys `lo..=hi`: one index
 /// seek per subnet, the ids joined as a `rarray` list.
 pub fn overlapping(ctx: &Ctx, ids: Vec<i64>, lo: &[u8], hi: &[u8], limit: usize) -> Result<Vec<DhcpRange>> {
-    let ids = std::rc::Rc::new(ids.into_iter().map(rusqlite::types::Value::from).collect::<Vec<_>>());
+    let ids = Ids::new(ids);
     let from = format!("rarray(?2) a CROSS JOIN {FROM}");
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     select(
@@ -53,17 +52,15 @@ pub fn overlapping(ctx: &Ctx, ids: Vec<i64>, lo: &[u8], hi: &[u8], limit: usize)
 }
 
 /// The ranges over `from` that match `cond`, in [`ORDER`], followed by `limit` (a `LIMIT` clause or nothing).
-fn select(ctx: &Ctx, from: &str, cond: &str, args: &[&dyn ToSql], limit: &str) -> Result<Vec<DhcpRange>> {
+fn select(ctx: &Ctx, from: &str, cond: &str, args: &[&dyn ToParam], limit: &str) -> Result<Vec<DhcpRange>> {
     let sql = format!(
         "SELECT {} FROM {from} WHERE s.org_id = ?1 AND ({cond}) ORDER BY {ORDER}{limit}",
         columns()
     );
     let org = ctx.org();
-    let mut all: Vec<&dyn ToSql> = vec![&org];
+    let mut all: Vec<&dyn ToParam> = vec![&org];
     all.extend_from_slice(args);
-    let mut stmt = ctx.tx.prepare_cached(&sql)?;
-    let rows = stmt.query_map(&all[..], record)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    ctx.tx.rows(&sql, &all[..], record)
 }
 
 pub struct GetParams {
@@ -130,10 +127,10 @@ impl Params for AddParams {
 pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<DhcpRange>> {
     let s = subnets::load(ctx, p.subnet)?;
     let (start, end) = check(ctx, &s, p.start, p.end, 0)?;
-    ctx.tx.execute(
+    let id = ctx.tx.query_row(
         "INSERT INTO dhcp_ranges (subnet_id, start_ip, end_ip, description, is_active, created, modifiedat, modby_id,
                                   modby_name)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8) RETURNING id",
         params![
             s.id,
             &net::key_bytes(start)[..],
@@ -144,8 +141,8 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<DhcpRange>> {
             ctx.caller.user_id,
             ctx.caller.username
         ],
+        |r| r.get::<i64>(0),
     )?;
-    let id = ctx.tx.last_insert_rowid();
     subnets::recount(ctx, &s)?;
     let range = span((start, end), s.v4());
     let after = load(ctx, id)?;
@@ -254,7 +251,8 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<DhcpRange>> {
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<model::Deleted>> {
     let (s, range) = load_row(ctx, p.id)?;
     check_version(ctx, "dhcp_ranges", p.id, p.version)?;
-    ctx.tx.execute("DELETE FROM dhcp_ranges WHERE id = ?1", [p.id])?;
+    let before = load(ctx, p.id)?;
+    ctx.tx.execute("DELETE FROM dhcp_ranges WHERE id = ?1", params![p.id])?;
     subnets::recount(ctx, &s)?;
     let range = span(range, s.v4());
     ctx.log(
@@ -263,16 +261,16 @@ pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<model::Deleted>> {
             Deleted,
             format!("DHCP range {range} deleted from subnet {}", s.net),
         )
-        .detail(json!({"subnet": s.id, "range": range})),
+        .detail(json!({"subnet": s.id, "range": range}))
+        .before(&before),
     )?;
     Ok(deleted(&[p.id]))
 }
 
-fn record(r: &rusqlite::Row) -> rusqlite::Result<DhcpRange> {
-    let v4 = r.get::<_, i64>(2)? == 4;
-    let addr = |i: usize| -> rusqlite::Result<String> {
-        let k = net::bytes_key(r.get_ref(i)?.as_blob()?)
-            .ok_or_else(|| rusqlite::Error::FromSqlConversionFailure(i, Type::Blob, "bad address".into()))?;
+fn record(r: &Row) -> Result<DhcpRange> {
+    let v4 = r.get::<i64>(2)? == 4;
+    let addr = |i: usize| -> Result<String> {
+        let k = net::bytes_key(r.blob(i)?).ok_or_else(|| Error::internal(format!("column {i}: bad address")))?;
         Ok(net::ip_text(net::from_key(k, v4)))
     };
     let subnet = r.get(1)?;
@@ -299,16 +297,13 @@ fn load(ctx: &Ctx, id: i64) -> Result<DhcpRange> {
 fn load_row(ctx: &Ctx, id: i64) -> Result<(Subnet, (u128, u128))> {
     let (subnet_id, start, end): (i64, Vec<u8>, Vec<u8>) = ctx
         .tx
-        .query_row(
+        .query_opt(
             "SELECT r.subnet_id, r.start_ip, r.end_ip FROM dhcp_ranges r CROSS JOIN subnets s ON s.id = r.subnet_id
              WHERE r.id = ?1 AND s.org_id = ?2",
             params![id, ctx.org()],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .map_err(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => Error::not_found("DHCP range"),
-            e => e.into(),
-        })?;
+        )?
+        .ok_or_else(|| Error::not_found("DHCP range"))?;
     let s = subnets::load(ctx, subnet_id)?;
     match (net::bytes_key(&start), net::bytes_key(&end)) {
         (Some(a), Some(b)) => Ok((s, (a, b))),
@@ -331,17 +326,14 @@ fn check(ctx: &Ctx, s: &Subnet, start: IpAddr, end: IpAddr, except: i64) -> Resu
     if a > b {
         return Err(Error::param("end_ip", format!("{end} is below start_ip {start}")));
     }
-    let mut stmt = ctx.tx.prepare_cached(
+    let rows = ctx.tx.rows(
         "SELECT id, start_ip, end_ip FROM dhcp_ranges
          WHERE subnet_id = ?1 AND id <> ?2 AND start_ip <= ?4 AND end_ip >= ?3 ORDER BY start_ip",
-    )?;
-    let rows = stmt.query_map(
-        params![s.id, except, &net::key_bytes(a)[..], &net::key_bytes(b)[..]],
-        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?)),
+        params![s.id, except, net::key_bytes(a), net::key_bytes(b)],
+        |r| Ok((r.get::<i64>(0)?, r.get::<Vec<u8>>(1)?, r.get::<Vec<u8>>(2)?)),
     )?;
     let mut conflicts = Map::new();
-    for row in rows {
-        let (id, x, y) = row?;
+    for (id, x, y) in rows {
         if let (Some(x), Some(y)) = (net::bytes_key(&x), net::bytes_key(&y)) {
             conflicts.insert(id.to_string(), json!(span((x, y), s.v4())));
         }

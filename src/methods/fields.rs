@@ -3,15 +3,15 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Map, Value};
 
+use crate::db::{params, Row};
 use crate::error::{Code, Error, Result};
 use crate::handler::Action::{Added, Deleted, Edited};
 use crate::handler::ObjectKind::Field;
 use crate::handler::{Change, Ctx, Params};
 use crate::methods::subnets;
-use crate::methods::{capped, check_version, deleted, stamp_cols, stamps_at, IdParam};
+use crate::methods::{capped, check_version, deleted, list_reply, stamp_cols, stamps_at, IdParam, List, Paging};
 use crate::model::{self, FieldDef, Records};
 use crate::params::{as_bool, Data, Patch};
 use crate::store::cached_sql;
@@ -29,16 +29,20 @@ pub struct Rule {
     pub required: bool,
 }
 
-fn select() -> &'static str {
+fn columns() -> &'static str {
     cached_sql!(format!(
-        "SELECT t.id, t.subnet_id, t.name, t.description, t.type, t.options, t.dflt, t.required, t.position,
-                {stamps}
-         FROM fields t LEFT JOIN users m ON m.id = t.modby_id",
-        stamps = stamp_cols("t", "m")
+        "t.id, t.subnet_id, t.name, t.description, t.type, t.options, t.dflt, t.required, t.position, {}",
+        stamp_cols("t", "m")
     ))
 }
 
-fn record(r: &rusqlite::Row) -> rusqlite::Result<FieldDef> {
+const FROM: &str = "fields t LEFT JOIN users m ON m.id = t.modby_id";
+
+fn select() -> &'static str {
+    cached_sql!(format!("SELECT {} FROM {FROM}", columns()))
+}
+
+fn record(r: &Row) -> Result<FieldDef> {
     Ok(FieldDef {
         id: r.get(0)?,
         subnet: r.get(1)?,
@@ -60,30 +64,30 @@ fn options(stored: Option<String>) -> Vec<String> {
 
 /// The field definitions of a subnet, by position then id, as records.
 pub fn list(ctx: &Ctx, subnet_id: i64) -> Result<Vec<FieldDef>> {
-    let mut stmt = ctx.tx.prepare_cached(&format!(
-        "{} WHERE t.subnet_id = ?1 ORDER BY t.position, t.id",
-        select()
-    ))?;
-    let rows = stmt.query_map([subnet_id], record)?;
-    capped(rows)
+    capped(
+        ctx.tx,
+        &format!("{} WHERE t.subnet_id = ?1 ORDER BY t.position, t.id", select()),
+        params![subnet_id],
+        record,
+    )
 }
 
 /// The field definitions of a subnet, for validation.
 pub fn definitions(ctx: &Ctx, subnet_id: i64) -> Result<Vec<Rule>> {
-    let mut stmt = ctx.tx.prepare_cached(
+    ctx.tx.rows(
         "SELECT id, name, type, options, dflt, required FROM fields WHERE subnet_id = ?1 ORDER BY position, id",
-    )?;
-    let rows = stmt.query_map([subnet_id], |r| {
-        Ok(Rule {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            kind: r.get(2)?,
-            options: options(r.get(3)?),
-            default: r.get(4)?,
-            required: r.get(5)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        params![subnet_id],
+        |r| {
+            Ok(Rule {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                kind: r.get(2)?,
+                options: options(r.get(3)?),
+                default: r.get(4)?,
+                required: r.get(5)?,
+            })
+        },
+    )
 }
 
 /// Checks a value against its field's type and returns the text stored for it.
@@ -124,18 +128,16 @@ pub fn render_value(kind: &str, text: &str) -> Value {
 
 /// The field values of one address record, `{name: value}` in definition order.
 pub fn values_of(ctx: &Ctx, address_id: i64) -> Result<Map<String, Value>> {
-    let mut stmt = ctx.tx.prepare_cached(
+    let mut out = Map::new();
+    ctx.tx.each(
         "SELECT f.name, f.type, v.value FROM field_values v JOIN fields f ON f.id = v.field_id
          WHERE v.address_id = ?1 ORDER BY f.position, f.id",
+        params![address_id],
+        |r| {
+            out.insert(r.get(0)?, render_value(r.text(1)?, r.text(2)?));
+            Ok(true)
+        },
     )?;
-    let rows = stmt.query_map([address_id], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
-    })?;
-    let mut out = Map::new();
-    for row in rows {
-        let (name, kind, value) = row?;
-        out.insert(name, render_value(&kind, &value));
-    }
     Ok(out)
 }
 
@@ -204,20 +206,22 @@ pub fn set_values(
 
 /// Copies the field definitions of subnet `from` to subnet `to`; returns (old id, new id) pairs.
 pub fn copy_definitions(ctx: &Ctx, from: i64, to: i64) -> Result<Vec<(i64, i64)>> {
-    let mut stmt = ctx
-        .tx
-        .prepare_cached("SELECT id FROM fields WHERE subnet_id = ?1 ORDER BY id")?;
-    let old: Vec<i64> = stmt.query_map([from], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    let old: Vec<i64> = ctx.tx.rows(
+        "SELECT id FROM fields WHERE subnet_id = ?1 ORDER BY id",
+        params![from],
+        |r| r.get(0),
+    )?;
     let mut pairs = Vec::with_capacity(old.len());
     for id in old {
-        ctx.tx.execute(
+        let copy = ctx.tx.query_row(
             "INSERT INTO fields (subnet_id, name, description, type, options, dflt, required, position, created,
                                  modifiedat, modby_id, modby_name)
              SELECT ?1, name, description, type, options, dflt, required, position, created, ?2, ?3, ?4
-             FROM fields WHERE id = ?5",
+             FROM fields WHERE id = ?5 RETURNING id",
             params![to, ctx.now, ctx.caller.user_id, ctx.caller.username, id],
+            |r| r.get::<i64>(0),
         )?;
-        pairs.push((id, ctx.tx.last_insert_rowid()));
+        pairs.push((id, copy));
     }
     Ok(pairs)
 }
@@ -264,14 +268,14 @@ pub fn merge_definitions(ctx: &Ctx, from: i64, into: i64, force: bool) -> Result
                 );
             }
             None => {
-                ctx.tx.execute(
+                let id = ctx.tx.query_row(
                     "INSERT INTO fields (subnet_id, name, description, type, options, dflt, required, position,
                                          created, modifiedat, modby_id, modby_name)
                      SELECT ?1, name, description, type, options, dflt, required, position, created, ?2, ?3, ?4
-                     FROM fields WHERE id = ?5",
+                     FROM fields WHERE id = ?5 RETURNING id",
                     params![into, ctx.now, ctx.caller.user_id, ctx.caller.username, def.id],
+                    |r| r.get::<i64>(0),
                 )?;
-                let id = ctx.tx.last_insert_rowid();
                 fill_missing(ctx, into, id, def)?;
                 pairs.push((def.id, id));
             }
@@ -331,12 +335,11 @@ fn fill_missing(ctx: &Ctx, subnet: i64, field_id: i64, def: &Rule) -> Result<()>
 /// Makes the stored values of field `field_id` fit `def`: normalised where they fit it, dropped where they do not,
 /// so that a value never contradicts the definition it is read under.
 fn fit_values(ctx: &Ctx, field_id: i64, def: &Rule) -> Result<()> {
-    let mut stmt = ctx
-        .tx
-        .prepare_cached("SELECT address_id, value FROM field_values WHERE field_id = ?1")?;
-    let values = stmt
-        .query_map([field_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let values = ctx.tx.rows(
+        "SELECT address_id, value FROM field_values WHERE field_id = ?1",
+        params![field_id],
+        |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)),
+    )?;
     for (address, value) in values {
         match check_value(def, &json!(value)) {
             Ok(text) if text == value => {}
@@ -359,29 +362,30 @@ fn fit_values(ctx: &Ctx, field_id: i64, def: &Rule) -> Result<()> {
 
 fn load(ctx: &Ctx, id: i64) -> Result<FieldDef> {
     ctx.tx
-        .query_row(
+        .query_opt(
             &format!(
                 "{} CROSS JOIN subnets s ON s.id = t.subnet_id WHERE t.id = ?1 AND s.org_id = ?2",
                 select()
             ),
             params![id, ctx.org()],
             record,
-        )
-        .optional()?
+        )?
         .ok_or_else(|| Error::not_found("field"))
 }
 
-/// `subnets/fields/get` names exactly one of: a field by its own `id`, or a `subnet` whose fields it lists.
+/// `subnets/fields/get` names exactly one of: a field by its own `id`, or a `subnet` whose fields it lists (a page
+/// of them with `page` or `perpage`).
 pub enum GetParams {
     Field(i64),
-    Subnet(i64),
+    Subnet(i64, Paging),
 }
 
 impl Params for GetParams {
     fn decode(d: &mut Data) -> Result<Self> {
         match (d.id("id")?, d.id("subnet")?) {
-            (Some(id), None) => Ok(GetParams::Field(id)),
-            (None, Some(subnet)) => Ok(GetParams::Subnet(subnet)),
+            (Some(id), None) if !d.has("page") && !d.has("perpage") => Ok(GetParams::Field(id)),
+            (Some(_), None) => Err(Error::param("page", "pages a subnet's fields, not one field")),
+            (None, Some(subnet)) => Ok(GetParams::Subnet(subnet, Paging::decode(d)?)),
             _ => Err(Error::param(
                 "id",
                 "give either id (one field) or subnet (a subnet's fields), not both",
@@ -390,13 +394,16 @@ impl Params for GetParams {
     }
 }
 
-/// One field definition by its id (as every other `*/get` reads `id`), or the field definitions of one subnet.
-pub fn get(ctx: &Ctx, p: GetParams) -> Result<Records<FieldDef>> {
+/// One field definition by its id (as every other `*/get` reads `id`), or the field definitions of one subnet by
+/// position, read a page at a time from the `fields_subnet` index when paged.
+pub fn get(ctx: &Ctx, p: GetParams) -> Result<model::List<FieldDef>> {
     match p {
-        GetParams::Field(id) => Ok(Records(vec![load(ctx, id)?])),
-        GetParams::Subnet(subnet) => {
+        GetParams::Field(id) => Ok(model::List::of(vec![load(ctx, id)?], "fields")),
+        GetParams::Subnet(subnet, paging) => {
             subnets::load(ctx, subnet)?;
-            Ok(Records(list(ctx, subnet)?))
+            let filters = List::new("t.subnet_id = ?", subnet);
+            let (found, total) = filters.run(ctx, columns(), FROM, "t.position, t.id", &paging, record)?;
+            Ok(list_reply(&paging, total, "fields", found))
         }
     }
 }
@@ -511,7 +518,9 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<FieldDef>> {
     if p.required && p.shape.default.is_none() {
         let used: i64 = ctx
             .tx
-            .query_row("SELECT used FROM subnets WHERE id = ?1", [p.subnet], |r| r.get(0))?;
+            .query_row("SELECT used FROM subnets WHERE id = ?1", params![p.subnet], |r| {
+                r.get(0)
+            })?;
         if used > 0 {
             return Err(Error::param(
                 "required",
@@ -519,10 +528,10 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<FieldDef>> {
             ));
         }
     }
-    ctx.tx.execute(
+    let id = ctx.tx.query_row(
         "INSERT INTO fields (subnet_id, name, description, type, options, dflt, required, position, created,
                              modifiedat, modby_id, modby_name)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11) RETURNING id",
         params![
             p.subnet,
             p.name,
@@ -536,8 +545,8 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<FieldDef>> {
             ctx.caller.user_id,
             ctx.caller.username
         ],
+        |r| r.get::<i64>(0),
     )?;
-    let id = ctx.tx.last_insert_rowid();
     if let Some(default) = &p.shape.default {
         // Existing records take the default, so that a required field holds on every record.
         ctx.tx.execute(
@@ -613,12 +622,11 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<FieldDef>> {
         default: shape.default.clone(),
         required: p.required.unwrap_or(before.required),
     };
-    let mut stmt = ctx
-        .tx
-        .prepare_cached("SELECT address_id, value FROM field_values WHERE field_id = ?1")?;
-    let values = stmt
-        .query_map([p.id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let values = ctx.tx.rows(
+        "SELECT address_id, value FROM field_values WHERE field_id = ?1",
+        params![p.id],
+        |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)),
+    )?;
     let mut misfits = 0;
     for (address, value) in &values {
         match check_value(&def, &json!(value)) {
@@ -689,7 +697,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<FieldDef>> {
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<model::Deleted>> {
     let f = load(ctx, p.id)?;
     check_version(ctx, "fields", p.id, p.version)?;
-    ctx.tx.execute("DELETE FROM fields WHERE id = ?1", [p.id])?;
+    ctx.tx.execute("DELETE FROM fields WHERE id = ?1", params![p.id])?;
     let summary = format!("field '{}' deleted", f.name);
     ctx.log(Change::new(Field.id(p.id), Deleted, summary).before(&f))?;
     Ok(deleted(&[p.id]))

@@ -2,39 +2,46 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{params, OptionalExtension};
 use serde_json::json;
 
+use crate::db::{params, Row};
 use crate::error::{Code, Error, Result};
 use crate::handler::Action::{Added, Deleted, Edited};
 use crate::handler::{Change, Ctx, ObjectKind, Params};
 use crate::methods::{
-    capped, check_version, deleted, stamp_cols, stamps_at, too_many_deleted, MAX_RECORDS, UNPAGED_LIMIT,
+    capped, check_version, deleted, list_reply, listed, stamp_cols, stamps_at, too_many_deleted, List, ListParams,
+    Table, MAX_RECORDS, UNPAGED_LIMIT,
 };
 use crate::model::{self, Group, Records};
 use crate::params::{Data, Patch};
 use crate::store::cached_sql;
 
-/// The columns [`record`] reads, from groups `t` and their last modifiers `m`; `childcount` is the given expression.
-fn select_with(childcount: &str) -> String {
+/// The columns [`record`] reads, from groups `t` and their last modifiers `m` ([`FROM`]); `childcount` is the given
+/// expression.
+fn columns_with(childcount: &str) -> String {
     format!(
-        "SELECT t.id, t.description, t.parent_id, t.subnet_count, {childcount}, {stamps}
-         FROM groups t LEFT JOIN users m ON m.id = t.modby_id",
+        "t.id, t.description, t.parent_id, t.subnet_count, {childcount}, {stamps}",
         stamps = stamp_cols("t", "m")
     )
 }
 
-/// [`select_with`] counting each group's children.
+const FROM: &str = "groups t LEFT JOIN users m ON m.id = t.modby_id";
+
+/// [`columns_with`] counting each group's children.
+fn columns() -> &'static str {
+    cached_sql!(columns_with("(SELECT count(*) FROM groups c WHERE c.parent_id = t.id)"))
+}
+
 fn select() -> &'static str {
-    cached_sql!(select_with("(SELECT count(*) FROM groups c WHERE c.parent_id = t.id)"))
+    cached_sql!(format!("SELECT {} FROM {FROM}", columns()))
 }
 
-/// [`select_with`] for all the groups of an org, whose children [`all`] counts among them.
+/// [`columns_with`] for all the groups of an org, whose children [`all`] counts among them.
 fn select_all() -> &'static str {
-    cached_sql!(select_with("0"))
+    cached_sql!(format!("SELECT {} FROM {FROM}", columns_with("0")))
 }
 
-fn record(r: &rusqlite::Row) -> rusqlite::Result<Group> {
+fn record(r: &Row) -> Result<Group> {
     Ok(Group {
         id: r.get(0)?,
         description: r.get(1)?,
@@ -49,12 +56,11 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<Group> {
 /// One group of the caller's org.
 pub fn load(ctx: &Ctx, id: i64) -> Result<Group> {
     ctx.tx
-        .query_row(
+        .query_opt(
             &format!("{} WHERE t.id = ?1 AND t.org_id = ?2", select()),
             params![id, ctx.org()],
             record,
-        )
-        .optional()?
+        )?
         .ok_or_else(|| Error::not_found("group"))
 }
 
@@ -82,32 +88,34 @@ pub fn parent_param(d: &mut Data, key: &str) -> Result<Patch<i64>> {
 }
 
 pub struct GetParams {
-    id: Option<i64>,
+    list: ListParams,
     sort: bool,
 }
 
 impl Params for GetParams {
     fn decode(d: &mut Data) -> Result<Self> {
         Ok(GetParams {
-            id: d.id("id")?,
+            list: ListParams::decode(d)?,
             sort: d.bool("sort")?.unwrap_or(false),
         })
     }
 }
 
-/// Without `sort`: every group (or the one `id`), flat, by id. With `sort`: the tree (rooted at `id` when given),
-/// each group's `children` nested, siblings ordered by description. At most [`MAX_RECORDS`] groups, nested at most
+/// Without `sort`: every group (or the one `id`), flat, by id; with `page` or `perpage`, a page of them. With
+/// `sort`: the tree (rooted at `id` when given), each group's `children` nested, siblings ordered by description;
+/// paging pages its top-level groups. A tree is read whole: at most [`MAX_RECORDS`] groups, nested at most
 /// [`MAX_DEPTH`] deep: more is `too_large`, found after reading one group more.
-pub fn get(ctx: &Ctx, p: GetParams) -> Result<Records<Group>> {
+pub fn get(ctx: &Ctx, p: GetParams) -> Result<model::List<Group>> {
+    let paging = &p.list.paging;
     if !p.sort {
-        if let Some(id) = p.id {
-            return Ok(Records(vec![load(ctx, id)?]));
-        }
-        let sql = cached_sql!(format!(
-            "{} WHERE t.org_id = ?1 ORDER BY t.id{UNPAGED_LIMIT}",
-            select_all()
-        ));
-        return Ok(Records(all(ctx, sql)?));
+        let table = Table {
+            cols: columns(),
+            from: FROM,
+            order: "t.id",
+            key: "groups",
+            what: "group",
+        };
+        return listed(ctx, List::new("t.org_id = ?", ctx.org()), &table, &p.list, record);
     }
     // `groups_sorted` (schema.sql, migration 10) holds the groups in this order: no sorter.
     let sql = cached_sql!(format!(
@@ -119,16 +127,22 @@ pub fn get(ctx: &Ctx, p: GetParams) -> Result<Records<Group>> {
     for g in all {
         by_parent.entry(g.parent).or_default().push(g);
     }
-    let roots = match p.id {
+    let roots = match p.list.id {
         Some(id) => vec![load(ctx, id)?],
         None => by_parent.remove(&None).unwrap_or_default(),
     };
-    Ok(Records(
-        roots
-            .into_iter()
-            .map(|g| nest(g, &mut by_parent, 1))
-            .collect::<Result<_>>()?,
-    ))
+    let total = roots.len() as i64;
+    let (skip, take) = match paging.paged {
+        true => ((paging.page - 1).saturating_mul(paging.perpage), paging.perpage),
+        false => (0, total),
+    };
+    let roots = roots
+        .into_iter()
+        .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+        .take(usize::try_from(take).unwrap_or(usize::MAX))
+        .map(|g| nest(g, &mut by_parent, 1))
+        .collect::<Result<_>>()?;
+    Ok(list_reply(paging, total, "groups", roots))
 }
 
 /// The deepest a group tree is answered: replies are nested JSON, which is written and read recursively, so a
@@ -139,9 +153,7 @@ pub const MAX_DEPTH: usize = 32;
 /// All the groups of the caller's org, by `sql` (a [`select_all`] with `?1` the org, ending in [`UNPAGED_LIMIT`]): at
 /// most [`MAX_RECORDS`]. Their children are counted here, among them, rather than by a subquery per group.
 fn all(ctx: &Ctx, sql: &str) -> Result<Vec<Group>> {
-    let mut stmt = ctx.tx.prepare_cached(sql)?;
-    let rows = stmt.query_map(params![ctx.org()], record)?;
-    let mut groups = capped(rows)?;
+    let mut groups = capped(ctx.tx, sql, params![ctx.org()], record)?;
     let mut children: BTreeMap<i64, i64> = BTreeMap::new();
     for parent in groups.iter().filter_map(|g| g.parent) {
         *children.entry(parent).or_default() += 1;
@@ -190,9 +202,9 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<Group>> {
     if let Some(parent) = p.parent {
         exists(ctx, parent).map_err(|_| Error::new(Code::NotFound, "parent group not found"))?;
     }
-    ctx.tx.execute(
+    let id = ctx.tx.query_row(
         "INSERT INTO groups (org_id, parent_id, description, created, modifiedat, modby_id, modby_name)
-         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6) RETURNING id",
         params![
             ctx.org(),
             p.parent,
@@ -201,8 +213,8 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<Group>> {
             ctx.caller.user_id,
             ctx.caller.username
         ],
+        |r| r.get::<i64>(0),
     )?;
-    let id = ctx.tx.last_insert_rowid();
     let after = load(ctx, id)?;
     ctx.log(
         Change::new(
@@ -311,25 +323,36 @@ pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Records<model::Deleted>> {
         .with_data(json!({"children": children, "subnets": subnets})));
     }
     // The subtree, with each group's subnets and address records, read one group past the bound at most.
-    let mut stmt = ctx.tx.prepare_cached(
+    let tree = ctx.tx.rows(
         "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT g.id FROM groups g JOIN sub ON g.parent_id = sub.id)
          SELECT sub.id, (SELECT count(*) FROM subnets s WHERE s.group_id = sub.id),
                 (SELECT coalesce(sum(s.used), 0) FROM subnets s WHERE s.group_id = sub.id)
          FROM sub LIMIT ?2",
+        params![p.id, MAX_RECORDS as i64 + 1],
+        |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?, r.get::<i64>(2)?)),
     )?;
-    let tree = stmt
-        .query_map(params![p.id, MAX_RECORDS as i64 + 1], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
     let (groups, subnets, records) = tree.iter().fold((0, 0, 0), |(g, s, r), t| (g + 1, s + t.1, r + t.2));
     if groups > MAX_RECORDS || subnets > MAX_RECORDS as i64 || records > MAX_RECORDS as i64 {
         return Err(too_many_deleted());
     }
+    // The subtree's groups whole, in one read, for the feed's `before`.
+    let ids = json!(tree.iter().map(|t| t.0).collect::<Vec<_>>()).to_string();
+    let sql = cached_sql!(format!("{} WHERE t.id IN (SELECT value FROM json_each(?1))", select()));
+    let before: BTreeMap<i64, Group> = ctx
+        .tx
+        .rows(sql, params![ids], record)?
+        .into_iter()
+        .map(|g| (g.id, g))
+        .collect();
     // The foreign keys cascade to the subtree, its subnets and their records.
-    ctx.tx.execute("DELETE FROM groups WHERE id = ?1", [p.id])?;
+    ctx.tx.execute("DELETE FROM groups WHERE id = ?1", params![p.id])?;
     for (id, subnets, _) in &tree {
-        ctx.log(Change::new(ObjectKind::Group.id(*id), Deleted, "group deleted").detail(json!({"subnets": subnets})))?;
+        let mut change =
+            Change::new(ObjectKind::Group.id(*id), Deleted, "group deleted").detail(json!({"subnets": subnets}));
+        if let Some(group) = before.get(id) {
+            change = change.before(group);
+        }
+        ctx.log(change)?;
     }
     Ok(deleted(&tree.iter().map(|t| t.0).collect::<Vec<_>>()))
 }

@@ -1,9 +1,8 @@
 //! `org/*`: the caller's organisation — its record and counts, renaming, deletion, and the audit log.
 
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter};
 use serde_json::{json, Value};
 
+use crate::db::{self, params, Row};
 use crate::error::{Code, Error, Result};
 use crate::handler::{Action, Change, Ctx, ObjectKind, Params};
 use crate::methods::deleted;
@@ -12,7 +11,7 @@ use crate::params::{Data, Patch};
 
 const COLS: &str = "id, identifier, description, created, operator";
 
-fn record(r: &rusqlite::Row) -> rusqlite::Result<Org> {
+fn record(r: &Row) -> Result<Org> {
     Ok(Org {
         name: OrgName {
             id: r.get(0)?,
@@ -26,19 +25,21 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<Org> {
 
 /// The caller's org.
 pub fn load(ctx: &Ctx) -> Result<Org> {
-    Ok(ctx
-        .tx
-        .query_row(&format!("SELECT {COLS} FROM orgs WHERE id = ?1"), [ctx.org()], record)?)
+    ctx.tx.query_row(
+        &format!("SELECT {COLS} FROM orgs WHERE id = ?1"),
+        params![ctx.org()],
+        record,
+    )
 }
 
 pub fn info(ctx: &Ctx, _: ()) -> Result<OrgInfo> {
     let org = load(ctx)?;
-    Ok(ctx.tx.query_row(
+    ctx.tx.query_row(
         "SELECT (SELECT count(*) FROM users WHERE org_id = ?1),
                 (SELECT count(*) FROM groups WHERE org_id = ?1),
                 (SELECT count(*) FROM subnets WHERE org_id = ?1),
                 (SELECT coalesce(sum(used), 0) FROM subnets WHERE org_id = ?1)",
-        [ctx.org()],
+        params![ctx.org()],
         |r| {
             Ok(OrgInfo {
                 org,
@@ -48,7 +49,7 @@ pub fn info(ctx: &Ctx, _: ()) -> Result<OrgInfo> {
                 ipcount: r.get(3)?,
             })
         },
-    )?)
+    )
 }
 
 /// Checks and normalises an org identifier: `[a-z0-9._-]{1,64}`, compared case-insensitively.
@@ -106,7 +107,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<Org>> {
         Patch::Keep => {}
         Patch::Clear => {
             ctx.tx
-                .execute("UPDATE orgs SET description = '' WHERE id = ?1", [ctx.org()])?;
+                .execute("UPDATE orgs SET description = '' WHERE id = ?1", params![ctx.org()])?;
         }
         Patch::Set(description) => {
             ctx.tx.execute(
@@ -151,10 +152,11 @@ pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Records<Deleted>> {
     if !org.name.identifier.eq_ignore_ascii_case(p.confirm.trim()) {
         return Err(Error::param("confirm", "must be the organisation's identifier"));
     }
-    ctx.tx.execute("DELETE FROM orgs WHERE id = ?1", [ctx.org()])?;
+    ctx.tx.execute("DELETE FROM orgs WHERE id = ?1", params![ctx.org()])?;
     // The feed's rows have no foreign key (schema.sql, migration 13): an org id may be given again, and its new
     // owner must not read the old org's changes.
-    ctx.tx.execute("DELETE FROM changes WHERE org_id = ?1", [ctx.org()])?;
+    ctx.tx
+        .execute("DELETE FROM changes WHERE org_id = ?1", params![ctx.org()])?;
     tracing::info!(org = ctx.org(), respid = ctx.respid, "organisation deleted");
     Ok(deleted(&[ctx.org()]))
 }
@@ -162,7 +164,7 @@ pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Records<Deleted>> {
 pub struct LogsParams {
     page: i64,
     perpage: i64,
-    filters: Vec<(&'static str, SqlValue)>,
+    filters: Vec<(&'static str, db::Value)>,
 }
 
 impl Params for LogsParams {
@@ -177,12 +179,12 @@ impl Params for LogsParams {
             ("objectid", "objectid = ?"),
         ] {
             if let Some(v) = d.int(key)? {
-                filters.push((sql, SqlValue::Integer(v)));
+                filters.push((sql, db::Value::Int(v)));
             }
         }
         for (key, sql) in [("objecttype", "objecttype = ?"), ("method", "method = ?")] {
             if let Some(v) = d.str(key)? {
-                filters.push((sql, SqlValue::Text(v)));
+                filters.push((sql, db::Value::Text(v)));
             }
         }
         Ok(LogsParams { page, perpage, filters })
@@ -192,7 +194,7 @@ impl Params for LogsParams {
 /// The org's audit log, newest first, a page at a time.
 pub fn logs(ctx: &Ctx, p: LogsParams) -> Result<LogPage> {
     let mut sql_where = String::from("org_id = ?");
-    let mut args = vec![SqlValue::Integer(ctx.org())];
+    let mut args = vec![db::Value::Int(ctx.org())];
     for (cond, v) in p.filters {
         sql_where.push_str(" AND ");
         sql_where.push_str(cond);
@@ -200,16 +202,16 @@ pub fn logs(ctx: &Ctx, p: LogsParams) -> Result<LogPage> {
     }
     let total: i64 = ctx.tx.query_row(
         &format!("SELECT count(*) FROM logs WHERE {sql_where}"),
-        params_from_iter(&args),
+        &db::param_list(&args),
         |r| r.get(0),
     )?;
-    args.push(SqlValue::Integer(p.perpage));
-    args.push(SqlValue::Integer((p.page - 1).saturating_mul(p.perpage)));
-    let mut stmt = ctx.tx.prepare_cached(&format!(
-        "SELECT id, time, userid, user, application, respid, method, objecttype, objectid, summary, changes
+    args.push(db::Value::Int(p.perpage));
+    args.push(db::Value::Int((p.page - 1).saturating_mul(p.perpage)));
+    let sql = format!(
+        "SELECT id, time, userid, \"user\", application, respid, method, objecttype, objectid, summary, changes
          FROM logs WHERE {sql_where} ORDER BY id DESC LIMIT ? OFFSET ?"
-    ))?;
-    let rows = stmt.query_map(params_from_iter(&args), |r| {
+    );
+    let rows = ctx.tx.rows(&sql, &db::param_list(&args), |r| {
         let changes: Option<String> = r.get(10)?;
         Ok(LogEntry {
             id: r.get(0)?,
@@ -230,7 +232,7 @@ pub fn logs(ctx: &Ctx, p: LogsParams) -> Result<LogPage> {
         perpage: p.perpage,
         pages: (total + p.perpage - 1) / p.perpage,
         total,
-        logs: Records(rows.collect::<rusqlite::Result<_>>()?),
+        logs: Records(rows),
     })
 }
 
@@ -238,7 +240,7 @@ pub fn logs(ctx: &Ctx, p: LogsParams) -> Result<LogPage> {
 pub fn insert(tx: &crate::store::Tx, identifier: &str, description: &str, operator: bool, now: i64) -> Result<i64> {
     let taken: bool = tx.query_row(
         "SELECT EXISTS(SELECT 1 FROM orgs WHERE identifier = ?1)",
-        [identifier],
+        params![identifier],
         |r| r.get(0),
     )?;
     if taken {
@@ -247,21 +249,20 @@ pub fn insert(tx: &crate::store::Tx, identifier: &str, description: &str, operat
             format!("the identifier '{identifier}' is taken"),
         ));
     }
-    tx.execute(
-        "INSERT INTO orgs (identifier, description, operator, created) VALUES (?1, ?2, ?3, ?4)",
+    let id = tx.query_row(
+        "INSERT INTO orgs (identifier, description, operator, created) VALUES (?1, ?2, ?3, ?4) RETURNING id",
         params![identifier, description, operator, now],
+        |r| r.get::<i64>(0),
     )?;
-    Ok(tx.last_insert_rowid())
+    Ok(id)
 }
 
 /// Whether any org exists: an empty database is initialised on first run.
 pub fn any(tx: &crate::store::Tx) -> Result<bool> {
-    Ok(tx.query_row("SELECT EXISTS(SELECT 1 FROM orgs)", [], |r| r.get(0))?)
+    tx.query_row("SELECT EXISTS(SELECT 1 FROM orgs)", params![], |r| r.get(0))
 }
 
 /// Every org, by id: `ipamd org list` (the command line's, never a caller's: a caller sees only its own org).
 pub fn all(tx: &crate::store::Tx) -> Result<Vec<Org>> {
-    let mut stmt = tx.prepare_cached(&format!("SELECT {COLS} FROM orgs ORDER BY id"))?;
-    let rows = stmt.query_map([], record)?;
-    crate::methods::capped(rows)
+    crate::methods::capped(tx, &format!("SELECT {COLS} FROM orgs ORDER BY id"), params![], record)
 }

@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
+use crate::db::ToParam;
 use ipnet::IpNet;
-use rusqlite::ToSql;
 use serde_json::json;
 
 use crate::error::{Error, Result};
@@ -354,11 +354,8 @@ fn match_of(sub: &subnets::Subnet, lo: u128, hi: u128) -> &'static str {
 /// thousand; field values (and shorter queries) are matched by a scan.
 fn address_matches(ctx: &Ctx, query: &str, mac: Option<&str>, limit: i64) -> Result<Vec<i64>> {
     let org = ctx.org();
-    let collect = |sql: &str, args: &[&dyn ToSql]| -> Result<Vec<i64>> {
-        let mut stmt = ctx.tx.prepare_cached(sql)?;
-        let rows = stmt.query_map(args, |r| r.get::<_, i64>(0))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-    };
+    let collect =
+        |sql: &str, args: &[&dyn ToParam]| -> Result<Vec<i64>> { ctx.tx.rows(sql, args, |r| r.get::<i64>(0)) };
     // FTS5 cuts a phrase at a NUL; such a query (and one too short for trigrams) takes the scan.
     let mut ids = if query.chars().count() >= 3 && !query.contains('\0') {
         let phrase = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
@@ -410,11 +407,7 @@ fn text_matches(ctx: &Ctx, query: &str, kinds: &[&str], limit: usize) -> Result<
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     // A whole MAC address in any accepted spelling also finds its normalised form.
     let mac = net::normalize_mac(query).ok();
-    let ids = |sql: &str, args: &[&dyn ToSql]| -> Result<Vec<i64>> {
-        let mut stmt = ctx.tx.prepare_cached(sql)?;
-        let rows = stmt.query_map(args, |r| r.get::<_, i64>(0))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-    };
+    let ids = |sql: &str, args: &[&dyn ToParam]| -> Result<Vec<i64>> { ctx.tx.rows(sql, args, |r| r.get::<i64>(0)) };
     let mut hits = Hits {
         groups: Vec::new(),
         subnets: Vec::new(),

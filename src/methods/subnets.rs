@@ -6,9 +6,9 @@ use std::cell::RefCell;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 
+use crate::db::{params, Row, Tx};
 use crate::error::{Code, Error, Result};
 use crate::handler::Action::{Added, Deleted, Edited, Joined, Split};
 use crate::handler::{Change, Ctx, ObjectKind, Params};
@@ -61,12 +61,11 @@ pub const SUBNET_COLS: &str = "t.id, t.group_id, t.family, t.net_start, t.prefix
 const SUBNET_COLUMNS: usize = column_count(SUBNET_COLS);
 
 /// Reads [`SUBNET_COLS`] at column `at`.
-pub fn subnet_of(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Subnet> {
+pub fn subnet_of(r: &Row, at: usize) -> Result<Subnet> {
     let family: i64 = r.get(at + 2)?;
-    let start: Vec<u8> = r.get(at + 3)?;
     let prefix: u8 = r.get(at + 4)?;
-    let bad = || rusqlite::Error::FromSqlConversionFailure(at + 3, rusqlite::types::Type::Blob, "bad subnet".into());
-    let k = net::bytes_key(&start).ok_or_else(bad)?;
+    let bad = || Error::internal(format!("column {}: bad subnet", at + 3));
+    let k = net::bytes_key(r.blob(at + 3)?).ok_or_else(bad)?;
     let net = IpNet::new(net::from_key(k, family == 4), prefix).map_err(|_| bad())?;
     Ok(Subnet {
         id: r.get(at)?,
@@ -78,14 +77,13 @@ pub fn subnet_of(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Subnet> {
 /// One subnet of the caller's org.
 pub fn load(ctx: &Ctx, id: i64) -> Result<Subnet> {
     ctx.tx
-        .query_row(
+        .query_opt(
             cached_sql!(format!(
                 "SELECT {SUBNET_COLS} FROM subnets t WHERE t.id = ?1 AND t.org_id = ?2"
             )),
             params![id, ctx.org()],
             |r| subnet_of(r, 0),
-        )
-        .optional()?
+        )?
         .ok_or_else(|| Error::not_found("subnet"))
 }
 
@@ -141,25 +139,29 @@ pub fn overlapping_records(
     keep: impl Fn(&Subnet) -> bool,
     limit: usize,
 ) -> Result<(Vec<(Subnet, model::Subnet)>, bool)> {
-    let mut stmt = ctx.tx.prepare_cached(cached_sql!(overlap_sql(columns())))?;
     let family = if v4 { 4 } else { 6 };
-    let mut rows = stmt.query(params![ctx.org(), family, net::key_bytes(lo), net::key_bytes(hi)])?;
     let mut found: Vec<(Subnet, model::Subnet)> = Vec::new();
-    while let Some(r) = rows.next()? {
-        let s = subnet_of(r, 0)?;
-        if !keep(&s) {
-            continue;
-        }
-        let start = s.net.network();
-        if matches!(order, Order::ByAddress)
-            && found.len() > limit
-            && net::key(start) >= lo
-            && found.last().is_some_and(|(last, _)| last.net.network() != start)
-        {
-            break;
-        }
-        found.push((s, record(r)?));
-    }
+    let sql = cached_sql!(overlap_sql(columns()));
+    ctx.tx.each(
+        sql,
+        params![ctx.org(), family, net::key_bytes(lo), net::key_bytes(hi)],
+        |r| {
+            let s = subnet_of(r, 0)?;
+            if !keep(&s) {
+                return Ok(true);
+            }
+            let start = s.net.network();
+            if matches!(order, Order::ByAddress)
+                && found.len() > limit
+                && net::key(start) >= lo
+                && found.last().is_some_and(|(last, _)| last.net.network() != start)
+            {
+                return Ok(false);
+            }
+            found.push((s, record(r)?));
+            Ok(true)
+        },
+    )?;
     order.sort(&mut found, |(s, _)| s);
     let more = found.len() > limit;
     found.truncate(limit);
@@ -183,7 +185,7 @@ pub fn holders(ctx: &Ctx, ip: IpAddr, brief: bool) -> Result<Vec<Holder>> {
     let sql = holders_sql(brief);
     let k = net::key(ip);
     let mut found = overlapping_rows(ctx, sql, ip.is_ipv4(), k, k, |r| {
-        let address = match r.get::<_, Option<i64>>(SUBNET_COLUMNS)? {
+        let address = match r.get::<Option<i64>>(SUBNET_COLUMNS)? {
             Some(_) if brief => Some(addresses::brief_record_at(r, SUBNET_COLUMNS)?),
             Some(_) => Some(addresses::record_at(r, SUBNET_COLUMNS)?),
             None => None,
@@ -229,13 +231,11 @@ fn overlapping_rows<T>(
     v4: bool,
     lo: u128,
     hi: u128,
-    row: impl FnMut(&rusqlite::Row) -> rusqlite::Result<T>,
+    row: impl FnMut(&Row) -> Result<T>,
 ) -> Result<Vec<T>> {
-    let mut stmt = ctx.tx.prepare_cached(sql)?;
     let family = if v4 { 4 } else { 6 };
     let (lo_b, hi_b) = (net::key_bytes(lo), net::key_bytes(hi));
-    let rows = stmt.query_map(params![ctx.org(), family, lo_b, hi_b], row)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    ctx.tx.rows(sql, params![ctx.org(), family, lo_b, hi_b], row)
 }
 
 /// The subnets `t` of the caller's org (`?1`) and family (`?2`) that start where the enclosing block of their length
@@ -352,49 +352,45 @@ pub const TAKEN_SQL: [&str; 2] = [
 /// hold `from` on. `f` gets a lazy iterator of inclusive key intervals (sorted by start; a record may lie in a
 /// range), so a caller that stops early reads only what it needs: two seeks, then one run or range per interval.
 pub fn with_taken<T>(
-    conn: &Connection,
+    tx: &Tx,
     s: &Subnet,
     from: u128,
     f: impl FnOnce(&mut dyn Iterator<Item = (u128, u128)>) -> T,
 ) -> Result<T> {
     let from_bytes = net::key_bytes(from);
-    let failure: RefCell<Option<rusqlite::Error>> = RefCell::new(None);
-    let interval = |r: &rusqlite::Row| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?));
-    let keys = |row: rusqlite::Result<(Vec<u8>, Vec<u8>)>| match row {
-        Ok((a, b)) => net::bytes_key(&a).zip(net::bytes_key(&b)),
+    let failure: RefCell<Option<Error>> = RefCell::new(None);
+    let interval = |r: &Row| Ok(net::bytes_key(r.blob(0)?).zip(net::bytes_key(r.blob(1)?)));
+    let keys = |row: Result<Option<(u128, u128)>>| match row {
+        Ok(keys) => keys,
         Err(e) => {
             *failure.borrow_mut() = Some(e);
             None
         }
     };
     let [runs_sql, ranges_sql] = TAKEN_SQL;
-    let mut runs_stmt = conn.prepare_cached(runs_sql)?;
-    let mut ranges_stmt = conn.prepare_cached(ranges_sql)?;
-    let mut runs = runs_stmt
-        .query_map(params![s.id, &from_bytes[..]], interval)?
-        .map_while(keys)
-        .peekable();
-    let mut ranges = ranges_stmt
-        .query_map(params![s.id, &from_bytes[..]], interval)?
-        .map_while(keys)
-        .peekable();
-    let mut merged = std::iter::from_fn(|| match (runs.peek(), ranges.peek()) {
-        (Some(a), Some(b)) if b.0 < a.0 => ranges.next(),
-        (Some(_), _) => runs.next(),
-        (None, _) => ranges.next(),
-    });
-    let out = f(&mut merged);
+    let out = tx.scan(runs_sql, params![s.id, from_bytes], interval, |runs| {
+        tx.scan(ranges_sql, params![s.id, from_bytes], interval, |ranges| {
+            let mut runs = runs.map_while(keys).peekable();
+            let mut ranges = ranges.map_while(keys).peekable();
+            let mut merged = std::iter::from_fn(|| match (runs.peek(), ranges.peek()) {
+                (Some(a), Some(b)) if b.0 < a.0 => ranges.next(),
+                (Some(_), _) => runs.next(),
+                (None, _) => ranges.next(),
+            });
+            f(&mut merged)
+        })
+    })??;
     match failure.take() {
-        Some(e) => Err(e.into()),
+        Some(e) => Err(e),
         None => Ok(out),
     }
 }
 
 /// Up to `limit` free usable keys of a subnet at or above `from`, ascending.
-pub fn free_keys(conn: &Connection, s: &Subnet, from: u128, limit: usize) -> Result<Vec<u128>> {
+pub fn free_keys(tx: &Tx, s: &Subnet, from: u128, limit: usize) -> Result<Vec<u128>> {
     let usable = s.usable();
     let from = from.max(usable.0);
-    with_taken(conn, s, from, |taken| {
+    with_taken(tx, s, from, |taken| {
         net::free_list((from, usable.1), None, limit, taken)
     })
 }
@@ -425,7 +421,7 @@ pub fn adjust(ctx: &Ctx, s: &Subnet, k: u128, added: bool) -> Result<()> {
     let counts = (lo..=hi).contains(&k) && !in_range;
     let taken: String = ctx
         .tx
-        .query_row("SELECT taken FROM subnets WHERE id = ?1", [s.id], |r| r.get(0))?;
+        .query_row("SELECT taken FROM subnets WHERE id = ?1", params![s.id], |r| r.get(0))?;
     let taken: u128 = taken
         .parse()
         .map_err(|_| Error::internal(format!("subnet {}: bad taken count", s.id)))?;
@@ -459,7 +455,7 @@ fn select() -> &'static str {
 /// Orders subnets by family, then address, then prefix.
 const ORDER: &str = "ORDER BY t.family, t.net_start, t.prefix";
 
-fn record(r: &rusqlite::Row) -> rusqlite::Result<model::Subnet> {
+fn record(r: &Row) -> Result<model::Subnet> {
     let s = subnet_of(r, 0)?;
     let taken: String = r.get(11)?;
     let total = net::usable_count(&s.net);
@@ -488,12 +484,11 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<model::Subnet> {
 /// The full record of one subnet of the caller's org.
 pub fn get_record(ctx: &Ctx, id: i64) -> Result<model::Subnet> {
     ctx.tx
-        .query_row(
+        .query_opt(
             cached_sql!(format!("{} WHERE t.id = ?1 AND t.org_id = ?2", select())),
             params![id, ctx.org()],
             record,
-        )
-        .optional()?
+        )?
         .ok_or_else(|| Error::not_found("subnet"))
 }
 
@@ -705,10 +700,10 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<model::Subnet>> {
 fn insert(ctx: &Ctx, block: &IpNet, group: Option<i64>, texts: &[Option<String>; 4], vlan: Option<i64>) -> Result<i64> {
     let (lo, hi) = net::range(block);
     let family = if matches!(block, IpNet::V4(_)) { 4 } else { 6 };
-    ctx.tx.execute(
+    let id = ctx.tx.query_row(
         "INSERT INTO subnets (org_id, group_id, family, net_start, net_end, prefix, name, description, domain,
                               location, vlan_id, created, modifiedat, modby_id, modby_name)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14) RETURNING id",
         params![
             ctx.org(),
             group,
@@ -725,8 +720,9 @@ fn insert(ctx: &Ctx, block: &IpNet, group: Option<i64>, texts: &[Option<String>;
             ctx.caller.user_id,
             ctx.caller.username
         ],
+        |r| r.get::<i64>(0),
     )?;
-    Ok(ctx.tx.last_insert_rowid())
+    Ok(id)
 }
 
 /// Stamps a subnet as modified by the caller now.
@@ -823,7 +819,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<model::Subnet>> {
         Patch::Keep => {}
         Patch::Clear => {
             ctx.tx
-                .execute("UPDATE subnets SET vlan_id = NULL WHERE id = ?1", [s.id])?;
+                .execute("UPDATE subnets SET vlan_id = NULL WHERE id = ?1", params![s.id])?;
         }
         Patch::Set(v) => {
             ctx.tx
@@ -961,7 +957,7 @@ fn remove(ctx: &Ctx, p: DeleteParams, mass: bool) -> Result<Records<model::Delet
     let mut ids = Vec::new();
     for r in doomed {
         let id = r.id;
-        ctx.tx.execute("DELETE FROM subnets WHERE id = ?1", [id])?;
+        ctx.tx.execute("DELETE FROM subnets WHERE id = ?1", params![id])?;
         ctx.log(
             Change::new(
                 ObjectKind::Subnet.id(id),
@@ -1017,14 +1013,11 @@ pub fn split(ctx: &Ctx, p: SplitParams) -> Result<model::List<model::Subnet>> {
     for child in &children {
         storable(*child)?;
     }
-    let mut stmt = ctx
-        .tx
-        .prepare_cached("SELECT id, start_ip, end_ip FROM dhcp_ranges WHERE subnet_id = ?1")?;
-    let ranges = stmt
-        .query_map([s.id], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let ranges = ctx.tx.rows(
+        "SELECT id, start_ip, end_ip FROM dhcp_ranges WHERE subnet_id = ?1",
+        params![s.id],
+        |r| Ok((r.get::<i64>(0)?, r.get::<Vec<u8>>(1)?, r.get::<Vec<u8>>(2)?)),
+    )?;
     let mut straddling = Map::new();
     for (id, a, b) in &ranges {
         let (a, b) = (net::bytes_key(a).unwrap_or(0), net::bytes_key(b).unwrap_or(0));
@@ -1037,14 +1030,16 @@ pub fn split(ctx: &Ctx, p: SplitParams) -> Result<model::List<model::Subnet>> {
             invalid(format!("DHCP ranges would straddle the /{prefix} children")).with_data(Value::Object(straddling))
         );
     }
+    // The subnet as it was, for the feed: its entry gives the fields the split changed.
+    let before = get_record(ctx, s.id)?;
     let meta: [Option<String>; 4] = ctx.tx.query_row(
         "SELECT name, description, domain, location FROM subnets WHERE id = ?1",
-        [s.id],
+        params![s.id],
         |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?]),
     )?;
     let vlan: Option<i64> = ctx
         .tx
-        .query_row("SELECT vlan_id FROM subnets WHERE id = ?1", [s.id], |r| r.get(0))?;
+        .query_row("SELECT vlan_id FROM subnets WHERE id = ?1", params![s.id], |r| r.get(0))?;
     let mut ids = vec![s.id];
     for child in &children[1..] {
         let id = insert(ctx, child, s.group, &meta, vlan)?;
@@ -1083,18 +1078,20 @@ pub fn split(ctx: &Ctx, p: SplitParams) -> Result<model::List<model::Subnet>> {
             ..s.clone()
         },
     )?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in &ids {
+        out.push(get_record(ctx, *id)?);
+    }
     ctx.log(
         Change::new(
             ObjectKind::Subnet.id(s.id),
             Split,
             format!("subnet {} split into {} /{prefix}", s.net, children.len()),
         )
-        .detail(json!({"from": s.net.to_string(), "created": ids[1..]})),
+        .detail(json!({"from": s.net.to_string(), "created": ids[1..]}))
+        .before(&before)
+        .after(&out[0]),
     )?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.push(get_record(ctx, id)?);
-    }
     Ok(model::List::of(out, "subnets"))
 }
 
@@ -1185,6 +1182,8 @@ pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Records<model::Joined>> {
         .cloned()
         .ok_or_else(|| Error::internal("no members"))?;
     let absorbed: Vec<i64> = ids.iter().copied().filter(|id| *id != survivor.id).collect();
+    // The surviving subnet as it was, for the feed: its entry gives the fields the join changed.
+    let before = get_record(ctx, survivor.id)?;
     for id in &absorbed {
         let field_map = fields::merge_definitions(ctx, *id, survivor.id, p.force)?;
         ctx.tx.execute(
@@ -1196,7 +1195,7 @@ pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Records<model::Joined>> {
             params![survivor.id, id],
         )?;
         fields::remap_values(ctx, survivor.id, &field_map)?;
-        ctx.tx.execute("DELETE FROM subnets WHERE id = ?1", [id])?;
+        ctx.tx.execute("DELETE FROM subnets WHERE id = ?1", params![id])?;
     }
     let (lo, hi) = net::range(&block);
     ctx.tx.execute(
@@ -1216,16 +1215,19 @@ pub fn join(ctx: &Ctx, p: JoinParams) -> Result<Records<model::Joined>> {
             ..survivor.clone()
         },
     )?;
+    let after = get_record(ctx, survivor.id)?;
     ctx.log(
         Change::new(
             ObjectKind::Subnet.id(survivor.id),
             Joined,
             format!("{} subnets joined into {block}", ids.len()),
         )
-        .detail(json!({"joined": absorbed})),
+        .detail(json!({"joined": absorbed}))
+        .before(&before)
+        .after(&after),
     )?;
     Ok(Records(vec![model::Joined {
-        subnet: get_record(ctx, survivor.id)?,
+        subnet: after,
         joined: absorbed,
     }]))
 }
@@ -1247,11 +1249,11 @@ fn not_contiguous(expected: &IpNet, missing: &[(u128, u128)]) -> Error {
 fn members_within(ctx: &Ctx, group: Option<i64>, block: &IpNet) -> Result<Vec<Subnet>> {
     let (lo, hi) = net::range(block);
     let family = if matches!(block, IpNet::V4(_)) { 4 } else { 6 };
-    let mut stmt = ctx.tx.prepare_cached(&format!(
-        "SELECT {SUBNET_COLS} FROM subnets t
+    ctx.tx.rows(
+        &format!(
+            "SELECT {SUBNET_COLS} FROM subnets t
          WHERE t.org_id = ?1 AND t.group_id IS ?2 AND t.family = ?3 AND t.net_start >= ?4 AND t.net_end <= ?5 {ORDER}"
-    ))?;
-    let rows = stmt.query_map(
+        ),
         params![
             ctx.org(),
             group,
@@ -1260,8 +1262,7 @@ fn members_within(ctx: &Ctx, group: Option<i64>, block: &IpNet) -> Result<Vec<Su
             &net::key_bytes(hi)[..]
         ],
         |r| subnet_of(r, 0),
-    )?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    )
 }
 
 #[cfg(test)]
@@ -1295,7 +1296,9 @@ mod tests {
         crate::store::migrate(&conn).unwrap();
         for sql in TAKEN_SQL {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let rows = stmt.query_map(params![1, 0], |r| r.get::<_, String>(3)).unwrap();
+            let rows = stmt
+                .query_map(rusqlite::params![1, 0], |r| r.get::<_, String>(3))
+                .unwrap();
             let plan = rows.map(|r| r.unwrap()).collect::<Vec<_>>();
             assert!(plan.iter().all(|step| !step.starts_with("SCAN")), "{plan:#?}");
             let seeks = plan

@@ -1,20 +1,20 @@
 //! `org/tokens/*`: REST API tokens, each bound to the user who made it (so it carries that user's org and
 //! level). A token is shown once; only its SHA-256 digest is stored.
 
-use rusqlite::params;
 use serde_json::json;
 
 use crate::auth;
+use crate::db::{params, Row};
 use crate::error::{Error, Result};
 use crate::handler::{Action, Change, Ctx, ObjectKind, Params};
-use crate::methods::{capped, delete_owned, owner_filter, owner_within_quota, IdParam, OptIdParam};
-use crate::model::{Deleted, Records, Token};
+use crate::methods::{delete_owned, listed, owned, owner_within_quota, IdParam, ListParams, Table};
+use crate::model::{self, Deleted, Records, Token};
 use crate::params::Data;
 use crate::store::Tx;
 
 const COLS: &str = "id, description, prefix, user_id, created, expires, lastused, version";
 
-fn record(r: &rusqlite::Row) -> rusqlite::Result<Token> {
+fn record(r: &Row) -> Result<Token> {
     Ok(Token {
         id: r.get(0)?,
         description: r.get(1)?,
@@ -28,19 +28,19 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<Token> {
     })
 }
 
-/// The tokens the caller may see (or the one `id`).
-fn list(ctx: &Ctx, id: Option<i64>) -> Result<Vec<Token>> {
-    let mut stmt = ctx.tx.prepare_cached(&format!(
-        "SELECT {COLS} FROM tokens WHERE org_id = ?1 AND (?2 IS NULL OR user_id = ?2) AND (?3 IS NULL OR id = ?3)
-         ORDER BY id"
-    ))?;
-    let rows = stmt.query_map(params![ctx.org(), owner_filter(ctx), id], record)?;
-    capped(rows)
-}
+/// The tokens a caller may see: their own, or an admin's every one of the org.
+const TABLE: Table = Table {
+    cols: COLS,
+    from: "tokens t",
+    order: "t.id",
+    key: "tokens",
+    what: "token",
+};
 
 /// The token `id`, if the caller may see it.
 fn load(ctx: &Ctx, id: i64) -> Result<Token> {
-    list(ctx, Some(id))?.pop().ok_or_else(|| Error::not_found("token"))
+    let mut one = get(ctx, ListParams::one(id))?;
+    one.records.0.pop().ok_or_else(|| Error::not_found("token"))
 }
 
 /// Inserts a token and returns its id and the token itself, the only time it exists in clear.
@@ -53,9 +53,9 @@ pub fn insert(
     now: i64,
 ) -> Result<(i64, String)> {
     let token = auth::new_token()?;
-    tx.execute(
+    let id = tx.query_row(
         "INSERT INTO tokens (org_id, user_id, description, digest, prefix, created, expires)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
         params![
             org_id,
             user_id,
@@ -65,8 +65,9 @@ pub fn insert(
             now,
             expires
         ],
+        |r| r.get::<i64>(0),
     )?;
-    Ok((tx.last_insert_rowid(), token))
+    Ok((id, token))
 }
 
 pub struct AddParams {
@@ -108,13 +109,12 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<Token>> {
     Ok(Records(vec![rec]))
 }
 
-pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Records<Token>> {
-    match p.id {
-        Some(id) => Ok(Records(vec![load(ctx, id)?])),
-        None => Ok(Records(list(ctx, None)?)),
-    }
+/// The tokens the caller may see by id (or the one `id`); with `page` or `perpage`, a page.
+pub fn get(ctx: &Ctx, p: ListParams) -> Result<model::List<Token>> {
+    listed(ctx, owned(ctx, "t.user_id = ?"), &TABLE, &p, record)
 }
 
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<Deleted>> {
-    delete_owned(ctx, "tokens", "user_id", p, ObjectKind::Token)
+    let before = load(ctx, p.id)?;
+    delete_owned(ctx, "tokens", p, ObjectKind::Token, &before)
 }

@@ -1,20 +1,20 @@
 //! `org/users/*`: the users of the caller's org. Users are disabled, never deleted, and every org keeps at least
 //! one enabled admin. Password hashes never leave the server.
 
-use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
 
 use crate::auth;
+use crate::db::{params, Row};
 use crate::error::{Code, Error, Result};
 use crate::handler::{Action, Caller, Change, Ctx, Level, ObjectKind, Params};
-use crate::methods::{capped, check_version, OptIdParam};
-use crate::model::{Records, User};
+use crate::methods::{check_version, listed, List, ListParams, Table};
+use crate::model::{self, Records, User};
 use crate::params::{Data, Patch};
 use crate::store::{Db, Tx};
 
 const COLS: &str = "id, username, email, realname, level, disabled, created, lastlogin, version";
 
-fn record(r: &rusqlite::Row) -> rusqlite::Result<User> {
+fn record(r: &Row) -> Result<User> {
     Ok(User {
         id: r.get(0)?,
         username: r.get(1)?,
@@ -31,24 +31,24 @@ fn record(r: &rusqlite::Row) -> rusqlite::Result<User> {
 /// One user of the caller's org.
 pub fn load(ctx: &Ctx, id: i64) -> Result<User> {
     ctx.tx
-        .query_row(
+        .query_opt(
             &format!("SELECT {COLS} FROM users WHERE id = ?1 AND org_id = ?2"),
             params![id, ctx.org()],
             record,
-        )
-        .optional()?
+        )?
         .ok_or_else(|| Error::not_found("user"))
 }
 
-pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Records<User>> {
-    if let Some(id) = p.id {
-        return Ok(Records(vec![load(ctx, id)?]));
-    }
-    let mut stmt = ctx
-        .tx
-        .prepare_cached(&format!("SELECT {COLS} FROM users WHERE org_id = ?1 ORDER BY id"))?;
-    let users = capped(stmt.query_map([ctx.org()], record)?)?;
-    Ok(Records(users))
+/// The org's users by id (or the one `id`); with `page` or `perpage`, a page.
+pub fn get(ctx: &Ctx, p: ListParams) -> Result<model::List<User>> {
+    let table = Table {
+        cols: COLS,
+        from: "users t",
+        order: "t.id",
+        key: "users",
+        what: "user",
+    };
+    listed(ctx, List::new("t.org_id = ?", ctx.org()), &table, &p, record)
 }
 
 /// Checks a username: `[A-Za-z0-9._@-]{1,64}`.
@@ -170,11 +170,12 @@ pub fn insert(tx: &Tx, org_id: i64, u: &NewUser, now: i64) -> Result<i64> {
             format!("the username '{username}' is taken"),
         ));
     }
-    tx.execute(
-        "INSERT INTO users (org_id, username, email, realname, level, phc, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    let id = tx.query_row(
+        "INSERT INTO users (org_id, username, email, realname, level, phc, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
         params![org_id, username, email, realname, level.as_str(), phc, now],
+        |r| r.get::<i64>(0),
     )?;
-    Ok(tx.last_insert_rowid())
+    Ok(id)
 }
 
 /// The parameters of `org/users/add`: a [`NewUser`] whose password is hashed by [`Params::slow`].
@@ -292,13 +293,11 @@ impl Params for EditParams {
             return Ok(());
         }
         let username: Option<String> = db.read(|tx| {
-            Ok(tx
-                .query_row(
-                    "SELECT username FROM users WHERE id = ?1 AND org_id = ?2",
-                    params![id, caller.org_id],
-                    |r| r.get(0),
-                )
-                .optional()?)
+            tx.query_opt(
+                "SELECT username FROM users WHERE id = ?1 AND org_id = ?2",
+                params![id, caller.org_id],
+                |r| r.get(0),
+            )
         })?;
         self.hashed = username.map(|username| Hashed {
             id,
@@ -374,7 +373,8 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<User>> {
     match &p.realname {
         Patch::Keep => {}
         Patch::Clear => {
-            ctx.tx.execute("UPDATE users SET realname = NULL WHERE id = ?1", [id])?;
+            ctx.tx
+                .execute("UPDATE users SET realname = NULL WHERE id = ?1", params![id])?;
             changed.push("realname");
         }
         Patch::Set(r) => {

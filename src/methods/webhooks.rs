@@ -1,7 +1,7 @@
 //! Webhook subscriptions (`webhooks/add|get|edit|delete`), their delivery log (`webhooks/deliveries`) and
 //! `webhooks/redeliver`. The deliveries themselves are `Ctx::log`'s outbox rows, sent by `src/webhooks.rs`.
 
-use rusqlite::{params, OptionalExtension, Row};
+use crate::db::{params, Row};
 use serde_json::json;
 
 use crate::error::{Code, Error, Result};
@@ -9,6 +9,7 @@ use crate::handler::{Action, Change, Ctx, ObjectKind, Params};
 use crate::methods::{deleted, IdParam, OptIdParam, MAX_RECORDS, UNPAGED_LIMIT};
 use crate::model::{Deleted, Delivery, Records, Webhook};
 use crate::params::{Data, Patch};
+use crate::store::cached_sql;
 use crate::webhooks::{new_secret, target, Allow};
 
 /// The object types and actions a filter may name (`handler::ObjectKind`, `handler::Action`).
@@ -84,14 +85,11 @@ impl Fields {
         }
         for (patch, table, what) in [(&self.subnet, "subnets", "subnet"), (&self.group, "groups", "group")] {
             if let Patch::Set(id) = patch {
-                let found: Option<i64> = ctx
-                    .tx
-                    .query_row(
-                        &format!("SELECT id FROM {table} WHERE id = ?1 AND org_id = ?2"),
-                        params![id, ctx.org()],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
+                let found: Option<i64> = ctx.tx.query_opt(
+                    &format!("SELECT id FROM {table} WHERE id = ?1 AND org_id = ?2"),
+                    params![id, ctx.org()],
+                    |r| r.get(0),
+                )?;
                 if found.is_none() {
                     return Err(Error::not_found(what));
                 }
@@ -115,7 +113,7 @@ impl Params for AddParams {
 
 const COLS: &str = "id, url, description, objecttypes, actions, subnet_id, group_id, enabled, created";
 
-fn webhook(r: &Row) -> rusqlite::Result<Webhook> {
+fn webhook(r: &Row) -> Result<Webhook> {
     let list = |s: String| -> Vec<String> { s.split(',').filter(|i| !i.is_empty()).map(str::to_string).collect() };
     Ok(Webhook {
         id: r.get(0)?,
@@ -134,12 +132,11 @@ fn webhook(r: &Row) -> rusqlite::Result<Webhook> {
 /// One of the org's subscriptions.
 fn load(ctx: &Ctx, id: i64) -> Result<Webhook> {
     ctx.tx
-        .query_row(
+        .query_opt(
             &format!("SELECT {COLS} FROM webhooks WHERE id = ?1 AND org_id = ?2"),
             params![id, ctx.org()],
             webhook,
-        )
-        .optional()?
+        )?
         .ok_or_else(|| Error::not_found("webhook"))
 }
 
@@ -148,11 +145,11 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<Webhook>> {
     let f = p.0;
     f.check(ctx)?;
     // Every change of the org is matched against each subscription in its transaction: their number is bounded.
-    let held: i64 = ctx
-        .tx
-        .query_row("SELECT count(*) FROM webhooks WHERE org_id = ?1", [ctx.org()], |r| {
-            r.get(0)
-        })?;
+    let held: i64 = ctx.tx.query_row(
+        "SELECT count(*) FROM webhooks WHERE org_id = ?1",
+        params![ctx.org()],
+        |r| r.get(0),
+    )?;
     if held >= MAX_WEBHOOKS {
         return Err(Error::new(
             Code::QuotaExceeded,
@@ -164,10 +161,10 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<Webhook>> {
         Patch::Set(id) => Some(*id),
         Patch::Keep | Patch::Clear => None,
     };
-    ctx.tx.execute(
+    let id = ctx.tx.query_row(
         "INSERT INTO webhooks (org_id, url, description, objecttypes, actions, subnet_id, group_id, secret, enabled,
                                created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
         params![
             ctx.org(),
             f.url,
@@ -180,8 +177,8 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<Webhook>> {
             f.enabled.unwrap_or(true),
             ctx.now,
         ],
+        |r| r.get::<i64>(0),
     )?;
-    let id = ctx.tx.last_insert_rowid();
     let record = load(ctx, id)?;
     ctx.log(
         Change::new(
@@ -193,7 +190,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<Records<Webhook>> {
     )?;
     // A subscription starts with the changes after its own creation.
     ctx.tx
-        .execute("DELETE FROM webhook_deliveries WHERE webhook_id = ?1", [id])?;
+        .execute("DELETE FROM webhook_deliveries WHERE webhook_id = ?1", params![id])?;
     Ok(Records(vec![Webhook {
         secret: Some(secret),
         ..record
@@ -205,10 +202,14 @@ pub fn get(ctx: &Ctx, p: OptIdParam) -> Result<Records<Webhook>> {
     if let Some(id) = p.id {
         return Ok(Records(vec![load(ctx, id)?]));
     }
-    let mut stmt = ctx.tx.prepare_cached(&format!(
-        "SELECT {COLS} FROM webhooks WHERE org_id = ?1 ORDER BY id{UNPAGED_LIMIT}"
-    ))?;
-    let rows = crate::methods::capped(stmt.query_map([ctx.org()], webhook)?)?;
+    let rows = crate::methods::capped(
+        ctx.tx,
+        cached_sql!(format!(
+            "SELECT {COLS} FROM webhooks WHERE org_id = ?1 ORDER BY id{UNPAGED_LIMIT}"
+        )),
+        params![ctx.org()],
+        webhook,
+    )?;
     Ok(Records(rows))
 }
 
@@ -268,7 +269,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<Webhook>> {
 /// Deletes a subscription with its delivery log (pending deliveries are not sent).
 pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<Deleted>> {
     let before = load(ctx, p.id)?;
-    ctx.tx.execute("DELETE FROM webhooks WHERE id = ?1", [p.id])?;
+    ctx.tx.execute("DELETE FROM webhooks WHERE id = ?1", params![p.id])?;
     ctx.log(
         Change::new(
             ObjectKind::Webhook.id(p.id),
@@ -303,7 +304,7 @@ impl Params for DeliveriesParams {
 const DELIVERY_COLS: &str = "d.id, d.webhook_id, d.change_id, d.event, d.status, d.attempts, d.last_status, \
                              d.last_error, d.next_attempt, d.created, d.updated";
 
-fn delivery(r: &Row) -> rusqlite::Result<Delivery> {
+fn delivery(r: &Row) -> Result<Delivery> {
     Ok(Delivery {
         id: r.get(0)?,
         webhook: r.get(1)?,
@@ -324,14 +325,15 @@ pub fn deliveries(ctx: &Ctx, p: DeliveriesParams) -> Result<Records<Delivery>> {
     if let Some(id) = p.webhook {
         load(ctx, id)?;
     }
-    let mut stmt = ctx.tx.prepare_cached(&format!(
-        "SELECT {DELIVERY_COLS} FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+    let rows = ctx.tx.rows(
+        &format!(
+            "SELECT {DELIVERY_COLS} FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
          WHERE w.org_id = ?1 AND (?2 IS NULL OR d.webhook_id = ?2) AND (?3 IS NULL OR d.status = ?3)
          ORDER BY d.id DESC LIMIT ?4"
-    ))?;
-    let rows = stmt
-        .query_map(params![ctx.org(), p.webhook, p.status, p.limit], delivery)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        ),
+        params![ctx.org(), p.webhook, p.status, p.limit],
+        delivery,
+    )?;
     Ok(Records(rows))
 }
 
@@ -339,15 +341,12 @@ pub fn deliveries(ctx: &Ctx, p: DeliveriesParams) -> Result<Records<Delivery>> {
 /// wait for its retry): pending, due now, its attempts counted afresh. It goes before the subscription's later
 /// deliveries, which wait for it.
 pub fn redeliver(ctx: &Ctx, p: IdParam) -> Result<Records<Delivery>> {
-    let found: Option<i64> = ctx
-        .tx
-        .query_row(
-            "SELECT d.webhook_id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+    let found: Option<i64> = ctx.tx.query_opt(
+        "SELECT d.webhook_id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
              WHERE d.id = ?1 AND w.org_id = ?2",
-            params![p.id, ctx.org()],
-            |r| r.get(0),
-        )
-        .optional()?;
+        params![p.id, ctx.org()],
+        |r| r.get(0),
+    )?;
     let Some(webhook) = found else {
         return Err(Error::not_found("delivery"));
     };
@@ -363,11 +362,10 @@ pub fn redeliver(ctx: &Ctx, p: IdParam) -> Result<Records<Delivery>> {
         )
         .detail(json!({"redeliver": p.id})),
     )?;
-    let mut stmt = ctx.tx.prepare_cached(&format!(
-        "SELECT {DELIVERY_COLS} FROM webhook_deliveries d WHERE d.id = ?1"
-    ))?;
-    let rows = stmt
-        .query_map([p.id], delivery)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let rows = ctx.tx.rows(
+        &format!("SELECT {DELIVERY_COLS} FROM webhook_deliveries d WHERE d.id = ?1"),
+        params![p.id],
+        delivery,
+    )?;
     Ok(Records(rows))
 }

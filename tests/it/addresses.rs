@@ -1140,7 +1140,7 @@ async fn engine_steps(s: &Server, subnet: i64, block: &str, limit: usize) -> (Ve
                     TAKEN_SQL
                         .iter()
                         .map(|sql| {
-                            let stmt = tx.prepare_cached(sql).unwrap();
+                            let stmt = tx.sqlite().unwrap().prepare_cached(sql).unwrap();
                             match reset {
                                 true => stmt.reset_status(StatementStatus::VmStep),
                                 false => stmt.get_status(StatementStatus::VmStep),

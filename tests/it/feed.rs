@@ -304,3 +304,86 @@ async fn cursors_stay_valid_across_a_restore_and_expire_past_the_retention() {
     let fresh = feed(&s, &token, "limit=1").await;
     assert!(fresh["changes"][0]["cursor"].as_i64().unwrap() > old);
 }
+
+/// Every delete carries the record as it was in `before` (of each record a mass delete or a recursive delete takes),
+/// and a split or a join the fields of the remaining subnet that it changed, as an edit does.
+#[tokio::test]
+async fn deletes_splits_and_joins_carry_the_record_before() {
+    let s = Server::start().await;
+    let (a, token) = (&s.admin, s.admin_token.as_str());
+    let net = subnet(&s, a, "10.2.0.0/24").await;
+    let one = address(&s, a, net, "10.2.0.5").await;
+    let (two, three) = (
+        address(&s, a, net, "10.2.0.6").await,
+        address(&s, a, net, "10.2.0.7").await,
+    );
+    let other = subnet(&s, a, "10.3.0.0/24").await;
+    let four = address(&s, a, other, "10.3.0.9").await;
+    let range = id_of(only(
+        &s.ok(
+            a,
+            "dhcpranges/add",
+            json!({"subnet": net, "start_ip": "10.2.0.100", "end_ip": "10.2.0.110"}),
+        )
+        .await,
+    ));
+    let parent = id_of(only(&s.ok(a, "groups/add", json!({"description": "parent"})).await));
+    let child = id_of(only(
+        &s.ok(a, "groups/add", json!({"description": "child", "parent": parent}))
+            .await,
+    ));
+    let key = id_of(only(&s.ok(a, "org/appkeys/add", json!({"name": "doomed key"})).await));
+    let tok = id_of(only(
+        &s.ok(a, "org/tokens/add", json!({"description": "doomed token"})).await,
+    ));
+    let start = head(&s, token).await;
+    s.ok(a, "ipaddress/delete", json!({"id": one})).await;
+    s.ok(a, "ipaddress/massdelete", json!({"ids": [two, three]})).await;
+    s.ok(a, "ipaddress/massdelete", json!({"subnet": other, "all": true}))
+        .await;
+    s.ok(a, "dhcpranges/delete", json!({"id": range})).await;
+    s.ok(a, "groups/delete", json!({"id": parent, "recursive": true})).await;
+    s.ok(a, "org/appkeys/delete", json!({"id": key})).await;
+    s.ok(a, "org/tokens/delete", json!({"id": tok})).await;
+    let halves = s.ok(a, "subnets/split", json!({"id": net, "cidr": 25})).await;
+    let ids: Vec<i64> = halves.as_object().unwrap().values().map(id_of).collect();
+    s.ok(a, "subnets/join", json!({"ids": ids})).await;
+
+    let page = feed(&s, token, &format!("after={start}")).await;
+    let changes = page["changes"].as_array().unwrap();
+    let entry = |kind: &str, id: i64| {
+        changes
+            .iter()
+            .find(|c| c["objecttype"] == kind && c["objectid"] == id)
+            .unwrap_or_else(|| panic!("no {kind} {id} in {page}"))
+    };
+    for (host, ip) in [
+        (one, "10.2.0.5"),
+        (two, "10.2.0.6"),
+        (three, "10.2.0.7"),
+        (four, "10.3.0.9"),
+    ] {
+        let before = &entry("ipaddress", host)["before"];
+        assert_eq!(
+            (&before["id"], &before["ip"], &before["hostname"]),
+            (&json!(host), &json!(ip), &json!("h1"))
+        );
+    }
+    assert_eq!(entry("dhcprange", range)["before"]["start_ip"], json!("10.2.0.100"));
+    assert_eq!(entry("group", parent)["before"]["description"], json!("parent"));
+    assert_eq!(entry("group", child)["before"]["parent"], json!(parent));
+    assert_eq!(entry("appkey", key)["before"]["name"], json!("doomed key"));
+    assert_eq!(entry("token", tok)["before"]["description"], json!("doomed token"));
+    let split = changes.iter().find(|c| c["action"] == "split").unwrap();
+    assert_eq!(
+        (&split["before"]["cidr"], &split["after"]["cidr"]),
+        (&json!(24), &json!(25)),
+        "{split}"
+    );
+    let joined = changes.iter().find(|c| c["action"] == "joined").unwrap();
+    assert_eq!(
+        (&joined["before"]["cidr"], &joined["after"]["cidr"]),
+        (&json!(25), &json!(24)),
+        "{joined}"
+    );
+}

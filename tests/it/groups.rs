@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::support::{id_of, keys, only, Ident, Server};
+use ipamd::db::params;
 
 /// The keys of a group in the seed's example, in its order; ipamd adds `created` after the stamps.
 const SEED_KEYS: [&str; 12] = [
@@ -347,12 +348,13 @@ async fn seed_groups(s: &Server, org: i64, count: i64, chain: bool) -> i64 {
         .store
         .run(move |db| {
             db.write(|tx| {
-                let first: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM groups", [], |r| r.get(0))?;
+                let first: i64 =
+                    tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM groups", params![], |r| r.get(0))?;
                 tx.execute(
                     "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?3 - 1)
                      INSERT INTO groups (id, org_id, parent_id, description, created, modifiedat, modby_name)
                      SELECT ?2 + i, ?1, CASE WHEN ?4 AND i > 0 THEN ?2 + i - 1 END, 'g' || i, 0, 0, 'seed' FROM n",
-                    rusqlite::params![org, first, count, chain],
+                    params![org, first, count, chain],
                 )?;
                 Ok(first)
             })
@@ -474,4 +476,55 @@ async fn subnet_counts_follow_every_change() {
     assert_eq!(counts().await, [1, 1]);
     s.ok(&s.admin, "backups/restore", json!({"name": backup["name"]})).await;
     assert_eq!(counts().await, [0, 1], "as the backup had them, not doubled");
+}
+
+/// Every list method of the org's records pages with `page` and `perpage` as `subnets/get` does; without either,
+/// the answer is keyed by id as it always was.
+#[tokio::test]
+async fn list_methods_page_and_stay_keyed_by_id_without_paging() {
+    let s = Server::start().await;
+    let a = &s.admin;
+    let subnet = id_of(only(&s.ok(a, "subnets/add", json!({"subnet": "10.7.0.0/24"})).await));
+    for i in 0..3 {
+        s.ok(a, "groups/add", json!({"description": format!("g{i}")})).await;
+        let user = json!({"username": format!("user{i}"), "email": "u@example.org", "password": "s3cret-s3cret"});
+        s.ok(a, "org/users/add", user).await;
+        s.ok(a, "org/appkeys/add", json!({"name": format!("k{i}")})).await;
+        s.ok(a, "org/tokens/add", json!({})).await;
+        s.ok(
+            a,
+            "subnets/fields/add",
+            json!({"subnet": subnet, "name": format!("f{i}")}),
+        )
+        .await;
+    }
+    let lists = [
+        ("groups/get", json!({}), "groups"),
+        ("org/users/get", json!({}), "users"),
+        ("org/appkeys/get", json!({}), "appkeys"),
+        ("org/tokens/get", json!({}), "tokens"),
+        ("subnets/fields/get", json!({"subnet": subnet}), "fields"),
+    ];
+    for (method, data, key) in lists {
+        let all = s.ok(a, method, data.clone()).await;
+        let every = keys(&all);
+        assert!(every.len() >= 3, "{method}: {all}");
+        let mut paged = data.clone();
+        paged["perpage"] = json!(2);
+        paged["page"] = json!(2);
+        let page = s.ok(a, method, paged).await;
+        let total = every.len().to_string();
+        let pages = every.len().div_ceil(2).to_string();
+        assert_eq!(
+            (&page["page"], &page["perpage"], &page["pages"], &page["total"]),
+            (&json!("2"), &json!("2"), &json!(pages), &json!(total)),
+            "{method}: {page}"
+        );
+        assert_eq!(keys(&page[key]), every[2..every.len().min(4)], "{method}: {page}");
+        let mut wrong = data;
+        wrong["perpage"] = json!(0);
+        s.check(a, method, wrong, "invalid_params").await;
+    }
+    s.check(a, "subnets/fields/get", json!({"id": 1, "page": 1}), "invalid_params")
+        .await;
 }

@@ -8,6 +8,7 @@ use hyper::Method;
 use serde_json::{json, Value};
 
 use ipamd::clock::ManualClock;
+use ipamd::db::params;
 use ipamd::handler::{Caller, Level, RequestKey};
 use ipamd::idempotency::Keyed;
 
@@ -141,10 +142,14 @@ async fn a_key_survives_a_restart() {
     let path = format!("/ip/networks/{net}/next-ip");
     let first = keyed(&s, &path, &s.admin_token, "k-restart", &json!({})).await;
     assert_eq!(first.status, 201);
+    let tag = first.header("etag").map(str::to_string);
+    assert!(tag.is_some(), "the new host's answer has its ETag");
     let s = s.restart().await;
     let again = keyed(&s, &path, &s.admin_token, "k-restart", &json!({})).await;
     assert_eq!((again.status, &again.body), (201, &first.body));
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    // The first answer again, its ETag included.
+    assert_eq!(again.header("etag"), tag.as_deref());
     assert_eq!(hosts(&s, net).await.len(), 1);
 }
 
@@ -286,7 +291,7 @@ async fn keys_expire_on_the_apps_clock() {
     let rows: i64 = s
         .app
         .store
-        .run(|db| db.read(|tx| Ok(tx.query_row("SELECT count(*) FROM request_keys", [], |r| r.get(0))?)))
+        .run(|db| db.read(|tx| tx.query_row("SELECT count(*) FROM request_keys", params![], |r| r.get(0))))
         .await
         .unwrap();
     assert_eq!(rows, 1);

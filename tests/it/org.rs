@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::support::{id_of, keys, only, sha1_hex, Ident, Server};
+use ipamd::db::params;
 
 #[tokio::test]
 async fn info_counts_users_groups_subnets_and_addresses() {
@@ -170,14 +171,14 @@ async fn delete_removes_the_org_and_everything_in_it() {
         .store
         .run(move |db| {
             db.read(|tx| {
-                Ok(tx.query_row(
+                tx.query_row(
                     "SELECT (SELECT count(*) FROM users WHERE org_id = ?1) + (SELECT count(*) FROM groups WHERE org_id = ?1)
                           + (SELECT count(*) FROM subnets WHERE org_id = ?1) + (SELECT count(*) FROM appkeys WHERE org_id = ?1)
                           + (SELECT count(*) FROM tokens WHERE org_id = ?1) + (SELECT count(*) FROM logs WHERE org_id = ?1)
                           + (SELECT count(*) FROM orgs WHERE id = ?1)",
-                    [b_id],
+                    params![b_id],
                     |r| r.get(0),
-                )?)
+                )
             })
         })
         .await

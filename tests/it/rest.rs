@@ -408,6 +408,50 @@ async fn network_lists_filter_and_paginate_by_id() {
     assert_eq!(all["pagination"]["per_page"], json!(1000));
 }
 
+/// Groups, users, app keys, tokens and a network's custom fields page as networks do: 50 a page unless `per_page`
+/// says, `page` from 1, and a `pagination` that counts them all; a group tree pages its top-level groups.
+#[tokio::test]
+async fn every_list_resource_paginates() {
+    let s = Server::start().await;
+    let c = client(&s, &s.admin_token);
+    let net = office(&c).await;
+    let fields = format!("/networks/{net}/custom-fields");
+    for i in 0..3 {
+        c.post("/groups", json!({"description": format!("group {i}")})).await;
+        let user = json!({"username": format!("user{i}"), "email": "u@example.org", "password": "s3cret-s3cret"});
+        c.post("/users", user).await;
+        c.post("/app-keys", json!({"name": format!("key {i}")})).await;
+        c.post("/tokens", json!({"description": format!("token {i}")})).await;
+        c.post(&fields, json!({"name": format!("field{i}")})).await;
+    }
+    for path in ["/groups", "/users", "/app-keys", "/tokens", fields.as_str()] {
+        let all = c.get(path).await;
+        let every = ids(&all);
+        let total = every.len();
+        assert!(total >= 3, "{path}: {all}");
+        assert_eq!(
+            all["pagination"],
+            json!({"page": 1, "per_page": 50, "total_items": total, "total_pages": 1}),
+            "{path}"
+        );
+        let page = c.get(&format!("{path}?per_page=2&page=2")).await;
+        assert_eq!(ids(&page), every[2..total.min(4)], "{path}: {page}");
+        assert_eq!(
+            page["pagination"],
+            json!({"page": 2, "per_page": 2, "total_items": total, "total_pages": total.div_ceil(2)}),
+            "{path}"
+        );
+        let beyond = c.get(&format!("{path}?per_page=2&page=99")).await;
+        assert_eq!(beyond["data"], json!([]), "{path}");
+        c.invalid(Method::GET, &format!("{path}?per_page=1001"), None, "per_page")
+            .await;
+    }
+    let tree = c.get("/groups?tree=true&per_page=1&page=2").await;
+    assert_eq!(data(&tree).len(), 1, "{tree}");
+    assert_eq!(tree["data"][0]["description"], json!("group 1"), "{tree}");
+    assert_eq!(tree["pagination"]["total_items"], json!(3), "{tree}");
+}
+
 /// A record without its `version`, which every change moves: for comparing what a change left with what was read.
 fn unversioned(mut record: Value) -> Value {
     record.as_object_mut().unwrap().shift_remove("version");

@@ -11,6 +11,7 @@ use hyper::Method;
 use serde_json::{json, Value};
 
 use crate::support::{status_of, Ident, Server};
+use ipamd::db::params;
 
 /// Clients writing at once as one caller.
 const CLIENTS: usize = 8;
@@ -86,9 +87,10 @@ async fn log_ids(s: &Server, method: &'static str) -> HashMap<String, i64> {
         .store
         .run(move |db| {
             db.read(|tx| {
-                let mut stmt = tx.prepare("SELECT respid, id FROM logs WHERE method = ?1")?;
-                let rows = stmt.query_map([method], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                Ok(rows.collect::<rusqlite::Result<HashMap<String, i64>>>()?)
+                let rows = tx.rows("SELECT respid, id FROM logs WHERE method = ?1", params![method], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+                Ok(rows.into_iter().collect::<HashMap<String, i64>>())
             })
         })
         .await
@@ -101,11 +103,11 @@ async fn groups_like(s: &Server, pattern: &'static str) -> i64 {
         .store
         .run(move |db| {
             db.read(|tx| {
-                Ok(tx.query_row(
+                tx.query_row(
                     "SELECT count(*) FROM groups WHERE description LIKE ?1",
-                    [pattern],
+                    params![pattern],
                     |r| r.get(0),
-                )?)
+                )
             })
         })
         .await
@@ -339,11 +341,11 @@ async fn a_credential_changed_while_its_write_waits_for_the_writer_refuses_the_w
             .store
             .run(move |db| {
                 db.read(|tx| {
-                    Ok(tx.query_row(
+                    tx.query_row(
                         "SELECT count(*) FROM logs WHERE org_id = ?1 AND method IN ('groups/add', 'subnets/add')",
-                        [org],
+                        params![org],
                         |r| r.get(0),
-                    )?)
+                    )
                 })
             })
             .await

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use ipamd::app::App;
 use ipamd::clock::{Clock, ManualClock};
 use ipamd::config::Settings;
+use ipamd::db::params;
 use ipamd::methods::METHODS;
 
 pub mod golden;
@@ -329,11 +330,8 @@ impl Server {
             store.run_blocking(|db| {
                 db.read(|tx| {
                     let rows = |sql: &str| -> Vec<(i64, i64, i64, i64)> {
-                        let mut stmt = tx.prepare(sql).unwrap();
-                        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                        tx.rows(sql, params![], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                             .unwrap()
-                            .map(Result::unwrap)
-                            .collect()
                     };
                     Ok((
                         rows("SELECT org_id, family, prefix, subnets FROM subnet_prefixes ORDER BY 1, 2, 3"),
@@ -355,8 +353,10 @@ impl Server {
         let pending = tokio::task::spawn_blocking(move || {
             store.run_blocking(|db| {
                 db.read(|tx| {
-                    tx.execute_batch("INSERT INTO addresses_fts (addresses_fts, rank) VALUES ('integrity-check', 1)")?;
-                    Ok(tx.query_row("SELECT count(*) FROM addresses_fts_pending", [], |r| r.get::<_, i64>(0))?)
+                    tx.batch("INSERT INTO addresses_fts (addresses_fts, rank) VALUES ('integrity-check', 1)")?;
+                    tx.query_row("SELECT count(*) FROM addresses_fts_pending", params![], |r| {
+                        r.get::<i64>(0)
+                    })
                 })
             })
         })
@@ -406,21 +406,21 @@ impl Server {
             .store
             .run(move |db| {
                 db.write(|tx| {
-                    tx.execute(
+                    tx.query_row(
                         "INSERT INTO subnets (org_id, group_id, family, net_start, net_end, prefix, used, created,
                                               modifiedat, modby_name)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 0, 'test')",
-                        rusqlite::params![
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 0, 'test') RETURNING id",
+                        params![
                             org_id,
                             group_id,
                             family,
-                            &ipamd::net::key_bytes(lo)[..],
-                            &ipamd::net::key_bytes(hi)[..],
+                            ipamd::net::key_bytes(lo),
+                            ipamd::net::key_bytes(hi),
                             net.prefix_len(),
                             used
                         ],
-                    )?;
-                    Ok(tx.last_insert_rowid())
+                        |r| r.get(0),
+                    )
                 })
             })
             .await
@@ -441,12 +441,12 @@ impl Server {
                          INSERT INTO addresses (subnet_id, ip, hostname, created, modifiedat, modby_name)
                          SELECT ?1, unhex(printf('00000000000000000000ffff%08x', ?2 + i)), 'seed-' || i, 0, 0, 'seed'
                          FROM n",
-                        rusqlite::params![subnet_id, base, from, count],
+                        params![subnet_id, base, from, count],
                     )?;
                     tx.execute(
                         "UPDATE subnets SET used = used + ?2, taken = CAST(CAST(taken AS INTEGER) + ?2 AS TEXT)
                          WHERE id = ?1",
-                        rusqlite::params![subnet_id, count],
+                        params![subnet_id, count],
                     )?;
                     Ok(())
                 })
@@ -468,7 +468,8 @@ impl Server {
                 db.read(|tx| {
                     let steps = Arc::new(AtomicU64::new(0));
                     let counter = steps.clone();
-                    tx.progress_handler(
+                    let sqlite = tx.sqlite().expect("a SQLite store");
+                    sqlite.progress_handler(
                         100,
                         Some(move || {
                             counter.fetch_add(100, Ordering::Relaxed);
@@ -494,7 +495,7 @@ impl Server {
                     };
                     let mut d = ipamd::params::Data::new(data)?;
                     let reply = (find_method(METHODS, method).unwrap().prepare)(&mut d).and_then(|h| h.run(&ctx));
-                    tx.progress_handler(0, None::<fn() -> bool>)?;
+                    sqlite.progress_handler(0, None::<fn() -> bool>)?;
                     Ok((reply?, steps.load(Ordering::Relaxed)))
                 })
             })

@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::support::{id_of, keys, only, sha1_hex, Ident, Server};
+use ipamd::db::params;
 
 const USER_KEYS: [&str; 9] = [
     "id",
@@ -361,7 +362,7 @@ async fn credential_and_field_lists_are_bounded() {
                         "{rows} INSERT INTO users (org_id, username, email, level, phc, created)
                                      SELECT ?1, 'u' || i, 'u@x', 'readonly', 'x', 0 FROM n WHERE i < ?3"
                     ),
-                    rusqlite::params![org, admin_id, count],
+                    params![org, admin_id, count],
                 )?;
                 for table in [
                     "appkeys (org_id, owner_id, name, digest, prefix, created)",
@@ -372,7 +373,7 @@ async fn credential_and_field_lists_are_bounded() {
                             "{rows} INSERT INTO {table}
                                          SELECT ?1, ?2, 'k', '{table}' || i, 'p', 0 FROM n WHERE i < ?3"
                         ),
-                        rusqlite::params![org, admin_id, count],
+                        params![org, admin_id, count],
                     )?;
                 }
                 tx.execute(
@@ -380,7 +381,7 @@ async fn credential_and_field_lists_are_bounded() {
                         "{rows} INSERT INTO fields (subnet_id, name, type, created, modifiedat, modby_name)
                                      SELECT ?2, 'f' || i, 'text', 0, 0, 'seed' FROM n WHERE i <= ?3"
                     ),
-                    rusqlite::params![org, sub, count],
+                    params![org, sub, count],
                 )?;
                 Ok(())
             })
@@ -407,7 +408,7 @@ async fn credential_and_field_lists_are_bounded() {
         .store
         .run(move |db| {
             db.write(|tx| {
-                tx.execute_batch(&format!(
+                tx.batch(&format!(
                     "INSERT INTO users (org_id, username, email, level, phc, created)
                          VALUES ({org}, 'one-more', 'u@x', 'readonly', 'x', 0);
                      INSERT INTO appkeys (org_id, owner_id, name, digest, prefix, created)

@@ -1,7 +1,8 @@
 //! Webhooks through the real server, to a receiver on 127.0.0.1 started by each test: commit order per
 //! subscription, Standard Webhooks signatures, no delivery for a rolled-back change, retries after 500s and after a
-//! timeout, failure after the last attempt and redelivery, a delivery pending at a stop made after the restart, and
-//! the destination rules.
+//! timeout, failure after the last attempt and redelivery, a delivery pending at a stop made after the restart,
+//! the destination rules, and `https` receivers' certificates checked (a test CA made here, trusted through
+//! `IPAMD_WEBHOOK_CA_FILE`).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -14,10 +15,12 @@ use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::service::service_fn;
-use hyper::{Request, Response};
+use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
+use tokio_rustls::rustls::pki_types::PrivateKeyDer;
+use tokio_rustls::TlsAcceptor;
 
 use crate::support::{id_of, only, Ident, Server};
 
@@ -37,6 +40,8 @@ type Answer = (u16, Duration);
 #[derive(Clone)]
 struct Receiver {
     addr: SocketAddr,
+    /// Whether it speaks TLS (`https` URLs).
+    tls: bool,
     got: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<VecDeque<Answer>>>,
     arrived: Arc<tokio::sync::Notify>,
@@ -48,8 +53,30 @@ impl Receiver {
     }
 
     fn on(listener: TcpListener, script: &[Answer]) -> Receiver {
+        Receiver::serve(listener, script, None)
+    }
+
+    /// A receiver on 127.0.0.1 that speaks TLS with `certificate` (and its `key`), for `https` URLs.
+    async fn tls(certificate: &rcgen::Certificate, key: &rcgen::KeyPair) -> Receiver {
+        #[allow(deprecated)]
+        let provider = tokio_rustls::rustls::crypto::ring::default_provider();
+        let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![certificate.der().clone()],
+                PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            )
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Receiver::serve(listener, &[], Some(TlsAcceptor::from(Arc::new(config))))
+    }
+
+    fn serve(listener: TcpListener, script: &[Answer], tls: Option<TlsAcceptor>) -> Receiver {
         let receiver = Receiver {
             addr: listener.local_addr().unwrap(),
+            tls: tls.is_some(),
             got: Arc::default(),
             script: Arc::new(Mutex::new(script.iter().copied().collect())),
             arrived: Arc::default(),
@@ -58,53 +85,75 @@ impl Receiver {
         tokio::spawn(async move {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
-                let r = r.clone();
+                let (r, tls) = (r.clone(), tls.clone());
                 tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let r = r.clone();
-                        async move {
-                            let header = |n: &str| {
-                                req.headers()
-                                    .get(n)
-                                    .and_then(|v| v.to_str().ok())
-                                    .unwrap_or_default()
-                                    .to_string()
-                            };
-                            let (id, timestamp, signature) = (
-                                header("webhook-id"),
-                                header("webhook-timestamp"),
-                                header("webhook-signature"),
-                            );
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
-                            let (status, pause) = r.script.lock().unwrap().pop_front().unwrap_or((200, Duration::ZERO));
-                            let body = String::from_utf8(body.to_vec()).unwrap();
-                            r.got.lock().unwrap().push(Received {
-                                id,
-                                timestamp,
-                                signature,
-                                body,
-                            });
-                            r.arrived.notify_waiters();
-                            tokio::time::sleep(pause).await;
-                            Ok::<_, Infallible>(
-                                Response::builder()
-                                    .status(status)
-                                    .body(Full::new(Bytes::from("ok")))
-                                    .unwrap(),
-                            )
+                    match tls {
+                        None => r.answer(stream).await,
+                        // A client that refuses the certificate ends the handshake: nothing arrives.
+                        Some(tls) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                r.answer(stream).await;
+                            }
                         }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    }
                 });
             }
         });
         receiver
     }
 
+    /// Serves one connection: records each request and answers it from the script.
+    async fn answer<S>(self, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let service = service_fn(move |req: Request<Incoming>| {
+            let r = self.clone();
+            async move {
+                let header = |n: &str| {
+                    req.headers()
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let (id, timestamp, signature) = (
+                    header("webhook-id"),
+                    header("webhook-timestamp"),
+                    header("webhook-signature"),
+                );
+                let body = req.into_body().collect().await.unwrap().to_bytes();
+                let (status, pause) = r.script.lock().unwrap().pop_front().unwrap_or((200, Duration::ZERO));
+                let body = String::from_utf8(body.to_vec()).unwrap();
+                r.got.lock().unwrap().push(Received {
+                    id,
+                    timestamp,
+                    signature,
+                    body,
+                });
+                r.arrived.notify_waiters();
+                tokio::time::sleep(pause).await;
+                Ok::<_, Infallible>(
+                    Response::builder()
+                        .status(status)
+                        .body(Full::new(Bytes::from("ok")))
+                        .unwrap(),
+                )
+            }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    }
+
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/hook", self.addr.port())
+        self.url_of("127.0.0.1")
+    }
+
+    /// Its URL naming it `host`.
+    fn url_of(&self, host: &str) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{host}:{}/hook", self.addr.port())
     }
 
     /// Waits until `n` requests have arrived (a minute at most); all of them.
@@ -379,7 +428,8 @@ async fn webhooks_reach_only_allowed_destinations() {
         "http://127.0.0.1:9/hook",
         "http://10.0.0.1/",
         "http://[::1]/",
-        "https://example.org/",
+        "https://10.0.0.1/",
+        "https://user:pw@example.org/",
         "ftp://x/",
     ] {
         let body = s
@@ -469,4 +519,109 @@ fn a_malformed_destination_list_is_refused_at_start() {
         "{stderr}"
     );
     assert!(!dir.path().join("ipam.db").exists(), "nothing is created");
+}
+
+/// A test CA, and a certificate it signs for `localhost` (the name only, no address) with its key.
+fn test_ca() -> (
+    rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    rcgen::Certificate,
+    rcgen::KeyPair,
+) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "ipamd test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    (ca, leaf, key)
+}
+
+/// An `https` receiver whose certificate chains to the CA of `IPAMD_WEBHOOK_CA_FILE` gets signed deliveries; the
+/// same receiver named by an address its certificate does not carry is refused, the reason in the delivery log.
+#[tokio::test]
+async fn https_deliveries_verify_the_certificate_and_the_host_name() {
+    let (ca, leaf, key) = test_ca();
+    let dir = tempfile::TempDir::new().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let s = Server::start_with(|s| {
+        s.webhook_allow = "127.0.0.1/32".into();
+        s.webhook_ca_file = ca_file.to_str().unwrap().into();
+        s.webhook_attempts = 1;
+        s.webhook_timeout_ms = 5000;
+    })
+    .await;
+    let a = &s.admin;
+    let rx = Receiver::tls(&leaf, &key).await;
+    let hook = subscribe(&s, a, json!({"url": rx.url_of("localhost"), "objecttypes": "group"})).await;
+    let group = id_of(only(&s.ok(a, "groups/add", json!({"description": "over tls"})).await));
+    let got = rx.wait_for(1).await;
+    assert!(verify(hook["secret"].as_str().unwrap(), &got[0]), "{got:?}");
+    let body: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(body["data"]["objectid"], json!(group));
+    let hook = id_of(&hook);
+    log_when(&s, hook, |l| l.len() == 1 && l[0]["status"] == "delivered").await;
+
+    // 127.0.0.1 is allowed, but the certificate names localhost only.
+    s.ok(a, "webhooks/edit", json!({"id": hook, "url": rx.url_of("127.0.0.1")}))
+        .await;
+    s.ok(a, "groups/add", json!({"description": "wrong name"})).await;
+    let log = log_when(&s, hook, |l| l.len() == 2 && l[1]["status"] == "failed").await;
+    let error = log[1]["last_error"].as_str().unwrap();
+    assert!(error.contains("certificate not valid for name"), "{error}");
+    assert_eq!(rx.got.lock().unwrap().len(), 1, "nothing more arrived");
+}
+
+/// A receiver whose certificate no trusted CA signed never gets the delivery: it fails, and the server's log and
+/// the delivery log say why.
+#[tokio::test]
+async fn an_untrusted_certificate_fails_the_delivery_with_a_logged_reason() {
+    let (_, leaf, key) = test_ca();
+    let rx = Receiver::tls(&leaf, &key).await;
+    let dir = tempfile::TempDir::new().unwrap();
+    let mut cmd = crate::support::Ipamd::command(dir.path());
+    cmd.env("IPAMD_WEBHOOK_ALLOW", "127.0.0.1/32")
+        .env("IPAMD_WEBHOOK_ATTEMPTS", "1");
+    let ipamd = crate::support::Ipamd::launch(cmd, dir.path());
+    let hook = ipamd
+        .expect(
+            Method::POST,
+            "/webhooks",
+            Some(&json!({"url": rx.url_of("localhost")})),
+            201,
+        )
+        .await;
+    let hook = hook["id"].as_i64().unwrap();
+    ipamd
+        .expect(
+            Method::POST,
+            "/groups",
+            Some(&json!({"description": "never sent"})),
+            201,
+        )
+        .await;
+    let deliveries = format!("/webhooks/{hook}/deliveries");
+    let mut log = Value::Null;
+    for _ in 0..600 {
+        log = ipamd.expect(Method::GET, &deliveries, None, 200).await;
+        if log["data"][0]["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let error = log["data"][0]["last_error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains("invalid peer certificate: UnknownIssuer"), "{log}");
+    let logged = ipamd.log();
+    assert!(
+        logged
+            .lines()
+            .any(|l| l.contains("a webhook delivery failed") && l.contains("UnknownIssuer")),
+        "{logged}"
+    );
+    assert!(rx.got.lock().unwrap().is_empty());
 }

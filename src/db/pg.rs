@@ -1,0 +1,401 @@
+//! The PostgreSQL engine under [`Tx`](super::Tx): a session (one connection and its prepared statements), the
+//! translation of the handlers' `?N` parameters, parameter and column conversions, and cursors for lazy scans.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use postgres::error::SqlState;
+use postgres::types::{IsNull, ToSql, Type};
+
+use super::{Cell, Param, Row, RowRef, ToParam};
+use crate::error::{Code, Error, Result};
+
+/// One connection and the statements prepared on it. Transactions are opened and ended by the store with plain
+/// statements (`BEGIN`, `SAVEPOINT`, `COMMIT`), as on SQLite.
+pub struct Session {
+    client: postgres::Client,
+    prepared: HashMap<String, postgres::Statement>,
+    /// Names the next cursor of [`Cursor::open`].
+    cursors: u64,
+}
+
+/// Most statements a session keeps prepared; past it the cache starts afresh (statements assembled from filters
+/// are many, but each is cheap to prepare again).
+const PREPARED: usize = 512;
+
+/// Rows a cursor fetches at a time.
+const FETCH: usize = 64;
+
+impl Session {
+    pub fn new(client: postgres::Client) -> Session {
+        Session {
+            client,
+            prepared: HashMap::new(),
+            cursors: 0,
+        }
+    }
+
+    /// Whether the connection is gone (the server closed it, or the network): the store opens a new one.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    fn prepare(&mut self, sql: &str) -> Result<postgres::Statement> {
+        if let Some(stmt) = self.prepared.get(sql) {
+            return Ok(stmt.clone());
+        }
+        if self.prepared.len() >= PREPARED {
+            self.prepared.clear();
+        }
+        let stmt = self.client.prepare(&placeholders(sql)).map_err(error)?;
+        self.prepared.insert(sql.to_string(), stmt.clone());
+        Ok(stmt)
+    }
+
+    pub(super) fn execute(&mut self, sql: &str, params: &[&dyn ToParam]) -> Result<usize> {
+        let stmt = self.prepare(sql)?;
+        let params = values(params);
+        let changed = self.client.execute(&stmt, &refs(&params)).map_err(error)?;
+        Ok(usize::try_from(changed).unwrap_or(usize::MAX))
+    }
+
+    pub(super) fn query(&mut self, sql: &str, params: &[&dyn ToParam]) -> Result<Vec<postgres::Row>> {
+        let stmt = self.prepare(sql)?;
+        let params = values(params);
+        self.client.query(&stmt, &refs(&params)).map_err(error)
+    }
+
+    /// Runs statements in a savepoint of their own: what `run` gives, or `None` when a unique constraint refused them (the
+    /// savepoint undoes it, and the transaction goes on, as after SQLite's failed statement).
+    pub(super) fn unique<T>(&mut self, run: impl FnOnce(&mut Session) -> Result<T>) -> Result<Option<T>> {
+        self.batch("SAVEPOINT unique_check")?;
+        match run(self) {
+            Ok(out) => {
+                self.batch("RELEASE SAVEPOINT unique_check")?;
+                Ok(Some(out))
+            }
+            Err(e) => {
+                self.batch("ROLLBACK TO SAVEPOINT unique_check; RELEASE SAVEPOINT unique_check")?;
+                match e.code {
+                    Code::Duplicate => Ok(None),
+                    _ => Err(e),
+                }
+            }
+        }
+    }
+
+    pub fn batch(&mut self, sql: &str) -> Result<()> {
+        self.client.batch_execute(sql).map_err(error)
+    }
+}
+
+/// The column `i` of a PostgreSQL row as a [`Cell`], by its type: the integers, `boolean` (as 0 or 1), `double
+/// precision`, the text types (`citext` too) and `bytea`.
+pub(super) fn cell(row: &postgres::Row, i: usize) -> Result<Cell<'_>> {
+    let column = row
+        .columns()
+        .get(i)
+        .ok_or_else(|| Error::internal(format!("database: no column {i}")))?;
+    let bad = |e: postgres::Error| Error::internal(format!("database: column {i}: {e}"));
+    let ty = column.type_();
+    Ok(match *ty {
+        Type::INT8 => row
+            .try_get::<_, Option<i64>>(i)
+            .map_err(bad)?
+            .map_or(Cell::Null, Cell::Int),
+        Type::INT4 => row
+            .try_get::<_, Option<i32>>(i)
+            .map_err(bad)?
+            .map_or(Cell::Null, |n| Cell::Int(n.into())),
+        Type::INT2 => row
+            .try_get::<_, Option<i16>>(i)
+            .map_err(bad)?
+            .map_or(Cell::Null, |n| Cell::Int(n.into())),
+        Type::BOOL => row
+            .try_get::<_, Option<bool>>(i)
+            .map_err(bad)?
+            .map_or(Cell::Null, |b| Cell::Int(b.into())),
+        Type::FLOAT8 => row
+            .try_get::<_, Option<f64>>(i)
+            .map_err(bad)?
+            .map_or(Cell::Null, Cell::Real),
+        Type::BYTEA => row
+            .try_get::<_, Option<&[u8]>>(i)
+            .map_err(bad)?
+            .map_or(Cell::Null, Cell::Blob),
+        Type::TEXT | Type::VARCHAR | Type::NAME | Type::BPCHAR => row
+            .try_get::<_, Option<&str>>(i)
+            .map_err(bad)?
+            .map_or(Cell::Null, Cell::Text),
+        _ if ty.name() == "citext" => row
+            .try_get::<_, Option<&str>>(i)
+            .map_err(bad)?
+            .map_or(Cell::Null, Cell::Text),
+        _ => {
+            return Err(Error::internal(format!(
+                "database: column {i} is of type {ty}, which ipamd does not read"
+            )))
+        }
+    })
+}
+
+/// The statement text PostgreSQL reads: `?N` becomes `$N` and a bare `?` the number after the highest so far, as
+/// SQLite numbers them. Quoted text and identifiers are left alone.
+pub fn placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    let mut highest = 0u32;
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                out.push(c);
+            }
+            None if c == '?' => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+                    digits.push(d);
+                    chars.next();
+                }
+                let n = match digits.parse::<u32>() {
+                    Ok(n) => n,
+                    Err(_) => highest + 1,
+                };
+                highest = highest.max(n);
+                out.push('$');
+                out.push_str(&n.to_string());
+            }
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+/// A parameter as PostgreSQL binds it.
+#[derive(Debug)]
+enum Bind<'a> {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+    Ids(Vec<i64>),
+}
+
+/// The parameters as values PostgreSQL binds.
+fn values<'p>(params: &'p [&dyn ToParam]) -> Vec<Bind<'p>> {
+    params
+        .iter()
+        .map(|p| match p.param() {
+            Param::Null => Bind::Null,
+            Param::Int(n) => Bind::Int(n),
+            Param::Real(x) => Bind::Real(x),
+            Param::Text(t) => Bind::Text(t),
+            Param::Blob(b) => Bind::Blob(b),
+            Param::Ids(ids) => Bind::Ids(
+                ids.iter()
+                    .filter_map(|v| match v {
+                        rusqlite::types::Value::Integer(n) => Some(*n),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+        })
+        .collect()
+}
+
+fn refs<'a>(params: &'a [Bind<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+/// A parameter binds as the type PostgreSQL inferred for its place: an integer as `bigint`, `integer`, `smallint`,
+/// `boolean` (non-zero is true) or `double precision`; a list of ids as `bigint[]`.
+impl ToSql for Bind<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Bind::Null => Ok(IsNull::Yes),
+            Bind::Int(n) => match *ty {
+                Type::INT4 => i32::try_from(*n)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(*n)?.to_sql(ty, out),
+                Type::BOOL => (*n != 0).to_sql(ty, out),
+                Type::FLOAT8 => (*n as f64).to_sql(ty, out),
+                Type::TEXT | Type::VARCHAR => n.to_string().to_sql(ty, out),
+                _ => n.to_sql(ty, out),
+            },
+            Bind::Real(x) => x.to_sql(ty, out),
+            Bind::Text(t) => t.to_sql(ty, out),
+            Bind::Blob(b) => b.to_sql(ty, out),
+            Bind::Ids(ids) => ids.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+/// An error of the server or the connection as ipamd's: a duplicate key is `duplicate` (what `Tx::insert_unique`
+/// and `Tx::execute_unique` turn into `None`); a lost connection, a serialization failure, a deadlock or a
+/// server shutting down are `unavailable`, to be tried again; anything else is a bug, `internal_error`.
+pub fn error(e: postgres::Error) -> Error {
+    let code = e.code();
+    if code == Some(&SqlState::UNIQUE_VIOLATION) {
+        return Error::new(Code::Duplicate, format!("database: {e}"));
+    }
+    let transient = e.is_closed()
+        || code.is_none_or(|c| {
+            c.code().starts_with("08")
+                || c.code().starts_with("57")
+                || c.code().starts_with("53")
+                || *c == SqlState::T_R_SERIALIZATION_FAILURE
+                || *c == SqlState::T_R_DEADLOCK_DETECTED
+                || *c == SqlState::LOCK_NOT_AVAILABLE
+        });
+    match transient {
+        true => {
+            let mut e = Error::new(Code::Unavailable, format!("the database is not available: {e}"));
+            e.retry_after = Some(1);
+            e
+        }
+        false => Error::internal(format!("database: {e}")),
+    }
+}
+
+/// A scan's rows, fetched from a server-side cursor a batch at a time, so a scan that stops early reads no more
+/// than a batch past where it stopped, and other statements (another scan) may run between the batches.
+pub(super) struct Cursor<'s> {
+    session: &'s RefCell<Session>,
+    name: String,
+}
+
+impl<'s> Cursor<'s> {
+    pub(super) fn open(session: &'s RefCell<Session>, sql: &str, params: &[&dyn ToParam]) -> Result<Cursor<'s>> {
+        let name = {
+            let mut s = session.borrow_mut();
+            s.cursors += 1;
+            format!("scan_{}", s.cursors)
+        };
+        session
+            .borrow_mut()
+            .execute(&format!("DECLARE {name} NO SCROLL CURSOR FOR {sql}"), params)?;
+        Ok(Cursor { session, name })
+    }
+
+    /// Runs `body` over the rows read by `read`; closes the cursor after.
+    pub(super) fn walk<T, R>(
+        self,
+        mut read: impl FnMut(&Row) -> Result<T>,
+        body: impl FnOnce(&mut dyn Iterator<Item = Result<T>>) -> R,
+    ) -> Result<R> {
+        let fetch = format!("FETCH {FETCH} FROM {}", self.name);
+        let mut batch: std::vec::IntoIter<postgres::Row> = Vec::new().into_iter();
+        let mut done = false;
+        let mut rows = std::iter::from_fn(|| loop {
+            if let Some(row) = batch.next() {
+                return Some(read(&Row(RowRef::Pg(&row))));
+            }
+            if done {
+                return None;
+            }
+            match self.session.borrow_mut().query(&fetch, &[]) {
+                Ok(next) => {
+                    done = next.len() < FETCH;
+                    batch = next.into_iter();
+                }
+                Err(e) => {
+                    done = true;
+                    return Some(Err(e));
+                }
+            }
+        });
+        let out = body(&mut rows);
+        self.session.borrow_mut().batch(&format!("CLOSE {}", self.name))?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_numbered_as_sqlite_numbers_them_outside_quotes() {
+        assert_eq!(placeholders("SELECT ?1, ?2, ?1"), "SELECT $1, $2, $1");
+        assert_eq!(
+            placeholders("a = ? AND b = ? LIMIT ? OFFSET ?"),
+            "a = $1 AND b = $2 LIMIT $3 OFFSET $4"
+        );
+        assert_eq!(placeholders("a = ?3 AND b = ?"), "a = $3 AND b = $4");
+        assert_eq!(placeholders("x = '?1' AND \"y?\" = ?1"), "x = '?1' AND \"y?\" = $1");
+        assert_eq!(placeholders("LIKE ? ESCAPE '\\'"), "LIKE $1 ESCAPE '\\'");
+    }
+}
+
+/// A fresh database on the test server, for the tests of both engines.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// A fresh, empty database on the server `IPAMD_TEST_DATABASE_URL` names, dropped when the value is.
+    pub(crate) struct Fresh {
+        admin: postgres::Client,
+        name: String,
+        client: Option<postgres::Client>,
+    }
+
+    impl Fresh {
+        /// `None` (after saying why) when no server is configured; under `CI=true` that fails the test.
+        pub(crate) fn new() -> Option<Fresh> {
+            let Ok(url) = std::env::var("IPAMD_TEST_DATABASE_URL") else {
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("CI=true but IPAMD_TEST_DATABASE_URL is unset: this test cannot be skipped on CI");
+                }
+                println!("skipping: IPAMD_TEST_DATABASE_URL is unset");
+                return None;
+            };
+            let mut config: postgres::Config = url.parse().unwrap();
+            let mut admin = config.connect(postgres::NoTls).unwrap();
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let name = format!("ipamd_unit_{}_{nanos}", std::process::id());
+            admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+            let client = config.dbname(&name).connect(postgres::NoTls).unwrap();
+            Some(Fresh {
+                admin,
+                name,
+                client: Some(client),
+            })
+        }
+
+        pub(crate) fn client(&mut self) -> &mut postgres::Client {
+            self.client.as_mut().unwrap()
+        }
+
+        /// The connection, as a session of the PostgreSQL engine.
+        pub(crate) fn session(&mut self) -> super::Session {
+            super::Session::new(self.client.take().unwrap())
+        }
+    }
+
+    impl Drop for Fresh {
+        fn drop(&mut self) {
+            drop(self.client.take());
+            let _ = self
+                .admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
