@@ -31,7 +31,21 @@ struct Browser {
 }
 
 impl Drop for Browser {
+    /// Ends the WebDriver session, which quits Chromium (killing chromedriver alone would leave the browser running),
+    /// then chromedriver. Blocking, as a drop must be: chromedriver is another process, so nothing here waits on the
+    /// test's runtime.
     fn drop(&mut self) {
+        use std::io::{Read, Write};
+        if let Ok(mut stream) = std::net::TcpStream::connect(self.addr) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let quit = format!(
+                "DELETE /session/{} HTTP/1.1\r\nhost: {}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                self.session, self.addr
+            );
+            if stream.write_all(quit.as_bytes()).is_ok() {
+                let _ = stream.read_to_end(&mut Vec::new());
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
