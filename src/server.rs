@@ -317,7 +317,7 @@ async fn page(
             Some(resp) => (resp, None),
             None => not_found(head.uri.path()),
         },
-        Page::Healthz | Page::Readyz | Page::Metrics | Page::Root | Page::Ui if !readable => {
+        Page::Healthz | Page::Readyz | Page::Metrics | Page::Root if !readable => {
             (method_not_allowed("GET, HEAD"), Some(Code::MethodNotAllowed))
         }
         // A constant: liveness probes come often, and building and serialising a JSON value cost more than the rest
@@ -328,6 +328,7 @@ async fn page(
         // A browser is sent to the web UI; API clients get the map of the APIs.
         Page::Root if accepts_html(&head) => (redirect("/ui/"), None),
         Page::Root => (json_response(StatusCode::OK, &doors(app)), None),
+        // `/ui/…` is answered by `ui`, never here.
         Page::Ui => not_found(head.uri.path()),
         Page::Other if head.uri.path().starts_with("/1.0/") => {
             (method_not_allowed("POST"), Some(Code::MethodNotAllowed))
@@ -410,10 +411,10 @@ async fn ui(app: &App, metrics: &Metrics, req: Request<Incoming>, peer: IpAddr, 
             }
         }
     };
-    let mut claim = Claim::new();
-    if let Some((org, user)) = &answer.claimed {
-        claim = claim_parts(org, user);
-    }
+    let claim = answer
+        .claimed
+        .as_ref()
+        .map_or_else(Claim::new, |(org, user)| claim_parts(org, user));
     if let Some(e) = &answer.error {
         refusal(metrics, e, &claim, "ui", "", peer);
     }
