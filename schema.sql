@@ -660,3 +660,21 @@ CREATE TRIGGER pool_free_delete AFTER DELETE ON pool_free BEGIN
     UPDATE pool_free_counts SET blocks = blocks - 1 WHERE pool_id = old.pool_id AND prefix = old.prefix;
     DELETE FROM pool_free_counts WHERE pool_id = old.pool_id AND prefix = old.prefix AND blocks <= 0;
 END;
+
+-- migration: 16
+
+-- Sessions of the web UI (src/ui.rs), kept here so that every process serving the database knows them. The cookie
+-- holds a random id; only its SHA-256 digest is stored. `phc` is the SHA-256 of the user's password hash at
+-- sign-in: a session whose user's password changed since no longer authenticates. A disabled user's sessions are
+-- refused by the check (credentials.rs), a deleted user's are deleted with it. `lastseen` moves at most once a
+-- minute (the idle timeout); `created` bounds the session's whole life (the absolute timeout).
+CREATE TABLE sessions (
+    id       INTEGER PRIMARY KEY,
+    digest   TEXT NOT NULL UNIQUE,
+    user_id  INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    phc      TEXT NOT NULL,
+    created  INTEGER NOT NULL,
+    lastseen INTEGER NOT NULL
+);
+CREATE INDEX sessions_user ON sessions (user_id);
+CREATE INDEX sessions_lastseen ON sessions (lastseen);

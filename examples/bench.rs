@@ -199,6 +199,20 @@ const SCENARIOS: &[Scenario] = &[
         what: "/1.0 search/find for a hostname substring (\"host-<4 digits>\", 111 hits) among 1,000,000 records",
     },
     Scenario {
+        name: "ui-subnet-16",
+        connections: 2,
+        goal: Goal::P50Ms(50.0),
+        what: "GET /ui/subnets/{id} of the /16 holding 60,000 records (the web UI's page, rendered server-side), \
+               session cookie",
+    },
+    Scenario {
+        name: "ui-subnets",
+        connections: 2,
+        goal: Goal::P50Ms(50.0),
+        what: "GET /ui/subnets?sort=utilisation&page=<random>, the web UI's subnet list of 10,000 networks, fullest \
+               first, 100 a page",
+    },
+    Scenario {
         name: "read-memory",
         connections: 1,
         goal: Goal::Record,
@@ -399,6 +413,12 @@ fn run() -> Res<ExitCode> {
     );
     client_rt.block_on(check_seeded(&target, &ds, &db_path))?;
     println!("  checked: the server's counts, next free address and recount agree with the seeding");
+    // The web UI's scenarios call with a session, as a signed-in browser does.
+    let cookie = client_rt.block_on(async {
+        let mut api = Api::connect(&target).await?;
+        api.sign_in(&creds.org, &creds.username, &creds.password).await
+    })?;
+    let target = target.with_session(cookie);
     if args.instructions {
         server.stop(&server_rt)?;
         let counts = instructions::count(&args, &selected, &creds, &ds, dir.path(), &client_rt)?;
@@ -855,6 +875,14 @@ fn load(name: &str, target: &Target, ds: &DataSet, own: Option<i64>) -> Res<clie
                 t.wire_rest(w, "POST", format_args!("/networks/{id}/available-networks"), Some(body))
             })
         }
+        "ui-subnet-16" => Arc::new(move |_, w| t.wire_ui(w, format_args!("/ui/subnets/{net16}"))),
+        "ui-subnets" => {
+            let ui_pages = sizes.networks.div_ceil(100);
+            Arc::new(move |rng, w| {
+                let page = rng.range(1, ui_pages + 1);
+                t.wire_ui(w, format_args!("/ui/subnets?sort=utilisation&page={page}"))
+            })
+        }
         "search-1m" => Arc::new(move |rng, w| {
             let m = rng.range(sizes.records / 1000, sizes.records / 100);
             t.wire_envelope(w, "search/find", format_args!("{{\"query\":\"host-{m}\"}}"))
@@ -943,6 +971,18 @@ async fn first_answer(name: &str, api: &mut Api, ds: &DataSet) -> Res<()> {
             let r = api.rest(Method::GET, &format!("/ip/{ip}"), None).await?;
             if r["status"] != json!("assigned") {
                 return Err(format!("GET /ip/{ip} answered {r}").into());
+            }
+        }
+        "ui-subnet-16" => {
+            let page = api.ui(&format!("/ui/subnets/{}", ds.net16)).await?;
+            if !page.contains(&format!("<h1>{}</h1>", seed::NET16)) || !page.contains("Page 1 of ") {
+                return Err(format!("the /16's page: {}", page.chars().take(2000).collect::<String>()).into());
+            }
+        }
+        "ui-subnets" => {
+            let page = api.ui("/ui/subnets?sort=utilisation").await?;
+            if !page.contains(&format!("<p>{} subnets</p>", sizes.networks)) {
+                return Err(format!("the subnet list: {}", page.chars().take(2000).collect::<String>()).into());
             }
         }
         "rest-networks" => {

@@ -574,6 +574,25 @@ pub fn new_token() -> Result<String> {
     random_hex(20)
 }
 
+/// A new web UI session id: 256 random bits as hex.
+pub fn new_session_id() -> Result<String> {
+    random_hex(32)
+}
+
+/// The web UI's CSRF token of session `id`: a digest of it under a label of its own, so the page carries it and a
+/// forged request from another site, which cannot read the page, cannot.
+pub fn csrf_token(id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"ipamd ui csrf\0");
+    h.update(id.as_bytes());
+    hex(&h.finalize())
+}
+
+/// Whether `given` is the CSRF token `expected`, compared in constant time.
+pub fn csrf_matches(given: &str, expected: &str) -> bool {
+    given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+}
+
 /// A generated password: 24 characters from 62 (about 143 bits).
 pub fn new_password() -> Result<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

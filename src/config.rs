@@ -384,6 +384,16 @@ pub struct Settings {
     /// Serve Prometheus metrics at GET /metrics on the listen address (no credentials asked).
     #[arg(long, env = "IPAMD_METRICS", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub metrics: bool,
+    /// Minutes a web UI session may stay unused before it ends (the idle timeout).
+    #[arg(long, env = "IPAMD_UI_IDLE_MINUTES", default_value = "30", value_parser = clap::value_parser!(u64).range(1..=10_080))]
+    pub ui_idle_minutes: u64,
+    /// Hours a web UI session lasts at most, however busy (the absolute timeout).
+    #[arg(long, env = "IPAMD_UI_SESSION_HOURS", default_value = "12", value_parser = clap::value_parser!(u64).range(1..=8_760))]
+    pub ui_session_hours: u64,
+    /// Mark the web UI's session cookie `Secure` (sent over HTTPS only). ipamd speaks plain HTTP: set this when a
+    /// TLS-terminating proxy serves it. A request whose `X-Forwarded-Proto` is `https` gets a `Secure` cookie anyway.
+    #[arg(long, env = "IPAMD_UI_SECURE_COOKIE", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub ui_secure_cookie: bool,
 
     /// Days the change feed and the webhook delivery log keep an entry; older ones are purged in small batches as
     /// new changes are written. A feed cursor older than what is kept is answered `cursor_expired`.

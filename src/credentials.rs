@@ -1,5 +1,6 @@
-//! Credential checking: envelope `appkey` + `userdata`, bearer tokens (per-user tokens and `API_TOKENS`) and the
-//! command line's `Local`, with the SQL they read; the `Grant` a write's check noted and its `recheck` in the
+//! Credential checking: envelope `appkey` + `userdata`, bearer tokens (per-user tokens and `API_TOKENS`), the web
+//! UI's sign-in and sessions (and the SQL that starts and ends a session) and the command line's `Local`, with the
+//! SQL they read; the `Grant` a write's check noted and its `recheck` in the
 //! writer; and the last-use stamps written after a call's read transaction.
 
 use crate::app::App;
@@ -172,6 +173,8 @@ pub(crate) fn authenticate(
         Credentials::Token(token) => {
             authenticate_token(tx, app, token.as_deref(), mode, stamps).map(Authenticated::Caller)
         }
+        Credentials::SignIn(userdata) => authenticate_sign_in(tx, app, userdata, prior, mode, stamps),
+        Credentials::Session(id) => authenticate_session(tx, app, id.as_deref(), stamps).map(Authenticated::Caller),
         Credentials::Local => operator(tx, "cli").map(Authenticated::Caller),
         Credentials::LocalUser { org, username } => local_user(tx, org, username).map(Authenticated::Caller),
     }
@@ -211,13 +214,15 @@ pub(crate) struct Stamps {
     user_login: Option<i64>,
     appkey: Option<i64>,
     token: Option<i64>,
+    /// A web UI session, whose last use is its idle timeout.
+    session: Option<i64>,
     /// The `credential_epoch` at which the ids above were read (see [`Stamps::seen`]).
     epoch: Option<i64>,
 }
 
 impl Stamps {
     fn is_empty(&self) -> bool {
-        self.user_login.is_none() && self.appkey.is_none() && self.token.is_none()
+        self.user_login.is_none() && self.appkey.is_none() && self.token.is_none() && self.session.is_none()
     }
 
     /// Notes the epoch of the transaction that read the ids, if there are marks to write: the marks are written
@@ -244,6 +249,7 @@ impl Stamps {
                 ("UPDATE users SET lastlogin = ?1 WHERE id = ?2", self.user_login),
                 ("UPDATE appkeys SET lastused = ?1 WHERE id = ?2", self.appkey),
                 ("UPDATE tokens SET lastused = ?1 WHERE id = ?2", self.token),
+                ("UPDATE sessions SET lastseen = ?1 WHERE id = ?2", self.session),
             ];
             for (sql, id) in marks {
                 if let Some(id) = id {
@@ -350,7 +356,6 @@ fn authenticate_envelope(
     if userdata.is_none() {
         return Err(Error::new(Code::AuthRequired, "userdata is required"));
     }
-    let failed = || Error::new(Code::AuthFailed, "authentication failed");
     // Userdata not of the form `org/user:<40 hex digits>` (often a password sent where its sha1 belongs): the answer
     // says what the form is. It tells nothing about credentials of the right form.
     let ud = ud.ok_or_else(|| {
@@ -368,37 +373,10 @@ fn authenticate_envelope(
             "this appkey belongs to another organisation",
         ));
     }
-    let who = app.auth.lockout_key(key.org_id, &ud.username, unlocks);
-    app.auth.check_lockout(&who)?;
-    let phc = user.as_ref().map(|(_, phc)| phc.as_str());
-    let verified = match (prior, phc) {
-        // Verified just now against the hash still stored.
-        (Some((checked, result)), _) if checked.as_deref() == phc => result,
-        // The password was changed while argon2 ran: this login fails rather than loop.
-        (Some(_), _) => Verified::Failed,
-        (None, Some(stored)) if app.auth.cached(stored, &ud.sha1) => Verified::Cached,
-        (None, _) => {
-            let phc = phc.map(str::to_string);
-            return Ok(Authenticated::NeedsArgon2(PasswordCheck { phc, sha1: ud.sha1 }));
-        }
+    let (user, verified, who) = match check_password(app, key.org_id, ud, user, unlocks, prior, mode)? {
+        Login::User(user, verified, who) => (user, verified, who),
+        Login::NeedsArgon2(check) => return Ok(Authenticated::NeedsArgon2(check)),
     };
-    let user = match (user, verified) {
-        (Some((user, _)), Verified::Cached | Verified::Fresh) => user,
-        (user, _) => {
-            // A name that names nobody is counted too, so no answer (the lockout included) tells it from a user's;
-            // made-up names give way to users' counts when the table is full (argon2 ran against the dummy hash).
-            if mode == Mode::Call {
-                app.auth.record_failure(&who, user.is_some());
-            }
-            return Err(failed());
-        }
-    };
-    if mode == Mode::Call {
-        app.auth.record_success(&who);
-    }
-    if user.disabled {
-        return Err(Error::new(Code::AccountDisabled, "this account is disabled"));
-    }
     // A real login (not a cache hit) is worth a write, at most once per cache lifetime.
     stamps.user_login = (verified == Verified::Fresh).then_some(user.id);
     stamps.appkey = touch_key.then_some(key.id);
@@ -503,6 +481,175 @@ fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, mode: Mode, stamp
             .remember(key, known(&caller, expires, token_id, None), epoch, stamped);
     }
     Ok(caller)
+}
+
+/// What a password check found: the user with how their password was verified and their lockout key, or a
+/// password argon2 must check first.
+enum Login {
+    User(UserRow, Verified, [u8; 32]),
+    NeedsArgon2(PasswordCheck),
+}
+
+/// Checks the password of `ud` against `user` (the user it names in org `org_id`, with the PHC string of their
+/// password; `None` when there is none) for the envelope and the web UI's sign-in alike: the lockout, the
+/// verification cache or argon2 (`prior`), failed and successful logins counted, a disabled account refused.
+fn check_password(
+    app: &App,
+    org_id: i64,
+    ud: auth::Userdata,
+    user: Option<(UserRow, String)>,
+    unlocks: i64,
+    prior: Option<Prior>,
+    mode: Mode,
+) -> Result<Login> {
+    let who = app.auth.lockout_key(org_id, &ud.username, unlocks);
+    app.auth.check_lockout(&who)?;
+    let phc = user.as_ref().map(|(_, phc)| phc.as_str());
+    let verified = match (prior, phc) {
+        // Verified just now against the hash still stored.
+        (Some((checked, result)), _) if checked.as_deref() == phc => result,
+        // The password was changed while argon2 ran: this login fails rather than loop.
+        (Some(_), _) => Verified::Failed,
+        (None, Some(stored)) if app.auth.cached(stored, &ud.sha1) => Verified::Cached,
+        (None, _) => {
+            let phc = phc.map(str::to_string);
+            return Ok(Login::NeedsArgon2(PasswordCheck { phc, sha1: ud.sha1 }));
+        }
+    };
+    let user = match (user, verified) {
+        (Some((user, _)), Verified::Cached | Verified::Fresh) => user,
+        (user, _) => {
+            // A name that names nobody is counted too, so no answer (the lockout included) tells it from a user's;
+            // made-up names give way to users' counts when the table is full (argon2 ran against the dummy hash).
+            if mode == Mode::Call {
+                app.auth.record_failure(&who, user.is_some());
+            }
+            return Err(Error::new(Code::AuthFailed, "authentication failed"));
+        }
+    };
+    if mode == Mode::Call {
+        app.auth.record_success(&who);
+    }
+    if user.disabled {
+        return Err(Error::new(Code::AccountDisabled, "this account is disabled"));
+    }
+    Ok(Login::User(user, verified, who))
+}
+
+/// The web UI's sign-in: `org/user:sha1` as the envelope's `userdata`, with no app key. The org is found by its
+/// identifier; the password is checked as the envelope's is ([`check_password`]). An org that does not exist is
+/// refused as a wrong password is.
+fn authenticate_sign_in(
+    tx: &Tx,
+    app: &App,
+    userdata: &str,
+    prior: Option<Prior>,
+    mode: Mode,
+    stamps: &mut Stamps,
+) -> Result<Authenticated> {
+    let failed = || Error::new(Code::AuthFailed, "authentication failed");
+    let ud = auth::parse_userdata(userdata)?.ok_or_else(failed)?;
+    stamps.now = app.clock.now();
+    let row = tx.query_opt(
+        "SELECT o.id, u.id, u.org_id, u.username, u.level, u.disabled, o.operator, u.phc, u.unlocks
+             FROM orgs o LEFT JOIN users u ON u.org_id = o.id AND u.username = ?2
+             WHERE o.identifier = ?1",
+        params![ud.org.to_ascii_lowercase(), ud.username],
+        |r| {
+            let user = match r.get::<Option<i64>>(1)? {
+                None => None,
+                Some(_) => Some((user_row(r, 1)?, r.get::<String>(7)?)),
+            };
+            Ok((r.get::<i64>(0)?, user, r.get::<Option<i64>>(8)?.unwrap_or(0)))
+        },
+    )?;
+    let (org_id, user, unlocks) = row.ok_or_else(failed)?;
+    match check_password(app, org_id, ud, user, unlocks, prior, mode)? {
+        Login::NeedsArgon2(check) => Ok(Authenticated::NeedsArgon2(check)),
+        Login::User(user, verified, _) => {
+            stamps.user_login = (verified == Verified::Fresh).then_some(user.id);
+            Ok(Authenticated::Caller(user.caller(SESSION_APPLICATION.into())))
+        }
+    }
+}
+
+/// What the audit log names as the application of the web UI's calls.
+pub const SESSION_APPLICATION: &str = "ui";
+
+/// A web UI session (the cookie's id): valid while within both timeouts (`IPAMD_UI_IDLE_MINUTES`,
+/// `IPAMD_UI_SESSION_HOURS`), while its user's password is the one signed in with and while the user is enabled.
+/// Its last use is stamped at most once a minute, after the call's read transaction.
+fn authenticate_session(tx: &Tx, app: &App, id: Option<&str>, stamps: &mut Stamps) -> Result<Caller> {
+    let id = id.map(str::trim).filter(|t| !t.is_empty());
+    let id = id.ok_or_else(|| Error::new(Code::AuthRequired, "sign in first"))?;
+    let ended = || Error::new(Code::AuthFailed, "the session has ended: sign in again");
+    let row = tx.query_opt(
+        "SELECT s.id, s.phc, s.created, s.lastseen, u.id, u.org_id, u.username, u.level, u.disabled, o.operator,
+                    u.phc
+             FROM sessions s JOIN users u ON u.id = s.user_id JOIN orgs o ON o.id = u.org_id WHERE s.digest = ?1",
+        params![auth::digest(id)],
+        |r| {
+            Ok((
+                r.get::<i64>(0)?,
+                r.get::<String>(1)?,
+                r.get::<i64>(2)?,
+                r.get::<i64>(3)?,
+                user_row(r, 4)?,
+                r.get::<String>(10)?,
+            ))
+        },
+    )?;
+    let (session, signed_in_with, created, lastseen, user, phc) = row.ok_or_else(ended)?;
+    let now = app.clock.now();
+    let settings = &app.settings;
+    let idle = i64::try_from(settings.ui_idle_minutes.saturating_mul(60)).unwrap_or(i64::MAX);
+    let life = i64::try_from(settings.ui_session_hours.saturating_mul(3600)).unwrap_or(i64::MAX);
+    if now >= lastseen.saturating_add(idle) || now >= created.saturating_add(life) {
+        return Err(ended());
+    }
+    if signed_in_with != auth::digest(&phc) {
+        return Err(ended());
+    }
+    if user.disabled {
+        return Err(Error::new(Code::AccountDisabled, "this account is disabled"));
+    }
+    stamps.now = now;
+    stamps.session = (lastseen < now - 60).then_some(session);
+    Ok(user.caller(SESSION_APPLICATION.into()))
+}
+
+/// Starts a web UI session for user `user_id` of org `org_id`, who has just signed in, and returns its id (the
+/// cookie's value; only its digest is stored). The session remembers the user's password hash as it is now
+/// (its digest): a password changed since ends it. A batch of expired sessions is deleted on the way, so the table
+/// holds little more than the live ones.
+pub fn start_session(tx: &Tx, app: &App, user_id: i64, org_id: i64) -> Result<String> {
+    let phc: String = tx
+        .query_opt(
+            "SELECT phc FROM users WHERE id = ?1 AND org_id = ?2 AND disabled = 0",
+            params![user_id, org_id],
+            |r| r.get(0),
+        )?
+        .ok_or_else(|| Error::new(Code::AuthFailed, "authentication failed"))?;
+    let now = app.clock.now();
+    let idle = i64::try_from(app.settings.ui_idle_minutes.saturating_mul(60)).unwrap_or(i64::MAX);
+    let life = i64::try_from(app.settings.ui_session_hours.saturating_mul(3600)).unwrap_or(i64::MAX);
+    tx.execute(
+        "DELETE FROM sessions WHERE id IN (
+             SELECT id FROM sessions WHERE lastseen <= ?1 OR created <= ?2 LIMIT 256)",
+        params![now.saturating_sub(idle), now.saturating_sub(life)],
+    )?;
+    let id = auth::new_session_id()?;
+    tx.execute(
+        "INSERT INTO sessions (digest, user_id, phc, created, lastseen) VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![auth::digest(&id), user_id, auth::digest(&phc), now],
+    )?;
+    Ok(id)
+}
+
+/// Ends the web UI session `id` (signing out). An unknown id ends nothing.
+pub fn end_session(tx: &Tx, id: &str) -> Result<()> {
+    tx.execute("DELETE FROM sessions WHERE digest = ?1", params![auth::digest(id)])?;
+    Ok(())
 }
 
 #[cfg(test)]

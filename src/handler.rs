@@ -136,6 +136,12 @@ pub enum Credentials {
     },
     /// A REST bearer token (`None` when the request carried none).
     Token(Option<String>),
+    /// The web UI's sign-in form: `org/user:sha1`, the envelope's `userdata` built by the server from the org,
+    /// username and password typed in, checked as the envelope's is (lockout, argon2, verification cache) but
+    /// without an app key.
+    SignIn(String),
+    /// The web UI's session cookie (`None` when the request carried none).
+    Session(Option<String>),
     /// The command line on the server's own machine, acting as the operator org's admin. No front door
     /// builds this.
     Local,

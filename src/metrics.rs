@@ -123,16 +123,19 @@ pub enum Page {
     Root,
     /// The OpenAPI document and Swagger UI.
     Docs,
+    /// The web UI (`/ui/…`).
+    Ui,
     /// A path nothing serves (404), or `/1.0/…` with another verb than POST (405).
     Other,
 }
 
-const PAGES: [(Page, &str); 6] = [
+const PAGES: [(Page, &str); 7] = [
     (Page::Healthz, "/healthz"),
     (Page::Readyz, "/readyz"),
     (Page::Metrics, "/metrics"),
     (Page::Root, "/"),
     (Page::Docs, "/api/v1/docs"),
+    (Page::Ui, "/ui"),
     (Page::Other, "unmatched"),
 ];
 

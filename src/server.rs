@@ -1,5 +1,5 @@
-//! The HTTP server: the accept loop, limits and timeouts, graceful shutdown, and routing of paths to the
-//! front doors (`/1.0/<method>` to the envelope adapter, `/api/v1` to REST) and to the server's own pages
+//! The HTTP server: the accept loop, limits and timeouts, graceful shutdown, and routing of paths to the front doors
+//! (`/1.0/<method>` to the envelope adapter, `/api/v1` to REST, `/ui` to the web UI) and to the server's own pages
 //! (`/healthz`, `/readyz`, `/metrics`, `/`), with JSON answers for everything else. Every request is counted for
 //! `/metrics` and written to the request log.
 
@@ -38,6 +38,7 @@ use crate::ratelimit::{Decision, Owner};
 use crate::rest::{self, RestDoor};
 use crate::rpc::EnvelopeDoor;
 use crate::slots::{Admission, CLOSE_GRACE};
+use crate::ui;
 
 /// Largest request body either API accepts.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -345,6 +346,9 @@ async fn handle(app: &App, metrics: &Arc<Metrics>, req: Request<Incoming>, peer:
         let door = rest_door(&req, rest_path);
         return serve(app, metrics, door, req, peer, start).await;
     }
+    if path == "/ui" || path.starts_with("/ui/") {
+        return ui(app, metrics, req, peer, start).await;
+    }
     let page_of = match path {
         "/healthz" => Page::Healthz,
         "/readyz" => Page::Readyz,
@@ -380,7 +384,11 @@ async fn page(
         Page::Healthz => (bytes_response(StatusCode::OK, &br#"{"status":"ok"}"#[..]), None),
         Page::Readyz => (ready(app).await, None),
         Page::Metrics => (scrape(app, metrics), None),
+        // A browser is sent to the web UI; API clients get the map of the APIs.
+        Page::Root if accepts_html(&head) => (redirect("/ui/"), None),
         Page::Root => (json_response(StatusCode::OK, &doors(app)), None),
+        // `/ui/…` is answered by `ui`, never here.
+        Page::Ui => not_found(head.uri.path()),
         Page::Other if head.uri.path().starts_with("/1.0/") => {
             (method_not_allowed("POST"), Some(Code::MethodNotAllowed))
         }
@@ -405,7 +413,108 @@ async fn page(
     resp
 }
 
-/// `GET /`: where the APIs and their documentation are. (A web UI may take this page one day.)
+/// Whether the request asks for HTML (`Accept` names `text/html`): a browser.
+fn accepts_html(head: &Parts) -> bool {
+    head.headers
+        .get(hyper::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.split(',').any(|t| t.trim().starts_with("text/html")))
+}
+
+/// A `303 See Other` to `location`.
+fn redirect(location: &str) -> Response<Body> {
+    let mut resp = Response::new(full(Bytes::new()));
+    *resp.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(hyper::header::LOCATION, v);
+    }
+    resp
+}
+
+/// The web UI (`/ui/…`, the third door, `ui.rs`): the request counts against the budget of its client address
+/// first, as an unproven call of the APIs does; then its form body is read and the UI answers it, calling methods
+/// through the dispatcher. Failed sign-ins are counted and logged as the APIs' failed logins are. Every answer
+/// carries the UI's security headers ([`ui::SECURITY_HEADERS`]).
+async fn ui(app: &App, metrics: &Metrics, req: Request<Incoming>, peer: IpAddr, start: Instant) -> Response<Body> {
+    let (head, body) = req.into_parts();
+    let session = ui::session_cookie(header(&head.headers, "cookie"));
+    let mut budget = Budget::default();
+    let answer = match budget.spend(app, &Credentials::Session(session.clone()), peer).await {
+        Some(refused) => ui::refused(refused),
+        None => {
+            let form = match head.method {
+                Method::POST => read_body(&head, body, app.settings.body_timeout()).await.map(|body| {
+                    form_urlencoded::parse(&body)
+                        .into_owned()
+                        .take(ui::MAX_FIELDS)
+                        .collect()
+                }),
+                _ => Ok(Vec::new()),
+            };
+            match form {
+                Err(e) => ui::refused(e),
+                Ok(form) => {
+                    let request = ui::Request {
+                        verb: head.method.as_str().to_string(),
+                        path: head.uri.path().to_string(),
+                        query: head.uri.query().unwrap_or_default().to_string(),
+                        session,
+                        form,
+                        secure: app.settings.ui_secure_cookie
+                            || header(&head.headers, "x-forwarded-proto")
+                                .is_some_and(|p| p.eq_ignore_ascii_case("https")),
+                        cross_site: header(&head.headers, "sec-fetch-site").is_some_and(|s| s == "cross-site"),
+                    };
+                    ui::serve(app, request).await
+                }
+            }
+        }
+    };
+    let claim = answer
+        .claimed
+        .as_ref()
+        .map_or_else(Claim::new, |(org, user)| claim_parts(org, user));
+    if let Some(e) = &answer.error {
+        refusal(metrics, e, &claim, "ui", "", peer);
+    }
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = Response::new(full(answer.body));
+    *resp.status_mut() = status;
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
+    for (name, value) in ui::SECURITY_HEADERS {
+        headers.insert(*name, HeaderValue::from_static(value));
+    }
+    for (name, value) in answer.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.append(name, v);
+        }
+    }
+    if let Some(e) = &answer.error {
+        add_error_headers(&mut resp, e);
+    }
+    add_budget_headers(&mut resp, budget.decision);
+    let elapsed = start.elapsed();
+    metrics
+        .requests
+        .record(Endpoint::Page(Page::Ui), status.as_u16(), elapsed);
+    logging::request(&logging::Request {
+        respid: "",
+        door: "ui",
+        verb: head.method.as_str(),
+        path: head.uri.path(),
+        method: "",
+        caller: &answer.caller,
+        client: peer,
+        status: status.as_u16(),
+        elapsed,
+        code: answer.error.as_ref().map(|e| e.code.as_str()),
+        probe: false,
+    });
+    resp
+}
+
+/// `GET /`: where the APIs and their documentation are (for API clients; a browser is sent to the web UI).
 fn doors(app: &App) -> Value {
     let mut answer = json!({
         "name": "ipamd",
@@ -497,21 +606,21 @@ fn not_found(path: &str) -> (Response<Body>, Option<Code>) {
 
 /// Whether a request's body is `application/x-www-form-urlencoded` (an envelope may come as a form).
 fn is_form(req: &Request<Incoming>) -> bool {
-    header(req, CONTENT_TYPE.as_str())
+    header(req.headers(), CONTENT_TYPE.as_str())
         .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
 }
 
 /// The REST door for a request below `/api/v1`: its verb, path and query, its bearer token (`Authorization:
 /// Bearer …`, or `X-API-Key`), and whether its body is JSON (a missing `Content-Type` counts as JSON).
 fn rest_door(req: &Request<Incoming>, path: &str) -> RestDoor {
-    let token = header(req, "authorization")
+    let token = header(req.headers(), "authorization")
         .and_then(|v| {
             v.split_once(' ')
                 .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         })
         .map(|(_, t)| t.trim().to_string())
-        .or_else(|| header(req, "x-api-key").map(str::to_string));
-    let json_body = header(req, "content-type").is_none_or(|ct| {
+        .or_else(|| header(req.headers(), "x-api-key").map(str::to_string));
+    let json_body = header(req.headers(), "content-type").is_none_or(|ct| {
         let ct = ct.to_ascii_lowercase();
         let mime = ct.split(';').next().unwrap_or_default().trim();
         mime == "application/json" || mime.ends_with("+json")
@@ -524,16 +633,16 @@ fn rest_door(req: &Request<Incoming>, path: &str) -> RestDoor {
         token,
         json_body,
         rest::Headers {
-            idempotency_key: header(req, "idempotency-key").map(str::to_string),
-            if_match: header(req, "if-match").map(str::to_string),
-            if_none_match: header(req, "if-none-match").map(str::to_string),
+            idempotency_key: header(req.headers(), "idempotency-key").map(str::to_string),
+            if_match: header(req.headers(), "if-match").map(str::to_string),
+            if_none_match: header(req.headers(), "if-none-match").map(str::to_string),
         },
     )
 }
 
 /// A header's value as text, trimmed; `None` when absent or not visible ASCII.
-fn header<'r>(req: &'r Request<Incoming>, name: &str) -> Option<&'r str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+fn header<'r>(headers: &'r hyper::HeaderMap, name: &str) -> Option<&'r str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
 /// Runs one request through a door, every door in the same order: rate limit, body, decode, dispatch, failure
@@ -642,7 +751,7 @@ fn refusal(metrics: &Metrics, e: &Error, claim: &Claim, door: &str, respid: &str
 type Claim = logging::Inline<{ 2 * auth::NAME_MAX + 1 }>;
 
 fn claim_of(credentials: &Credentials) -> Claim {
-    let mut claim = Claim::new();
+    let claim = Claim::new();
     let Credentials::Envelope {
         userdata: Some(userdata),
         ..
@@ -655,6 +764,12 @@ fn claim_of(credentials: &Credentials) -> Claim {
         return claim;
     };
     let (org, user) = who.split_once('/').unwrap_or((who, ""));
+    claim_parts(org, user)
+}
+
+/// The claim of `org` and `user`, each cut to [`crate::auth::NAME_MAX`] bytes.
+fn claim_parts(org: &str, user: &str) -> Claim {
+    let mut claim = Claim::new();
     // Written part by part: the formatting machinery would cost more than the copy.
     for part in [
         logging::cut(org, auth::NAME_MAX),

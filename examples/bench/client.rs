@@ -37,6 +37,16 @@ pub struct Target {
     /// The same headers as text, for the load generator's own requests.
     host_text: String,
     bearer_text: String,
+    /// The web UI's session cookie (`ipamd_session=…`), once signed in ([`Target::with_session`]).
+    session_text: String,
+}
+
+/// The credentials a load request carries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Nothing,
+    Bearer,
+    Session,
 }
 
 impl Target {
@@ -50,7 +60,14 @@ impl Target {
             head: format!("{},\"data\":", head.trim_end_matches('}')),
             host_text: addr.to_string(),
             bearer_text: format!("Bearer {token}"),
+            session_text: String::new(),
         }
+    }
+
+    /// The same target with the web UI's session cookie `cookie` (`ipamd_session=…`).
+    pub fn with_session(mut self, cookie: String) -> Target {
+        self.session_text = cookie;
+        self
     }
 
     /// `POST /1.0/<method>` with the envelope around `data`.
@@ -82,7 +99,13 @@ impl Target {
     /// The load generator's `GET <path>` without credentials.
     pub fn wire_get(&self, w: &mut Wire, path: fmt::Arguments) -> Res<()> {
         w.body.clear();
-        self.wire_head(w, "GET", format_args!("{path}"), false)
+        self.wire_head(w, "GET", format_args!("{path}"), Sent::Nothing)
+    }
+
+    /// The load generator's `GET <path>` of the web UI with the session cookie.
+    pub fn wire_ui(&self, w: &mut Wire, path: fmt::Arguments) -> Res<()> {
+        w.body.clear();
+        self.wire_head(w, "GET", format_args!("{path}"), Sent::Session)
     }
 
     /// The load generator's `POST /1.0/<method>` with the envelope around `data`.
@@ -91,7 +114,7 @@ impl Target {
         w.body.extend_from_slice(self.head.as_bytes());
         w.body.write_fmt(data)?;
         w.body.push(b'}');
-        self.wire_head(w, "POST", format_args!("/1.0/{method}"), false)
+        self.wire_head(w, "POST", format_args!("/1.0/{method}"), Sent::Nothing)
     }
 
     /// The load generator's REST call below `/api/v1` with the Bearer token; `body` is JSON.
@@ -100,16 +123,18 @@ impl Target {
         if let Some(b) = body {
             w.body.extend_from_slice(b);
         }
-        self.wire_head(w, verb, format_args!("/api/v1{path}"), true)
+        self.wire_head(w, verb, format_args!("/api/v1{path}"), Sent::Bearer)
     }
 
     /// The request line and the headers hyper's client sends for the same request, then the body.
-    fn wire_head(&self, w: &mut Wire, verb: &str, target: fmt::Arguments, bearer: bool) -> Res<()> {
+    fn wire_head(&self, w: &mut Wire, verb: &str, target: fmt::Arguments, sent: Sent) -> Res<()> {
         let out = &mut w.bytes;
         out.clear();
         write!(out, "{verb} {target} HTTP/1.1\r\nhost: {}\r\n", self.host_text)?;
-        if bearer {
-            write!(out, "authorization: {}\r\n", self.bearer_text)?;
+        match sent {
+            Sent::Nothing => {}
+            Sent::Bearer => write!(out, "authorization: {}\r\n", self.bearer_text)?,
+            Sent::Session => write!(out, "cookie: {}\r\n", self.session_text)?,
         }
         if !w.body.is_empty() {
             write!(
@@ -271,6 +296,46 @@ impl Api {
         match reply.get("errorCode") {
             Some(code) => Err(format!("{method} failed (HTTP {status}, {code}): {}", reply["error"]).into()),
             None => Ok(reply["response"].take()),
+        }
+    }
+
+    /// Signs in to the web UI; the session cookie (`ipamd_session=…`).
+    pub async fn sign_in(&mut self, org: &str, username: &str, password: &str) -> Res<String> {
+        let form: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("org", org)
+            .append_pair("username", username)
+            .append_pair("password", password)
+            .finish();
+        let req = Request::post("/ui/signin")
+            .header(HOST, self.target.host.clone())
+            .header(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            )
+            .body(Full::new(Bytes::from(form)))?;
+        let resp = self.sender.send_request(req).await?;
+        let cookie = resp
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|c| c.split(';').next())
+            .map(str::to_string);
+        let status = resp.status().as_u16();
+        resp.into_body().collect().await?;
+        cookie.ok_or_else(|| format!("sign-in: HTTP {status} without a session cookie").into())
+    }
+
+    /// A page of the web UI with the session cookie; any status but 200 is an error.
+    pub async fn ui(&mut self, path: &str) -> Res<String> {
+        let req = Request::get(path)
+            .header(HOST, self.target.host.clone())
+            .header("cookie", self.target.session_text.clone())
+            .body(Full::new(Bytes::new()))?;
+        let (status, body) = send(&mut self.sender, req).await?;
+        let body = String::from_utf8_lossy(&body).into_owned();
+        match status {
+            200 => Ok(body),
+            _ => Err(format!("GET {path}: HTTP {status}").into()),
         }
     }
 

@@ -325,6 +325,7 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Restored> {
     for t in &tables {
         ctx.tx.execute(&format!("DELETE FROM \"{t}\""), params![])?;
     }
+    ctx.tx.execute("DELETE FROM sessions", params![])?;
     for t in &tables {
         // A row the live schema refuses (a CHECK, a bad value) makes the backup unfit, not the server broken.
         copy_table(&src, ctx, t).map_err(|e| match e.code {
@@ -397,12 +398,14 @@ impl Drop for Upgraded {
 /// triggers of schema.sql rebuild as the rows arrive, `credential_epoch` and `version_seq`, which must keep moving
 /// forward (the restore moves the epoch; every write moves the count), and the change feed (`changes`,
 /// `changes_purged`), which goes on across the restore so its cursors stay valid: the restore is an entry of every
-/// org's feed. Webhooks and their delivery log are copied.
+/// org's feed. Webhooks and their delivery log are copied. The web UI's sessions are not: a restore ends them all
+/// (their users may be other users now).
 fn live_tables(ctx: &Ctx) -> Result<Vec<String>> {
     ctx.tx.rows(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
                   AND name NOT LIKE '%\\_fts%' ESCAPE '\\' AND name NOT IN ('subnet_prefixes', 'address_runs', 'pool_free_counts', 'credential_epoch',
-                                                                            'version_seq', 'changes', 'changes_purged')
+                                                                            'version_seq', 'changes', 'changes_purged',
+                                                                            'sessions')
                   ORDER BY name",
         params![],
         |r| r.get(0),

@@ -667,6 +667,14 @@ fn vlan_param(d: &mut Data) -> Result<Patch<i64>> {
     }
 }
 
+/// The order of `subnets/get`'s list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SubnetOrder {
+    Address,
+    Id,
+    Utilisation,
+}
+
 pub struct GetParams {
     ids: Option<Vec<i64>>,
     group: Patch<i64>,
@@ -674,7 +682,7 @@ pub struct GetParams {
     tree: bool,
     addresses: bool,
     fields: bool,
-    by_id: bool,
+    order: SubnetOrder,
     filters: List,
     paging: Paging,
 }
@@ -694,10 +702,11 @@ impl Params for GetParams {
                 return Err(too_many());
             }
         }
-        let by_id = match d.str("order")?.as_deref() {
-            None | Some("address") => false,
-            Some("id") => true,
-            Some(_) => return Err(Error::param("order", "must be address or id")),
+        let order = match d.str("order")?.as_deref() {
+            None | Some("address") => SubnetOrder::Address,
+            Some("id") => SubnetOrder::Id,
+            Some("utilisation") => SubnetOrder::Utilisation,
+            Some(_) => return Err(Error::param("order", "must be address, id or utilisation")),
         };
         let mut filters = List::new("t.org_id = ?", 0);
         for col in ["name", "domain", "location"] {
@@ -723,7 +732,7 @@ impl Params for GetParams {
             tree: d.bool("tree")?.unwrap_or(false),
             addresses: d.bool("addresses")?.unwrap_or(false),
             fields: d.bool("fields")?.unwrap_or(false),
-            by_id,
+            order,
             filters,
             paging: Paging::decode(d)?,
         })
@@ -759,10 +768,18 @@ pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<model::List<model::Subnet>> {
                     p.filters.and("t.parent_id = ?", id)
                 }
             }
-            let order = if p.by_id {
-                "t.id"
-            } else {
-                "t.family, t.net_start, t.prefix"
+            let order = match p.order {
+                SubnetOrder::Id => "t.id",
+                SubnetOrder::Address => "t.family, t.net_start, t.prefix",
+                // The share of usable addresses taken, fullest first (the web UI's list and overview). An IPv6
+                // block's usable count is taken as 2^62 at most: SQLite's integers stop at 2^63, and a block
+                // that large shows 0 % either way.
+                SubnetOrder::Utilisation => {
+                    "CAST(t.taken AS REAL) / max(1, CASE WHEN t.family = 4 AND t.prefix <= 30
+                         THEN (1 << (32 - t.prefix)) - 2
+                         WHEN t.family = 4 THEN 1 << (32 - t.prefix)
+                         ELSE 1 << min(62, 128 - t.prefix) END) DESC, t.family, t.net_start, t.prefix"
+                }
             };
             p.filters.run(ctx, columns(), FROM, order, &p.paging, record)?
         }

@@ -1,4 +1,4 @@
-//! The layers of the source, checked from its text: the doors (`server`, `rpc`, `rest`, `openapi`, `door`) stand
+//! The layers of the source, checked from its text: the doors (`server`, `rpc`, `rest`, `openapi`, `door`, `ui`) stand
 //! on the dispatcher (`dispatch`, `credentials`), which stands on the handlers' vocabulary (`handler`), which the
 //! handlers (`methods`, `methods/*`) stand on too. Imports point down only:
 //!
@@ -19,7 +19,7 @@ use std::path::Path;
 
 /// The layers, top down, with their modules (`methods::*` is every file of `src/methods/`).
 const LAYERS: [(&str, &[&str]); 4] = [
-    ("door", &["server", "rpc", "rest", "openapi", "door"]),
+    ("door", &["server", "rpc", "rest", "openapi", "door", "ui"]),
     ("dispatcher", &["dispatch", "credentials", "idempotency"]),
     ("vocabulary", &["handler"]),
     ("handlers", &["methods", "methods::*"]),

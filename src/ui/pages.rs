@@ -1,0 +1,855 @@
+//! The web UI's pages: typed maud templates, one function per page or part. maud escapes every value it inserts,
+//! so a stored `<script>` is shown as text. No page carries a script or a style attribute (the Content-Security-Policy
+//! allows neither): widths are classes of the stylesheet (`p0`…`p100`), and everything works without JavaScript.
+
+use maud::{html, Markup, DOCTYPE};
+use serde_json::{Map, Value};
+
+use crate::model::{AppKey, DhcpRange, FieldDef, Group, Host, LogEntry, Subnet, Token, User};
+
+/// Where the stylesheet is served; its name carries the crate's version, so a new release is never served a stale
+/// copy from a browser's cache.
+pub const CSS_PATH: &str = concat!("/ui/assets/ui-", env!("CARGO_PKG_VERSION"), ".css");
+/// The favicon.
+pub const ICON_PATH: &str = "/ui/assets/icon.svg";
+
+/// The parts of the frame around every signed-in page.
+pub struct Chrome<'a> {
+    pub title: &'a str,
+    pub user: &'a str,
+    pub org: &'a str,
+    pub csrf: &'a str,
+    pub section: Section,
+    pub admin: bool,
+}
+
+/// The section of the navigation a page belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Overview,
+    Subnets,
+    Groups,
+    Search,
+    Log,
+    Tokens,
+    Users,
+    None,
+}
+
+/// What a form shows again after a refused change: the values typed in, the error of each field, and the message of
+/// an error that concerns no one field.
+#[derive(Debug, Default, Clone)]
+pub struct FormState {
+    pub values: Vec<(String, String)>,
+    pub errors: Map<String, Value>,
+    pub message: Option<String>,
+}
+
+impl FormState {
+    /// The value typed into `name`, if any.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    fn error(&self, name: &str) -> Option<String> {
+        self.errors.get(name).map(|e| match e {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    }
+}
+
+/// A page of the frame: the header with the navigation and sign-out, and `body` under the page's title.
+pub fn layout(c: &Chrome, body: Markup) -> Markup {
+    let nav = [
+        (Section::Overview, "/ui/", "Overview"),
+        (Section::Subnets, "/ui/subnets", "Subnets"),
+        (Section::Groups, "/ui/groups", "Groups"),
+        (Section::Search, "/ui/search", "Search"),
+        (Section::Log, "/ui/log", "Audit log"),
+        (Section::Tokens, "/ui/tokens", "Keys and tokens"),
+        (Section::Users, "/ui/users", "Users"),
+    ];
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(c.title))
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header.top {
+                    a.brand href="/ui/" { "ipamd" }
+                    nav aria-label="Main" {
+                        ul {
+                            @for (section, href, label) in nav {
+                                @if section != Section::Log || c.admin {
+                                    @let current = (section == c.section).then_some("page");
+                                    li { a href=(href) aria-current=[current] { (label) } }
+                                }
+                            }
+                        }
+                    }
+                    form.signout method="post" action="/ui/signout" {
+                        input type="hidden" name="csrf" value=(c.csrf);
+                        span.who { (c.user) " · " (c.org) }
+                        button type="submit" { "Sign out" }
+                    }
+                }
+                main #main {
+                    h1 { (c.title) }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            meta name="color-scheme" content="light dark";
+            title { (title) " · ipamd" }
+            link rel="stylesheet" href=(CSS_PATH);
+            link rel="icon" href=(ICON_PATH) type="image/svg+xml";
+        }
+    }
+}
+
+/// The sign-in page.
+pub fn sign_in(form: &FormState) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head("Sign in"))
+            body.signin {
+                main #main {
+                    form.card method="post" action="/ui/signin" {
+                        h1 { "Sign in to ipamd" }
+                        @if let Some(m) = &form.message { p.error role="alert" { (m) } }
+                        (field(form, "signin", "org", "Organisation", "text", true))
+                        (field(form, "signin", "username", "Username", "text", true))
+                        div.field {
+                            label for="signin-password" { "Password" }
+                            input #signin-password name="password" type="password" required
+                                autocomplete="current-password";
+                        }
+                        button.primary type="submit" { "Sign in" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A page that tells what went wrong, in the frame when signed in.
+pub fn problem(title: &str, message: &str) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body.signin {
+                main #main.card {
+                    h1 { (title) }
+                    p { (message) }
+                    p { a href="/ui/" { "Back to the overview" } }
+                }
+            }
+        }
+    }
+}
+
+/// A labelled input of `form` (its id prefixed with the form's name, so several forms share a page), with the
+/// error of its field under it.
+pub fn field(form: &FormState, prefix: &str, name: &str, label: &str, kind: &str, required: bool) -> Markup {
+    let id = format!("{prefix}-{name}");
+    let error = form.error(name);
+    let described = error.as_ref().map(|_| format!("{id}-error"));
+    html! {
+        div.field {
+            label for=(id) { (label) }
+            input id=(id) name=(name) type=(kind) value=[form.value(name)] required[required]
+                aria-invalid=[error.as_ref().map(|_| "true")] aria-describedby=[described.as_deref()];
+            @if let Some(e) = &error { p.error id=(format!("{id}-error")) { (e) } }
+        }
+    }
+}
+
+fn csrf(token: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(token); }
+}
+
+fn form_message(form: &FormState) -> Markup {
+    html! {
+        @if let Some(m) = &form.message { p.error role="alert" { (m) } }
+    }
+}
+
+/// The percentage of a subnet's usable addresses taken, 0–100 (rounded up, so a subnet with one record is not 0 %).
+pub fn percent(s: &Subnet) -> u8 {
+    if s.total_hosts == 0 {
+        return 100;
+    }
+    let taken = s.total_hosts.saturating_sub(s.available_hosts);
+    let pct = taken.saturating_mul(100).div_ceil(s.total_hosts).min(100);
+    u8::try_from(pct).unwrap_or(100)
+}
+
+/// A subnet's utilisation: a bar (its width a class) and the figure.
+pub fn bar(s: &Subnet) -> Markup {
+    let pct = percent(s);
+    let level = match pct {
+        90.. => "full",
+        70..=89 => "high",
+        _ => "ok",
+    };
+    html! {
+        span.util {
+            span.bar role="img" aria-label=(format!("{pct}% used")) {
+                span class=(format!("fill p{pct} {level}")) {}
+            }
+            span.pct { (pct) "%" }
+        }
+    }
+}
+
+/// The overview: counts, the fullest subnets, recent changes (admins).
+pub fn overview(counts: &[(&str, i64)], fullest: &[Subnet], recent: Option<&[LogEntry]>) -> Markup {
+    html! {
+        section aria-labelledby="counts" {
+            h2 #counts.sr-only { "Counts" }
+            ul.counts {
+                @for (label, n) in counts {
+                    li { span.n { (n) } " " span.l { (label) } }
+                }
+            }
+        }
+        section aria-labelledby="fullest" {
+            h2 #fullest { "Fullest subnets" }
+            @if fullest.is_empty() {
+                p { "No subnets yet. " a href="/ui/subnets/new" { "Add the first one" } "." }
+            } @else {
+                (subnet_table(fullest))
+            }
+        }
+        @if let Some(recent) = recent {
+            section aria-labelledby="recent" {
+                h2 #recent { "Recent changes" }
+                (log_table(recent))
+                p { a href="/ui/log" { "The whole audit log" } }
+            }
+        }
+    }
+}
+
+/// A table of subnets with their utilisation.
+pub fn subnet_table(subnets: &[Subnet]) -> Markup {
+    html! {
+        div.scroll {
+            table {
+                (table_head(&["Subnet", "Name", "VLAN", "Used", "Utilisation"]))
+                tbody {
+                    @for s in subnets {
+                        tr {
+                            td { a href=(format!("/ui/subnets/{}", s.id)) { (s.subnet) } }
+                            td { (s.name.as_deref().unwrap_or("")) }
+                            td { @if let Some(v) = s.vlan_id { (v) } }
+                            td.num { (s.used_hosts) " / " (s.total_hosts) }
+                            td { (bar(s)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The filters of the subnet list.
+pub struct ListQuery<'a> {
+    pub name: &'a str,
+    pub group: &'a str,
+    pub sort: &'a str,
+    pub page: i64,
+    pub pages: i64,
+    pub total: i64,
+}
+
+/// The subnet list with its filters, sorting and paging.
+pub fn subnet_list(q: &ListQuery, groups: &[Group], subnets: &[Subnet]) -> Markup {
+    let link = |page: i64| {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        s.append_pair("name", q.name)
+            .append_pair("group", q.group)
+            .append_pair("sort", q.sort)
+            .append_pair("page", &page.to_string());
+        format!("/ui/subnets?{}", s.finish())
+    };
+    html! {
+        p.actions { a.button href="/ui/subnets/new" { "Add a subnet" } }
+        form.filters method="get" action="/ui/subnets" role="search" {
+            div.field {
+                label for="filter-name" { "Name contains" }
+                input #filter-name name="name" type="search" value=(q.name);
+            }
+            div.field {
+                label for="filter-group" { "Group" }
+                select #filter-group name="group" {
+                    option value="" selected[q.group.is_empty()] { "Any" }
+                    option value="0" selected[q.group == "0"] { "Top level" }
+                    @for g in groups {
+                        option value=(g.id) selected[q.group == g.id.to_string()] { (g.description) }
+                    }
+                }
+            }
+            div.field {
+                label for="filter-sort" { "Sort by" }
+                select #filter-sort name="sort" {
+                    option value="address" selected[q.sort != "utilisation"] { "Address" }
+                    option value="utilisation" selected[q.sort == "utilisation"] { "Utilisation, fullest first" }
+                }
+            }
+            button type="submit" { "Apply" }
+        }
+        p { (q.total) " subnets" }
+        (subnet_table(subnets))
+        (pager(q.page, q.pages, link))
+    }
+}
+
+fn pager(page: i64, pages: i64, link: impl Fn(i64) -> String) -> Markup {
+    html! {
+        @if pages > 1 {
+            nav.pager aria-label="Pages" {
+                @if page > 1 { a href=(link(page - 1)) rel="prev" { "Previous" } }
+                span { "Page " (page) " of " (pages) }
+                @if page < pages { a href=(link(page + 1)) rel="next" { "Next" } }
+            }
+        }
+    }
+}
+
+/// The state of an address in the map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellState {
+    Assigned,
+    Reserved,
+    Inactive,
+    Dhcp,
+    Free,
+    Unusable,
+}
+
+impl CellState {
+    pub fn class(self) -> &'static str {
+        match self {
+            CellState::Assigned => "assigned",
+            CellState::Reserved => "reserved",
+            CellState::Inactive => "inactive",
+            CellState::Dhcp => "dhcp",
+            CellState::Free => "free",
+            CellState::Unusable => "unusable",
+        }
+    }
+
+    const ALL: [CellState; 6] = [
+        CellState::Assigned,
+        CellState::Reserved,
+        CellState::Inactive,
+        CellState::Dhcp,
+        CellState::Free,
+        CellState::Unusable,
+    ];
+}
+
+/// The forms of the changes of a subnet as a whole, each with what the API refused of it.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub split: FormState,
+    pub join: FormState,
+    pub delete: FormState,
+}
+
+/// One address of the map.
+pub struct Cell<'a> {
+    pub ip: String,
+    pub state: CellState,
+    pub host: Option<&'a Host>,
+}
+
+/// A line of the record list of a large block: a record, or a free range between records.
+pub enum Line<'a> {
+    Record(&'a Host),
+    Free { first: String, last: String, count: u128 },
+}
+
+/// What the subnet page shows of the block: the map of a small IPv4 block, or a page of the list.
+pub enum Space<'a> {
+    Map(Vec<Cell<'a>>),
+    List {
+        lines: Vec<Line<'a>>,
+        page: i64,
+        pages: i64,
+    },
+}
+
+/// The subnet page: details, the map or the list, the allocate form and the changes of the subnet.
+pub fn subnet_page(
+    s: &Subnet,
+    csrf_token: &str,
+    ranges: &[DhcpRange],
+    fields: &[FieldDef],
+    space: &Space,
+    allocate: &FormState,
+    changes: &Changes,
+) -> Markup {
+    let base = format!("/ui/subnets/{}", s.id);
+    html! {
+        section.details aria-labelledby="about" {
+            h2 #about.sr-only { "Details" }
+            dl {
+                dt { "Name" } dd { (s.name.as_deref().unwrap_or("—")) }
+                dt { "Description" } dd { (s.description.as_deref().unwrap_or("—")) }
+                dt { "VLAN" } dd { @if let Some(v) = s.vlan_id { (v) } @else { "—" } }
+                dt { "Domain" } dd { (s.domain.as_deref().unwrap_or("—")) }
+                dt { "Location" } dd { (s.location.as_deref().unwrap_or("—")) }
+                dt { "Used" } dd { (s.used_hosts) " records, " (s.available_hosts) " of " (s.total_hosts) " free" }
+                dt { "Utilisation" } dd { (bar(s)) }
+            }
+            p.actions { a.button href=(format!("{base}/edit")) { "Edit the subnet" } }
+        }
+        section aria-labelledby="space" {
+            h2 #space { "Addresses" }
+            @match space {
+                Space::Map(cells) => (map(&base, cells)),
+                Space::List { lines, page, pages } => (record_list(&base, lines, *page, *pages)),
+            }
+        }
+        @if !ranges.is_empty() {
+            section aria-labelledby="ranges" {
+                h2 #ranges { "DHCP ranges" }
+                ul { @for r in ranges { li { (r.start_ip) " – " (r.end_ip)
+                    @if !r.is_active { " (inactive)" }
+                    @if let Some(d) = &r.description { " · " (d) } } } }
+            }
+        }
+        @if !fields.is_empty() {
+            section aria-labelledby="fields" {
+                h2 #fields { "Custom fields" }
+                ul { @for f in fields { li { (f.name) " (" (f.kind) ")" @if f.required { ", required" } } } }
+            }
+        }
+        section #allocate aria-labelledby="allocate-title" {
+            h2 #allocate-title { "Allocate an address" }
+            form.inline method="post" action=(format!("{base}/addresses")) {
+                (csrf(csrf_token))
+                button.primary type="submit" name="next" value="1" { "Take the next free address" }
+            }
+            form method="post" action=(format!("{base}/addresses")) {
+                (csrf(csrf_token))
+                (form_message(allocate))
+                div.row {
+                    (field(allocate, "alloc", "ip", "Address (empty: the next free)", "text", false))
+                    (field(allocate, "alloc", "hostname", "Hostname", "text", false))
+                    (field(allocate, "alloc", "mac_address", "MAC address", "text", false))
+                    (field(allocate, "alloc", "description", "Description", "text", false))
+                    (status_select(allocate, "alloc"))
+                }
+                button type="submit" { "Allocate" }
+            }
+        }
+        section aria-labelledby="change" {
+            h2 #change { "Split, join or delete" }
+            (form_message(&changes.split))
+            form.inline method="post" action=(format!("{base}/split")) {
+                (csrf(csrf_token))
+                (field(&changes.split, "split", "cidr", "Split into prefix length", "number", true))
+                button type="submit" { "Split" }
+            }
+            (form_message(&changes.join))
+            form.inline method="post" action=(format!("{base}/join")) {
+                (csrf(csrf_token))
+                (field(&changes.join, "join", "cidr", "Join the subnets of its group into prefix length", "number",
+                    true))
+                button type="submit" { "Join" }
+            }
+            (form_message(&changes.delete))
+            form.inline method="post" action=(format!("{base}/delete")) {
+                (csrf(csrf_token))
+                input type="hidden" name="version" value=(s.stamps.version);
+                div.field.check {
+                    input #delete-force type="checkbox" name="force" value="true";
+                    label for="delete-force" { "Delete its address records too" }
+                }
+                div.field.check {
+                    input #delete-confirm type="checkbox" name="confirm" value="yes" required;
+                    label for="delete-confirm" { "Yes, delete " (s.subnet) }
+                }
+                button.danger type="submit" { "Delete the subnet" }
+            }
+        }
+    }
+}
+
+fn status_select(form: &FormState, prefix: &str) -> Markup {
+    let id = format!("{prefix}-status");
+    let current = form.value("status").unwrap_or("active");
+    html! {
+        div.field {
+            label for=(id) { "Status" }
+            select id=(id) name="status" {
+                @for s in ["active", "reserved", "inactive"] {
+                    option value=(s) selected[current == s] { (s) }
+                }
+            }
+        }
+    }
+}
+
+/// The address map: one cell per address, coloured by state, with a legend. A free cell leads to the allocate
+/// form filled in with it, a taken one to its record.
+fn map(base: &str, cells: &[Cell]) -> Markup {
+    html! {
+        ul.legend aria-label="Legend" {
+            @for state in CellState::ALL {
+                li { span class=(format!("swatch s-{}", state.class())) {} (state.class()) }
+            }
+        }
+        div.map role="list" aria-label="Address map" {
+            @for c in cells {
+                @let label = match c.host.and_then(|h| h.hostname.as_deref()) {
+                    Some(name) => format!("{} {}: {}", c.ip, c.state.class(), name),
+                    None => format!("{} {}", c.ip, c.state.class()),
+                };
+                @let last = c.ip.rsplit('.').next().unwrap_or("");
+                @match (c.state, c.host) {
+                    (_, Some(h)) => a role="listitem" class=(format!("cell s-{}", c.state.class()))
+                        href=(format!("/ui/addresses/{}", h.id)) aria-label=(label) data-tip=(label) { (last) },
+                    (CellState::Free, None) => a role="listitem" class="cell s-free"
+                        href=(format!("{base}?allocate={}#allocate", c.ip)) aria-label=(label) data-tip=(label)
+                        { (last) },
+                    (_, None) => span role="listitem" class=(format!("cell s-{}", c.state.class()))
+                        aria-label=(label) data-tip=(label) { (last) },
+                }
+            }
+        }
+    }
+}
+
+fn record_list(base: &str, lines: &[Line], page: i64, pages: i64) -> Markup {
+    html! {
+        div.scroll {
+            table {
+                (table_head(&["Address", "Hostname", "Status", "Description"]))
+                tbody {
+                    @for line in lines {
+                        @match line {
+                            Line::Record(h) => tr {
+                                td { a href=(format!("/ui/addresses/{}", h.id)) { (h.ip) } }
+                                td { (h.hostname.as_deref().unwrap_or("")) }
+                                td { span class=(format!("tag s-{}", host_state(h).class())) { (h.status) } }
+                                td { (h.description.as_deref().unwrap_or("")) }
+                            },
+                            Line::Free { first, last, count } => tr.freerange {
+                                td colspan="4" {
+                                    (count) " free: " (first) @if first != last { " – " (last) } " · "
+                                    a href=(format!("{base}?allocate={first}#allocate")) { "allocate " (first) }
+                                }
+                            },
+                        }
+                    }
+                }
+            }
+        }
+        (pager(page, pages, |p| format!("{base}?page={p}")))
+    }
+}
+
+/// The state a record shows in the map.
+pub fn host_state(h: &Host) -> CellState {
+    match h.status.as_str() {
+        "reserved" => CellState::Reserved,
+        "inactive" => CellState::Inactive,
+        _ => CellState::Assigned,
+    }
+}
+
+/// The form of a new subnet, or of an edit (`subnet` given).
+pub fn subnet_form(csrf_token: &str, groups: &[Group], subnet: Option<&Subnet>, form: &FormState) -> Markup {
+    let action = match subnet {
+        Some(s) => format!("/ui/subnets/{}/edit", s.id),
+        None => "/ui/subnets".to_string(),
+    };
+    let group = form.value("group").unwrap_or("");
+    html! {
+        form.card method="post" action=(action) {
+            (csrf(csrf_token))
+            (form_message(form))
+            @if let Some(s) = subnet { input type="hidden" name="version" value=(s.stamps.version); }
+            (field(form, "subnet", "subnet", "Block (CIDR, such as 10.0.0.0/24)", "text", subnet.is_none()))
+            div.field {
+                label for="subnet-group" { "Group" }
+                select #subnet-group name="group" {
+                    option value="0" selected[group.is_empty() || group == "0"] { "Top level" }
+                    @for g in groups { option value=(g.id) selected[group == g.id.to_string()] { (g.description) } }
+                }
+            }
+            (field(form, "subnet", "name", "Name", "text", false))
+            (field(form, "subnet", "description", "Description", "text", false))
+            (field(form, "subnet", "vlan_id", "VLAN", "number", false))
+            (field(form, "subnet", "domain", "Domain", "text", false))
+            (field(form, "subnet", "location", "Location", "text", false))
+            button.primary type="submit" { @if subnet.is_some() { "Save" } @else { "Add the subnet" } }
+        }
+    }
+}
+
+/// The page of one address record: its edit form and its delete button.
+pub fn address_page(csrf_token: &str, h: &Host, form: &FormState) -> Markup {
+    let base = format!("/ui/addresses/{}", h.id);
+    let version = h.stamps.as_ref().map(|s| s.version).unwrap_or_default();
+    html! {
+        p { "In " a href=(format!("/ui/subnets/{}", h.subnet)) { (h.network) } }
+        form.card method="post" action=(base) {
+            (csrf(csrf_token))
+            (form_message(form))
+            input type="hidden" name="version" value=(version);
+            (field(form, "addr", "ip", "Address", "text", true))
+            (field(form, "addr", "hostname", "Hostname", "text", false))
+            (field(form, "addr", "cname", "CNAME", "text", false))
+            (field(form, "addr", "mac_address", "MAC address", "text", false))
+            (field(form, "addr", "description", "Description", "text", false))
+            (status_select(form, "addr"))
+            @if !h.fields.is_empty() {
+                h2 { "Custom fields" }
+                dl { @for (k, v) in &h.fields {
+                    dt { (k) }
+                    dd { (v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())) }
+                } }
+            }
+            button.primary type="submit" { "Save" }
+        }
+        form.inline method="post" action=(format!("{base}/delete")) {
+            (csrf(csrf_token))
+            input type="hidden" name="version" value=(version);
+            button.danger type="submit" { "Delete " (h.ip) }
+        }
+    }
+}
+
+/// The groups as a tree, each with its subnets' count, and the form of a new group.
+pub fn groups(csrf_token: &str, groups: &[Group], form: &FormState) -> Markup {
+    html! {
+        @if groups.is_empty() { p { "No groups yet." } } @else { (tree(groups, None)) }
+        h2 { "Add a group" }
+        form.card method="post" action="/ui/groups" {
+            (csrf(csrf_token))
+            (form_message(form))
+            (field(form, "group", "description", "Name", "text", true))
+            div.field {
+                label for="group-parent" { "Parent" }
+                select #group-parent name="parent" {
+                    option value="0" { "Top level" }
+                    @for g in groups { option value=(g.id) { (g.description) } }
+                }
+            }
+            button.primary type="submit" { "Add the group" }
+        }
+    }
+}
+
+fn tree(groups: &[Group], parent: Option<i64>) -> Markup {
+    html! {
+        ul.tree {
+            @for g in groups.iter().filter(|g| g.parent == parent) {
+                li {
+                    a href=(format!("/ui/subnets?group={}", g.id)) { (g.description) }
+                    " " span.muted { (g.subnetcount) " subnets" }
+                    @if g.childcount > 0 { (tree(groups, Some(g.id))) }
+                }
+            }
+        }
+    }
+}
+
+/// What a search found, each kind in its order; `truncated` when a kind had more than the page shows.
+pub struct Found<'a> {
+    pub groups: &'a [Group],
+    pub subnets: &'a [Subnet],
+    pub hosts: &'a [Host],
+    pub truncated: bool,
+}
+
+/// The search form and what it found.
+pub fn search(query: &str, found: Option<Found>, error: Option<&str>) -> Markup {
+    html! {
+        form.filters method="get" action="/ui/search" role="search" {
+            div.field {
+                label for="search-q" { "Name, hostname, MAC, address or block" }
+                input #search-q name="q" type="search" value=(query) required;
+            }
+            button type="submit" { "Search" }
+        }
+        @if let Some(e) = error { p.error role="alert" { (e) } }
+        @if let Some(Found { groups, subnets, hosts, truncated }) = found {
+            @if groups.is_empty() && subnets.is_empty() && hosts.is_empty() { p { "Nothing found." } }
+            @if truncated { p { "Only the first results of each kind are shown." } }
+            @if !groups.is_empty() {
+                h2 { "Groups" }
+                ul { @for g in groups { li { a href=(format!("/ui/subnets?group={}", g.id)) { (g.description) } } } }
+            }
+            @if !subnets.is_empty() { h2 { "Subnets" } (subnet_table(subnets)) }
+            @if !hosts.is_empty() {
+                h2 { "Addresses" }
+                div.scroll { table {
+                    (table_head(&["Address", "Hostname", "Subnet", "Description"]))
+                    tbody { @for h in hosts { tr {
+                        td { a href=(format!("/ui/addresses/{}", h.id)) { (h.ip) } }
+                        td { (h.hostname.as_deref().unwrap_or("")) }
+                        td { a href=(format!("/ui/subnets/{}", h.subnet)) { (h.network) } }
+                        td { (h.description.as_deref().unwrap_or("")) }
+                    } } }
+                } }
+            }
+        }
+    }
+}
+
+/// A table's head row: one column header a name; an empty name is a column of actions, named for screen readers.
+fn table_head(names: &[&str]) -> Markup {
+    html! {
+        thead { tr { @for name in names {
+            @if name.is_empty() { th scope="col" { span.sr-only { "Actions" } } } @else { th scope="col" { (name) } }
+        } } }
+    }
+}
+
+/// A table of audit entries.
+pub fn log_table(entries: &[LogEntry]) -> Markup {
+    html! {
+        div.scroll { table {
+            (table_head(&["Time (UTC)", "User", "Method", "Object", "Summary"]))
+            tbody { @for e in entries { tr {
+                td { (crate::time::rfc3339(e.time)) }
+                td { (e.user) }
+                td { code { (e.method) } }
+                td { (e.objecttype) @if let Some(id) = e.objectid { " " (id) } }
+                td { (e.summary) }
+            } } }
+        } }
+    }
+}
+
+/// The audit log page, with its filter by object type.
+pub fn log(entries: &[LogEntry], objecttype: &str, page: i64, pages: i64) -> Markup {
+    let types = [
+        "",
+        "group",
+        "subnet",
+        "ipaddress",
+        "dhcprange",
+        "field",
+        "user",
+        "appkey",
+        "token",
+        "org",
+    ];
+    html! {
+        form.filters method="get" action="/ui/log" {
+            div.field {
+                label for="log-type" { "Object" }
+                select #log-type name="objecttype" {
+                    @for t in types {
+                        option value=(t) selected[t == objecttype] { @if t.is_empty() { "Any" } @else { (t) } }
+                    }
+                }
+            }
+            button type="submit" { "Apply" }
+        }
+        (log_table(entries))
+        (pager(page, pages, |p| format!("/ui/log?objecttype={objecttype}&page={p}")))
+    }
+}
+
+/// The caller's REST tokens, the form of a new one, and a new token's secret, shown this once.
+/// The secrets the caller owns: REST tokens and app keys, the forms of new ones, and a new secret (`new`: what it is
+/// and the secret), shown this once.
+pub struct Secrets<'a> {
+    pub tokens: &'a [Token],
+    pub keys: &'a [AppKey],
+    pub new: Option<(&'a str, &'a str)>,
+    pub token_form: &'a FormState,
+    pub key_form: &'a FormState,
+}
+
+pub fn secrets(csrf_token: &str, p: &Secrets) -> Markup {
+    html! {
+        @if let Some((what, secret)) = p.new {
+            div.card.secret role="status" {
+                p { "Your new " (what) ". Copy it now: it is not shown again." }
+                p { code { (secret) } }
+            }
+        }
+        h2 { "REST tokens" }
+        div.scroll { table {
+            (table_head(&["Prefix", "Description", "Created (UTC)", "Expires", ""]))
+            tbody { @for t in p.tokens { tr {
+                td { code { (t.prefix) "…" } }
+                td { (t.description.as_deref().unwrap_or("")) }
+                td { (crate::time::rfc3339(t.created)) }
+                td { @if let Some(e) = t.expires { (crate::time::rfc3339(e)) } @else { "never" } }
+                td { (revoke(csrf_token, &format!("/ui/tokens/{}/delete", t.id), &format!("the token {}", t.prefix))) }
+            } } }
+        } }
+        form.card method="post" action="/ui/tokens" {
+            (csrf(csrf_token))
+            (form_message(p.token_form))
+            (field(p.token_form, "token", "description", "Description", "text", false))
+            (field(p.token_form, "token", "expires", "Expires (RFC 3339 or a date; empty: never)", "text", false))
+            button.primary type="submit" { "Create a token" }
+        }
+        h2 { "App keys" }
+        div.scroll { table {
+            (table_head(&["Prefix", "Name", "Description", "State", ""]))
+            tbody { @for k in p.keys { tr {
+                td { code { (k.prefix) "…" } }
+                td { (k.name) }
+                td { (k.description.as_deref().unwrap_or("")) }
+                td { @if k.enabled { "enabled" } @else { "disabled" } }
+                td { (revoke(csrf_token, &format!("/ui/appkeys/{}/delete", k.id), &format!("the app key {}", k.name))) }
+            } } }
+        } }
+        form.card method="post" action="/ui/appkeys" {
+            (csrf(csrf_token))
+            (form_message(p.key_form))
+            (field(p.key_form, "key", "name", "Application name", "text", true))
+            (field(p.key_form, "key", "description", "Description", "text", false))
+            button.primary type="submit" { "Create an app key" }
+        }
+    }
+}
+
+/// A button that deletes what `action` names, labelled for screen readers with `what`.
+fn revoke(csrf_token: &str, action: &str, what: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            (csrf(csrf_token))
+            button.danger type="submit" aria-label=(format!("Revoke {what}")) { "Revoke" }
+        }
+    }
+}
+
+/// The org's users.
+pub fn users(users: &[User]) -> Markup {
+    html! {
+        div.scroll { table {
+            (table_head(&["Username", "Name", "Email", "Level", "State"]))
+            tbody { @for u in users { tr {
+                td { (u.username) }
+                td { (u.realname.as_deref().unwrap_or("")) }
+                td { (u.email) }
+                td { (u.level) }
+                td { @if u.disabled { "disabled" } @else { "enabled" } }
+            } } }
+        } }
+    }
+}
