@@ -276,8 +276,8 @@ pub struct Scope {
 /// server's (a unit test keeps them alike).
 #[derive(Debug, Clone, Args)]
 pub struct Database {
-    /// SQLite database file; only `serve` and `init` create it.
-    #[arg(long, env = "IPAMD_DB", default_value = "ipam.db")]
+    /// SQLite database file, which only `serve` and `init` create; or a postgres:// URL (preview).
+    #[arg(long, env = "IPAMD_DB", default_value = "ipam.db", hide_env_values = true)]
     pub db: PathBuf,
 }
 
@@ -307,8 +307,8 @@ pub struct Settings {
     /// Address to listen on: IP:PORT, HOST:PORT (resolved at start) or a bare PORT (127.0.0.1:PORT).
     #[arg(long, env = "IPAMD_LISTEN", default_value = "127.0.0.1:5000", value_parser = parse_listen)]
     pub listen: String,
-    /// SQLite database file; created (with its directory) when missing.
-    #[arg(long, env = "IPAMD_DB", default_value = "ipam.db")]
+    /// SQLite database file, created (with its directory) when missing; or a postgres:// URL (preview).
+    #[arg(long, env = "IPAMD_DB", default_value = "ipam.db", hide_env_values = true)]
     pub db: PathBuf,
     /// Directory of the backups; created when missing.
     #[arg(long, env = "BACKUP_DIR", default_value = "backups")]
