@@ -167,6 +167,11 @@ pub async fn serve(app: &App, req: Request) -> Answer {
         (["subnets", s, action @ ("split" | "join" | "delete")], true) if id(s).is_some() => {
             ui.subnet_change(id(s).unwrap_or(0), action, &req.form).await
         }
+        (["subnets", s, "ranges"], true) if id(s).is_some() => ui.range_save(id(s).unwrap_or(0), None, &req.form).await,
+        (["ranges", r], true) if id(r).is_some() => ui.range_change(id(r).unwrap_or(0), false, &req.form).await,
+        (["ranges", r, "delete"], true) if id(r).is_some() => {
+            ui.range_change(id(r).unwrap_or(0), true, &req.form).await
+        }
         (["addresses", a], false) if id(a).is_some() => ui.address(id(a).unwrap_or(0), None).await,
         (["addresses", a], true) if id(a).is_some() => ui.address_save(id(a).unwrap_or(0), &req.form).await,
         (["addresses", a, "delete"], true) if id(a).is_some() => ui.address_delete(id(a).unwrap_or(0), &req.form).await,
@@ -560,6 +565,7 @@ impl<'a> Ui<'a> {
             Some(("allocate", state)) => allocate = state,
             Some(("split", state)) => changes.split = state,
             Some(("join", state)) => changes.join = state,
+            Some(("range", state)) => changes.range = state,
             Some((_, state)) => changes.delete = state,
             None => {
                 let ip = field(query, "allocate");
@@ -691,6 +697,51 @@ impl<'a> Ui<'a> {
             Err(e) if is_form_error(&e) || e.code == Code::SubnetFull => {
                 self.refused_on_subnet(id, "allocate", form, e, "ip").await
             }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds a DHCP range to subnet `subnet` (`range` none) or edits one; a refusal is shown at its form.
+    async fn range_save(&self, subnet: i64, range: Option<i64>, form: &[(String, String)]) -> Result<Answer, Error> {
+        const FIELDS: [&str; 3] = ["start_ip", "end_ip", "description"];
+        let (method, mut data) = match range {
+            None => ("dhcpranges/add", data_of(form, &FIELDS, false)),
+            Some(_) => ("dhcpranges/edit", data_of(form, &FIELDS, true)),
+        };
+        // An unticked checkbox is sent as nothing: the form's state is what it says, not the method's default.
+        data.insert("is_active".into(), json!(field(form, "is_active") == "true"));
+        match range {
+            None => data.insert("subnet".into(), json!(subnet)),
+            Some(id) => {
+                data.insert("version".into(), json!(field(form, "version")));
+                data.insert("id".into(), json!(id))
+            }
+        };
+        match self.call(method, Value::Object(data)).await {
+            Ok(_) => Ok(Answer::redirect(&format!("/ui/subnets/{subnet}#ranges"))),
+            Err(e) if is_form_error(&e) => self.refused_on_subnet(subnet, "range", form, e, "start_ip").await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Edits DHCP range `id` (`delete` false) or deletes it, back on its subnet's page.
+    async fn range_change(&self, id: i64, delete: bool, form: &[(String, String)]) -> Result<Answer, Error> {
+        let Reply::Ranges(mut found) = self.call("dhcpranges/get", json!({"id": id})).await? else {
+            return Err(shape());
+        };
+        let subnet = found
+            .records
+            .0
+            .pop()
+            .ok_or_else(|| Error::not_found("DHCP range"))?
+            .subnet;
+        if !delete {
+            return self.range_save(subnet, Some(id), form).await;
+        }
+        let data = json!({"id": id, "version": field(form, "version")});
+        match self.call("dhcpranges/delete", data).await {
+            Ok(_) => Ok(Answer::redirect(&format!("/ui/subnets/{subnet}#ranges"))),
+            Err(e) if is_form_error(&e) => self.refused_on_subnet(subnet, "range", form, e, "start_ip").await,
             Err(e) => Err(e),
         }
     }

@@ -361,12 +361,14 @@ impl CellState {
     ];
 }
 
-/// The forms of the changes of a subnet as a whole, each with what the API refused of it.
+/// The forms of the changes of a subnet as a whole, each with what the API refused of it; `range` is the refused
+/// form of a DHCP range: of the one its `range` value names, or (none named) of a new one.
 #[derive(Debug, Default)]
 pub struct Changes {
     pub split: FormState,
     pub join: FormState,
     pub delete: FormState,
+    pub range: FormState,
 }
 
 /// One address of the map.
@@ -424,14 +426,7 @@ pub fn subnet_page(
                 Space::List { lines, page, pages } => (record_list(&base, lines, *page, *pages)),
             }
         }
-        @if !ranges.is_empty() {
-            section aria-labelledby="ranges" {
-                h2 #ranges { "DHCP ranges" }
-                ul { @for r in ranges { li { (r.start_ip) " – " (r.end_ip)
-                    @if !r.is_active { " (inactive)" }
-                    @if let Some(d) = &r.description { " · " (d) } } } }
-            }
-        }
+        (dhcp_ranges(&base, csrf_token, ranges, &changes.range))
         @if !fields.is_empty() {
             section aria-labelledby="fields" {
                 h2 #fields { "Custom fields" }
@@ -486,6 +481,84 @@ pub fn subnet_page(
                 }
                 button.danger type="submit" { "Delete the subnet" }
             }
+        }
+    }
+}
+
+/// The DHCP ranges of a subnet, each an edit form and a delete button, and the form of a new one; `refused` is the
+/// form the API refused (see [`Changes`]).
+fn dhcp_ranges(base: &str, csrf_token: &str, ranges: &[DhcpRange], refused: &FormState) -> Markup {
+    let new = match refused.value("range") {
+        None if !refused.values.is_empty() => refused.clone(),
+        _ => FormState {
+            values: vec![("is_active".into(), "true".into())],
+            ..FormState::default()
+        },
+    };
+    html! {
+        section aria-labelledby="ranges" {
+            h2 #ranges { "DHCP ranges" }
+            @for r in ranges {
+                @let id = r.id.to_string();
+                @let state = match refused.value("range") {
+                    Some(named) if named == id => refused.clone(),
+                    _ => FormState {
+                        values: vec![
+                            ("start_ip".into(), r.start_ip.clone()),
+                            ("end_ip".into(), r.end_ip.clone()),
+                            ("description".into(), r.description.clone().unwrap_or_default()),
+                            ("is_active".into(), r.is_active.to_string()),
+                        ],
+                        ..FormState::default()
+                    },
+                };
+                @let prefix = format!("range{id}");
+                div.range {
+                    form method="post" action=(format!("/ui/ranges/{id}")) {
+                        (csrf(csrf_token))
+                        input type="hidden" name="range" value=(id);
+                        input type="hidden" name="version" value=(r.stamps.version);
+                        (form_message(&state))
+                        div.row {
+                            (field(&state, &prefix, "start_ip", "First address", "text", true))
+                            (field(&state, &prefix, "end_ip", "Last address", "text", true))
+                            (field(&state, &prefix, "description", "Description", "text", false))
+                            (active_check(&state, &prefix))
+                        }
+                        button type="submit" aria-label=(format!("Save the DHCP range {}", r.start_ip)) { "Save" }
+                    }
+                    form.inline method="post" action=(format!("/ui/ranges/{id}/delete")) {
+                        (csrf(csrf_token))
+                        input type="hidden" name="range" value=(id);
+                        input type="hidden" name="version" value=(r.stamps.version);
+                        button.danger type="submit"
+                            aria-label=(format!("Delete the DHCP range {} – {}", r.start_ip, r.end_ip)) { "Delete" }
+                    }
+                }
+            }
+            h3 { "Add a DHCP range" }
+            form method="post" action=(format!("{base}/ranges")) {
+                (csrf(csrf_token))
+                (form_message(&new))
+                div.row {
+                    (field(&new, "range-new", "start_ip", "First address", "text", true))
+                    (field(&new, "range-new", "end_ip", "Last address", "text", true))
+                    (field(&new, "range-new", "description", "Description", "text", false))
+                    (active_check(&new, "range-new"))
+                }
+                button type="submit" { "Add the range" }
+            }
+        }
+    }
+}
+
+/// The "active" checkbox of a DHCP range's form.
+fn active_check(form: &FormState, prefix: &str) -> Markup {
+    let id = format!("{prefix}-is_active");
+    html! {
+        div.field.check {
+            input id=(id) type="checkbox" name="is_active" value="true" checked[form.value("is_active") == Some("true")];
+            label for=(id) { "Active" }
         }
     }
 }

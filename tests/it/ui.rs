@@ -6,7 +6,7 @@ use std::time::Duration;
 use hyper::Method;
 use serde_json::json;
 
-use crate::support::{id_of, only, status_of, urlencode, Ident, Reply, Server, ADMIN_PASSWORD};
+use crate::support::{id_of, only, status_of, status_of_any, urlencode, Ident, Reply, Server, ADMIN_PASSWORD};
 
 /// A signed-in browser: its session cookie and the CSRF token its pages carry.
 pub struct Browser {
@@ -192,6 +192,12 @@ async fn stored_values_are_escaped_on_every_page() {
         .await,
     ));
     s.ok(&s.admin, "groups/add", json!({"description": hostile[1]})).await;
+    s.ok(
+        &s.admin,
+        "dhcpranges/add",
+        json!({"subnet": id, "start_ip": "10.9.0.100", "end_ip": "10.9.0.110", "description": hostile[0]}),
+    )
+    .await;
     let host = s
         .ok(
             &s.admin,
@@ -510,4 +516,113 @@ async fn a_subnet_is_split_joined_and_deleted_through_its_forms() {
         .await;
     assert_eq!(deleted.status, 303);
     assert_eq!(s.ok(&s.admin, "subnets/get", json!({})).await, json!([]));
+}
+
+/// The DHCP ranges of subnet `id`, through the API: `start-end`, whether active, and the description.
+async fn ranges(s: &Server, id: i64) -> Vec<String> {
+    let found = s.ok(&s.admin, "dhcpranges/get", json!({"subnet": id})).await;
+    let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    let mut shown: Vec<String> = found
+        .as_object()
+        .map(|m| {
+            m.values()
+                .map(|r| {
+                    let [a, b, on, about] = ["start_ip", "end_ip", "is_active", "description"].map(|k| text(&r[k]));
+                    format!("{a}-{b} {on} {about}")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    shown.sort();
+    shown
+}
+
+#[tokio::test]
+async fn dhcp_ranges_are_added_edited_and_deleted_on_the_subnet_page_with_refusals_at_the_field() {
+    let s = Server::start().await;
+    let id = subnet(&s, &s.admin, "10.5.0.0/24").await;
+    let b = sign_in(&s, "admin", "admin", ADMIN_PASSWORD).await;
+    let path = format!("/ui/subnets/{id}/ranges");
+    let form = [
+        ("start_ip", "10.5.0.100"),
+        ("end_ip", "10.5.0.150"),
+        ("description", "pool"),
+        ("is_active", "true"),
+    ];
+    let forged = post_form(&s, Some(&b.cookie), &path, &form).await;
+    assert_eq!(forged.status, 403);
+    assert!(ranges(&s, id).await.is_empty());
+    let added = b.post(&s, &path, &form).await;
+    let back = format!("/ui/subnets/{id}#ranges");
+    assert_eq!((added.status, added.header("location")), (303, Some(back.as_str())));
+    assert_eq!(ranges(&s, id).await, ["10.5.0.100-10.5.0.150 true pool"]);
+    // An end outside the subnet is shown at that field, an overlap at the first address.
+    let refused = b
+        .post(&s, &path, &[("start_ip", "10.5.0.200"), ("end_ip", "10.6.0.1")])
+        .await;
+    assert_eq!(refused.status, status_of("invalid_params"));
+    assert!(
+        body(&refused).contains("aria-describedby=\"range-new-end_ip-error\""),
+        "{}",
+        body(&refused)
+    );
+    let refused = b
+        .post(&s, &path, &[("start_ip", "10.5.0.120"), ("end_ip", "10.5.0.160")])
+        .await;
+    assert_eq!(refused.status, status_of_any("overlap"));
+    let html = body(&refused);
+    assert!(html.contains("aria-describedby=\"range-new-start_ip-error\""), "{html}");
+    assert!(
+        html.contains("value=\"10.5.0.160\""),
+        "the values typed in are kept: {html}"
+    );
+    // The page shows the range as its own form; an edit made there (the checkbox unticked) is what the API keeps.
+    let found = s.ok(&s.admin, "dhcpranges/get", json!({"subnet": id})).await;
+    let range = id_of(only(&found));
+    let version = only(&found)["version"].to_string().trim_matches('"').to_string();
+    let page = body(&b.get(&s, &format!("/ui/subnets/{id}")).await);
+    assert!(page.contains(&format!("action=\"/ui/ranges/{range}\"")), "{page}");
+    let rid = range.to_string();
+    let edit = format!("/ui/ranges/{range}");
+    let edited = b
+        .post(
+            &s,
+            &edit,
+            &[
+                ("range", &rid),
+                ("version", &version),
+                ("start_ip", "10.5.0.100"),
+                ("end_ip", "10.5.0.120"),
+                ("description", ""),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (edited.status, edited.header("location")),
+        (303, Some(back.as_str())),
+        "{}",
+        body(&edited)
+    );
+    assert_eq!(ranges(&s, id).await, ["10.5.0.100-10.5.0.120 false null"]);
+    // A refused edit is shown at the range's own form, not at the form of a new one.
+    let refused = b
+        .post(
+            &s,
+            &edit,
+            &[("range", &rid), ("start_ip", "10.5.0.130"), ("end_ip", "10.5.0.120")],
+        )
+        .await;
+    assert_eq!(refused.status, status_of("invalid_params"));
+    let html = body(&refused);
+    assert!(
+        html.contains(&format!("aria-describedby=\"range{range}-end_ip-error\"")),
+        "{html}"
+    );
+    assert!(!html.contains("range-new-end_ip-error"), "{html}");
+    // Deleted from the page, without the token refused.
+    let delete = format!("/ui/ranges/{range}/delete");
+    assert_eq!(post_form(&s, Some(&b.cookie), &delete, &[]).await.status, 403);
+    assert_eq!(b.post(&s, &delete, &[]).await.status, 303);
+    assert!(ranges(&s, id).await.is_empty());
+    assert_eq!(b.post(&s, &delete, &[]).await.status, 404);
 }
