@@ -177,6 +177,11 @@ pub async fn serve(app: &App, req: Request) -> Answer {
         (["addresses", a, "delete"], true) if id(a).is_some() => ui.address_delete(id(a).unwrap_or(0), &req.form).await,
         (["groups"], false) => ui.groups(FormState::default()).await,
         (["groups"], true) => ui.group_add(&req.form).await,
+        (["groups", g], false) if id(g).is_some() => ui.group(id(g).unwrap_or(0), None).await,
+        (["groups", g], true) if id(g).is_some() => ui.group_change(id(g).unwrap_or(0), false, &req.form).await,
+        (["groups", g, "delete"], true) if id(g).is_some() => {
+            ui.group_change(id(g).unwrap_or(0), true, &req.form).await
+        }
         (["search"], false) => ui.search(&query).await,
         (["log"], false) => ui.log(&query).await,
         (["tokens"], false) => ui.secrets(None, None).await,
@@ -825,6 +830,54 @@ impl<'a> Ui<'a> {
             Ok(_) => Ok(Answer::redirect("/ui/groups")),
             Err(e) if is_form_error(&e) => {
                 let mut answer = self.groups(form_state(form, &e, "description")).await?;
+                answer.status = e.code.http_status();
+                Ok(answer.with_error(e))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The page of group `id`; `refused` a change of it the API refused (`true` its delete).
+    async fn group(&self, id: i64, refused: Option<(bool, FormState)>) -> Result<Answer, Error> {
+        let groups = self.all_groups().await?;
+        let g = groups
+            .iter()
+            .find(|g| g.id == id)
+            .ok_or_else(|| Error::not_found("group"))?;
+        let (edit, delete) = match refused {
+            Some((false, state)) => (state, FormState::default()),
+            Some((true, state)) => (FormState::default(), state),
+            None => (
+                FormState {
+                    values: vec![
+                        ("description".into(), g.description.clone()),
+                        ("parent".into(), g.parent.unwrap_or(0).to_string()),
+                    ],
+                    ..FormState::default()
+                },
+                FormState::default(),
+            ),
+        };
+        let body = pages::group_page(&self.csrf, g, &groups, &edit, &delete);
+        Ok(self.page(&g.description, Section::Groups, body))
+    }
+
+    /// Edits group `id` (`delete` false) or deletes it (refused while it holds anything, unless `recursive`).
+    async fn group_change(&self, id: i64, delete: bool, form: &[(String, String)]) -> Result<Answer, Error> {
+        let (method, mut data) = match delete {
+            false => (
+                "groups/edit",
+                data_of(form, &["description", "parent", "version"], true),
+            ),
+            true => ("groups/delete", data_of(form, &["version", "recursive"], false)),
+        };
+        data.insert("id".into(), json!(id));
+        match self.call(method, Value::Object(data)).await {
+            Ok(_) => Ok(Answer::redirect("/ui/groups")),
+            Err(e) if is_form_error(&e) => {
+                let mut answer = self
+                    .group(id, Some((delete, form_state(form, &e, "description"))))
+                    .await?;
                 answer.status = e.code.http_status();
                 Ok(answer.with_error(e))
             }

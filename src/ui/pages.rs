@@ -730,13 +730,54 @@ pub fn groups(csrf_token: &str, groups: &[Group], form: &FormState) -> Markup {
     }
 }
 
+/// The page of one group: its edit form (name and parent: neither itself nor one of its descendants, which the API
+/// refuses anyway) and its delete form, each with what the API refused of it.
+pub fn group_page(csrf_token: &str, g: &Group, groups: &[Group], edit: &FormState, delete: &FormState) -> Markup {
+    let base = format!("/ui/groups/{}", g.id);
+    let parent = edit.value("parent").unwrap_or("0");
+    html! {
+        p { a href=(format!("/ui/subnets?group={}", g.id)) { "Its " (g.subnetcount) " subnets" } }
+        form.card method="post" action=(base) {
+            (csrf(csrf_token))
+            (form_message(edit))
+            input type="hidden" name="version" value=(g.stamps.version);
+            (field(edit, "group", "description", "Name", "text", true))
+            div.field {
+                label for="group-parent" { "Parent" }
+                select #group-parent name="parent" aria-invalid=[edit.error("parent").map(|_| "true")]
+                    aria-describedby=[edit.error("parent").map(|_| "group-parent-error")] {
+                    option value="0" selected[parent == "0"] { "Top level" }
+                    @for other in groups.iter().filter(|o| o.id != g.id) {
+                        option value=(other.id) selected[parent == other.id.to_string()] { (other.description) }
+                    }
+                }
+                @if let Some(e) = edit.error("parent") { p.error #group-parent-error { (e) } }
+            }
+            button.primary type="submit" { "Save" }
+        }
+        h2 { "Delete the group" }
+        form.card method="post" action=(format!("{base}/delete")) {
+            (csrf(csrf_token))
+            (form_message(delete))
+            input type="hidden" name="version" value=(g.stamps.version);
+            div.field.check {
+                input #group-recursive type="checkbox" name="recursive" value="true";
+                label for="group-recursive" { "With its child groups and subnets" }
+            }
+            button.danger type="submit" { "Delete " (g.description) }
+        }
+    }
+}
+
 fn tree(groups: &[Group], parent: Option<i64>) -> Markup {
     html! {
         ul.tree {
             @for g in groups.iter().filter(|g| g.parent == parent) {
                 li {
                     a href=(format!("/ui/subnets?group={}", g.id)) { (g.description) }
-                    " " span.muted { (g.subnetcount) " subnets" }
+                    " " span.muted { (g.subnetcount) " subnets" } " "
+                    a href=(format!("/ui/groups/{}", g.id)) aria-label=(format!("Edit the group {}", g.description))
+                        { "edit" }
                     @if g.childcount > 0 { (tree(groups, Some(g.id))) }
                 }
             }

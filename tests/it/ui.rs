@@ -626,3 +626,64 @@ async fn dhcp_ranges_are_added_edited_and_deleted_on_the_subnet_page_with_refusa
     assert!(ranges(&s, id).await.is_empty());
     assert_eq!(b.post(&s, &delete, &[]).await.status, 404);
 }
+
+#[tokio::test]
+async fn a_group_is_renamed_moved_and_deleted_from_its_page_and_a_group_that_holds_subnets_is_refused() {
+    let s = Server::start().await;
+    let group = |v: serde_json::Value| id_of(only(&v));
+    let top = group(s.ok(&s.admin, "groups/add", json!({"description": "top"})).await);
+    let lab = group(s.ok(&s.admin, "groups/add", json!({"description": "lab"})).await);
+    s.ok(&s.admin, "subnets/add", json!({"subnet": "10.6.0.0/24", "group": lab}))
+        .await;
+    let b = sign_in(&s, "admin", "admin", ADMIN_PASSWORD).await;
+    let tree = body(&b.get(&s, "/ui/groups").await);
+    assert!(tree.contains(&format!("href=\"/ui/groups/{lab}\"")), "{tree}");
+    let path = format!("/ui/groups/{lab}");
+    let version = |v: serde_json::Value| only(&v)["version"].to_string().trim_matches('"').to_string();
+    let v = version(s.ok(&s.admin, "groups/get", json!({"id": lab})).await);
+    let parent = top.to_string();
+    let form = [
+        ("description", "<b>lab 2</b>"),
+        ("parent", parent.as_str()),
+        ("version", v.as_str()),
+    ];
+    assert_eq!(post_form(&s, Some(&b.cookie), &path, &form).await.status, 403);
+    let edited = b.post(&s, &path, &form).await;
+    assert_eq!((edited.status, edited.header("location")), (303, Some("/ui/groups")));
+    let now = s.ok(&s.admin, "groups/get", json!({"id": lab})).await;
+    assert_eq!(
+        (only(&now)["description"].as_str(), only(&now)["parent"].as_str()),
+        (Some("<b>lab 2</b>"), Some(parent.as_str()))
+    );
+    let page = body(&b.get(&s, &path).await);
+    assert!(
+        page.contains("&lt;b&gt;lab 2&lt;/b&gt;") && !page.contains("<b>lab"),
+        "{page}"
+    );
+    // Its own descendant as the parent of `top`: refused at the parent field.
+    let refused = b
+        .post(
+            &s,
+            &format!("/ui/groups/{top}"),
+            &[("description", "top"), ("parent", &lab.to_string())],
+        )
+        .await;
+    assert_eq!(refused.status, status_of("invalid_params"));
+    assert!(
+        body(&refused).contains("aria-describedby=\"group-parent-error\""),
+        "{}",
+        body(&refused)
+    );
+    // A group that holds a subnet is not deleted: the API's refusal is shown; with its contents it is.
+    let delete = format!("{path}/delete");
+    let refused = b.post(&s, &delete, &[]).await;
+    assert_eq!(refused.status, status_of("not_empty"));
+    assert!(body(&refused).contains("role=\"alert\""), "{}", body(&refused));
+    assert_eq!(
+        s.ok(&s.admin, "groups/get", json!({})).await.as_object().unwrap().len(),
+        2
+    );
+    assert_eq!(b.post(&s, &delete, &[("recursive", "true")]).await.status, 303);
+    let left = s.ok(&s.admin, "groups/get", json!({})).await;
+    assert_eq!(only(&left)["description"], "top");
+}
