@@ -222,6 +222,16 @@ fn data_of(form: &[(String, String)], names: &[&str], keep_empty: bool) -> Map<S
     data
 }
 
+/// The custom field values of a form (its inputs `fields.<name>`) as the `fields` of a call: an add leaves out the
+/// empty ones (their defaults apply), an edit sends them (they clear the value).
+fn field_values(form: &[(String, String)], keep_empty: bool) -> Map<String, Value> {
+    form.iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("fields.")?, v.trim())))
+        .filter(|(_, v)| keep_empty || !v.is_empty())
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect()
+}
+
 /// A refused change shown at the form: `invalid_params` names its fields in its data (each shown at its field); a
 /// refusal of the value the form is about (a block that is no block or overlaps, a taken address, a split that
 /// cannot be) is shown at that field, `main`; anything else is the form's message.
@@ -697,6 +707,7 @@ impl<'a> Ui<'a> {
     async fn allocate(&self, id: i64, form: &[(String, String)]) -> Result<Answer, Error> {
         let mut data = data_of(form, &["ip", "hostname", "mac_address", "description", "status"], false);
         data.insert("subnet".into(), json!(id));
+        data.insert("fields".into(), Value::Object(field_values(form, false)));
         match self.call("ipaddress/add", Value::Object(data)).await {
             Ok(_) => Ok(Answer::redirect(&format!("/ui/subnets/{id}"))),
             Err(e) if is_form_error(&e) || e.code == Code::SubnetFull => {
@@ -758,21 +769,30 @@ impl<'a> Ui<'a> {
 
     async fn address(&self, id: i64, refused: Option<FormState>) -> Result<Answer, Error> {
         let h = self.one_host(id).await?;
+        let Reply::Fields(defs) = self.call("subnets/fields/get", json!({"subnet": h.subnet})).await? else {
+            return Err(shape());
+        };
         let form = refused.unwrap_or_else(|| {
             let text = |v: &Option<String>| v.clone().unwrap_or_default();
+            let mut values: Vec<(String, String)> = vec![
+                ("ip".into(), h.ip.clone()),
+                ("hostname".into(), text(&h.hostname)),
+                ("cname".into(), text(&h.cname)),
+                ("mac_address".into(), text(&h.mac_address)),
+                ("description".into(), text(&h.description)),
+                ("status".into(), h.status.clone()),
+            ];
+            for (name, v) in &h.fields {
+                let shown = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                values.push((format!("fields.{name}"), shown));
+            }
             FormState {
-                values: vec![
-                    ("ip".into(), h.ip.clone()),
-                    ("hostname".into(), text(&h.hostname)),
-                    ("cname".into(), text(&h.cname)),
-                    ("mac_address".into(), text(&h.mac_address)),
-                    ("description".into(), text(&h.description)),
-                    ("status".into(), h.status.clone()),
-                ],
+                values,
                 ..FormState::default()
             }
         });
-        Ok(self.page(&h.ip, Section::Subnets, pages::address_page(&self.csrf, &h, &form)))
+        let body = pages::address_page(&self.csrf, &h, &defs.records.0, &form);
+        Ok(self.page(&h.ip, Section::Subnets, body))
     }
 
     async fn address_save(&self, id: i64, form: &[(String, String)]) -> Result<Answer, Error> {
@@ -790,6 +810,7 @@ impl<'a> Ui<'a> {
             true,
         );
         data.insert("id".into(), json!(id));
+        data.insert("fields".into(), Value::Object(field_values(form, true)));
         match self.call("ipaddress/edit", Value::Object(data)).await {
             Ok(reply) => {
                 let (records, _) = hosts_of(reply)?;

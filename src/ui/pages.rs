@@ -448,6 +448,7 @@ pub fn subnet_page(
                     (field(allocate, "alloc", "mac_address", "MAC address", "text", false))
                     (field(allocate, "alloc", "description", "Description", "text", false))
                     (status_select(allocate, "alloc"))
+                    (custom_fields(allocate, "alloc", fields))
                 }
                 button type="submit" { "Allocate" }
             }
@@ -564,16 +565,54 @@ fn active_check(form: &FormState, prefix: &str) -> Markup {
 }
 
 fn status_select(form: &FormState, prefix: &str) -> Markup {
-    let id = format!("{prefix}-status");
-    let current = form.value("status").unwrap_or("active");
+    choice(
+        form,
+        prefix,
+        "status",
+        "Status",
+        &["active", "reserved", "inactive"],
+        "active",
+    )
+}
+
+/// The inputs of a subnet's custom fields `defs`, named `fields.<name>` as the API names a refused value: a choice
+/// for a boolean or select field (empty: its default, or none), text otherwise.
+fn custom_fields(form: &FormState, prefix: &str, defs: &[FieldDef]) -> Markup {
+    html! {
+        @for d in defs {
+            @let name = format!("fields.{}", d.name);
+            @let label = match &d.description {
+                Some(about) => format!("{} ({about})", d.name),
+                None => d.name.clone(),
+            };
+            @match d.kind.as_str() {
+                "boolean" => (choice(form, prefix, &name, &label, &["", "true", "false"], "")),
+                "select" => {
+                    @let options: Vec<&str> = std::iter::once("").chain(d.options.iter().map(String::as_str)).collect();
+                    (choice(form, prefix, &name, &label, &options, ""))
+                }
+                _ => (field(form, prefix, &name, &label, "text", false)),
+            }
+        }
+    }
+}
+
+/// A labelled choice of `options` (`""` shown as "—") for field `name` of `form`, `default` chosen when the form
+/// has no value, with the field's error under it.
+fn choice(form: &FormState, prefix: &str, name: &str, label: &str, options: &[&str], default: &str) -> Markup {
+    let id = format!("{prefix}-{name}");
+    let current = form.value(name).unwrap_or(default);
+    let error = form.error(name);
     html! {
         div.field {
-            label for=(id) { "Status" }
-            select id=(id) name="status" {
-                @for s in ["active", "reserved", "inactive"] {
-                    option value=(s) selected[current == s] { (s) }
+            label for=(id) { (label) }
+            select id=(id) name=(name) aria-invalid=[error.as_ref().map(|_| "true")]
+                aria-describedby=[error.as_ref().map(|_| format!("{id}-error"))] {
+                @for o in options {
+                    option value=(o) selected[current == *o] { @if o.is_empty() { "—" } @else { (o) } }
                 }
             }
+            @if let Some(e) = &error { p.error id=(format!("{id}-error")) { (e) } }
         }
     }
 }
@@ -676,8 +715,9 @@ pub fn subnet_form(csrf_token: &str, groups: &[Group], subnet: Option<&Subnet>, 
     }
 }
 
-/// The page of one address record: its edit form and its delete button.
-pub fn address_page(csrf_token: &str, h: &Host, form: &FormState) -> Markup {
+/// The page of one address record: its edit form (with the custom fields `defs` of its subnet) and its delete
+/// button.
+pub fn address_page(csrf_token: &str, h: &Host, defs: &[FieldDef], form: &FormState) -> Markup {
     let base = format!("/ui/addresses/{}", h.id);
     let version = h.stamps.as_ref().map(|s| s.version).unwrap_or_default();
     html! {
@@ -692,12 +732,9 @@ pub fn address_page(csrf_token: &str, h: &Host, form: &FormState) -> Markup {
             (field(form, "addr", "mac_address", "MAC address", "text", false))
             (field(form, "addr", "description", "Description", "text", false))
             (status_select(form, "addr"))
-            @if !h.fields.is_empty() {
+            @if !defs.is_empty() {
                 h2 { "Custom fields" }
-                dl { @for (k, v) in &h.fields {
-                    dt { (k) }
-                    dd { (v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())) }
-                } }
+                (custom_fields(form, "addr", defs))
             }
             button.primary type="submit" { "Save" }
         }

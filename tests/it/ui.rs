@@ -687,3 +687,69 @@ async fn a_group_is_renamed_moved_and_deleted_from_its_page_and_a_group_that_hol
     let left = s.ok(&s.admin, "groups/get", json!({})).await;
     assert_eq!(only(&left)["description"], "top");
 }
+
+#[tokio::test]
+async fn custom_field_values_are_set_on_the_allocate_and_edit_forms_and_refused_at_their_input() {
+    let s = Server::start().await;
+    let id = subnet(&s, &s.admin, "10.7.0.0/24").await;
+    let field = |name: &str, kind: &str| json!({"subnet": id, "name": name, "type": kind});
+    s.ok(&s.admin, "subnets/fields/add", field("owner", "text")).await;
+    s.ok(&s.admin, "subnets/fields/add", field("rack", "number")).await;
+    s.ok(&s.admin, "subnets/fields/add", field("backup", "boolean")).await;
+    let b = sign_in(&s, "admin", "admin", ADMIN_PASSWORD).await;
+    let page = body(&b.get(&s, &format!("/ui/subnets/{id}")).await);
+    assert!(
+        page.contains("name=\"fields.rack\"") && page.contains("select id=\"alloc-fields.backup\""),
+        "{page}"
+    );
+    let path = format!("/ui/subnets/{id}/addresses");
+    let refused = b.post(&s, &path, &[("ip", "10.7.0.5"), ("fields.rack", "high")]).await;
+    assert_eq!(refused.status, status_of("invalid_params"));
+    assert!(
+        body(&refused).contains("aria-describedby=\"alloc-fields.rack-error\""),
+        "{}",
+        body(&refused)
+    );
+    assert!(records(&s, &s.admin, id).await.is_empty());
+    let hostile = "\"><img src=x onerror=alert(1)>";
+    let form = [
+        ("ip", "10.7.0.5"),
+        ("fields.owner", hostile),
+        ("fields.rack", "12"),
+        ("fields.backup", "true"),
+    ];
+    assert_eq!(b.post(&s, &path, &form).await.status, 303);
+    let found = s.ok(&s.admin, "ipaddress/get", json!({"ip": "10.7.0.5"})).await;
+    let record = id_of(only(&found));
+    let values = |v: &serde_json::Value| {
+        let text = |k: &str| {
+            v["fields"][k]
+                .as_str()
+                .map_or_else(|| v["fields"][k].to_string(), str::to_string)
+        };
+        [text("owner"), text("rack"), text("backup")]
+    };
+    let shown = only(&s.ok(&s.admin, "ipaddress/get", json!({"id": record})).await).clone();
+    assert_eq!(values(&shown), [hostile, "12", "true"], "{shown}");
+    // The edit form shows the values (escaped); an emptied input clears its value.
+    let page = body(&b.get(&s, &format!("/ui/addresses/{record}")).await);
+    assert!(
+        page.contains("name=\"fields.rack\" type=\"text\" value=\"12\"") && !page.contains("<img"),
+        "{page}"
+    );
+    let edited = b
+        .post(
+            &s,
+            &format!("/ui/addresses/{record}"),
+            &[
+                ("ip", "10.7.0.5"),
+                ("fields.owner", "ops"),
+                ("fields.rack", ""),
+                ("fields.backup", "false"),
+            ],
+        )
+        .await;
+    assert_eq!(edited.status, 303, "{}", body(&edited));
+    let shown = only(&s.ok(&s.admin, "ipaddress/get", json!({"id": record})).await).clone();
+    assert_eq!(values(&shown), ["ops", "null", "false"], "{shown}");
+}
