@@ -193,7 +193,9 @@ pub async fn serve(app: &App, req: Request) -> Answer {
         (["appkeys", k, "delete"], true) if id(k).is_some() => {
             ui.secret_delete("org/appkeys/delete", id(k).unwrap_or(0)).await
         }
-        (["users"], false) => ui.users().await,
+        (["users"], false) => ui.users(FormState::default()).await,
+        (["users"], true) => ui.user_change(None, &req.form).await,
+        (["users", u], true) if id(u).is_some() => ui.user_change(id(u), &req.form).await,
         _ => Err(Error::not_found("page")),
     }
     .unwrap_or_else(|e| ui.failure(e));
@@ -238,7 +240,15 @@ fn field_values(form: &[(String, String)], keep_empty: bool) -> Map<String, Valu
 fn form_state(form: &[(String, String)], e: &Error, main: &str) -> FormState {
     let errors = match (&e.code, &e.data) {
         (Code::InvalidParams, Some(Value::Object(fields))) => fields.clone(),
-        (Code::Duplicate | Code::Overlap | Code::InvalidSubnet | Code::InvalidSplit | Code::NotContiguous, _) => {
+        (
+            Code::Duplicate
+            | Code::Overlap
+            | Code::InvalidSubnet
+            | Code::InvalidSplit
+            | Code::NotContiguous
+            | Code::WeakPassword,
+            _,
+        ) => {
             let mut m = Map::new();
             m.insert(main.into(), Value::String(e.message.clone()));
             m
@@ -1008,11 +1018,43 @@ impl<'a> Ui<'a> {
         Ok(Answer::redirect("/ui/tokens"))
     }
 
-    async fn users(&self) -> Result<Answer, Error> {
+    /// The users page; `refused` a form of it the API refused.
+    async fn users(&self, refused: FormState) -> Result<Answer, Error> {
         let Reply::Users(users) = self.call("org/users/get", json!({})).await? else {
             return Err(shape());
         };
-        Ok(self.page("Users", Section::Users, pages::users(&users.records.0)))
+        let body = pages::users(&self.csrf, &users.records.0, self.admin(), &refused);
+        Ok(self.page("Users", Section::Users, body))
+    }
+
+    /// Adds a user (`id` none) or changes one: whichever of its level, state and password the form sends. The API
+    /// refuses either to a non-admin; its refusal is the answer.
+    async fn user_change(&self, id: Option<i64>, form: &[(String, String)]) -> Result<Answer, Error> {
+        let (method, data) = match id {
+            None => (
+                "org/users/add",
+                data_of(form, &["username", "email", "realname", "level", "password"], false),
+            ),
+            Some(id) => {
+                let mut data = data_of(form, &["level", "disabled", "password", "version"], false);
+                data.insert("id".into(), json!(id));
+                ("org/users/edit", data)
+            }
+        };
+        match self.call(method, Value::Object(data)).await {
+            Ok(_) => Ok(Answer::redirect("/ui/users")),
+            Err(e) if is_form_error(&e) => {
+                let main = if e.code == Code::WeakPassword {
+                    "password"
+                } else {
+                    "username"
+                };
+                let mut answer = self.users(form_state(form, &e, main)).await?;
+                answer.status = e.code.http_status();
+                Ok(answer.with_error(e))
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -1033,6 +1075,8 @@ fn is_form_error(e: &Error) -> bool {
             | Code::PreconditionFailed
             | Code::NotEmpty
             | Code::SubnetFull
+            | Code::WeakPassword
+            | Code::LastAdmin
     )
 }
 

@@ -989,18 +989,83 @@ fn revoke(csrf_token: &str, action: &str, what: &str) -> Markup {
     }
 }
 
-/// The org's users.
-pub fn users(users: &[User]) -> Markup {
+/// The org's users; to an admin (`admin`), the form of a new user and, for each user, a level to set, a switch to
+/// disable or enable it and a new password to give it. `refused` is the form the API refused: of the user its
+/// `user` value names, or (none named) of a new one.
+pub fn users(csrf_token: &str, users: &[User], admin: bool, refused: &FormState) -> Markup {
+    let named = refused.value("user");
     html! {
         div.scroll { table {
-            (table_head(&["Username", "Name", "Email", "Level", "State"]))
+            (table_head(&["Username", "Name", "Email", "Level", "State", ""][..if admin { 6 } else { 5 }]))
             tbody { @for u in users { tr {
                 td { (u.username) }
                 td { (u.realname.as_deref().unwrap_or("")) }
                 td { (u.email) }
                 td { (u.level) }
                 td { @if u.disabled { "disabled" } @else { "enabled" } }
+                @if admin {
+                    @let id = u.id.to_string();
+                    @let state = match named { Some(n) if n == id => refused.clone(), _ => FormState {
+                        values: vec![("level".into(), u.level.clone())],
+                        ..FormState::default()
+                    } };
+                    td { (user_changes(csrf_token, u, &state)) }
+                }
             } } }
         } }
+        @if admin {
+            @let new = if named.is_none() { refused.clone() } else { FormState::default() };
+            h2 { "Add a user" }
+            form.card method="post" action="/ui/users" {
+                (csrf(csrf_token))
+                (form_message(&new))
+                (field(&new, "user-new", "username", "Username", "text", true))
+                (field(&new, "user-new", "email", "Email", "email", true))
+                (field(&new, "user-new", "realname", "Name", "text", false))
+                (level_select(&new, "user-new"))
+                (field(&new, "user-new", "password", "Password", "password", true))
+                button.primary type="submit" { "Add the user" }
+            }
+        }
     }
+}
+
+/// The forms that change user `u`: its level, disabled or enabled, a new password.
+fn user_changes(csrf_token: &str, u: &User, state: &FormState) -> Markup {
+    let action = format!("/ui/users/{}", u.id);
+    let prefix = format!("user{}", u.id);
+    let hidden = html! {
+        (csrf(csrf_token))
+        input type="hidden" name="user" value=(u.id);
+        input type="hidden" name="version" value=(u.version);
+    };
+    html! {
+        (form_message(state))
+        form.inline method="post" action=(action) {
+            (hidden)
+            (level_select(state, &prefix))
+            button type="submit" aria-label=(format!("Set the level of {}", u.username)) { "Set" }
+        }
+        form.inline method="post" action=(action) {
+            (hidden)
+            input type="hidden" name="disabled" value=(!u.disabled);
+            button type="submit" { @if u.disabled { "Enable " } @else { "Disable " } (u.username) }
+        }
+        form.inline method="post" action=(action) {
+            (hidden)
+            (field(state, &prefix, "password", &format!("New password of {}", u.username), "password", true))
+            button type="submit" { "Reset" }
+        }
+    }
+}
+
+fn level_select(form: &FormState, prefix: &str) -> Markup {
+    choice(
+        form,
+        prefix,
+        "level",
+        "Level",
+        &["readonly", "standard", "admin"],
+        "standard",
+    )
 }

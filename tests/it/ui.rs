@@ -753,3 +753,109 @@ async fn custom_field_values_are_set_on_the_allocate_and_edit_forms_and_refused_
     let shown = only(&s.ok(&s.admin, "ipaddress/get", json!({"id": record})).await).clone();
     assert_eq!(values(&shown), ["ops", "null", "false"], "{shown}");
 }
+
+#[tokio::test]
+async fn an_admin_adds_users_sets_levels_disables_and_resets_passwords_and_others_see_no_such_controls() {
+    let s = Server::start().await;
+    let b = sign_in(&s, "admin", "admin", ADMIN_PASSWORD).await;
+    let new = [
+        ("username", "carol"),
+        ("email", "carol@example.com"),
+        ("realname", "<script>alert(1)</script>"),
+        ("level", "readonly"),
+        ("password", "password-of-carol"),
+    ];
+    assert_eq!(post_form(&s, Some(&b.cookie), "/ui/users", &new).await.status, 403);
+    assert_eq!(b.post(&s, "/ui/users", &new).await.status, 303);
+    let page = body(&b.get(&s, "/ui/users").await);
+    assert!(page.contains("&lt;script&gt;") && !page.contains("<script"), "{page}");
+    // A password too short is refused at its field, nothing added.
+    let short = b
+        .post(
+            &s,
+            "/ui/users",
+            &[("username", "dave"), ("email", "d@example.com"), ("password", "x")],
+        )
+        .await;
+    assert_eq!(short.status, status_of("weak_password"));
+    assert!(
+        body(&short).contains("aria-describedby=\"user-new-password-error\""),
+        "{}",
+        body(&short)
+    );
+    let carol = sign_in(&s, "admin", "carol", "password-of-carol").await;
+    // A readonly user sees the users but no control, and a change it posts anyway is refused by the API.
+    let seen = body(&carol.get(&s, "/ui/users").await);
+    assert!(
+        seen.contains("carol@example.com") && !seen.contains("action=\"/ui/users"),
+        "{seen}"
+    );
+    let tried = carol
+        .post(
+            &s,
+            "/ui/users",
+            &[
+                ("username", "eve"),
+                ("email", "e@example.com"),
+                ("password", "password-of-eve"),
+            ],
+        )
+        .await;
+    assert_eq!(tried.status, status_of("access_denied"));
+    let users = s.ok(&s.admin, "org/users/get", json!({})).await;
+    let id = id_of(
+        users
+            .as_object()
+            .unwrap()
+            .values()
+            .find(|u| u["username"] == "carol")
+            .unwrap(),
+    );
+    let path = format!("/ui/users/{id}");
+    // Level, then a new password (which ends carol's session), then disabled and enabled again.
+    assert_eq!(
+        b.post(&s, &path, &[("user", &id.to_string()), ("level", "standard")])
+            .await
+            .status,
+        303
+    );
+    let level = |v: serde_json::Value| {
+        let u = v
+            .as_object()
+            .unwrap()
+            .values()
+            .find(|u| u["username"] == "carol")
+            .unwrap()
+            .clone();
+        (u["level"].as_str().unwrap().to_string(), u["disabled"].to_string())
+    };
+    assert_eq!(level(s.ok(&s.admin, "org/users/get", json!({})).await).0, "standard");
+    let short = b.post(&s, &path, &[("user", &id.to_string()), ("password", "y")]).await;
+    assert!(
+        body(&short).contains(&format!("aria-describedby=\"user{id}-password-error\"")),
+        "{}",
+        body(&short)
+    );
+    assert_eq!(
+        b.post(&s, &path, &[("password", "another-password-1")]).await.status,
+        303
+    );
+    assert_eq!(carol.get(&s, "/ui/").await.status, 303);
+    sign_in(&s, "admin", "carol", "another-password-1").await;
+    assert_eq!(b.post(&s, &path, &[("disabled", "true")]).await.status, 303);
+    assert!(body(&b.get(&s, "/ui/users").await).contains(">Enable carol<"));
+    let refused = post_form(
+        &s,
+        None,
+        "/ui/signin",
+        &[
+            ("org", "admin"),
+            ("username", "carol"),
+            ("password", "another-password-1"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, status_of("account_disabled"));
+    assert_eq!(b.post(&s, &path, &[("disabled", "false")]).await.status, 303);
+    sign_in(&s, "admin", "carol", "another-password-1").await;
+}
