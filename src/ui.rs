@@ -167,6 +167,7 @@ pub async fn serve(app: &App, req: Request) -> Answer {
         (["subnets", s, action @ ("split" | "join" | "delete")], true) if id(s).is_some() => {
             ui.subnet_change(id(s).unwrap_or(0), action, &req.form).await
         }
+        (["subnets", s, "children"], true) if id(s).is_some() => ui.child_add(id(s).unwrap_or(0), &req.form).await,
         (["subnets", s, "ranges"], true) if id(s).is_some() => ui.range_save(id(s).unwrap_or(0), None, &req.form).await,
         (["ranges", r], true) if id(r).is_some() => ui.range_change(id(r).unwrap_or(0), false, &req.form).await,
         (["ranges", r, "delete"], true) if id(r).is_some() => {
@@ -552,6 +553,22 @@ impl<'a> Ui<'a> {
         let page = field(query, "page").parse::<i64>().unwrap_or(1).max(1);
         let hosts;
         let space = match (s.family, s.cidr) {
+            _ if s.pool => {
+                let reply = self
+                    .call("subnets/get", json!({"parent": id, "page": page, "perpage": PER_PAGE}))
+                    .await?;
+                let (children, paging) = subnets(reply)?;
+                let Reply::FreeBlocks(free) = self.call("subnets/available", json!({"id": id, "limit": 100})).await?
+                else {
+                    return Err(shape());
+                };
+                Space::Pool {
+                    children,
+                    free,
+                    page,
+                    pages: paging.map_or(1, |p| p.pages),
+                }
+            }
             (4, cidr) if cidr >= MAP_PREFIX => {
                 // At most 1024 addresses: two pages of the largest size.
                 let mut all = Vec::new();
@@ -723,6 +740,22 @@ impl<'a> Ui<'a> {
             Err(e) if is_form_error(&e) || e.code == Code::SubnetFull => {
                 self.refused_on_subnet(id, "allocate", form, e, "ip").await
             }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Allocates the next free block of length `cidr` of pool `pool` as a new subnet, in one transaction (as
+    /// `subnets/add` with `parent` and `cidr` does); its page.
+    async fn child_add(&self, pool: i64, form: &[(String, String)]) -> Result<Answer, Error> {
+        let mut data = data_of(form, &["cidr", "name"], false);
+        data.insert("parent".into(), json!(pool));
+        match self.call("subnets/add", Value::Object(data)).await {
+            Ok(reply) => {
+                let (mut list, _) = subnets(reply)?;
+                let child = list.pop().ok_or_else(shape)?;
+                Ok(Answer::redirect(&format!("/ui/subnets/{}", child.id)))
+            }
+            Err(e) if is_form_error(&e) => self.refused_on_subnet(pool, "allocate", form, e, "cidr").await,
             Err(e) => Err(e),
         }
     }

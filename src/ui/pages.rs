@@ -5,7 +5,7 @@
 use maud::{html, Markup, DOCTYPE};
 use serde_json::{Map, Value};
 
-use crate::model::{AppKey, DhcpRange, FieldDef, Group, Host, LogEntry, Subnet, Token, User};
+use crate::model::{AppKey, DhcpRange, FieldDef, FreeBlocks, Group, Host, LogEntry, Subnet, Token, User};
 
 /// Where the stylesheet is served; its name carries the crate's version, so a new release is never served a stale
 /// copy from a browser's cache.
@@ -251,7 +251,13 @@ pub fn subnet_table(subnets: &[Subnet]) -> Markup {
                 tbody {
                     @for s in subnets {
                         tr {
-                            td { a href=(format!("/ui/subnets/{}", s.id)) { (s.subnet) } }
+                            td {
+                                a href=(format!("/ui/subnets/{}", s.id)) { (s.subnet) }
+                                @if s.pool { " " span.tag { "pool" } }
+                                @if let Some(p) = s.parent {
+                                    " " a.muted href=(format!("/ui/subnets/{p}")) { "in pool " (p) }
+                                }
+                            }
                             td { (s.name.as_deref().unwrap_or("")) }
                             td { @if let Some(v) = s.vlan_id { (v) } }
                             td.num { (s.used_hosts) " / " (s.total_hosts) }
@@ -392,6 +398,13 @@ pub enum Space<'a> {
         page: i64,
         pages: i64,
     },
+    /// A pool holds no records: a page of its children, and its free blocks.
+    Pool {
+        children: Vec<Subnet>,
+        free: Box<FreeBlocks>,
+        page: i64,
+        pages: i64,
+    },
 }
 
 /// The subnet page: details, the map or the list, the allocate form and the changes of the subnet.
@@ -419,11 +432,15 @@ pub fn subnet_page(
             }
             p.actions { a.button href=(format!("{base}/edit")) { "Edit the subnet" } }
         }
+        @if let Space::Pool { children, free, page, pages } = space {
+            (pool(&base, csrf_token, children, free, (*page, *pages), allocate))
+        } @else {
         section aria-labelledby="space" {
             h2 #space { "Addresses" }
             @match space {
                 Space::Map(cells) => (map(&base, cells)),
                 Space::List { lines, page, pages } => (record_list(&base, lines, *page, *pages)),
+                Space::Pool { .. } => {}
             }
         }
         (dhcp_ranges(&base, csrf_token, ranges, &changes.range))
@@ -453,6 +470,7 @@ pub fn subnet_page(
                 button type="submit" { "Allocate" }
             }
         }
+        }
         section aria-labelledby="change" {
             h2 #change { "Split, join or delete" }
             (form_message(&changes.split))
@@ -481,6 +499,40 @@ pub fn subnet_page(
                     label for="delete-confirm" { "Yes, delete " (s.subnet) }
                 }
                 button.danger type="submit" { "Delete the subnet" }
+            }
+        }
+    }
+}
+
+/// What a pool holds: a page of its children, its free blocks (the first page of them), and the form that allocates
+/// the next free block of a length in one click (`allocate`: what the API refused of it).
+fn pool(
+    base: &str,
+    csrf_token: &str,
+    children: &[Subnet],
+    free: &FreeBlocks,
+    paging: (i64, i64),
+    allocate: &FormState,
+) -> Markup {
+    let largest = free.largest.map(|l| format!("/{l}")).unwrap_or_else(|| "none".into());
+    html! {
+        section aria-labelledby="children" {
+            h2 #children { "Subnets in the pool" }
+            @if children.is_empty() { p { "None yet." } } @else { (subnet_table(children)) }
+            (pager(paging.0, paging.1, |p| format!("{base}?page={p}")))
+        }
+        section #allocate aria-labelledby="free" {
+            h2 #free { "Free space" }
+            p { (free.total_free) " addresses free; the largest free block is " (largest) "." }
+            form.inline method="post" action=(format!("{base}/children")) {
+                (csrf(csrf_token))
+                (field(allocate, "child", "cidr", "Prefix length", "number", true))
+                (field(allocate, "child", "name", "Name", "text", false))
+                button.primary type="submit" { "Allocate the next free block" }
+            }
+            (form_message(allocate))
+            @if !free.blocks.is_empty() {
+                ul.blocks { @for b in &free.blocks { li { code { (b) } } } }
             }
         }
     }

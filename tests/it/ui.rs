@@ -859,3 +859,62 @@ async fn an_admin_adds_users_sets_levels_disables_and_resets_passwords_and_other
     assert_eq!(b.post(&s, &path, &[("disabled", "false")]).await.status, 303);
     sign_in(&s, "admin", "carol", "another-password-1").await;
 }
+
+#[tokio::test]
+async fn a_pool_shows_its_children_and_free_blocks_and_allocates_the_next_free_block_in_one_click() {
+    let s = Server::start().await;
+    let pool = id_of(only(
+        &s.ok(&s.admin, "subnets/add", json!({"subnet": "10.8.0.0/16", "pool": true}))
+            .await,
+    ));
+    let child = id_of(only(
+        &s.ok(
+            &s.admin,
+            "subnets/add",
+            json!({"subnet": "10.8.1.0/24", "parent": pool}),
+        )
+        .await,
+    ));
+    let b = sign_in(&s, "admin", "admin", ADMIN_PASSWORD).await;
+    let list = body(&b.get(&s, "/ui/subnets").await);
+    assert!(
+        list.contains("<span class=\"tag\">pool</span>")
+            && list.contains(&format!("href=\"/ui/subnets/{pool}\">in pool")),
+        "{list}"
+    );
+    let page = body(&b.get(&s, &format!("/ui/subnets/{pool}")).await);
+    assert!(page.contains(&format!("href=\"/ui/subnets/{child}\"")), "{page}");
+    assert!(
+        page.contains("<code>10.8.0.0/24</code>") && page.contains("<code>10.8.128.0/17</code>"),
+        "{page}"
+    );
+    // A pool holds no records: no address map, no allocate form, no DHCP ranges.
+    assert!(
+        !page.contains("Address map") && !page.contains("/addresses\"") && !page.contains("/ranges\""),
+        "{page}"
+    );
+    let path = format!("/ui/subnets/{pool}/children");
+    assert_eq!(
+        post_form(&s, Some(&b.cookie), &path, &[("cidr", "24")]).await.status,
+        403
+    );
+    let refused = b.post(&s, &path, &[("cidr", "8")]).await;
+    assert_eq!(refused.status, status_of("invalid_params"));
+    assert!(
+        body(&refused).contains("aria-describedby=\"child-cidr-error\""),
+        "{}",
+        body(&refused)
+    );
+    let made = b.post(&s, &path, &[("cidr", "24"), ("name", "next")]).await;
+    assert_eq!(made.status, 303, "{}", body(&made));
+    let children = s.ok(&s.admin, "subnets/get", json!({"parent": pool})).await;
+    let named: Vec<&serde_json::Value> = children
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|c| c["name"] == "next")
+        .collect();
+    assert_eq!(named.len(), 1, "{children}");
+    let new = id_of(named[0]);
+    assert_eq!(made.header("location"), Some(format!("/ui/subnets/{new}").as_str()));
+}
