@@ -595,8 +595,17 @@ impl<'a> Ui<'a> {
                 let (records, paging) = hosts_of(reply)?;
                 hosts = records;
                 let pages = paging.map_or(1, |p| p.pages);
+                // The free range before this page's first record starts after the previous page's last one.
+                let before = match page {
+                    1 => None,
+                    _ => {
+                        let last = json!({"subnet": id, "page": (page - 1) * PER_PAGE, "perpage": 1});
+                        let (mut previous, _) = hosts_of(self.call("ipaddress/get", last).await?)?;
+                        previous.pop().and_then(|h| number(&h.ip))
+                    }
+                };
                 Space::List {
-                    lines: lines(&s, &hosts, page, pages),
+                    lines: lines(&s, &hosts, before, page >= pages),
                     page,
                     pages,
                 }
@@ -1198,9 +1207,10 @@ fn cells<'h>(s: &model::Subnet, hosts: &'h [model::Host], ranges: &[model::DhcpR
         .collect()
 }
 
-/// A page of the records of a large block, with the free ranges between them (and, on the first and last page,
-/// before the first record and after the last).
-fn lines<'h>(s: &model::Subnet, hosts: &'h [model::Host], page: i64, pages: i64) -> Vec<Line<'h>> {
+/// A page of the records of a large block, with the free ranges between them and before the first record: from the
+/// first usable address on the first page, from after `before` (the previous page's last record) on the others; on
+/// the `last` page also after the last record.
+fn lines<'h>(s: &model::Subnet, hosts: &'h [model::Host], before: Option<u128>, last_page: bool) -> Vec<Line<'h>> {
     let v4 = s.family == 4;
     let Some((first, last)) = usable(s) else {
         return hosts.iter().map(Line::Record).collect();
@@ -1211,7 +1221,10 @@ fn lines<'h>(s: &model::Subnet, hosts: &'h [model::Host], page: i64, pages: i64)
         count: hi - lo + 1,
     };
     let mut out = Vec::with_capacity(hosts.len() * 2 + 1);
-    let mut next = (page == 1).then_some(first);
+    let mut next = match before {
+        None => Some(first),
+        Some(n) => n.checked_add(1),
+    };
     for h in hosts {
         let Some(n) = number(&h.ip) else { continue };
         if let Some(lo) = next.filter(|lo| *lo < n && *lo <= last) {
@@ -1220,7 +1233,7 @@ fn lines<'h>(s: &model::Subnet, hosts: &'h [model::Host], page: i64, pages: i64)
         out.push(Line::Record(h));
         next = n.checked_add(1).map(|n| n.max(first));
     }
-    if page >= pages {
+    if last_page {
         if let Some(lo) = next.filter(|lo| *lo <= last) {
             out.push(free(lo, last));
         }
@@ -1315,13 +1328,16 @@ mod tests {
     fn a_page_of_records_shows_the_free_ranges_between_them() {
         let s = subnet("2001:db8::/64", u128::MAX, u128::MAX);
         let hosts = [host(1, "2001:db8::1", "active"), host(2, "2001:db8::5", "active")];
-        let shown: Vec<String> = lines(&s, &hosts, 1, 1)
-            .iter()
-            .map(|l| match l {
-                Line::Record(h) => h.ip.clone(),
-                Line::Free { first, last, count } => format!("{count} free {first}-{last}"),
-            })
-            .collect();
+        let show = |lines: Vec<Line>| -> Vec<String> {
+            lines
+                .iter()
+                .map(|l| match l {
+                    Line::Record(h) => h.ip.clone(),
+                    Line::Free { first, last, count } => format!("{count} free {first}-{last}"),
+                })
+                .collect()
+        };
+        let shown = show(lines(&s, &hosts, None, true));
         assert_eq!(
             shown,
             [
@@ -1331,8 +1347,18 @@ mod tests {
                 "18446744073709551610 free 2001:db8::6-2001:db8::ffff:ffff:ffff:ffff",
             ]
         );
-        // Not the first page: nothing before the first record; not the last: nothing after the last.
-        assert_eq!(lines(&s, &hosts, 2, 3).len(), 3);
+        // A later page: the free range from after the previous page's last record; not the last page: nothing
+        // after its last record.
+        let before = number("2001:db8::");
+        assert_eq!(
+            show(lines(&s, &hosts, before, false)),
+            ["2001:db8::1", "3 free 2001:db8::2-2001:db8::4", "2001:db8::5"]
+        );
+        let before = number("2001:db8::0:0:0");
+        assert_eq!(
+            show(lines(&s, &hosts[1..], before, false))[0],
+            "4 free 2001:db8::1-2001:db8::4"
+        );
     }
 
     #[test]

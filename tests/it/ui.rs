@@ -918,3 +918,23 @@ async fn a_pool_shows_its_children_and_free_blocks_and_allocates_the_next_free_b
     let new = id_of(named[0]);
     assert_eq!(made.header("location"), Some(format!("/ui/subnets/{new}").as_str()));
 }
+
+#[tokio::test]
+async fn a_later_page_of_a_large_block_shows_the_free_range_before_its_first_record() {
+    let s = Server::start().await;
+    let id = subnet(&s, &s.admin, "10.10.0.0/16").await;
+    // 100 records fill the first page (10.10.0.1–100); the second starts after a gap.
+    s.ok(&s.admin, "ipaddress/add", json!({"subnet": id, "count": 100}))
+        .await;
+    s.ok(&s.admin, "ipaddress/add", json!({"subnet": id, "ip": "10.10.0.150"}))
+        .await;
+    let b = sign_in(&s, "admin", "admin", ADMIN_PASSWORD).await;
+    let first = body(&b.get(&s, &format!("/ui/subnets/{id}")).await);
+    assert!(!first.contains("10.10.0.150") && !first.contains("49 free"), "{first}");
+    let second = body(&b.get(&s, &format!("/ui/subnets/{id}?page=2")).await);
+    let gap = second
+        .find("49 free: 10.10.0.101 – 10.10.0.149")
+        .expect("the free range before the first record");
+    assert!(gap < second.find(">10.10.0.150<").unwrap(), "{second}");
+    assert!(second.contains("65384 free: 10.10.0.151 – 10.10.255.254"), "{second}");
+}
