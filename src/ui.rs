@@ -958,45 +958,105 @@ impl<'a> Ui<'a> {
         }
     }
 
+    /// What `search/find` answers for the query and, when it is an address or a block, what `search/ip` answers too:
+    /// the subnets and records it adds (each shown once), the DHCP ranges at it, and for one address its status.
     async fn search(&self, query: &[(String, String)]) -> Result<Answer, Error> {
         let q = field(query, "q").trim();
         if q.is_empty() {
             return Ok(self.page("Search", Section::Search, pages::search(q, None, None)));
         }
-        let body = match self.call("search/find", json!({"query": q, "limit": 100})).await {
-            Ok(Reply::Found(found)) => {
-                let hosts = found.addresses.0;
-                let subnets: Vec<model::Subnet> = found.subnets.0.into_iter().map(|h| h.subnet).collect();
-                let found = pages::Found {
-                    groups: &found.groups.0,
-                    subnets: &subnets,
-                    hosts: &hosts,
-                    truncated: found.truncated,
-                };
-                pages::search(q, Some(found), None)
-            }
+        let found = match self.call("search/find", json!({"query": q, "limit": 100})).await {
+            Ok(Reply::Found(found)) => found,
             Ok(_) => return Err(shape()),
-            Err(e) if e.code == Code::InvalidParams => pages::search(q, None, Some(&e.message)),
+            Err(e) if e.code == Code::InvalidParams => {
+                return Ok(self.page("Search", Section::Search, pages::search(q, None, Some(&e.message))));
+            }
             Err(e) => return Err(e),
         };
-        Ok(self.page("Search", Section::Search, body))
+        let mut subnets: Vec<model::Subnet> = found.subnets.0.into_iter().map(|h| h.subnet).collect();
+        let mut hosts = found.addresses.0;
+        let mut truncated = found.truncated;
+        let (mut ranges, mut status) = (Vec::new(), None);
+        let address = q.split_once('/').map_or(q, |(a, _)| a).parse::<IpAddr>().is_ok();
+        if address {
+            let Reply::Located(at) = self.call("search/ip", json!({"ip": q, "limit": 100})).await? else {
+                return Err(shape());
+            };
+            for s in at.subnets.0 {
+                if !subnets.iter().any(|known| known.id == s.subnet.id) {
+                    subnets.push(s.subnet);
+                }
+            }
+            for h in at.addresses.0 {
+                if !hosts.iter().any(|known| known.id == h.id) {
+                    hosts.push(h);
+                }
+            }
+            ranges = at.dhcpranges.0;
+            truncated |= at.truncated;
+            if !q.contains('/') {
+                let Reply::IpStatus(st) = self.call("search/ip", json!({"ip": q, "status": true})).await? else {
+                    return Err(shape());
+                };
+                status = Some(*st);
+            }
+        }
+        let found = pages::Found {
+            groups: &found.groups.0,
+            subnets: &subnets,
+            hosts: &hosts,
+            ranges: &ranges,
+            status: status.as_ref(),
+            truncated,
+        };
+        Ok(self.page("Search", Section::Search, pages::search(q, Some(found), None)))
     }
 
+    /// The audit log, filtered by user, method, object type and id, and time (a date of `until` includes its day);
+    /// a filter that is not one is shown at its field.
     async fn log(&self, query: &[(String, String)]) -> Result<Answer, Error> {
-        let objecttype = field(query, "objecttype");
         let page = field(query, "page").parse::<i64>().unwrap_or(1).max(1);
+        let mut form = FormState {
+            values: query
+                .iter()
+                .filter(|(k, _)| pages::LOG_FILTERS.contains(&k.as_str()))
+                .cloned()
+                .collect(),
+            ..FormState::default()
+        };
         let mut data = json!({"page": page, "perpage": 50});
-        if !objecttype.is_empty() {
-            data["objecttype"] = json!(objecttype);
+        for key in pages::LOG_FILTERS {
+            let value = field(query, key).trim();
+            match key {
+                _ if value.is_empty() => {}
+                "since" | "until" => match crate::methods::addresses::parse_time(value) {
+                    // A date alone as `until` means its whole day.
+                    Ok(t) if key == "until" && value.len() == 10 => data[key] = json!(t + 86_399),
+                    Ok(t) => data[key] = json!(t),
+                    Err(m) => {
+                        form.errors.insert(key.to_string(), Value::String(m));
+                    }
+                },
+                _ => data[key] = json!(value),
+            }
         }
-        let Reply::Logs(logs) = self.call("org/logs", data).await? else {
+        let Reply::Users(users) = self.call("org/users/get", json!({})).await? else {
             return Err(shape());
         };
-        Ok(self.page(
-            "Audit log",
-            Section::Log,
-            pages::log(&logs.logs.0, objecttype, page, logs.pages),
-        ))
+        let (entries, pages) = match form.errors.is_empty() {
+            true => match self.call("org/logs", data).await {
+                Ok(Reply::Logs(logs)) => (logs.logs.0, logs.pages),
+                Ok(_) => return Err(shape()),
+                Err(e) if e.code == Code::InvalidParams => {
+                    form = form_state(&form.values, &e, "method");
+                    (Vec::new(), 1)
+                }
+                Err(e) => return Err(e),
+            },
+            false => (Vec::new(), 1),
+        };
+        let body = pages::log(&entries, &users.records.0, &form, page, pages);
+        Ok(self.page("Audit log", Section::Log, body))
     }
 
     /// The keys and tokens page; `new` a secret just created, `refused` a form the API refused (`token` or `key`).

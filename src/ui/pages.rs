@@ -5,7 +5,7 @@
 use maud::{html, Markup, DOCTYPE};
 use serde_json::{Map, Value};
 
-use crate::model::{AppKey, DhcpRange, FieldDef, FreeBlocks, Group, Host, LogEntry, Subnet, Token, User};
+use crate::model::{AppKey, DhcpRange, FieldDef, FreeBlocks, Group, Host, IpStatus, LogEntry, Subnet, Token, User};
 
 /// Where the stylesheet is served; its name carries the crate's version, so a new release is never served a stale
 /// copy from a browser's cache.
@@ -874,11 +874,14 @@ fn tree(groups: &[Group], parent: Option<i64>) -> Markup {
     }
 }
 
-/// What a search found, each kind in its order; `truncated` when a kind had more than the page shows.
+/// What a search found, each kind in its order; `truncated` when a kind had more than the page shows. `ranges` and
+/// `status` are what `search/ip` adds for an address or a block.
 pub struct Found<'a> {
     pub groups: &'a [Group],
     pub subnets: &'a [Subnet],
     pub hosts: &'a [Host],
+    pub ranges: &'a [DhcpRange],
+    pub status: Option<&'a IpStatus>,
     pub truncated: bool,
 }
 
@@ -893,8 +896,11 @@ pub fn search(query: &str, found: Option<Found>, error: Option<&str>) -> Markup 
             button type="submit" { "Search" }
         }
         @if let Some(e) = error { p.error role="alert" { (e) } }
-        @if let Some(Found { groups, subnets, hosts, truncated }) = found {
-            @if groups.is_empty() && subnets.is_empty() && hosts.is_empty() { p { "Nothing found." } }
+        @if let Some(Found { groups, subnets, hosts, ranges, status, truncated }) = found {
+            @if let Some(st) = status { (ip_status(st)) }
+            @if groups.is_empty() && subnets.is_empty() && hosts.is_empty() && ranges.is_empty() {
+                p { "Nothing found." }
+            }
             @if truncated { p { "Only the first results of each kind are shown." } }
             @if !groups.is_empty() {
                 h2 { "Groups" }
@@ -913,6 +919,35 @@ pub fn search(query: &str, found: Option<Found>, error: Option<&str>) -> Markup 
                     } } }
                 } }
             }
+            @if !ranges.is_empty() {
+                h2 { "DHCP ranges" }
+                div.scroll { table {
+                    (table_head(&["Range", "Subnet", "State", "Description"]))
+                    tbody { @for r in ranges { tr {
+                        td { (r.start_ip) " – " (r.end_ip) }
+                        td { a href=(format!("/ui/subnets/{}#ranges", r.subnet)) { "subnet " (r.subnet) } }
+                        td { @if r.is_active { "active" } @else { "inactive" } }
+                        td { (r.description.as_deref().unwrap_or("")) }
+                    } } }
+                } }
+            }
+        }
+    }
+}
+
+/// What one address is (`search/ip` with `status`), with the way to it: its record, or the allocate form.
+fn ip_status(st: &IpStatus) -> Markup {
+    html! {
+        p.card role="status" {
+            strong { (st.ip) } " is " (st.status)
+            @if let Some(n) = &st.network {
+                " in " a href=(format!("/ui/subnets/{}", n.subnet.id)) { (n.subnet.subnet) }
+                @if st.status == "available" {
+                    " · " a href=(format!("/ui/subnets/{}?allocate={}#allocate", n.subnet.id, st.ip)) { "allocate it" }
+                }
+            }
+            @if let Some(h) = &st.host { " · " a href=(format!("/ui/addresses/{}", h.id)) { "its record" } }
+            @if let Some(r) = &st.dhcp_range { " · DHCP range " (r.start_ip) " – " (r.end_ip) }
         }
     }
 }
@@ -942,8 +977,11 @@ pub fn log_table(entries: &[LogEntry]) -> Markup {
     }
 }
 
-/// The audit log page, with its filter by object type.
-pub fn log(entries: &[LogEntry], objecttype: &str, page: i64, pages: i64) -> Markup {
+/// The query parameters of the audit log page that filter it, as `org/logs` names them.
+pub const LOG_FILTERS: [&str; 6] = ["userid", "method", "objecttype", "objectid", "since", "until"];
+
+/// The audit log page, with its filters (`filters`: their values and what is wrong with them).
+pub fn log(entries: &[LogEntry], users: &[User], filters: &FormState, page: i64, pages: i64) -> Markup {
     let types = [
         "",
         "group",
@@ -956,8 +994,27 @@ pub fn log(entries: &[LogEntry], objecttype: &str, page: i64, pages: i64) -> Mar
         "token",
         "org",
     ];
+    let objecttype = filters.value("objecttype").unwrap_or("");
+    let mut users_options = vec![(String::new(), "Anyone".to_string())];
+    users_options.extend(users.iter().map(|u| (u.id.to_string(), u.username.clone())));
+    let userid = filters.value("userid").unwrap_or("");
+    let link = |p: i64| {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &filters.values {
+            s.append_pair(k, v);
+        }
+        s.append_pair("page", &p.to_string());
+        format!("/ui/log?{}", s.finish())
+    };
     html! {
         form.filters method="get" action="/ui/log" {
+            div.field {
+                label for="log-userid" { "User" }
+                select #log-userid name="userid" {
+                    @for (id, name) in &users_options { option value=(id) selected[userid == id] { (name) } }
+                }
+            }
+            (field(filters, "log", "method", "Method", "text", false))
             div.field {
                 label for="log-type" { "Object" }
                 select #log-type name="objecttype" {
@@ -966,10 +1023,13 @@ pub fn log(entries: &[LogEntry], objecttype: &str, page: i64, pages: i64) -> Mar
                     }
                 }
             }
+            (field(filters, "log", "objectid", "Object id", "number", false))
+            (field(filters, "log", "since", "From (date or time, UTC)", "text", false))
+            (field(filters, "log", "until", "Until (a date includes its day)", "text", false))
             button type="submit" { "Apply" }
         }
         (log_table(entries))
-        (pager(page, pages, |p| format!("/ui/log?objecttype={objecttype}&page={p}")))
+        (pager(page, pages, link))
     }
 }
 

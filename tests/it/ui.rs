@@ -938,3 +938,56 @@ async fn a_later_page_of_a_large_block_shows_the_free_range_before_its_first_rec
     assert!(gap < second.find(">10.10.0.150<").unwrap(), "{second}");
     assert!(second.contains("65384 free: 10.10.0.151 – 10.10.255.254"), "{second}");
 }
+
+#[tokio::test]
+async fn search_shows_dhcp_ranges_and_an_addresss_status_and_the_audit_log_filters_by_user_method_time_and_object() {
+    let s = Server::start().await;
+    let id = subnet(&s, &s.admin, "10.11.0.0/24").await;
+    s.ok(
+        &s.admin,
+        "dhcpranges/add",
+        json!({"subnet": id, "start_ip": "10.11.0.100", "end_ip": "10.11.0.200", "description": "<i>clients</i>"}),
+    )
+    .await;
+    let alice = s.user(&s.admin, "alice", "standard").await;
+    s.ok(&alice, "ipaddress/add", json!({"subnet": id, "ip": "10.11.0.7"}))
+        .await;
+    let b = sign_in(&s, "admin", "admin", ADMIN_PASSWORD).await;
+    let found = body(&b.get(&s, "/ui/search?q=10.11.0.150").await);
+    assert!(
+        found.contains("10.11.0.100 – 10.11.0.200") && found.contains("&lt;i&gt;clients&lt;/i&gt;"),
+        "{found}"
+    );
+    assert!(found.contains("<strong>10.11.0.150</strong> is dhcp"), "{found}");
+    let free = body(&b.get(&s, "/ui/search?q=10.11.0.8").await);
+    assert!(
+        free.contains(&format!("href=\"/ui/subnets/{id}?allocate=10.11.0.8#allocate\"")),
+        "{free}"
+    );
+    // The log: by user, by method, by object id, by time.
+    let log = |q: &str| {
+        let b = &b;
+        let s = &s;
+        let q = q.to_string();
+        async move { body(&b.get(s, &format!("/ui/log?{q}")).await) }
+    };
+    let by_alice = log(&format!("userid={}", alice.id)).await;
+    assert!(
+        by_alice.contains("ipaddress/add") && !by_alice.contains("dhcpranges/add"),
+        "{by_alice}"
+    );
+    let by_method = log("method=dhcpranges%2Fadd").await;
+    assert!(
+        by_method.contains("dhcpranges/add") && !by_method.contains("<code>ipaddress/add"),
+        "{by_method}"
+    );
+    let by_object = log(&format!("objecttype=subnet&objectid={id}")).await;
+    assert!(
+        by_object.contains("subnets/add") && !by_object.contains("<code>ipaddress/add"),
+        "{by_object}"
+    );
+    assert!(!log("since=2999-01-01").await.contains("<code>subnets/add"));
+    assert!(log("until=2999-01-01").await.contains("<code>subnets/add"));
+    let bad = log("since=yesterday").await;
+    assert!(bad.contains("aria-describedby=\"log-since-error\""), "{bad}");
+}
