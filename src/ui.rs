@@ -778,13 +778,12 @@ impl<'a> Ui<'a> {
         };
         // An unticked checkbox is sent as nothing: the form's state is what it says, not the method's default.
         data.insert("is_active".into(), json!(field(form, "is_active") == "true"));
-        match range {
-            None => data.insert("subnet".into(), json!(subnet)),
-            Some(id) => {
-                data.insert("version".into(), json!(field(form, "version")));
-                data.insert("id".into(), json!(id))
-            }
-        };
+        if let Some(id) = range {
+            data.insert("id".into(), json!(id));
+            data.insert("version".into(), json!(field(form, "version")));
+        } else {
+            data.insert("subnet".into(), json!(subnet));
+        }
         match self.call(method, Value::Object(data)).await {
             Ok(_) => Ok(Answer::redirect(&format!("/ui/subnets/{subnet}#ranges"))),
             Err(e) if is_form_error(&e) => self.refused_on_subnet(subnet, "range", form, e, "start_ip").await,
