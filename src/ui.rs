@@ -235,6 +235,21 @@ fn field_values(form: &[(String, String)], keep_empty: bool) -> Map<String, Valu
         .collect()
 }
 
+/// The unix time of the start (UTC) of a day given as `YYYY-MM-DD`, as a date input sends it.
+fn day(s: &str) -> Option<i64> {
+    let mut parts = s.splitn(3, '-').map(|p| p.parse::<u32>().ok());
+    let (year, month, day) = (parts.next()??, parts.next()??, parts.next()??);
+    let days_in = |m: u32| match m {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    let valid = s.len() == 10 && (1970..=9999).contains(&year) && (1..=12).contains(&month);
+    (valid && (1..=days_in(month)).contains(&day))
+        .then(|| crate::time::days_from_civil(i64::from(year), month, day) * 86_400)
+}
+
 /// A refused change shown at the form: `invalid_params` names its fields in its data (each shown at its field); a
 /// refusal of the value the form is about (a block that is no block or overlaps, a taken address, a split that
 /// cannot be) is shown at that field, `main`; anything else is the form's message.
@@ -1011,8 +1026,8 @@ impl<'a> Ui<'a> {
         Ok(self.page("Search", Section::Search, pages::search(q, Some(found), None)))
     }
 
-    /// The audit log, filtered by user, method, object type and id, and time (a date of `until` includes its day);
-    /// a filter that is not one is shown at its field.
+    /// The audit log, filtered by user, method, object type and id, and dates (`until` includes its day); a filter
+    /// that is not one is shown at its field.
     async fn log(&self, query: &[(String, String)]) -> Result<Answer, Error> {
         let page = field(query, "page").parse::<i64>().unwrap_or(1).max(1);
         let mut form = FormState {
@@ -1028,11 +1043,12 @@ impl<'a> Ui<'a> {
             let value = field(query, key).trim();
             match key {
                 _ if value.is_empty() => {}
-                "since" | "until" => match crate::methods::addresses::parse_time(value) {
-                    // A date alone as `until` means its whole day.
-                    Ok(t) if key == "until" && value.len() == 10 => data[key] = json!(t + 86_399),
-                    Ok(t) => data[key] = json!(t),
-                    Err(m) => {
+                "since" | "until" => match day(value) {
+                    // `until` a date means to the end of its day.
+                    Some(t) if key == "until" => data[key] = json!(t + 86_399),
+                    Some(t) => data[key] = json!(t),
+                    None => {
+                        let m = format!("'{value}' is not a date: use YYYY-MM-DD");
                         form.errors.insert(key.to_string(), Value::String(m));
                     }
                 },
@@ -1418,6 +1434,23 @@ mod tests {
             show(lines(&s, &hosts[1..], before, false))[0],
             "4 free 2001:db8::1-2001:db8::4"
         );
+    }
+
+    #[test]
+    fn a_day_is_a_valid_date_as_a_date_input_sends_it() {
+        assert_eq!(day("1970-01-02"), Some(86_400));
+        assert_eq!(day("2024-02-29"), Some(1_709_164_800));
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-1-01",
+            "yesterday",
+            "2024-01-01T00:00",
+            "1969-12-31",
+            "",
+        ] {
+            assert_eq!(day(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -1024,8 +1024,8 @@ pub fn log(entries: &[LogEntry], users: &[User], filters: &FormState, page: i64,
                 }
             }
             (field(filters, "log", "objectid", "Object id", "number", false))
-            (field(filters, "log", "since", "From (date or time, UTC)", "text", false))
-            (field(filters, "log", "until", "Until (a date includes its day)", "text", false))
+            (field(filters, "log", "since", "From (UTC)", "date", false))
+            (field(filters, "log", "until", "Until (UTC, the whole day)", "date", false))
             button type="submit" { "Apply" }
         }
         (log_table(entries))
