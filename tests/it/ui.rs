@@ -518,6 +518,17 @@ async fn a_subnet_is_split_joined_and_deleted_through_its_forms() {
     assert_eq!(s.ok(&s.admin, "subnets/get", json!({})).await, json!([]));
 }
 
+/// Asserts that `reply` is the refusal `code` shown at the input `id` (its message under it); the page.
+fn refused_at(reply: &Reply, code: &str, id: &str) -> String {
+    let html = body(reply);
+    assert_eq!(reply.status, status_of_any(code), "{html}");
+    assert!(
+        html.contains(&format!("aria-invalid=\"true\" aria-describedby=\"{id}-error\"")),
+        "{id}: {html}"
+    );
+    html
+}
+
 /// The DHCP ranges of subnet `id`, through the API: `start-end`, whether active, and the description.
 async fn ranges(s: &Server, id: i64) -> Vec<String> {
     let found = s.ok(&s.admin, "dhcpranges/get", json!({"subnet": id})).await;
@@ -560,18 +571,11 @@ async fn dhcp_ranges_are_added_edited_and_deleted_on_the_subnet_page_with_refusa
     let refused = b
         .post(&s, &path, &[("start_ip", "10.5.0.200"), ("end_ip", "10.6.0.1")])
         .await;
-    assert_eq!(refused.status, status_of("invalid_params"));
-    assert!(
-        body(&refused).contains("aria-describedby=\"range-new-end_ip-error\""),
-        "{}",
-        body(&refused)
-    );
+    refused_at(&refused, "invalid_params", "range-new-end_ip");
     let refused = b
         .post(&s, &path, &[("start_ip", "10.5.0.120"), ("end_ip", "10.5.0.160")])
         .await;
-    assert_eq!(refused.status, status_of_any("overlap"));
-    let html = body(&refused);
-    assert!(html.contains("aria-describedby=\"range-new-start_ip-error\""), "{html}");
+    let html = refused_at(&refused, "overlap", "range-new-start_ip");
     assert!(
         html.contains("value=\"10.5.0.160\""),
         "the values typed in are kept: {html}"
@@ -612,12 +616,7 @@ async fn dhcp_ranges_are_added_edited_and_deleted_on_the_subnet_page_with_refusa
             &[("range", &rid), ("start_ip", "10.5.0.130"), ("end_ip", "10.5.0.120")],
         )
         .await;
-    assert_eq!(refused.status, status_of("invalid_params"));
-    let html = body(&refused);
-    assert!(
-        html.contains(&format!("aria-describedby=\"range{range}-end_ip-error\"")),
-        "{html}"
-    );
+    let html = refused_at(&refused, "invalid_params", &format!("range{range}-end_ip"));
     assert!(!html.contains("range-new-end_ip-error"), "{html}");
     // Deleted from the page, without the token refused.
     let delete = format!("/ui/ranges/{range}/delete");
@@ -668,12 +667,7 @@ async fn a_group_is_renamed_moved_and_deleted_from_its_page_and_a_group_that_hol
             &[("description", "top"), ("parent", &lab.to_string())],
         )
         .await;
-    assert_eq!(refused.status, status_of("invalid_params"));
-    assert!(
-        body(&refused).contains("aria-describedby=\"group-parent-error\""),
-        "{}",
-        body(&refused)
-    );
+    refused_at(&refused, "invalid_params", "group-parent");
     // A group that holds a subnet is not deleted: the API's refusal is shown; with its contents it is.
     let delete = format!("{path}/delete");
     let refused = b.post(&s, &delete, &[]).await;
@@ -704,12 +698,7 @@ async fn custom_field_values_are_set_on_the_allocate_and_edit_forms_and_refused_
     );
     let path = format!("/ui/subnets/{id}/addresses");
     let refused = b.post(&s, &path, &[("ip", "10.7.0.5"), ("fields.rack", "high")]).await;
-    assert_eq!(refused.status, status_of("invalid_params"));
-    assert!(
-        body(&refused).contains("aria-describedby=\"alloc-fields.rack-error\""),
-        "{}",
-        body(&refused)
-    );
+    refused_at(&refused, "invalid_params", "alloc-fields.rack");
     assert!(records(&s, &s.admin, id).await.is_empty());
     let hostile = "\"><img src=x onerror=alert(1)>";
     let form = [
@@ -777,12 +766,7 @@ async fn an_admin_adds_users_sets_levels_disables_and_resets_passwords_and_other
             &[("username", "dave"), ("email", "d@example.com"), ("password", "x")],
         )
         .await;
-    assert_eq!(short.status, status_of("weak_password"));
-    assert!(
-        body(&short).contains("aria-describedby=\"user-new-password-error\""),
-        "{}",
-        body(&short)
-    );
+    refused_at(&short, "weak_password", "user-new-password");
     let carol = sign_in(&s, "admin", "carol", "password-of-carol").await;
     // A readonly user sees the users but no control, and a change it posts anyway is refused by the API.
     let seen = body(&carol.get(&s, "/ui/users").await);
@@ -831,11 +815,7 @@ async fn an_admin_adds_users_sets_levels_disables_and_resets_passwords_and_other
     };
     assert_eq!(level(s.ok(&s.admin, "org/users/get", json!({})).await).0, "standard");
     let short = b.post(&s, &path, &[("user", &id.to_string()), ("password", "y")]).await;
-    assert!(
-        body(&short).contains(&format!("aria-describedby=\"user{id}-password-error\"")),
-        "{}",
-        body(&short)
-    );
+    refused_at(&short, "weak_password", &format!("user{id}-password"));
     assert_eq!(
         b.post(&s, &path, &[("password", "another-password-1")]).await.status,
         303
@@ -899,12 +879,7 @@ async fn a_pool_shows_its_children_and_free_blocks_and_allocates_the_next_free_b
         403
     );
     let refused = b.post(&s, &path, &[("cidr", "8")]).await;
-    assert_eq!(refused.status, status_of("invalid_params"));
-    assert!(
-        body(&refused).contains("aria-describedby=\"child-cidr-error\""),
-        "{}",
-        body(&refused)
-    );
+    refused_at(&refused, "invalid_params", "child-cidr");
     let made = b.post(&s, &path, &[("cidr", "24"), ("name", "next")]).await;
     assert_eq!(made.status, 303, "{}", body(&made));
     let children = s.ok(&s.admin, "subnets/get", json!({"parent": pool})).await;
