@@ -167,11 +167,22 @@ pub async fn serve(app: &App, req: Request) -> Answer {
         (["subnets", s, action @ ("split" | "join" | "delete")], true) if id(s).is_some() => {
             ui.subnet_change(id(s).unwrap_or(0), action, &req.form).await
         }
+        (["subnets", s, "children"], true) if id(s).is_some() => ui.child_add(id(s).unwrap_or(0), &req.form).await,
+        (["subnets", s, "ranges"], true) if id(s).is_some() => ui.range_save(id(s).unwrap_or(0), None, &req.form).await,
+        (["ranges", r], true) if id(r).is_some() => ui.range_change(id(r).unwrap_or(0), false, &req.form).await,
+        (["ranges", r, "delete"], true) if id(r).is_some() => {
+            ui.range_change(id(r).unwrap_or(0), true, &req.form).await
+        }
         (["addresses", a], false) if id(a).is_some() => ui.address(id(a).unwrap_or(0), None).await,
         (["addresses", a], true) if id(a).is_some() => ui.address_save(id(a).unwrap_or(0), &req.form).await,
         (["addresses", a, "delete"], true) if id(a).is_some() => ui.address_delete(id(a).unwrap_or(0), &req.form).await,
         (["groups"], false) => ui.groups(FormState::default()).await,
         (["groups"], true) => ui.group_add(&req.form).await,
+        (["groups", g], false) if id(g).is_some() => ui.group(id(g).unwrap_or(0), None).await,
+        (["groups", g], true) if id(g).is_some() => ui.group_change(id(g).unwrap_or(0), false, &req.form).await,
+        (["groups", g, "delete"], true) if id(g).is_some() => {
+            ui.group_change(id(g).unwrap_or(0), true, &req.form).await
+        }
         (["search"], false) => ui.search(&query).await,
         (["log"], false) => ui.log(&query).await,
         (["tokens"], false) => ui.secrets(None, None).await,
@@ -183,7 +194,9 @@ pub async fn serve(app: &App, req: Request) -> Answer {
         (["appkeys", k, "delete"], true) if id(k).is_some() => {
             ui.secret_delete("org/appkeys/delete", id(k).unwrap_or(0)).await
         }
-        (["users"], false) => ui.users().await,
+        (["users"], false) => ui.users(FormState::default()).await,
+        (["users"], true) => ui.user_change(None, &req.form).await,
+        (["users", u], true) if id(u).is_some() => ui.user_change(id(u), &req.form).await,
         _ => Err(Error::not_found("page")),
     }
     .unwrap_or_else(|e| ui.failure(e));
@@ -212,13 +225,46 @@ fn data_of(form: &[(String, String)], names: &[&str], keep_empty: bool) -> Map<S
     data
 }
 
+/// The custom field values of a form (its inputs `fields.<name>`) as the `fields` of a call: an add leaves out the
+/// empty ones (their defaults apply), an edit sends them (they clear the value).
+fn field_values(form: &[(String, String)], keep_empty: bool) -> Map<String, Value> {
+    form.iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("fields.")?, v.trim())))
+        .filter(|(_, v)| keep_empty || !v.is_empty())
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+        .collect()
+}
+
+/// The unix time of the start (UTC) of a day given as `YYYY-MM-DD`, as a date input sends it.
+fn day(s: &str) -> Option<i64> {
+    let mut parts = s.splitn(3, '-').map(|p| p.parse::<u32>().ok());
+    let (year, month, day) = (parts.next()??, parts.next()??, parts.next()??);
+    let days_in = |m: u32| match m {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    let valid = s.len() == 10 && (1970..=9999).contains(&year) && (1..=12).contains(&month);
+    (valid && (1..=days_in(month)).contains(&day))
+        .then(|| crate::time::days_from_civil(i64::from(year), month, day) * 86_400)
+}
+
 /// A refused change shown at the form: `invalid_params` names its fields in its data (each shown at its field); a
 /// refusal of the value the form is about (a block that is no block or overlaps, a taken address, a split that
 /// cannot be) is shown at that field, `main`; anything else is the form's message.
 fn form_state(form: &[(String, String)], e: &Error, main: &str) -> FormState {
     let errors = match (&e.code, &e.data) {
         (Code::InvalidParams, Some(Value::Object(fields))) => fields.clone(),
-        (Code::Duplicate | Code::Overlap | Code::InvalidSubnet | Code::InvalidSplit | Code::NotContiguous, _) => {
+        (
+            Code::Duplicate
+            | Code::Overlap
+            | Code::InvalidSubnet
+            | Code::InvalidSplit
+            | Code::NotContiguous
+            | Code::WeakPassword,
+            _,
+        ) => {
             let mut m = Map::new();
             m.insert(main.into(), Value::String(e.message.clone()));
             m
@@ -522,6 +568,22 @@ impl<'a> Ui<'a> {
         let page = field(query, "page").parse::<i64>().unwrap_or(1).max(1);
         let hosts;
         let space = match (s.family, s.cidr) {
+            _ if s.pool => {
+                let reply = self
+                    .call("subnets/get", json!({"parent": id, "page": page, "perpage": PER_PAGE}))
+                    .await?;
+                let (children, paging) = subnets(reply)?;
+                let Reply::FreeBlocks(free) = self.call("subnets/available", json!({"id": id, "limit": 100})).await?
+                else {
+                    return Err(shape());
+                };
+                Space::Pool {
+                    children,
+                    free,
+                    page,
+                    pages: paging.map_or(1, |p| p.pages),
+                }
+            }
             (4, cidr) if cidr >= MAP_PREFIX => {
                 // At most 1024 addresses: two pages of the largest size.
                 let mut all = Vec::new();
@@ -548,8 +610,17 @@ impl<'a> Ui<'a> {
                 let (records, paging) = hosts_of(reply)?;
                 hosts = records;
                 let pages = paging.map_or(1, |p| p.pages);
+                // The free range before this page's first record starts after the previous page's last one.
+                let before = match page {
+                    1 => None,
+                    _ => {
+                        let last = json!({"subnet": id, "page": (page - 1) * PER_PAGE, "perpage": 1});
+                        let (mut previous, _) = hosts_of(self.call("ipaddress/get", last).await?)?;
+                        previous.pop().and_then(|h| number(&h.ip))
+                    }
+                };
                 Space::List {
-                    lines: lines(&s, &hosts, page, pages),
+                    lines: lines(&s, &hosts, before, page >= pages),
                     page,
                     pages,
                 }
@@ -560,6 +631,7 @@ impl<'a> Ui<'a> {
             Some(("allocate", state)) => allocate = state,
             Some(("split", state)) => changes.split = state,
             Some(("join", state)) => changes.join = state,
+            Some(("range", state)) => changes.range = state,
             Some((_, state)) => changes.delete = state,
             None => {
                 let ip = field(query, "allocate");
@@ -686,11 +758,72 @@ impl<'a> Ui<'a> {
     async fn allocate(&self, id: i64, form: &[(String, String)]) -> Result<Answer, Error> {
         let mut data = data_of(form, &["ip", "hostname", "mac_address", "description", "status"], false);
         data.insert("subnet".into(), json!(id));
+        data.insert("fields".into(), Value::Object(field_values(form, false)));
         match self.call("ipaddress/add", Value::Object(data)).await {
             Ok(_) => Ok(Answer::redirect(&format!("/ui/subnets/{id}"))),
             Err(e) if is_form_error(&e) || e.code == Code::SubnetFull => {
                 self.refused_on_subnet(id, "allocate", form, e, "ip").await
             }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Allocates the next free block of length `cidr` of pool `pool` as a new subnet, in one transaction (as
+    /// `subnets/add` with `parent` and `cidr` does); its page.
+    async fn child_add(&self, pool: i64, form: &[(String, String)]) -> Result<Answer, Error> {
+        let mut data = data_of(form, &["cidr", "name"], false);
+        data.insert("parent".into(), json!(pool));
+        match self.call("subnets/add", Value::Object(data)).await {
+            Ok(reply) => {
+                let (mut list, _) = subnets(reply)?;
+                let child = list.pop().ok_or_else(shape)?;
+                Ok(Answer::redirect(&format!("/ui/subnets/{}", child.id)))
+            }
+            Err(e) if is_form_error(&e) => self.refused_on_subnet(pool, "allocate", form, e, "cidr").await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds a DHCP range to subnet `subnet` (`range` none) or edits one; a refusal is shown at its form.
+    async fn range_save(&self, subnet: i64, range: Option<i64>, form: &[(String, String)]) -> Result<Answer, Error> {
+        const FIELDS: [&str; 3] = ["start_ip", "end_ip", "description"];
+        let (method, mut data) = match range {
+            None => ("dhcpranges/add", data_of(form, &FIELDS, false)),
+            Some(_) => ("dhcpranges/edit", data_of(form, &FIELDS, true)),
+        };
+        // An unticked checkbox is sent as nothing: the form's state is what it says, not the method's default.
+        data.insert("is_active".into(), json!(field(form, "is_active") == "true"));
+        if let Some(id) = range {
+            data.insert("id".into(), json!(id));
+            data.insert("version".into(), json!(field(form, "version")));
+        } else {
+            data.insert("subnet".into(), json!(subnet));
+        }
+        match self.call(method, Value::Object(data)).await {
+            Ok(_) => Ok(Answer::redirect(&format!("/ui/subnets/{subnet}#ranges"))),
+            Err(e) if is_form_error(&e) => self.refused_on_subnet(subnet, "range", form, e, "start_ip").await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Edits DHCP range `id` (`delete` false) or deletes it, back on its subnet's page.
+    async fn range_change(&self, id: i64, delete: bool, form: &[(String, String)]) -> Result<Answer, Error> {
+        let Reply::Ranges(mut found) = self.call("dhcpranges/get", json!({"id": id})).await? else {
+            return Err(shape());
+        };
+        let subnet = found
+            .records
+            .0
+            .pop()
+            .ok_or_else(|| Error::not_found("DHCP range"))?
+            .subnet;
+        if !delete {
+            return self.range_save(subnet, Some(id), form).await;
+        }
+        let data = json!({"id": id, "version": field(form, "version")});
+        match self.call("dhcpranges/delete", data).await {
+            Ok(_) => Ok(Answer::redirect(&format!("/ui/subnets/{subnet}#ranges"))),
+            Err(e) if is_form_error(&e) => self.refused_on_subnet(subnet, "range", form, e, "start_ip").await,
             Err(e) => Err(e),
         }
     }
@@ -702,21 +835,30 @@ impl<'a> Ui<'a> {
 
     async fn address(&self, id: i64, refused: Option<FormState>) -> Result<Answer, Error> {
         let h = self.one_host(id).await?;
+        let Reply::Fields(defs) = self.call("subnets/fields/get", json!({"subnet": h.subnet})).await? else {
+            return Err(shape());
+        };
         let form = refused.unwrap_or_else(|| {
             let text = |v: &Option<String>| v.clone().unwrap_or_default();
+            let mut values: Vec<(String, String)> = vec![
+                ("ip".into(), h.ip.clone()),
+                ("hostname".into(), text(&h.hostname)),
+                ("cname".into(), text(&h.cname)),
+                ("mac_address".into(), text(&h.mac_address)),
+                ("description".into(), text(&h.description)),
+                ("status".into(), h.status.clone()),
+            ];
+            for (name, v) in &h.fields {
+                let shown = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                values.push((format!("fields.{name}"), shown));
+            }
             FormState {
-                values: vec![
-                    ("ip".into(), h.ip.clone()),
-                    ("hostname".into(), text(&h.hostname)),
-                    ("cname".into(), text(&h.cname)),
-                    ("mac_address".into(), text(&h.mac_address)),
-                    ("description".into(), text(&h.description)),
-                    ("status".into(), h.status.clone()),
-                ],
+                values,
                 ..FormState::default()
             }
         });
-        Ok(self.page(&h.ip, Section::Subnets, pages::address_page(&self.csrf, &h, &form)))
+        let body = pages::address_page(&self.csrf, &h, &defs.records.0, &form);
+        Ok(self.page(&h.ip, Section::Subnets, body))
     }
 
     async fn address_save(&self, id: i64, form: &[(String, String)]) -> Result<Answer, Error> {
@@ -734,6 +876,7 @@ impl<'a> Ui<'a> {
             true,
         );
         data.insert("id".into(), json!(id));
+        data.insert("fields".into(), Value::Object(field_values(form, true)));
         match self.call("ipaddress/edit", Value::Object(data)).await {
             Ok(reply) => {
                 let (records, _) = hosts_of(reply)?;
@@ -781,45 +924,154 @@ impl<'a> Ui<'a> {
         }
     }
 
+    /// The page of group `id`; `refused` a change of it the API refused (`true` its delete).
+    async fn group(&self, id: i64, refused: Option<(bool, FormState)>) -> Result<Answer, Error> {
+        let groups = self.all_groups().await?;
+        let g = groups
+            .iter()
+            .find(|g| g.id == id)
+            .ok_or_else(|| Error::not_found("group"))?;
+        let (edit, delete) = match refused {
+            Some((false, state)) => (state, FormState::default()),
+            Some((true, state)) => (FormState::default(), state),
+            None => (
+                FormState {
+                    values: vec![
+                        ("description".into(), g.description.clone()),
+                        ("parent".into(), g.parent.unwrap_or(0).to_string()),
+                    ],
+                    ..FormState::default()
+                },
+                FormState::default(),
+            ),
+        };
+        let body = pages::group_page(&self.csrf, g, &groups, &edit, &delete);
+        Ok(self.page(&g.description, Section::Groups, body))
+    }
+
+    /// Edits group `id` (`delete` false) or deletes it (refused while it holds anything, unless `recursive`).
+    async fn group_change(&self, id: i64, delete: bool, form: &[(String, String)]) -> Result<Answer, Error> {
+        let (method, mut data) = match delete {
+            false => (
+                "groups/edit",
+                data_of(form, &["description", "parent", "version"], true),
+            ),
+            true => ("groups/delete", data_of(form, &["version", "recursive"], false)),
+        };
+        data.insert("id".into(), json!(id));
+        match self.call(method, Value::Object(data)).await {
+            Ok(_) => Ok(Answer::redirect("/ui/groups")),
+            Err(e) if is_form_error(&e) => {
+                let mut answer = self
+                    .group(id, Some((delete, form_state(form, &e, "description"))))
+                    .await?;
+                answer.status = e.code.http_status();
+                Ok(answer.with_error(e))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What `search/find` answers for the query and, when it is an address or a block, what `search/ip` answers too:
+    /// the subnets and records it adds (each shown once), the DHCP ranges at it, and for one address its status.
     async fn search(&self, query: &[(String, String)]) -> Result<Answer, Error> {
         let q = field(query, "q").trim();
         if q.is_empty() {
             return Ok(self.page("Search", Section::Search, pages::search(q, None, None)));
         }
-        let body = match self.call("search/find", json!({"query": q, "limit": 100})).await {
-            Ok(Reply::Found(found)) => {
-                let hosts = found.addresses.0;
-                let subnets: Vec<model::Subnet> = found.subnets.0.into_iter().map(|h| h.subnet).collect();
-                let found = pages::Found {
-                    groups: &found.groups.0,
-                    subnets: &subnets,
-                    hosts: &hosts,
-                    truncated: found.truncated,
-                };
-                pages::search(q, Some(found), None)
-            }
+        let found = match self.call("search/find", json!({"query": q, "limit": 100})).await {
+            Ok(Reply::Found(found)) => found,
             Ok(_) => return Err(shape()),
-            Err(e) if e.code == Code::InvalidParams => pages::search(q, None, Some(&e.message)),
+            Err(e) if e.code == Code::InvalidParams => {
+                return Ok(self.page("Search", Section::Search, pages::search(q, None, Some(&e.message))));
+            }
             Err(e) => return Err(e),
         };
-        Ok(self.page("Search", Section::Search, body))
+        let mut subnets: Vec<model::Subnet> = found.subnets.0.into_iter().map(|h| h.subnet).collect();
+        let mut hosts = found.addresses.0;
+        let mut truncated = found.truncated;
+        let (mut ranges, mut status) = (Vec::new(), None);
+        let address = q.split_once('/').map_or(q, |(a, _)| a).parse::<IpAddr>().is_ok();
+        if address {
+            let Reply::Located(at) = self.call("search/ip", json!({"ip": q, "limit": 100})).await? else {
+                return Err(shape());
+            };
+            for s in at.subnets.0 {
+                if !subnets.iter().any(|known| known.id == s.subnet.id) {
+                    subnets.push(s.subnet);
+                }
+            }
+            for h in at.addresses.0 {
+                if !hosts.iter().any(|known| known.id == h.id) {
+                    hosts.push(h);
+                }
+            }
+            ranges = at.dhcpranges.0;
+            truncated |= at.truncated;
+            if !q.contains('/') {
+                let Reply::IpStatus(st) = self.call("search/ip", json!({"ip": q, "status": true})).await? else {
+                    return Err(shape());
+                };
+                status = Some(*st);
+            }
+        }
+        let found = pages::Found {
+            groups: &found.groups.0,
+            subnets: &subnets,
+            hosts: &hosts,
+            ranges: &ranges,
+            status: status.as_ref(),
+            truncated,
+        };
+        Ok(self.page("Search", Section::Search, pages::search(q, Some(found), None)))
     }
 
+    /// The audit log, filtered by user, method, object type and id, and dates (`until` includes its day); a filter
+    /// that is not one is shown at its field.
     async fn log(&self, query: &[(String, String)]) -> Result<Answer, Error> {
-        let objecttype = field(query, "objecttype");
         let page = field(query, "page").parse::<i64>().unwrap_or(1).max(1);
+        let mut form = FormState {
+            values: query
+                .iter()
+                .filter(|(k, _)| pages::LOG_FILTERS.contains(&k.as_str()))
+                .cloned()
+                .collect(),
+            ..FormState::default()
+        };
         let mut data = json!({"page": page, "perpage": 50});
-        if !objecttype.is_empty() {
-            data["objecttype"] = json!(objecttype);
+        for key in pages::LOG_FILTERS {
+            let value = field(query, key).trim();
+            match key {
+                _ if value.is_empty() => {}
+                "since" | "until" => match day(value) {
+                    // `until` a date means to the end of its day.
+                    Some(t) if key == "until" => data[key] = json!(t + 86_399),
+                    Some(t) => data[key] = json!(t),
+                    None => {
+                        let m = format!("'{value}' is not a date: use YYYY-MM-DD");
+                        form.errors.insert(key.to_string(), Value::String(m));
+                    }
+                },
+                _ => data[key] = json!(value),
+            }
         }
-        let Reply::Logs(logs) = self.call("org/logs", data).await? else {
+        let Reply::Users(users) = self.call("org/users/get", json!({})).await? else {
             return Err(shape());
         };
-        Ok(self.page(
-            "Audit log",
-            Section::Log,
-            pages::log(&logs.logs.0, objecttype, page, logs.pages),
-        ))
+        let (entries, pages) = match form.errors.is_empty() {
+            true => match self.call("org/logs", data).await {
+                Ok(Reply::Logs(logs)) => (logs.logs.0, logs.pages),
+                Ok(_) => return Err(shape()),
+                Err(e) if e.code == Code::InvalidParams => {
+                    form = form_state(&form.values, &e, "method");
+                    (Vec::new(), 1)
+                }
+                Err(e) => return Err(e),
+            },
+            false => (Vec::new(), 1),
+        };
+        let body = pages::log(&entries, &users.records.0, &form, page, pages);
+        Ok(self.page("Audit log", Section::Log, body))
     }
 
     /// The keys and tokens page; `new` a secret just created, `refused` a form the API refused (`token` or `key`).
@@ -883,11 +1135,43 @@ impl<'a> Ui<'a> {
         Ok(Answer::redirect("/ui/tokens"))
     }
 
-    async fn users(&self) -> Result<Answer, Error> {
+    /// The users page; `refused` a form of it the API refused.
+    async fn users(&self, refused: FormState) -> Result<Answer, Error> {
         let Reply::Users(users) = self.call("org/users/get", json!({})).await? else {
             return Err(shape());
         };
-        Ok(self.page("Users", Section::Users, pages::users(&users.records.0)))
+        let body = pages::users(&self.csrf, &users.records.0, self.admin(), &refused);
+        Ok(self.page("Users", Section::Users, body))
+    }
+
+    /// Adds a user (`id` none) or changes one: whichever of its level, state and password the form sends. The API
+    /// refuses either to a non-admin; its refusal is the answer.
+    async fn user_change(&self, id: Option<i64>, form: &[(String, String)]) -> Result<Answer, Error> {
+        let (method, data) = match id {
+            None => (
+                "org/users/add",
+                data_of(form, &["username", "email", "realname", "level", "password"], false),
+            ),
+            Some(id) => {
+                let mut data = data_of(form, &["level", "disabled", "password", "version"], false);
+                data.insert("id".into(), json!(id));
+                ("org/users/edit", data)
+            }
+        };
+        match self.call(method, Value::Object(data)).await {
+            Ok(_) => Ok(Answer::redirect("/ui/users")),
+            Err(e) if is_form_error(&e) => {
+                let main = if e.code == Code::WeakPassword {
+                    "password"
+                } else {
+                    "username"
+                };
+                let mut answer = self.users(form_state(form, &e, main)).await?;
+                answer.status = e.code.http_status();
+                Ok(answer.with_error(e))
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -908,6 +1192,8 @@ fn is_form_error(e: &Error) -> bool {
             | Code::PreconditionFailed
             | Code::NotEmpty
             | Code::SubnetFull
+            | Code::WeakPassword
+            | Code::LastAdmin
     )
 }
 
@@ -996,9 +1282,10 @@ fn cells<'h>(s: &model::Subnet, hosts: &'h [model::Host], ranges: &[model::DhcpR
         .collect()
 }
 
-/// A page of the records of a large block, with the free ranges between them (and, on the first and last page,
-/// before the first record and after the last).
-fn lines<'h>(s: &model::Subnet, hosts: &'h [model::Host], page: i64, pages: i64) -> Vec<Line<'h>> {
+/// A page of the records of a large block, with the free ranges between them and before the first record: from the
+/// first usable address on the first page, from after `before` (the previous page's last record) on the others; on
+/// the `last` page also after the last record.
+fn lines<'h>(s: &model::Subnet, hosts: &'h [model::Host], before: Option<u128>, last_page: bool) -> Vec<Line<'h>> {
     let v4 = s.family == 4;
     let Some((first, last)) = usable(s) else {
         return hosts.iter().map(Line::Record).collect();
@@ -1009,7 +1296,10 @@ fn lines<'h>(s: &model::Subnet, hosts: &'h [model::Host], page: i64, pages: i64)
         count: hi - lo + 1,
     };
     let mut out = Vec::with_capacity(hosts.len() * 2 + 1);
-    let mut next = (page == 1).then_some(first);
+    let mut next = match before {
+        None => Some(first),
+        Some(n) => n.checked_add(1),
+    };
     for h in hosts {
         let Some(n) = number(&h.ip) else { continue };
         if let Some(lo) = next.filter(|lo| *lo < n && *lo <= last) {
@@ -1018,7 +1308,7 @@ fn lines<'h>(s: &model::Subnet, hosts: &'h [model::Host], page: i64, pages: i64)
         out.push(Line::Record(h));
         next = n.checked_add(1).map(|n| n.max(first));
     }
-    if page >= pages {
+    if last_page {
         if let Some(lo) = next.filter(|lo| *lo <= last) {
             out.push(free(lo, last));
         }
@@ -1113,13 +1403,16 @@ mod tests {
     fn a_page_of_records_shows_the_free_ranges_between_them() {
         let s = subnet("2001:db8::/64", u128::MAX, u128::MAX);
         let hosts = [host(1, "2001:db8::1", "active"), host(2, "2001:db8::5", "active")];
-        let shown: Vec<String> = lines(&s, &hosts, 1, 1)
-            .iter()
-            .map(|l| match l {
-                Line::Record(h) => h.ip.clone(),
-                Line::Free { first, last, count } => format!("{count} free {first}-{last}"),
-            })
-            .collect();
+        let show = |lines: Vec<Line>| -> Vec<String> {
+            lines
+                .iter()
+                .map(|l| match l {
+                    Line::Record(h) => h.ip.clone(),
+                    Line::Free { first, last, count } => format!("{count} free {first}-{last}"),
+                })
+                .collect()
+        };
+        let shown = show(lines(&s, &hosts, None, true));
         assert_eq!(
             shown,
             [
@@ -1129,8 +1422,35 @@ mod tests {
                 "18446744073709551610 free 2001:db8::6-2001:db8::ffff:ffff:ffff:ffff",
             ]
         );
-        // Not the first page: nothing before the first record; not the last: nothing after the last.
-        assert_eq!(lines(&s, &hosts, 2, 3).len(), 3);
+        // A later page: the free range from after the previous page's last record; not the last page: nothing
+        // after its last record.
+        let before = number("2001:db8::");
+        assert_eq!(
+            show(lines(&s, &hosts, before, false)),
+            ["2001:db8::1", "3 free 2001:db8::2-2001:db8::4", "2001:db8::5"]
+        );
+        let before = number("2001:db8::0:0:0");
+        assert_eq!(
+            show(lines(&s, &hosts[1..], before, false))[0],
+            "4 free 2001:db8::1-2001:db8::4"
+        );
+    }
+
+    #[test]
+    fn a_day_is_a_valid_date_as_a_date_input_sends_it() {
+        assert_eq!(day("1970-01-02"), Some(86_400));
+        assert_eq!(day("2024-02-29"), Some(1_709_164_800));
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-1-01",
+            "yesterday",
+            "2024-01-01T00:00",
+            "1969-12-31",
+            "",
+        ] {
+            assert_eq!(day(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use maud::{html, Markup, DOCTYPE};
 use serde_json::{Map, Value};
 
-use crate::model::{AppKey, DhcpRange, FieldDef, Group, Host, LogEntry, Subnet, Token, User};
+use crate::model::{AppKey, DhcpRange, FieldDef, FreeBlocks, Group, Host, IpStatus, LogEntry, Subnet, Token, User};
 
 /// Where the stylesheet is served; its name carries the crate's version, so a new release is never served a stale
 /// copy from a browser's cache.
@@ -251,7 +251,13 @@ pub fn subnet_table(subnets: &[Subnet]) -> Markup {
                 tbody {
                     @for s in subnets {
                         tr {
-                            td { a href=(format!("/ui/subnets/{}", s.id)) { (s.subnet) } }
+                            td {
+                                a href=(format!("/ui/subnets/{}", s.id)) { (s.subnet) }
+                                @if s.pool { " " span.tag { "pool" } }
+                                @if let Some(p) = s.parent {
+                                    " " a.muted href=(format!("/ui/subnets/{p}")) { "in pool " (p) }
+                                }
+                            }
                             td { (s.name.as_deref().unwrap_or("")) }
                             td { @if let Some(v) = s.vlan_id { (v) } }
                             td.num { (s.used_hosts) " / " (s.total_hosts) }
@@ -361,12 +367,14 @@ impl CellState {
     ];
 }
 
-/// The forms of the changes of a subnet as a whole, each with what the API refused of it.
+/// The forms of the changes of a subnet as a whole, each with what the API refused of it; `range` is the refused
+/// form of a DHCP range: of the one its `range` value names, or (none named) of a new one.
 #[derive(Debug, Default)]
 pub struct Changes {
     pub split: FormState,
     pub join: FormState,
     pub delete: FormState,
+    pub range: FormState,
 }
 
 /// One address of the map.
@@ -387,6 +395,13 @@ pub enum Space<'a> {
     Map(Vec<Cell<'a>>),
     List {
         lines: Vec<Line<'a>>,
+        page: i64,
+        pages: i64,
+    },
+    /// A pool holds no records: a page of its children, and its free blocks.
+    Pool {
+        children: Vec<Subnet>,
+        free: Box<FreeBlocks>,
         page: i64,
         pages: i64,
     },
@@ -417,21 +432,18 @@ pub fn subnet_page(
             }
             p.actions { a.button href=(format!("{base}/edit")) { "Edit the subnet" } }
         }
+        @if let Space::Pool { children, free, page, pages } = space {
+            (pool(&base, csrf_token, children, free, (*page, *pages), allocate))
+        } @else {
         section aria-labelledby="space" {
             h2 #space { "Addresses" }
             @match space {
                 Space::Map(cells) => (map(&base, cells)),
                 Space::List { lines, page, pages } => (record_list(&base, lines, *page, *pages)),
+                Space::Pool { .. } => {}
             }
         }
-        @if !ranges.is_empty() {
-            section aria-labelledby="ranges" {
-                h2 #ranges { "DHCP ranges" }
-                ul { @for r in ranges { li { (r.start_ip) " – " (r.end_ip)
-                    @if !r.is_active { " (inactive)" }
-                    @if let Some(d) = &r.description { " · " (d) } } } }
-            }
-        }
+        (dhcp_ranges(&base, csrf_token, ranges, &changes.range))
         @if !fields.is_empty() {
             section aria-labelledby="fields" {
                 h2 #fields { "Custom fields" }
@@ -453,9 +465,11 @@ pub fn subnet_page(
                     (field(allocate, "alloc", "mac_address", "MAC address", "text", false))
                     (field(allocate, "alloc", "description", "Description", "text", false))
                     (status_select(allocate, "alloc"))
+                    (custom_fields(allocate, "alloc", fields))
                 }
                 button type="submit" { "Allocate" }
             }
+        }
         }
         section aria-labelledby="change" {
             h2 #change { "Split, join or delete" }
@@ -490,17 +504,167 @@ pub fn subnet_page(
     }
 }
 
-fn status_select(form: &FormState, prefix: &str) -> Markup {
-    let id = format!("{prefix}-status");
-    let current = form.value("status").unwrap_or("active");
+/// What a pool holds: a page of its children, its free blocks (the first page of them), and the form that allocates
+/// the next free block of a length in one click (`allocate`: what the API refused of it).
+fn pool(
+    base: &str,
+    csrf_token: &str,
+    children: &[Subnet],
+    free: &FreeBlocks,
+    paging: (i64, i64),
+    allocate: &FormState,
+) -> Markup {
+    let largest = free.largest.map(|l| format!("/{l}")).unwrap_or_else(|| "none".into());
     html! {
-        div.field {
-            label for=(id) { "Status" }
-            select id=(id) name="status" {
-                @for s in ["active", "reserved", "inactive"] {
-                    option value=(s) selected[current == s] { (s) }
+        section aria-labelledby="children" {
+            h2 #children { "Subnets in the pool" }
+            @if children.is_empty() { p { "None yet." } } @else { (subnet_table(children)) }
+            (pager(paging.0, paging.1, |p| format!("{base}?page={p}")))
+        }
+        section #allocate aria-labelledby="free" {
+            h2 #free { "Free space" }
+            p { (free.total_free) " addresses free; the largest free block is " (largest) "." }
+            form.inline method="post" action=(format!("{base}/children")) {
+                (csrf(csrf_token))
+                (field(allocate, "child", "cidr", "Prefix length", "number", true))
+                (field(allocate, "child", "name", "Name", "text", false))
+                button.primary type="submit" { "Allocate the next free block" }
+            }
+            (form_message(allocate))
+            @if !free.blocks.is_empty() {
+                ul.blocks { @for b in &free.blocks { li { code { (b) } } } }
+            }
+        }
+    }
+}
+
+/// The DHCP ranges of a subnet, each an edit form and a delete button, and the form of a new one; `refused` is the
+/// form the API refused (see [`Changes`]).
+fn dhcp_ranges(base: &str, csrf_token: &str, ranges: &[DhcpRange], refused: &FormState) -> Markup {
+    let new = match refused.value("range") {
+        None if !refused.values.is_empty() => refused.clone(),
+        _ => FormState {
+            values: vec![("is_active".into(), "true".into())],
+            ..FormState::default()
+        },
+    };
+    html! {
+        section aria-labelledby="ranges" {
+            h2 #ranges { "DHCP ranges" }
+            @for r in ranges {
+                @let id = r.id.to_string();
+                @let state = match refused.value("range") {
+                    Some(named) if named == id => refused.clone(),
+                    _ => FormState {
+                        values: vec![
+                            ("start_ip".into(), r.start_ip.clone()),
+                            ("end_ip".into(), r.end_ip.clone()),
+                            ("description".into(), r.description.clone().unwrap_or_default()),
+                            ("is_active".into(), r.is_active.to_string()),
+                        ],
+                        ..FormState::default()
+                    },
+                };
+                @let prefix = format!("range{id}");
+                div.range {
+                    form method="post" action=(format!("/ui/ranges/{id}")) {
+                        (csrf(csrf_token))
+                        input type="hidden" name="range" value=(id);
+                        input type="hidden" name="version" value=(r.stamps.version);
+                        (form_message(&state))
+                        div.row {
+                            (field(&state, &prefix, "start_ip", "First address", "text", true))
+                            (field(&state, &prefix, "end_ip", "Last address", "text", true))
+                            (field(&state, &prefix, "description", "Description", "text", false))
+                            (active_check(&state, &prefix))
+                        }
+                        button type="submit" aria-label=(format!("Save the DHCP range {}", r.start_ip)) { "Save" }
+                    }
+                    form.inline method="post" action=(format!("/ui/ranges/{id}/delete")) {
+                        (csrf(csrf_token))
+                        input type="hidden" name="range" value=(id);
+                        input type="hidden" name="version" value=(r.stamps.version);
+                        button.danger type="submit"
+                            aria-label=(format!("Delete the DHCP range {} – {}", r.start_ip, r.end_ip)) { "Delete" }
+                    }
                 }
             }
+            h3 { "Add a DHCP range" }
+            form method="post" action=(format!("{base}/ranges")) {
+                (csrf(csrf_token))
+                (form_message(&new))
+                div.row {
+                    (field(&new, "range-new", "start_ip", "First address", "text", true))
+                    (field(&new, "range-new", "end_ip", "Last address", "text", true))
+                    (field(&new, "range-new", "description", "Description", "text", false))
+                    (active_check(&new, "range-new"))
+                }
+                button type="submit" { "Add the range" }
+            }
+        }
+    }
+}
+
+/// The "active" checkbox of a DHCP range's form.
+fn active_check(form: &FormState, prefix: &str) -> Markup {
+    let id = format!("{prefix}-is_active");
+    html! {
+        div.field.check {
+            input id=(id) type="checkbox" name="is_active" value="true" checked[form.value("is_active") == Some("true")];
+            label for=(id) { "Active" }
+        }
+    }
+}
+
+fn status_select(form: &FormState, prefix: &str) -> Markup {
+    choice(
+        form,
+        prefix,
+        "status",
+        "Status",
+        &["active", "reserved", "inactive"],
+        "active",
+    )
+}
+
+/// The inputs of a subnet's custom fields `defs`, named `fields.<name>` as the API names a refused value: a choice
+/// for a boolean or select field (empty: its default, or none), text otherwise.
+fn custom_fields(form: &FormState, prefix: &str, defs: &[FieldDef]) -> Markup {
+    html! {
+        @for d in defs {
+            @let name = format!("fields.{}", d.name);
+            @let label = match &d.description {
+                Some(about) => format!("{} ({about})", d.name),
+                None => d.name.clone(),
+            };
+            @match d.kind.as_str() {
+                "boolean" => (choice(form, prefix, &name, &label, &["", "true", "false"], "")),
+                "select" => {
+                    @let options: Vec<&str> = std::iter::once("").chain(d.options.iter().map(String::as_str)).collect();
+                    (choice(form, prefix, &name, &label, &options, ""))
+                }
+                _ => (field(form, prefix, &name, &label, "text", false)),
+            }
+        }
+    }
+}
+
+/// A labelled choice of `options` (`""` shown as "—") for field `name` of `form`, `default` chosen when the form
+/// has no value, with the field's error under it.
+fn choice(form: &FormState, prefix: &str, name: &str, label: &str, options: &[&str], default: &str) -> Markup {
+    let id = format!("{prefix}-{name}");
+    let current = form.value(name).unwrap_or(default);
+    let error = form.error(name);
+    html! {
+        div.field {
+            label for=(id) { (label) }
+            select id=(id) name=(name) aria-invalid=[error.as_ref().map(|_| "true")]
+                aria-describedby=[error.as_ref().map(|_| format!("{id}-error"))] {
+                @for o in options {
+                    option value=(o) selected[current == *o] { @if o.is_empty() { "—" } @else { (o) } }
+                }
+            }
+            @if let Some(e) = &error { p.error id=(format!("{id}-error")) { (e) } }
         }
     }
 }
@@ -603,8 +767,9 @@ pub fn subnet_form(csrf_token: &str, groups: &[Group], subnet: Option<&Subnet>, 
     }
 }
 
-/// The page of one address record: its edit form and its delete button.
-pub fn address_page(csrf_token: &str, h: &Host, form: &FormState) -> Markup {
+/// The page of one address record: its edit form (with the custom fields `defs` of its subnet) and its delete
+/// button.
+pub fn address_page(csrf_token: &str, h: &Host, defs: &[FieldDef], form: &FormState) -> Markup {
     let base = format!("/ui/addresses/{}", h.id);
     let version = h.stamps.as_ref().map(|s| s.version).unwrap_or_default();
     html! {
@@ -619,12 +784,9 @@ pub fn address_page(csrf_token: &str, h: &Host, form: &FormState) -> Markup {
             (field(form, "addr", "mac_address", "MAC address", "text", false))
             (field(form, "addr", "description", "Description", "text", false))
             (status_select(form, "addr"))
-            @if !h.fields.is_empty() {
+            @if !defs.is_empty() {
                 h2 { "Custom fields" }
-                dl { @for (k, v) in &h.fields {
-                    dt { (k) }
-                    dd { (v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())) }
-                } }
+                (custom_fields(form, "addr", defs))
             }
             button.primary type="submit" { "Save" }
         }
@@ -657,13 +819,54 @@ pub fn groups(csrf_token: &str, groups: &[Group], form: &FormState) -> Markup {
     }
 }
 
+/// The page of one group: its edit form (name and parent: neither itself nor one of its descendants, which the API
+/// refuses anyway) and its delete form, each with what the API refused of it.
+pub fn group_page(csrf_token: &str, g: &Group, groups: &[Group], edit: &FormState, delete: &FormState) -> Markup {
+    let base = format!("/ui/groups/{}", g.id);
+    let parent = edit.value("parent").unwrap_or("0");
+    html! {
+        p { a href=(format!("/ui/subnets?group={}", g.id)) { "Its " (g.subnetcount) " subnets" } }
+        form.card method="post" action=(base) {
+            (csrf(csrf_token))
+            (form_message(edit))
+            input type="hidden" name="version" value=(g.stamps.version);
+            (field(edit, "group", "description", "Name", "text", true))
+            div.field {
+                label for="group-parent" { "Parent" }
+                select #group-parent name="parent" aria-invalid=[edit.error("parent").map(|_| "true")]
+                    aria-describedby=[edit.error("parent").map(|_| "group-parent-error")] {
+                    option value="0" selected[parent == "0"] { "Top level" }
+                    @for other in groups.iter().filter(|o| o.id != g.id) {
+                        option value=(other.id) selected[parent == other.id.to_string()] { (other.description) }
+                    }
+                }
+                @if let Some(e) = edit.error("parent") { p.error #group-parent-error { (e) } }
+            }
+            button.primary type="submit" { "Save" }
+        }
+        h2 { "Delete the group" }
+        form.card method="post" action=(format!("{base}/delete")) {
+            (csrf(csrf_token))
+            (form_message(delete))
+            input type="hidden" name="version" value=(g.stamps.version);
+            div.field.check {
+                input #group-recursive type="checkbox" name="recursive" value="true";
+                label for="group-recursive" { "With its child groups and subnets" }
+            }
+            button.danger type="submit" { "Delete " (g.description) }
+        }
+    }
+}
+
 fn tree(groups: &[Group], parent: Option<i64>) -> Markup {
     html! {
         ul.tree {
             @for g in groups.iter().filter(|g| g.parent == parent) {
                 li {
                     a href=(format!("/ui/subnets?group={}", g.id)) { (g.description) }
-                    " " span.muted { (g.subnetcount) " subnets" }
+                    " " span.muted { (g.subnetcount) " subnets" } " "
+                    a href=(format!("/ui/groups/{}", g.id)) aria-label=(format!("Edit the group {}", g.description))
+                        { "edit" }
                     @if g.childcount > 0 { (tree(groups, Some(g.id))) }
                 }
             }
@@ -671,11 +874,14 @@ fn tree(groups: &[Group], parent: Option<i64>) -> Markup {
     }
 }
 
-/// What a search found, each kind in its order; `truncated` when a kind had more than the page shows.
+/// What a search found, each kind in its order; `truncated` when a kind had more than the page shows. `ranges` and
+/// `status` are what `search/ip` adds for an address or a block.
 pub struct Found<'a> {
     pub groups: &'a [Group],
     pub subnets: &'a [Subnet],
     pub hosts: &'a [Host],
+    pub ranges: &'a [DhcpRange],
+    pub status: Option<&'a IpStatus>,
     pub truncated: bool,
 }
 
@@ -690,8 +896,11 @@ pub fn search(query: &str, found: Option<Found>, error: Option<&str>) -> Markup 
             button type="submit" { "Search" }
         }
         @if let Some(e) = error { p.error role="alert" { (e) } }
-        @if let Some(Found { groups, subnets, hosts, truncated }) = found {
-            @if groups.is_empty() && subnets.is_empty() && hosts.is_empty() { p { "Nothing found." } }
+        @if let Some(Found { groups, subnets, hosts, ranges, status, truncated }) = found {
+            @if let Some(st) = status { (ip_status(st)) }
+            @if groups.is_empty() && subnets.is_empty() && hosts.is_empty() && ranges.is_empty() {
+                p { "Nothing found." }
+            }
             @if truncated { p { "Only the first results of each kind are shown." } }
             @if !groups.is_empty() {
                 h2 { "Groups" }
@@ -710,6 +919,35 @@ pub fn search(query: &str, found: Option<Found>, error: Option<&str>) -> Markup 
                     } } }
                 } }
             }
+            @if !ranges.is_empty() {
+                h2 { "DHCP ranges" }
+                div.scroll { table {
+                    (table_head(&["Range", "Subnet", "State", "Description"]))
+                    tbody { @for r in ranges { tr {
+                        td { (r.start_ip) " – " (r.end_ip) }
+                        td { a href=(format!("/ui/subnets/{}#ranges", r.subnet)) { "subnet " (r.subnet) } }
+                        td { @if r.is_active { "active" } @else { "inactive" } }
+                        td { (r.description.as_deref().unwrap_or("")) }
+                    } } }
+                } }
+            }
+        }
+    }
+}
+
+/// What one address is (`search/ip` with `status`), with the way to it: its record, or the allocate form.
+fn ip_status(st: &IpStatus) -> Markup {
+    html! {
+        p.card role="status" {
+            strong { (st.ip) } " is " (st.status)
+            @if let Some(n) = &st.network {
+                " in " a href=(format!("/ui/subnets/{}", n.subnet.id)) { (n.subnet.subnet) }
+                @if st.status == "available" {
+                    " · " a href=(format!("/ui/subnets/{}?allocate={}#allocate", n.subnet.id, st.ip)) { "allocate it" }
+                }
+            }
+            @if let Some(h) = &st.host { " · " a href=(format!("/ui/addresses/{}", h.id)) { "its record" } }
+            @if let Some(r) = &st.dhcp_range { " · DHCP range " (r.start_ip) " – " (r.end_ip) }
         }
     }
 }
@@ -739,8 +977,11 @@ pub fn log_table(entries: &[LogEntry]) -> Markup {
     }
 }
 
-/// The audit log page, with its filter by object type.
-pub fn log(entries: &[LogEntry], objecttype: &str, page: i64, pages: i64) -> Markup {
+/// The query parameters of the audit log page that filter it, as `org/logs` names them.
+pub const LOG_FILTERS: [&str; 6] = ["userid", "method", "objecttype", "objectid", "since", "until"];
+
+/// The audit log page, with its filters (`filters`: their values and what is wrong with them).
+pub fn log(entries: &[LogEntry], users: &[User], filters: &FormState, page: i64, pages: i64) -> Markup {
     let types = [
         "",
         "group",
@@ -753,8 +994,27 @@ pub fn log(entries: &[LogEntry], objecttype: &str, page: i64, pages: i64) -> Mar
         "token",
         "org",
     ];
+    let objecttype = filters.value("objecttype").unwrap_or("");
+    let mut users_options = vec![(String::new(), "Anyone".to_string())];
+    users_options.extend(users.iter().map(|u| (u.id.to_string(), u.username.clone())));
+    let userid = filters.value("userid").unwrap_or("");
+    let link = |p: i64| {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &filters.values {
+            s.append_pair(k, v);
+        }
+        s.append_pair("page", &p.to_string());
+        format!("/ui/log?{}", s.finish())
+    };
     html! {
         form.filters method="get" action="/ui/log" {
+            div.field {
+                label for="log-userid" { "User" }
+                select #log-userid name="userid" {
+                    @for (id, name) in &users_options { option value=(id) selected[userid == id] { (name) } }
+                }
+            }
+            (field(filters, "log", "method", "Method", "text", false))
             div.field {
                 label for="log-type" { "Object" }
                 select #log-type name="objecttype" {
@@ -763,10 +1023,13 @@ pub fn log(entries: &[LogEntry], objecttype: &str, page: i64, pages: i64) -> Mar
                     }
                 }
             }
+            (field(filters, "log", "objectid", "Object id", "number", false))
+            (field(filters, "log", "since", "From (UTC)", "date", false))
+            (field(filters, "log", "until", "Until (UTC, the whole day)", "date", false))
             button type="submit" { "Apply" }
         }
         (log_table(entries))
-        (pager(page, pages, |p| format!("/ui/log?objecttype={objecttype}&page={p}")))
+        (pager(page, pages, link))
     }
 }
 
@@ -838,18 +1101,83 @@ fn revoke(csrf_token: &str, action: &str, what: &str) -> Markup {
     }
 }
 
-/// The org's users.
-pub fn users(users: &[User]) -> Markup {
+/// The org's users; to an admin (`admin`), the form of a new user and, for each user, a level to set, a switch to
+/// disable or enable it and a new password to give it. `refused` is the form the API refused: of the user its
+/// `user` value names, or (none named) of a new one.
+pub fn users(csrf_token: &str, users: &[User], admin: bool, refused: &FormState) -> Markup {
+    let named = refused.value("user");
     html! {
         div.scroll { table {
-            (table_head(&["Username", "Name", "Email", "Level", "State"]))
+            (table_head(&["Username", "Name", "Email", "Level", "State", ""][..if admin { 6 } else { 5 }]))
             tbody { @for u in users { tr {
                 td { (u.username) }
                 td { (u.realname.as_deref().unwrap_or("")) }
                 td { (u.email) }
                 td { (u.level) }
                 td { @if u.disabled { "disabled" } @else { "enabled" } }
+                @if admin {
+                    @let id = u.id.to_string();
+                    @let state = match named { Some(n) if n == id => refused.clone(), _ => FormState {
+                        values: vec![("level".into(), u.level.clone())],
+                        ..FormState::default()
+                    } };
+                    td { (user_changes(csrf_token, u, &state)) }
+                }
             } } }
         } }
+        @if admin {
+            @let new = if named.is_none() { refused.clone() } else { FormState::default() };
+            h2 { "Add a user" }
+            form.card method="post" action="/ui/users" {
+                (csrf(csrf_token))
+                (form_message(&new))
+                (field(&new, "user-new", "username", "Username", "text", true))
+                (field(&new, "user-new", "email", "Email", "email", true))
+                (field(&new, "user-new", "realname", "Name", "text", false))
+                (level_select(&new, "user-new"))
+                (field(&new, "user-new", "password", "Password", "password", true))
+                button.primary type="submit" { "Add the user" }
+            }
+        }
     }
+}
+
+/// The forms that change user `u`: its level, disabled or enabled, a new password.
+fn user_changes(csrf_token: &str, u: &User, state: &FormState) -> Markup {
+    let action = format!("/ui/users/{}", u.id);
+    let prefix = format!("user{}", u.id);
+    let hidden = html! {
+        (csrf(csrf_token))
+        input type="hidden" name="user" value=(u.id);
+        input type="hidden" name="version" value=(u.version);
+    };
+    html! {
+        (form_message(state))
+        form.inline method="post" action=(action) {
+            (hidden)
+            (level_select(state, &prefix))
+            button type="submit" aria-label=(format!("Set the level of {}", u.username)) { "Set" }
+        }
+        form.inline method="post" action=(action) {
+            (hidden)
+            input type="hidden" name="disabled" value=(!u.disabled);
+            button type="submit" { @if u.disabled { "Enable " } @else { "Disable " } (u.username) }
+        }
+        form.inline method="post" action=(action) {
+            (hidden)
+            (field(state, &prefix, "password", &format!("New password of {}", u.username), "password", true))
+            button type="submit" { "Reset" }
+        }
+    }
+}
+
+fn level_select(form: &FormState, prefix: &str) -> Markup {
+    choice(
+        form,
+        prefix,
+        "level",
+        "Level",
+        &["readonly", "standard", "admin"],
+        "standard",
+    )
 }

@@ -375,6 +375,20 @@ async fn the_main_pages_have_no_serious_accessibility_violations_in_light_and_da
             json!({"subnet": id, "start_ip": "10.30.0.100", "end_ip": "10.30.0.150"}),
         )
         .await;
+        s.ok(
+            &s.admin,
+            "subnets/fields/add",
+            json!({"subnet": id, "name": "backup", "type": "boolean"}),
+        )
+        .await;
+        let pool = crate::support::id_of(crate::support::only(
+            &s.ok(&s.admin, "subnets/add", json!({"subnet": "10.40.0.0/16", "pool": true}))
+                .await,
+        ));
+        s.ok(&s.admin, "subnets/add", json!({"parent": pool, "cidr": 24})).await;
+        let host = crate::support::id_of(crate::support::only(
+            &s.ok(&s.admin, "ipaddress/get", json!({"ip": "10.30.0.2"})).await,
+        ));
         let base = format!("http://{}", s.addr);
         b.goto(&format!("{base}/ui/signin")).await;
         b.check_accessibility("sign-in").await;
@@ -389,6 +403,11 @@ async fn the_main_pages_have_no_serious_accessibility_violations_in_light_and_da
             "/ui/log".into(),
             "/ui/tokens".into(),
             "/ui/users".into(),
+            format!("/ui/groups/{group}"),
+            format!("/ui/subnets/{pool}"),
+            format!("/ui/addresses/{host}"),
+            "/ui/search?q=10.30.0.120".into(),
+            "/ui/log?method=subnets%2Fadd".into(),
         ];
         for page in &pages {
             b.goto(&format!("{base}{page}")).await;

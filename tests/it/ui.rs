@@ -6,7 +6,7 @@ use std::time::Duration;
 use hyper::Method;
 use serde_json::json;
 
-use crate::support::{id_of, only, status_of, urlencode, Ident, Reply, Server, ADMIN_PASSWORD};
+use crate::support::{id_of, only, status_of, status_of_any, urlencode, Ident, Reply, Server, ADMIN_PASSWORD};
 
 /// A signed-in browser: its session cookie and the CSRF token its pages carry.
 pub struct Browser {
@@ -192,6 +192,12 @@ async fn stored_values_are_escaped_on_every_page() {
         .await,
     ));
     s.ok(&s.admin, "groups/add", json!({"description": hostile[1]})).await;
+    s.ok(
+        &s.admin,
+        "dhcpranges/add",
+        json!({"subnet": id, "start_ip": "10.9.0.100", "end_ip": "10.9.0.110", "description": hostile[0]}),
+    )
+    .await;
     let host = s
         .ok(
             &s.admin,
@@ -510,4 +516,453 @@ async fn a_subnet_is_split_joined_and_deleted_through_its_forms() {
         .await;
     assert_eq!(deleted.status, 303);
     assert_eq!(s.ok(&s.admin, "subnets/get", json!({})).await, json!([]));
+}
+
+/// Asserts that `reply` is the refusal `code` shown at the input `id` (its message under it); the page.
+fn refused_at(reply: &Reply, code: &str, id: &str) -> String {
+    let html = body(reply);
+    assert_eq!(reply.status, status_of_any(code), "{html}");
+    assert!(
+        html.contains(&format!("aria-invalid=\"true\" aria-describedby=\"{id}-error\"")),
+        "{id}: {html}"
+    );
+    html
+}
+
+/// The DHCP ranges of subnet `id`, through the API: `start-end`, whether active, and the description.
+async fn ranges(s: &Server, id: i64) -> Vec<String> {
+    let found = s.ok(&s.admin, "dhcpranges/get", json!({"subnet": id})).await;
+    let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    let mut shown: Vec<String> = found
+        .as_object()
+        .map(|m| {
+            m.values()
+                .map(|r| {
+                    let [a, b, on, about] = ["start_ip", "end_ip", "is_active", "description"].map(|k| text(&r[k]));
+                    format!("{a}-{b} {on} {about}")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    shown.sort();
+    shown
+}
+
+#[tokio::test]
+async fn dhcp_ranges_are_added_edited_and_deleted_on_the_subnet_page_with_refusals_at_the_field() {
+    let s = Server::start().await;
+    let id = subnet(&s, &s.admin, "10.5.0.0/24").await;
+    let b = sign_in(&s, "admin", "admin", ADMIN_PASSWORD).await;
+    let path = format!("/ui/subnets/{id}/ranges");
+    let form = [
+        ("start_ip", "10.5.0.100"),
+        ("end_ip", "10.5.0.150"),
+        ("description", "pool"),
+        ("is_active", "true"),
+    ];
+    let forged = post_form(&s, Some(&b.cookie), &path, &form).await;
+    assert_eq!(forged.status, 403);
+    assert!(ranges(&s, id).await.is_empty());
+    let added = b.post(&s, &path, &form).await;
+    let back = format!("/ui/subnets/{id}#ranges");
+    assert_eq!((added.status, added.header("location")), (303, Some(back.as_str())));
+    assert_eq!(ranges(&s, id).await, ["10.5.0.100-10.5.0.150 true pool"]);
+    // An end outside the subnet is shown at that field, an overlap at the first address.
+    let refused = b
+        .post(&s, &path, &[("start_ip", "10.5.0.200"), ("end_ip", "10.6.0.1")])
+        .await;
+    refused_at(&refused, "invalid_params", "range-new-end_ip");
+    let refused = b
+        .post(&s, &path, &[("start_ip", "10.5.0.120"), ("end_ip", "10.5.0.160")])
+        .await;
+    let html = refused_at(&refused, "overlap", "range-new-start_ip");
+    assert!(
+        html.contains("value=\"10.5.0.160\""),
+        "the values typed in are kept: {html}"
+    );
+    // The page shows the range as its own form; an edit made there (the checkbox unticked) is what the API keeps.
+    let found = s.ok(&s.admin, "dhcpranges/get", json!({"subnet": id})).await;
+    let range = id_of(only(&found));
+    let version = only(&found)["version"].to_string().trim_matches('"').to_string();
+    let page = body(&b.get(&s, &format!("/ui/subnets/{id}")).await);
+    assert!(page.contains(&format!("action=\"/ui/ranges/{range}\"")), "{page}");
+    let rid = range.to_string();
+    let edit = format!("/ui/ranges/{range}");
+    let edited = b
+        .post(
+            &s,
+            &edit,
+            &[
+                ("range", &rid),
+                ("version", &version),
+                ("start_ip", "10.5.0.100"),
+                ("end_ip", "10.5.0.120"),
+                ("description", ""),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (edited.status, edited.header("location")),
+        (303, Some(back.as_str())),
+        "{}",
+        body(&edited)
+    );
+    assert_eq!(ranges(&s, id).await, ["10.5.0.100-10.5.0.120 false null"]);
+    // A refused edit is shown at the range's own form, not at the form of a new one.
+    let refused = b
+        .post(
+            &s,
+            &edit,
+            &[("range", &rid), ("start_ip", "10.5.0.130"), ("end_ip", "10.5.0.120")],
+        )
+        .await;
+    let html = refused_at(&refused, "invalid_params", &format!("range{range}-end_ip"));
+    assert!(!html.contains("range-new-end_ip-error"), "{html}");
+    // Deleted from the page, without the token refused.
+    let delete = format!("/ui/ranges/{range}/delete");
+    assert_eq!(post_form(&s, Some(&b.cookie), &delete, &[]).await.status, 403);
+    assert_eq!(b.post(&s, &delete, &[]).await.status, 303);
+    assert!(ranges(&s, id).await.is_empty());
+    assert_eq!(b.post(&s, &delete, &[]).await.status, 404);
+}
+
+#[tokio::test]
+async fn a_group_is_renamed_moved_and_deleted_from_its_page_and_a_group_that_holds_subnets_is_refused() {
+    let s = Server::start().await;
+    let group = |v: serde_json::Value| id_of(only(&v));
+    let top = group(s.ok(&s.admin, "groups/add", json!({"description": "top"})).await);
+    let lab = group(s.ok(&s.admin, "groups/add", json!({"description": "lab"})).await);
+    s.ok(&s.admin, "subnets/add", json!({"subnet": "10.6.0.0/24", "group": lab}))
+        .await;
+    let b = sign_in(&s, "admin", "admin", ADMIN_PASSWORD).await;
+    let tree = body(&b.get(&s, "/ui/groups").await);
+    assert!(tree.contains(&format!("href=\"/ui/groups/{lab}\"")), "{tree}");
+    let path = format!("/ui/groups/{lab}");
+    let version = |v: serde_json::Value| only(&v)["version"].to_string().trim_matches('"').to_string();
+    let v = version(s.ok(&s.admin, "groups/get", json!({"id": lab})).await);
+    let parent = top.to_string();
+    let form = [
+        ("description", "<b>lab 2</b>"),
+        ("parent", parent.as_str()),
+        ("version", v.as_str()),
+    ];
+    assert_eq!(post_form(&s, Some(&b.cookie), &path, &form).await.status, 403);
+    let edited = b.post(&s, &path, &form).await;
+    assert_eq!((edited.status, edited.header("location")), (303, Some("/ui/groups")));
+    let now = s.ok(&s.admin, "groups/get", json!({"id": lab})).await;
+    assert_eq!(
+        (only(&now)["description"].as_str(), only(&now)["parent"].as_str()),
+        (Some("<b>lab 2</b>"), Some(parent.as_str()))
+    );
+    let page = body(&b.get(&s, &path).await);
+    assert!(
+        page.contains("&lt;b&gt;lab 2&lt;/b&gt;") && !page.contains("<b>lab"),
+        "{page}"
+    );
+    // Its own descendant as the parent of `top`: refused at the parent field.
+    let refused = b
+        .post(
+            &s,
+            &format!("/ui/groups/{top}"),
+            &[("description", "top"), ("parent", &lab.to_string())],
+        )
+        .await;
+    refused_at(&refused, "invalid_params", "group-parent");
+    // A group that holds a subnet is not deleted: the API's refusal is shown; with its contents it is.
+    let delete = format!("{path}/delete");
+    let refused = b.post(&s, &delete, &[]).await;
+    assert_eq!(refused.status, status_of("not_empty"));
+    assert!(body(&refused).contains("role=\"alert\""), "{}", body(&refused));
+    assert_eq!(
+        s.ok(&s.admin, "groups/get", json!({})).await.as_object().unwrap().len(),
+        2
+    );
+    assert_eq!(b.post(&s, &delete, &[("recursive", "true")]).await.status, 303);
+    let left = s.ok(&s.admin, "groups/get", json!({})).await;
+    assert_eq!(only(&left)["description"], "top");
+}
+
+#[tokio::test]
+async fn custom_field_values_are_set_on_the_allocate_and_edit_forms_and_refused_at_their_input() {
+    let s = Server::start().await;
+    let id = subnet(&s, &s.admin, "10.7.0.0/24").await;
+    let field = |name: &str, kind: &str| json!({"subnet": id, "name": name, "type": kind});
+    s.ok(&s.admin, "subnets/fields/add", field("owner", "text")).await;
+    s.ok(&s.admin, "subnets/fields/add", field("rack", "number")).await;
+    s.ok(&s.admin, "subnets/fields/add", field("backup", "boolean")).await;
+    let b = sign_in(&s, "admin", "admin", ADMIN_PASSWORD).await;
+    let page = body(&b.get(&s, &format!("/ui/subnets/{id}")).await);
+    assert!(
+        page.contains("name=\"fields.rack\"") && page.contains("select id=\"alloc-fields.backup\""),
+        "{page}"
+    );
+    let path = format!("/ui/subnets/{id}/addresses");
+    let refused = b.post(&s, &path, &[("ip", "10.7.0.5"), ("fields.rack", "high")]).await;
+    refused_at(&refused, "invalid_params", "alloc-fields.rack");
+    assert!(records(&s, &s.admin, id).await.is_empty());
+    let hostile = "\"><img src=x onerror=alert(1)>";
+    let form = [
+        ("ip", "10.7.0.5"),
+        ("fields.owner", hostile),
+        ("fields.rack", "12"),
+        ("fields.backup", "true"),
+    ];
+    assert_eq!(b.post(&s, &path, &form).await.status, 303);
+    let found = s.ok(&s.admin, "ipaddress/get", json!({"ip": "10.7.0.5"})).await;
+    let record = id_of(only(&found));
+    let values = |v: &serde_json::Value| {
+        let text = |k: &str| {
+            v["fields"][k]
+                .as_str()
+                .map_or_else(|| v["fields"][k].to_string(), str::to_string)
+        };
+        [text("owner"), text("rack"), text("backup")]
+    };
+    let shown = only(&s.ok(&s.admin, "ipaddress/get", json!({"id": record})).await).clone();
+    assert_eq!(values(&shown), [hostile, "12", "true"], "{shown}");
+    // The edit form shows the values (escaped); an emptied input clears its value.
+    let page = body(&b.get(&s, &format!("/ui/addresses/{record}")).await);
+    assert!(
+        page.contains("name=\"fields.rack\" type=\"text\" value=\"12\"") && !page.contains("<img"),
+        "{page}"
+    );
+    let edited = b
+        .post(
+            &s,
+            &format!("/ui/addresses/{record}"),
+            &[
+                ("ip", "10.7.0.5"),
+                ("fields.owner", "ops"),
+                ("fields.rack", ""),
+                ("fields.backup", "false"),
+            ],
+        )
+        .await;
+    assert_eq!(edited.status, 303, "{}", body(&edited));
+    let shown = only(&s.ok(&s.admin, "ipaddress/get", json!({"id": record})).await).clone();
+    assert_eq!(values(&shown), ["ops", "null", "false"], "{shown}");
+}
+
+#[tokio::test]
+async fn an_admin_adds_users_sets_levels_disables_and_resets_passwords_and_others_see_no_such_controls() {
+    let s = Server::start().await;
+    let b = sign_in(&s, "admin", "admin", ADMIN_PASSWORD).await;
+    let new = [
+        ("username", "carol"),
+        ("email", "carol@example.com"),
+        ("realname", "<script>alert(1)</script>"),
+        ("level", "readonly"),
+        ("password", "password-of-carol"),
+    ];
+    assert_eq!(post_form(&s, Some(&b.cookie), "/ui/users", &new).await.status, 403);
+    assert_eq!(b.post(&s, "/ui/users", &new).await.status, 303);
+    let page = body(&b.get(&s, "/ui/users").await);
+    assert!(page.contains("&lt;script&gt;") && !page.contains("<script"), "{page}");
+    // A password too short is refused at its field, nothing added.
+    let short = b
+        .post(
+            &s,
+            "/ui/users",
+            &[("username", "dave"), ("email", "d@example.com"), ("password", "x")],
+        )
+        .await;
+    refused_at(&short, "weak_password", "user-new-password");
+    let carol = sign_in(&s, "admin", "carol", "password-of-carol").await;
+    // A readonly user sees the users but no control, and a change it posts anyway is refused by the API.
+    let seen = body(&carol.get(&s, "/ui/users").await);
+    assert!(
+        seen.contains("carol@example.com") && !seen.contains("action=\"/ui/users"),
+        "{seen}"
+    );
+    let tried = carol
+        .post(
+            &s,
+            "/ui/users",
+            &[
+                ("username", "eve"),
+                ("email", "e@example.com"),
+                ("password", "password-of-eve"),
+            ],
+        )
+        .await;
+    assert_eq!(tried.status, status_of("access_denied"));
+    let users = s.ok(&s.admin, "org/users/get", json!({})).await;
+    let id = id_of(
+        users
+            .as_object()
+            .unwrap()
+            .values()
+            .find(|u| u["username"] == "carol")
+            .unwrap(),
+    );
+    let path = format!("/ui/users/{id}");
+    // Level, then a new password (which ends carol's session), then disabled and enabled again.
+    assert_eq!(
+        b.post(&s, &path, &[("user", &id.to_string()), ("level", "standard")])
+            .await
+            .status,
+        303
+    );
+    let level = |v: serde_json::Value| {
+        let u = v
+            .as_object()
+            .unwrap()
+            .values()
+            .find(|u| u["username"] == "carol")
+            .unwrap()
+            .clone();
+        (u["level"].as_str().unwrap().to_string(), u["disabled"].to_string())
+    };
+    assert_eq!(level(s.ok(&s.admin, "org/users/get", json!({})).await).0, "standard");
+    let short = b.post(&s, &path, &[("user", &id.to_string()), ("password", "y")]).await;
+    refused_at(&short, "weak_password", &format!("user{id}-password"));
+    assert_eq!(
+        b.post(&s, &path, &[("password", "another-password-1")]).await.status,
+        303
+    );
+    assert_eq!(carol.get(&s, "/ui/").await.status, 303);
+    sign_in(&s, "admin", "carol", "another-password-1").await;
+    assert_eq!(b.post(&s, &path, &[("disabled", "true")]).await.status, 303);
+    assert!(body(&b.get(&s, "/ui/users").await).contains(">Enable carol<"));
+    let refused = post_form(
+        &s,
+        None,
+        "/ui/signin",
+        &[
+            ("org", "admin"),
+            ("username", "carol"),
+            ("password", "another-password-1"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, status_of("account_disabled"));
+    assert_eq!(b.post(&s, &path, &[("disabled", "false")]).await.status, 303);
+    sign_in(&s, "admin", "carol", "another-password-1").await;
+}
+
+#[tokio::test]
+async fn a_pool_shows_its_children_and_free_blocks_and_allocates_the_next_free_block_in_one_click() {
+    let s = Server::start().await;
+    let pool = id_of(only(
+        &s.ok(&s.admin, "subnets/add", json!({"subnet": "10.8.0.0/16", "pool": true}))
+            .await,
+    ));
+    let child = id_of(only(
+        &s.ok(
+            &s.admin,
+            "subnets/add",
+            json!({"subnet": "10.8.1.0/24", "parent": pool}),
+        )
+        .await,
+    ));
+    let b = sign_in(&s, "admin", "admin", ADMIN_PASSWORD).await;
+    let list = body(&b.get(&s, "/ui/subnets").await);
+    assert!(
+        list.contains("<span class=\"tag\">pool</span>")
+            && list.contains(&format!("href=\"/ui/subnets/{pool}\">in pool")),
+        "{list}"
+    );
+    let page = body(&b.get(&s, &format!("/ui/subnets/{pool}")).await);
+    assert!(page.contains(&format!("href=\"/ui/subnets/{child}\"")), "{page}");
+    assert!(
+        page.contains("<code>10.8.0.0/24</code>") && page.contains("<code>10.8.128.0/17</code>"),
+        "{page}"
+    );
+    // A pool holds no records: no address map, no allocate form, no DHCP ranges.
+    assert!(
+        !page.contains("Address map") && !page.contains("/addresses\"") && !page.contains("/ranges\""),
+        "{page}"
+    );
+    let path = format!("/ui/subnets/{pool}/children");
+    assert_eq!(
+        post_form(&s, Some(&b.cookie), &path, &[("cidr", "24")]).await.status,
+        403
+    );
+    let refused = b.post(&s, &path, &[("cidr", "8")]).await;
+    refused_at(&refused, "invalid_params", "child-cidr");
+    let made = b.post(&s, &path, &[("cidr", "24"), ("name", "next")]).await;
+    assert_eq!(made.status, 303, "{}", body(&made));
+    let children = s.ok(&s.admin, "subnets/get", json!({"parent": pool})).await;
+    let named: Vec<&serde_json::Value> = children
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|c| c["name"] == "next")
+        .collect();
+    assert_eq!(named.len(), 1, "{children}");
+    let new = id_of(named[0]);
+    assert_eq!(made.header("location"), Some(format!("/ui/subnets/{new}").as_str()));
+}
+
+#[tokio::test]
+async fn a_later_page_of_a_large_block_shows_the_free_range_before_its_first_record() {
+    let s = Server::start().await;
+    let id = subnet(&s, &s.admin, "10.10.0.0/16").await;
+    // 100 records fill the first page (10.10.0.1–100); the second starts after a gap.
+    s.ok(&s.admin, "ipaddress/add", json!({"subnet": id, "count": 100}))
+        .await;
+    s.ok(&s.admin, "ipaddress/add", json!({"subnet": id, "ip": "10.10.0.150"}))
+        .await;
+    let b = sign_in(&s, "admin", "admin", ADMIN_PASSWORD).await;
+    let first = body(&b.get(&s, &format!("/ui/subnets/{id}")).await);
+    assert!(!first.contains("10.10.0.150") && !first.contains("49 free"), "{first}");
+    let second = body(&b.get(&s, &format!("/ui/subnets/{id}?page=2")).await);
+    let gap = second
+        .find("49 free: 10.10.0.101 – 10.10.0.149")
+        .expect("the free range before the first record");
+    assert!(gap < second.find(">10.10.0.150<").unwrap(), "{second}");
+    assert!(second.contains("65384 free: 10.10.0.151 – 10.10.255.254"), "{second}");
+}
+
+#[tokio::test]
+async fn search_shows_dhcp_ranges_and_an_addresss_status_and_the_audit_log_filters_by_user_method_time_and_object() {
+    let s = Server::start().await;
+    let id = subnet(&s, &s.admin, "10.11.0.0/24").await;
+    s.ok(
+        &s.admin,
+        "dhcpranges/add",
+        json!({"subnet": id, "start_ip": "10.11.0.100", "end_ip": "10.11.0.200", "description": "<i>clients</i>"}),
+    )
+    .await;
+    let alice = s.user(&s.admin, "alice", "standard").await;
+    s.ok(&alice, "ipaddress/add", json!({"subnet": id, "ip": "10.11.0.7"}))
+        .await;
+    let b = sign_in(&s, "admin", "admin", ADMIN_PASSWORD).await;
+    let found = body(&b.get(&s, "/ui/search?q=10.11.0.150").await);
+    assert!(
+        found.contains("10.11.0.100 – 10.11.0.200") && found.contains("&lt;i&gt;clients&lt;/i&gt;"),
+        "{found}"
+    );
+    assert!(found.contains("<strong>10.11.0.150</strong> is dhcp"), "{found}");
+    let free = body(&b.get(&s, "/ui/search?q=10.11.0.8").await);
+    assert!(
+        free.contains(&format!("href=\"/ui/subnets/{id}?allocate=10.11.0.8#allocate\"")),
+        "{free}"
+    );
+    // The log: by user, by method, by object id, by time.
+    let log = |q: &str| {
+        let b = &b;
+        let s = &s;
+        let q = q.to_string();
+        async move { body(&b.get(s, &format!("/ui/log?{q}")).await) }
+    };
+    let by_alice = log(&format!("userid={}", alice.id)).await;
+    assert!(
+        by_alice.contains("ipaddress/add") && !by_alice.contains("dhcpranges/add"),
+        "{by_alice}"
+    );
+    let by_method = log("method=dhcpranges%2Fadd").await;
+    assert!(
+        by_method.contains("dhcpranges/add") && !by_method.contains("<code>ipaddress/add"),
+        "{by_method}"
+    );
+    let by_object = log(&format!("objecttype=subnet&objectid={id}")).await;
+    assert!(
+        by_object.contains("subnets/add") && !by_object.contains("<code>ipaddress/add"),
+        "{by_object}"
+    );
+    assert!(!log("since=2999-01-01").await.contains("<code>subnets/add"));
+    assert!(log("until=2999-01-01").await.contains("<code>subnets/add"));
+    let bad = log("since=yesterday").await;
+    assert!(bad.contains("aria-describedby=\"log-since-error\""), "{bad}");
 }
