@@ -364,7 +364,7 @@ impl Ctx<'_> {
                 .saturating_mul(86_400),
         );
         let upto: Option<i64> = self.tx.query_row(
-            "SELECT max(id) FROM (SELECT id, time FROM changes ORDER BY id LIMIT 1024) WHERE time < ?1",
+            "SELECT max(c.id) FROM (SELECT id, time FROM changes ORDER BY id LIMIT 1024) AS c WHERE c.time < ?1",
             params![cutoff],
             |r| r.get(0),
         )?;

@@ -310,12 +310,23 @@ impl ToSql for Bind<'_> {
 }
 
 /// An error of the server or the connection as ipamd's: a duplicate key is `duplicate` (what `Tx::insert_unique`
-/// and `Tx::execute_unique` turn into `None`); a lost connection, a serialization failure, a deadlock or a
+/// and `Tx::execute_unique` turn into `None`); a value past a limit of the server (a text too long for a B-tree
+/// index entry, about 2.7 kB, which SQLite has no limit like) and text PostgreSQL cannot hold (a NUL character: the
+/// only text of a Rust `str` its encoding check refuses) are `invalid_params`; a lost connection, a serialization failure, a deadlock or a
 /// server shutting down are `unavailable`, to be tried again; anything else is a bug, `internal_error`.
 pub fn error(e: postgres::Error) -> Error {
     let code = e.code();
     if code == Some(&SqlState::UNIQUE_VIOLATION) {
         return Error::new(Code::Duplicate, format!("database: {e}"));
+    }
+    if code == Some(&SqlState::PROGRAM_LIMIT_EXCEEDED) {
+        return Error::new(Code::InvalidParams, "a value is too long for the database to store");
+    }
+    if code == Some(&SqlState::CHARACTER_NOT_IN_REPERTOIRE) {
+        return Error::new(
+            Code::InvalidParams,
+            "text with a NUL character cannot be stored in this database",
+        );
     }
     let transient = e.is_closed()
         || code.is_none_or(|c| {

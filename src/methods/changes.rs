@@ -1,7 +1,7 @@
 //! The change feed: `changes/get`, the org's changes after a cursor in commit order, read from the `changes` table
 //! `Ctx::log` writes with every change (schema.sql, migration 13).
 
-use crate::db::params;
+use crate::db::{params, Sql};
 use serde_json::Value;
 
 use crate::error::{Code, Error, Result};
@@ -42,7 +42,11 @@ pub fn get(ctx: &Ctx, p: FeedParams) -> Result<ChangePage> {
         let last: i64 = ctx
             .tx
             .query_opt(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'changes'",
+                // The highest id the table ever gave, whether or not the change is still kept.
+                Sql::Dialects(
+                    "SELECT seq FROM sqlite_sequence WHERE name = 'changes'",
+                    "SELECT coalesce(pg_sequence_last_value('changes_id_seq'), 0)",
+                ),
                 params![],
                 |r| r.get(0),
             )?

@@ -262,7 +262,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<Records<Group>> {
             exists(ctx, parent).map_err(|_| Error::new(Code::NotFound, "parent group not found"))?;
             // The new parent may not be the group itself or one of its descendants.
             let cycle: bool = ctx.tx.query_row(
-                "WITH RECURSIVE up(id) AS (SELECT ?1 UNION SELECT g.parent_id FROM groups g JOIN up ON g.id = up.id
+                "WITH RECURSIVE up(id) AS (SELECT CAST(?1 AS BIGINT) UNION SELECT g.parent_id FROM groups g JOIN up ON g.id = up.id
                                            WHERE g.parent_id IS NOT NULL)
                  SELECT EXISTS(SELECT 1 FROM up WHERE id = ?2)",
                 params![parent, p.id],
@@ -324,7 +324,7 @@ pub fn delete(ctx: &Ctx, p: DeleteParams) -> Result<Records<model::Deleted>> {
     }
     // The subtree, with each group's subnets and address records, read one group past the bound at most.
     let tree = ctx.tx.rows(
-        "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT g.id FROM groups g JOIN sub ON g.parent_id = sub.id)
+        "WITH RECURSIVE sub(id) AS (SELECT CAST(?1 AS BIGINT) UNION ALL SELECT g.id FROM groups g JOIN sub ON g.parent_id = sub.id)
          SELECT sub.id, (SELECT count(*) FROM subnets s WHERE s.group_id = sub.id),
                 (SELECT CAST(coalesce(sum(s.used), 0) AS BIGINT) FROM subnets s WHERE s.group_id = sub.id)
          FROM sub LIMIT ?2",

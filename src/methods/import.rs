@@ -563,7 +563,7 @@ fn subnet_with_block(ctx: &Ctx, block: &IpNet, group: Option<i64>) -> Result<Opt
     let found = ctx.tx.rows(
         &format!(
             "SELECT {SUBNET_COLS} FROM subnets t WHERE t.org_id = ?1 AND t.net_start = ?2 AND t.prefix = ?3
-         AND t.family = ?4 AND (?5 IS NULL OR t.group_id = ?5) ORDER BY t.id LIMIT 2"
+         AND t.family = ?4 AND (CAST(?5 AS BIGINT) IS NULL OR t.group_id = ?5) ORDER BY t.id LIMIT 2"
         ),
         params![ctx.org(), &net::key_bytes(lo)[..], block.prefix_len(), family, group],
         |r| subnets::subnet_of(r, 0),

@@ -773,12 +773,15 @@ pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<model::List<model::Subnet>> {
                 SubnetOrder::Address => "t.family, t.net_start, t.prefix",
                 // The share of usable addresses taken, fullest first (the web UI's list and overview). An IPv6
                 // block's usable count is taken as 2^62 at most: SQLite's integers stop at 2^63, and a block
-                // that large shows 0 % either way.
+                // that large shows 0 % either way. Every count is at least 1. (Spelled for both engines: the
+                // shifted value a BIGINT and the shift an INT, as PostgreSQL's `<<` takes them; `taken` may exceed
+                // a 4-byte float.)
                 SubnetOrder::Utilisation => {
-                    "CAST(t.taken AS REAL) / max(1, CASE WHEN t.family = 4 AND t.prefix <= 30
-                         THEN (1 << (32 - t.prefix)) - 2
-                         WHEN t.family = 4 THEN 1 << (32 - t.prefix)
-                         ELSE 1 << min(62, 128 - t.prefix) END) DESC, t.family, t.net_start, t.prefix"
+                    "CAST(t.taken AS DOUBLE PRECISION) / CASE
+                         WHEN t.family = 4 AND t.prefix <= 30 THEN (CAST(1 AS BIGINT) << CAST(32 - t.prefix AS INT)) - 2
+                         WHEN t.family = 4 THEN CAST(1 AS BIGINT) << CAST(32 - t.prefix AS INT)
+                         WHEN t.prefix < 66 THEN CAST(1 AS BIGINT) << 62
+                         ELSE CAST(1 AS BIGINT) << CAST(128 - t.prefix AS INT) END DESC, t.family, t.net_start, t.prefix"
                 }
             };
             p.filters.run(ctx, columns(), FROM, order, &p.paging, record)?

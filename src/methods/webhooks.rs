@@ -328,7 +328,7 @@ pub fn deliveries(ctx: &Ctx, p: DeliveriesParams) -> Result<Records<Delivery>> {
     let rows = ctx.tx.rows(
         &format!(
             "SELECT {DELIVERY_COLS} FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-         WHERE w.org_id = ?1 AND (?2 IS NULL OR d.webhook_id = ?2) AND (?3 IS NULL OR d.status = ?3)
+         WHERE w.org_id = ?1 AND (CAST(?2 AS BIGINT) IS NULL OR d.webhook_id = ?2) AND (CAST(?3 AS TEXT) IS NULL OR d.status = ?3)
          ORDER BY d.id DESC LIMIT ?4"
         ),
         params![ctx.org(), p.webhook, p.status, p.limit],

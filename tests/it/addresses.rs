@@ -1185,6 +1185,10 @@ async fn file_out_of_order(s: &Arc<Server>, a: &Ident, subnet: i64, from: u32, t
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_peek_costs_the_same_however_many_records_were_filed_out_of_order() {
     let s = Arc::new(Server::start().await);
+    // The cost is counted in SQLite's virtual machine steps.
+    if s.sqlite_file().is_none() {
+        return;
+    }
     let a = s.admin.clone();
     let block = "10.9.0.0/16";
     let v4 = subnet(&s, &a, json!({"subnet": block})).await;

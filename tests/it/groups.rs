@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::support::{id_of, keys, only, Ident, Server};
-use ipamd::db::params;
+use ipamd::db::{params, Sql};
 
 /// The keys of a group in the seed's example, in its order; ipamd adds `created` after the stamps.
 const SEED_KEYS: [&str; 12] = [
@@ -356,6 +356,15 @@ async fn seed_groups(s: &Server, org: i64, count: i64, chain: bool) -> i64 {
                      SELECT ?2 + i, ?1, CASE WHEN ?4 AND i > 0 THEN ?2 + i - 1 END, 'g' || i, 0, 0, 'seed' FROM n",
                     params![org, first, count, chain],
                 )?;
+                // The ids were given: PostgreSQL's identity must move past them, as SQLite's rowid does by itself.
+                tx.query_row(
+                    Sql::Dialects(
+                        "SELECT 0",
+                        "SELECT setval(pg_get_serial_sequence('groups', 'id'), max(id)) FROM groups",
+                    ),
+                    params![],
+                    |r| r.get::<i64>(0),
+                )?;
                 Ok(first)
             })
         })
@@ -470,6 +479,9 @@ async fn subnet_counts_follow_every_change() {
     let ids: Vec<i64> = keys(&gone).iter().map(|k| k.parse().unwrap()).collect();
     s.ok(&s.admin, "subnets/massdelete", json!({"ids": ids})).await;
     assert_eq!(counts().await, [0, 1]);
+    if !s.makes_backups() {
+        return;
+    }
     // A restore copies the groups' rows, counts included, then their subnets, whose inserts fire the triggers.
     let backup = s.ok(&s.admin, "backups/add", json!({})).await;
     s.ok(&s.admin, "subnets/add", subnet("10.0.3.0/24", a)).await;

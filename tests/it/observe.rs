@@ -332,7 +332,7 @@ async fn readyz_is_200_while_the_database_answers_and_503_while_it_cannot_be_use
         json!({"status": "ready", "database": "ok", "ratelimit_storage": "ok"})
     );
     // Another program renames the organisations away: the database answers, but not as ipamd's database.
-    let db = s.app.settings.db.clone();
+    let Some(db) = s.sqlite_file() else { return };
     let rename = |from: &str, to: &str| {
         let conn = Connection::open(&db).unwrap();
         conn.execute_batch(&format!("ALTER TABLE {from} RENAME TO {to}"))

@@ -554,6 +554,10 @@ async fn search_ip_finds_exactly_the_overlapping_subnets_as_prefix_lengths_come_
 #[tokio::test]
 async fn searches_are_bounded_by_their_limit_in_work() {
     let s = Server::start().await;
+    // The work is counted in SQLite's virtual machine steps.
+    if s.sqlite_file().is_none() {
+        return;
+    }
     let admin = s.admin.clone();
     let org = s.org_id(&admin).await;
     let sub = subnet(&s, &admin, json!({"subnet": "10.0.0.0/16", "name": "seeded"})).await;

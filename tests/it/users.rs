@@ -360,7 +360,8 @@ async fn credential_and_field_lists_are_bounded() {
                 tx.execute(
                     &format!(
                         "{rows} INSERT INTO users (org_id, username, email, level, phc, created)
-                                     SELECT ?1, 'u' || i, 'u@x', 'readonly', 'x', 0 FROM n WHERE i < ?3"
+                                     SELECT ?1, 'u' || i, 'u@x', 'readonly', 'x', 0 FROM n
+                                     WHERE i < ?3 AND CAST(?2 AS BIGINT) IS NOT NULL"
                     ),
                     params![org, admin_id, count],
                 )?;
@@ -379,7 +380,8 @@ async fn credential_and_field_lists_are_bounded() {
                 tx.execute(
                     &format!(
                         "{rows} INSERT INTO fields (subnet_id, name, type, created, modifiedat, modby_name)
-                                     SELECT ?2, 'f' || i, 'text', 0, 0, 'seed' FROM n WHERE i <= ?3"
+                                     SELECT ?2, 'f' || i, 'text', 0, 0, 'seed' FROM n
+                                     WHERE i <= ?3 AND CAST(?1 AS BIGINT) IS NOT NULL"
                     ),
                     params![org, sub, count],
                 )?;

@@ -218,13 +218,16 @@ fn child_prefix(pool: &Subnet, field: &str, cidr: i64) -> Result<u8> {
 
 /// The statements of [`pick`], one per strategy: over the prefix lengths the pool has free blocks of
 /// (`pool_free_counts`) that can hold a /`?2`, the lowest (or highest) free block of each, one seek each in
-/// `pool_free_prefix`, in one statement.
+/// `pool_free_prefix`, in one statement (`ORDER BY … LIMIT 1`, as PostgreSQL has no `min` of `bytea`).
 const PICK_SQL: [&str; 3] = [
-    "SELECT c.prefix, (SELECT min(f.start) FROM pool_free f WHERE f.pool_id = ?1 AND f.prefix = c.prefix) AS s
+    "SELECT c.prefix, (SELECT f.start FROM pool_free f WHERE f.pool_id = ?1 AND f.prefix = c.prefix
+             ORDER BY f.start LIMIT 1) AS s
      FROM pool_free_counts c WHERE c.pool_id = ?1 AND c.prefix <= ?2 ORDER BY s LIMIT 1",
-    "SELECT c.prefix, (SELECT min(f.start) FROM pool_free f WHERE f.pool_id = ?1 AND f.prefix = c.prefix) AS s
+    "SELECT c.prefix, (SELECT f.start FROM pool_free f WHERE f.pool_id = ?1 AND f.prefix = c.prefix
+             ORDER BY f.start LIMIT 1) AS s
      FROM pool_free_counts c WHERE c.pool_id = ?1 AND c.prefix <= ?2 ORDER BY c.prefix DESC LIMIT 1",
-    "SELECT c.prefix, (SELECT max(f.start) FROM pool_free f WHERE f.pool_id = ?1 AND f.prefix = c.prefix) AS s
+    "SELECT c.prefix, (SELECT f.start FROM pool_free f WHERE f.pool_id = ?1 AND f.prefix = c.prefix
+             ORDER BY f.start DESC LIMIT 1) AS s
      FROM pool_free_counts c WHERE c.pool_id = ?1 AND c.prefix <= ?2 ORDER BY s DESC LIMIT 1",
 ];
 
