@@ -347,7 +347,9 @@ async fn handle(app: &App, metrics: &Arc<Metrics>, req: Request<Incoming>, peer:
         return serve(app, metrics, door, req, peer, start).await;
     }
     if path == "/ui" || path.starts_with("/ui/") {
-        return ui(app, metrics, req, peer, start).await;
+        // Boxed: the UI's future is large, and unboxed it would be part of every request's future, moved with it
+        // (some 7,700 instructions a request, `/healthz` included: BENCHMARKS.md).
+        return Box::pin(ui(app, metrics, req, peer, start)).await;
     }
     let page_of = match path {
         "/healthz" => Page::Healthz,
