@@ -50,14 +50,10 @@ impl<'a> From<&'a String> for Sql<'a> {
     }
 }
 
-/// One parameter's value, borrowed from the caller.
+/// One parameter's value, borrowed from the caller: a value of the kinds a column holds, or a list of ids.
 #[derive(Debug, Clone)]
 pub enum Param<'a> {
-    Null,
-    Int(i64),
-    Real(f64),
-    Text(&'a str),
-    Blob(&'a [u8]),
+    Value(Cell<'a>),
     /// A list of ids, joined like a table: `rarray(?N)` on SQLite, `ANY(?N)` on PostgreSQL.
     Ids(Rc<Vec<rusqlite::types::Value>>),
 }
@@ -72,7 +68,7 @@ macro_rules! int_param {
     ($($t:ty),*) => {$(
         impl ToParam for $t {
             fn param(&self) -> Param<'_> {
-                Param::Int(i64::from(*self))
+                Param::Value(Cell::Int(i64::from(*self)))
             }
         }
     )*};
@@ -81,49 +77,49 @@ int_param!(i64, i32, u32, u16, u8, bool);
 
 impl ToParam for usize {
     fn param(&self) -> Param<'_> {
-        Param::Int(i64::try_from(*self).unwrap_or(i64::MAX))
+        Param::Value(Cell::Int(i64::try_from(*self).unwrap_or(i64::MAX)))
     }
 }
 
 impl ToParam for u64 {
     fn param(&self) -> Param<'_> {
-        Param::Int(i64::try_from(*self).unwrap_or(i64::MAX))
+        Param::Value(Cell::Int(i64::try_from(*self).unwrap_or(i64::MAX)))
     }
 }
 
 impl ToParam for f64 {
     fn param(&self) -> Param<'_> {
-        Param::Real(*self)
+        Param::Value(Cell::Real(*self))
     }
 }
 
 impl ToParam for str {
     fn param(&self) -> Param<'_> {
-        Param::Text(self)
+        Param::Value(Cell::Text(self))
     }
 }
 
 impl ToParam for String {
     fn param(&self) -> Param<'_> {
-        Param::Text(self)
+        Param::Value(Cell::Text(self))
     }
 }
 
 impl ToParam for [u8] {
     fn param(&self) -> Param<'_> {
-        Param::Blob(self)
+        Param::Value(Cell::Blob(self))
     }
 }
 
 impl ToParam for Vec<u8> {
     fn param(&self) -> Param<'_> {
-        Param::Blob(self)
+        Param::Value(Cell::Blob(self))
     }
 }
 
 impl<const N: usize> ToParam for [u8; N] {
     fn param(&self) -> Param<'_> {
-        Param::Blob(self)
+        Param::Value(Cell::Blob(self))
     }
 }
 
@@ -135,7 +131,7 @@ impl<T: ToParam + ?Sized> ToParam for &T {
 
 impl<T: ToParam> ToParam for Option<T> {
     fn param(&self) -> Param<'_> {
-        self.as_ref().map_or(Param::Null, ToParam::param)
+        self.as_ref().map_or(Param::Value(Cell::Null), ToParam::param)
     }
 }
 
@@ -152,11 +148,11 @@ pub enum Value {
 impl ToParam for Value {
     fn param(&self) -> Param<'_> {
         match self {
-            Value::Null => Param::Null,
-            Value::Int(n) => Param::Int(*n),
-            Value::Real(x) => Param::Real(*x),
-            Value::Text(t) => Param::Text(t),
-            Value::Blob(b) => Param::Blob(b),
+            Value::Null => Param::Value(Cell::Null),
+            Value::Int(n) => Param::Value(Cell::Int(*n)),
+            Value::Real(x) => Param::Value(Cell::Real(*x)),
+            Value::Text(t) => Param::Value(Cell::Text(t)),
+            Value::Blob(b) => Param::Value(Cell::Blob(b)),
         }
     }
 }
@@ -226,14 +222,14 @@ pub use crate::__db_params as params;
 
 impl rusqlite::ToSql for Param<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(match self {
-            Param::Null => ToSqlOutput::Borrowed(ValueRef::Null),
-            Param::Int(n) => ToSqlOutput::Borrowed(ValueRef::Integer(*n)),
-            Param::Real(x) => ToSqlOutput::Borrowed(ValueRef::Real(*x)),
-            Param::Text(t) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
-            Param::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+        Ok(ToSqlOutput::Borrowed(match self {
+            Param::Value(Cell::Null) => ValueRef::Null,
+            Param::Value(Cell::Int(n)) => ValueRef::Integer(*n),
+            Param::Value(Cell::Real(x)) => ValueRef::Real(*x),
+            Param::Value(Cell::Text(t)) => ValueRef::Text(t.as_bytes()),
+            Param::Value(Cell::Blob(b)) => ValueRef::Blob(b),
             Param::Ids(ids) => return ids.to_sql(),
-        })
+        }))
     }
 }
 

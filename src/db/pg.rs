@@ -203,7 +203,7 @@ fn find_cross_join_on(sql: &str) -> Option<usize> {
 
 /// The statement text PostgreSQL reads: `?N` becomes `$N` and a bare `?` the number after the highest so far, as
 /// SQLite numbers them. Quoted text and identifiers are left alone.
-pub fn placeholders(sql: &str) -> String {
+fn placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut chars = sql.chars().peekable();
     let mut highest = 0u32;
@@ -240,14 +240,10 @@ pub fn placeholders(sql: &str) -> String {
     out
 }
 
-/// A parameter as PostgreSQL binds it.
+/// A parameter as PostgreSQL binds it: a value, or the ids of a list as an array.
 #[derive(Debug)]
 enum Bind<'a> {
-    Null,
-    Int(i64),
-    Real(f64),
-    Text(&'a str),
-    Blob(&'a [u8]),
+    Value(Cell<'a>),
     Ids(Vec<i64>),
 }
 
@@ -256,11 +252,7 @@ fn values<'p>(params: &'p [&dyn ToParam]) -> Vec<Bind<'p>> {
     params
         .iter()
         .map(|p| match p.param() {
-            Param::Null => Bind::Null,
-            Param::Int(n) => Bind::Int(n),
-            Param::Real(x) => Bind::Real(x),
-            Param::Text(t) => Bind::Text(t),
-            Param::Blob(b) => Bind::Blob(b),
+            Param::Value(cell) => Bind::Value(cell),
             Param::Ids(ids) => Bind::Ids(
                 ids.iter()
                     .filter_map(|v| match v {
@@ -286,8 +278,8 @@ impl ToSql for Bind<'_> {
         out: &mut bytes::BytesMut,
     ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         match self {
-            Bind::Null => Ok(IsNull::Yes),
-            Bind::Int(n) => match *ty {
+            Bind::Value(Cell::Null) => Ok(IsNull::Yes),
+            Bind::Value(Cell::Int(n)) => match *ty {
                 Type::INT4 => i32::try_from(*n)?.to_sql(ty, out),
                 Type::INT2 => i16::try_from(*n)?.to_sql(ty, out),
                 Type::BOOL => (*n != 0).to_sql(ty, out),
@@ -295,9 +287,9 @@ impl ToSql for Bind<'_> {
                 Type::TEXT | Type::VARCHAR => n.to_string().to_sql(ty, out),
                 _ => n.to_sql(ty, out),
             },
-            Bind::Real(x) => x.to_sql(ty, out),
-            Bind::Text(t) => t.to_sql(ty, out),
-            Bind::Blob(b) => b.to_sql(ty, out),
+            Bind::Value(Cell::Real(x)) => x.to_sql(ty, out),
+            Bind::Value(Cell::Text(t)) => t.to_sql(ty, out),
+            Bind::Value(Cell::Blob(b)) => b.to_sql(ty, out),
             Bind::Ids(ids) => ids.to_sql(ty, out),
         }
     }
@@ -314,7 +306,7 @@ impl ToSql for Bind<'_> {
 /// index entry, about 2.7 kB, which SQLite has no limit like) and text PostgreSQL cannot hold (a NUL character: the
 /// only text of a Rust `str` its encoding check refuses) are `invalid_params`; a lost connection, a serialization failure, a deadlock or a
 /// server shutting down are `unavailable`, to be tried again; anything else is a bug, `internal_error`.
-pub fn error(e: postgres::Error) -> Error {
+fn error(e: postgres::Error) -> Error {
     let code = e.code();
     if code == Some(&SqlState::UNIQUE_VIOLATION) {
         return Error::new(Code::Duplicate, format!("database: {e}"));
