@@ -2,7 +2,7 @@
 //!
 //! Allocation runs inside the call's write transaction, which the store serialises, so two calls never see the
 //! same free address; the `UNIQUE (subnet_id, ip)` index is the backstop. Free space is found by walking the gaps
-//! between runs of records and active DHCP ranges ([`subnets::with_taken`]), never by enumerating a subnet or its
+//! between runs of records and active DHCP ranges ([`space::with_taken`]), never by enumerating a subnet or its
 //! records.
 
 use std::collections::HashMap;
@@ -25,6 +25,7 @@ use crate::methods::{
 use crate::model::{self, Host, Records, MAX_BULK};
 use crate::net;
 use crate::params::{as_bool, Data, Patch};
+use crate::space;
 use crate::store::cached_sql;
 
 const STATUSES: [&str; 3] = ["active", "inactive", "reserved"];
@@ -483,7 +484,7 @@ fn insert(ctx: &Ctx, subnet: &Subnet, ip: IpAddr, host: &Columns, values: &Map<S
         )?
         .ok_or_else(|| duplicate(subnet, ip))?;
     fields::set_values(ctx, subnet.id, id, values, true)?;
-    subnets::adjust(ctx, subnet, key, true)?;
+    space::adjust(ctx, subnet, key, true)?;
     let after = get_record(ctx, id)?;
     ctx.log(
         Change::new(
@@ -502,8 +503,8 @@ fn insert(ctx: &Ctx, subnet: &Subnet, ip: IpAddr, host: &Columns, values: &Map<S
 fn free_many(ctx: &Ctx, s: &Subnet, n: usize, contiguous: bool) -> Result<Vec<IpAddr>> {
     let usable = s.usable();
     let keys = match contiguous {
-        false => subnets::free_keys(ctx.tx, s, usable.0, n)?,
-        true => subnets::with_taken(ctx.tx, s, usable.0, |taken| net::free_run(usable, n, taken))?
+        false => space::free_keys(ctx.tx, s, usable.0, n)?,
+        true => space::with_taken(ctx.tx, s, usable.0, |taken| net::free_run(usable, n, taken))?
             .map(|first| (0..n as u128).map(|i| first + i).collect())
             .unwrap_or_default(),
     };
@@ -601,8 +602,8 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<Host>> {
         fields::set_values(ctx, subnet.id, p.id, values, false)?;
     }
     if moved {
-        subnets::adjust(ctx, &old_subnet, old_key, false)?;
-        subnets::adjust(ctx, &subnet, key, true)?;
+        space::adjust(ctx, &old_subnet, old_key, false)?;
+        space::adjust(ctx, &subnet, key, true)?;
     }
     let after = get_record(ctx, p.id)?;
     ctx.log(
@@ -664,7 +665,7 @@ pub fn massdelete(ctx: &Ctx, p: MassDeleteParams) -> Result<Records<model::Delet
         }
         ctx.tx
             .execute("DELETE FROM addresses WHERE subnet_id = ?1", params![s.id])?;
-        subnets::recount(ctx, &s)?;
+        space::recount(ctx, &s)?;
         for host in &doomed {
             ctx.log(deletion(host))?;
         }
@@ -752,7 +753,7 @@ pub fn available(ctx: &Ctx, p: AvailableParams) -> Result<model::Available> {
     let s = subnets::load(ctx, p.subnet)?;
     let after = subnets::cursor(&s, p.after, "subnet")?;
     let free = match after.map_or(Some(s.usable().0), |a| a.checked_add(1)) {
-        Some(from) => subnets::free_keys(ctx.tx, &s, from, usize::try_from(p.limit).unwrap_or(0))?,
+        Some(from) => space::free_keys(ctx.tx, &s, from, usize::try_from(p.limit).unwrap_or(0))?,
         None => Vec::new(),
     };
     let taken: String = ctx
@@ -870,7 +871,7 @@ fn load_row(ctx: &Ctx, id: i64) -> Result<(Subnet, u128, Columns)> {
 fn remove(ctx: &Ctx, s: &Subnet, host: &Host, key: u128) -> Result<()> {
     ctx.tx
         .execute("DELETE FROM addresses WHERE id = ?1", params![host.id])?;
-    subnets::adjust(ctx, s, key, false)?;
+    space::adjust(ctx, s, key, false)?;
     ctx.log(deletion(host))
 }
 
@@ -883,7 +884,7 @@ fn deletion(host: &Host) -> Change {
 
 /// The lowest free address of a subnet; `subnet_full` when there is none.
 fn next_free(ctx: &Ctx, s: &Subnet) -> Result<IpAddr> {
-    let k = subnets::free_keys(ctx.tx, s, s.usable().0, 1)?.pop();
+    let k = space::free_keys(ctx.tx, s, s.usable().0, 1)?.pop();
     k.map(|k| s.addr(k)).ok_or_else(|| {
         Error::new(
             Code::SubnetFull,

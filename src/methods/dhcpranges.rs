@@ -15,6 +15,7 @@ use crate::methods::{check_version, deleted, list_reply, stamp_cols, stamps_at, 
 use crate::model::{self, DhcpRange, Records};
 use crate::net;
 use crate::params::{as_bool, Data, Patch};
+use crate::space;
 use crate::store::cached_sql;
 
 fn columns() -> &'static str {
@@ -158,7 +159,7 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<DhcpRange>> {
         ],
         |r| r.get::<i64>(0),
     )?;
-    subnets::recount(ctx, &s)?;
+    space::recount(ctx, &s)?;
     let range = span((start, end), s.v4());
     let after = load(ctx, id)?;
     ctx.log(
@@ -249,9 +250,9 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<DhcpRange>> {
             p.id
         ],
     )?;
-    subnets::recount(ctx, &s)?;
+    space::recount(ctx, &s)?;
     if s.id != old.id {
-        subnets::recount(ctx, &old)?;
+        space::recount(ctx, &old)?;
     }
     let after = load(ctx, p.id)?;
     ctx.log(
@@ -272,7 +273,7 @@ pub fn delete(ctx: &Ctx, p: IdParam) -> Result<Records<model::Deleted>> {
     check_version(ctx, "dhcp_ranges", p.id, p.version)?;
     let before = load(ctx, p.id)?;
     ctx.tx.execute("DELETE FROM dhcp_ranges WHERE id = ?1", params![p.id])?;
-    subnets::recount(ctx, &s)?;
+    space::recount(ctx, &s)?;
     let range = span(range, s.v4());
     ctx.log(
         Change::new(
