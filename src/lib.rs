@@ -35,5 +35,6 @@ pub mod server;
 pub mod slots;
 pub mod store;
 pub mod time;
+pub mod tls;
 pub mod ui;
 pub mod webhooks;
