@@ -856,6 +856,56 @@ mod tests {
             .unwrap();
     }
 
+    /// A user's failures count within the window that starts at the first one, the one that reaches the limit
+    /// starts the lockout and moves the credential epoch, a success clears them, and expired rows go.
+    #[test]
+    fn failed_logins_count_in_their_window_and_lock_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("ipam.db")).unwrap();
+        store
+            .run_blocking(|db| {
+                let fail = |db: &mut Db, who: u8, now: i64| {
+                    let mark = LoginMark::Failed {
+                        who: [who; 32],
+                        now,
+                        attempts: 3,
+                        window: 100,
+                    };
+                    mark.record(db)
+                };
+                let row = |db: &mut Db, who: u8| {
+                    db.read(|tx| {
+                        tx.query_opt(
+                            "SELECT since, failures, locked_until FROM login_failures WHERE digest = ?1",
+                            params![[who; 32]],
+                            |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?, r.get::<Option<i64>>(2)?)),
+                        )
+                    })
+                };
+                let epoch = |db: &mut Db| db.read(credential_epoch);
+                fail(db, 1, 1000)?;
+                fail(db, 1, 1050)?;
+                assert_eq!(row(db, 1)?, Some((1000, 2, None)));
+                // The window of the first failure has ended: a new one starts.
+                fail(db, 1, 1100)?;
+                assert_eq!(row(db, 1)?, Some((1100, 1, None)));
+                fail(db, 1, 1150)?;
+                let before = epoch(db)?;
+                fail(db, 1, 1199)?;
+                assert_eq!(row(db, 1)?, Some((1199, 0, Some(1299))), "locked for a window");
+                assert_eq!(epoch(db)?, before.map(|n| n + 1), "the lockout moved the epoch");
+                fail(db, 2, 1200)?;
+                LoginMark::Succeeded([2; 32]).record(db)?;
+                assert_eq!(row(db, 2)?, None, "a success clears the count");
+                // A failure a window after the lockout's start deletes the expired rows, other users' too.
+                fail(db, 3, 1300)?;
+                assert_eq!(row(db, 1)?, None);
+                assert_eq!(row(db, 3)?, Some((1300, 1, None)));
+                Ok(())
+            })
+            .unwrap();
+    }
+
     /// Last-use marks are written in a transaction after the one that read their ids: they are dropped when a
     /// credential changed in between (after a restore, the same ids may name other rows).
     #[test]
