@@ -578,3 +578,13 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_user ON sessions (user_id);
 CREATE INDEX sessions_lastseen ON sessions (lastseen);
+
+-- migration: 17
+-- Failed logins of the users that exist, shared by every process (schema.sql, migration 17).
+CREATE TABLE login_failures (
+    digest       BYTEA PRIMARY KEY,
+    since        BIGINT NOT NULL,
+    failures     BIGINT NOT NULL,
+    locked_until BIGINT
+);
+CREATE INDEX login_failures_since ON login_failures (since);

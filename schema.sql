@@ -678,3 +678,19 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_user ON sessions (user_id);
 CREATE INDEX sessions_lastseen ON sessions (lastseen);
+
+-- migration: 17
+
+-- Failed logins of the users that exist, shared by every process on the database (src/credentials.rs): the
+-- lockout counts the guesses made through all of them, and survives a restart. Keyed by the user's lockout digest
+-- (auth::Auth::lockout_key: org, user and unlock count, so `ipamd user unlock` leaves the row behind), never by
+-- claimed text; names that name nobody stay in each process's bounded memory. `failures` counts since `since`
+-- (the window starts at the first failure); the failure that reaches the limit sets `locked_until` and starts a
+-- new window, so a row whose `since` is a window old has expired: failed logins delete a batch of those.
+CREATE TABLE login_failures (
+    digest       BLOB PRIMARY KEY,
+    since        INTEGER NOT NULL,
+    failures     INTEGER NOT NULL,
+    locked_until INTEGER
+) WITHOUT ROWID;
+CREATE INDEX login_failures_since ON login_failures (since);

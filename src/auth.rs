@@ -34,7 +34,8 @@ pub const NAME_MAX: usize = 64;
 /// accepts 64 characters. A caller with a longer one (from an older database) is checked in full every time.
 pub const APPLICATION_MAX: usize = 256;
 
-/// Process-wide authentication state: the verification cache and the lockout table.
+/// Process-wide authentication state: the verification cache, the known callers and the failed logins of names
+/// that name nobody (a user's are kept in the database, shared by every process: credentials.rs).
 pub struct Auth {
     /// What every lifetime and window here is measured by (the app's clock).
     clock: Clock,
@@ -43,6 +44,9 @@ pub struct Auth {
     /// make two inputs share one. About a tenth of the instructions of HMAC-SHA-256 over the same input, and it runs
     /// on every authenticated call. Each key starts from a clone, without hashing the key again.
     keyed: blake3::Hasher,
+    /// The hash of [`Auth::lockout_key`]: BLAKE3 in its key derivation mode under a fixed context, the same in every
+    /// process, since the users' failed logins are kept by it in the database they share.
+    lockout: blake3::Hasher,
     /// A real argon2id hash of a random value, verified against for unknown users so timing reveals nothing.
     dummy_phc: String,
     cache_ttl: Duration,
@@ -52,7 +56,7 @@ pub struct Auth {
     callers: Mutex<Table<CallerKey, Remembered>>,
     lockout_attempts: u32,
     lockout_window: Duration,
-    /// Failed logins per claimed user, by [`Auth::lockout_key`]; names that name nobody give way first when full.
+    /// Failed logins of names that name nobody, by [`Auth::lockout_key`].
     failures: Mutex<Table<[u8; 32], Failures>>,
     /// See [`Auth::write_checks`].
     writes_queued: AtomicU64,
@@ -63,15 +67,13 @@ pub struct Auth {
     argon2_runs: AtomicU64,
 }
 
-/// The failed logins of one user: `count` since `since` (a window that starts at the first failure), and the
-/// lockout they started. Fixed-size, however many attempts the lockout allows.
+/// The failed logins of a name that names nobody: `count` since `since` (a window that starts at the first
+/// failure), and the lockout they started. Fixed-size, however many attempts the lockout allows. (A user's are
+/// the row of `login_failures` of the same shape.)
 struct Failures {
     since: Instant,
     count: u32,
     locked_until: Option<Instant>,
-    /// Whether the name is a user's: made-up names are counted alike (so the answers never tell them apart) but
-    /// are the first to go when the table is full.
-    user: bool,
 }
 
 /// How far writes got through their credential checks (see [`Auth::write_checks`]).
@@ -146,9 +148,6 @@ pub struct Known {
     pub expires: Option<i64>,
     /// The app key or token whose last use is stamped, at most once a minute.
     pub stamp_id: i64,
-    /// The [`Auth::lockout_key`] of the user of an envelope's `userdata`, kept so that a call it answers does not
-    /// compute it again.
-    pub lockout: Option<[u8; 32]>,
 }
 
 struct Remembered {
@@ -187,6 +186,7 @@ impl Auth {
         Ok(Auth {
             clock,
             keyed: blake3::Hasher::new_keyed(&secret),
+            lockout: blake3::Hasher::new_derive_key("ipamd login lockout v1"),
             dummy_phc,
             cache_ttl,
             cache: Mutex::new(Table::new(now)),
@@ -323,10 +323,10 @@ impl Auth {
 
     /// The key of the lockout of user `username` (as claimed, compared case-insensitively) of org `org_id`, whose
     /// `unlocks` count is `unlocks` (0 for a name that names nobody): `ipamd user unlock` raises the count in the
-    /// database, so the user's failures and lockout are left behind under the old key, in every process.
+    /// database, so the user's failures and lockout are left behind under the old key, in every process. The same
+    /// in every process (the database keeps a user's failures by it); it says nothing the database does not hold.
     pub fn lockout_key(&self, org_id: i64, username: &str, unlocks: i64) -> [u8; 32] {
-        let mut h = self.keyed.clone();
-        h.update(b"lockout");
+        let mut h = self.lockout.clone();
         h.update(&org_id.to_be_bytes());
         h.update(&unlocks.to_be_bytes());
         h.update(username.to_lowercase().as_bytes());
@@ -408,8 +408,8 @@ impl Auth {
         hit
     }
 
-    /// Refuses a user (by [`Auth::lockout_key`]) who failed too often recently, with the seconds left in
-    /// `Retry-After`.
+    /// Refuses a name that names nobody (by [`Auth::lockout_key`]) that failed too often recently, as a user is
+    /// refused ([`locked_out`]).
     pub fn check_lockout(&self, who: &[u8; 32]) -> Result<()> {
         let Ok(table) = self.failures.lock() else {
             return Ok(());
@@ -421,24 +421,18 @@ impl Auth {
             .and_then(|f| f.locked_until)
             .filter(|until| *until > now)
         {
-            Some(until) => {
-                let left = until.duration_since(now).as_secs().max(1);
-                let mut e = Error::new(Code::TooManyAttempts, "too many failed attempts; try again later");
-                e.retry_after = Some(left);
-                Err(e)
-            }
+            Some(until) => Err(locked_out(until.duration_since(now).as_secs())),
             None => Ok(()),
         }
     }
 
-    /// Records a failed attempt of `who` (`user`: the name is a user's); the one that reaches the limit inside the
-    /// window starts the lockout. Names that name nobody are counted like users, so the answers (the lockout
-    /// included) never tell them apart.
+    /// Records a failed attempt of `who`, a name that names nobody; the one that reaches the limit inside the
+    /// window starts the lockout. Such names are counted as users are, so the answers (the lockout included)
+    /// never tell them apart.
     ///
-    /// A full table first drops expired entries, then every entry of a name that names nobody, then those that only
-    /// count failures: so made-up names cannot push out a user's count or lockout. When every entry is a user's
+    /// A full table first drops expired entries, then those that only count failures. When every entry is a
     /// lockout in force, the failure is not counted (argon2 and the rate limits still slow its author down).
-    pub fn record_failure(&self, who: &[u8; 32], user: bool) {
+    pub fn record_failure(&self, who: &[u8; 32]) {
         let Ok(mut table) = self.failures.lock() else {
             return;
         };
@@ -446,10 +440,7 @@ impl Auth {
         let locked = |f: &Failures| f.locked_until.is_some_and(|u| u > now);
         let room = table.sweep(now, window, |f| locked(f) || now.duration_since(f.since) < window);
         if !room && !table.map.contains_key(who) {
-            table.map.retain(|_, f| f.user);
-            if table.map.len() >= TABLE_LIMIT {
-                table.map.retain(|_, f| locked(f));
-            }
+            table.map.retain(|_, f| locked(f));
             if table.map.len() >= TABLE_LIMIT {
                 return;
             }
@@ -458,7 +449,6 @@ impl Auth {
             since: now,
             count: 0,
             locked_until: None,
-            user,
         });
         if now.duration_since(entry.since) >= window {
             (entry.since, entry.count) = (now, 0);
@@ -470,12 +460,6 @@ impl Auth {
         }
     }
 
-    pub fn record_success(&self, who: &[u8; 32]) {
-        if let Ok(mut table) = self.failures.lock() {
-            table.map.remove(who);
-        }
-    }
-
     fn cache_key(&self, phc: &str, sha1: &str) -> [u8; 32] {
         // Length-prefixed parts, so no two (phc, sha1) pairs share an input.
         let mut h = self.keyed.clone();
@@ -484,6 +468,13 @@ impl Auth {
         h.update(sha1.as_bytes());
         *h.finalize().as_bytes()
     }
+}
+
+/// The refusal of a login during a lockout, with the seconds left (at least one) in `Retry-After`.
+pub fn locked_out(seconds_left: u64) -> Error {
+    let mut e = Error::new(Code::TooManyAttempts, "too many failed attempts; try again later");
+    e.retry_after = Some(seconds_left.max(1));
+    e
 }
 
 /// Parses `org/user:sha1hex`; `Ok(None)` when it is malformed. The sha1 is normalised to lower case. An org or
@@ -717,7 +708,6 @@ mod tests {
             },
             expires: None,
             stamp_id: 7,
-            lockout: None,
         }
     }
 
@@ -754,18 +744,19 @@ mod tests {
     }
 
     #[test]
-    fn lockout_starts_at_the_limit_and_success_resets() {
+    fn lockout_starts_at_the_limit_with_a_key_every_process_shares() {
         let auth = Auth::new(Clock::System, Duration::ZERO, 3, Duration::from_secs(60)).unwrap();
         let who = auth.lockout_key(1, "U", 0);
         assert_eq!(who, auth.lockout_key(1, "u", 0));
-        for _ in 0..2 {
-            auth.record_failure(&who, true);
-            assert!(auth.check_lockout(&who).is_ok());
-        }
-        auth.record_success(&who);
+        let other_process = Auth::new(Clock::System, Duration::ZERO, 3, Duration::from_secs(60)).unwrap();
+        assert_eq!(
+            who,
+            other_process.lockout_key(1, "u", 0),
+            "the database keeps failures by it"
+        );
         for _ in 0..3 {
             assert!(auth.check_lockout(&who).is_ok());
-            auth.record_failure(&who, true);
+            auth.record_failure(&who);
         }
         let e = auth.check_lockout(&who).unwrap_err();
         assert_eq!(e.code, Code::TooManyAttempts);
@@ -785,47 +776,44 @@ mod tests {
     fn the_lockout_table_stays_bounded_and_keeps_lockouts_in_force() {
         let auth = Auth::new(Clock::System, Duration::ZERO, 2, Duration::from_secs(60)).unwrap();
         let target = auth.lockout_key(1, "target", 0);
-        auth.record_failure(&target, true);
-        auth.record_failure(&target, true);
+        auth.record_failure(&target);
+        auth.record_failure(&target);
         for i in 0..2 * TABLE_LIMIT {
-            auth.record_failure(&auth.lockout_key(1, &format!("user-{i}"), 0), true);
+            auth.record_failure(&auth.lockout_key(1, &format!("ghost-{i}"), 0));
         }
         let held = auth.held().failures;
         assert!(held.entries <= TABLE_LIMIT, "{held:?}");
         assert!(held.bytes < 2 << 20, "{held:?}");
         assert!(auth.check_lockout(&target).is_err(), "the lockout in force was kept");
 
-        // Made-up names, locked out by the thousand, give way to a user's failures.
+        // A table full of lockouts in force counts no more failures.
         let auth = Auth::new(Clock::System, Duration::ZERO, 1, Duration::from_secs(60)).unwrap();
         for i in 0..TABLE_LIMIT {
-            auth.record_failure(&auth.lockout_key(1, &format!("ghost-{i}"), 0), false);
+            auth.record_failure(&auth.lockout_key(1, &format!("ghost-{i}"), 0));
         }
         assert_eq!(auth.held().failures.entries, TABLE_LIMIT);
-        assert!(
-            auth.check_lockout(&auth.lockout_key(1, "ghost-7", 0)).is_err(),
-            "a made-up name locks out too"
-        );
-        let real = auth.lockout_key(1, "real", 0);
-        auth.record_failure(&real, true);
-        assert!(auth.check_lockout(&real).is_err(), "the user's failure was counted");
-        assert_eq!(auth.held().failures.entries, 1, "the made-up names gave way");
+        assert!(auth.check_lockout(&auth.lockout_key(1, "ghost-7", 0)).is_err());
+        let late = auth.lockout_key(1, "late", 0);
+        auth.record_failure(&late);
+        assert!(auth.check_lockout(&late).is_ok(), "not counted");
+        assert_eq!(auth.held().failures.entries, TABLE_LIMIT);
 
         // Expired entries go at the first change a lifetime later, full or not.
         let clock = ManualClock::new();
         let brief = Auth::new(clock.clock(), Duration::ZERO, 5, Duration::from_millis(20)).unwrap();
         for i in 0..100 {
-            brief.record_failure(&brief.lockout_key(1, &format!("user-{i}"), 0), true);
+            brief.record_failure(&brief.lockout_key(1, &format!("user-{i}"), 0));
         }
         assert_eq!(brief.held().failures.entries, 100);
         clock.advance(Duration::from_millis(19));
-        brief.record_failure(&brief.lockout_key(1, "early", 0), true);
+        brief.record_failure(&brief.lockout_key(1, "early", 0));
         assert_eq!(
             brief.held().failures.entries,
             101,
             "no sweep before a lifetime has passed"
         );
         clock.advance(Duration::from_millis(1));
-        brief.record_failure(&brief.lockout_key(1, "late", 0), true);
+        brief.record_failure(&brief.lockout_key(1, "late", 0));
         assert_eq!(
             brief.held().failures.entries,
             2,
@@ -854,11 +842,11 @@ mod tests {
 
         // Two failures lock the user out for the window; failures further apart than the window do not.
         let who = auth.lockout_key(1, "bob", 0);
-        auth.record_failure(&who, true);
+        auth.record_failure(&who);
         clock.advance(Duration::from_secs(300));
-        auth.record_failure(&who, true);
+        auth.record_failure(&who);
         assert!(auth.check_lockout(&who).is_ok(), "the first failure's window had ended");
-        auth.record_failure(&who, true);
+        auth.record_failure(&who);
         assert_eq!(auth.check_lockout(&who).unwrap_err().retry_after, Some(300));
         clock.advance(Duration::from_secs(299));
         assert_eq!(auth.check_lockout(&who).unwrap_err().retry_after, Some(1));

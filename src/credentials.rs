@@ -218,6 +218,79 @@ pub(crate) struct Stamps {
     session: Option<i64>,
     /// The `credential_epoch` at which the ids above were read (see [`Stamps::seen`]).
     epoch: Option<i64>,
+    /// A user's failed login to count, or the failures a successful one clears.
+    login: Option<LoginMark>,
+}
+
+/// What a login leaves in `login_failures` (schema.sql, migration 17), the failed logins of the users that exist,
+/// which every process on the database counts and reads: so N processes allow no more guesses than one.
+#[derive(Debug, Clone, Copy)]
+enum LoginMark {
+    /// A failure of the user of lockout key `who` at `now` (unix seconds), under the lockout's settings.
+    Failed {
+        who: [u8; 32],
+        now: i64,
+        attempts: u32,
+        window: u64,
+    },
+    /// A success of a user who had failures stored.
+    Succeeded([u8; 32]),
+}
+
+impl LoginMark {
+    /// Writes the mark in its own transaction. A failure is counted by one statement that inserts or increments
+    /// (two processes counting at once lose neither count); the failure that reaches the limit starts the lockout
+    /// and moves `credential_epoch`, so every process checks its remembered callers again and finds it. A failure
+    /// also deletes a batch of expired rows: the table holds at most the users that failed within a window.
+    fn record(self, db: &mut Db) -> Result<()> {
+        db.write(|tx| match self {
+            LoginMark::Succeeded(who) => {
+                tx.execute("DELETE FROM login_failures WHERE digest = ?1", params![who])?;
+                Ok(())
+            }
+            LoginMark::Failed {
+                who,
+                now,
+                attempts,
+                window,
+            } => {
+                let window = i64::try_from(window).unwrap_or(i64::MAX);
+                let (ended, until) = (now.saturating_sub(window), now.saturating_add(window));
+                let attempts = i64::from(attempts);
+                tx.execute(
+                    "DELETE FROM login_failures WHERE digest IN (
+                         SELECT digest FROM login_failures WHERE since <= ?1 LIMIT 64)",
+                    params![ended],
+                )?;
+                // The first failure inserts (the limit may be one); a later one counts in the window it falls in.
+                let first = if attempts <= 1 { (0, Some(until)) } else { (1, None) };
+                let locked_until = tx.query_row(
+                    "INSERT INTO login_failures (digest, since, failures, locked_until) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (digest) DO UPDATE SET
+                         locked_until = CASE
+                             WHEN (CASE WHEN login_failures.since <= ?5 THEN 1
+                                        ELSE login_failures.failures + 1 END) >= ?6 THEN ?7
+                             ELSE login_failures.locked_until END,
+                         since = CASE
+                             WHEN login_failures.since <= ?5
+                               OR login_failures.failures + 1 >= ?6 THEN ?2
+                             ELSE login_failures.since END,
+                         failures = CASE
+                             WHEN (CASE WHEN login_failures.since <= ?5 THEN 1
+                                        ELSE login_failures.failures + 1 END) >= ?6 THEN 0
+                             WHEN login_failures.since <= ?5 THEN 1
+                             ELSE login_failures.failures + 1 END
+                     RETURNING locked_until",
+                    params![who, now, first.0, first.1, ended, attempts, until],
+                    |r| r.get::<Option<i64>>(0),
+                )?;
+                if locked_until == Some(until) {
+                    tx.execute("UPDATE credential_epoch SET n = n + 1", params![])?;
+                }
+                Ok(())
+            }
+        })
+    }
 }
 
 impl Stamps {
@@ -238,6 +311,11 @@ impl Stamps {
     /// Records the marks. Best effort: a write fault must not fail a call that only wanted to leave them, so a
     /// failure is logged and the call goes on.
     pub(crate) fn record(self, db: &mut Db) {
+        if let Some(mark) = self.login {
+            if let Err(e) = mark.record(db) {
+                tracing::warn!(error = %e, "could not record a login in the lockout's count");
+            }
+        }
         if self.is_empty() {
             return;
         }
@@ -292,16 +370,11 @@ fn authenticate_envelope(
         (Some(ud), Mode::Call) => credential_epoch(tx)?.map(|epoch| (app.auth.envelope_key(&appkey, ud), epoch)),
         _ => None,
     };
-    // The same credentials succeeded at this credential epoch: every check below would pass again but the
-    // lockout, which depends on the time. (After argon2, `prior` carries a fresh result: the checks run.)
-    if let (Some((key, epoch)), Some(ud), None) = (&remembered, &ud, &prior) {
+    // The same credentials succeeded at this credential epoch: every check below would pass again. The lockout too:
+    // the failure that starts one moves the epoch, in every process (see [`LoginMark::record`]). (After argon2,
+    // `prior` carries a fresh result: the checks run.)
+    if let (Some((key, epoch)), None) = (&remembered, &prior) {
         if let Some((known, stamp)) = app.auth.recall(key, *epoch, now) {
-            // Remembered with the key it was checked under: an unlock moves the epoch, so none is older than it.
-            let who = known
-                .lockout
-                .unwrap_or_else(|| app.auth.lockout_key(known.caller.org_id, &ud.username, 0));
-            app.auth.check_lockout(&who)?;
-            app.auth.record_success(&who);
             stamps.appkey = stamp.then_some(known.stamp_id);
             return Ok(Authenticated::Caller(known.caller));
         }
@@ -373,8 +446,14 @@ fn authenticate_envelope(
             "this appkey belongs to another organisation",
         ));
     }
-    let (user, verified, who) = match check_password(app, key.org_id, ud, user, unlocks, prior, mode)? {
-        Login::User(user, verified, who) => (user, verified, who),
+    let login = Claim {
+        org_id: key.org_id,
+        ud,
+        user,
+        unlocks,
+    };
+    let (user, verified) = match check_password(tx, app, login, prior, mode, stamps)? {
+        Login::User(user, verified) => (user, verified),
         Login::NeedsArgon2(check) => return Ok(Authenticated::NeedsArgon2(check)),
     };
     // A real login (not a cache hit) is worth a write, at most once per cache lifetime.
@@ -384,7 +463,7 @@ fn authenticate_envelope(
     if let Some((cache_key, epoch)) = remembered {
         let stamped = if touch_key { Some(now) } else { key.lastused };
         app.auth
-            .remember(cache_key, known(&caller, None, key.id, Some(who)), epoch, stamped);
+            .remember(cache_key, known(&caller, None, key.id), epoch, stamped);
     }
     Ok(Authenticated::Caller(caller))
 }
@@ -395,12 +474,11 @@ fn credential_epoch(tx: &Tx) -> Result<Option<i64>> {
     tx.query_opt("SELECT n FROM credential_epoch", params![], |r| r.get(0))
 }
 
-fn known(caller: &Caller, expires: Option<i64>, stamp_id: i64, lockout: Option<[u8; 32]>) -> Known {
+fn known(caller: &Caller, expires: Option<i64>, stamp_id: i64) -> Known {
     Known {
         caller: caller.clone(),
         expires,
         stamp_id,
-        lockout,
     }
 }
 
@@ -478,32 +556,53 @@ fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, mode: Mode, stamp
     if let Some(epoch) = epoch {
         let stamped = if touch { Some(now) } else { lastused };
         app.auth
-            .remember(key, known(&caller, expires, token_id, None), epoch, stamped);
+            .remember(key, known(&caller, expires, token_id), epoch, stamped);
     }
     Ok(caller)
 }
 
-/// What a password check found: the user with how their password was verified and their lockout key, or a
-/// password argon2 must check first.
+/// What a password check found: the user with how their password was verified, or a password argon2 must check
+/// first.
 enum Login {
-    User(UserRow, Verified, [u8; 32]),
+    User(UserRow, Verified),
     NeedsArgon2(PasswordCheck),
 }
 
-/// Checks the password of `ud` against `user` (the user it names in org `org_id`, with the PHC string of their
-/// password; `None` when there is none) for the envelope and the web UI's sign-in alike: the lockout, the
-/// verification cache or argon2 (`prior`), failed and successful logins counted, a disabled account refused.
-fn check_password(
-    app: &App,
+/// A login's claim: `ud`, whose user in org `org_id` is `user` (with the PHC string of their password; `None` when
+/// there is none) with `unlocks` unlocks (0 for none).
+struct Claim {
     org_id: i64,
     ud: auth::Userdata,
     user: Option<(UserRow, String)>,
     unlocks: i64,
+}
+
+/// Checks the password of a [`Claim`] for the envelope and the web UI's sign-in alike: the lockout, the
+/// verification cache or argon2 (`prior`), failed and successful logins counted (a user's in the database, after
+/// the read transaction: [`Stamps::login`]), a disabled account refused.
+fn check_password(
+    tx: &Tx,
+    app: &App,
+    claim: Claim,
     prior: Option<Prior>,
     mode: Mode,
+    stamps: &mut Stamps,
 ) -> Result<Login> {
+    let Claim {
+        org_id,
+        ud,
+        user,
+        unlocks,
+    } = claim;
     let who = app.auth.lockout_key(org_id, &ud.username, unlocks);
-    app.auth.check_lockout(&who)?;
+    // A user's failures are the database's, shared by every process; a name that names nobody's, this process's.
+    let stored = match user {
+        Some(_) => stored_failures(tx, app, &who)?,
+        None => {
+            app.auth.check_lockout(&who)?;
+            false
+        }
+    };
     let phc = user.as_ref().map(|(_, phc)| phc.as_str());
     let verified = match (prior, phc) {
         // Verified just now against the hash still stored.
@@ -519,21 +618,49 @@ fn check_password(
     let user = match (user, verified) {
         (Some((user, _)), Verified::Cached | Verified::Fresh) => user,
         (user, _) => {
-            // A name that names nobody is counted too, so no answer (the lockout included) tells it from a user's;
-            // made-up names give way to users' counts when the table is full (argon2 ran against the dummy hash).
+            // A name that names nobody is counted too, so no answer (the lockout included) tells it from a user's
+            // (argon2 ran against the dummy hash).
             if mode == Mode::Call {
-                app.auth.record_failure(&who, user.is_some());
+                match user {
+                    Some(_) => {
+                        stamps.login = Some(LoginMark::Failed {
+                            who,
+                            now: app.clock.now(),
+                            attempts: app.settings.lockout_attempts,
+                            window: app.settings.lockout_seconds,
+                        })
+                    }
+                    None => app.auth.record_failure(&who),
+                }
             }
             return Err(Error::new(Code::AuthFailed, "authentication failed"));
         }
     };
-    if mode == Mode::Call {
-        app.auth.record_success(&who);
+    if mode == Mode::Call && stored {
+        stamps.login = Some(LoginMark::Succeeded(who));
     }
     if user.disabled {
         return Err(Error::new(Code::AccountDisabled, "this account is disabled"));
     }
-    Ok(Login::User(user, verified, who))
+    Ok(Login::User(user, verified))
+}
+
+/// Refuses a user whose lockout (`login_failures`, by lockout key `who`) is in force; whether the user has failures
+/// stored, which a successful login clears.
+fn stored_failures(tx: &Tx, app: &App, who: &[u8; 32]) -> Result<bool> {
+    let row = tx.query_opt(
+        "SELECT locked_until FROM login_failures WHERE digest = ?1",
+        params![*who],
+        |r| r.get::<Option<i64>>(0),
+    )?;
+    let Some(locked_until) = row else {
+        return Ok(false);
+    };
+    let now = app.clock.now();
+    match locked_until.filter(|until| *until > now) {
+        Some(until) => Err(auth::locked_out(u64::try_from(until - now).unwrap_or(1))),
+        None => Ok(true),
+    }
 }
 
 /// The web UI's sign-in: `org/user:sha1` as the envelope's `userdata`, with no app key. The org is found by its
@@ -564,9 +691,15 @@ fn authenticate_sign_in(
         },
     )?;
     let (org_id, user, unlocks) = row.ok_or_else(failed)?;
-    match check_password(app, org_id, ud, user, unlocks, prior, mode)? {
+    let claim = Claim {
+        org_id,
+        ud,
+        user,
+        unlocks,
+    };
+    match check_password(tx, app, claim, prior, mode, stamps)? {
         Login::NeedsArgon2(check) => Ok(Authenticated::NeedsArgon2(check)),
-        Login::User(user, verified, _) => {
+        Login::User(user, verified) => {
             stamps.user_login = (verified == Verified::Fresh).then_some(user.id);
             Ok(Authenticated::Caller(user.caller(SESSION_APPLICATION.into())))
         }
@@ -718,6 +851,56 @@ mod tests {
                     "nothing remembered at an epoch that never committed"
                 );
                 assert_eq!(held.failures.entries, 0, "a recheck is no failed login");
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// A user's failures count within the window that starts at the first one, the one that reaches the limit
+    /// starts the lockout and moves the credential epoch, a success clears them, and expired rows go.
+    #[test]
+    fn failed_logins_count_in_their_window_and_lock_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("ipam.db")).unwrap();
+        store
+            .run_blocking(|db| {
+                let fail = |db: &mut Db, who: u8, now: i64| {
+                    let mark = LoginMark::Failed {
+                        who: [who; 32],
+                        now,
+                        attempts: 3,
+                        window: 100,
+                    };
+                    mark.record(db)
+                };
+                let row = |db: &mut Db, who: u8| {
+                    db.read(|tx| {
+                        tx.query_opt(
+                            "SELECT since, failures, locked_until FROM login_failures WHERE digest = ?1",
+                            params![[who; 32]],
+                            |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?, r.get::<Option<i64>>(2)?)),
+                        )
+                    })
+                };
+                let epoch = |db: &mut Db| db.read(credential_epoch);
+                fail(db, 1, 1000)?;
+                fail(db, 1, 1050)?;
+                assert_eq!(row(db, 1)?, Some((1000, 2, None)));
+                // The window of the first failure has ended: a new one starts.
+                fail(db, 1, 1100)?;
+                assert_eq!(row(db, 1)?, Some((1100, 1, None)));
+                fail(db, 1, 1150)?;
+                let before = epoch(db)?;
+                fail(db, 1, 1199)?;
+                assert_eq!(row(db, 1)?, Some((1199, 0, Some(1299))), "locked for a window");
+                assert_eq!(epoch(db)?, before.map(|n| n + 1), "the lockout moved the epoch");
+                fail(db, 2, 1200)?;
+                LoginMark::Succeeded([2; 32]).record(db)?;
+                assert_eq!(row(db, 2)?, None, "a success clears the count");
+                // A failure a window after the lockout's start deletes the expired rows, other users' too.
+                fail(db, 3, 1300)?;
+                assert_eq!(row(db, 1)?, None);
+                assert_eq!(row(db, 3)?, Some((1300, 1, None)));
                 Ok(())
             })
             .unwrap();

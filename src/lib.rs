@@ -36,5 +36,6 @@ pub mod slots;
 pub mod space;
 pub mod store;
 pub mod time;
+pub mod tls;
 pub mod ui;
 pub mod webhooks;

@@ -20,9 +20,8 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::ClientConfig;
 use tokio_rustls::TlsConnector;
 
 use crate::app::App;
@@ -58,26 +57,8 @@ impl Outbound {
 /// (webpki-roots) or of the PEM certificates in `ca_file` (`IPAMD_WEBHOOK_CA_FILE`; empty: none), and name the
 /// URL's host; HTTP/1.1 only.
 fn tls(ca_file: &str) -> Result<Arc<ClientConfig>, String> {
-    let mut roots = RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if !ca_file.is_empty() {
-        let bad = |e: &dyn std::fmt::Display| format!("IPAMD_WEBHOOK_CA_FILE: {ca_file}: {e}");
-        let pem = std::fs::read(ca_file).map_err(|e| bad(&e))?;
-        let before = roots.len();
-        for cert in CertificateDer::pem_slice_iter(&pem) {
-            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
-        }
-        if roots.len() == before {
-            return Err(bad(&"holds no PEM certificate"));
-        }
-    }
-    // rustls deprecates ring's provider for lacking the post-quantum key exchange, which only aws-lc-rs offers, at
-    // the price of a C library (and its build) in every build of ipamd. Deliveries keep today's key exchange, as
-    // most HTTPS clients do.
-    #[allow(deprecated)]
-    let provider = rustls::crypto::ring::default_provider();
-    let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
+    let roots = crate::tls::roots(ca_file, "IPAMD_WEBHOOK_CA_FILE")?;
+    let mut config = ClientConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("tls: {e}"))?
         .with_root_certificates(roots)

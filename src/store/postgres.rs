@@ -11,6 +11,8 @@ use crate::db::pg::Session;
 use crate::db::Tx;
 use crate::error::{Code, Error, Result};
 
+mod tls;
+
 /// The PostgreSQL twin of [`super::SCHEMA`].
 pub const SCHEMA: &str = include_str!("../../schema.pg.sql");
 
@@ -32,15 +34,19 @@ pub fn is_url(db: &str) -> bool {
 #[derive(Clone)]
 pub struct Target {
     config: postgres::Config,
+    /// The TLS client, used as the URL's `sslmode` says (see [`tls`]).
+    tls: postgres_rustls::MakeTlsConnector,
     /// `user@host:port/database`, for messages: never the password.
     shown: String,
 }
 
 impl Target {
     pub fn parse(url: &str) -> Result<Target> {
-        let config: postgres::Config = url
-            .parse()
-            .map_err(|e| Error::new(Code::BadRequest, format!("the database URL is not valid: {e}")))?;
+        let invalid =
+            |e: &dyn std::fmt::Display| Error::new(Code::BadRequest, format!("the database URL is not valid: {e}"));
+        let tls = tls::Settings::parse(url).map_err(|e| invalid(&e))?;
+        let mut config: postgres::Config = tls.url.parse().map_err(|e| invalid(&e))?;
+        config.ssl_mode(tls.ssl_mode());
         let hosts: Vec<String> = config
             .get_hosts()
             .iter()
@@ -56,13 +62,10 @@ impl Target {
             hosts.join(","),
             config.get_dbname().unwrap_or("")
         );
-        if matches!(config.get_ssl_mode(), postgres::config::SslMode::Require) {
-            return Err(Error::new(
-                Code::BadRequest,
-                format!("{shown}: sslmode=require is not supported yet: use a TLS proxy, or sslmode=disable on a trusted network"),
-            ));
-        }
-        Ok(Target { config, shown })
+        let tls = tls
+            .connector()
+            .map_err(|e| Error::new(Code::BadRequest, format!("{shown}: {e}")))?;
+        Ok(Target { config, tls, shown })
     }
 
     /// A new session, or a one-line reason it could not be made: the server unreachable, the credentials refused,
@@ -70,7 +73,7 @@ impl Target {
     pub fn connect(&self) -> Result<Session> {
         let mut config = self.config.clone();
         config.connect_timeout(Duration::from_secs(5));
-        let client = config.connect(postgres::NoTls).map_err(|e| {
+        let client = config.connect(self.tls.clone()).map_err(|e| {
             let mut err = Error::new(
                 Code::Unavailable,
                 format!("cannot connect to PostgreSQL at {}: {}", self.shown, reason(&e)),

@@ -703,7 +703,7 @@ async fn a_backup_of_an_older_schema_is_upgraded_on_a_copy_and_restored() {
          DROP TABLE addresses_fts_pending;
          DROP TABLE changes; DROP TABLE changes_purged; DROP TABLE webhook_deliveries; DROP TABLE webhooks;
          DROP INDEX groups_org_id; DROP INDEX users_org_id; DROP INDEX fields_subnet;
-         DROP TABLE sessions;
+         DROP TABLE sessions; DROP TABLE login_failures;
          DROP TRIGGER addresses_fts_insert; DROP TRIGGER addresses_fts_delete; DROP TRIGGER addresses_fts_update;
          {v1_triggers}
          PRAGMA user_version = 1;

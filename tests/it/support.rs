@@ -156,7 +156,7 @@ pub struct PgDatabase {
 
 impl PgDatabase {
     /// `None` unless the suite runs on PostgreSQL.
-    fn create() -> Option<PgDatabase> {
+    pub fn create() -> Option<PgDatabase> {
         if std::env::var("IPAMD_TEST_ENGINE").ok().as_deref() != Some("postgres") {
             return None;
         }
@@ -175,6 +175,13 @@ impl PgDatabase {
             url: format!("{base}/{name}"),
             name,
         })
+    }
+}
+
+impl PgDatabase {
+    /// The URL of the database, for a server process of the test's.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 }
 
@@ -287,6 +294,14 @@ impl Server {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
+        let mut next = self.beside().await;
+        next._dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        next
+    }
+
+    /// Another server on this one's database, with the same settings, clock, admin and token, as a second instance
+    /// behind the same load balancer: its own caches, lockout memory and port.
+    pub async fn beside(&self) -> Server {
         let (settings, clock) = ((*self.app.settings).clone(), self.app.clock.clone());
         let app = tokio::task::spawn_blocking(move || App::open_with_clock(settings, METHODS, clock).unwrap())
             .await
@@ -299,7 +314,7 @@ impl Server {
             admin_token: self.admin_token.clone(),
             stop: Some(stop),
             task: Some(task),
-            _dir: std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap()),
+            _dir: tempfile::tempdir().unwrap(),
             _database: self._database.clone(),
         }
     }
