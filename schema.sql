@@ -678,3 +678,7 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_user ON sessions (user_id);
 CREATE INDEX sessions_lastseen ON sessions (lastseen);
+
+-- migration: 17
+-- Nothing changes here: a restore defers SQLite's foreign key checks to its commit with `PRAGMA
+-- defer_foreign_keys`. The twin in schema.pg.sql makes PostgreSQL's foreign keys deferrable, for the same.

@@ -257,7 +257,7 @@ impl NewDatabase {
 /// so a command run in the wrong directory says where it looked instead of leaving an empty database there.
 fn local(db: &Database) -> Result<Settings, Error> {
     let settings = settings_with(db, |_| {})?;
-    if !settings.db.is_file() {
+    if !settings.db.is_file() && !Store::names_postgres(&settings.db) {
         let looked = std::path::absolute(&settings.db).unwrap_or_else(|_| settings.db.clone());
         return Err(Error::new(
             Code::NotFound,
