@@ -258,6 +258,14 @@ pub struct NameParam {
     name: String,
 }
 
+impl NameParam {
+    /// The name of a backup, checked as the method's parameter is.
+    pub fn new(name: &str) -> Result<NameParam> {
+        valid_name(name)?;
+        Ok(NameParam { name: name.to_string() })
+    }
+}
+
 impl Params for NameParam {
     fn decode(d: &mut Data) -> Result<Self> {
         let name = d.req_str("name")?;
@@ -440,6 +448,32 @@ impl Drop for Upgraded {
     }
 }
 
+/// The rows of each table a restore copies, by table: of a backup file, or of a live database (`ipamd migrate`
+/// compares the two).
+pub fn row_counts(tx: &Tx) -> Result<Vec<(String, i64)>> {
+    restored_tables(tx)?
+        .into_iter()
+        .map(|t| {
+            let n = tx.query_row(&format!("SELECT count(*) FROM \"{t}\""), params![], |r| r.get(0))?;
+            Ok((t, n))
+        })
+        .collect()
+}
+
+/// The operator org of the backup file at `path`: whom a restore into an empty database acts as.
+pub fn operator_org(path: &Path) -> Result<i64> {
+    let file = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    Tx::on_sqlite(&file)
+        .query_opt("SELECT id FROM orgs WHERE operator = 1 ORDER BY id LIMIT 1", params![], |r| r.get(0))?
+        .ok_or_else(|| Error::new(Code::InvalidBackup, "the backup holds no operator organisation"))
+}
+
+/// The rows of each table of the backup file at `path` (see [`row_counts`]).
+pub fn file_row_counts(path: &Path) -> Result<Vec<(String, i64)>> {
+    let file = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    row_counts(&Tx::on_sqlite(&file))
+}
+
 /// The tables schema.sql's triggers keep from the rows of others: never copied, rebuilt by the triggers (of
 /// either engine) as those rows arrive. (`addresses_fts*`, SQLite's full-text index, is derived too.)
 const DERIVED: [&str; 3] = ["subnet_prefixes", "address_runs", "pool_free_counts"];
@@ -453,7 +487,12 @@ const KEPT: [&str; 5] = ["credential_epoch", "version_seq", "changes", "changes_
 /// restore is an entry of every org's feed. Webhooks and their delivery log are copied. The web UI's sessions are
 /// not: a restore ends them all (their users may be other users now).
 fn live_tables(ctx: &Ctx) -> Result<Vec<String>> {
-    tables(ctx.tx, &[&DERIVED[..], &KEPT[..]].concat())
+    restored_tables(ctx.tx)
+}
+
+/// The tables of a database a restore copies (see [`live_tables`]).
+fn restored_tables(tx: &Tx) -> Result<Vec<String>> {
+    tables(tx, &[&DERIVED[..], &KEPT[..]].concat())
 }
 
 /// The data tables of a database but `leaving` (and SQLite's own and full-text tables, and PostgreSQL's
