@@ -24,6 +24,7 @@ mod hostile;
 mod idempotency;
 mod layers;
 mod matrix;
+mod migrate;
 mod observe;
 mod org;
 mod output;
