@@ -411,7 +411,12 @@ pub fn migrate(source: &App, target: &App) -> Result<Migrated> {
         application: "cli".into(),
     };
     let restore = backups::NameParam::new(&name)?;
-    write_with(target, |_| Ok(caller), "backups/restore", |ctx| backups::restore(ctx, restore))?;
+    write_with(
+        target,
+        |_| Ok(caller),
+        "backups/restore",
+        |ctx| backups::restore(ctx, restore),
+    )?;
     let in_backup = backups::file_row_counts(&path)?;
     let in_target = target.store.run_blocking(|db| db.read(backups::row_counts))?;
     let mut tables = Vec::new();

@@ -68,11 +68,15 @@ fn entry(path: &Path, name: &str) -> Result<Backup> {
     })
 }
 
+/// A backup file, opened to be read.
+fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
+    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+}
+
 /// `PRAGMA integrity_check` of a file; a file that is not a database is "not ok", not an error.
 fn integrity(path: &Path) -> Integrity {
     let check = || -> rusqlite::Result<String> {
-        let conn =
-            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let conn = open_read_only(path)?;
         let mut stmt = conn.prepare("PRAGMA integrity_check")?;
         let lines = stmt
             .query_map([], |r| r.get::<_, String>(0))?
@@ -148,7 +152,11 @@ fn snapshot(tx: &Tx, partial: &Path) -> Result<()> {
     }
     advance_ids(&out, &id_counters(tx)?)?;
     store::flush_fts(&out)?;
-    if out.query_row("SELECT EXISTS(SELECT 1 FROM pragma_foreign_key_check)", params![], |r| r.get(0))? {
+    if out.query_row(
+        "SELECT EXISTS(SELECT 1 FROM pragma_foreign_key_check)",
+        params![],
+        |r| r.get(0),
+    )? {
         return Err(Error::internal("the snapshot has rows that refer to missing rows"));
     }
     out.batch("COMMIT")
@@ -301,10 +309,7 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Restored> {
             format!("{} fails its integrity check: {}", p.name, integrity.integrity_message),
         ));
     }
-    let backup = Connection::open_with_flags(
-        &path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    let backup = open_read_only(&path)?;
     let version: i64 = backup.pragma_query_value(None, "user_version", |r| r.get(0))?;
     // A backup taken before an upgrade: restore from a copy brought up to this schema (the backup stays as it was).
     // The copy outlives the connection on it (declared first, dropped last).
@@ -462,15 +467,19 @@ pub fn row_counts(tx: &Tx) -> Result<Vec<(String, i64)>> {
 
 /// The operator org of the backup file at `path`: whom a restore into an empty database acts as.
 pub fn operator_org(path: &Path) -> Result<i64> {
-    let file = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    let file = open_read_only(path)?;
     Tx::on_sqlite(&file)
-        .query_opt("SELECT id FROM orgs WHERE operator = 1 ORDER BY id LIMIT 1", params![], |r| r.get(0))?
+        .query_opt(
+            "SELECT id FROM orgs WHERE operator = 1 ORDER BY id LIMIT 1",
+            params![],
+            |r| r.get(0),
+        )?
         .ok_or_else(|| Error::new(Code::InvalidBackup, "the backup holds no operator organisation"))
 }
 
 /// The rows of each table of the backup file at `path` (see [`row_counts`]).
 pub fn file_row_counts(path: &Path) -> Result<Vec<(String, i64)>> {
-    let file = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    let file = open_read_only(path)?;
     row_counts(&Tx::on_sqlite(&file))
 }
 
@@ -479,7 +488,13 @@ pub fn file_row_counts(path: &Path) -> Result<Vec<(String, i64)>> {
 const DERIVED: [&str; 3] = ["subnet_prefixes", "address_runs", "pool_free_counts"];
 
 /// The tables a restore leaves as they are besides the derived ones (see [`live_tables`]).
-const KEPT: [&str; 5] = ["credential_epoch", "version_seq", "changes", "changes_purged", "sessions"];
+const KEPT: [&str; 5] = [
+    "credential_epoch",
+    "version_seq",
+    "changes",
+    "changes_purged",
+    "sessions",
+];
 
 /// The tables a restore copies: all but SQLite's own, the derived ones ([`DERIVED`]), `credential_epoch` and
 /// `version_seq`, which must keep moving forward (the restore moves the epoch; every write moves the count), and
@@ -531,10 +546,16 @@ fn copy_rows(from: &Tx, to: &Tx, t: &str, cols: &[String], order: &str) -> Resul
     let marks = vec!["?"; cols.len()].join(", ");
     let read = format!("SELECT {list} FROM \"{t}\"{order}");
     let write = format!("INSERT INTO \"{t}\" ({list}) VALUES ({marks})");
-    let row = |r: &db::Row| (0..cols.len()).map(|i| r.cell(i).map(db::Value::from)).collect::<Result<Vec<_>>>();
+    let row = |r: &db::Row| {
+        (0..cols.len())
+            .map(|i| r.cell(i).map(db::Value::from))
+            .collect::<Result<Vec<_>>>()
+    };
     from.scan(&read, params![], row, |rows| {
-        rows.map(|values| to.execute(&write, &db::param_list(&values?)).map(drop))
-            .collect::<Result<()>>()
+        for values in rows {
+            to.execute(&write, &db::param_list(&values?))?;
+        }
+        Ok(())
     })?
 }
 
@@ -570,7 +591,10 @@ fn advance_ids(tx: &Tx, counters: &[(String, Option<i64>)]) -> Result<()> {
                    AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?1)",
                 params![t, n],
             )?;
-            tx.execute("UPDATE sqlite_sequence SET seq = max(seq, ?2) WHERE name = ?1", params![t, n])?;
+            tx.execute(
+                "UPDATE sqlite_sequence SET seq = max(seq, ?2) WHERE name = ?1",
+                params![t, n],
+            )?;
         }
         return Ok(());
     }

@@ -21,12 +21,19 @@ async fn populate(s: &Server) -> i64 {
     let a = &s.admin;
     let site = id_of(only(&s.ok(a, "groups/add", json!({"description": "site"})).await));
     let rack = id_of(only(
-        &s.ok(a, "groups/add", json!({"description": "rack", "parent": site})).await,
+        &s.ok(a, "groups/add", json!({"description": "rack", "parent": site}))
+            .await,
     ));
     let lan = json!({"subnet": "10.7.0.0/24", "group": rack, "name": "lan", "vlan_id": 7});
     let lan = id_of(only(&s.ok(a, "subnets/add", lan).await));
-    s.ok(a, "subnets/fields/add", json!({"subnet": lan, "name": "owner"})).await;
-    for (ip, host) in [("10.7.0.1", "gw"), ("10.7.0.2", "web"), ("10.7.0.3", "db"), ("10.7.0.9", "mail")] {
+    s.ok(a, "subnets/fields/add", json!({"subnet": lan, "name": "owner"}))
+        .await;
+    for (ip, host) in [
+        ("10.7.0.1", "gw"),
+        ("10.7.0.2", "web"),
+        ("10.7.0.3", "db"),
+        ("10.7.0.9", "mail"),
+    ] {
         let record = json!({"subnet": lan, "ip": ip, "hostname": host, "fields": {"owner": "ops"}});
         s.ok(a, "ipaddress/add", record).await;
     }
@@ -39,7 +46,8 @@ async fn populate(s: &Server) -> i64 {
     }
     let hook = json!({"url": "http://192.0.2.1/hook", "enabled": false});
     s.ok(a, "webhooks/add", hook).await;
-    s.ok(a, "subnets/edit", json!({"id": lan, "description": "office"})).await;
+    s.ok(a, "subnets/edit", json!({"id": lan, "description": "office"}))
+        .await;
     let gone = id_of(only(&s.ok(a, "subnets/add", json!({"subnet": "10.8.0.0/24"})).await));
     s.ok(a, "subnets/delete", json!({"id": gone})).await;
     lan
@@ -183,7 +191,8 @@ async fn a_postgresql_backup_restores_on_postgresql() {
     let (before, rows) = (records(&s).await, export(&s).await);
     let (name, _) = backup(&s).await;
     let later = id_of(only(&s.ok(&a, "subnets/add", json!({"subnet": "10.9.0.0/24"})).await));
-    s.ok(&a, "ipaddress/add", json!({"subnet": lan, "ip": "10.7.0.4"})).await;
+    s.ok(&a, "ipaddress/add", json!({"subnet": lan, "ip": "10.7.0.4"}))
+        .await;
     s.ok(&a, "groups/add", json!({"description": "after"})).await;
     assert_ne!(records(&s).await, before);
 
@@ -194,7 +203,10 @@ async fn a_postgresql_backup_restores_on_postgresql() {
     s.refused(&a, "subnets/get", json!({"id": later}), "not_found").await;
 
     let next = id_of(only(&s.ok(&a, "subnets/add", json!({"subnet": "10.10.0.0/24"})).await));
-    assert!(next > later, "the new subnet's id {next} is past {later}, given before the restore");
+    assert!(
+        next > later,
+        "the new subnet's id {next} is past {later}, given before the restore"
+    );
 
     let s = Arc::new(s);
     let mut tasks = tokio::task::JoinSet::new();
@@ -216,7 +228,10 @@ async fn a_postgresql_backup_restores_on_postgresql() {
     let unique: HashSet<&String> = taken.iter().collect();
     assert_eq!((unique.len(), taken.len()), (32, 32), "an address was handed out twice");
     for restored_ip in ["10.7.0.1", "10.7.0.2", "10.7.0.3", "10.7.0.9"] {
-        assert!(!unique.contains(&restored_ip.to_string()), "{restored_ip} was handed out again");
+        assert!(
+            !unique.contains(&restored_ip.to_string()),
+            "{restored_ip} was handed out again"
+        );
     }
     let records = s.ok(&a, "ipaddress/get", json!({"subnet": lan})).await;
     let count = records.as_object().unwrap().len();
@@ -237,7 +252,13 @@ fn migrate(s: &Server, to: &Path) -> Output {
         .arg(&s.app.settings.backup_dir)
         .arg("--json")
         .env("RUST_LOG", "warn");
-    for var in ["IPAMD_DB", "BACKUP_DIR", "IPAMD_ADMIN_PASSWORD", "API_TOKENS", "IPAMD_LOG_FORMAT"] {
+    for var in [
+        "IPAMD_DB",
+        "BACKUP_DIR",
+        "IPAMD_ADMIN_PASSWORD",
+        "API_TOKENS",
+        "IPAMD_LOG_FORMAT",
+    ] {
         cmd.env_remove(var);
     }
     cmd.output().unwrap()
@@ -307,7 +328,14 @@ async fn migrate_moves_an_installation_from_sqlite_to_postgresql_and_back() {
     // The copies allocate as the source does.
     let mut next = Vec::new();
     for s in [&source, &pg, &sqlite] {
-        let r = s.api(Method::POST, &format!("/ip/networks/{lan}/next-ip"), &s.admin_token, Some(&json!({}))).await;
+        let r = s
+            .api(
+                Method::POST,
+                &format!("/ip/networks/{lan}/next-ip"),
+                &s.admin_token,
+                Some(&json!({})),
+            )
+            .await;
         assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
         next.push(r.json()["ip_address"].clone());
     }
