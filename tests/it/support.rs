@@ -356,21 +356,10 @@ impl Server {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
-        let (settings, clock) = ((*self.app.settings).clone(), self.app.clock.clone());
-        let app = tokio::task::spawn_blocking(move || App::open_with_clock(settings, METHODS, clock).unwrap())
-            .await
-            .unwrap();
-        let (addr, stop, task) = serve(&app).await;
-        Server {
-            addr,
-            app,
-            admin: self.admin.clone(),
-            admin_token: self.admin_token.clone(),
-            stop: Some(stop),
-            task: Some(task),
-            _dir: std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap()),
-            _database: self._database.clone(),
-        }
+        let settings = (*self.app.settings).clone();
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        let database = self._database.clone();
+        self.open_like(settings, dir, database).await
     }
 
     /// A server on `copy`, which holds a copy of this server's data (`ipamd migrate`'s target): this server's
@@ -378,6 +367,12 @@ impl Server {
     pub async fn serve_copy(&self, copy: EmptyDatabase) -> Server {
         let mut settings = (*self.app.settings).clone();
         settings.db = copy.db.clone();
+        self.open_like(settings, copy.dir, copy.database).await
+    }
+
+    /// Another server with `settings` and this one's clock, admin and token, keeping `dir` and `database` while it
+    /// runs.
+    async fn open_like(&self, settings: Settings, dir: TempDir, database: Option<Arc<PgDatabase>>) -> Server {
         let clock = self.app.clock.clone();
         let app = tokio::task::spawn_blocking(move || App::open_with_clock(settings, METHODS, clock).unwrap())
             .await
@@ -390,8 +385,8 @@ impl Server {
             admin_token: self.admin_token.clone(),
             stop: Some(stop),
             task: Some(task),
-            _dir: copy.dir,
-            _database: copy.database,
+            _dir: dir,
+            _database: database,
         }
     }
 
