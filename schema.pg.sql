@@ -588,3 +588,18 @@ CREATE TABLE login_failures (
     locked_until BIGINT
 );
 CREATE INDEX login_failures_since ON login_failures (since);
+
+-- migration: 18
+-- Every foreign key is deferrable (still checked at each statement unless a transaction defers it): a restore
+-- (backups/restore, ipamd migrate) replaces every table in one transaction and checks the references at its
+-- commit, with `SET CONSTRAINTS ALL DEFERRED`, as SQLite's `PRAGMA defer_foreign_keys` does. A later foreign key
+-- must be declared `DEFERRABLE` too.
+DO $$
+DECLARE
+    fk RECORD;
+BEGIN
+    FOR fk IN SELECT conrelid::regclass AS tbl, conname FROM pg_constraint
+              WHERE contype = 'f' AND connamespace = current_schema()::regnamespace AND NOT condeferrable LOOP
+        EXECUTE format('ALTER TABLE %s ALTER CONSTRAINT %I DEFERRABLE INITIALLY IMMEDIATE', fk.tbl, fk.conname);
+    END LOOP;
+END $$;

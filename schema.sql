@@ -694,3 +694,8 @@ CREATE TABLE login_failures (
     locked_until INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX login_failures_since ON login_failures (since);
+
+-- migration: 18
+
+-- Nothing changes here: a restore defers SQLite's foreign key checks to its commit with `PRAGMA
+-- defer_foreign_keys`. The twin in schema.pg.sql makes PostgreSQL's foreign keys deferrable, for the same.

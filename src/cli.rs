@@ -16,9 +16,9 @@ use crate::credentials;
 use crate::dispatch;
 use crate::error::{Code, Error, Result};
 use crate::handler::{self, Call, Ctx, Level};
-use crate::methods::{appkeys, import, org, tokens, users};
+use crate::methods::{appkeys, backups, import, org, tokens, users};
 use crate::model::{ExportPage, Org, Reply};
-use crate::store::Store;
+use crate::store::{Store, Tx};
 
 /// Everything a new org's admin needs to call ipamd. Shown once; only hashes and digests are stored.
 #[derive(Debug, Clone, Serialize)]
@@ -244,9 +244,19 @@ fn write_as<T>(
     method: &'static str,
     f: impl FnOnce(&Ctx) -> Result<T>,
 ) -> Result<T> {
+    write_with(app, |tx| credentials::local_user(tx, org, username), method, f)
+}
+
+/// Runs `f` in one write transaction through a `Ctx`, as the caller `caller` finds in it, calling `method`.
+fn write_with<T>(
+    app: &App,
+    caller: impl FnOnce(&Tx) -> Result<handler::Caller>,
+    method: &'static str,
+    f: impl FnOnce(&Ctx) -> Result<T>,
+) -> Result<T> {
     app.store.run_blocking(|db| {
         db.write(|tx| {
-            let caller = credentials::local_user(tx, org, username)?;
+            let caller = caller(tx)?;
             let respid = handler::new_respid();
             let ctx = Ctx {
                 tx,
@@ -357,4 +367,67 @@ impl Progress {
         }
         line
     }
+}
+
+/// What `ipamd migrate` copied: the backup it went through, and the rows of each table in it and in the target.
+#[derive(Debug, Serialize)]
+pub struct Migrated {
+    pub backup: String,
+    pub tables: Vec<CopiedTable>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CopiedTable {
+    pub table: String,
+    /// Rows in the backup of the source.
+    pub backup: i64,
+    /// Rows in the target after the restore (the audit log holds the restore's own entry too).
+    pub target: i64,
+}
+
+/// `ipamd migrate`: copies every record of `source` into `target`, an empty database (no org) of either engine,
+/// through the one backup file format both engines write and restore: a backup of the source (in the backup
+/// directory both share), restored into the target. Refuses a target that holds any org, and fails when the
+/// target holds fewer rows of a table than the backup.
+pub fn migrate(source: &App, target: &App) -> Result<Migrated> {
+    if target.store.run_blocking(|db| db.read(org::any))? {
+        return Err(Error::new(
+            Code::Conflict,
+            "the target database is not empty (it holds organisations): migrate copies into an empty database only",
+        ));
+    }
+    let Reply::NewBackup(made) = call(source, handler::Credentials::Local, "backups/add", json!({}))? else {
+        return Err(Error::internal("backups/add answered no backup"));
+    };
+    let name = made.backup.name;
+    let path = source.settings.backup_dir.join(&name);
+    // The target has no operator org to act as yet: the restore acts as the backup's, which it brings.
+    let caller = handler::Caller {
+        org_id: backups::operator_org(&path)?,
+        operator_org: true,
+        user_id: None,
+        username: "cli".into(),
+        level: Level::Admin,
+        application: "cli".into(),
+    };
+    let restore = backups::NameParam::new(&name)?;
+    write_with(
+        target,
+        |_| Ok(caller),
+        "backups/restore",
+        |ctx| backups::restore(ctx, restore),
+    )?;
+    let in_backup = backups::file_row_counts(&path)?;
+    let in_target = target.store.run_blocking(|db| db.read(backups::row_counts))?;
+    let mut tables = Vec::new();
+    for (table, backup) in in_backup {
+        let target = in_target.iter().find(|(t, _)| *t == table).map_or(0, |(_, n)| *n);
+        if target < backup {
+            return Err(Error::internal(format!(
+                "the target holds {target} rows of {table}, the backup {backup}"
+            )));
+        }
+        tables.push(CopiedTable { table, backup, target });
+    }
+    Ok(Migrated { backup: name, tables })
 }

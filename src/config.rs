@@ -63,6 +63,19 @@ pub enum Command {
     /// Backups of the database in the backup directory.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Copy every record of the database into another, empty database of either engine (SQLite or PostgreSQL):
+    /// a backup of this one, restored into the other. Prints the rows copied of each table.
+    Migrate {
+        /// The target database: a SQLite file (created when missing) or a postgres:// URL of an existing
+        /// database. It must hold no organisation.
+        #[arg(long)]
+        to: PathBuf,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dirs: BackupDirs,
+    },
     /// Export networks, hosts and DHCP ranges (of the org, a network or a group's subtree) as CSV or JSON, page by
     /// page in constant memory; progress on a terminal.
     Export {

@@ -157,6 +157,18 @@ impl ToParam for Value {
     }
 }
 
+impl From<Cell<'_>> for Value {
+    fn from(cell: Cell<'_>) -> Value {
+        match cell {
+            Cell::Null => Value::Null,
+            Cell::Int(n) => Value::Int(n),
+            Cell::Real(x) => Value::Real(x),
+            Cell::Text(t) => Value::Text(t.to_string()),
+            Cell::Blob(b) => Value::Blob(b.to_vec()),
+        }
+    }
+}
+
 impl From<i64> for Value {
     fn from(n: i64) -> Value {
         Value::Int(n)

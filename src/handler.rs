@@ -5,7 +5,7 @@
 //!
 //! A leaf: it imports nothing of the dispatcher, the doors or the handlers, so each of them can stand on it.
 
-use crate::db::params;
+use crate::db::{params, Sql};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -370,8 +370,13 @@ impl Ctx<'_> {
         )?;
         if let Some(upto) = upto {
             self.tx.execute("DELETE FROM changes WHERE id <= ?1", params![upto])?;
-            self.tx
-                .execute("UPDATE changes_purged SET id = max(id, ?1)", params![upto])?;
+            self.tx.execute(
+                Sql::Dialects(
+                    "UPDATE changes_purged SET id = max(id, ?1)",
+                    "UPDATE changes_purged SET id = GREATEST(id, ?1)",
+                ),
+                params![upto],
+            )?;
         }
         self.tx.execute(
             "DELETE FROM webhook_deliveries WHERE id IN (

@@ -109,6 +109,7 @@ fn main() -> ExitCode {
             Ok(())
         }),
         Some(Command::Backup(cmd)) => backup(cmd),
+        Some(Command::Migrate { to, json, dirs }) => migrate(dirs, to, json),
         Some(cmd @ (Command::Export { .. } | Command::Import { .. } | Command::Output { .. })) => transfer(cmd),
         Some(Command::Completions { shell }) => {
             // Into a buffer first: clap_complete panics when its writer fails (a closed pipe).
@@ -257,7 +258,7 @@ impl NewDatabase {
 /// so a command run in the wrong directory says where it looked instead of leaving an empty database there.
 fn local(db: &Database) -> Result<Settings, Error> {
     let settings = settings_with(db, |_| {})?;
-    if !settings.db.is_file() {
+    if !settings.db.is_file() && !Store::names_postgres(&settings.db) {
         let looked = std::path::absolute(&settings.db).unwrap_or_else(|_| settings.db.clone());
         return Err(Error::new(
             Code::NotFound,
@@ -323,6 +324,34 @@ fn backup(cmd: BackupCommand) -> Result<(), Error> {
         )),
         _ => Ok(()),
     }
+}
+
+/// `ipamd migrate`: the database copied into the empty one `to` names, through a backup in the backup directory.
+fn migrate(dirs: BackupDirs, to: PathBuf, json: bool) -> Result<(), Error> {
+    let BackupDirs { db, backup_dir } = dirs;
+    let source = open(&db, |s| s.backup_dir = backup_dir.clone())?;
+    let target_db = Database { db: to };
+    // A SQLite target made here is removed again when the copy fails.
+    let new = NewDatabase::note(&target_db.db);
+    let migrated = new.keep_if(
+        settings_with(&target_db, |s| s.backup_dir = backup_dir)
+            .and_then(|settings| App::open(settings, METHODS))
+            .and_then(|target| cli::migrate(&source, &target)),
+    )?;
+    if !json {
+        println!(
+            "Copied {} into {} through backup {}. Rows of each table:",
+            ipamd::logging::redact(&source.settings.db.to_string_lossy()),
+            ipamd::logging::redact(&target_db.db.to_string_lossy()),
+            migrated.backup
+        );
+    }
+    let rows = migrated
+        .tables
+        .iter()
+        .map(|t| [t.table.clone(), t.backup.to_string(), t.target.to_string()]);
+    print_list(json, &migrated, ["TABLE", "BACKUP", "TARGET"], rows);
+    Ok(())
 }
 
 /// Prints every backup, newest first, a page of `backups/get` at a time.

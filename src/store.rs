@@ -96,6 +96,12 @@ enum Conn {
 pub use crate::db::Tx;
 
 impl Store {
+    /// Whether the database setting names a PostgreSQL database (`postgres://` or `postgresql://`) rather than a
+    /// SQLite file.
+    pub fn names_postgres(db: &Path) -> bool {
+        db.to_str().is_some_and(postgres::is_url)
+    }
+
     /// Opens the database the setting names and brings its schema up to date: a `postgres://` (or
     /// `postgresql://`) URL, or else a SQLite file, created (with its directory) when missing.
     pub fn open(path: &Path) -> Result<Store> {
@@ -514,7 +520,7 @@ fn next_version(tx: &Tx) -> Result<usize> {
 
 /// Applies the full-text changes the triggers queued in `addresses_fts_pending` (schema.sql, migration 3) to
 /// `addresses_fts`, in order, and empties the queue. Every write transaction runs it just before COMMIT.
-fn flush_fts(tx: &Tx) -> Result<usize> {
+pub(crate) fn flush_fts(tx: &Tx) -> Result<usize> {
     tx.execute(
         "INSERT INTO addresses_fts (addresses_fts, rowid, hostname, cname, mac_address, description)
          SELECT command, id, hostname, cname, mac_address, description FROM addresses_fts_pending ORDER BY seq",

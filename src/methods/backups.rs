@@ -1,4 +1,9 @@
-//! `backups/*` (operator-org admins): online SQLite backups into `BACKUP_DIR`, verification, and restore.
+//! `backups/*` (operator-org admins): backups into `BACKUP_DIR`, verification, and restore.
+//!
+//! A backup is one SQLite database file of schema.sql, whichever engine holds the live data: SQLite's online backup
+//! of a SQLite database, or a PostgreSQL database's rows as one snapshot sees them, written into a new SQLite file
+//! ([`snapshot`]). So a backup made on either engine restores on either: that is how an installation moves from one
+//! engine to the other (`ipamd migrate`).
 //!
 //! A restore copies every table of a verified backup into the live database inside the call's one write
 //! transaction: readers see the old data until it commits and the new data after, never a mix, and a crash leaves
@@ -8,11 +13,10 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde_json::json;
 
-use crate::db::{self, params};
+use crate::db::{self, params, Sql, Tx};
 use crate::error::{Code, Error, Result};
 use crate::handler::{Action, Change, Ctx, Object, ObjectKind, Params};
 use crate::model::{Backup, Integrity, List, NewBackup, Page, Restored, Verified};
@@ -64,11 +68,15 @@ fn entry(path: &Path, name: &str) -> Result<Backup> {
     })
 }
 
+/// A backup file, opened to be read.
+fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
+    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+}
+
 /// `PRAGMA integrity_check` of a file; a file that is not a database is "not ok", not an error.
 fn integrity(path: &Path) -> Integrity {
     let check = || -> rusqlite::Result<String> {
-        let conn =
-            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let conn = open_read_only(path)?;
         let mut stmt = conn.prepare("PRAGMA integrity_check")?;
         let lines = stmt
             .query_map([], |r| r.get::<_, String>(0))?
@@ -85,32 +93,73 @@ fn integrity(path: &Path) -> Integrity {
     }
 }
 
-/// Writes an online backup of the live database under a new, unique name, as one self-contained file. The copy is
-/// written and synced under a hidden name (never listed, never a valid backup name) and renamed to its own only when
-/// complete, so a crash mid-backup never leaves a partial file that looks like a backup.
+/// Writes a backup of the live data under a new, unique name, as one self-contained file. The copy is written and
+/// synced under a hidden name (never listed, never a valid backup name) and renamed to its own only when complete,
+/// so a crash mid-backup never leaves a partial file that looks like a backup.
 fn create(ctx: &Ctx) -> Result<(String, PathBuf)> {
-    let live = ctx.store.sqlite_path().ok_or_else(|| {
-        Error::new(
-            Code::BadRequest,
-            "backups of a PostgreSQL database are not made by ipamd yet: use pg_dump",
-        )
-    })?;
     let dir = dir(ctx)?;
     remove_stale_partials(&dir);
     let unavailable = |e: std::io::Error| Error::new(Code::Unavailable, format!("cannot write a backup: {e}"));
     let partial = dir.join(format!(".ipam-backup-{}.partial", ctx.respid));
-    // A copy of a WAL database is marked WAL too: made a rollback-journal file, it is one self-contained file, and
-    // opening it (verify, restore) leaves no -wal and -shm files beside it.
-    let written = Connection::open(live)
-        .and_then(|live| live.backup(rusqlite::MAIN_DB, &partial, None))
-        .and_then(|()| Connection::open(&partial)?.pragma_update(None, "journal_mode", "DELETE"))
-        .map_err(Error::from)
-        .and_then(|()| File::open(&partial).and_then(|f| f.sync_all()).map_err(unavailable));
+    let written = match ctx.store.sqlite_path() {
+        Some(live) => copy_file(live, &partial),
+        None => snapshot(ctx.tx, &partial),
+    }
+    .and_then(|()| File::open(&partial).and_then(|f| f.sync_all()).map_err(unavailable));
     let named = written.and_then(|()| name_backup(&dir, &partial, &time::compact(ctx.now)));
     if named.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
     named
+}
+
+/// SQLite's online backup of the live SQLite file into `partial`. A copy of a WAL database is marked WAL too: made
+/// a rollback-journal file, it is one self-contained file, and opening it (verify, restore) leaves no -wal and -shm
+/// files beside it.
+fn copy_file(live: &Path, partial: &Path) -> Result<()> {
+    Connection::open(live)
+        .and_then(|live| live.backup(rusqlite::MAIN_DB, partial, None))
+        .and_then(|()| Connection::open(partial)?.pragma_update(None, "journal_mode", "DELETE"))
+        .map_err(Error::from)
+}
+
+/// Writes the rows `tx` sees (on PostgreSQL, the call's one snapshot: a read is `REPEATABLE READ`, a restore's
+/// safety backup holds the write lock) into a new SQLite database at `partial` with schema.sql at this version, in
+/// one SQLite transaction: the file a SQLite server holding the same data would back up. The derived tables are not
+/// read: schema.sql's triggers fill them as the rows arrive, and [`store::flush_fts`] the full-text index. Rows are
+/// streamed (a cursor on PostgreSQL), so memory holds a batch of rows, whatever the size of the data.
+///
+/// The triggers that count or version the rows of *other* tables on insert (a subnet raises its group's and its
+/// pool's counts, a custom field value moves its record's version) must find nothing to change, or the copies
+/// would not keep the source's counts and versions: so `field_values` is copied before `addresses`, and `subnets`
+/// before `groups`, a pool's children (longer prefixes) before the pool.
+fn snapshot(tx: &Tx, partial: &Path) -> Result<()> {
+    let file = Connection::open(partial)?;
+    store::migrate(&file)?;
+    let out = Tx::on_sqlite(&file);
+    // The tables are copied in the order above, not the order of their references: checked once all are in.
+    out.batch("PRAGMA foreign_keys = OFF; BEGIN")?;
+    let mut tables = tables(&out, &DERIVED)?;
+    tables.sort_by_key(|t| (t != "field_values", t != "subnets", t.clone()));
+    for t in &tables {
+        // The rows schema.sql starts with (the counters) make way for the source's.
+        out.execute(&format!("DELETE FROM \"{t}\""), params![])?;
+        let order = match t.as_str() {
+            "subnets" => " ORDER BY prefix DESC, id",
+            _ => "",
+        };
+        copy_rows(tx, &out, t, &columns(&out, t)?, order)?;
+    }
+    advance_ids(&out, &id_counters(tx)?)?;
+    store::flush_fts(&out)?;
+    if out.query_row(
+        "SELECT EXISTS(SELECT 1 FROM pragma_foreign_key_check)",
+        params![],
+        |r| r.get(0),
+    )? {
+        return Err(Error::internal("the snapshot has rows that refer to missing rows"));
+    }
+    out.batch("COMMIT")
 }
 
 /// A hidden partial backup unchanged for this long was left by a backup that never finished (a crash): one being
@@ -217,6 +266,14 @@ pub struct NameParam {
     name: String,
 }
 
+impl NameParam {
+    /// The name of a backup, checked as the method's parameter is.
+    pub fn new(name: &str) -> Result<NameParam> {
+        valid_name(name)?;
+        Ok(NameParam { name: name.to_string() })
+    }
+}
+
 impl Params for NameParam {
     fn decode(d: &mut Data) -> Result<Self> {
         let name = d.req_str("name")?;
@@ -252,10 +309,7 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Restored> {
             format!("{} fails its integrity check: {}", p.name, integrity.integrity_message),
         ));
     }
-    let backup = Connection::open_with_flags(
-        &path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    let backup = open_read_only(&path)?;
     let version: i64 = backup.pragma_query_value(None, "user_version", |r| r.get(0))?;
     // A backup taken before an upgrade: restore from a copy brought up to this schema (the backup stays as it was).
     // The copy outlives the connection on it (declared first, dropped last).
@@ -321,21 +375,27 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Restored> {
         ));
     }
     let (safety, _) = create(ctx)?;
-    ctx.tx.batch("PRAGMA defer_foreign_keys = ON")?;
+    ctx.tx.execute(
+        Sql::Dialects("PRAGMA defer_foreign_keys = ON", "SET CONSTRAINTS ALL DEFERRED"),
+        params![],
+    )?;
     for t in &tables {
         ctx.tx.execute(&format!("DELETE FROM \"{t}\""), params![])?;
     }
     ctx.tx.execute("DELETE FROM sessions", params![])?;
+    let from = Tx::on_sqlite(&src);
     for t in &tables {
         // A row the live schema refuses (a CHECK, a bad value) makes the backup unfit, not the server broken.
-        copy_table(&src, ctx, t).map_err(|e| match e.code {
-            Code::Internal => Error::new(
+        copy_rows(&from, ctx.tx, t, &columns(ctx.tx, t)?, "").map_err(|e| match e.code {
+            Code::Internal | Code::Duplicate | Code::InvalidParams => Error::new(
                 Code::InvalidBackup,
                 format!("{} does not fit this schema: {}", p.name, e.message),
             ),
             _ => e,
         })?;
     }
+    // New rows take ids past the restored ones, and past every id the backup's database or this one ever gave.
+    advance_ids(ctx.tx, &id_counters(&from)?)?;
     // Each group's subnet count is derived too: copied from the backup, then raised again by the triggers as its
     // subnets arrived. Counted afresh from the rows restored.
     ctx.tx.execute(
@@ -393,50 +453,162 @@ impl Drop for Upgraded {
     }
 }
 
-/// The tables a restore copies: all but SQLite's own, the derived ones (`*_fts`, `subnet_prefixes`, `address_runs`,
-/// `pool_free_counts`), which the
-/// triggers of schema.sql rebuild as the rows arrive, `credential_epoch` and `version_seq`, which must keep moving
-/// forward (the restore moves the epoch; every write moves the count), and the change feed (`changes`,
-/// `changes_purged`), which goes on across the restore so its cursors stay valid: the restore is an entry of every
-/// org's feed. Webhooks and their delivery log are copied. The web UI's sessions are not: a restore ends them all
-/// (their users may be other users now).
+/// The rows of each table a restore copies, by table: of a backup file, or of a live database (`ipamd migrate`
+/// compares the two).
+pub fn row_counts(tx: &Tx) -> Result<Vec<(String, i64)>> {
+    restored_tables(tx)?
+        .into_iter()
+        .map(|t| {
+            let n = tx.query_row(&format!("SELECT count(*) FROM \"{t}\""), params![], |r| r.get(0))?;
+            Ok((t, n))
+        })
+        .collect()
+}
+
+/// The operator org of the backup file at `path`: whom a restore into an empty database acts as.
+pub fn operator_org(path: &Path) -> Result<i64> {
+    let file = open_read_only(path)?;
+    Tx::on_sqlite(&file)
+        .query_opt(
+            "SELECT id FROM orgs WHERE operator = 1 ORDER BY id LIMIT 1",
+            params![],
+            |r| r.get(0),
+        )?
+        .ok_or_else(|| Error::new(Code::InvalidBackup, "the backup holds no operator organisation"))
+}
+
+/// The rows of each table of the backup file at `path` (see [`row_counts`]).
+pub fn file_row_counts(path: &Path) -> Result<Vec<(String, i64)>> {
+    let file = open_read_only(path)?;
+    row_counts(&Tx::on_sqlite(&file))
+}
+
+/// The tables schema.sql's triggers keep from the rows of others: never copied, rebuilt by the triggers (of
+/// either engine) as those rows arrive. (`addresses_fts*`, SQLite's full-text index, is derived too.)
+const DERIVED: [&str; 3] = ["subnet_prefixes", "address_runs", "pool_free_counts"];
+
+/// The tables a restore leaves as they are besides the derived ones (see [`live_tables`]).
+const KEPT: [&str; 6] = [
+    "credential_epoch",
+    "login_failures",
+    "version_seq",
+    "changes",
+    "changes_purged",
+    "sessions",
+];
+
+/// The tables a restore copies: all but SQLite's own, the derived ones ([`DERIVED`]), `credential_epoch` and
+/// `version_seq`, which must keep moving forward (the restore moves the epoch; every write moves the count), and
+/// the change feed (`changes`, `changes_purged`), which goes on across the restore so its cursors stay valid: the
+/// restore is an entry of every org's feed. Webhooks and their delivery log are copied. The web UI's sessions are
+/// not: a restore ends them all (their users may be other users now). Nor are the users' failed logins
+/// (`login_failures`): a lockout in force stays in force.
 fn live_tables(ctx: &Ctx) -> Result<Vec<String>> {
-    ctx.tx.rows(
+    restored_tables(ctx.tx)
+}
+
+/// The tables of a database a restore copies (see [`live_tables`]).
+fn restored_tables(tx: &Tx) -> Result<Vec<String>> {
+    tables(tx, &[&DERIVED[..], &KEPT[..]].concat())
+}
+
+/// The data tables of a database but `leaving` (and SQLite's own and full-text tables, and PostgreSQL's
+/// `schema_version`), by name.
+fn tables(tx: &Tx, leaving: &[&str]) -> Result<Vec<String>> {
+    let leaving = leaving.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ");
+    let sqlite = format!(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
-                  AND name NOT LIKE '%\\_fts%' ESCAPE '\\' AND name NOT IN ('subnet_prefixes', 'address_runs', 'pool_free_counts', 'credential_epoch',
-                                                                            'version_seq', 'changes', 'changes_purged',
-                                                                            'sessions')
-                  ORDER BY name",
-        params![],
+         AND name NOT LIKE '%\\_fts%' ESCAPE '\\' AND name NOT IN ({leaving}) ORDER BY name"
+    );
+    let postgres = format!(
+        "SELECT CAST(table_name AS TEXT) FROM information_schema.tables
+         WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
+           AND table_name NOT IN ('schema_version', {leaving}) ORDER BY 1"
+    );
+    tx.rows(Sql::Dialects(&sqlite, &postgres), params![], |r| r.get(0))
+}
+
+/// The columns of table `t`, in order.
+fn columns(tx: &Tx, t: &str) -> Result<Vec<String>> {
+    tx.rows(
+        Sql::Dialects(
+            "SELECT name FROM pragma_table_info(?1)",
+            "SELECT CAST(column_name AS TEXT) FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = ?1 ORDER BY ordinal_position",
+        ),
+        params![t],
         |r| r.get(0),
     )
 }
 
-/// Copies every row of table `t` from the backup into the live transaction, column by column name.
-fn copy_table(src: &Connection, ctx: &Ctx, t: &str) -> Result<()> {
-    let cols: Vec<String> = ctx
-        .tx
-        .rows(&format!("SELECT name FROM pragma_table_info('{t}')"), params![], |r| {
-            r.get(0)
-        })?;
+/// Copies every row of table `t` that `from` reads into `to`, column by column name, in `order` (an `ORDER BY`
+/// clause, or none). The rows are streamed: memory holds one, and a cursor's batch on PostgreSQL.
+fn copy_rows(from: &Tx, to: &Tx, t: &str, cols: &[String], order: &str) -> Result<()> {
     let list = cols.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
     let marks = vec!["?"; cols.len()].join(", ");
-    let mut read = src.prepare(&format!("SELECT {list} FROM \"{t}\""))?;
+    let read = format!("SELECT {list} FROM \"{t}\"{order}");
     let write = format!("INSERT INTO \"{t}\" ({list}) VALUES ({marks})");
-    let mut rows = read.query([])?;
-    while let Some(row) = rows.next()? {
-        let values = (0..cols.len())
-            .map(|i| {
-                Ok(match row.get_ref(i)? {
-                    ValueRef::Null => db::Value::Null,
-                    ValueRef::Integer(n) => db::Value::Int(n),
-                    ValueRef::Real(x) => db::Value::Real(x),
-                    ValueRef::Text(t) => db::Value::Text(String::from_utf8_lossy(t).into_owned()),
-                    ValueRef::Blob(b) => db::Value::Blob(b.to_vec()),
-                })
-            })
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        ctx.tx.execute(&write, &db::param_list(&values))?;
+    let row = |r: &db::Row| {
+        (0..cols.len())
+            .map(|i| r.cell(i).map(db::Value::from))
+            .collect::<Result<Vec<_>>>()
+    };
+    from.scan(&read, params![], row, |rows| {
+        for values in rows {
+            to.execute(&write, &db::param_list(&values?))?;
+        }
+        Ok(())
+    })?
+}
+
+/// The highest id each table's counter has given, by table: SQLite's `sqlite_sequence` (the AUTOINCREMENT
+/// tables), PostgreSQL's identity sequences (`None` for a sequence never used).
+fn id_counters(tx: &Tx) -> Result<Vec<(String, Option<i64>)>> {
+    tx.rows(
+        Sql::Dialects(
+            "SELECT name, seq FROM sqlite_sequence ORDER BY name",
+            "SELECT CAST(table_name AS TEXT),
+                    pg_sequence_last_value(CAST(pg_get_serial_sequence(quote_ident(CAST(table_name AS TEXT)), 'id')
+                                                AS regclass))
+             FROM information_schema.columns
+             WHERE table_schema = current_schema() AND column_name = 'id' AND is_identity = 'YES' ORDER BY 1",
+        ),
+        params![],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+}
+
+/// Moves the id counters of the database `tx` writes past `counters` (another database's, see [`id_counters`])
+/// and past the ids its tables hold: never back, so no id is given twice. The engines keep them in different
+/// places: SQLite in `sqlite_sequence` (an AUTOINCREMENT table's row appears with its first id), PostgreSQL in a
+/// sequence per identity column.
+fn advance_ids(tx: &Tx, counters: &[(String, Option<i64>)]) -> Result<()> {
+    let at_least = |t: &str| counters.iter().find(|(name, _)| name == t).and_then(|(_, n)| *n);
+    if !tx.is_postgres() {
+        for (t, n) in counters.iter().filter_map(|(t, n)| Some((t, (*n)?))) {
+            tx.execute(
+                "INSERT INTO sqlite_sequence (name, seq) SELECT ?1, ?2
+                 WHERE EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1
+                                                             AND sql LIKE '%AUTOINCREMENT%')
+                   AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?1)",
+                params![t, n],
+            )?;
+            tx.execute(
+                "UPDATE sqlite_sequence SET seq = max(seq, ?2) WHERE name = ?1",
+                params![t, n],
+            )?;
+        }
+        return Ok(());
+    }
+    for (t, _) in id_counters(tx)? {
+        let sequence = format!("CAST(pg_get_serial_sequence('\"{t}\"', 'id') AS regclass)");
+        tx.execute(
+            &format!(
+                "SELECT setval({sequence}, GREATEST(CAST(?1 AS BIGINT), (SELECT max(id) FROM \"{t}\"),
+                                                    pg_sequence_last_value({sequence}), 1))"
+            ),
+            params![at_least(&t).unwrap_or(0)],
+        )?;
     }
     Ok(())
 }

@@ -66,9 +66,6 @@ async fn create(c: &Client<'_>) -> Value {
 #[tokio::test]
 async fn backup_answers_have_exactly_the_documented_fields() {
     let s = Server::start().await;
-    if !s.makes_backups() {
-        return;
-    }
     let c = client(&s, &s.admin_token);
     let made = create(&c).await;
     let name = made["name"].as_str().unwrap().to_string();
@@ -95,9 +92,6 @@ async fn backup_answers_have_exactly_the_documented_fields() {
 #[tokio::test]
 async fn create_list_verify_and_restore_round_trip() {
     let s = Server::start().await;
-    if !s.makes_backups() {
-        return;
-    }
     let c = client(&s, &s.admin_token);
     let empty = c.get("/backups").await;
     assert_eq!(
@@ -198,9 +192,6 @@ async fn create_list_verify_and_restore_round_trip() {
 #[tokio::test]
 async fn a_backup_appears_only_when_complete() {
     let s = Server::start().await;
-    if !s.makes_backups() {
-        return;
-    }
     let c = client(&s, &s.admin_token);
     let dir = backup_dir(&s);
     std::fs::create_dir_all(&dir).unwrap();
@@ -231,9 +222,6 @@ async fn a_backup_appears_only_when_complete() {
 #[tokio::test]
 async fn backups_in_one_second_get_distinct_names() {
     let s = Server::start().await;
-    if !s.makes_backups() {
-        return;
-    }
     let c = client(&s, &s.admin_token);
     let dir = backup_dir(&s);
     std::fs::create_dir_all(&dir).unwrap();
@@ -292,9 +280,6 @@ async fn backups_in_one_second_get_distinct_names() {
 #[tokio::test]
 async fn verify_never_fails_and_restore_refuses_what_is_not_an_ipamd_database() {
     let s = Server::start().await;
-    if !s.makes_backups() {
-        return;
-    }
     let c = client(&s, &s.admin_token);
     c.post("/networks", json!({"network": "10.0.0.0", "cidr": 24, "name": "live"}))
         .await;
@@ -359,9 +344,6 @@ async fn verify_never_fails_and_restore_refuses_what_is_not_an_ipamd_database() 
 #[tokio::test]
 async fn names_outside_the_backup_dir_are_never_touched() {
     let s = Server::start().await;
-    if !s.makes_backups() {
-        return;
-    }
     let c = client(&s, &s.admin_token);
     let marker = num_id(
         &c.post(
@@ -453,9 +435,6 @@ async fn names_outside_the_backup_dir_are_never_touched() {
 #[tokio::test]
 async fn only_operator_admins_and_api_tokens_may_use_backups() {
     let s = Server::start_with(|settings| settings.api_tokens = "op-backup-token".into()).await;
-    if !s.makes_backups() {
-        return;
-    }
     let op = client(&s, "op-backup-token");
     let name = create(&op).await["name"].as_str().unwrap().to_string();
     op.get("/backups").await;
@@ -630,9 +609,6 @@ fn the_command_line_lists_creates_verifies_and_restores() {
 #[tokio::test]
 async fn a_backup_of_an_older_schema_is_upgraded_on_a_copy_and_restored() {
     let s = Server::start().await;
-    if !s.makes_backups() {
-        return;
-    }
     let a = s.admin.clone();
     let subnet = s
         .ok(

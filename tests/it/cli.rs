@@ -490,6 +490,7 @@ fn commands_other_than_serve_and_init_create_no_database() {
         vec!["token", "create", "acme", "bob"],
         vec!["backup", "list"],
         vec!["backup", "create"],
+        vec!["migrate", "--to", "copy.db"],
     ] {
         let stderr = refusal(&run(&mut ipamd(d, &args)));
         let looked = d.join("ipam.db");

@@ -30,9 +30,6 @@ async fn the_search_index_follows_every_change() {
             .await;
     }
     assert_eq!(found(&s, &a, "WEB").await, ["alpha-web", "beta-web"]);
-    if !s.makes_backups() {
-        return;
-    }
     let backup = s.ok(&a, "backups/add", json!({})).await["name"]
         .as_str()
         .unwrap()

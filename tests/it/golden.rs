@@ -38,8 +38,6 @@ pub struct Exchange {
 pub struct Fixture {
     pub exchanges: Vec<Exchange>,
     pub openapi: Value,
-    /// Whether the server made backups: ipamd does not on PostgreSQL yet, and the backups' exchanges are left out.
-    pub backups: bool,
 }
 
 /// The fixture, built once for the tests of this module (one server), by whichever runs first.
@@ -51,7 +49,7 @@ async fn fixture() -> &'static Fixture {
 #[tokio::test]
 async fn golden_replies_are_unchanged() {
     let f = fixture().await;
-    let mut goldens: Vec<(String, String)> = f
+    let goldens: Vec<(String, String)> = f
         .exchanges
         .iter()
         .map(|x| {
@@ -60,20 +58,6 @@ async fn golden_replies_are_unchanged() {
         })
         .collect();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/golden");
-    if !f.backups {
-        // The backups' exchanges were not made: their files stand as recorded.
-        goldens.extend(
-            std::fs::read_dir(&dir)
-                .unwrap()
-                .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter_map(|file| Some(file.strip_suffix(".json")?.to_string()))
-                .filter(|name| name.contains("-backups-"))
-                .map(|name| {
-                    let text = std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap();
-                    (name, text)
-                }),
-        );
-    }
     golden::check(&dir, &goldens);
 }
 
@@ -91,7 +75,6 @@ async fn golden_fixture_calls_every_method() {
     let missing: Vec<&str> = ipamd::methods::METHODS
         .iter()
         .map(|m| m.name)
-        .filter(|m| f.backups || !m.starts_with("backups/"))
         .filter(|m| !called.contains(m))
         .collect();
     assert!(
@@ -134,7 +117,7 @@ async fn rest_replies_match_their_openapi_schemas() {
     }
     for (p, ops) in doc["paths"].as_object().into_iter().flatten() {
         // The server's own pages (with a server of their own, outside /api/v1) are not REST: docs.rs calls them.
-        if ops.get("servers").is_some() || (!f.backups && p.starts_with("/backups")) {
+        if ops.get("servers").is_some() {
             continue;
         }
         for verb in ops.as_object().into_iter().flat_map(|o| o.keys()) {
@@ -295,18 +278,11 @@ async fn build() -> Fixture {
     let (site, lan) = envelope(&mut r).await;
     rest(&mut r, site, lan).await;
     webhooks(&mut r).await;
-    let made_backups = s.makes_backups();
-    if made_backups {
-        backups(&mut r).await;
-    }
+    backups(&mut r).await;
     let openapi = s.request(Method::GET, "/api/v1/openapi.json", &[], "").await.json();
     let exchanges = r.exchanges;
     s.stop().await.unwrap();
-    Fixture {
-        exchanges,
-        openapi,
-        backups: made_backups,
-    }
+    Fixture { exchanges, openapi }
 }
 
 /// Webhooks on both doors. The receiver is a name the default settings refuse (localhost is loopback), and the

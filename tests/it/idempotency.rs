@@ -365,9 +365,6 @@ async fn malformed_keys_and_keys_on_reads_are_refused() {
 #[tokio::test]
 async fn a_restore_brings_back_the_keys_of_its_backup_with_their_records() {
     let s = Server::start().await;
-    if !s.makes_backups() {
-        return;
-    }
     let net = network(&s, "10.49.0.0").await;
     let path = format!("/ip/networks/{net}/next-ip");
     let before = keyed(&s, &path, &s.admin_token, "k-before", &json!({})).await;

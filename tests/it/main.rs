@@ -24,6 +24,7 @@ mod hostile;
 mod idempotency;
 mod layers;
 mod matrix;
+mod migrate;
 mod multi;
 mod observe;
 mod org;

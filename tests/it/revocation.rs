@@ -165,9 +165,6 @@ async fn no_write_of_a_user_commits_after_the_user_is_disabled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restore_from_another_installation_takes_no_write_of_the_org_that_had_the_id() {
     let other = Server::start().await;
-    if !other.makes_backups() {
-        return;
-    }
     let theirs = other.org("b").await;
     let name = backup(&other).await;
     let s = Arc::new(Server::start().await);
@@ -208,9 +205,6 @@ async fn a_restore_from_another_installation_takes_no_write_of_the_org_that_had_
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restore_that_removes_a_writing_org_fails_no_other_call() {
     let s = Arc::new(Server::start().await);
-    if !s.makes_backups() {
-        return;
-    }
     let c = s.org("c").await;
     let name = backup(&s).await;
     let b = s.org("b").await;

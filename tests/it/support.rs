@@ -160,8 +160,20 @@ impl PgDatabase {
         if std::env::var("IPAMD_TEST_ENGINE").ok().as_deref() != Some("postgres") {
             return None;
         }
-        let url =
-            std::env::var("IPAMD_TEST_DATABASE_URL").expect("IPAMD_TEST_ENGINE=postgres needs IPAMD_TEST_DATABASE_URL");
+        assert!(
+            std::env::var("IPAMD_TEST_DATABASE_URL").is_ok(),
+            "IPAMD_TEST_ENGINE=postgres needs IPAMD_TEST_DATABASE_URL"
+        );
+        PgDatabase::fresh()
+    }
+
+    /// A fresh database on the server `IPAMD_TEST_DATABASE_URL` names, whichever engine the suite runs on; `None`
+    /// (after [`skip`] said why) when it names none.
+    pub fn fresh() -> Option<PgDatabase> {
+        let Ok(url) = std::env::var("IPAMD_TEST_DATABASE_URL") else {
+            skip("IPAMD_TEST_DATABASE_URL is unset, and this test needs PostgreSQL");
+            return None;
+        };
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("ipamd_it_{}_{n}", std::process::id());
@@ -176,12 +188,49 @@ impl PgDatabase {
             name,
         })
     }
-}
 
-impl PgDatabase {
-    /// The URL of the database, for a server process of the test's.
+    /// The database's URL, the `IPAMD_DB` of a server on it.
     pub fn url(&self) -> &str {
         &self.url
+    }
+}
+
+/// Which engine a test server runs on.
+#[derive(Clone, Copy, PartialEq)]
+enum Engine {
+    /// The suite's: PostgreSQL when `IPAMD_TEST_ENGINE=postgres`, else SQLite.
+    Suite,
+    Sqlite,
+    Postgres,
+}
+
+/// An empty database of either engine for a copy of a server's data (`ipamd migrate`'s target), kept while the
+/// value is.
+pub struct EmptyDatabase {
+    pub db: std::path::PathBuf,
+    dir: TempDir,
+    database: Option<Arc<PgDatabase>>,
+}
+
+impl EmptyDatabase {
+    /// A SQLite file that does not exist yet.
+    pub fn sqlite() -> EmptyDatabase {
+        let dir = tempfile::tempdir().unwrap();
+        EmptyDatabase {
+            db: dir.path().join("copy.db"),
+            dir,
+            database: None,
+        }
+    }
+
+    /// A fresh PostgreSQL database; `None` (after saying why) without a PostgreSQL server to test on.
+    pub fn postgres() -> Option<EmptyDatabase> {
+        let database = PgDatabase::fresh()?;
+        Some(EmptyDatabase {
+            db: database.url().into(),
+            dir: tempfile::tempdir().unwrap(),
+            database: Some(Arc::new(database)),
+        })
     }
 }
 
@@ -217,14 +266,37 @@ impl Server {
         Server::launch(clock.clock(), adjust).await
     }
 
+    /// A server on SQLite, whichever engine the suite runs on.
+    pub async fn start_sqlite() -> Server {
+        Server::launch_on(Engine::Sqlite, Clock::System, |_| {}).await
+    }
+
+    /// A server on a fresh PostgreSQL database, whichever engine the suite runs on; `None` (after [`skip`] said
+    /// why) without a PostgreSQL server to test on.
+    pub async fn start_postgres() -> Option<Server> {
+        if std::env::var("IPAMD_TEST_DATABASE_URL").is_err() {
+            skip("IPAMD_TEST_DATABASE_URL is unset, and this test needs PostgreSQL");
+            return None;
+        }
+        Some(Server::launch_on(Engine::Postgres, Clock::System, |_| {}).await)
+    }
+
     async fn launch(clock: Clock, adjust: impl FnOnce(&mut Settings)) -> Server {
+        Server::launch_on(Engine::Suite, clock, adjust).await
+    }
+
+    async fn launch_on(engine: Engine, clock: Clock, adjust: impl FnOnce(&mut Settings)) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = Settings::defaults();
         settings.db = dir.path().join("ipam.db");
-        let database = tokio::task::spawn_blocking(PgDatabase::create)
-            .await
-            .unwrap()
-            .map(Arc::new);
+        let database = tokio::task::spawn_blocking(move || match engine {
+            Engine::Suite => PgDatabase::create(),
+            Engine::Sqlite => None,
+            Engine::Postgres => PgDatabase::fresh(),
+        })
+        .await
+        .unwrap()
+        .map(Arc::new);
         if let Some(database) = &database {
             settings.db = database.url.clone().into();
         }
@@ -275,16 +347,6 @@ impl Server {
         path
     }
 
-    /// Whether the server makes backups: a test that needs them returns early when not. ipamd refuses backups of a
-    /// PostgreSQL database for now (`bad_request`), and this says so.
-    pub fn makes_backups(&self) -> bool {
-        let sqlite = self.app.store.sqlite_path().is_some();
-        if !sqlite {
-            println!("not run: a test that needs backups, which ipamd does not make of a PostgreSQL database yet");
-        }
-        sqlite
-    }
-
     /// Stops the server and starts another on the same database, with the same settings and clock, as after a
     /// crash or an upgrade: the same admin and token, a new port.
     pub async fn restart(mut self) -> Server {
@@ -294,15 +356,32 @@ impl Server {
         if let Some(task) = self.task.take() {
             task.await.unwrap().unwrap();
         }
-        let mut next = self.beside().await;
-        next._dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
-        next
+        let settings = (*self.app.settings).clone();
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        let database = self._database.clone();
+        self.open_like(settings, dir, database).await
     }
 
     /// Another server on this one's database, with the same settings, clock, admin and token, as a second instance
     /// behind the same load balancer: its own caches, lockout memory and port.
     pub async fn beside(&self) -> Server {
-        let (settings, clock) = ((*self.app.settings).clone(), self.app.clock.clone());
+        let settings = (*self.app.settings).clone();
+        self.open_like(settings, tempfile::tempdir().unwrap(), self._database.clone())
+            .await
+    }
+
+    /// A server on `copy`, which holds a copy of this server's data (`ipamd migrate`'s target): this server's
+    /// settings (its backup directory too), admin and token.
+    pub async fn serve_copy(&self, copy: EmptyDatabase) -> Server {
+        let mut settings = (*self.app.settings).clone();
+        settings.db = copy.db.clone();
+        self.open_like(settings, copy.dir, copy.database).await
+    }
+
+    /// Another server with `settings` and this one's clock, admin and token, keeping `dir` and `database` while it
+    /// runs.
+    async fn open_like(&self, settings: Settings, dir: TempDir, database: Option<Arc<PgDatabase>>) -> Server {
+        let clock = self.app.clock.clone();
         let app = tokio::task::spawn_blocking(move || App::open_with_clock(settings, METHODS, clock).unwrap())
             .await
             .unwrap();
@@ -314,8 +393,8 @@ impl Server {
             admin_token: self.admin_token.clone(),
             stop: Some(stop),
             task: Some(task),
-            _dir: tempfile::tempdir().unwrap(),
-            _database: self._database.clone(),
+            _dir: dir,
+            _database: database,
         }
     }
 

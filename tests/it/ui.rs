@@ -463,9 +463,6 @@ async fn a_new_token_is_shown_once_in_the_answer_and_never_in_a_url() {
 #[tokio::test]
 async fn a_restore_ends_every_session() {
     let s = Server::start().await;
-    if !s.makes_backups() {
-        return;
-    }
     let name = s.ok(&s.admin, "backups/add", json!({})).await["name"]
         .as_str()
         .unwrap()
