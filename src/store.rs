@@ -154,7 +154,6 @@ impl Store {
         drop(first);
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
             c.busy_timeout(Duration::from_secs(5))?;
-            c.set_prepared_statement_cache_capacity(256);
             add_functions(c)?;
             // FULL: an acknowledged change is on disk before the answer leaves. An 8 MB page cache (SQLite's default
             // is 2 MB) keeps the subnets and their index cached while lookups read random record pages.

@@ -176,3 +176,47 @@ impl Hasher for AddressHasher {
         self.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{params, Tx};
+
+    fn one(tx: &Tx, sql: &str) -> i64 {
+        tx.query_row(sql, params![], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn statements_are_found_by_address_and_trusted_only_with_their_text() {
+        let conn = Connection::open_in_memory().unwrap();
+        let statements = Statements::new(&conn);
+        let tx = Tx::on_sqlite(&statements);
+        let slots = || statements.cache.borrow().slots.len();
+        // Another text at the same address with the same length is not the first one's statement.
+        let mut text = String::from("SELECT 1");
+        assert_eq!(one(&tx, &text), 1);
+        assert_eq!(one(&tx, &text), 1);
+        text.replace_range(7.., "2");
+        assert_eq!(one(&tx, &text), 2);
+        assert_eq!(slots(), 2);
+        // The same text at another address is found by its content, and kept once.
+        let copy = text.clone();
+        assert_eq!(one(&tx, &copy), 2);
+        assert_eq!(slots(), 2);
+        // A query run inside a query of the same text gets a statement of its own.
+        let mut inner = Vec::new();
+        tx.each("SELECT 5", params![], |_| {
+            inner.push(one(&tx, "SELECT 5"));
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(inner, [5]);
+        assert_eq!(one(&tx, "SELECT 5"), 5);
+        // More texts than are kept: the cache starts again, and every answer is still its own text's.
+        for n in 0..MOST as i64 + 10 {
+            assert_eq!(one(&tx, &format!("SELECT {n}")), n);
+        }
+        assert!(slots() <= MOST);
+        assert_eq!(one(&tx, &text), 2);
+    }
+}
