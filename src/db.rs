@@ -406,11 +406,7 @@ fn sqlite_params<'p>(params: &'p [&dyn ToParam]) -> rusqlite::ParamsFromIter<imp
 }
 
 /// Runs `f` on the prepared statement of `sql` (see [`Prepare::with_statement`]).
-fn on_statement<T>(
-    conn: &dyn Prepare,
-    sql: &str,
-    f: impl FnOnce(&mut rusqlite::Statement) -> Result<T>,
-) -> Result<T> {
+fn on_statement<T>(conn: &dyn Prepare, sql: &str, f: impl FnOnce(&mut rusqlite::Statement) -> Result<T>) -> Result<T> {
     let (mut f, mut out) = (Some(f), None);
     conn.with_statement(sql, &mut |statement| {
         if let Some(f) = f.take() {
@@ -459,10 +455,12 @@ impl Tx<'_> {
     /// constraint refused the change (and nothing was changed).
     pub fn execute_unique<'s>(&self, sql: impl Into<Sql<'s>>, params: &[&dyn ToParam]) -> Result<Option<usize>> {
         match self.0 {
-            Engine::Sqlite(c) => on_statement(c, sql.into().sqlite(), |stmt| match stmt.execute(sqlite_params(params)) {
-                Ok(changed) => Ok(Some(changed)),
-                Err(e) if unique_violation(&e) => Ok(None),
-                Err(e) => Err(e.into()),
+            Engine::Sqlite(c) => on_statement(c, sql.into().sqlite(), |stmt| {
+                match stmt.execute(sqlite_params(params)) {
+                    Ok(changed) => Ok(Some(changed)),
+                    Err(e) if unique_violation(&e) => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
             }),
             Engine::Pg(s) => s.borrow_mut().unique(|s| s.execute(sql.into().postgres(), params)),
         }

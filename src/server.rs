@@ -609,7 +609,8 @@ fn not_found(path: &str) -> (Response<Body>, Option<Code>) {
 /// Whether a request's body is `application/x-www-form-urlencoded` (an envelope may come as a form).
 fn is_form(req: &Request<Incoming>) -> bool {
     const FORM: &str = "application/x-www-form-urlencoded";
-    header(req.headers(), CONTENT_TYPE).is_some_and(|ct| ct.get(..FORM.len()).is_some_and(|t| t.eq_ignore_ascii_case(FORM)))
+    header(req.headers(), CONTENT_TYPE)
+        .is_some_and(|ct| ct.get(..FORM.len()).is_some_and(|t| t.eq_ignore_ascii_case(FORM)))
 }
 
 /// The REST door for a request below `/api/v1`: its verb, path and query, its bearer token (`Authorization:
@@ -644,7 +645,7 @@ fn rest_door(req: &Request<Incoming>, path: &str) -> RestDoor {
 
 /// A header's value as text, trimmed; `None` when absent or not visible ASCII. A standard header is best named by
 /// its constant (`CONTENT_TYPE`): a name given as text is parsed on every lookup.
-fn header<'r>(headers: &'r hyper::HeaderMap, name: impl hyper::header::AsHeaderName) -> Option<&'r str> {
+fn header(headers: &hyper::HeaderMap, name: impl hyper::header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
 }
 

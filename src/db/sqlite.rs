@@ -112,7 +112,9 @@ impl<'c> Statements<'c> {
             Some((_, _, None)) => None,
             None => Some(()),
         };
-        let statement = self.conn.prepare_with_flags(sql, PrepFlags::SQLITE_PREPARE_PERSISTENT)?;
+        let statement = self
+            .conn
+            .prepare_with_flags(sql, PrepFlags::SQLITE_PREPARE_PERSISTENT)?;
         let slot = match slot {
             None => None,
             Some(()) => {
