@@ -13,6 +13,9 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use crate::error::{Error, Result};
 
 pub mod pg;
+mod sqlite;
+
+pub use sqlite::{Prepare, Statements};
 
 /// A statement: one text for both engines, or one for each.
 #[derive(Debug, Clone, Copy)]
@@ -393,13 +396,13 @@ pub struct Tx<'c>(Engine<'c>);
 
 #[derive(Clone, Copy)]
 enum Engine<'c> {
-    Sqlite(&'c rusqlite::Connection),
+    Sqlite(&'c dyn Prepare),
     Pg(&'c std::cell::RefCell<pg::Session>),
 }
 
 impl<'c> Tx<'c> {
-    /// Statements on a SQLite connection, in the transaction the caller opened on it.
-    pub fn on_sqlite(conn: &'c rusqlite::Connection) -> Tx<'c> {
+    /// Statements on a SQLite connection (with its [`Statements`]), in the transaction the caller opened on it.
+    pub fn on_sqlite(conn: &'c dyn Prepare) -> Tx<'c> {
         Tx(Engine::Sqlite(conn))
     }
 
@@ -414,11 +417,23 @@ fn sqlite_params<'p>(params: &'p [&dyn ToParam]) -> rusqlite::ParamsFromIter<imp
     rusqlite::params_from_iter(params.iter().map(|p| p.param()))
 }
 
+/// Runs `f` on the prepared statement of `sql` (see [`Prepare::with_statement`]).
+fn on_statement<T>(conn: &dyn Prepare, sql: &str, f: impl FnOnce(&mut rusqlite::Statement) -> Result<T>) -> Result<T> {
+    let (mut f, mut out) = (Some(f), None);
+    conn.with_statement(sql, &mut |statement| {
+        if let Some(f) = f.take() {
+            out = Some(f(statement)?);
+        }
+        Ok(())
+    })?;
+    out.ok_or_else(|| Error::internal("database: a statement did not run"))
+}
+
 impl Tx<'_> {
     /// Runs a statement that returns no rows; the number of rows it changed.
     pub fn execute<'s>(&self, sql: impl Into<Sql<'s>>, params: &[&dyn ToParam]) -> Result<usize> {
         match self.0 {
-            Engine::Sqlite(c) => Ok(c.prepare_cached(sql.into().sqlite())?.execute(sqlite_params(params))?),
+            Engine::Sqlite(c) => on_statement(c, sql.into().sqlite(), |stmt| Ok(stmt.execute(sqlite_params(params))?)),
             Engine::Pg(s) => s.borrow_mut().execute(sql.into().postgres(), params),
         }
     }
@@ -428,8 +443,7 @@ impl Tx<'_> {
     pub fn insert_unique<'s>(&self, sql: impl Into<Sql<'s>>, params: &[&dyn ToParam]) -> Result<Option<i64>> {
         let sql = sql.into();
         match self.0 {
-            Engine::Sqlite(c) => {
-                let mut stmt = c.prepare_cached(sql.sqlite())?;
+            Engine::Sqlite(c) => on_statement(c, sql.sqlite(), |stmt| {
                 let mut rows = stmt.query(sqlite_params(params))?;
                 match rows.next() {
                     Ok(Some(row)) => Row(RowRef::Sqlite(row)).get(0).map(Some),
@@ -437,7 +451,7 @@ impl Tx<'_> {
                     Err(e) if unique_violation(&e) => Ok(None),
                     Err(e) => Err(e.into()),
                 }
-            }
+            }),
             Engine::Pg(s) => {
                 let rows = s.borrow_mut().unique(|s| s.query(sql.postgres(), params))?;
                 match rows.as_deref() {
@@ -453,11 +467,13 @@ impl Tx<'_> {
     /// constraint refused the change (and nothing was changed).
     pub fn execute_unique<'s>(&self, sql: impl Into<Sql<'s>>, params: &[&dyn ToParam]) -> Result<Option<usize>> {
         match self.0 {
-            Engine::Sqlite(c) => match c.prepare_cached(sql.into().sqlite())?.execute(sqlite_params(params)) {
-                Ok(changed) => Ok(Some(changed)),
-                Err(e) if unique_violation(&e) => Ok(None),
-                Err(e) => Err(e.into()),
-            },
+            Engine::Sqlite(c) => on_statement(c, sql.into().sqlite(), |stmt| {
+                match stmt.execute(sqlite_params(params)) {
+                    Ok(changed) => Ok(Some(changed)),
+                    Err(e) if unique_violation(&e) => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
+            }),
             Engine::Pg(s) => s.borrow_mut().unique(|s| s.execute(sql.into().postgres(), params)),
         }
     }
@@ -470,14 +486,13 @@ impl Tx<'_> {
         f: impl FnOnce(&Row) -> Result<T>,
     ) -> Result<Option<T>> {
         match self.0 {
-            Engine::Sqlite(c) => {
-                let mut stmt = c.prepare_cached(sql.into().sqlite())?;
+            Engine::Sqlite(c) => on_statement(c, sql.into().sqlite(), |stmt| {
                 let mut rows = stmt.query(sqlite_params(params))?;
                 match rows.next()? {
                     Some(row) => f(&Row(RowRef::Sqlite(row))).map(Some),
                     None => Ok(None),
                 }
-            }
+            }),
             Engine::Pg(s) => {
                 let rows = s.borrow_mut().query(sql.into().postgres(), params)?;
                 rows.first().map(|row| f(&Row(RowRef::Pg(row)))).transpose()
@@ -523,15 +538,15 @@ impl Tx<'_> {
         mut f: impl FnMut(&Row) -> Result<bool>,
     ) -> Result<()> {
         match self.0 {
-            Engine::Sqlite(c) => {
-                let mut stmt = c.prepare_cached(sql.into().sqlite())?;
+            Engine::Sqlite(c) => on_statement(c, sql.into().sqlite(), |stmt| {
                 let mut rows = stmt.query(sqlite_params(params))?;
                 while let Some(row) = rows.next()? {
                     if !f(&Row(RowRef::Sqlite(row)))? {
                         break;
                     }
                 }
-            }
+                Ok(())
+            })?,
             Engine::Pg(s) => {
                 // Read whole before `f` runs: `f` may run statements of its own on the session.
                 let rows = s.borrow_mut().query(sql.into().postgres(), params)?;
@@ -557,13 +572,12 @@ impl Tx<'_> {
     ) -> Result<R> {
         let mut read = read;
         match self.0 {
-            Engine::Sqlite(c) => {
-                let mut stmt = c.prepare_cached(sql.into().sqlite())?;
+            Engine::Sqlite(c) => on_statement(c, sql.into().sqlite(), |stmt| {
                 let mut rows = stmt
                     .query_map(sqlite_params(params), |r| Ok(read(&Row(RowRef::Sqlite(r)))))?
                     .map(|row| row.map_err(Error::from).and_then(|t| t));
                 Ok(body(&mut rows))
-            }
+            }),
             Engine::Pg(s) => pg::Cursor::open(s, sql.into().postgres(), params)?.walk(read, body),
         }
     }
@@ -571,7 +585,7 @@ impl Tx<'_> {
     /// Runs statements without parameters, one after the other.
     pub fn batch(&self, sql: &str) -> Result<()> {
         match self.0 {
-            Engine::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Engine::Sqlite(c) => Ok(c.connection().execute_batch(sql)?),
             Engine::Pg(s) => s.borrow_mut().batch(sql),
         }
     }
@@ -586,7 +600,7 @@ impl Tx<'_> {
     /// read its query plans and step counts); `None` on PostgreSQL.
     pub fn sqlite(&self) -> Option<&rusqlite::Connection> {
         match self.0 {
-            Engine::Sqlite(c) => Some(c),
+            Engine::Sqlite(c) => Some(c.connection()),
             Engine::Pg(_) => None,
         }
     }
@@ -603,7 +617,7 @@ mod tests {
         rusqlite::vtab::array::load_module(&conn).unwrap();
         conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE, key BLOB, n INTEGER); BEGIN")
             .unwrap();
-        f(&Tx::on_sqlite(&conn));
+        f(&Tx::on_sqlite(&Statements::new(&conn)));
         let Some(mut db) = pg::testing::Fresh::new() else {
             return;
         };

@@ -37,9 +37,14 @@ pub trait Door {
     fn render(&self, outcome: Outcome) -> Rendered;
 }
 
-/// A body serialised. Serialising into memory cannot fail; should it, the client still gets JSON.
+/// A body serialised. Serialising into memory cannot fail; should it, the client still gets JSON. The buffer starts
+/// at a size that holds a record or two, so that a small answer is not copied as it grows.
 pub fn to_json(body: &impl serde::Serialize) -> Vec<u8> {
-    serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec())
+    let mut out = Vec::with_capacity(1024);
+    match serde_json::to_writer(&mut out, body) {
+        Ok(()) => out,
+        Err(_) => b"{}".to_vec(),
+    }
 }
 
 /// A door's answer. The server adds what every door's answer carries: `Content-Type` (when there is a body), the

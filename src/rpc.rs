@@ -176,16 +176,16 @@ impl<'de> serde::Deserialize<'de> for Raw {
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Raw, A::Error> {
                 let mut raw = Raw::default();
-                while let Some(key) = map.next_key::<std::borrow::Cow<str>>()? {
-                    match key.as_ref() {
-                        "reqid" => raw.reqid = map.next_value()?,
-                        "appkey" => raw.appkey = map.next_value()?,
-                        "userdata" => raw.userdata = map.next_value()?,
-                        "data" => raw.data = map.next_value()?,
-                        "requestkey" => raw.requestkey = map.next_value()?,
+                while let Some(key) = map.next_key::<Member>()? {
+                    match key {
+                        Member::Reqid => raw.reqid = map.next_value()?,
+                        Member::Appkey => raw.appkey = map.next_value()?,
+                        Member::Userdata => raw.userdata = map.next_value()?,
+                        Member::Data => raw.data = map.next_value()?,
+                        Member::Requestkey => raw.requestkey = map.next_value()?,
                         // Read, not skipped: a member's text is checked as every member's was (a lone surrogate
                         // escape is refused).
-                        _ => {
+                        Member::Other => {
                             map.next_value::<Value>()?;
                         }
                     }
@@ -194,6 +194,39 @@ impl<'de> serde::Deserialize<'de> for Raw {
             }
         }
         d.deserialize_map(Members)
+    }
+}
+
+/// The name of an envelope's member, read without copying it.
+enum Member {
+    Reqid,
+    Appkey,
+    Userdata,
+    Data,
+    Requestkey,
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Member {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Member, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = Member;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> std::result::Result<Member, E> {
+                Ok(match name {
+                    "reqid" => Member::Reqid,
+                    "appkey" => Member::Appkey,
+                    "userdata" => Member::Userdata,
+                    "data" => Member::Data,
+                    "requestkey" => Member::Requestkey,
+                    _ => Member::Other,
+                })
+            }
+        }
+        d.deserialize_str(Name)
     }
 }
 

@@ -439,7 +439,7 @@ fn redirect(location: &str) -> Response<Body> {
 /// carries the UI's security headers ([`ui::SECURITY_HEADERS`]).
 async fn ui(app: &App, metrics: &Metrics, req: Request<Incoming>, peer: IpAddr, start: Instant) -> Response<Body> {
     let (head, body) = req.into_parts();
-    let session = ui::session_cookie(header(&head.headers, "cookie"));
+    let session = ui::session_cookie(header(&head.headers, hyper::header::COOKIE));
     let mut budget = Budget::default();
     let answer = match budget.spend(app, &Credentials::Session(session.clone()), peer).await {
         Some(refused) => ui::refused(refused),
@@ -608,21 +608,22 @@ fn not_found(path: &str) -> (Response<Body>, Option<Code>) {
 
 /// Whether a request's body is `application/x-www-form-urlencoded` (an envelope may come as a form).
 fn is_form(req: &Request<Incoming>) -> bool {
-    header(req.headers(), CONTENT_TYPE.as_str())
-        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"))
+    const FORM: &str = "application/x-www-form-urlencoded";
+    header(req.headers(), CONTENT_TYPE)
+        .is_some_and(|ct| ct.get(..FORM.len()).is_some_and(|t| t.eq_ignore_ascii_case(FORM)))
 }
 
 /// The REST door for a request below `/api/v1`: its verb, path and query, its bearer token (`Authorization:
 /// Bearer …`, or `X-API-Key`), and whether its body is JSON (a missing `Content-Type` counts as JSON).
 fn rest_door(req: &Request<Incoming>, path: &str) -> RestDoor {
-    let token = header(req.headers(), "authorization")
+    let token = header(req.headers(), hyper::header::AUTHORIZATION)
         .and_then(|v| {
             v.split_once(' ')
                 .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         })
         .map(|(_, t)| t.trim().to_string())
         .or_else(|| header(req.headers(), "x-api-key").map(str::to_string));
-    let json_body = header(req.headers(), "content-type").is_none_or(|ct| {
+    let json_body = header(req.headers(), CONTENT_TYPE).is_none_or(|ct| {
         let ct = ct.to_ascii_lowercase();
         let mime = ct.split(';').next().unwrap_or_default().trim();
         mime == "application/json" || mime.ends_with("+json")
@@ -636,14 +637,15 @@ fn rest_door(req: &Request<Incoming>, path: &str) -> RestDoor {
         json_body,
         rest::Headers {
             idempotency_key: header(req.headers(), "idempotency-key").map(str::to_string),
-            if_match: header(req.headers(), "if-match").map(str::to_string),
-            if_none_match: header(req.headers(), "if-none-match").map(str::to_string),
+            if_match: header(req.headers(), hyper::header::IF_MATCH).map(str::to_string),
+            if_none_match: header(req.headers(), hyper::header::IF_NONE_MATCH).map(str::to_string),
         },
     )
 }
 
-/// A header's value as text, trimmed; `None` when absent or not visible ASCII.
-fn header<'r>(headers: &'r hyper::HeaderMap, name: &str) -> Option<&'r str> {
+/// A header's value as text, trimmed; `None` when absent or not visible ASCII. A standard header is best named by
+/// its constant (`CONTENT_TYPE`): a name given as text is parsed on every lookup.
+fn header(headers: &hyper::HeaderMap, name: impl hyper::header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
 }
 

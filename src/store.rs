@@ -13,7 +13,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
-use crate::db::params;
+use crate::db::{params, Prepare, Statements};
 use crate::error::{Code, Error, Result};
 use crate::metrics::{Histogram, BATCH_BOUNDS, LATENCY_BOUNDS};
 use crate::net;
@@ -81,9 +81,9 @@ pub struct StoreStats {
 }
 
 /// One connection, lent to a closure on a database thread.
-pub struct Db {
-    conn: Conn,
-    write_lock: Arc<tokio::sync::Mutex<()>>,
+pub struct Db<'c> {
+    conn: Engine<'c>,
+    write_lock: &'c tokio::sync::Mutex<()>,
 }
 
 /// A connection of either engine: one per database thread, so its size does not matter.
@@ -91,6 +91,32 @@ pub struct Db {
 enum Conn {
     Sqlite(PooledConnection<SqliteConnectionManager>),
     Postgres(postgres::Link),
+}
+
+/// A [`Conn`] as its thread uses it: a SQLite connection with its prepared statements.
+enum Engine<'c> {
+    Sqlite(&'c dyn Prepare),
+    Postgres(&'c mut postgres::Link),
+}
+
+impl Conn {
+    /// Runs `f` with the connection as a [`Db`] (a SQLite connection's statements are kept while `f` runs: for a
+    /// thread's life).
+    fn with_db<T>(&mut self, write_lock: &tokio::sync::Mutex<()>, f: impl FnOnce(&mut Db) -> T) -> T {
+        match self {
+            Conn::Sqlite(conn) => {
+                let statements = Statements::new(conn);
+                f(&mut Db {
+                    conn: Engine::Sqlite(&statements),
+                    write_lock,
+                })
+            }
+            Conn::Postgres(link) => f(&mut Db {
+                conn: Engine::Postgres(link),
+                write_lock,
+            }),
+        }
+    }
 }
 
 pub use crate::db::Tx;
@@ -134,7 +160,6 @@ impl Store {
         drop(first);
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
             c.busy_timeout(Duration::from_secs(5))?;
-            c.set_prepared_statement_cache_capacity(256);
             add_functions(c)?;
             // FULL: an acknowledged change is on disk before the answer leaves. An 8 MB page cache (SQLite's default
             // is 2 MB) keeps the subnets and their index cached while lookups read random record pages.
@@ -162,24 +187,21 @@ impl Store {
         // single-consumer receiver behind a mutex woke a second one per task, only to put it back to sleep.)
         let (tasks, queue) = crossbeam_channel::bounded::<Task>(WRITE_QUEUE);
         for n in 0..DB_THREADS {
-            let db = Db {
-                conn: backend.conn()?,
-                write_lock: write_lock.clone(),
-            };
-            let (queue, stats) = (queue.clone(), stats.clone());
+            let mut conn = backend.conn()?;
+            let (queue, stats, lock) = (queue.clone(), stats.clone(), write_lock.clone());
             std::thread::Builder::new()
                 .name(format!("{DB_THREAD}{n}"))
-                .spawn(move || task_loop(db, queue, &stats))
+                .spawn(move || conn.with_db(&lock, |db| task_loop(db, queue, &stats)))
                 .map_err(|e| Error::internal(format!("cannot start a database thread: {e}")))?;
         }
         let (writer, jobs) = crossbeam_channel::bounded::<Job>(WRITE_QUEUE);
-        let conn = backend.conn()?;
+        let mut conn = backend.conn()?;
         let (lock, writer_stats) = (write_lock.clone(), stats.clone());
         let commits = Arc::new(tokio::sync::watch::Sender::new(0u64));
         let committed = commits.clone();
         std::thread::Builder::new()
             .name(WRITER_THREAD.into())
-            .spawn(move || write_loop(conn, lock, jobs, &writer_stats, &committed))
+            .spawn(move || conn.with_db(&lock, |db| write_loop(db, jobs, &writer_stats, &committed)))
             .map_err(|e| Error::internal(format!("cannot start the writer: {e}")))?;
         Ok(Store {
             backend,
@@ -281,26 +303,22 @@ impl Store {
 
     /// The same as [`Store::run`] for callers already off the async runtime (the command line).
     pub fn run_blocking<T>(&self, f: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
-        let mut db = Db {
-            conn: self.backend.conn()?,
-            write_lock: self.write_lock.clone(),
-        };
-        f(&mut db)
+        self.backend.conn()?.with_db(&self.write_lock, f)
     }
 }
 
-impl Db {
+impl Db<'_> {
     /// Runs `f` in a read transaction (a consistent snapshot), ended by a rollback, so nothing a read wrote by
     /// mistake is kept. `BEGIN` and `ROLLBACK` go through the statement cache: a read is often a single indexed
     /// lookup, and parsing the two statements anew cost as much.
     pub fn read<T>(&mut self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         let conn = match &mut self.conn {
-            Conn::Sqlite(conn) => conn,
-            Conn::Postgres(link) => return link.read(f),
+            Engine::Sqlite(conn) => *conn,
+            Engine::Postgres(link) => return link.read(f),
         };
-        if !conn.is_autocommit() {
+        if !conn.connection().is_autocommit() {
             // Left open by a task that panicked: end it rather than fail every later call of this thread.
-            conn.execute_batch("ROLLBACK")?;
+            conn.connection().execute_batch("ROLLBACK")?;
         }
         let tx = Tx::on_sqlite(conn);
         tx.execute("BEGIN", params![])?;
@@ -315,15 +333,19 @@ impl Db {
     pub fn write<T>(&mut self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         let _turn = self.write_lock.blocking_lock();
         let conn = match &mut self.conn {
-            Conn::Sqlite(conn) => conn,
-            Conn::Postgres(link) => return link.write(next_version, f),
+            Engine::Sqlite(conn) => *conn,
+            Engine::Postgres(link) => return link.write(next_version, f),
         };
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        next_version(&Tx::on_sqlite(&tx))?;
-        let out = f(&Tx::on_sqlite(&tx))?;
-        flush_fts(&Tx::on_sqlite(&tx))?;
-        tx.commit()?;
-        Ok(out)
+        let tx = Tx::on_sqlite(conn);
+        tx.execute("BEGIN IMMEDIATE", params![])?;
+        let out = next_version(&tx)
+            .and_then(|_| f(&tx))
+            .and_then(|out| flush_fts(&tx).map(|_| out))
+            .and_then(|out| tx.execute("COMMIT", params![]).map(|_| out));
+        if out.is_err() && !conn.connection().is_autocommit() {
+            let _ = conn.connection().execute_batch("ROLLBACK");
+        }
+        out
     }
 }
 
@@ -352,11 +374,11 @@ type Work = Box<dyn FnOnce(&mut Db) + Send>;
 const DB_THREADS: usize = 4;
 
 /// A database thread: runs queued tasks with its own connection until every [`Store`] is gone.
-fn task_loop(mut db: Db, queue: Receiver<Task>, stats: &StoreStats) {
+fn task_loop(db: &mut Db, queue: Receiver<Task>, stats: &StoreStats) {
     while let Ok((queued, task)) = queue.recv() {
         stats.wait.time(queued.elapsed());
         // A panicking task drops its answer (the caller sees an internal error); the thread lives on.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(&mut db)));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(db)));
     }
 }
 
@@ -378,13 +400,7 @@ const MAX_BATCH: usize = 512;
 /// The writer thread: takes every queued write, runs them in one transaction (a savepoint each), commits once,
 /// then answers them all. A write queued to run alone ends the batch before it and is a batch of its own. Ends when
 /// every [`Store`] is gone.
-fn write_loop(
-    mut conn: Conn,
-    lock: Arc<tokio::sync::Mutex<()>>,
-    jobs: Receiver<Job>,
-    stats: &StoreStats,
-    commits: &tokio::sync::watch::Sender<u64>,
-) {
+fn write_loop(db: &mut Db, jobs: Receiver<Job>, stats: &StoreStats, commits: &tokio::sync::watch::Sender<u64>) {
     // A write that must run alone, taken from the queue while a batch was being gathered: it starts the next one.
     let mut next: Option<Job> = None;
     while let Some(first) = next.take().or_else(|| jobs.recv().ok()) {
@@ -403,11 +419,11 @@ fn write_loop(
         let (work, answers): (Vec<WriteFn>, Vec<_>) = batch.into_iter().map(|j| (j.work, j.answer)).unzip();
         stats.batch.observe(work.len() as u64);
         let results = {
-            let _turn = lock.blocking_lock();
+            let _turn = db.write_lock.blocking_lock();
             let (began, calls) = (Instant::now(), work.len());
-            let results = match &mut conn {
-                Conn::Sqlite(conn) => run_batch(conn, work),
-                Conn::Postgres(link) => link.batch(work, &next_version),
+            let results = match &mut db.conn {
+                Engine::Sqlite(conn) => run_batch(*conn, work),
+                Engine::Postgres(link) => link.batch(work, &next_version),
             };
             stats.commit.time(began.elapsed());
             tracing::debug!(calls, ms = began.elapsed().as_secs_f64() * 1e3, "group commit");
@@ -425,7 +441,7 @@ fn write_loop(
 }
 
 /// One group commit. When the commit itself fails every call gets the error: nothing of the batch was kept.
-fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Reply>> {
+fn run_batch(conn: &dyn Prepare, work: Vec<WriteFn>) -> Vec<Result<Reply>> {
     if let Err(e) = Tx::on_sqlite(conn).execute("BEGIN IMMEDIATE", params![]) {
         return work.iter().map(|_| Err(e.clone())).collect();
     }
@@ -443,7 +459,7 @@ fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Reply>> {
                 // An I/O error or a full disk inside a statement can make SQLite roll the whole transaction back
                 // by itself. Then nothing of the batch is kept, whatever the calls before were told, and no later
                 // call may run: outside a transaction its savepoint would commit on its own.
-                if conn.is_autocommit() {
+                if conn.connection().is_autocommit() {
                     let e = match ran {
                         Err(e) if e.code == Code::Unavailable => e,
                         _ => Error::new(Code::Unavailable, "the database rolled the write back"),
@@ -461,7 +477,7 @@ fn run_batch(conn: &Connection, work: Vec<WriteFn>) -> Vec<Result<Reply>> {
     }
     let committed = flush_fts(&Tx::on_sqlite(conn)).and_then(|_| Tx::on_sqlite(conn).execute("COMMIT", params![]));
     if let Err(e) = committed {
-        let _ = conn.execute_batch("ROLLBACK");
+        let _ = conn.connection().execute_batch("ROLLBACK");
         return results.iter().map(|_| Err(e.clone())).collect();
     }
     results

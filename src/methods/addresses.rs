@@ -19,8 +19,8 @@ use crate::handler::ObjectKind::Address;
 use crate::handler::{Change, Ctx, Params};
 use crate::methods::subnets::{self, Subnet};
 use crate::methods::{
-    check_version, column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamps_at,
-    too_many_deleted, IdParam, List, Paging, MAX_RECORDS,
+    capped, check_version, column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamps_at,
+    too_many_deleted, IdParam, List, Paging, MAX_RECORDS, UNPAGED_LIMIT,
 };
 use crate::model::{self, Host, Records, MAX_BULK};
 use crate::net;
@@ -156,6 +156,9 @@ pub struct GetParams {
     by_ip: bool,
     /// Only `id` is given: a primary-key lookup, without building a list's statement.
     one: Option<i64>,
+    /// Only `ip` is given (as an address key), unpaged and in address order: a lookup in the address index, without
+    /// building a list's statement.
+    at: Option<Vec<u8>>,
     filters: List,
     paging: Paging,
 }
@@ -171,6 +174,7 @@ impl Params for GetParams {
                 by_id: true,
                 by_ip: false,
                 one: Some(id),
+                at: None,
                 filters: List::new("s.org_id = ?", 0),
                 paging: Paging {
                     page: 1,
@@ -200,8 +204,9 @@ impl Params for GetParams {
             filters.and("t.subnet_id = ?", subnet);
         }
         let ip = d.str("ip")?.map(|ip| subnets::parse_ip("ip", &ip)).transpose()?;
-        if let Some(ip) = ip {
-            filters.and("t.ip = ?", net::key_bytes(net::key(ip)).to_vec());
+        let ip_key = ip.map(|ip| net::key_bytes(net::key(ip)).to_vec());
+        if let Some(key) = &ip_key {
+            filters.and("t.ip = ?", key.clone());
         }
         for col in ["hostname", "cname"] {
             if let Some(v) = filter_text(d, col)? {
@@ -229,14 +234,18 @@ impl Params for GetParams {
             Some("id") => true,
             Some(_) => return Err(Error::param("order", "must be address or id")),
         };
+        let paging = Paging::decode(d)?;
+        // With the address's condition beside the organisation's and no other, nothing else filters.
+        let at = ip_key.filter(|_| filters.conds.len() == 2 && !by_id && !paging.paged);
         Ok(GetParams {
             subnet,
             exact,
             by_id,
             by_ip: ip.is_some(),
             one,
+            at,
             filters,
-            paging: Paging::decode(d)?,
+            paging,
         })
     }
 }
@@ -247,6 +256,13 @@ impl Params for GetParams {
 pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<model::List<Host>> {
     if let (Some(id), false) = (p.one, p.paging.paged) {
         return Ok(model::List::of(vec![get_record(ctx, id)?], "addresses"));
+    }
+    if let Some(key) = &p.at {
+        // The statement the list's filters would build for `ip` alone, written once.
+        let sql = cached_sql!(query_sql("t.ip = ?2", &format!("t.ip, t.subnet_id{UNPAGED_LIMIT}")));
+        let mut found = capped(ctx.tx, sql, params![ctx.org(), key], record)?;
+        with_fields(ctx, &mut found)?;
+        return Ok(model::List::of(found, "addresses"));
     }
     let subnet = p.subnet.map(|s| subnets::get_record(ctx, s)).transpose()?;
     p.filters.args[0] = ctx.org().into();

@@ -91,16 +91,15 @@ fn status(ctx: &Ctx, ip: IpAddr, group: &Patch<i64>, brief: bool) -> Result<IpSt
         holders.retain(|h| h.subnet.group == gid);
     }
     // A pool answers for no address: its children do.
-    let mut pools = Vec::new();
-    for h in &holders {
-        if subnets::placement(ctx, h.subnet.id)?.pool {
-            pools.push(PoolRef {
-                id: h.subnet.id,
-                subnet: net::net_text(&h.subnet.net),
-            });
-        }
-    }
-    holders.retain(|h| !pools.iter().any(|p| p.id == h.subnet.id));
+    let pools: Vec<PoolRef> = holders
+        .iter()
+        .filter(|h| h.pool)
+        .map(|h| PoolRef {
+            id: h.subnet.id,
+            subnet: net::net_text(&h.subnet.net),
+        })
+        .collect();
+    holders.retain(|h| !h.pool);
     let mut out = IpStatus {
         ip: net::ip_text(ip),
         matches: holders.len(),
@@ -115,8 +114,13 @@ fn status(ctx: &Ctx, ip: IpAddr, group: &Patch<i64>, brief: bool) -> Result<IpSt
         return Ok(out);
     }
     let answering = holders.iter().position(|h| h.address.is_some()).unwrap_or(0);
-    let subnets::Holder { subnet, address } = holders.swap_remove(answering);
-    out.pools = subnets::pool_refs(ctx, subnets::placement(ctx, subnet.id)?.parent)?;
+    let subnets::Holder {
+        subnet,
+        parent,
+        address,
+        ..
+    } = holders.swap_remove(answering);
+    out.pools = subnets::pool_refs(ctx, parent)?;
     let key = net::key(ip);
     if !(brief && address.is_some()) {
         out.network = Some(Holding {

@@ -176,6 +176,9 @@ pub fn overlapping_records(
 /// [`addresses::with_fields`] fills in).
 pub struct Holder {
     pub subnet: Subnet,
+    /// Whether the subnet is a pool, and the pool it lies in (its [`Placement`]'s first two).
+    pub pool: bool,
+    pub parent: Option<i64>,
     pub address: Option<model::Host>,
 }
 
@@ -188,14 +191,18 @@ pub struct Holder {
 pub fn holders(ctx: &Ctx, ip: IpAddr, brief: bool) -> Result<Vec<Holder>> {
     let sql = holders_sql(brief);
     let k = net::key(ip);
+    // The address record's columns follow the subnet's and its placement's.
+    let at = SUBNET_COLUMNS + 2;
     let mut found = overlapping_rows(ctx, sql, ip.is_ipv4(), k, k, |r| {
-        let address = match r.get::<Option<i64>>(SUBNET_COLUMNS)? {
-            Some(_) if brief => Some(addresses::brief_record_at(r, SUBNET_COLUMNS)?),
-            Some(_) => Some(addresses::record_at(r, SUBNET_COLUMNS)?),
+        let address = match r.get::<Option<i64>>(at)? {
+            Some(_) if brief => Some(addresses::brief_record_at(r, at)?),
+            Some(_) => Some(addresses::record_at(r, at)?),
             None => None,
         };
         Ok(Holder {
             subnet: subnet_of(r, 0)?,
+            pool: r.get(SUBNET_COLUMNS)?,
+            parent: r.get(SUBNET_COLUMNS + 1)?,
             address,
         })
     })?;
@@ -208,7 +215,7 @@ pub fn holders(ctx: &Ctx, ip: IpAddr, brief: bool) -> Result<Vec<Holder>> {
 fn holders_sql(brief: bool) -> &'static str {
     fn sql(cols: &str, index: &str, modifier: &str) -> String {
         format!(
-            "SELECT {SUBNET_COLS}, {cols} FROM subnet_prefixes p CROSS JOIN subnets t
+            "SELECT {SUBNET_COLS}, t.pool, t.parent_id, {cols} FROM subnet_prefixes p CROSS JOIN subnets t
                LEFT JOIN addresses a {index} ON a.subnet_id = t.id AND a.ip = ?3 {modifier}
              WHERE {ENCLOSING}"
         )
