@@ -336,6 +336,10 @@ impl Db<'_> {
             Engine::Sqlite(conn) => *conn,
             Engine::Postgres(link) => return link.write(next_version, f),
         };
+        if !conn.connection().is_autocommit() {
+            // Left open by a call that panicked (as in `read`).
+            conn.connection().execute_batch("ROLLBACK")?;
+        }
         let tx = Tx::on_sqlite(conn);
         tx.execute("BEGIN IMMEDIATE", params![])?;
         let out = next_version(&tx)

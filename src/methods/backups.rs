@@ -136,7 +136,8 @@ fn copy_file(live: &Path, partial: &Path) -> Result<()> {
 fn snapshot(tx: &Tx, partial: &Path) -> Result<()> {
     let file = Connection::open(partial)?;
     store::migrate(&file)?;
-    let out = Tx::on_sqlite(&file);
+    let statements = db::Statements::new(&file);
+    let out = Tx::on_sqlite(&statements);
     // The tables are copied in the order above, not the order of their references: checked once all are in.
     out.batch("PRAGMA foreign_keys = OFF; BEGIN")?;
     let mut tables = tables(&out, &DERIVED)?;
@@ -383,7 +384,8 @@ pub fn restore(ctx: &Ctx, p: NameParam) -> Result<Restored> {
         ctx.tx.execute(&format!("DELETE FROM \"{t}\""), params![])?;
     }
     ctx.tx.execute("DELETE FROM sessions", params![])?;
-    let from = Tx::on_sqlite(&src);
+    let statements = db::Statements::new(&src);
+    let from = Tx::on_sqlite(&statements);
     for t in &tables {
         // A row the live schema refuses (a CHECK, a bad value) makes the backup unfit, not the server broken.
         copy_rows(&from, ctx.tx, t, &columns(ctx.tx, t)?, "").map_err(|e| match e.code {
@@ -468,19 +470,20 @@ pub fn row_counts(tx: &Tx) -> Result<Vec<(String, i64)>> {
 /// The operator org of the backup file at `path`: whom a restore into an empty database acts as.
 pub fn operator_org(path: &Path) -> Result<i64> {
     let file = open_read_only(path)?;
-    Tx::on_sqlite(&file)
-        .query_opt(
-            "SELECT id FROM orgs WHERE operator = 1 ORDER BY id LIMIT 1",
-            params![],
-            |r| r.get(0),
-        )?
-        .ok_or_else(|| Error::new(Code::InvalidBackup, "the backup holds no operator organisation"))
+    let statements = db::Statements::new(&file);
+    let operator = Tx::on_sqlite(&statements).query_opt(
+        "SELECT id FROM orgs WHERE operator = 1 ORDER BY id LIMIT 1",
+        params![],
+        |r| r.get(0),
+    )?;
+    operator.ok_or_else(|| Error::new(Code::InvalidBackup, "the backup holds no operator organisation"))
 }
 
 /// The rows of each table of the backup file at `path` (see [`row_counts`]).
 pub fn file_row_counts(path: &Path) -> Result<Vec<(String, i64)>> {
     let file = open_read_only(path)?;
-    row_counts(&Tx::on_sqlite(&file))
+    let statements = db::Statements::new(&file);
+    row_counts(&Tx::on_sqlite(&statements))
 }
 
 /// The tables schema.sql's triggers keep from the rows of others: never copied, rebuilt by the triggers (of
