@@ -33,7 +33,6 @@ pub mod rest;
 pub mod rpc;
 pub mod server;
 pub mod slots;
-pub mod space;
 pub mod store;
 pub mod time;
 pub mod tls;

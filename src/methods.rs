@@ -14,6 +14,7 @@ pub mod import;
 pub mod org;
 pub mod output;
 pub mod search;
+pub mod space;
 pub mod subnets;
 pub mod tokens;
 pub mod users;

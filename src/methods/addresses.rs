@@ -17,6 +17,7 @@ use crate::error::{Code, Error, Result};
 use crate::handler::Action::{Added, Deleted, Edited};
 use crate::handler::ObjectKind::Address;
 use crate::handler::{Change, Ctx, Params};
+use crate::methods::space;
 use crate::methods::subnets::{self, Subnet};
 use crate::methods::{
     capped, check_version, column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols, stamps_at,
@@ -25,7 +26,6 @@ use crate::methods::{
 use crate::model::{self, Host, Records, MAX_BULK};
 use crate::net;
 use crate::params::{as_bool, Data, Patch};
-use crate::space;
 use crate::store::cached_sql;
 
 const STATUSES: [&str; 3] = ["active", "inactive", "reserved"];

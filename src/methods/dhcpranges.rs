@@ -10,12 +10,12 @@ use crate::error::{Code, Error, Result};
 use crate::handler::Action::{Added, Deleted, Edited};
 use crate::handler::ObjectKind;
 use crate::handler::{Change, Ctx, Params};
+use crate::methods::space;
 use crate::methods::subnets::{self, Subnet};
 use crate::methods::{check_version, deleted, list_reply, stamp_cols, stamps_at, IdParam, List, Paging};
 use crate::model::{self, DhcpRange, Records};
 use crate::net;
 use crate::params::{as_bool, Data, Patch};
-use crate::space;
 use crate::store::cached_sql;
 
 fn columns() -> &'static str {

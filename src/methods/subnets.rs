@@ -1,7 +1,7 @@
 //! `subnets/*`: IPv4 and IPv6 subnets, filed in groups, and pools (subnets that hold child subnets, [`pools`]).
 //! Subnets of one group never overlap, but for a child and the pools that hold it; split and join keep every
 //! record, range, field definition and child. Also the helpers the address, DHCP and search methods share: loading
-//! a subnet and parsing addresses and blocks. The free space of a subnet's addresses is [`crate::space`]'s.
+//! a subnet and parsing addresses and blocks. The free space of a subnet's addresses is [`space`]'s.
 
 mod pools;
 pub use pools::{available, AvailableParams};
@@ -16,6 +16,7 @@ use crate::error::{Code, Error, Result};
 use crate::handler::Action::{Added, Deleted, Edited, Joined, Split};
 use crate::handler::{Change, Ctx, ObjectKind, Params};
 use crate::methods::groups::{self, parent_param};
+use crate::methods::space;
 use crate::methods::{
     addresses, check_version, column_count, deleted, fields, filter_text, like_escape, list_reply, stamp_cols,
     stamps_at, too_many, too_many_deleted, List, Paging, MAX_RECORDS,
@@ -23,7 +24,6 @@ use crate::methods::{
 use crate::model::{self, Records};
 use crate::net::{self, CidrError};
 use crate::params::{Data, Patch};
-use crate::space;
 use crate::store::cached_sql;
 
 /// A subnet's identity and block, what most handlers need of it.

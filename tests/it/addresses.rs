@@ -6,8 +6,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use ipamd::methods::space::{free_keys, TAKEN_SQL};
 use ipamd::methods::subnets::Subnet;
-use ipamd::space::{free_keys, TAKEN_SQL};
 use rusqlite::StatementStatus;
 use serde_json::{json, Value};
 
