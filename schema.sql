@@ -678,3 +678,8 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_user ON sessions (user_id);
 CREATE INDEX sessions_lastseen ON sessions (lastseen);
+
+-- migration: 17
+
+-- Nothing changes in SQLite: the twin of schema.pg.sql's migration 17, which bounds the key of PostgreSQL's
+-- `groups_sorted` index (a B-tree entry there holds at most about 2.7 kB; SQLite's index has no such limit).
