@@ -891,7 +891,7 @@ async fn run_scenario(sc: &Scenario, plan: Plan, threads: usize, env: &Env<'_>) 
     }
     let own = match sc.name {
         "peek-ooo" => Some(file_out_of_order(&mut row, &mut api, target, ds.sizes).await?),
-        "pool-available" | "pool-alloc" => Some(pool(&mut row, &mut api, ds.sizes, db).await?),
+        "pool-available" | "pool-alloc" => Some(pool(&mut row, &mut api, target, ds.sizes, db).await?),
         "alloc-2" => Some(seed::id_of(
             &api.rpc("subnets/add", json!({"subnet": seed::ALLOC2})).await?,
         )?),
@@ -907,6 +907,8 @@ async fn run_scenario(sc: &Scenario, plan: Plan, threads: usize, env: &Env<'_>) 
         _ => vec![target.addr],
     };
     row.outcome = client::run(&addrs, plan, threads, make, extract).await?;
+    // A new connection for the checks: the server closes one idle for longer than its keep-alive allows.
+    let mut api = Api::connect(target).await?;
     if allocating {
         let subnet = own.unwrap_or(ds.alloc);
         check_allocations(&mut row, &mut api, subnet, db).await?;
@@ -1253,6 +1255,8 @@ async fn file_out_of_order(row: &mut Row, api: &mut Api, target: &Target, sizes:
     while let Some(done) = clients.join_next().await {
         done??;
     }
+    // The filing may have outlasted the keep-alive of the connection.
+    *api = Api::connect(target).await?;
     row.notes.push(format!(
         "{n} records filed out of order into {} in {:.1} s",
         seed::OOO16,
@@ -1271,7 +1275,7 @@ async fn file_out_of_order(row: &mut Row, api: &mut Api, target: &Target, sizes:
 /// The pool scenarios' pool, seeded once (the first of them to run does it): a /33 pool made through the API, its
 /// children bulk-inserted in one transaction while the server runs, then the pool grown to its /32 through the API,
 /// which recomputes its free space from the children as the server's own code does. Checks the first answer.
-async fn pool(row: &mut Row, api: &mut Api, sizes: seed::Sizes, db: &Db) -> Res<i64> {
+async fn pool(row: &mut Row, api: &mut Api, target: &Target, sizes: seed::Sizes, db: &Db) -> Res<i64> {
     let found = api.rpc("subnets/get", json!({"name": "pool-32"})).await?;
     if let Some(id) = found
         .as_object()
@@ -1289,6 +1293,8 @@ async fn pool(row: &mut Row, api: &mut Api, sizes: seed::Sizes, db: &Db) -> Res<
         .and_then(|k| k.parse().ok())
         .ok_or_else(|| format!("subnets/add answered {made}"))?;
     seed::pool_children(db, id, sizes.pool)?;
+    // The seeding may have outlasted the keep-alive of the connection.
+    *api = Api::connect(target).await?;
     api.rpc("subnets/edit", json!({"id": id, "subnet": seed::POOL})).await?;
     row.notes.push(format!(
         "pool {} with {} /56 children seeded in {:.1} s",
