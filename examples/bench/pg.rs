@@ -15,7 +15,7 @@ use ipamd::net;
 use postgres::{Client, NoTls};
 
 use crate::client::Res;
-use crate::seed::{block, hostname, BulkReport, DataSet, NET16, SPLIT16, V6};
+use crate::seed::{block, hostname, BulkReport, DataSet, ADDRESS_VARIES, NET16, SPLIT16, SUBNET_VARIES, V6};
 use std::time::Instant;
 
 /// A database made for one run on the server of a `postgres://` URL, dropped (with `FORCE`, so a connection left
@@ -94,7 +94,7 @@ fn bytea(k: u128) -> String {
     s
 }
 
-/// A row as JSON text without the columns in `except`, to compare a bulk row with one the API made.
+/// A row as JSON text without the columns in `except`.
 fn row_json(c: &mut Client, table: &str, id: i64, except: &[&str]) -> Res<String> {
     let except: Vec<String> = except.iter().map(|s| s.to_string()).collect();
     let row = c.query_one(
@@ -102,6 +102,19 @@ fn row_json(c: &mut Client, table: &str, id: i64, except: &[&str]) -> Res<String
         &[&id, &except],
     )?;
     Ok(row.get(0))
+}
+
+/// Checks that bulk row `bulk` of `table` equals row `api`, which the API made, in every column but `varies`.
+fn same_rows(c: &mut Client, table: &str, api: i64, bulk: i64, varies: &[&str]) -> Res<()> {
+    if row_json(c, table, api, varies)? == row_json(c, table, bulk, varies)? {
+        return Ok(());
+    }
+    Err(format!(
+        "bulk {table} rows differ from the API's: {} vs {}",
+        row_json(c, table, api, &[])?,
+        row_json(c, table, bulk, &[])?
+    )
+    .into())
 }
 
 /// Phase 2 on PostgreSQL: the other /24s and every record but record 0 through `COPY`, their derived data, each
@@ -177,23 +190,7 @@ pub fn bulk(url: &str, ds: &mut DataSet) -> Res<BulkReport> {
             &[&net::key_bytes(net::range(&DataSet::small_net(2)).0).to_vec()],
         )?
         .get(0);
-    let varying = [
-        "id",
-        "group_id",
-        "net_start",
-        "net_end",
-        "name",
-        "created",
-        "modifiedat",
-    ];
-    if row_json(&mut c, "subnets", ds.net1, &varying)? != row_json(&mut c, "subnets", first_bulk, &varying)? {
-        return Err(format!(
-            "bulk network rows differ from subnets/add rows: {} vs {}",
-            row_json(&mut c, "subnets", ds.net1, &[])?,
-            row_json(&mut c, "subnets", first_bulk, &[])?
-        )
-        .into());
-    }
+    same_rows(&mut c, "subnets", ds.net1, first_bulk, &SUBNET_VARIES)?;
     notes.push(
         "network rows: bulk rows equal subnets/add rows apart from id, block, name, group, stamps; subnet_prefixes \
          counted from the rows"
@@ -299,16 +296,7 @@ pub fn bulk(url: &str, ds: &mut DataSet) -> Res<BulkReport> {
             &[&ds.net0, &net::key_bytes(net::key(DataSet::small_ip(0, 2))).to_vec()],
         )?
         .get(0);
-    let varying = ["id", "ip", "hostname", "created", "modifiedat"];
-    if row_json(&mut c, "addresses", ds.reference_record, &varying)? != row_json(&mut c, "addresses", second, &varying)?
-    {
-        return Err(format!(
-            "bulk address rows differ from ipaddress/add rows: {} vs {}",
-            row_json(&mut c, "addresses", ds.reference_record, &[])?,
-            row_json(&mut c, "addresses", second, &[])?
-        )
-        .into());
-    }
+    same_rows(&mut c, "addresses", ds.reference_record, second, &ADDRESS_VARIES)?;
     notes.push(
         "address rows: bulk rows equal ipaddress/add rows apart from id, ip, hostname, stamps; one address run per \
          subnet"

@@ -274,6 +274,19 @@ async fn add_subnet(api: &mut Api, subnet: &str, name: &str, group: Option<i64>)
     )
 }
 
+/// The columns in which a bulk network row may differ from the `subnets/add` row of its neighbour, and a bulk
+/// record from the `ipaddress/add` one.
+pub const SUBNET_VARIES: [&str; 7] = [
+    "id",
+    "group_id",
+    "net_start",
+    "net_end",
+    "name",
+    "created",
+    "modifiedat",
+];
+pub const ADDRESS_VARIES: [&str; 5] = ["id", "ip", "hostname", "created", "modifiedat"];
+
 /// How long the bulk phase took, and what it checked.
 pub struct BulkReport {
     pub networks: Duration,
@@ -382,19 +395,7 @@ fn bulk_sqlite(db_path: &Path, ds: &mut DataSet) -> Res<BulkReport> {
         [&net::key_bytes(net::range(&DataSet::small_net(2)).0)[..]],
         |r| r.get(0),
     )?;
-    let diff = unexpected_differences(
-        &api_row,
-        &row(&db, "subnets", first_bulk)?,
-        &[
-            "id",
-            "group_id",
-            "net_start",
-            "net_end",
-            "name",
-            "created",
-            "modifiedat",
-        ],
-    );
+    let diff = unexpected_differences(&api_row, &row(&db, "subnets", first_bulk)?, &SUBNET_VARIES);
     if !diff.is_empty() {
         return Err(format!("bulk network rows differ from subnets/add rows: {}", diff.join("; ")).into());
     }
@@ -486,11 +487,7 @@ fn bulk_sqlite(db_path: &Path, ds: &mut DataSet) -> Res<BulkReport> {
         params![ds.net0, &net::key_bytes(net::key(DataSet::small_ip(0, 2)))[..]],
         |r| r.get(0),
     )?;
-    let diff = unexpected_differences(
-        &reference,
-        &row(&db, "addresses", second)?,
-        &["id", "ip", "hostname", "created", "modifiedat"],
-    );
+    let diff = unexpected_differences(&reference, &row(&db, "addresses", second)?, &ADDRESS_VARIES);
     if !diff.is_empty() {
         return Err(format!("bulk address rows differ from ipaddress/add rows: {}", diff.join("; ")).into());
     }
