@@ -46,6 +46,12 @@ impl Session {
         if let Some(stmt) = self.prepared.get(sql) {
             return Ok(stmt.clone());
         }
+        // A pattern match is planned for its pattern each time: a statement kept prepared soon gets a generic
+        // plan, which cannot use a trigram index for a pattern it does not know, and scans the table
+        // (search/find on a million records: 1.3 s instead of tens of milliseconds).
+        if sql.contains("LIKE ") {
+            return self.client.prepare(&translate(sql)).map_err(error);
+        }
         if self.prepared.len() >= PREPARED {
             self.prepared.clear();
         }
