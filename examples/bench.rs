@@ -438,7 +438,7 @@ fn run() -> Res<ExitCode> {
     let seed_time = seed_start.elapsed();
     println!(
         "seeding: {} records, {} networks, {} groups in {:.1} s (API {:.1} s, bulk networks {:.2} s, bulk records \
-         {:.1} s = {:.0} records/s, full-text index {:.1} s, counts {:.2} s)",
+         {:.1} s = {:.0} records/s, full-text index or VACUUM ANALYZE {:.1} s, counts {:.2} s)",
         group_digits(sizes.records),
         group_digits(sizes.networks),
         sizes.roots * (1 + sizes.children),
