@@ -699,3 +699,7 @@ CREATE INDEX login_failures_since ON login_failures (since);
 
 -- Nothing changes here: a restore defers SQLite's foreign key checks to its commit with `PRAGMA
 -- defer_foreign_keys`. The twin in schema.pg.sql makes PostgreSQL's foreign keys deferrable, for the same.
+
+-- migration: 19
+-- Nothing changes in SQLite: the twin of schema.pg.sql's migration 19, which bounds the key of PostgreSQL's
+-- `groups_sorted` index (a B-tree entry there holds at most about 2.7 kB; SQLite's index has no such limit).

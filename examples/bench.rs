@@ -22,6 +22,8 @@ mod chart;
 mod client;
 #[path = "bench/instructions.rs"]
 mod instructions;
+#[path = "bench/pg.rs"]
+mod pg;
 #[path = "bench/seed.rs"]
 mod seed;
 
@@ -46,7 +48,7 @@ use ipamd::config::Settings;
 use ipamd::methods::METHODS;
 
 use client::{Api, Measure, Outcome, Plan, Res, Target};
-use seed::{DataSet, Sizes};
+use seed::{DataSet, Db, Sizes};
 
 #[derive(Parser, Debug)]
 #[command(about = "Benchmark ipamd: seed a data set, drive each scenario, print throughput, latency and targets")]
@@ -100,6 +102,10 @@ struct Args {
     /// Write the results as an SVG chart to this file.
     #[arg(long)]
     svg: Option<PathBuf>,
+    /// Run on PostgreSQL: a fresh database made for the run on the server of this `postgres://` URL (its own
+    /// database is only connected to, to create and drop the run's), dropped afterwards unless `--keep`.
+    #[arg(long, value_name = "URL", hide_env_values = true)]
+    db: Option<String>,
     /// Serve this database until stdin closes, printing the address first: the server --instructions runs under
     /// callgrind.
     #[arg(long, hide = true)]
@@ -131,7 +137,10 @@ struct Scenario {
     name: &'static str,
     /// Connections in a full run.
     connections: usize,
+    /// The target on SQLite, and on PostgreSQL (`--db`: issue 16's targets; the others are measured for the
+    /// record).
     goal: Goal,
+    pg_goal: Goal,
     what: &'static str,
 }
 
@@ -141,54 +150,63 @@ const SCENARIOS: &[Scenario] = &[
         name: "healthz",
         connections: 64,
         goal: Goal::Ceiling,
+        pg_goal: Goal::Ceiling,
         what: "GET /healthz: HTTP and the load generator, no auth, no database",
     },
     Scenario {
         name: "rpc-get",
         connections: 64,
         goal: Goal::Ratio(0.50),
+        pg_goal: Goal::Ratio(0.25),
         what: "/1.0 ipaddress/get by a random record id, appkey + userdata (verification cache warm)",
     },
     Scenario {
         name: "rpc-get-ip",
         connections: 64,
         goal: Goal::Near("rpc-get", 0.10),
+        pg_goal: Goal::Near("rpc-get", 0.10),
         what: "/1.0 ipaddress/get by the ip of a random recorded address, appkey + userdata",
     },
     Scenario {
         name: "groups-sort",
         connections: 64,
         goal: Goal::ServerUs(60.0),
+        pg_goal: Goal::Record,
         what: "/1.0 groups/get sort:true, the whole group tree with subnet counts",
     },
     Scenario {
         name: "rest-ip",
         connections: 64,
         goal: Goal::Ratio(0.50),
+        pg_goal: Goal::Ratio(0.25),
         what: "GET /api/v1/ip/{ip} of a random recorded address, Bearer token",
     },
     Scenario {
         name: "rest-networks",
         connections: 2,
         goal: Goal::P50Ms(5.0),
+        pg_goal: Goal::P50Ms(10.0),
         what: "GET /api/v1/networks?per_page=50&page=<random>, 10,000 networks, 1,000,000 records",
     },
     Scenario {
         name: "next-16",
         connections: 2,
         goal: Goal::P50Ms(1.0),
+        pg_goal: Goal::P50Ms(2.0),
         what: "/1.0 ipaddress/next on a /16 whose lowest 60,000 addresses hold records",
     },
     Scenario {
         name: "available-48",
         connections: 2,
         goal: Goal::P50Ms(1.0),
+        pg_goal: Goal::P50Ms(2.0),
         what: "/1.0 ipaddress/available limit 256 on an IPv6 /48 whose lowest 100,000 addresses hold records",
     },
     Scenario {
         name: "peek-ooo",
         connections: 2,
         goal: Goal::P50Ms(1.0),
+        pg_goal: Goal::Record,
         what: "GET /api/v1/ip/networks/{id}/next-ip on a /16 whose lowest 20,000 addresses were filed out of order \
                (16 clients, each from the top down) through ipaddress/add",
     },
@@ -196,12 +214,14 @@ const SCENARIOS: &[Scenario] = &[
         name: "search-1m",
         connections: 2,
         goal: Goal::P50Ms(20.0),
+        pg_goal: Goal::P50Ms(20.0),
         what: "/1.0 search/find for a hostname substring (\"host-<4 digits>\", 111 hits) among 1,000,000 records",
     },
     Scenario {
         name: "ui-subnet-16",
         connections: 2,
         goal: Goal::P50Ms(50.0),
+        pg_goal: Goal::Record,
         what: "GET /ui/subnets/{id} of the /16 holding 60,000 records (the web UI's page, rendered server-side), \
                session cookie",
     },
@@ -209,6 +229,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "ui-subnets",
         connections: 2,
         goal: Goal::P50Ms(50.0),
+        pg_goal: Goal::Record,
         what: "GET /ui/subnets?sort=utilisation&page=<random>, the web UI's subnet list of 10,000 networks, fullest \
                first, 100 a page",
     },
@@ -216,6 +237,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "read-memory",
         connections: 1,
         goal: Goal::Record,
+        pg_goal: Goal::Record,
         what: "hostile reads once each (search/find and search/ip of a /10 with limit 1, ipaddress/get {}, …): \
                the growth of the resident set during each",
     },
@@ -223,6 +245,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "import-100k",
         connections: 1,
         goal: Goal::TimeMs(10_000.0),
+        pg_goal: Goal::Record,
         what: "one `ipamd import` of 100,000 address rows (CSV) into an empty /15: one transaction, every row through \
                ipaddress/add with its audit entry",
     },
@@ -230,18 +253,29 @@ const SCENARIOS: &[Scenario] = &[
         name: "alloc",
         connections: 64,
         goal: Goal::Rps(15_000.0),
+        pg_goal: Goal::Record,
         what: "POST /api/v1/ip/networks/{id}/next-ip on an empty /10, then a check that every address is distinct",
+    },
+    Scenario {
+        name: "alloc-2",
+        connections: 64,
+        goal: Goal::Record,
+        pg_goal: Goal::Rps(3_000.0),
+        what: "PostgreSQL only: POST /api/v1/ip/networks/{id}/next-ip on one empty /10 through two ipamd instances on \
+               the same database, the connections spread over both; then the distinctness and recount checks",
     },
     Scenario {
         name: "split-16",
         connections: 1,
         goal: Goal::TimeMs(1000.0),
+        pg_goal: Goal::Record,
         what: "one /1.0 subnets/split of a /16 holding 60,000 records into 256 /24s",
     },
     Scenario {
         name: "pool-available",
         connections: 2,
         goal: Goal::P50Ms(1.0),
+        pg_goal: Goal::Record,
         what: "/1.0 subnets/available cidr 48 limit 16 of an IPv6 /32 pool holding 100,000 /56 children, a free /56 \
                after each",
     },
@@ -249,6 +283,7 @@ const SCENARIOS: &[Scenario] = &[
         name: "pool-alloc",
         connections: 2,
         goal: Goal::P50Ms(1.0),
+        pg_goal: Goal::Record,
         what: "POST /api/v1/networks/{id}/available-networks {cidr: 56} in that pool (first fit: the holes), then a \
                check that the pool's free space and children agree",
     },
@@ -292,7 +327,15 @@ fn run() -> Res<ExitCode> {
         return serve(db);
     }
     if args.instructions {
+        if args.db.is_some() {
+            return Err("--instructions runs on SQLite only: leave out --db".into());
+        }
         instructions::available()?;
+    }
+    if let Some(url) = &args.db {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err("--db takes a postgres:// (or postgresql://) URL".into());
+        }
     }
     if args.list {
         for s in SCENARIOS {
@@ -305,7 +348,11 @@ fn run() -> Res<ExitCode> {
             .iter()
             .filter(|s| instructions::DEFAULT.contains(&s.name))
             .collect(),
-        true => SCENARIOS.iter().collect(),
+        // alloc-2 needs two instances on one server database: PostgreSQL's.
+        true => SCENARIOS
+            .iter()
+            .filter(|s| s.name != "alloc-2" || args.db.is_some())
+            .collect(),
         false => {
             for name in &args.scenario {
                 if !SCENARIOS.iter().any(|s| s.name == name) {
@@ -342,6 +389,13 @@ fn run() -> Res<ExitCode> {
     );
     println!("machine: {}", machine());
     println!(
+        "database: {}",
+        match &args.db {
+            Some(_) => "PostgreSQL (a fresh database on the --db server, dropped afterwards)".to_string(),
+            None => "SQLite (a temporary file)".to_string(),
+        }
+    );
+    println!(
         "server in-process (runtime as `ipamd serve`: one worker per core), load generator on {} thread(s) of the \
          same machine",
         args.client_threads
@@ -352,8 +406,11 @@ fn run() -> Res<ExitCode> {
     let server_rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let client_rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let dir = tempfile::tempdir()?;
-    let db_path = dir.path().join("ipam.db");
-    let settings = bench_settings(&db_path);
+    let mut db = match &args.db {
+        Some(url) => Db::Postgres(pg::Fresh::create(url)?),
+        None => Db::Sqlite(dir.path().join("ipam.db")),
+    };
+    let settings = bench_settings(&db.setting(), dir.path());
 
     // Phase 1: a server for the API part of the seeding.
     let seed_start = Instant::now();
@@ -376,12 +433,12 @@ fn run() -> Res<ExitCode> {
     server.stop(&server_rt)?;
     let api_time = seed_start.elapsed();
 
-    // Phase 2: bulk inserts while no server holds the file, so no server cache can miss them.
-    let bulk = seed::bulk(&db_path, &mut ds)?;
+    // Phase 2: bulk inserts while no server holds the database, so no server cache can miss them.
+    let bulk = seed::bulk(&db, &mut ds)?;
     let seed_time = seed_start.elapsed();
     println!(
         "seeding: {} records, {} networks, {} groups in {:.1} s (API {:.1} s, bulk networks {:.2} s, bulk records \
-         {:.1} s = {:.0} records/s, full-text index {:.1} s, counts {:.2} s)",
+         {:.1} s = {:.0} records/s, full-text index or VACUUM ANALYZE {:.1} s, counts {:.2} s)",
         group_digits(sizes.records),
         group_digits(sizes.networks),
         sizes.roots * (1 + sizes.children),
@@ -411,7 +468,7 @@ fn run() -> Res<ExitCode> {
         "server restarted on the seeded database in {:.2} s",
         restart.elapsed().as_secs_f64()
     );
-    client_rt.block_on(check_seeded(&target, &ds, &db_path))?;
+    client_rt.block_on(check_seeded(&target, &ds, &db))?;
     println!("  checked: the server's counts, next free address and recount agree with the seeding");
     // The web UI's scenarios call with a session, as a signed-in browser does.
     let cookie = client_rt.block_on(async {
@@ -432,6 +489,26 @@ fn run() -> Res<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    // alloc-2's second instance on the same database, as a second ipamd process would be.
+    let second = match db.is_postgres() && selected.iter().any(|s| s.name == "alloc-2") {
+        true => {
+            let settings = bench_settings(&db.setting(), dir.path());
+            let app = server_rt.block_on(async {
+                tokio::task::spawn_blocking(move || App::open(settings, METHODS))
+                    .await
+                    .map_err(|e| e.to_string())
+            })??;
+            Some(Server::start(&server_rt, app)?)
+        }
+        false => None,
+    };
+    let env = Env {
+        target: &target,
+        ds: &ds,
+        db: &db,
+        dir: dir.path(),
+        second: second.as_ref().map(|s| s.addr),
+    };
     let rss_before_load = status_kb("VmRSS:");
     let mut rows: Vec<Row> = Vec::new();
     let all_run = selected.len() > 1;
@@ -451,8 +528,8 @@ fn run() -> Res<ExitCode> {
         let row = match sc.goal {
             // A ratio target compares with /healthz measured in slices interleaved with the scenario's own, so
             // that drift on a shared machine hits both alike.
-            Goal::Ratio(_) => client_rt.block_on(run_paired(sc, plan, args.client_threads, &target, &ds, &db_path))?,
-            _ => client_rt.block_on(run_scenario(sc, plan, args.client_threads, &target, &ds, &db_path))?,
+            Goal::Ratio(_) => client_rt.block_on(run_paired(sc, plan, args.client_threads, &env))?,
+            _ => client_rt.block_on(run_scenario(sc, plan, args.client_threads, &env))?,
         };
         print_progress(&row);
         rows.push(row);
@@ -464,19 +541,15 @@ fn run() -> Res<ExitCode> {
             warmup: Duration::from_secs_f64(warmup),
             measure,
         };
-        let mut row = client_rt.block_on(run_scenario(
-            &SCENARIOS[0],
-            plan,
-            args.client_threads,
-            &target,
-            &ds,
-            &db_path,
-        ))?;
+        let mut row = client_rt.block_on(run_scenario(&SCENARIOS[0], plan, args.client_threads, &env))?;
         row.name = "healthz (end)".into();
         print_progress(&row);
         rows.push(row);
     }
     let peak = peak_rss_mb();
+    if let Some(second) = second {
+        second.stop(&server_rt)?;
+    }
     server.stop(&server_rt)?;
 
     // The report. Scenarios without a paired ceiling are compared with the first /healthz run.
@@ -669,8 +742,11 @@ fn run() -> Res<ExitCode> {
         seed_time.as_secs_f64(),
         seed_start.elapsed().as_secs_f64()
     );
+    if let (true, Db::Postgres(fresh)) = (args.keep, &mut db) {
+        println!("PostgreSQL database kept: {} (on the --db server)", fresh.keep());
+    }
     if args.keep {
-        println!("database kept in {}", dir.keep().display());
+        println!("temporary directory kept: {}", dir.keep().display());
         println!(
             "credentials: appkey {} userdata {} token {}",
             creds.appkey, creds.userdata, creds.token
@@ -691,12 +767,12 @@ fn run() -> Res<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The settings of the bench's server: a default install's, with the database and backups in the bench's
-/// directory and rate limiting off (the bench would otherwise measure 429s).
-fn bench_settings(db: &Path) -> Settings {
+/// The settings of the bench's server: a default install's, with the database setting `db` (a file or a URL),
+/// backups in the bench's directory `dir` and rate limiting off (the bench would otherwise measure 429s).
+fn bench_settings(db: &Path, dir: &Path) -> Settings {
     let mut s = Settings::defaults();
     s.db = db.to_path_buf();
-    s.backup_dir = db.with_file_name("backups");
+    s.backup_dir = dir.join("backups");
     s.ratelimit_enabled = false;
     s
 }
@@ -706,7 +782,7 @@ fn bench_settings(db: &Path) -> Settings {
 fn serve(db: &Path) -> Res<ExitCode> {
     init_logging(false);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let app = App::open(bench_settings(db), METHODS)?;
+    let app = App::open(bench_settings(db, db.parent().unwrap_or(Path::new("."))), METHODS)?;
     let server = Server::start(&rt, app)?;
     println!("{}", server.addr);
     std::io::stdin().read_to_end(&mut Vec::new())?;
@@ -742,7 +818,7 @@ impl Server {
 
 /// Checks the seeded data through the server: kept counts, the next free address, and that the server's own
 /// recount (which `subnets/edit` runs) leaves the seeded counts unchanged.
-async fn check_seeded(target: &Target, ds: &DataSet, db: &Path) -> Res<()> {
+async fn check_seeded(target: &Target, ds: &DataSet, db: &Db) -> Res<()> {
     let mut api = Api::connect(target).await?;
     let s = &api.rpc("subnets/get", json!({"id": ds.net16})).await?[ds.net16.to_string()];
     let usable = ipamd::net::usable_count(&seed::block(seed::NET16)?) as u64;
@@ -774,11 +850,26 @@ fn text(v: &Value) -> String {
 }
 
 /// Runs one scenario: a check of its first answer, then the load (or the single call), then its own checks.
-async fn run_scenario(sc: &Scenario, plan: Plan, threads: usize, target: &Target, ds: &DataSet, db: &Path) -> Res<Row> {
+/// What every scenario runs against.
+struct Env<'a> {
+    target: &'a Target,
+    ds: &'a DataSet,
+    db: &'a Db,
+    /// The run's temporary directory (backups).
+    dir: &'a Path,
+    /// alloc-2's second instance on the same database (PostgreSQL only).
+    second: Option<SocketAddr>,
+}
+
+async fn run_scenario(sc: &Scenario, plan: Plan, threads: usize, env: &Env<'_>) -> Res<Row> {
+    let (target, ds, db) = (env.target, env.ds, env.db);
     let mut row = Row {
         name: sc.name.to_string(),
         connections: plan.connections,
-        goal: sc.goal,
+        goal: match db.is_postgres() {
+            true => sc.pg_goal,
+            false => sc.goal,
+        },
         outcome: Outcome::default(),
         single: None,
         ceiling: None,
@@ -796,18 +887,31 @@ async fn run_scenario(sc: &Scenario, plan: Plan, threads: usize, target: &Target
         return read_memory(row, &mut api).await;
     }
     if sc.name == "import-100k" {
-        return import(row, &mut api, target, ds, db).await;
+        return import(row, &mut api, env).await;
     }
     let own = match sc.name {
         "peek-ooo" => Some(file_out_of_order(&mut row, &mut api, target, ds.sizes).await?),
-        "pool-available" | "pool-alloc" => Some(pool(&mut row, &mut api, ds.sizes, db).await?),
+        "pool-available" | "pool-alloc" => Some(pool(&mut row, &mut api, target, ds.sizes, db).await?),
+        "alloc-2" => Some(seed::id_of(
+            &api.rpc("subnets/add", json!({"subnet": seed::ALLOC2})).await?,
+        )?),
         _ => None,
     };
     let make = load(sc.name, target, ds, own)?;
-    let extract: Option<client::Extract> = (sc.name == "alloc").then_some(allocated_key as client::Extract);
-    row.outcome = client::run(target.addr, plan, threads, make, extract).await?;
-    if sc.name == "alloc" {
-        check_allocations(&mut row, ds, db)?;
+    let allocating = matches!(sc.name, "alloc" | "alloc-2");
+    let extract: Option<client::Extract> = allocating.then_some(allocated_key as client::Extract);
+    // alloc-2's connections alternate between the two instances.
+    let addrs: Vec<SocketAddr> = match (sc.name, env.second) {
+        ("alloc-2", Some(second)) => vec![target.addr, second],
+        ("alloc-2", None) => return Err("alloc-2 runs on PostgreSQL only (--db)".into()),
+        _ => vec![target.addr],
+    };
+    row.outcome = client::run(&addrs, plan, threads, make, extract).await?;
+    // A new connection for the checks: the server closes one idle for longer than its keep-alive allows.
+    let mut api = Api::connect(target).await?;
+    if allocating {
+        let subnet = own.unwrap_or(ds.alloc);
+        check_allocations(&mut row, &mut api, subnet, db).await?;
     }
     if let ("pool-alloc", Some(id)) = (sc.name, own) {
         check_pool(&mut row, &mut api, id, ds.sizes).await?;
@@ -887,10 +991,13 @@ fn load(name: &str, target: &Target, ds: &DataSet, own: Option<i64>) -> Res<clie
             let m = rng.range(sizes.records / 1000, sizes.records / 100);
             t.wire_envelope(w, "search/find", format_args!("{{\"query\":\"host-{m}\"}}"))
         }),
-        "alloc" => Arc::new(move |_, w| {
-            let body = br#"{"description":"bench"}"#;
-            t.wire_rest(w, "POST", format_args!("/ip/networks/{alloc}/next-ip"), Some(body))
-        }),
+        "alloc" | "alloc-2" => {
+            let subnet = own.unwrap_or(alloc);
+            Arc::new(move |_, w| {
+                let body = br#"{"description":"bench"}"#;
+                t.wire_rest(w, "POST", format_args!("/ip/networks/{subnet}/next-ip"), Some(body))
+            })
+        }
         other => return Err(format!("no load for scenario {other}").into()),
     };
     Ok(make)
@@ -898,7 +1005,7 @@ fn load(name: &str, target: &Target, ds: &DataSet, own: Option<i64>) -> Res<clie
 
 /// Runs a ratio scenario in slices alternating with /healthz on as many connections; the measured time is split
 /// evenly (at most 5 slices of each, at least 1 s each).
-async fn run_paired(sc: &Scenario, plan: Plan, threads: usize, target: &Target, ds: &DataSet, db: &Path) -> Res<Row> {
+async fn run_paired(sc: &Scenario, plan: Plan, threads: usize, env: &Env<'_>) -> Res<Row> {
     let slices = match plan.measure {
         Measure::Time(d) => (d.as_secs_f64() as u32).clamp(1, 5),
         Measure::Requests(n) => u32::try_from(n).unwrap_or(u32::MAX).clamp(1, 5),
@@ -915,8 +1022,8 @@ async fn run_paired(sc: &Scenario, plan: Plan, threads: usize, target: &Target, 
             measure: slice,
             ..plan
         };
-        healthz.merge(run_scenario(&SCENARIOS[0], p, threads, target, ds, db).await?.outcome);
-        let r = run_scenario(sc, p, threads, target, ds, db).await?;
+        healthz.merge(run_scenario(&SCENARIOS[0], p, threads, env).await?.outcome);
+        let r = run_scenario(sc, p, threads, env).await?;
         row = Some(match row {
             None => r,
             Some(mut acc) => {
@@ -942,7 +1049,7 @@ async fn first_answer(name: &str, api: &mut Api, ds: &DataSet) -> Res<()> {
     let sizes = ds.sizes;
     match name {
         // peek-ooo's first answer is checked after its filing (file_out_of_order), the pool's after its seeding.
-        "healthz" | "alloc" | "split-16" | "peek-ooo" | "read-memory" | "pool-available" | "pool-alloc"
+        "healthz" | "alloc" | "alloc-2" | "split-16" | "peek-ooo" | "read-memory" | "pool-available" | "pool-alloc"
         | "import-100k" => {}
         "rpc-get" => {
             let r = api.rpc("ipaddress/get", json!({"id": ds.record_ids.1})).await?;
@@ -1078,7 +1185,8 @@ const IMPORT15: &str = "198.18.0.0/15";
 /// import-100k: one import of 100,000 address rows (as many as there are records, when fewer) into the empty
 /// IMPORT15, timed, on the command line's path (`cli::import`, with a store of its own on the same database, as
 /// `ipamd import` runs beside a server); then a check that the subnet holds every row.
-async fn import(mut row: Row, api: &mut Api, target: &Target, ds: &DataSet, db: &Path) -> Res<Row> {
+async fn import(mut row: Row, api: &mut Api, env: &Env<'_>) -> Res<Row> {
+    let (target, ds) = (env.target, env.ds);
     let n = ds.sizes.records.min(100_000);
     let added = api.rpc("subnets/add", json!({"subnet": IMPORT15})).await?;
     let id = added
@@ -1092,7 +1200,7 @@ async fn import(mut row: Row, api: &mut Api, target: &Target, ds: &DataSet, db: 
         let ip = std::net::Ipv4Addr::from(base + u32::try_from(i)?);
         csv.push_str(&format!("{ip},imported-{i}\n"));
     }
-    let app = App::open(bench_settings(db), METHODS)?;
+    let app = App::open(bench_settings(&env.db.setting(), env.dir), METHODS)?;
     let t = Instant::now();
     let report = tokio::task::spawn_blocking(move || {
         ipamd::cli::import(&app, "admin", "admin", json!({"data": csv})).map_err(|e| e.message)
@@ -1147,6 +1255,8 @@ async fn file_out_of_order(row: &mut Row, api: &mut Api, target: &Target, sizes:
     while let Some(done) = clients.join_next().await {
         done??;
     }
+    // The filing may have outlasted the keep-alive of the connection.
+    *api = Api::connect(target).await?;
     row.notes.push(format!(
         "{n} records filed out of order into {} in {:.1} s",
         seed::OOO16,
@@ -1165,7 +1275,7 @@ async fn file_out_of_order(row: &mut Row, api: &mut Api, target: &Target, sizes:
 /// The pool scenarios' pool, seeded once (the first of them to run does it): a /33 pool made through the API, its
 /// children bulk-inserted in one transaction while the server runs, then the pool grown to its /32 through the API,
 /// which recomputes its free space from the children as the server's own code does. Checks the first answer.
-async fn pool(row: &mut Row, api: &mut Api, sizes: seed::Sizes, db: &Path) -> Res<i64> {
+async fn pool(row: &mut Row, api: &mut Api, target: &Target, sizes: seed::Sizes, db: &Db) -> Res<i64> {
     let found = api.rpc("subnets/get", json!({"name": "pool-32"})).await?;
     if let Some(id) = found
         .as_object()
@@ -1183,6 +1293,8 @@ async fn pool(row: &mut Row, api: &mut Api, sizes: seed::Sizes, db: &Path) -> Re
         .and_then(|k| k.parse().ok())
         .ok_or_else(|| format!("subnets/add answered {made}"))?;
     seed::pool_children(db, id, sizes.pool)?;
+    // The seeding may have outlasted the keep-alive of the connection.
+    *api = Api::connect(target).await?;
     api.rpc("subnets/edit", json!({"id": id, "subnet": seed::POOL})).await?;
     row.notes.push(format!(
         "pool {} with {} /56 children seeded in {:.1} s",
@@ -1296,21 +1408,37 @@ fn allocated_key(body: &[u8]) -> Option<u128> {
     Some(ipamd::net::key(ip))
 }
 
-/// alloc: every acknowledged allocation a distinct address, and exactly those records in the subnet.
-fn check_allocations(row: &mut Row, ds: &DataSet, db: &Path) -> Res<()> {
+/// alloc, alloc-2: every acknowledged allocation a distinct address, exactly those records in the subnet, and its
+/// kept count equal to a recount (`subnets/edit` recounts).
+async fn check_allocations(row: &mut Row, api: &mut Api, subnet: i64, db: &Db) -> Res<()> {
     let acknowledged = row.outcome.ok_total;
     let distinct_answers = row.outcome.keys.iter().collect::<HashSet<_>>().len() as u64;
-    let (records, distinct_records) = seed::allocated(db, ds.alloc)?;
+    let (records, distinct_records) = seed::allocated(db, subnet)?;
     let distinct = distinct_answers == acknowledged && records == acknowledged && distinct_records == records;
+    let kept = seed::kept_counts(db, &[subnet])?;
+    api.rpc(
+        "subnets/edit",
+        json!({"id": subnet, "description": "recounted by the bench"}),
+    )
+    .await?;
+    let recounted = seed::kept_counts(db, &[subnet])?;
+    let counted = kept == recounted && kept.first().map(|k| k.1) == Some(records as i64);
     row.notes.push(format!(
         "{acknowledged} allocations acknowledged (201, warm-up included), {distinct_answers} distinct addresses \
-         answered, {records} records in the subnet; distinct: {}",
-        if distinct { "yes" } else { "no" }
+         answered, {records} records in the subnet; distinct: {}; kept count {} = recount {}: {}",
+        if distinct { "yes" } else { "no" },
+        kept.first().map_or(-1, |k| k.1),
+        recounted.first().map_or(-1, |k| k.1),
+        if counted { "yes" } else { "no" }
     ));
     row.outcome.keys = Vec::new();
     if !distinct {
         row.failures
             .push("allocation: answers and records are not one distinct address per 201".into());
+    }
+    if !counted {
+        row.failures
+            .push("allocation: the subnet's kept count differs from its records or its recount".into());
     }
     Ok(())
 }

@@ -502,7 +502,8 @@ impl Worker {
 
 /// What every connection of a run shares.
 struct Shared {
-    addr: SocketAddr,
+    /// The servers: connection `i` goes to `addrs[i % addrs.len()]`.
+    addrs: Vec<SocketAddr>,
     plan: Plan,
     make: MakeRequest,
     extract: Option<Extract>,
@@ -514,18 +515,21 @@ struct Shared {
 
 /// Drives `make` over `plan.connections` connections, spread over `threads` load threads, each with its own
 /// single-threaded runtime (as wrk runs one event loop per thread: a connection and its requests stay on one
-/// thread). Every connection is open before the clock starts.
+/// thread). Every connection is open before the clock starts. The connections take turns over `addrs`.
 pub async fn run(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     plan: Plan,
     threads: usize,
     make: MakeRequest,
     extract: Option<Extract>,
 ) -> Res<Outcome> {
+    if addrs.is_empty() {
+        return Err("no server to drive".into());
+    }
     let n = plan.connections.max(1);
     let threads = threads.clamp(1, n);
     let shared = Arc::new(Shared {
-        addr,
+        addrs: addrs.to_vec(),
         plan,
         make,
         extract,
@@ -648,7 +652,8 @@ async fn worker(i: usize, shared: Arc<Shared>) -> Worker {
     let mut w = Worker::default();
     let mut rng = Rng::new(i as u64 + 1);
     let mut wire = Wire::default();
-    let addr = shared.addr;
+    // `run` refuses an empty list.
+    let addr = shared.addrs[i % shared.addrs.len()];
     let mut conn = Conn::open(addr).await;
     shared.connected.wait().await;
     shared.go.wait().await;

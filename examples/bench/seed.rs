@@ -1,5 +1,6 @@
 //! The data set: groups and subnets made through the API, then address records and most networks bulk-inserted
-//! straight into SQLite (with the counts the server keeps), checked against rows the API made.
+//! straight into the database (with the counts the server keeps), checked against rows the API made: into SQLite
+//! here, into PostgreSQL with `COPY` in pg.rs.
 //!
 //! Layout (full run): 10.0.0.0/16 with 60,000 contiguous records (next-16), 10.1.0.0/16 with 60,000 (split-16),
 //! 2001:db8::/48 with 100,000 (available-48), an empty 10.64.0.0/10 (alloc), and /24s from 100.64.0.0 up, filed in
@@ -7,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ipamd::net;
@@ -17,6 +18,27 @@ use rusqlite::{params, Connection};
 use serde_json::{json, Value};
 
 use crate::client::{Api, Res};
+use crate::pg;
+
+/// Where a run's data lives: a SQLite file in the run's temporary directory, or a fresh PostgreSQL database.
+pub enum Db {
+    Sqlite(PathBuf),
+    Postgres(pg::Fresh),
+}
+
+impl Db {
+    /// The server's database setting (`--db`).
+    pub fn setting(&self) -> PathBuf {
+        match self {
+            Db::Sqlite(path) => path.clone(),
+            Db::Postgres(fresh) => PathBuf::from(&fresh.url),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Db::Postgres(_))
+    }
+}
 
 /// How big the data set is.
 #[derive(Clone, Copy, Debug)]
@@ -103,6 +125,8 @@ pub const NET16: &str = "10.0.0.0/16";
 pub const SPLIT16: &str = "10.1.0.0/16";
 pub const V6: &str = "2001:db8::/48";
 pub const ALLOC: &str = "10.64.0.0/10";
+/// alloc-2's subnet (PostgreSQL only), made when it starts.
+pub const ALLOC2: &str = "10.128.0.0/10";
 pub const OOO16: &str = "10.2.0.0/16";
 /// The pool scenarios' pool, made as its lower half and grown once its children are in.
 pub const POOL: &str = "3fff:100::/32";
@@ -116,7 +140,14 @@ pub fn pool_hole(i: u64) -> Res<IpNet> {
 
 /// The pool's children, the even /56s from its start, inserted as `subnets/add` files a child (stamps from the
 /// pool's row), in one transaction while the server runs.
-pub fn pool_children(db_path: &Path, pool: i64, n: u64) -> Res<()> {
+pub fn pool_children(db: &Db, pool: i64, n: u64) -> Res<()> {
+    match db {
+        Db::Sqlite(path) => pool_children_sqlite(path, pool, n),
+        Db::Postgres(fresh) => pg::pool_children(&fresh.url, pool, n),
+    }
+}
+
+fn pool_children_sqlite(db_path: &Path, pool: i64, n: u64) -> Res<()> {
     let mut db = Connection::open(db_path)?;
     db.busy_timeout(Duration::from_secs(30))?;
     let tx = db.transaction()?;
@@ -186,7 +217,7 @@ pub fn block(cidr: &str) -> Res<IpNet> {
     net::parse_cidr(cidr).map_err(|e| e.to_string().into())
 }
 
-fn id_of(reply: &Value) -> Res<i64> {
+pub fn id_of(reply: &Value) -> Res<i64> {
     reply
         .as_object()
         .and_then(|m| m.keys().next())
@@ -243,6 +274,19 @@ async fn add_subnet(api: &mut Api, subnet: &str, name: &str, group: Option<i64>)
     )
 }
 
+/// The columns in which a bulk network row may differ from the `subnets/add` row of its neighbour, and a bulk
+/// record from the `ipaddress/add` one.
+pub const SUBNET_VARIES: [&str; 7] = [
+    "id",
+    "group_id",
+    "net_start",
+    "net_end",
+    "name",
+    "created",
+    "modifiedat",
+];
+pub const ADDRESS_VARIES: [&str; 5] = ["id", "ip", "hostname", "created", "modifiedat"];
+
 /// How long the bulk phase took, and what it checked.
 pub struct BulkReport {
     pub networks: Duration,
@@ -280,9 +324,16 @@ fn blob(k: u128) -> SqlValue {
     SqlValue::Blob(net::key_bytes(k).to_vec())
 }
 
-/// Phase 2, straight into SQLite while no server has the file open: the other /24s, every record but record 0,
+/// Phase 2, straight into the database while no server has it open: the other /24s, every record but record 0,
 /// and each subnet's kept counts. Each bulk row is checked against the row the API made for its neighbour.
-pub fn bulk(db_path: &Path, ds: &mut DataSet) -> Res<BulkReport> {
+pub fn bulk(db: &Db, ds: &mut DataSet) -> Res<BulkReport> {
+    match db {
+        Db::Sqlite(path) => bulk_sqlite(path, ds),
+        Db::Postgres(fresh) => pg::bulk(&fresh.url, ds),
+    }
+}
+
+fn bulk_sqlite(db_path: &Path, ds: &mut DataSet) -> Res<BulkReport> {
     let sizes = ds.sizes;
     let mut notes = Vec::new();
     let mut db = Connection::open(db_path)?;
@@ -344,19 +395,7 @@ pub fn bulk(db_path: &Path, ds: &mut DataSet) -> Res<BulkReport> {
         [&net::key_bytes(net::range(&DataSet::small_net(2)).0)[..]],
         |r| r.get(0),
     )?;
-    let diff = unexpected_differences(
-        &api_row,
-        &row(&db, "subnets", first_bulk)?,
-        &[
-            "id",
-            "group_id",
-            "net_start",
-            "net_end",
-            "name",
-            "created",
-            "modifiedat",
-        ],
-    );
+    let diff = unexpected_differences(&api_row, &row(&db, "subnets", first_bulk)?, &SUBNET_VARIES);
     if !diff.is_empty() {
         return Err(format!("bulk network rows differ from subnets/add rows: {}", diff.join("; ")).into());
     }
@@ -448,11 +487,7 @@ pub fn bulk(db_path: &Path, ds: &mut DataSet) -> Res<BulkReport> {
         params![ds.net0, &net::key_bytes(net::key(DataSet::small_ip(0, 2)))[..]],
         |r| r.get(0),
     )?;
-    let diff = unexpected_differences(
-        &reference,
-        &row(&db, "addresses", second)?,
-        &["id", "ip", "hostname", "created", "modifiedat"],
-    );
+    let diff = unexpected_differences(&reference, &row(&db, "addresses", second)?, &ADDRESS_VARIES);
     if !diff.is_empty() {
         return Err(format!("bulk address rows differ from ipaddress/add rows: {}", diff.join("; ")).into());
     }
@@ -547,21 +582,31 @@ fn restore_fts_triggers(db: &Connection, d: &Deferred) -> Res<()> {
     Ok(())
 }
 
-/// The kept counts of some subnets, as the database holds them.
-pub fn kept_counts(db_path: &Path, ids: &[i64]) -> Res<Vec<BTreeMap<String, SqlValue>>> {
-    let db = Connection::open(db_path)?;
+/// The kept counts (id, used, taken) of some subnets, as the database holds them.
+pub fn kept_counts(db: &Db, ids: &[i64]) -> Res<Vec<(i64, i64, String)>> {
+    let path = match db {
+        Db::Sqlite(path) => path,
+        Db::Postgres(fresh) => return pg::kept_counts(&fresh.url, ids),
+    };
+    let db = Connection::open(path)?;
     let mut out = Vec::new();
     for id in ids {
-        let mut r = row(&db, "subnets", *id)?;
-        r.retain(|k, _| matches!(k.as_str(), "id" | "used" | "taken"));
-        out.push(r);
+        out.push(
+            db.query_row("SELECT id, used, taken FROM subnets WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?,
+        );
     }
     Ok(out)
 }
 
 /// Distinctness of an allocation run: (records in the subnet, distinct addresses among them).
-pub fn allocated(db_path: &Path, subnet: i64) -> Res<(u64, u64)> {
-    let db = Connection::open(db_path)?;
+pub fn allocated(db: &Db, subnet: i64) -> Res<(u64, u64)> {
+    let path = match db {
+        Db::Sqlite(path) => path,
+        Db::Postgres(fresh) => return pg::allocated(&fresh.url, subnet),
+    };
+    let db = Connection::open(path)?;
     let (all, distinct): (i64, i64) = db.query_row(
         "SELECT count(*), count(DISTINCT ip) FROM addresses WHERE subnet_id = ?1",
         [subnet],

@@ -180,40 +180,46 @@ impl Link {
     }
 
     /// Runs one group commit: `calls` each in a savepoint of its own, in one transaction. `before` runs at the
-    /// start of each call.
+    /// start of each call. The statements around the calls travel together, one round trip between two calls
+    /// (`RELEASE SAVEPOINT call; SAVEPOINT call`) and one at each end, since a round trip to the server costs more
+    /// than most of a call's statements take to run there.
     pub fn batch<W>(&mut self, calls: Vec<W>, before: &dyn Fn(&Tx) -> Result<usize>) -> Vec<Result<crate::model::Reply>>
     where
         W: FnOnce(&Tx) -> Result<crate::model::Reply>,
     {
         let count = calls.len();
-        let session = match self.session().and_then(|s| begin_write(s).map(|_| s)) {
+        if count == 0 {
+            return Vec::new();
+        }
+        let session = match self.session() {
             Ok(s) => s,
             Err(e) => return (0..count).map(|_| Err(e.clone())).collect(),
         };
+        // What runs before the next call: opens the transaction, or ends the last call's savepoint.
+        let mut between = format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK}); SAVEPOINT call");
         let mut results = Vec::with_capacity(count);
         for f in calls {
+            if let Err(e) = session.borrow_mut().batch(&between) {
+                // The transaction is gone (the connection, most likely): nothing of the batch is kept.
+                let _ = session.borrow_mut().batch("ROLLBACK");
+                return (0..count).map(|_| Err(e.clone())).collect();
+            }
             let tx = Tx::on_postgres(session);
-            let result = match tx.batch("SAVEPOINT call") {
-                Err(e) => Err(e),
-                Ok(()) => {
-                    let ran =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| before(&tx).and_then(|_| f(&tx))))
-                            .unwrap_or_else(|_| Err(Error::internal("a handler panicked")));
-                    let ended = match ran.is_ok() {
-                        true => tx.batch("RELEASE SAVEPOINT call"),
-                        false => tx.batch("ROLLBACK TO SAVEPOINT call; RELEASE SAVEPOINT call"),
-                    };
-                    if let Err(e) = ended {
-                        // The transaction is gone (the connection, most likely): nothing of the batch is kept.
-                        let _ = session.borrow_mut().batch("ROLLBACK");
-                        return (0..count).map(|_| Err(e.clone())).collect();
-                    }
-                    ran
-                }
-            };
-            results.push(result);
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| before(&tx).and_then(|_| f(&tx))))
+                .unwrap_or_else(|_| Err(Error::internal("a handler panicked")));
+            between = match ran.is_ok() {
+                true => "RELEASE SAVEPOINT call; SAVEPOINT call",
+                false => "ROLLBACK TO SAVEPOINT call; RELEASE SAVEPOINT call; SAVEPOINT call",
+            }
+            .to_string();
+            results.push(ran);
         }
-        if let Err(e) = session.borrow_mut().batch("COMMIT") {
+        let last = match results.last() {
+            Some(Err(_)) => "ROLLBACK TO SAVEPOINT call; RELEASE SAVEPOINT call; COMMIT",
+            _ => "RELEASE SAVEPOINT call; COMMIT",
+        };
+        if let Err(e) = session.borrow_mut().batch(last) {
+            let _ = session.borrow_mut().batch("ROLLBACK");
             return results.iter().map(|_| Err(e.clone())).collect();
         }
         results

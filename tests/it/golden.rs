@@ -3,7 +3,10 @@
 //! every route of `rest::ROUTES`, errors included, and keeps each reply body. [`golden_replies_are_unchanged`]
 //! compares the bodies byte for byte with `tests/it/golden/<name>.json`, after the normaliser of
 //! `support::golden` has replaced what differs from run to run (respids, times, secrets, backup names and sizes);
-//! ids are the same on every run because the fixture builds its data in one fixed order on a fresh database.
+//! ids are the same on every run because the fixture builds its data in one fixed order on a fresh database. On
+//! PostgreSQL, whose id sequences keep the gaps a rolled-back insert leaves, record ids run higher: there the
+//! replies and the files are compared with their ids masked on both sides (`golden::mask_ids`); the files are
+//! recorded on SQLite.
 //!
 //! To accept a change of output that is intended, run `IPAMD_BLESS=1 cargo test --test it golden`: the test then
 //! rewrites the golden files instead of comparing (and deletes those no exchange produces any more); review the
@@ -38,6 +41,8 @@ pub struct Exchange {
 pub struct Fixture {
     pub exchanges: Vec<Exchange>,
     pub openapi: Value,
+    /// Whether record ids may differ from the golden files' (a PostgreSQL server).
+    pub ids_vary: bool,
 }
 
 /// The fixture, built once for the tests of this module (one server), by whichever runs first.
@@ -58,7 +63,7 @@ async fn golden_replies_are_unchanged() {
         })
         .collect();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/golden");
-    golden::check(&dir, &goldens);
+    golden::check(&dir, &goldens, f.ids_vary);
 }
 
 /// The fixture calls every method of the table through the envelope, successfully, so a new method fails this test
@@ -264,6 +269,9 @@ fn rest_id(record: &Value) -> i64 {
 /// 2025-12-28T10:01:58Z in unix seconds.
 const SEEN: i64 = 1_766_916_118;
 
+/// The exchanges of [`backups`] not named after backups: the audit log around them.
+const BACKUPS_LOGS: [&str; 2] = ["rpc-org-logs-all", "rpc-org-logs-after-restores"];
+
 async fn build() -> Fixture {
     let s = Server::start_with(|settings| {
         settings.api_tokens = OPERATOR_TOKEN.into();
@@ -279,10 +287,15 @@ async fn build() -> Fixture {
     rest(&mut r, site, lan).await;
     webhooks(&mut r).await;
     backups(&mut r).await;
+    let ids_vary = s.app.store.sqlite_path().is_none();
     let openapi = s.request(Method::GET, "/api/v1/openapi.json", &[], "").await.json();
     let exchanges = r.exchanges;
     s.stop().await.unwrap();
-    Fixture { exchanges, openapi }
+    Fixture {
+        exchanges,
+        openapi,
+        ids_vary,
+    }
 }
 
 /// Webhooks on both doors. The receiver is a name the default settings refuse (localhost is loopback), and the
@@ -1257,7 +1270,7 @@ async fn rest_errors(r: &mut Recorder<'_>, t: &str, dmz: i64, site: i64) {
 /// replace the data, and the log's newest entries show them.
 async fn backups(r: &mut Recorder<'_>) {
     let a = r.s.admin.clone();
-    r.ok("rpc-org-logs-all", &a, "org/logs", json!({"perpage": 500})).await;
+    r.ok(BACKUPS_LOGS[0], &a, "org/logs", json!({"perpage": 500})).await;
     r.ok("rpc-backups-get-empty", &a, "backups/get", json!({})).await;
     let made = r.ok("rpc-backups-add", &a, "backups/add", json!({})).await;
     let first = made["name"].as_str().unwrap().to_string();
@@ -1284,6 +1297,5 @@ async fn backups(r: &mut Recorder<'_>) {
     let restore = format!("/backups/{second}/restore");
     r.rest("rest-backups-restore", Method::POST, &restore, t, None, 200)
         .await;
-    r.ok("rpc-org-logs-after-restores", &a, "org/logs", json!({"perpage": 3}))
-        .await;
+    r.ok(BACKUPS_LOGS[1], &a, "org/logs", json!({"perpage": 3})).await;
 }

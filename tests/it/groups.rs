@@ -116,6 +116,39 @@ async fn siblings_sort_case_insensitively_then_by_id() {
     assert_eq!(keys(&tree), [alpha2, alpha1, beta, gamma].map(|i| i.to_string()));
 }
 
+/// A description longer than a PostgreSQL B-tree index entry (about 2.7 kB) is stored, read back, edited and sorted
+/// like any other: siblings whose descriptions agree beyond the first 200 characters (the indexed prefix on
+/// PostgreSQL) still sort case-insensitively by the whole description.
+#[tokio::test]
+async fn a_group_with_a_10_kb_description_round_trips() {
+    let s = Server::start().await;
+    let long = |tail: &str| format!("{}{tail}", "x".repeat(10_000));
+    let zeta = add(&s, &s.admin, &long("Zeta"), None).await;
+    let alpha = add(&s, &s.admin, &long("alpha"), None).await;
+    let short = add(&s, &s.admin, "a short one", None).await;
+    let got = s.ok(&s.admin, "groups/get", json!({"id": zeta})).await;
+    assert_eq!(got[zeta.to_string()]["description"], json!(long("Zeta")));
+    let tree = s.ok(&s.admin, "groups/get", json!({"sort": "true"})).await;
+    assert_eq!(keys(&tree), [short, alpha, zeta].map(|i| i.to_string()));
+    s.ok(
+        &s.admin,
+        "groups/edit",
+        json!({"id": zeta, "description": long("beta")}),
+    )
+    .await;
+    let tree = s.ok(&s.admin, "groups/get", json!({"sort": "true"})).await;
+    assert_eq!(keys(&tree), [short, alpha, zeta].map(|i| i.to_string()));
+    assert_eq!(tree[zeta.to_string()]["description"], json!(long("beta")));
+    let found = s
+        .ok(
+            &s.admin,
+            "search/find",
+            json!({"query": "xxxxalpha", "types": ["groups"]}),
+        )
+        .await;
+    assert_eq!(keys(&found["groups"]), [alpha.to_string()]);
+}
+
 #[tokio::test]
 async fn flat_get_lists_groups_by_id() {
     let s = Server::start().await;
