@@ -728,6 +728,20 @@ mod tests {
                 .unwrap();
             assert_eq!(pairs.len(), 150);
             assert!(pairs.iter().all(|(x, y)| x < y));
+            // Scans one after the other of queries with other columns each read their own rows.
+            for (sql, want) in [
+                ("SELECT id FROM t WHERE id = 1", "1"),
+                ("SELECT name, id FROM t WHERE id = 1", "y"),
+                ("SELECT id FROM t WHERE id = 1", "1"),
+            ] {
+                let text = |r: &Row| match r.cell(0)? {
+                    Cell::Int(n) => Ok(n.to_string()),
+                    Cell::Text(t) => Ok(t.to_string()),
+                    _ => Err(Error::internal("another kind")),
+                };
+                let first = tx.scan(sql, params![], text, |rows| rows.next()).unwrap();
+                assert_eq!(first.unwrap().unwrap(), want, "{sql}");
+            }
             // A wrong kind is an error, not a panic.
             assert!(tx.query_row("SELECT 'text'", params![], |r| r.get::<i64>(0)).is_err());
         })

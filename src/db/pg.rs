@@ -381,10 +381,19 @@ pub(super) struct Cursor<'s> {
 
 impl<'s> Cursor<'s> {
     pub(super) fn open(session: &'s RefCell<Session>, sql: &str, params: &[&dyn ToParam]) -> Result<Cursor<'s>> {
+        // Named by its depth and its query: the `FETCH` from it is then the same text for every scan of that query,
+        // and stays prepared, while a scan of another query (other columns) never runs a `FETCH` prepared for this
+        // one's rows.
+        let query = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            sql.hash(&mut h);
+            h.finish()
+        };
         let name = {
             let mut s = session.borrow_mut();
             s.cursors += 1;
-            format!("scan_{}", s.cursors)
+            format!("scan_{}_{query:016x}", s.cursors)
         };
         let declared = session
             .borrow_mut()
