@@ -772,12 +772,7 @@ pub fn available(ctx: &Ctx, p: AvailableParams) -> Result<model::Available> {
         Some(from) => space::free_keys(ctx.tx, &s, from, usize::try_from(p.limit).unwrap_or(0))?,
         None => Vec::new(),
     };
-    let taken: String = ctx
-        .tx
-        .query_row("SELECT taken FROM subnets WHERE id = ?1", params![s.id], |r| r.get(0))?;
-    let taken: u128 = taken
-        .parse()
-        .map_err(|_| Error::internal(format!("subnet {}: bad taken count", s.id)))?;
+    let taken = space::taken(ctx.tx, &s)?;
     Ok(model::Available {
         subnet: s.id,
         network: net::net_text(&s.net),

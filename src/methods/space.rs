@@ -103,6 +103,14 @@ pub fn recount(ctx: &Ctx, s: &Subnet) -> Result<()> {
     Ok(())
 }
 
+/// A subnet's kept count of taken usable addresses (a decimal text: an IPv6 subnet's may pass `i64`).
+pub fn taken(tx: &Tx, s: &Subnet) -> Result<u128> {
+    let taken: String = tx.query_row("SELECT taken FROM subnets WHERE id = ?1", params![s.id], |r| r.get(0))?;
+    taken
+        .parse()
+        .map_err(|_| Error::internal(format!("subnet {}: bad taken count", s.id)))
+}
+
 /// Keeps the counts when one record at `k` is added (`added`) or removed, without recounting.
 pub fn adjust(ctx: &Ctx, s: &Subnet, k: u128, added: bool) -> Result<()> {
     let (lo, hi) = s.usable();
@@ -114,16 +122,11 @@ pub fn adjust(ctx: &Ctx, s: &Subnet, k: u128, added: bool) -> Result<()> {
         |r| r.get(0),
     )?;
     let counts = (lo..=hi).contains(&k) && !in_range;
-    let taken: String = ctx
-        .tx
-        .query_row("SELECT taken FROM subnets WHERE id = ?1", params![s.id], |r| r.get(0))?;
-    let taken: u128 = taken
-        .parse()
-        .map_err(|_| Error::internal(format!("subnet {}: bad taken count", s.id)))?;
+    let now = taken(ctx.tx, s)?;
     let taken = match (counts, added) {
-        (false, _) => taken,
-        (true, true) => taken + 1,
-        (true, false) => taken.saturating_sub(1),
+        (false, _) => now,
+        (true, true) => now + 1,
+        (true, false) => now.saturating_sub(1),
     };
     let delta: i64 = if added { 1 } else { -1 };
     ctx.tx.execute(
