@@ -197,37 +197,17 @@ impl<'de> serde::Deserialize<'de> for Raw {
     }
 }
 
-/// The name of an envelope's member, read without copying it.
+/// The name of an envelope's member, read without copying it (serde's field identifiers borrow the name).
+#[derive(serde::Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
 enum Member {
     Reqid,
     Appkey,
     Userdata,
     Data,
     Requestkey,
+    #[serde(other)]
     Other,
-}
-
-impl<'de> serde::Deserialize<'de> for Member {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Member, D::Error> {
-        struct Name;
-        impl serde::de::Visitor<'_> for Name {
-            type Value = Member;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a member name")
-            }
-            fn visit_str<E: serde::de::Error>(self, name: &str) -> std::result::Result<Member, E> {
-                Ok(match name {
-                    "reqid" => Member::Reqid,
-                    "appkey" => Member::Appkey,
-                    "userdata" => Member::Userdata,
-                    "data" => Member::Data,
-                    "requestkey" => Member::Requestkey,
-                    _ => Member::Other,
-                })
-            }
-        }
-        d.deserialize_str(Name)
-    }
 }
 
 /// The response body for an outcome, serialised.
