@@ -390,11 +390,15 @@ pub struct CopiedTable {
 /// directory both share), restored into the target. Refuses a target that holds any org, and fails when the
 /// target holds fewer rows of a table than the backup.
 pub fn migrate(source: &App, target: &App) -> Result<Migrated> {
-    if target.store.run_blocking(|db| db.read(org::any))? {
-        return Err(Error::new(
+    let not_empty = || {
+        Error::new(
             Code::Conflict,
             "the target database is not empty (it holds organisations): migrate copies into an empty database only",
-        ));
+        )
+    };
+    // Checked before the backup is made (no backup for nothing), and again in the restore's transaction.
+    if target.store.run_blocking(|db| db.read(org::any))? {
+        return Err(not_empty());
     }
     let Reply::NewBackup(made) = call(source, handler::Credentials::Local, "backups/add", json!({}))? else {
         return Err(Error::internal("backups/add answered no backup"));
@@ -415,7 +419,10 @@ pub fn migrate(source: &App, target: &App) -> Result<Migrated> {
         target,
         |_| Ok(caller),
         "backups/restore",
-        |ctx| backups::restore(ctx, restore),
+        |ctx| match org::any(ctx.tx)? {
+            true => Err(not_empty()),
+            false => backups::restore(ctx, restore),
+        },
     )?;
     let in_backup = backups::file_row_counts(&path)?;
     let in_target = target.store.run_blocking(|db| db.read(backups::row_counts))?;
