@@ -16,39 +16,50 @@ use crate::model::{self, Group, Records};
 use crate::params::{Data, Patch};
 use crate::store::cached_sql;
 
-/// The columns [`record`] reads, from groups `t` and their last modifiers `m` ([`FROM`]); `childcount` is the given
-/// expression.
-fn columns_with(childcount: &str) -> String {
-    format!(
-        "t.id, t.description, t.parent_id, t.subnet_count, {childcount}, {stamps}",
+/// The columns [`tree_record`] reads, from groups `t` and their last modifiers `m` ([`FROM`]).
+fn tree_columns() -> &'static str {
+    cached_sql!(format!(
+        "t.id, t.description, t.parent_id, t.subnet_count, {stamps}",
         stamps = stamp_cols("t", "m")
-    )
+    ))
 }
 
 const FROM: &str = "groups t LEFT JOIN users m ON m.id = t.modby_id";
 
-/// [`columns_with`] counting each group's children.
+/// The columns [`record`] reads: [`tree_columns`] and the count of each group's children.
 fn columns() -> &'static str {
-    cached_sql!(columns_with("(SELECT count(*) FROM groups c WHERE c.parent_id = t.id)"))
+    cached_sql!(format!(
+        "{}, (SELECT count(*) FROM groups c WHERE c.parent_id = t.id)",
+        tree_columns()
+    ))
 }
 
 fn select() -> &'static str {
     cached_sql!(format!("SELECT {} FROM {FROM}", columns()))
 }
 
-/// [`columns_with`] for all the groups of an org, whose children [`all`] counts among them.
+/// [`tree_columns`] for all the groups of an org, whose children [`all`] counts among them.
 fn select_all() -> &'static str {
-    cached_sql!(format!("SELECT {} FROM {FROM}", columns_with("0")))
+    cached_sql!(format!("SELECT {} FROM {FROM}", tree_columns()))
 }
 
+/// A group from [`columns`].
 fn record(r: &Row) -> Result<Group> {
+    Ok(Group {
+        childcount: r.get(11)?,
+        ..tree_record(r)?
+    })
+}
+
+/// A group from [`tree_columns`], its children not counted yet (zero).
+fn tree_record(r: &Row) -> Result<Group> {
     Ok(Group {
         id: r.get(0)?,
         description: r.get(1)?,
-        stamps: stamps_at(r, 5)?,
+        stamps: stamps_at(r, 4)?,
         parent: r.get(2)?,
         subnetcount: r.get(3)?,
-        childcount: r.get(4)?,
+        childcount: 0,
         children: None,
     })
 }
@@ -153,7 +164,7 @@ pub const MAX_DEPTH: usize = 32;
 /// All the groups of the caller's org, by `sql` (a [`select_all`] with `?1` the org, ending in [`UNPAGED_LIMIT`]): at
 /// most [`MAX_RECORDS`]. Their children are counted here, among them, rather than by a subquery per group.
 fn all(ctx: &Ctx, sql: &str) -> Result<Vec<Group>> {
-    let mut groups = capped(ctx.tx, sql, params![ctx.org()], record)?;
+    let mut groups = capped(ctx.tx, sql, params![ctx.org()], tree_record)?;
     let mut children: BTreeMap<i64, i64> = BTreeMap::new();
     for parent in groups.iter().filter_map(|g| g.parent) {
         *children.entry(parent).or_default() += 1;
