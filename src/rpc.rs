@@ -374,7 +374,13 @@ mod tests {
         let leaf = g.clone();
         g.children = Some(crate::model::Records(vec![leaf]));
         let answer = Answer::Groups(crate::model::List::of(vec![g], "groups"));
-        for reqid in [json!(null), json!(12345678901234567890u64), json!(-1.5e300), json!("r\"1\u{1}"), json!({"b": [1], "a": {}})] {
+        for reqid in [
+            json!(null),
+            json!(12345678901234567890u64),
+            json!(-1.5e300),
+            json!("r\"1\u{1}"),
+            json!({"b": [1], "a": {}}),
+        ] {
             let through_adapter = to_json(&Reply {
                 reqid: &reqid,
                 respid: "r\\",

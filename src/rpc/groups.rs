@@ -46,9 +46,7 @@ pub fn write_list(out: &mut Vec<u8>, list: &List<Group>) {
 
 /// The groups of a tree, children included.
 fn count(r: &Records<Group>) -> usize {
-    r.0.iter()
-        .map(|g| 1 + g.children.as_ref().map_or(0, count))
-        .sum()
+    r.0.iter().map(|g| 1 + g.children.as_ref().map_or(0, count)).sum()
 }
 
 /// Groups keyed by id, in order; none is `[]`.
@@ -208,12 +206,20 @@ mod tests {
             pages: 0,
             total: 0,
         });
-        for list in [List::of(tree(&odd), "groups"), List::of(Vec::new(), "groups"), paged, empty_page] {
+        for list in [
+            List::of(tree(&odd), "groups"),
+            List::of(Vec::new(), "groups"),
+            paged,
+            empty_page,
+        ] {
             let (adapter, written) = both(&list);
             assert_eq!(written, adapter);
         }
         let (adapter, _) = both(&List::of(tree(&odd), "groups"));
-        assert!(adapter.contains(r#""children":[]"#) && adapter.contains(r#""realname":null"#), "{adapter}");
+        assert!(
+            adapter.contains(r#""children":[]"#) && adapter.contains(r#""realname":null"#),
+            "{adapter}"
+        );
     }
 
     proptest! {
