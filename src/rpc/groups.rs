@@ -102,9 +102,12 @@ fn group(out: &mut Vec<u8>, g: &Group) {
 
 /// An integer as the envelope writes every number: its decimal text, quoted (no character of it needs escaping).
 fn int(out: &mut Vec<u8>, n: i64) {
-    out.push(b'"');
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-    out.push(b'"');
+    // The digits between their quotes, copied in one piece.
+    let mut quoted = [b'"'; 22];
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n).as_bytes();
+    quoted[1..=digits.len()].copy_from_slice(digits);
+    out.extend_from_slice(&quoted[..digits.len() + 2]);
 }
 
 fn opt_int(out: &mut Vec<u8>, n: Option<i64>) {
