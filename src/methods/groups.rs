@@ -178,6 +178,9 @@ fn all(ctx: &Ctx, sql: &str) -> Result<Vec<Group>> {
     Ok(groups)
 }
 
+/// A user's email and real name, as a group's stamps show them.
+type Contact = (Option<String>, Option<String>);
+
 /// Up to this many modifiers, [`modifiers`] reads each by its id; more are read by one statement that SQLite runs
 /// with a temporary table of the ids (about 20,000 instructions to set up, a few point reads' worth).
 const POINT_READS: usize = 4;
@@ -185,7 +188,7 @@ const POINT_READS: usize = 4;
 /// The email and real name of the users who last changed `groups`, by id, as the join of [`FROM`] reads them for
 /// one group: an org's groups are changed by a few users, read here once each. A user no longer there is absent
 /// (the join's NULLs).
-fn modifiers(ctx: &Ctx, groups: &[Group]) -> Result<BTreeMap<i64, (Option<String>, Option<String>)>> {
+fn modifiers(ctx: &Ctx, groups: &[Group]) -> Result<BTreeMap<i64, Contact>> {
     let mut ids: Vec<i64> = groups.iter().filter_map(|g| g.stamps.userid).collect();
     ids.sort_unstable();
     ids.dedup();

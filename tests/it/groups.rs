@@ -608,7 +608,8 @@ async fn the_tree_names_each_groups_last_modifier_as_the_flat_list_does() {
             for key in ["userid", "user", "email", "realname", "modifiedat", "version"] {
                 assert_eq!(node[key], flat[&id][key], "group {id}, {key}, with {} modifiers", n + 1);
             }
-            let by = modifiers.iter().find(|m| node["userid"] == m.id.to_string()).unwrap();
+            let userid = node["userid"].as_str().and_then(|u| u.parse::<i64>().ok());
+            let by = modifiers.iter().find(|m| Some(m.id) == userid).unwrap();
             assert_eq!(node["user"], by.username);
         }
     }
