@@ -45,12 +45,12 @@ fn record(r: &Row) -> Result<Group> {
 }
 
 /// The columns [`tree_record`] reads: a group's own, without its last modifier's email and real name, which [`all`]
-/// reads once per modifier ([`modifiers`]) rather than by a join once per group, nor its children, which it counts
-/// among the groups it read ([`Forest`]).
+/// reads once per modifier ([`modifiers`]) rather than by a join once per group, nor its children, which
+/// [`Forest::nest`] counts as it attaches them.
 const TREE_COLUMNS: &str =
     "t.id, t.description, t.parent_id, t.subnet_count, t.modby_id, t.modifiedat, t.modby_name, t.created, t.version";
 
-/// A group from [`TREE_COLUMNS`], its modifier's email and real name and its child count not known yet.
+/// A group from [`TREE_COLUMNS`], its modifier's email and real name and its child count not known yet (zero).
 fn tree_record(r: &Row) -> Result<Group> {
     Ok(Group {
         id: r.get(0)?,
@@ -220,22 +220,14 @@ struct Forest {
 }
 
 impl Forest {
-    /// The forest of `groups`, each one's children counted among them.
+    /// The forest of `groups`.
     fn new(groups: Vec<Group>) -> Forest {
         let mut by_parent: Vec<(Option<i64>, usize)> = groups.iter().enumerate().map(|(i, g)| (g.parent, i)).collect();
         by_parent.sort_unstable();
-        let mut forest = Forest {
+        Forest {
             groups: groups.into_iter().map(Some).collect(),
             by_parent,
-        };
-        for i in 0..forest.groups.len() {
-            let id = forest.groups[i].as_ref().map(|g| g.id);
-            let count = forest.children(id).len() as i64;
-            if let Some(g) = &mut forest.groups[i] {
-                g.childcount = count;
-            }
         }
-        forest
     }
 
     /// The places in `by_parent` of the children of `parent` (`None`: the top level).
@@ -255,21 +247,24 @@ impl Forest {
         taken
     }
 
-    /// Attaches each group's children, depth first, `depth` being `g`'s. The tree has no cycles, so this ends.
+    /// Attaches each group's children, depth first, `depth` being `g`'s, and counts them. The tree has no cycles, so
+    /// this ends.
     fn nest(&mut self, mut g: Group, depth: usize) -> Result<Group> {
-        let children = self.take_children(Some(g.id));
-        if depth >= MAX_DEPTH && !children.is_empty() {
+        let places = self.children(Some(g.id));
+        if depth >= MAX_DEPTH && !places.is_empty() {
             return Err(Error::too_large(
                 format!("the group tree is more than {MAX_DEPTH} levels deep: read it flat (without sort)"),
                 MAX_DEPTH,
             ));
         }
-        g.children = Some(Records(
-            children
-                .into_iter()
-                .map(|c| self.nest(c, depth + 1))
-                .collect::<Result<_>>()?,
-        ));
+        let mut children = Vec::with_capacity(places.len());
+        for k in places {
+            if let Some(child) = self.groups[self.by_parent[k].1].take() {
+                children.push(self.nest(child, depth + 1)?);
+            }
+        }
+        g.childcount = children.len() as i64;
+        g.children = Some(Records(children));
         Ok(g)
     }
 }
