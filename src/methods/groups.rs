@@ -181,8 +181,9 @@ fn all(ctx: &Ctx, sql: &str) -> Result<Vec<Group>> {
 /// A user's email and real name, as a group's stamps show them.
 type Contact = (Option<String>, Option<String>);
 
-/// Up to this many modifiers, [`modifiers`] reads each by its id; more are read by one statement that SQLite runs
-/// with a temporary table of the ids (about 20,000 instructions to set up, a few point reads' worth).
+/// Up to this many modifiers, [`modifiers`] reads each by its id; more are read by one statement, for which SQLite
+/// builds a temporary B-tree of the ids on every call (in the bench, some 20,000 instructions more than one read by
+/// id: a few reads' worth).
 const POINT_READS: usize = 4;
 
 /// The email and real name of the users who last changed `groups`, by id, as the join of [`FROM`] reads them for
