@@ -570,3 +570,59 @@ async fn list_methods_page_and_stay_keyed_by_id_without_paging() {
     s.check(a, "subnets/fields/get", json!({"id": 1, "page": 1}), "invalid_params")
         .await;
 }
+
+/// Every group of a sorted tree, by id, its children left in it.
+fn tree_nodes<'v>(level: &'v Value, out: &mut Vec<(String, &'v Value)>) {
+    if let Value::Object(m) = level {
+        for (id, node) in m {
+            out.push((id.clone(), node));
+            tree_nodes(&node["children"], out);
+        }
+    }
+}
+
+/// The tree reads its groups' last modifiers apart from the groups (by id up to a few of them, all in one statement
+/// beyond): each group names its own, as the flat list (a join) does, whichever way they were read.
+#[tokio::test]
+async fn the_tree_names_each_groups_last_modifier_as_the_flat_list_does() {
+    let s = Server::start().await;
+    let mut modifiers = vec![s.admin.clone()];
+    for n in 1..7 {
+        let user = s.user(&s.admin, &format!("editor{n}"), "standard").await;
+        if n % 2 == 0 {
+            let realname = json!({"id": user.id, "realname": format!("Editor \"{n}\"")});
+            s.ok(&s.admin, "org/users/edit", realname).await;
+        }
+        modifiers.push(user);
+    }
+    let root = add(&s, &s.admin, "root", None).await;
+    for (n, who) in modifiers.iter().enumerate() {
+        // One more modifier each round: from one, read by id, to seven, read in one statement.
+        add(&s, who, &format!("by {}", who.username), (n % 2 == 1).then_some(root)).await;
+        let flat = s.ok(&s.admin, "groups/get", json!({})).await;
+        let tree = s.ok(&s.admin, "groups/get", json!({"sort": true})).await;
+        let mut nodes = Vec::new();
+        tree_nodes(&tree, &mut nodes);
+        assert_eq!(nodes.len(), n + 2, "{tree}");
+        for (id, node) in nodes {
+            for key in ["userid", "user", "email", "realname", "modifiedat", "version"] {
+                assert_eq!(node[key], flat[&id][key], "group {id}, {key}, with {} modifiers", n + 1);
+            }
+            let userid = node["userid"].as_str().and_then(|u| u.parse::<i64>().ok());
+            let by = modifiers.iter().find(|m| Some(m.id) == userid).unwrap();
+            assert_eq!(node["user"], by.username);
+        }
+    }
+    // Read apart from the flat list too: the stamps are the modifier's, not some user's.
+    let tree = s.ok(&s.admin, "groups/get", json!({"sort": true})).await;
+    let by_editor2 = tree
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|g| g["description"] == "by editor2");
+    let by_editor2 = by_editor2.unwrap_or_else(|| panic!("{tree}"));
+    assert_eq!(
+        (&by_editor2["user"], &by_editor2["email"], &by_editor2["realname"]),
+        (&json!("editor2"), &json!("editor2@example.org"), &json!("Editor \"2\""))
+    );
+}
