@@ -1,7 +1,7 @@
 //! Typed records: what handlers answer. Each record is built once from its row and serialised in its native
 //! types under the method's own field names (methods.md); each door renders it from there, straight to bytes:
-//! the envelope through `rpc::Manageips` (every scalar a string, lists keyed by id; groups by a hand-written twin of
-//! it, `rpc/groups.rs`, which must change with [`Group`] and [`Stamps`]), the REST door through its
+//! the envelope through `rpc::Manageips` (every scalar a string, lists keyed by id; groups and address records by a
+//! hand-written twin of it, `rpc/by_hand.rs`, which must change with [`Group`], [`Host`] and [`Stamps`]), the REST door through its
 //! views (`rest.rs`: REST names, RFC 3339 times). Neither builds a second tree.
 //!
 //! Every answer is one of these types ([`Reply`]), never a JSON tree: a list that the envelope keys by id says so

@@ -13,7 +13,7 @@ use crate::handler::{Call, Credentials, Method, Outcome, RequestKey};
 use crate::metrics::Endpoint;
 use crate::model::{Replayed, Reply as Answer};
 
-mod groups;
+mod by_hand;
 mod manageips;
 pub use manageips::Manageips;
 
@@ -226,13 +226,17 @@ pub fn render(reqid: &Value, method: &str, outcome: &Outcome) -> Vec<u8> {
     }
 }
 
-/// The response body of a successful call, serialised. A list of groups is written by hand ([`groups`]), the same
-/// bytes as through [`Manageips`].
+/// The response body of a successful call, serialised. A list of groups or of address records is written by hand
+/// ([`by_hand`]), the same bytes as through [`Manageips`].
 fn render_answer(reqid: &Value, respid: &str, method: &str, answer: &Answer) -> Vec<u8> {
-    if let Answer::Groups(list) = answer {
-        if groups::handles(list) {
-            return render_by_hand(reqid, respid, method, |out| groups::write_list(out, list));
+    match answer {
+        Answer::Groups(list) if by_hand::handles(list) => {
+            return render_by_hand(reqid, respid, method, |out| by_hand::write_list(out, list))
         }
+        Answer::Hosts(list) if by_hand::handles(list) => {
+            return render_by_hand(reqid, respid, method, |out| by_hand::write_list(out, list))
+        }
+        _ => {}
     }
     to_json(&Reply {
         reqid,
