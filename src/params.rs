@@ -59,6 +59,11 @@ impl Data {
         self.map.is_empty()
     }
 
+    /// Whether `key` (not `null`) is the one key left.
+    pub fn only(&self, key: &str) -> bool {
+        self.map.len() == 1 && self.has(key)
+    }
+
     pub fn has(&self, key: &str) -> bool {
         self.map.get(key).is_some_and(|v| !v.is_null())
     }

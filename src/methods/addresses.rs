@@ -163,25 +163,40 @@ pub struct GetParams {
     paging: Paging,
 }
 
+impl GetParams {
+    /// The parameters of a lookup by id alone (`one`) or by address alone (`at`, its key's bytes).
+    fn lookup(one: Option<i64>, at: Option<Vec<u8>>) -> GetParams {
+        GetParams {
+            subnet: None,
+            exact: one.map(|_| 1),
+            by_id: one.is_some(),
+            by_ip: at.is_some(),
+            one,
+            at,
+            filters: List::new("s.org_id = ?", 0),
+            paging: Paging {
+                page: 1,
+                perpage: 1,
+                paged: false,
+            },
+        }
+    }
+}
+
 impl Params for GetParams {
     fn decode(d: &mut Data) -> Result<Self> {
         let id = d.id("id")?;
         if let Some(id) = id.filter(|_| d.is_empty()) {
             // Only `id`, the commonest call: `get` answers it by primary key, with no list statement to build.
-            return Ok(GetParams {
-                subnet: None,
-                exact: Some(1),
-                by_id: true,
-                by_ip: false,
-                one: Some(id),
-                at: None,
-                filters: List::new("s.org_id = ?", 0),
-                paging: Paging {
-                    page: 1,
-                    perpage: 1,
-                    paged: false,
-                },
-            });
+            return Ok(GetParams::lookup(Some(id), None));
+        }
+        if id.is_none() && d.only("ip") {
+            // Only `ip`, the next commonest: answered by one statement built once, with no filters to assemble. (An
+            // empty `ip` is no filter: the list below.)
+            if let Some(ip) = d.str("ip")? {
+                let ip = subnets::parse_ip("ip", &ip)?;
+                return Ok(GetParams::lookup(None, Some(net::key_bytes(net::key(ip)).to_vec())));
+            }
         }
         let ids = d.ids("ids")?;
         if id.is_some() && ids.is_some() {

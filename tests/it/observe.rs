@@ -269,7 +269,9 @@ async fn metrics_count_requests_by_door_endpoint_and_status_and_parse_as_the_exp
 
 #[tokio::test]
 async fn argon2_runs_lockouts_and_rate_limits_are_counted() {
-    let s = Server::start_with(|settings| {
+    // On a clock that stands still: the rate limit's window must not turn between the calls.
+    let clock = ipamd::clock::ManualClock::new();
+    let s = Server::start_with_clock(&clock, |settings| {
         settings.metrics = true;
         settings.lockout_attempts = 2;
         settings.ratelimit_enabled = true;
