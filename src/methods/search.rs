@@ -377,21 +377,12 @@ fn address_matches(ctx: &Ctx, query: &str, mac: Option<&str>, limit: i64) -> Res
     // FTS5 cuts a phrase at a NUL; such a query (and one too short for trigrams) takes the scan. PostgreSQL reads
     // its trigram indexes (schema.pg.sql) through ILIKE, however short the query.
     let mut ids = if ctx.tx.is_postgres() {
-        let pattern = |s: &str| format!("%{}%", crate::methods::like_escape(s));
-        let mut ids = collect(
-            "SELECT t.id FROM addresses t JOIN subnets s ON s.id = t.subnet_id
-             WHERE s.org_id = ?1
-               AND (t.hostname ILIKE ?2 ESCAPE '\\' OR t.cname ILIKE ?2 ESCAPE '\\'
-                    OR t.mac_address ILIKE ?2 ESCAPE '\\' OR t.description ILIKE ?2 ESCAPE '\\'
-                    OR t.mac_address ILIKE ?4 ESCAPE '\\')
-             ORDER BY t.id LIMIT ?3",
-            &[&org, &pattern(query), &limit, &pattern(mac.unwrap_or(query))],
-        )?;
+        let mut ids = pg_address_matches(ctx, query, mac, limit)?;
         ids.extend(collect(
             "SELECT DISTINCT v.address_id FROM field_values v JOIN addresses t ON t.id = v.address_id
              JOIN subnets s ON s.id = t.subnet_id
              WHERE s.org_id = ?1 AND v.value ILIKE ?2 ESCAPE '\\' ORDER BY v.address_id LIMIT ?3",
-            &[&org, &pattern(query), &limit],
+            &[&org, &like_pattern(query), &limit],
         )?);
         ids
     } else if query.chars().count() >= 3 && !query.contains('\0') {
@@ -428,6 +419,186 @@ fn address_matches(ctx: &Ctx, query: &str, mac: Option<&str>, limit: i64) -> Res
     ids.dedup();
     ids.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     Ok(ids)
+}
+
+/// The address columns `search/find` matches on PostgreSQL, each with a trigram index (`addresses_<column>_trgm`)
+/// and statistics of its trigrams (`addresses_<column>_trgms`, schema.pg.sql migration 21).
+const PG_TEXT_COLUMNS: [&str; 4] = ["hostname", "cname", "mac_address", "description"];
+
+/// The share of a column's values above which a trigram is common: its posting list in the trigram index is too
+/// long to be worth intersecting, and a word whose trigrams are all common is left out of the index condition.
+const COMMON_TRIGRAM: f64 = 0.05;
+
+/// `%query%` for `LIKE`/`ILIKE … ESCAPE '\'`: the query matches anywhere, as itself.
+fn like_pattern(query: &str) -> String {
+    format!("%{}%", crate::methods::like_escape(query))
+}
+
+/// One run of `query` as pg_trgm cuts text: a word (alphanumeric characters) or the characters between two.
+struct Part<'a> {
+    text: &'a str,
+    word: bool,
+    /// For a word: the trigrams pg_trgm takes from it in the pattern `%query%` (lowercase; the first word is not
+    /// padded on the left, nor the last on the right, as `%` stands there); empty for the runs between words.
+    trigrams: Vec<String>,
+}
+
+/// `query` cut into [`Part`]s.
+fn trigram_parts(query: &str) -> Vec<Part<'_>> {
+    let mut runs: Vec<(bool, &str)> = Vec::new();
+    let mut start = 0;
+    let mut word = None;
+    for (at, c) in query.char_indices() {
+        let w = c.is_alphanumeric();
+        if word.is_some_and(|prev| prev != w) {
+            runs.push((!w, &query[start..at]));
+            start = at;
+        }
+        word = Some(w);
+    }
+    if let Some(w) = word {
+        runs.push((w, &query[start..]));
+    }
+    let last = runs.len().saturating_sub(1);
+    runs.iter()
+        .enumerate()
+        .map(|(i, (word, text))| Part {
+            text,
+            word: *word,
+            trigrams: if *word {
+                word_trigrams(text, i > 0, i < last)
+            } else {
+                Vec::new()
+            },
+        })
+        .collect()
+}
+
+/// The trigrams of a word as pg_trgm makes them: lowercased, with two spaces before it when something other than a
+/// wildcard precedes it and one after it when something follows it.
+fn word_trigrams(word: &str, before: bool, after: bool) -> Vec<String> {
+    let mut chars: Vec<char> = Vec::new();
+    if before {
+        chars.extend([' ', ' ']);
+    }
+    chars.extend(word.chars().flat_map(char::to_lowercase));
+    if after {
+        chars.push(' ');
+    }
+    chars.windows(3).map(|w| w.iter().collect()).collect()
+}
+
+/// The `ILIKE` pattern a trigram index is asked with for the query cut into `parts`, leaving out the words that
+/// `common` says are common: each becomes `%`. Every value containing the query matches it. `None` when no word
+/// with a trigram is left (the index could only answer for common trigrams).
+fn index_pattern(parts: &[Part<'_>], common: impl Fn(&str) -> bool) -> Option<String> {
+    let mut pattern = String::from("%");
+    let mut kept = false;
+    for part in parts {
+        let word = part.word;
+        if word && (part.trigrams.is_empty() || part.trigrams.iter().all(|t| common(t))) {
+            if !pattern.ends_with('%') || pattern.ends_with("\\%") {
+                pattern.push('%');
+            }
+            continue;
+        }
+        kept |= word;
+        pattern.push_str(&crate::methods::like_escape(part.text));
+    }
+    if !pattern.ends_with('%') || pattern.ends_with("\\%") {
+        pattern.push('%');
+    }
+    kept.then_some(pattern)
+}
+
+/// PostgreSQL: the ids of up to `limit` address records of the caller's org whose hostname, cname, MAC or
+/// description contains `query` (or the MAC `mac`), in no order, possibly twice.
+///
+/// A GIN trigram index intersects the posting lists of the pattern's trigrams, and a trigram that most values hold
+/// (`hos` when every hostname is `host-…`) makes that cost as much as reading the column: `%host-1234%` took 10 ms
+/// among a million hostnames, `%-1234%` 0.7 ms. So each column is asked, through the statistics ANALYZE keeps of
+/// its trigrams, with the query less its common words, and the whole query is checked on the candidates (`strpos`
+/// of the folded text: what `ILIKE '%query%'` tests, but no index condition). Each column is a branch of its own,
+/// read up to `limit`: a bitmap of its candidates, fenced with `OFFSET 0` so that the planner cannot walk the
+/// primary key in id order instead (through every record when the matches are few); or, when every word of the
+/// query is common there (or the column has no statistics yet), the whole pattern, left to the planner (a walk in
+/// id order finds the first matches of a common pattern at once).
+fn pg_address_matches(ctx: &Ctx, query: &str, mac: Option<&str>, limit: i64) -> Result<Vec<i64>> {
+    let org = ctx.org();
+    let parts = trigram_parts(query);
+    let stats = common_trigrams(ctx, &parts)?;
+    let full = like_pattern(query);
+    let from = "SELECT t.id FROM addresses t JOIN subnets s ON s.id = t.subnet_id WHERE s.org_id = ?1";
+    let mut patterns: Vec<String> = Vec::new();
+    let mut arms: Vec<String> = Vec::new();
+    for column in PG_TEXT_COLUMNS {
+        let common = stats.iter().find(|(c, _)| c == column).map(|(_, t)| t);
+        let reduced = common.and_then(|trigrams| index_pattern(&parts, |t| trigrams.iter().any(|c| c == t)));
+        let n = patterns.len() + 4;
+        let ilike = format!("t.{column} ILIKE ?{n} ESCAPE '\\'");
+        arms.push(match reduced {
+            Some(pattern) if pattern == full => {
+                patterns.push(pattern);
+                format!("(SELECT id FROM ({from} AND {ilike} OFFSET 0) a ORDER BY id LIMIT ?3)")
+            }
+            Some(pattern) => {
+                patterns.push(pattern);
+                format!(
+                    "(SELECT id FROM ({from} AND {ilike} AND strpos(lower(t.{column}), lower(?2)) > 0 OFFSET 0) a \
+                     ORDER BY id LIMIT ?3)"
+                )
+            }
+            None => {
+                patterns.push(full.clone());
+                format!("({from} AND {ilike} ORDER BY t.id LIMIT ?3)")
+            }
+        });
+    }
+    if let Some(m) = mac.filter(|m| !m.eq_ignore_ascii_case(query)) {
+        patterns.push(like_pattern(m));
+        let n = patterns.len() + 3;
+        arms.push(format!(
+            "(SELECT id FROM ({from} AND t.mac_address ILIKE ?{n} ESCAPE '\\' OFFSET 0) a ORDER BY id LIMIT ?3)"
+        ));
+    }
+    let mut args: Vec<&dyn ToParam> = vec![&org, &query, &limit];
+    args.extend(patterns.iter().map(|p| p as &dyn ToParam));
+    ctx.tx.rows(&arms.join(" UNION ALL "), &args, |r| r.get::<i64>(0))
+}
+
+/// For each column of [`PG_TEXT_COLUMNS`] that has statistics of its trigrams (ANALYZE has run since they were
+/// made), those of the trigrams of `parts` that are common there.
+fn common_trigrams(ctx: &Ctx, parts: &[Part<'_>]) -> Result<Vec<(String, Vec<String>)>> {
+    let trigrams: Vec<&String> = parts.iter().flat_map(|p| &p.trigrams).collect();
+    if trigrams.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = ctx.tx.rows(
+        "SELECT x.statistics_name, e.trigram
+         FROM pg_stats_ext_exprs x
+         LEFT JOIN LATERAL (
+             SELECT e.trigram FROM unnest(CAST(CAST(x.most_common_elems AS TEXT) AS TEXT[]), x.most_common_elem_freqs)
+                  AS e(trigram, freq)
+             WHERE e.freq >= CAST(?2 AS DOUBLE PRECISION)
+               AND e.trigram IN (SELECT json_array_elements_text(CAST(CAST(?1 AS TEXT) AS JSON)))) e ON true
+         WHERE x.schemaname = current_schema() AND x.tablename = 'addresses' AND NOT x.inherited
+           AND x.statistics_name IN ('addresses_hostname_trgms', 'addresses_cname_trgms',
+                                     'addresses_mac_address_trgms', 'addresses_description_trgms')",
+        &[&json!(trigrams).to_string(), &COMMON_TRIGRAM],
+        |r| Ok((r.get::<String>(0)?, r.get::<Option<String>>(1)?)),
+    )?;
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for (name, trigram) in rows {
+        let column = name
+            .trim_start_matches("addresses_")
+            .trim_end_matches("_trgms")
+            .to_string();
+        match out.iter_mut().find(|(c, _)| *c == column) {
+            Some((_, common)) => common.extend(trigram),
+            None => out.push((column, trigram.into_iter().collect())),
+        }
+    }
+    Ok(out)
 }
 
 /// The ids of the records of each kind that `search/find` matched by text.
