@@ -706,4 +706,5 @@ CREATE INDEX login_failures_since ON login_failures (since);
 
 -- migration: 21
 -- Nothing changes in SQLite: the twin of schema.pg.sql's migration 21, statistics of the trigrams of the columns
--- search/find matches (PostgreSQL's trigram indexes need them to leave common words out; FTS5 does not).
+-- search/find matches (PostgreSQL's trigram indexes need them to leave common words out; FTS5 does not) and trigram
+-- indexes on the subnets' text (SQLite scans the org's subnets).

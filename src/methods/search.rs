@@ -629,14 +629,26 @@ fn text_matches(ctx: &Ctx, query: &str, kinds: &[&str], limit: usize) -> Result<
         )?;
     }
     if kinds.contains(&"subnets") {
-        hits.subnets = ids(
-            "SELECT t.id FROM subnets t
-             WHERE t.org_id = ?1
-               AND (instr(lower(t.name), lower(?2)) > 0 OR instr(lower(t.description), lower(?2)) > 0
-                    OR instr(lower(t.domain), lower(?2)) > 0 OR instr(lower(t.location), lower(?2)) > 0)
-             ORDER BY t.family, t.net_start, t.prefix LIMIT ?3",
-            &[&org, &query, &limit],
-        )?;
+        // PostgreSQL reads the four columns' trigram indexes (schema.pg.sql migration 21) through ILIKE, which folds
+        // case as `lower` does; SQLite scans the org's subnets (`LIKE` would end the pattern at a NUL).
+        hits.subnets = match ctx.tx.is_postgres() {
+            true => ids(
+                "SELECT t.id FROM subnets t
+                 WHERE t.org_id = ?1
+                   AND (t.name ILIKE ?2 ESCAPE '\\' OR t.description ILIKE ?2 ESCAPE '\\'
+                        OR t.domain ILIKE ?2 ESCAPE '\\' OR t.location ILIKE ?2 ESCAPE '\\')
+                 ORDER BY t.family, t.net_start, t.prefix LIMIT ?3",
+                &[&org, &like_pattern(query), &limit],
+            )?,
+            false => ids(
+                "SELECT t.id FROM subnets t
+                 WHERE t.org_id = ?1
+                   AND (instr(lower(t.name), lower(?2)) > 0 OR instr(lower(t.description), lower(?2)) > 0
+                        OR instr(lower(t.domain), lower(?2)) > 0 OR instr(lower(t.location), lower(?2)) > 0)
+                 ORDER BY t.family, t.net_start, t.prefix LIMIT ?3",
+                &[&org, &query, &limit],
+            )?,
+        };
     }
     if kinds.contains(&"addresses") {
         hits.addresses = address_matches(ctx, query, mac.as_deref(), limit)?;
