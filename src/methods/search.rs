@@ -529,40 +529,47 @@ fn pg_address_matches(ctx: &Ctx, query: &str, mac: Option<&str>, limit: i64) -> 
     let stats = common_trigrams(ctx, &parts)?;
     let full = like_pattern(query);
     let from = "SELECT t.id FROM addresses t JOIN subnets s ON s.id = t.subnet_id WHERE s.org_id = ?1";
-    let mut patterns: Vec<String> = Vec::new();
+    // The text parameters, from ?3 on: only those a branch reads (PostgreSQL cannot type one no statement reads).
+    let mut texts: Vec<String> = Vec::new();
+    let mut bind = |text: String| {
+        let n = match texts.iter().position(|t| *t == text) {
+            Some(at) => at,
+            None => {
+                texts.push(text);
+                texts.len() - 1
+            }
+        };
+        n + 3
+    };
     let mut arms: Vec<String> = Vec::new();
     for column in PG_TEXT_COLUMNS {
         let common = stats.iter().find(|(c, _)| c == column).map(|(_, t)| t);
         let reduced = common.and_then(|trigrams| index_pattern(&parts, |t| trigrams.iter().any(|c| c == t)));
-        let n = patterns.len() + 4;
-        let ilike = format!("t.{column} ILIKE ?{n} ESCAPE '\\'");
         arms.push(match reduced {
-            Some(pattern) if pattern == full => {
-                patterns.push(pattern);
-                format!("(SELECT id FROM ({from} AND {ilike} OFFSET 0) a ORDER BY id LIMIT ?3)")
-            }
-            Some(pattern) => {
-                patterns.push(pattern);
-                format!(
-                    "(SELECT id FROM ({from} AND {ilike} AND strpos(lower(t.{column}), lower(?2)) > 0 OFFSET 0) a \
-                     ORDER BY id LIMIT ?3)"
-                )
-            }
-            None => {
-                patterns.push(full.clone());
-                format!("({from} AND {ilike} ORDER BY t.id LIMIT ?3)")
-            }
+            Some(pattern) if pattern == full => format!(
+                "(SELECT id FROM ({from} AND t.{column} ILIKE ?{} ESCAPE '\\' OFFSET 0) a ORDER BY id LIMIT ?2)",
+                bind(pattern)
+            ),
+            Some(pattern) => format!(
+                "(SELECT id FROM ({from} AND t.{column} ILIKE ?{} ESCAPE '\\' \
+                 AND strpos(lower(t.{column}), lower(?{})) > 0 OFFSET 0) a ORDER BY id LIMIT ?2)",
+                bind(pattern),
+                bind(query.to_string())
+            ),
+            None => format!(
+                "({from} AND t.{column} ILIKE ?{} ESCAPE '\\' ORDER BY t.id LIMIT ?2)",
+                bind(full.clone())
+            ),
         });
     }
     if let Some(m) = mac.filter(|m| !m.eq_ignore_ascii_case(query)) {
-        patterns.push(like_pattern(m));
-        let n = patterns.len() + 3;
         arms.push(format!(
-            "(SELECT id FROM ({from} AND t.mac_address ILIKE ?{n} ESCAPE '\\' OFFSET 0) a ORDER BY id LIMIT ?3)"
+            "(SELECT id FROM ({from} AND t.mac_address ILIKE ?{} ESCAPE '\\' OFFSET 0) a ORDER BY id LIMIT ?2)",
+            bind(like_pattern(m))
         ));
     }
-    let mut args: Vec<&dyn ToParam> = vec![&org, &query, &limit];
-    args.extend(patterns.iter().map(|p| p as &dyn ToParam));
+    let mut args: Vec<&dyn ToParam> = vec![&org, &limit];
+    args.extend(texts.iter().map(|p| p as &dyn ToParam));
     ctx.tx.rows(&arms.join(" UNION ALL "), &args, |r| r.get::<i64>(0))
 }
 
@@ -654,4 +661,44 @@ fn text_matches(ctx: &Ctx, query: &str, kinds: &[&str], limit: usize) -> Result<
         hits.addresses = address_matches(ctx, query, mac.as_deref(), limit)?;
     }
     Ok(hits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_take_the_trigrams_pg_trgm_takes_from_a_pattern() {
+        let parts = trigram_parts("Host-1234.x");
+        let texts: Vec<(&str, bool)> = parts.iter().map(|p| (p.text, p.word)).collect();
+        assert_eq!(
+            texts,
+            [("Host", true), ("-", false), ("1234", true), (".", false), ("x", true)]
+        );
+        // `%` before the first word and after the last: no padding there.
+        assert_eq!(parts[0].trigrams, ["hos", "ost", "st "]);
+        assert_eq!(parts[2].trigrams, ["  1", " 12", "123", "234", "34 "]);
+        assert_eq!(parts[4].trigrams, ["  x"]);
+        assert!(parts[1].trigrams.is_empty());
+        assert!(trigram_parts("").is_empty());
+    }
+
+    #[test]
+    fn the_index_pattern_leaves_out_common_words_and_escapes_the_rest() {
+        let parts = trigram_parts("host-1234");
+        let common = ["hos", "ost", "st ", "  1"];
+        assert_eq!(
+            index_pattern(&parts, |t| common.contains(&t)).as_deref(),
+            Some("%-1234%")
+        );
+        assert_eq!(index_pattern(&parts, |_| false).as_deref(), Some("%host-1234%"));
+        assert_eq!(index_pattern(&parts, |_| true), None);
+        // A word too short for a trigram of its own cannot narrow the index.
+        assert_eq!(index_pattern(&trigram_parts("ab"), |_| false), None);
+        let parts = trigram_parts("a_b%cd-x1x2");
+        assert_eq!(
+            index_pattern(&parts, |t| t.contains('x')).as_deref(),
+            Some("%\\_b\\%cd-%")
+        );
+    }
 }
