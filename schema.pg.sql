@@ -630,3 +630,6 @@ CREATE INDEX subnets_name_trgm ON subnets USING gin (name gin_trgm_ops);
 CREATE INDEX subnets_description_trgm ON subnets USING gin (description gin_trgm_ops);
 CREATE INDEX subnets_domain_trgm ON subnets USING gin (domain gin_trgm_ops);
 CREATE INDEX subnets_location_trgm ON subnets USING gin (location gin_trgm_ops);
+-- The networks' list in address order (subnets/get, GET /networks): a page's ids are read in this index's order,
+-- without sorting the org's subnets (src/methods.rs, `List::run_page_first`); the id makes it covering.
+CREATE INDEX subnets_org_order ON subnets (org_id, family, net_start, prefix, id);

@@ -706,5 +706,6 @@ CREATE INDEX login_failures_since ON login_failures (since);
 
 -- migration: 21
 -- Nothing changes in SQLite: the twin of schema.pg.sql's migration 21, statistics of the trigrams of the columns
--- search/find matches (PostgreSQL's trigram indexes need them to leave common words out; FTS5 does not) and trigram
--- indexes on the subnets' text (SQLite scans the org's subnets).
+-- search/find matches (PostgreSQL's trigram indexes need them to leave common words out; FTS5 does not), trigram
+-- indexes on the subnets' text (SQLite scans the org's subnets) and an index of the subnets in address order
+-- (SQLite sorts the narrow rows of a page's ids).
