@@ -448,6 +448,57 @@ impl List {
     }
 }
 
+impl List {
+    /// [`List::run`] for records that join other tables (`from`, the main table `t` first): a page is read as the
+    /// ids of its records first, from `table` alone (`subnets t`) in `order`, then those records with their joins,
+    /// put back in that order. With `LIMIT … OFFSET n` on the whole join, both engines build, join and drop the n
+    /// records before the page (page 150 of 10,000 networks: 7,500 of them). The filters name `t`'s columns only.
+    /// Unpaged, the same as [`List::run`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_page_first<T>(
+        &self,
+        ctx: &Ctx,
+        cols: &str,
+        from: &str,
+        table: &str,
+        order: &str,
+        paging: &Paging,
+        record: fn(&Row) -> Result<T>,
+        id: fn(&T) -> i64,
+    ) -> Result<(Vec<T>, i64)> {
+        if !paging.paged {
+            return self.run(ctx, cols, from, order, paging, record);
+        }
+        let cond = self.conds.join(" AND ");
+        let mut args = self.args.clone();
+        args.push(paging.perpage.into());
+        args.push(((paging.page - 1).saturating_mul(paging.perpage)).into());
+        let ids: Vec<i64> = ctx.tx.rows(
+            &format!("SELECT t.id FROM {table} WHERE {cond} ORDER BY {order} LIMIT ? OFFSET ?"),
+            &db::param_list(&args),
+            |r| r.get(0),
+        )?;
+        let mut rows = Vec::new();
+        if !ids.is_empty() {
+            let list = serde_json::Value::from(ids.clone()).to_string();
+            rows = capped(
+                ctx.tx,
+                &format!("SELECT {cols} FROM {from} WHERE t.id IN (SELECT value FROM json_each(?))"),
+                &[&list],
+                record,
+            )?;
+        }
+        let place: std::collections::HashMap<i64, usize> = ids.iter().enumerate().map(|(at, id)| (*id, at)).collect();
+        rows.sort_by_key(|r| place.get(&id(r)).copied());
+        let total = ctx.tx.query_row(
+            &format!("SELECT count(*) FROM {table} WHERE {cond}"),
+            &db::param_list(&self.args),
+            |r| r.get(0),
+        )?;
+        Ok((rows, total))
+    }
+}
+
 /// A list reply: the records, or with paging a page of them named `key`, with the place of the page.
 pub fn list_reply<T>(paging: &Paging, total: i64, key: &'static str, records: Vec<T>) -> model::List<T> {
     let mut list = model::List::of(records, key);

@@ -377,21 +377,12 @@ fn address_matches(ctx: &Ctx, query: &str, mac: Option<&str>, limit: i64) -> Res
     // FTS5 cuts a phrase at a NUL; such a query (and one too short for trigrams) takes the scan. PostgreSQL reads
     // its trigram indexes (schema.pg.sql) through ILIKE, however short the query.
     let mut ids = if ctx.tx.is_postgres() {
-        let pattern = |s: &str| format!("%{}%", crate::methods::like_escape(s));
-        let mut ids = collect(
-            "SELECT t.id FROM addresses t JOIN subnets s ON s.id = t.subnet_id
-             WHERE s.org_id = ?1
-               AND (t.hostname ILIKE ?2 ESCAPE '\\' OR t.cname ILIKE ?2 ESCAPE '\\'
-                    OR t.mac_address ILIKE ?2 ESCAPE '\\' OR t.description ILIKE ?2 ESCAPE '\\'
-                    OR t.mac_address ILIKE ?4 ESCAPE '\\')
-             ORDER BY t.id LIMIT ?3",
-            &[&org, &pattern(query), &limit, &pattern(mac.unwrap_or(query))],
-        )?;
+        let mut ids = pg_address_matches(ctx, query, mac, limit)?;
         ids.extend(collect(
             "SELECT DISTINCT v.address_id FROM field_values v JOIN addresses t ON t.id = v.address_id
              JOIN subnets s ON s.id = t.subnet_id
              WHERE s.org_id = ?1 AND v.value ILIKE ?2 ESCAPE '\\' ORDER BY v.address_id LIMIT ?3",
-            &[&org, &pattern(query), &limit],
+            &[&org, &like_pattern(query), &limit],
         )?);
         ids
     } else if query.chars().count() >= 3 && !query.contains('\0') {
@@ -430,6 +421,234 @@ fn address_matches(ctx: &Ctx, query: &str, mac: Option<&str>, limit: i64) -> Res
     Ok(ids)
 }
 
+/// The address columns `search/find` matches on PostgreSQL, each with a trigram index (`addresses_<column>_trgm`)
+/// and statistics of its trigrams (`addresses_<column>_trgms`, schema.pg.sql migration 21).
+const PG_TEXT_COLUMNS: [&str; 4] = ["hostname", "cname", "mac_address", "description"];
+
+/// The share of a column's values above which a trigram is common: its posting list in the trigram index is too
+/// long to be worth intersecting, and a word whose trigrams are all common is left out of the index condition.
+const COMMON_TRIGRAM: f64 = 0.05;
+
+/// The share of a column's values from which a trigram is dense: when every trigram an index is asked with is at
+/// least this common, its candidates are many (10,000 of a million and more), and a walk of the primary key in id
+/// order, which the planner may choose then, stops early among them. (Of the hostnames `host-0` to
+/// `host-999999`: ` 12` is dense, 1.2 %; `123` is not, 0.46 %.)
+const DENSE_TRIGRAM: f64 = 0.01;
+
+/// `%query%` for `LIKE`/`ILIKE … ESCAPE '\'`: the query matches anywhere, as itself.
+fn like_pattern(query: &str) -> String {
+    format!("%{}%", crate::methods::like_escape(query))
+}
+
+/// One run of `query` as pg_trgm cuts text: a word (alphanumeric characters) or the characters between two.
+struct Part<'a> {
+    text: &'a str,
+    word: bool,
+    /// For a word: the trigrams pg_trgm takes from it in the pattern `%query%` (lowercase; the first word is not
+    /// padded on the left, nor the last on the right, as `%` stands there); empty for the runs between words.
+    trigrams: Vec<String>,
+}
+
+/// `query` cut into [`Part`]s.
+fn trigram_parts(query: &str) -> Vec<Part<'_>> {
+    let mut runs: Vec<(bool, &str)> = Vec::new();
+    let mut start = 0;
+    let mut word = None;
+    for (at, c) in query.char_indices() {
+        let w = c.is_alphanumeric();
+        if word.is_some_and(|prev| prev != w) {
+            runs.push((!w, &query[start..at]));
+            start = at;
+        }
+        word = Some(w);
+    }
+    if let Some(w) = word {
+        runs.push((w, &query[start..]));
+    }
+    let last = runs.len().saturating_sub(1);
+    runs.iter()
+        .enumerate()
+        .map(|(i, (word, text))| Part {
+            text,
+            word: *word,
+            trigrams: if *word {
+                word_trigrams(text, i > 0, i < last)
+            } else {
+                Vec::new()
+            },
+        })
+        .collect()
+}
+
+/// The trigrams of a word as pg_trgm makes them: lowercased, with two spaces before it when something other than a
+/// wildcard precedes it and one after it when something follows it.
+fn word_trigrams(word: &str, before: bool, after: bool) -> Vec<String> {
+    let mut chars: Vec<char> = Vec::new();
+    if before {
+        chars.extend([' ', ' ']);
+    }
+    chars.extend(word.chars().flat_map(char::to_lowercase));
+    if after {
+        chars.push(' ');
+    }
+    chars.windows(3).map(|w| w.iter().collect()).collect()
+}
+
+/// The `ILIKE` pattern a trigram index is asked with for the query cut into `parts`, leaving out the words that
+/// `common` says are common: each becomes `%`. Every value containing the query matches it. `None` when no word
+/// with a trigram is left (the index could only answer for common trigrams).
+fn index_pattern(parts: &[Part<'_>], common: impl Fn(&str) -> bool) -> Option<String> {
+    let mut pattern = String::from("%");
+    let mut kept = false;
+    for part in parts {
+        let word = part.word;
+        if word && (part.trigrams.is_empty() || part.trigrams.iter().all(|t| common(t))) {
+            if !pattern.ends_with('%') || pattern.ends_with("\\%") {
+                pattern.push('%');
+            }
+            continue;
+        }
+        kept |= word;
+        pattern.push_str(&crate::methods::like_escape(part.text));
+    }
+    if !pattern.ends_with('%') || pattern.ends_with("\\%") {
+        pattern.push('%');
+    }
+    kept.then_some(pattern)
+}
+
+/// The share of values holding the rarest trigram of the words [`index_pattern`] keeps, by `freq` (0 for a trigram
+/// the statistics do not list as common).
+fn rarest(parts: &[Part<'_>], freq: impl Fn(&str) -> f64) -> f64 {
+    parts
+        .iter()
+        .filter(|p| p.trigrams.iter().any(|t| freq(t) < COMMON_TRIGRAM))
+        .flat_map(|p| p.trigrams.iter().map(|t| freq(t)))
+        .fold(1.0, f64::min)
+}
+
+/// PostgreSQL: the ids of up to `limit` address records of the caller's org whose hostname, cname, MAC or
+/// description contains `query` (or the MAC `mac`), in no order, possibly twice.
+///
+/// A GIN trigram index intersects the posting lists of the pattern's trigrams, and a trigram that most values hold
+/// (`hos` when every hostname is `host-…`) makes that cost as much as reading the column: `%host-1234%` took 10 ms
+/// among a million hostnames, `%-1234%` 0.7 ms. So each column is asked, through the statistics ANALYZE keeps of
+/// its trigrams, with the query less its common words, and the whole query is checked on the candidates (`strpos`
+/// of the folded text: what `ILIKE '%query%'` tests, but no index condition). Each column is a branch of its own,
+/// read up to `limit`: a bitmap of its candidates, fenced with `OFFSET 0` so that the planner cannot walk the
+/// primary key in id order instead (through every record when the matches are few: the 1.5 s searches); but when
+/// the candidates are many (every trigram asked for is dense), left to the planner, which walks the primary key
+/// when its statistics say the matches are many (`host-12`: 5 ms instead of a bitmap of 11,111 candidates, 31 ms);
+/// and when every word of the query is common there (or the column has no statistics yet), the whole pattern, left
+/// to the planner (a walk in id order finds the first matches of a common pattern at once).
+fn pg_address_matches(ctx: &Ctx, query: &str, mac: Option<&str>, limit: i64) -> Result<Vec<i64>> {
+    let org = ctx.org();
+    let parts = trigram_parts(query);
+    let stats = common_trigrams(ctx, &parts)?;
+    let full = like_pattern(query);
+    let from = "SELECT t.id FROM addresses t JOIN subnets s ON s.id = t.subnet_id WHERE s.org_id = ?1";
+    // The text parameters, from ?3 on: only those a branch reads (PostgreSQL cannot type one no statement reads).
+    let mut texts: Vec<String> = Vec::new();
+    let mut bind = |text: String| {
+        let n = match texts.iter().position(|t| *t == text) {
+            Some(at) => at,
+            None => {
+                texts.push(text);
+                texts.len() - 1
+            }
+        };
+        n + 3
+    };
+    let mut arms: Vec<String> = Vec::new();
+    for column in PG_TEXT_COLUMNS {
+        let listed = stats.iter().find(|(c, _)| c == column).map(|(_, t)| t);
+        let freq = |t: &str| {
+            listed
+                .and_then(|l| l.iter().find(|(c, _)| c == t))
+                .map_or(0.0, |(_, f)| *f)
+        };
+        let reduced = listed.and_then(|_| index_pattern(&parts, |t| freq(t) >= COMMON_TRIGRAM));
+        let dense = rarest(&parts, freq) >= DENSE_TRIGRAM;
+        arms.push(match reduced {
+            Some(pattern) if dense && pattern == full => format!(
+                "({from} AND t.{column} ILIKE ?{} ESCAPE '\\' ORDER BY t.id LIMIT ?2)",
+                bind(pattern)
+            ),
+            Some(pattern) if dense => format!(
+                "({from} AND t.{column} ILIKE ?{} ESCAPE '\\' AND strpos(lower(t.{column}), lower(?{})) > 0 \
+                 ORDER BY t.id LIMIT ?2)",
+                bind(pattern),
+                bind(query.to_string())
+            ),
+            Some(pattern) if pattern == full => format!(
+                "(SELECT id FROM ({from} AND t.{column} ILIKE ?{} ESCAPE '\\' OFFSET 0) a ORDER BY id LIMIT ?2)",
+                bind(pattern)
+            ),
+            Some(pattern) => format!(
+                "(SELECT id FROM ({from} AND t.{column} ILIKE ?{} ESCAPE '\\' \
+                 AND strpos(lower(t.{column}), lower(?{})) > 0 OFFSET 0) a ORDER BY id LIMIT ?2)",
+                bind(pattern),
+                bind(query.to_string())
+            ),
+            None => format!(
+                "({from} AND t.{column} ILIKE ?{} ESCAPE '\\' ORDER BY t.id LIMIT ?2)",
+                bind(full.clone())
+            ),
+        });
+    }
+    if let Some(m) = mac.filter(|m| !m.eq_ignore_ascii_case(query)) {
+        arms.push(format!(
+            "(SELECT id FROM ({from} AND t.mac_address ILIKE ?{} ESCAPE '\\' OFFSET 0) a ORDER BY id LIMIT ?2)",
+            bind(like_pattern(m))
+        ));
+    }
+    let mut args: Vec<&dyn ToParam> = vec![&org, &limit];
+    args.extend(texts.iter().map(|p| p as &dyn ToParam));
+    ctx.tx.rows(&arms.join(" UNION ALL "), &args, |r| r.get::<i64>(0))
+}
+
+/// Trigrams of a column with the share of its values holding each.
+type Shares = Vec<(String, f64)>;
+
+/// For each column of [`PG_TEXT_COLUMNS`] that has statistics of its trigrams (ANALYZE has run since they were
+/// made), those of the trigrams of `parts` that are dense there, with the share of values holding each.
+fn common_trigrams(ctx: &Ctx, parts: &[Part<'_>]) -> Result<Vec<(String, Shares)>> {
+    let trigrams: Vec<&String> = parts.iter().flat_map(|p| &p.trigrams).collect();
+    if trigrams.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = ctx.tx.rows(
+        "SELECT x.statistics_name, e.trigram, CAST(e.freq AS DOUBLE PRECISION)
+         FROM pg_stats_ext_exprs x
+         LEFT JOIN LATERAL (
+             SELECT e.trigram, e.freq FROM unnest(CAST(CAST(x.most_common_elems AS TEXT) AS TEXT[]), x.most_common_elem_freqs)
+                  AS e(trigram, freq)
+             WHERE e.freq >= CAST(?2 AS DOUBLE PRECISION)
+               AND e.trigram IN (SELECT json_array_elements_text(CAST(CAST(?1 AS TEXT) AS JSON)))) e ON true
+         WHERE x.schemaname = current_schema() AND x.tablename = 'addresses' AND NOT x.inherited
+           AND x.statistics_name IN ('addresses_hostname_trgms', 'addresses_cname_trgms',
+                                     'addresses_mac_address_trgms', 'addresses_description_trgms')",
+        &[&json!(trigrams).to_string(), &DENSE_TRIGRAM],
+        |r| {
+            let trigram = r.get::<Option<String>>(1)?;
+            let freq = r.get::<Option<f64>>(2)?;
+            Ok((r.get::<String>(0)?, trigram.zip(freq)))
+        },
+    )?;
+    let mut out: Vec<(String, Shares)> = Vec::new();
+    for (name, trigram) in rows {
+        let column = name
+            .trim_start_matches("addresses_")
+            .trim_end_matches("_trgms")
+            .to_string();
+        match out.iter_mut().find(|(c, _)| *c == column) {
+            Some((_, common)) => common.extend(trigram),
+            None => out.push((column, trigram.into_iter().collect())),
+        }
+    }
+    Ok(out)
+}
+
 /// The ids of the records of each kind that `search/find` matched by text.
 struct Hits {
     groups: Vec<i64>,
@@ -458,17 +677,69 @@ fn text_matches(ctx: &Ctx, query: &str, kinds: &[&str], limit: usize) -> Result<
         )?;
     }
     if kinds.contains(&"subnets") {
-        hits.subnets = ids(
-            "SELECT t.id FROM subnets t
-             WHERE t.org_id = ?1
-               AND (instr(lower(t.name), lower(?2)) > 0 OR instr(lower(t.description), lower(?2)) > 0
-                    OR instr(lower(t.domain), lower(?2)) > 0 OR instr(lower(t.location), lower(?2)) > 0)
-             ORDER BY t.family, t.net_start, t.prefix LIMIT ?3",
-            &[&org, &query, &limit],
-        )?;
+        // PostgreSQL reads the four columns' trigram indexes (schema.pg.sql migration 21) through ILIKE, which folds
+        // case as `lower` does; SQLite scans the org's subnets (`LIKE` would end the pattern at a NUL).
+        hits.subnets = match ctx.tx.is_postgres() {
+            true => ids(
+                "SELECT t.id FROM subnets t
+                 WHERE t.org_id = ?1
+                   AND (t.name ILIKE ?2 ESCAPE '\\' OR t.description ILIKE ?2 ESCAPE '\\'
+                        OR t.domain ILIKE ?2 ESCAPE '\\' OR t.location ILIKE ?2 ESCAPE '\\')
+                 ORDER BY t.family, t.net_start, t.prefix LIMIT ?3",
+                &[&org, &like_pattern(query), &limit],
+            )?,
+            false => ids(
+                "SELECT t.id FROM subnets t
+                 WHERE t.org_id = ?1
+                   AND (instr(lower(t.name), lower(?2)) > 0 OR instr(lower(t.description), lower(?2)) > 0
+                        OR instr(lower(t.domain), lower(?2)) > 0 OR instr(lower(t.location), lower(?2)) > 0)
+                 ORDER BY t.family, t.net_start, t.prefix LIMIT ?3",
+                &[&org, &query, &limit],
+            )?,
+        };
     }
     if kinds.contains(&"addresses") {
         hits.addresses = address_matches(ctx, query, mac.as_deref(), limit)?;
     }
     Ok(hits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_take_the_trigrams_pg_trgm_takes_from_a_pattern() {
+        let parts = trigram_parts("Host-1234.x");
+        let texts: Vec<(&str, bool)> = parts.iter().map(|p| (p.text, p.word)).collect();
+        assert_eq!(
+            texts,
+            [("Host", true), ("-", false), ("1234", true), (".", false), ("x", true)]
+        );
+        // `%` before the first word and after the last: no padding there.
+        assert_eq!(parts[0].trigrams, ["hos", "ost", "st "]);
+        assert_eq!(parts[2].trigrams, ["  1", " 12", "123", "234", "34 "]);
+        assert_eq!(parts[4].trigrams, ["  x"]);
+        assert!(parts[1].trigrams.is_empty());
+        assert!(trigram_parts("").is_empty());
+    }
+
+    #[test]
+    fn the_index_pattern_leaves_out_common_words_and_escapes_the_rest() {
+        let parts = trigram_parts("host-1234");
+        let common = ["hos", "ost", "st ", "  1"];
+        assert_eq!(
+            index_pattern(&parts, |t| common.contains(&t)).as_deref(),
+            Some("%-1234%")
+        );
+        assert_eq!(index_pattern(&parts, |_| false).as_deref(), Some("%host-1234%"));
+        assert_eq!(index_pattern(&parts, |_| true), None);
+        // A word too short for a trigram of its own cannot narrow the index.
+        assert_eq!(index_pattern(&trigram_parts("ab"), |_| false), None);
+        let parts = trigram_parts("a_b%cd-x1x2");
+        assert_eq!(
+            index_pattern(&parts, |t| t.contains('x')).as_deref(),
+            Some("%\\_b\\%cd-%")
+        );
+    }
 }

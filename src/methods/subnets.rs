@@ -670,7 +670,10 @@ pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<model::List<model::Subnet>> {
                          ELSE CAST(1 AS BIGINT) << CAST(128 - t.prefix AS INT) END DESC, t.family, t.net_start, t.prefix"
                 }
             };
-            p.filters.run(ctx, columns(), FROM, order, &p.paging, record)?
+            // A page's subnets are chosen from `subnets` alone, then joined (schema.pg.sql migration 21 holds them
+            // in address order, as this reads them).
+            p.filters
+                .run_page_first(ctx, columns(), FROM, "subnets t", order, &p.paging, record, |s| s.id)?
         }
     };
     // The records, and the field definitions, of all the subnets together count against the one bound of a reply.

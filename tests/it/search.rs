@@ -647,3 +647,91 @@ async fn searches_answer_limit_records_and_say_there_are_more() {
     )
     .await;
 }
+
+/// On PostgreSQL, `search/find` asks each column's trigram index without the query's words that are common there
+/// (by ANALYZE's statistics of its trigrams) and checks the whole query on the candidates: the answers stay those of
+/// a substring match, case-insensitive, when the index pattern is the query less a common word (`%-123%` for
+/// `seed-123`, which `other-1234` matches and the query does not), when no word is left (the whole pattern), and
+/// when the query holds `%` or `_`.
+#[tokio::test]
+async fn search_find_on_postgresql_leaves_common_words_out_of_the_index_and_answers_the_same() {
+    let Some(s) = Server::start_postgres().await else {
+        return;
+    };
+    let a = s.admin.clone();
+    let seeded = subnet(&s, &a, json!({"subnet": "10.0.0.0/16"})).await;
+    s.seed_records(seeded, 0x0a00_0000, 1, 2000).await;
+    subnet(&s, &a, json!({"subnet": "10.1.0.0/24", "name": "lab_1"})).await;
+    subnet(&s, &a, json!({"subnet": "10.1.1.0/24", "name": "labx1"})).await;
+    let mut others = Vec::new();
+    for (ip, hostname) in [
+        ("10.1.0.1", "other-1234"),
+        ("10.1.0.2", "XSEED-1235"),
+        ("10.1.0.3", "seed_7x"),
+        ("10.1.0.4", "seed%7y"),
+    ] {
+        others.push(hostname);
+        record(&s, &a, json!({"ip": ip, "hostname": hostname})).await;
+    }
+    // As autovacuum does after such an insert; the test means nothing unless `see` is then common.
+    let url = s.app.settings.db.to_str().unwrap().to_string();
+    let common: i64 = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                client.batch_execute("ANALYZE addresses").unwrap();
+                client
+                    .query_one(
+                        "SELECT count(*) FROM pg_stats_ext_exprs x,
+                         unnest(CAST(CAST(x.most_common_elems AS TEXT) AS TEXT[]), x.most_common_elem_freqs) e(t, f)
+                         WHERE x.statistics_name = 'addresses_hostname_trgms' AND e.t = 'see' AND e.f >= 0.5",
+                        &[],
+                    )
+                    .unwrap()
+                    .get(0)
+            })
+            .join()
+            .unwrap()
+    });
+    assert_eq!(common, 1, "the statistics of the hostnames' trigrams");
+
+    let all: Vec<String> = (1..=2000)
+        .map(|i| format!("seed-{i}"))
+        .chain(others.iter().map(|h| h.to_string()))
+        .collect();
+    for query in [
+        "seed-123",
+        "SEED-1999",
+        "d-77",
+        "eed-7",
+        "seed-18",
+        "seed_7",
+        "seed%7",
+        "ED-19",
+        "zzz",
+    ] {
+        let found = s
+            .ok(
+                &a,
+                "search/find",
+                json!({"query": query, "limit": 1000, "types": ["addresses"]}),
+            )
+            .await;
+        let mut got: Vec<String> = keys(&found["addresses"])
+            .iter()
+            .map(|k| found["addresses"][k.as_str()]["hostname"].as_str().unwrap().to_string())
+            .collect();
+        got.sort();
+        let mut want: Vec<String> = all
+            .iter()
+            .filter(|h| h.to_lowercase().contains(&query.to_lowercase()))
+            .cloned()
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "search/find {query}");
+    }
+    let found = s
+        .ok(&a, "search/find", json!({"query": "b_1", "types": ["subnets"]}))
+        .await;
+    assert_eq!(keys(&found["subnets"]).len(), 1, "{found}");
+}

@@ -1860,3 +1860,43 @@ async fn a_backup_with_a_block_over_the_ipv4_mapped_addresses_is_not_restored() 
     assert!(message(&body).contains("overlaps ::ffff:0:0/96"), "{body}");
     assert_eq!(s.dump(a).await, before);
 }
+
+/// A page of `subnets/get` holds the subnets of that place in the list's order, in that order, whatever order they
+/// were made in: the page's ids are chosen first, then their records read and put back in the list's order.
+#[tokio::test]
+async fn a_page_of_subnets_is_in_the_lists_order_whatever_order_they_were_made_in() {
+    let s = Server::start().await;
+    let a = &s.admin;
+    let made = [
+        "10.9.3.0/24",
+        "10.9.0.0/24",
+        "2001:db8:9::/64",
+        "10.9.2.0/24",
+        "10.9.1.0/24",
+        "10.8.0.0/16",
+    ];
+    for block in made {
+        add(&s, a, json!({"subnet": block})).await;
+    }
+    let all = s.ok(a, "subnets/get", json!({})).await;
+    let order = [
+        "10.8.0.0/16",
+        "10.9.0.0/24",
+        "10.9.1.0/24",
+        "10.9.2.0/24",
+        "10.9.3.0/24",
+        "2001:db8:9::/64",
+    ];
+    let mut listed = blocks(&all);
+    listed.sort_by_key(|b| order.iter().position(|o| o == b));
+    assert_eq!(listed, order, "{all}");
+    for (page, want) in [(1, &order[..4]), (2, &order[4..])] {
+        let found = s.ok(a, "subnets/get", json!({"perpage": 4, "page": page})).await;
+        assert_eq!(blocks(&found["subnets"]), want, "page {page}: {found}");
+        assert_eq!(found["total"], json!("6"), "{found}");
+    }
+    let by_id = s
+        .ok(a, "subnets/get", json!({"perpage": 4, "page": 1, "order": "id"}))
+        .await;
+    assert_eq!(blocks(&by_id["subnets"]), made[..4], "{by_id}");
+}
