@@ -613,12 +613,12 @@ END $$;
 DROP INDEX groups_sorted;
 CREATE INDEX groups_sorted ON groups (org_id, (left(lower(description), 200) COLLATE "C"));
 
--- migration: 21
+-- migration: 20
 -- Statistics of the trigrams of each text column search/find matches (src/methods/search.rs,
 -- `pg_address_matches`). A GIN trigram index intersects the posting lists of a pattern's trigrams, and a trigram
 -- that most values hold (`hos` when every hostname is `host-…`) costs as much as reading the column: the search asks
 -- the index without the words whose trigrams are all common, which it reads here (`pg_stats_ext_exprs`: the most
--- common trigrams and the share of values holding each, kept by ANALYZE and autovacuum). schema.sql's migration 21
+-- common trigrams and the share of values holding each, kept by ANALYZE and autovacuum). schema.sql's migration 20
 -- changes nothing: SQLite's full-text index has no such cost.
 -- And trigram indexes on the subnet columns search/find matches (read through ILIKE), where it scanned the org's
 -- subnets: 4 ms of 10,000.

@@ -704,8 +704,8 @@ CREATE INDEX login_failures_since ON login_failures (since);
 -- Nothing changes in SQLite: the twin of schema.pg.sql's migration 19, which bounds the key of PostgreSQL's
 -- `groups_sorted` index (a B-tree entry there holds at most about 2.7 kB; SQLite's index has no such limit).
 
--- migration: 21
--- Nothing changes in SQLite: the twin of schema.pg.sql's migration 21, statistics of the trigrams of the columns
+-- migration: 20
+-- Nothing changes in SQLite: the twin of schema.pg.sql's migration 20, statistics of the trigrams of the columns
 -- search/find matches (PostgreSQL's trigram indexes need them to leave common words out; FTS5 does not), trigram
 -- indexes on the subnets' text (SQLite scans the org's subnets) and an index of the subnets in address order
 -- (SQLite sorts the narrow rows of a page's ids).

@@ -422,7 +422,7 @@ fn address_matches(ctx: &Ctx, query: &str, mac: Option<&str>, limit: i64) -> Res
 }
 
 /// The address columns `search/find` matches on PostgreSQL, each with a trigram index (`addresses_<column>_trgm`)
-/// and statistics of its trigrams (`addresses_<column>_trgms`, schema.pg.sql migration 21).
+/// and statistics of its trigrams (`addresses_<column>_trgms`, schema.pg.sql migration 20).
 const PG_TEXT_COLUMNS: [&str; 4] = ["hostname", "cname", "mac_address", "description"];
 
 /// The share of a column's values above which a trigram is common: its posting list in the trigram index is too
@@ -677,7 +677,7 @@ fn text_matches(ctx: &Ctx, query: &str, kinds: &[&str], limit: usize) -> Result<
         )?;
     }
     if kinds.contains(&"subnets") {
-        // PostgreSQL reads the four columns' trigram indexes (schema.pg.sql migration 21) through ILIKE, which folds
+        // PostgreSQL reads the four columns' trigram indexes (schema.pg.sql migration 20) through ILIKE, which folds
         // case as `lower` does; SQLite scans the org's subnets (`LIKE` would end the pattern at a NUL).
         hits.subnets = match ctx.tx.is_postgres() {
             true => ids(

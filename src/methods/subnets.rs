@@ -670,7 +670,7 @@ pub fn get(ctx: &Ctx, mut p: GetParams) -> Result<model::List<model::Subnet>> {
                          ELSE CAST(1 AS BIGINT) << CAST(128 - t.prefix AS INT) END DESC, t.family, t.net_start, t.prefix"
                 }
             };
-            // A page's subnets are chosen from `subnets` alone, then joined (schema.pg.sql migration 21 holds them
+            // A page's subnets are chosen from `subnets` alone, then joined (schema.pg.sql migration 20 holds them
             // in address order, as this reads them).
             p.filters
                 .run_page_first(ctx, columns(), FROM, "subnets t", order, &p.paging, record, |s| s.id)?

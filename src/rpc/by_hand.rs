@@ -78,6 +78,15 @@ fn records<T: ByHand>(out: &mut Vec<u8>, r: &Records<T>) {
     out.push(b'}');
 }
 
+/// Appends members to an object begun with its first: each `,"name":` as one constant, then its value written by
+/// the function named before it (`int`, `opt_int`, `text`, `opt_text`, or any writer of that shape).
+macro_rules! members {
+    ($out:expr; $($write:ident $name:literal $value:expr),* $(,)?) => {$(
+        $out.extend_from_slice(concat!(",\"", $name, "\":").as_bytes());
+        $write($out, $value);
+    )*};
+}
+
 impl ByHand for Group {
     const BYTES: usize = 320;
 
@@ -89,18 +98,15 @@ impl ByHand for Group {
     fn write(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"id\":");
         int(out, self.id);
-        out.extend_from_slice(b",\"description\":");
-        text(out, &self.description);
+        members!(out; text "description" &self.description);
         stamps(out, &self.stamps);
-        out.extend_from_slice(b",\"parent\":");
-        opt_int(out, self.parent);
-        out.extend_from_slice(b",\"subnetcount\":");
-        int(out, self.subnetcount);
-        out.extend_from_slice(b",\"childcount\":");
-        int(out, self.childcount);
+        members!(out;
+            opt_int "parent" self.parent,
+            int "subnetcount" self.subnetcount,
+            int "childcount" self.childcount,
+        );
         if let Some(children) = &self.children {
-            out.extend_from_slice(b",\"children\":");
-            records(out, children);
+            members!(out; records "children" children);
         }
         out.push(b'}');
     }
@@ -122,37 +128,20 @@ impl ByHand for Host {
     fn write(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"id\":");
         int(out, self.id);
-        out.extend_from_slice(b",\"subnet\":");
-        int(out, self.subnet);
-        out.extend_from_slice(b",\"network\":");
-        text(out, &self.network);
-        out.extend_from_slice(b",\"ip\":");
-        text(out, &self.ip);
-        out.extend_from_slice(b",\"hostname\":");
-        opt_text(out, self.hostname.as_deref());
-        out.extend_from_slice(b",\"cname\":");
-        opt_text(out, self.cname.as_deref());
-        out.extend_from_slice(b",\"mac_address\":");
-        opt_text(out, self.mac_address.as_deref());
-        out.extend_from_slice(b",\"status\":");
-        text(out, &self.status);
-        out.extend_from_slice(match self.is_assigned {
-            true => b",\"is_assigned\":\"true\"",
-            false => b",\"is_assigned\":\"false\"",
-        });
-        out.extend_from_slice(b",\"last_seen\":");
-        opt_int(out, self.last_seen);
-        out.extend_from_slice(b",\"discovery_source\":");
-        opt_text(out, self.discovery_source.as_deref());
-        out.extend_from_slice(b",\"description\":");
-        opt_text(out, self.description.as_deref());
-        out.extend_from_slice(b",\"fields\":");
-        if self.fields.is_empty() {
-            out.extend_from_slice(b"{}");
-        } else if serde_json::to_writer(&mut *out, &Manageips(&self.fields)).is_err() {
-            // Writing into memory cannot fail; should it, the answer is still JSON.
-            out.extend_from_slice(b"{}");
-        }
+        members!(out;
+            int "subnet" self.subnet,
+            text "network" &self.network,
+            text "ip" &self.ip,
+            opt_text "hostname" self.hostname.as_deref(),
+            opt_text "cname" self.cname.as_deref(),
+            opt_text "mac_address" self.mac_address.as_deref(),
+            text "status" &self.status,
+            text "is_assigned" if self.is_assigned { "true" } else { "false" },
+            opt_int "last_seen" self.last_seen,
+            opt_text "discovery_source" self.discovery_source.as_deref(),
+            opt_text "description" self.description.as_deref(),
+            fields "fields" &self.fields,
+        );
         if let Some(s) = &self.stamps {
             stamps(out, s);
         }
@@ -160,22 +149,27 @@ impl ByHand for Host {
     }
 }
 
-/// The members of a record's last change, flattened into the record: each preceded by its comma.
+/// The members of a record's last change, flattened into the record.
 fn stamps(out: &mut Vec<u8>, s: &Stamps) {
-    out.extend_from_slice(b",\"userid\":");
-    opt_int(out, s.userid);
-    out.extend_from_slice(b",\"modifiedat\":");
-    int(out, s.modifiedat);
-    out.extend_from_slice(b",\"user\":");
-    text(out, &s.user);
-    out.extend_from_slice(b",\"email\":");
-    opt_text(out, s.email.as_deref());
-    out.extend_from_slice(b",\"realname\":");
-    opt_text(out, s.realname.as_deref());
-    out.extend_from_slice(b",\"created\":");
-    int(out, s.created);
-    out.extend_from_slice(b",\"version\":");
-    int(out, s.version);
+    members!(out;
+        opt_int "userid" s.userid,
+        int "modifiedat" s.modifiedat,
+        text "user" &s.user,
+        opt_text "email" s.email.as_deref(),
+        opt_text "realname" s.realname.as_deref(),
+        int "created" s.created,
+        int "version" s.version,
+    );
+}
+
+/// A record's custom fields (any JSON values) through the adapter.
+fn fields(out: &mut Vec<u8>, fields: &serde_json::Map<String, serde_json::Value>) {
+    if fields.is_empty() {
+        out.extend_from_slice(b"{}");
+    } else if serde_json::to_writer(&mut *out, &Manageips(fields)).is_err() {
+        // Writing into memory cannot fail; should it, the answer is still JSON.
+        out.extend_from_slice(b"{}");
+    }
 }
 
 /// An integer as the envelope writes every number: its decimal text, quoted (no character of it needs escaping).
