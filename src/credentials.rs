@@ -294,11 +294,6 @@ impl LoginMark {
 }
 
 impl Stamps {
-    /// Whether there is anything to [`Stamps::record`].
-    pub(crate) fn pending(&self) -> bool {
-        self.login.is_some() || !self.is_empty()
-    }
-
     fn is_empty(&self) -> bool {
         self.user_login.is_none() && self.appkey.is_none() && self.token.is_none() && self.session.is_none()
     }

@@ -79,12 +79,15 @@ async fn run_call(app: &App, method: &'static Method, call: Call) -> Outcome {
             }
         }
     };
-    // Authentication and reads run where the store runs them (on SQLite at once on this thread, see
-    // `Store::run_here`). A password that is not in the verification cache is checked with argon2 on tokio's
-    // blocking pool, holding no connection and no transaction, and the call is then staged again with that result;
-    // no database connection waits on argon2. Writes go to the group-commit writer, after their slow work (a new
-    // password's hash) ran on the blocking pool too.
-    let mut staged = stage_call(app, call.credentials, method, &respid, data, None).await;
+    // Authentication and reads run on the database threads. A password that is not in the verification cache is
+    // checked with argon2 on tokio's blocking pool, holding no connection and no transaction, and the call is then
+    // staged again with that result; the database threads never wait on argon2. Writes go to the group-commit
+    // writer, after their slow work (a new password's hash) ran on the blocking pool too.
+    let (app2, rid) = (app.clone(), respid.clone());
+    let mut staged = app
+        .store
+        .run(move |db| stage(db, &app2, call.credentials, method, &rid, data, None))
+        .await;
     if let Ok(Stage::Slow(credentials, data, check)) = staged {
         let auth_app = app.clone();
         let verified = tokio::task::spawn_blocking(move || {
@@ -97,7 +100,12 @@ async fn run_call(app: &App, method: &'static Method, call: Call) -> Outcome {
         .await;
         staged = match verified {
             Err(e) => Err(Error::internal(format!("password verification failed: {e}"))),
-            Ok(prior) => stage_call(app, credentials, method, &respid, data, Some(prior)).await,
+            Ok(prior) => {
+                let (app2, rid) = (app.clone(), respid.clone());
+                app.store
+                    .run(move |db| stage(db, &app2, credentials, method, &rid, data, Some(prior)))
+                    .await
+            }
         };
     }
     let (caller, result) = match staged {
@@ -171,36 +179,6 @@ async fn slow_work(mut prepared: Prepared) -> Result<Prepared> {
         .map_err(|e| Error::internal(format!("slow work failed: {e}")))?
 }
 
-/// [`stage`] on the store's connection for reads, then the marks it left (last uses, a login's failure) written on a
-/// database thread before the call goes on: a failed login is counted before it is answered.
-async fn stage_call(
-    app: &App,
-    credentials: Credentials,
-    method: &'static Method,
-    respid: &str,
-    data: Data,
-    prior: Option<Prior>,
-) -> Result<Stage> {
-    let (app2, rid) = (app.clone(), respid.to_string());
-    let (staged, stamps) = app
-        .store
-        .run_here(move |db| Ok(stage(db, &app2, credentials, method, &rid, data, prior)))
-        .await?;
-    if stamps.pending() {
-        let recorded = app
-            .store
-            .run(move |db| {
-                stamps.record(db);
-                Ok(())
-            })
-            .await;
-        if let Err(e) = recorded {
-            tracing::warn!(error = %e, "could not record a login's marks");
-        }
-    }
-    staged
-}
-
 /// Authenticates a call and, for a read, answers it: authentication and the handler share one read transaction.
 /// `prior` is the argon2 verification [`dispatch`] ran after a first pass found the password not in the cache.
 fn stage(
@@ -211,7 +189,7 @@ fn stage(
     respid: &str,
     mut data: Data,
     prior: Option<Prior>,
-) -> (Result<Stage>, Stamps) {
+) -> Result<Stage> {
     let mut stamps = Stamps::default();
     let checked = db.read(|tx| {
         let caller = match authenticate(tx, app, &credentials, method.access, prior, Mode::Call, &mut stamps)? {
@@ -229,7 +207,8 @@ fn stage(
         let result = (method.prepare)(&mut data).and_then(|prepared| run(method, tx, &caller, app, respid, prepared));
         Ok(Checked::Answered(caller, result))
     });
-    let stage = checked.map(|checked| match checked {
+    stamps.record(db);
+    Ok(match checked? {
         Checked::NeedsArgon2(check) => Stage::Slow(credentials, data, check),
         Checked::Answered(caller, result) => Stage::Done(caller, result),
         // Decoded and resolved after the read transaction: resolving reads in transactions of its own.
@@ -240,8 +219,7 @@ fn stage(
                 Err(e) => Stage::Done(caller, Err(e)),
             }
         }
-    });
-    (stage, stamps)
+    })
 }
 
 /// What the read transaction of [`stage`] found.

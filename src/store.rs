@@ -33,9 +33,7 @@ pub const SCHEMA: &str = include_str!("../schema.sql");
 
 mod postgres;
 
-/// A handle on the database, cheap to clone. Dropping its last clone closes its connections: the database threads
-/// and the writer end when their queues do, and a runtime thread's own connection ([`Store::run_here`]) goes on
-/// that thread's next call.
+/// A handle on the database, cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
@@ -57,9 +55,6 @@ enum Backend {
     Sqlite {
         pool: Pool<SqliteConnectionManager>,
         path: PathBuf,
-        /// Who this store is to the runtime threads' own connections ([`Store::run_here`]): they are kept while
-        /// it lives.
-        identity: Arc<()>,
     },
     Postgres(Box<postgres::Target>),
 }
@@ -85,12 +80,10 @@ pub struct StoreStats {
     pub commit: Histogram,
 }
 
-/// One connection, lent to a closure on a database thread (or, for reads, on a runtime thread: [`Store::run_here`]).
+/// One connection, lent to a closure on a database thread.
 pub struct Db<'c> {
     conn: Engine<'c>,
-    /// The store's turn for writers; `None` on a runtime thread, where [`Db::write`] is refused: waiting for the
-    /// turn would hold up the thread's other tasks.
-    write_lock: Option<&'c tokio::sync::Mutex<()>>,
+    write_lock: &'c tokio::sync::Mutex<()>,
 }
 
 /// A connection of either engine: one per database thread, so its size does not matter.
@@ -115,12 +108,12 @@ impl Conn {
                 let statements = Statements::new(conn);
                 f(&mut Db {
                     conn: Engine::Sqlite(&statements),
-                    write_lock: Some(write_lock),
+                    write_lock,
                 })
             }
             Conn::Postgres(link) => f(&mut Db {
                 conn: Engine::Postgres(link),
-                write_lock: Some(write_lock),
+                write_lock,
             }),
         }
     }
@@ -165,7 +158,13 @@ impl Store {
         set_wal(&first)?;
         migrate(&first)?;
         drop(first);
-        let manager = SqliteConnectionManager::file(path).with_init(|c| set_up(c));
+        let manager = SqliteConnectionManager::file(path).with_init(|c| {
+            c.busy_timeout(Duration::from_secs(5))?;
+            add_functions(c)?;
+            // FULL: an acknowledged change is on disk before the answer leaves. An 8 MB page cache (SQLite's default
+            // is 2 MB) keeps the subnets and their index cached while lookups read random record pages.
+            c.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -8192;")
+        });
         let pool = Pool::builder()
             .max_size(DB_THREADS as u32 + 8)
             .connection_timeout(Duration::from_secs(10))
@@ -173,7 +172,6 @@ impl Store {
         Ok(Backend::Sqlite {
             pool,
             path: path.to_path_buf(),
-            identity: Arc::new(()),
         })
     }
 
@@ -290,23 +288,6 @@ impl Store {
         answered.await.map_err(|_| Error::internal("a database task failed"))?
     }
 
-    /// Runs `f` at once on this thread, on a SQLite connection the thread keeps for this store, instead of on a
-    /// database thread: no hand-off there and back (two thread switches, and some 9,000 instructions of a point
-    /// read's 69,000: BENCHMARKS.md). For short work that only reads, since the thread's other tasks wait
-    /// meanwhile: a call's authentication and a read method, whose reads are bounded by their limits. A
-    /// [`Db::write`] in `f` is refused. On PostgreSQL, whose synchronous client must not block the async runtime,
-    /// this is [`Store::run`].
-    pub async fn run_here<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Db) -> Result<T> + Send + 'static,
-    {
-        match &self.backend {
-            Backend::Sqlite { path, identity, .. } => here(path, identity, f),
-            Backend::Postgres(_) => self.run(f).await,
-        }
-    }
-
     /// Whether the database can be used, for `GET /readyz`: a read on a database thread finds the schema and the
     /// operator org.
     pub async fn usable(&self) -> Result<()> {
@@ -350,10 +331,7 @@ impl Db<'_> {
 
     /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`): committed when `f` succeeds, rolled back otherwise.
     pub fn write<T>(&mut self, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
-        let Some(write_lock) = self.write_lock else {
-            return Err(Error::internal("a write cannot run on the async runtime's threads"));
-        };
-        let _turn = write_lock.blocking_lock();
+        let _turn = self.write_lock.blocking_lock();
         let conn = match &mut self.conn {
             Engine::Sqlite(conn) => *conn,
             Engine::Postgres(link) => return link.write(next_version, f),
@@ -389,64 +367,6 @@ async fn enqueue<T: Send + 'static>(queue: &Sender<T>, item: T, stopped: &'stati
         }
         Err(TrySendError::Disconnected(_)) => Err(Error::new(Code::Unavailable, stopped)),
     }
-}
-
-self_cell::self_cell!(
-    /// A runtime thread's own SQLite connection with its prepared statements (see [`Store::run_here`]).
-    struct Here {
-        owner: Connection,
-        #[not_covariant]
-        dependent: Statements,
-    }
-);
-
-thread_local! {
-    /// The connections this thread opened for [`Store::run_here`], each with the store it belongs to.
-    static HERE: std::cell::RefCell<Vec<(std::sync::Weak<()>, Here)>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// [`Store::run_here`] on the SQLite file at `path` of the store `identity`. The thread's connections of stores
-/// dropped since are closed first, so a thread keeps at most one per open store.
-fn here<T>(path: &Path, identity: &Arc<()>, f: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
-    HERE.with(|cell| {
-        // `f` cannot reach here again (it is not async), so the table is free unless a panic left it borrowed.
-        let mut open = cell
-            .try_borrow_mut()
-            .map_err(|_| Error::internal("this thread's database connections are in use"))?;
-        open.retain(|(store, _)| store.strong_count() > 0);
-        let at = match open
-            .iter()
-            .position(|(store, _)| std::ptr::eq(store.as_ptr(), Arc::as_ptr(identity)))
-        {
-            Some(at) => at,
-            None => {
-                let conn = Connection::open(path)?;
-                set_up(&conn)?;
-                open.push((Arc::downgrade(identity), Here::new(conn, |c| Statements::new(c))));
-                open.len() - 1
-            }
-        };
-        open[at].1.with_dependent(|_, statements| {
-            let mut db = Db {
-                conn: Engine::Sqlite(statements),
-                write_lock: None,
-            };
-            // As on a database thread: a panic fails this call only (a transaction it left open is ended by the
-            // next `Db::read`).
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut db)))
-                .unwrap_or_else(|_| Err(Error::internal("a database task failed")))
-        })
-    })
-}
-
-/// Sets up a new SQLite connection of the server: how long it waits for a lock, the functions of the schema's SQL,
-/// and its pragmas.
-fn set_up(c: &Connection) -> rusqlite::Result<()> {
-    c.busy_timeout(Duration::from_secs(5))?;
-    add_functions(c)?;
-    // FULL: an acknowledged change is on disk before the answer leaves. An 8 MB page cache (SQLite's default is
-    // 2 MB) keeps the subnets and their index cached while lookups read random record pages.
-    c.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -8192;")
 }
 
 /// Work for a database thread, with when it was queued.
@@ -503,8 +423,7 @@ fn write_loop(db: &mut Db, jobs: Receiver<Job>, stats: &StoreStats, commits: &to
         let (work, answers): (Vec<WriteFn>, Vec<_>) = batch.into_iter().map(|j| (j.work, j.answer)).unzip();
         stats.batch.observe(work.len() as u64);
         let results = {
-            // The writer's `Db` always has the lock (only a runtime thread's has none).
-            let _turn = db.write_lock.map(|lock| lock.blocking_lock());
+            let _turn = db.write_lock.blocking_lock();
             let (began, calls) = (Instant::now(), work.len());
             let results = match &mut db.conn {
                 Engine::Sqlite(conn) => run_batch(*conn, work),
@@ -746,52 +665,6 @@ mod tests {
                 .unwrap();
             assert_eq!(rows, 1);
         }
-    }
-
-    /// How many connections this thread keeps for `Store::run_here`.
-    fn kept_here() -> usize {
-        HERE.with(|cell| cell.borrow().len())
-    }
-
-    /// `Store::run_here` reads on this thread's own connection, which sees what the writer committed, refuses a
-    /// write, and is closed once its store is gone; a panic fails only its own call.
-    #[test]
-    fn a_runtime_thread_reads_on_a_connection_of_its_own_while_its_store_lives() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let (first, second) = (dir.path().join("a.db"), dir.path().join("b.db"));
-        let store = Store::open(&first).unwrap();
-        let count = "SELECT n FROM credential_epoch";
-        let read = |store: &Store| {
-            rt.block_on(store.run_here(move |db| db.read(|tx| tx.query_row(count, params![], |r| r.get::<i64>(0)))))
-        };
-        let before = read(&store).unwrap();
-        rt.block_on(store.write(|tx| {
-            tx.execute("UPDATE credential_epoch SET n = n + 1", params![])?;
-            Ok(Reply::Deleted(crate::model::Records(Vec::new())))
-        }))
-        .unwrap();
-        assert_eq!(read(&store).unwrap(), before + 1, "a later read sees the commit");
-        assert_eq!(kept_here(), 1);
-        let refused = rt.block_on(store.run_here(|db| db.write(|_| Ok(())))).unwrap_err();
-        assert!(refused.message.contains("async runtime"), "{}", refused.message);
-        let panicked = rt.block_on(store.run_here(|db| db.read(|_| -> Result<()> { panic!("in a read") })));
-        assert_eq!(panicked.unwrap_err().code, Code::Internal);
-        assert_eq!(
-            read(&store).unwrap(),
-            before + 1,
-            "the connection still serves after the panic"
-        );
-        let other = Store::open(&second).unwrap();
-        read(&other).unwrap();
-        assert_eq!(kept_here(), 2, "one connection per open store");
-        drop(store);
-        read(&other).unwrap();
-        assert_eq!(
-            kept_here(),
-            1,
-            "the dropped store's connection is closed on the next call"
-        );
     }
 
     /// The PostgreSQL twin of the schema, checked on the server `IPAMD_TEST_DATABASE_URL` names, each test on a
