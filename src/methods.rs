@@ -446,9 +446,7 @@ impl List {
         };
         Ok((rows, total))
     }
-}
 
-impl List {
     /// [`List::run`] for records that join other tables (`from`, the main table `t` first): a page is read as the
     /// ids of its records first, from `table` alone (`subnets t`) in `order`, then those records with their joins,
     /// put back in that order. With `LIMIT … OFFSET n` on the whole join, both engines build, join and drop the n
@@ -480,11 +478,15 @@ impl List {
         )?;
         let mut rows = Vec::new();
         if !ids.is_empty() {
-            let list = serde_json::Value::from(ids.clone()).to_string();
+            // The ids as one list parameter joined like a table (`db::Ids`), the page's records by their keys.
+            let (sqlite, postgres) = (
+                format!("SELECT {cols} FROM rarray(?1) a CROSS JOIN {from} WHERE t.id = a.value"),
+                format!("SELECT {cols} FROM {from} WHERE t.id = ANY(?1)"),
+            );
             rows = capped(
                 ctx.tx,
-                &format!("SELECT {cols} FROM {from} WHERE t.id IN (SELECT value FROM json_each(?))"),
-                &[&list],
+                Sql::Dialects(&sqlite, &postgres),
+                params![db::Ids::new(ids.iter().copied())],
                 record,
             )?;
         }

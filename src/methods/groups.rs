@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::db::{params, Row};
+use crate::db::{params, Ids, Row, Sql};
 use crate::error::{Code, Error, Result};
 use crate::handler::Action::{Added, Deleted, Edited};
 use crate::handler::{Change, Ctx, ObjectKind, Params};
@@ -181,35 +181,23 @@ fn all(ctx: &Ctx, sql: &str) -> Result<Vec<Group>> {
 /// A user's email and real name, as a group's stamps show them.
 type Contact = (Option<String>, Option<String>);
 
-/// Up to this many modifiers, [`modifiers`] reads each by its id; more are read by one statement, for which SQLite
-/// builds a temporary B-tree of the ids on every call (in the bench, some 20,000 instructions more than one read by
-/// id: a few reads' worth).
-const POINT_READS: usize = 4;
-
 /// The email and real name of the users who last changed `groups`, by id, as the join of [`FROM`] reads them for
 /// one group: an org's groups are changed by a few users, read here once each. A user no longer there is absent
-/// (the join's NULLs).
+/// (the join's NULLs). The ids are one list parameter joined like a table ([`Ids`]): no temporary B-tree of them,
+/// as `IN (SELECT value FROM json_each(?))` builds on SQLite.
 fn modifiers(ctx: &Ctx, groups: &[Group]) -> Result<BTreeMap<i64, Contact>> {
     let mut ids: Vec<i64> = groups.iter().filter_map(|g| g.stamps.userid).collect();
     ids.sort_unstable();
     ids.dedup();
-    let user = |r: &Row| Ok((r.get::<i64>(0)?, (r.get(1)?, r.get(2)?)));
-    if ids.len() > POINT_READS {
-        let rows = ctx.tx.rows(
-            "SELECT id, email, realname FROM users WHERE id IN (SELECT value FROM json_each(?1))",
-            params![json!(ids).to_string()],
-            user,
-        )?;
-        return Ok(rows.into_iter().collect());
-    }
-    let mut found = BTreeMap::new();
-    for id in ids {
-        let read = ctx
-            .tx
-            .query_opt("SELECT id, email, realname FROM users WHERE id = ?1", params![id], user)?;
-        found.extend(read);
-    }
-    Ok(found)
+    let rows = ctx.tx.rows(
+        Sql::Dialects(
+            "SELECT u.id, u.email, u.realname FROM rarray(?1) a CROSS JOIN users u ON u.id = a.value",
+            "SELECT u.id, u.email, u.realname FROM users u WHERE u.id = ANY(?1)",
+        ),
+        params![Ids::new(ids)],
+        |r| Ok((r.get::<i64>(0)?, (r.get(1)?, r.get(2)?))),
+    )?;
+    Ok(rows.into_iter().collect())
 }
 
 /// An org's groups, in the tree's order, that [`Forest::nest`] takes out one by one into their places.

@@ -559,6 +559,12 @@ fn pg_address_matches(ctx: &Ctx, query: &str, mac: Option<&str>, limit: i64) -> 
         };
         n + 3
     };
+    // A branch of `cond`: fenced (`OFFSET 0`), the planner reads its candidates whole and then sorts them; not, it
+    // may walk the primary key instead.
+    let arm = |cond: String, fenced: bool| match fenced {
+        true => format!("(SELECT id FROM ({from} AND {cond} OFFSET 0) a ORDER BY id LIMIT ?2)"),
+        false => format!("({from} AND {cond} ORDER BY t.id LIMIT ?2)"),
+    };
     let mut arms: Vec<String> = Vec::new();
     for column in PG_TEXT_COLUMNS {
         let listed = stats.iter().find(|(c, _)| c == column).map(|(_, t)| t);
@@ -569,38 +575,25 @@ fn pg_address_matches(ctx: &Ctx, query: &str, mac: Option<&str>, limit: i64) -> 
         };
         let reduced = listed.and_then(|_| index_pattern(&parts, |t| freq(t) >= COMMON_TRIGRAM));
         let dense = rarest(&parts, freq) >= DENSE_TRIGRAM;
-        arms.push(match reduced {
-            Some(pattern) if dense && pattern == full => format!(
-                "({from} AND t.{column} ILIKE ?{} ESCAPE '\\' ORDER BY t.id LIMIT ?2)",
-                bind(pattern)
-            ),
-            Some(pattern) if dense => format!(
-                "({from} AND t.{column} ILIKE ?{} ESCAPE '\\' AND strpos(lower(t.{column}), lower(?{})) > 0 \
-                 ORDER BY t.id LIMIT ?2)",
-                bind(pattern),
+        // Without a narrower pattern, the whole one, left to the planner; a narrower one is checked against the whole
+        // query on its candidates.
+        let (pattern, fenced) = match reduced {
+            Some(pattern) => (pattern, !dense),
+            None => (full.clone(), false),
+        };
+        let narrower = pattern != full;
+        let mut cond = format!("t.{column} ILIKE ?{} ESCAPE '\\'", bind(pattern));
+        if narrower {
+            cond.push_str(&format!(
+                " AND strpos(lower(t.{column}), lower(?{})) > 0",
                 bind(query.to_string())
-            ),
-            Some(pattern) if pattern == full => format!(
-                "(SELECT id FROM ({from} AND t.{column} ILIKE ?{} ESCAPE '\\' OFFSET 0) a ORDER BY id LIMIT ?2)",
-                bind(pattern)
-            ),
-            Some(pattern) => format!(
-                "(SELECT id FROM ({from} AND t.{column} ILIKE ?{} ESCAPE '\\' \
-                 AND strpos(lower(t.{column}), lower(?{})) > 0 OFFSET 0) a ORDER BY id LIMIT ?2)",
-                bind(pattern),
-                bind(query.to_string())
-            ),
-            None => format!(
-                "({from} AND t.{column} ILIKE ?{} ESCAPE '\\' ORDER BY t.id LIMIT ?2)",
-                bind(full.clone())
-            ),
-        });
+            ));
+        }
+        arms.push(arm(cond, fenced));
     }
     if let Some(m) = mac.filter(|m| !m.eq_ignore_ascii_case(query)) {
-        arms.push(format!(
-            "(SELECT id FROM ({from} AND t.mac_address ILIKE ?{} ESCAPE '\\' OFFSET 0) a ORDER BY id LIMIT ?2)",
-            bind(like_pattern(m))
-        ));
+        let cond = format!("t.mac_address ILIKE ?{} ESCAPE '\\'", bind(like_pattern(m)));
+        arms.push(arm(cond, true));
     }
     let mut args: Vec<&dyn ToParam> = vec![&org, &limit];
     args.extend(texts.iter().map(|p| p as &dyn ToParam));

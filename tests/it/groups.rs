@@ -581,8 +581,8 @@ fn tree_nodes<'v>(level: &'v Value, out: &mut Vec<(String, &'v Value)>) {
     }
 }
 
-/// The tree reads its groups' last modifiers apart from the groups (by id up to a few of them, all in one statement
-/// beyond): each group names its own, as the flat list (a join) does, whichever way they were read.
+/// The tree reads its groups' last modifiers apart from the groups, in one statement: each group names its own, as
+/// the flat list (a join) does, for one modifier or several.
 #[tokio::test]
 async fn the_tree_names_each_groups_last_modifier_as_the_flat_list_does() {
     let s = Server::start().await;
