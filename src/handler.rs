@@ -190,7 +190,7 @@ impl Ctx<'_> {
     /// the feed and its deliveries commit together or not at all.
     pub fn log(&self, change: Change) -> Result<()> {
         let detail = change.detail.as_ref().map(Value::to_string);
-        self.tx.execute(
+        self.tx.execute_later(
             "INSERT INTO logs (org_id, time, userid, \"user\", application, respid, method, objecttype, objectid,
                                summary, changes)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",

@@ -303,11 +303,23 @@ impl Store {
 
     /// The same as [`Store::run`] for callers already off the async runtime (the command line).
     pub fn run_blocking<T>(&self, f: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
-        self.backend.conn()?.with_db(&self.write_lock, f)
+        self.backend.conn()?.with_db(&self.write_lock, |db| {
+            let out = f(db);
+            db.idle();
+            out
+        })
     }
 }
 
 impl Db<'_> {
+    /// Sends what a PostgreSQL session holds back for its next round trip (a read's `ROLLBACK`): when the thread
+    /// runs out of work.
+    fn idle(&mut self) {
+        if let Engine::Postgres(link) = &mut self.conn {
+            link.idle();
+        }
+    }
+
     /// Runs `f` in a read transaction (a consistent snapshot), ended by a rollback, so nothing a read wrote by
     /// mistake is kept. `BEGIN` and `ROLLBACK` go through the statement cache: a read is often a single indexed
     /// lookup, and parsing the two statements anew cost as much.
@@ -379,7 +391,17 @@ const DB_THREADS: usize = 4;
 
 /// A database thread: runs queued tasks with its own connection until every [`Store`] is gone.
 fn task_loop(db: &mut Db, queue: Receiver<Task>, stats: &StoreStats) {
-    while let Ok((queued, task)) = queue.recv() {
+    loop {
+        let (queued, task) = match queue.try_recv() {
+            Ok(next) => next,
+            Err(_) => {
+                db.idle();
+                match queue.recv() {
+                    Ok(next) => next,
+                    Err(_) => return,
+                }
+            }
+        };
         stats.wait.time(queued.elapsed());
         // A panicking task drops its answer (the caller sees an internal error); the thread lives on.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(db)));
@@ -534,8 +556,8 @@ pub fn add_functions(c: &Connection) -> rusqlite::Result<()> {
 
 /// Moves `version_seq` (schema.sql, migration 12) at the start of every write: the records a write changes take
 /// its count as their version, once however many of its statements change them.
-fn next_version(tx: &Tx) -> Result<usize> {
-    tx.execute("UPDATE version_seq SET n = n + 1", params![])
+fn next_version(tx: &Tx) -> Result<()> {
+    tx.execute_later("UPDATE version_seq SET n = n + 1", params![])
 }
 
 /// Applies the full-text changes the triggers queued in `addresses_fts_pending` (schema.sql, migration 3) to

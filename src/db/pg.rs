@@ -4,21 +4,47 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use postgres::error::SqlState;
-use postgres::types::{IsNull, ToSql, Type};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{IsNull, ToSql, Type};
 
 use super::{Cell, Param, Row, RowRef, ToParam};
 use crate::error::{Code, Error, Result};
 
 /// One connection and the statements prepared on it. Transactions are opened and ended by the store with plain
 /// statements (`BEGIN`, `SAVEPOINT`, `COMMIT`), as on SQLite.
+///
+/// A round trip to the server costs more than most statements take to run there, so statements whose answer no
+/// one waits for (a `BEGIN`, a cursor's `DECLARE` and `CLOSE`, an audit entry: [`Session::defer`],
+/// [`Session::execute_later`]) are held and sent ahead of the next statement that is waited for, in the same round
+/// trip: the driver pipelines requests that are sent before their answers are read. The server runs them in the
+/// order they were written; the first that fails is the error of the statement that carried them.
 pub struct Session {
-    client: postgres::Client,
-    prepared: HashMap<String, postgres::Statement>,
+    /// The driver's own event loop, on the database thread that owns the session: it runs the connection while a
+    /// statement is waited for, and at no other time.
+    runtime: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+    prepared: HashMap<String, tokio_postgres::Statement>,
     /// Cursors open now: [`Cursor::open`] names a cursor by its depth, so the statements that declare and read
     /// one are the same texts every time and stay prepared (a name of its own per cursor made each a new statement
     /// to prepare, and soon filled the cache, which then started afresh).
     cursors: u64,
+    /// Statements held for the next round trip, in order.
+    deferred: Vec<Deferred>,
+}
+
+/// A statement held for the next round trip.
+enum Deferred {
+    Batch(String),
+    Execute(tokio_postgres::Statement, Vec<Bind<'static>>),
+}
+
+impl Deferred {
+    async fn run(&self, client: &tokio_postgres::Client) -> std::result::Result<(), tokio_postgres::Error> {
+        match self {
+            Deferred::Batch(sql) => client.batch_execute(sql).await,
+            Deferred::Execute(stmt, params) => client.execute(stmt, &refs(params)).await.map(|_| ()),
+        }
+    }
 }
 
 /// Most statements a session keeps prepared; past it the cache starts afresh (statements assembled from filters
@@ -29,12 +55,26 @@ const PREPARED: usize = 512;
 const FETCH: usize = 64;
 
 impl Session {
-    pub fn new(client: postgres::Client) -> Session {
-        Session {
+    /// Connects to the server `config` names, the handshake on `tls`; or says in one line why it could not: the
+    /// server unreachable, the credentials refused, the database missing.
+    pub fn connect<T>(config: &tokio_postgres::Config, tls: T) -> std::result::Result<Session, String>
+    where
+        T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket> + Send + 'static,
+        T::Stream: Send + 'static,
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let (client, connection) = runtime.block_on(config.connect(tls)).map_err(|e| reason(&e))?;
+        runtime.spawn(connection);
+        Ok(Session {
+            runtime,
             client,
             prepared: HashMap::new(),
             cursors: 0,
-        }
+            deferred: Vec::new(),
+        })
     }
 
     /// Whether the connection is gone (the server closed it, or the network): the store opens a new one.
@@ -42,35 +82,58 @@ impl Session {
         self.client.is_closed()
     }
 
-    fn prepare(&mut self, sql: &str) -> Result<postgres::Statement> {
+    fn prepare(&mut self, sql: &str) -> Result<tokio_postgres::Statement> {
         if let Some(stmt) = self.prepared.get(sql) {
             return Ok(stmt.clone());
         }
+        let text = translate(sql);
+        let ahead = std::mem::take(&mut self.deferred);
+        let (failed, stmt) = pipelined(&self.runtime, &self.client, ahead, self.client.prepare(&text));
+        let stmt = first(failed, stmt)?;
         // A pattern match is planned for its pattern each time: a statement kept prepared soon gets a generic
         // plan, which cannot use a trigram index for a pattern it does not know, and scans the table
         // (search/find on a million records: 1.3 s instead of tens of milliseconds).
-        if sql.contains("LIKE ") {
-            return self.client.prepare(&translate(sql)).map_err(error);
+        if !sql.contains("LIKE ") {
+            if self.prepared.len() >= PREPARED {
+                self.prepared.clear();
+            }
+            self.prepared.insert(sql.to_string(), stmt.clone());
         }
-        if self.prepared.len() >= PREPARED {
-            self.prepared.clear();
-        }
-        let stmt = self.client.prepare(&translate(sql)).map_err(error)?;
-        self.prepared.insert(sql.to_string(), stmt.clone());
         Ok(stmt)
     }
 
     pub(super) fn execute(&mut self, sql: &str, params: &[&dyn ToParam]) -> Result<usize> {
         let stmt = self.prepare(sql)?;
         let params = values(params);
-        let changed = self.client.execute(&stmt, &refs(&params)).map_err(error)?;
-        Ok(usize::try_from(changed).unwrap_or(usize::MAX))
+        let ahead = std::mem::take(&mut self.deferred);
+        let (failed, changed) = pipelined(
+            &self.runtime,
+            &self.client,
+            ahead,
+            self.client.execute(&stmt, &refs(&params)),
+        );
+        Ok(usize::try_from(first(failed, changed)?).unwrap_or(usize::MAX))
     }
 
-    pub(super) fn query(&mut self, sql: &str, params: &[&dyn ToParam]) -> Result<Vec<postgres::Row>> {
+    /// Holds a statement for the next round trip: for one whose answer no one needs (see [`Session`]).
+    pub(super) fn execute_later(&mut self, sql: &str, params: &[&dyn ToParam]) -> Result<()> {
+        let stmt = self.prepare(sql)?;
+        let params = values(params).into_iter().map(Bind::owned).collect();
+        self.deferred.push(Deferred::Execute(stmt, params));
+        Ok(())
+    }
+
+    pub(super) fn query(&mut self, sql: &str, params: &[&dyn ToParam]) -> Result<Vec<tokio_postgres::Row>> {
         let stmt = self.prepare(sql)?;
         let params = values(params);
-        self.client.query(&stmt, &refs(&params)).map_err(error)
+        let ahead = std::mem::take(&mut self.deferred);
+        let (failed, rows) = pipelined(
+            &self.runtime,
+            &self.client,
+            ahead,
+            self.client.query(&stmt, &refs(&params)),
+        );
+        first(failed, rows)
     }
 
     /// Runs statements in a savepoint of their own: what `run` gives, or `None` when a unique constraint refused them (the
@@ -79,7 +142,7 @@ impl Session {
         self.batch("SAVEPOINT unique_check")?;
         match run(self) {
             Ok(out) => {
-                self.batch("RELEASE SAVEPOINT unique_check")?;
+                self.defer("RELEASE SAVEPOINT unique_check");
                 Ok(Some(out))
             }
             Err(e) => {
@@ -92,19 +155,99 @@ impl Session {
         }
     }
 
+    /// Runs statements without parameters, after the held ones (none: sends the held ones, if any).
     pub fn batch(&mut self, sql: &str) -> Result<()> {
-        self.client.batch_execute(sql).map_err(error)
+        if sql.is_empty() {
+            let ahead = std::mem::take(&mut self.deferred);
+            let (failed, _) = pipelined(&self.runtime, &self.client, ahead, std::future::ready(Ok(())));
+            return first(failed, Ok(()));
+        }
+        let (failed, done) = self.settle(sql);
+        first(failed, done)
+    }
+
+    /// Runs statements without parameters after the held ones, and tells the two apart: the first held statement
+    /// that failed, and the outcome of `sql` (the store's group commit tells a call whose own held statement
+    /// failed from a transaction that is lost).
+    pub fn settle(&mut self, sql: &str) -> (Option<Error>, Result<()>) {
+        let ahead = std::mem::take(&mut self.deferred);
+        pipelined(&self.runtime, &self.client, ahead, self.client.batch_execute(sql))
+    }
+
+    /// Holds statements without parameters for the next round trip (see [`Session`]).
+    pub fn defer(&mut self, sql: &str) {
+        self.deferred.push(Deferred::Batch(sql.to_string()));
+    }
+}
+
+/// What a failed connection says, in one line.
+fn reason(e: &tokio_postgres::Error) -> String {
+    let text = match e.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
+    };
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+/// Runs `main` on the session's event loop after sending the held statements `ahead` (each first polled in order,
+/// which sends it, so the server gets them in this order, `main` last, all in one round trip): the first of them
+/// that failed, and what `main` gave.
+fn pipelined<T>(
+    runtime: &tokio::runtime::Runtime,
+    client: &tokio_postgres::Client,
+    ahead: Vec<Deferred>,
+    main: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+) -> (Option<Error>, Result<T>) {
+    use std::future::Future;
+    use std::task::Poll;
+    if ahead.is_empty() {
+        return (None, runtime.block_on(main).map_err(error));
+    }
+    let mut sent: Vec<_> = ahead.iter().map(|d| (Box::pin(d.run(client)), true)).collect();
+    let mut failed = None;
+    let mut main = std::pin::pin!(main);
+    let mut out = None;
+    let out = runtime.block_on(std::future::poll_fn(|cx| {
+        for (f, waiting) in sent.iter_mut().filter(|(_, waiting)| *waiting) {
+            if let Poll::Ready(done) = f.as_mut().poll(cx) {
+                *waiting = false;
+                if let Err(e) = done {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        if out.is_none() {
+            if let Poll::Ready(done) = main.as_mut().poll(cx) {
+                out = Some(done);
+            }
+        }
+        match sent.iter().any(|(_, waiting)| *waiting) {
+            false => out.take().map_or(Poll::Pending, Poll::Ready),
+            true => Poll::Pending,
+        }
+    }));
+    (failed.map(error), out.map_err(error))
+}
+
+/// The first failure of a round trip: a held statement's, else the awaited one's.
+fn first<T>(failed: Option<Error>, out: Result<T>) -> Result<T> {
+    match failed {
+        Some(e) => Err(e),
+        None => out,
     }
 }
 
 /// The column `i` of a PostgreSQL row as a [`Cell`], by its type: the integers, `boolean` (as 0 or 1), `double
 /// precision`, the text types (`citext` too) and `bytea`.
-pub(super) fn cell(row: &postgres::Row, i: usize) -> Result<Cell<'_>> {
+pub(super) fn cell(row: &tokio_postgres::Row, i: usize) -> Result<Cell<'_>> {
     let column = row
         .columns()
         .get(i)
         .ok_or_else(|| Error::internal(format!("database: no column {i}")))?;
-    let bad = |e: postgres::Error| Error::internal(format!("database: column {i}: {e}"));
+    let bad = |e: tokio_postgres::Error| Error::internal(format!("database: column {i}: {e}"));
     let ty = column.type_();
     Ok(match *ty {
         Type::INT8 => row
@@ -265,11 +408,30 @@ fn placeholders(sql: &str) -> String {
     out
 }
 
-/// A parameter as PostgreSQL binds it: a value, or the ids of a list as an array.
+/// A parameter as PostgreSQL binds it: a value, or the ids of a list as an array; a text or bytes of its own for a
+/// statement held for later ([`Bind::owned`]).
 #[derive(Debug)]
 enum Bind<'a> {
     Value(Cell<'a>),
     Ids(Vec<i64>),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl Bind<'_> {
+    /// The same value, borrowing nothing.
+    fn owned(self) -> Bind<'static> {
+        match self {
+            Bind::Value(Cell::Text(t)) => Bind::Text(t.to_string()),
+            Bind::Value(Cell::Blob(b)) => Bind::Blob(b.to_vec()),
+            Bind::Value(Cell::Null) => Bind::Value(Cell::Null),
+            Bind::Value(Cell::Int(n)) => Bind::Value(Cell::Int(n)),
+            Bind::Value(Cell::Real(x)) => Bind::Value(Cell::Real(x)),
+            Bind::Ids(ids) => Bind::Ids(ids),
+            Bind::Text(t) => Bind::Text(t),
+            Bind::Blob(b) => Bind::Blob(b),
+        }
+    }
 }
 
 /// The parameters as values PostgreSQL binds.
@@ -314,7 +476,9 @@ impl ToSql for Bind<'_> {
             },
             Bind::Value(Cell::Real(x)) => x.to_sql(ty, out),
             Bind::Value(Cell::Text(t)) => t.to_sql(ty, out),
+            Bind::Text(t) => t.as_str().to_sql(ty, out),
             Bind::Value(Cell::Blob(b)) => b.to_sql(ty, out),
+            Bind::Blob(b) => b.as_slice().to_sql(ty, out),
             Bind::Ids(ids) => ids.to_sql(ty, out),
         }
     }
@@ -323,7 +487,7 @@ impl ToSql for Bind<'_> {
         true
     }
 
-    postgres::types::to_sql_checked!();
+    tokio_postgres::types::to_sql_checked!();
 }
 
 /// An error of the server or the connection as ipamd's: a duplicate key is `duplicate` (what `Tx::insert_unique`
@@ -331,7 +495,7 @@ impl ToSql for Bind<'_> {
 /// index entry, about 2.7 kB, which SQLite has no limit like) and text PostgreSQL cannot hold (a NUL character: the
 /// only text of a Rust `str` its encoding check refuses) are `invalid_params`; a lost connection, a serialization failure, a deadlock or a
 /// server shutting down are `unavailable`, to be tried again; anything else is a bug, `internal_error`.
-fn error(e: postgres::Error) -> Error {
+fn error(e: tokio_postgres::Error) -> Error {
     let code = e.code();
     if code == Some(&SqlState::UNIQUE_VIOLATION) {
         return Error::new(Code::Duplicate, format!("database: {e}"));
@@ -395,9 +559,10 @@ impl<'s> Cursor<'s> {
             s.cursors += 1;
             format!("scan_{}_{query:016x}", s.cursors)
         };
+        // Declared in the round trip of its first `FETCH`.
         let declared = session
             .borrow_mut()
-            .execute(&format!("DECLARE {name} NO SCROLL CURSOR FOR {sql}"), params);
+            .execute_later(&format!("DECLARE {name} NO SCROLL CURSOR FOR {sql}"), params);
         if let Err(e) = declared {
             session.borrow_mut().cursors -= 1;
             return Err(e);
@@ -412,7 +577,7 @@ impl<'s> Cursor<'s> {
         body: impl FnOnce(&mut dyn Iterator<Item = Result<T>>) -> R,
     ) -> Result<R> {
         let fetch = format!("FETCH {FETCH} FROM {}", self.name);
-        let mut batch: std::vec::IntoIter<postgres::Row> = Vec::new().into_iter();
+        let mut batch: std::vec::IntoIter<tokio_postgres::Row> = Vec::new().into_iter();
         let mut done = false;
         let mut rows = std::iter::from_fn(|| loop {
             if let Some(row) = batch.next() {
@@ -433,10 +598,11 @@ impl<'s> Cursor<'s> {
             }
         });
         let out = body(&mut rows);
+        // Closed in the round trip of the next statement.
         let mut s = self.session.borrow_mut();
-        let closed = s.batch(&format!("CLOSE {}", self.name));
+        s.defer(&format!("CLOSE {}", self.name));
         s.cursors -= 1;
-        closed.map(|_| out)
+        Ok(out)
     }
 }
 
@@ -496,6 +662,7 @@ pub(crate) mod testing {
         admin: postgres::Client,
         name: String,
         client: Option<postgres::Client>,
+        url: String,
     }
 
     impl Fresh {
@@ -521,6 +688,7 @@ pub(crate) mod testing {
                 admin,
                 name,
                 client: Some(client),
+                url,
             })
         }
 
@@ -528,9 +696,21 @@ pub(crate) mod testing {
             self.client.as_mut().unwrap()
         }
 
-        /// The connection, as a session of the PostgreSQL engine.
+        /// The URL of the database (the test server's, naming this database instead).
+        pub(crate) fn url(&self) -> String {
+            let (server, query) = self.url.split_once('?').unwrap_or((&self.url, ""));
+            let server = server.rsplit_once('/').map_or(server, |(s, _)| s);
+            match query {
+                "" => format!("{server}/{}", self.name),
+                q => format!("{server}/{}?{q}", self.name),
+            }
+        }
+
+        /// A session of the PostgreSQL engine on the database, in place of the plain connection.
         pub(crate) fn session(&mut self) -> super::Session {
-            super::Session::new(self.client.take().unwrap())
+            drop(self.client.take());
+            let mut config: tokio_postgres::Config = self.url.parse().unwrap();
+            super::Session::connect(config.dbname(&self.name), tokio_postgres::NoTls).unwrap()
         }
     }
 

@@ -461,8 +461,7 @@ impl Params for AddParams {
 pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::Reply> {
     let (subnet, ips) = match (p.subnet, p.ip) {
         (Some(id), ip) => {
-            let s = subnets::load(ctx, id)?;
-            subnets::refuse_pool(ctx, &s)?;
+            let s = subnets::load_holder(ctx, id)?;
             let ips = match (ip, p.bulk) {
                 (Some(ip), _) => vec![inside(&s, ip)?],
                 (None, None) => vec![next_free(ctx, &s)?],
@@ -503,17 +502,18 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::Reply> {
 /// Files one new record at `ip` in `subnet`, keeps the subnet's counts and logs it.
 fn insert(ctx: &Ctx, subnet: &Subnet, ip: IpAddr, host: &Columns, values: &Map<String, Value>) -> Result<Host> {
     let key = net::key(ip);
-    check_free(ctx, subnet, key, 0)?;
     let key_bytes = net::key_bytes(key);
-    let id = ctx
-        .tx
-        .insert_unique(
-            "INSERT INTO addresses (subnet_id, ip, hostname, cname, mac_address, status, is_assigned, last_seen,
+    let inserted = ctx.tx.insert_unique(
+        "INSERT INTO addresses (subnet_id, ip, hostname, cname, mac_address, status, is_assigned, last_seen,
                                     discovery_source, description, created, modifiedat, modby_id, modby_name)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13) RETURNING id",
-            &host.params(ctx, &subnet.id, &key_bytes),
-        )?
-        .ok_or_else(|| duplicate(subnet, ip))?;
+        &host.params(ctx, &subnet.id, &key_bytes),
+    )?;
+    // Refused by the unique key: the error names the record that holds the address.
+    let Some(id) = inserted else {
+        check_free(ctx, subnet, key, 0)?;
+        return Err(duplicate(subnet, ip));
+    };
     fields::set_values(ctx, subnet.id, id, values, true)?;
     space::adjust(ctx, subnet, key, true)?;
     let after = get_record(ctx, id)?;
@@ -584,8 +584,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<Host>> {
     let ip = p.ip.unwrap_or_else(|| old_subnet.addr(old_key));
     let subnet = match p.subnet {
         Some(id) => {
-            let s = subnets::load(ctx, id)?;
-            subnets::refuse_pool(ctx, &s)?;
+            let s = subnets::load_holder(ctx, id)?;
             inside(&s, ip)?;
             s
         }

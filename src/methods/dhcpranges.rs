@@ -140,8 +140,7 @@ impl Params for AddParams {
 }
 
 pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::List<DhcpRange>> {
-    let s = subnets::load(ctx, p.subnet)?;
-    subnets::refuse_pool(ctx, &s)?;
+    let s = subnets::load_holder(ctx, p.subnet)?;
     let (start, end) = check(ctx, &s, p.start, p.end, 0)?;
     let id = ctx.tx.query_row(
         "INSERT INTO dhcp_ranges (subnet_id, start_ip, end_ip, description, is_active, created, modifiedat, modby_id,
@@ -213,11 +212,7 @@ pub fn edit(ctx: &Ctx, p: EditParams) -> Result<model::List<DhcpRange>> {
     check_version(ctx, "dhcp_ranges", p.id, p.version)?;
     let (old, keys) = load_row(ctx, p.id)?;
     let s = match p.subnet {
-        Some(id) if id != old.id => {
-            let s = subnets::load(ctx, id)?;
-            subnets::refuse_pool(ctx, &s)?;
-            s
-        }
+        Some(id) if id != old.id => subnets::load_holder(ctx, id)?,
         _ => old.clone(),
     };
     let start = p.start.unwrap_or_else(|| old.addr(keys.0));

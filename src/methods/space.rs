@@ -106,6 +106,11 @@ pub fn recount(ctx: &Ctx, s: &Subnet) -> Result<()> {
 /// A subnet's kept count of taken usable addresses (a decimal text: an IPv6 subnet's may pass `i64`).
 pub fn taken(tx: &Tx, s: &Subnet) -> Result<u128> {
     let taken: String = tx.query_row("SELECT taken FROM subnets WHERE id = ?1", params![s.id], |r| r.get(0))?;
+    parse_taken(s, &taken)
+}
+
+/// A subnet's kept count of taken addresses, as stored.
+fn parse_taken(s: &Subnet, taken: &str) -> Result<u128> {
     taken
         .parse()
         .map_err(|_| Error::internal(format!("subnet {}: bad taken count", s.id)))
@@ -115,25 +120,25 @@ pub fn taken(tx: &Tx, s: &Subnet) -> Result<u128> {
 pub fn adjust(ctx: &Ctx, s: &Subnet, k: u128, added: bool) -> Result<()> {
     let (lo, hi) = s.usable();
     let kb = net::key_bytes(k);
-    let in_range: bool = ctx.tx.query_row(
-        "SELECT EXISTS(SELECT 1 FROM dhcp_ranges WHERE subnet_id = ?1 AND is_active = 1
-                       AND start_ip <= ?2 AND end_ip >= ?2)",
+    let (now, in_range): (String, bool) = ctx.tx.query_row(
+        "SELECT taken, EXISTS(SELECT 1 FROM dhcp_ranges WHERE subnet_id = ?1 AND is_active = 1
+                              AND start_ip <= ?2 AND end_ip >= ?2)
+         FROM subnets WHERE id = ?1",
         params![s.id, &kb[..]],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
+    let now = parse_taken(s, &now)?;
     let counts = (lo..=hi).contains(&k) && !in_range;
-    let now = taken(ctx.tx, s)?;
     let taken = match (counts, added) {
         (false, _) => now,
         (true, true) => now + 1,
         (true, false) => now.saturating_sub(1),
     };
     let delta: i64 = if added { 1 } else { -1 };
-    ctx.tx.execute(
+    ctx.tx.execute_later(
         "UPDATE subnets SET used = used + ?1, taken = ?2 WHERE id = ?3",
         params![delta, taken.to_string(), s.id],
-    )?;
-    Ok(())
+    )
 }
 
 #[cfg(test)]

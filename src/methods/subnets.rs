@@ -457,10 +457,21 @@ pub fn require_pool(ctx: &Ctx, s: &Subnet, field: &str) -> Result<()> {
     }
 }
 
-/// Refuses to file address records or DHCP ranges in a pool.
-pub fn refuse_pool(ctx: &Ctx, s: &Subnet) -> Result<()> {
-    match placement(ctx, s.id)?.pool {
-        false => Ok(()),
+/// A subnet of the caller's org to file address records or DHCP ranges in, read in one statement: `not_found`, or
+/// refused when it is a pool (a pool holds subnets).
+pub fn load_holder(ctx: &Ctx, id: i64) -> Result<Subnet> {
+    let (s, pool) = ctx
+        .tx
+        .query_opt(
+            cached_sql!(format!(
+                "SELECT {SUBNET_COLS}, t.pool FROM subnets t WHERE t.id = ?1 AND t.org_id = ?2"
+            )),
+            params![id, ctx.org()],
+            |r| Ok((subnet_of(r, 0)?, r.get::<bool>(SUBNET_COLUMNS)?)),
+        )?
+        .ok_or_else(|| Error::not_found("subnet"))?;
+    match pool {
+        false => Ok(s),
         true => Err(Error::new(
             Code::InvalidSubnet,
             format!(

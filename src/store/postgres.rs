@@ -33,7 +33,7 @@ pub fn is_url(db: &str) -> bool {
 /// Where to connect, parsed once from the setting.
 #[derive(Clone)]
 pub struct Target {
-    config: postgres::Config,
+    config: tokio_postgres::Config,
     /// The TLS client, used as the URL's `sslmode` says (see [`tls`]).
     tls: postgres_rustls::MakeTlsConnector,
     /// `user@host:port/database`, for messages: never the password.
@@ -45,14 +45,14 @@ impl Target {
         let invalid =
             |e: &dyn std::fmt::Display| Error::new(Code::BadRequest, format!("the database URL is not valid: {e}"));
         let tls = tls::Settings::parse(url).map_err(|e| invalid(&e))?;
-        let mut config: postgres::Config = tls.url.parse().map_err(|e| invalid(&e))?;
+        let mut config: tokio_postgres::Config = tls.url.parse().map_err(|e| invalid(&e))?;
         config.ssl_mode(tls.ssl_mode());
         let hosts: Vec<String> = config
             .get_hosts()
             .iter()
             .map(|h| match h {
-                postgres::config::Host::Tcp(name) => name.clone(),
-                postgres::config::Host::Unix(path) => path.display().to_string(),
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
             })
             .collect();
         let port = config.get_ports().first().copied().unwrap_or(5432);
@@ -73,28 +73,15 @@ impl Target {
     pub fn connect(&self) -> Result<Session> {
         let mut config = self.config.clone();
         config.connect_timeout(Duration::from_secs(5));
-        let client = config.connect(self.tls.clone()).map_err(|e| {
+        Session::connect(&config, self.tls.clone()).map_err(|reason| {
             let mut err = Error::new(
                 Code::Unavailable,
-                format!("cannot connect to PostgreSQL at {}: {}", self.shown, reason(&e)),
+                format!("cannot connect to PostgreSQL at {}: {reason}", self.shown),
             );
             err.retry_after = Some(1);
             err
-        })?;
-        Ok(Session::new(client))
+        })
     }
-}
-
-/// What a failed connection says, in one line.
-fn reason(e: &postgres::Error) -> String {
-    let text = match e.as_db_error() {
-        Some(db) => db.message().to_string(),
-        None => match std::error::Error::source(e) {
-            Some(source) => format!("{e}: {source}"),
-            None => e.to_string(),
-        },
-    };
-    text.lines().next().unwrap_or_default().to_string()
 }
 
 /// A database thread's session, made again when the connection is lost: not before [`RETRY_AFTER`] has passed
@@ -151,23 +138,27 @@ impl Link {
         let session = self.session()?;
         session
             .borrow_mut()
-            .batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+            .defer("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
         let out = f(&Tx::on_postgres(session));
-        let ended = session.borrow_mut().batch("ROLLBACK");
-        let out = out?;
-        ended?;
-        Ok(out)
+        // Ended in the round trip of the thread's next statement, or when it runs out of work ([`Link::idle`]): a
+        // busy thread spends no round trip of its own on it.
+        session.borrow_mut().defer("ROLLBACK");
+        out
+    }
+
+    /// Sends what the session holds (a read's `ROLLBACK`): when its thread has no more work, so no snapshot is left
+    /// open while it waits. A failure is left for the next call to find (a lost connection is made again).
+    pub fn idle(&mut self) {
+        if let Some(session) = &self.session {
+            let _ = session.borrow_mut().batch("");
+        }
     }
 
     /// Runs `f` in a write transaction, after every other ipamd's write on the database: committed when `f`
     /// succeeds, rolled back otherwise. `before` runs first in the transaction (the version count).
-    pub fn write<T>(
-        &mut self,
-        before: impl FnOnce(&Tx) -> Result<usize>,
-        f: impl FnOnce(&Tx) -> Result<T>,
-    ) -> Result<T> {
+    pub fn write<T>(&mut self, before: impl FnOnce(&Tx) -> Result<()>, f: impl FnOnce(&Tx) -> Result<T>) -> Result<T> {
         let session = self.session()?;
-        begin_write(session)?;
+        begin_write(session);
         let tx = Tx::on_postgres(session);
         let out = before(&tx).and_then(|_| f(&tx));
         let ended = match out.is_ok() {
@@ -180,10 +171,11 @@ impl Link {
     }
 
     /// Runs one group commit: `calls` each in a savepoint of its own, in one transaction. `before` runs at the
-    /// start of each call. The statements around the calls travel together, one round trip between two calls
-    /// (`RELEASE SAVEPOINT call; SAVEPOINT call`) and one at each end, since a round trip to the server costs more
-    /// than most of a call's statements take to run there.
-    pub fn batch<W>(&mut self, calls: Vec<W>, before: &dyn Fn(&Tx) -> Result<usize>) -> Vec<Result<crate::model::Reply>>
+    /// start of each call. A round trip to the server costs more than most of a call's statements take to run
+    /// there, so what opens a call travels with its first statement, and the one round trip that ends it carries
+    /// the statements it held (see [`Session`]) and its `RELEASE`: a held statement that failed fails its own call
+    /// only, which is rolled back to its savepoint as a handler's error is.
+    pub fn batch<W>(&mut self, calls: Vec<W>, before: &dyn Fn(&Tx) -> Result<()>) -> Vec<Result<crate::model::Reply>>
     where
         W: FnOnce(&Tx) -> Result<crate::model::Reply>,
     {
@@ -195,42 +187,50 @@ impl Link {
             Ok(s) => s,
             Err(e) => return (0..count).map(|_| Err(e.clone())).collect(),
         };
-        // What runs before the next call: opens the transaction, or ends the last call's savepoint.
-        let mut between = format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK}); SAVEPOINT call");
+        // The transaction is gone (the connection, most likely): nothing of the batch is kept.
+        let lost = |e: Error| {
+            let _ = session.borrow_mut().batch("ROLLBACK");
+            (0..count).map(|_| Err(e.clone())).collect()
+        };
+        session
+            .borrow_mut()
+            .defer(&format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"));
         let mut results = Vec::with_capacity(count);
         for f in calls {
-            if let Err(e) = session.borrow_mut().batch(&between) {
-                // The transaction is gone (the connection, most likely): nothing of the batch is kept.
-                let _ = session.borrow_mut().batch("ROLLBACK");
-                return (0..count).map(|_| Err(e.clone())).collect();
-            }
+            session.borrow_mut().defer("SAVEPOINT call");
             let tx = Tx::on_postgres(session);
-            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| before(&tx).and_then(|_| f(&tx))))
+            let mut ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| before(&tx).and_then(|_| f(&tx))))
                 .unwrap_or_else(|_| Err(Error::internal("a handler panicked")));
-            between = match ran.is_ok() {
-                true => "RELEASE SAVEPOINT call; SAVEPOINT call",
-                false => "ROLLBACK TO SAVEPOINT call; RELEASE SAVEPOINT call; SAVEPOINT call",
+            if ran.is_ok() {
+                match session.borrow_mut().settle("RELEASE SAVEPOINT call") {
+                    (None, Ok(())) => {}
+                    (Some(held), _) => ran = Err(held),
+                    (None, Err(e)) => return lost(e),
+                }
             }
-            .to_string();
+            if ran.is_err() {
+                // The call's held statements (if any are left) ran in its savepoint: their outcome goes with it.
+                let (_, rolled_back) = session
+                    .borrow_mut()
+                    .settle("ROLLBACK TO SAVEPOINT call; RELEASE SAVEPOINT call");
+                if let Err(e) = rolled_back {
+                    return lost(e);
+                }
+            }
             results.push(ran);
         }
-        let last = match results.last() {
-            Some(Err(_)) => "ROLLBACK TO SAVEPOINT call; RELEASE SAVEPOINT call; COMMIT",
-            _ => "RELEASE SAVEPOINT call; COMMIT",
-        };
-        if let Err(e) = session.borrow_mut().batch(last) {
-            let _ = session.borrow_mut().batch("ROLLBACK");
-            return results.iter().map(|_| Err(e.clone())).collect();
+        if let Err(e) = session.borrow_mut().batch("COMMIT") {
+            return lost(e);
         }
         results
     }
 }
 
-/// Opens a write transaction and waits for the write lock.
-fn begin_write(session: &RefCell<Session>) -> Result<()> {
+/// Opens a write transaction and waits for the write lock, in the round trip of the transaction's first statement.
+fn begin_write(session: &RefCell<Session>) {
     session
         .borrow_mut()
-        .batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"))
+        .defer(&format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"));
 }
 
 /// Applies the sections of schema.pg.sql above the database's version, in one transaction under the migration
@@ -290,4 +290,54 @@ pub fn migrate(target: &Target, latest: i64) -> Result<()> {
     tx.execute("INSERT INTO schema_version (n) VALUES (?1)", crate::db::params![latest])?;
     session.borrow_mut().batch("COMMIT")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::params;
+    use crate::model::{Replayed, Reply};
+
+    /// A call of a group commit that holds an insert: of `name`, and when `twice`, of it again (refused by the key).
+    fn insert(name: &'static str, twice: bool) -> impl FnOnce(&Tx) -> Result<Reply> {
+        move |tx| {
+            tx.execute_later("INSERT INTO t (name) VALUES (?1)", params![name])?;
+            if twice {
+                tx.execute_later("INSERT INTO t (name) VALUES (?1)", params![name])?;
+            }
+            Ok(Reply::Replayed(Box::new(Replayed {
+                status: 200,
+                body: Vec::new(),
+                etag: None,
+            })))
+        }
+    }
+
+    #[test]
+    fn a_held_statement_that_fails_fails_its_own_call_of_a_group_commit_and_no_other() {
+        let Some(mut db) = crate::db::pg::testing::Fresh::new() else {
+            return;
+        };
+        db.client()
+            .batch_execute("CREATE TABLE t (name TEXT PRIMARY KEY)")
+            .unwrap();
+        let mut link = Link::new(Target::parse(&db.url()).unwrap());
+        let calls = vec![insert("a", false), insert("b", true), insert("c", false)];
+        let results = link.batch(calls, &|_| Ok(()));
+        let codes: Vec<Option<Code>> = results.iter().map(|r| r.as_ref().err().map(|e| e.code)).collect();
+        assert_eq!(codes, [None, Some(Code::Duplicate), None]);
+        let names = link
+            .read(|tx| tx.rows("SELECT name FROM t ORDER BY name", params![], |r| r.get::<String>(0)))
+            .unwrap();
+        assert_eq!(names, ["a", "c"]);
+        // The session is usable after: a write alone whose held statement fails keeps nothing either.
+        let alone = link.write(|_| Ok(()), insert("a", false));
+        assert_eq!(alone.err().map(|e| e.code), Some(Code::Duplicate));
+        link.idle();
+        assert_eq!(
+            link.read(|tx| tx.query_row("SELECT count(*) FROM t", params![], |r| r.get::<i64>(0)))
+                .unwrap(),
+            2
+        );
+    }
 }

@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use postgres::config::SslMode;
 use postgres_rustls::MakeTlsConnector;
+use tokio_postgres::config::SslMode;
 use tokio_rustls::rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use tokio_rustls::rustls::client::WebPkiServerVerifier;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
