@@ -87,9 +87,12 @@ impl Session {
             return Ok(stmt.clone());
         }
         let text = translate(sql);
-        let ahead = std::mem::take(&mut self.deferred);
-        let (failed, stmt) = pipelined(&self.runtime, &self.client, ahead, self.client.prepare(&text));
-        let stmt = first(failed, stmt)?;
+        let stmt = round_trip(
+            &self.runtime,
+            &self.client,
+            &mut self.deferred,
+            self.client.prepare(&text),
+        )?;
         // A pattern match is planned for its pattern each time: a statement kept prepared soon gets a generic
         // plan, which cannot use a trigram index for a pattern it does not know, and scans the table
         // (search/find on a million records: 1.3 s instead of tens of milliseconds).
@@ -105,14 +108,13 @@ impl Session {
     pub(super) fn execute(&mut self, sql: &str, params: &[&dyn ToParam]) -> Result<usize> {
         let stmt = self.prepare(sql)?;
         let params = values(params);
-        let ahead = std::mem::take(&mut self.deferred);
-        let (failed, changed) = pipelined(
+        let changed = round_trip(
             &self.runtime,
             &self.client,
-            ahead,
+            &mut self.deferred,
             self.client.execute(&stmt, &refs(&params)),
-        );
-        Ok(usize::try_from(first(failed, changed)?).unwrap_or(usize::MAX))
+        )?;
+        Ok(usize::try_from(changed).unwrap_or(usize::MAX))
     }
 
     /// Holds a statement for the next round trip: for one whose answer no one needs (see [`Session`]).
@@ -126,14 +128,12 @@ impl Session {
     pub(super) fn query(&mut self, sql: &str, params: &[&dyn ToParam]) -> Result<Vec<tokio_postgres::Row>> {
         let stmt = self.prepare(sql)?;
         let params = values(params);
-        let ahead = std::mem::take(&mut self.deferred);
-        let (failed, rows) = pipelined(
+        round_trip(
             &self.runtime,
             &self.client,
-            ahead,
+            &mut self.deferred,
             self.client.query(&stmt, &refs(&params)),
-        );
-        first(failed, rows)
+        )
     }
 
     /// Runs statements in a savepoint of their own: what `run` gives, or `None` when a unique constraint refused them (the
@@ -157,21 +157,32 @@ impl Session {
 
     /// Runs statements without parameters, after the held ones (none: sends the held ones, if any).
     pub fn batch(&mut self, sql: &str) -> Result<()> {
-        if sql.is_empty() {
-            let ahead = std::mem::take(&mut self.deferred);
-            let (failed, _) = pipelined(&self.runtime, &self.client, ahead, std::future::ready(Ok(())));
-            return first(failed, Ok(()));
+        match sql {
+            "" => round_trip(
+                &self.runtime,
+                &self.client,
+                &mut self.deferred,
+                std::future::ready(Ok(())),
+            ),
+            _ => round_trip(
+                &self.runtime,
+                &self.client,
+                &mut self.deferred,
+                self.client.batch_execute(sql),
+            ),
         }
-        let (failed, done) = self.settle(sql);
-        first(failed, done)
     }
 
     /// Runs statements without parameters after the held ones, and tells the two apart: the first held statement
     /// that failed, and the outcome of `sql` (the store's group commit tells a call whose own held statement
     /// failed from a transaction that is lost).
     pub fn settle(&mut self, sql: &str) -> (Option<Error>, Result<()>) {
-        let ahead = std::mem::take(&mut self.deferred);
-        pipelined(&self.runtime, &self.client, ahead, self.client.batch_execute(sql))
+        pipelined(
+            &self.runtime,
+            &self.client,
+            &mut self.deferred,
+            self.client.batch_execute(sql),
+        )
     }
 
     /// Holds statements without parameters for the next round trip (see [`Session`]).
@@ -192,17 +203,18 @@ fn reason(e: &tokio_postgres::Error) -> String {
     text.lines().next().unwrap_or_default().to_string()
 }
 
-/// Runs `main` on the session's event loop after sending the held statements `ahead` (each first polled in order,
+/// Runs `main` on the session's event loop after sending the statements `held` (each first polled in order,
 /// which sends it, so the server gets them in this order, `main` last, all in one round trip): the first of them
 /// that failed, and what `main` gave.
 fn pipelined<T>(
     runtime: &tokio::runtime::Runtime,
     client: &tokio_postgres::Client,
-    ahead: Vec<Deferred>,
+    held: &mut Vec<Deferred>,
     main: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
 ) -> (Option<Error>, Result<T>) {
     use std::future::Future;
     use std::task::Poll;
+    let ahead = std::mem::take(held);
     if ahead.is_empty() {
         return (None, runtime.block_on(main).map_err(error));
     }
@@ -232,11 +244,16 @@ fn pipelined<T>(
     (failed.map(error), out.map_err(error))
 }
 
-/// The first failure of a round trip: a held statement's, else the awaited one's.
-fn first<T>(failed: Option<Error>, out: Result<T>) -> Result<T> {
-    match failed {
-        Some(e) => Err(e),
-        None => out,
+/// [`pipelined`]'s first failure: a held statement's, else the awaited one's.
+fn round_trip<T>(
+    runtime: &tokio::runtime::Runtime,
+    client: &tokio_postgres::Client,
+    held: &mut Vec<Deferred>,
+    main: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+) -> Result<T> {
+    match pipelined(runtime, client, held, main) {
+        (Some(e), _) => Err(e),
+        (None, out) => out,
     }
 }
 
