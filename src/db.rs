@@ -666,7 +666,10 @@ mod tests {
                 .and_then(|_| tx.query_row("SELECT count(*) FROM t", params![], |r| r.get::<i64>(0)));
             let e = failed.unwrap_err();
             match tx.is_postgres() {
-                true => assert_eq!(e.code, crate::error::Code::Duplicate, "{}", e.message),
+                true => {
+                    assert_eq!(e.code, crate::error::Code::Duplicate, "{}", e.message);
+                    assert!(e.message.contains("duplicate key"), "{}", e.message);
+                }
                 false => assert!(e.message.contains("UNIQUE constraint failed"), "{}", e.message),
             }
         });

@@ -515,7 +515,11 @@ impl ToSql for Bind<'_> {
 fn error(e: tokio_postgres::Error) -> Error {
     let code = e.code();
     if code == Some(&SqlState::UNIQUE_VIOLATION) {
-        return Error::new(Code::Duplicate, format!("database: {e}"));
+        // The server's message names the key: the driver's own text is only "db error".
+        let said = e
+            .as_db_error()
+            .map_or_else(|| e.to_string(), |db| db.message().to_string());
+        return Error::new(Code::Duplicate, format!("database: {said}"));
     }
     if code == Some(&SqlState::PROGRAM_LIMIT_EXCEEDED) {
         return Error::new(Code::InvalidParams, "a value is too long for the database to store");
