@@ -20,9 +20,8 @@ pub(crate) struct Grant {
     expires: Option<i64>,
 }
 
-/// Reads the [`Grant`] of a write authenticated in `tx`.
-pub(crate) fn grant(tx: &Tx, credentials: &Credentials, caller: &Caller) -> Result<Grant> {
-    let epoch = credential_epoch(tx)?;
+/// Reads the [`Grant`] of a write authenticated in `tx`, whose `credential_epoch` is `epoch`.
+pub(crate) fn grant(tx: &Tx, credentials: &Credentials, caller: &Caller, epoch: Option<i64>) -> Result<Grant> {
     let (phc, expires) = match (credentials, caller.user_id) {
         (Credentials::Envelope { .. }, Some(user)) => {
             let phc = tx.query_row("SELECT phc FROM users WHERE id = ?1", params![user], |r| r.get(0))?;
@@ -220,6 +219,8 @@ pub(crate) struct Stamps {
     epoch: Option<i64>,
     /// A user's failed login to count, or the failures a successful one clears.
     login: Option<LoginMark>,
+    /// The `credential_epoch` of the call's transaction, once read (see [`Stamps::epoch_of`]).
+    snapshot: Option<Option<i64>>,
 }
 
 /// What a login leaves in `login_failures` (schema.sql, migration 17), the failed logins of the users that exist,
@@ -303,9 +304,20 @@ impl Stamps {
     /// other rows).
     pub(crate) fn seen(&mut self, tx: &Tx) -> Result<()> {
         if !self.is_empty() {
-            self.epoch = credential_epoch(tx)?;
+            self.epoch = self.epoch_of(tx)?;
         }
         Ok(())
+    }
+
+    /// The `credential_epoch` of `tx`, read once: a call asks for it to trust a remembered caller, to note its
+    /// marks and for a write's [`Grant`], all in the one transaction these stamps belong to.
+    pub(crate) fn epoch_of(&mut self, tx: &Tx) -> Result<Option<i64>> {
+        if let Some(epoch) = self.snapshot {
+            return Ok(epoch);
+        }
+        let epoch = credential_epoch(tx)?;
+        self.snapshot = Some(epoch);
+        Ok(epoch)
     }
 
     /// Records the marks. Best effort: a write fault must not fail a call that only wanted to leave them, so a
@@ -367,7 +379,9 @@ fn authenticate_envelope(
     let now = app.clock.now();
     stamps.now = now;
     let remembered = match (&ud, mode) {
-        (Some(ud), Mode::Call) => credential_epoch(tx)?.map(|epoch| (app.auth.envelope_key(&appkey, ud), epoch)),
+        (Some(ud), Mode::Call) => stamps
+            .epoch_of(tx)?
+            .map(|epoch| (app.auth.envelope_key(&appkey, ud), epoch)),
         _ => None,
     };
     // The same credentials succeeded at this credential epoch: every check below would pass again. The lockout too:
@@ -516,7 +530,7 @@ fn authenticate_token(tx: &Tx, app: &App, token: Option<&str>, mode: Mode, stamp
     stamps.now = now;
     // A recheck neither trusts nor remembers (see [`Mode::Recheck`]).
     let epoch = match mode {
-        Mode::Call => credential_epoch(tx)?,
+        Mode::Call => stamps.epoch_of(tx)?,
         Mode::Recheck => None,
     };
     let key = CallerKey::Token(key);

@@ -201,7 +201,7 @@ fn stage(
             return Ok(Checked::Answered(caller, Err(e)));
         }
         if !matches!(method.kind, Kind::Read | Kind::Poll) {
-            let grant = grant(tx, &credentials, &caller)?;
+            let grant = grant(tx, &credentials, &caller, stamps.epoch_of(tx)?)?;
             return Ok(Checked::Write(caller, grant));
         }
         let result = (method.prepare)(&mut data).and_then(|prepared| run(method, tx, &caller, app, respid, prepared));
