@@ -83,11 +83,7 @@ async fn run_call(app: &App, method: &'static Method, call: Call) -> Outcome {
     // checked with argon2 on tokio's blocking pool, holding no connection and no transaction, and the call is then
     // staged again with that result; the database threads never wait on argon2. Writes go to the group-commit
     // writer, after their slow work (a new password's hash) ran on the blocking pool too.
-    let (app2, rid) = (app.clone(), respid.clone());
-    let mut staged = app
-        .store
-        .run(move |db| stage(db, &app2, call.credentials, method, &rid, data, None))
-        .await;
+    let mut staged = stage_on_db(app, call.credentials, method, &respid, data, None).await;
     if let Ok(Stage::Slow(credentials, data, check)) = staged {
         let auth_app = app.clone();
         let verified = tokio::task::spawn_blocking(move || {
@@ -100,12 +96,7 @@ async fn run_call(app: &App, method: &'static Method, call: Call) -> Outcome {
         .await;
         staged = match verified {
             Err(e) => Err(Error::internal(format!("password verification failed: {e}"))),
-            Ok(prior) => {
-                let (app2, rid) = (app.clone(), respid.clone());
-                app.store
-                    .run(move |db| stage(db, &app2, credentials, method, &rid, data, Some(prior)))
-                    .await
-            }
+            Ok(prior) => stage_on_db(app, credentials, method, &respid, data, Some(prior)).await,
         };
     }
     let (caller, result) = match staged {
@@ -177,6 +168,21 @@ async fn slow_work(mut prepared: Prepared) -> Result<Prepared> {
     tokio::task::spawn_blocking(move || prepared.slow().map(|()| prepared))
         .await
         .map_err(|e| Error::internal(format!("slow work failed: {e}")))?
+}
+
+/// [`stage`] on a database thread.
+async fn stage_on_db(
+    app: &App,
+    credentials: Credentials,
+    method: &'static Method,
+    respid: &str,
+    data: Data,
+    prior: Option<Prior>,
+) -> Result<Stage> {
+    let (app2, rid) = (app.clone(), respid.to_string());
+    app.store
+        .run(move |db| stage(db, &app2, credentials, method, &rid, data, prior))
+        .await
 }
 
 /// Authenticates a call and, for a read, answers it: authentication and the handler share one read transaction.

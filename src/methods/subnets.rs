@@ -80,13 +80,18 @@ pub fn subnet_of(r: &Row, at: usize) -> Result<Subnet> {
 
 /// One subnet of the caller's org.
 pub fn load(ctx: &Ctx, id: i64) -> Result<Subnet> {
+    load_placed(ctx, id).map(|(s, _)| s)
+}
+
+/// One subnet of the caller's org, and whether it is a pool.
+fn load_placed(ctx: &Ctx, id: i64) -> Result<(Subnet, bool)> {
     ctx.tx
         .query_opt(
             cached_sql!(format!(
-                "SELECT {SUBNET_COLS} FROM subnets t WHERE t.id = ?1 AND t.org_id = ?2"
+                "SELECT {SUBNET_COLS}, t.pool FROM subnets t WHERE t.id = ?1 AND t.org_id = ?2"
             )),
             params![id, ctx.org()],
-            |r| subnet_of(r, 0),
+            |r| Ok((subnet_of(r, 0)?, r.get::<bool>(SUBNET_COLUMNS)?)),
         )?
         .ok_or_else(|| Error::not_found("subnet"))
 }
@@ -460,16 +465,7 @@ pub fn require_pool(ctx: &Ctx, s: &Subnet, field: &str) -> Result<()> {
 /// A subnet of the caller's org to file address records or DHCP ranges in, read in one statement: `not_found`, or
 /// refused when it is a pool (a pool holds subnets).
 pub fn load_holder(ctx: &Ctx, id: i64) -> Result<Subnet> {
-    let (s, pool) = ctx
-        .tx
-        .query_opt(
-            cached_sql!(format!(
-                "SELECT {SUBNET_COLS}, t.pool FROM subnets t WHERE t.id = ?1 AND t.org_id = ?2"
-            )),
-            params![id, ctx.org()],
-            |r| Ok((subnet_of(r, 0)?, r.get::<bool>(SUBNET_COLUMNS)?)),
-        )?
-        .ok_or_else(|| Error::not_found("subnet"))?;
+    let (s, pool) = load_placed(ctx, id)?;
     match pool {
         false => Ok(s),
         true => Err(Error::new(
