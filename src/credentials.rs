@@ -485,7 +485,7 @@ fn authenticate_envelope(
 /// The `credential_epoch` of the call's transaction: remembered callers read at another one are not trusted.
 /// `None` if the table has lost its row: then nothing is remembered or trusted, and every call is checked in full.
 fn credential_epoch(tx: &Tx) -> Result<Option<i64>> {
-    tx.query_opt("SELECT n FROM credential_epoch", params![], |r| r.get(0))
+    tx.query_opt(crate::store::CREDENTIAL_EPOCH, params![], |r| r.get(0))
 }
 
 fn known(caller: &Caller, expires: Option<i64>, stamp_id: i64) -> Known {

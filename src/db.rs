@@ -448,16 +448,21 @@ impl Tx<'_> {
         }
     }
 
-    /// Runs an `INSERT … RETURNING id` of one row under a unique constraint: the new row's id, or `None` when the
-    /// constraint refused the row (and nothing was written).
-    pub fn insert_unique<'s>(&self, sql: impl Into<Sql<'s>>, params: &[&dyn ToParam]) -> Result<Option<i64>> {
+    /// Runs an `INSERT … RETURNING …` of one row under a unique constraint: what `f` reads of the row returned, or
+    /// `None` when the constraint refused the row (and nothing was written).
+    pub fn insert_unique<'s, T>(
+        &self,
+        sql: impl Into<Sql<'s>>,
+        params: &[&dyn ToParam],
+        f: impl FnOnce(&Row) -> Result<T>,
+    ) -> Result<Option<T>> {
         let sql = sql.into();
         match self.0 {
             Engine::Sqlite(c) => on_statement(c, sql.sqlite(), |stmt| {
                 let mut rows = stmt.query(sqlite_params(params))?;
                 match rows.next() {
-                    Ok(Some(row)) => Row(RowRef::Sqlite(row)).get(0).map(Some),
-                    Ok(None) => Err(Error::internal(format!("database: no id from {}", sql.sqlite()))),
+                    Ok(Some(row)) => f(&Row(RowRef::Sqlite(row))).map(Some),
+                    Ok(None) => Err(Error::internal(format!("database: no row from {}", sql.sqlite()))),
                     Err(e) if unique_violation(&e) => Ok(None),
                     Err(e) => Err(e.into()),
                 }
@@ -472,7 +477,7 @@ impl Tx<'_> {
                     .ok_or_else(|| Error::internal(format!("database: no RETURNING in {text}")))?;
                 let text = format!("{} ON CONFLICT DO NOTHING {}", &text[..at], &text[at..]);
                 let rows = s.borrow_mut().query(&text, params)?;
-                rows.first().map(|row| Row(RowRef::Pg(row)).get(0)).transpose()
+                rows.first().map(|row| f(&Row(RowRef::Pg(row)))).transpose()
             }
         }
     }
@@ -726,15 +731,16 @@ mod tests {
                 .query_row("SELECT id FROM t", params![], |r| r.get::<i64>(0))
                 .is_err());
             let insert = "INSERT INTO t (name) VALUES (?1) RETURNING id";
-            assert_eq!(tx.insert_unique(insert, params!["x"]).unwrap(), Some(1));
-            assert_eq!(tx.insert_unique(insert, params!["x"]).unwrap(), None);
+            let id = |r: &Row| r.get::<i64>(0);
+            assert_eq!(tx.insert_unique(insert, params!["x"], id).unwrap(), Some(1));
+            assert_eq!(tx.insert_unique(insert, params!["x"], id).unwrap(), None);
             let rename = "UPDATE t SET name = ?1 WHERE name = ?2";
             assert_eq!(tx.execute_unique(rename, params!["y", "x"]).unwrap(), Some(1));
-            tx.insert_unique(insert, params!["x"]).unwrap().unwrap();
+            tx.insert_unique(insert, params!["x"], id).unwrap().unwrap();
             assert_eq!(tx.execute_unique(rename, params!["y", "x"]).unwrap(), None);
             // The transaction goes on after a refused row, with what came before it.
             for n in 0..200 {
-                tx.insert_unique(insert, params![format!("n{n}")]).unwrap().unwrap();
+                tx.insert_unique(insert, params![format!("n{n}")], id).unwrap().unwrap();
             }
             let mut seen = 0;
             tx.each("SELECT id FROM t ORDER BY id", params![], |_| {

@@ -449,7 +449,7 @@ fn write_loop(db: &mut Db, jobs: Receiver<Job>, stats: &StoreStats, commits: &to
             let (began, calls) = (Instant::now(), work.len());
             let results = match &mut db.conn {
                 Engine::Sqlite(conn) => run_batch(*conn, work),
-                Engine::Postgres(link) => link.batch(work, &next_version),
+                Engine::Postgres(link) => link.batch(work, &next_version, CREDENTIAL_EPOCH),
             };
             stats.commit.time(began.elapsed());
             tracing::debug!(calls, ms = began.elapsed().as_secs_f64() * 1e3, "group commit");
@@ -523,8 +523,10 @@ pub fn on_database_thread() -> bool {
 
 /// What the handlers' SQL uses besides SQLite's own: `rarray(?)`, a list parameter joined like a table (see
 /// `dhcpranges::overlapping`), `net_floor(key, family, prefix)`, the block start `subnets::overlapping` seeks,
-/// per prefix in use, and `key_add(key, n)`, the key `n` steps away (NULL past either end), with which the
-/// triggers of schema.sql keep `address_runs` (migration 7): a connection that writes records needs these.
+/// per prefix in use, `key_add(key, n)`, the key `n` steps away (NULL past either end), with which the triggers of
+/// schema.sql keep `address_runs` (migration 7), and `count_add(count, n)`, a subnet's count of taken addresses (a
+/// decimal text: an IPv6 subnet's may pass `i64`) moved by `n`, not below 0: a connection that writes records needs
+/// these.
 pub fn add_functions(c: &Connection) -> rusqlite::Result<()> {
     rusqlite::vtab::array::load_module(c)?;
     c.create_scalar_function(
@@ -551,8 +553,25 @@ pub fn add_functions(c: &Connection) -> rusqlite::Result<()> {
                 .and_then(|k| k.checked_add_signed(i128::from(n)))
                 .map(net::key_bytes))
         },
+    )?;
+    c.create_scalar_function(
+        "count_add",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_DIRECTONLY,
+        |f| {
+            let count = f.get::<String>(0)?;
+            let n = f.get::<i64>(1)?;
+            let count = count
+                .parse::<u128>()
+                .map_err(|_| rusqlite::Error::UserFunctionError(format!("count_add: not a count: {count:?}").into()))?;
+            Ok(count.saturating_add_signed(i128::from(n)).to_string())
+        },
     )
 }
+
+/// The query of `credential_epoch` (schema.sql, migration 4), which a write's recheck runs first: a PostgreSQL group
+/// commit runs it for each call in the round trip that ended the call before.
+pub(crate) const CREDENTIAL_EPOCH: &str = "SELECT n FROM credential_epoch";
 
 /// Moves `version_seq` (schema.sql, migration 12) at the start of every write: the records a write changes take
 /// its count as their version, once however many of its statements change them.

@@ -17,12 +17,11 @@ use crate::error::{Code, Error, Result};
 /// one waits for (a `BEGIN`, a cursor's `DECLARE` and `CLOSE`, an audit entry: [`Session::defer`],
 /// [`Session::execute_later`]) are held and sent ahead of the next statement that is waited for, in the same round
 /// trip: the driver pipelines requests that are sent before their answers are read. The server runs them in the
-/// order they were written; the first that fails is the error of the statement that carried them.
+/// order they were written; the first that fails is the error of the statement that carried them. For the same
+/// reason an answer that will be asked for next is read in the round trip before ([`Session::settle_then_read`]),
+/// and cursors declared together are first read together ([`Session::fetch`]).
 pub struct Session {
-    /// The driver's own event loop, on the database thread that owns the session: it runs the connection while a
-    /// statement is waited for, and at no other time.
-    runtime: tokio::runtime::Runtime,
-    client: tokio_postgres::Client,
+    wire: Wire,
     prepared: HashMap<String, tokio_postgres::Statement>,
     /// Cursors open now: [`Cursor::open`] names a cursor by its depth, so the statements that declare and read
     /// one are the same texts every time and stay prepared (a name of its own per cursor made each a new statement
@@ -30,6 +29,31 @@ pub struct Session {
     cursors: u64,
     /// Statements held for the next round trip, in order.
     deferred: Vec<Deferred>,
+    /// Cursors declared whose rows no one has fetched yet: the first `FETCH` from one of them fetches from each of
+    /// them, in one round trip.
+    unread: Vec<String>,
+    /// The first rows of cursors, fetched in the round trip of another cursor's first `FETCH`.
+    fetched: Vec<(String, Result<Vec<tokio_postgres::Row>>)>,
+    /// The answer to a query without parameters, read in the round trip of the statement before it: the next
+    /// statement, if it is that query, takes it instead of a round trip of its own. Every other statement, sent or
+    /// held, drops it: it may change what the query reads.
+    ahead: Option<Ahead>,
+}
+
+/// An answer read ahead (see [`Session::settle_then_read`]): the query's text and what it gave.
+pub struct Ahead {
+    sql: &'static str,
+    rows: Result<Vec<tokio_postgres::Row>>,
+}
+
+/// The connection and the event loop that runs it: the driver's own, on the database thread that owns the session.
+/// It runs the connection while a statement is waited for, and at no other time.
+struct Wire {
+    runtime: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+    /// Round trips made, for the tests that count them.
+    #[cfg(test)]
+    trips: std::cell::Cell<u64>,
 }
 
 /// A statement held for the next round trip.
@@ -46,6 +70,9 @@ impl Deferred {
         }
     }
 }
+
+/// What the driver's requests give.
+type Answer<T> = std::result::Result<T, tokio_postgres::Error>;
 
 /// Most statements a session keeps prepared; past it the cache starts afresh (statements assembled from filters
 /// are many, but each is cheap to prepare again).
@@ -69,17 +96,30 @@ impl Session {
         let (client, connection) = runtime.block_on(config.connect(tls)).map_err(|e| reason(&e))?;
         runtime.spawn(connection);
         Ok(Session {
-            runtime,
-            client,
+            wire: Wire {
+                runtime,
+                client,
+                #[cfg(test)]
+                trips: std::cell::Cell::new(0),
+            },
             prepared: HashMap::new(),
             cursors: 0,
             deferred: Vec::new(),
+            unread: Vec::new(),
+            fetched: Vec::new(),
+            ahead: None,
         })
     }
 
     /// Whether the connection is gone (the server closed it, or the network): the store opens a new one.
     pub fn is_closed(&self) -> bool {
-        self.client.is_closed()
+        self.wire.client.is_closed()
+    }
+
+    /// Round trips made so far.
+    #[cfg(test)]
+    pub(crate) fn round_trips(&self) -> u64 {
+        self.wire.trips.get()
     }
 
     fn prepare(&mut self, sql: &str) -> Result<tokio_postgres::Statement> {
@@ -87,12 +127,9 @@ impl Session {
             return Ok(stmt.clone());
         }
         let text = translate(sql);
-        let stmt = round_trip(
-            &self.runtime,
-            &self.client,
-            &mut self.deferred,
-            self.client.prepare(&text),
-        )?;
+        let stmt = self
+            .wire
+            .round_trip(&mut self.deferred, self.wire.client.prepare(&text))?;
         // A pattern match is planned for its pattern each time: a statement kept prepared soon gets a generic
         // plan, which cannot use a trigram index for a pattern it does not know, and scans the table
         // (search/find on a million records: 1.3 s instead of tens of milliseconds).
@@ -106,19 +143,18 @@ impl Session {
     }
 
     pub(super) fn execute(&mut self, sql: &str, params: &[&dyn ToParam]) -> Result<usize> {
+        self.ahead = None;
         let stmt = self.prepare(sql)?;
         let params = values(params);
-        let changed = round_trip(
-            &self.runtime,
-            &self.client,
-            &mut self.deferred,
-            self.client.execute(&stmt, &refs(&params)),
-        )?;
+        let changed = self
+            .wire
+            .round_trip(&mut self.deferred, self.wire.client.execute(&stmt, &refs(&params)))?;
         Ok(usize::try_from(changed).unwrap_or(usize::MAX))
     }
 
     /// Holds a statement for the next round trip: for one whose answer no one needs (see [`Session`]).
     pub(super) fn execute_later(&mut self, sql: &str, params: &[&dyn ToParam]) -> Result<()> {
+        self.ahead = None;
         let stmt = self.prepare(sql)?;
         let params = values(params).into_iter().map(Bind::owned).collect();
         self.deferred.push(Deferred::Execute(stmt, params));
@@ -126,14 +162,14 @@ impl Session {
     }
 
     pub(super) fn query(&mut self, sql: &str, params: &[&dyn ToParam]) -> Result<Vec<tokio_postgres::Row>> {
+        match self.ahead.take() {
+            Some(ahead) if params.is_empty() && ahead.sql == sql => return ahead.rows,
+            _ => {}
+        }
         let stmt = self.prepare(sql)?;
         let params = values(params);
-        round_trip(
-            &self.runtime,
-            &self.client,
-            &mut self.deferred,
-            self.client.query(&stmt, &refs(&params)),
-        )
+        self.wire
+            .round_trip(&mut self.deferred, self.wire.client.query(&stmt, &refs(&params)))
     }
 
     /// Runs statements in a savepoint of their own: what `run` gives, or `None` when a unique constraint refused them (the
@@ -157,19 +193,12 @@ impl Session {
 
     /// Runs statements without parameters, after the held ones (none: sends the held ones, if any).
     pub fn batch(&mut self, sql: &str) -> Result<()> {
+        self.ahead = None;
         match sql {
-            "" => round_trip(
-                &self.runtime,
-                &self.client,
-                &mut self.deferred,
-                std::future::ready(Ok(())),
-            ),
-            _ => round_trip(
-                &self.runtime,
-                &self.client,
-                &mut self.deferred,
-                self.client.batch_execute(sql),
-            ),
+            "" => self.wire.round_trip(&mut self.deferred, std::future::ready(Ok(()))),
+            _ => self
+                .wire
+                .round_trip(&mut self.deferred, self.wire.client.batch_execute(sql)),
         }
     }
 
@@ -177,18 +206,135 @@ impl Session {
     /// that failed, and the outcome of `sql` (the store's group commit tells a call whose own held statement
     /// failed from a transaction that is lost).
     pub fn settle(&mut self, sql: &str) -> (Option<Error>, Result<()>) {
-        pipelined(
-            &self.runtime,
-            &self.client,
-            &mut self.deferred,
-            self.client.batch_execute(sql),
-        )
+        self.ahead = None;
+        self.wire
+            .pipelined(&mut self.deferred, self.wire.client.batch_execute(sql))
+    }
+
+    /// [`Session::settle`], and in the same round trip, once `sql` has run, the query `read` (without parameters):
+    /// its answer is kept for the next statement, if that is `read` ([`Session::query`]), and is lost with any
+    /// other. (The caller may set it aside while it holds statements that cannot change what it read:
+    /// [`Session::take_ahead`].)
+    pub fn settle_then_read(&mut self, sql: &str, read: &'static str) -> (Option<Error>, Result<()>) {
+        // Not prepared yet: it would be prepared in a round trip of its own, which would carry the held statements
+        // (whose failure `settle` tells apart). The call that runs it prepares it.
+        let Some(stmt) = self.prepared.get(read).cloned() else {
+            return self.settle(sql);
+        };
+        let both = both(self.wire.client.batch_execute(sql), self.wire.client.query(&stmt, &[]));
+        let (held, out) = self.wire.pipelined(&mut self.deferred, async {
+            let (settled, rows) = both.await;
+            settled.map(|()| rows)
+        });
+        match out {
+            Ok(rows) => {
+                let rows = rows.map_err(error);
+                self.ahead = Some(Ahead { sql: read, rows });
+                (held, Ok(()))
+            }
+            Err(e) => (held, Err(e)),
+        }
+    }
+
+    /// The answer read ahead, set aside (see [`Session::settle_then_read`]).
+    pub fn take_ahead(&mut self) -> Option<Ahead> {
+        self.ahead.take()
+    }
+
+    /// Puts back an answer set aside by [`Session::take_ahead`]: the caller vouches that nothing it held since can
+    /// have changed what it read.
+    pub fn put_ahead(&mut self, ahead: Option<Ahead>) {
+        self.ahead = ahead;
     }
 
     /// Holds statements without parameters for the next round trip (see [`Session`]).
     pub fn defer(&mut self, sql: &str) {
+        self.ahead = None;
         self.deferred.push(Deferred::Batch(sql.to_string()));
     }
+
+    /// The next rows of the cursor `name`. Its first rows are fetched together with the first rows of every other
+    /// cursor declared and not yet read (a walk over two scans at once reads both in one round trip): a cursor's
+    /// rows are those of the snapshot it was declared in, whenever they are fetched.
+    fn fetch(&mut self, name: &str) -> Result<Vec<tokio_postgres::Row>> {
+        self.ahead = None;
+        if let Some(at) = self.fetched.iter().position(|(n, _)| n == name) {
+            return self.fetched.swap_remove(at).1;
+        }
+        let mut names = vec![name.to_string()];
+        names.extend(std::mem::take(&mut self.unread).into_iter().filter(|n| n != name));
+        let statements = names
+            .iter()
+            .map(|n| self.prepare(&format!("FETCH {FETCH} FROM {n}")))
+            .collect::<Result<Vec<_>>>()?;
+        let queries = statements.iter().map(|stmt| self.wire.client.query(stmt, &[]));
+        let mut answers = self
+            .wire
+            .round_trip(&mut self.deferred, async { Ok(all(queries).await) })?
+            .into_iter()
+            .map(|rows| rows.map_err(error));
+        let first = answers.next().unwrap_or_else(|| Ok(Vec::new()));
+        self.fetched.extend(names.into_iter().skip(1).zip(answers));
+        first
+    }
+
+    /// A cursor declared (its rows are first fetched with the others': [`Session::fetch`]).
+    fn declared(&mut self, name: &str) {
+        self.unread.push(name.to_string());
+    }
+
+    /// A cursor closed: rows fetched for it and not taken are dropped.
+    fn closed(&mut self, name: &str) {
+        self.unread.retain(|n| n != name);
+        self.fetched.retain(|(n, _)| n != name);
+    }
+}
+
+/// Polls `a` then `b` (which sends both requests before either answer is read) until both are done.
+async fn both<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A::Output, B::Output) {
+    use std::task::Poll;
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut left, mut right) = (None, None);
+    std::future::poll_fn(|cx| {
+        if left.is_none() {
+            if let Poll::Ready(out) = a.as_mut().poll(cx) {
+                left = Some(out);
+            }
+        }
+        if right.is_none() {
+            if let Poll::Ready(out) = b.as_mut().poll(cx) {
+                right = Some(out);
+            }
+        }
+        match (left.take(), right.take()) {
+            (Some(l), Some(r)) => Poll::Ready((l, r)),
+            (l, r) => {
+                (left, right) = (l, r);
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+/// Polls each of `futures` in order (which sends their requests, in this order, before any answer is read) until
+/// all are done: their outputs, in the same order.
+async fn all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    use std::task::Poll;
+    let mut pending: Vec<_> = futures.map(|f| Box::pin(f)).collect();
+    let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        for (f, out) in pending.iter_mut().zip(done.iter_mut()).filter(|(_, out)| out.is_none()) {
+            if let Poll::Ready(o) = f.as_mut().poll(cx) {
+                *out = Some(o);
+            }
+        }
+        match done.iter().all(Option::is_some) {
+            true => Poll::Ready(done.iter_mut().filter_map(Option::take).collect()),
+            false => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// What a failed connection says, in one line.
@@ -203,57 +349,55 @@ fn reason(e: &tokio_postgres::Error) -> String {
     text.lines().next().unwrap_or_default().to_string()
 }
 
-/// Runs `main` on the session's event loop after sending the statements `held` (each first polled in order,
-/// which sends it, so the server gets them in this order, `main` last, all in one round trip): the first of them
-/// that failed, and what `main` gave.
-fn pipelined<T>(
-    runtime: &tokio::runtime::Runtime,
-    client: &tokio_postgres::Client,
-    held: &mut Vec<Deferred>,
-    main: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
-) -> (Option<Error>, Result<T>) {
-    use std::future::Future;
-    use std::task::Poll;
-    let ahead = std::mem::take(held);
-    if ahead.is_empty() {
-        return (None, runtime.block_on(main).map_err(error));
-    }
-    let mut sent: Vec<_> = ahead.iter().map(|d| (Box::pin(d.run(client)), true)).collect();
-    let mut failed = None;
-    let mut main = std::pin::pin!(main);
-    let mut out = None;
-    let out = runtime.block_on(std::future::poll_fn(|cx| {
-        for (f, waiting) in sent.iter_mut().filter(|(_, waiting)| *waiting) {
-            if let Poll::Ready(done) = f.as_mut().poll(cx) {
-                *waiting = false;
-                if let Err(e) = done {
-                    failed.get_or_insert(e);
+impl Wire {
+    /// Runs `main` on the session's event loop after sending the statements `held` (each first polled in order,
+    /// which sends it, so the server gets them in this order, `main` last, all in one round trip): the first of
+    /// them that failed, and what `main` gave.
+    fn pipelined<T>(
+        &self,
+        held: &mut Vec<Deferred>,
+        main: impl std::future::Future<Output = Answer<T>>,
+    ) -> (Option<Error>, Result<T>) {
+        use std::future::Future;
+        use std::task::Poll;
+        #[cfg(test)]
+        self.trips.set(self.trips.get() + 1);
+        let ahead = std::mem::take(held);
+        if ahead.is_empty() {
+            return (None, self.runtime.block_on(main).map_err(error));
+        }
+        let mut sent: Vec<_> = ahead.iter().map(|d| (Box::pin(d.run(&self.client)), true)).collect();
+        let mut failed = None;
+        let mut main = std::pin::pin!(main);
+        let mut out = None;
+        let out = self.runtime.block_on(std::future::poll_fn(|cx| {
+            for (f, waiting) in sent.iter_mut().filter(|(_, waiting)| *waiting) {
+                if let Poll::Ready(done) = f.as_mut().poll(cx) {
+                    *waiting = false;
+                    if let Err(e) = done {
+                        failed.get_or_insert(e);
+                    }
                 }
             }
-        }
-        if out.is_none() {
-            if let Poll::Ready(done) = main.as_mut().poll(cx) {
-                out = Some(done);
+            if out.is_none() {
+                if let Poll::Ready(done) = main.as_mut().poll(cx) {
+                    out = Some(done);
+                }
             }
-        }
-        match sent.iter().any(|(_, waiting)| *waiting) {
-            false => out.take().map_or(Poll::Pending, Poll::Ready),
-            true => Poll::Pending,
-        }
-    }));
-    (failed.map(error), out.map_err(error))
-}
+            match sent.iter().any(|(_, waiting)| *waiting) {
+                false => out.take().map_or(Poll::Pending, Poll::Ready),
+                true => Poll::Pending,
+            }
+        }));
+        (failed.map(error), out.map_err(error))
+    }
 
-/// [`pipelined`]'s first failure: a held statement's, else the awaited one's.
-fn round_trip<T>(
-    runtime: &tokio::runtime::Runtime,
-    client: &tokio_postgres::Client,
-    held: &mut Vec<Deferred>,
-    main: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
-) -> Result<T> {
-    match pipelined(runtime, client, held, main) {
-        (Some(e), _) => Err(e),
-        (None, out) => out,
+    /// [`Wire::pipelined`]'s first failure: a held statement's, else the awaited one's.
+    fn round_trip<T>(&self, held: &mut Vec<Deferred>, main: impl std::future::Future<Output = Answer<T>>) -> Result<T> {
+        match self.pipelined(held, main) {
+            (Some(e), _) => Err(e),
+            (None, out) => out,
+        }
     }
 }
 
@@ -588,6 +732,7 @@ impl<'s> Cursor<'s> {
             session.borrow_mut().cursors -= 1;
             return Err(e);
         }
+        session.borrow_mut().declared(&name);
         Ok(Cursor { session, name })
     }
 
@@ -597,7 +742,6 @@ impl<'s> Cursor<'s> {
         mut read: impl FnMut(&Row) -> Result<T>,
         body: impl FnOnce(&mut dyn Iterator<Item = Result<T>>) -> R,
     ) -> Result<R> {
-        let fetch = format!("FETCH {FETCH} FROM {}", self.name);
         let mut batch: std::vec::IntoIter<tokio_postgres::Row> = Vec::new().into_iter();
         let mut done = false;
         let mut rows = std::iter::from_fn(|| loop {
@@ -607,7 +751,7 @@ impl<'s> Cursor<'s> {
             if done {
                 return None;
             }
-            match self.session.borrow_mut().query(&fetch, &[]) {
+            match self.session.borrow_mut().fetch(&self.name) {
                 Ok(next) => {
                     done = next.len() < FETCH;
                     batch = next.into_iter();
@@ -622,6 +766,7 @@ impl<'s> Cursor<'s> {
         // Closed in the round trip of the next statement.
         let mut s = self.session.borrow_mut();
         s.defer(&format!("CLOSE {}", self.name));
+        s.closed(&self.name);
         s.cursors -= 1;
         Ok(out)
     }
@@ -672,6 +817,46 @@ mod tests {
         assert_eq!(placeholders("a = ?3 AND b = ?"), "a = $3 AND b = $4");
         assert_eq!(placeholders("x = '?1' AND \"y?\" = ?1"), "x = '?1' AND \"y?\" = $1");
         assert_eq!(placeholders("LIKE ? ESCAPE '\\'"), "LIKE $1 ESCAPE '\\'");
+    }
+
+    /// Two scans walked together (the free-space engine's runs and ranges) read their first rows in one round trip,
+    /// and each its later rows in one more; the rows are each cursor's own, in order.
+    #[test]
+    fn cursors_declared_together_are_first_read_together() {
+        let Some(mut db) = testing::Fresh::new() else {
+            return;
+        };
+        db.client()
+            .batch_execute("CREATE TABLE t (n BIGINT); INSERT INTO t SELECT generate_series(1, 100)")
+            .unwrap();
+        let session = RefCell::new(db.session());
+        session.borrow_mut().batch("BEGIN").unwrap();
+        let tx = super::super::Tx::on_postgres(&session);
+        let n = |r: &Row| r.get::<i64>(0);
+        let walk = || {
+            tx.scan("SELECT n FROM t ORDER BY n", &[], n, |up| {
+                tx.scan("SELECT n FROM t ORDER BY n DESC", &[], n, |down| {
+                    up.zip(down)
+                        .take(70)
+                        .map(|(a, b)| Ok((a?, b?)))
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        };
+        // Once to prepare the statements (a statement's first use is a round trip of its own).
+        walk();
+        let before = session.borrow().round_trips();
+        let pairs = walk();
+        assert!(pairs.iter().all(|&(a, b)| a + b == 101), "{pairs:?}");
+        assert_eq!(pairs.last(), Some(&(70, 31)));
+        // Four round trips before: a first FETCH each, a second FETCH each.
+        assert_eq!(session.borrow().round_trips() - before, 3);
+        // Both cursors are closed, and nothing fetched for them is left.
+        session.borrow_mut().batch("COMMIT").unwrap();
+        assert!(session.borrow().unread.is_empty() && session.borrow().fetched.is_empty());
     }
 }
 

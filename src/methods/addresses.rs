@@ -503,18 +503,23 @@ pub fn add(ctx: &Ctx, p: AddParams) -> Result<model::Reply> {
 fn insert(ctx: &Ctx, subnet: &Subnet, ip: IpAddr, host: &Columns, values: &Map<String, Value>) -> Result<Host> {
     let key = net::key(ip);
     let key_bytes = net::key_bytes(key);
+    // With whether the subnet defines fields: most define none, and then a record given no values has none.
     let inserted = ctx.tx.insert_unique(
         "INSERT INTO addresses (subnet_id, ip, hostname, cname, mac_address, status, is_assigned, last_seen,
                                     discovery_source, description, created, modifiedat, modby_id, modby_name)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13) RETURNING id",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13)
+             RETURNING id, EXISTS(SELECT 1 FROM fields WHERE subnet_id = ?1)",
         &host.params(ctx, &subnet.id, &key_bytes),
+        |r| Ok((r.get::<i64>(0)?, r.get::<bool>(1)?)),
     )?;
     // Refused by the unique key: the error names the record that holds the address.
-    let Some(id) = inserted else {
+    let Some((id, defined)) = inserted else {
         check_free(ctx, subnet, key, 0)?;
         return Err(duplicate(subnet, ip));
     };
-    fields::set_values(ctx, subnet.id, id, values, true)?;
+    if defined || !values.is_empty() {
+        fields::set_values(ctx, subnet.id, id, values, true)?;
+    }
     space::adjust(ctx, subnet, key, true)?;
     let after = get_record(ctx, id)?;
     ctx.log(

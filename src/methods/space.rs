@@ -116,28 +116,33 @@ fn parse_taken(s: &Subnet, taken: &str) -> Result<u128> {
         .map_err(|_| Error::internal(format!("subnet {}: bad taken count", s.id)))
 }
 
-/// Keeps the counts when one record at `k` is added (`added`) or removed, without recounting.
+/// Keeps a subnet's counts as the record at key `k` is added or removed: `used` always, `taken` when `k` is usable
+/// and in no active DHCP range (whose addresses the range already counts). One statement, whose answer no one
+/// waits for ([`Tx::execute_later`]).
 pub fn adjust(ctx: &Ctx, s: &Subnet, k: u128, added: bool) -> Result<()> {
     let (lo, hi) = s.usable();
-    let kb = net::key_bytes(k);
-    let (now, in_range): (String, bool) = ctx.tx.query_row(
-        "SELECT taken, EXISTS(SELECT 1 FROM dhcp_ranges WHERE subnet_id = ?1 AND is_active = 1
-                              AND start_ip <= ?2 AND end_ip >= ?2)
-         FROM subnets WHERE id = ?1",
-        params![s.id, &kb[..]],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let now = parse_taken(s, &now)?;
-    let counts = (lo..=hi).contains(&k) && !in_range;
-    let taken = match (counts, added) {
-        (false, _) => now,
-        (true, true) => now + 1,
-        (true, false) => now.saturating_sub(1),
-    };
     let delta: i64 = if added { 1 } else { -1 };
+    if !(lo..=hi).contains(&k) {
+        return ctx.tx.execute_later(
+            "UPDATE subnets SET used = used + ?1 WHERE id = ?2",
+            params![delta, s.id],
+        );
+    }
+    let kb = net::key_bytes(k);
     ctx.tx.execute_later(
-        "UPDATE subnets SET used = used + ?1, taken = ?2 WHERE id = ?3",
-        params![delta, taken.to_string(), s.id],
+        Sql::Dialects(
+            "UPDATE subnets SET used = used + ?1,
+                 taken = CASE WHEN EXISTS(SELECT 1 FROM dhcp_ranges WHERE subnet_id = ?2 AND is_active = 1
+                                                 AND start_ip <= ?3 AND end_ip >= ?3)
+                              THEN taken ELSE count_add(taken, ?1) END
+             WHERE id = ?2",
+            "UPDATE subnets SET used = used + ?1,
+                 taken = CASE WHEN EXISTS(SELECT 1 FROM dhcp_ranges WHERE subnet_id = ?2 AND is_active = 1
+                                                 AND start_ip <= ?3 AND end_ip >= ?3)
+                              THEN taken ELSE greatest(taken::numeric + ?1, 0)::text END
+             WHERE id = ?2",
+        ),
+        params![delta, s.id, &kb[..]],
     )
 }
 

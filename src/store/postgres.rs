@@ -174,8 +174,15 @@ impl Link {
     /// start of each call. A round trip to the server costs more than most of a call's statements take to run
     /// there, so what opens a call travels with its first statement, and the one round trip that ends it carries
     /// the statements it held (see [`Session`]) and its `RELEASE`: a held statement that failed fails its own call
-    /// only, which is rolled back to its savepoint as a handler's error is.
-    pub fn batch<W>(&mut self, calls: Vec<W>, before: &dyn Fn(&Tx) -> Result<()>) -> Vec<Result<crate::model::Reply>>
+    /// only, which is rolled back to its savepoint as a handler's error is. Each call's first statement is
+    /// expected to be the query `first` (without parameters, changed by no statement of `before`): after the first
+    /// call, it is read in the round trip that ended the call before, which saves each call a round trip.
+    pub fn batch<W>(
+        &mut self,
+        calls: Vec<W>,
+        before: &dyn Fn(&Tx) -> Result<()>,
+        first: &'static str,
+    ) -> Vec<Result<crate::model::Reply>>
     where
         W: FnOnce(&Tx) -> Result<crate::model::Reply>,
     {
@@ -196,13 +203,23 @@ impl Link {
             .borrow_mut()
             .defer(&format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"));
         let mut results = Vec::with_capacity(count);
-        for f in calls {
+        for (n, f) in calls.into_iter().enumerate() {
+            // Read at the end of the call before; the savepoint and `before` change nothing it read.
+            let ahead = session.borrow_mut().take_ahead();
             session.borrow_mut().defer("SAVEPOINT call");
             let tx = Tx::on_postgres(session);
-            let mut ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| before(&tx).and_then(|_| f(&tx))))
-                .unwrap_or_else(|_| Err(Error::internal("a handler panicked")));
+            let mut ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                before(&tx)?;
+                session.borrow_mut().put_ahead(ahead);
+                f(&tx)
+            }))
+            .unwrap_or_else(|_| Err(Error::internal("a handler panicked")));
             if ran.is_ok() {
-                match session.borrow_mut().settle("RELEASE SAVEPOINT call") {
+                let settled = match n + 1 < count {
+                    true => session.borrow_mut().settle_then_read("RELEASE SAVEPOINT call", first),
+                    false => session.borrow_mut().settle("RELEASE SAVEPOINT call"),
+                };
+                match settled {
                     (None, Ok(())) => {}
                     (Some(held), _) => ran = Err(held),
                     (None, Err(e)) => return lost(e),
@@ -313,6 +330,59 @@ mod tests {
         }
     }
 
+    /// A call of a group commit that reads the rows of `t` (first, when `first`; else after an insert of its own),
+    /// then holds an insert of `name`, and answers the count it read.
+    fn count_then_insert(name: &'static str, first: bool) -> impl FnOnce(&Tx) -> Result<Reply> {
+        move |tx| {
+            if !first {
+                tx.execute("INSERT INTO t (name) VALUES (?1)", params![format!("{name} first")])?;
+            }
+            let n = tx.query_row(COUNT, params![], |r| r.get::<i64>(0))?;
+            tx.execute_later("INSERT INTO t (name) VALUES (?1)", params![name])?;
+            Ok(Reply::Replayed(Box::new(Replayed {
+                status: 200,
+                body: n.to_string().into_bytes(),
+                etag: None,
+            })))
+        }
+    }
+
+    const COUNT: &str = "SELECT count(*) FROM t";
+
+    /// Each call's first query is read in the round trip that ended the call before, after that call's held
+    /// statements: it sees them. A call whose first statement is another gets the query's answer anew.
+    #[test]
+    fn a_group_commit_reads_each_calls_first_query_with_the_end_of_the_call_before() {
+        let Some(mut db) = crate::db::pg::testing::Fresh::new() else {
+            return;
+        };
+        db.client()
+            .batch_execute("CREATE TABLE t (name TEXT PRIMARY KEY)")
+            .unwrap();
+        let mut link = Link::new(Target::parse(&db.url()).unwrap());
+        let batch = |link: &mut Link, calls: Vec<(&'static str, bool)>| -> Vec<String> {
+            let calls = calls
+                .into_iter()
+                .map(|(name, first)| count_then_insert(name, first))
+                .collect();
+            let results = link.batch(calls, &|_| Ok(()), COUNT);
+            let counts = results.into_iter().map(|r| match r {
+                Ok(Reply::Replayed(r)) => String::from_utf8(r.body).unwrap(),
+                other => panic!("{:?}", other.err()),
+            });
+            counts.collect()
+        };
+        // Once to prepare the statements (a statement's first use is a round trip of its own).
+        assert_eq!(batch(&mut link, vec![("w", true), ("x", false)]), ["0", "2"]);
+        let trips = |link: &Link| link.session.as_ref().map_or(0, |s| s.borrow().round_trips());
+        let before = trips(&link);
+        let calls = vec![("a", true), ("b", true), ("c", true), ("d", false)];
+        assert_eq!(batch(&mut link, calls), ["3", "4", "5", "7"]);
+        // The first query and the lock; three ends, each with the next call's query (the last's was dropped by its
+        // insert, sent in a round trip of its own, and the query then needs one too); the last end; the commit.
+        assert_eq!(trips(&link) - before, 1 + 3 + 2 + 1 + 1);
+    }
+
     #[test]
     fn a_held_statement_that_fails_fails_its_own_call_of_a_group_commit_and_no_other() {
         let Some(mut db) = crate::db::pg::testing::Fresh::new() else {
@@ -323,7 +393,7 @@ mod tests {
             .unwrap();
         let mut link = Link::new(Target::parse(&db.url()).unwrap());
         let calls = vec![insert("a", false), insert("b", true), insert("c", false)];
-        let results = link.batch(calls, &|_| Ok(()));
+        let results = link.batch(calls, &|_| Ok(()), crate::store::CREDENTIAL_EPOCH);
         let codes: Vec<Option<Code>> = results.iter().map(|r| r.as_ref().err().map(|e| e.code)).collect();
         assert_eq!(codes, [None, Some(Code::Duplicate), None]);
         let names = link
