@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// glibc's malloc spent a quarter of the server's CPU under load (arena contention across threads); mimalloc
-/// does not.
+/// does not. (It also serves the bundled SQLite's malloc: Cargo.toml's `override`.)
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

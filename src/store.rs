@@ -925,6 +925,34 @@ mod tests {
                     );
                 }
             }
+            // A subnet's count moved by one record (`space::adjust`): `count_add` in SQLite, `numeric` in PostgreSQL.
+            let pg = "SELECT greatest(CAST($1 AS TEXT)::numeric + CAST($2 AS BIGINT), 0)::text";
+            for count in ["0", "1", "1009", "18446744073709551616"] {
+                for n in [-1, 1] {
+                    let params = [Val::Text(count.into()), Val::Int(n)];
+                    assert_eq!(
+                        pg_rows(db.client(), pg, &params),
+                        sqlite_rows(&conn, "SELECT count_add($1, $2)", &params),
+                        "{count} {n}"
+                    );
+                }
+            }
+        }
+
+        /// `count_add` moves a decimal count past `i64`, never below 0, and refuses what is no count.
+        #[test]
+        fn count_add_moves_a_count_past_i64_and_not_below_0() {
+            let conn = sqlite();
+            let add = |count: &str, n: i64| {
+                conn.query_row("SELECT count_add(?1, ?2)", rusqlite::params![count, n], |r| {
+                    r.get::<_, String>(0)
+                })
+            };
+            assert_eq!(add("1009", 1).unwrap(), "1010");
+            assert_eq!(add("1", -1).unwrap(), "0");
+            assert_eq!(add("0", -1).unwrap(), "0");
+            assert_eq!(add("18446744073709551616", 1).unwrap(), "18446744073709551617");
+            assert!(add("x", 1).is_err());
         }
 
         /// The same writes leave the same derived data on both engines: the address runs, the prefix counts, the
