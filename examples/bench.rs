@@ -296,6 +296,8 @@ const RSS_TARGET_MB: f64 = 150.0;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // The server runs in-process: tuned as `ipamd` tunes itself.
+    ipamd::tune_malloc();
     match run() {
         Ok(code) => code,
         Err(e) => {

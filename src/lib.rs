@@ -38,3 +38,18 @@ pub mod time;
 pub mod tls;
 pub mod ui;
 pub mod webhooks;
+
+/// Tunes glibc's malloc, which serves what is not Rust's (the bundled SQLite's page caches, statements and full-text
+/// buffers; Rust's own allocations go to mimalloc): up to 1 MiB free at the top of a thread's arena is kept for the
+/// next allocation instead of being handed back to the kernel at once. With the default (128 KiB, moved only by
+/// large blocks) the writer thread handed its arena back after each group commit and faulted the same pages in
+/// again in the next, a TLB shootdown across cores each time: an allocation cost the server 125 µs of CPU instead of
+/// 73 (BENCHMARKS.md, "Fourth pass"), for about 6 MB more resident. Called first thing in `main`, before any other
+/// thread starts.
+pub fn tune_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a parameter of glibc's allocator, and takes its lock to do so.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 20);
+    }
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// glibc's malloc spent a quarter of the server's CPU under load (arena contention across threads); mimalloc
-/// does not. (It also serves the bundled SQLite's malloc: Cargo.toml's `override`.)
+/// does not. The bundled SQLite allocates through glibc's, tuned by [`ipamd::tune_malloc`].
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -28,6 +28,7 @@ use ipamd::model::{Backup, Reply};
 use ipamd::store::Store;
 
 fn main() -> ExitCode {
+    ipamd::tune_malloc();
     let args = match config::parse() {
         Ok(args) => args,
         Err(e) => {
