@@ -322,11 +322,7 @@ mod tests {
             if twice {
                 tx.execute_later("INSERT INTO t (name) VALUES (?1)", params![name])?;
             }
-            Ok(Reply::Replayed(Box::new(Replayed {
-                status: 200,
-                body: Vec::new(),
-                etag: None,
-            })))
+            Ok(answer(Vec::new()))
         }
     }
 
@@ -339,27 +335,38 @@ mod tests {
             }
             let n = tx.query_row(COUNT, params![], |r| r.get::<i64>(0))?;
             tx.execute_later("INSERT INTO t (name) VALUES (?1)", params![name])?;
-            Ok(Reply::Replayed(Box::new(Replayed {
-                status: 200,
-                body: n.to_string().into_bytes(),
-                etag: None,
-            })))
+            Ok(answer(n.to_string().into_bytes()))
         }
     }
 
     const COUNT: &str = "SELECT count(*) FROM t";
 
+    /// A fresh database with a table `t` of unique names, and a link to it (`None` when no server is configured).
+    fn table() -> Option<(crate::db::pg::testing::Fresh, Link)> {
+        let mut db = crate::db::pg::testing::Fresh::new()?;
+        db.client()
+            .batch_execute("CREATE TABLE t (name TEXT PRIMARY KEY)")
+            .unwrap();
+        let link = Link::new(Target::parse(&db.url()).unwrap());
+        Some((db, link))
+    }
+
+    /// A call's answer: `body`.
+    fn answer(body: Vec<u8>) -> Reply {
+        Reply::Replayed(Box::new(Replayed {
+            status: 200,
+            body,
+            etag: None,
+        }))
+    }
+
     /// Each call's first query is read in the round trip that ended the call before, after that call's held
     /// statements: it sees them. A call whose first statement is another gets the query's answer anew.
     #[test]
     fn a_group_commit_reads_each_calls_first_query_with_the_end_of_the_call_before() {
-        let Some(mut db) = crate::db::pg::testing::Fresh::new() else {
+        let Some((_db, mut link)) = table() else {
             return;
         };
-        db.client()
-            .batch_execute("CREATE TABLE t (name TEXT PRIMARY KEY)")
-            .unwrap();
-        let mut link = Link::new(Target::parse(&db.url()).unwrap());
         let batch = |link: &mut Link, calls: Vec<(&'static str, bool)>| -> Vec<String> {
             let calls = calls
                 .into_iter()
@@ -385,13 +392,9 @@ mod tests {
 
     #[test]
     fn a_held_statement_that_fails_fails_its_own_call_of_a_group_commit_and_no_other() {
-        let Some(mut db) = crate::db::pg::testing::Fresh::new() else {
+        let Some((_db, mut link)) = table() else {
             return;
         };
-        db.client()
-            .batch_execute("CREATE TABLE t (name TEXT PRIMARY KEY)")
-            .unwrap();
-        let mut link = Link::new(Target::parse(&db.url()).unwrap());
         let calls = vec![insert("a", false), insert("b", true), insert("c", false)];
         let results = link.batch(calls, &|_| Ok(()), crate::store::CREDENTIAL_EPOCH);
         let codes: Vec<Option<Code>> = results.iter().map(|r| r.as_ref().err().map(|e| e.code)).collect();
