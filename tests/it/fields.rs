@@ -504,6 +504,42 @@ async fn values_follow_renames_defaults_retypes_and_deletes() {
     assert!(values(&s, a, r1).await.get("team").is_none());
 }
 
+/// A record added with no field values takes its subnet's defaults and is refused while a required field has none
+/// (the insert says whether the subnet defines fields at all); a subnet without fields refuses a value.
+#[tokio::test]
+async fn a_new_record_given_no_values_takes_the_defaults_and_needs_the_required_ones() {
+    let s = Server::start().await;
+    let a = &s.admin;
+    let zoned = subnet(&s, a, "10.7.0.0/24").await;
+    add(&s, a, json!({"subnet": zoned, "name": "zone", "default": "dmz"})).await;
+    let r = s.ok(a, "ipaddress/add", json!({"subnet": zoned})).await;
+    assert_eq!(values(&s, a, id_of(only(&r))).await, json!({"zone": "dmz"}));
+
+    let owned = subnet(&s, a, "10.7.1.0/24").await;
+    add(&s, a, json!({"subnet": owned, "name": "owner", "required": true})).await;
+    let body = s
+        .check(a, "ipaddress/add", json!({"subnet": owned}), "invalid_params")
+        .await;
+    assert!(message_names(&body, "owner"), "{body}");
+    let r = s
+        .ok(a, "ipaddress/add", json!({"subnet": owned, "fields": {"owner": "ops"}}))
+        .await;
+    assert_eq!(values(&s, a, id_of(only(&r))).await, json!({"owner": "ops"}));
+
+    let plain = subnet(&s, a, "10.7.2.0/24").await;
+    let r = s.ok(a, "ipaddress/add", json!({"subnet": plain})).await;
+    assert_eq!(values(&s, a, id_of(only(&r))).await, json!({}));
+    let body = s
+        .check(
+            a,
+            "ipaddress/add",
+            json!({"subnet": plain, "fields": {"zone": "x"}}),
+            "invalid_params",
+        )
+        .await;
+    assert!(message_names(&body, "zone"), "{body}");
+}
+
 /// Whether an error's message or errorData mentions `text`.
 fn message_names(body: &Value, text: &str) -> bool {
     body["error"].as_str().unwrap().contains(text) || body["errorData"].to_string().contains(text)
