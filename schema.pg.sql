@@ -18,8 +18,8 @@
 -- - Derived data kept by triggers in SQLite (the prefix counts, address runs, group counts, versions, the credential
 --   epoch) is kept by PL/pgSQL triggers here, with the same meaning. The full-text tables (`addresses_fts`,
 --   `addresses_fts_pending`) have no twin: search uses pg_trgm indexes on the searched columns instead.
--- - The server's SQL functions (store::add_functions) are SQL functions here: `key_add(key, n)` and
---   `net_floor(key, family, prefix)`. PostgreSQL has no `max`/`min` of BYTEA: take the first row in index order.
+-- - The server's SQL functions (store::add_functions) are SQL functions here: `key_add(key, n)`,
+--   `net_floor(key, family, prefix)` and `count_add(count, n)` (migration 21). PostgreSQL has no `max`/`min` of BYTEA: take the first row in index order.
 
 -- migration: 13
 
@@ -633,3 +633,9 @@ CREATE INDEX subnets_location_trgm ON subnets USING gin (location gin_trgm_ops);
 -- The networks' list in address order (subnets/get, GET /networks): a page's ids are read in this index's order,
 -- without sorting the org's subnets (src/methods.rs, `List::run_page_first`); the id makes it covering.
 CREATE INDEX subnets_org_order ON subnets (org_id, family, net_start, prefix, id);
+
+-- migration: 21
+-- A subnet's count of taken addresses (a decimal text: an IPv6 subnet's may pass BIGINT) moved by `n`, not below 0:
+-- the twin of the server's SQLite function, so `space::adjust` moves a count in one statement on both engines.
+CREATE FUNCTION count_add(count TEXT, n BIGINT) RETURNS TEXT
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT greatest(count::numeric + n, 0)::text $$;

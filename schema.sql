@@ -709,3 +709,7 @@ CREATE INDEX login_failures_since ON login_failures (since);
 -- search/find matches (PostgreSQL's trigram indexes need them to leave common words out; FTS5 does not), trigram
 -- indexes on the subnets' text (SQLite scans the org's subnets) and an index of the subnets in address order
 -- (SQLite sorts the narrow rows of a page's ids).
+
+-- migration: 21
+-- Nothing changes in SQLite: the twin of schema.pg.sql's migration 21, PostgreSQL's `count_add` (here a function
+-- of the server's, store::add_functions).

@@ -358,37 +358,12 @@ impl Wire {
         held: &mut Vec<Deferred>,
         main: impl std::future::Future<Output = Answer<T>>,
     ) -> (Option<Error>, Result<T>) {
-        use std::future::Future;
-        use std::task::Poll;
         #[cfg(test)]
         self.trips.set(self.trips.get() + 1);
-        let ahead = std::mem::take(held);
-        if ahead.is_empty() {
-            return (None, self.runtime.block_on(main).map_err(error));
-        }
-        let mut sent: Vec<_> = ahead.iter().map(|d| (Box::pin(d.run(&self.client)), true)).collect();
-        let mut failed = None;
-        let mut main = std::pin::pin!(main);
-        let mut out = None;
-        let out = self.runtime.block_on(std::future::poll_fn(|cx| {
-            for (f, waiting) in sent.iter_mut().filter(|(_, waiting)| *waiting) {
-                if let Poll::Ready(done) = f.as_mut().poll(cx) {
-                    *waiting = false;
-                    if let Err(e) = done {
-                        failed.get_or_insert(e);
-                    }
-                }
-            }
-            if out.is_none() {
-                if let Poll::Ready(done) = main.as_mut().poll(cx) {
-                    out = Some(done);
-                }
-            }
-            match sent.iter().any(|(_, waiting)| *waiting) {
-                false => out.take().map_or(Poll::Pending, Poll::Ready),
-                true => Poll::Pending,
-            }
-        }));
+        let held = std::mem::take(held);
+        let sent = all(held.iter().map(|d| d.run(&self.client)));
+        let (done, out) = self.runtime.block_on(both(sent, main));
+        let failed = done.into_iter().find_map(Result::err);
         (failed.map(error), out.map_err(error))
     }
 

@@ -106,11 +106,6 @@ pub fn recount(ctx: &Ctx, s: &Subnet) -> Result<()> {
 /// A subnet's kept count of taken usable addresses (a decimal text: an IPv6 subnet's may pass `i64`).
 pub fn taken(tx: &Tx, s: &Subnet) -> Result<u128> {
     let taken: String = tx.query_row("SELECT taken FROM subnets WHERE id = ?1", params![s.id], |r| r.get(0))?;
-    parse_taken(s, &taken)
-}
-
-/// A subnet's kept count of taken addresses, as stored.
-fn parse_taken(s: &Subnet, taken: &str) -> Result<u128> {
     taken
         .parse()
         .map_err(|_| Error::internal(format!("subnet {}: bad taken count", s.id)))
@@ -130,18 +125,11 @@ pub fn adjust(ctx: &Ctx, s: &Subnet, k: u128, added: bool) -> Result<()> {
     }
     let kb = net::key_bytes(k);
     ctx.tx.execute_later(
-        Sql::Dialects(
-            "UPDATE subnets SET used = used + ?1,
-                 taken = CASE WHEN EXISTS(SELECT 1 FROM dhcp_ranges WHERE subnet_id = ?2 AND is_active = 1
-                                                 AND start_ip <= ?3 AND end_ip >= ?3)
-                              THEN taken ELSE count_add(taken, ?1) END
-             WHERE id = ?2",
-            "UPDATE subnets SET used = used + ?1,
-                 taken = CASE WHEN EXISTS(SELECT 1 FROM dhcp_ranges WHERE subnet_id = ?2 AND is_active = 1
-                                                 AND start_ip <= ?3 AND end_ip >= ?3)
-                              THEN taken ELSE greatest(taken::numeric + ?1, 0)::text END
-             WHERE id = ?2",
-        ),
+        "UPDATE subnets SET used = used + ?1,
+             taken = CASE WHEN EXISTS(SELECT 1 FROM dhcp_ranges WHERE subnet_id = ?2 AND is_active = 1
+                                             AND start_ip <= ?3 AND end_ip >= ?3)
+                          THEN taken ELSE count_add(taken, ?1) END
+         WHERE id = ?2",
         params![delta, s.id, &kb[..]],
     )
 }

@@ -199,9 +199,7 @@ impl Link {
             let _ = session.borrow_mut().batch("ROLLBACK");
             (0..count).map(|_| Err(e.clone())).collect()
         };
-        session
-            .borrow_mut()
-            .defer(&format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"));
+        begin_write(session);
         let mut results = Vec::with_capacity(count);
         for (n, f) in calls.into_iter().enumerate() {
             // Read at the end of the call before; the savepoint and `before` change nothing it read.
